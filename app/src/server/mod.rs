@@ -1,0 +1,19 @@
+//! The service layer and the store: everything that runs only on the server. Server functions,
+//! the management API and the gateway all call these same modules.
+
+pub mod accounts;
+pub mod auth;
+pub mod config;
+pub mod crypto;
+pub mod db;
+pub mod error;
+pub mod password;
+pub mod ratelimit;
+pub mod secret;
+pub mod sessions;
+pub mod state;
+pub mod tokens;
+pub mod workspaces;
+
+pub use error::ServiceError;
+pub use state::AppState;

@@ -1,0 +1,432 @@
+//! Rate limiting with `governor`: per client IP on every route, per API key on the gateway, and a
+//! tighter limit per IP and per email on sign-in and sign-up.
+//!
+//! All limiters are GCRA buckets: a limit of N per minute allows a burst of N, then one request
+//! every 60/N seconds. State is kept per key in a `DashMap` and pruned on a schedule, so a spray
+//! of distinct IPs cannot grow memory without bound; API-key state is only created after the key
+//! was found valid.
+
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use dashmap::DashMap;
+use governor::clock::{Clock, FakeRelativeClock, QuantaClock, QuantaInstant, ReasonablyRealtime, Reference};
+use governor::middleware::{StateInformationMiddleware, StateSnapshot};
+use governor::nanos::Nanos;
+use governor::state::keyed::DashMapStateStore;
+use governor::{Quota, RateLimiter};
+use ipnet::IpNet;
+
+use super::config::Settings;
+
+/// The limiters' clock: real time in production, a hand-driven clock in tests.
+#[derive(Debug, Clone)]
+pub enum LimitClock {
+    Real { clock: QuantaClock, origin: QuantaInstant },
+    Manual(FakeRelativeClock),
+}
+
+impl LimitClock {
+    pub fn real() -> Self {
+        let clock = QuantaClock::default();
+        let origin = clock.now();
+        Self::Real { clock, origin }
+    }
+
+    /// A clock that only moves when [`LimitClock::advance`] is called.
+    pub fn manual() -> Self {
+        Self::Manual(FakeRelativeClock::default())
+    }
+
+    /// Moves a manual clock forward; a real clock ignores it.
+    pub fn advance(&self, by: Duration) {
+        if let Self::Manual(clock) = self {
+            clock.advance(by);
+        }
+    }
+}
+
+impl Clock for LimitClock {
+    type Instant = Nanos;
+    fn now(&self) -> Nanos {
+        match self {
+            Self::Real { clock, origin } => clock.now().duration_since(*origin),
+            Self::Manual(clock) => clock.now(),
+        }
+    }
+}
+
+impl ReasonablyRealtime for LimitClock {}
+
+type Keyed<K> = RateLimiter<K, DashMapStateStore<K>, LimitClock, StateInformationMiddleware>;
+
+/// The outcome of one check, with what the response headers need.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision {
+    pub allowed: bool,
+    /// Requests per minute.
+    pub limit: u32,
+    pub remaining: u32,
+    /// Time until the bucket is full again.
+    pub reset: Duration,
+    /// When refused: time until one request would pass.
+    pub retry_after: Duration,
+}
+
+impl Decision {
+    /// `Retry-After` in whole seconds, rounded up so a client that obeys it is not refused again.
+    pub fn retry_after_secs(&self) -> u64 {
+        let d = self.retry_after;
+        d.as_secs() + u64::from(d.subsec_nanos() > 0)
+    }
+}
+
+/// One keyed limiter with a fixed per-minute quota.
+struct Bucket<K: std::hash::Hash + Eq + Clone> {
+    limiter: Keyed<K>,
+    per_min: u32,
+    interval: Duration,
+}
+
+impl<K: std::hash::Hash + Eq + Clone> Bucket<K> {
+    fn new(per_min: NonZeroU32, clock: &LimitClock) -> Self {
+        let limiter = RateLimiter::new(Quota::per_minute(per_min), DashMapStateStore::default(), clock.clone());
+        Self { limiter, per_min: per_min.get(), interval: Duration::from_secs(60) / per_min.get() }
+    }
+
+    fn check(&self, key: &K) -> Decision {
+        match self.limiter.check_key(key) {
+            Ok(snapshot) => {
+                let remaining = StateSnapshot::remaining_burst_capacity(&snapshot);
+                Decision {
+                    allowed: true,
+                    limit: self.per_min,
+                    remaining,
+                    reset: self.interval * (self.per_min - remaining),
+                    retry_after: Duration::ZERO,
+                }
+            }
+            Err(not_until) => {
+                let wait = not_until.wait_time_from(self.limiter.clock().now());
+                Decision { allowed: false, limit: self.per_min, remaining: 0, reset: self.interval * self.per_min, retry_after: wait }
+            }
+        }
+    }
+
+    fn prune(&self) {
+        self.limiter.retain_recent();
+        self.limiter.shrink_to_fit();
+    }
+
+    fn len(&self) -> usize {
+        self.limiter.len()
+    }
+}
+
+/// Every limiter of the process.
+pub struct Limiters {
+    clock: LimitClock,
+    ip: Bucket<IpAddr>,
+    login_ip: Bucket<IpAddr>,
+    login_email: Bucket<String>,
+    key_default: NonZeroU32,
+    /// One keyed bucket per distinct per-key quota (the default plus any overrides).
+    keys: DashMap<u32, Arc<Bucket<String>>>,
+    trusted_proxies: Vec<IpNet>,
+}
+
+impl std::fmt::Debug for Limiters {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Limiters").field("ip_entries", &self.ip.len()).finish_non_exhaustive()
+    }
+}
+
+impl Limiters {
+    pub fn new(settings: &Settings, clock: LimitClock) -> Self {
+        Self {
+            ip: Bucket::new(settings.rate_limit_ip_per_min, &clock),
+            login_ip: Bucket::new(settings.rate_limit_login_per_min, &clock),
+            login_email: Bucket::new(settings.rate_limit_login_per_min, &clock),
+            key_default: settings.rate_limit_key_per_min,
+            keys: DashMap::new(),
+            trusted_proxies: settings.trusted_proxies.clone(),
+            clock,
+        }
+    }
+
+    pub fn clock(&self) -> &LimitClock {
+        &self.clock
+    }
+
+    /// The per-IP limit every request passes first. IPv6 clients are limited per /64, the
+    /// smallest block a single subscriber usually holds.
+    pub fn check_ip(&self, ip: IpAddr) -> Decision {
+        self.ip.check(&limit_key(ip))
+    }
+
+    /// The per-key limit on `/v1`, after the key was found valid. `override_per_min` is the key's
+    /// own limit, if it has one.
+    pub fn check_key(&self, key_id: &str, override_per_min: Option<u32>) -> Decision {
+        let per_min = override_per_min.and_then(NonZeroU32::new).unwrap_or(self.key_default);
+        let bucket = match self.keys.get(&per_min.get()) {
+            Some(bucket) => Arc::clone(&bucket),
+            None => Arc::clone(
+                self.keys.entry(per_min.get()).or_insert_with(|| Arc::new(Bucket::new(per_min, &self.clock))).value(),
+            ),
+        };
+        bucket.check(&key_id.to_owned())
+    }
+
+    /// Sign-in and sign-up attempts: both the IP's and the email's bucket must allow it.
+    pub fn check_login(&self, ip: IpAddr, email: &str) -> Decision {
+        let by_ip = self.login_ip.check(&limit_key(ip));
+        if !by_ip.allowed {
+            return by_ip;
+        }
+        self.login_email.check(&email.trim().to_lowercase())
+    }
+
+    /// Drops the state of every key whose bucket is full again (nothing is lost by forgetting it)
+    /// and gives the memory back.
+    pub fn prune(&self) {
+        self.ip.prune();
+        self.login_ip.prune();
+        self.login_email.prune();
+        for bucket in &self.keys {
+            bucket.prune();
+        }
+    }
+
+    /// Keys held across all limiters (for metrics and the memory test).
+    pub fn tracked_keys(&self) -> usize {
+        self.ip.len()
+            + self.login_ip.len()
+            + self.login_email.len()
+            + self.keys.iter().map(|b| b.len()).sum::<usize>()
+    }
+
+    /// The client address for limiting and logs: the socket peer, unless the peer is a trusted
+    /// proxy, in which case the right-most forwarded address that is not a trusted proxy.
+    pub fn client_ip(&self, peer: IpAddr, headers: &http::HeaderMap) -> IpAddr {
+        client_ip(peer, headers, &self.trusted_proxies)
+    }
+}
+
+fn limit_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let mut segments = v6.segments();
+                segments[4..].fill(0);
+                IpAddr::V6(segments.into())
+            }
+        },
+    }
+}
+
+fn is_trusted(ip: IpAddr, trusted: &[IpNet]) -> bool {
+    let ip = match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        IpAddr::V4(_) => ip,
+    };
+    trusted.iter().any(|net| net.contains(&ip))
+}
+
+/// See [`Limiters::client_ip`]. `Forwarded` (RFC 7239) wins over `X-Forwarded-For` when present.
+pub fn client_ip(peer: IpAddr, headers: &http::HeaderMap, trusted: &[IpNet]) -> IpAddr {
+    if !is_trusted(peer, trusted) {
+        return peer;
+    }
+    let forwarded: Vec<&str> = headers
+        .get_all(http::header::FORWARDED)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|element| {
+            element.split(';').map(str::trim).find_map(|pair| {
+                let (name, value) = pair.split_once('=')?;
+                name.trim().eq_ignore_ascii_case("for").then_some(value.trim())
+            })
+        })
+        .collect();
+    let hops: Vec<&str> = if forwarded.is_empty() {
+        headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .collect()
+    } else {
+        forwarded
+    };
+    let mut nearest = peer;
+    for hop in hops.iter().rev() {
+        match parse_hop(hop) {
+            Some(ip) if is_trusted(ip, trusted) => nearest = ip,
+            Some(ip) => return ip,
+            // Garbage where an address should be: the hop that wrote it is the last one we trust.
+            None => return nearest,
+        }
+    }
+    nearest
+}
+
+/// An address from an `X-Forwarded-For` item or a `Forwarded` `for=` value (quoted, bracketed,
+/// with or without a port).
+fn parse_hop(raw: &str) -> Option<IpAddr> {
+    let value = raw.trim().trim_matches('"');
+    if let Ok(ip) = value.parse::<IpAddr>() {
+        return Some(ip);
+    }
+    if let Some(rest) = value.strip_prefix('[') {
+        return rest.split(']').next()?.parse().ok();
+    }
+    if let Ok(addr) = value.parse::<std::net::SocketAddr>() {
+        return Some(addr.ip());
+    }
+    None
+}
+
+/// OpenAI's duration format for `x-ratelimit-reset-requests`: `1s`, `6m0s`, `250ms`.
+pub fn format_reset(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms < 1000 {
+        return format!("{ms}ms");
+    }
+    let secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);
+    if secs < 60 { format!("{secs}s") } else { format!("{}m{}s", secs / 60, secs % 60) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(ip: u32, key: u32, login: u32) -> Settings {
+        let mut s = Settings::for_tests();
+        s.rate_limit_ip_per_min = NonZeroU32::new(ip).unwrap();
+        s.rate_limit_key_per_min = NonZeroU32::new(key).unwrap();
+        s.rate_limit_login_per_min = NonZeroU32::new(login).unwrap();
+        s
+    }
+
+    #[test]
+    fn key_limit_is_exact_and_refills() {
+        let limiters = Limiters::new(&settings(1000, 60, 10), LimitClock::manual());
+        let passed = (0..200).filter(|_| limiters.check_key("k1", None).allowed).count();
+        assert_eq!(passed, 60);
+        let refused = limiters.check_key("k1", None);
+        assert!(!refused.allowed);
+        assert_eq!(refused.retry_after_secs(), 1, "one request frees up every second at 60/min");
+        limiters.clock().advance(Duration::from_secs(60));
+        let passed = (0..200).filter(|_| limiters.check_key("k1", None).allowed).count();
+        assert_eq!(passed, 60);
+        // Another key has its own bucket.
+        assert!(limiters.check_key("k2", None).allowed);
+    }
+
+    #[test]
+    fn override_applies_per_key() {
+        let limiters = Limiters::new(&settings(1000, 60, 10), LimitClock::manual());
+        assert_eq!((0..50).filter(|_| limiters.check_key("k1", Some(5)).allowed).count(), 5);
+        assert_eq!((0..100).filter(|_| limiters.check_key("k2", None).allowed).count(), 60);
+    }
+
+    #[test]
+    fn remaining_and_reset_count_down() {
+        let limiters = Limiters::new(&settings(1000, 60, 10), LimitClock::manual());
+        let first = limiters.check_key("k", None);
+        assert_eq!((first.limit, first.remaining), (60, 59));
+        assert_eq!(first.reset, Duration::from_secs(1));
+        let second = limiters.check_key("k", None);
+        assert_eq!(second.remaining, 58);
+        assert_eq!(format_reset(second.reset), "2s");
+    }
+
+    #[test]
+    fn login_limit_by_ip_and_by_email() {
+        let limiters = Limiters::new(&settings(1000, 60, 3), LimitClock::manual());
+        let ip: IpAddr = "203.0.113.7".parse().unwrap();
+        for _ in 0..3 {
+            assert!(limiters.check_login(ip, "a@example.com").allowed);
+        }
+        assert!(!limiters.check_login(ip, "b@example.com").allowed, "same IP, other email");
+        let other_ip: IpAddr = "203.0.113.8".parse().unwrap();
+        assert!(!limiters.check_login(other_ip, "A@example.com ").allowed, "same email, other IP");
+        assert!(limiters.check_login(other_ip, "c@example.com").allowed);
+    }
+
+    #[test]
+    fn ipv6_is_limited_per_64() {
+        let limiters = Limiters::new(&settings(2, 60, 3), LimitClock::manual());
+        assert!(limiters.check_ip("2001:db8::1".parse().unwrap()).allowed);
+        assert!(limiters.check_ip("2001:db8::2".parse().unwrap()).allowed);
+        assert!(!limiters.check_ip("2001:db8::ffff:3".parse().unwrap()).allowed);
+        assert!(limiters.check_ip("2001:db8:0:1::1".parse().unwrap()).allowed);
+    }
+
+    #[test]
+    fn million_ips_then_pruning_frees_state() {
+        let limiters = Limiters::new(&settings(1000, 60, 10), LimitClock::manual());
+        for i in 0..1_000_000u32 {
+            let ip = IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + i));
+            assert!(limiters.check_ip(ip).allowed);
+        }
+        assert_eq!(limiters.tracked_keys(), 1_000_000);
+        // Buckets are full again after a minute: forgetting them loses nothing.
+        limiters.clock().advance(Duration::from_secs(61));
+        limiters.prune();
+        assert_eq!(limiters.tracked_keys(), 0);
+    }
+
+    #[test]
+    fn pruning_keeps_buckets_that_are_still_draining() {
+        let limiters = Limiters::new(&settings(10, 60, 10), LimitClock::manual());
+        let ip: IpAddr = "198.51.100.1".parse().unwrap();
+        for _ in 0..10 {
+            limiters.check_ip(ip);
+        }
+        limiters.prune();
+        assert!(!limiters.check_ip(ip).allowed, "pruning must not reset a limited client");
+    }
+
+    fn headers(pairs: &[(&str, &str)]) -> http::HeaderMap {
+        let mut map = http::HeaderMap::new();
+        for (k, v) in pairs {
+            map.append(http::HeaderName::from_bytes(k.as_bytes()).unwrap(), v.parse().unwrap());
+        }
+        map
+    }
+
+    #[test]
+    fn forwarded_headers_only_count_from_trusted_peers() {
+        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let peer: IpAddr = "203.0.113.9".parse().unwrap();
+        let spoof = headers(&[("x-forwarded-for", "1.2.3.4")]);
+        assert_eq!(client_ip(peer, &spoof, &trusted), peer, "untrusted peer: header ignored");
+        assert_eq!(client_ip(peer, &spoof, &[]), peer);
+
+        let proxy: IpAddr = "10.0.0.2".parse().unwrap();
+        let chain = headers(&[("x-forwarded-for", "6.6.6.6, 198.51.100.4, 10.0.0.5")]);
+        assert_eq!(client_ip(proxy, &chain, &trusted), "198.51.100.4".parse::<IpAddr>().unwrap(), "right-most untrusted");
+        let split = headers(&[("x-forwarded-for", "6.6.6.6"), ("x-forwarded-for", "198.51.100.4")]);
+        assert_eq!(client_ip(proxy, &split, &trusted), "198.51.100.4".parse::<IpAddr>().unwrap());
+        let rfc = headers(&[("forwarded", "for=192.0.2.60;proto=http, for=\"[2001:db8::1]:4711\"")]);
+        assert_eq!(client_ip(proxy, &rfc, &trusted), "2001:db8::1".parse::<IpAddr>().unwrap());
+        let garbage = headers(&[("x-forwarded-for", "6.6.6.6, unknown")]);
+        assert_eq!(client_ip(proxy, &garbage, &trusted), proxy);
+        assert_eq!(client_ip(proxy, &http::HeaderMap::new(), &trusted), proxy);
+    }
+
+    #[test]
+    fn reset_format() {
+        assert_eq!(format_reset(Duration::from_millis(250)), "250ms");
+        assert_eq!(format_reset(Duration::from_secs(1)), "1s");
+        assert_eq!(format_reset(Duration::from_secs(360)), "6m0s");
+    }
+}

@@ -1,0 +1,437 @@
+//! Types that cross the wire between the server, the browser and API clients, plus the parsers for
+//! values with rules. Compiled for both `ssr` and `hydrate`; nothing here holds a secret except
+//! [`CreatedApiKey::token`], which exists to be shown once.
+
+use serde::{Deserialize, Serialize};
+
+/// An email address, trimmed and lower-cased, checked for a plausible shape.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Email(String);
+
+impl Email {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let email = raw.trim().to_lowercase();
+        let invalid = || "Enter a valid email address, such as name@example.com.".to_owned();
+        if email.is_empty() || email.len() > 254 {
+            return Err(invalid());
+        }
+        let (local, domain) = email.split_once('@').ok_or_else(invalid)?;
+        let bad_char = |c: char| c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | '"' | ',' | ';' | '(' | ')' | '\\' | '[' | ']');
+        if local.is_empty()
+            || local.len() > 64
+            || domain.contains('@')
+            || email.chars().any(bad_char)
+            || !domain.contains('.')
+            || domain.starts_with(['.', '-'])
+            || domain.ends_with(['.', '-'])
+            || domain.contains("..")
+            || local.starts_with('.')
+            || local.ends_with('.')
+            || local.contains("..")
+        {
+            return Err(invalid());
+        }
+        Ok(Self(email))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Shortest and longest passwords accepted, in characters.
+pub const PASSWORD_MIN_CHARS: usize = 10;
+pub const PASSWORD_MAX_CHARS: usize = 1024;
+
+/// Checks a password's length rules; the value itself stays with the caller.
+pub fn check_password_rules(raw: &str) -> Result<(), String> {
+    let chars = raw.chars().count();
+    if chars < PASSWORD_MIN_CHARS {
+        return Err(format!("Passwords need at least {PASSWORD_MIN_CHARS} characters."));
+    }
+    if chars > PASSWORD_MAX_CHARS {
+        return Err(format!("Passwords can have at most {PASSWORD_MAX_CHARS} characters."));
+    }
+    Ok(())
+}
+
+/// A workspace name: 1 to 80 characters after trimming, no control characters.
+pub fn parse_workspace_name(raw: &str) -> Result<String, String> {
+    let name = raw.trim();
+    if name.is_empty() {
+        return Err("Give the workspace a name.".into());
+    }
+    if name.chars().count() > 80 || name.chars().any(char::is_control) {
+        return Err("Workspace names are at most 80 characters of plain text.".into());
+    }
+    Ok(name.to_owned())
+}
+
+/// The signed-in user, as shown to them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserView {
+    pub id: String,
+    pub email: String,
+}
+
+/// A workspace, as shown to its members.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkspaceView {
+    pub id: String,
+    pub name: String,
+}
+
+/// What the dashboard knows about the signed-in visitor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionView {
+    pub user: UserView,
+    pub workspace: WorkspaceView,
+    pub workspaces: Vec<WorkspaceView>,
+}
+
+/// Formats Unix milliseconds as `YYYY-MM-DD HH:MM` UTC, the same on server and browser.
+pub fn format_ts(ms: i64) -> String {
+    let (date, secs_of_day) = split_ts(ms);
+    format!("{date} {:02}:{:02}", secs_of_day / 3600, (secs_of_day % 3600) / 60)
+}
+
+/// Formats Unix milliseconds as `YYYY-MM-DD` (UTC).
+pub fn format_day(ms: i64) -> String {
+    split_ts(ms).0
+}
+
+fn split_ts(ms: i64) -> (String, i64) {
+    let secs = ms.div_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let secs_of_day = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    (format!("{y:04}-{m:02}-{d:02}"), secs_of_day)
+}
+
+/// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm).
+pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = u32::try_from(doy - (153 * mp + 2) / 5 + 1).unwrap_or(1);
+    let m = u32::try_from(if mp < 10 { mp + 3 } else { mp - 9 }).unwrap_or(1);
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// A proleptic Gregorian date to days since 1970-01-01.
+pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let m = i64::from(m);
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// Parses `YYYY-MM-DD` to Unix milliseconds at 00:00 UTC.
+pub fn parse_day(raw: &str) -> Option<i64> {
+    let mut parts = raw.trim().splitn(3, '-');
+    let y: i64 = parts.next()?.parse().ok()?;
+    let m: u32 = parts.next()?.parse().ok()?;
+    let d: u32 = parts.next()?.parse().ok()?;
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || !(1970..=9999).contains(&y) {
+        return None;
+    }
+    let days = days_from_civil(y, m, d);
+    // Reject dates such as 2025-02-31 that roll into the next month.
+    (civil_from_days(days) == (y, m, d)).then_some(days * 86_400_000)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn emails_are_normalised() {
+        assert_eq!(Email::parse("  Alice@Example.COM ").map(|e| e.0), Ok("alice@example.com".into()));
+    }
+
+    #[test]
+    fn bad_emails_are_refused() {
+        for bad in ["", "alice", "alice@", "@example.com", "a@b", "a b@example.com", "a@@example.com", "a@example..com", "a@.example.com", ".a@example.com"] {
+            assert!(Email::parse(bad).is_err(), "accepted {bad:?}");
+        }
+        assert!(Email::parse(&format!("{}@example.com", "a".repeat(65))).is_err());
+    }
+
+    #[test]
+    fn password_lengths() {
+        assert!(check_password_rules("123456789").is_err());
+        assert!(check_password_rules("1234567890").is_ok());
+        assert!(check_password_rules(&"é".repeat(1024)).is_ok());
+        assert!(check_password_rules(&"x".repeat(1025)).is_err());
+    }
+
+    #[test]
+    fn workspace_names() {
+        assert_eq!(parse_workspace_name("  Team  "), Ok("Team".into()));
+        assert!(parse_workspace_name("   ").is_err());
+        assert!(parse_workspace_name(&"w".repeat(81)).is_err());
+    }
+
+    #[test]
+    fn formats_known_timestamps() {
+        assert_eq!(format_ts(0), "1970-01-01 00:00");
+        assert_eq!(format_ts(1_700_000_000_000), "2023-11-14 22:13");
+        assert_eq!(format_day(951_782_400_000), "2000-02-29");
+        assert_eq!(parse_day("2000-02-29"), Some(951_782_400_000));
+        assert_eq!(parse_day("2001-02-29"), None);
+        assert_eq!(parse_day("junk"), None);
+    }
+
+    proptest! {
+        #[test]
+        fn civil_round_trip(days in -100_000i64..200_000) {
+            let (y, m, d) = civil_from_days(days);
+            prop_assert_eq!(days_from_civil(y, m, d), days);
+        }
+
+        #[test]
+        fn email_parse_is_idempotent(local in "[a-z0-9._+-]{1,20}", domain in "[a-z0-9-]{1,20}\\.[a-z]{2,6}") {
+            if let Ok(email) = Email::parse(&format!("{local}@{domain}")) {
+                prop_assert_eq!(Email::parse(email.as_str()), Ok(email.clone()));
+            }
+        }
+    }
+}
+
+/// The kinds of provider account a workspace can connect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProviderKind {
+    Openai,
+    Anthropic,
+    Gemini,
+    Groq,
+    Mistral,
+    Deepseek,
+    Openrouter,
+    Together,
+    Xai,
+    OpenaiCompatible,
+}
+
+impl ProviderKind {
+    pub const ALL: [Self; 10] = [
+        Self::Openai,
+        Self::Anthropic,
+        Self::Gemini,
+        Self::Groq,
+        Self::Mistral,
+        Self::Deepseek,
+        Self::Openrouter,
+        Self::Together,
+        Self::Xai,
+        Self::OpenaiCompatible,
+    ];
+
+    /// The stable identifier used in storage, the API and `kind/model` routing.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Openai => "openai",
+            Self::Anthropic => "anthropic",
+            Self::Gemini => "gemini",
+            Self::Groq => "groq",
+            Self::Mistral => "mistral",
+            Self::Deepseek => "deepseek",
+            Self::Openrouter => "openrouter",
+            Self::Together => "together",
+            Self::Xai => "xai",
+            Self::OpenaiCompatible => "openai_compatible",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let raw = raw.trim();
+        Self::ALL
+            .into_iter()
+            .find(|k| k.as_str() == raw)
+            .ok_or_else(|| format!("Unknown provider kind `{raw}`; expected one of {}.", Self::ALL.map(Self::as_str).join(", ")))
+    }
+
+    /// Human name for the dashboard.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Openai => "OpenAI",
+            Self::Anthropic => "Anthropic",
+            Self::Gemini => "Google Gemini",
+            Self::Groq => "Groq",
+            Self::Mistral => "Mistral",
+            Self::Deepseek => "DeepSeek",
+            Self::Openrouter => "OpenRouter",
+            Self::Together => "Together AI",
+            Self::Xai => "xAI",
+            Self::OpenaiCompatible => "OpenAI-compatible (custom URL)",
+        }
+    }
+
+    /// The vendor's base URL, following its SDK's convention: OpenAI-style kinds include the
+    /// version (the gateway appends `/chat/completions`); Anthropic's does not (`/v1/messages`).
+    pub fn default_base_url(self) -> Option<&'static str> {
+        match self {
+            Self::Openai => Some("https://api.openai.com/v1"),
+            Self::Anthropic => Some("https://api.anthropic.com"),
+            Self::Gemini => Some("https://generativelanguage.googleapis.com/v1beta/openai"),
+            Self::Groq => Some("https://api.groq.com/openai/v1"),
+            Self::Mistral => Some("https://api.mistral.ai/v1"),
+            Self::Deepseek => Some("https://api.deepseek.com/v1"),
+            Self::Openrouter => Some("https://openrouter.ai/api/v1"),
+            Self::Together => Some("https://api.together.xyz/v1"),
+            Self::Xai => Some("https://api.x.ai/v1"),
+            Self::OpenaiCompatible => None,
+        }
+    }
+
+    /// Whether the kind speaks OpenAI's wire format (everything but Anthropic).
+    pub fn is_openai_style(self) -> bool {
+        !matches!(self, Self::Anthropic)
+    }
+
+    /// Whether the vendor offers `/embeddings`.
+    pub fn offers_embeddings(self) -> bool {
+        matches!(self, Self::Openai | Self::Gemini | Self::Mistral | Self::Together | Self::OpenaiCompatible | Self::Openrouter)
+    }
+
+    /// Whether a provider of this kind without an allow-list serves `model`, by the vendor's
+    /// model families.
+    pub fn serves_family(self, model: &str) -> bool {
+        let m = model.to_ascii_lowercase();
+        let starts = |prefixes: &[&str]| prefixes.iter().any(|p| m.starts_with(p));
+        match self {
+            Self::Openai => starts(&[
+                "gpt-", "o1", "o3", "o4", "chatgpt-", "text-embedding-", "davinci", "babbage", "omni-moderation", "codex-",
+            ]),
+            Self::Anthropic => starts(&["claude-"]),
+            Self::Gemini => starts(&["gemini-", "gemma-", "text-embedding-004", "embedding-"]),
+            Self::Groq => starts(&["llama", "mixtral", "gemma2", "qwen", "deepseek-r1-distill", "compound", "openai/gpt-oss", "meta-llama/", "moonshotai/"]),
+            Self::Mistral => starts(&["mistral-", "open-mistral", "open-mixtral", "codestral", "pixtral", "ministral", "magistral", "devstral"]),
+            Self::Deepseek => starts(&["deepseek-"]),
+            Self::Xai => starts(&["grok-"]),
+            // Both name models `vendor/model`.
+            Self::Openrouter | Self::Together => m.contains('/'),
+            Self::OpenaiCompatible => true,
+        }
+    }
+}
+
+impl std::fmt::Display for ProviderKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Whether the provider's stored key last worked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyStatus {
+    /// Not known to be bad.
+    Ok,
+    /// The provider answered 401/403 with this key: the user must replace it.
+    Rejected,
+}
+
+/// A provider account as shown in the dashboard and the API: the key only as `••••last4`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProviderView {
+    pub id: String,
+    pub label: String,
+    pub kind: ProviderKind,
+    pub base_url: String,
+    pub key_preview: String,
+    pub priority: i64,
+    pub enabled: bool,
+    pub models: Option<Vec<String>>,
+    pub key_status: KeyStatus,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// Fields to create a provider. `api_key` is a secret in transit only.
+#[derive(Clone, Default, Serialize, Deserialize)]
+pub struct NewProvider {
+    pub label: String,
+    pub kind: String,
+    #[serde(default)]
+    pub base_url: Option<String>,
+    pub api_key: String,
+    #[serde(default)]
+    pub priority: Option<i64>,
+    #[serde(default)]
+    pub enabled: Option<bool>,
+    #[serde(default)]
+    pub models: Option<Vec<String>>,
+}
+
+/// Fields to change on a provider; absent fields stay. An absent or empty `api_key` keeps the key.
+#[derive(Clone, Default, Serialize, Deserialize)]
+pub struct ProviderPatch {
+    #[serde(default)]
+    pub label: Option<String>,
+    #[serde(default)]
+    pub base_url: Option<String>,
+    #[serde(default)]
+    pub api_key: Option<String>,
+    #[serde(default)]
+    pub priority: Option<i64>,
+    #[serde(default)]
+    pub enabled: Option<bool>,
+    /// `Some(vec![])` clears the allow-list.
+    #[serde(default)]
+    pub models: Option<Vec<String>>,
+}
+
+/// The outcome of "Test" on a provider.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProviderTestResult {
+    pub ok: bool,
+    pub message: String,
+    pub models: Vec<String>,
+    pub latency_ms: u64,
+}
+
+/// A Perpetuo API key as listed: never the token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiKeyView {
+    pub id: String,
+    pub name: String,
+    /// `pk_abcd…wxyz`, for recognising a key.
+    pub preview: String,
+    pub created_at: i64,
+    pub expires_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+    pub last_used_at: Option<i64>,
+    pub rate_limit_per_min: Option<u32>,
+}
+
+/// Fields to create an API key.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct NewApiKey {
+    pub name: String,
+    /// Days until it expires; none for no expiry.
+    #[serde(default)]
+    pub expires_in_days: Option<u32>,
+    /// Unix milliseconds; an alternative to `expires_in_days` for the API.
+    #[serde(default)]
+    pub expires_at: Option<i64>,
+    #[serde(default)]
+    pub rate_limit_per_min: Option<u32>,
+}
+
+/// The only place a token ever appears: the answer to its creation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreatedApiKey {
+    pub key: ApiKeyView,
+    pub token: String,
+}
