@@ -1,1 +1,74 @@
-fn main(){}
+//! `perpetuo`: parse the command line, load settings, start.
+
+use std::io::Write as _;
+use std::process::ExitCode;
+
+use perpetuo::cli::{Command, HELP, gen_secrets};
+use perpetuo::startup::{Application, leptos_options, shutdown_signal};
+use perpetuo::{Settings, telemetry};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let command = match Command::parse(&args) {
+        Ok(command) => command,
+        Err(message) => return fail(&message),
+    };
+    match command {
+        Command::Help => {
+            let _ = std::io::stdout().write_all(HELP.as_bytes());
+            return ExitCode::SUCCESS;
+        }
+        Command::GenSecrets => {
+            return match gen_secrets() {
+                Ok(block) => {
+                    let _ = std::io::stdout().write_all(block.as_bytes());
+                    ExitCode::SUCCESS
+                }
+                Err(message) => fail(&message),
+            };
+        }
+        Command::Serve | Command::RotateEncryptionKey => {}
+    }
+
+    // A missing .env is fine (production sets real variables); a broken one is not.
+    if let Err(e) = dotenvy::dotenv()
+        && !e.not_found()
+    {
+        return fail(&format!(".env could not be read: {e}"));
+    }
+    let settings = match Settings::from_env() {
+        Ok(settings) => settings,
+        Err(e) => return fail(&e.to_string()),
+    };
+    telemetry::init(std::io::stderr);
+
+    if command == Command::RotateEncryptionKey {
+        return match perpetuo::cli::rotate_encryption_key(&settings).await {
+            Ok(count) => {
+                let _ = writeln!(std::io::stdout(), "re-sealed {count} provider keys with the current ENCRYPTION_KEY");
+                ExitCode::SUCCESS
+            }
+            Err(message) => fail(&message),
+        };
+    }
+
+    let options = leptos_options(&settings);
+    let app = match Application::build(settings, options).await {
+        Ok(app) => app,
+        Err(e) => return fail(&e.to_string()),
+    };
+    if let Some(addr) = app.local_addr() {
+        tracing::info!("Perpetuo listening on http://{addr}");
+    }
+    match app.run_until(shutdown_signal()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&format!("server error: {e}")),
+    }
+}
+
+/// One line on stderr, exit status 1.
+fn fail(message: &str) -> ExitCode {
+    let _ = writeln!(std::io::stderr(), "{message}");
+    ExitCode::from(1)
+}

@@ -1,7 +1,62 @@
 //! Perpetuo's shared crate: wire types, the dashboard (pages and components), its server
 //! functions, and (with `ssr`) the service layer.
 
+pub mod api;
+pub mod components;
+pub mod error;
+pub mod pages;
 pub mod types;
 
 #[cfg(feature = "ssr")]
 pub mod server;
+
+use leptos::prelude::*;
+use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
+use leptos_router::components::{ParentRoute, Route, Router, Routes};
+use leptos_router::path;
+
+use crate::components::layout::DashboardLayout;
+use crate::pages::{keys::KeysPage, not_found::NotFound, providers::ProvidersPage, signin::SignInPage, signup::SignUpPage, usage::UsagePage, workspaces::WorkspacesPage};
+
+/// The HTML document around the app, rendered on the server.
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8"/>
+                <meta name="viewport" content="width=device-width, initial-scale=1"/>
+                <meta name="referrer" content="same-origin"/>
+                <AutoReload options=options.clone()/>
+                <HydrationScripts options/>
+                <MetaTags/>
+            </head>
+            <body>
+                <App/>
+            </body>
+        </html>
+    }
+}
+
+/// The dashboard: sign-in and sign-up, then four tabs behind the session.
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    view! {
+        <Stylesheet id="leptos" href="/pkg/perpetuo.css"/>
+        <Title text="Perpetuo"/>
+        <Router>
+            <Routes fallback=NotFound>
+                <Route path=path!("/signin") view=SignInPage/>
+                <Route path=path!("/signup") view=SignUpPage/>
+                <ParentRoute path=path!("") view=DashboardLayout>
+                    <Route path=path!("") view=ProvidersPage/>
+                    <Route path=path!("/providers") view=ProvidersPage/>
+                    <Route path=path!("/keys") view=KeysPage/>
+                    <Route path=path!("/usage") view=UsagePage/>
+                    <Route path=path!("/workspaces") view=WorkspacesPage/>
+                </ParentRoute>
+            </Routes>
+        </Router>
+    }
+}

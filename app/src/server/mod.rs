@@ -2,17 +2,21 @@
 //! the management API and the gateway all call these same modules.
 
 pub mod accounts;
+pub mod api_keys;
 pub mod auth;
+pub mod cache;
 pub mod config;
 pub mod crypto;
 pub mod db;
 pub mod error;
 pub mod password;
+pub mod providers;
 pub mod ratelimit;
 pub mod secret;
 pub mod sessions;
 pub mod state;
 pub mod tokens;
+pub mod upstream;
 pub mod workspaces;
 
 pub use error::ServiceError;

@@ -21,6 +21,11 @@ use ipnet::IpNet;
 
 use super::config::Settings;
 
+/// The client address the IP limit was applied to, put in the request's extensions for the
+/// handlers (login limits, logs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientIp(pub IpAddr);
+
 /// The limiters' clock: real time in production, a hand-driven clock in tests.
 #[derive(Debug, Clone)]
 pub enum LimitClock {

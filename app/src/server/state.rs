@@ -5,6 +5,7 @@ use std::sync::Arc;
 use leptos::config::LeptosOptions;
 
 use super::auth::JwtKeys;
+use super::cache::Caches;
 use super::config::Settings;
 use super::crypto::Cipher;
 use super::db::Db;
@@ -19,6 +20,9 @@ pub struct AppState {
     pub jwt: Arc<JwtKeys>,
     pub limiters: Arc<Limiters>,
     pub settings: Arc<Settings>,
+    pub caches: Arc<Caches>,
+    /// The one pooled client for upstream providers.
+    pub http: reqwest::Client,
 }
 
 impl AppState {
@@ -32,6 +36,8 @@ impl AppState {
         let cipher = Arc::new(Cipher::new(&settings.encryption_key, settings.encryption_key_previous.as_ref()));
         let jwt = Arc::new(JwtKeys::new(&settings.jwt_secret)?);
         let limiters = Arc::new(Limiters::new(&settings, clock));
-        Ok(Self { leptos_options, db, cipher, jwt, limiters, settings: Arc::new(settings) })
+        let http = super::upstream::build_client(&settings.upstream)?;
+        let caches = Arc::new(Caches::new(std::time::Duration::from_secs(60)));
+        Ok(Self { leptos_options, db, cipher, jwt, limiters, settings: Arc::new(settings), caches, http })
     }
 }

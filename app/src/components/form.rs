@@ -1,0 +1,26 @@
+//! Form helpers: the error line under a form, driven by a server action's result.
+
+use leptos::prelude::*;
+use leptos::server_fn::ServerFn;
+
+use crate::error::AppError;
+
+/// The message of a failed action, or nothing. Works on the server too: an action created under
+/// `<Routes>` starts with the error the no-JS redirect carried in the URL.
+pub fn action_error<S>(action: ServerAction<S>) -> Signal<Option<String>>
+where
+    S: ServerFn<Error = AppError> + Send + Sync + Clone + 'static,
+    S::Output: Clone + Send + Sync + 'static,
+{
+    Signal::derive(move || action.value().get().and_then(|r| r.err()).map(|e| e.to_string()))
+}
+
+/// A `role="alert"` line with the message, if any.
+#[component]
+pub fn FormError(#[prop(into)] message: Signal<Option<String>>) -> impl IntoView {
+    view! {
+        <Show when=move || message.get().is_some()>
+            <p class="form-error" role="alert">{move || message.get().unwrap_or_default()}</p>
+        </Show>
+    }
+}

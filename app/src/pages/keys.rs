@@ -1,0 +1,8 @@
+//! Tab: keys.
+
+use leptos::prelude::*;
+
+#[component]
+pub fn KeysPage() -> impl IntoView {
+    view! { <h1>"Keys"</h1> }
+}

@@ -1,0 +1,30 @@
+//! Sign-up.
+
+use leptos::prelude::*;
+use leptos_meta::Title;
+
+use crate::api::auth::SignUp;
+use crate::components::form::{FormError, action_error};
+use crate::types::PASSWORD_MIN_CHARS;
+
+#[component]
+pub fn SignUpPage() -> impl IntoView {
+    let action = ServerAction::<SignUp>::new();
+    let error = action_error(action);
+    view! {
+        <Title text="Create an account · Perpetuo"/>
+        <div class="auth-card">
+            <h1>"Create your Perpetuo account"</h1>
+            <ActionForm action=action>
+                <label for="email">"Email"</label>
+                <input id="email" type="email" name="email" autocomplete="email" required/>
+                <label for="password">"Password"</label>
+                <input id="password" type="password" name="password" autocomplete="new-password" minlength=PASSWORD_MIN_CHARS required/>
+                <p class="hint">{format!("At least {PASSWORD_MIN_CHARS} characters.")}</p>
+                <button type="submit" disabled=move || action.pending().get()>"Create account"</button>
+            </ActionForm>
+            <FormError message=error/>
+            <p class="muted">"Already have an account? " <a href="/signin">"Sign in"</a></p>
+        </div>
+    }
+}

@@ -1,0 +1,58 @@
+//! The per-IP limit, first thing on every route: no database or crypto work before it.
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use http::{HeaderValue, StatusCode, header};
+
+use app::server::AppState;
+use app::server::ratelimit::{ClientIp, Decision, format_reset};
+
+pub async fn ip_limit(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
+    let ip = state.limiters.client_ip(peer, request.headers());
+    let decision = state.limiters.check_ip(ip);
+    if !decision.allowed {
+        return too_many_requests(request.uri().path(), &decision);
+    }
+    request.extensions_mut().insert(ClientIp(ip));
+    next.run(request).await
+}
+
+/// A 429 in the shape the caller expects: OpenAI's error JSON on `/v1`, the API's JSON on
+/// `/api/v1`, a short readable page elsewhere.
+pub fn too_many_requests(path: &str, decision: &Decision) -> Response {
+    let retry = decision.retry_after_secs().max(1);
+    let message = format!("Too many requests from your address. Try again in {retry} seconds.");
+    let mut response = if path.starts_with("/v1") || path.starts_with("/api/") {
+        let body = serde_json::json!({
+            "error": { "message": message, "type": "rate_limit_exceeded", "param": null, "code": "rate_limit_exceeded" }
+        });
+        (StatusCode::TOO_MANY_REQUESTS, axum::Json(body)).into_response()
+    } else {
+        let html = format!(
+            "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Too many requests</title></head>\
+             <body><h1>Too many requests</h1><p>{message}</p></body></html>"
+        );
+        (StatusCode::TOO_MANY_REQUESTS, [(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response()
+    };
+    set_headers(response.headers_mut(), decision);
+    response
+}
+
+/// `Retry-After` (when refused) and the `x-ratelimit-*` headers OpenAI clients read.
+pub fn set_headers(headers: &mut http::HeaderMap, decision: &Decision) {
+    if !decision.allowed {
+        headers.insert(header::RETRY_AFTER, HeaderValue::from(decision.retry_after_secs().max(1)));
+    }
+    headers.insert("x-ratelimit-limit-requests", HeaderValue::from(decision.limit));
+    headers.insert("x-ratelimit-remaining-requests", HeaderValue::from(decision.remaining));
+    if let Ok(reset) = HeaderValue::from_str(&format_reset(decision.reset)) {
+        headers.insert("x-ratelimit-reset-requests", reset);
+    }
+}
