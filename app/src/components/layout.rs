@@ -5,6 +5,7 @@ use leptos::server_fn::ServerFn;
 use leptos_router::components::{A, Outlet, Redirect};
 
 use crate::api::auth::{SignOut, SwitchWorkspace, current_session};
+use crate::components::form::{FormError, action_error};
 use crate::types::SessionView;
 
 #[component]
@@ -12,6 +13,9 @@ pub fn DashboardLayout() -> impl IntoView {
     // Signed-out visitors are redirected by the server before rendering; this catches client-side
     // navigation after the session ended.
     let session = Resource::new(|| (), |_| current_session());
+    // The switcher is a plain form; a refused switch comes back in the URL and shows here.
+    let switch = ServerAction::<SwitchWorkspace>::new();
+    let switch_error = action_error(switch);
     view! {
         <div class="frame">
             <header class="topbar">
@@ -33,6 +37,7 @@ pub fn DashboardLayout() -> impl IntoView {
                 </Suspense>
             </header>
             <main class="content">
+                <FormError message=switch_error/>
                 <Outlet/>
             </main>
         </div>

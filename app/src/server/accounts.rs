@@ -2,7 +2,7 @@
 
 use surrealdb::types::SurrealValue;
 
-use super::db::{Db, is_conflict, new_id, now_ms};
+use super::db::{Db, is_conflict, new_id, now_ms, root_cause};
 use super::error::ServiceError;
 use super::password;
 use super::secret::SecretBytes;
@@ -45,8 +45,7 @@ pub async fn sign_up(db: &Db, email: &str, password: &str) -> Result<(UserView, 
         .bind(("member", workspaces::member_key(&workspace_id, &user_id)))
         .bind(("now", now))
         .await?;
-    let errors = response.take_errors();
-    if let Some(error) = errors.into_values().find(|e| !e.message().contains("not executed due to a failed transaction")) {
+    if let Some(error) = root_cause(response.take_errors()) {
         if is_conflict(&error) {
             return Err(ServiceError::Conflict("An account with this email already exists. Sign in instead.".into()));
         }
@@ -101,4 +100,22 @@ pub async fn default_workspace(db: &Db, user_id: &str) -> Result<WorkspaceId, Se
     let list = workspaces::list_for_user(db, user_id).await?;
     let first = list.into_iter().next().ok_or(ServiceError::NotFound("workspace"))?;
     workspaces::authorize(db, user_id, &first.id).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn sign_up_then_duplicate_then_sign_in() {
+        let db = Db::memory().await.unwrap();
+        let (user, ws) = sign_up(&db, "Dup@Example.com", "long enough password").await.unwrap();
+        assert_eq!(user.email, "dup@example.com");
+        let again = sign_up(&db, "dup@example.com ", "another password!").await;
+        assert!(matches!(again, Err(ServiceError::Conflict(_))), "{again:?}");
+        let signed_in = authenticate(&db, "DUP@example.com", "long enough password").await.unwrap();
+        assert_eq!(signed_in.id, user.id);
+        assert!(matches!(authenticate(&db, "dup@example.com", "wrong password!").await, Err(ServiceError::InvalidCredentials)));
+        assert_eq!(default_workspace(&db, &user.id).await.unwrap().as_str(), ws.id);
+    }
 }

@@ -142,11 +142,7 @@ impl Db {
                 {
                     continue;
                 }
-                let message = errors
-                    .values()
-                    .map(|e| e.message().to_owned())
-                    .find(|m| !m.contains("not executed due to a failed transaction"))
-                    .unwrap_or_else(|| "the transaction failed".into());
+                let message = root_cause(errors).map_or_else(|| "the transaction failed".into(), |e| e.message().to_owned());
                 return Err(DbError::Failed { name: (*name).to_owned(), message });
             }
             tracing::info!(migration = name, "applied migration");
@@ -210,6 +206,18 @@ pub fn new_id() -> String {
         id.push(char::from(ALPHABET[rng.random_range(0..ALPHABET.len())]));
     }
     id
+}
+
+/// The error that made a transaction fail, out of a response's per-statement errors (the other
+/// statements only report that they were not executed).
+pub fn root_cause(errors: std::collections::HashMap<usize, surrealdb::Error>) -> Option<surrealdb::Error> {
+    let mut errors: Vec<(usize, surrealdb::Error)> = errors.into_iter().collect();
+    errors.sort_by_key(|(i, _)| *i);
+    let position = errors.iter().position(|(_, e)| !e.message().contains("was not executed"));
+    match position {
+        Some(i) => Some(errors.swap_remove(i).1),
+        None => errors.into_iter().next().map(|(_, e)| e),
+    }
 }
 
 /// Whether a database error is a uniqueness conflict (unique index or existing record id).

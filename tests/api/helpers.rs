@@ -1,0 +1,216 @@
+//! `spawn_app()`: the real router on `127.0.0.1:0` with a fresh `mem://` database, plus typed
+//! helpers for the calls the tests make. Logs are captured for the tests that check them;
+//! `TEST_LOG=1` also prints them.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::{Mutex, OnceLock};
+
+use app::server::AppState;
+use app::server::config::Settings;
+use app::server::db::Db;
+use app::server::ratelimit::LimitClock;
+use perpetuo::startup::Application;
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// Everything every test binary logs, for the no-secrets-in-logs checks.
+pub fn captured_logs() -> String {
+    let buffer = log_buffer().lock().unwrap_or_else(|e| e.into_inner());
+    String::from_utf8_lossy(&buffer).into_owned()
+}
+
+fn log_buffer() -> &'static Mutex<Vec<u8>> {
+    static LOGS: OnceLock<Mutex<Vec<u8>>> = OnceLock::new();
+    LOGS.get_or_init(|| Mutex::new(Vec::new()))
+}
+
+struct CaptureWriter;
+
+impl Write for CaptureWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        log_buffer().lock().unwrap_or_else(|e| e.into_inner()).extend_from_slice(buf);
+        if std::env::var_os("TEST_LOG").is_some() {
+            std::io::stderr().write_all(buf)?;
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn init_logs() {
+    static ONCE: OnceLock<()> = OnceLock::new();
+    ONCE.get_or_init(|| {
+        // Everything at debug for our crates, so the log checks see as much as possible.
+        let filter = tracing_subscriber::EnvFilter::new(
+            std::env::var("RUST_LOG").unwrap_or_else(|_| "debug,surrealdb=info,surrealdb_core=info,surrealkv=info,hyper=info,hyper_util=info,h2=info,reqwest=info,tower_sessions=info".into()),
+        );
+        let _ = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(false).with_writer(|| CaptureWriter).try_init();
+    });
+}
+
+/// A running app and a client that keeps cookies.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub base: String,
+    pub client: reqwest::Client,
+    pub state: AppState,
+    pub clock: LimitClock,
+    stop: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+/// How to build a test app.
+pub struct Options {
+    pub settings: Settings,
+    pub db: Option<Db>,
+    pub clock: LimitClock,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        let mut settings = Settings::for_tests();
+        // Tests sign in far more often than a person would; the login-limit tests lower it again.
+        settings.rate_limit_login_per_min = std::num::NonZeroU32::new(10_000).unwrap_or(std::num::NonZeroU32::MIN);
+        settings.rate_limit_ip_per_min = std::num::NonZeroU32::new(100_000).unwrap_or(std::num::NonZeroU32::MIN);
+        Self { settings, db: None, clock: LimitClock::manual() }
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(Options::default()).await
+}
+
+pub async fn spawn_app_with(options: Options) -> TestApp {
+    init_logs();
+    let db = match options.db {
+        Some(db) => db,
+        None => Db::open(&options.settings).await.expect("database opens"),
+    };
+    let leptos_options = leptos::config::LeptosOptions::builder().output_name("perpetuo").site_root("target/site").build();
+    let application = Application::build_with(options.settings, leptos_options, db, options.clock.clone())
+        .await
+        .expect("app builds");
+    let addr = application.local_addr().expect("bound");
+    let state = application.state().clone();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(application.run_until(async move {
+        let _ = stopped.await;
+    }));
+    TestApp {
+        addr,
+        base: format!("http://{addr}"),
+        client: new_client(),
+        state,
+        clock: options.clock,
+        stop: Some(stop),
+        server: Some(server),
+    }
+}
+
+/// A client with its own cookie jar that does not follow redirects (tests look at them).
+pub fn new_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .build()
+        .expect("client builds")
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Stops accepting, finishes in-flight work and background tasks.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(server) = self.server.take() {
+            let _ = server.await;
+        }
+    }
+
+    pub async fn post_json(&self, path: &str, token: Option<&str>, body: &Value) -> reqwest::Response {
+        let mut request = self.client.post(self.url(path)).json(body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send().await.expect("request sent")
+    }
+
+    pub async fn get_json(&self, path: &str, token: Option<&str>) -> reqwest::Response {
+        let mut request = self.client.get(self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send().await.expect("request sent")
+    }
+
+    /// Signs up through the management API; returns (token, workspace id, user id).
+    pub async fn api_signup(&self, email: &str) -> (String, String, String) {
+        let response = self.post_json("/api/v1/auth/signup", None, &json!({"email": email, "password": PASSWORD})).await;
+        assert_eq!(response.status(), 201, "signup of {email}");
+        let body: Value = response.json().await.expect("json");
+        (
+            body["token"].as_str().expect("token").to_owned(),
+            body["workspace"]["id"].as_str().expect("workspace").to_owned(),
+            body["user"]["id"].as_str().expect("user").to_owned(),
+        )
+    }
+
+    /// Posts a dashboard form the way a browser without JavaScript does.
+    pub async fn post_form(&self, client: &reqwest::Client, path: &str, referer: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+        client
+            .post(self.url(path))
+            .header("accept", "text/html")
+            .header("referer", self.url(referer))
+            .header("origin", &self.base)
+            .form(fields)
+            .send()
+            .await
+            .expect("form posted")
+    }
+
+    /// Signs up through the dashboard form with `client`'s cookie jar; the client ends signed in.
+    pub async fn dashboard_signup(&self, client: &reqwest::Client, email: &str) {
+        let response = self.post_form(client, "/fn/sign_up", "/signup", &[("email", email), ("password", PASSWORD)]).await;
+        assert_eq!(response.status(), 302);
+        assert_eq!(location(&response), "/providers", "sign-up lands on the dashboard");
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+pub const PASSWORD: &str = "correct horse battery staple";
+
+pub fn location(response: &reqwest::Response) -> String {
+    response.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()
+}
+
+/// Asserts the management API's error shape and returns the body.
+pub async fn api_error(response: reqwest::Response, status: u16) -> Value {
+    assert_eq!(response.status(), status);
+    let body: Value = response.json().await.expect("error body is JSON");
+    assert!(body["error"]["message"].is_string(), "{body}");
+    assert!(body["error"]["type"].is_string(), "{body}");
+    assert!(body["error"]["code"].is_string(), "{body}");
+    body
+}
+
+/// A unique email for a test.
+pub fn email(tag: &str) -> String {
+    format!("{tag}-{}@example.com", app::server::db::new_id())
+}
+

@@ -1,0 +1,9 @@
+//! Black-box tests against the real router on a random port.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod accounts;
+mod dashboard;
+mod health;
+mod helpers;
+mod persistence;
