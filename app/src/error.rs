@@ -34,8 +34,12 @@ impl FromServerFnError for AppError {
     fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
         // Framework errors (missing fields, network) carry no secrets, but keep them short.
         let message = match value {
-            ServerFnErrorErr::Args(_) | ServerFnErrorErr::Deserialization(_) => "some fields are missing or malformed".to_owned(),
-            ServerFnErrorErr::Request(_) | ServerFnErrorErr::Response(_) => "the server could not be reached".to_owned(),
+            ServerFnErrorErr::Args(_) | ServerFnErrorErr::Deserialization(_) => {
+                "some fields are missing or malformed".to_owned()
+            }
+            ServerFnErrorErr::Request(_) | ServerFnErrorErr::Response(_) => {
+                "the server could not be reached".to_owned()
+            }
             other => other.to_string(),
         };
         Self::Request(message)

@@ -16,7 +16,10 @@ use leptos_router::components::{ParentRoute, Route, Router, Routes};
 use leptos_router::path;
 
 use crate::components::layout::DashboardLayout;
-use crate::pages::{keys::KeysPage, not_found::NotFound, providers::ProvidersPage, signin::SignInPage, signup::SignUpPage, usage::UsagePage, workspaces::WorkspacesPage};
+use crate::pages::{
+    keys::KeysPage, not_found::NotFound, providers::ProvidersPage, signin::SignInPage,
+    signup::SignUpPage, usage::UsagePage, workspaces::WorkspacesPage,
+};
 
 /// The HTML document around the app, rendered on the server.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -42,6 +45,13 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
+    // Marks the page once the browser side has taken over (effects run only there): tests wait
+    // for it before acting as a hydrated page.
+    Effect::new(move |_| {
+        if let Some(body) = document().body() {
+            let _ = body.set_attribute("data-hydrated", "true");
+        }
+    });
     view! {
         <Stylesheet id="leptos" href="/pkg/perpetuo.css"/>
         <Title text="Perpetuo"/>

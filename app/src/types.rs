@@ -17,7 +17,14 @@ impl Email {
             return Err(invalid());
         }
         let (local, domain) = email.split_once('@').ok_or_else(invalid)?;
-        let bad_char = |c: char| c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | '"' | ',' | ';' | '(' | ')' | '\\' | '[' | ']');
+        let bad_char = |c: char| {
+            c.is_whitespace()
+                || c.is_control()
+                || matches!(
+                    c,
+                    '<' | '>' | '"' | ',' | ';' | '(' | ')' | '\\' | '[' | ']'
+                )
+        };
         if local.is_empty()
             || local.len() > 64
             || domain.contains('@')
@@ -48,10 +55,14 @@ pub const PASSWORD_MAX_CHARS: usize = 1024;
 pub fn check_password_rules(raw: &str) -> Result<(), String> {
     let chars = raw.chars().count();
     if chars < PASSWORD_MIN_CHARS {
-        return Err(format!("Passwords need at least {PASSWORD_MIN_CHARS} characters."));
+        return Err(format!(
+            "Passwords need at least {PASSWORD_MIN_CHARS} characters."
+        ));
     }
     if chars > PASSWORD_MAX_CHARS {
-        return Err(format!("Passwords can have at most {PASSWORD_MAX_CHARS} characters."));
+        return Err(format!(
+            "Passwords can have at most {PASSWORD_MAX_CHARS} characters."
+        ));
     }
     Ok(())
 }
@@ -93,7 +104,11 @@ pub struct SessionView {
 /// Formats Unix milliseconds as `YYYY-MM-DD HH:MM` UTC, the same on server and browser.
 pub fn format_ts(ms: i64) -> String {
     let (date, secs_of_day) = split_ts(ms);
-    format!("{date} {:02}:{:02}", secs_of_day / 3600, (secs_of_day % 3600) / 60)
+    format!(
+        "{date} {:02}:{:02}",
+        secs_of_day / 3600,
+        (secs_of_day % 3600) / 60
+    )
 }
 
 /// Formats Unix milliseconds as `YYYY-MM-DD` (UTC).
@@ -155,12 +170,26 @@ mod tests {
 
     #[test]
     fn emails_are_normalised() {
-        assert_eq!(Email::parse("  Alice@Example.COM ").map(|e| e.0), Ok("alice@example.com".into()));
+        assert_eq!(
+            Email::parse("  Alice@Example.COM ").map(|e| e.0),
+            Ok("alice@example.com".into())
+        );
     }
 
     #[test]
     fn bad_emails_are_refused() {
-        for bad in ["", "alice", "alice@", "@example.com", "a@b", "a b@example.com", "a@@example.com", "a@example..com", "a@.example.com", ".a@example.com"] {
+        for bad in [
+            "",
+            "alice",
+            "alice@",
+            "@example.com",
+            "a@b",
+            "a b@example.com",
+            "a@@example.com",
+            "a@example..com",
+            "a@.example.com",
+            ".a@example.com",
+        ] {
             assert!(Email::parse(bad).is_err(), "accepted {bad:?}");
         }
         assert!(Email::parse(&format!("{}@example.com", "a".repeat(65))).is_err());
@@ -258,7 +287,12 @@ impl ProviderKind {
         Self::ALL
             .into_iter()
             .find(|k| k.as_str() == raw)
-            .ok_or_else(|| format!("Unknown provider kind `{raw}`; expected one of {}.", Self::ALL.map(Self::as_str).join(", ")))
+            .ok_or_else(|| {
+                format!(
+                    "Unknown provider kind `{raw}`; expected one of {}.",
+                    Self::ALL.map(Self::as_str).join(", ")
+                )
+            })
     }
 
     /// Human name for the dashboard.
@@ -301,7 +335,15 @@ impl ProviderKind {
 
     /// Whether the vendor offers `/embeddings`.
     pub fn offers_embeddings(self) -> bool {
-        matches!(self, Self::Openai | Self::Gemini | Self::Mistral | Self::Together | Self::OpenaiCompatible | Self::Openrouter)
+        matches!(
+            self,
+            Self::Openai
+                | Self::Gemini
+                | Self::Mistral
+                | Self::Together
+                | Self::OpenaiCompatible
+                | Self::Openrouter
+        )
     }
 
     /// Whether a provider of this kind without an allow-list serves `model`, by the vendor's
@@ -311,12 +353,40 @@ impl ProviderKind {
         let starts = |prefixes: &[&str]| prefixes.iter().any(|p| m.starts_with(p));
         match self {
             Self::Openai => starts(&[
-                "gpt-", "o1", "o3", "o4", "chatgpt-", "text-embedding-", "davinci", "babbage", "omni-moderation", "codex-",
+                "gpt-",
+                "o1",
+                "o3",
+                "o4",
+                "chatgpt-",
+                "text-embedding-",
+                "davinci",
+                "babbage",
+                "omni-moderation",
+                "codex-",
             ]),
             Self::Anthropic => starts(&["claude-"]),
             Self::Gemini => starts(&["gemini-", "gemma-", "text-embedding-004", "embedding-"]),
-            Self::Groq => starts(&["llama", "mixtral", "gemma2", "qwen", "deepseek-r1-distill", "compound", "openai/gpt-oss", "meta-llama/", "moonshotai/"]),
-            Self::Mistral => starts(&["mistral-", "open-mistral", "open-mixtral", "codestral", "pixtral", "ministral", "magistral", "devstral"]),
+            Self::Groq => starts(&[
+                "llama",
+                "mixtral",
+                "gemma2",
+                "qwen",
+                "deepseek-r1-distill",
+                "compound",
+                "openai/gpt-oss",
+                "meta-llama/",
+                "moonshotai/",
+            ]),
+            Self::Mistral => starts(&[
+                "mistral-",
+                "open-mistral",
+                "open-mixtral",
+                "codestral",
+                "pixtral",
+                "ministral",
+                "magistral",
+                "devstral",
+            ]),
             Self::Deepseek => starts(&["deepseek-"]),
             Self::Xai => starts(&["grok-"]),
             // Both name models `vendor/model`.

@@ -19,7 +19,10 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/auth/signup", post(auth::signup))
         .route("/auth/token", post(auth::token))
-        .route("/workspaces", get(workspaces::list).post(workspaces::create))
+        .route(
+            "/workspaces",
+            get(workspaces::list).post(workspaces::create),
+        )
         .fallback(|| async { ApiError(ServiceError::NotFound("route")) })
 }
 
@@ -40,18 +43,24 @@ impl IntoResponse for ApiError {
         let status = e.status_code();
         let kind = match &e {
             ServiceError::Invalid(_) => "invalid_request_error",
-            ServiceError::Unauthenticated | ServiceError::InvalidCredentials => "authentication_error",
+            ServiceError::Unauthenticated | ServiceError::InvalidCredentials => {
+                "authentication_error"
+            }
             ServiceError::NotFound(_) => "not_found_error",
             ServiceError::Conflict(_) => "conflict_error",
             ServiceError::RateLimited { .. } => "rate_limit_exceeded",
             ServiceError::Upstream(_) => "upstream_error",
-            ServiceError::Database(_) | ServiceError::Crypto(_) | ServiceError::Internal(_) => "api_error",
+            ServiceError::Database(_) | ServiceError::Crypto(_) | ServiceError::Internal(_) => {
+                "api_error"
+            }
         };
         let body = serde_json::json!({ "error": { "message": e.public_message(), "type": kind, "code": e.code() } });
         let mut response = (status, axum::Json(body)).into_response();
         if let ServiceError::RateLimited { retry_after } = e {
             let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
         }
         response
     }
@@ -71,8 +80,12 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
                     axum::extract::rejection::JsonRejection::MissingJsonContentType(_) => {
                         "Send the body as JSON with `Content-Type: application/json`.".to_owned()
                     }
-                    axum::extract::rejection::JsonRejection::JsonSyntaxError(_) => "The body is not valid JSON.".to_owned(),
-                    axum::extract::rejection::JsonRejection::JsonDataError(e) => format!("The JSON does not fit: {}", e.body_text()),
+                    axum::extract::rejection::JsonRejection::JsonSyntaxError(_) => {
+                        "The body is not valid JSON.".to_owned()
+                    }
+                    axum::extract::rejection::JsonRejection::JsonDataError(e) => {
+                        format!("The JSON does not fit: {}", e.body_text())
+                    }
                     other => other.body_text(),
                 };
                 Err(ApiError(ServiceError::Invalid(message)))
@@ -90,21 +103,32 @@ pub struct ApiAuth {
 impl FromRequestParts<AppState> for ApiAuth {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let token = parts
             .headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
             .map(str::trim)
             .ok_or(ApiError(ServiceError::Unauthenticated))?;
         let claims = state.jwt.verify(token)?;
         // A token for a workspace the user has since left is no longer good.
-        let workspace = ws::authorize(&state.db, &claims.sub, &claims.ws).await.map_err(|e| match e {
-            ServiceError::NotFound(_) => ServiceError::Unauthenticated,
-            other => other,
-        })?;
-        Ok(Self { user_id: claims.sub, workspace })
+        let workspace = ws::authorize(&state.db, &claims.sub, &claims.ws)
+            .await
+            .map_err(|e| match e {
+                ServiceError::NotFound(_) => ServiceError::Unauthenticated,
+                other => other,
+            })?;
+        Ok(Self {
+            user_id: claims.sub,
+            workspace,
+        })
     }
 }
 

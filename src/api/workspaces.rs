@@ -15,9 +15,15 @@ pub struct WorkspaceList {
     current: String,
 }
 
-pub async fn list(State(state): State<AppState>, auth: ApiAuth) -> Result<axum::Json<WorkspaceList>, ApiError> {
+pub async fn list(
+    State(state): State<AppState>,
+    auth: ApiAuth,
+) -> Result<axum::Json<WorkspaceList>, ApiError> {
     let data = workspaces::list_for_user(&state.db, &auth.user_id).await?;
-    Ok(axum::Json(WorkspaceList { data, current: auth.workspace.as_str().to_owned() }))
+    Ok(axum::Json(WorkspaceList {
+        data,
+        current: auth.workspace.as_str().to_owned(),
+    }))
 }
 
 #[derive(Deserialize)]
@@ -25,7 +31,11 @@ pub struct NewWorkspace {
     name: String,
 }
 
-pub async fn create(State(state): State<AppState>, auth: ApiAuth, ApiJson(body): ApiJson<NewWorkspace>) -> Result<Response, ApiError> {
+pub async fn create(
+    State(state): State<AppState>,
+    auth: ApiAuth,
+    ApiJson(body): ApiJson<NewWorkspace>,
+) -> Result<Response, ApiError> {
     let workspace = workspaces::create(&state.db, &auth.user_id, &body.name).await?;
     Ok(created(workspace))
 }

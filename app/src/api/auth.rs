@@ -14,7 +14,10 @@ fn check_login_limit(state: &crate::server::AppState, email: &str) -> Result<(),
     if decision.allowed {
         Ok(())
     } else {
-        Err(ServiceError::RateLimited { retry_after: decision.retry_after }.into())
+        Err(ServiceError::RateLimited {
+            retry_after: decision.retry_after,
+        }
+        .into())
     }
 }
 
@@ -72,7 +75,11 @@ pub async fn current_session() -> Result<Option<SessionView>, AppError> {
         .find(|w| w.id == workspace.as_str())
         .cloned()
         .ok_or_else(|| AppError::NotFound("workspace".into()))?;
-    Ok(Some(SessionView { user, workspace: current, workspaces }))
+    Ok(Some(SessionView {
+        user,
+        workspace: current,
+        workspaces,
+    }))
 }
 
 /// Makes another of the user's workspaces the current one.

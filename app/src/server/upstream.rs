@@ -63,7 +63,9 @@ async fn resolve_public(host: String) -> Result<Addrs, BoxError> {
         return Err(format!("{host} did not resolve").into());
     }
     if addrs.iter().any(|a| !is_public(a.ip())) {
-        return Err(format!("{host} resolves to a private or local address, which is not allowed").into());
+        return Err(
+            format!("{host} resolves to a private or local address, which is not allowed").into(),
+        );
     }
     Ok(Box::new(addrs.into_iter()))
 }
@@ -88,7 +90,9 @@ pub fn build_client(settings: &UpstreamSettings) -> Result<reqwest::Client, Serv
     if !settings.allow_private {
         builder = builder.dns_resolver(Arc::new(PublicOnlyResolver));
     }
-    builder.build().map_err(|e| ServiceError::Internal(format!("http client: {e}")))
+    builder
+        .build()
+        .map_err(|e| ServiceError::Internal(format!("http client: {e}")))
 }
 
 /// A provider base URL: http(s), no credentials, query or fragment, no trailing slash; `https`
@@ -103,15 +107,22 @@ impl BaseUrl {
         if trimmed.len() > 2048 {
             return Err(invalid("is too long"));
         }
-        let url = url::Url::parse(trimmed).map_err(|_| invalid("must be a full URL such as https://api.example.com/v1"))?;
+        let url = url::Url::parse(trimmed)
+            .map_err(|_| invalid("must be a full URL such as https://api.example.com/v1"))?;
         match url.scheme() {
             "https" => {}
             "http" if allow_private => {}
-            "http" => return Err(invalid("must use https (plain http is only allowed when ALLOW_PRIVATE_UPSTREAMS=true)")),
+            "http" => {
+                return Err(invalid(
+                    "must use https (plain http is only allowed when ALLOW_PRIVATE_UPSTREAMS=true)",
+                ));
+            }
             _ => return Err(invalid("must start with https://")),
         }
         if !url.username().is_empty() || url.password().is_some() {
-            return Err(invalid("must not contain a user name or password; put the key in the API key field"));
+            return Err(invalid(
+                "must not contain a user name or password; put the key in the API key field",
+            ));
         }
         if url.query().is_some() || url.fragment().is_some() {
             return Err(invalid("must not have a query string or fragment"));
@@ -123,8 +134,14 @@ impl BaseUrl {
                 url::Host::Ipv6(v6) => Some(IpAddr::V6(v6)),
                 url::Host::Domain(d) => {
                     let d = d.to_ascii_lowercase();
-                    if d == "localhost" || d.ends_with(".localhost") || d.ends_with(".internal") || d.ends_with(".local") {
-                        return Err(invalid("points at a local host, which is not allowed (set ALLOW_PRIVATE_UPSTREAMS=true for self-hosted models)"));
+                    if d == "localhost"
+                        || d.ends_with(".localhost")
+                        || d.ends_with(".internal")
+                        || d.ends_with(".local")
+                    {
+                        return Err(invalid(
+                            "points at a local host, which is not allowed (set ALLOW_PRIVATE_UPSTREAMS=true for self-hosted models)",
+                        ));
                     }
                     None
                 }
@@ -132,7 +149,9 @@ impl BaseUrl {
             if let Some(ip) = literal
                 && !is_public(ip)
             {
-                return Err(invalid("points at a private or local address, which is not allowed (set ALLOW_PRIVATE_UPSTREAMS=true for self-hosted models)"));
+                return Err(invalid(
+                    "points at a private or local address, which is not allowed (set ALLOW_PRIVATE_UPSTREAMS=true for self-hosted models)",
+                ));
             }
         }
         Ok(Self(url.as_str().trim_end_matches('/').to_owned()))
@@ -144,7 +163,8 @@ impl BaseUrl {
 
     /// Resolves the host now and refuses private answers (the connect-time check repeats this).
     pub async fn check_resolves_public(&self) -> Result<(), ServiceError> {
-        let url = url::Url::parse(&self.0).map_err(|_| ServiceError::Invalid("Base URL is malformed.".into()))?;
+        let url = url::Url::parse(&self.0)
+            .map_err(|_| ServiceError::Invalid("Base URL is malformed.".into()))?;
         if let Some(url::Host::Domain(domain)) = url.host() {
             match resolve_public(domain.to_owned()).await {
                 Ok(_) => {}
@@ -170,10 +190,16 @@ pub fn endpoint(kind: ProviderKind, base_url: &str, path: &str) -> String {
 }
 
 /// Adds the kind's authentication headers.
-pub fn authorize(request: reqwest::RequestBuilder, kind: ProviderKind, key: &SecretBytes) -> reqwest::RequestBuilder {
+pub fn authorize(
+    request: reqwest::RequestBuilder,
+    kind: ProviderKind,
+    key: &SecretBytes,
+) -> reqwest::RequestBuilder {
     let key = key.expose_str().unwrap_or_default();
     match kind {
-        ProviderKind::Anthropic => request.header("x-api-key", key).header("anthropic-version", "2023-06-01"),
+        ProviderKind::Anthropic => request
+            .header("x-api-key", key)
+            .header("anthropic-version", "2023-06-01"),
         _ => request.bearer_auth(key),
     }
 }
@@ -196,7 +222,8 @@ pub async fn test_provider(
     if let Err(e) = BaseUrl::parse(base_url, allow_private) {
         return finish(false, e.to_string(), Vec::new());
     }
-    let request = authorize(client.get(endpoint(kind, base_url, "models")), kind, key).timeout(Duration::from_secs(10));
+    let request = authorize(client.get(endpoint(kind, base_url, "models")), kind, key)
+        .timeout(Duration::from_secs(10));
     let response = match request.send().await {
         Ok(response) => response,
         Err(e) => return finish(false, describe_transport_error(&e), Vec::new()),
@@ -212,13 +239,21 @@ pub async fn test_provider(
             .as_ref()
             .and_then(|j| j.get("data"))
             .and_then(|d| d.as_array())
-            .map(|list| list.iter().filter_map(|m| m.get("id").and_then(|i| i.as_str()).map(str::to_owned)).collect())
+            .map(|list| {
+                list.iter()
+                    .filter_map(|m| m.get("id").and_then(|i| i.as_str()).map(str::to_owned))
+                    .collect()
+            })
             .unwrap_or_default();
         models.sort();
         let message = format!("Connected: the provider lists {} models.", models.len());
         return finish(true, message, models);
     }
-    let detail = json.as_ref().and_then(provider_error_message).map(|m| scrub(&m, key)).unwrap_or_default();
+    let detail = json
+        .as_ref()
+        .and_then(provider_error_message)
+        .map(|m| scrub(&m, key))
+        .unwrap_or_default();
     let what = match status.as_u16() {
         401 | 403 => "The provider rejected the API key",
         404 => "The base URL has no model list (check the URL)",
@@ -237,7 +272,10 @@ pub async fn test_provider(
 /// The human message inside a provider's error JSON (OpenAI and Anthropic shapes).
 pub fn provider_error_message(json: &serde_json::Value) -> Option<String> {
     let error = json.get("error")?;
-    let message = error.get("message").and_then(|m| m.as_str()).or_else(|| error.as_str())?;
+    let message = error
+        .get("message")
+        .and_then(|m| m.as_str())
+        .or_else(|| error.as_str())?;
     Some(message.chars().take(300).collect())
 }
 
@@ -274,8 +312,20 @@ mod tests {
     #[test]
     fn private_addresses_are_not_public() {
         for ip in [
-            "127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "100.64.0.1", "0.0.0.0", "::1",
-            "fe80::1", "fd00:ec2::254", "::ffff:127.0.0.1", "::ffff:10.0.0.1", "224.0.0.1", "255.255.255.255",
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "::1",
+            "fe80::1",
+            "fd00:ec2::254",
+            "::ffff:127.0.0.1",
+            "::ffff:10.0.0.1",
+            "224.0.0.1",
+            "255.255.255.255",
         ] {
             assert!(!is_public(ip.parse().unwrap()), "{ip} counted as public");
         }
@@ -286,7 +336,12 @@ mod tests {
 
     #[test]
     fn base_url_rules() {
-        assert_eq!(BaseUrl::parse("https://api.openai.com/v1/", false).unwrap().as_str(), "https://api.openai.com/v1");
+        assert_eq!(
+            BaseUrl::parse("https://api.openai.com/v1/", false)
+                .unwrap()
+                .as_str(),
+            "https://api.openai.com/v1"
+        );
         for bad in [
             "http://api.example.com/v1",
             "https://127.0.0.1/v1",
@@ -306,14 +361,31 @@ mod tests {
 
     #[test]
     fn endpoints_follow_each_vendor() {
-        assert_eq!(endpoint(ProviderKind::Openai, "https://api.openai.com/v1", "chat/completions"), "https://api.openai.com/v1/chat/completions");
-        assert_eq!(endpoint(ProviderKind::Anthropic, "https://api.anthropic.com", "messages"), "https://api.anthropic.com/v1/messages");
+        assert_eq!(
+            endpoint(
+                ProviderKind::Openai,
+                "https://api.openai.com/v1",
+                "chat/completions"
+            ),
+            "https://api.openai.com/v1/chat/completions"
+        );
+        assert_eq!(
+            endpoint(
+                ProviderKind::Anthropic,
+                "https://api.anthropic.com",
+                "messages"
+            ),
+            "https://api.anthropic.com/v1/messages"
+        );
     }
 
     #[test]
     fn scrub_removes_the_key() {
         let key = SecretBytes::new(b"sk-live-123456".to_vec());
-        assert_eq!(scrub("Incorrect API key provided: sk-live-123456.", &key), "Incorrect API key provided: [redacted].");
+        assert_eq!(
+            scrub("Incorrect API key provided: sk-live-123456.", &key),
+            "Incorrect API key provided: [redacted]."
+        );
     }
 
     #[tokio::test]

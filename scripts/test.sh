@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Runs every check and test: formatting, clippy (server and browser builds), all cargo tests, then
+# the Playwright suite in headless chromium against a freshly built Perpetuo. Installs missing
+# tools first (scripts/setup.sh). Set CARGO_TARGET_DIR to reuse a build cache.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:$PATH"
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
+export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
+step() { printf '\n\033[1m==> %s\033[0m (%s)\n' "$*" "$(date +%T)" >&2; }
+
+step "setup"
+scripts/setup.sh
+
+step "rustfmt"
+cargo fmt --all --check
+
+step "clippy (server: ssr, all targets)"
+cargo clippy --all-targets -- -D warnings
+
+step "clippy (browser: hydrate, wasm32)"
+cargo clippy -p frontend -p app --target wasm32-unknown-unknown --features app/hydrate -- -D warnings
+
+step "cargo test"
+cargo test --no-fail-fast
+
+step "build the server and the site for the browser tests"
+cargo build --bin perpetuo
+scripts/build-site.sh
+
+step "playwright (headless chromium)"
+(cd end2end && PERPETUO_BIN="$CARGO_TARGET_DIR/debug/perpetuo" LEPTOS_SITE_ROOT="$CARGO_TARGET_DIR/site" npx playwright test)
+
+step "all tests passed"
