@@ -8,8 +8,8 @@ import { startMockUpstream } from './mock-upstream';
 export default async function globalSetup() {
   const root = path.resolve(__dirname, '..');
   const targetDir = process.env.CARGO_TARGET_DIR ?? path.join(root, 'target');
-  const bin = process.env.PERPETUO_BIN ?? path.join(targetDir, 'debug', 'perpetuo');
-  const siteRoot = process.env.LEPTOS_SITE_ROOT ?? path.join(targetDir, 'site');
+  const bin = path.resolve(process.env.PERPETUO_BIN ?? path.join(targetDir, 'debug', 'perpetuo'));
+  const siteRoot = path.resolve(process.env.LEPTOS_SITE_ROOT ?? path.join(targetDir, 'site'));
 
   const mock = await startMockUpstream();
   process.env.MOCK_UPSTREAM_URL = mock.url;
@@ -41,6 +41,10 @@ export default async function globalSetup() {
         clearTimeout(timer);
         resolve(match[1]);
       }
+    });
+    child.on('error', (error) => {
+      clearTimeout(timer);
+      reject(new Error(`cannot start ${bin}: ${error.message}`));
     });
     child.on('exit', (code) => {
       clearTimeout(timer);

@@ -41,18 +41,12 @@ async fn main() -> ExitCode {
         Ok(settings) => settings,
         Err(e) => return fail(&e.to_string()),
     };
-    telemetry::init(
-        std::io::stderr,
-        std::io::IsTerminal::is_terminal(&std::io::stderr()),
-    );
+    telemetry::init(std::io::stderr, std::io::IsTerminal::is_terminal(&std::io::stderr()));
 
     if command == Command::RotateEncryptionKey {
         return match perpetuo::cli::rotate_encryption_key(&settings).await {
             Ok(count) => {
-                let _ = writeln!(
-                    std::io::stdout(),
-                    "re-sealed {count} provider keys with the current ENCRYPTION_KEY"
-                );
+                let _ = writeln!(std::io::stdout(), "re-sealed {count} provider keys with the current ENCRYPTION_KEY");
                 ExitCode::SUCCESS
             }
             Err(message) => fail(&message),

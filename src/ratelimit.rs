@@ -14,9 +14,7 @@ pub async fn ip_limit(State(state): State<AppState>, mut request: Request, next:
     let peer = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
-        .map_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), |c| {
-            c.0.ip()
-        });
+        .map_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
     let ip = state.limiters.client_ip(peer, request.headers());
     let decision = state.limiters.check_ip(ip);
     if !decision.allowed {
@@ -41,12 +39,7 @@ pub fn too_many_requests(path: &str, decision: &Decision) -> Response {
             "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Too many requests</title></head>\
              <body><h1>Too many requests</h1><p>{message}</p></body></html>"
         );
-        (
-            StatusCode::TOO_MANY_REQUESTS,
-            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-            html,
-        )
-            .into_response()
+        (StatusCode::TOO_MANY_REQUESTS, [(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response()
     };
     set_headers(response.headers_mut(), decision);
     response
@@ -55,19 +48,10 @@ pub fn too_many_requests(path: &str, decision: &Decision) -> Response {
 /// `Retry-After` (when refused) and the `x-ratelimit-*` headers OpenAI clients read.
 pub fn set_headers(headers: &mut http::HeaderMap, decision: &Decision) {
     if !decision.allowed {
-        headers.insert(
-            header::RETRY_AFTER,
-            HeaderValue::from(decision.retry_after_secs().max(1)),
-        );
+        headers.insert(header::RETRY_AFTER, HeaderValue::from(decision.retry_after_secs().max(1)));
     }
-    headers.insert(
-        "x-ratelimit-limit-requests",
-        HeaderValue::from(decision.limit),
-    );
-    headers.insert(
-        "x-ratelimit-remaining-requests",
-        HeaderValue::from(decision.remaining),
-    );
+    headers.insert("x-ratelimit-limit-requests", HeaderValue::from(decision.limit));
+    headers.insert("x-ratelimit-remaining-requests", HeaderValue::from(decision.remaining));
     if let Ok(reset) = HeaderValue::from_str(&format_reset(decision.reset)) {
         headers.insert("x-ratelimit-reset-requests", reset);
     }

@@ -35,10 +35,7 @@ pub enum StartupError {
     #[error(transparent)]
     Database(#[from] DbError),
     #[error("could not listen on {addr}: {source}")]
-    Bind {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
+    Bind { addr: SocketAddr, source: std::io::Error },
     #[error("{0}")]
     Service(#[from] ServiceError),
 }
@@ -54,10 +51,7 @@ pub struct Application {
 
 impl Application {
     /// Opens the database named by the settings and builds everything.
-    pub async fn build(
-        settings: Settings,
-        leptos_options: LeptosOptions,
-    ) -> Result<Self, StartupError> {
+    pub async fn build(settings: Settings, leptos_options: LeptosOptions) -> Result<Self, StartupError> {
         let db = Db::open(&settings).await?;
         Self::build_with(settings, leptos_options, db, LimitClock::real()).await
     }
@@ -79,12 +73,7 @@ impl Application {
         background.push(spawn_session_sweeper(store.clone(), shutdown.clone()));
         background.push(spawn_limiter_pruner(state.clone(), shutdown.clone()));
         background.push(
-            app::server::cache::spawn_invalidation(
-                state.db.clone(),
-                state.caches.clone(),
-                shutdown.clone(),
-            )
-            .await,
+            app::server::cache::spawn_invalidation(state.db.clone(), state.caches.clone(), shutdown.clone()).await,
         );
         background.push(spawn_last_used_flusher(state.clone(), shutdown.clone()));
 
@@ -119,16 +108,8 @@ impl Application {
             }))
             .with_state(state.clone());
 
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| StartupError::Bind { addr, source })?;
-        Ok(Self {
-            listener,
-            router,
-            state,
-            shutdown,
-            background,
-        })
+        let listener = TcpListener::bind(addr).await.map_err(|source| StartupError::Bind { addr, source })?;
+        Ok(Self { listener, router, state, shutdown, background })
     }
 
     pub fn local_addr(&self) -> Option<SocketAddr> {
@@ -141,21 +122,10 @@ impl Application {
 
     /// Serves until `signal` completes, then stops accepting, finishes in-flight requests and
     /// drains background work.
-    pub async fn run_until(
-        self,
-        signal: impl Future<Output = ()> + Send + 'static,
-    ) -> std::io::Result<()> {
-        let Self {
-            listener,
-            router,
-            state: _,
-            shutdown,
-            background,
-        } = self;
+    pub async fn run_until(self, signal: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        let Self { listener, router, state: _, shutdown, background } = self;
         let service = router.into_make_service_with_connect_info::<SocketAddr>();
-        let result = axum::serve(listener, service)
-            .with_graceful_shutdown(signal)
-            .await;
+        let result = axum::serve(listener, service).with_graceful_shutdown(signal).await;
         shutdown.cancel();
         for task in background {
             if let Err(e) = task.await {
@@ -174,10 +144,7 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     }
 }
 
-fn spawn_session_sweeper(
-    store: SurrealSessionStore,
-    shutdown: CancellationToken,
-) -> JoinHandle<()> {
+fn spawn_session_sweeper(store: SurrealSessionStore, shutdown: CancellationToken) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut interval = tokio::time::interval(Duration::from_secs(600));
         loop {
@@ -260,10 +227,7 @@ pub fn leptos_options(settings: &Settings) -> LeptosOptions {
         Ok(conf) => conf.leptos_options,
         Err(e) => {
             tracing::warn!(error = %e, "leptos configuration unreadable; using defaults");
-            LeptosOptions::builder()
-                .output_name("perpetuo")
-                .site_root("target/site")
-                .build()
+            LeptosOptions::builder().output_name("perpetuo").site_root("target/site").build()
         }
     };
     if options.output_name.is_empty() {

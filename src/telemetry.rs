@@ -4,16 +4,14 @@ use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
 
 /// The filter used when `RUST_LOG` is not set.
-pub const DEFAULT_FILTER: &str =
-    "info,surrealdb=warn,surrealdb_core=warn,surrealkv=warn,tower_sessions=warn";
+pub const DEFAULT_FILTER: &str = "info,surrealdb=warn,surrealdb_core=warn,surrealkv=warn,tower_sessions=warn";
 
 /// Installs the global subscriber, writing to `writer`. Safe to call twice (the second is ignored).
 pub fn init<W>(writer: W, ansi: bool)
 where
     W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
 {
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(true)

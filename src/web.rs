@@ -18,11 +18,7 @@ const AUTH_PAGES: &[&str] = &["/signin", "/signup"];
 /// without `Origin`/`Sec-Fetch-Site` (scripts, curl) carry no ambient browser credentials of
 /// another site and pass.
 pub async fn same_origin(request: Request, next: Next) -> Response {
-    if !matches!(
-        *request.method(),
-        Method::GET | Method::HEAD | Method::OPTIONS
-    ) && is_cross_site(&request)
-    {
+    if !matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS) && is_cross_site(&request) {
         return (
             StatusCode::FORBIDDEN,
             "Cross-site requests are not accepted. Submit the form from the Perpetuo dashboard.",
@@ -46,12 +42,7 @@ fn is_cross_site(request: &Request) -> bool {
         return true;
     };
     // `Origin: null` (sandboxed frames, some redirects) is not our page either.
-    match origin
-        .to_str()
-        .ok()
-        .and_then(|o| o.split_once("://"))
-        .map(|(_, rest)| rest.trim_end_matches('/'))
-    {
+    match origin.to_str().ok().and_then(|o| o.split_once("://")).map(|(_, rest)| rest.trim_end_matches('/')) {
         Some(origin_host) => !origin_host.eq_ignore_ascii_case(host),
         None => true,
     }
@@ -81,10 +72,7 @@ pub async fn page_guard(session: Session, request: Request, next: Next) -> Respo
 pub async fn security_headers(request: Request, next: Next) -> Response {
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
-    headers.insert(
-        "x-content-type-options",
-        HeaderValue::from_static("nosniff"),
-    );
+    headers.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
     headers.insert("x-frame-options", HeaderValue::from_static("DENY"));
     headers.insert("referrer-policy", HeaderValue::from_static("same-origin"));
     response

@@ -13,12 +13,12 @@ pub mod server;
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
 use leptos_router::components::{ParentRoute, Route, Router, Routes};
-use leptos_router::path;
+use leptos_router::{SsrMode, path};
 
 use crate::components::layout::DashboardLayout;
 use crate::pages::{
-    keys::KeysPage, not_found::NotFound, providers::ProvidersPage, signin::SignInPage,
-    signup::SignUpPage, usage::UsagePage, workspaces::WorkspacesPage,
+    keys::KeysPage, not_found::NotFound, providers::ProvidersPage, signin::SignInPage, signup::SignUpPage,
+    usage::UsagePage, workspaces::WorkspacesPage,
 };
 
 /// The HTML document around the app, rendered on the server.
@@ -41,7 +41,9 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
     }
 }
 
-/// The dashboard: sign-in and sign-up, then four tabs behind the session.
+/// The dashboard: sign-in and sign-up, then four tabs behind the session. Every route renders
+/// completely on the server before the response is sent (`SsrMode::Async`), so pages work
+/// without JavaScript (no out-of-order streaming that needs a script to place its chunks).
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
@@ -57,14 +59,14 @@ pub fn App() -> impl IntoView {
         <Title text="Perpetuo"/>
         <Router>
             <Routes fallback=NotFound>
-                <Route path=path!("/signin") view=SignInPage/>
-                <Route path=path!("/signup") view=SignUpPage/>
-                <ParentRoute path=path!("") view=DashboardLayout>
-                    <Route path=path!("") view=ProvidersPage/>
-                    <Route path=path!("/providers") view=ProvidersPage/>
-                    <Route path=path!("/keys") view=KeysPage/>
-                    <Route path=path!("/usage") view=UsagePage/>
-                    <Route path=path!("/workspaces") view=WorkspacesPage/>
+                <Route path=path!("/signin") view=SignInPage ssr=SsrMode::Async/>
+                <Route path=path!("/signup") view=SignUpPage ssr=SsrMode::Async/>
+                <ParentRoute path=path!("") view=DashboardLayout ssr=SsrMode::Async>
+                    <Route path=path!("") view=ProvidersPage ssr=SsrMode::Async/>
+                    <Route path=path!("/providers") view=ProvidersPage ssr=SsrMode::Async/>
+                    <Route path=path!("/keys") view=KeysPage ssr=SsrMode::Async/>
+                    <Route path=path!("/usage") view=UsagePage ssr=SsrMode::Async/>
+                    <Route path=path!("/workspaces") view=WorkspacesPage ssr=SsrMode::Async/>
                 </ParentRoute>
             </Routes>
         </Router>

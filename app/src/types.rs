@@ -20,10 +20,7 @@ impl Email {
         let bad_char = |c: char| {
             c.is_whitespace()
                 || c.is_control()
-                || matches!(
-                    c,
-                    '<' | '>' | '"' | ',' | ';' | '(' | ')' | '\\' | '[' | ']'
-                )
+                || matches!(c, '<' | '>' | '"' | ',' | ';' | '(' | ')' | '\\' | '[' | ']')
         };
         if local.is_empty()
             || local.len() > 64
@@ -55,14 +52,10 @@ pub const PASSWORD_MAX_CHARS: usize = 1024;
 pub fn check_password_rules(raw: &str) -> Result<(), String> {
     let chars = raw.chars().count();
     if chars < PASSWORD_MIN_CHARS {
-        return Err(format!(
-            "Passwords need at least {PASSWORD_MIN_CHARS} characters."
-        ));
+        return Err(format!("Passwords need at least {PASSWORD_MIN_CHARS} characters."));
     }
     if chars > PASSWORD_MAX_CHARS {
-        return Err(format!(
-            "Passwords can have at most {PASSWORD_MAX_CHARS} characters."
-        ));
+        return Err(format!("Passwords can have at most {PASSWORD_MAX_CHARS} characters."));
     }
     Ok(())
 }
@@ -104,11 +97,7 @@ pub struct SessionView {
 /// Formats Unix milliseconds as `YYYY-MM-DD HH:MM` UTC, the same on server and browser.
 pub fn format_ts(ms: i64) -> String {
     let (date, secs_of_day) = split_ts(ms);
-    format!(
-        "{date} {:02}:{:02}",
-        secs_of_day / 3600,
-        (secs_of_day % 3600) / 60
-    )
+    format!("{date} {:02}:{:02}", secs_of_day / 3600, (secs_of_day % 3600) / 60)
 }
 
 /// Formats Unix milliseconds as `YYYY-MM-DD` (UTC).
@@ -170,10 +159,7 @@ mod tests {
 
     #[test]
     fn emails_are_normalised() {
-        assert_eq!(
-            Email::parse("  Alice@Example.COM ").map(|e| e.0),
-            Ok("alice@example.com".into())
-        );
+        assert_eq!(Email::parse("  Alice@Example.COM ").map(|e| e.0), Ok("alice@example.com".into()));
     }
 
     #[test]
@@ -284,15 +270,9 @@ impl ProviderKind {
 
     pub fn parse(raw: &str) -> Result<Self, String> {
         let raw = raw.trim();
-        Self::ALL
-            .into_iter()
-            .find(|k| k.as_str() == raw)
-            .ok_or_else(|| {
-                format!(
-                    "Unknown provider kind `{raw}`; expected one of {}.",
-                    Self::ALL.map(Self::as_str).join(", ")
-                )
-            })
+        Self::ALL.into_iter().find(|k| k.as_str() == raw).ok_or_else(|| {
+            format!("Unknown provider kind `{raw}`; expected one of {}.", Self::ALL.map(Self::as_str).join(", "))
+        })
     }
 
     /// Human name for the dashboard.
@@ -337,12 +317,7 @@ impl ProviderKind {
     pub fn offers_embeddings(self) -> bool {
         matches!(
             self,
-            Self::Openai
-                | Self::Gemini
-                | Self::Mistral
-                | Self::Together
-                | Self::OpenaiCompatible
-                | Self::Openrouter
+            Self::Openai | Self::Gemini | Self::Mistral | Self::Together | Self::OpenaiCompatible | Self::Openrouter
         )
     }
 

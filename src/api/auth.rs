@@ -35,14 +35,7 @@ pub struct TokenResponse {
 
 fn login_limit(state: &AppState, ip: ClientIp, email: &str) -> Result<(), ApiError> {
     let decision = state.limiters.check_login(ip.0, email);
-    if decision.allowed {
-        Ok(())
-    } else {
-        Err(ServiceError::RateLimited {
-            retry_after: decision.retry_after,
-        }
-        .into())
-    }
+    if decision.allowed { Ok(()) } else { Err(ServiceError::RateLimited { retry_after: decision.retry_after }.into()) }
 }
 
 pub async fn signup(
@@ -53,11 +46,7 @@ pub async fn signup(
     login_limit(&state, ip, &body.email)?;
     let (user, workspace) = accounts::sign_up(&state.db, &body.email, &body.password).await?;
     let (token, _) = state.jwt.issue(&user.id, &workspace.id)?;
-    Ok(created(SignupResponse {
-        user,
-        workspace,
-        token,
-    }))
+    Ok(created(SignupResponse { user, workspace, token }))
 }
 
 pub async fn token(
@@ -69,19 +58,13 @@ pub async fn token(
     let user = accounts::authenticate(&state.db, &body.email, &body.password).await?;
     let workspace = match body.workspace_id.as_deref() {
         // Someone else's (or no) workspace: the same 401 as a bad password, no oracle.
-        Some(id) => workspaces::authorize(&state.db, &user.id, id)
-            .await
-            .map_err(|e| match e {
-                ServiceError::NotFound(_) => ServiceError::InvalidCredentials,
-                other => other,
-            })?,
+        Some(id) => workspaces::authorize(&state.db, &user.id, id).await.map_err(|e| match e {
+            ServiceError::NotFound(_) => ServiceError::InvalidCredentials,
+            other => other,
+        })?,
         None => accounts::default_workspace(&state.db, &user.id).await?,
     };
     let view = workspaces::view(&state.db, &workspace).await?;
     let (token, expires_at) = state.jwt.issue(&user.id, workspace.as_str())?;
-    Ok(axum::Json(TokenResponse {
-        token,
-        expires_at,
-        workspace: view,
-    }))
+    Ok(axum::Json(TokenResponse { token, expires_at, workspace: view }))
 }

@@ -19,10 +19,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/auth/signup", post(auth::signup))
         .route("/auth/token", post(auth::token))
-        .route(
-            "/workspaces",
-            get(workspaces::list).post(workspaces::create),
-        )
+        .route("/workspaces", get(workspaces::list).post(workspaces::create))
         .fallback(|| async { ApiError(ServiceError::NotFound("route")) })
 }
 
@@ -43,24 +40,18 @@ impl IntoResponse for ApiError {
         let status = e.status_code();
         let kind = match &e {
             ServiceError::Invalid(_) => "invalid_request_error",
-            ServiceError::Unauthenticated | ServiceError::InvalidCredentials => {
-                "authentication_error"
-            }
+            ServiceError::Unauthenticated | ServiceError::InvalidCredentials => "authentication_error",
             ServiceError::NotFound(_) => "not_found_error",
             ServiceError::Conflict(_) => "conflict_error",
             ServiceError::RateLimited { .. } => "rate_limit_exceeded",
             ServiceError::Upstream(_) => "upstream_error",
-            ServiceError::Database(_) | ServiceError::Crypto(_) | ServiceError::Internal(_) => {
-                "api_error"
-            }
+            ServiceError::Database(_) | ServiceError::Crypto(_) | ServiceError::Internal(_) => "api_error",
         };
         let body = serde_json::json!({ "error": { "message": e.public_message(), "type": kind, "code": e.code() } });
         let mut response = (status, axum::Json(body)).into_response();
         if let ServiceError::RateLimited { retry_after } = e {
             let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
         }
         response
     }
@@ -103,32 +94,21 @@ pub struct ApiAuth {
 impl FromRequestParts<AppState> for ApiAuth {
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let token = parts
             .headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
             .map(str::trim)
             .ok_or(ApiError(ServiceError::Unauthenticated))?;
         let claims = state.jwt.verify(token)?;
         // A token for a workspace the user has since left is no longer good.
-        let workspace = ws::authorize(&state.db, &claims.sub, &claims.ws)
-            .await
-            .map_err(|e| match e {
-                ServiceError::NotFound(_) => ServiceError::Unauthenticated,
-                other => other,
-            })?;
-        Ok(Self {
-            user_id: claims.sub,
-            workspace,
-        })
+        let workspace = ws::authorize(&state.db, &claims.sub, &claims.ws).await.map_err(|e| match e {
+            ServiceError::NotFound(_) => ServiceError::Unauthenticated,
+            other => other,
+        })?;
+        Ok(Self { user_id: claims.sub, workspace })
     }
 }
 

@@ -15,15 +15,9 @@ pub struct WorkspaceList {
     current: String,
 }
 
-pub async fn list(
-    State(state): State<AppState>,
-    auth: ApiAuth,
-) -> Result<axum::Json<WorkspaceList>, ApiError> {
+pub async fn list(State(state): State<AppState>, auth: ApiAuth) -> Result<axum::Json<WorkspaceList>, ApiError> {
     let data = workspaces::list_for_user(&state.db, &auth.user_id).await?;
-    Ok(axum::Json(WorkspaceList {
-        data,
-        current: auth.workspace.as_str().to_owned(),
-    }))
+    Ok(axum::Json(WorkspaceList { data, current: auth.workspace.as_str().to_owned() }))
 }
 
 #[derive(Deserialize)]

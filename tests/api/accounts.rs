@@ -21,12 +21,7 @@ async fn signup_returns_user_workspace_and_a_working_token() {
     assert_eq!(body["user"]["email"], address, "email normalised");
     assert_eq!(body["workspace"]["name"], "Personal");
     let token = body["token"].as_str().unwrap();
-    let list: Value = app
-        .get_json("/api/v1/workspaces", Some(token))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let list: Value = app.get_json("/api/v1/workspaces", Some(token)).await.json().await.unwrap();
     assert_eq!(list["data"].as_array().unwrap().len(), 1);
     assert_eq!(list["data"][0]["id"], body["workspace"]["id"]);
     assert!(body.to_string().find(PASSWORD).is_none());
@@ -38,36 +33,19 @@ async fn duplicate_signup_is_409() {
     let address = email("dup");
     app.api_signup(&address).await;
     let response = app
-        .post_json(
-            "/api/v1/auth/signup",
-            None,
-            &json!({"email": address, "password": "another password 123"}),
-        )
+        .post_json("/api/v1/auth/signup", None, &json!({"email": address, "password": "another password 123"}))
         .await;
     let body = api_error(response, 409).await;
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("already exists")
-    );
+    assert!(body["error"]["message"].as_str().unwrap().contains("already exists"));
 }
 
 #[tokio::test]
 async fn signup_validates_input() {
     let app = spawn_app().await;
-    for (email, password) in [
-        ("not-an-email", PASSWORD),
-        ("ok@example.com", "short"),
-        ("ok@example.com", &"x".repeat(1025)),
-    ] {
-        let response = app
-            .post_json(
-                "/api/v1/auth/signup",
-                None,
-                &json!({"email": email, "password": password}),
-            )
-            .await;
+    for (email, password) in
+        [("not-an-email", PASSWORD), ("ok@example.com", "short"), ("ok@example.com", &"x".repeat(1025))]
+    {
+        let response = app.post_json("/api/v1/auth/signup", None, &json!({"email": email, "password": password})).await;
         api_error(response, 400).await;
     }
     let response = app
@@ -87,44 +65,22 @@ async fn token_with_right_and_wrong_password() {
     let app = spawn_app().await;
     let address = email("token");
     let (_, ws, _) = app.api_signup(&address).await;
-    let ok = app
-        .post_json(
-            "/api/v1/auth/token",
-            None,
-            &json!({"email": address, "password": PASSWORD}),
-        )
-        .await;
+    let ok = app.post_json("/api/v1/auth/token", None, &json!({"email": address, "password": PASSWORD})).await;
     assert_eq!(ok.status(), 200);
     let body: Value = ok.json().await.unwrap();
     assert_eq!(body["workspace"]["id"], ws.as_str());
     let expires_at = body["expires_at"].as_i64().unwrap();
     let now = app::server::db::now_ms();
-    assert!(
-        (3_500_000..=3_600_000).contains(&(expires_at - now)),
-        "one hour: {}",
-        expires_at - now
-    );
+    assert!((3_500_000..=3_600_000).contains(&(expires_at - now)), "one hour: {}", expires_at - now);
 
-    let wrong = app
-        .post_json(
-            "/api/v1/auth/token",
-            None,
-            &json!({"email": address, "password": "wrong password!!"}),
-        )
-        .await;
+    let wrong =
+        app.post_json("/api/v1/auth/token", None, &json!({"email": address, "password": "wrong password!!"})).await;
     let wrong_body = api_error(wrong, 401).await;
     let unknown = app
-        .post_json(
-            "/api/v1/auth/token",
-            None,
-            &json!({"email": email("nobody"), "password": "wrong password!!"}),
-        )
+        .post_json("/api/v1/auth/token", None, &json!({"email": email("nobody"), "password": "wrong password!!"}))
         .await;
     let unknown_body = api_error(unknown, 401).await;
-    assert_eq!(
-        wrong_body, unknown_body,
-        "no user enumeration: identical answers"
-    );
+    assert_eq!(wrong_body, unknown_body, "no user enumeration: identical answers");
 }
 
 #[tokio::test]
@@ -136,20 +92,11 @@ async fn sign_in_takes_about_as_long_for_unknown_emails() {
     let mut unknown = Vec::new();
     for _ in 0..3 {
         let started = std::time::Instant::now();
-        app.post_json(
-            "/api/v1/auth/token",
-            None,
-            &json!({"email": address, "password": "wrong password!!"}),
-        )
-        .await;
+        app.post_json("/api/v1/auth/token", None, &json!({"email": address, "password": "wrong password!!"})).await;
         known.push(started.elapsed().as_secs_f64());
         let started = std::time::Instant::now();
-        app.post_json(
-            "/api/v1/auth/token",
-            None,
-            &json!({"email": email("ghost"), "password": "wrong password!!"}),
-        )
-        .await;
+        app.post_json("/api/v1/auth/token", None, &json!({"email": email("ghost"), "password": "wrong password!!"}))
+            .await;
         unknown.push(started.elapsed().as_secs_f64());
     }
     let median = |v: &mut Vec<f64>| {
@@ -158,10 +105,7 @@ async fn sign_in_takes_about_as_long_for_unknown_emails() {
     };
     let (k, u) = (median(&mut known), median(&mut unknown));
     // Both run one Argon2 verification; without the dummy hash the unknown case would be ~100x faster.
-    assert!(
-        u > k / 4.0 && k > u / 4.0,
-        "known {k:.4}s vs unknown {u:.4}s"
-    );
+    assert!(u > k / 4.0 && k > u / 4.0, "known {k:.4}s vs unknown {u:.4}s");
 }
 
 #[tokio::test]
@@ -172,20 +116,13 @@ async fn tampered_expired_and_none_tokens_are_401() {
     let parts: Vec<&str> = token.split('.').collect();
 
     // Tampered payload (other workspace), original signature.
-    let payload = String::from_utf8(b64.decode(parts[1]).unwrap())
-        .unwrap()
-        .replace(&ws, "aaaaaaaaaaaaaaaaaaaa");
+    let payload = String::from_utf8(b64.decode(parts[1]).unwrap()).unwrap().replace(&ws, "aaaaaaaaaaaaaaaaaaaa");
     let tampered = format!("{}.{}.{}", parts[0], b64.encode(payload), parts[2]);
     // alg: none.
-    let none = format!(
-        "{}.{}.",
-        b64.encode(r#"{"alg":"none","typ":"JWT"}"#),
-        parts[1]
-    );
+    let none = format!("{}.{}.", b64.encode(r#"{"alg":"none","typ":"JWT"}"#), parts[1]);
     // Expired, properly signed with the server's secret.
     let now = app::server::db::now_ms() / 1000;
-    let claims =
-        json!({"sub": user, "ws": ws, "iat": now - 7200, "exp": now - 10, "iss": "perpetuo"});
+    let claims = json!({"sub": user, "ws": ws, "iat": now - 7200, "exp": now - 10, "iss": "perpetuo"});
     let secret = app.state.settings.jwt_secret.expose().to_vec();
     let expired = jsonwebtoken::encode(
         &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
@@ -194,29 +131,13 @@ async fn tampered_expired_and_none_tokens_are_401() {
     )
     .unwrap();
 
-    for bad in [
-        tampered.as_str(),
-        none.as_str(),
-        expired.as_str(),
-        "garbage",
-        "",
-    ] {
+    for bad in [tampered.as_str(), none.as_str(), expired.as_str(), "garbage", ""] {
         let response = app.get_json("/api/v1/workspaces", Some(bad)).await;
         api_error(response, 401).await;
     }
-    let response = app
-        .client
-        .get(app.url("/api/v1/workspaces"))
-        .send()
-        .await
-        .unwrap();
+    let response = app.client.get(app.url("/api/v1/workspaces")).send().await.unwrap();
     api_error(response, 401).await;
-    assert_eq!(
-        app.get_json("/api/v1/workspaces", Some(&token))
-            .await
-            .status(),
-        200
-    );
+    assert_eq!(app.get_json("/api/v1/workspaces", Some(&token)).await.status(), 200);
 }
 
 #[tokio::test]
@@ -227,70 +148,35 @@ async fn workspaces_are_created_and_scoped_to_their_members() {
     let b = email("bob");
     let (token_b, ws_b, _) = app.api_signup(&b).await;
 
-    let created = app
-        .post_json(
-            "/api/v1/workspaces",
-            Some(&token_a),
-            &json!({"name": "Team A"}),
-        )
-        .await;
+    let created = app.post_json("/api/v1/workspaces", Some(&token_a), &json!({"name": "Team A"})).await;
     assert_eq!(created.status(), 201);
     let team: Value = created.json().await.unwrap();
     assert_eq!(team["name"], "Team A");
-    let list: Value = app
-        .get_json("/api/v1/workspaces", Some(&token_a))
-        .await
-        .json()
-        .await
-        .unwrap();
-    let names: Vec<&str> = list["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|w| w["name"].as_str().unwrap())
-        .collect();
+    let list: Value = app.get_json("/api/v1/workspaces", Some(&token_a)).await.json().await.unwrap();
+    let names: Vec<&str> = list["data"].as_array().unwrap().iter().map(|w| w["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["Personal", "Team A"]);
 
     // B lists only B's workspace.
-    let list_b: Value = app
-        .get_json("/api/v1/workspaces", Some(&token_b))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let list_b: Value = app.get_json("/api/v1/workspaces", Some(&token_b)).await.json().await.unwrap();
     assert_eq!(list_b["data"].as_array().unwrap().len(), 1);
     assert_eq!(list_b["data"][0]["id"], ws_b.as_str());
 
     // B, with B's own valid password, cannot get a token for A's workspaces: same 401 as a bad password.
     for target in [ws_a.as_str(), team["id"].as_str().unwrap()] {
         let response = app
-            .post_json(
-                "/api/v1/auth/token",
-                None,
-                &json!({"email": b, "password": PASSWORD, "workspace_id": target}),
-            )
+            .post_json("/api/v1/auth/token", None, &json!({"email": b, "password": PASSWORD, "workspace_id": target}))
             .await;
         api_error(response, 401).await;
     }
     // A can pick the team workspace explicitly.
     let response = app
-        .post_json(
-            "/api/v1/auth/token",
-            None,
-            &json!({"email": a, "password": PASSWORD, "workspace_id": team["id"]}),
-        )
+        .post_json("/api/v1/auth/token", None, &json!({"email": a, "password": PASSWORD, "workspace_id": team["id"]}))
         .await;
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["workspace"]["name"], "Team A");
 
-    let empty = app
-        .post_json(
-            "/api/v1/workspaces",
-            Some(&token_a),
-            &json!({"name": "   "}),
-        )
-        .await;
+    let empty = app.post_json("/api/v1/workspaces", Some(&token_a), &json!({"name": "   "})).await;
     api_error(empty, 400).await;
 }
 
@@ -301,11 +187,7 @@ async fn user_b_cannot_get_a_token_into_user_a_workspace() {
     let b = email("intruder");
     app.api_signup(&b).await;
     let response = app
-        .post_json(
-            "/api/v1/auth/token",
-            None,
-            &json!({"email": b, "password": PASSWORD, "workspace_id": ws_a}),
-        )
+        .post_json("/api/v1/auth/token", None, &json!({"email": b, "password": PASSWORD, "workspace_id": ws_a}))
         .await;
     api_error(response, 401).await;
 }
@@ -317,35 +199,17 @@ async fn login_attempts_are_limited_per_email() {
     let app = spawn_app_with(options).await;
     let target = email("victim");
     let statuses: Vec<u16> = futures_statuses(&app, &target, 5).await;
-    assert_eq!(
-        statuses.iter().filter(|&&s| s == 401).count(),
-        3,
-        "{statuses:?}"
-    );
-    assert_eq!(
-        statuses.iter().filter(|&&s| s == 429).count(),
-        2,
-        "{statuses:?}"
-    );
-    let limited = app
-        .post_json(
-            "/api/v1/auth/token",
-            None,
-            &json!({"email": target, "password": "guess number x"}),
-        )
-        .await;
+    assert_eq!(statuses.iter().filter(|&&s| s == 401).count(), 3, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|&&s| s == 429).count(), 2, "{statuses:?}");
+    let limited =
+        app.post_json("/api/v1/auth/token", None, &json!({"email": target, "password": "guess number x"})).await;
     assert!(limited.headers().contains_key("retry-after"));
     let body = api_error(limited, 429).await;
     assert_eq!(body["error"]["type"], "rate_limit_exceeded");
     // A minute later the budget is back.
     app.clock.advance(std::time::Duration::from_secs(60));
-    let again = app
-        .post_json(
-            "/api/v1/auth/token",
-            None,
-            &json!({"email": target, "password": "guess number y"}),
-        )
-        .await;
+    let again =
+        app.post_json("/api/v1/auth/token", None, &json!({"email": target, "password": "guess number y"})).await;
     assert_eq!(again.status(), 401);
 }
 
@@ -353,11 +217,7 @@ async fn futures_statuses(app: &TestApp, target: &str, n: usize) -> Vec<u16> {
     let mut statuses = Vec::new();
     for i in 0..n {
         let response = app
-            .post_json(
-                "/api/v1/auth/token",
-                None,
-                &json!({"email": target, "password": format!("guess number {i}")}),
-            )
+            .post_json("/api/v1/auth/token", None, &json!({"email": target, "password": format!("guess number {i}")}))
             .await;
         statuses.push(response.status().as_u16());
     }
@@ -369,10 +229,16 @@ async fn passwords_and_tokens_never_reach_the_logs() {
     let app = spawn_app().await;
     let address = email("logs");
     let secret_password = "a-very-distinctive-password-4711";
-    let response = app.post_json("/api/v1/auth/signup", None, &json!({"email": address, "password": secret_password})).await;
+    let response =
+        app.post_json("/api/v1/auth/signup", None, &json!({"email": address, "password": secret_password})).await;
     let body: Value = response.json().await.unwrap();
     let token = body["token"].as_str().unwrap().to_owned();
-    app.post_json("/api/v1/auth/token", None, &json!({"email": address, "password": "wrong-distinctive-password-0815"})).await;
+    app.post_json(
+        "/api/v1/auth/token",
+        None,
+        &json!({"email": address, "password": "wrong-distinctive-password-0815"}),
+    )
+    .await;
     app.get_json("/api/v1/workspaces", Some(&token)).await;
     let client = new_client();
     app.post_form(&client, "/fn/sign_in", "/signin", &[("email", &address), ("password", secret_password)]).await;

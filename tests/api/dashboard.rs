@@ -10,11 +10,7 @@ async fn signed_out_visitors_are_sent_to_sign_in() {
     let app = spawn_app().await;
     for page in ["/", "/providers", "/keys", "/usage", "/workspaces"] {
         let response = app.client.get(app.url(page)).send().await.unwrap();
-        assert!(
-            response.status().is_redirection(),
-            "{page}: {}",
-            response.status()
-        );
+        assert!(response.status().is_redirection(), "{page}: {}", response.status());
         assert_eq!(location(&response), "/signin", "{page}");
     }
     let signin = app.client.get(app.url("/signin")).send().await.unwrap();
@@ -27,28 +23,13 @@ async fn no_js_sign_up_lands_signed_in_with_a_safe_cookie() {
     let app = spawn_app().await;
     let client = new_client();
     let address = email("form");
-    let response = app
-        .post_form(
-            &client,
-            "/fn/sign_up",
-            "/signup",
-            &[("email", &address), ("password", PASSWORD)],
-        )
-        .await;
+    let response =
+        app.post_form(&client, "/fn/sign_up", "/signup", &[("email", &address), ("password", PASSWORD)]).await;
     assert_eq!(response.status(), 302);
     assert_eq!(location(&response), "/providers");
-    let cookie = response
-        .headers()
-        .get("set-cookie")
-        .unwrap()
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let cookie = response.headers().get("set-cookie").unwrap().to_str().unwrap().to_owned();
     assert!(cookie.starts_with("perpetuo_session="), "{cookie}");
-    assert!(
-        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
-        "{cookie}"
-    );
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"), "{cookie}");
     assert!(!cookie.contains("Secure"), "plain http in tests: {cookie}");
     let page = client.get(app.url("/providers")).send().await.unwrap();
     assert_eq!(page.status(), 200);
@@ -64,20 +45,9 @@ async fn secure_cookie_when_served_over_https() {
     options.settings.secure_cookies = true;
     let app = spawn_app_with(options).await;
     let response = app
-        .post_form(
-            &new_client(),
-            "/fn/sign_up",
-            "/signup",
-            &[("email", &email("tls")), ("password", PASSWORD)],
-        )
+        .post_form(&new_client(), "/fn/sign_up", "/signup", &[("email", &email("tls")), ("password", PASSWORD)])
         .await;
-    let cookie = response
-        .headers()
-        .get("set-cookie")
-        .unwrap()
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let cookie = response.headers().get("set-cookie").unwrap().to_str().unwrap().to_owned();
     assert!(cookie.contains("Secure"), "{cookie}");
 }
 
@@ -85,52 +55,22 @@ async fn secure_cookie_when_served_over_https() {
 async fn form_errors_come_back_readable_without_js() {
     let app = spawn_app().await;
     let client = new_client();
-    let response = app
-        .post_form(
-            &client,
-            "/fn/sign_up",
-            "/signup",
-            &[("email", "bad"), ("password", PASSWORD)],
-        )
-        .await;
+    let response = app.post_form(&client, "/fn/sign_up", "/signup", &[("email", "bad"), ("password", PASSWORD)]).await;
     assert_eq!(response.status(), 302);
     let back = location(&response);
-    assert!(
-        back.contains("/signup?") && back.contains("__err="),
-        "{back}"
-    );
-    let page = client
-        .get(&back)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(
-        page.contains("Enter a valid email address"),
-        "error shown on the page"
-    );
+    assert!(back.contains("/signup?") && back.contains("__err="), "{back}");
+    let page = client.get(&back).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("Enter a valid email address"), "error shown on the page");
 
     let response = app
         .post_form(
             &client,
             "/fn/sign_in",
             "/signin",
-            &[
-                ("email", "nobody@example.com"),
-                ("password", "wrong password 1"),
-            ],
+            &[("email", "nobody@example.com"), ("password", "wrong password 1")],
         )
         .await;
-    let page = client
-        .get(location(&response))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = client.get(location(&response)).send().await.unwrap().text().await.unwrap();
     assert!(page.contains("Invalid email or password."));
 }
 
@@ -139,62 +79,32 @@ async fn sign_in_rotates_the_session_and_sign_out_destroys_it() {
     let app = spawn_app().await;
     let address = email("rotate");
     let raw = cookie_client(None);
-    let response = app
-        .post_form(
-            &raw,
-            "/fn/sign_up",
-            "/signup",
-            &[("email", &address), ("password", PASSWORD)],
-        )
-        .await;
+    let response = app.post_form(&raw, "/fn/sign_up", "/signup", &[("email", &address), ("password", PASSWORD)]).await;
     let before = set_cookie(&response).expect("signed in");
 
     // Sign in again from the same browser: the id must change, the old one must be dead.
     let same_browser = cookie_client(Some(&before));
-    let response = app
-        .post_form(
-            &same_browser,
-            "/fn/sign_in",
-            "/signin",
-            &[("email", &address), ("password", PASSWORD)],
-        )
-        .await;
+    let response =
+        app.post_form(&same_browser, "/fn/sign_in", "/signin", &[("email", &address), ("password", PASSWORD)]).await;
     assert_eq!(location(&response), "/providers");
     let after = set_cookie(&response).expect("new cookie at sign-in");
     assert_ne!(before, after, "session id rotated at sign-in");
     let stale = cookie_client(Some(&before));
-    assert_eq!(
-        location(&stale.get(app.url("/keys")).send().await.unwrap()),
-        "/signin",
-        "old id no longer works"
-    );
+    assert_eq!(location(&stale.get(app.url("/keys")).send().await.unwrap()), "/signin", "old id no longer works");
     let live = cookie_client(Some(&after));
-    assert_eq!(
-        live.get(app.url("/keys")).send().await.unwrap().status(),
-        200
-    );
+    assert_eq!(live.get(app.url("/keys")).send().await.unwrap().status(), 200);
 
     // Sign out, then replay the cookie: the session is gone server-side, not just in the browser.
-    let response = app
-        .post_form(&live, "/fn/sign_out", "/providers", &[])
-        .await;
+    let response = app.post_form(&live, "/fn/sign_out", "/providers", &[]).await;
     assert_eq!(location(&response), "/signin");
-    assert_eq!(
-        location(&live.get(app.url("/keys")).send().await.unwrap()),
-        "/signin",
-        "destroyed server-side"
-    );
+    assert_eq!(location(&live.get(app.url("/keys")).send().await.unwrap()), "/signin", "destroyed server-side");
 }
 
 #[tokio::test]
 async fn cross_site_posts_are_refused() {
     let app = spawn_app().await;
     let address = email("csrf");
-    for (header, value) in [
-        ("origin", "https://evil.example"),
-        ("sec-fetch-site", "cross-site"),
-        ("origin", "null"),
-    ] {
+    for (header, value) in [("origin", "https://evil.example"), ("sec-fetch-site", "cross-site"), ("origin", "null")] {
         let response = app
             .client
             .post(app.url("/fn/sign_up"))
@@ -219,21 +129,11 @@ async fn server_functions_never_cross_workspaces() {
     app.dashboard_signup(&bob, &bob_email).await;
 
     // Bob tries to switch into Alice's workspace by id.
-    let response = app
-        .post_form(
-            &bob,
-            "/fn/switch_workspace",
-            "/workspaces",
-            &[("workspace_id", &ws_a)],
-        )
-        .await;
+    let response = app.post_form(&bob, "/fn/switch_workspace", "/workspaces", &[("workspace_id", &ws_a)]).await;
     let back = location(&response);
     assert!(back.contains("__err="), "refused: {back}");
     let page = bob.get(&back).send().await.unwrap().text().await.unwrap();
-    assert!(
-        page.contains("That workspace does not exist."),
-        "404-style answer, no existence oracle"
-    );
+    assert!(page.contains("That workspace does not exist."), "404-style answer, no existence oracle");
 
     // Bob's session still points at his own workspace (JSON call, as the hydrated page makes it).
     let response = bob
@@ -256,26 +156,9 @@ async fn create_and_switch_workspaces_from_the_dashboard() {
     let app = spawn_app().await;
     let client = new_client();
     app.dashboard_signup(&client, &email("switch")).await;
-    let response = app
-        .post_form(
-            &client,
-            "/fn/create_workspace",
-            "/workspaces",
-            &[("name", "Research")],
-        )
-        .await;
-    assert!(
-        location(&response).starts_with(&app.url("/workspaces")),
-        "no-JS post returns to the page"
-    );
-    let page = client
-        .get(app.url("/workspaces"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let response = app.post_form(&client, "/fn/create_workspace", "/workspaces", &[("name", "Research")]).await;
+    assert!(location(&response).starts_with(&app.url("/workspaces")), "no-JS post returns to the page");
+    let page = client.get(app.url("/workspaces")).send().await.unwrap().text().await.unwrap();
     assert!(page.contains("Research") && page.contains("Switch to Research"));
 
     let session: Value = client
@@ -287,23 +170,11 @@ async fn create_and_switch_workspaces_from_the_dashboard() {
         .json()
         .await
         .unwrap();
-    let research = session["workspaces"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|w| w["name"] == "Research")
-        .unwrap()["id"]
+    let research = session["workspaces"].as_array().unwrap().iter().find(|w| w["name"] == "Research").unwrap()["id"]
         .as_str()
         .unwrap()
         .to_owned();
-    let response = app
-        .post_form(
-            &client,
-            "/fn/switch_workspace",
-            "/workspaces",
-            &[("workspace_id", &research)],
-        )
-        .await;
+    let response = app.post_form(&client, "/fn/switch_workspace", "/workspaces", &[("workspace_id", &research)]).await;
     assert_eq!(location(&response), "/providers");
     let session: Value = client
         .post(app.url("/fn/current_session"))

@@ -24,11 +24,6 @@ async fn unknown_api_route_is_json_404() {
 #[tokio::test]
 async fn unknown_page_is_404() {
     let app = spawn_app().await;
-    let response = app
-        .client
-        .get(app.url("/no-such-page"))
-        .send()
-        .await
-        .unwrap();
+    let response = app.client.get(app.url("/no-such-page")).send().await.unwrap();
     assert_eq!(response.status(), 404);
 }

@@ -29,10 +29,7 @@ struct CaptureWriter;
 
 impl Write for CaptureWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        log_buffer()
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .extend_from_slice(buf);
+        log_buffer().lock().unwrap_or_else(|e| e.into_inner()).extend_from_slice(buf);
         if std::env::var_os("TEST_LOG").is_some() {
             std::io::stderr().write_all(buf)?;
         }
@@ -75,15 +72,9 @@ impl Default for Options {
     fn default() -> Self {
         let mut settings = Settings::for_tests();
         // Tests sign in far more often than a person would; the login-limit tests lower it again.
-        settings.rate_limit_login_per_min =
-            std::num::NonZeroU32::new(10_000).unwrap_or(std::num::NonZeroU32::MIN);
-        settings.rate_limit_ip_per_min =
-            std::num::NonZeroU32::new(100_000).unwrap_or(std::num::NonZeroU32::MIN);
-        Self {
-            settings,
-            db: None,
-            clock: LimitClock::manual(),
-        }
+        settings.rate_limit_login_per_min = std::num::NonZeroU32::new(10_000).unwrap_or(std::num::NonZeroU32::MIN);
+        settings.rate_limit_ip_per_min = std::num::NonZeroU32::new(100_000).unwrap_or(std::num::NonZeroU32::MIN);
+        Self { settings, db: None, clock: LimitClock::manual() }
     }
 }
 
@@ -97,14 +88,10 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         Some(db) => db,
         None => Db::open(&options.settings).await.expect("database opens"),
     };
-    let leptos_options = leptos::config::LeptosOptions::builder()
-        .output_name("perpetuo")
-        .site_root("target/site")
-        .build();
+    let leptos_options =
+        leptos::config::LeptosOptions::builder().output_name("perpetuo").site_root("target/site").build();
     let application =
-        Application::build_with(options.settings, leptos_options, db, options.clock.clone())
-            .await
-            .expect("app builds");
+        Application::build_with(options.settings, leptos_options, db, options.clock.clone()).await.expect("app builds");
     let addr = application.local_addr().expect("bound");
     let state = application.state().clone();
     let (stop, stopped) = oneshot::channel::<()>();
@@ -146,12 +133,7 @@ impl TestApp {
         }
     }
 
-    pub async fn post_json(
-        &self,
-        path: &str,
-        token: Option<&str>,
-        body: &Value,
-    ) -> reqwest::Response {
+    pub async fn post_json(&self, path: &str, token: Option<&str>, body: &Value) -> reqwest::Response {
         let mut request = self.client.post(self.url(path)).json(body);
         if let Some(token) = token {
             request = request.bearer_auth(token);
@@ -169,21 +151,13 @@ impl TestApp {
 
     /// Signs up through the management API; returns (token, workspace id, user id).
     pub async fn api_signup(&self, email: &str) -> (String, String, String) {
-        let response = self
-            .post_json(
-                "/api/v1/auth/signup",
-                None,
-                &json!({"email": email, "password": PASSWORD}),
-            )
-            .await;
+        let response =
+            self.post_json("/api/v1/auth/signup", None, &json!({"email": email, "password": PASSWORD})).await;
         assert_eq!(response.status(), 201, "signup of {email}");
         let body: Value = response.json().await.expect("json");
         (
             body["token"].as_str().expect("token").to_owned(),
-            body["workspace"]["id"]
-                .as_str()
-                .expect("workspace")
-                .to_owned(),
+            body["workspace"]["id"].as_str().expect("workspace").to_owned(),
             body["user"]["id"].as_str().expect("user").to_owned(),
         )
     }
@@ -209,20 +183,10 @@ impl TestApp {
 
     /// Signs up through the dashboard form with `client`'s cookie jar; the client ends signed in.
     pub async fn dashboard_signup(&self, client: &reqwest::Client, email: &str) {
-        let response = self
-            .post_form(
-                client,
-                "/fn/sign_up",
-                "/signup",
-                &[("email", email), ("password", PASSWORD)],
-            )
-            .await;
+        let response =
+            self.post_form(client, "/fn/sign_up", "/signup", &[("email", email), ("password", PASSWORD)]).await;
         assert_eq!(response.status(), 302);
-        assert_eq!(
-            location(&response),
-            "/providers",
-            "sign-up lands on the dashboard"
-        );
+        assert_eq!(location(&response), "/providers", "sign-up lands on the dashboard");
     }
 }
 
@@ -237,12 +201,7 @@ impl Drop for TestApp {
 pub const PASSWORD: &str = "correct horse battery staple";
 
 pub fn location(response: &reqwest::Response) -> String {
-    response
-        .headers()
-        .get("location")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned()
+    response.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()
 }
 
 /// Asserts the management API's error shape and returns the body.

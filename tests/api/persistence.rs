@@ -6,8 +6,7 @@ use crate::helpers::*;
 
 fn surrealkv_options(dir: &std::path::Path) -> Options {
     let mut options = Options::default();
-    options.settings.database_url =
-        app::server::config::DatabaseUrl::SurrealKv(dir.join("perpetuo.db"));
+    options.settings.database_url = app::server::config::DatabaseUrl::SurrealKv(dir.join("perpetuo.db"));
     options
 }
 
@@ -36,45 +35,18 @@ async fn users_and_sessions_survive_a_restart() {
     let address = email("restart");
 
     let first = spawn_app_with(surrealkv_options(dir.path())).await;
-    let raw = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .no_proxy()
-        .build()
-        .unwrap();
-    let response = first
-        .post_form(
-            &raw,
-            "/fn/sign_up",
-            "/signup",
-            &[("email", &address), ("password", PASSWORD)],
-        )
-        .await;
-    let cookie = response.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
+    let raw = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).no_proxy().build().unwrap();
+    let response =
+        first.post_form(&raw, "/fn/sign_up", "/signup", &[("email", &address), ("password", PASSWORD)]).await;
+    let cookie = response.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
     first.stop().await;
 
     let second = spawn_app_with(reopen(dir.path()).await).await;
     // The user can still sign in...
-    let token = second
-        .post_json(
-            "/api/v1/auth/token",
-            None,
-            &json!({"email": address, "password": PASSWORD}),
-        )
-        .await;
+    let token = second.post_json("/api/v1/auth/token", None, &json!({"email": address, "password": PASSWORD})).await;
     assert_eq!(token.status(), 200);
     // ...and the browser session from before the restart is still signed in.
-    let page = raw
-        .get(second.url("/providers"))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
+    let page = raw.get(second.url("/providers")).header("cookie", &cookie).send().await.unwrap();
     assert_eq!(page.status(), 200, "session survived");
     assert!(page.text().await.unwrap().contains(&address));
     second.stop().await;

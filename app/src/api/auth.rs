@@ -11,14 +11,7 @@ use {super::ctx, crate::server::ServiceError, crate::server::accounts, crate::se
 #[cfg(feature = "ssr")]
 fn check_login_limit(state: &crate::server::AppState, email: &str) -> Result<(), AppError> {
     let decision = state.limiters.check_login(ctx::client_ip(), email);
-    if decision.allowed {
-        Ok(())
-    } else {
-        Err(ServiceError::RateLimited {
-            retry_after: decision.retry_after,
-        }
-        .into())
-    }
+    if decision.allowed { Ok(()) } else { Err(ServiceError::RateLimited { retry_after: decision.retry_after }.into()) }
 }
 
 /// Creates an account with a personal workspace and signs it in.
@@ -75,11 +68,7 @@ pub async fn current_session() -> Result<Option<SessionView>, AppError> {
         .find(|w| w.id == workspace.as_str())
         .cloned()
         .ok_or_else(|| AppError::NotFound("workspace".into()))?;
-    Ok(Some(SessionView {
-        user,
-        workspace: current,
-        workspaces,
-    }))
+    Ok(Some(SessionView { user, workspace: current, workspaces }))
 }
 
 /// Makes another of the user's workspaces the current one.

@@ -33,24 +33,14 @@ fn session_error(e: tower_sessions::session::Error) -> AppError {
 
 /// The signed-in user's id, or `Unauthenticated`.
 pub async fn user_id(session: &Session) -> Result<String, AppError> {
-    session
-        .get::<String>(USER_ID)
-        .await
-        .map_err(session_error)?
-        .ok_or(AppError::Unauthenticated)
+    session.get::<String>(USER_ID).await.map_err(session_error)?.ok_or(AppError::Unauthenticated)
 }
 
 /// The session's workspace after a fresh membership check; falls back to the user's first
 /// workspace when the stored one is gone (left or deleted).
-pub async fn workspace(
-    state: &AppState,
-    session: &Session,
-) -> Result<(String, WorkspaceId), AppError> {
+pub async fn workspace(state: &AppState, session: &Session) -> Result<(String, WorkspaceId), AppError> {
     let user_id = user_id(session).await?;
-    let stored = session
-        .get::<String>(WORKSPACE_ID)
-        .await
-        .map_err(session_error)?;
+    let stored = session.get::<String>(WORKSPACE_ID).await.map_err(session_error)?;
     if let Some(ws) = stored {
         match workspaces::authorize(&state.db, &user_id, &ws).await {
             Ok(ws) => return Ok((user_id, ws)),
@@ -58,42 +48,24 @@ pub async fn workspace(
             Err(e) => return Err(e.into()),
         }
     }
-    let ws = crate::server::accounts::default_workspace(&state.db, &user_id)
-        .await
-        .map_err(|e| match e {
-            ServiceError::NotFound(_) => AppError::Unauthenticated,
-            other => other.into(),
-        })?;
-    session
-        .insert(WORKSPACE_ID, ws.as_str())
-        .await
-        .map_err(session_error)?;
+    let ws = crate::server::accounts::default_workspace(&state.db, &user_id).await.map_err(|e| match e {
+        ServiceError::NotFound(_) => AppError::Unauthenticated,
+        other => other.into(),
+    })?;
+    session.insert(WORKSPACE_ID, ws.as_str()).await.map_err(session_error)?;
     Ok((user_id, ws))
 }
 
 /// Signs the session in: new session id (no fixation), user and workspace stored.
-pub async fn sign_in_session(
-    session: &Session,
-    user_id: &str,
-    workspace_id: &str,
-) -> Result<(), AppError> {
+pub async fn sign_in_session(session: &Session, user_id: &str, workspace_id: &str) -> Result<(), AppError> {
     session.cycle_id().await.map_err(session_error)?;
-    session
-        .insert(USER_ID, user_id)
-        .await
-        .map_err(session_error)?;
-    session
-        .insert(WORKSPACE_ID, workspace_id)
-        .await
-        .map_err(session_error)?;
+    session.insert(USER_ID, user_id).await.map_err(session_error)?;
+    session.insert(WORKSPACE_ID, workspace_id).await.map_err(session_error)?;
     Ok(())
 }
 
 pub async fn set_workspace(session: &Session, workspace_id: &str) -> Result<(), AppError> {
-    session
-        .insert(WORKSPACE_ID, workspace_id)
-        .await
-        .map_err(session_error)
+    session.insert(WORKSPACE_ID, workspace_id).await.map_err(session_error)
 }
 
 pub async fn sign_out_session(session: &Session) -> Result<(), AppError> {

@@ -12,13 +12,7 @@ where
     S: ServerFn<Error = AppError> + Send + Sync + Clone + 'static,
     S::Output: Clone + Send + Sync + 'static,
 {
-    Signal::derive(move || {
-        action
-            .value()
-            .get()
-            .and_then(|r| r.err())
-            .map(|e| e.to_string())
-    })
+    Signal::derive(move || action.value().get().and_then(|r| r.err()).map(|e| e.to_string()))
 }
 
 /// A `role="alert"` line with the message, if any.

@@ -24,11 +24,7 @@ fn parse_credentials(email: &str, password: &str) -> Result<(Email, SecretBytes)
 }
 
 /// Creates a user and their personal workspace, atomically.
-pub async fn sign_up(
-    db: &Db,
-    email: &str,
-    password: &str,
-) -> Result<(UserView, WorkspaceView), ServiceError> {
+pub async fn sign_up(db: &Db, email: &str, password: &str) -> Result<(UserView, WorkspaceView), ServiceError> {
     let (email, password) = parse_credentials(email, password)?;
     let password_hash = password::hash(password).await?;
     let (user_id, workspace_id, now) = (new_id(), new_id(), now_ms());
@@ -51,21 +47,13 @@ pub async fn sign_up(
         .await?;
     if let Some(error) = root_cause(response.take_errors()) {
         if is_conflict(&error) {
-            return Err(ServiceError::Conflict(
-                "An account with this email already exists. Sign in instead.".into(),
-            ));
+            return Err(ServiceError::Conflict("An account with this email already exists. Sign in instead.".into()));
         }
         return Err(ServiceError::Database(error));
     }
     Ok((
-        UserView {
-            id: user_id,
-            email: email.as_str().to_owned(),
-        },
-        WorkspaceView {
-            id: workspace_id,
-            name: workspace_name,
-        },
+        UserView { id: user_id, email: email.as_str().to_owned() },
+        WorkspaceView { id: workspace_id, name: workspace_name },
     ))
 }
 
@@ -73,9 +61,7 @@ pub async fn sign_up(
 /// give the same error.
 pub async fn authenticate(db: &Db, email: &str, password: &str) -> Result<UserView, ServiceError> {
     // A malformed email or an out-of-range password cannot match any account: same answer.
-    let parsed = Email::parse(email)
-        .ok()
-        .zip(check_password_rules(password).ok());
+    let parsed = Email::parse(email).ok().zip(check_password_rules(password).ok());
     let password = SecretBytes::new(password.as_bytes().to_vec());
     let row = match &parsed {
         Some((email, ())) => {
@@ -90,10 +76,7 @@ pub async fn authenticate(db: &Db, email: &str, password: &str) -> Result<UserVi
     let stored_hash = row.as_ref().map(|r| r.password_hash.clone());
     let matches = password::verify(password, stored_hash).await?;
     match row {
-        Some(row) if matches => Ok(UserView {
-            id: row.id,
-            email: row.email,
-        }),
+        Some(row) if matches => Ok(UserView { id: row.id, email: row.email }),
         _ => Err(ServiceError::InvalidCredentials),
     }
 }
@@ -109,19 +92,13 @@ pub async fn user(db: &Db, user_id: &str) -> Result<Option<UserView>, ServiceErr
         .query("SELECT record::id(id) AS id, email FROM type::record('user', $id)")
         .bind(("id", user_id.to_owned()))
         .await?;
-    Ok(response.take::<Option<Row>>(0)?.map(|r| UserView {
-        id: r.id,
-        email: r.email,
-    }))
+    Ok(response.take::<Option<Row>>(0)?.map(|r| UserView { id: r.id, email: r.email }))
 }
 
 /// The user's default workspace: the first one they joined.
 pub async fn default_workspace(db: &Db, user_id: &str) -> Result<WorkspaceId, ServiceError> {
     let list = workspaces::list_for_user(db, user_id).await?;
-    let first = list
-        .into_iter()
-        .next()
-        .ok_or(ServiceError::NotFound("workspace"))?;
+    let first = list.into_iter().next().ok_or(ServiceError::NotFound("workspace"))?;
     workspaces::authorize(db, user_id, &first.id).await
 }
 
@@ -132,23 +109,16 @@ mod tests {
     #[tokio::test]
     async fn sign_up_then_duplicate_then_sign_in() {
         let db = Db::memory().await.unwrap();
-        let (user, ws) = sign_up(&db, "Dup@Example.com", "long enough password")
-            .await
-            .unwrap();
+        let (user, ws) = sign_up(&db, "Dup@Example.com", "long enough password").await.unwrap();
         assert_eq!(user.email, "dup@example.com");
         let again = sign_up(&db, "dup@example.com ", "another password!").await;
         assert!(matches!(again, Err(ServiceError::Conflict(_))), "{again:?}");
-        let signed_in = authenticate(&db, "DUP@example.com", "long enough password")
-            .await
-            .unwrap();
+        let signed_in = authenticate(&db, "DUP@example.com", "long enough password").await.unwrap();
         assert_eq!(signed_in.id, user.id);
         assert!(matches!(
             authenticate(&db, "dup@example.com", "wrong password!").await,
             Err(ServiceError::InvalidCredentials)
         ));
-        assert_eq!(
-            default_workspace(&db, &user.id).await.unwrap().as_str(),
-            ws.id
-        );
+        assert_eq!(default_workspace(&db, &user.id).await.unwrap().as_str(), ws.id);
     }
 }

@@ -25,7 +25,8 @@ struct Row {
     rate_limit_per_min: Option<i64>,
 }
 
-const COLUMNS: &str = "record::id(id) AS id, name, hash, preview, created_at, expires_at, revoked_at, last_used_at, rate_limit_per_min";
+const COLUMNS: &str =
+    "record::id(id) AS id, name, hash, preview, created_at, expires_at, revoked_at, last_used_at, rate_limit_per_min";
 
 impl Row {
     fn view(&self) -> ApiKeyView {
@@ -45,42 +46,28 @@ impl Row {
 fn parse_name(raw: &str) -> Result<String, ServiceError> {
     let name = raw.trim();
     if name.is_empty() || name.chars().count() > 80 || name.chars().any(char::is_control) {
-        return Err(ServiceError::Invalid(
-            "Give the key a name of 1 to 80 characters.".into(),
-        ));
+        return Err(ServiceError::Invalid("Give the key a name of 1 to 80 characters.".into()));
     }
     Ok(name.to_owned())
 }
 
-pub async fn create(
-    db: &Db,
-    ws: &WorkspaceId,
-    input: NewApiKey,
-) -> Result<CreatedApiKey, ServiceError> {
+pub async fn create(db: &Db, ws: &WorkspaceId, input: NewApiKey) -> Result<CreatedApiKey, ServiceError> {
     let name = parse_name(&input.name)?;
     let now = now_ms();
     let expires_at = match (input.expires_in_days, input.expires_at) {
         (Some(_), Some(_)) => {
-            return Err(ServiceError::Invalid(
-                "Give either expires_in_days or expires_at, not both.".into(),
-            ));
+            return Err(ServiceError::Invalid("Give either expires_in_days or expires_at, not both.".into()));
         }
         (Some(0), None) => {
-            return Err(ServiceError::Invalid(
-                "Expiry must be at least one day away.".into(),
-            ));
+            return Err(ServiceError::Invalid("Expiry must be at least one day away.".into()));
         }
         (Some(days), None) if days <= 3650 => Some(now + i64::from(days) * 86_400_000),
         (Some(_), None) => {
-            return Err(ServiceError::Invalid(
-                "Expiry can be at most 3650 days away.".into(),
-            ));
+            return Err(ServiceError::Invalid("Expiry can be at most 3650 days away.".into()));
         }
         (None, Some(at)) if at > now => Some(at),
         (None, Some(_)) => {
-            return Err(ServiceError::Invalid(
-                "Expiry must be in the future.".into(),
-            ));
+            return Err(ServiceError::Invalid("Expiry must be in the future.".into()));
         }
         (None, None) => None,
     };
@@ -121,17 +108,12 @@ pub async fn create(
         last_used_at: None,
         rate_limit_per_min: rate_limit,
     };
-    Ok(CreatedApiKey {
-        key,
-        token: token.token.clone(),
-    })
+    Ok(CreatedApiKey { key, token: token.token.clone() })
 }
 
 pub async fn list(db: &Db, ws: &WorkspaceId) -> Result<Vec<ApiKeyView>, ServiceError> {
     let mut response = db
-        .query(format!(
-            "SELECT {COLUMNS} FROM api_key WHERE workspace = $ws ORDER BY created_at DESC"
-        ))
+        .query(format!("SELECT {COLUMNS} FROM api_key WHERE workspace = $ws ORDER BY created_at DESC"))
         .bind(("ws", ws.as_str().to_owned()))
         .await?;
     let rows: Vec<Row> = response.take(0)?;
@@ -140,24 +122,15 @@ pub async fn list(db: &Db, ws: &WorkspaceId) -> Result<Vec<ApiKeyView>, ServiceE
 
 async fn row(db: &Db, ws: &WorkspaceId, id: &str) -> Result<Row, ServiceError> {
     let mut response = db
-        .query(format!(
-            "SELECT {COLUMNS} FROM type::record('api_key', $id) WHERE workspace = $ws"
-        ))
+        .query(format!("SELECT {COLUMNS} FROM type::record('api_key', $id) WHERE workspace = $ws"))
         .bind(("id", id.to_owned()))
         .bind(("ws", ws.as_str().to_owned()))
         .await?;
-    response
-        .take::<Option<Row>>(0)?
-        .ok_or(ServiceError::NotFound("API key"))
+    response.take::<Option<Row>>(0)?.ok_or(ServiceError::NotFound("API key"))
 }
 
 /// Revokes a key; the very next gateway request with it is refused.
-pub async fn revoke(
-    db: &Db,
-    caches: &Caches,
-    ws: &WorkspaceId,
-    id: &str,
-) -> Result<ApiKeyView, ServiceError> {
+pub async fn revoke(db: &Db, caches: &Caches, ws: &WorkspaceId, id: &str) -> Result<ApiKeyView, ServiceError> {
     let mut current = row(db, ws, id).await?;
     if current.revoked_at.is_none() {
         let now = now_ms();
@@ -173,12 +146,7 @@ pub async fn revoke(
     Ok(current.view())
 }
 
-pub async fn delete(
-    db: &Db,
-    caches: &Caches,
-    ws: &WorkspaceId,
-    id: &str,
-) -> Result<(), ServiceError> {
+pub async fn delete(db: &Db, caches: &Caches, ws: &WorkspaceId, id: &str) -> Result<(), ServiceError> {
     let current = row(db, ws, id).await?;
     db.query("DELETE type::record('api_key', $id) WHERE workspace = $ws RETURN NONE")
         .bind(("id", id.to_owned()))

@@ -38,20 +38,16 @@ impl std::fmt::Debug for JwtKeys {
 
 impl JwtKeys {
     pub fn new(secret: &SecretBytes) -> Result<Self, ServiceError> {
-        let encoding = EncodingKey::from_secret(secret.expose())
-            .map_err(|e| ServiceError::Internal(format!("jwt key: {e}")))?;
-        let decoding = DecodingKey::from_secret(secret.expose())
-            .map_err(|e| ServiceError::Internal(format!("jwt key: {e}")))?;
+        let encoding =
+            EncodingKey::from_secret(secret.expose()).map_err(|e| ServiceError::Internal(format!("jwt key: {e}")))?;
+        let decoding =
+            DecodingKey::from_secret(secret.expose()).map_err(|e| ServiceError::Internal(format!("jwt key: {e}")))?;
         // Only HS256 is accepted: `alg: none` and algorithm swaps fail before any signature check.
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = 0;
         validation.set_issuer(&[ISSUER]);
         validation.set_required_spec_claims(&["exp", "iss", "sub"]);
-        Ok(Self {
-            encoding,
-            decoding,
-            validation,
-        })
+        Ok(Self { encoding, decoding, validation })
     }
 
     /// A token for `user_id` in `workspace_id`, and its expiry in Unix milliseconds.
@@ -83,10 +79,7 @@ mod tests {
     use base64::Engine as _;
 
     fn keys() -> JwtKeys {
-        JwtKeys::new(&SecretBytes::new(
-            b"0123456789abcdef0123456789abcdef".to_vec(),
-        ))
-        .unwrap()
+        JwtKeys::new(&SecretBytes::new(b"0123456789abcdef0123456789abcdef".to_vec())).unwrap()
     }
 
     #[test]
@@ -101,10 +94,7 @@ mod tests {
     #[test]
     fn other_secret_is_refused() {
         let (token, _) = keys().issue("u1", "w1").unwrap();
-        let other = JwtKeys::new(&SecretBytes::new(
-            b"another-secret-another-secret-xx".to_vec(),
-        ))
-        .unwrap();
+        let other = JwtKeys::new(&SecretBytes::new(b"another-secret-another-secret-xx".to_vec())).unwrap();
         assert!(other.verify(&token).is_err());
     }
 
@@ -114,9 +104,7 @@ mod tests {
         let (token, _) = k.issue("u1", "w1").unwrap();
         let parts: Vec<&str> = token.split('.').collect();
         let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-        let payload = String::from_utf8(b64.decode(parts[1]).unwrap())
-            .unwrap()
-            .replace("\"w1\"", "\"w2\"");
+        let payload = String::from_utf8(b64.decode(parts[1]).unwrap()).unwrap().replace("\"w1\"", "\"w2\"");
         let forged = format!("{}.{}.{}", parts[0], b64.encode(payload), parts[2]);
         assert!(k.verify(&forged).is_err());
     }
@@ -127,10 +115,7 @@ mod tests {
         let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
         let now = now_ms() / 1000;
         let header = b64.encode(r#"{"alg":"none","typ":"JWT"}"#);
-        let body = b64.encode(format!(
-            r#"{{"sub":"u1","ws":"w1","iat":{now},"exp":{},"iss":"perpetuo"}}"#,
-            now + 600
-        ));
+        let body = b64.encode(format!(r#"{{"sub":"u1","ws":"w1","iat":{now},"exp":{},"iss":"perpetuo"}}"#, now + 600));
         assert!(k.verify(&format!("{header}.{body}.")).is_err());
     }
 
@@ -138,13 +123,7 @@ mod tests {
     fn expired_is_refused() {
         let k = keys();
         let now = now_ms() / 1000;
-        let claims = Claims {
-            sub: "u1".into(),
-            ws: "w1".into(),
-            iat: now - 7200,
-            exp: now - 1,
-            iss: ISSUER.into(),
-        };
+        let claims = Claims { sub: "u1".into(), ws: "w1".into(), iat: now - 7200, exp: now - 1, iss: ISSUER.into() };
         let token = encode(&Header::new(Algorithm::HS256), &claims, &k.encoding).unwrap();
         assert!(k.verify(&token).is_err());
     }

@@ -41,15 +41,7 @@ impl CachedKey {
         revoked: bool,
         rate_limit_per_min: Option<u32>,
     ) -> Self {
-        Self {
-            id,
-            name,
-            workspace,
-            expires_at,
-            revoked,
-            rate_limit_per_min,
-            loaded_at: Instant::now(),
-        }
+        Self { id, name, workspace, expires_at, revoked, rate_limit_per_min, loaded_at: Instant::now() }
     }
 }
 
@@ -79,12 +71,7 @@ impl std::fmt::Debug for Caches {
 
 impl Caches {
     pub fn new(ttl: Duration) -> Self {
-        Self {
-            keys: DashMap::new(),
-            providers: DashMap::new(),
-            ttl,
-            last_used: DashMap::new(),
-        }
+        Self { keys: DashMap::new(), providers: DashMap::new(), ttl, last_used: DashMap::new() }
     }
 
     pub fn key(&self, hash: &str) -> Option<CachedKey> {
@@ -116,13 +103,7 @@ impl Caches {
     }
 
     pub fn put_providers(&self, ws: &WorkspaceId, providers: Arc<Vec<OpenedProvider>>) {
-        self.providers.insert(
-            ws.as_str().to_owned(),
-            CachedProviders {
-                providers,
-                loaded_at: Instant::now(),
-            },
-        );
+        self.providers.insert(ws.as_str().to_owned(), CachedProviders { providers, loaded_at: Instant::now() });
     }
 
     pub fn invalidate_providers(&self, workspace_id: &str) {
@@ -150,21 +131,15 @@ impl Caches {
 
     /// Writes the pending last-use times in one query.
     pub async fn flush_last_used(&self, db: &Db) -> Result<usize, surrealdb::Error> {
-        let pending: Vec<(String, i64)> = self
-            .last_used
-            .iter()
-            .map(|e| (e.key().clone(), *e.value()))
-            .collect();
+        let pending: Vec<(String, i64)> = self.last_used.iter().map(|e| (e.key().clone(), *e.value())).collect();
         if pending.is_empty() {
             return Ok(0);
         }
         for (id, ts) in &pending {
             self.last_used.remove_if(id, |_, v| v == ts);
         }
-        let updates: Vec<serde_json::Value> = pending
-            .iter()
-            .map(|(id, ts)| serde_json::json!({ "id": id, "ts": ts }))
-            .collect();
+        let updates: Vec<serde_json::Value> =
+            pending.iter().map(|(id, ts)| serde_json::json!({ "id": id, "ts": ts })).collect();
         db.query(
             "FOR $u IN $updates {
                 UPDATE type::record('api_key', $u.id) SET last_used_at = math::max([last_used_at ?? 0, $u.ts]) RETURN NONE;
@@ -179,11 +154,7 @@ impl Caches {
 
 /// Follows changes to `api_key` and `provider` until `stop` fires, invalidating what they touch.
 /// Returns once the first subscription is live, so a caller can rely on it before serving.
-pub async fn spawn_invalidation(
-    db: Db,
-    caches: Arc<Caches>,
-    stop: CancelSignal,
-) -> tokio::task::JoinHandle<()> {
+pub async fn spawn_invalidation(db: Db, caches: Arc<Caches>, stop: CancelSignal) -> tokio::task::JoinHandle<()> {
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<()>();
     let handle = tokio::spawn(async move {
         let mut ready = Some(ready_tx);
@@ -214,14 +185,8 @@ async fn follow(
     stop: &CancelSignal,
     ready: &mut Option<tokio::sync::oneshot::Sender<()>>,
 ) -> Result<(), surrealdb::Error> {
-    let mut keys = db
-        .select::<Vec<serde_json::Value>>("api_key")
-        .live()
-        .await?;
-    let mut providers = db
-        .select::<Vec<serde_json::Value>>("provider")
-        .live()
-        .await?;
+    let mut keys = db.select::<Vec<serde_json::Value>>("api_key").live().await?;
+    let mut providers = db.select::<Vec<serde_json::Value>>("provider").live().await?;
     // Anything cached before the streams existed may have missed a change.
     caches.clear();
     if let Some(tx) = ready.take() {

@@ -38,18 +38,14 @@ impl DatabaseUrl {
             }
             return Ok(Self::SurrealKv(PathBuf::from(path)));
         }
-        if let Some(rest) = raw
-            .strip_prefix("ws://")
-            .or_else(|| raw.strip_prefix("wss://"))
-        {
+        if let Some(rest) = raw.strip_prefix("ws://").or_else(|| raw.strip_prefix("wss://")) {
             if rest.is_empty() || rest.contains(['/', '?']) && !rest.ends_with('/') {
-                return Err(
-                    "DATABASE_URL must look like ws://host:port for a SurrealDB server".into(),
-                );
+                return Err("DATABASE_URL must look like ws://host:port for a SurrealDB server".into());
             }
             return Ok(Self::Remote(raw.trim_end_matches('/').to_owned()));
         }
-        Err("DATABASE_URL must start with surrealkv://, mem:// or ws:// (for example surrealkv://data/perpetuo.db)".into())
+        Err("DATABASE_URL must start with surrealkv://, mem:// or ws:// (for example surrealkv://data/perpetuo.db)"
+            .into())
     }
 }
 
@@ -113,11 +109,7 @@ impl Settings {
 
     /// Reads settings through `lookup`, so tests can pass their own variables.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let get = |name: &str| {
-            lookup(name)
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
-        };
+        let get = |name: &str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
 
         let database_url = match get("DATABASE_URL") {
             None => DatabaseUrl::SurrealKv(PathBuf::from("data/perpetuo.db")),
@@ -137,15 +129,13 @@ impl Settings {
             }
             Some(raw) => parse_key(&raw, "ENCRYPTION_KEY")?,
         };
-        let encryption_key_previous = get("ENCRYPTION_KEY_PREVIOUS")
-            .map(|raw| parse_key(&raw, "ENCRYPTION_KEY_PREVIOUS"))
-            .transpose()?;
+        let encryption_key_previous =
+            get("ENCRYPTION_KEY_PREVIOUS").map(|raw| parse_key(&raw, "ENCRYPTION_KEY_PREVIOUS")).transpose()?;
 
         let jwt_secret = match get("JWT_SECRET") {
             None => {
                 return Err(ConfigError(
-                    "JWT_SECRET is not set: run `perpetuo gen-secrets` and put its output in .env"
-                        .into(),
+                    "JWT_SECRET is not set: run `perpetuo gen-secrets` and put its output in .env".into(),
                 ));
             }
             Some(raw) if raw.len() < 32 => {
@@ -159,9 +149,7 @@ impl Settings {
         let site_addr = match get("LEPTOS_SITE_ADDR") {
             None => SocketAddr::from(([127, 0, 0, 1], 3000)),
             Some(raw) => raw.parse().map_err(|_| {
-                ConfigError(
-                    "LEPTOS_SITE_ADDR must be an address and port, such as 127.0.0.1:3000".into(),
-                )
+                ConfigError("LEPTOS_SITE_ADDR must be an address and port, such as 127.0.0.1:3000".into())
             })?,
         };
         let secure_cookies = match get("PUBLIC_URL") {
@@ -175,35 +163,20 @@ impl Settings {
             }
         };
 
-        let allow_private = parse_bool(
-            get("ALLOW_PRIVATE_UPSTREAMS"),
-            "ALLOW_PRIVATE_UPSTREAMS",
-            false,
-        )?;
+        let allow_private = parse_bool(get("ALLOW_PRIVATE_UPSTREAMS"), "ALLOW_PRIVATE_UPSTREAMS", false)?;
         let trusted_proxies = match get("TRUSTED_PROXIES") {
             None => Vec::new(),
             Some(raw) => parse_cidrs(&raw)?,
         };
 
-        let rate_limit_ip_per_min =
-            parse_nonzero(get("RATE_LIMIT_IP_PER_MIN"), "RATE_LIMIT_IP_PER_MIN", 1000)?;
-        let rate_limit_key_per_min =
-            parse_nonzero(get("RATE_LIMIT_KEY_PER_MIN"), "RATE_LIMIT_KEY_PER_MIN", 60)?;
-        let rate_limit_login_per_min = parse_nonzero(
-            get("RATE_LIMIT_LOGIN_PER_MIN"),
-            "RATE_LIMIT_LOGIN_PER_MIN",
-            10,
-        )?;
+        let rate_limit_ip_per_min = parse_nonzero(get("RATE_LIMIT_IP_PER_MIN"), "RATE_LIMIT_IP_PER_MIN", 1000)?;
+        let rate_limit_key_per_min = parse_nonzero(get("RATE_LIMIT_KEY_PER_MIN"), "RATE_LIMIT_KEY_PER_MIN", 60)?;
+        let rate_limit_login_per_min = parse_nonzero(get("RATE_LIMIT_LOGIN_PER_MIN"), "RATE_LIMIT_LOGIN_PER_MIN", 10)?;
 
-        let max_body_bytes = parse_u64(
-            get("MAX_REQUEST_BODY_BYTES"),
-            "MAX_REQUEST_BODY_BYTES",
-            10 * 1024 * 1024,
-            1024,
-        )?;
-        let max_body_bytes = usize::try_from(max_body_bytes).map_err(|_| {
-            ConfigError("MAX_REQUEST_BODY_BYTES is too large for this machine".into())
-        })?;
+        let max_body_bytes =
+            parse_u64(get("MAX_REQUEST_BODY_BYTES"), "MAX_REQUEST_BODY_BYTES", 10 * 1024 * 1024, 1024)?;
+        let max_body_bytes = usize::try_from(max_body_bytes)
+            .map_err(|_| ConfigError("MAX_REQUEST_BODY_BYTES is too large for this machine".into()))?;
 
         let ms = |name: &str, default: u64| -> Result<Duration, ConfigError> {
             parse_u64(get(name), name, default, 1).map(Duration::from_millis)
@@ -213,42 +186,25 @@ impl Settings {
             first_byte_timeout: ms("UPSTREAM_FIRST_BYTE_TIMEOUT_MS", 60_000)?,
             idle_timeout: ms("UPSTREAM_IDLE_TIMEOUT_MS", 60_000)?,
             total_timeout: ms("UPSTREAM_TOTAL_TIMEOUT_MS", 600_000)?,
-            max_attempts: u32::try_from(parse_u64(
-                get("UPSTREAM_MAX_ATTEMPTS"),
-                "UPSTREAM_MAX_ATTEMPTS",
-                4,
-                1,
-            )?)
-            .map_err(|_| {
-                ConfigError("UPSTREAM_MAX_ATTEMPTS must be a small whole number".into())
-            })?,
+            max_attempts: u32::try_from(parse_u64(get("UPSTREAM_MAX_ATTEMPTS"), "UPSTREAM_MAX_ATTEMPTS", 4, 1)?)
+                .map_err(|_| ConfigError("UPSTREAM_MAX_ATTEMPTS must be a small whole number".into()))?,
             breaker_failure_threshold: u32::try_from(parse_u64(
                 get("BREAKER_FAILURE_THRESHOLD"),
                 "BREAKER_FAILURE_THRESHOLD",
                 5,
                 1,
             )?)
-            .map_err(|_| {
-                ConfigError("BREAKER_FAILURE_THRESHOLD must be a small whole number".into())
-            })?,
+            .map_err(|_| ConfigError("BREAKER_FAILURE_THRESHOLD must be a small whole number".into()))?,
             breaker_cooldown: ms("BREAKER_COOLDOWN_MS", 30_000)?,
             allow_private,
         };
-        let usage_retention_days = u32::try_from(parse_u64(
-            get("USAGE_RETENTION_DAYS"),
-            "USAGE_RETENTION_DAYS",
-            90,
-            1,
-        )?)
-        .map_err(|_| {
-            ConfigError("USAGE_RETENTION_DAYS must be a number of days, such as 90".into())
-        })?;
+        let usage_retention_days =
+            u32::try_from(parse_u64(get("USAGE_RETENTION_DAYS"), "USAGE_RETENTION_DAYS", 90, 1)?)
+                .map_err(|_| ConfigError("USAGE_RETENTION_DAYS must be a number of days, such as 90".into()))?;
 
         let database_user = get("DATABASE_USER");
         let database_pass = get("DATABASE_PASS").map(|p| SecretBytes::new(p.into_bytes()));
-        if matches!(database_url, DatabaseUrl::Remote(_))
-            && (database_user.is_none() || database_pass.is_none())
-        {
+        if matches!(database_url, DatabaseUrl::Remote(_)) && (database_user.is_none() || database_pass.is_none()) {
             return Err(ConfigError(
                 "DATABASE_USER and DATABASE_PASS must be set when DATABASE_URL points at a SurrealDB server".into(),
             ));
@@ -257,9 +213,7 @@ impl Settings {
         let identifier = |name: &str, default: &str| -> Result<String, ConfigError> {
             let value = get(name).unwrap_or_else(|| default.to_owned());
             if value.is_empty() || !value.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                return Err(ConfigError(format!(
-                    "{name} must contain only letters, digits and underscores"
-                )));
+                return Err(ConfigError(format!("{name} must contain only letters, digits and underscores")));
             }
             Ok(value)
         };
@@ -310,14 +264,9 @@ impl Settings {
 fn parse_key(raw: &str, name: &str) -> Result<Secret32, ConfigError> {
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(raw)
-        .map_err(|_| {
-            ConfigError(format!(
-                "{name} must be base64: run `perpetuo gen-secrets` for a fresh one"
-            ))
-        })?;
-    let array: [u8; 32] = bytes
-        .try_into()
-        .map_err(|_| ConfigError(format!("{name} must be 32 bytes when base64 decoded")))?;
+        .map_err(|_| ConfigError(format!("{name} must be base64: run `perpetuo gen-secrets` for a fresh one")))?;
+    let array: [u8; 32] =
+        bytes.try_into().map_err(|_| ConfigError(format!("{name} must be 32 bytes when base64 decoded")))?;
     Ok(Secret32::new(array))
 }
 
@@ -334,9 +283,7 @@ fn parse_nonzero(raw: Option<String>, name: &str, default: u32) -> Result<NonZer
     let value = match raw {
         None => default,
         Some(raw) => raw.parse::<u32>().map_err(|_| {
-            ConfigError(format!(
-                "{name} must be a whole number of requests per minute, such as {default}"
-            ))
+            ConfigError(format!("{name} must be a whole number of requests per minute, such as {default}"))
         })?,
     };
     NonZeroU32::new(value).ok_or_else(|| ConfigError(format!("{name} must be at least 1")))
@@ -345,9 +292,9 @@ fn parse_nonzero(raw: Option<String>, name: &str, default: u32) -> Result<NonZer
 fn parse_u64(raw: Option<String>, name: &str, default: u64, min: u64) -> Result<u64, ConfigError> {
     let value = match raw {
         None => return Ok(default),
-        Some(raw) => raw.parse::<u64>().map_err(|_| {
-            ConfigError(format!("{name} must be a whole number, such as {default}"))
-        })?,
+        Some(raw) => {
+            raw.parse::<u64>().map_err(|_| ConfigError(format!("{name} must be a whole number, such as {default}")))?
+        }
     };
     if value < min {
         return Err(ConfigError(format!("{name} must be at least {min}")));
@@ -378,10 +325,7 @@ mod tests {
 
     fn valid() -> HashMap<&'static str, String> {
         HashMap::from([
-            (
-                "ENCRYPTION_KEY",
-                base64::engine::general_purpose::STANDARD.encode([1u8; 32]),
-            ),
+            ("ENCRYPTION_KEY", base64::engine::general_purpose::STANDARD.encode([1u8; 32])),
             ("JWT_SECRET", "x".repeat(32)),
         ])
     }
@@ -402,10 +346,7 @@ mod tests {
     #[test]
     fn defaults_are_applied() {
         let s = parse(&valid()).unwrap_or_else(|e| unreachable!("{e}"));
-        assert_eq!(
-            s.database_url,
-            DatabaseUrl::SurrealKv(PathBuf::from("data/perpetuo.db"))
-        );
+        assert_eq!(s.database_url, DatabaseUrl::SurrealKv(PathBuf::from("data/perpetuo.db")));
         assert_eq!(s.site_addr, SocketAddr::from(([127, 0, 0, 1], 3000)));
         assert_eq!(s.rate_limit_ip_per_min.get(), 1000);
         assert_eq!(s.rate_limit_key_per_min.get(), 60);
@@ -418,15 +359,9 @@ mod tests {
     #[test]
     fn wrong_length_encryption_key_has_the_exact_message() {
         let short = base64::engine::general_purpose::STANDARD.encode([1u8; 31]);
-        assert_eq!(
-            error_with("ENCRYPTION_KEY", &short),
-            "ENCRYPTION_KEY must be 32 bytes when base64 decoded"
-        );
+        assert_eq!(error_with("ENCRYPTION_KEY", &short), "ENCRYPTION_KEY must be 32 bytes when base64 decoded");
         let long = base64::engine::general_purpose::STANDARD.encode([1u8; 33]);
-        assert_eq!(
-            error_with("ENCRYPTION_KEY", &long),
-            "ENCRYPTION_KEY must be 32 bytes when base64 decoded"
-        );
+        assert_eq!(error_with("ENCRYPTION_KEY", &long), "ENCRYPTION_KEY must be 32 bytes when base64 decoded");
     }
 
     #[test]
@@ -461,10 +396,7 @@ mod tests {
             let mut vars = valid();
             vars.remove(name);
             let message = parse(&vars).err().map(|e| e.0).unwrap_or_default();
-            assert!(
-                message.starts_with(name) && message.contains("gen-secrets"),
-                "{message}"
-            );
+            assert!(message.starts_with(name) && message.contains("gen-secrets"), "{message}");
         }
     }
 
@@ -477,10 +409,7 @@ mod tests {
         vars.insert("DATABASE_USER", "root".into());
         vars.insert("DATABASE_PASS", "secret".into());
         let s = parse(&vars).unwrap_or_else(|e| unreachable!("{e}"));
-        assert_eq!(
-            s.database_url,
-            DatabaseUrl::Remote("ws://127.0.0.1:8000".into())
-        );
+        assert_eq!(s.database_url, DatabaseUrl::Remote("ws://127.0.0.1:8000".into()));
     }
 
     #[test]
@@ -494,10 +423,7 @@ mod tests {
     #[test]
     fn debug_output_hides_secrets() {
         let mut vars = valid();
-        vars.insert(
-            "JWT_SECRET",
-            "super-secret-jwt-value-0123456789abcdef".into(),
-        );
+        vars.insert("JWT_SECRET", "super-secret-jwt-value-0123456789abcdef".into());
         let s = parse(&vars).unwrap_or_else(|e| unreachable!("{e}"));
         let printed = format!("{s:?}");
         assert!(!printed.contains("super-secret"), "{printed}");

@@ -21,9 +21,7 @@ const NONCE_LEN: usize = 12;
 pub enum CryptoError {
     #[error("sealed value is malformed")]
     Malformed,
-    #[error(
-        "sealed value was made with key {0}, which is neither ENCRYPTION_KEY nor ENCRYPTION_KEY_PREVIOUS"
-    )]
+    #[error("sealed value was made with key {0}, which is neither ENCRYPTION_KEY nor ENCRYPTION_KEY_PREVIOUS")]
     UnknownKey(String),
     #[error("sealed value failed authentication (tampered, or bound to another record)")]
     Authentication,
@@ -53,9 +51,7 @@ pub struct Cipher {
 
 impl std::fmt::Debug for Cipher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Cipher")
-            .field("kid", &self.current.kid)
-            .finish_non_exhaustive()
+        f.debug_struct("Cipher").field("kid", &self.current.kid).finish_non_exhaustive()
     }
 }
 
@@ -66,10 +62,7 @@ pub fn provider_aad(workspace_id: &str, provider_id: &str) -> Vec<u8> {
 
 impl Cipher {
     pub fn new(current: &Secret32, previous: Option<&Secret32>) -> Self {
-        Self {
-            current: KeySlot::new(current),
-            previous: previous.map(KeySlot::new),
-        }
+        Self { current: KeySlot::new(current), previous: previous.map(KeySlot::new) }
     }
 
     /// The id of the key new seals are made with.
@@ -82,13 +75,7 @@ impl Cipher {
         let ciphertext = self
             .current
             .cipher
-            .encrypt(
-                &nonce,
-                Payload {
-                    msg: plaintext,
-                    aad,
-                },
-            )
+            .encrypt(&nonce, Payload { msg: plaintext, aad })
             .map_err(|_| CryptoError::Authentication)?;
         let mut blob = Vec::with_capacity(NONCE_LEN + ciphertext.len());
         blob.extend_from_slice(nonce.as_slice());
@@ -99,8 +86,7 @@ impl Cipher {
 
     pub fn open(&self, sealed: &str, aad: &[u8]) -> Result<SecretBytes, CryptoError> {
         let mut parts = sealed.splitn(3, '.');
-        let (Some(VERSION), Some(kid), Some(body)) = (parts.next(), parts.next(), parts.next())
-        else {
+        let (Some(VERSION), Some(kid), Some(body)) = (parts.next(), parts.next(), parts.next()) else {
             return Err(CryptoError::Malformed);
         };
         let slot = if kid == self.current.kid {
@@ -111,23 +97,11 @@ impl Cipher {
                 _ => return Err(CryptoError::UnknownKey(kid.to_owned())),
             }
         };
-        let blob = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(body)
-            .map_err(|_| CryptoError::Malformed)?;
-        let (nonce, ciphertext) = blob
-            .split_at_checked(NONCE_LEN)
-            .ok_or(CryptoError::Malformed)?;
+        let blob = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(body).map_err(|_| CryptoError::Malformed)?;
+        let (nonce, ciphertext) = blob.split_at_checked(NONCE_LEN).ok_or(CryptoError::Malformed)?;
         let nonce = Nonce::<Aes256Gcm>::try_from(nonce).map_err(|_| CryptoError::Malformed)?;
         let plaintext = Zeroizing::new(
-            slot.cipher
-                .decrypt(
-                    &nonce,
-                    Payload {
-                        msg: ciphertext,
-                        aad,
-                    },
-                )
-                .map_err(|_| CryptoError::Authentication)?,
+            slot.cipher.decrypt(&nonce, Payload { msg: ciphertext, aad }).map_err(|_| CryptoError::Authentication)?,
         );
         Ok(SecretBytes::new(plaintext.to_vec()))
     }
@@ -164,20 +138,11 @@ mod tests {
         let aad = provider_aad("ws1", "p1");
         let sealed = cipher.seal(b"sk-secret", &aad).unwrap();
         let (head, body) = sealed.rsplit_once('.').unwrap();
-        let mut blob = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(body)
-            .unwrap();
+        let mut blob = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(body).unwrap();
         for i in 0..blob.len() {
             blob[i] ^= 0x01;
-            let forged = format!(
-                "{head}.{}",
-                base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&blob)
-            );
-            assert_eq!(
-                cipher.open(&forged, &aad),
-                Err(CryptoError::Authentication),
-                "byte {i}"
-            );
+            let forged = format!("{head}.{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&blob));
+            assert_eq!(cipher.open(&forged, &aad), Err(CryptoError::Authentication), "byte {i}");
             blob[i] ^= 0x01;
         }
         assert_eq!(cipher.open("v1.zz", &aad), Err(CryptoError::Malformed));
@@ -187,39 +152,19 @@ mod tests {
     #[test]
     fn wrong_associated_data_fails() {
         let cipher = Cipher::new(&key(1), None);
-        let sealed = cipher
-            .seal(b"sk-secret", &provider_aad("ws1", "p1"))
-            .unwrap();
-        assert_eq!(
-            cipher.open(&sealed, &provider_aad("ws2", "p1")),
-            Err(CryptoError::Authentication)
-        );
-        assert_eq!(
-            cipher.open(&sealed, &provider_aad("ws1", "p2")),
-            Err(CryptoError::Authentication)
-        );
+        let sealed = cipher.seal(b"sk-secret", &provider_aad("ws1", "p1")).unwrap();
+        assert_eq!(cipher.open(&sealed, &provider_aad("ws2", "p1")), Err(CryptoError::Authentication));
+        assert_eq!(cipher.open(&sealed, &provider_aad("ws1", "p2")), Err(CryptoError::Authentication));
     }
 
     #[test]
     fn wrong_key_fails() {
-        let sealed = Cipher::new(&key(1), None)
-            .seal(b"sk-secret", b"aad")
-            .unwrap();
+        let sealed = Cipher::new(&key(1), None).seal(b"sk-secret", b"aad").unwrap();
         let other = Cipher::new(&key(2), None);
-        assert!(matches!(
-            other.open(&sealed, b"aad"),
-            Err(CryptoError::UnknownKey(_))
-        ));
+        assert!(matches!(other.open(&sealed, b"aad"), Err(CryptoError::UnknownKey(_))));
         // Same key id forged onto another key's seal still fails authentication.
-        let forged = sealed.replacen(
-            Cipher::new(&key(1), None).current_kid(),
-            other.current_kid(),
-            1,
-        );
-        assert_eq!(
-            other.open(&forged, b"aad"),
-            Err(CryptoError::Authentication)
-        );
+        let forged = sealed.replacen(Cipher::new(&key(1), None).current_kid(), other.current_kid(), 1);
+        assert_eq!(other.open(&forged, b"aad"), Err(CryptoError::Authentication));
     }
 
     #[test]
@@ -231,13 +176,7 @@ mod tests {
         let plain = rotated.open(&sealed_old, b"aad").unwrap();
         let resealed = rotated.seal(plain.expose(), b"aad").unwrap();
         assert!(rotated.is_current(&resealed));
-        assert_eq!(
-            Cipher::new(&key(2), None)
-                .open(&resealed, b"aad")
-                .unwrap()
-                .expose(),
-            b"sk-secret"
-        );
+        assert_eq!(Cipher::new(&key(2), None).open(&resealed, b"aad").unwrap().expose(), b"sk-secret");
     }
 
     #[test]
@@ -247,9 +186,7 @@ mod tests {
         for _ in 0..20_000 {
             let sealed = cipher.seal(b"x", b"aad").unwrap();
             let body = sealed.rsplit('.').next().unwrap();
-            let blob = base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .decode(body)
-                .unwrap();
+            let blob = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(body).unwrap();
             assert!(seen.insert(blob[..NONCE_LEN].to_vec()), "nonce repeated");
         }
     }

@@ -34,37 +34,21 @@ impl std::ops::Deref for Db {
 
 /// The migrations shipped in the binary, in order. A test checks this list against `migrations/`.
 pub const MIGRATIONS: &[(&str, &str)] = &[
-    (
-        "0001_accounts.surql",
-        include_str!("../../../migrations/0001_accounts.surql"),
-    ),
-    (
-        "0002_providers_and_keys.surql",
-        include_str!("../../../migrations/0002_providers_and_keys.surql"),
-    ),
-    (
-        "0003_usage.surql",
-        include_str!("../../../migrations/0003_usage.surql"),
-    ),
+    ("0001_accounts.surql", include_str!("../../../migrations/0001_accounts.surql")),
+    ("0002_providers_and_keys.surql", include_str!("../../../migrations/0002_providers_and_keys.surql")),
+    ("0003_usage.surql", include_str!("../../../migrations/0003_usage.surql")),
 ];
 
 /// Why the database could not be opened or brought up to date.
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
     #[error("could not open the database at {url}: {source}")]
-    Connect {
-        url: String,
-        source: surrealdb::Error,
-    },
+    Connect { url: String, source: surrealdb::Error },
     #[error(
         "migration {name} was changed after it was applied (recorded checksum {recorded}, file now {current}); \
          restore the original file and put the change in a new numbered migration"
     )]
-    Edited {
-        name: String,
-        recorded: String,
-        current: String,
-    },
+    Edited { name: String, recorded: String, current: String },
     #[error("migration {name} failed: {message}")]
     Failed { name: String, message: String },
     #[error("database error: {0}")]
@@ -93,25 +77,13 @@ impl Db {
             }
             DatabaseUrl::Remote(url) => url.clone(),
         };
-        let connect_err = |source| DbError::Connect {
-            url: redact_url(&url),
-            source,
-        };
-        let db = surrealdb::engine::any::connect(url.as_str())
-            .await
-            .map_err(connect_err)?;
-        if let (DatabaseUrl::Remote(_), Some(user), Some(pass)) = (
-            &settings.database_url,
-            &settings.database_user,
-            &settings.database_pass,
-        ) {
+        let connect_err = |source| DbError::Connect { url: redact_url(&url), source };
+        let db = surrealdb::engine::any::connect(url.as_str()).await.map_err(connect_err)?;
+        if let (DatabaseUrl::Remote(_), Some(user), Some(pass)) =
+            (&settings.database_url, &settings.database_user, &settings.database_pass)
+        {
             let password = pass.expose_str().unwrap_or_default().to_owned();
-            db.signin(Root {
-                username: user.clone(),
-                password,
-            })
-            .await
-            .map_err(connect_err)?;
+            db.signin(Root { username: user.clone(), password }).await.map_err(connect_err)?;
         }
         // Names come from validated settings (`[A-Za-z0-9_]`), not from requests.
         let (ns, name) = (&settings.database_namespace, &settings.database_name);
@@ -119,10 +91,7 @@ impl Db {
             .await
             .and_then(|r| r.check())
             .map_err(connect_err)?;
-        db.use_ns(ns.as_str())
-            .use_db(name.as_str())
-            .await
-            .map_err(connect_err)?;
+        db.use_ns(ns.as_str()).use_db(name.as_str()).await.map_err(connect_err)?;
         let db = Self(Arc::new(db));
         db.migrate().await?;
         Ok(db)
@@ -177,14 +146,9 @@ impl Db {
                 {
                     continue;
                 }
-                let message = root_cause(errors).map_or_else(
-                    || "the transaction failed".into(),
-                    |e| e.message().to_owned(),
-                );
-                return Err(DbError::Failed {
-                    name: (*name).to_owned(),
-                    message,
-                });
+                let message =
+                    root_cause(errors).map_or_else(|| "the transaction failed".into(), |e| e.message().to_owned());
+                return Err(DbError::Failed { name: (*name).to_owned(), message });
             }
             tracing::info!(migration = name, "applied migration");
         }
@@ -192,10 +156,8 @@ impl Db {
     }
 
     async fn recorded(&self, version: i64) -> Result<Option<RecordedMigration>, DbError> {
-        let mut response = self
-            .query("SELECT checksum FROM type::record('migration', $version)")
-            .bind(("version", version))
-            .await?;
+        let mut response =
+            self.query("SELECT checksum FROM type::record('migration', $version)").bind(("version", version)).await?;
         Ok(response.take::<Option<RecordedMigration>>(0)?)
     }
 
@@ -231,9 +193,7 @@ fn redact_url(url: &str) -> String {
 
 /// Now, in Unix milliseconds (the unit of every stored timestamp).
 pub fn now_ms() -> i64 {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     i64::try_from(now.as_millis()).unwrap_or(i64::MAX)
 }
 
@@ -253,14 +213,10 @@ pub fn new_id() -> String {
 
 /// The error that made a transaction fail, out of a response's per-statement errors (the other
 /// statements only report that they were not executed).
-pub fn root_cause(
-    errors: std::collections::HashMap<usize, surrealdb::Error>,
-) -> Option<surrealdb::Error> {
+pub fn root_cause(errors: std::collections::HashMap<usize, surrealdb::Error>) -> Option<surrealdb::Error> {
     let mut errors: Vec<(usize, surrealdb::Error)> = errors.into_iter().collect();
     errors.sort_by_key(|(i, _)| *i);
-    let position = errors
-        .iter()
-        .position(|(_, e)| !e.message().contains("was not executed"));
+    let position = errors.iter().position(|(_, e)| !e.message().contains("was not executed"));
     match position {
         Some(i) => Some(errors.swap_remove(i).1),
         None => errors.into_iter().next().map(|(_, e)| e),
@@ -269,9 +225,7 @@ pub fn root_cause(
 
 /// Whether a database error is a uniqueness conflict (unique index or existing record id).
 pub fn is_conflict(e: &surrealdb::Error) -> bool {
-    e.is_already_exists()
-        || e.message().contains("already contains")
-        || e.message().contains("already exists")
+    e.is_already_exists() || e.message().contains("already contains") || e.message().contains("already exists")
 }
 
 impl From<DbError> for ServiceError {
@@ -299,10 +253,7 @@ mod tests {
         let listed: Vec<String> = MIGRATIONS.iter().map(|(n, _)| (*n).to_owned()).collect();
         assert_eq!(files, listed);
         for (i, name) in listed.iter().enumerate() {
-            assert!(
-                name.starts_with(&format!("{:04}_", i + 1)),
-                "{name} is out of sequence"
-            );
+            assert!(name.starts_with(&format!("{:04}_", i + 1)), "{name} is out of sequence");
         }
     }
 
@@ -312,11 +263,7 @@ mod tests {
         // A second run is a no-op.
         db.migrate().await.unwrap();
         // Simulate an edited file by changing the recorded checksum.
-        db.query("UPDATE type::record('migration', 1) SET checksum = 'tampered'")
-            .await
-            .unwrap()
-            .check()
-            .unwrap();
+        db.query("UPDATE type::record('migration', 1) SET checksum = 'tampered'").await.unwrap().check().unwrap();
         let err = db.migrate().await.unwrap_err();
         assert!(matches!(err, DbError::Edited { .. }), "{err}");
         assert!(err.to_string().contains("0001_accounts.surql"), "{err}");

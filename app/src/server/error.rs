@@ -69,8 +69,7 @@ impl ServiceError {
     pub fn public_message(&self) -> String {
         match self {
             Self::Database(_) | Self::Crypto(_) | Self::Internal(_) => {
-                "Something went wrong on our side. Try again; if it persists, check the server log."
-                    .to_owned()
+                "Something went wrong on our side. Try again; if it persists, check the server log.".to_owned()
             }
             Self::Invalid(_)
             | Self::Unauthenticated

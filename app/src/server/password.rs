@@ -1,18 +1,14 @@
 //! Password hashing with Argon2id (OWASP parameters: 19 MiB, 2 passes, 1 lane), always run on the
 //! blocking pool so a sign-in never stalls the async runtime.
 
-use argon2::{
-    Algorithm, Argon2, Params, PasswordHash, PasswordHasher, PasswordVerifier, Version,
-    password_hash,
-};
+use argon2::{Algorithm, Argon2, Params, PasswordHash, PasswordHasher, PasswordVerifier, Version, password_hash};
 use std::sync::OnceLock;
 
 use super::error::ServiceError;
 use super::secret::SecretBytes;
 
 fn hasher() -> Result<Argon2<'static>, ServiceError> {
-    let params = Params::new(19_456, 2, 1, None)
-        .map_err(|e| ServiceError::Internal(format!("argon2 params: {e}")))?;
+    let params = Params::new(19_456, 2, 1, None).map_err(|e| ServiceError::Internal(format!("argon2 params: {e}")))?;
     Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
 }
 
@@ -39,8 +35,8 @@ pub async fn verify(password: SecretBytes, stored: Option<String>) -> Result<boo
             Some(phc) => phc,
             None => dummy_hash()?.to_owned(),
         };
-        let parsed = PasswordHash::new(&phc)
-            .map_err(|e| ServiceError::Internal(format!("stored hash unreadable: {e}")))?;
+        let parsed =
+            PasswordHash::new(&phc).map_err(|e| ServiceError::Internal(format!("stored hash unreadable: {e}")))?;
         match hasher()?.verify_password(password.expose(), &parsed) {
             Ok(()) => Ok(known),
             Err(password_hash::Error::PasswordInvalid) => Ok(false),
@@ -72,27 +68,15 @@ mod tests {
     async fn hash_and_verify() {
         let phc = hash(secret("correct horse battery")).await.unwrap();
         assert!(phc.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{phc}");
-        assert!(
-            verify(secret("correct horse battery"), Some(phc.clone()))
-                .await
-                .unwrap()
-        );
-        assert!(
-            !verify(secret("wrong horse battery"), Some(phc.clone()))
-                .await
-                .unwrap()
-        );
+        assert!(verify(secret("correct horse battery"), Some(phc.clone())).await.unwrap());
+        assert!(!verify(secret("wrong horse battery"), Some(phc.clone())).await.unwrap());
         // Salted: the same password hashes differently.
         assert_ne!(phc, hash(secret("correct horse battery")).await.unwrap());
     }
 
     #[tokio::test]
     async fn unknown_user_never_verifies() {
-        assert!(
-            !verify(secret("perpetuo-dummy-password-for-timing"), None)
-                .await
-                .unwrap()
-        );
+        assert!(!verify(secret("perpetuo-dummy-password-for-timing"), None).await.unwrap());
         assert!(!verify(secret("anything at all"), None).await.unwrap());
     }
 }

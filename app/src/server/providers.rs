@@ -51,11 +51,7 @@ impl Row {
             priority: self.priority,
             enabled: self.enabled,
             models: self.models.clone(),
-            key_status: if self.key_status == "rejected" {
-                KeyStatus::Rejected
-            } else {
-                KeyStatus::Ok
-            },
+            key_status: if self.key_status == "rejected" { KeyStatus::Rejected } else { KeyStatus::Ok },
             created_at: self.created_at,
             updated_at: self.updated_at,
         })
@@ -88,9 +84,7 @@ impl std::fmt::Debug for OpenedProvider {
 fn parse_label(raw: &str) -> Result<String, ServiceError> {
     let label = raw.trim();
     if label.is_empty() || label.chars().count() > 80 || label.chars().any(char::is_control) {
-        return Err(ServiceError::Invalid(
-            "Give the provider a label of 1 to 80 characters.".into(),
-        ));
+        return Err(ServiceError::Invalid("Give the provider a label of 1 to 80 characters.".into()));
     }
     Ok(label.to_owned())
 }
@@ -98,14 +92,10 @@ fn parse_label(raw: &str) -> Result<String, ServiceError> {
 fn parse_key(raw: &str) -> Result<SecretBytes, ServiceError> {
     let key = raw.trim();
     if key.is_empty() {
-        return Err(ServiceError::Invalid(
-            "Enter the provider's API key.".into(),
-        ));
+        return Err(ServiceError::Invalid("Enter the provider's API key.".into()));
     }
     if key.len() > 1024 || key.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(ServiceError::Invalid(
-            "The API key must be a single line without spaces.".into(),
-        ));
+        return Err(ServiceError::Invalid("The API key must be a single line without spaces.".into()));
     }
     Ok(SecretBytes::new(key.as_bytes().to_vec()))
 }
@@ -114,58 +104,38 @@ fn parse_priority(raw: Option<i64>) -> Result<i64, ServiceError> {
     match raw {
         None => Ok(DEFAULT_PRIORITY),
         Some(p) if (0..=1_000_000).contains(&p) => Ok(p),
-        Some(_) => Err(ServiceError::Invalid(
-            "Priority must be between 0 and 1000000 (lower is tried first).".into(),
-        )),
+        Some(_) => Err(ServiceError::Invalid("Priority must be between 0 and 1000000 (lower is tried first).".into())),
     }
 }
 
 fn parse_models(raw: Option<Vec<String>>) -> Result<Option<Vec<String>>, ServiceError> {
     let Some(list) = raw else { return Ok(None) };
-    let mut models: Vec<String> = list
-        .iter()
-        .map(|m| m.trim().to_owned())
-        .filter(|m| !m.is_empty())
-        .collect();
+    let mut models: Vec<String> = list.iter().map(|m| m.trim().to_owned()).filter(|m| !m.is_empty()).collect();
     models.sort();
     models.dedup();
-    if models.len() > MAX_MODELS
-        || models
-            .iter()
-            .any(|m| m.len() > 200 || m.chars().any(char::is_whitespace))
-    {
+    if models.len() > MAX_MODELS || models.iter().any(|m| m.len() > 200 || m.chars().any(char::is_whitespace)) {
         return Err(ServiceError::Invalid(format!(
             "The model allow-list takes up to {MAX_MODELS} model names without spaces."
         )));
     }
-    Ok(if models.is_empty() {
-        None
-    } else {
-        Some(models)
-    })
+    Ok(if models.is_empty() { None } else { Some(models) })
 }
 
 /// The last four characters, only when the key is long enough that they reveal little.
 fn last4(key: &SecretBytes) -> String {
     let text = key.expose_str().unwrap_or_default();
     let chars: Vec<char> = text.chars().collect();
-    if chars.len() < 12 {
-        String::new()
-    } else {
-        chars[chars.len() - 4..].iter().collect()
-    }
+    if chars.len() < 12 { String::new() } else { chars[chars.len() - 4..].iter().collect() }
 }
 
-fn resolve_base_url(
-    kind: ProviderKind,
-    raw: Option<&str>,
-    allow_private: bool,
-) -> Result<BaseUrl, ServiceError> {
+fn resolve_base_url(kind: ProviderKind, raw: Option<&str>, allow_private: bool) -> Result<BaseUrl, ServiceError> {
     match raw.map(str::trim).filter(|s| !s.is_empty()) {
         Some(url) => BaseUrl::parse(url, allow_private),
         None => match kind.default_base_url() {
             Some(url) => BaseUrl::parse(url, allow_private),
-            None => Err(ServiceError::Invalid("An OpenAI-compatible provider needs a base URL, such as http://localhost:11434/v1.".into())),
+            None => Err(ServiceError::Invalid(
+                "An OpenAI-compatible provider needs a base URL, such as http://localhost:11434/v1.".into(),
+            )),
         },
     }
 }
@@ -184,15 +154,11 @@ async fn rows(db: &Db, ws: &WorkspaceId) -> Result<Vec<Row>, ServiceError> {
 
 async fn row(db: &Db, ws: &WorkspaceId, id: &str) -> Result<Row, ServiceError> {
     let mut response = db
-        .query(format!(
-            "SELECT {COLUMNS} FROM type::record('provider', $id) WHERE workspace = $ws"
-        ))
+        .query(format!("SELECT {COLUMNS} FROM type::record('provider', $id) WHERE workspace = $ws"))
         .bind(("id", id.to_owned()))
         .bind(("ws", ws.as_str().to_owned()))
         .await?;
-    response
-        .take::<Option<Row>>(0)?
-        .ok_or(ServiceError::NotFound("provider"))
+    response.take::<Option<Row>>(0)?.ok_or(ServiceError::NotFound("provider"))
 }
 
 pub async fn get(db: &Db, ws: &WorkspaceId, id: &str) -> Result<ProviderView, ServiceError> {
@@ -272,21 +238,13 @@ pub async fn update(
     }
     let url_changed = patch.base_url.is_some();
     if let Some(url) = patch.base_url.as_deref() {
-        let base_url = resolve_base_url(
-            kind,
-            Some(url).filter(|u| !u.trim().is_empty()),
-            allow_private,
-        )?;
+        let base_url = resolve_base_url(kind, Some(url).filter(|u| !u.trim().is_empty()), allow_private)?;
         if !allow_private {
             base_url.check_resolves_public().await?;
         }
         current.base_url = base_url.as_str().to_owned();
     }
-    let new_key = patch
-        .api_key
-        .as_deref()
-        .map(str::trim)
-        .filter(|k| !k.is_empty() && !k.starts_with("••••"));
+    let new_key = patch.api_key.as_deref().map(str::trim).filter(|k| !k.is_empty() && !k.starts_with("••••"));
     if let Some(raw) = new_key {
         let key = parse_key(raw)?;
         current.sealed_key = cipher.seal(key.expose(), &provider_aad(ws.as_str(), id))?;
@@ -340,12 +298,7 @@ pub async fn delete(db: &Db, ws: &WorkspaceId, id: &str) -> Result<(), ServiceEr
 }
 
 /// Opens the key of one provider (for "Test").
-pub async fn open_one(
-    db: &Db,
-    cipher: &Cipher,
-    ws: &WorkspaceId,
-    id: &str,
-) -> Result<OpenedProvider, ServiceError> {
+pub async fn open_one(db: &Db, cipher: &Cipher, ws: &WorkspaceId, id: &str) -> Result<OpenedProvider, ServiceError> {
     let row = row(db, ws, id).await?;
     open_row(cipher, ws, row)
 }
@@ -366,11 +319,7 @@ fn open_row(cipher: &Cipher, ws: &WorkspaceId, row: Row) -> Result<OpenedProvide
 
 /// Every enabled provider of the workspace with its key opened, in priority order. A record
 /// whose key cannot be opened is skipped (and logged), not fatal to the others.
-pub async fn open_enabled(
-    db: &Db,
-    cipher: &Cipher,
-    ws: &WorkspaceId,
-) -> Result<Vec<OpenedProvider>, ServiceError> {
+pub async fn open_enabled(db: &Db, cipher: &Cipher, ws: &WorkspaceId) -> Result<Vec<OpenedProvider>, ServiceError> {
     let mut opened = Vec::new();
     for row in rows(db, ws).await?.into_iter().filter(|r| r.enabled) {
         let id = row.id.clone();
@@ -385,12 +334,7 @@ pub async fn open_enabled(
 }
 
 /// Records whether the provider's key works (the gateway flags a 401/403).
-pub async fn set_key_status(
-    db: &Db,
-    ws: &WorkspaceId,
-    id: &str,
-    status: KeyStatus,
-) -> Result<(), ServiceError> {
+pub async fn set_key_status(db: &Db, ws: &WorkspaceId, id: &str, status: KeyStatus) -> Result<(), ServiceError> {
     let status = match status {
         KeyStatus::Ok => "ok",
         KeyStatus::Rejected => "rejected",
@@ -412,15 +356,10 @@ pub async fn reseal_all(db: &Db, cipher: &Cipher) -> Result<usize, ServiceError>
         workspace: String,
         sealed_key: String,
     }
-    let mut response = db
-        .query("SELECT record::id(id) AS id, workspace, sealed_key FROM provider")
-        .await?;
+    let mut response = db.query("SELECT record::id(id) AS id, workspace, sealed_key FROM provider").await?;
     let rows: Vec<SealedRow> = response.take(0)?;
     let mut changed = 0;
-    for row in rows
-        .into_iter()
-        .filter(|r| !cipher.is_current(&r.sealed_key))
-    {
+    for row in rows.into_iter().filter(|r| !cipher.is_current(&r.sealed_key)) {
         let aad = provider_aad(&row.workspace, &row.id);
         let plain = cipher.open(&row.sealed_key, &aad)?;
         let sealed = cipher.seal(plain.expose(), &aad)?;

@@ -12,9 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dashmap::DashMap;
-use governor::clock::{
-    Clock, FakeRelativeClock, QuantaClock, QuantaInstant, ReasonablyRealtime, Reference,
-};
+use governor::clock::{Clock, FakeRelativeClock, QuantaClock, QuantaInstant, ReasonablyRealtime, Reference};
 use governor::middleware::{StateInformationMiddleware, StateSnapshot};
 use governor::nanos::Nanos;
 use governor::state::keyed::DashMapStateStore;
@@ -31,10 +29,7 @@ pub struct ClientIp(pub IpAddr);
 /// The limiters' clock: real time in production, a hand-driven clock in tests.
 #[derive(Debug, Clone)]
 pub enum LimitClock {
-    Real {
-        clock: QuantaClock,
-        origin: QuantaInstant,
-    },
+    Real { clock: QuantaClock, origin: QuantaInstant },
     Manual(FakeRelativeClock),
 }
 
@@ -102,16 +97,8 @@ struct Bucket<K: std::hash::Hash + Eq + Clone> {
 
 impl<K: std::hash::Hash + Eq + Clone> Bucket<K> {
     fn new(per_min: NonZeroU32, clock: &LimitClock) -> Self {
-        let limiter = RateLimiter::new(
-            Quota::per_minute(per_min),
-            DashMapStateStore::default(),
-            clock.clone(),
-        );
-        Self {
-            limiter,
-            per_min: per_min.get(),
-            interval: Duration::from_secs(60) / per_min.get(),
-        }
+        let limiter = RateLimiter::new(Quota::per_minute(per_min), DashMapStateStore::default(), clock.clone());
+        Self { limiter, per_min: per_min.get(), interval: Duration::from_secs(60) / per_min.get() }
     }
 
     fn check(&self, key: &K) -> Decision {
@@ -163,9 +150,7 @@ pub struct Limiters {
 
 impl std::fmt::Debug for Limiters {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Limiters")
-            .field("ip_entries", &self.ip.len())
-            .finish_non_exhaustive()
+        f.debug_struct("Limiters").field("ip_entries", &self.ip.len()).finish_non_exhaustive()
     }
 }
 
@@ -195,16 +180,11 @@ impl Limiters {
     /// The per-key limit on `/v1`, after the key was found valid. `override_per_min` is the key's
     /// own limit, if it has one.
     pub fn check_key(&self, key_id: &str, override_per_min: Option<u32>) -> Decision {
-        let per_min = override_per_min
-            .and_then(NonZeroU32::new)
-            .unwrap_or(self.key_default);
+        let per_min = override_per_min.and_then(NonZeroU32::new).unwrap_or(self.key_default);
         let bucket = match self.keys.get(&per_min.get()) {
             Some(bucket) => Arc::clone(&bucket),
             None => Arc::clone(
-                self.keys
-                    .entry(per_min.get())
-                    .or_insert_with(|| Arc::new(Bucket::new(per_min, &self.clock)))
-                    .value(),
+                self.keys.entry(per_min.get()).or_insert_with(|| Arc::new(Bucket::new(per_min, &self.clock))).value(),
             ),
         };
         bucket.check(&key_id.to_owned())
@@ -232,10 +212,7 @@ impl Limiters {
 
     /// Keys held across all limiters (for metrics and the memory test).
     pub fn tracked_keys(&self) -> usize {
-        self.ip.len()
-            + self.login_ip.len()
-            + self.login_email.len()
-            + self.keys.iter().map(|b| b.len()).sum::<usize>()
+        self.ip.len() + self.login_ip.len() + self.login_email.len() + self.keys.iter().map(|b| b.len()).sum::<usize>()
     }
 
     /// The client address for limiting and logs: the socket peer, unless the peer is a trusted
@@ -280,9 +257,7 @@ pub fn client_ip(peer: IpAddr, headers: &http::HeaderMap, trusted: &[IpNet]) -> 
         .filter_map(|element| {
             element.split(';').map(str::trim).find_map(|pair| {
                 let (name, value) = pair.split_once('=')?;
-                name.trim()
-                    .eq_ignore_ascii_case("for")
-                    .then_some(value.trim())
+                name.trim().eq_ignore_ascii_case("for").then_some(value.trim())
             })
         })
         .collect();
@@ -333,11 +308,7 @@ pub fn format_reset(d: Duration) -> String {
         return format!("{ms}ms");
     }
     let secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);
-    if secs < 60 {
-        format!("{secs}s")
-    } else {
-        format!("{}m{}s", secs / 60, secs % 60)
-    }
+    if secs < 60 { format!("{secs}s") } else { format!("{}m{}s", secs / 60, secs % 60) }
 }
 
 #[cfg(test)]
@@ -355,21 +326,13 @@ mod tests {
     #[test]
     fn key_limit_is_exact_and_refills() {
         let limiters = Limiters::new(&settings(1000, 60, 10), LimitClock::manual());
-        let passed = (0..200)
-            .filter(|_| limiters.check_key("k1", None).allowed)
-            .count();
+        let passed = (0..200).filter(|_| limiters.check_key("k1", None).allowed).count();
         assert_eq!(passed, 60);
         let refused = limiters.check_key("k1", None);
         assert!(!refused.allowed);
-        assert_eq!(
-            refused.retry_after_secs(),
-            1,
-            "one request frees up every second at 60/min"
-        );
+        assert_eq!(refused.retry_after_secs(), 1, "one request frees up every second at 60/min");
         limiters.clock().advance(Duration::from_secs(60));
-        let passed = (0..200)
-            .filter(|_| limiters.check_key("k1", None).allowed)
-            .count();
+        let passed = (0..200).filter(|_| limiters.check_key("k1", None).allowed).count();
         assert_eq!(passed, 60);
         // Another key has its own bucket.
         assert!(limiters.check_key("k2", None).allowed);
@@ -378,18 +341,8 @@ mod tests {
     #[test]
     fn override_applies_per_key() {
         let limiters = Limiters::new(&settings(1000, 60, 10), LimitClock::manual());
-        assert_eq!(
-            (0..50)
-                .filter(|_| limiters.check_key("k1", Some(5)).allowed)
-                .count(),
-            5
-        );
-        assert_eq!(
-            (0..100)
-                .filter(|_| limiters.check_key("k2", None).allowed)
-                .count(),
-            60
-        );
+        assert_eq!((0..50).filter(|_| limiters.check_key("k1", Some(5)).allowed).count(), 5);
+        assert_eq!((0..100).filter(|_| limiters.check_key("k2", None).allowed).count(), 60);
     }
 
     #[test]
@@ -410,15 +363,9 @@ mod tests {
         for _ in 0..3 {
             assert!(limiters.check_login(ip, "a@example.com").allowed);
         }
-        assert!(
-            !limiters.check_login(ip, "b@example.com").allowed,
-            "same IP, other email"
-        );
+        assert!(!limiters.check_login(ip, "b@example.com").allowed, "same IP, other email");
         let other_ip: IpAddr = "203.0.113.8".parse().unwrap();
-        assert!(
-            !limiters.check_login(other_ip, "A@example.com ").allowed,
-            "same email, other IP"
-        );
+        assert!(!limiters.check_login(other_ip, "A@example.com ").allowed, "same email, other IP");
         assert!(limiters.check_login(other_ip, "c@example.com").allowed);
     }
 
@@ -427,16 +374,8 @@ mod tests {
         let limiters = Limiters::new(&settings(2, 60, 3), LimitClock::manual());
         assert!(limiters.check_ip("2001:db8::1".parse().unwrap()).allowed);
         assert!(limiters.check_ip("2001:db8::2".parse().unwrap()).allowed);
-        assert!(
-            !limiters
-                .check_ip("2001:db8::ffff:3".parse().unwrap())
-                .allowed
-        );
-        assert!(
-            limiters
-                .check_ip("2001:db8:0:1::1".parse().unwrap())
-                .allowed
-        );
+        assert!(!limiters.check_ip("2001:db8::ffff:3".parse().unwrap()).allowed);
+        assert!(limiters.check_ip("2001:db8:0:1::1".parse().unwrap()).allowed);
     }
 
     #[test]
@@ -461,19 +400,13 @@ mod tests {
             limiters.check_ip(ip);
         }
         limiters.prune();
-        assert!(
-            !limiters.check_ip(ip).allowed,
-            "pruning must not reset a limited client"
-        );
+        assert!(!limiters.check_ip(ip).allowed, "pruning must not reset a limited client");
     }
 
     fn headers(pairs: &[(&str, &str)]) -> http::HeaderMap {
         let mut map = http::HeaderMap::new();
         for (k, v) in pairs {
-            map.append(
-                http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
-                v.parse().unwrap(),
-            );
+            map.append(http::HeaderName::from_bytes(k.as_bytes()).unwrap(), v.parse().unwrap());
         }
         map
     }
@@ -483,11 +416,7 @@ mod tests {
         let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
         let peer: IpAddr = "203.0.113.9".parse().unwrap();
         let spoof = headers(&[("x-forwarded-for", "1.2.3.4")]);
-        assert_eq!(
-            client_ip(peer, &spoof, &trusted),
-            peer,
-            "untrusted peer: header ignored"
-        );
+        assert_eq!(client_ip(peer, &spoof, &trusted), peer, "untrusted peer: header ignored");
         assert_eq!(client_ip(peer, &spoof, &[]), peer);
 
         let proxy: IpAddr = "10.0.0.2".parse().unwrap();
@@ -497,22 +426,10 @@ mod tests {
             "198.51.100.4".parse::<IpAddr>().unwrap(),
             "right-most untrusted"
         );
-        let split = headers(&[
-            ("x-forwarded-for", "6.6.6.6"),
-            ("x-forwarded-for", "198.51.100.4"),
-        ]);
-        assert_eq!(
-            client_ip(proxy, &split, &trusted),
-            "198.51.100.4".parse::<IpAddr>().unwrap()
-        );
-        let rfc = headers(&[(
-            "forwarded",
-            "for=192.0.2.60;proto=http, for=\"[2001:db8::1]:4711\"",
-        )]);
-        assert_eq!(
-            client_ip(proxy, &rfc, &trusted),
-            "2001:db8::1".parse::<IpAddr>().unwrap()
-        );
+        let split = headers(&[("x-forwarded-for", "6.6.6.6"), ("x-forwarded-for", "198.51.100.4")]);
+        assert_eq!(client_ip(proxy, &split, &trusted), "198.51.100.4".parse::<IpAddr>().unwrap());
+        let rfc = headers(&[("forwarded", "for=192.0.2.60;proto=http, for=\"[2001:db8::1]:4711\"")]);
+        assert_eq!(client_ip(proxy, &rfc, &trusted), "2001:db8::1".parse::<IpAddr>().unwrap());
         let garbage = headers(&[("x-forwarded-for", "6.6.6.6, unknown")]);
         assert_eq!(client_ip(proxy, &garbage, &trusted), proxy);
         assert_eq!(client_ip(proxy, &http::HeaderMap::new(), &trusted), proxy);

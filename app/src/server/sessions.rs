@@ -48,8 +48,7 @@ impl SessionStore for SurrealSessionStore {
     async fn create(&self, record: &mut Record) -> session_store::Result<()> {
         // Ids are 128 random bits; a collision is astronomically unlikely, but never overwrite one.
         loop {
-            let data = serde_json::to_string(&record.data)
-                .map_err(|e| session_store::Error::Encode(e.to_string()))?;
+            let data = serde_json::to_string(&record.data).map_err(|e| session_store::Error::Encode(e.to_string()))?;
             let created = self
                 .db
                 .query("CREATE type::record('session', $key) CONTENT { data: $data, expires_at: $exp } RETURN NONE")
@@ -68,8 +67,7 @@ impl SessionStore for SurrealSessionStore {
     }
 
     async fn save(&self, record: &Record) -> session_store::Result<()> {
-        let data = serde_json::to_string(&record.data)
-            .map_err(|e| session_store::Error::Encode(e.to_string()))?;
+        let data = serde_json::to_string(&record.data).map_err(|e| session_store::Error::Encode(e.to_string()))?;
         self.db
             .query("UPSERT type::record('session', $key) CONTENT { data: $data, expires_at: $exp } RETURN NONE")
             .bind(("key", key(&record.id)))
@@ -97,13 +95,8 @@ impl SessionStore for SurrealSessionStore {
         if expiry_date <= OffsetDateTime::now_utc() {
             return Ok(None);
         }
-        let data = serde_json::from_str(&row.data)
-            .map_err(|e| session_store::Error::Decode(e.to_string()))?;
-        Ok(Some(Record {
-            id: *id,
-            data,
-            expiry_date,
-        }))
+        let data = serde_json::from_str(&row.data).map_err(|e| session_store::Error::Decode(e.to_string()))?;
+        Ok(Some(Record { id: *id, data, expiry_date }))
     }
 
     async fn delete(&self, id: &Id) -> session_store::Result<()> {
@@ -139,10 +132,7 @@ impl SurrealSessionStore {
         struct Count {
             n: i64,
         }
-        let mut response = self
-            .db
-            .query("SELECT count() AS n FROM session GROUP ALL")
-            .await?;
+        let mut response = self.db.query("SELECT count() AS n FROM session GROUP ALL").await?;
         let row: Option<Count> = response.take(0)?;
         Ok(row.map(|c| usize::try_from(c.n).unwrap_or(0)).unwrap_or(0))
     }
@@ -172,17 +162,10 @@ mod tests {
 
         let mut expired = record(OffsetDateTime::now_utc() - Duration::seconds(5));
         store.create(&mut expired).await.unwrap();
-        assert!(
-            store.load(&expired.id).await.unwrap().is_none(),
-            "expired sessions never load"
-        );
+        assert!(store.load(&expired.id).await.unwrap().is_none(), "expired sessions never load");
         assert_eq!(store.count().await.unwrap(), 2);
         store.delete_expired().await.unwrap();
-        assert_eq!(
-            store.count().await.unwrap(),
-            1,
-            "the sweep removes only the expired record"
-        );
+        assert_eq!(store.count().await.unwrap(), 1, "the sweep removes only the expired record");
 
         store.delete(&live.id).await.unwrap();
         assert!(store.load(&live.id).await.unwrap().is_none());
@@ -194,16 +177,10 @@ mod tests {
         let store = SurrealSessionStore::new(db.clone());
         let mut rec = record(OffsetDateTime::now_utc() + Duration::hours(1));
         store.create(&mut rec).await.unwrap();
-        let mut response = db
-            .query("SELECT record::id(id) AS k FROM session")
-            .await
-            .unwrap();
+        let mut response = db.query("SELECT record::id(id) AS k FROM session").await.unwrap();
         let rows: Vec<serde_json::Value> = response.take(0).unwrap();
         let dump = serde_json::to_string(&rows).unwrap();
-        assert!(
-            !dump.contains(&rec.id.to_string()),
-            "session id stored in clear: {dump}"
-        );
+        assert!(!dump.contains(&rec.id.to_string()), "session id stored in clear: {dump}");
         assert!(dump.contains(&key(&rec.id)));
     }
 }

@@ -33,23 +33,11 @@ impl AppState {
         settings: Settings,
         clock: LimitClock,
     ) -> Result<Self, ServiceError> {
-        let cipher = Arc::new(Cipher::new(
-            &settings.encryption_key,
-            settings.encryption_key_previous.as_ref(),
-        ));
+        let cipher = Arc::new(Cipher::new(&settings.encryption_key, settings.encryption_key_previous.as_ref()));
         let jwt = Arc::new(JwtKeys::new(&settings.jwt_secret)?);
         let limiters = Arc::new(Limiters::new(&settings, clock));
         let http = super::upstream::build_client(&settings.upstream)?;
         let caches = Arc::new(Caches::new(std::time::Duration::from_secs(60)));
-        Ok(Self {
-            leptos_options,
-            db,
-            cipher,
-            jwt,
-            limiters,
-            settings: Arc::new(settings),
-            caches,
-            http,
-        })
+        Ok(Self { leptos_options, db, cipher, jwt, limiters, settings: Arc::new(settings), caches, http })
     }
 }

@@ -22,23 +22,17 @@ pub struct NewToken {
 
 impl std::fmt::Debug for NewToken {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NewToken")
-            .field("preview", &self.preview)
-            .finish_non_exhaustive()
+        f.debug_struct("NewToken").field("preview", &self.preview).finish_non_exhaustive()
     }
 }
 
 pub fn generate() -> Result<NewToken, ServiceError> {
     let mut bytes = Zeroizing::new([0u8; 32]);
-    SysRng.try_fill_bytes(bytes.as_mut()).map_err(|_| {
-        ServiceError::Internal("the operating system's random generator failed".into())
-    })?;
+    SysRng
+        .try_fill_bytes(bytes.as_mut())
+        .map_err(|_| ServiceError::Internal("the operating system's random generator failed".into()))?;
     let token = format!("{TOKEN_PREFIX}{}", base62(&bytes));
-    Ok(NewToken {
-        hash: hash(&token),
-        preview: preview(&token),
-        token,
-    })
+    Ok(NewToken { hash: hash(&token), preview: preview(&token), token })
 }
 
 /// Base62 of a big-endian number, left-padded to the fixed length.
@@ -75,14 +69,7 @@ pub fn hash(token: &str) -> String {
 /// `pk_abcde…wxyz`: enough to recognise a key, far too little to use it.
 pub fn preview(token: &str) -> String {
     let head: String = token.chars().take(8).collect();
-    let tail: String = token
-        .chars()
-        .rev()
-        .take(4)
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
-        .collect();
+    let tail: String = token.chars().rev().take(4).collect::<Vec<_>>().into_iter().rev().collect();
     format!("{head}…{tail}")
 }
 
@@ -90,9 +77,7 @@ pub fn preview(token: &str) -> String {
 pub fn looks_like_token(raw: &str) -> bool {
     raw.len() == TOKEN_PREFIX.len() + ENCODED_LEN
         && raw.starts_with(TOKEN_PREFIX)
-        && raw[TOKEN_PREFIX.len()..]
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric())
+        && raw[TOKEN_PREFIX.len()..].bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
 #[cfg(test)]
@@ -123,10 +108,7 @@ mod tests {
 
     #[test]
     fn known_sha256() {
-        assert_eq!(
-            hash("abc"),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
+        assert_eq!(hash("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
     }
 
     #[test]

@@ -63,9 +63,7 @@ async fn resolve_public(host: String) -> Result<Addrs, BoxError> {
         return Err(format!("{host} did not resolve").into());
     }
     if addrs.iter().any(|a| !is_public(a.ip())) {
-        return Err(
-            format!("{host} resolves to a private or local address, which is not allowed").into(),
-        );
+        return Err(format!("{host} resolves to a private or local address, which is not allowed").into());
     }
     Ok(Box::new(addrs.into_iter()))
 }
@@ -90,9 +88,7 @@ pub fn build_client(settings: &UpstreamSettings) -> Result<reqwest::Client, Serv
     if !settings.allow_private {
         builder = builder.dns_resolver(Arc::new(PublicOnlyResolver));
     }
-    builder
-        .build()
-        .map_err(|e| ServiceError::Internal(format!("http client: {e}")))
+    builder.build().map_err(|e| ServiceError::Internal(format!("http client: {e}")))
 }
 
 /// A provider base URL: http(s), no credentials, query or fragment, no trailing slash; `https`
@@ -107,22 +103,18 @@ impl BaseUrl {
         if trimmed.len() > 2048 {
             return Err(invalid("is too long"));
         }
-        let url = url::Url::parse(trimmed)
-            .map_err(|_| invalid("must be a full URL such as https://api.example.com/v1"))?;
+        let url =
+            url::Url::parse(trimmed).map_err(|_| invalid("must be a full URL such as https://api.example.com/v1"))?;
         match url.scheme() {
             "https" => {}
             "http" if allow_private => {}
             "http" => {
-                return Err(invalid(
-                    "must use https (plain http is only allowed when ALLOW_PRIVATE_UPSTREAMS=true)",
-                ));
+                return Err(invalid("must use https (plain http is only allowed when ALLOW_PRIVATE_UPSTREAMS=true)"));
             }
             _ => return Err(invalid("must start with https://")),
         }
         if !url.username().is_empty() || url.password().is_some() {
-            return Err(invalid(
-                "must not contain a user name or password; put the key in the API key field",
-            ));
+            return Err(invalid("must not contain a user name or password; put the key in the API key field"));
         }
         if url.query().is_some() || url.fragment().is_some() {
             return Err(invalid("must not have a query string or fragment"));
@@ -163,8 +155,7 @@ impl BaseUrl {
 
     /// Resolves the host now and refuses private answers (the connect-time check repeats this).
     pub async fn check_resolves_public(&self) -> Result<(), ServiceError> {
-        let url = url::Url::parse(&self.0)
-            .map_err(|_| ServiceError::Invalid("Base URL is malformed.".into()))?;
+        let url = url::Url::parse(&self.0).map_err(|_| ServiceError::Invalid("Base URL is malformed.".into()))?;
         if let Some(url::Host::Domain(domain)) = url.host() {
             match resolve_public(domain.to_owned()).await {
                 Ok(_) => {}
@@ -190,16 +181,10 @@ pub fn endpoint(kind: ProviderKind, base_url: &str, path: &str) -> String {
 }
 
 /// Adds the kind's authentication headers.
-pub fn authorize(
-    request: reqwest::RequestBuilder,
-    kind: ProviderKind,
-    key: &SecretBytes,
-) -> reqwest::RequestBuilder {
+pub fn authorize(request: reqwest::RequestBuilder, kind: ProviderKind, key: &SecretBytes) -> reqwest::RequestBuilder {
     let key = key.expose_str().unwrap_or_default();
     match kind {
-        ProviderKind::Anthropic => request
-            .header("x-api-key", key)
-            .header("anthropic-version", "2023-06-01"),
+        ProviderKind::Anthropic => request.header("x-api-key", key).header("anthropic-version", "2023-06-01"),
         _ => request.bearer_auth(key),
     }
 }
@@ -222,8 +207,7 @@ pub async fn test_provider(
     if let Err(e) = BaseUrl::parse(base_url, allow_private) {
         return finish(false, e.to_string(), Vec::new());
     }
-    let request = authorize(client.get(endpoint(kind, base_url, "models")), kind, key)
-        .timeout(Duration::from_secs(10));
+    let request = authorize(client.get(endpoint(kind, base_url, "models")), kind, key).timeout(Duration::from_secs(10));
     let response = match request.send().await {
         Ok(response) => response,
         Err(e) => return finish(false, describe_transport_error(&e), Vec::new()),
@@ -239,21 +223,13 @@ pub async fn test_provider(
             .as_ref()
             .and_then(|j| j.get("data"))
             .and_then(|d| d.as_array())
-            .map(|list| {
-                list.iter()
-                    .filter_map(|m| m.get("id").and_then(|i| i.as_str()).map(str::to_owned))
-                    .collect()
-            })
+            .map(|list| list.iter().filter_map(|m| m.get("id").and_then(|i| i.as_str()).map(str::to_owned)).collect())
             .unwrap_or_default();
         models.sort();
         let message = format!("Connected: the provider lists {} models.", models.len());
         return finish(true, message, models);
     }
-    let detail = json
-        .as_ref()
-        .and_then(provider_error_message)
-        .map(|m| scrub(&m, key))
-        .unwrap_or_default();
+    let detail = json.as_ref().and_then(provider_error_message).map(|m| scrub(&m, key)).unwrap_or_default();
     let what = match status.as_u16() {
         401 | 403 => "The provider rejected the API key",
         404 => "The base URL has no model list (check the URL)",
@@ -272,10 +248,7 @@ pub async fn test_provider(
 /// The human message inside a provider's error JSON (OpenAI and Anthropic shapes).
 pub fn provider_error_message(json: &serde_json::Value) -> Option<String> {
     let error = json.get("error")?;
-    let message = error
-        .get("message")
-        .and_then(|m| m.as_str())
-        .or_else(|| error.as_str())?;
+    let message = error.get("message").and_then(|m| m.as_str()).or_else(|| error.as_str())?;
     Some(message.chars().take(300).collect())
 }
 
@@ -336,12 +309,7 @@ mod tests {
 
     #[test]
     fn base_url_rules() {
-        assert_eq!(
-            BaseUrl::parse("https://api.openai.com/v1/", false)
-                .unwrap()
-                .as_str(),
-            "https://api.openai.com/v1"
-        );
+        assert_eq!(BaseUrl::parse("https://api.openai.com/v1/", false).unwrap().as_str(), "https://api.openai.com/v1");
         for bad in [
             "http://api.example.com/v1",
             "https://127.0.0.1/v1",
@@ -362,19 +330,11 @@ mod tests {
     #[test]
     fn endpoints_follow_each_vendor() {
         assert_eq!(
-            endpoint(
-                ProviderKind::Openai,
-                "https://api.openai.com/v1",
-                "chat/completions"
-            ),
+            endpoint(ProviderKind::Openai, "https://api.openai.com/v1", "chat/completions"),
             "https://api.openai.com/v1/chat/completions"
         );
         assert_eq!(
-            endpoint(
-                ProviderKind::Anthropic,
-                "https://api.anthropic.com",
-                "messages"
-            ),
+            endpoint(ProviderKind::Anthropic, "https://api.anthropic.com", "messages"),
             "https://api.anthropic.com/v1/messages"
         );
     }

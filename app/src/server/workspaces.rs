@@ -41,32 +41,21 @@ pub async fn list_for_user(db: &Db, user_id: &str) -> Result<Vec<WorkspaceView>,
         workspace: String,
     }
     let mut response = db
-        .query(
-            "SELECT workspace, created_at FROM member WHERE user = $user ORDER BY created_at ASC",
-        )
+        .query("SELECT workspace, created_at FROM member WHERE user = $user ORDER BY created_at ASC")
         .bind(("user", user_id.to_owned()))
         .await?;
     let members: Vec<MemberRow> = response.take(0)?;
     if members.is_empty() {
         return Ok(Vec::new());
     }
-    let ids: Vec<RecordId> = members
-        .iter()
-        .map(|m| RecordId::new("workspace", m.workspace.as_str()))
-        .collect();
-    let mut response = db
-        .query("SELECT record::id(id) AS id, name FROM $ids")
-        .bind(("ids", ids))
-        .await?;
+    let ids: Vec<RecordId> = members.iter().map(|m| RecordId::new("workspace", m.workspace.as_str())).collect();
+    let mut response = db.query("SELECT record::id(id) AS id, name FROM $ids").bind(("ids", ids)).await?;
     let rows: Vec<WorkspaceRow> = response.take(0)?;
     // Keep membership order.
     Ok(members
         .iter()
         .filter_map(|m| rows.iter().find(|r| r.id == m.workspace))
-        .map(|r| WorkspaceView {
-            id: r.id.clone(),
-            name: r.name.clone(),
-        })
+        .map(|r| WorkspaceView { id: r.id.clone(), name: r.name.clone() })
         .collect())
 }
 
@@ -92,15 +81,8 @@ pub async fn create(db: &Db, user_id: &str, name: &str) -> Result<WorkspaceView,
 
 /// Proves that `user_id` belongs to `workspace_id`. Anything else, including a malformed or
 /// unknown id, is "not found": no existence oracle.
-pub async fn authorize(
-    db: &Db,
-    user_id: &str,
-    workspace_id: &str,
-) -> Result<WorkspaceId, ServiceError> {
-    if workspace_id.is_empty()
-        || workspace_id.len() > 64
-        || !workspace_id.bytes().all(|b| b.is_ascii_alphanumeric())
-    {
+pub async fn authorize(db: &Db, user_id: &str, workspace_id: &str) -> Result<WorkspaceId, ServiceError> {
+    if workspace_id.is_empty() || workspace_id.len() > 64 || !workspace_id.bytes().all(|b| b.is_ascii_alphanumeric()) {
         return Err(ServiceError::NotFound("workspace"));
     }
     #[derive(SurrealValue)]
@@ -123,11 +105,6 @@ pub async fn view(db: &Db, workspace: &WorkspaceId) -> Result<WorkspaceView, Ser
         .query("SELECT record::id(id) AS id, name FROM type::record('workspace', $ws)")
         .bind(("ws", workspace.as_str().to_owned()))
         .await?;
-    let row = response
-        .take::<Option<WorkspaceRow>>(0)?
-        .ok_or(ServiceError::NotFound("workspace"))?;
-    Ok(WorkspaceView {
-        id: row.id,
-        name: row.name,
-    })
+    let row = response.take::<Option<WorkspaceRow>>(0)?.ok_or(ServiceError::NotFound("workspace"))?;
+    Ok(WorkspaceView { id: row.id, name: row.name })
 }
