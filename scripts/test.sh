@@ -24,8 +24,11 @@ cargo clippy -p frontend -p app --target wasm32-unknown-unknown --features app/h
 step "cargo test"
 cargo test --no-fail-fast
 
-step "build the server and the site for the browser tests"
-cargo build --bin perpetuo
+step "build the site for the browser tests"
+# `cargo test` already built target/debug/perpetuo for the integration tests, with the same
+# features; a separate `cargo build` would resolve features without dev-dependencies and rebuild
+# much of the dependency tree.
+test -x "$CARGO_TARGET_DIR/debug/perpetuo"
 scripts/build-site.sh
 
 step "playwright (headless chromium)"

@@ -446,11 +446,21 @@ pub struct ProviderTestResult {
     pub latency_ms: u64,
 }
 
+/// Whether a key can be used right now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyState {
+    Active,
+    Revoked,
+    Expired,
+}
+
 /// A Perpetuo API key as listed: never the token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApiKeyView {
     pub id: String,
     pub name: String,
+    pub state: KeyState,
     /// `pk_abcd…wxyz`, for recognising a key.
     pub preview: String,
     pub created_at: i64,

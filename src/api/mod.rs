@@ -2,6 +2,8 @@
 //! Errors are `{"error":{"message","type","code"}}`.
 
 mod auth;
+mod keys;
+mod providers;
 mod workspaces;
 
 use axum::Router;
@@ -20,6 +22,12 @@ pub fn router() -> Router<AppState> {
         .route("/auth/signup", post(auth::signup))
         .route("/auth/token", post(auth::token))
         .route("/workspaces", get(workspaces::list).post(workspaces::create))
+        .route("/providers", get(providers::list).post(providers::create))
+        .route("/providers/{id}", get(providers::get).patch(providers::update).delete(providers::delete))
+        .route("/providers/{id}/test", post(providers::test))
+        .route("/keys", get(keys::list).post(keys::create))
+        .route("/keys/{id}/revoke", post(keys::revoke))
+        .route("/keys/{id}", axum::routing::delete(keys::delete))
         .fallback(|| async { ApiError(ServiceError::NotFound("route")) })
 }
 

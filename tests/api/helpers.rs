@@ -218,3 +218,46 @@ pub async fn api_error(response: reqwest::Response, status: u16) -> Value {
 pub fn email(tag: &str) -> String {
     format!("{tag}-{}@example.com", app::server::db::new_id())
 }
+
+impl TestApp {
+    /// Adds a provider through the management API and returns its JSON.
+    pub async fn add_provider(&self, token: &str, label: &str, kind: &str, base_url: &str, key: &str) -> Value {
+        let response = self
+            .post_json(
+                "/api/v1/providers",
+                Some(token),
+                &json!({"label": label, "kind": kind, "base_url": base_url, "api_key": key}),
+            )
+            .await;
+        assert_eq!(response.status(), 201, "provider {label} created");
+        response.json().await.expect("json")
+    }
+
+    /// Creates an API key through the management API; returns (id, token).
+    pub async fn add_key(&self, token: &str, name: &str) -> (String, String) {
+        let response = self.post_json("/api/v1/keys", Some(token), &json!({"name": name})).await;
+        assert_eq!(response.status(), 201, "key {name} created");
+        let body: Value = response.json().await.expect("json");
+        (body["key"]["id"].as_str().expect("id").to_owned(), body["token"].as_str().expect("token").to_owned())
+    }
+
+    pub async fn patch_json(&self, path: &str, token: &str, body: &Value) -> reqwest::Response {
+        self.client.patch(self.url(path)).bearer_auth(token).json(body).send().await.expect("request sent")
+    }
+
+    pub async fn delete(&self, path: &str, token: &str) -> reqwest::Response {
+        self.client.delete(self.url(path)).bearer_auth(token).send().await.expect("request sent")
+    }
+
+    /// Calls a server function the way the hydrated page does (form-encoded, JSON answer).
+    pub async fn server_fn(&self, client: &reqwest::Client, name: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+        client
+            .post(self.url(&format!("/fn/{name}")))
+            .header("origin", &self.base)
+            .header("accept", "application/json")
+            .form(fields)
+            .send()
+            .await
+            .expect("server function called")
+    }
+}

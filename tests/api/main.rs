@@ -3,7 +3,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod accounts;
+mod at_rest;
 mod dashboard;
 mod health;
 mod helpers;
+mod keys;
+mod mock;
 mod persistence;
+mod providers;

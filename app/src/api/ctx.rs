@@ -72,6 +72,64 @@ pub async fn sign_out_session(session: &Session) -> Result<(), AppError> {
     session.flush().await.map_err(session_error)
 }
 
+/// The state and the session's workspace, checked: what every tab's server function starts with.
+pub async fn workspace_scope() -> Result<(AppState, WorkspaceId), AppError> {
+    let state = state()?;
+    let session = session().await?;
+    let (_, ws) = workspace(&state, &session).await?;
+    Ok((state, ws))
+}
+
+/// Whether this call is a browser form post without JavaScript (it will be answered with a
+/// redirect, so a return value would be lost).
+pub fn is_plain_form_post() -> bool {
+    use_context::<http::request::Parts>()
+        .and_then(|parts| {
+            parts.headers.get(http::header::ACCEPT).and_then(|v| v.to_str().ok()).map(|a| a.contains("text/html"))
+        })
+        .unwrap_or(false)
+}
+
+/// `a=b&c=d`, percent-encoded.
+pub fn encode_query(pairs: &[(&str, &str)]) -> String {
+    fn encode(s: &str) -> String {
+        s.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => char::from(b).to_string(),
+                _ => format!("%{b:02X}"),
+            })
+            .collect()
+    }
+    pairs.iter().map(|(k, v)| format!("{}={}", encode(k), encode(v))).collect::<Vec<_>>().join("&")
+}
+
+const CREATED_KEY: &str = "created_key";
+
+fn flash_aad(user_id: &str) -> Vec<u8> {
+    format!("perpetuo/created-key-flash/{user_id}").into_bytes()
+}
+
+/// Keeps a just-created key for the next page render, sealed so the token never sits in the
+/// session store in the clear.
+pub async fn stash_created_key(state: &AppState, created: &crate::types::CreatedApiKey) -> Result<(), AppError> {
+    let session = session().await?;
+    let user_id = user_id(&session).await?;
+    let plain = serde_json::to_vec(created).map_err(|_| AppError::Internal)?;
+    let sealed = state.cipher.seal(&plain, &flash_aad(&user_id)).map_err(|e| AppError::from(ServiceError::from(e)))?;
+    session.insert(CREATED_KEY, sealed).await.map_err(session_error)
+}
+
+/// Takes the stashed key out of the session (so it shows once).
+pub async fn take_created_key(state: &AppState) -> Result<Option<crate::types::CreatedApiKey>, AppError> {
+    let session = session().await?;
+    let user_id = user_id(&session).await?;
+    let Some(sealed) = session.remove::<String>(CREATED_KEY).await.map_err(session_error)? else {
+        return Ok(None);
+    };
+    let plain = state.cipher.open(&sealed, &flash_aad(&user_id)).map_err(|e| AppError::from(ServiceError::from(e)))?;
+    Ok(serde_json::from_slice(plain.expose()).ok())
+}
+
 /// The client address the rate-limit layer settled on.
 pub fn client_ip() -> IpAddr {
     use_context::<http::request::Parts>()

@@ -1,8 +1,114 @@
-//! Tab: keys.
+//! Tab 3: the workspace's Perpetuo API keys: create (token shown once), revoke, delete.
 
 use leptos::prelude::*;
+use leptos_meta::Title;
+
+use crate::api::keys::{CreateKey, DeleteKey, RevokeKey, list_keys, take_created_key};
+use crate::components::form::{FormError, action_error};
+use crate::types::{ApiKeyView, CreatedApiKey, KeyState, format_ts};
 
 #[component]
 pub fn KeysPage() -> impl IntoView {
-    view! { <h1>"Keys"</h1> }
+    let create = ServerAction::<CreateKey>::new();
+    let revoke = ServerAction::<RevokeKey>::new();
+    let delete = ServerAction::<DeleteKey>::new();
+    let keys = Resource::new(
+        move || (create.version().get(), revoke.version().get(), delete.version().get()),
+        |_| list_keys(),
+    );
+    // A key created by a form post without JavaScript comes back once through the session.
+    let stashed = OnceResource::new(take_created_key());
+    let errors = [action_error(create), action_error(revoke), action_error(delete)];
+    let error = Signal::derive(move || errors.iter().find_map(|e| e.get()));
+
+    view! {
+        <Title text="API keys · Perpetuo"/>
+        <h1>"API keys"</h1>
+        <p class="muted">"Apps call " <code>"/v1/chat/completions"</code> " with " <code>"Authorization: Bearer pk_…"</code> ". Keys are stored only as hashes: a new key is shown once."</p>
+        <FormError message=error/>
+        <Suspense fallback=|| ()>
+            {move || Suspend::new(async move {
+                let fresh = match create.value().get() {
+                    Some(Ok(created)) => Some(created),
+                    _ => stashed.await.ok().flatten(),
+                };
+                fresh.map(|created| view! { <NewKey created=created/> })
+            })}
+        </Suspense>
+        <Transition fallback=|| view! { <p>"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match keys.await {
+                    Ok(list) if list.is_empty() => view! { <p class="muted">"No keys yet."</p> }.into_any(),
+                    Ok(list) => view! {
+                        <table class="list" aria-label="API keys">
+                            <thead><tr><th>"Name"</th><th>"Key"</th><th>"Created"</th><th>"Expires"</th><th>"Last used"</th><th>"Limit"</th><th>"Status"</th><th>"Actions"</th></tr></thead>
+                            <tbody>{list.into_iter().map(|k| view! { <KeyRow key=k revoke=revoke delete=delete/> }).collect_view()}</tbody>
+                        </table>
+                    }.into_any(),
+                    Err(e) => view! { <p class="form-error" role="alert">{e.to_string()}</p> }.into_any(),
+                }
+            })}
+        </Transition>
+
+        <h2>"Create a key"</h2>
+        <ActionForm action=create>
+            <label for="key-name">"Name"</label>
+            <input id="key-name" name="name" required maxlength="80" placeholder="backend-production"/>
+            <label for="key-expiry">"Expires in (days)"</label>
+            <input id="key-expiry" name="expires_in_days" type="number" min="1" max="3650" placeholder="Never"/>
+            <label for="key-limit">"Requests per minute"</label>
+            <input id="key-limit" name="rate_limit_per_min" type="number" min="1" placeholder="Workspace default"/>
+            <button type="submit" disabled=move || create.pending().get()>"Create key"</button>
+        </ActionForm>
+    }
+}
+
+#[component]
+fn NewKey(created: CreatedApiKey) -> impl IntoView {
+    view! {
+        <div class="secret-once" role="status">
+            <strong>{format!("Key “{}” created.", created.key.name)}</strong>
+            " Copy it now: it will not be shown again."
+            <code data-testid="new-key">{created.token}</code>
+            <button type="button" class="secondary" onclick="navigator.clipboard.writeText(this.previousElementSibling.textContent).then(() => { this.textContent = 'Copied'; })">"Copy"</button>
+        </div>
+    }
+}
+
+#[component]
+fn KeyRow(key: ApiKeyView, revoke: ServerAction<RevokeKey>, delete: ServerAction<DeleteKey>) -> impl IntoView {
+    let k = key;
+    let status = match k.state {
+        KeyState::Active => view! { <span class="badge">"Active"</span> }.into_any(),
+        KeyState::Revoked => view! { <span class="badge bad">"Revoked"</span> }.into_any(),
+        KeyState::Expired => view! { <span class="badge off">"Expired"</span> }.into_any(),
+    };
+    let revoke_form = (k.state == KeyState::Active).then(|| {
+        let (id, label) = (k.id.clone(), format!("Revoke {}", k.name));
+        view! {
+            <ActionForm action=revoke attr:class="inline">
+                <input type="hidden" name="id" value=id/>
+                <button type="submit" class="secondary" aria-label=label>"Revoke"</button>
+            </ActionForm>
+        }
+    });
+    let (delete_id, delete_label) = (k.id.clone(), format!("Delete {}", k.name));
+    view! {
+        <tr data-key=k.name.clone()>
+            <td>{k.name.clone()}</td>
+            <td><code>{k.preview.clone()}</code></td>
+            <td>{format_ts(k.created_at)}</td>
+            <td>{k.expires_at.map_or_else(|| "Never".to_owned(), format_ts)}</td>
+            <td>{k.last_used_at.map_or_else(|| "Never".to_owned(), format_ts)}</td>
+            <td>{k.rate_limit_per_min.map_or_else(|| "Default".to_owned(), |n| format!("{n}/min"))}</td>
+            <td>{status}</td>
+            <td>
+                {revoke_form}
+                <ActionForm action=delete attr:class="inline">
+                    <input type="hidden" name="id" value=delete_id/>
+                    <button type="submit" class="danger" aria-label=delete_label>"Delete"</button>
+                </ActionForm>
+            </td>
+        </tr>
+    }
 }

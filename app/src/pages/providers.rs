@@ -1,8 +1,151 @@
-//! Tab: providers.
+//! Tab 2: the workspace's provider accounts: add, edit, test, enable/disable, delete.
 
 use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::hooks::use_query_map;
+
+use crate::api::providers::{CreateProvider, DeleteProvider, TestProvider, UpdateProvider, list_providers};
+use crate::components::form::{FormError, action_error};
+use crate::types::{KeyStatus, ProviderKind, ProviderView, format_ts};
 
 #[component]
 pub fn ProvidersPage() -> impl IntoView {
-    view! { <h1>"Providers"</h1> }
+    let create = ServerAction::<CreateProvider>::new();
+    let update = ServerAction::<UpdateProvider>::new();
+    let delete = ServerAction::<DeleteProvider>::new();
+    let test = ServerAction::<TestProvider>::new();
+    let providers = Resource::new(
+        move || (create.version().get(), update.version().get(), delete.version().get(), test.version().get()),
+        |_| list_providers(),
+    );
+    let errors = [action_error(create), action_error(update), action_error(delete), action_error(test)];
+    let error = Signal::derive(move || errors.iter().find_map(|e| e.get()));
+
+    // A test result comes from the action (hydrated page) or from the address (no JavaScript).
+    let query = use_query_map();
+    let test_result = Signal::derive(move || match test.value().get() {
+        Some(Ok(result)) => Some((result.ok, result.message)),
+        _ => {
+            let q = query.get();
+            q.get("tested").map(|_| (q.get("ok").as_deref() == Some("1"), q.get("message").unwrap_or_default()))
+        }
+    });
+
+    view! {
+        <Title text="Providers · Perpetuo"/>
+        <h1>"Providers"</h1>
+        <p class="muted">"Your own accounts at LLM providers. Requests try enabled providers in priority order (lower first) and fall back to the next on failure."</p>
+        <FormError message=error/>
+        <Show when=move || test_result.get().is_some()>
+            {move || test_result.get().map(|(ok, message)| view! {
+                <p role="status" class=if ok { "form-ok" } else { "form-error" } data-testid="test-result">{message}</p>
+            })}
+        </Show>
+        <Transition fallback=|| view! { <p>"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match providers.await {
+                    Ok(list) if list.is_empty() => view! { <p class="muted">"No providers yet. Add one below."</p> }.into_any(),
+                    Ok(list) => view! {
+                        <table class="list" aria-label="Providers">
+                            <thead><tr><th>"Label"</th><th>"Kind"</th><th>"Base URL"</th><th>"Key"</th><th>"Priority"</th><th>"Status"</th><th>"Actions"</th></tr></thead>
+                            <tbody>
+                                {list.into_iter().map(|p| view! { <ProviderRow provider=p update=update delete=delete test=test/> }).collect_view()}
+                            </tbody>
+                        </table>
+                    }.into_any(),
+                    Err(e) => view! { <p class="form-error" role="alert">{e.to_string()}</p> }.into_any(),
+                }
+            })}
+        </Transition>
+
+        <h2>"Add a provider"</h2>
+        <ActionForm action=create>
+            <label for="provider-label">"Label"</label>
+            <input id="provider-label" name="label" required maxlength="80" placeholder="OpenAI (production)"/>
+            <label for="provider-kind">"Kind"</label>
+            <select id="provider-kind" name="kind">
+                {ProviderKind::ALL.into_iter().map(|k| view! { <option value=k.as_str()>{k.label()}</option> }).collect_view()}
+            </select>
+            <label for="provider-base-url">"Base URL"</label>
+            <input id="provider-base-url" name="base_url" type="url" placeholder="Leave empty for the provider's default"/>
+            <p class="hint">"Needed for OpenAI-compatible hosts (Ollama, vLLM, LM Studio…), such as http://localhost:11434/v1."</p>
+            <label for="provider-key">"API key"</label>
+            <input id="provider-key" name="api_key" type="password" autocomplete="off" required/>
+            <label for="provider-priority">"Priority"</label>
+            <input id="provider-priority" name="priority" type="number" min="0" value="100"/>
+            <label for="provider-models">"Model allow-list"</label>
+            <textarea id="provider-models" name="models" rows="2" placeholder="Optional: model names separated by commas; empty means the provider's usual models"></textarea>
+            <button type="submit" disabled=move || create.pending().get()>"Add provider"</button>
+        </ActionForm>
+    }
+}
+
+#[component]
+fn ProviderRow(
+    provider: ProviderView,
+    update: ServerAction<UpdateProvider>,
+    delete: ServerAction<DeleteProvider>,
+    test: ServerAction<TestProvider>,
+) -> impl IntoView {
+    let p = provider;
+    let models = p.models.clone().unwrap_or_default().join(", ");
+    let status = match (p.enabled, p.key_status) {
+        (false, _) => view! { <span class="badge off">"Disabled"</span> }.into_any(),
+        (true, KeyStatus::Rejected) => {
+            view! { <span class="badge bad" title="The provider answered 401/403 with this key">"Key rejected"</span> }
+                .into_any()
+        }
+        (true, KeyStatus::Ok) => view! { <span class="badge">"Enabled"</span> }.into_any(),
+    };
+    let edit_id = format!("edit-{}", p.id);
+    let (id_test, id_delete, id_update) = (p.id.clone(), p.id.clone(), p.id.clone());
+    let (test_label, delete_label, edit_label) =
+        (format!("Test {}", p.label), format!("Delete {}", p.label), format!("Edit {}", p.label));
+    let (label_input, url_input, priority_input) = (p.label.clone(), p.base_url.clone(), p.priority.to_string());
+    let ids = [
+        format!("{edit_id}-label"),
+        format!("{edit_id}-url"),
+        format!("{edit_id}-key"),
+        format!("{edit_id}-priority"),
+        format!("{edit_id}-models"),
+    ];
+    let enabled = p.enabled;
+    view! {
+        <tr data-provider=p.label.clone()>
+            <td>{p.label.clone()}</td>
+            <td>{p.kind.label()}</td>
+            <td><code>{p.base_url.clone()}</code></td>
+            <td><code>{p.key_preview.clone()}</code></td>
+            <td>{p.priority}</td>
+            <td>{status}<br/><span class="muted">{format!("updated {}", format_ts(p.updated_at))}</span></td>
+            <td>
+                <ActionForm action=test attr:class="inline">
+                    <input type="hidden" name="id" value=id_test/>
+                    <button type="submit" class="secondary" aria-label=test_label>"Test"</button>
+                </ActionForm>
+                <ActionForm action=delete attr:class="inline">
+                    <input type="hidden" name="id" value=id_delete/>
+                    <button type="submit" class="danger" aria-label=delete_label>"Delete"</button>
+                </ActionForm>
+                <details class="edit">
+                    <summary>{edit_label}</summary>
+                    <ActionForm action=update>
+                        <input type="hidden" name="id" value=id_update/>
+                        <label for=ids[0].clone()>"Label"</label>
+                        <input id=ids[0].clone() name="label" value=label_input required/>
+                        <label for=ids[1].clone()>"Base URL"</label>
+                        <input id=ids[1].clone() name="base_url" value=url_input/>
+                        <label for=ids[2].clone()>"New API key"</label>
+                        <input id=ids[2].clone() name="api_key" type="password" autocomplete="off" placeholder="Leave empty to keep the current key"/>
+                        <label for=ids[3].clone()>"Priority"</label>
+                        <input id=ids[3].clone() name="priority" type="number" min="0" value=priority_input/>
+                        <label for=ids[4].clone()>"Model allow-list"</label>
+                        <textarea id=ids[4].clone() name="models" rows="2">{models}</textarea>
+                        <label><input type="checkbox" name="enabled" checked=enabled/>" Enabled"</label>
+                        <button type="submit">"Save"</button>
+                    </ActionForm>
+                </details>
+            </td>
+        </tr>
+    }
 }

@@ -8,7 +8,7 @@ use super::db::{Db, new_id, now_ms};
 use super::error::ServiceError;
 use super::tokens;
 use super::workspaces::WorkspaceId;
-use crate::types::{ApiKeyView, CreatedApiKey, NewApiKey};
+use crate::types::{ApiKeyView, CreatedApiKey, KeyState, NewApiKey};
 
 const MAX_RATE_LIMIT: u32 = 1_000_000;
 
@@ -30,9 +30,17 @@ const COLUMNS: &str =
 
 impl Row {
     fn view(&self) -> ApiKeyView {
+        let state = if self.revoked_at.is_some() {
+            KeyState::Revoked
+        } else if self.expires_at.is_some_and(|at| at <= now_ms()) {
+            KeyState::Expired
+        } else {
+            KeyState::Active
+        };
         ApiKeyView {
             id: self.id.clone(),
             name: self.name.clone(),
+            state,
             preview: self.preview.clone(),
             created_at: self.created_at,
             expires_at: self.expires_at,
@@ -101,6 +109,7 @@ pub async fn create(db: &Db, ws: &WorkspaceId, input: NewApiKey) -> Result<Creat
     let key = ApiKeyView {
         id,
         name,
+        state: KeyState::Active,
         preview: token.preview.clone(),
         created_at: now,
         expires_at,

@@ -4,12 +4,14 @@
 pub mod accounts;
 pub mod api_keys;
 pub mod auth;
+pub mod breaker;
 pub mod cache;
 pub mod config;
 pub mod crypto;
 pub mod db;
 pub mod error;
 pub mod password;
+pub mod prices;
 pub mod providers;
 pub mod ratelimit;
 pub mod secret;
@@ -17,6 +19,7 @@ pub mod sessions;
 pub mod state;
 pub mod tokens;
 pub mod upstream;
+pub mod usage;
 pub mod workspaces;
 
 pub use error::ServiceError;

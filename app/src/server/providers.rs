@@ -3,6 +3,7 @@
 
 use surrealdb::types::SurrealValue;
 
+use super::cache::Caches;
 use super::crypto::{Cipher, provider_aad};
 use super::db::{Db, new_id, now_ms};
 use super::error::ServiceError;
@@ -168,6 +169,7 @@ pub async fn get(db: &Db, ws: &WorkspaceId, id: &str) -> Result<ProviderView, Se
 pub async fn create(
     db: &Db,
     cipher: &Cipher,
+    caches: &Caches,
     allow_private: bool,
     ws: &WorkspaceId,
     input: NewProvider,
@@ -218,6 +220,7 @@ pub async fn create(
     .bind(("now", now))
     .await?
     .check()?;
+    caches.invalidate_providers(ws.as_str());
     row.view()
 }
 
@@ -226,6 +229,7 @@ pub async fn create(
 pub async fn update(
     db: &Db,
     cipher: &Cipher,
+    caches: &Caches,
     allow_private: bool,
     ws: &WorkspaceId,
     id: &str,
@@ -284,17 +288,47 @@ pub async fn update(
     .bind(("now", current.updated_at))
     .await?
     .check()?;
+    caches.invalidate_providers(ws.as_str());
     current.view()
 }
 
-pub async fn delete(db: &Db, ws: &WorkspaceId, id: &str) -> Result<(), ServiceError> {
+pub async fn delete(db: &Db, caches: &Caches, ws: &WorkspaceId, id: &str) -> Result<(), ServiceError> {
     row(db, ws, id).await?;
     db.query("DELETE type::record('provider', $id) WHERE workspace = $ws RETURN NONE")
         .bind(("id", id.to_owned()))
         .bind(("ws", ws.as_str().to_owned()))
         .await?
         .check()?;
+    caches.invalidate_providers(ws.as_str());
     Ok(())
+}
+
+/// The workspace's enabled providers with keys opened, from the cache when it has them.
+pub async fn cached_enabled(
+    db: &Db,
+    cipher: &Cipher,
+    caches: &Caches,
+    ws: &WorkspaceId,
+) -> Result<std::sync::Arc<Vec<OpenedProvider>>, ServiceError> {
+    if let Some(providers) = caches.providers(ws) {
+        return Ok(providers);
+    }
+    let providers = std::sync::Arc::new(open_enabled(db, cipher, ws).await?);
+    caches.put_providers(ws, std::sync::Arc::clone(&providers));
+    Ok(providers)
+}
+
+/// Tests a provider's stored key against its model list.
+pub async fn test(
+    db: &Db,
+    cipher: &Cipher,
+    http: &reqwest::Client,
+    allow_private: bool,
+    ws: &WorkspaceId,
+    id: &str,
+) -> Result<crate::types::ProviderTestResult, ServiceError> {
+    let provider = open_one(db, cipher, ws, id).await?;
+    Ok(super::upstream::test_provider(http, provider.kind, &provider.base_url, &provider.key, allow_private).await)
 }
 
 /// Opens the key of one provider (for "Test").
@@ -334,7 +368,13 @@ pub async fn open_enabled(db: &Db, cipher: &Cipher, ws: &WorkspaceId) -> Result<
 }
 
 /// Records whether the provider's key works (the gateway flags a 401/403).
-pub async fn set_key_status(db: &Db, ws: &WorkspaceId, id: &str, status: KeyStatus) -> Result<(), ServiceError> {
+pub async fn set_key_status(
+    db: &Db,
+    caches: &Caches,
+    ws: &WorkspaceId,
+    id: &str,
+    status: KeyStatus,
+) -> Result<(), ServiceError> {
     let status = match status {
         KeyStatus::Ok => "ok",
         KeyStatus::Rejected => "rejected",
@@ -345,6 +385,7 @@ pub async fn set_key_status(db: &Db, ws: &WorkspaceId, id: &str, status: KeyStat
         .bind(("status", status))
         .await?
         .check()?;
+    caches.invalidate_providers(ws.as_str());
     Ok(())
 }
 

@@ -125,7 +125,8 @@ impl BaseUrl {
                 url::Host::Ipv4(v4) => Some(IpAddr::V4(v4)),
                 url::Host::Ipv6(v6) => Some(IpAddr::V6(v6)),
                 url::Host::Domain(d) => {
-                    let d = d.to_ascii_lowercase();
+                    // `localhost.` is `localhost`: a trailing dot must not slip past the name check.
+                    let d = d.trim_end_matches('.').to_ascii_lowercase();
                     if d == "localhost"
                         || d.ends_with(".localhost")
                         || d.ends_with(".internal")
@@ -351,5 +352,34 @@ mod tests {
     #[tokio::test]
     async fn resolver_refuses_local_names() {
         assert!(resolve_public("localhost".into()).await.is_err());
+    }
+}
+
+#[cfg(test)]
+mod connect_time {
+    use super::*;
+
+    /// A name that passed the save-time check but resolves privately when the request is made
+    /// (DNS rebinding) is refused by the client's resolver itself.
+    #[tokio::test]
+    async fn the_client_refuses_private_answers_at_connect_time() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            // Accept and answer anything, so only the resolver can stop the request.
+            loop {
+                if let Ok((mut socket, _)) = listener.accept().await {
+                    use tokio::io::AsyncWriteExt as _;
+                    let _ = socket.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}").await;
+                }
+            }
+        });
+        let settings = crate::server::config::Settings::for_tests().upstream;
+        let strict = build_client(&UpstreamSettings { allow_private: false, ..settings.clone() }).unwrap();
+        let err = strict.get(format!("http://localhost:{port}/v1/models")).send().await.unwrap_err();
+        assert!(err.is_connect(), "{err:?}");
+        assert!(describe_transport_error(&err).contains("private or local"), "{}", describe_transport_error(&err));
+        let open = build_client(&UpstreamSettings { allow_private: true, ..settings }).unwrap();
+        assert!(open.get(format!("http://localhost:{port}/v1/models")).send().await.is_ok());
     }
 }

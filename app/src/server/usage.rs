@@ -1,0 +1,329 @@
+//! Usage capture off the hot path: each gateway request hands one [`UsageRecord`] to a bounded
+//! queue and moves on; a writer task inserts them in batches (and keeps the per-day rollups the
+//! usage tab reads). On shutdown the queue is drained: nothing accepted is lost.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use surrealdb::types::SurrealValue;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::db::Db;
+
+/// Records per insert: large enough to amortise a commit, small enough to stay quick.
+pub const BATCH: usize = 1000;
+/// Longest a record waits in the queue before its batch is written.
+pub const FLUSH_EVERY: Duration = Duration::from_millis(200);
+
+/// One gateway request, as stored.
+#[derive(Debug, Clone, PartialEq, SurrealValue)]
+pub struct UsageRecord {
+    /// Unix milliseconds when the request arrived.
+    pub ts: i64,
+    pub workspace: String,
+    pub request_id: String,
+    pub key_id: String,
+    pub provider_id: Option<String>,
+    pub provider_label: Option<String>,
+    pub provider_kind: Option<String>,
+    pub model: String,
+    /// `chat.completions` or `embeddings`.
+    pub endpoint: String,
+    pub stream: bool,
+    /// The HTTP status the client got (499 when it went away first).
+    pub status: i64,
+    pub ok: bool,
+    pub error_class: Option<String>,
+    pub attempts: i64,
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+    /// Estimated cost in billionths of a dollar; `None` when the price is unknown.
+    pub cost_nanos: Option<i64>,
+    pub latency_ms: i64,
+    /// Time spent waiting on upstreams (the rest is Perpetuo's own overhead).
+    pub upstream_ms: i64,
+    /// Time to the first token of a stream.
+    pub ttft_ms: Option<i64>,
+}
+
+/// Counters the metrics endpoint reports.
+#[derive(Debug, Default)]
+pub struct UsageStats {
+    pub written: AtomicU64,
+    pub dropped: AtomicU64,
+    pub retried: AtomicU64,
+}
+
+/// The sending side, held by the gateway. Never blocks: a full queue drops the record and counts it.
+#[derive(Debug, Clone)]
+pub struct UsageSink {
+    tx: mpsc::Sender<UsageRecord>,
+    pub stats: Arc<UsageStats>,
+}
+
+impl UsageSink {
+    pub fn record(&self, record: UsageRecord) {
+        if let Err(e) = self.tx.try_send(record) {
+            self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(reason = %e, "usage queue full or closed; a usage record was dropped");
+        }
+    }
+
+    /// Records waiting to be written.
+    pub fn depth(&self) -> usize {
+        self.tx.max_capacity() - self.tx.capacity()
+    }
+}
+
+/// Makes the queue and starts its writer; the writer drains and stops when `stop` fires.
+pub fn start(db: Db, capacity: usize, stop: CancellationToken) -> (UsageSink, tokio::task::JoinHandle<()>) {
+    let (tx, rx) = mpsc::channel(capacity);
+    let stats = Arc::new(UsageStats::default());
+    let handle = tokio::spawn(writer(db, rx, Arc::clone(&stats), stop));
+    (UsageSink { tx, stats }, handle)
+}
+
+async fn writer(db: Db, mut rx: mpsc::Receiver<UsageRecord>, stats: Arc<UsageStats>, stop: CancellationToken) {
+    let mut batch = Vec::with_capacity(BATCH);
+    loop {
+        let stopping = tokio::select! {
+            biased;
+            received = rx.recv() => match received {
+                Some(record) => { batch.push(record); false }
+                None => true,
+            },
+            () = stop.cancelled() => true,
+        };
+        if !stopping {
+            // Gather what is already queued, and what arrives shortly, into one batch.
+            let deadline = tokio::time::Instant::now() + FLUSH_EVERY;
+            while batch.len() < BATCH {
+                match tokio::time::timeout_at(deadline, rx.recv()).await {
+                    Ok(Some(record)) => batch.push(record),
+                    Ok(None) | Err(_) => break,
+                }
+            }
+            write_with_retry(&db, &mut batch, &stats).await;
+            continue;
+        }
+        // Shutdown: everything still queued is written before the task ends.
+        while let Ok(record) = rx.try_recv() {
+            batch.push(record);
+            if batch.len() >= BATCH {
+                write_with_retry(&db, &mut batch, &stats).await;
+            }
+        }
+        write_with_retry(&db, &mut batch, &stats).await;
+        break;
+    }
+}
+
+async fn write_with_retry(db: &Db, batch: &mut Vec<UsageRecord>, stats: &UsageStats) {
+    if batch.is_empty() {
+        return;
+    }
+    let mut delay = Duration::from_millis(50);
+    for attempt in 1..=5 {
+        match write(db, batch).await {
+            Ok(()) => {
+                stats.written.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                batch.clear();
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(attempt, error = %e.message(), records = batch.len(), "writing usage records failed");
+                stats.retried.fetch_add(1, Ordering::Relaxed);
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+            }
+        }
+    }
+    stats.dropped.fetch_add(batch.len() as u64, Ordering::Relaxed);
+    tracing::error!(records = batch.len(), "usage records dropped after repeated write failures");
+    batch.clear();
+}
+
+/// A day's rollup row, keyed by workspace, day, provider, model and key.
+#[derive(Debug, Clone, SurrealValue)]
+struct Rollup {
+    id: String,
+    workspace: String,
+    day: i64,
+    key_id: String,
+    provider_id: String,
+    provider_label: String,
+    model: String,
+    requests: i64,
+    errors: i64,
+    prompt_tokens: i64,
+    completion_tokens: i64,
+    cost_nanos: i64,
+    unpriced: i64,
+    latency_ms_sum: i64,
+}
+
+pub const DAY_MS: i64 = 86_400_000;
+
+fn rollups(batch: &[UsageRecord]) -> Vec<Rollup> {
+    let mut by_key: HashMap<String, Rollup> = HashMap::new();
+    for r in batch {
+        let day = r.ts.div_euclid(DAY_MS) * DAY_MS;
+        let provider_id = r.provider_id.clone().unwrap_or_default();
+        let id = format!("{}|{day}|{provider_id}|{}|{}", r.workspace, r.model, r.key_id);
+        let entry = by_key.entry(id.clone()).or_insert_with(|| Rollup {
+            id,
+            workspace: r.workspace.clone(),
+            day,
+            key_id: r.key_id.clone(),
+            provider_id,
+            provider_label: r.provider_label.clone().unwrap_or_default(),
+            model: r.model.clone(),
+            requests: 0,
+            errors: 0,
+            prompt_tokens: 0,
+            completion_tokens: 0,
+            cost_nanos: 0,
+            unpriced: 0,
+            latency_ms_sum: 0,
+        });
+        entry.requests += 1;
+        entry.errors += i64::from(!r.ok);
+        entry.prompt_tokens += r.prompt_tokens;
+        entry.completion_tokens += r.completion_tokens;
+        match r.cost_nanos {
+            Some(cost) => entry.cost_nanos += cost,
+            None => entry.unpriced += 1,
+        }
+        entry.latency_ms_sum += r.latency_ms;
+    }
+    by_key.into_values().collect()
+}
+
+/// Inserts a batch and folds it into the rollups, in one transaction.
+pub async fn write(db: &Db, batch: &[UsageRecord]) -> Result<(), surrealdb::Error> {
+    let rollups = rollups(batch);
+    let mut response = db
+        .query(
+            "BEGIN TRANSACTION;
+             INSERT INTO usage $rows RETURN NONE;
+             FOR $r IN $rollups {
+                UPSERT type::record('usage_daily', $r.id) SET
+                    workspace = $r.workspace, day = $r.day, key_id = $r.key_id, provider_id = $r.provider_id,
+                    provider_label = $r.provider_label, model = $r.model,
+                    requests = (requests ?? 0) + $r.requests,
+                    errors = (errors ?? 0) + $r.errors,
+                    prompt_tokens = (prompt_tokens ?? 0) + $r.prompt_tokens,
+                    completion_tokens = (completion_tokens ?? 0) + $r.completion_tokens,
+                    cost_nanos = (cost_nanos ?? 0) + $r.cost_nanos,
+                    unpriced = (unpriced ?? 0) + $r.unpriced,
+                    latency_ms_sum = (latency_ms_sum ?? 0) + $r.latency_ms_sum
+                RETURN NONE;
+             };
+             COMMIT TRANSACTION;",
+        )
+        .bind(("rows", batch.to_vec()))
+        .bind(("rollups", rollups))
+        .await?;
+    match super::db::root_cause(response.take_errors()) {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub fn record(ws: &str, model: &str, ok: bool) -> UsageRecord {
+        UsageRecord {
+            ts: 1_700_000_000_000,
+            workspace: ws.into(),
+            request_id: "req".into(),
+            key_id: "k1".into(),
+            provider_id: Some("p1".into()),
+            provider_label: Some("P".into()),
+            provider_kind: Some("openai".into()),
+            model: model.into(),
+            endpoint: "chat.completions".into(),
+            stream: false,
+            status: if ok { 200 } else { 502 },
+            ok,
+            error_class: (!ok).then(|| "upstream_5xx".into()),
+            attempts: 1,
+            prompt_tokens: 10,
+            completion_tokens: 5,
+            cost_nanos: ok.then_some(100),
+            latency_ms: 20,
+            upstream_ms: 18,
+            ttft_ms: None,
+        }
+    }
+
+    #[derive(SurrealValue)]
+    struct Count {
+        n: i64,
+    }
+
+    async fn count(db: &Db, table: &str) -> i64 {
+        let mut r = db.query(format!("SELECT count() AS n FROM {table} GROUP ALL")).await.unwrap();
+        r.take::<Option<Count>>(0).unwrap().map_or(0, |c| c.n)
+    }
+
+    #[tokio::test]
+    async fn batches_insert_and_roll_up() {
+        let db = Db::memory().await.unwrap();
+        let batch: Vec<UsageRecord> =
+            (0..10).map(|i| record("w1", if i < 6 { "gpt-x" } else { "gpt-y" }, i != 0)).collect();
+        write(&db, &batch).await.unwrap();
+        write(&db, &batch[..2]).await.unwrap();
+        assert_eq!(count(&db, "usage").await, 12);
+        #[derive(SurrealValue)]
+        struct Row {
+            model: String,
+            requests: i64,
+            errors: i64,
+            cost_nanos: i64,
+            unpriced: i64,
+        }
+        let mut r = db
+            .query("SELECT model, requests, errors, cost_nanos, unpriced FROM usage_daily ORDER BY model")
+            .await
+            .unwrap();
+        let rows: Vec<Row> = r.take(0).unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!((rows[0].model.as_str(), rows[0].requests, rows[0].errors), ("gpt-x", 8, 2));
+        assert_eq!((rows[0].cost_nanos, rows[0].unpriced), (600, 2));
+        assert_eq!((rows[1].model.as_str(), rows[1].requests), ("gpt-y", 4));
+    }
+
+    #[tokio::test]
+    async fn queue_drains_on_shutdown() {
+        let db = Db::memory().await.unwrap();
+        let stop = CancellationToken::new();
+        let (sink, handle) = start(db.clone(), 10_000, stop.clone());
+        for _ in 0..2500 {
+            sink.record(record("w1", "gpt-x", true));
+        }
+        stop.cancel();
+        handle.await.unwrap();
+        assert_eq!(count(&db, "usage").await, 2500);
+        assert_eq!(sink.stats.dropped.load(Ordering::Relaxed), 0);
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_drops_and_counts_instead_of_blocking() {
+        let db = Db::memory().await.unwrap();
+        let stop = CancellationToken::new();
+        let (tx, _rx) = mpsc::channel(2);
+        let sink = UsageSink { tx, stats: Arc::new(UsageStats::default()) };
+        for _ in 0..5 {
+            sink.record(record("w1", "m", true));
+        }
+        assert_eq!(sink.stats.dropped.load(Ordering::Relaxed), 3);
+        assert_eq!(sink.depth(), 2);
+        drop((db, stop));
+    }
+}

@@ -1,0 +1,358 @@
+//! A mock upstream LLM provider on its own random port. It plays OpenAI (`/v1/chat/completions`,
+//! `/v1/embeddings`, `/v1/models`) or Anthropic (`/v1/messages`, `/v1/models`), streaming or not,
+//! and misbehaves on demand: error statuses (with `Retry-After`), hanging before the first byte,
+//! cutting a stream, dripping slowly. It records every request it sees.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+
+pub const VALID_KEY: &str = "sk-test-valid-key-0001";
+
+/// What the mock does with the next request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Behavior {
+    /// Answer normally.
+    Ok,
+    /// Answer with this status and an error body, optionally with `Retry-After` seconds.
+    Status(u16, Option<u64>),
+    /// Accept the request and never send a byte.
+    Hang,
+    /// Stream `n` content chunks, then drop the connection (no `[DONE]`).
+    CutAfter(usize),
+    /// Stream chunks `gap` apart.
+    Drip(Duration),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavor {
+    OpenAi,
+    Anthropic,
+}
+
+/// A request the mock received.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub path: String,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+#[derive(Default)]
+struct Script {
+    queue: VecDeque<Behavior>,
+    default: Option<Behavior>,
+    seen: Vec<Seen>,
+    key: String,
+    /// Tokens reported in usage.
+    prompt_tokens: u64,
+    completion_tokens: u64,
+}
+
+#[derive(Clone)]
+pub struct Mock {
+    pub addr: SocketAddr,
+    pub flavor: Flavor,
+    script: Arc<Mutex<Script>>,
+}
+
+impl Mock {
+    pub async fn start(flavor: Flavor) -> Self {
+        let script = Arc::new(Mutex::new(Script {
+            key: VALID_KEY.to_owned(),
+            prompt_tokens: 11,
+            completion_tokens: 7,
+            ..Script::default()
+        }));
+        let router = Router::new()
+            .route("/v1/chat/completions", post(chat))
+            .route("/v1/messages", post(messages))
+            .route("/v1/embeddings", post(embeddings))
+            .route("/v1/models", get(models))
+            .with_state((flavor, Arc::clone(&script)));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        Self { addr, flavor, script }
+    }
+
+    /// The base URL a provider record should use (OpenAI-style kinds include `/v1`).
+    pub fn base_url(&self) -> String {
+        match self.flavor {
+            Flavor::OpenAi => format!("http://{}/v1", self.addr),
+            Flavor::Anthropic => format!("http://{}", self.addr),
+        }
+    }
+
+    /// Behaviours for the next requests, in order; then `set_default` applies.
+    pub fn script(&self, behaviors: impl IntoIterator<Item = Behavior>) {
+        self.script.lock().unwrap().queue.extend(behaviors);
+    }
+
+    pub fn set_default(&self, behavior: Behavior) {
+        self.script.lock().unwrap().default = Some(behavior);
+    }
+
+    pub fn set_key(&self, key: &str) {
+        self.script.lock().unwrap().key = key.to_owned();
+    }
+
+    pub fn set_usage(&self, prompt: u64, completion: u64) {
+        let mut s = self.script.lock().unwrap();
+        s.prompt_tokens = prompt;
+        s.completion_tokens = completion;
+    }
+
+    pub fn seen(&self) -> Vec<Seen> {
+        self.script.lock().unwrap().seen.clone()
+    }
+
+    pub fn hits(&self) -> usize {
+        self.script.lock().unwrap().seen.len()
+    }
+}
+
+type MockState = (Flavor, Arc<Mutex<Script>>);
+
+/// Records the request, checks the key, picks the behaviour.
+fn admit(
+    state: &MockState,
+    path: &str,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<(Behavior, Value, u64, u64), Response> {
+    let (flavor, script) = state;
+    let body_json: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let mut s = script.lock().unwrap();
+    s.seen.push(Seen { path: path.to_owned(), headers: headers.clone(), body: body_json.clone() });
+    let presented = match flavor {
+        Flavor::OpenAi => headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::to_owned),
+        Flavor::Anthropic => headers.get("x-api-key").and_then(|v| v.to_str().ok()).map(str::to_owned),
+    };
+    if presented.as_deref() != Some(s.key.as_str()) {
+        let body = match flavor {
+            Flavor::OpenAi => {
+                json!({"error": {"message": "Incorrect API key provided.", "type": "invalid_request_error", "code": "invalid_api_key"}})
+            }
+            Flavor::Anthropic => {
+                json!({"type": "error", "error": {"type": "authentication_error", "message": "invalid x-api-key"}})
+            }
+        };
+        return Err((StatusCode::UNAUTHORIZED, axum::Json(body)).into_response());
+    }
+    let behavior = s.queue.pop_front().or_else(|| s.default.clone()).unwrap_or(Behavior::Ok);
+    Ok((behavior, body_json, s.prompt_tokens, s.completion_tokens))
+}
+
+fn error_response(flavor: Flavor, status: u16, retry_after: Option<u64>) -> Response {
+    let status = StatusCode::from_u16(status).unwrap();
+    let body = match flavor {
+        Flavor::OpenAi => {
+            json!({"error": {"message": format!("mock says {}", status.as_u16()), "type": "server_error"}})
+        }
+        Flavor::Anthropic => {
+            json!({"type": "error", "error": {"type": "api_error", "message": format!("mock says {}", status.as_u16())}})
+        }
+    };
+    let mut response = (status, axum::Json(body)).into_response();
+    if let Some(secs) = retry_after {
+        response.headers_mut().insert("retry-after", secs.to_string().parse().unwrap());
+    }
+    response
+}
+
+async fn models(State(state): State<MockState>, headers: HeaderMap) -> Response {
+    match admit(&state, "/v1/models", &headers, &Bytes::new()) {
+        Err(denied) => denied,
+        Ok(_) => axum::Json(json!({"object": "list", "data": [{"id": "mock-small", "object": "model"}, {"id": "mock-large", "object": "model"}]})).into_response(),
+    }
+}
+
+async fn embeddings(State(state): State<MockState>, headers: HeaderMap, body: Bytes) -> Response {
+    match admit(&state, "/v1/embeddings", &headers, &body) {
+        Err(denied) => denied,
+        Ok((Behavior::Status(code, retry), ..)) => error_response(state.0, code, retry),
+        Ok((_, request, prompt, _)) => axum::Json(json!({
+            "object": "list",
+            "data": [{"object": "embedding", "index": 0, "embedding": [0.1, 0.2, 0.3]}],
+            "model": request["model"],
+            "usage": {"prompt_tokens": prompt, "total_tokens": prompt}
+        }))
+        .into_response(),
+    }
+}
+
+/// The SSE body of a stream: `events` are sent with `gap` between them; `cut` drops the
+/// connection after that many events, before the end.
+fn sse(events: Vec<String>, gap: Duration, cut: Option<usize>, done: bool) -> Response {
+    let stream = async_stream_like(events, gap, cut, done);
+    Response::builder()
+        .status(200)
+        .header("content-type", "text/event-stream")
+        .header("cache-control", "no-cache")
+        .body(Body::from_stream(stream))
+        .unwrap()
+}
+
+fn async_stream_like(
+    events: Vec<String>,
+    gap: Duration,
+    cut: Option<usize>,
+    done: bool,
+) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> {
+    let limit = cut.unwrap_or(usize::MAX);
+    let cutting = cut.is_some();
+    let mut items: Vec<Result<Bytes, std::io::Error>> =
+        events.into_iter().take(limit).map(|e| Ok(Bytes::from(e))).collect();
+    if cutting {
+        items.push(Err(std::io::Error::other("mock cut the stream")));
+    } else if done {
+        items.push(Ok(Bytes::from_static(b"data: [DONE]\n\n")));
+    }
+    futures::stream::iter(items).then(move |item| async move {
+        if !gap.is_zero() {
+            tokio::time::sleep(gap).await;
+        }
+        item
+    })
+}
+
+use futures::StreamExt as _;
+
+async fn chat(State(state): State<MockState>, headers: HeaderMap, body: Bytes) -> Response {
+    let (behavior, request, prompt, completion) = match admit(&state, "/v1/chat/completions", &headers, &body) {
+        Err(denied) => return denied,
+        Ok(x) => x,
+    };
+    let model = request["model"].as_str().unwrap_or("mock").to_owned();
+    let stream = request["stream"].as_bool().unwrap_or(false);
+    match behavior {
+        Behavior::Status(code, retry) => return error_response(state.0, code, retry),
+        Behavior::Hang => {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            return StatusCode::GATEWAY_TIMEOUT.into_response();
+        }
+        _ => {}
+    }
+    let tool_call = request["tools"].is_array();
+    if !stream {
+        let message = if tool_call {
+            json!({"role": "assistant", "content": null, "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}}]})
+        } else {
+            json!({"role": "assistant", "content": "Hello from the mock"})
+        };
+        return axum::Json(json!({
+            "id": "chatcmpl-mock", "object": "chat.completion", "created": 1, "model": model,
+            "choices": [{"index": 0, "message": message, "finish_reason": if tool_call { "tool_calls" } else { "stop" }, "logprobs": null}],
+            "usage": {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+        }))
+        .into_response();
+    }
+    let chunk = |delta: Value, finish: Value| {
+        format!(
+            "data: {}\n\n",
+            json!({"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 1, "model": model, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+        )
+    };
+    let mut events = vec![chunk(json!({"role": "assistant", "content": ""}), Value::Null)];
+    if tool_call {
+        events.push(chunk(json!({"tool_calls": [{"index": 0, "id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": ""}}]}), Value::Null));
+        events.push(chunk(json!({"tool_calls": [{"index": 0, "function": {"arguments": "{\"city\":"}}]}), Value::Null));
+        events.push(chunk(json!({"tool_calls": [{"index": 0, "function": {"arguments": "\"Paris\"}"}}]}), Value::Null));
+        events.push(chunk(json!({}), json!("tool_calls")));
+    } else {
+        for word in ["Hello", " from", " the", " mock"] {
+            events.push(chunk(json!({"content": word}), Value::Null));
+        }
+        events.push(chunk(json!({}), json!("stop")));
+    }
+    if request["stream_options"]["include_usage"].as_bool() == Some(true) {
+        events.push(format!(
+            "data: {}\n\n",
+            json!({"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 1, "model": model, "choices": [], "usage": {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}})
+        ));
+    }
+    match behavior {
+        Behavior::CutAfter(n) => sse(events, Duration::ZERO, Some(n), false),
+        Behavior::Drip(gap) => sse(events, gap, None, true),
+        _ => sse(events, Duration::ZERO, None, true),
+    }
+}
+
+async fn messages(State(state): State<MockState>, headers: HeaderMap, body: Bytes) -> Response {
+    let (behavior, request, prompt, completion) = match admit(&state, "/v1/messages", &headers, &body) {
+        Err(denied) => return denied,
+        Ok(x) => x,
+    };
+    let model = request["model"].as_str().unwrap_or("claude-mock").to_owned();
+    let stream = request["stream"].as_bool().unwrap_or(false);
+    match behavior {
+        Behavior::Status(code, retry) => return error_response(state.0, code, retry),
+        Behavior::Hang => {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            return StatusCode::GATEWAY_TIMEOUT.into_response();
+        }
+        _ => {}
+    }
+    let tool_call = request["tools"].is_array();
+    if !stream {
+        let content = if tool_call {
+            json!([{"type": "text", "text": "Let me check."}, {"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {"city": "Paris"}}])
+        } else {
+            json!([{"type": "text", "text": "Hello from Claude mock"}])
+        };
+        return axum::Json(json!({
+            "id": "msg_mock", "type": "message", "role": "assistant", "model": model, "content": content,
+            "stop_reason": if tool_call { "tool_use" } else { "end_turn" }, "stop_sequence": null,
+            "usage": {"input_tokens": prompt, "output_tokens": completion}
+        }))
+        .into_response();
+    }
+    let event = |name: &str, data: Value| format!("event: {name}\ndata: {data}\n\n");
+    let mut events = vec![
+        event(
+            "message_start",
+            json!({"type": "message_start", "message": {"id": "msg_mock", "type": "message", "role": "assistant", "model": model, "content": [], "stop_reason": null, "usage": {"input_tokens": prompt, "output_tokens": 1}}}),
+        ),
+        event(
+            "content_block_start",
+            json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+        ),
+        event("ping", json!({"type": "ping"})),
+    ];
+    for word in ["Hello", " from", " Claude"] {
+        events.push(event(
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": word}}),
+        ));
+    }
+    events.push(event("content_block_stop", json!({"type": "content_block_stop", "index": 0})));
+    if tool_call {
+        events.push(event("content_block_start", json!({"type": "content_block_start", "index": 1, "content_block": {"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {}}})));
+        events.push(event("content_block_delta", json!({"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": "{\"city\":"}})));
+        events.push(event("content_block_delta", json!({"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": "\"Paris\"}"}})));
+        events.push(event("content_block_stop", json!({"type": "content_block_stop", "index": 1})));
+    }
+    events.push(event("message_delta", json!({"type": "message_delta", "delta": {"stop_reason": if tool_call { "tool_use" } else { "end_turn" }, "stop_sequence": null}, "usage": {"output_tokens": completion}})));
+    events.push(event("message_stop", json!({"type": "message_stop"})));
+    match behavior {
+        Behavior::CutAfter(n) => sse(events, Duration::ZERO, Some(n), false),
+        Behavior::Drip(gap) => sse(events, gap, None, false),
+        _ => sse(events, Duration::ZERO, None, false),
+    }
+}
