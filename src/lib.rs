@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod cli;
+pub mod gateway;
 pub mod ratelimit;
 pub mod startup;
 pub mod telemetry;

@@ -18,6 +18,7 @@ pub async fn ip_limit(State(state): State<AppState>, mut request: Request, next:
     let ip = state.limiters.client_ip(peer, request.headers());
     let decision = state.limiters.check_ip(ip);
     if !decision.allowed {
+        state.metrics.rate_limited("ip");
         return too_many_requests(request.uri().path(), &decision);
     }
     request.extensions_mut().insert(ClientIp(ip));

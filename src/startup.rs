@@ -47,6 +47,8 @@ pub struct Application {
     state: AppState,
     shutdown: CancellationToken,
     background: Vec<JoinHandle<()>>,
+    usage_stop: CancellationToken,
+    usage_writer: JoinHandle<()>,
 }
 
 impl Application {
@@ -68,6 +70,10 @@ impl Application {
         let secure_cookies = settings.secure_cookies;
         let state = AppState::new(leptos_options, db.clone(), settings, clock)?;
         let shutdown = CancellationToken::new();
+        // The usage writer stops last: after the server has finished every request.
+        let usage_stop = CancellationToken::new();
+        let (usage, usage_writer) = app::server::usage::start(db.clone(), 50_000, usage_stop.clone());
+        let state = state.with_usage(usage);
         let store = SurrealSessionStore::new(db);
         let mut background = Vec::new();
         background.push(spawn_session_sweeper(store.clone(), shutdown.clone()));
@@ -99,6 +105,8 @@ impl Application {
             .route("/healthz", get(|| async { "ok" }))
             .route("/readyz", get(readyz))
             .nest("/api/v1", crate::api::router())
+            .nest("/v1", crate::gateway::router())
+            .route("/metrics", get(metrics))
             .merge(dashboard)
             .layer(from_fn_with_state(state.clone(), crate::ratelimit::ip_limit))
             .layer(from_fn(crate::web::security_headers))
@@ -109,7 +117,7 @@ impl Application {
             .with_state(state.clone());
 
         let listener = TcpListener::bind(addr).await.map_err(|source| StartupError::Bind { addr, source })?;
-        Ok(Self { listener, router, state, shutdown, background })
+        Ok(Self { listener, router, state, shutdown, background, usage_stop, usage_writer })
     }
 
     pub fn local_addr(&self) -> Option<SocketAddr> {
@@ -123,9 +131,14 @@ impl Application {
     /// Serves until `signal` completes, then stops accepting, finishes in-flight requests and
     /// drains background work.
     pub async fn run_until(self, signal: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-        let Self { listener, router, state: _, shutdown, background } = self;
+        let Self { listener, router, state: _, shutdown, background, usage_stop, usage_writer } = self;
         let service = router.into_make_service_with_connect_info::<SocketAddr>();
         let result = axum::serve(listener, service).with_graceful_shutdown(signal).await;
+        // Every request has finished and handed over its usage record: drain the queue.
+        usage_stop.cancel();
+        if let Err(e) = usage_writer.await {
+            tracing::error!(error = %e, "usage writer ended badly");
+        }
         shutdown.cancel();
         for task in background {
             if let Err(e) = task.await {
@@ -142,6 +155,38 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "database unreachable")
     }
+}
+
+/// `GET /metrics`: Prometheus text. Guarded by `METRICS_TOKEN` when one is set.
+async fn metrics(State(state): State<AppState>, headers: http::HeaderMap) -> axum::response::Response {
+    if let Some(token) = &state.settings.metrics_token {
+        let presented = headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+        if presented.map(str::as_bytes) != Some(token.expose()) {
+            return (StatusCode::UNAUTHORIZED, "metrics need the METRICS_TOKEN bearer token").into_response();
+        }
+    }
+    let (depth, written, dropped, retried) = match &state.usage {
+        Some(sink) => {
+            let stats = &sink.stats;
+            use std::sync::atomic::Ordering::Relaxed;
+            (sink.depth(), stats.written.load(Relaxed), stats.dropped.load(Relaxed), stats.retried.load(Relaxed))
+        }
+        None => (0, 0, 0, 0),
+    };
+    let body = state.metrics.render(
+        &[
+            ("perpetuo_usage_queue_depth", "Usage records waiting to be written.", depth as f64),
+            ("perpetuo_open_circuit_breakers", "Providers whose circuit breaker is open or probing.", state.breakers.open_count() as f64),
+            ("perpetuo_cached_api_keys", "API keys held in this instance's cache.", state.caches.cached_keys() as f64),
+            ("perpetuo_rate_limiter_keys", "Clients and keys tracked by the rate limiters.", state.limiters.tracked_keys() as f64),
+        ],
+        &[
+            ("perpetuo_usage_records_written_total", "Usage records written to the database.", written),
+            ("perpetuo_usage_records_dropped_total", "Usage records dropped (queue full or repeated write failures).", dropped),
+            ("perpetuo_usage_write_retries_total", "Usage batch writes retried after a failure.", retried),
+        ],
+    );
+    ([(http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response()
 }
 
 fn spawn_session_sweeper(store: SurrealSessionStore, shutdown: CancellationToken) -> JoinHandle<()> {

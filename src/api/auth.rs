@@ -35,7 +35,12 @@ pub struct TokenResponse {
 
 fn login_limit(state: &AppState, ip: ClientIp, email: &str) -> Result<(), ApiError> {
     let decision = state.limiters.check_login(ip.0, email);
-    if decision.allowed { Ok(()) } else { Err(ServiceError::RateLimited { retry_after: decision.retry_after }.into()) }
+    if decision.allowed {
+        Ok(())
+    } else {
+        state.metrics.rate_limited("login");
+        Err(ServiceError::RateLimited { retry_after: decision.retry_after }.into())
+    }
 }
 
 pub async fn signup(

@@ -11,7 +11,11 @@ use {super::ctx, crate::server::ServiceError, crate::server::accounts, crate::se
 #[cfg(feature = "ssr")]
 fn check_login_limit(state: &crate::server::AppState, email: &str) -> Result<(), AppError> {
     let decision = state.limiters.check_login(ctx::client_ip(), email);
-    if decision.allowed { Ok(()) } else { Err(ServiceError::RateLimited { retry_after: decision.retry_after }.into()) }
+    if decision.allowed {
+        return Ok(());
+    }
+    state.metrics.rate_limited("login");
+    Err(ServiceError::RateLimited { retry_after: decision.retry_after }.into())
 }
 
 /// Creates an account with a personal workspace and signs it in.

@@ -94,6 +94,10 @@ pub struct Settings {
     pub max_body_bytes: usize,
     pub upstream: UpstreamSettings,
     pub usage_retention_days: u32,
+    /// A replacement price table (`PRICES_FILE`); the built-in one otherwise.
+    pub prices_file: Option<PathBuf>,
+    /// When set, `GET /metrics` needs `Authorization: Bearer <token>`.
+    pub metrics_token: Option<SecretBytes>,
 }
 
 /// A setting that cannot be used: its message names the variable and the fix.
@@ -239,6 +243,8 @@ impl Settings {
             max_body_bytes,
             upstream,
             usage_retention_days,
+            prices_file: get("PRICES_FILE").map(PathBuf::from),
+            metrics_token: get("METRICS_TOKEN").map(|t| SecretBytes::new(t.into_bytes())),
         })
     }
 

@@ -10,6 +10,7 @@ pub mod config;
 pub mod crypto;
 pub mod db;
 pub mod error;
+pub mod metrics;
 pub mod password;
 pub mod prices;
 pub mod providers;

@@ -5,6 +5,10 @@ use std::sync::Arc;
 use leptos::config::LeptosOptions;
 
 use super::auth::JwtKeys;
+use super::breaker::Breakers;
+use super::metrics::Metrics;
+use super::prices::PriceTable;
+use super::usage::UsageSink;
 use super::cache::Caches;
 use super::config::Settings;
 use super::crypto::Cipher;
@@ -23,6 +27,13 @@ pub struct AppState {
     pub caches: Arc<Caches>,
     /// The one pooled client for upstream providers.
     pub http: reqwest::Client,
+    pub breakers: Arc<Breakers>,
+    pub prices: Arc<PriceTable>,
+    pub metrics: Arc<Metrics>,
+    /// Set once the usage writer runs (see [`AppState::with_usage`]).
+    pub usage: Option<UsageSink>,
+    /// Models each provider listed, for `GET /v1/models`: provider id -> (when, models).
+    pub model_lists: Arc<dashmap::DashMap<String, (std::time::Instant, Arc<Vec<String>>)>>,
 }
 
 impl AppState {
@@ -38,6 +49,37 @@ impl AppState {
         let limiters = Arc::new(Limiters::new(&settings, clock));
         let http = super::upstream::build_client(&settings.upstream)?;
         let caches = Arc::new(Caches::new(std::time::Duration::from_secs(60)));
-        Ok(Self { leptos_options, db, cipher, jwt, limiters, settings: Arc::new(settings), caches, http })
+        let breakers = Arc::new(Breakers::new(settings.upstream.breaker_failure_threshold, settings.upstream.breaker_cooldown));
+        let prices = Arc::new(match &settings.prices_file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| ServiceError::Internal(format!("PRICES_FILE {} cannot be read: {e}", path.display())))?;
+                PriceTable::parse(&text).map_err(|e| ServiceError::Internal(format!("PRICES_FILE {}: {e}", path.display())))?
+            }
+            None => PriceTable::built_in(),
+        });
+        Ok(Self {
+            leptos_options,
+            db,
+            cipher,
+            jwt,
+            limiters,
+            settings: Arc::new(settings),
+            caches,
+            http,
+            breakers,
+            prices,
+            metrics: Arc::new(Metrics::default()),
+            usage: None,
+            model_lists: Arc::new(dashmap::DashMap::new()),
+        })
+    }
+}
+
+impl AppState {
+    /// Attaches the usage queue (the writer is started by `startup`).
+    pub fn with_usage(mut self, sink: UsageSink) -> Self {
+        self.usage = Some(sink);
+        self
     }
 }

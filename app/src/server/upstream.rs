@@ -369,8 +369,10 @@ mod connect_time {
             // Accept and answer anything, so only the resolver can stop the request.
             loop {
                 if let Ok((mut socket, _)) = listener.accept().await {
-                    use tokio::io::AsyncWriteExt as _;
-                    let _ = socket.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}").await;
+                    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+                    let mut buf = [0u8; 4096];
+                    let _ = socket.read(&mut buf).await;
+                    let _ = socket.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}").await;
                 }
             }
         });
@@ -380,6 +382,7 @@ mod connect_time {
         assert!(err.is_connect(), "{err:?}");
         assert!(describe_transport_error(&err).contains("private or local"), "{}", describe_transport_error(&err));
         let open = build_client(&UpstreamSettings { allow_private: true, ..settings }).unwrap();
-        assert!(open.get(format!("http://localhost:{port}/v1/models")).send().await.is_ok());
+        let answer = open.get(format!("http://127.0.0.1:{port}/v1/models")).send().await;
+        assert!(answer.is_ok(), "{answer:?}");
     }
 }

@@ -1,0 +1,148 @@
+//! The gateway's errors, always in OpenAI's shape: `{"error":{"message","type","param","code"}}`.
+
+use axum::response::{IntoResponse, Response};
+use http::{HeaderValue, StatusCode};
+use serde_json::json;
+
+use app::server::ServiceError;
+use app::server::api_keys::KeyRejection;
+use app::server::ratelimit::Decision;
+
+#[derive(Debug)]
+pub enum GatewayError {
+    Key(KeyRejection),
+    RateLimited(Decision),
+    BodyTooLarge(usize),
+    InvalidJson(String),
+    InvalidRequest { message: String, param: Option<&'static str> },
+    ModelNotFound(String),
+    RouteNotFound(String),
+    MethodNotAllowed,
+    /// Every candidate failed; the message names the last failure class, never a provider key.
+    AllProvidersFailed { attempts: u32, last: String },
+    /// Every candidate's circuit breaker is open.
+    ProvidersUnavailable,
+    /// The total deadline passed.
+    Timeout,
+    /// The upstream refused the client's own request: passed through with its status.
+    Upstream { status: StatusCode, message: String, kind: String, code: Option<String>, param: Option<String> },
+    Internal(ServiceError),
+}
+
+impl From<ServiceError> for GatewayError {
+    fn from(e: ServiceError) -> Self {
+        Self::Internal(e)
+    }
+}
+
+impl GatewayError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::Key(_) => StatusCode::UNAUTHORIZED,
+            Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::InvalidJson(_) | Self::InvalidRequest { .. } => StatusCode::BAD_REQUEST,
+            Self::ModelNotFound(_) | Self::RouteNotFound(_) => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::AllProvidersFailed { .. } => StatusCode::BAD_GATEWAY,
+            Self::ProvidersUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Timeout => StatusCode::GATEWAY_TIMEOUT,
+            Self::Upstream { status, .. } => *status,
+            Self::Internal(e) => e.status_code(),
+        }
+    }
+
+    /// The stable class recorded in usage and metrics.
+    pub fn class(&self) -> &'static str {
+        match self {
+            Self::Key(_) => "invalid_api_key",
+            Self::RateLimited(_) => "rate_limited",
+            Self::BodyTooLarge(_) => "body_too_large",
+            Self::InvalidJson(_) | Self::InvalidRequest { .. } => "invalid_request",
+            Self::ModelNotFound(_) => "model_not_found",
+            Self::RouteNotFound(_) => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::AllProvidersFailed { .. } => "all_providers_failed",
+            Self::ProvidersUnavailable => "providers_unavailable",
+            Self::Timeout => "timeout",
+            Self::Upstream { .. } => "upstream_client_error",
+            Self::Internal(_) => "internal",
+        }
+    }
+
+    fn parts(&self) -> (String, String, Option<String>, Option<String>) {
+        let invalid = "invalid_request_error".to_owned();
+        match self {
+            Self::Key(rejection) => {
+                let message = match rejection {
+                    KeyRejection::Missing => "You didn't provide an API key. Send it as `Authorization: Bearer pk_...`.",
+                    KeyRejection::Unknown => "Incorrect API key provided.",
+                    KeyRejection::Revoked => "This API key has been revoked.",
+                    KeyRejection::Expired => "This API key has expired.",
+                };
+                (message.to_owned(), invalid, None, Some("invalid_api_key".into()))
+            }
+            Self::RateLimited(d) => (
+                format!("Rate limit reached: {} requests per minute. Try again in {} seconds.", d.limit, d.retry_after_secs().max(1)),
+                "rate_limit_exceeded".into(),
+                None,
+                Some("rate_limit_exceeded".into()),
+            ),
+            Self::BodyTooLarge(limit) => (
+                format!("The request body is larger than the {limit} bytes this gateway accepts."),
+                invalid,
+                None,
+                Some("request_too_large".into()),
+            ),
+            Self::InvalidJson(detail) => {
+                (format!("We could not parse the JSON body of your request: {detail}"), invalid, None, None)
+            }
+            Self::InvalidRequest { message, param } => (message.clone(), invalid, param.map(str::to_owned), None),
+            Self::ModelNotFound(model) => (
+                format!("No enabled provider in this workspace serves the model `{model}`."),
+                invalid,
+                Some("model".into()),
+                Some("model_not_found".into()),
+            ),
+            Self::RouteNotFound(path) => (format!("Unknown request URL: {path}."), invalid, None, Some("unknown_url".into())),
+            Self::MethodNotAllowed => ("This method is not allowed on this URL.".into(), invalid, None, None),
+            Self::AllProvidersFailed { attempts, last } => (
+                format!("All providers failed after {attempts} attempts (last: {last})."),
+                "server_error".into(),
+                None,
+                Some("upstream_error".into()),
+            ),
+            Self::ProvidersUnavailable => (
+                "Every provider for this model is temporarily unavailable (circuit open). Try again shortly.".into(),
+                "server_error".into(),
+                None,
+                Some("providers_unavailable".into()),
+            ),
+            Self::Timeout => ("The request took longer than the gateway's deadline.".into(), "server_error".into(), None, Some("timeout".into())),
+            Self::Upstream { message, kind, code, param, .. } => (message.clone(), kind.clone(), param.clone(), code.clone()),
+            Self::Internal(e) => (e.public_message(), "server_error".into(), None, None),
+        }
+    }
+
+    /// The error JSON (also used as an SSE error event's data).
+    pub fn body(&self) -> serde_json::Value {
+        let (message, kind, param, code) = self.parts();
+        json!({ "error": { "message": message, "type": kind, "param": param, "code": code } })
+    }
+}
+
+impl IntoResponse for GatewayError {
+    fn into_response(self) -> Response {
+        if let Self::Internal(e) = &self {
+            e.log_if_internal();
+        }
+        let mut response = (self.status(), axum::Json(self.body())).into_response();
+        if let Self::RateLimited(decision) = &self {
+            crate::ratelimit::set_headers(response.headers_mut(), decision);
+        }
+        if matches!(self, Self::ProvidersUnavailable) {
+            response.headers_mut().insert(http::header::RETRY_AFTER, HeaderValue::from_static("5"));
+        }
+        response
+    }
+}

@@ -1,0 +1,112 @@
+//! Server-sent events, incrementally: bytes in, complete events out (`event:` name and the
+//! `data:` lines), however the network splits them.
+
+use bytes::{Bytes, BytesMut};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    pub name: Option<String>,
+    pub data: String,
+}
+
+#[derive(Debug, Default)]
+pub struct Parser {
+    buffer: BytesMut,
+}
+
+impl Parser {
+    pub fn push(&mut self, chunk: &Bytes) {
+        self.buffer.extend_from_slice(chunk);
+    }
+
+    /// The next complete event, if one has arrived.
+    pub fn next_event(&mut self) -> Option<Event> {
+        loop {
+            let (end, sep) = find_boundary(&self.buffer)?;
+            let raw = self.buffer.split_to(end + sep);
+            let text = String::from_utf8_lossy(&raw[..end]);
+            let mut name = None;
+            let mut data: Vec<&str> = Vec::new();
+            for line in text.split('\n') {
+                let line = line.strip_suffix('\r').unwrap_or(line);
+                if let Some(value) = line.strip_prefix("data:") {
+                    data.push(value.strip_prefix(' ').unwrap_or(value));
+                } else if let Some(value) = line.strip_prefix("event:") {
+                    name = Some(value.trim().to_owned());
+                }
+            }
+            // Comments and keep-alives carry no data: skip them.
+            if data.is_empty() && name.is_none() {
+                continue;
+            }
+            return Some(Event { name, data: data.join("\n") });
+        }
+    }
+
+    /// Bytes that never formed a complete event.
+    pub fn leftover(&self) -> usize {
+        self.buffer.iter().filter(|b| !b.is_ascii_whitespace()).count()
+    }
+}
+
+/// The end of the first event and the length of its separator (`\n\n` or `\r\n\r\n`).
+fn find_boundary(buffer: &[u8]) -> Option<(usize, usize)> {
+    let mut i = 0;
+    while i + 1 < buffer.len() {
+        if buffer[i] == b'\n' {
+            if buffer[i + 1] == b'\n' {
+                return Some((i, 2));
+            }
+            if buffer[i + 1] == b'\r' && buffer.get(i + 2) == Some(&b'\n') {
+                return Some((i, 3));
+            }
+        }
+        i += 1;
+    }
+    None
+}
+
+/// One `data:` event, encoded.
+pub fn data(json: &str) -> Bytes {
+    let mut out = BytesMut::with_capacity(json.len() + 8);
+    out.extend_from_slice(b"data: ");
+    out.extend_from_slice(json.as_bytes());
+    out.extend_from_slice(b"\n\n");
+    out.freeze()
+}
+
+pub const DONE: &[u8] = b"data: [DONE]\n\n";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_split_anywhere_reassemble() {
+        let stream = b"event: message_start\ndata: {\"a\":1}\n\n: keep-alive\n\ndata: x\r\n\r\ndata: [DONE]\n\n";
+        for split in 0..stream.len() {
+            let mut p = Parser::default();
+            p.push(&Bytes::copy_from_slice(&stream[..split]));
+            let mut events = Vec::new();
+            while let Some(e) = p.next_event() {
+                events.push(e);
+            }
+            p.push(&Bytes::copy_from_slice(&stream[split..]));
+            while let Some(e) = p.next_event() {
+                events.push(e);
+            }
+            assert_eq!(events.len(), 3, "split at {split}: {events:?}");
+            assert_eq!(events[0], Event { name: Some("message_start".into()), data: "{\"a\":1}".into() });
+            assert_eq!(events[1].data, "x");
+            assert_eq!(events[2].data, "[DONE]");
+            assert_eq!(p.leftover(), 0);
+        }
+    }
+
+    #[test]
+    fn multi_line_data_joins_with_newlines() {
+        let mut p = Parser::default();
+        p.push(&Bytes::from_static(b"data: a\ndata: b\n\n"));
+        assert_eq!(p.next_event().unwrap().data, "a\nb");
+    }
+}
