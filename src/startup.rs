@@ -160,7 +160,10 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
 /// `GET /metrics`: Prometheus text. Guarded by `METRICS_TOKEN` when one is set.
 async fn metrics(State(state): State<AppState>, headers: http::HeaderMap) -> axum::response::Response {
     if let Some(token) = &state.settings.metrics_token {
-        let presented = headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+        let presented = headers
+            .get(http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
         if presented.map(str::as_bytes) != Some(token.expose()) {
             return (StatusCode::UNAUTHORIZED, "metrics need the METRICS_TOKEN bearer token").into_response();
         }
@@ -176,13 +179,25 @@ async fn metrics(State(state): State<AppState>, headers: http::HeaderMap) -> axu
     let body = state.metrics.render(
         &[
             ("perpetuo_usage_queue_depth", "Usage records waiting to be written.", depth as f64),
-            ("perpetuo_open_circuit_breakers", "Providers whose circuit breaker is open or probing.", state.breakers.open_count() as f64),
+            (
+                "perpetuo_open_circuit_breakers",
+                "Providers whose circuit breaker is open or probing.",
+                state.breakers.open_count() as f64,
+            ),
             ("perpetuo_cached_api_keys", "API keys held in this instance's cache.", state.caches.cached_keys() as f64),
-            ("perpetuo_rate_limiter_keys", "Clients and keys tracked by the rate limiters.", state.limiters.tracked_keys() as f64),
+            (
+                "perpetuo_rate_limiter_keys",
+                "Clients and keys tracked by the rate limiters.",
+                state.limiters.tracked_keys() as f64,
+            ),
         ],
         &[
             ("perpetuo_usage_records_written_total", "Usage records written to the database.", written),
-            ("perpetuo_usage_records_dropped_total", "Usage records dropped (queue full or repeated write failures).", dropped),
+            (
+                "perpetuo_usage_records_dropped_total",
+                "Usage records dropped (queue full or repeated write failures).",
+                dropped,
+            ),
             ("perpetuo_usage_write_retries_total", "Usage batch writes retried after a failure.", retried),
         ],
     );

@@ -15,11 +15,17 @@ fn invalid(message: impl Into<String>, param: Option<&'static str>) -> GatewayEr
 
 /// An OpenAI chat request to an Anthropic Messages request for `model`.
 pub fn request(body: &Map<String, Value>, model: &str, stream: bool) -> Result<Value, GatewayError> {
-    let messages = body.get("messages").and_then(Value::as_array).ok_or_else(|| invalid("`messages` must be an array.", Some("messages")))?;
+    let messages = body
+        .get("messages")
+        .and_then(Value::as_array)
+        .ok_or_else(|| invalid("`messages` must be an array.", Some("messages")))?;
     let mut system: Vec<Value> = Vec::new();
     let mut out: Vec<(String, Vec<Value>)> = Vec::new();
     for message in messages {
-        let role = message.get("role").and_then(Value::as_str).ok_or_else(|| invalid("Every message needs a `role`.", Some("messages")))?;
+        let role = message
+            .get("role")
+            .and_then(Value::as_str)
+            .ok_or_else(|| invalid("Every message needs a `role`.", Some("messages")))?;
         match role {
             "system" | "developer" => system.extend(text_blocks(message.get("content"))?),
             "user" => push(&mut out, "user", content_blocks(message.get("content"))?),
@@ -34,7 +40,8 @@ pub fn request(body: &Map<String, Value>, model: &str, stream: bool) -> Result<V
                     let input: Value = if arguments.trim().is_empty() {
                         json!({})
                     } else {
-                        serde_json::from_str(arguments).map_err(|_| invalid("Tool call arguments must be a JSON object.", Some("messages")))?
+                        serde_json::from_str(arguments)
+                            .map_err(|_| invalid("Tool call arguments must be a JSON object.", Some("messages")))?
                     };
                     blocks.push(json!({
                         "type": "tool_use",
@@ -48,7 +55,10 @@ pub fn request(body: &Map<String, Value>, model: &str, stream: bool) -> Result<V
                 }
             }
             "tool" => {
-                let id = message.get("tool_call_id").and_then(Value::as_str).ok_or_else(|| invalid("Tool messages need `tool_call_id`.", Some("messages")))?;
+                let id = message
+                    .get("tool_call_id")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| invalid("Tool messages need `tool_call_id`.", Some("messages")))?;
                 let content: Vec<Value> = match message.get("content") {
                     Some(Value::String(s)) => vec![json!({"type": "text", "text": s})],
                     other => text_blocks(other)?,
@@ -111,7 +121,9 @@ pub fn request(body: &Map<String, Value>, model: &str, stream: bool) -> Result<V
         Some(Value::String(s)) if s == "auto" => Some(json!({"type": "auto"})),
         Some(Value::String(s)) if s == "required" => Some(json!({"type": "any"})),
         Some(Value::String(s)) if s == "none" => Some(json!({"type": "none"})),
-        Some(Value::Object(o)) => o.get("function").and_then(|f| f.get("name")).map(|name| json!({"type": "tool", "name": name})),
+        Some(Value::Object(o)) => {
+            o.get("function").and_then(|f| f.get("name")).map(|name| json!({"type": "tool", "name": name}))
+        }
         _ => None,
     };
     let choice = match (choice, parallel_off) {
@@ -119,7 +131,9 @@ pub fn request(body: &Map<String, Value>, model: &str, stream: bool) -> Result<V
             c["disable_parallel_tool_use"] = Value::Bool(true);
             Some(c)
         }
-        (None, true) if request.contains_key("tools") => Some(json!({"type": "auto", "disable_parallel_tool_use": true})),
+        (None, true) if request.contains_key("tools") => {
+            Some(json!({"type": "auto", "disable_parallel_tool_use": true}))
+        }
         (c, _) => c,
     };
     if let Some(choice) = choice {
@@ -174,14 +188,21 @@ fn part(part: &Value) -> Result<Value, GatewayError> {
                 .and_then(Value::as_str)
                 .ok_or_else(|| invalid("`image_url` parts need a `url`.", Some("messages")))?;
             if let Some(rest) = url.strip_prefix("data:") {
-                let (meta, data) = rest.split_once(',').ok_or_else(|| invalid("Malformed data URL in `image_url`.", Some("messages")))?;
-                let media_type = meta.strip_suffix(";base64").ok_or_else(|| invalid("Image data URLs must be base64.", Some("messages")))?;
+                let (meta, data) = rest
+                    .split_once(',')
+                    .ok_or_else(|| invalid("Malformed data URL in `image_url`.", Some("messages")))?;
+                let media_type = meta
+                    .strip_suffix(";base64")
+                    .ok_or_else(|| invalid("Image data URLs must be base64.", Some("messages")))?;
                 Ok(json!({"type": "image", "source": {"type": "base64", "media_type": media_type, "data": data}}))
             } else {
                 Ok(json!({"type": "image", "source": {"type": "url", "url": url}}))
             }
         }
-        other => Err(invalid(format!("Content parts of type {} are not supported for Anthropic models.", other.unwrap_or("unknown")), Some("messages"))),
+        other => Err(invalid(
+            format!("Content parts of type {} are not supported for Anthropic models.", other.unwrap_or("unknown")),
+            Some("messages"),
+        )),
     }
 }
 
@@ -242,7 +263,8 @@ pub fn response(body: &Value, model_label: &str, created: i64) -> (Value, u64, u
 /// An Anthropic error body to OpenAI's error fields: (message, type).
 pub fn error_parts(body: &Value) -> (String, String) {
     let error = body.get("error").cloned().unwrap_or(Value::Null);
-    let message = error.get("message").and_then(Value::as_str).unwrap_or("The provider refused the request.").to_owned();
+    let message =
+        error.get("message").and_then(Value::as_str).unwrap_or("The provider refused the request.").to_owned();
     let kind = match error.get("type").and_then(Value::as_str) {
         Some("invalid_request_error") | None => "invalid_request_error",
         Some("not_found_error") => "invalid_request_error",
@@ -357,7 +379,11 @@ impl StreamTranslator {
                 self.finished = true;
             }
             "error" => {
-                let message = data.get("error").and_then(|e| e.get("message")).and_then(Value::as_str).unwrap_or("provider stream error");
+                let message = data
+                    .get("error")
+                    .and_then(|e| e.get("message"))
+                    .and_then(Value::as_str)
+                    .unwrap_or("provider stream error");
                 return Err(message.to_owned());
             }
             // `ping`, `content_block_stop` and future events carry nothing for OpenAI clients.
@@ -409,9 +435,15 @@ mod tests {
         assert_eq!(out["tools"][0]["input_schema"]["properties"]["q"]["type"], "string");
         let messages = out["messages"].as_array().unwrap();
         assert_eq!(messages.len(), 3, "tool result and the next user turn merge: {messages:?}");
-        assert_eq!(messages[0]["content"][1]["source"], json!({"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}));
+        assert_eq!(
+            messages[0]["content"][1]["source"],
+            json!({"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="})
+        );
         assert_eq!(messages[0]["content"][2]["source"], json!({"type": "url", "url": "https://example.com/cat.png"}));
-        assert_eq!(messages[1]["content"][0], json!({"type": "tool_use", "id": "call_1", "name": "lookup", "input": {"q": "cat"}}));
+        assert_eq!(
+            messages[1]["content"][0],
+            json!({"type": "tool_use", "id": "call_1", "name": "lookup", "input": {"q": "cat"}})
+        );
         assert_eq!(messages[2]["content"][0]["type"], "tool_result");
         assert_eq!(messages[2]["content"][0]["tool_use_id"], "call_1");
         assert_eq!(messages[2]["content"][1], json!({"type": "text", "text": "Thanks"}));
@@ -419,8 +451,11 @@ mod tests {
 
     #[test]
     fn tool_choice_variants() {
-        for (choice, expected) in [("auto", json!({"type": "auto"})), ("required", json!({"type": "any"})), ("none", json!({"type": "none"}))] {
-            let body = map(json!({"messages": [{"role": "user", "content": "x"}], "tool_choice": choice, "max_tokens": 10}));
+        for (choice, expected) in
+            [("auto", json!({"type": "auto"})), ("required", json!({"type": "any"})), ("none", json!({"type": "none"}))]
+        {
+            let body =
+                map(json!({"messages": [{"role": "user", "content": "x"}], "tool_choice": choice, "max_tokens": 10}));
             let out = request(&body, "m", false).unwrap();
             assert_eq!(out["tool_choice"], expected);
             assert_eq!(out["max_tokens"], 10);
@@ -430,7 +465,11 @@ mod tests {
 
     #[test]
     fn bad_messages_are_client_errors() {
-        for body in [json!({}), json!({"messages": [{"content": "x"}]}), json!({"messages": [{"role": "wizard", "content": "x"}]})] {
+        for body in [
+            json!({}),
+            json!({"messages": [{"content": "x"}]}),
+            json!({"messages": [{"role": "wizard", "content": "x"}]}),
+        ] {
             assert!(matches!(request(&map(body), "m", false), Err(GatewayError::InvalidRequest { .. })));
         }
     }
@@ -455,13 +494,34 @@ mod tests {
     #[test]
     fn stream_translation_keeps_tool_arguments_in_order() {
         let events = [
-            ("message_start", json!({"type": "message_start", "message": {"id": "m1", "model": "claude-x", "usage": {"input_tokens": 9, "output_tokens": 1}}})),
-            ("content_block_start", json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}})),
-            ("content_block_delta", json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Hi"}})),
-            ("content_block_start", json!({"type": "content_block_start", "index": 1, "content_block": {"type": "tool_use", "id": "t1", "name": "f", "input": {}}})),
-            ("content_block_delta", json!({"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": "{\"a\":"}})),
-            ("content_block_delta", json!({"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": "1}"}})),
-            ("message_delta", json!({"type": "message_delta", "delta": {"stop_reason": "tool_use"}, "usage": {"output_tokens": 12}})),
+            (
+                "message_start",
+                json!({"type": "message_start", "message": {"id": "m1", "model": "claude-x", "usage": {"input_tokens": 9, "output_tokens": 1}}}),
+            ),
+            (
+                "content_block_start",
+                json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+            ),
+            (
+                "content_block_delta",
+                json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Hi"}}),
+            ),
+            (
+                "content_block_start",
+                json!({"type": "content_block_start", "index": 1, "content_block": {"type": "tool_use", "id": "t1", "name": "f", "input": {}}}),
+            ),
+            (
+                "content_block_delta",
+                json!({"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": "{\"a\":"}}),
+            ),
+            (
+                "content_block_delta",
+                json!({"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": "1}"}}),
+            ),
+            (
+                "message_delta",
+                json!({"type": "message_delta", "delta": {"stop_reason": "tool_use"}, "usage": {"output_tokens": 12}}),
+            ),
             ("message_stop", json!({"type": "message_stop"})),
         ];
         let mut t = StreamTranslator::new("claude-x", 1, true);
@@ -478,7 +538,10 @@ mod tests {
         assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
         assert_eq!(chunks[1]["choices"][0]["delta"]["content"], "Hi");
         assert_eq!(chunks[2]["choices"][0]["delta"]["tool_calls"][0]["id"], "t1");
-        let args: String = chunks[3..5].iter().map(|c| c["choices"][0]["delta"]["tool_calls"][0]["function"]["arguments"].as_str().unwrap()).collect();
+        let args: String = chunks[3..5]
+            .iter()
+            .map(|c| c["choices"][0]["delta"]["tool_calls"][0]["function"]["arguments"].as_str().unwrap())
+            .collect();
         assert_eq!(args, "{\"a\":1}");
         assert_eq!(chunks[5]["choices"][0]["finish_reason"], "tool_calls");
         assert_eq!(chunks[6]["usage"]["completion_tokens"], 12);

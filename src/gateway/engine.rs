@@ -45,7 +45,8 @@ impl Endpoint {
 }
 
 /// Body fields that could point the call somewhere else (or at another account): never forwarded.
-const REDIRECTING_FIELDS: [&str; 7] = ["api_key", "api_base", "base_url", "api_version", "organization", "project", "custom_llm_provider"];
+const REDIRECTING_FIELDS: [&str; 7] =
+    ["api_key", "api_base", "base_url", "api_version", "organization", "project", "custom_llm_provider"];
 
 /// A request that passed authentication and parsing.
 pub struct Call {
@@ -100,7 +101,11 @@ enum Attempt {
     /// The client's own mistake, as the provider judged it: passed back, no fallback.
     ClientError(GatewayError),
     /// Worth trying again (elsewhere, or later here).
-    Retry { class: &'static str, retry_after: Option<Duration>, counts_for_breaker: bool },
+    Retry {
+        class: &'static str,
+        retry_after: Option<Duration>,
+        counts_for_breaker: bool,
+    },
     /// The provider refused the stored key.
     KeyRejected,
 }
@@ -121,13 +126,34 @@ struct Progress {
 
 /// Runs the call and builds the client's response. Always records usage.
 pub async fn run(state: &AppState, call: Call) -> Response {
-    let providers = match app::server::providers::cached_enabled(&state.db, &state.cipher, &state.caches, &call.key.workspace).await {
+    let providers = match app::server::providers::cached_enabled(
+        &state.db,
+        &state.cipher,
+        &state.caches,
+        &call.key.workspace,
+    )
+    .await
+    {
         Ok(providers) => providers,
-        Err(e) => return finish_error(state, &call, None, GatewayError::Internal(e), Progress { attempts: 0, upstream: Duration::ZERO, last_class: None }),
+        Err(e) => {
+            return finish_error(
+                state,
+                &call,
+                None,
+                GatewayError::Internal(e),
+                Progress { attempts: 0, upstream: Duration::ZERO, last_class: None },
+            );
+        }
     };
     let (candidates, upstream_model) = candidates(&providers, &call.model, call.endpoint);
     if candidates.is_empty() {
-        return finish_error(state, &call, None, GatewayError::ModelNotFound(call.model.clone()), Progress { attempts: 0, upstream: Duration::ZERO, last_class: None });
+        return finish_error(
+            state,
+            &call,
+            None,
+            GatewayError::ModelNotFound(call.model.clone()),
+            Progress { attempts: 0, upstream: Duration::ZERO, last_class: None },
+        );
     }
     let settings = &state.settings.upstream;
     let deadline = call.started + settings.total_timeout;
@@ -219,7 +245,10 @@ pub async fn run(state: &AppState, call: Call) -> Response {
     } else if Instant::now() >= deadline && progress.last_class == Some("timeout") {
         GatewayError::Timeout
     } else {
-        GatewayError::AllProvidersFailed { attempts: progress.attempts, last: progress.last_class.unwrap_or("no provider available").to_owned() }
+        GatewayError::AllProvidersFailed {
+            attempts: progress.attempts,
+            last: progress.last_class.unwrap_or("no provider available").to_owned(),
+        }
     };
     finish_error(state, &call, last_provider.as_ref(), error, progress)
 }
@@ -227,7 +256,8 @@ pub async fn run(state: &AppState, call: Call) -> Response {
 /// The provider said the stored key is bad: mark it for the dashboard, off the request path.
 fn flag_rejected_key(state: &AppState, call: &Call, provider: &OpenedProvider) {
     tracing::warn!(request_id = %call.request_id, provider = %provider.label, "provider rejected its stored key; flagged in the dashboard");
-    let (db, caches, ws, id) = (state.db.clone(), Arc::clone(&state.caches), call.key.workspace.clone(), provider.id.clone());
+    let (db, caches, ws, id) =
+        (state.db.clone(), Arc::clone(&state.caches), call.key.workspace.clone(), provider.id.clone());
     tokio::spawn(async move {
         if let Err(e) = app::server::providers::set_key_status(&db, &caches, &ws, &id, KeyStatus::Rejected).await {
             e.log_if_internal();
@@ -239,7 +269,8 @@ fn flag_rejected_key(state: &AppState, call: &Call, provider: &OpenedProvider) {
 fn upstream_body(call: &Call, provider: &OpenedProvider, model: &str) -> Result<Vec<u8>, GatewayError> {
     if provider.kind == ProviderKind::Anthropic {
         let body = anthropic::request(&call.body, model, call.stream)?;
-        return serde_json::to_vec(&body).map_err(|e| GatewayError::Internal(app::server::ServiceError::Internal(e.to_string())));
+        return serde_json::to_vec(&body)
+            .map_err(|e| GatewayError::Internal(app::server::ServiceError::Internal(e.to_string())));
     }
     let mut body = call.body.clone();
     for field in REDIRECTING_FIELDS {
@@ -257,10 +288,16 @@ fn upstream_body(call: &Call, provider: &OpenedProvider, model: &str) -> Result<
 }
 
 fn parse_retry_after(headers: &HeaderMap) -> Option<Duration> {
-    if let Some(ms) = headers.get("retry-after-ms").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<f64>().ok()) {
+    if let Some(ms) =
+        headers.get("retry-after-ms").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<f64>().ok())
+    {
         return Some(Duration::from_secs_f64(ms.max(0.0) / 1000.0));
     }
-    headers.get(header::RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u64>().ok()).map(Duration::from_secs)
+    headers
+        .get(header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs)
 }
 
 async fn attempt(state: &AppState, provider: &OpenedProvider, call: &Call, model: &str, deadline: Instant) -> Attempt {
@@ -278,13 +315,19 @@ async fn attempt(state: &AppState, provider: &OpenedProvider, call: &Call, model
         (_, Endpoint::Chat) => "chat/completions",
         (_, Endpoint::Embeddings) => "embeddings",
     };
-    let request = upstream::authorize(state.http.post(upstream::endpoint(provider.kind, &provider.base_url, path)), provider.kind, &provider.key)
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(body);
+    let request = upstream::authorize(
+        state.http.post(upstream::endpoint(provider.kind, &provider.base_url, path)),
+        provider.kind,
+        &provider.key,
+    )
+    .header(header::CONTENT_TYPE, "application/json")
+    .body(body);
     let remaining = deadline.saturating_duration_since(Instant::now());
     let response = match tokio::time::timeout(settings.first_byte_timeout.min(remaining), request.send()).await {
         Err(_) => return Attempt::Retry { class: "timeout", retry_after: None, counts_for_breaker: true },
-        Ok(Err(e)) if e.is_timeout() => return Attempt::Retry { class: "timeout", retry_after: None, counts_for_breaker: true },
+        Ok(Err(e)) if e.is_timeout() => {
+            return Attempt::Retry { class: "timeout", retry_after: None, counts_for_breaker: true };
+        }
         Ok(Err(_)) => return Attempt::Retry { class: "connect", retry_after: None, counts_for_breaker: true },
         Ok(Ok(response)) => response,
     };
@@ -306,7 +349,8 @@ async fn attempt(state: &AppState, provider: &OpenedProvider, call: &Call, model
             } else {
                 let error = json.get("error").cloned().unwrap_or(Value::Null);
                 (
-                    upstream::provider_error_message(&json).unwrap_or_else(|| format!("The provider refused the request (HTTP {}).", status.as_u16())),
+                    upstream::provider_error_message(&json)
+                        .unwrap_or_else(|| format!("The provider refused the request (HTTP {}).", status.as_u16())),
                     error.get("type").and_then(Value::as_str).unwrap_or("invalid_request_error").to_owned(),
                     error.get("code").and_then(Value::as_str).map(str::to_owned),
                     error.get("param").and_then(Value::as_str).map(str::to_owned),
@@ -331,7 +375,13 @@ async fn read_limited(response: reqwest::Response, idle: Duration, cap: usize) -
     Some(out)
 }
 
-async fn read_success(state: &AppState, provider: &OpenedProvider, call: &Call, response: reqwest::Response, deadline: Instant) -> Attempt {
+async fn read_success(
+    state: &AppState,
+    provider: &OpenedProvider,
+    call: &Call,
+    response: reqwest::Response,
+    deadline: Instant,
+) -> Attempt {
     let idle = state.settings.upstream.idle_timeout;
     let mut upstream: ByteStream = Box::pin(response.bytes_stream());
     if call.stream {
@@ -340,7 +390,9 @@ async fn read_success(state: &AppState, provider: &OpenedProvider, call: &Call, 
         return match tokio::time::timeout(wait, upstream.next()).await {
             Ok(Some(Ok(first))) => Attempt::Done(Success::Stream { upstream, first }),
             Err(_) => Attempt::Retry { class: "timeout", retry_after: None, counts_for_breaker: true },
-            Ok(Some(Err(_)) | None) => Attempt::Retry { class: "stream_cut", retry_after: None, counts_for_breaker: true },
+            Ok(Some(Err(_)) | None) => {
+                Attempt::Retry { class: "stream_cut", retry_after: None, counts_for_breaker: true }
+            }
         };
     }
     let mut body = Vec::new();
@@ -349,7 +401,9 @@ async fn read_success(state: &AppState, provider: &OpenedProvider, call: &Call, 
         match tokio::time::timeout(wait, upstream.next()).await {
             Ok(Some(Ok(chunk))) => body.extend_from_slice(&chunk),
             Ok(None) => break,
-            Ok(Some(Err(_))) => return Attempt::Retry { class: "body_cut", retry_after: None, counts_for_breaker: true },
+            Ok(Some(Err(_))) => {
+                return Attempt::Retry { class: "body_cut", retry_after: None, counts_for_breaker: true };
+            }
             Err(_) => return Attempt::Retry { class: "timeout", retry_after: None, counts_for_breaker: true },
         }
     }
@@ -373,7 +427,14 @@ fn millis(d: Duration) -> i64 {
 }
 
 /// The usage record for this call, filled in as far as it is known.
-fn record(state: &AppState, call: &Call, provider: Option<&OpenedProvider>, status: u16, error_class: Option<&str>, progress: &Progress) -> UsageRecord {
+fn record(
+    state: &AppState,
+    call: &Call,
+    provider: Option<&OpenedProvider>,
+    status: u16,
+    error_class: Option<&str>,
+    progress: &Progress,
+) -> UsageRecord {
     UsageRecord {
         ts: call.ts,
         workspace: call.key.workspace.as_str().to_owned(),
@@ -408,7 +469,10 @@ impl Priced for UsageRecord {
     fn priced(mut self, state: &AppState, provider: Option<&OpenedProvider>) -> Self {
         self.cost_nanos = provider.and_then(|p| {
             let (_, bare) = route(&self.model);
-            state.prices.lookup(p.kind.as_str(), bare).map(|price| price.cost_nanos(self.prompt_tokens, self.completion_tokens))
+            state
+                .prices
+                .lookup(p.kind.as_str(), bare)
+                .map(|price| price.cost_nanos(self.prompt_tokens, self.completion_tokens))
         });
         self
     }
@@ -419,7 +483,13 @@ fn submit(state: &AppState, record: UsageRecord, overhead: Duration) {
     // Only a model some provider was asked to serve becomes a label.
     let model = if record.provider_id.is_some() { record.model.as_str() } else { "unknown" };
     let latency = Duration::from_millis(u64::try_from(record.latency_ms).unwrap_or(0));
-    state.metrics.request(u16::try_from(record.status).unwrap_or(0), kind, model, latency.as_secs_f64(), overhead.as_secs_f64());
+    state.metrics.request(
+        u16::try_from(record.status).unwrap_or(0),
+        kind,
+        model,
+        latency.as_secs_f64(),
+        overhead.as_secs_f64(),
+    );
     if let Some(sink) = &state.usage {
         sink.record(record);
     }
@@ -430,7 +500,13 @@ pub fn reject(state: &AppState, call: &Call, error: GatewayError) -> Response {
     finish_error(state, call, None, error, Progress { attempts: 0, upstream: Duration::ZERO, last_class: None })
 }
 
-fn finish_error(state: &AppState, call: &Call, provider: Option<&OpenedProvider>, error: GatewayError, progress: Progress) -> Response {
+fn finish_error(
+    state: &AppState,
+    call: &Call,
+    provider: Option<&OpenedProvider>,
+    error: GatewayError,
+    progress: Progress,
+) -> Response {
     let status = error.status().as_u16();
     let record = record(state, call, provider, status, Some(error.class()), &progress);
     submit(state, record, call.started.elapsed().saturating_sub(progress.upstream));
@@ -446,7 +522,8 @@ pub fn decorate(headers: &mut HeaderMap, call: &Call, provider: Option<&OpenedPr
     }
     if let Some(provider) = provider {
         let value = HeaderValue::from_str(&provider.label).unwrap_or_else(|_| {
-            HeaderValue::from_str(&provider.label.chars().filter(char::is_ascii_graphic).collect::<String>()).unwrap_or(HeaderValue::from_static("provider"))
+            HeaderValue::from_str(&provider.label.chars().filter(char::is_ascii_graphic).collect::<String>())
+                .unwrap_or(HeaderValue::from_static("provider"))
         });
         headers.insert("x-perpetuo-provider", value);
     }
@@ -485,7 +562,13 @@ fn respond(state: &AppState, call: Call, provider: OpenedProvider, success: Succ
 enum Translate {
     /// OpenAI-style stream: events forwarded as they come; the usage chunk is read (and hidden
     /// when the client did not ask for it).
-    Pass { client_wants_usage: bool, done: bool, finish_seen: bool, prompt: u64, completion: u64 },
+    Pass {
+        client_wants_usage: bool,
+        done: bool,
+        finish_seen: bool,
+        prompt: u64,
+        completion: u64,
+    },
     Anthropic(Box<anthropic::StreamTranslator>),
 }
 
@@ -506,11 +589,28 @@ struct Relay {
 }
 
 impl Relay {
-    fn new(state: AppState, call: Call, provider: OpenedProvider, upstream: ByteStream, first: Bytes, progress: Progress) -> Self {
+    fn new(
+        state: AppState,
+        call: Call,
+        provider: OpenedProvider,
+        upstream: ByteStream,
+        first: Bytes,
+        progress: Progress,
+    ) -> Self {
         let translate = if provider.kind == ProviderKind::Anthropic {
-            Translate::Anthropic(Box::new(anthropic::StreamTranslator::new(&call.model, call.ts / 1000, call.client_wants_usage)))
+            Translate::Anthropic(Box::new(anthropic::StreamTranslator::new(
+                &call.model,
+                call.ts / 1000,
+                call.client_wants_usage,
+            )))
         } else {
-            Translate::Pass { client_wants_usage: call.client_wants_usage, done: false, finish_seen: false, prompt: 0, completion: 0 }
+            Translate::Pass {
+                client_wants_usage: call.client_wants_usage,
+                done: false,
+                finish_seen: false,
+                prompt: 0,
+                completion: 0,
+            }
         };
         let mut relay = Self {
             state,
@@ -543,15 +643,19 @@ impl Relay {
                         out.push(Bytes::from_static(sse::DONE));
                     } else {
                         let mut forward = true;
-                        if event.data.contains("\"usage\"") {
-                            if let Ok(json) = serde_json::from_str::<Value>(&event.data) {
-                                if let Some(usage) = json.get("usage").filter(|u| u.is_object()) {
-                                    *prompt = usage.get("prompt_tokens").and_then(Value::as_u64).unwrap_or(*prompt);
-                                    *completion = usage.get("completion_tokens").and_then(Value::as_u64).unwrap_or(*completion);
-                                    let no_choices = json.get("choices").and_then(Value::as_array).is_none_or(Vec::is_empty);
-                                    forward = *client_wants_usage || !no_choices;
-                                }
-                            }
+                        // Only chunks that mention usage are parsed; the rest pass as they are.
+                        let json = if event.data.contains("\"usage\"") {
+                            serde_json::from_str::<Value>(&event.data).ok()
+                        } else {
+                            None
+                        };
+                        if let Some(json) = json
+                            && let Some(usage) = json.get("usage").filter(|u| u.is_object())
+                        {
+                            *prompt = usage.get("prompt_tokens").and_then(Value::as_u64).unwrap_or(*prompt);
+                            *completion = usage.get("completion_tokens").and_then(Value::as_u64).unwrap_or(*completion);
+                            let no_choices = json.get("choices").and_then(Value::as_array).is_none_or(Vec::is_empty);
+                            forward = *client_wants_usage || !no_choices;
                         }
                         if event.data.contains("\"finish_reason\":\"") || event.data.contains("\"finish_reason\": \"") {
                             *finish_seen = true;
@@ -599,7 +703,8 @@ impl Relay {
 
     /// Ends the stream with an error event and no `[DONE]`, recorded as failed.
     fn fail(&mut self, class: &'static str, message: &str) {
-        let error = serde_json::json!({"error": {"message": message, "type": "server_error", "param": null, "code": class}});
+        let error =
+            serde_json::json!({"error": {"message": message, "type": "server_error", "param": null, "code": class}});
         self.pending.push_back(sse::data(&error.to_string()));
         self.state.metrics.upstream_error(self.provider.kind.as_str(), class);
         if class != "client_disconnected" {
@@ -615,7 +720,11 @@ impl Relay {
         }
         self.recorded = true;
         let (status, class) = failure.map_or((200, None), |(s, c)| (s, Some(c)));
-        let progress = Progress { attempts: self.progress.attempts, upstream: self.progress.upstream + self.upstream_wait, last_class: class };
+        let progress = Progress {
+            attempts: self.progress.attempts,
+            upstream: self.progress.upstream + self.upstream_wait,
+            last_class: class,
+        };
         let mut record = record(&self.state, &self.call, Some(&self.provider), status, class, &progress);
         let (prompt, completion) = self.tokens();
         record.prompt_tokens = i64::try_from(prompt).unwrap_or(i64::MAX);
@@ -660,7 +769,9 @@ impl Relay {
                     }
                 }
                 Ok(Some(Err(_))) => self.fail("stream_cut", "The connection to the provider broke during the stream."),
-                Err(_) if remaining <= settings.idle_timeout => self.fail("deadline", "The stream took longer than the gateway's deadline."),
+                Err(_) if remaining <= settings.idle_timeout => {
+                    self.fail("deadline", "The stream took longer than the gateway's deadline.")
+                }
                 Err(_) => self.fail("idle_timeout", "The provider stopped sending in the middle of the stream."),
             }
         }

@@ -14,18 +14,30 @@ pub enum GatewayError {
     RateLimited(Decision),
     BodyTooLarge(usize),
     InvalidJson(String),
-    InvalidRequest { message: String, param: Option<&'static str> },
+    InvalidRequest {
+        message: String,
+        param: Option<&'static str>,
+    },
     ModelNotFound(String),
     RouteNotFound(String),
     MethodNotAllowed,
     /// Every candidate failed; the message names the last failure class, never a provider key.
-    AllProvidersFailed { attempts: u32, last: String },
+    AllProvidersFailed {
+        attempts: u32,
+        last: String,
+    },
     /// Every candidate's circuit breaker is open.
     ProvidersUnavailable,
     /// The total deadline passed.
     Timeout,
     /// The upstream refused the client's own request: passed through with its status.
-    Upstream { status: StatusCode, message: String, kind: String, code: Option<String>, param: Option<String> },
+    Upstream {
+        status: StatusCode,
+        message: String,
+        kind: String,
+        code: Option<String>,
+        param: Option<String>,
+    },
     Internal(ServiceError),
 }
 
@@ -75,7 +87,9 @@ impl GatewayError {
         match self {
             Self::Key(rejection) => {
                 let message = match rejection {
-                    KeyRejection::Missing => "You didn't provide an API key. Send it as `Authorization: Bearer pk_...`.",
+                    KeyRejection::Missing => {
+                        "You didn't provide an API key. Send it as `Authorization: Bearer pk_...`."
+                    }
                     KeyRejection::Unknown => "Incorrect API key provided.",
                     KeyRejection::Revoked => "This API key has been revoked.",
                     KeyRejection::Expired => "This API key has expired.",
@@ -83,7 +97,11 @@ impl GatewayError {
                 (message.to_owned(), invalid, None, Some("invalid_api_key".into()))
             }
             Self::RateLimited(d) => (
-                format!("Rate limit reached: {} requests per minute. Try again in {} seconds.", d.limit, d.retry_after_secs().max(1)),
+                format!(
+                    "Rate limit reached: {} requests per minute. Try again in {} seconds.",
+                    d.limit,
+                    d.retry_after_secs().max(1)
+                ),
                 "rate_limit_exceeded".into(),
                 None,
                 Some("rate_limit_exceeded".into()),
@@ -104,7 +122,9 @@ impl GatewayError {
                 Some("model".into()),
                 Some("model_not_found".into()),
             ),
-            Self::RouteNotFound(path) => (format!("Unknown request URL: {path}."), invalid, None, Some("unknown_url".into())),
+            Self::RouteNotFound(path) => {
+                (format!("Unknown request URL: {path}."), invalid, None, Some("unknown_url".into()))
+            }
             Self::MethodNotAllowed => ("This method is not allowed on this URL.".into(), invalid, None, None),
             Self::AllProvidersFailed { attempts, last } => (
                 format!("All providers failed after {attempts} attempts (last: {last})."),
@@ -118,8 +138,15 @@ impl GatewayError {
                 None,
                 Some("providers_unavailable".into()),
             ),
-            Self::Timeout => ("The request took longer than the gateway's deadline.".into(), "server_error".into(), None, Some("timeout".into())),
-            Self::Upstream { message, kind, code, param, .. } => (message.clone(), kind.clone(), param.clone(), code.clone()),
+            Self::Timeout => (
+                "The request took longer than the gateway's deadline.".into(),
+                "server_error".into(),
+                None,
+                Some("timeout".into()),
+            ),
+            Self::Upstream { message, kind, code, param, .. } => {
+                (message.clone(), kind.clone(), param.clone(), code.clone())
+            }
             Self::Internal(e) => (e.public_message(), "server_error".into(), None, None),
         }
     }

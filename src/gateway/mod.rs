@@ -103,30 +103,51 @@ async fn parse_body(
     body: axum::body::Body,
 ) -> Result<(Map<String, Value>, String, bool, bool), GatewayError> {
     let limit = state.settings.max_body_bytes;
-    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    let declared =
+        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(GatewayError::BodyTooLarge(limit));
     }
     let bytes = axum::body::to_bytes(body, limit).await.map_err(|e| {
         let too_large = std::error::Error::source(&e).is_some_and(|s| s.to_string().contains("length limit"))
             || e.to_string().contains("length limit");
-        if too_large { GatewayError::BodyTooLarge(limit) } else { GatewayError::InvalidJson("the body could not be read".into()) }
+        if too_large {
+            GatewayError::BodyTooLarge(limit)
+        } else {
+            GatewayError::InvalidJson("the body could not be read".into())
+        }
     })?;
     let value: Value = serde_json::from_slice(&bytes).map_err(|e| GatewayError::InvalidJson(e.to_string()))?;
     let Value::Object(body) = value else {
-        return Err(GatewayError::InvalidRequest { message: "The request body must be a JSON object.".into(), param: None });
+        return Err(GatewayError::InvalidRequest {
+            message: "The request body must be a JSON object.".into(),
+            param: None,
+        });
     };
     let model = match body.get("model") {
         Some(Value::String(m)) if !m.trim().is_empty() => m.trim().to_owned(),
         Some(Value::String(_)) | None | Some(Value::Null) => {
-            return Err(GatewayError::InvalidRequest { message: "You must provide a model parameter.".into(), param: Some("model") });
+            return Err(GatewayError::InvalidRequest {
+                message: "You must provide a model parameter.".into(),
+                param: Some("model"),
+            });
         }
-        Some(_) => return Err(GatewayError::InvalidRequest { message: "`model` must be a string.".into(), param: Some("model") }),
+        Some(_) => {
+            return Err(GatewayError::InvalidRequest {
+                message: "`model` must be a string.".into(),
+                param: Some("model"),
+            });
+        }
     };
     let stream = match body.get("stream") {
         None | Some(Value::Null) => false,
         Some(Value::Bool(b)) => *b,
-        Some(_) => return Err(GatewayError::InvalidRequest { message: "`stream` must be true or false.".into(), param: Some("stream") }),
+        Some(_) => {
+            return Err(GatewayError::InvalidRequest {
+                message: "`stream` must be true or false.".into(),
+                param: Some("stream"),
+            });
+        }
     };
     let wants_usage = body.get("stream_options").and_then(|o| o.get("include_usage")) == Some(&Value::Bool(true));
     Ok((body, model, stream, wants_usage))
@@ -139,10 +160,11 @@ async fn models(State(state): State<AppState>, headers: HeaderMap) -> Response {
         Ok(found) => found,
         Err(error) => return error.into_response(),
     };
-    let providers = match app::server::providers::cached_enabled(&state.db, &state.cipher, &state.caches, &key.workspace).await {
-        Ok(p) => p,
-        Err(e) => return GatewayError::Internal(e).into_response(),
-    };
+    let providers =
+        match app::server::providers::cached_enabled(&state.db, &state.cipher, &state.caches, &key.workspace).await {
+            Ok(p) => p,
+            Err(e) => return GatewayError::Internal(e).into_response(),
+        };
     let lookups = providers.iter().map(|provider| {
         let state = state.clone();
         async move {
@@ -154,9 +176,18 @@ async fn models(State(state): State<AppState>, headers: HeaderMap) -> Response {
             {
                 return (provider.kind, entry.1.as_ref().clone());
             }
-            let result = app::server::upstream::test_provider(&state.http, provider.kind, &provider.base_url, &provider.key, state.settings.upstream.allow_private).await;
+            let result = app::server::upstream::test_provider(
+                &state.http,
+                provider.kind,
+                &provider.base_url,
+                &provider.key,
+                state.settings.upstream.allow_private,
+            )
+            .await;
             if result.ok {
-                state.model_lists.insert(provider.id.clone(), (Instant::now(), std::sync::Arc::new(result.models.clone())));
+                state
+                    .model_lists
+                    .insert(provider.id.clone(), (Instant::now(), std::sync::Arc::new(result.models.clone())));
             }
             (provider.kind, result.models)
         }

@@ -261,3 +261,80 @@ impl TestApp {
             .expect("server function called")
     }
 }
+
+/// A workspace with one API key, ready to call the gateway.
+pub struct Gateway {
+    pub app: TestApp,
+    /// Management API token.
+    pub token: String,
+    pub workspace: String,
+    /// A `pk_...` key.
+    pub key: String,
+    pub key_id: String,
+}
+
+impl Gateway {
+    pub async fn start(options: Options) -> Self {
+        let app = spawn_app_with(options).await;
+        let (token, workspace, _) = app.api_signup(&email("gw")).await;
+        let (key_id, key) = app.add_key(&token, "app").await;
+        Self { app, token, workspace, key, key_id }
+    }
+
+    pub async fn provider(&self, label: &str, kind: &str, base_url: &str, priority: i64) -> String {
+        let response = self
+            .app
+            .post_json(
+                "/api/v1/providers",
+                Some(&self.token),
+                &json!({"label": label, "kind": kind, "base_url": base_url, "api_key": crate::mock::VALID_KEY, "priority": priority}),
+            )
+            .await;
+        assert_eq!(response.status(), 201);
+        let body: Value = response.json().await.unwrap();
+        body["id"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn chat(&self, body: &Value) -> reqwest::Response {
+        self.app
+            .client
+            .post(self.app.url("/v1/chat/completions"))
+            .bearer_auth(&self.key)
+            .json(body)
+            .send()
+            .await
+            .expect("sent")
+    }
+
+    /// Usage records of this workspace, oldest first, once at least `n` have been written.
+    pub async fn usage(&self, n: usize) -> Vec<Value> {
+        usage_records(&self.app, &self.workspace, n).await
+    }
+}
+
+pub async fn usage_records(app: &TestApp, workspace: &str, n: usize) -> Vec<Value> {
+    for _ in 0..100 {
+        let mut response = app
+            .state
+            .db
+            .query("SELECT * OMIT id FROM usage WHERE workspace = $ws ORDER BY ts ASC, request_id ASC")
+            .bind(("ws", workspace.to_owned()))
+            .await
+            .unwrap();
+        let rows: Vec<Value> = response.take(0).unwrap();
+        if rows.len() >= n {
+            return rows;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("fewer than {n} usage records were written");
+}
+
+pub fn chat_body(model: &str) -> Value {
+    json!({"model": model, "messages": [{"role": "user", "content": "Say hello"}]})
+}
+
+/// The `data:` payloads of an SSE body.
+pub fn sse_data(text: &str) -> Vec<String> {
+    text.split("\n\n").filter_map(|e| e.strip_prefix("data: ")).map(str::to_owned).collect()
+}

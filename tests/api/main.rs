@@ -5,6 +5,7 @@
 mod accounts;
 mod at_rest;
 mod dashboard;
+mod gateway;
 mod health;
 mod helpers;
 mod keys;

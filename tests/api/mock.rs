@@ -108,12 +108,6 @@ impl Mock {
         self.script.lock().unwrap().key = key.to_owned();
     }
 
-    pub fn set_usage(&self, prompt: u64, completion: u64) {
-        let mut s = self.script.lock().unwrap();
-        s.prompt_tokens = prompt;
-        s.completion_tokens = completion;
-    }
-
     pub fn seen(&self) -> Vec<Seen> {
         self.script.lock().unwrap().seen.clone()
     }
@@ -126,6 +120,7 @@ impl Mock {
 type MockState = (Flavor, Arc<Mutex<Script>>);
 
 /// Records the request, checks the key, picks the behaviour.
+#[allow(clippy::result_large_err, reason = "a test mock; the error is the response to send")]
 fn admit(
     state: &MockState,
     path: &str,
@@ -288,7 +283,8 @@ async fn chat(State(state): State<MockState>, headers: HeaderMap, body: Bytes) -
         ));
     }
     match behavior {
-        Behavior::CutAfter(n) => sse(events, Duration::ZERO, Some(n), false),
+        // A gap, so the first chunks are on the wire before the cut.
+        Behavior::CutAfter(n) => sse(events, Duration::from_millis(30), Some(n), false),
         Behavior::Drip(gap) => sse(events, gap, None, true),
         _ => sse(events, Duration::ZERO, None, true),
     }
@@ -351,7 +347,7 @@ async fn messages(State(state): State<MockState>, headers: HeaderMap, body: Byte
     events.push(event("message_delta", json!({"type": "message_delta", "delta": {"stop_reason": if tool_call { "tool_use" } else { "end_turn" }, "stop_sequence": null}, "usage": {"output_tokens": completion}})));
     events.push(event("message_stop", json!({"type": "message_stop"})));
     match behavior {
-        Behavior::CutAfter(n) => sse(events, Duration::ZERO, Some(n), false),
+        Behavior::CutAfter(n) => sse(events, Duration::from_millis(30), Some(n), false),
         Behavior::Drip(gap) => sse(events, gap, None, false),
         _ => sse(events, Duration::ZERO, None, false),
     }

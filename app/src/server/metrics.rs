@@ -34,7 +34,11 @@ impl Histogram {
     fn render(&self, out: &mut String, name: &str, labels: &str) {
         let sep = if labels.is_empty() { "" } else { "," };
         for (i, bound) in BUCKETS.iter().enumerate() {
-            let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{bound}\"}} {}", self.buckets[i].load(Ordering::Relaxed));
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{{labels}{sep}le=\"{bound}\"}} {}",
+                self.buckets[i].load(Ordering::Relaxed)
+            );
         }
         let count = self.count.load(Ordering::Relaxed);
         let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {count}");
@@ -64,7 +68,11 @@ impl Metrics {
         if let Some(counter) = self.requests.get(&key) {
             counter.fetch_add(1, Ordering::Relaxed);
         } else {
-            let key = if self.requests.len() >= MAX_SERIES { (status, provider_kind.to_owned(), "other".to_owned()) } else { key };
+            let key = if self.requests.len() >= MAX_SERIES {
+                (status, provider_kind.to_owned(), "other".to_owned())
+            } else {
+                key
+            };
             self.requests.entry(key).or_default().fetch_add(1, Ordering::Relaxed);
         }
         self.latency.observe(latency_s);
@@ -111,7 +119,14 @@ impl Metrics {
         let mut rows: Vec<String> = self
             .upstream_errors
             .iter()
-            .map(|e| format!("perpetuo_upstream_errors_total{{provider=\"{}\",class=\"{}\"}} {}", escape(&e.key().0), escape(&e.key().1), e.value().load(Ordering::Relaxed)))
+            .map(|e| {
+                format!(
+                    "perpetuo_upstream_errors_total{{provider=\"{}\",class=\"{}\"}} {}",
+                    escape(&e.key().0),
+                    escape(&e.key().1),
+                    e.value().load(Ordering::Relaxed)
+                )
+            })
             .collect();
         rows.sort();
         for row in rows {
@@ -145,7 +160,10 @@ mod tests {
         m.upstream_error("anthropic", "upstream_5xx");
         m.rate_limited("key");
         let text = m.render(&[("perpetuo_usage_queue_depth", "Queued usage records.", 3.0)], &[]);
-        assert!(text.contains("perpetuo_requests_total{status=\"200\",provider=\"openai\",model=\"gpt-4o\"} 2"), "{text}");
+        assert!(
+            text.contains("perpetuo_requests_total{status=\"200\",provider=\"openai\",model=\"gpt-4o\"} 2"),
+            "{text}"
+        );
         assert!(text.contains("perpetuo_request_duration_seconds_count 2"));
         assert!(text.contains("perpetuo_request_duration_seconds_bucket{le=\"0.25\"} 1"));
         assert!(text.contains("perpetuo_upstream_errors_total{provider=\"anthropic\",class=\"upstream_5xx\"} 1"));

@@ -6,15 +6,18 @@ use leptos::config::LeptosOptions;
 
 use super::auth::JwtKeys;
 use super::breaker::Breakers;
-use super::metrics::Metrics;
-use super::prices::PriceTable;
-use super::usage::UsageSink;
 use super::cache::Caches;
 use super::config::Settings;
 use super::crypto::Cipher;
 use super::db::Db;
 use super::error::ServiceError;
+use super::metrics::Metrics;
+use super::prices::PriceTable;
 use super::ratelimit::{LimitClock, Limiters};
+use super::usage::UsageSink;
+
+/// Provider id -> when its model list was fetched, and the list.
+pub type ModelLists = dashmap::DashMap<String, (std::time::Instant, Arc<Vec<String>>)>;
 
 #[derive(Clone, Debug, axum::extract::FromRef)]
 pub struct AppState {
@@ -33,7 +36,7 @@ pub struct AppState {
     /// Set once the usage writer runs (see [`AppState::with_usage`]).
     pub usage: Option<UsageSink>,
     /// Models each provider listed, for `GET /v1/models`: provider id -> (when, models).
-    pub model_lists: Arc<dashmap::DashMap<String, (std::time::Instant, Arc<Vec<String>>)>>,
+    pub model_lists: Arc<ModelLists>,
 }
 
 impl AppState {
@@ -49,12 +52,15 @@ impl AppState {
         let limiters = Arc::new(Limiters::new(&settings, clock));
         let http = super::upstream::build_client(&settings.upstream)?;
         let caches = Arc::new(Caches::new(std::time::Duration::from_secs(60)));
-        let breakers = Arc::new(Breakers::new(settings.upstream.breaker_failure_threshold, settings.upstream.breaker_cooldown));
+        let breakers =
+            Arc::new(Breakers::new(settings.upstream.breaker_failure_threshold, settings.upstream.breaker_cooldown));
         let prices = Arc::new(match &settings.prices_file {
             Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| ServiceError::Internal(format!("PRICES_FILE {} cannot be read: {e}", path.display())))?;
-                PriceTable::parse(&text).map_err(|e| ServiceError::Internal(format!("PRICES_FILE {}: {e}", path.display())))?
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    ServiceError::Internal(format!("PRICES_FILE {} cannot be read: {e}", path.display()))
+                })?;
+                PriceTable::parse(&text)
+                    .map_err(|e| ServiceError::Internal(format!("PRICES_FILE {}: {e}", path.display())))?
             }
             None => PriceTable::built_in(),
         });

@@ -372,7 +372,8 @@ mod connect_time {
                     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
                     let mut buf = [0u8; 4096];
                     let _ = socket.read(&mut buf).await;
-                    let _ = socket.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}").await;
+                    let _ =
+                        socket.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}").await;
                 }
             }
         });
