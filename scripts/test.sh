@@ -22,6 +22,7 @@ step "clippy (browser: hydrate, wasm32)"
 cargo clippy -p frontend -p app --target wasm32-unknown-unknown --features app/hydrate -- -D warnings
 
 step "cargo test"
+export PERPETUO_PYTHON=${PERPETUO_PYTHON:-${PERPETUO_VENV:-$HOME/.cache/perpetuo-venv}/bin/python}
 cargo test --no-fail-fast
 
 step "build the site for the browser tests"

@@ -12,3 +12,4 @@ mod keys;
 mod mock;
 mod persistence;
 mod providers;
+mod sdk;
