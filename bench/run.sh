@@ -11,7 +11,7 @@ TARGET_DIR=${CARGO_TARGET_DIR:-target}
 command -v wrk >/dev/null || { echo "installing wrk (apt)" >&2; apt-get install -y -qq wrk >/dev/null; }
 command -v jq >/dev/null || { echo "installing jq (apt)" >&2; apt-get install -y -qq jq >/dev/null; }
 
-cargo build --release --bin perpetuo --example mock_upstream >&2
+cargo build --release --bin perpetuo --example mock_upstream --example limiter_bench >&2
 work=$(mktemp -d)
 cleanup() { kill "${pids[@]}" 2>/dev/null || true; rm -rf "$work"; }
 pids=()
@@ -79,3 +79,6 @@ echo
 echo "targets: added p50 < 150us; gateway req/s >= 50% of direct (2 cores shared by wrk, mock and gateway)"
 written=$(curl -s "$GW/metrics" | awk '/^perpetuo_usage_records_written_total/{print $2}')
 echo "usage records written during the run: ${written:-?}"
+echo
+echo "rate limiter cost (in-process, one core):"
+"$TARGET_DIR/release/examples/limiter_bench"

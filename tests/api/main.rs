@@ -12,4 +12,5 @@ mod keys;
 mod mock;
 mod persistence;
 mod providers;
+mod ratelimit;
 mod sdk;
