@@ -61,6 +61,8 @@ pub struct Call {
     pub body: Map<String, Value>,
     pub stream: bool,
     pub client_wants_usage: bool,
+    /// The workspace's own prices (loaded with the providers).
+    pub prices: Arc<app::server::prices::Overrides>,
 }
 
 /// `kind/model` names a provider kind and the bare model; anything else is just a model.
@@ -125,7 +127,11 @@ struct Progress {
 }
 
 /// Runs the call and builds the client's response. Always records usage.
-pub async fn run(state: &AppState, call: Call) -> Response {
+pub async fn run(state: &AppState, mut call: Call) -> Response {
+    match app::server::prices::cached_overrides(&state.db, &state.caches, &call.key.workspace).await {
+        Ok(prices) => call.prices = prices,
+        Err(e) => e.log_if_internal(),
+    }
     let providers = match app::server::providers::cached_enabled(
         &state.db,
         &state.cipher,
@@ -457,21 +463,21 @@ fn record(
         upstream_ms: millis(progress.upstream),
         ttft_ms: None,
     }
-    .priced(state, provider)
+    .priced(state, &call.prices, provider)
 }
 
 trait Priced {
-    fn priced(self, state: &AppState, provider: Option<&OpenedProvider>) -> Self;
+    fn priced(self, state: &AppState, overrides: &app::server::prices::Overrides, provider: Option<&OpenedProvider>) -> Self;
 }
 
 impl Priced for UsageRecord {
     /// Fills in the cost once the token counts are known (call again after setting them).
-    fn priced(mut self, state: &AppState, provider: Option<&OpenedProvider>) -> Self {
+    fn priced(mut self, state: &AppState, overrides: &app::server::prices::Overrides, provider: Option<&OpenedProvider>) -> Self {
         self.cost_nanos = provider.and_then(|p| {
             let (_, bare) = route(&self.model);
             state
                 .prices
-                .lookup(p.kind.as_str(), bare)
+                .lookup_with(overrides, p.kind.as_str(), bare)
                 .map(|price| price.cost_nanos(self.prompt_tokens, self.completion_tokens))
         });
         self
@@ -537,7 +543,7 @@ fn respond(state: &AppState, call: Call, provider: OpenedProvider, success: Succ
             let mut record = record(state, &call, Some(&provider), 200, None, &progress);
             record.prompt_tokens = i64::try_from(prompt).unwrap_or(i64::MAX);
             record.completion_tokens = i64::try_from(completion).unwrap_or(i64::MAX);
-            let record = record.priced(state, Some(&provider));
+            let record = record.priced(state, &call.prices, Some(&provider));
             submit(state, record, call.started.elapsed().saturating_sub(progress.upstream));
             let mut response = Response::new(Body::from(body));
             response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -730,7 +736,7 @@ impl Relay {
         record.prompt_tokens = i64::try_from(prompt).unwrap_or(i64::MAX);
         record.completion_tokens = i64::try_from(completion).unwrap_or(i64::MAX);
         record.ttft_ms = self.ttft.map(millis);
-        let record = record.priced(&self.state, Some(&self.provider));
+        let record = record.priced(&self.state, &self.call.prices, Some(&self.provider));
         submit(&self.state, record, self.call.started.elapsed().saturating_sub(progress.upstream));
     }
 

@@ -83,6 +83,7 @@ async fn handle(state: AppState, request: Request, endpoint: Endpoint) -> Respon
         body: Map::new(),
         stream: false,
         client_wants_usage: false,
+        prices: std::sync::Arc::default(),
     };
     match parse_body(&state, &parts.headers, body).await {
         Ok((body, model, stream, wants_usage)) => {

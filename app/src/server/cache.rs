@@ -58,6 +58,8 @@ pub struct Caches {
     ttl: Duration,
     /// Key id -> last use (Unix ms), flushed to the database in batches.
     last_used: DashMap<String, i64>,
+    /// Workspace -> its price overrides.
+    prices: DashMap<String, (Instant, Arc<super::prices::Overrides>)>,
 }
 
 impl std::fmt::Debug for Caches {
@@ -71,7 +73,7 @@ impl std::fmt::Debug for Caches {
 
 impl Caches {
     pub fn new(ttl: Duration) -> Self {
-        Self { keys: DashMap::new(), providers: DashMap::new(), ttl, last_used: DashMap::new() }
+        Self { keys: DashMap::new(), providers: DashMap::new(), ttl, last_used: DashMap::new(), prices: DashMap::new() }
     }
 
     pub fn key(&self, hash: &str) -> Option<CachedKey> {
@@ -110,9 +112,23 @@ impl Caches {
         self.providers.remove(workspace_id);
     }
 
+    pub fn prices(&self, workspace_id: &str) -> Option<Arc<super::prices::Overrides>> {
+        let entry = self.prices.get(workspace_id)?;
+        (entry.0.elapsed() <= self.ttl).then(|| Arc::clone(&entry.1))
+    }
+
+    pub fn put_prices(&self, workspace_id: &str, overrides: Arc<super::prices::Overrides>) {
+        self.prices.insert(workspace_id.to_owned(), (Instant::now(), overrides));
+    }
+
+    pub fn invalidate_prices(&self, workspace_id: &str) {
+        self.prices.remove(workspace_id);
+    }
+
     pub fn clear(&self) {
         self.keys.clear();
         self.providers.clear();
+        self.prices.clear();
     }
 
     pub fn cached_keys(&self) -> usize {

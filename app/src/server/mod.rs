@@ -15,6 +15,7 @@ pub mod password;
 pub mod prices;
 pub mod providers;
 pub mod ratelimit;
+pub mod reports;
 pub mod secret;
 pub mod sessions;
 pub mod state;

@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 
 use serde::Deserialize;
+use surrealdb::types::SurrealValue;
 
 pub const BUILT_IN: &str = include_str!("../../../pricing/prices.json");
 
@@ -115,4 +116,137 @@ mod tests {
         let p = Price { input: 0.15, output: 0.6 };
         assert_eq!(p.cost_nanos(11, 7), 1650 + 4200);
     }
+}
+
+/// A workspace's own prices, `kind|model` -> price.
+pub type Overrides = std::collections::HashMap<String, Price>;
+
+pub fn override_key(kind: &str, model: &str) -> String {
+    format!("{kind}|{}", model.to_ascii_lowercase())
+}
+
+#[derive(SurrealValue)]
+struct OverrideRow {
+    kind: String,
+    model: String,
+    input_per_million: f64,
+    output_per_million: f64,
+    updated_at: i64,
+}
+
+/// A workspace's price overrides, as listed in the usage tab and the API.
+pub async fn list_overrides(
+    db: &super::db::Db,
+    ws: &super::workspaces::WorkspaceId,
+) -> Result<Vec<crate::types::PriceOverride>, super::ServiceError> {
+    let mut response = db
+        .query("SELECT kind, model, input_per_million, output_per_million, updated_at FROM price_override WHERE workspace = $ws ORDER BY kind, model")
+        .bind(("ws", ws.as_str().to_owned()))
+        .await?;
+    let rows: Vec<OverrideRow> = response.take(0)?;
+    Ok(rows
+        .into_iter()
+        .map(|r| crate::types::PriceOverride {
+            kind: r.kind,
+            model: r.model,
+            input_per_million: r.input_per_million,
+            output_per_million: r.output_per_million,
+            updated_at: r.updated_at,
+        })
+        .collect())
+}
+
+/// The overrides as a lookup table for pricing requests.
+pub async fn overrides(db: &super::db::Db, ws: &super::workspaces::WorkspaceId) -> Result<Overrides, super::ServiceError> {
+    Ok(list_overrides(db, ws)
+        .await?
+        .into_iter()
+        .map(|o| (override_key(&o.kind, &o.model), Price { input: o.input_per_million, output: o.output_per_million }))
+        .collect())
+}
+
+/// Sets (or replaces) the workspace's price for a model; new requests use it.
+pub async fn set_override(
+    db: &super::db::Db,
+    caches: &super::cache::Caches,
+    ws: &super::workspaces::WorkspaceId,
+    kind: &str,
+    model: &str,
+    input: f64,
+    output: f64,
+) -> Result<crate::types::PriceOverride, super::ServiceError> {
+    use super::ServiceError;
+    let kind = crate::types::ProviderKind::parse(kind).map_err(ServiceError::Invalid)?;
+    let model = model.trim();
+    if model.is_empty() || model.len() > 200 || model.chars().any(char::is_whitespace) {
+        return Err(ServiceError::Invalid("Give the model name exactly, without spaces.".into()));
+    }
+    for price in [input, output] {
+        if !price.is_finite() || !(0.0..=1_000_000.0).contains(&price) {
+            return Err(ServiceError::Invalid("Prices are dollars per million tokens, from 0 to 1000000.".into()));
+        }
+    }
+    let now = super::db::now_ms();
+    let key = format!("{}|{}", ws.as_str(), override_key(kind.as_str(), model));
+    db.query(
+        "UPSERT type::record('price_override', $key) CONTENT {
+            workspace: $ws, kind: $kind, model: $model, input_per_million: $input, output_per_million: $output, updated_at: $now
+         } RETURN NONE",
+    )
+    .bind(("key", key))
+    .bind(("ws", ws.as_str().to_owned()))
+    .bind(("kind", kind.as_str()))
+    .bind(("model", model.to_owned()))
+    .bind(("input", input))
+    .bind(("output", output))
+    .bind(("now", now))
+    .await?
+    .check()?;
+    caches.invalidate_prices(ws.as_str());
+    Ok(crate::types::PriceOverride {
+        kind: kind.as_str().to_owned(),
+        model: model.to_owned(),
+        input_per_million: input,
+        output_per_million: output,
+        updated_at: now,
+    })
+}
+
+pub async fn delete_override(
+    db: &super::db::Db,
+    caches: &super::cache::Caches,
+    ws: &super::workspaces::WorkspaceId,
+    kind: &str,
+    model: &str,
+) -> Result<(), super::ServiceError> {
+    let key = format!("{}|{}", ws.as_str(), override_key(kind.trim(), model.trim()));
+    db.query("DELETE type::record('price_override', $key) WHERE workspace = $ws RETURN NONE")
+        .bind(("key", key))
+        .bind(("ws", ws.as_str().to_owned()))
+        .await?
+        .check()?;
+    caches.invalidate_prices(ws.as_str());
+    Ok(())
+}
+
+impl PriceTable {
+    /// The price for a request: the workspace's override, else the table.
+    pub fn lookup_with(&self, overrides: &Overrides, kind: &str, model: &str) -> Option<Price> {
+        overrides.get(&override_key(kind, model)).copied().or_else(|| self.lookup(kind, model))
+    }
+}
+
+/// The workspace's overrides, from the cache when fresh (prices may lag another instance's change
+/// by the cache's TTL; they only affect cost estimates).
+pub async fn cached_overrides(
+    db: &super::db::Db,
+    caches: &super::cache::Caches,
+    ws: &super::workspaces::WorkspaceId,
+) -> Result<std::sync::Arc<Overrides>, super::ServiceError> {
+    if let Some(found) = caches.prices(ws.as_str()) {
+        return Ok(found);
+    }
+    let loaded = std::sync::Arc::new(overrides(db, ws).await?);
+    caches.put_prices(ws.as_str(), std::sync::Arc::clone(&loaded));
+    Ok(loaded)
 }

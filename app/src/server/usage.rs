@@ -163,9 +163,21 @@ struct Rollup {
     cost_nanos: i64,
     unpriced: i64,
     latency_ms_sum: i64,
+    latency_hist: Vec<i64>,
+    ttft_hist: Vec<i64>,
+    zeros: Vec<i64>,
 }
 
 pub const DAY_MS: i64 = 86_400_000;
+
+/// Upper bounds (inclusive) of the latency histogram buckets kept in the rollups, in ms; the
+/// last bucket takes everything above.
+pub const LATENCY_BUCKETS_MS: [i64; 14] = [5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10_000, 25_000, 60_000, 120_000];
+pub const HIST_LEN: usize = LATENCY_BUCKETS_MS.len() + 1;
+
+pub fn bucket(ms: i64) -> usize {
+    LATENCY_BUCKETS_MS.iter().position(|bound| ms <= *bound).unwrap_or(LATENCY_BUCKETS_MS.len())
+}
 
 fn rollups(batch: &[UsageRecord]) -> Vec<Rollup> {
     let mut by_key: HashMap<String, Rollup> = HashMap::new();
@@ -188,6 +200,9 @@ fn rollups(batch: &[UsageRecord]) -> Vec<Rollup> {
             cost_nanos: 0,
             unpriced: 0,
             latency_ms_sum: 0,
+            latency_hist: vec![0; HIST_LEN],
+            ttft_hist: vec![0; HIST_LEN],
+            zeros: vec![0; HIST_LEN],
         });
         entry.requests += 1;
         entry.errors += i64::from(!r.ok);
@@ -198,6 +213,10 @@ fn rollups(batch: &[UsageRecord]) -> Vec<Rollup> {
             None => entry.unpriced += 1,
         }
         entry.latency_ms_sum += r.latency_ms;
+        entry.latency_hist[bucket(r.latency_ms)] += 1;
+        if let Some(ttft) = r.ttft_ms {
+            entry.ttft_hist[bucket(ttft)] += 1;
+        }
     }
     by_key.into_values().collect()
 }
@@ -219,7 +238,9 @@ pub async fn write(db: &Db, batch: &[UsageRecord]) -> Result<(), surrealdb::Erro
                     completion_tokens = (completion_tokens ?? 0) + $r.completion_tokens,
                     cost_nanos = (cost_nanos ?? 0) + $r.cost_nanos,
                     unpriced = (unpriced ?? 0) + $r.unpriced,
-                    latency_ms_sum = (latency_ms_sum ?? 0) + $r.latency_ms_sum
+                    latency_ms_sum = (latency_ms_sum ?? 0) + $r.latency_ms_sum,
+                    latency_hist = vector::add(latency_hist ?? $r.zeros, $r.latency_hist),
+                    ttft_hist = vector::add(ttft_hist ?? $r.zeros, $r.ttft_hist)
                 RETURN NONE;
              };
              COMMIT TRANSACTION;",

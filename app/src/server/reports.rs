@@ -1,0 +1,455 @@
+//! What the usage tab and the usage API read: totals, percentiles and breakdowns from the per-day
+//! rollups (fast however many requests a workspace makes), and the request log from the raw
+//! records (one index range per page). Every query is scoped by the workspace.
+
+use std::collections::HashMap;
+
+use surrealdb::types::SurrealValue;
+
+use super::db::Db;
+use super::error::ServiceError;
+use super::usage::{DAY_MS, HIST_LEN, LATENCY_BUCKETS_MS};
+use super::workspaces::WorkspaceId;
+use crate::types::{
+    GroupBy, Period, RequestFilter, RequestPage, RequestRow, SeriesPoint, StatusFilter, UsageGroup, UsageSummary,
+};
+
+pub const MAX_PAGE: usize = 500;
+
+#[derive(SurrealValue, Default)]
+struct Totals {
+    requests: Option<i64>,
+    errors: Option<i64>,
+    prompt_tokens: Option<i64>,
+    completion_tokens: Option<i64>,
+    cost_nanos: Option<i64>,
+    unpriced: Option<i64>,
+}
+
+#[derive(SurrealValue)]
+struct Hists {
+    latency_hist: Vec<i64>,
+    ttft_hist: Vec<i64>,
+}
+
+/// The percentile `q` (0..1) of a histogram, as the upper bound of the bucket it falls in.
+pub fn percentile(hist: &[i64], q: f64) -> Option<i64> {
+    let total: i64 = hist.iter().sum();
+    if total == 0 {
+        return None;
+    }
+    let rank = ((total as f64) * q).ceil().max(1.0) as i64;
+    let mut seen = 0;
+    for (i, count) in hist.iter().enumerate() {
+        seen += count;
+        if seen >= rank {
+            // The open-ended last bucket reports the last bound.
+            return Some(LATENCY_BUCKETS_MS.get(i).copied().unwrap_or(LATENCY_BUCKETS_MS[LATENCY_BUCKETS_MS.len() - 1]));
+        }
+    }
+    None
+}
+
+fn day_range(period: &Period) -> (i64, i64) {
+    (period.from_day, period.to_day)
+}
+
+/// Totals and percentiles for the period.
+pub async fn summary(db: &Db, ws: &WorkspaceId, period: &Period) -> Result<UsageSummary, ServiceError> {
+    let (from, to) = day_range(period);
+    let mut response = db
+        .query(
+            "SELECT math::sum(requests) AS requests, math::sum(errors) AS errors, math::sum(prompt_tokens) AS prompt_tokens,
+                    math::sum(completion_tokens) AS completion_tokens, math::sum(cost_nanos) AS cost_nanos, math::sum(unpriced) AS unpriced
+             FROM usage_daily WHERE workspace = $ws AND day >= $from AND day <= $to GROUP ALL;
+             SELECT latency_hist, ttft_hist FROM usage_daily WHERE workspace = $ws AND day >= $from AND day <= $to;",
+        )
+        .bind(("ws", ws.as_str().to_owned()))
+        .bind(("from", from))
+        .bind(("to", to))
+        .await?;
+    let totals: Totals = response.take::<Option<Totals>>(0)?.unwrap_or_default();
+    let hists: Vec<Hists> = response.take(1)?;
+    let mut latency = vec![0i64; HIST_LEN];
+    let mut ttft = vec![0i64; HIST_LEN];
+    for h in &hists {
+        for (acc, v) in latency.iter_mut().zip(&h.latency_hist) {
+            *acc += v;
+        }
+        for (acc, v) in ttft.iter_mut().zip(&h.ttft_hist) {
+            *acc += v;
+        }
+    }
+    let requests = totals.requests.unwrap_or(0);
+    let unpriced = totals.unpriced.unwrap_or(0);
+    Ok(UsageSummary {
+        from_day: from,
+        to_day: to,
+        requests,
+        errors: totals.errors.unwrap_or(0),
+        prompt_tokens: totals.prompt_tokens.unwrap_or(0),
+        completion_tokens: totals.completion_tokens.unwrap_or(0),
+        // Unknown is not zero: no cost when nothing was priced.
+        cost_nanos: (requests > unpriced).then(|| totals.cost_nanos.unwrap_or(0)),
+        unpriced_requests: unpriced,
+        latency_p50_ms: percentile(&latency, 0.50),
+        latency_p95_ms: percentile(&latency, 0.95),
+        ttft_p50_ms: percentile(&ttft, 0.50),
+    })
+}
+
+#[derive(SurrealValue)]
+struct GroupRow {
+    dim: String,
+    requests: Option<i64>,
+    errors: Option<i64>,
+    prompt_tokens: Option<i64>,
+    completion_tokens: Option<i64>,
+    cost_nanos: Option<i64>,
+    unpriced: Option<i64>,
+}
+
+#[derive(SurrealValue)]
+struct DayRow {
+    day: i64,
+    requests: Option<i64>,
+    errors: Option<i64>,
+    prompt_tokens: Option<i64>,
+    completion_tokens: Option<i64>,
+    cost_nanos: Option<i64>,
+    unpriced: Option<i64>,
+}
+
+/// The rollup column a dimension groups by. Fixed strings only: never input.
+fn dimension(by: GroupBy) -> &'static str {
+    match by {
+        GroupBy::Day => "day",
+        GroupBy::Model => "model",
+        GroupBy::Provider => "provider_id",
+        GroupBy::Key => "key_id",
+    }
+}
+
+/// Totals per day, model, provider or key. `labels` turns provider and key ids into names.
+pub async fn grouped(
+    db: &Db,
+    ws: &WorkspaceId,
+    period: &Period,
+    by: GroupBy,
+    labels: &HashMap<String, String>,
+) -> Result<Vec<UsageGroup>, ServiceError> {
+    let (from, to) = day_range(period);
+    let sums = "math::sum(requests) AS requests, math::sum(errors) AS errors, math::sum(prompt_tokens) AS prompt_tokens, \
+                math::sum(completion_tokens) AS completion_tokens, math::sum(cost_nanos) AS cost_nanos, math::sum(unpriced) AS unpriced";
+    let group = |key: String, label: String, requests: i64, errors: i64, prompt: i64, completion: i64, cost: i64, unpriced: i64| UsageGroup {
+        key,
+        label,
+        requests,
+        errors,
+        prompt_tokens: prompt,
+        completion_tokens: completion,
+        cost_nanos: (requests > unpriced).then_some(cost),
+        unpriced_requests: unpriced,
+    };
+    if by == GroupBy::Day {
+        let mut response = db
+            .query(format!("SELECT day, {sums} FROM usage_daily WHERE workspace = $ws AND day >= $from AND day <= $to GROUP BY day ORDER BY day ASC"))
+            .bind(("ws", ws.as_str().to_owned()))
+            .bind(("from", from))
+            .bind(("to", to))
+            .await?;
+        let rows: Vec<DayRow> = response.take(0)?;
+        return Ok(rows
+            .into_iter()
+            .map(|r| {
+                group(
+                    r.day.to_string(),
+                    crate::types::format_day(r.day),
+                    r.requests.unwrap_or(0),
+                    r.errors.unwrap_or(0),
+                    r.prompt_tokens.unwrap_or(0),
+                    r.completion_tokens.unwrap_or(0),
+                    r.cost_nanos.unwrap_or(0),
+                    r.unpriced.unwrap_or(0),
+                )
+            })
+            .collect());
+    }
+    let column = dimension(by);
+    let mut response = db
+        .query(format!(
+            "SELECT {column} AS dim, {sums} FROM usage_daily WHERE workspace = $ws AND day >= $from AND day <= $to GROUP BY dim"
+        ))
+        .bind(("ws", ws.as_str().to_owned()))
+        .bind(("from", from))
+        .bind(("to", to))
+        .await?;
+    let rows: Vec<GroupRow> = response.take(0)?;
+    let mut groups: Vec<UsageGroup> = rows
+        .into_iter()
+        .map(|r| {
+            let label = labels.get(&r.dim).cloned().unwrap_or_else(|| if r.dim.is_empty() { "(none)".into() } else { r.dim.clone() });
+            group(
+                r.dim,
+                label,
+                r.requests.unwrap_or(0),
+                r.errors.unwrap_or(0),
+                r.prompt_tokens.unwrap_or(0),
+                r.completion_tokens.unwrap_or(0),
+                r.cost_nanos.unwrap_or(0),
+                r.unpriced.unwrap_or(0),
+            )
+        })
+        .collect();
+    groups.sort_by(|a, b| b.requests.cmp(&a.requests).then_with(|| a.label.cmp(&b.label)));
+    Ok(groups)
+}
+
+#[derive(SurrealValue)]
+struct SeriesRow {
+    day: i64,
+    dim: String,
+    requests: Option<i64>,
+    cost_nanos: Option<i64>,
+}
+
+/// Requests and cost per day, broken down by a dimension (for the stacked charts).
+pub async fn series(
+    db: &Db,
+    ws: &WorkspaceId,
+    period: &Period,
+    by: GroupBy,
+    labels: &HashMap<String, String>,
+) -> Result<Vec<SeriesPoint>, ServiceError> {
+    let (from, to) = day_range(period);
+    let column = match by {
+        GroupBy::Day => "model",
+        other => dimension(other),
+    };
+    let mut response = db
+        .query(format!(
+            "SELECT day, {column} AS dim, math::sum(requests) AS requests, math::sum(cost_nanos) AS cost_nanos
+             FROM usage_daily WHERE workspace = $ws AND day >= $from AND day <= $to GROUP BY day, dim ORDER BY day ASC"
+        ))
+        .bind(("ws", ws.as_str().to_owned()))
+        .bind(("from", from))
+        .bind(("to", to))
+        .await?;
+    let rows: Vec<SeriesRow> = response.take(0)?;
+    Ok(rows
+        .into_iter()
+        .map(|r| SeriesPoint {
+            day: r.day,
+            label: labels.get(&r.dim).cloned().unwrap_or_else(|| if r.dim.is_empty() { "(none)".into() } else { r.dim.clone() }),
+            requests: r.requests.unwrap_or(0),
+            cost_nanos: r.cost_nanos.unwrap_or(0),
+        })
+        .collect())
+}
+
+#[derive(SurrealValue)]
+struct LogRow {
+    ts: i64,
+    request_id: String,
+    key_id: String,
+    provider_id: Option<String>,
+    provider_label: Option<String>,
+    model: String,
+    endpoint: String,
+    stream: bool,
+    status: i64,
+    ok: bool,
+    error_class: Option<String>,
+    attempts: i64,
+    prompt_tokens: i64,
+    completion_tokens: i64,
+    cost_nanos: Option<i64>,
+    latency_ms: i64,
+    ttft_ms: Option<i64>,
+}
+
+/// The filter conditions, as fixed fragments with bound values.
+fn conditions(filter: &RequestFilter) -> String {
+    let mut sql = String::new();
+    if filter.key.is_some() {
+        sql.push_str(" AND key_id = $key");
+    }
+    if filter.provider.is_some() {
+        sql.push_str(" AND provider_id = $provider");
+    }
+    if filter.model.is_some() {
+        sql.push_str(" AND model = $model");
+    }
+    sql
+}
+
+/// One page of the request log, newest first, with the number of records matching the filters.
+pub async fn requests(
+    db: &Db,
+    ws: &WorkspaceId,
+    filter: &RequestFilter,
+    keys: &HashMap<String, String>,
+    limit: usize,
+    cursor: Option<&str>,
+) -> Result<RequestPage, ServiceError> {
+    let limit = limit.clamp(1, MAX_PAGE);
+    let (from, to) = day_range(&filter.period);
+    let (from_ts, to_ts) = (from, to + DAY_MS);
+    let mut sql = format!("SELECT * OMIT id FROM usage WHERE workspace = $ws AND ts >= $from AND ts < $to{}", conditions(filter));
+    match filter.status {
+        StatusFilter::Any => {}
+        StatusFilter::Ok => sql.push_str(" AND ok = true"),
+        StatusFilter::Error => sql.push_str(" AND ok = false"),
+        StatusFilter::Code(_) => sql.push_str(" AND status = $status"),
+    }
+    let cursor = cursor.and_then(parse_cursor);
+    if cursor.is_some() {
+        sql.push_str(" AND (ts < $cursor_ts OR (ts = $cursor_ts AND request_id < $cursor_id))");
+    }
+    sql.push_str(" ORDER BY ts DESC, request_id DESC LIMIT $limit");
+    let status_code = match filter.status {
+        StatusFilter::Code(code) => i64::from(code),
+        StatusFilter::Any | StatusFilter::Ok | StatusFilter::Error => 0,
+    };
+    let (cursor_ts, cursor_id) = cursor.unwrap_or((0, String::new()));
+    let mut response = db
+        .query(sql)
+        .bind(("ws", ws.as_str().to_owned()))
+        .bind(("from", from_ts))
+        .bind(("to", to_ts))
+        .bind(("key", filter.key.clone().unwrap_or_default()))
+        .bind(("provider", filter.provider.clone().unwrap_or_default()))
+        .bind(("model", filter.model.clone().unwrap_or_default()))
+        .bind(("status", status_code))
+        .bind(("cursor_ts", cursor_ts))
+        .bind(("cursor_id", cursor_id))
+        // One more than asked, to know whether there is a next page.
+        .bind(("limit", i64::try_from(limit + 1).unwrap_or(i64::MAX)))
+        .await?;
+    let mut rows: Vec<LogRow> = response.take(0)?;
+    let next_cursor = if rows.len() > limit {
+        rows.truncate(limit);
+        rows.last().map(|r| format!("{}_{}", r.ts, r.request_id))
+    } else {
+        None
+    };
+    let total = count(db, ws, filter).await?;
+    let data = rows
+        .into_iter()
+        .map(|r| RequestRow {
+            key_name: keys.get(&r.key_id).cloned().unwrap_or_else(|| "(deleted key)".into()),
+            ts: r.ts,
+            request_id: r.request_id,
+            key_id: r.key_id,
+            provider_id: r.provider_id,
+            provider_label: r.provider_label,
+            model: r.model,
+            endpoint: r.endpoint,
+            stream: r.stream,
+            status: r.status,
+            ok: r.ok,
+            error_class: r.error_class,
+            attempts: r.attempts,
+            prompt_tokens: r.prompt_tokens,
+            completion_tokens: r.completion_tokens,
+            cost_nanos: r.cost_nanos,
+            latency_ms: r.latency_ms,
+            ttft_ms: r.ttft_ms,
+        })
+        .collect();
+    Ok(RequestPage { data, total, next_cursor })
+}
+
+fn parse_cursor(raw: &str) -> Option<(i64, String)> {
+    let (ts, id) = raw.split_once('_')?;
+    let ts = ts.parse().ok()?;
+    (id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')).then(|| (ts, id.to_owned()))
+}
+
+/// How many records match: from the rollups unless the filter needs a status code they do not
+/// keep, then from the raw records.
+async fn count(db: &Db, ws: &WorkspaceId, filter: &RequestFilter) -> Result<i64, ServiceError> {
+    let (from, to) = day_range(&filter.period);
+    #[derive(SurrealValue)]
+    struct Count {
+        n: Option<i64>,
+        e: Option<i64>,
+    }
+    let use_rollups = !matches!(filter.status, StatusFilter::Code(_));
+    let sql = if use_rollups {
+        let conds = conditions(filter);
+        format!(
+            "SELECT math::sum(requests) AS n, math::sum(errors) AS e FROM usage_daily WHERE workspace = $ws AND day >= $from AND day <= $to{conds} GROUP ALL"
+        )
+    } else {
+        format!(
+            "SELECT count() AS n, 0 AS e FROM usage WHERE workspace = $ws AND ts >= $from AND ts < $to{} AND status = $status GROUP ALL",
+            conditions(filter)
+        )
+    };
+    let (lo, hi) = if use_rollups { (from, to) } else { (from, to + DAY_MS) };
+    let status_code = match filter.status {
+        StatusFilter::Code(code) => i64::from(code),
+        StatusFilter::Any | StatusFilter::Ok | StatusFilter::Error => 0,
+    };
+    let mut response = db
+        .query(sql)
+        .bind(("ws", ws.as_str().to_owned()))
+        .bind(("from", lo))
+        .bind(("to", hi))
+        .bind(("key", filter.key.clone().unwrap_or_default()))
+        .bind(("provider", filter.provider.clone().unwrap_or_default()))
+        .bind(("model", filter.model.clone().unwrap_or_default()))
+        .bind(("status", status_code))
+        .await?;
+    let row: Option<Count> = response.take(0)?;
+    let (n, e) = row.map_or((0, 0), |c| (c.n.unwrap_or(0), c.e.unwrap_or(0)));
+    Ok(match filter.status {
+        StatusFilter::Any | StatusFilter::Code(_) => n,
+        StatusFilter::Ok => n - e,
+        StatusFilter::Error => e,
+    })
+}
+
+/// Deletes request records older than the retention, in bounded batches. Rollups are kept.
+pub async fn prune(db: &Db, older_than_ms: i64) -> Result<usize, ServiceError> {
+    #[derive(SurrealValue)]
+    struct Id {
+        id: surrealdb::types::RecordId,
+    }
+    let mut removed = 0;
+    loop {
+        let mut response = db.query("SELECT id FROM usage WHERE ts < $cutoff LIMIT 5000").bind(("cutoff", older_than_ms)).await?;
+        let ids: Vec<Id> = response.take(0)?;
+        if ids.is_empty() {
+            return Ok(removed);
+        }
+        let ids: Vec<surrealdb::types::RecordId> = ids.into_iter().map(|i| i.id).collect();
+        removed += ids.len();
+        db.query("DELETE $ids RETURN NONE").bind(("ids", ids)).await?.check()?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_from_buckets() {
+        let mut hist = vec![0; HIST_LEN];
+        hist[4] = 50; // <= 100 ms
+        hist[7] = 45; // <= 1000 ms
+        hist[10] = 5; // <= 10 s
+        assert_eq!(percentile(&hist, 0.5), Some(100));
+        assert_eq!(percentile(&hist, 0.95), Some(1000));
+        assert_eq!(percentile(&hist, 0.99), Some(10_000));
+        assert_eq!(percentile(&vec![0; HIST_LEN], 0.5), None);
+    }
+
+    #[test]
+    fn cursors_parse_strictly() {
+        assert_eq!(parse_cursor("1700_req_abc"), Some((1700, "req_abc".into())));
+        assert_eq!(parse_cursor("x_req"), None);
+        assert_eq!(parse_cursor("1_a'b"), None);
+    }
+}
