@@ -82,6 +82,7 @@ impl Application {
             app::server::cache::spawn_invalidation(state.db.clone(), state.caches.clone(), shutdown.clone()).await,
         );
         background.push(spawn_last_used_flusher(state.clone(), shutdown.clone()));
+        background.push(spawn_retention(state.clone(), shutdown.clone()));
 
         let sessions = SessionManagerLayer::new(store)
             .with_name("perpetuo_session")
@@ -92,6 +93,7 @@ impl Application {
 
         let routes = generate_route_list(App);
         let dashboard = Router::new()
+            .route("/usage/export.csv", get(crate::web::usage_csv))
             .leptos_routes_with_context(&state, routes, || {}, {
                 let options = state.leptos_options.clone();
                 move || shell(options.clone())
@@ -246,6 +248,26 @@ fn spawn_last_used_flusher(state: AppState, shutdown: CancellationToken) -> Join
             }
             if stopping {
                 break;
+            }
+        }
+    })
+}
+
+/// Deletes request records older than `USAGE_RETENTION_DAYS`, at start and then hourly.
+fn spawn_retention(state: AppState, shutdown: CancellationToken) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut interval = tokio::time::interval(Duration::from_secs(3600));
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = interval.tick() => {
+                    let cutoff = app::server::db::now_ms() - i64::from(state.settings.usage_retention_days) * app::types::DAY_MS;
+                    match app::server::reports::prune(&state.db, cutoff).await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(records = n, "pruned request records past the retention period"),
+                        Err(e) => e.log_if_internal(),
+                    }
+                }
             }
         }
     })

@@ -77,3 +77,118 @@ pub async fn security_headers(request: Request, next: Next) -> Response {
     headers.insert("referrer-policy", HeaderValue::from_static("same-origin"));
     response
 }
+
+/// `GET /usage/export.csv`: the request log with the tab's filters, as CSV, for the signed-in
+/// workspace. Cells a spreadsheet would run as a formula are neutralised.
+pub async fn usage_csv(
+    axum::extract::State(state): axum::extract::State<app::server::AppState>,
+    session: Session,
+    axum::extract::Query(q): axum::extract::Query<app::api::usage::UsageQuery>,
+) -> Response {
+    let (_, ws) = match app::server::sessions::current_workspace(&state.db, &session).await {
+        Ok(Some(found)) => found,
+        Ok(None) => return Redirect::to("/signin").into_response(),
+        Err(e) => {
+            e.log_if_internal();
+            return (StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong on our side.").into_response();
+        }
+    };
+    let filter = match app::api::usage::parse_filter(&q, app::server::db::now_ms()) {
+        Ok(filter) => filter,
+        Err(e) => return (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+    };
+    match csv(&state, &ws, &filter).await {
+        Ok(body) => (
+            [
+                (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+                (header::CONTENT_DISPOSITION, "attachment; filename=\"perpetuo-requests.csv\""),
+            ],
+            body,
+        )
+            .into_response(),
+        Err(e) => {
+            e.log_if_internal();
+            (e.status_code(), e.public_message()).into_response()
+        }
+    }
+}
+
+/// Most rows one export holds.
+const CSV_MAX_ROWS: usize = 100_000;
+
+async fn csv(
+    state: &app::server::AppState,
+    ws: &app::server::workspaces::WorkspaceId,
+    filter: &app::types::RequestFilter,
+) -> Result<String, app::server::ServiceError> {
+    let keys: std::collections::HashMap<String, String> =
+        app::server::api_keys::list(&state.db, ws).await?.into_iter().map(|k| (k.id, k.name)).collect();
+    let mut out = String::from(
+        "time_utc,request_id,key,provider,model,endpoint,stream,status,ok,error_class,attempts,prompt_tokens,completion_tokens,cost_usd,latency_ms,ttft_ms\n",
+    );
+    let mut cursor: Option<String> = None;
+    let mut rows = 0;
+    loop {
+        let page = app::server::reports::requests(
+            &state.db,
+            ws,
+            filter,
+            &keys,
+            app::server::reports::MAX_PAGE,
+            cursor.as_deref(),
+        )
+        .await?;
+        for r in &page.data {
+            let cells = [
+                app::types::format_ts(r.ts),
+                r.request_id.clone(),
+                r.key_name.clone(),
+                r.provider_label.clone().unwrap_or_default(),
+                r.model.clone(),
+                r.endpoint.clone(),
+                r.stream.to_string(),
+                r.status.to_string(),
+                r.ok.to_string(),
+                r.error_class.clone().unwrap_or_default(),
+                r.attempts.to_string(),
+                r.prompt_tokens.to_string(),
+                r.completion_tokens.to_string(),
+                r.cost_nanos.map(|n| format!("{:.9}", n as f64 / 1e9)).unwrap_or_default(),
+                r.latency_ms.to_string(),
+                r.ttft_ms.map(|t| t.to_string()).unwrap_or_default(),
+            ];
+            out.push_str(&cells.iter().map(|c| csv_cell(c)).collect::<Vec<_>>().join(","));
+            out.push('\n');
+        }
+        rows += page.data.len();
+        match page.next_cursor {
+            Some(next) if rows < CSV_MAX_ROWS => cursor = Some(next),
+            _ => return Ok(out),
+        }
+    }
+}
+
+/// One CSV cell: quoted when needed, and never a formula.
+pub fn csv_cell(value: &str) -> String {
+    let value = if value.starts_with(['=', '+', '-', '@', '\t', '\r']) && value.parse::<f64>().is_err() {
+        format!("'{value}")
+    } else {
+        value.to_owned()
+    };
+    if value.contains([',', '"', '\n', '\r']) { format!("\"{}\"", value.replace('"', "\"\"")) } else { value }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::csv_cell;
+
+    #[test]
+    fn csv_cells_are_quoted_and_defused() {
+        assert_eq!(csv_cell("plain"), "plain");
+        assert_eq!(csv_cell("a,b"), "\"a,b\"");
+        assert_eq!(csv_cell("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(csv_cell("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
+        assert_eq!(csv_cell("-12.5"), "-12.5", "numbers stay numbers");
+        assert_eq!(csv_cell("@cmd"), "'@cmd");
+    }
+}

@@ -744,3 +744,21 @@ pub struct PriceOverride {
     pub output_per_million: f64,
     pub updated_at: i64,
 }
+
+/// `a=b&c=d`, percent-encoded; pairs with empty values are left out.
+pub fn query_string(pairs: &[(&str, &str)]) -> String {
+    fn encode(s: &str) -> String {
+        s.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => char::from(b).to_string(),
+                _ => format!("%{b:02X}"),
+            })
+            .collect()
+    }
+    pairs
+        .iter()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}

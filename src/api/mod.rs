@@ -4,6 +4,7 @@
 mod auth;
 mod keys;
 mod providers;
+pub mod usage;
 mod workspaces;
 
 use axum::Router;
@@ -28,6 +29,9 @@ pub fn router() -> Router<AppState> {
         .route("/keys", get(keys::list).post(keys::create))
         .route("/keys/{id}/revoke", post(keys::revoke))
         .route("/keys/{id}", axum::routing::delete(keys::delete))
+        .route("/usage", get(usage::usage))
+        .route("/requests", get(usage::requests))
+        .route("/prices", get(usage::list_prices).post(usage::set_price).delete(usage::delete_price))
         .fallback(|| async { ApiError(ServiceError::NotFound("route")) })
 }
 
@@ -90,6 +94,22 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
                 Err(ApiError(ServiceError::Invalid(message)))
             }
         }
+    }
+}
+
+/// A query string whose rejection is an API error.
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Query(value)| Self(value))
+            .map_err(|rejection| {
+                ApiError(ServiceError::Invalid(format!("The query string does not fit: {}", rejection.body_text())))
+            })
     }
 }
 

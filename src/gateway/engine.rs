@@ -467,12 +467,22 @@ fn record(
 }
 
 trait Priced {
-    fn priced(self, state: &AppState, overrides: &app::server::prices::Overrides, provider: Option<&OpenedProvider>) -> Self;
+    fn priced(
+        self,
+        state: &AppState,
+        overrides: &app::server::prices::Overrides,
+        provider: Option<&OpenedProvider>,
+    ) -> Self;
 }
 
 impl Priced for UsageRecord {
     /// Fills in the cost once the token counts are known (call again after setting them).
-    fn priced(mut self, state: &AppState, overrides: &app::server::prices::Overrides, provider: Option<&OpenedProvider>) -> Self {
+    fn priced(
+        mut self,
+        state: &AppState,
+        overrides: &app::server::prices::Overrides,
+        provider: Option<&OpenedProvider>,
+    ) -> Self {
         self.cost_nanos = provider.and_then(|p| {
             let (_, bare) = route(&self.model);
             state

@@ -9,7 +9,7 @@ use tower_sessions::Session;
 use crate::error::AppError;
 use crate::server::ratelimit::ClientIp;
 use crate::server::sessions::{USER_ID, WORKSPACE_ID};
-use crate::server::workspaces::{self, WorkspaceId};
+use crate::server::workspaces::WorkspaceId;
 use crate::server::{AppState, ServiceError};
 
 pub fn state() -> Result<AppState, AppError> {
@@ -36,24 +36,9 @@ pub async fn user_id(session: &Session) -> Result<String, AppError> {
     session.get::<String>(USER_ID).await.map_err(session_error)?.ok_or(AppError::Unauthenticated)
 }
 
-/// The session's workspace after a fresh membership check; falls back to the user's first
-/// workspace when the stored one is gone (left or deleted).
+/// The session's user and workspace, membership checked (see `sessions::current_workspace`).
 pub async fn workspace(state: &AppState, session: &Session) -> Result<(String, WorkspaceId), AppError> {
-    let user_id = user_id(session).await?;
-    let stored = session.get::<String>(WORKSPACE_ID).await.map_err(session_error)?;
-    if let Some(ws) = stored {
-        match workspaces::authorize(&state.db, &user_id, &ws).await {
-            Ok(ws) => return Ok((user_id, ws)),
-            Err(ServiceError::NotFound(_)) => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    let ws = crate::server::accounts::default_workspace(&state.db, &user_id).await.map_err(|e| match e {
-        ServiceError::NotFound(_) => AppError::Unauthenticated,
-        other => other.into(),
-    })?;
-    session.insert(WORKSPACE_ID, ws.as_str()).await.map_err(session_error)?;
-    Ok((user_id, ws))
+    crate::server::sessions::current_workspace(&state.db, session).await?.ok_or(AppError::Unauthenticated)
 }
 
 /// Signs the session in: new session id (no fixation), user and workspace stored.
@@ -88,19 +73,6 @@ pub fn is_plain_form_post() -> bool {
             parts.headers.get(http::header::ACCEPT).and_then(|v| v.to_str().ok()).map(|a| a.contains("text/html"))
         })
         .unwrap_or(false)
-}
-
-/// `a=b&c=d`, percent-encoded.
-pub fn encode_query(pairs: &[(&str, &str)]) -> String {
-    fn encode(s: &str) -> String {
-        s.bytes()
-            .map(|b| match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => char::from(b).to_string(),
-                _ => format!("%{b:02X}"),
-            })
-            .collect()
-    }
-    pairs.iter().map(|(k, v)| format!("{}={}", encode(k), encode(v))).collect::<Vec<_>>().join("&")
 }
 
 const CREATED_KEY: &str = "created_key";

@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod keys;
 pub mod providers;
+pub mod usage;
 
 #[cfg(feature = "ssr")]
 pub(crate) mod ctx;

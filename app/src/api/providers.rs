@@ -105,7 +105,7 @@ pub async fn test_provider(id: String) -> Result<ProviderTestResult, AppError> {
     if ctx::is_plain_form_post() {
         let query =
             [("tested", id.as_str()), ("ok", if result.ok { "1" } else { "0" }), ("message", result.message.as_str())];
-        leptos_axum::redirect(&format!("/providers?{}", ctx::encode_query(&query)));
+        leptos_axum::redirect(&format!("/providers?{}", crate::types::query_string(&query)));
     }
     Ok(result)
 }

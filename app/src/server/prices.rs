@@ -157,7 +157,10 @@ pub async fn list_overrides(
 }
 
 /// The overrides as a lookup table for pricing requests.
-pub async fn overrides(db: &super::db::Db, ws: &super::workspaces::WorkspaceId) -> Result<Overrides, super::ServiceError> {
+pub async fn overrides(
+    db: &super::db::Db,
+    ws: &super::workspaces::WorkspaceId,
+) -> Result<Overrides, super::ServiceError> {
     Ok(list_overrides(db, ws)
         .await?
         .into_iter()

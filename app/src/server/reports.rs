@@ -44,7 +44,9 @@ pub fn percentile(hist: &[i64], q: f64) -> Option<i64> {
         seen += count;
         if seen >= rank {
             // The open-ended last bucket reports the last bound.
-            return Some(LATENCY_BUCKETS_MS.get(i).copied().unwrap_or(LATENCY_BUCKETS_MS[LATENCY_BUCKETS_MS.len() - 1]));
+            return Some(
+                LATENCY_BUCKETS_MS.get(i).copied().unwrap_or(LATENCY_BUCKETS_MS[LATENCY_BUCKETS_MS.len() - 1]),
+            );
         }
     }
     None
@@ -141,7 +143,14 @@ pub async fn grouped(
     let (from, to) = day_range(period);
     let sums = "math::sum(requests) AS requests, math::sum(errors) AS errors, math::sum(prompt_tokens) AS prompt_tokens, \
                 math::sum(completion_tokens) AS completion_tokens, math::sum(cost_nanos) AS cost_nanos, math::sum(unpriced) AS unpriced";
-    let group = |key: String, label: String, requests: i64, errors: i64, prompt: i64, completion: i64, cost: i64, unpriced: i64| UsageGroup {
+    let group = |key: String,
+                 label: String,
+                 requests: i64,
+                 errors: i64,
+                 prompt: i64,
+                 completion: i64,
+                 cost: i64,
+                 unpriced: i64| UsageGroup {
         key,
         label,
         requests,
@@ -188,7 +197,10 @@ pub async fn grouped(
     let mut groups: Vec<UsageGroup> = rows
         .into_iter()
         .map(|r| {
-            let label = labels.get(&r.dim).cloned().unwrap_or_else(|| if r.dim.is_empty() { "(none)".into() } else { r.dim.clone() });
+            let label = labels
+                .get(&r.dim)
+                .cloned()
+                .unwrap_or_else(|| if r.dim.is_empty() { "(none)".into() } else { r.dim.clone() });
             group(
                 r.dim,
                 label,
@@ -240,7 +252,10 @@ pub async fn series(
         .into_iter()
         .map(|r| SeriesPoint {
             day: r.day,
-            label: labels.get(&r.dim).cloned().unwrap_or_else(|| if r.dim.is_empty() { "(none)".into() } else { r.dim.clone() }),
+            label: labels
+                .get(&r.dim)
+                .cloned()
+                .unwrap_or_else(|| if r.dim.is_empty() { "(none)".into() } else { r.dim.clone() }),
             requests: r.requests.unwrap_or(0),
             cost_nanos: r.cost_nanos.unwrap_or(0),
         })
@@ -295,7 +310,8 @@ pub async fn requests(
     let limit = limit.clamp(1, MAX_PAGE);
     let (from, to) = day_range(&filter.period);
     let (from_ts, to_ts) = (from, to + DAY_MS);
-    let mut sql = format!("SELECT * OMIT id FROM usage WHERE workspace = $ws AND ts >= $from AND ts < $to{}", conditions(filter));
+    let mut sql =
+        format!("SELECT * OMIT id FROM usage WHERE workspace = $ws AND ts >= $from AND ts < $to{}", conditions(filter));
     match filter.status {
         StatusFilter::Any => {}
         StatusFilter::Ok => sql.push_str(" AND ok = true"),
@@ -419,7 +435,8 @@ pub async fn prune(db: &Db, older_than_ms: i64) -> Result<usize, ServiceError> {
     }
     let mut removed = 0;
     loop {
-        let mut response = db.query("SELECT id FROM usage WHERE ts < $cutoff LIMIT 5000").bind(("cutoff", older_than_ms)).await?;
+        let mut response =
+            db.query("SELECT id FROM usage WHERE ts < $cutoff LIMIT 5000").bind(("cutoff", older_than_ms)).await?;
         let ids: Vec<Id> = response.take(0)?;
         if ids.is_empty() {
             return Ok(removed);

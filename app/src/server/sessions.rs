@@ -17,6 +17,35 @@ use super::db::Db;
 pub const USER_ID: &str = "user_id";
 pub const WORKSPACE_ID: &str = "workspace_id";
 
+/// The signed-in user and their current workspace (re-checked: membership is proven, not
+/// assumed); falls back to the user's first workspace when the stored one is gone. `None` when
+/// signed out.
+pub async fn current_workspace(
+    db: &Db,
+    session: &tower_sessions::Session,
+) -> Result<Option<(String, super::workspaces::WorkspaceId)>, super::ServiceError> {
+    use super::ServiceError;
+    let store_error = |e: tower_sessions::session::Error| ServiceError::Internal(format!("session store: {e}"));
+    let Some(user_id) = session.get::<String>(USER_ID).await.map_err(store_error)? else {
+        return Ok(None);
+    };
+    if let Some(ws) = session.get::<String>(WORKSPACE_ID).await.map_err(store_error)? {
+        match super::workspaces::authorize(db, &user_id, &ws).await {
+            Ok(ws) => return Ok(Some((user_id, ws))),
+            Err(ServiceError::NotFound(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    match super::accounts::default_workspace(db, &user_id).await {
+        Ok(ws) => {
+            session.insert(WORKSPACE_ID, ws.as_str()).await.map_err(store_error)?;
+            Ok(Some((user_id, ws)))
+        }
+        Err(ServiceError::NotFound(_)) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct SurrealSessionStore {
     db: Db,

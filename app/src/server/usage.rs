@@ -172,7 +172,8 @@ pub const DAY_MS: i64 = 86_400_000;
 
 /// Upper bounds (inclusive) of the latency histogram buckets kept in the rollups, in ms; the
 /// last bucket takes everything above.
-pub const LATENCY_BUCKETS_MS: [i64; 14] = [5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10_000, 25_000, 60_000, 120_000];
+pub const LATENCY_BUCKETS_MS: [i64; 14] =
+    [5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10_000, 25_000, 60_000, 120_000];
 pub const HIST_LEN: usize = LATENCY_BUCKETS_MS.len() + 1;
 
 pub fn bucket(ms: i64) -> usize {

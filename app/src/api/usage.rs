@@ -1,0 +1,141 @@
+//! Tab 4: usage, cost and the request log.
+
+use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::error::AppError;
+use crate::types::{GroupBy, Period, PriceOverride, RequestPage, SeriesPoint, StatusFilter, UsageGroup, UsageSummary};
+
+#[cfg(feature = "ssr")]
+use {super::ctx, crate::server::db::now_ms, crate::server::reports};
+
+/// The tab's query string, as typed (everything optional).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsageQuery {
+    #[serde(default)]
+    pub period: Option<String>,
+    #[serde(default)]
+    pub from: Option<String>,
+    #[serde(default)]
+    pub to: Option<String>,
+    #[serde(default)]
+    pub by: Option<String>,
+    #[serde(default)]
+    pub key: Option<String>,
+    #[serde(default)]
+    pub provider: Option<String>,
+    #[serde(default)]
+    pub model: Option<String>,
+    #[serde(default)]
+    pub status: Option<String>,
+    #[serde(default)]
+    pub cursor: Option<String>,
+}
+
+/// Something to pick in a filter.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Choice {
+    pub value: String,
+    pub label: String,
+}
+
+/// Everything the usage tab shows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UsageData {
+    pub period: Period,
+    pub by: GroupBy,
+    pub status: StatusFilter,
+    pub summary: UsageSummary,
+    pub groups: Vec<UsageGroup>,
+    pub series: Vec<SeriesPoint>,
+    pub log: RequestPage,
+    pub keys: Vec<Choice>,
+    pub providers: Vec<Choice>,
+    pub models: Vec<String>,
+    pub overrides: Vec<PriceOverride>,
+    pub prices_as_of: String,
+}
+
+#[cfg(feature = "ssr")]
+fn given(value: &Option<String>) -> Option<String> {
+    value.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned)
+}
+
+/// Parses the tab's query into a request-log filter (shared with the CSV export).
+#[cfg(feature = "ssr")]
+pub fn parse_filter(q: &UsageQuery, now: i64) -> Result<crate::types::RequestFilter, AppError> {
+    let period =
+        Period::parse(q.period.as_deref(), q.from.as_deref(), q.to.as_deref(), now).map_err(AppError::Invalid)?;
+    let status = StatusFilter::parse(q.status.as_deref()).map_err(AppError::Invalid)?;
+    Ok(crate::types::RequestFilter {
+        period,
+        key: given(&q.key),
+        provider: given(&q.provider),
+        model: given(&q.model),
+        status,
+    })
+}
+
+#[server(prefix = "/fn", endpoint = "usage_report")]
+pub async fn usage_report(q: UsageQuery) -> Result<UsageData, AppError> {
+    let (state, ws) = ctx::workspace_scope().await?;
+    let filter = parse_filter(&q, now_ms())?;
+    let by = match given(&q.by) {
+        Some(by) => GroupBy::parse(&by).map_err(AppError::Invalid)?,
+        None => GroupBy::Model,
+    };
+    let keys = crate::server::api_keys::list(&state.db, &ws).await?;
+    let providers = crate::server::providers::list(&state.db, &ws).await?;
+    let mut labels: std::collections::HashMap<String, String> =
+        keys.iter().map(|k| (k.id.clone(), k.name.clone())).collect();
+    labels.extend(providers.iter().map(|p| (p.id.clone(), p.label.clone())));
+    let key_names: std::collections::HashMap<String, String> =
+        keys.iter().map(|k| (k.id.clone(), k.name.clone())).collect();
+    let summary = reports::summary(&state.db, &ws, &filter.period).await?;
+    let groups = reports::grouped(&state.db, &ws, &filter.period, by, &labels).await?;
+    let series = reports::series(&state.db, &ws, &filter.period, by, &labels).await?;
+    let models = reports::grouped(&state.db, &ws, &filter.period, GroupBy::Model, &labels)
+        .await?
+        .into_iter()
+        .map(|g| g.key)
+        .collect();
+    let log = reports::requests(&state.db, &ws, &filter, &key_names, 50, given(&q.cursor).as_deref()).await?;
+    let overrides = crate::server::prices::list_overrides(&state.db, &ws).await?;
+    Ok(UsageData {
+        period: filter.period,
+        by,
+        status: filter.status,
+        summary,
+        groups,
+        series,
+        log,
+        keys: keys.into_iter().map(|k| Choice { value: k.id, label: k.name }).collect(),
+        providers: providers.into_iter().map(|p| Choice { value: p.id, label: p.label }).collect(),
+        models,
+        overrides,
+        prices_as_of: state.prices.as_of.clone(),
+    })
+}
+
+#[server(prefix = "/fn", endpoint = "set_price")]
+pub async fn set_price(
+    kind: String,
+    model: String,
+    input_per_million: String,
+    output_per_million: String,
+) -> Result<PriceOverride, AppError> {
+    let (state, ws) = ctx::workspace_scope().await?;
+    let number = |raw: &str| {
+        raw.trim()
+            .parse::<f64>()
+            .map_err(|_| AppError::Invalid("Prices are numbers of dollars per million tokens, such as 0.15.".into()))
+    };
+    let (input, output) = (number(&input_per_million)?, number(&output_per_million)?);
+    Ok(crate::server::prices::set_override(&state.db, &state.caches, &ws, &kind, &model, input, output).await?)
+}
+
+#[server(prefix = "/fn", endpoint = "delete_price")]
+pub async fn delete_price(kind: String, model: String) -> Result<(), AppError> {
+    let (state, ws) = ctx::workspace_scope().await?;
+    Ok(crate::server::prices::delete_override(&state.db, &state.caches, &ws, &kind, &model).await?)
+}

@@ -1,0 +1,165 @@
+//! `GET /api/v1/usage`, `GET /api/v1/requests` and the price overrides (`/api/v1/prices`).
+
+use std::collections::HashMap;
+
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use http::StatusCode;
+use serde::{Deserialize, Serialize};
+
+use app::server::db::now_ms;
+use app::server::{AppState, ServiceError, api_keys, prices, providers, reports};
+use app::types::{
+    GroupBy, Period, PriceOverride, RequestFilter, RequestPage, StatusFilter, UsageGroup, UsageSummary, format_day,
+};
+
+use super::{ApiAuth, ApiError, ApiJson, ApiQuery};
+
+#[derive(Deserialize)]
+pub struct UsageParams {
+    from: Option<String>,
+    to: Option<String>,
+    group_by: Option<String>,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+pub enum UsageAnswer {
+    Totals {
+        from: String,
+        to: String,
+        #[serde(flatten)]
+        summary: UsageSummary,
+        cost_usd: Option<f64>,
+    },
+    Groups {
+        from: String,
+        to: String,
+        group_by: &'static str,
+        data: Vec<UsageGroup>,
+    },
+}
+
+/// Provider and key ids to their names, for group labels.
+async fn labels(state: &AppState, auth: &ApiAuth) -> Result<HashMap<String, String>, ServiceError> {
+    let mut labels: HashMap<String, String> =
+        api_keys::list(&state.db, &auth.workspace).await?.into_iter().map(|k| (k.id, k.name)).collect();
+    labels.extend(providers::list(&state.db, &auth.workspace).await?.into_iter().map(|p| (p.id, p.label)));
+    Ok(labels)
+}
+
+pub async fn usage(
+    State(state): State<AppState>,
+    auth: ApiAuth,
+    ApiQuery(params): ApiQuery<UsageParams>,
+) -> Result<axum::Json<UsageAnswer>, ApiError> {
+    let period =
+        Period::parse(None, params.from.as_deref(), params.to.as_deref(), now_ms()).map_err(ServiceError::Invalid)?;
+    let (from, to) = (format_day(period.from_day), format_day(period.to_day));
+    match params.group_by.as_deref().map(str::trim).filter(|g| !g.is_empty()) {
+        None => {
+            let summary = reports::summary(&state.db, &auth.workspace, &period).await?;
+            let cost_usd = summary.cost_nanos.map(|n| n as f64 / 1e9);
+            Ok(axum::Json(UsageAnswer::Totals { from, to, summary, cost_usd }))
+        }
+        Some(raw) => {
+            let by = GroupBy::parse(raw).map_err(ServiceError::Invalid)?;
+            let data = reports::grouped(&state.db, &auth.workspace, &period, by, &labels(&state, &auth).await?).await?;
+            Ok(axum::Json(UsageAnswer::Groups { from, to, group_by: by.as_str(), data }))
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+pub struct RequestParams {
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub key: Option<String>,
+    pub provider: Option<String>,
+    pub model: Option<String>,
+    pub status: Option<String>,
+    pub limit: Option<usize>,
+    pub cursor: Option<String>,
+}
+
+pub fn filter(params: &RequestParams) -> Result<RequestFilter, ServiceError> {
+    let given = |v: &Option<String>| v.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned);
+    Ok(RequestFilter {
+        period: Period::parse(None, params.from.as_deref(), params.to.as_deref(), now_ms())
+            .map_err(ServiceError::Invalid)?,
+        key: given(&params.key),
+        provider: given(&params.provider),
+        model: given(&params.model),
+        status: StatusFilter::parse(params.status.as_deref()).map_err(ServiceError::Invalid)?,
+    })
+}
+
+pub async fn requests(
+    State(state): State<AppState>,
+    auth: ApiAuth,
+    ApiQuery(params): ApiQuery<RequestParams>,
+) -> Result<axum::Json<RequestPage>, ApiError> {
+    let filter = filter(&params)?;
+    let limit = params.limit.unwrap_or(50);
+    if limit == 0 || limit > reports::MAX_PAGE {
+        return Err(ServiceError::Invalid(format!("`limit` must be between 1 and {}.", reports::MAX_PAGE)).into());
+    }
+    let keys: HashMap<String, String> =
+        api_keys::list(&state.db, &auth.workspace).await?.into_iter().map(|k| (k.id, k.name)).collect();
+    let page = reports::requests(&state.db, &auth.workspace, &filter, &keys, limit, params.cursor.as_deref()).await?;
+    Ok(axum::Json(page))
+}
+
+#[derive(Serialize)]
+pub struct PriceList {
+    as_of: String,
+    data: Vec<PriceOverride>,
+}
+
+pub async fn list_prices(State(state): State<AppState>, auth: ApiAuth) -> Result<axum::Json<PriceList>, ApiError> {
+    Ok(axum::Json(PriceList {
+        as_of: state.prices.as_of.clone(),
+        data: prices::list_overrides(&state.db, &auth.workspace).await?,
+    }))
+}
+
+#[derive(Deserialize)]
+pub struct NewPrice {
+    kind: String,
+    model: String,
+    input_per_million: f64,
+    output_per_million: f64,
+}
+
+pub async fn set_price(
+    State(state): State<AppState>,
+    auth: ApiAuth,
+    ApiJson(body): ApiJson<NewPrice>,
+) -> Result<axum::Json<PriceOverride>, ApiError> {
+    let set = prices::set_override(
+        &state.db,
+        &state.caches,
+        &auth.workspace,
+        &body.kind,
+        &body.model,
+        body.input_per_million,
+        body.output_per_million,
+    )
+    .await?;
+    Ok(axum::Json(set))
+}
+
+#[derive(Deserialize)]
+pub struct PriceKey {
+    kind: String,
+    model: String,
+}
+
+pub async fn delete_price(
+    State(state): State<AppState>,
+    auth: ApiAuth,
+    ApiQuery(key): ApiQuery<PriceKey>,
+) -> Result<Response, ApiError> {
+    prices::delete_override(&state.db, &state.caches, &auth.workspace, &key.kind, &key.model).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
