@@ -271,14 +271,16 @@ pub struct Gateway {
     /// A `pk_...` key.
     pub key: String,
     pub key_id: String,
+    pub owner_email: String,
 }
 
 impl Gateway {
     pub async fn start(options: Options) -> Self {
         let app = spawn_app_with(options).await;
-        let (token, workspace, _) = app.api_signup(&email("gw")).await;
+        let owner_email = email("gw");
+        let (token, workspace, _) = app.api_signup(&owner_email).await;
         let (key_id, key) = app.add_key(&token, "app").await;
-        Self { app, token, workspace, key, key_id }
+        Self { app, token, workspace, key, key_id, owner_email }
     }
 
     pub async fn provider(&self, label: &str, kind: &str, base_url: &str, priority: i64) -> String {

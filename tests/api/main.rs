@@ -14,3 +14,5 @@ mod persistence;
 mod providers;
 mod ratelimit;
 mod sdk;
+mod shutdown;
+mod usage;

@@ -1,0 +1,132 @@
+//! The real binary, a burst of requests, SIGTERM mid-burst: after a restart every answered
+//! request has its usage record (the queue was drained, nothing lost).
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use base64::Engine as _;
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+use crate::mock::{Behavior, Flavor, Mock, VALID_KEY};
+
+#[tokio::test]
+async fn burst_then_sigterm_loses_no_usage_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let db_path = dir.path().join("perpetuo.db");
+    let mock = Mock::start(Flavor::OpenAi).await;
+    mock.set_default(Behavior::Drip(Duration::from_millis(25)));
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let key = b64.encode([3u8; 32]);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_perpetuo"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("DATABASE_URL", format!("surrealkv://{}", db_path.display()))
+        .env("ENCRYPTION_KEY", &key)
+        .env("JWT_SECRET", "a-jwt-secret-for-the-shutdown-test-0123456789")
+        .env("LEPTOS_SITE_ADDR", "127.0.0.1:0")
+        .env("LEPTOS_OUTPUT_NAME", "perpetuo")
+        .env("ALLOW_PRIVATE_UPSTREAMS", "true")
+        .env("RATE_LIMIT_IP_PER_MIN", "1000000")
+        .env("RATE_LIMIT_KEY_PER_MIN", "1000000")
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("the perpetuo binary starts");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let base = loop {
+        let line = rx.recv_timeout(Duration::from_secs(60)).expect("perpetuo logged its address");
+        if let Some(at) = line.find("listening on http://") {
+            break line[at + "listening on ".len()..].trim().to_owned();
+        }
+    };
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let signup: Value = client
+        .post(format!("{base}/api/v1/auth/signup"))
+        .json(&json!({"email": email("sigterm"), "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = signup["token"].as_str().unwrap().to_owned();
+    let workspace = signup["workspace"]["id"].as_str().unwrap().to_owned();
+    let created = client
+        .post(format!("{base}/api/v1/providers"))
+        .bearer_auth(&token)
+        .json(&json!({"label": "P", "kind": "openai_compatible", "base_url": mock.base_url(), "api_key": VALID_KEY}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let pk: Value = client
+        .post(format!("{base}/api/v1/keys"))
+        .bearer_auth(&token)
+        .json(&json!({"name": "burst"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let pk = pk["token"].as_str().unwrap().to_owned();
+
+    // The burst: streams that each take a few hundred milliseconds upstream.
+    let burst = (0..120).map(|i| {
+        let (client, base, pk) = (client.clone(), base.clone(), pk.clone());
+        async move {
+            tokio::time::sleep(Duration::from_millis(i * 3)).await;
+            let response = client
+                .post(format!("{base}/v1/chat/completions"))
+                .bearer_auth(pk)
+                .json(&json!({"model": "mock-small", "stream": true, "messages": [{"role": "user", "content": "hi"}]}))
+                .send()
+                .await;
+            match response {
+                Ok(r) => r.bytes().await.is_ok(),
+                Err(_) => false,
+            }
+        }
+    });
+    let pid = child.id();
+    let killer = async {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let status = Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap();
+        assert!(status.success());
+    };
+    let (answered, ()) = tokio::join!(futures::future::join_all(burst), killer);
+    let answered = answered.into_iter().filter(|ok| *ok).count();
+    let exit = tokio::task::spawn_blocking(move || child.wait()).await.unwrap().unwrap();
+    assert!(exit.success(), "graceful exit: {exit:?}");
+    assert!(answered > 0, "some requests were answered before the shutdown");
+
+    // Restart on the same files: every answered request has its record.
+    let mut settings = app::server::config::Settings::for_tests();
+    settings.database_url = app::server::config::DatabaseUrl::SurrealKv(db_path);
+    settings.encryption_key = app::server::secret::Secret32::new([3u8; 32]);
+    let db = loop {
+        match app::server::db::Db::open(&settings).await {
+            Ok(db) => break db,
+            Err(e) if e.to_string().contains("already locked") => tokio::time::sleep(Duration::from_millis(100)).await,
+            Err(e) => panic!("reopen: {e}"),
+        }
+    };
+    let mut response = db
+        .query("SELECT count() AS n FROM usage WHERE workspace = $ws GROUP ALL")
+        .bind(("ws", workspace))
+        .await
+        .unwrap();
+    let rows: Vec<Value> = response.take(0).unwrap();
+    let stored = rows.first().and_then(|r| r["n"].as_u64()).unwrap_or(0) as usize;
+    eprintln!("burst: {answered} of 120 answered before the shutdown, {stored} recorded");
+    assert_eq!(stored, answered, "every answered request was recorded");
+}
