@@ -10,6 +10,7 @@ use app::server::usage::UsageRecord;
 use crate::helpers::*;
 use crate::mock::{Flavor, Mock, VALID_KEY};
 
+#[allow(clippy::too_many_arguments, reason = "test data, one field per argument")]
 fn known_record(
     ws: &str,
     ts: i64,

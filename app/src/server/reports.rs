@@ -461,7 +461,7 @@ mod tests {
         assert_eq!(percentile(&hist, 0.5), Some(100));
         assert_eq!(percentile(&hist, 0.95), Some(1000));
         assert_eq!(percentile(&hist, 0.99), Some(10_000));
-        assert_eq!(percentile(&vec![0; HIST_LEN], 0.5), None);
+        assert_eq!(percentile(&[0; HIST_LEN], 0.5), None);
     }
 
     #[test]
