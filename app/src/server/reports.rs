@@ -32,22 +32,25 @@ struct Hists {
     ttft_hist: Vec<i64>,
 }
 
-/// The percentile `q` (0..1) of a histogram, as the upper bound of the bucket it falls in.
+/// The percentile `q` (0..1) of a bucketed histogram, interpolated within its bucket.
 pub fn percentile(hist: &[i64], q: f64) -> Option<i64> {
     let total: i64 = hist.iter().sum();
     if total == 0 {
         return None;
     }
-    let rank = ((total as f64) * q).ceil().max(1.0) as i64;
-    let mut seen = 0;
+    let rank = ((total as f64) * q).ceil().max(1.0);
+    let mut seen = 0.0;
     for (i, count) in hist.iter().enumerate() {
-        seen += count;
-        if seen >= rank {
-            // The open-ended last bucket reports the last bound.
-            return Some(
-                LATENCY_BUCKETS_MS.get(i).copied().unwrap_or(LATENCY_BUCKETS_MS[LATENCY_BUCKETS_MS.len() - 1]),
-            );
+        let count = *count as f64;
+        if count > 0.0 && seen + count >= rank {
+            // Linear within the bucket; the open-ended last bucket reports its lower bound.
+            let lower = if i == 0 { 0.0 } else { LATENCY_BUCKETS_MS[i - 1] as f64 };
+            let Some(upper) = LATENCY_BUCKETS_MS.get(i).map(|u| *u as f64) else {
+                return Some(lower as i64);
+            };
+            return Some((lower + (upper - lower) * (rank - seen) / count).round() as i64);
         }
+        seen += count;
     }
     None
 }
@@ -311,7 +314,9 @@ pub async fn requests(
     let (from, to) = day_range(&filter.period);
     let (from_ts, to_ts) = (from, to + DAY_MS);
     let mut sql =
-        format!("SELECT * OMIT id FROM usage WHERE workspace = $ws AND ts >= $from AND ts < $to{}", conditions(filter));
+        // The upper bound comes first: SurrealDB makes the first range condition the index range,
+        // and the page is read backward from it (newest first, stopping at the limit).
+        format!("SELECT * OMIT id FROM usage WHERE workspace = $ws AND ts < $upper AND ts >= $from{}", conditions(filter));
     match filter.status {
         StatusFilter::Any => {}
         StatusFilter::Ok => sql.push_str(" AND ok = true"),
@@ -320,7 +325,7 @@ pub async fn requests(
     }
     let cursor = cursor.and_then(parse_cursor);
     if cursor.is_some() {
-        sql.push_str(" AND (ts < $cursor_ts OR (ts = $cursor_ts AND request_id < $cursor_id))");
+        sql.push_str(" AND (ts < $cursor_ts OR request_id < $cursor_id)");
     }
     sql.push_str(" ORDER BY ts DESC, request_id DESC LIMIT $limit");
     let status_code = match filter.status {
@@ -328,11 +333,12 @@ pub async fn requests(
         StatusFilter::Any | StatusFilter::Ok | StatusFilter::Error => 0,
     };
     let (cursor_ts, cursor_id) = cursor.unwrap_or((0, String::new()));
+    let upper = if cursor_id.is_empty() { to_ts } else { to_ts.min(cursor_ts + 1) };
     let mut response = db
         .query(sql)
         .bind(("ws", ws.as_str().to_owned()))
         .bind(("from", from_ts))
-        .bind(("to", to_ts))
+        .bind(("upper", upper))
         .bind(("key", filter.key.clone().unwrap_or_default()))
         .bind(("provider", filter.provider.clone().unwrap_or_default()))
         .bind(("model", filter.model.clone().unwrap_or_default()))
@@ -383,8 +389,8 @@ fn parse_cursor(raw: &str) -> Option<(i64, String)> {
     (id.len() <= 128 && id.bytes().all(|b| b.is_ascii_graphic())).then(|| (ts, id.to_owned()))
 }
 
-/// How many records match: from the rollups unless the filter needs a status code they do not
-/// keep, then from the raw records.
+/// How many records match, from the rollups (never a scan of raw records): the daily totals, or
+/// the per-status counts when the filter names a status code.
 async fn count(db: &Db, ws: &WorkspaceId, filter: &RequestFilter) -> Result<i64, ServiceError> {
     let (from, to) = day_range(&filter.period);
     #[derive(SurrealValue)]
@@ -392,19 +398,15 @@ async fn count(db: &Db, ws: &WorkspaceId, filter: &RequestFilter) -> Result<i64,
         n: Option<i64>,
         e: Option<i64>,
     }
-    let use_rollups = !matches!(filter.status, StatusFilter::Code(_));
-    let sql = if use_rollups {
-        let conds = conditions(filter);
-        format!(
+    let conds = conditions(filter);
+    let sql = match filter.status {
+        StatusFilter::Code(_) => format!(
+            "SELECT math::sum(requests) AS n FROM usage_status_daily WHERE workspace = $ws AND day >= $from AND day <= $to{conds} AND status = $status GROUP ALL"
+        ),
+        StatusFilter::Any | StatusFilter::Ok | StatusFilter::Error => format!(
             "SELECT math::sum(requests) AS n, math::sum(errors) AS e FROM usage_daily WHERE workspace = $ws AND day >= $from AND day <= $to{conds} GROUP ALL"
-        )
-    } else {
-        format!(
-            "SELECT count() AS n FROM usage WHERE workspace = $ws AND ts >= $from AND ts < $to{} AND status = $status GROUP ALL",
-            conditions(filter)
-        )
+        ),
     };
-    let (lo, hi) = if use_rollups { (from, to) } else { (from, to + DAY_MS) };
     let status_code = match filter.status {
         StatusFilter::Code(code) => i64::from(code),
         StatusFilter::Any | StatusFilter::Ok | StatusFilter::Error => 0,
@@ -412,8 +414,8 @@ async fn count(db: &Db, ws: &WorkspaceId, filter: &RequestFilter) -> Result<i64,
     let mut response = db
         .query(sql)
         .bind(("ws", ws.as_str().to_owned()))
-        .bind(("from", lo))
-        .bind(("to", hi))
+        .bind(("from", from))
+        .bind(("to", to))
         .bind(("key", filter.key.clone().unwrap_or_default()))
         .bind(("provider", filter.provider.clone().unwrap_or_default()))
         .bind(("model", filter.model.clone().unwrap_or_default()))
@@ -455,12 +457,16 @@ mod tests {
     #[test]
     fn percentiles_from_buckets() {
         let mut hist = vec![0; HIST_LEN];
-        hist[4] = 50; // <= 100 ms
-        hist[7] = 45; // <= 1000 ms
-        hist[10] = 5; // <= 10 s
-        assert_eq!(percentile(&hist, 0.5), Some(100));
+        hist[4] = 50; // 50..=100 ms
+        hist[7] = 45; // 500..=1000 ms
+        hist[10] = 5; // 5..=10 s
+        assert_eq!(percentile(&hist, 0.5), Some(100), "the 50th of 100 is the last of the first bucket");
+        assert_eq!(percentile(&hist, 0.25), Some(75), "halfway through 50..100");
         assert_eq!(percentile(&hist, 0.95), Some(1000));
-        assert_eq!(percentile(&hist, 0.99), Some(10_000));
+        assert_eq!(percentile(&hist, 0.99), Some(9000));
+        let mut open = vec![0; HIST_LEN];
+        open[HIST_LEN - 1] = 3;
+        assert_eq!(percentile(&open, 0.5), Some(120_000), "beyond the last bound: that bound");
         assert_eq!(percentile(&[0; HIST_LEN], 0.5), None);
     }
 

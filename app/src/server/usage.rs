@@ -180,6 +180,42 @@ pub fn bucket(ms: i64) -> usize {
     LATENCY_BUCKETS_MS.iter().position(|bound| ms <= *bound).unwrap_or(LATENCY_BUCKETS_MS.len())
 }
 
+/// Requests per status in a day's slice.
+#[derive(Debug, Clone, SurrealValue)]
+struct StatusRollup {
+    id: String,
+    workspace: String,
+    day: i64,
+    key_id: String,
+    provider_id: String,
+    model: String,
+    status: i64,
+    requests: i64,
+}
+
+fn status_rollups(batch: &[UsageRecord]) -> Vec<StatusRollup> {
+    let mut by_key: HashMap<String, StatusRollup> = HashMap::new();
+    for r in batch {
+        let day = r.ts.div_euclid(DAY_MS) * DAY_MS;
+        let provider_id = r.provider_id.clone().unwrap_or_default();
+        let id = format!("{}|{day}|{provider_id}|{}|{}|{}", r.workspace, r.model, r.key_id, r.status);
+        by_key
+            .entry(id.clone())
+            .or_insert_with(|| StatusRollup {
+                id,
+                workspace: r.workspace.clone(),
+                day,
+                key_id: r.key_id.clone(),
+                provider_id,
+                model: r.model.clone(),
+                status: r.status,
+                requests: 0,
+            })
+            .requests += 1;
+    }
+    by_key.into_values().collect()
+}
+
 fn rollups(batch: &[UsageRecord]) -> Vec<Rollup> {
     let mut by_key: HashMap<String, Rollup> = HashMap::new();
     for r in batch {
@@ -244,10 +280,17 @@ pub async fn write(db: &Db, batch: &[UsageRecord]) -> Result<(), surrealdb::Erro
                     ttft_hist = vector::add(ttft_hist ?? $r.zeros, $r.ttft_hist)
                 RETURN NONE;
              };
+             FOR $s IN $statuses {
+                UPSERT type::record('usage_status_daily', $s.id) SET
+                    workspace = $s.workspace, day = $s.day, key_id = $s.key_id, provider_id = $s.provider_id,
+                    model = $s.model, status = $s.status, requests = (requests ?? 0) + $s.requests
+                RETURN NONE;
+             };
              COMMIT TRANSACTION;",
         )
         .bind(("rows", batch.to_vec()))
         .bind(("rollups", rollups))
+        .bind(("statuses", status_rollups(batch)))
         .await?;
     match super::db::root_cause(response.take_errors()) {
         Some(e) => Err(e),
