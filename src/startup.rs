@@ -68,12 +68,11 @@ impl Application {
     ) -> Result<Self, StartupError> {
         let addr = settings.site_addr;
         let secure_cookies = settings.secure_cookies;
-        let state = AppState::new(leptos_options, db.clone(), settings, clock)?;
-        let shutdown = CancellationToken::new();
         // The usage writer stops last: after the server has finished every request.
         let usage_stop = CancellationToken::new();
         let (usage, usage_writer) = app::server::usage::start(db.clone(), 50_000, usage_stop.clone());
-        let state = state.with_usage(usage);
+        let state = AppState::new(leptos_options, db.clone(), settings, clock, usage)?;
+        let shutdown = CancellationToken::new();
         let store = SurrealSessionStore::new(db);
         let mut background = Vec::new();
         background.push(spawn_session_sweeper(store.clone(), shutdown.clone()));
@@ -170,13 +169,10 @@ async fn metrics(State(state): State<AppState>, headers: http::HeaderMap) -> axu
             return (StatusCode::UNAUTHORIZED, "metrics need the METRICS_TOKEN bearer token").into_response();
         }
     }
-    let (depth, written, dropped, retried) = match &state.usage {
-        Some(sink) => {
-            let stats = &sink.stats;
-            use std::sync::atomic::Ordering::Relaxed;
-            (sink.depth(), stats.written.load(Relaxed), stats.dropped.load(Relaxed), stats.retried.load(Relaxed))
-        }
-        None => (0, 0, 0, 0),
+    let (depth, written, dropped, retried) = {
+        use std::sync::atomic::Ordering::Relaxed;
+        let (sink, stats) = (&state.usage, &state.usage.stats);
+        (sink.depth(), stats.written.load(Relaxed), stats.dropped.load(Relaxed), stats.retried.load(Relaxed))
     };
     let body = state.metrics.render(
         &[

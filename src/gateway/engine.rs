@@ -137,6 +137,7 @@ pub async fn run(state: &AppState, mut call: Call) -> Response {
         &state.cipher,
         &state.caches,
         &call.key.workspace,
+        state.settings.upstream.allow_private,
     )
     .await
     {
@@ -312,10 +313,6 @@ async fn attempt(state: &AppState, provider: &OpenedProvider, call: &Call, model
         Ok(body) => body,
         Err(error) => return Attempt::ClientError(error),
     };
-    // A record saved before private upstreams were refused must not be reached now either.
-    if upstream::BaseUrl::parse(&provider.base_url, settings.allow_private).is_err() {
-        return Attempt::Retry { class: "base_url_refused", retry_after: None, counts_for_breaker: false };
-    }
     let path = match (provider.kind, call.endpoint) {
         (ProviderKind::Anthropic, _) => "messages",
         (_, Endpoint::Chat) => "chat/completions",
@@ -506,9 +503,7 @@ fn submit(state: &AppState, record: UsageRecord, overhead: Duration) {
         latency.as_secs_f64(),
         overhead.as_secs_f64(),
     );
-    if let Some(sink) = &state.usage {
-        sink.record(record);
-    }
+    state.usage.record(record);
 }
 
 /// A call refused before routing (bad body, too large): answered and recorded.

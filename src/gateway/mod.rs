@@ -161,11 +161,18 @@ async fn models(State(state): State<AppState>, headers: HeaderMap) -> Response {
         Ok(found) => found,
         Err(error) => return error.into_response(),
     };
-    let providers =
-        match app::server::providers::cached_enabled(&state.db, &state.cipher, &state.caches, &key.workspace).await {
-            Ok(p) => p,
-            Err(e) => return GatewayError::Internal(e).into_response(),
-        };
+    let providers = match app::server::providers::cached_enabled(
+        &state.db,
+        &state.cipher,
+        &state.caches,
+        &key.workspace,
+        state.settings.upstream.allow_private,
+    )
+    .await
+    {
+        Ok(p) => p,
+        Err(e) => return GatewayError::Internal(e).into_response(),
+    };
     let lookups = providers.iter().map(|provider| {
         let state = state.clone();
         async move {

@@ -309,11 +309,12 @@ pub async fn cached_enabled(
     cipher: &Cipher,
     caches: &Caches,
     ws: &WorkspaceId,
+    allow_private: bool,
 ) -> Result<std::sync::Arc<Vec<OpenedProvider>>, ServiceError> {
     if let Some(providers) = caches.providers(ws) {
         return Ok(providers);
     }
-    let providers = std::sync::Arc::new(open_enabled(db, cipher, ws).await?);
+    let providers = std::sync::Arc::new(open_enabled(db, cipher, ws, allow_private).await?);
     caches.put_providers(ws, std::sync::Arc::clone(&providers));
     Ok(providers)
 }
@@ -352,11 +353,21 @@ fn open_row(cipher: &Cipher, ws: &WorkspaceId, row: Row) -> Result<OpenedProvide
 }
 
 /// Every enabled provider of the workspace with its key opened, in priority order. A record
-/// whose key cannot be opened is skipped (and logged), not fatal to the others.
-pub async fn open_enabled(db: &Db, cipher: &Cipher, ws: &WorkspaceId) -> Result<Vec<OpenedProvider>, ServiceError> {
+/// whose key cannot be opened, or whose base URL the current settings refuse (saved before
+/// private upstreams were turned off), is skipped and logged, not fatal to the others.
+pub async fn open_enabled(
+    db: &Db,
+    cipher: &Cipher,
+    ws: &WorkspaceId,
+    allow_private: bool,
+) -> Result<Vec<OpenedProvider>, ServiceError> {
     let mut opened = Vec::new();
     for row in rows(db, ws).await?.into_iter().filter(|r| r.enabled) {
         let id = row.id.clone();
+        if BaseUrl::parse(&row.base_url, allow_private).is_err() {
+            tracing::warn!(provider = %id, "provider base URL is not allowed by the current settings; skipping it");
+            continue;
+        }
         match open_row(cipher, ws, row) {
             Ok(provider) => opened.push(provider),
             Err(e) => {

@@ -19,8 +19,27 @@ use super::usage::UsageSink;
 /// Provider id -> when its model list was fetched, and the list.
 pub type ModelLists = dashmap::DashMap<String, (std::time::Instant, Arc<Vec<String>>)>;
 
-#[derive(Clone, Debug, axum::extract::FromRef)]
-pub struct AppState {
+/// The state every handler gets: one `Arc`, so handing it to a request costs one atomic
+/// increment whatever it holds.
+#[derive(Clone, Debug)]
+pub struct AppState(Arc<Services>);
+
+impl std::ops::Deref for AppState {
+    type Target = Services;
+    fn deref(&self) -> &Services {
+        &self.0
+    }
+}
+
+impl axum::extract::FromRef<AppState> for LeptosOptions {
+    fn from_ref(state: &AppState) -> Self {
+        state.leptos_options.clone()
+    }
+}
+
+/// What the state holds.
+#[derive(Debug)]
+pub struct Services {
     pub leptos_options: LeptosOptions,
     pub db: Db,
     pub cipher: Arc<Cipher>,
@@ -33,8 +52,8 @@ pub struct AppState {
     pub breakers: Arc<Breakers>,
     pub prices: Arc<PriceTable>,
     pub metrics: Arc<Metrics>,
-    /// Set once the usage writer runs (see [`AppState::with_usage`]).
-    pub usage: Option<UsageSink>,
+    /// The queue to the usage writer.
+    pub usage: UsageSink,
     /// Models each provider listed, for `GET /v1/models`: provider id -> (when, models).
     pub model_lists: Arc<ModelLists>,
 }
@@ -46,6 +65,7 @@ impl AppState {
         db: Db,
         settings: Settings,
         clock: LimitClock,
+        usage: UsageSink,
     ) -> Result<Self, ServiceError> {
         let cipher = Arc::new(Cipher::new(&settings.encryption_key, settings.encryption_key_previous.as_ref()));
         let jwt = Arc::new(JwtKeys::new(&settings.jwt_secret)?);
@@ -64,7 +84,7 @@ impl AppState {
             }
             None => PriceTable::built_in(),
         });
-        Ok(Self {
+        Ok(Self(Arc::new(Services {
             leptos_options,
             db,
             cipher,
@@ -76,16 +96,8 @@ impl AppState {
             breakers,
             prices,
             metrics: Arc::new(Metrics::default()),
-            usage: None,
+            usage,
             model_lists: Arc::new(dashmap::DashMap::new()),
-        })
-    }
-}
-
-impl AppState {
-    /// Attaches the usage queue (the writer is started by `startup`).
-    pub fn with_usage(mut self, sink: UsageSink) -> Self {
-        self.usage = Some(sink);
-        self
+        })))
     }
 }
