@@ -129,7 +129,7 @@ async fn revoked_key_is_refused_on_the_very_next_request() {
 #[tokio::test]
 async fn expired_key_is_refused() {
     let (gw, _mock) = openai_gateway().await;
-    let expires_at = app::server::db::now_ms() + 1200;
+    let expires_at = app::server::db::now_ms() + 2500;
     let created: Value = gw
         .app
         .post_json("/api/v1/keys", Some(&gw.token), &json!({"name": "short", "expires_at": expires_at}))
@@ -142,7 +142,7 @@ async fn expired_key_is_refused() {
         gw.app.client.post(gw.app.url("/v1/chat/completions")).bearer_auth(&key).json(&chat_body("mock-small")).send()
     };
     assert_eq!(call().await.unwrap().status(), 200);
-    tokio::time::sleep(Duration::from_millis(1300)).await;
+    tokio::time::sleep(Duration::from_millis(2600)).await;
     let response = call().await.unwrap();
     assert_eq!(response.status(), 401);
     let body: Value = response.json().await.unwrap();
