@@ -296,3 +296,40 @@ async fn dashboard_create_edit_and_test_without_js() {
     let test: Value = app.server_fn(&client, "test_provider", &[("id", &id)]).await.json().await.unwrap();
     assert_eq!(test["ok"], true, "kept key still works");
 }
+
+#[tokio::test]
+async fn rotating_the_encryption_key_reseals_every_provider_key() {
+    use app::server::crypto::Cipher;
+    use app::server::secret::Secret32;
+    let app = spawn_app().await;
+    let (token, _, _) = app.api_signup(&email("rotate")).await;
+    let mock = Mock::start(Flavor::OpenAi).await;
+    let created = app.add_provider(&token, "Rotated", "openai_compatible", &mock.base_url(), VALID_KEY).await;
+    let id = created["id"].as_str().unwrap();
+    let old = app.state.settings.encryption_key.clone();
+    let new = Secret32::new([42u8; 32]);
+    // Only the new key: the old seal cannot be opened.
+    let only_new = Cipher::new(&new, None);
+    assert!(app::server::providers::reseal_all(&app.state.db, &only_new).await.is_err());
+    // New key with the old one as previous: everything is resealed, once.
+    let rotating = Cipher::new(&new, Some(&old));
+    assert_eq!(app::server::providers::reseal_all(&app.state.db, &rotating).await.unwrap(), 1);
+    assert_eq!(app::server::providers::reseal_all(&app.state.db, &rotating).await.unwrap(), 0, "already current");
+    // The new key alone now opens it.
+    let ws = {
+        let list: Value = app.get_json("/api/v1/workspaces", Some(&token)).await.json().await.unwrap();
+        list["current"].as_str().unwrap().to_owned()
+    };
+    let mut response = app
+        .state
+        .db
+        .query("SELECT sealed_key FROM type::record('provider', $id)")
+        .bind(("id", id.to_owned()))
+        .await
+        .unwrap();
+    let rows: Vec<Value> = response.take(0).unwrap();
+    let sealed = rows[0]["sealed_key"].as_str().unwrap().to_owned();
+    assert!(only_new.is_current(&sealed));
+    let opened = only_new.open(&sealed, &app::server::crypto::provider_aad(&ws, id)).unwrap();
+    assert_eq!(opened.expose(), VALID_KEY.as_bytes());
+}

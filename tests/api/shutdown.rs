@@ -130,3 +130,23 @@ async fn burst_then_sigterm_loses_no_usage_record() {
     eprintln!("burst: {answered} of 120 answered before the shutdown, {stored} recorded");
     assert_eq!(stored, answered, "every answered request was recorded");
 }
+
+#[test]
+fn a_bad_setting_stops_the_binary_with_one_clear_line() {
+    let short_key = base64::engine::general_purpose::STANDARD.encode([1u8; 16]);
+    let output = Command::new(env!("CARGO_BIN_EXE_perpetuo"))
+        .env_clear()
+        .env("ENCRYPTION_KEY", short_key)
+        .env("JWT_SECRET", "a-jwt-secret-for-the-config-test-0123456789")
+        .env("DATABASE_URL", "mem://")
+        .current_dir(std::env::temp_dir())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(String::from_utf8_lossy(&output.stderr), "ENCRYPTION_KEY must be 32 bytes when base64 decoded\n");
+
+    let output = Command::new(env!("CARGO_BIN_EXE_perpetuo")).arg("gen-secrets").env_clear().output().unwrap();
+    assert!(output.status.success());
+    let block = String::from_utf8_lossy(&output.stdout);
+    assert!(block.contains("ENCRYPTION_KEY=") && block.contains("JWT_SECRET="), "{block}");
+}
