@@ -430,24 +430,33 @@ async fn count(db: &Db, ws: &WorkspaceId, filter: &RequestFilter) -> Result<i64,
     })
 }
 
-/// Deletes request records older than the retention, in bounded batches. Rollups are kept.
+/// Deletes request records older than the retention, workspace by workspace (each a range of the
+/// workspace's own index), in bounded batches. Rollups are kept.
 pub async fn prune(db: &Db, older_than_ms: i64) -> Result<usize, ServiceError> {
     #[derive(SurrealValue)]
     struct Id {
         id: surrealdb::types::RecordId,
     }
+    let mut response = db.query("SELECT VALUE record::id(id) FROM workspace").await?;
+    let workspaces: Vec<String> = response.take(0)?;
     let mut removed = 0;
-    loop {
-        let mut response =
-            db.query("SELECT id FROM usage WHERE ts < $cutoff LIMIT 5000").bind(("cutoff", older_than_ms)).await?;
-        let ids: Vec<Id> = response.take(0)?;
-        if ids.is_empty() {
-            return Ok(removed);
+    for ws in workspaces {
+        loop {
+            let mut response = db
+                .query("SELECT id FROM usage WHERE workspace = $ws AND ts < $cutoff LIMIT 5000")
+                .bind(("ws", ws.clone()))
+                .bind(("cutoff", older_than_ms))
+                .await?;
+            let ids: Vec<Id> = response.take(0)?;
+            if ids.is_empty() {
+                break;
+            }
+            let ids: Vec<surrealdb::types::RecordId> = ids.into_iter().map(|i| i.id).collect();
+            removed += ids.len();
+            db.query("DELETE $ids RETURN NONE").bind(("ids", ids)).await?.check()?;
         }
-        let ids: Vec<surrealdb::types::RecordId> = ids.into_iter().map(|i| i.id).collect();
-        removed += ids.len();
-        db.query("DELETE $ids RETURN NONE").bind(("ids", ids)).await?.check()?;
     }
+    Ok(removed)
 }
 
 #[cfg(test)]
