@@ -286,6 +286,25 @@ struct LogRow {
     ttft_ms: Option<i64>,
 }
 
+/// The status code a filter names, or 0.
+fn status_code(filter: &RequestFilter) -> i64 {
+    match filter.status {
+        StatusFilter::Code(code) => i64::from(code),
+        StatusFilter::Any | StatusFilter::Ok | StatusFilter::Error => 0,
+    }
+}
+
+type Query<'a> = surrealdb::method::Query<'a, surrealdb::engine::any::Any>;
+
+/// Binds the values [`conditions`] refers to.
+fn bind_filter<'a>(query: Query<'a>, filter: &RequestFilter) -> Query<'a> {
+    query
+        .bind(("key", filter.key.clone().unwrap_or_default()))
+        .bind(("provider", filter.provider.clone().unwrap_or_default()))
+        .bind(("model", filter.model.clone().unwrap_or_default()))
+        .bind(("status", status_code(filter)))
+}
+
 /// The filter conditions, as fixed fragments with bound values.
 fn conditions(filter: &RequestFilter) -> String {
     let mut sql = String::new();
@@ -328,21 +347,10 @@ pub async fn requests(
         sql.push_str(" AND (ts < $cursor_ts OR request_id < $cursor_id)");
     }
     sql.push_str(" ORDER BY ts DESC, request_id DESC LIMIT $limit");
-    let status_code = match filter.status {
-        StatusFilter::Code(code) => i64::from(code),
-        StatusFilter::Any | StatusFilter::Ok | StatusFilter::Error => 0,
-    };
     let (cursor_ts, cursor_id) = cursor.unwrap_or((0, String::new()));
     let upper = if cursor_id.is_empty() { to_ts } else { to_ts.min(cursor_ts + 1) };
-    let mut response = db
-        .query(sql)
-        .bind(("ws", ws.as_str().to_owned()))
-        .bind(("from", from_ts))
-        .bind(("upper", upper))
-        .bind(("key", filter.key.clone().unwrap_or_default()))
-        .bind(("provider", filter.provider.clone().unwrap_or_default()))
-        .bind(("model", filter.model.clone().unwrap_or_default()))
-        .bind(("status", status_code))
+    let query = db.query(sql).bind(("ws", ws.as_str().to_owned())).bind(("from", from_ts)).bind(("upper", upper));
+    let mut response = bind_filter(query, filter)
         .bind(("cursor_ts", cursor_ts))
         .bind(("cursor_id", cursor_id))
         // One more than asked, to know whether there is a next page.
@@ -407,20 +415,8 @@ async fn count(db: &Db, ws: &WorkspaceId, filter: &RequestFilter) -> Result<i64,
             "SELECT math::sum(requests) AS n, math::sum(errors) AS e FROM usage_daily WHERE workspace = $ws AND day >= $from AND day <= $to{conds} GROUP ALL"
         ),
     };
-    let status_code = match filter.status {
-        StatusFilter::Code(code) => i64::from(code),
-        StatusFilter::Any | StatusFilter::Ok | StatusFilter::Error => 0,
-    };
-    let mut response = db
-        .query(sql)
-        .bind(("ws", ws.as_str().to_owned()))
-        .bind(("from", from))
-        .bind(("to", to))
-        .bind(("key", filter.key.clone().unwrap_or_default()))
-        .bind(("provider", filter.provider.clone().unwrap_or_default()))
-        .bind(("model", filter.model.clone().unwrap_or_default()))
-        .bind(("status", status_code))
-        .await?;
+    let query = db.query(sql).bind(("ws", ws.as_str().to_owned())).bind(("from", from)).bind(("to", to));
+    let mut response = bind_filter(query, filter).await?;
     let row: Option<Count> = response.take(0)?;
     let (n, e) = row.map_or((0, 0), |c| (c.n.unwrap_or(0), c.e.unwrap_or(0)));
     Ok(match filter.status {
