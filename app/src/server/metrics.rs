@@ -57,6 +57,16 @@ pub struct Metrics {
     pub overhead: Histogram,
 }
 
+/// Sample lines in a stable order (the maps iterate in any order).
+fn push_sorted(out: &mut String, rows: impl Iterator<Item = String>) {
+    let mut rows: Vec<String> = rows.collect();
+    rows.sort();
+    for row in rows {
+        out.push_str(&row);
+        out.push('\n');
+    }
+}
+
 fn escape(value: &str) -> String {
     value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
@@ -93,10 +103,9 @@ impl Metrics {
     pub fn render(&self, gauges: &[(&str, &str, f64)], counters: &[(&str, &str, u64)]) -> String {
         let mut out = String::with_capacity(4096);
         out.push_str("# HELP perpetuo_requests_total Gateway requests by status, provider kind and model.\n# TYPE perpetuo_requests_total counter\n");
-        let mut rows: Vec<String> = self
-            .requests
-            .iter()
-            .map(|e| {
+        push_sorted(
+            &mut out,
+            self.requests.iter().map(|e| {
                 let (status, kind, model) = e.key();
                 format!(
                     "perpetuo_requests_total{{status=\"{status}\",provider=\"{}\",model=\"{}\"}} {}",
@@ -104,35 +113,24 @@ impl Metrics {
                     escape(model),
                     e.value().load(Ordering::Relaxed)
                 )
-            })
-            .collect();
-        rows.sort();
-        for row in rows {
-            out.push_str(&row);
-            out.push('\n');
-        }
+            }),
+        );
         out.push_str("# HELP perpetuo_request_duration_seconds Total time of gateway requests.\n# TYPE perpetuo_request_duration_seconds histogram\n");
         self.latency.render(&mut out, "perpetuo_request_duration_seconds", "");
         out.push_str("# HELP perpetuo_overhead_duration_seconds Perpetuo's own time per request (total minus upstream wait).\n# TYPE perpetuo_overhead_duration_seconds histogram\n");
         self.overhead.render(&mut out, "perpetuo_overhead_duration_seconds", "");
         out.push_str("# HELP perpetuo_upstream_errors_total Failed upstream attempts by provider kind and error class.\n# TYPE perpetuo_upstream_errors_total counter\n");
-        let mut rows: Vec<String> = self
-            .upstream_errors
-            .iter()
-            .map(|e| {
+        push_sorted(
+            &mut out,
+            self.upstream_errors.iter().map(|e| {
                 format!(
                     "perpetuo_upstream_errors_total{{provider=\"{}\",class=\"{}\"}} {}",
                     escape(&e.key().0),
                     escape(&e.key().1),
                     e.value().load(Ordering::Relaxed)
                 )
-            })
-            .collect();
-        rows.sort();
-        for row in rows {
-            out.push_str(&row);
-            out.push('\n');
-        }
+            }),
+        );
         out.push_str("# HELP perpetuo_rate_limited_total Requests refused by a rate limiter.\n# TYPE perpetuo_rate_limited_total counter\n");
         for limiter in ["ip", "key", "login"] {
             let n = self.rate_limited.get(limiter).map_or(0, |c| c.load(Ordering::Relaxed));
