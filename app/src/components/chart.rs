@@ -124,7 +124,7 @@ pub fn StackedBars(
                 <text x=LEFT - 6.0 y=TOP + plot_h text-anchor="end" font-size="10" fill="#5b6578">"0"</text>
                 {rects}
                 {x_labels}
-                {empty.then(|| view! { <text x=WIDTH / 2.0 y=HEIGHT / 2.0 text-anchor="middle" font-size="13" fill="#5b6578">"No requests in this period"</text> })}
+                {empty.then(|| view! { <text x=WIDTH / 2.0 y=HEIGHT / 2.0 text-anchor="middle" font-size="13" fill="#5b6578">{match measure { Measure::Requests => "No requests in this period", Measure::Cost => "No priced requests in this period" }}</text> })}
             </svg>
             <p class="muted legend">
                 {legend.into_iter().map(|(name, color)| view! {

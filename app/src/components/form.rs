@@ -24,3 +24,21 @@ pub fn FormError(#[prop(into)] message: Signal<Option<String>>) -> impl IntoView
         </Show>
     }
 }
+
+/// A form reference that clears its form once `action` succeeds, so a submitted secret (an API
+/// key) does not linger in the page and the form is ready for the next entry. Browser only.
+pub fn reset_on_success<S>(action: ServerAction<S>) -> NodeRef<leptos::html::Form>
+where
+    S: ServerFn<Error = AppError> + Send + Sync + Clone + 'static,
+    S::Output: Clone + Send + Sync + 'static,
+{
+    let form = NodeRef::<leptos::html::Form>::new();
+    Effect::new(move |_| {
+        if matches!(action.value().get(), Some(Ok(_)))
+            && let Some(form) = form.get_untracked()
+        {
+            form.reset();
+        }
+    });
+    form
+}

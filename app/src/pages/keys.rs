@@ -4,7 +4,7 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 
 use crate::api::keys::{CreateKey, DeleteKey, RevokeKey, list_keys, take_created_key};
-use crate::components::form::{FormError, action_error};
+use crate::components::form::{FormError, action_error, reset_on_success};
 use crate::types::{ApiKeyView, CreatedApiKey, KeyState, format_ts};
 
 #[component]
@@ -18,6 +18,7 @@ pub fn KeysPage() -> impl IntoView {
     );
     // A key created by a form post without JavaScript comes back once through the session.
     let stashed = OnceResource::new(take_created_key());
+    let create_form = reset_on_success(create);
     let errors = [action_error(create), action_error(revoke), action_error(delete)];
     let error = Signal::derive(move || errors.iter().find_map(|e| e.get()));
 
@@ -51,7 +52,7 @@ pub fn KeysPage() -> impl IntoView {
         </Transition>
 
         <h2>"Create a key"</h2>
-        <ActionForm action=create>
+        <ActionForm action=create node_ref=create_form>
             <label for="key-name">"Name"</label>
             <input id="key-name" name="name" required maxlength="80" placeholder="backend-production"/>
             <label for="key-expiry">"Expires in (days)"</label>

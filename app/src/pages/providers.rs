@@ -5,7 +5,7 @@ use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
 
 use crate::api::providers::{CreateProvider, DeleteProvider, TestProvider, UpdateProvider, list_providers};
-use crate::components::form::{FormError, action_error};
+use crate::components::form::{FormError, action_error, reset_on_success};
 use crate::types::{KeyStatus, ProviderKind, ProviderView, format_ts};
 
 #[component]
@@ -18,6 +18,7 @@ pub fn ProvidersPage() -> impl IntoView {
         move || (create.version().get(), update.version().get(), delete.version().get(), test.version().get()),
         |_| list_providers(),
     );
+    let create_form = reset_on_success(create);
     let errors = [action_error(create), action_error(update), action_error(delete), action_error(test)];
     let error = Signal::derive(move || errors.iter().find_map(|e| e.get()));
 
@@ -59,7 +60,7 @@ pub fn ProvidersPage() -> impl IntoView {
         </Transition>
 
         <h2>"Add a provider"</h2>
-        <ActionForm action=create>
+        <ActionForm action=create node_ref=create_form>
             <label for="provider-label">"Label"</label>
             <input id="provider-label" name="label" required maxlength="80" placeholder="OpenAI (production)"/>
             <label for="provider-kind">"Kind"</label>

@@ -90,7 +90,7 @@ fn Report(
     let s = data.summary.clone();
     let error_rate =
         if s.requests > 0 { format!("{:.1}%", 100.0 * s.errors as f64 / s.requests as f64) } else { "–".into() };
-    let ms = |v: Option<i64>| v.map_or_else(|| "–".to_owned(), |v| format!("≤ {v} ms"));
+    let ms = |v: Option<i64>| v.map_or_else(|| "–".to_owned(), |v| format!("{v} ms"));
     let cost = match (s.cost_nanos, s.unpriced_requests) {
         (None, 0) => "$0".to_owned(),
         (None, _) => "unknown".to_owned(),

@@ -5,12 +5,13 @@ use leptos::server_fn::ServerFn;
 use leptos_meta::Title;
 
 use crate::api::auth::{CreateWorkspace, SwitchWorkspace, current_session};
-use crate::components::form::{FormError, action_error};
+use crate::components::form::{FormError, action_error, reset_on_success};
 
 #[component]
 pub fn WorkspacesPage() -> impl IntoView {
     let create = ServerAction::<CreateWorkspace>::new();
     let error = action_error(create);
+    let create_form = reset_on_success(create);
     let session = Resource::new(move || create.version().get(), |_| current_session());
     view! {
         <Title text="Workspaces · Perpetuo"/>
@@ -55,7 +56,7 @@ pub fn WorkspacesPage() -> impl IntoView {
             })}
         </Transition>
         <h2>"New workspace"</h2>
-        <ActionForm action=create>
+        <ActionForm action=create node_ref=create_form>
             <label for="workspace-name">"Name"</label>
             <input id="workspace-name" name="name" required maxlength="80"/>
             <button type="submit">"Create workspace"</button>
