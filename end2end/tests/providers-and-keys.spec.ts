@@ -17,7 +17,7 @@ test('add a provider, test it, create an API key, see it once, revoke it', async
   await expect(row).toContainText('••••0001');
   await expect(page.locator('body')).not.toContainText(VALID_KEY);
   // The form is cleared: the key does not linger in the page.
-  await expect(page.getByLabel('API key')).toHaveValue('');
+  await expect(page.getByLabel('API key', { exact: true })).toHaveValue('');
 
   // Test it: the mock lists two models.
   await page.getByRole('button', { name: 'Test Mock provider' }).click();
