@@ -262,6 +262,18 @@ async fn aggregation_filters_pagination_csv_and_isolation_on_known_data() {
     assert!(!csv.contains("999"), "no other workspace's rows");
     let signed_out = new_client().get(app.url("/usage/export.csv")).send().await.unwrap();
     assert_eq!(location(&signed_out), "/signin");
+
+    // The tab's server function reads only the session's workspace.
+    let report: Value =
+        app.server_fn(&client, "usage_report", &[("q[from]", &since), ("q[status]", "")]).await.json().await.unwrap();
+    assert_eq!(report["summary"]["requests"], 5, "the CSV user's own five");
+    assert_eq!(report["log"]["total"], 5);
+    assert!(!report.to_string().contains("999"), "nothing of workspace B");
+    let stranger = new_client();
+    app.dashboard_signup(&stranger, &email("stranger")).await;
+    let theirs: Value = app.server_fn(&stranger, "usage_report", &[("q[from]", &since)]).await.json().await.unwrap();
+    assert_eq!(theirs["summary"]["requests"], 0);
+    assert_eq!(theirs["log"]["data"], json!([]));
 }
 
 #[tokio::test]
