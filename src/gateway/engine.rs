@@ -279,19 +279,43 @@ fn upstream_body(call: &Call, provider: &OpenedProvider, model: &str) -> Result<
         return serde_json::to_vec(&body)
             .map_err(|e| GatewayError::Internal(app::server::ServiceError::Internal(e.to_string())));
     }
-    let mut body = call.body.clone();
-    for field in REDIRECTING_FIELDS {
-        body.remove(field);
-    }
-    body.insert("model".into(), Value::String(model.to_owned()));
-    if call.stream {
-        // Ask for usage so the record is right; the client only sees it if it asked.
-        let options = body.entry("stream_options").or_insert_with(|| Value::Object(Map::new()));
-        if let Value::Object(options) = options {
-            options.insert("include_usage".into(), Value::Bool(true));
+    serde_json::to_vec(&Passthrough { body: &call.body, model, stream: call.stream })
+        .map_err(|e| GatewayError::Internal(app::server::ServiceError::Internal(e.to_string())))
+}
+
+/// The client's body as sent upstream to an OpenAI-style provider, serialised straight from the
+/// parsed request (no copy of the messages): the bare model name, redirecting fields left out, and
+/// for streams `stream_options.include_usage` set so the usage record is right (the client only
+/// sees the usage chunk if it asked).
+struct Passthrough<'a> {
+    body: &'a Map<String, Value>,
+    model: &'a str,
+    stream: bool,
+}
+
+impl serde::Serialize for Passthrough<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap as _;
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("model", self.model)?;
+        for (key, value) in self.body {
+            if key == "model" || key == "stream_options" || REDIRECTING_FIELDS.contains(&key.as_str()) {
+                continue;
+            }
+            map.serialize_entry(key, value)?;
         }
+        match (self.stream, self.body.get("stream_options")) {
+            (true, Some(Value::Object(options))) => {
+                let mut options = options.clone();
+                options.insert("include_usage".into(), Value::Bool(true));
+                map.serialize_entry("stream_options", &options)?;
+            }
+            (true, _) => map.serialize_entry("stream_options", &serde_json::json!({"include_usage": true}))?,
+            (false, Some(options)) => map.serialize_entry("stream_options", options)?,
+            (false, None) => {}
+        }
+        map.end()
     }
-    serde_json::to_vec(&body).map_err(|e| GatewayError::Internal(app::server::ServiceError::Internal(e.to_string())))
 }
 
 fn parse_retry_after(headers: &HeaderMap) -> Option<Duration> {
@@ -410,19 +434,41 @@ async fn read_success(
             Err(_) => return Attempt::Retry { class: "timeout", retry_after: None, counts_for_breaker: true },
         }
     }
+    if provider.kind != ProviderKind::Anthropic {
+        // Only the usage is read; the rest is checked to be JSON and skipped without allocating.
+        let Ok(parsed) = serde_json::from_slice::<UsageOnly>(&body) else {
+            return Attempt::Retry { class: "bad_upstream_body", retry_after: None, counts_for_breaker: true };
+        };
+        let usage = parsed.usage.unwrap_or_default();
+        // OpenAI-style bodies go back exactly as the provider sent them.
+        return Attempt::Done(Success::Whole {
+            body: Bytes::from(body),
+            prompt: usage.prompt_tokens.unwrap_or(0),
+            completion: usage.completion_tokens.unwrap_or(0),
+        });
+    }
     let Ok(json) = serde_json::from_slice::<Value>(&body) else {
         return Attempt::Retry { class: "bad_upstream_body", retry_after: None, counts_for_breaker: true };
     };
-    if provider.kind == ProviderKind::Anthropic {
+    {
         let (translated, prompt, completion) = anthropic::response(&json, &call.model, call.ts / 1000);
         let body = Bytes::from(serde_json::to_vec(&translated).unwrap_or_default());
-        return Attempt::Done(Success::Whole { body, prompt, completion });
+        Attempt::Done(Success::Whole { body, prompt, completion })
     }
-    let usage = json.get("usage");
-    let prompt = usage.and_then(|u| u.get("prompt_tokens")).and_then(Value::as_u64).unwrap_or(0);
-    let completion = usage.and_then(|u| u.get("completion_tokens")).and_then(Value::as_u64).unwrap_or(0);
-    // OpenAI-style bodies go back exactly as the provider sent them.
-    Attempt::Done(Success::Whole { body: Bytes::from(body), prompt, completion })
+}
+
+#[derive(serde::Deserialize)]
+struct UsageOnly {
+    #[serde(default)]
+    usage: Option<TokenCounts>,
+}
+
+#[derive(serde::Deserialize, Default)]
+struct TokenCounts {
+    #[serde(default)]
+    prompt_tokens: Option<u64>,
+    #[serde(default)]
+    completion_tokens: Option<u64>,
 }
 
 fn millis(d: Duration) -> i64 {
@@ -850,6 +896,27 @@ mod tests {
         assert!(list.is_empty());
         assert_eq!(route("openrouter/openai/gpt-4o"), (Some(ProviderKind::Openrouter), "openai/gpt-4o"));
         assert_eq!(route("meta-llama/llama-3"), (None, "meta-llama/llama-3"));
+    }
+
+    #[test]
+    fn passthrough_body_rewrites_only_what_it_must() {
+        let body: Map<String, Value> = serde_json::from_value(serde_json::json!({
+            "model": "openai/gpt-4o", "messages": [{"role": "user", "content": "hi"}], "api_base": "http://evil",
+            "api_key": "sk-x", "stream": true, "stream_options": {"include_usage": false, "other": 1}, "tools": []
+        }))
+        .unwrap();
+        let out: Value = serde_json::to_value(Passthrough { body: &body, model: "gpt-4o", stream: true }).unwrap();
+        assert_eq!(out["model"], "gpt-4o");
+        assert_eq!(out["stream_options"], serde_json::json!({"include_usage": true, "other": 1}));
+        assert!(out.get("api_base").is_none() && out.get("api_key").is_none());
+        assert_eq!(out["messages"], body["messages"]);
+        assert_eq!(out["tools"], serde_json::json!([]));
+        let plain: Value = serde_json::to_value(Passthrough { body: &body, model: "gpt-4o", stream: false }).unwrap();
+        assert_eq!(plain["stream_options"]["include_usage"], false, "untouched when not streaming");
+        let mut bare = body.clone();
+        bare.remove("stream_options");
+        let out: Value = serde_json::to_value(Passthrough { body: &bare, model: "m", stream: true }).unwrap();
+        assert_eq!(out["stream_options"], serde_json::json!({"include_usage": true}));
     }
 
     #[test]
