@@ -419,6 +419,23 @@ pub struct NewProvider {
     pub models: Option<Vec<String>>,
 }
 
+/// The provider key in these request types is wiped from memory when the request is dropped.
+#[cfg(feature = "ssr")]
+impl Drop for NewProvider {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.api_key);
+    }
+}
+
+#[cfg(feature = "ssr")]
+impl Drop for ProviderPatch {
+    fn drop(&mut self) {
+        if let Some(key) = self.api_key.as_mut() {
+            zeroize::Zeroize::zeroize(key);
+        }
+    }
+}
+
 /// Fields to change on a provider; absent fields stay. An absent or empty `api_key` keeps the key.
 #[derive(Clone, Default, Serialize, Deserialize)]
 pub struct ProviderPatch {

@@ -172,7 +172,7 @@ pub async fn create(
     caches: &Caches,
     allow_private: bool,
     ws: &WorkspaceId,
-    input: NewProvider,
+    mut input: NewProvider,
 ) -> Result<ProviderView, ServiceError> {
     let kind = ProviderKind::parse(&input.kind).map_err(ServiceError::Invalid)?;
     let label = parse_label(&input.label)?;
@@ -182,7 +182,7 @@ pub async fn create(
     }
     let key = parse_key(&input.api_key)?;
     let priority = parse_priority(input.priority)?;
-    let models = parse_models(input.models)?;
+    let models = parse_models(input.models.take())?;
     let (id, now) = (new_id(), now_ms());
     let sealed = cipher.seal(key.expose(), &provider_aad(ws.as_str(), &id))?;
     let row = Row {
@@ -233,7 +233,7 @@ pub async fn update(
     allow_private: bool,
     ws: &WorkspaceId,
     id: &str,
-    patch: ProviderPatch,
+    mut patch: ProviderPatch,
 ) -> Result<ProviderView, ServiceError> {
     let mut current = row(db, ws, id).await?;
     let kind = current.kind()?;
@@ -262,7 +262,7 @@ pub async fn update(
         current.enabled = enabled;
     }
     if patch.models.is_some() {
-        current.models = parse_models(patch.models)?;
+        current.models = parse_models(patch.models.take())?;
     }
     if url_changed {
         // A key that failed against the old URL may work against the new one.
