@@ -159,10 +159,13 @@ fn push(out: &mut Vec<(String, Vec<Value>)>, role: &str, blocks: Vec<Value>) {
 fn text_blocks(content: Option<&Value>) -> Result<Vec<Value>, GatewayError> {
     match content {
         None | Some(Value::Null) => Ok(Vec::new()),
+        // Anthropic refuses empty text blocks; OpenAI clients often send `""`.
+        Some(Value::String(s)) if s.is_empty() => Ok(Vec::new()),
         Some(Value::String(s)) => Ok(vec![json!({"type": "text", "text": s})]),
         Some(Value::Array(parts)) => Ok(parts
             .iter()
             .filter_map(|p| p.get("text").and_then(Value::as_str))
+            .filter(|t| !t.is_empty())
             .map(|t| json!({"type": "text", "text": t}))
             .collect()),
         Some(_) => Err(invalid("Message content must be a string or an array of parts.", Some("messages"))),
@@ -172,10 +175,15 @@ fn text_blocks(content: Option<&Value>) -> Result<Vec<Value>, GatewayError> {
 fn content_blocks(content: Option<&Value>) -> Result<Vec<Value>, GatewayError> {
     match content {
         None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::String(s)) if s.is_empty() => Ok(Vec::new()),
         Some(Value::String(s)) => Ok(vec![json!({"type": "text", "text": s})]),
-        Some(Value::Array(parts)) => parts.iter().map(part).collect(),
+        Some(Value::Array(parts)) => parts.iter().filter(|p| !is_empty_text(p)).map(part).collect(),
         Some(_) => Err(invalid("Message content must be a string or an array of parts.", Some("messages"))),
     }
+}
+
+fn is_empty_text(part: &Value) -> bool {
+    part.get("type").and_then(Value::as_str) == Some("text") && part.get("text").and_then(Value::as_str) == Some("")
 }
 
 fn part(part: &Value) -> Result<Value, GatewayError> {
@@ -447,6 +455,20 @@ mod tests {
         assert_eq!(messages[2]["content"][0]["type"], "tool_result");
         assert_eq!(messages[2]["content"][0]["tool_use_id"], "call_1");
         assert_eq!(messages[2]["content"][1], json!({"type": "text", "text": "Thanks"}));
+    }
+
+    #[test]
+    fn empty_text_is_left_out() {
+        let body = map(json!({"messages": [
+            {"role": "system", "content": ""},
+            {"role": "user", "content": [{"type": "text", "text": ""}, {"type": "text", "text": "hi"}]},
+            {"role": "assistant", "content": "", "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
+            {"role": "tool", "tool_call_id": "c1", "content": "ok"}
+        ]}));
+        let out = request(&body, "m", false).unwrap();
+        assert!(out.get("system").is_none());
+        assert_eq!(out["messages"][0]["content"], json!([{"type": "text", "text": "hi"}]));
+        assert_eq!(out["messages"][1]["content"], json!([{"type": "tool_use", "id": "c1", "name": "f", "input": {}}]));
     }
 
     #[test]

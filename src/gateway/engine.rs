@@ -102,6 +102,9 @@ enum Attempt {
     Done(Success),
     /// The client's own mistake, as the provider judged it: passed back, no fallback.
     ClientError(GatewayError),
+    /// The request cannot be sent to this kind of provider (translation refused it): nothing
+    /// reached the provider.
+    Refused(GatewayError),
     /// Worth trying again (elsewhere, or later here).
     Retry {
         class: &'static str,
@@ -185,16 +188,18 @@ pub async fn run(state: &AppState, mut call: Call) -> Response {
                 skipped_open = true;
                 continue;
             }
+            // A probe is released unless it ends in a verdict, even when this future is dropped
+            // (the client went away) in the middle of the attempt.
+            let mut probe =
+                ProbeGuard { breakers: &state.breakers, id: &provider.id, armed: admission == Admission::Probe };
             // Backoff applies when coming back to providers already tried this call.
             if round > 0 {
                 let base = Duration::from_millis(100) * 2u32.saturating_pow(round - 1);
                 let jittered = base.min(Duration::from_secs(2)).mul_f64(rand::rng().random_range(0.5..1.5));
                 let wait = jittered.max(retry_after.get(&provider.id).copied().unwrap_or_default());
                 if Instant::now() + wait >= deadline {
-                    if admission == Admission::Probe {
-                        state.breakers.abandon_probe(&provider.id);
-                    }
-                    break 'rounds;
+                    // This one cannot be retried in time; another candidate may still be.
+                    continue;
                 }
                 tokio::time::sleep(wait).await;
             }
@@ -207,11 +212,17 @@ pub async fn run(state: &AppState, mut call: Call) -> Response {
             match outcome {
                 Attempt::Done(success) => {
                     state.breakers.success(&provider.id);
+                    probe.settle();
                     return respond(state, call, provider.clone(), success, progress);
                 }
                 Attempt::ClientError(error) => {
                     // The provider worked; the request was wrong.
                     state.breakers.success(&provider.id);
+                    probe.settle();
+                    return finish_error(state, &call, Some(provider), error, progress);
+                }
+                Attempt::Refused(error) => {
+                    // Nothing was sent: no verdict on the provider (the guard releases a probe).
                     return finish_error(state, &call, Some(provider), error, progress);
                 }
                 Attempt::Retry { class, retry_after: after, counts_for_breaker } => {
@@ -219,8 +230,7 @@ pub async fn run(state: &AppState, mut call: Call) -> Response {
                     progress.last_class = Some(class);
                     if counts_for_breaker {
                         state.breakers.failure(&provider.id);
-                    } else if admission == Admission::Probe {
-                        state.breakers.abandon_probe(&provider.id);
+                        probe.settle();
                     }
                     if let Some(after) = after {
                         retry_after.insert(provider.id.clone(), after);
@@ -230,9 +240,6 @@ pub async fn run(state: &AppState, mut call: Call) -> Response {
                 Attempt::KeyRejected => {
                     state.metrics.upstream_error(provider.kind.as_str(), "provider_key_rejected");
                     progress.last_class = Some("provider_key_rejected");
-                    if admission == Admission::Probe {
-                        state.breakers.abandon_probe(&provider.id);
-                    }
                     bad_keys.push(provider.id.clone());
                     flag_rejected_key(state, &call, provider);
                 }
@@ -335,7 +342,7 @@ async fn attempt(state: &AppState, provider: &OpenedProvider, call: &Call, model
     let settings = &state.settings.upstream;
     let body = match upstream_body(call, provider, model) {
         Ok(body) => body,
-        Err(error) => return Attempt::ClientError(error),
+        Err(error) => return Attempt::Refused(error),
     };
     let path = match (provider.kind, call.endpoint) {
         (ProviderKind::Anthropic, _) => "messages",
@@ -368,7 +375,10 @@ async fn attempt(state: &AppState, provider: &OpenedProvider, call: &Call, model
         429 => Attempt::Retry { class: "upstream_429", retry_after, counts_for_breaker: false },
         408 | 500..=599 => Attempt::Retry { class: "upstream_5xx", retry_after, counts_for_breaker: true },
         _ => {
-            let text = read_limited(response, settings.idle_timeout, 64 * 1024).await.unwrap_or_default();
+            // Bounded by the call's deadline too: a provider trickling an error body cannot hold it.
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let read = read_limited(response, settings.idle_timeout.min(remaining), 64 * 1024);
+            let text = tokio::time::timeout(remaining, read).await.ok().flatten().unwrap_or_default();
             let json: Value = serde_json::from_slice(&text).unwrap_or(Value::Null);
             let (message, kind, code, param) = if provider.kind == ProviderKind::Anthropic {
                 let (message, kind) = anthropic::error_parts(&json);
@@ -415,6 +425,10 @@ async fn read_success(
         // Fallback is still possible until the first byte reaches the client: wait for it here.
         let wait = idle.min(deadline.saturating_duration_since(Instant::now()));
         return match tokio::time::timeout(wait, upstream.next()).await {
+            // An error as the very first event: nothing reached the client yet, so fall back.
+            Ok(Some(Ok(first))) if starts_with_error(provider.kind, &first) => {
+                Attempt::Retry { class: "upstream_stream_error", retry_after: None, counts_for_breaker: true }
+            }
             Ok(Some(Ok(first))) => Attempt::Done(Success::Stream { upstream, first }),
             Err(_) => Attempt::Retry { class: "timeout", retry_after: None, counts_for_breaker: true },
             Ok(Some(Err(_)) | None) => {
@@ -469,6 +483,58 @@ struct TokenCounts {
     prompt_tokens: Option<u64>,
     #[serde(default)]
     completion_tokens: Option<u64>,
+}
+
+/// Releases a half-open breaker's probe unless [`ProbeGuard::settle`] was called: a probe that
+/// ends without a verdict (or whose future is dropped) must not block the provider for good.
+struct ProbeGuard<'a> {
+    breakers: &'a app::server::breaker::Breakers,
+    id: &'a str,
+    armed: bool,
+}
+
+impl ProbeGuard<'_> {
+    fn settle(&mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for ProbeGuard<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.breakers.abandon_probe(self.id);
+        }
+    }
+}
+
+/// The error an OpenAI-style stream event carries: a top-level `error` object, or a choice that
+/// finished with `"error"` (OpenRouter). `None` for ordinary chunks (checked cheaply first).
+fn stream_error(data: &str) -> Option<String> {
+    if !data.contains("\"error") {
+        return None;
+    }
+    let json: Value = serde_json::from_str(data).ok()?;
+    if let Some(error) = json.get("error").filter(|e| !e.is_null()) {
+        let message =
+            error.get("message").and_then(Value::as_str).or_else(|| error.as_str()).unwrap_or("provider stream error");
+        return Some(message.to_owned());
+    }
+    let finished_in_error = json
+        .get("choices")
+        .and_then(Value::as_array)
+        .is_some_and(|choices| choices.iter().any(|c| c.get("finish_reason").and_then(Value::as_str) == Some("error")));
+    finished_in_error.then(|| "The provider ended the stream with an error.".to_owned())
+}
+
+/// Whether the first bytes of a stream are already an error event.
+fn starts_with_error(kind: ProviderKind, first: &Bytes) -> bool {
+    let mut parser = sse::Parser::default();
+    parser.push(first);
+    match parser.next_event() {
+        Some(event) if kind == ProviderKind::Anthropic => event.name.as_deref() == Some("error"),
+        Some(event) => stream_error(&event.data).is_some(),
+        None => false,
+    }
 }
 
 fn millis(d: Duration) -> i64 {
@@ -539,8 +605,9 @@ impl Priced for UsageRecord {
 
 fn submit(state: &AppState, record: UsageRecord, overhead: Duration) {
     let kind = record.provider_kind.as_deref().unwrap_or("none");
-    // Only a model some provider was asked to serve becomes a label.
-    let model = if record.provider_id.is_some() { record.model.as_str() } else { "unknown" };
+    // Only a model a provider actually served becomes a label: failed calls would let anyone
+    // invent label values.
+    let model = if record.ok { record.model.as_str() } else { "other" };
     let latency = Duration::from_millis(u64::try_from(record.latency_ms).unwrap_or(0));
     state.metrics.request(
         u16::try_from(record.status).unwrap_or(0),
@@ -698,6 +765,8 @@ impl Relay {
                     if event.data == "[DONE]" {
                         *done = true;
                         out.push(Bytes::from_static(sse::DONE));
+                    } else if let Some(message) = stream_error(&event.data) {
+                        failed = Some(message);
                     } else {
                         let mut forward = true;
                         // Only chunks that mention usage are parsed; the rest pass as they are.
@@ -760,6 +829,8 @@ impl Relay {
 
     /// Ends the stream with an error event and no `[DONE]`, recorded as failed.
     fn fail(&mut self, class: &'static str, message: &str) {
+        // A provider's own words may echo its key back: never pass that on.
+        let message = upstream::scrub(message, &self.provider.key);
         let error =
             serde_json::json!({"error": {"message": message, "type": "server_error", "param": null, "code": class}});
         self.pending.push_back(sse::data(&error.to_string()));
@@ -917,6 +988,33 @@ mod tests {
         bare.remove("stream_options");
         let out: Value = serde_json::to_value(Passthrough { body: &bare, model: "m", stream: true }).unwrap();
         assert_eq!(out["stream_options"], serde_json::json!({"include_usage": true}));
+    }
+
+    #[test]
+    fn a_dropped_probe_is_released() {
+        let breakers = app::server::breaker::Breakers::new(1, Duration::ZERO);
+        breakers.failure("p");
+        assert_eq!(breakers.admit("p"), Admission::Probe);
+        assert_eq!(breakers.admit("p"), Admission::Rejected, "one probe at a time");
+        drop(ProbeGuard { breakers: &breakers, id: "p", armed: true });
+        assert_eq!(breakers.admit("p"), Admission::Probe, "released when the attempt ended without a verdict");
+        let mut settled = ProbeGuard { breakers: &breakers, id: "p", armed: true };
+        breakers.success("p");
+        settled.settle();
+        drop(settled);
+        assert_eq!(breakers.admit("p"), Admission::Allowed);
+    }
+
+    #[test]
+    fn stream_errors_are_recognised() {
+        assert_eq!(stream_error(r#"{"choices":[{"delta":{"content":"x"},"finish_reason":null}]}"#), None);
+        assert!(stream_error(r#"{"error":{"message":"boom"}}"#).is_some_and(|m| m == "boom"));
+        assert!(stream_error(r#"{"choices":[{"delta":{},"finish_reason":"error"}]}"#).is_some());
+        assert_eq!(
+            stream_error(r#"{"choices":[{"delta":{"content":"an error occurred"}}]}"#),
+            None,
+            "content that mentions errors is fine"
+        );
     }
 
     #[test]

@@ -97,6 +97,9 @@ async fn handle(state: AppState, request: Request, endpoint: Endpoint) -> Respon
     }
 }
 
+/// Longest model name accepted (names end up in records, rollups and logs).
+const MAX_MODEL_LEN: usize = 256;
+
 /// Reads and checks the body: size, JSON object, `model`, `stream`.
 async fn parse_body(
     state: &AppState,
@@ -126,6 +129,12 @@ async fn parse_body(
         });
     };
     let model = match body.get("model") {
+        Some(Value::String(m)) if m.len() > MAX_MODEL_LEN || m.chars().any(char::is_control) => {
+            return Err(GatewayError::InvalidRequest {
+                message: format!("`model` must be at most {MAX_MODEL_LEN} characters of plain text."),
+                param: Some("model"),
+            });
+        }
         Some(Value::String(m)) if !m.trim().is_empty() => m.trim().to_owned(),
         Some(Value::String(_)) | None | Some(Value::Null) => {
             return Err(GatewayError::InvalidRequest {

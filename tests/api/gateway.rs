@@ -633,6 +633,51 @@ async fn revocation_reaches_another_instance_on_the_same_database() {
 }
 
 #[tokio::test]
+async fn an_error_event_inside_a_stream_is_a_failure_not_a_success() {
+    let (gw, mock) = openai_gateway().await;
+    mock.script([Behavior::ErrorAfter(2)]);
+    let mut body = chat_body("mock-small");
+    body["stream"] = json!(true);
+    let text = gw.chat(&body).await.text().await.unwrap();
+    let events = sse_data(&text);
+    assert!(!events.iter().any(|e| e == "[DONE]"), "no [DONE] after an error: {text}");
+    let last: Value = serde_json::from_str(events.last().unwrap()).unwrap();
+    assert_eq!(last["error"]["code"], "upstream_stream_error");
+    assert!(!text.contains(VALID_KEY), "the provider's key is scrubbed from its error: {text}");
+    let records = gw.usage(1).await;
+    assert_eq!(
+        (records[0]["ok"].as_bool(), records[0]["error_class"].as_str()),
+        (Some(false), Some("upstream_stream_error"))
+    );
+}
+
+#[tokio::test]
+async fn a_stream_that_starts_with_an_error_falls_back() {
+    let gw = Gateway::start(fast_options()).await;
+    let failing = Mock::start(Flavor::OpenAi).await;
+    failing.script([Behavior::ErrorAfter(0)]);
+    let backup = Mock::start(Flavor::OpenAi).await;
+    gw.provider("Fails", "openai_compatible", &failing.base_url(), 1).await;
+    gw.provider("Backup", "openai_compatible", &backup.base_url(), 2).await;
+    let mut body = chat_body("mock-small");
+    body["stream"] = json!(true);
+    let response = gw.chat(&body).await;
+    assert_eq!(response.headers()["x-perpetuo-provider"], "Backup");
+    assert!(response.text().await.unwrap().ends_with("data: [DONE]\n\n"));
+}
+
+#[tokio::test]
+async fn model_names_are_bounded() {
+    let (gw, mock) = openai_gateway().await;
+    let response = gw.chat(&chat_body(&"m".repeat(300))).await;
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["param"], "model");
+    assert_eq!(gw.chat(&chat_body("line\nbreak")).await.status(), 400);
+    assert_eq!(mock.hits(), 0);
+}
+
+#[tokio::test]
 async fn a_stream_that_dies_before_its_first_byte_falls_back() {
     let gw = Gateway::start(fast_options()).await;
     let dying = Mock::start(Flavor::OpenAi).await;

@@ -31,6 +31,9 @@ pub enum Behavior {
     CutAfter(usize),
     /// Stream chunks `gap` apart.
     Drip(Duration),
+    /// Stream `n` content chunks, then an error event, then `[DONE]` (as vLLM does); with 0 the
+    /// error is the first event. OpenAI flavour only.
+    ErrorAfter(usize),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -286,6 +289,13 @@ async fn chat(State(state): State<MockState>, headers: HeaderMap, body: Bytes) -
         // A gap, so the first chunks are on the wire before the cut.
         Behavior::CutAfter(n) => sse(events, Duration::from_millis(30), Some(n), false),
         Behavior::Drip(gap) => sse(events, gap, None, true),
+        Behavior::ErrorAfter(n) => {
+            let mut events: Vec<String> = events.into_iter().take(n).collect();
+            let error =
+                json!({"error": {"message": format!("generation failed (key {VALID_KEY})"), "type": "server_error"}});
+            events.push(format!("data: {error}\n\n"));
+            sse(events, Duration::from_millis(20), None, true)
+        }
         _ => sse(events, Duration::ZERO, None, true),
     }
 }

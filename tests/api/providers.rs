@@ -133,6 +133,27 @@ async fn editing_without_a_new_key_keeps_the_old_one() {
     assert_eq!(test["ok"], false);
     let listed: Value = app.get_json(&format!("/api/v1/providers/{id}"), Some(&token)).await.json().await.unwrap();
     assert_eq!(listed["key_preview"], "••••9999");
+
+    // Pointing the stored key at another host needs the key typed again.
+    let other = Mock::start(Flavor::OpenAi).await;
+    let moved =
+        app.patch_json(&format!("/api/v1/providers/{id}"), &token, &json!({"base_url": other.base_url()})).await;
+    let body = api_error(moved, 400).await;
+    assert!(body["error"]["message"].as_str().unwrap().contains("API key again"), "{body}");
+    assert_eq!(other.hits(), 0);
+    let moved = app
+        .patch_json(
+            &format!("/api/v1/providers/{id}"),
+            &token,
+            &json!({"base_url": other.base_url(), "api_key": VALID_KEY}),
+        )
+        .await;
+    assert_eq!(moved.status(), 200);
+    // Same host, another path: allowed without the key.
+    let path = app
+        .patch_json(&format!("/api/v1/providers/{id}"), &token, &json!({"base_url": format!("{}/", other.base_url())}))
+        .await;
+    assert_eq!(path.status(), 200);
 }
 
 #[tokio::test]

@@ -189,6 +189,7 @@ pub async fn authenticate(
     let key = match caches.key(&hash) {
         Some(key) => key,
         None => {
+            let seen = caches.generation();
             #[derive(SurrealValue)]
             struct KeyRow {
                 id: String,
@@ -213,7 +214,7 @@ pub async fn authenticate(
                 row.revoked_at.is_some(),
                 row.rate_limit_per_min.and_then(|v| u32::try_from(v).ok()),
             );
-            caches.put_key(hash, key.clone());
+            caches.put_key(hash, key.clone(), seen);
             key
         }
     };

@@ -60,6 +60,10 @@ pub struct Caches {
     last_used: DashMap<String, i64>,
     /// Workspace -> its price overrides.
     prices: DashMap<String, (Instant, Arc<super::prices::Overrides>)>,
+    /// Bumped by every invalidation. A reader notes it before going to the database and only
+    /// caches what it read if nothing was invalidated meanwhile: otherwise a read that raced a
+    /// revocation could put the old, unrevoked key back for a whole TTL.
+    generation: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Caches {
@@ -73,7 +77,27 @@ impl std::fmt::Debug for Caches {
 
 impl Caches {
     pub fn new(ttl: Duration) -> Self {
-        Self { keys: DashMap::new(), providers: DashMap::new(), ttl, last_used: DashMap::new(), prices: DashMap::new() }
+        Self {
+            keys: DashMap::new(),
+            providers: DashMap::new(),
+            ttl,
+            last_used: DashMap::new(),
+            prices: DashMap::new(),
+            generation: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// The invalidation count; pass it back to the `put_*` methods.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn bump(&self) {
+        self.generation.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn unchanged_since(&self, seen: u64) -> bool {
+        self.generation() == seen
     }
 
     pub fn key(&self, hash: &str) -> Option<CachedKey> {
@@ -86,11 +110,31 @@ impl Caches {
         Some(entry.clone())
     }
 
-    pub fn put_key(&self, hash: String, key: CachedKey) {
-        self.keys.insert(hash, key);
+    /// Caches a key read from the database, unless anything was invalidated since `seen`.
+    pub fn put_key(&self, hash: String, key: CachedKey, seen: u64) {
+        self.keys.insert(hash.clone(), key);
+        // Checked after inserting, so an invalidation that lands in between is not missed.
+        if !self.unchanged_since(seen) {
+            self.keys.remove(&hash);
+        }
+    }
+
+    /// Whether a changed `api_key` record still says what the cached entry says (revocation,
+    /// expiry, limit, workspace): then the change does not concern the gateway.
+    pub fn key_matches(&self, hash: &str, record: &serde_json::Value) -> bool {
+        // Not cached: a lookup may be reading it right now, so the change must count.
+        let Some(cached) = self.keys.get(hash) else {
+            return false;
+        };
+        let int = |field: &str| record.get(field).and_then(serde_json::Value::as_i64);
+        record.get("revoked_at").is_some_and(|v| !v.is_null()) == cached.revoked
+            && int("expires_at") == cached.expires_at
+            && int("rate_limit_per_min").and_then(|v| u32::try_from(v).ok()) == cached.rate_limit_per_min
+            && record.get("workspace").and_then(serde_json::Value::as_str) == Some(cached.workspace.as_str())
     }
 
     pub fn invalidate_key(&self, hash: &str) {
+        self.bump();
         self.keys.remove(hash);
     }
 
@@ -104,11 +148,15 @@ impl Caches {
         Some(Arc::clone(&entry.providers))
     }
 
-    pub fn put_providers(&self, ws: &WorkspaceId, providers: Arc<Vec<OpenedProvider>>) {
+    pub fn put_providers(&self, ws: &WorkspaceId, providers: Arc<Vec<OpenedProvider>>, seen: u64) {
         self.providers.insert(ws.as_str().to_owned(), CachedProviders { providers, loaded_at: Instant::now() });
+        if !self.unchanged_since(seen) {
+            self.providers.remove(ws.as_str());
+        }
     }
 
     pub fn invalidate_providers(&self, workspace_id: &str) {
+        self.bump();
         self.providers.remove(workspace_id);
     }
 
@@ -117,15 +165,20 @@ impl Caches {
         (entry.0.elapsed() <= self.ttl).then(|| Arc::clone(&entry.1))
     }
 
-    pub fn put_prices(&self, workspace_id: &str, overrides: Arc<super::prices::Overrides>) {
+    pub fn put_prices(&self, workspace_id: &str, overrides: Arc<super::prices::Overrides>, seen: u64) {
         self.prices.insert(workspace_id.to_owned(), (Instant::now(), overrides));
+        if !self.unchanged_since(seen) {
+            self.prices.remove(workspace_id);
+        }
     }
 
     pub fn invalidate_prices(&self, workspace_id: &str) {
+        self.bump();
         self.prices.remove(workspace_id);
     }
 
     pub fn clear(&self) {
+        self.bump();
         self.keys.clear();
         self.providers.clear();
         self.prices.clear();
@@ -165,6 +218,37 @@ impl Caches {
         .await?
         .check()?;
         Ok(pending.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(revoked: bool) -> CachedKey {
+        CachedKey::new("k1".into(), "name".into(), WorkspaceId::trusted("w1".into()), None, revoked, None)
+    }
+
+    #[test]
+    fn a_read_that_raced_an_invalidation_is_not_cached() {
+        let caches = Caches::new(Duration::from_secs(60));
+        let seen = caches.generation();
+        caches.invalidate_key("h1");
+        caches.put_key("h1".into(), key(false), seen);
+        assert!(caches.key("h1").is_none(), "the stale read was dropped");
+        caches.put_key("h1".into(), key(false), caches.generation());
+        assert!(caches.key("h1").is_some());
+    }
+
+    #[test]
+    fn last_used_updates_keep_the_entry_but_revocations_do_not() {
+        let caches = Caches::new(Duration::from_secs(60));
+        caches.put_key("h1".into(), key(false), caches.generation());
+        let touched = serde_json::json!({"hash": "h1", "workspace": "w1", "revoked_at": null, "expires_at": null, "rate_limit_per_min": null, "last_used_at": 5});
+        assert!(caches.key_matches("h1", &touched));
+        let revoked = serde_json::json!({"hash": "h1", "workspace": "w1", "revoked_at": 9, "expires_at": null, "rate_limit_per_min": null});
+        assert!(!caches.key_matches("h1", &revoked));
+        assert!(!caches.key_matches("not-cached", &touched), "unknown entries always count as changed");
     }
 }
 
@@ -217,8 +301,11 @@ async fn follow(
                     None => return Err(surrealdb::Error::internal("api_key live stream ended".to_owned())),
                 };
                 match notification.data.get("hash").and_then(|h| h.as_str()) {
+                    // `last_used_at` is written every few seconds: such updates change nothing cached.
+                    Some(hash) if !matches!(notification.action, surrealdb::types::Action::Delete)
+                        && caches.key_matches(hash, &notification.data) => {}
                     Some(hash) => caches.invalidate_key(hash),
-                    None => caches.keys.clear(),
+                    None => caches.clear(),
                 }
             }
             next = providers.next() => {
@@ -228,7 +315,7 @@ async fn follow(
                 };
                 match notification.data.get("workspace").and_then(|w| w.as_str()) {
                     Some(ws) => caches.invalidate_providers(ws),
-                    None => caches.providers.clear(),
+                    None => caches.clear(),
                 }
             }
         }

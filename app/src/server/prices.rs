@@ -249,7 +249,8 @@ pub async fn cached_overrides(
     if let Some(found) = caches.prices(ws.as_str()) {
         return Ok(found);
     }
+    let seen = caches.generation();
     let loaded = std::sync::Arc::new(overrides(db, ws).await?);
-    caches.put_prices(ws.as_str(), std::sync::Arc::clone(&loaded));
+    caches.put_prices(ws.as_str(), std::sync::Arc::clone(&loaded), seen);
     Ok(loaded)
 }

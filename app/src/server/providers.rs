@@ -129,6 +129,11 @@ fn last4(key: &SecretBytes) -> String {
     if chars.len() < 12 { String::new() } else { chars[chars.len() - 4..].iter().collect() }
 }
 
+/// Scheme, host and port of a URL.
+fn origin(url: &str) -> Option<String> {
+    url::Url::parse(url).ok().map(|u| u.origin().ascii_serialization())
+}
+
 fn resolve_base_url(kind: ProviderKind, raw: Option<&str>, allow_private: bool) -> Result<BaseUrl, ServiceError> {
     match raw.map(str::trim).filter(|s| !s.is_empty()) {
         Some(url) => BaseUrl::parse(url, allow_private),
@@ -240,15 +245,21 @@ pub async fn update(
     if let Some(label) = patch.label.as_deref() {
         current.label = parse_label(label)?;
     }
-    let url_changed = patch.base_url.is_some();
+    let new_key = patch.api_key.as_deref().map(str::trim).filter(|k| !k.is_empty() && !k.starts_with("••••"));
+    let mut url_changed = false;
     if let Some(url) = patch.base_url.as_deref() {
         let base_url = resolve_base_url(kind, Some(url).filter(|u| !u.trim().is_empty()), allow_private)?;
+        url_changed = base_url.as_str() != current.base_url;
+        // The stored key goes wherever the URL points: sending it to another host needs the key
+        // typed again, or access to the dashboard would be enough to read it out.
+        if origin(base_url.as_str()) != origin(&current.base_url) && new_key.is_none() {
+            return Err(ServiceError::Invalid("Enter the API key again to move this provider to another host.".into()));
+        }
         if !allow_private {
             base_url.check_resolves_public().await?;
         }
         current.base_url = base_url.as_str().to_owned();
     }
-    let new_key = patch.api_key.as_deref().map(str::trim).filter(|k| !k.is_empty() && !k.starts_with("••••"));
     if let Some(raw) = new_key {
         let key = parse_key(raw)?;
         current.sealed_key = cipher.seal(key.expose(), &provider_aad(ws.as_str(), id))?;
@@ -314,8 +325,9 @@ pub async fn cached_enabled(
     if let Some(providers) = caches.providers(ws) {
         return Ok(providers);
     }
+    let seen = caches.generation();
     let providers = std::sync::Arc::new(open_enabled(db, cipher, ws, allow_private).await?);
-    caches.put_providers(ws, std::sync::Arc::clone(&providers));
+    caches.put_providers(ws, std::sync::Arc::clone(&providers), seen);
     Ok(providers)
 }
 

@@ -348,7 +348,7 @@ pub async fn requests(
     }
     sql.push_str(" ORDER BY ts DESC, request_id DESC LIMIT $limit");
     let (cursor_ts, cursor_id) = cursor.unwrap_or((0, String::new()));
-    let upper = if cursor_id.is_empty() { to_ts } else { to_ts.min(cursor_ts + 1) };
+    let upper = if cursor_id.is_empty() { to_ts } else { to_ts.min(cursor_ts.saturating_add(1)) };
     let query = db.query(sql).bind(("ws", ws.as_str().to_owned())).bind(("from", from_ts)).bind(("upper", upper));
     let mut response = bind_filter(query, filter)
         .bind(("cursor_ts", cursor_ts))
