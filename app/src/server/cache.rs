@@ -221,37 +221,6 @@ impl Caches {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn key(revoked: bool) -> CachedKey {
-        CachedKey::new("k1".into(), "name".into(), WorkspaceId::trusted("w1".into()), None, revoked, None)
-    }
-
-    #[test]
-    fn a_read_that_raced_an_invalidation_is_not_cached() {
-        let caches = Caches::new(Duration::from_secs(60));
-        let seen = caches.generation();
-        caches.invalidate_key("h1");
-        caches.put_key("h1".into(), key(false), seen);
-        assert!(caches.key("h1").is_none(), "the stale read was dropped");
-        caches.put_key("h1".into(), key(false), caches.generation());
-        assert!(caches.key("h1").is_some());
-    }
-
-    #[test]
-    fn last_used_updates_keep_the_entry_but_revocations_do_not() {
-        let caches = Caches::new(Duration::from_secs(60));
-        caches.put_key("h1".into(), key(false), caches.generation());
-        let touched = serde_json::json!({"hash": "h1", "workspace": "w1", "revoked_at": null, "expires_at": null, "rate_limit_per_min": null, "last_used_at": 5});
-        assert!(caches.key_matches("h1", &touched));
-        let revoked = serde_json::json!({"hash": "h1", "workspace": "w1", "revoked_at": 9, "expires_at": null, "rate_limit_per_min": null});
-        assert!(!caches.key_matches("h1", &revoked));
-        assert!(!caches.key_matches("not-cached", &touched), "unknown entries always count as changed");
-    }
-}
-
 /// Follows changes to `api_key` and `provider` until `stop` fires, invalidating what they touch.
 /// Returns once the first subscription is live, so a caller can rely on it before serving.
 pub async fn spawn_invalidation(db: Db, caches: Arc<Caches>, stop: CancelSignal) -> tokio::task::JoinHandle<()> {
@@ -319,5 +288,36 @@ async fn follow(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(revoked: bool) -> CachedKey {
+        CachedKey::new("k1".into(), "name".into(), WorkspaceId::trusted("w1".into()), None, revoked, None)
+    }
+
+    #[test]
+    fn a_read_that_raced_an_invalidation_is_not_cached() {
+        let caches = Caches::new(Duration::from_secs(60));
+        let seen = caches.generation();
+        caches.invalidate_key("h1");
+        caches.put_key("h1".into(), key(false), seen);
+        assert!(caches.key("h1").is_none(), "the stale read was dropped");
+        caches.put_key("h1".into(), key(false), caches.generation());
+        assert!(caches.key("h1").is_some());
+    }
+
+    #[test]
+    fn last_used_updates_keep_the_entry_but_revocations_do_not() {
+        let caches = Caches::new(Duration::from_secs(60));
+        caches.put_key("h1".into(), key(false), caches.generation());
+        let touched = serde_json::json!({"hash": "h1", "workspace": "w1", "revoked_at": null, "expires_at": null, "rate_limit_per_min": null, "last_used_at": 5});
+        assert!(caches.key_matches("h1", &touched));
+        let revoked = serde_json::json!({"hash": "h1", "workspace": "w1", "revoked_at": 9, "expires_at": null, "rate_limit_per_min": null});
+        assert!(!caches.key_matches("h1", &revoked));
+        assert!(!caches.key_matches("not-cached", &touched), "unknown entries always count as changed");
     }
 }
