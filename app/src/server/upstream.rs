@@ -28,6 +28,9 @@ pub fn is_public(ip: IpAddr) -> bool {
                 || v6.is_multicast()
                 || (first & 0xfe00) == 0xfc00 // unique local (incl. fd00:ec2::254 metadata)
                 || (first & 0xffc0) == 0xfe80 // link-local
+                || (first & 0xffc0) == 0xfec0 // site-local (deprecated, still routable inside)
+                || first == 0x2002 // 6to4: embeds an IPv4 address that may be private
+                || (first == 0x2001 && v6.segments()[1] == 0) // Teredo
                 || (first == 0x2001 && v6.segments()[1] == 0x0db8) // documentation
                 || (first == 0x0064 && v6.segments()[1] == 0xff9b) // NAT64 can reach private v4
                 || v6.segments()[..6] == [0, 0, 0, 0, 0, 0]) // IPv4-compatible
@@ -295,6 +298,9 @@ mod tests {
             "0.0.0.0",
             "::1",
             "fe80::1",
+            "fec0::1",
+            "2002:7f00:1::1",
+            "2001:0:4136:e378::1",
             "fd00:ec2::254",
             "::ffff:127.0.0.1",
             "::ffff:10.0.0.1",
