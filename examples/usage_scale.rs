@@ -53,6 +53,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             attempts: 1,
             prompt_tokens: 100 + (i % 900) as i64,
             completion_tokens: 20 + (i % 300) as i64,
+            cache_read_tokens: 0,
+            cache_write_tokens: 0,
             cost_nanos: Some(1000 + (i % 5000) as i64),
             latency_ms: 50 + (i % 2000) as i64,
             upstream_ms: 48 + (i % 2000) as i64,

@@ -3,6 +3,8 @@
 
 use serde_json::{Map, Value, json};
 
+use app::server::prices::Tokens;
+
 use super::error::GatewayError;
 use super::sse;
 
@@ -225,16 +227,31 @@ pub fn finish_reason(stop_reason: Option<&str>) -> Value {
     }
 }
 
-/// Input tokens, counting cached ones too (they are still prompt tokens).
-fn prompt_tokens(usage: &Value) -> u64 {
-    ["input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens"]
-        .iter()
-        .filter_map(|f| usage.get(*f).and_then(Value::as_u64))
-        .sum()
+/// Anthropic's usage as token counts: every input token is a prompt token, and the cached ones
+/// are also counted apart (they are billed differently).
+fn tokens(usage: &Value) -> Tokens {
+    let field = |f: &str| usage.get(f).and_then(Value::as_u64).unwrap_or(0);
+    let (cache_read, cache_write) = (field("cache_read_input_tokens"), field("cache_creation_input_tokens"));
+    Tokens {
+        prompt: field("input_tokens") + cache_read + cache_write,
+        completion: field("output_tokens"),
+        cache_read,
+        cache_write,
+    }
 }
 
-/// An Anthropic response to an OpenAI chat completion, and its (prompt, completion) tokens.
-pub fn response(body: &Value, model_label: &str, created: i64) -> (Value, u64, u64) {
+/// OpenAI's `usage` object for these counts.
+fn openai_usage(t: &Tokens) -> Value {
+    json!({
+        "prompt_tokens": t.prompt,
+        "completion_tokens": t.completion,
+        "total_tokens": t.prompt + t.completion,
+        "prompt_tokens_details": {"cached_tokens": t.cache_read},
+    })
+}
+
+/// An Anthropic response to an OpenAI chat completion, and its token counts.
+pub fn response(body: &Value, model_label: &str, created: i64) -> (Value, Tokens) {
     let mut text = String::new();
     let mut tool_calls = Vec::new();
     for block in body.get("content").and_then(Value::as_array).into_iter().flatten() {
@@ -252,7 +269,7 @@ pub fn response(body: &Value, model_label: &str, created: i64) -> (Value, u64, u
         }
     }
     let usage = body.get("usage").cloned().unwrap_or(Value::Null);
-    let (prompt, completion) = (prompt_tokens(&usage), usage.get("output_tokens").and_then(Value::as_u64).unwrap_or(0));
+    let counts = tokens(&usage);
     let mut message = json!({"role": "assistant", "content": if text.is_empty() && !tool_calls.is_empty() { Value::Null } else { Value::String(text) }});
     if !tool_calls.is_empty() {
         message["tool_calls"] = Value::Array(tool_calls);
@@ -263,9 +280,9 @@ pub fn response(body: &Value, model_label: &str, created: i64) -> (Value, u64, u
         "created": created,
         "model": body.get("model").and_then(Value::as_str).unwrap_or(model_label),
         "choices": [{"index": 0, "message": message, "finish_reason": finish_reason(body.get("stop_reason").and_then(Value::as_str)), "logprobs": null}],
-        "usage": {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion},
+        "usage": openai_usage(&counts),
     });
-    (openai, prompt, completion)
+    (openai, counts)
 }
 
 /// An Anthropic error body to OpenAI's error fields: (message, type).
@@ -291,8 +308,7 @@ pub struct StreamTranslator {
     include_usage: bool,
     /// Anthropic content-block index -> OpenAI tool-call index.
     tool_index: Vec<(u64, usize)>,
-    pub prompt_tokens: u64,
-    pub completion_tokens: u64,
+    pub tokens: Tokens,
     pub finished: bool,
     pub saw_content: bool,
 }
@@ -305,8 +321,7 @@ impl StreamTranslator {
             created,
             include_usage,
             tool_index: Vec::new(),
-            prompt_tokens: 0,
-            completion_tokens: 0,
+            tokens: Tokens::default(),
             finished: false,
             saw_content: false,
         }
@@ -334,8 +349,7 @@ impl StreamTranslator {
                     self.model = model.to_owned();
                 }
                 let usage = message.get("usage").cloned().unwrap_or(Value::Null);
-                self.prompt_tokens = prompt_tokens(&usage);
-                self.completion_tokens = usage.get("output_tokens").and_then(Value::as_u64).unwrap_or(0);
+                self.tokens = tokens(&usage);
                 out.push(self.chunk(json!({"role": "assistant", "content": ""}), Value::Null));
             }
             "content_block_start" => {
@@ -370,7 +384,7 @@ impl StreamTranslator {
             }
             "message_delta" => {
                 if let Some(output) = data.get("usage").and_then(|u| u.get("output_tokens")).and_then(Value::as_u64) {
-                    self.completion_tokens = output;
+                    self.tokens.completion = output;
                 }
                 let reason = data.get("delta").and_then(|d| d.get("stop_reason")).and_then(Value::as_str);
                 out.push(self.chunk(json!({}), finish_reason(reason)));
@@ -379,7 +393,7 @@ impl StreamTranslator {
                 if self.include_usage {
                     let usage = json!({
                         "id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model, "choices": [],
-                        "usage": {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens, "total_tokens": self.prompt_tokens + self.completion_tokens},
+                        "usage": openai_usage(&self.tokens),
                     });
                     out.push(sse::data(&usage.to_string()));
                 }
@@ -503,8 +517,9 @@ mod tests {
             "content": [{"type": "text", "text": "Checking."}, {"type": "tool_use", "id": "toolu_1", "name": "lookup", "input": {"q": "cat"}}],
             "usage": {"input_tokens": 10, "cache_read_input_tokens": 5, "output_tokens": 7}
         });
-        let (out, prompt, completion) = response(&body, "claude-x", 42);
-        assert_eq!((prompt, completion), (15, 7));
+        let (out, counts) = response(&body, "claude-x", 42);
+        assert_eq!(counts, Tokens { prompt: 15, completion: 7, cache_read: 5, cache_write: 0 });
+        assert_eq!(out["usage"]["prompt_tokens_details"]["cached_tokens"], 5);
         assert_eq!(out["choices"][0]["finish_reason"], "tool_calls");
         assert_eq!(out["choices"][0]["message"]["content"], "Checking.");
         assert_eq!(out["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"], "{\"q\":\"cat\"}");

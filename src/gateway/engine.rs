@@ -18,6 +18,7 @@ use serde_json::{Map, Value};
 use app::server::AppState;
 use app::server::breaker::Admission;
 use app::server::cache::CachedKey;
+use app::server::prices::Tokens;
 use app::server::providers::OpenedProvider;
 use app::server::ratelimit::Decision;
 use app::server::upstream;
@@ -116,7 +117,7 @@ enum Attempt {
 }
 
 enum Success {
-    Whole { body: Bytes, prompt: u64, completion: u64 },
+    Whole { body: Bytes, tokens: Tokens },
     Stream { upstream: ByteStream, first: Bytes },
 }
 
@@ -453,21 +454,17 @@ async fn read_success(
         let Ok(parsed) = serde_json::from_slice::<UsageOnly>(&body) else {
             return Attempt::Retry { class: "bad_upstream_body", retry_after: None, counts_for_breaker: true };
         };
-        let usage = parsed.usage.unwrap_or_default();
+        let tokens = parsed.usage.map(TokenCounts::tokens).unwrap_or_default();
         // OpenAI-style bodies go back exactly as the provider sent them.
-        return Attempt::Done(Success::Whole {
-            body: Bytes::from(body),
-            prompt: usage.prompt_tokens.unwrap_or(0),
-            completion: usage.completion_tokens.unwrap_or(0),
-        });
+        return Attempt::Done(Success::Whole { body: Bytes::from(body), tokens });
     }
     let Ok(json) = serde_json::from_slice::<Value>(&body) else {
         return Attempt::Retry { class: "bad_upstream_body", retry_after: None, counts_for_breaker: true };
     };
     {
-        let (translated, prompt, completion) = anthropic::response(&json, &call.model, call.ts / 1000);
+        let (translated, tokens) = anthropic::response(&json, &call.model, call.ts / 1000);
         let body = Bytes::from(serde_json::to_vec(&translated).unwrap_or_default());
-        Attempt::Done(Success::Whole { body, prompt, completion })
+        Attempt::Done(Success::Whole { body, tokens })
     }
 }
 
@@ -477,12 +474,32 @@ struct UsageOnly {
     usage: Option<TokenCounts>,
 }
 
+/// OpenAI's `usage` object (what is needed of it).
 #[derive(serde::Deserialize, Default)]
 struct TokenCounts {
     #[serde(default)]
     prompt_tokens: Option<u64>,
     #[serde(default)]
     completion_tokens: Option<u64>,
+    #[serde(default)]
+    prompt_tokens_details: Option<PromptDetails>,
+}
+
+#[derive(serde::Deserialize, Default)]
+struct PromptDetails {
+    #[serde(default)]
+    cached_tokens: Option<u64>,
+}
+
+impl TokenCounts {
+    fn tokens(self) -> Tokens {
+        Tokens {
+            prompt: self.prompt_tokens.unwrap_or(0),
+            completion: self.completion_tokens.unwrap_or(0),
+            cache_read: self.prompt_tokens_details.and_then(|d| d.cached_tokens).unwrap_or(0),
+            cache_write: 0,
+        }
+    }
 }
 
 /// Releases a half-open breaker's probe unless [`ProbeGuard::settle`] was called: a probe that
@@ -567,6 +584,8 @@ fn record(
         attempts: i64::from(progress.attempts),
         prompt_tokens: 0,
         completion_tokens: 0,
+        cache_read_tokens: 0,
+        cache_write_tokens: 0,
         cost_nanos: None,
         latency_ms: millis(call.started.elapsed()),
         upstream_ms: millis(progress.upstream),
@@ -594,12 +613,35 @@ impl Priced for UsageRecord {
     ) -> Self {
         self.cost_nanos = provider.and_then(|p| {
             let (_, bare) = route(&self.model);
-            state
-                .prices
-                .lookup_with(overrides, p.kind.as_str(), bare)
-                .map(|price| price.cost_nanos(self.prompt_tokens, self.completion_tokens))
+            state.prices.lookup_with(overrides, p.kind.as_str(), bare).map(|price| price.cost_nanos(self.tokens()))
         });
         self
+    }
+}
+
+/// Token counts in and out of a usage record.
+trait Counted {
+    fn tokens(&self) -> Tokens;
+    fn set_tokens(&mut self, tokens: Tokens);
+}
+
+impl Counted for UsageRecord {
+    fn tokens(&self) -> Tokens {
+        let n = |v: i64| u64::try_from(v).unwrap_or(0);
+        Tokens {
+            prompt: n(self.prompt_tokens),
+            completion: n(self.completion_tokens),
+            cache_read: n(self.cache_read_tokens),
+            cache_write: n(self.cache_write_tokens),
+        }
+    }
+
+    fn set_tokens(&mut self, t: Tokens) {
+        let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        self.prompt_tokens = n(t.prompt);
+        self.completion_tokens = n(t.completion);
+        self.cache_read_tokens = n(t.cache_read);
+        self.cache_write_tokens = n(t.cache_write);
     }
 }
 
@@ -657,10 +699,9 @@ pub fn decorate(headers: &mut HeaderMap, call: &Call, provider: Option<&OpenedPr
 
 fn respond(state: &AppState, call: Call, provider: OpenedProvider, success: Success, progress: Progress) -> Response {
     match success {
-        Success::Whole { body, prompt, completion } => {
+        Success::Whole { body, tokens } => {
             let mut record = record(state, &call, Some(&provider), 200, None, &progress);
-            record.prompt_tokens = i64::try_from(prompt).unwrap_or(i64::MAX);
-            record.completion_tokens = i64::try_from(completion).unwrap_or(i64::MAX);
+            record.set_tokens(tokens);
             let record = record.priced(state, &call.prices, Some(&provider));
             submit(state, record, call.started.elapsed().saturating_sub(progress.upstream));
             let mut response = Response::new(Body::from(body));
@@ -690,8 +731,7 @@ enum Translate {
         client_wants_usage: bool,
         done: bool,
         finish_seen: bool,
-        prompt: u64,
-        completion: u64,
+        tokens: Tokens,
     },
     Anthropic(Box<anthropic::StreamTranslator>),
 }
@@ -732,8 +772,7 @@ impl Relay {
                 client_wants_usage: call.client_wants_usage,
                 done: false,
                 finish_seen: false,
-                prompt: 0,
-                completion: 0,
+                tokens: Tokens::default(),
             }
         };
         let mut relay = Self {
@@ -761,7 +800,7 @@ impl Relay {
             let mut out = Vec::new();
             let mut failed: Option<String> = None;
             match &mut self.translate {
-                Translate::Pass { client_wants_usage, done, finish_seen, prompt, completion } => {
+                Translate::Pass { client_wants_usage, done, finish_seen, tokens } => {
                     if event.data == "[DONE]" {
                         *done = true;
                         out.push(Bytes::from_static(sse::DONE));
@@ -778,8 +817,9 @@ impl Relay {
                         if let Some(json) = json
                             && let Some(usage) = json.get("usage").filter(|u| u.is_object())
                         {
-                            *prompt = usage.get("prompt_tokens").and_then(Value::as_u64).unwrap_or(*prompt);
-                            *completion = usage.get("completion_tokens").and_then(Value::as_u64).unwrap_or(*completion);
+                            if let Ok(counts) = serde_json::from_value::<TokenCounts>(usage.clone()) {
+                                *tokens = counts.tokens();
+                            }
                             let no_choices = json.get("choices").and_then(Value::as_array).is_none_or(Vec::is_empty);
                             forward = *client_wants_usage || !no_choices;
                         }
@@ -820,10 +860,10 @@ impl Relay {
         }
     }
 
-    fn tokens(&self) -> (u64, u64) {
+    fn tokens(&self) -> Tokens {
         match &self.translate {
-            Translate::Pass { prompt, completion, .. } => (*prompt, *completion),
-            Translate::Anthropic(t) => (t.prompt_tokens, t.completion_tokens),
+            Translate::Pass { tokens, .. } => *tokens,
+            Translate::Anthropic(t) => t.tokens,
         }
     }
 
@@ -854,9 +894,7 @@ impl Relay {
             last_class: class,
         };
         let mut record = record(&self.state, &self.call, Some(&self.provider), status, class, &progress);
-        let (prompt, completion) = self.tokens();
-        record.prompt_tokens = i64::try_from(prompt).unwrap_or(i64::MAX);
-        record.completion_tokens = i64::try_from(completion).unwrap_or(i64::MAX);
+        record.set_tokens(self.tokens());
         record.ttft_ms = self.ttft.map(millis);
         let record = record.priced(&self.state, &self.call.prices, Some(&self.provider));
         submit(&self.state, record, self.call.started.elapsed().saturating_sub(progress.upstream));

@@ -59,6 +59,8 @@ struct Script {
     /// Tokens reported in usage.
     prompt_tokens: u64,
     completion_tokens: u64,
+    /// Prompt-cache tokens reported: (read, written).
+    cache: (u64, u64),
 }
 
 #[derive(Clone)]
@@ -105,6 +107,12 @@ impl Mock {
 
     pub fn set_default(&self, behavior: Behavior) {
         self.script.lock().unwrap().default = Some(behavior);
+    }
+
+    /// Reports prompt-cache use: OpenAI's `cached_tokens` (read), Anthropic's cache read and
+    /// creation tokens.
+    pub fn set_cache(&self, read: u64, write: u64) {
+        self.script.lock().unwrap().cache = (read, write);
     }
 
     pub fn set_key(&self, key: &str) {
@@ -257,7 +265,8 @@ async fn chat(State(state): State<MockState>, headers: HeaderMap, body: Bytes) -
         return axum::Json(json!({
             "id": "chatcmpl-mock", "object": "chat.completion", "created": 1, "model": model,
             "choices": [{"index": 0, "message": message, "finish_reason": if tool_call { "tool_calls" } else { "stop" }, "logprobs": null}],
-            "usage": {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+            "usage": {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion,
+                      "prompt_tokens_details": {"cached_tokens": state.1.lock().unwrap().cache.0}}
         }))
         .into_response();
     }
@@ -325,7 +334,8 @@ async fn messages(State(state): State<MockState>, headers: HeaderMap, body: Byte
         return axum::Json(json!({
             "id": "msg_mock", "type": "message", "role": "assistant", "model": model, "content": content,
             "stop_reason": if tool_call { "tool_use" } else { "end_turn" }, "stop_sequence": null,
-            "usage": {"input_tokens": prompt, "output_tokens": completion}
+            "usage": {"input_tokens": prompt, "output_tokens": completion,
+                      "cache_read_input_tokens": state.1.lock().unwrap().cache.0, "cache_creation_input_tokens": state.1.lock().unwrap().cache.1}
         }))
         .into_response();
     }

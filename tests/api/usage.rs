@@ -38,6 +38,8 @@ fn known_record(
         attempts: 1,
         prompt_tokens: prompt,
         completion_tokens: completion,
+        cache_read_tokens: 0,
+        cache_write_tokens: 0,
         cost_nanos: cost,
         latency_ms: 40,
         upstream_ms: 38,
@@ -88,6 +90,31 @@ async fn every_call_is_one_record_with_upstream_tokens_and_the_right_cost() {
     assert_eq!(totals["cost_nanos"], 6 * (11 * 150 + 7 * 600) + 6 * (11 * 800 + 7 * 4000));
     assert!(totals["latency_p50_ms"].is_i64());
     assert!(totals["ttft_p50_ms"].is_i64(), "streams give a time to first token");
+}
+
+#[tokio::test]
+async fn prompt_cache_tokens_are_recorded_and_priced_at_cache_rates() {
+    let gw = Gateway::start(Options::default()).await;
+    let openai = Mock::start(Flavor::OpenAi).await;
+    let anthropic = Mock::start(Flavor::Anthropic).await;
+    openai.set_cache(6, 0);
+    anthropic.set_cache(100, 20);
+    gw.provider("OpenAI", "openai", &openai.base_url(), 1).await;
+    gw.provider("Claude", "anthropic", &anthropic.base_url(), 2).await;
+    let response = gw.chat(&chat_body("gpt-4o-mini")).await;
+    assert_eq!(response.status(), 200);
+    let body: Value = gw.chat(&chat_body("claude-3-5-haiku")).await.json().await.unwrap();
+    assert_eq!(body["usage"]["prompt_tokens"], 131, "cached input is still input");
+    assert_eq!(body["usage"]["prompt_tokens_details"]["cached_tokens"], 100);
+    let records = gw.usage(2).await;
+    let gpt = records.iter().find(|r| r["model"] == "gpt-4o-mini").unwrap();
+    assert_eq!((gpt["prompt_tokens"].as_i64(), gpt["cache_read_tokens"].as_i64()), (Some(11), Some(6)));
+    // 5 uncached x $0.15 + 6 cached x $0.075 + 7 out x $0.60 per million.
+    assert_eq!(gpt["cost_nanos"], 5 * 150 + 6 * 75 + 7 * 600);
+    let claude = records.iter().find(|r| r["model"] == "claude-3-5-haiku").unwrap();
+    assert_eq!((claude["cache_read_tokens"].as_i64(), claude["cache_write_tokens"].as_i64()), (Some(100), Some(20)));
+    // 11 uncached x $0.80 + 100 read x $0.08 + 20 written x $1.00 + 7 out x $4.00 per million.
+    assert_eq!(claude["cost_nanos"], 11 * 800 + 100 * 80 + 20 * 1000 + 7 * 4000);
 }
 
 #[tokio::test]

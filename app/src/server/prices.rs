@@ -10,19 +10,51 @@ use surrealdb::types::SurrealValue;
 
 pub const BUILT_IN: &str = include_str!("../../../pricing/prices.json");
 
-/// Dollars per million tokens.
+/// Token counts of one request, as the provider reported them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tokens {
+    /// Every input token, cached ones included (what the client is told).
+    pub prompt: u64,
+    pub completion: u64,
+    /// Input tokens served from the provider's prompt cache (billed at a discount).
+    pub cache_read: u64,
+    /// Input tokens written to the prompt cache (Anthropic bills them at a premium).
+    pub cache_write: u64,
+}
+
+/// Dollars per million tokens, prompt-cache prices included.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Price {
     pub input: f64,
     pub output: f64,
+    pub cache_read: f64,
+    pub cache_write: f64,
 }
 
 impl Price {
+    /// A price with the kind's usual prompt-cache terms where the table gives none: Anthropic
+    /// reads at 0.1x and writes at 1.25x input, OpenAI reads at 0.5x, Gemini and DeepSeek at
+    /// 0.25x; other kinds at the full input price (no discount assumed).
+    pub fn for_kind(kind: &str, input: f64, output: f64, cache_read: Option<f64>) -> Self {
+        let read_factor = match kind {
+            "anthropic" => 0.1,
+            "openai" => 0.5,
+            "gemini" | "deepseek" => 0.25,
+            _ => 1.0,
+        };
+        let write_factor = if kind == "anthropic" { 1.25 } else { 1.0 };
+        Self { input, output, cache_read: cache_read.unwrap_or(input * read_factor), cache_write: input * write_factor }
+    }
+
     /// Billionths of a dollar for these token counts.
-    pub fn cost_nanos(&self, prompt_tokens: i64, completion_tokens: i64) -> i64 {
+    pub fn cost_nanos(&self, tokens: Tokens) -> i64 {
+        let uncached = tokens.prompt.saturating_sub(tokens.cache_read).saturating_sub(tokens.cache_write);
         // $1 per million tokens is 1000 nano-dollars per token.
-        let nanos = (prompt_tokens as f64) * self.input * 1000.0 + (completion_tokens as f64) * self.output * 1000.0;
-        nanos.round() as i64
+        let nanos = (uncached as f64) * self.input
+            + (tokens.cache_read as f64) * self.cache_read
+            + (tokens.cache_write as f64) * self.cache_write
+            + (tokens.completion as f64) * self.output;
+        (nanos * 1000.0).round() as i64
     }
 }
 
@@ -35,7 +67,8 @@ pub struct PriceTable {
 #[derive(Deserialize)]
 struct File {
     as_of: String,
-    prices: HashMap<String, HashMap<String, (f64, f64)>>,
+    /// `[input, output]` or `[input, output, cached input]`, dollars per million tokens.
+    prices: HashMap<String, HashMap<String, Vec<f64>>>,
 }
 
 impl PriceTable {
@@ -44,11 +77,20 @@ impl PriceTable {
         let mut by_kind = HashMap::new();
         for (kind, models) in file.prices {
             let mut table = HashMap::new();
-            for (model, (input, output)) in models {
-                if !(input.is_finite() && output.is_finite() && input >= 0.0 && output >= 0.0) {
+            for (model, values) in models {
+                let (input, output, cached) = match values.as_slice() {
+                    [input, output] => (*input, *output, None),
+                    [input, output, cached] => (*input, *output, Some(*cached)),
+                    _ => {
+                        return Err(format!(
+                            "price table: {kind}/{model} needs [input, output] or [input, output, cached input]"
+                        ));
+                    }
+                };
+                if values.iter().any(|v| !v.is_finite() || *v < 0.0) {
                     return Err(format!("price table: {kind}/{model} has a negative or invalid price"));
                 }
-                table.insert(model.to_ascii_lowercase(), Price { input, output });
+                table.insert(model.to_ascii_lowercase(), Price::for_kind(&kind, input, output, cached));
             }
             by_kind.insert(kind, table);
         }
@@ -96,7 +138,8 @@ mod tests {
         let table = PriceTable::built_in();
         assert!(!table.as_of.is_empty());
         let mini = table.lookup("openai", "gpt-4o-mini").unwrap();
-        assert_eq!(mini.cost_nanos(1_000_000, 1_000_000), 750_000_000);
+        let million = |prompt, completion| Tokens { prompt, completion, ..Tokens::default() };
+        assert_eq!(mini.cost_nanos(million(1_000_000, 1_000_000)), 750_000_000);
         assert_eq!(table.lookup("openai", "gpt-4o-2024-08-06"), table.lookup("openai", "gpt-4o"));
         assert_eq!(table.lookup("openai", "gpt-4o-mini-2024-07-18"), Some(mini), "longest prefix wins");
         assert_eq!(table.lookup("anthropic", "claude-3-5-haiku-20241022").map(|p| p.input), Some(0.8));
@@ -113,8 +156,24 @@ mod tests {
 
     #[test]
     fn cost_rounds_to_nanos() {
-        let p = Price { input: 0.15, output: 0.6 };
-        assert_eq!(p.cost_nanos(11, 7), 1650 + 4200);
+        let p = Price::for_kind("openai", 0.15, 0.6, None);
+        assert_eq!(p.cost_nanos(Tokens { prompt: 11, completion: 7, ..Tokens::default() }), 1650 + 4200);
+    }
+
+    #[test]
+    fn cached_prompt_tokens_are_priced_at_the_cache_rates() {
+        // Anthropic: $3 in, $15 out; cache reads 0.1x, writes 1.25x.
+        let sonnet = Price::for_kind("anthropic", 3.0, 15.0, None);
+        let tokens = Tokens { prompt: 10_000, completion: 100, cache_read: 8_000, cache_write: 1_000 };
+        // 1000 uncached x 3 + 8000 x 0.3 + 1000 x 3.75 + 100 x 15, in thousandths of a cent.
+        assert_eq!(
+            sonnet.cost_nanos(tokens),
+            (1000.0 * 3.0 + 8000.0 * 0.3 + 1000.0 * 3.75 + 100.0 * 15.0) as i64 * 1000
+        );
+        // A table's own cached price wins over the kind's default.
+        let table = PriceTable::parse(r#"{"as_of":"x","prices":{"openai":{"m":[2.0,8.0,0.5]}}}"#).unwrap();
+        assert_eq!(table.lookup("openai", "m").map(|p| p.cache_read), Some(0.5));
+        assert!(PriceTable::parse(r#"{"as_of":"x","prices":{"openai":{"m":[2.0]}}}"#).is_err());
     }
 }
 
@@ -164,7 +223,9 @@ pub async fn overrides(
     Ok(list_overrides(db, ws)
         .await?
         .into_iter()
-        .map(|o| (override_key(&o.kind, &o.model), Price { input: o.input_per_million, output: o.output_per_million }))
+        .map(|o| {
+            (override_key(&o.kind, &o.model), Price::for_kind(&o.kind, o.input_per_million, o.output_per_million, None))
+        })
         .collect())
 }
 

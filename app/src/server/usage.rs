@@ -40,6 +40,10 @@ pub struct UsageRecord {
     pub attempts: i64,
     pub prompt_tokens: i64,
     pub completion_tokens: i64,
+    /// Of the prompt tokens, those read from the provider's prompt cache.
+    pub cache_read_tokens: i64,
+    /// Of the prompt tokens, those written to the provider's prompt cache.
+    pub cache_write_tokens: i64,
     /// Estimated cost in billionths of a dollar; `None` when the price is unknown.
     pub cost_nanos: Option<i64>,
     pub latency_ms: i64,
@@ -320,6 +324,8 @@ mod tests {
             attempts: 1,
             prompt_tokens: 10,
             completion_tokens: 5,
+            cache_read_tokens: 0,
+            cache_write_tokens: 0,
             cost_nanos: ok.then_some(100),
             latency_ms: 20,
             upstream_ms: 18,
