@@ -93,9 +93,9 @@ pub async fn usage_csv(
             return (StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong on our side.").into_response();
         }
     };
-    let filter = match app::api::usage::parse_filter(&q, app::server::db::now_ms()) {
+    let filter = match q.filter(app::server::db::now_ms()) {
         Ok(filter) => filter,
-        Err(e) => return (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+        Err(message) => return (StatusCode::BAD_REQUEST, message).into_response(),
     };
     match csv(&state, &ws, &filter).await {
         Ok(body) => (

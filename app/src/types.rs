@@ -3,6 +3,8 @@
 //! [`CreatedApiKey::token`], which exists to be shown once.
 
 use serde::{Deserialize, Serialize};
+#[cfg(feature = "ssr")]
+use surrealdb::types::SurrealValue;
 
 /// An email address, trimmed and lower-cased, checked for a plausible shape.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -306,11 +308,6 @@ impl ProviderKind {
             Self::Xai => Some("https://api.x.ai/v1"),
             Self::OpenaiCompatible => None,
         }
-    }
-
-    /// Whether the kind speaks OpenAI's wire format (everything but Anthropic).
-    pub fn is_openai_style(self) -> bool {
-        !matches!(self, Self::Anthropic)
     }
 
     /// Whether the vendor offers `/embeddings`.
@@ -672,12 +669,15 @@ pub struct SeriesPoint {
     pub cost_nanos: i64,
 }
 
-/// One gateway request in the log.
+/// One gateway request in the log (read straight from the `usage` table on the server; the key's
+/// name is filled in afterwards).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(SurrealValue))]
 pub struct RequestRow {
     pub ts: i64,
     pub request_id: String,
     pub key_id: String,
+    #[cfg_attr(feature = "ssr", surreal(default))]
     pub key_name: String,
     pub provider_id: Option<String>,
     pub provider_label: Option<String>,
@@ -754,12 +754,18 @@ mod period_tests {
 
 /// A workspace's own price for a model, in dollars per million tokens.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(SurrealValue))]
 pub struct PriceOverride {
     pub kind: String,
     pub model: String,
     pub input_per_million: f64,
     pub output_per_million: f64,
     pub updated_at: i64,
+}
+
+/// A form or query field with its surrounding space removed; `None` when left empty.
+pub fn given(field: Option<&str>) -> Option<String> {
+    field.map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned)
 }
 
 /// `a=b&c=d`, percent-encoded; pairs with empty values are left out.

@@ -7,11 +7,10 @@ use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 use serde::{Deserialize, Serialize};
 
+use app::api::usage::UsageQuery;
 use app::server::db::now_ms;
 use app::server::{AppState, ServiceError, api_keys, prices, providers, reports};
-use app::types::{
-    GroupBy, Period, PriceOverride, RequestFilter, RequestPage, StatusFilter, UsageGroup, UsageSummary, format_day,
-};
+use app::types::{GroupBy, Period, PriceOverride, RequestFilter, RequestPage, UsageGroup, UsageSummary, format_day};
 
 use super::{ApiAuth, ApiError, ApiJson, ApiQuery};
 
@@ -83,15 +82,16 @@ pub struct RequestParams {
 }
 
 pub fn filter(params: &RequestParams) -> Result<RequestFilter, ServiceError> {
-    let given = |v: &Option<String>| v.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned);
-    Ok(RequestFilter {
-        period: Period::parse(None, params.from.as_deref(), params.to.as_deref(), now_ms())
-            .map_err(ServiceError::Invalid)?,
-        key: given(&params.key),
-        provider: given(&params.provider),
-        model: given(&params.model),
-        status: StatusFilter::parse(params.status.as_deref()).map_err(ServiceError::Invalid)?,
-    })
+    let query = UsageQuery {
+        from: params.from.clone(),
+        to: params.to.clone(),
+        key: params.key.clone(),
+        provider: params.provider.clone(),
+        model: params.model.clone(),
+        status: params.status.clone(),
+        ..UsageQuery::default()
+    };
+    query.filter(now_ms()).map_err(ServiceError::Invalid)
 }
 
 pub async fn requests(

@@ -310,7 +310,6 @@ pub struct StreamTranslator {
     tool_index: Vec<(u64, usize)>,
     pub tokens: Tokens,
     pub finished: bool,
-    pub saw_content: bool,
 }
 
 impl StreamTranslator {
@@ -323,7 +322,6 @@ impl StreamTranslator {
             tool_index: Vec::new(),
             tokens: Tokens::default(),
             finished: false,
-            saw_content: false,
         }
     }
 
@@ -357,7 +355,6 @@ impl StreamTranslator {
                 if block.get("type").and_then(Value::as_str) == Some("tool_use") {
                     let index = self.tool_index.len();
                     self.tool_index.push((data.get("index").and_then(Value::as_u64).unwrap_or(0), index));
-                    self.saw_content = true;
                     out.push(self.chunk(
                         json!({"tool_calls": [{"index": index, "id": block.get("id"), "type": "function", "function": {"name": block.get("name"), "arguments": ""}}]}),
                         Value::Null,
@@ -368,7 +365,6 @@ impl StreamTranslator {
                 let delta = data.get("delta").cloned().unwrap_or(Value::Null);
                 match delta.get("type").and_then(Value::as_str) {
                     Some("text_delta") => {
-                        self.saw_content = true;
                         out.push(self.chunk(json!({"content": delta.get("text")}), Value::Null));
                     }
                     Some("input_json_delta") => {

@@ -6,17 +6,15 @@ use crate::error::AppError;
 use crate::types::{ProviderTestResult, ProviderView};
 
 #[cfg(feature = "ssr")]
-use {super::ctx, crate::server::providers, crate::types::NewProvider, crate::types::ProviderPatch};
-
-/// Form fields arrive as text; an empty one means "not given".
-#[cfg(feature = "ssr")]
-fn given(field: Option<String>) -> Option<String> {
-    field.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty())
-}
+use {
+    super::ctx,
+    crate::server::providers,
+    crate::types::{NewProvider, ProviderPatch, given},
+};
 
 #[cfg(feature = "ssr")]
 fn parse_priority(field: Option<String>) -> Result<Option<i64>, AppError> {
-    given(field)
+    given(field.as_deref())
         .map(|p| {
             p.parse::<i64>()
                 .map_err(|_| AppError::Invalid("Priority must be a whole number (lower is tried first).".into()))
@@ -55,7 +53,7 @@ pub async fn create_provider(
     let input = NewProvider {
         label,
         kind,
-        base_url: given(base_url),
+        base_url: given(base_url.as_deref()),
         api_key,
         priority: parse_priority(priority)?,
         enabled: Some(true),
@@ -80,7 +78,7 @@ pub async fn update_provider(
     let patch = ProviderPatch {
         label: Some(label),
         base_url: Some(base_url.unwrap_or_default()),
-        api_key: given(api_key),
+        api_key: given(api_key.as_deref()),
         priority: parse_priority(priority)?,
         enabled: Some(enabled.is_some()),
         models: Some(parse_model_list(models)),

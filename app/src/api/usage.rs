@@ -4,7 +4,9 @@ use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::AppError;
-use crate::types::{GroupBy, Period, PriceOverride, RequestPage, SeriesPoint, StatusFilter, UsageGroup, UsageSummary};
+use crate::types::{
+    GroupBy, Period, PriceOverride, RequestPage, SeriesPoint, StatusFilter, UsageGroup, UsageSummary, given,
+};
 
 #[cfg(feature = "ssr")]
 use {super::ctx, crate::server::db::now_ms, crate::server::reports};
@@ -56,31 +58,25 @@ pub struct UsageData {
     pub prices_as_of: String,
 }
 
-#[cfg(feature = "ssr")]
-fn given(value: &Option<String>) -> Option<String> {
-    value.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned)
-}
-
-/// Parses the tab's query into a request-log filter (shared with the CSV export).
-#[cfg(feature = "ssr")]
-pub fn parse_filter(q: &UsageQuery, now: i64) -> Result<crate::types::RequestFilter, AppError> {
-    let period =
-        Period::parse(q.period.as_deref(), q.from.as_deref(), q.to.as_deref(), now).map_err(AppError::Invalid)?;
-    let status = StatusFilter::parse(q.status.as_deref()).map_err(AppError::Invalid)?;
-    Ok(crate::types::RequestFilter {
-        period,
-        key: given(&q.key),
-        provider: given(&q.provider),
-        model: given(&q.model),
-        status,
-    })
+impl UsageQuery {
+    /// The request-log filter these fields describe: the one parser behind the usage tab, its
+    /// CSV export and the management API.
+    pub fn filter(&self, now: i64) -> Result<crate::types::RequestFilter, String> {
+        Ok(crate::types::RequestFilter {
+            period: Period::parse(self.period.as_deref(), self.from.as_deref(), self.to.as_deref(), now)?,
+            key: given(self.key.as_deref()),
+            provider: given(self.provider.as_deref()),
+            model: given(self.model.as_deref()),
+            status: StatusFilter::parse(self.status.as_deref())?,
+        })
+    }
 }
 
 #[server(prefix = "/fn", endpoint = "usage_report")]
 pub async fn usage_report(q: UsageQuery) -> Result<UsageData, AppError> {
     let (state, ws) = ctx::workspace_scope().await?;
-    let filter = parse_filter(&q, now_ms())?;
-    let by = match given(&q.by) {
+    let filter = q.filter(now_ms()).map_err(AppError::Invalid)?;
+    let by = match given(q.by.as_deref()) {
         Some(by) => GroupBy::parse(&by).map_err(AppError::Invalid)?,
         None => GroupBy::Model,
     };
@@ -99,7 +95,7 @@ pub async fn usage_report(q: UsageQuery) -> Result<UsageData, AppError> {
         .into_iter()
         .map(|g| g.key)
         .collect();
-    let log = reports::requests(&state.db, &ws, &filter, &key_names, 50, given(&q.cursor).as_deref()).await?;
+    let log = reports::requests(&state.db, &ws, &filter, &key_names, 50, given(q.cursor.as_deref()).as_deref()).await?;
     let overrides = crate::server::prices::list_overrides(&state.db, &ws).await?;
     Ok(UsageData {
         period: filter.period,

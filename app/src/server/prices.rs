@@ -6,7 +6,6 @@
 use std::collections::HashMap;
 
 use serde::Deserialize;
-use surrealdb::types::SurrealValue;
 
 pub const BUILT_IN: &str = include_str!("../../../pricing/prices.json");
 
@@ -117,64 +116,6 @@ impl PriceTable {
             .max_by_key(|(name, _)| name.len())
             .map(|(_, price)| *price)
     }
-
-    pub fn entries(&self) -> Vec<(String, String, Price)> {
-        let mut all: Vec<(String, String, Price)> = self
-            .by_kind
-            .iter()
-            .flat_map(|(kind, models)| models.iter().map(move |(model, price)| (kind.clone(), model.clone(), *price)))
-            .collect();
-        all.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
-        all
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn built_in_table_parses_and_prices() {
-        let table = PriceTable::built_in();
-        assert!(!table.as_of.is_empty());
-        let mini = table.lookup("openai", "gpt-4o-mini").unwrap();
-        let million = |prompt, completion| Tokens { prompt, completion, ..Tokens::default() };
-        assert_eq!(mini.cost_nanos(million(1_000_000, 1_000_000)), 750_000_000);
-        assert_eq!(table.lookup("openai", "gpt-4o-2024-08-06"), table.lookup("openai", "gpt-4o"));
-        assert_eq!(table.lookup("openai", "gpt-4o-mini-2024-07-18"), Some(mini), "longest prefix wins");
-        assert_eq!(table.lookup("anthropic", "claude-3-5-haiku-20241022").map(|p| p.input), Some(0.8));
-        assert_eq!(table.lookup("openai", "my-finetune"), None);
-        assert_eq!(table.lookup("openai_compatible", "gpt-4o"), None, "a self-hosted model is not OpenAI's price");
-        assert_eq!(table.lookup("openai", "gpt-4oops"), None);
-    }
-
-    #[test]
-    fn bad_tables_are_refused() {
-        assert!(PriceTable::parse("{}").is_err());
-        assert!(PriceTable::parse(r#"{"as_of":"x","prices":{"openai":{"m":[-1,0]}}}"#).is_err());
-    }
-
-    #[test]
-    fn cost_rounds_to_nanos() {
-        let p = Price::for_kind("openai", 0.15, 0.6, None);
-        assert_eq!(p.cost_nanos(Tokens { prompt: 11, completion: 7, ..Tokens::default() }), 1650 + 4200);
-    }
-
-    #[test]
-    fn cached_prompt_tokens_are_priced_at_the_cache_rates() {
-        // Anthropic: $3 in, $15 out; cache reads 0.1x, writes 1.25x.
-        let sonnet = Price::for_kind("anthropic", 3.0, 15.0, None);
-        let tokens = Tokens { prompt: 10_000, completion: 100, cache_read: 8_000, cache_write: 1_000 };
-        // 1000 uncached x 3 + 8000 x 0.3 + 1000 x 3.75 + 100 x 15, in thousandths of a cent.
-        assert_eq!(
-            sonnet.cost_nanos(tokens),
-            (1000.0 * 3.0 + 8000.0 * 0.3 + 1000.0 * 3.75 + 100.0 * 15.0) as i64 * 1000
-        );
-        // A table's own cached price wins over the kind's default.
-        let table = PriceTable::parse(r#"{"as_of":"x","prices":{"openai":{"m":[2.0,8.0,0.5]}}}"#).unwrap();
-        assert_eq!(table.lookup("openai", "m").map(|p| p.cache_read), Some(0.5));
-        assert!(PriceTable::parse(r#"{"as_of":"x","prices":{"openai":{"m":[2.0]}}}"#).is_err());
-    }
 }
 
 /// A workspace's own prices, `kind|model` -> price.
@@ -182,15 +123,6 @@ pub type Overrides = std::collections::HashMap<String, Price>;
 
 pub fn override_key(kind: &str, model: &str) -> String {
     format!("{kind}|{}", model.to_ascii_lowercase())
-}
-
-#[derive(SurrealValue)]
-struct OverrideRow {
-    kind: String,
-    model: String,
-    input_per_million: f64,
-    output_per_million: f64,
-    updated_at: i64,
 }
 
 /// A workspace's price overrides, as listed in the usage tab and the API.
@@ -202,17 +134,7 @@ pub async fn list_overrides(
         .query("SELECT kind, model, input_per_million, output_per_million, updated_at FROM price_override WHERE workspace = $ws ORDER BY kind, model")
         .bind(("ws", ws.as_str().to_owned()))
         .await?;
-    let rows: Vec<OverrideRow> = response.take(0)?;
-    Ok(rows
-        .into_iter()
-        .map(|r| crate::types::PriceOverride {
-            kind: r.kind,
-            model: r.model,
-            input_per_million: r.input_per_million,
-            output_per_million: r.output_per_million,
-            updated_at: r.updated_at,
-        })
-        .collect())
+    Ok(response.take(0)?)
 }
 
 /// The overrides as a lookup table for pricing requests.
@@ -314,4 +236,52 @@ pub async fn cached_overrides(
     let loaded = std::sync::Arc::new(overrides(db, ws).await?);
     caches.put_prices(ws.as_str(), std::sync::Arc::clone(&loaded), seen);
     Ok(loaded)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn built_in_table_parses_and_prices() {
+        let table = PriceTable::built_in();
+        assert!(!table.as_of.is_empty());
+        let mini = table.lookup("openai", "gpt-4o-mini").unwrap();
+        let million = |prompt, completion| Tokens { prompt, completion, ..Tokens::default() };
+        assert_eq!(mini.cost_nanos(million(1_000_000, 1_000_000)), 750_000_000);
+        assert_eq!(table.lookup("openai", "gpt-4o-2024-08-06"), table.lookup("openai", "gpt-4o"));
+        assert_eq!(table.lookup("openai", "gpt-4o-mini-2024-07-18"), Some(mini), "longest prefix wins");
+        assert_eq!(table.lookup("anthropic", "claude-3-5-haiku-20241022").map(|p| p.input), Some(0.8));
+        assert_eq!(table.lookup("openai", "my-finetune"), None);
+        assert_eq!(table.lookup("openai_compatible", "gpt-4o"), None, "a self-hosted model is not OpenAI's price");
+        assert_eq!(table.lookup("openai", "gpt-4oops"), None);
+    }
+
+    #[test]
+    fn bad_tables_are_refused() {
+        assert!(PriceTable::parse("{}").is_err());
+        assert!(PriceTable::parse(r#"{"as_of":"x","prices":{"openai":{"m":[-1,0]}}}"#).is_err());
+    }
+
+    #[test]
+    fn cost_rounds_to_nanos() {
+        let p = Price::for_kind("openai", 0.15, 0.6, None);
+        assert_eq!(p.cost_nanos(Tokens { prompt: 11, completion: 7, ..Tokens::default() }), 1650 + 4200);
+    }
+
+    #[test]
+    fn cached_prompt_tokens_are_priced_at_the_cache_rates() {
+        // Anthropic: $3 in, $15 out; cache reads 0.1x, writes 1.25x.
+        let sonnet = Price::for_kind("anthropic", 3.0, 15.0, None);
+        let tokens = Tokens { prompt: 10_000, completion: 100, cache_read: 8_000, cache_write: 1_000 };
+        // 1000 uncached x 3 + 8000 x 0.3 + 1000 x 3.75 + 100 x 15, in thousandths of a cent.
+        assert_eq!(
+            sonnet.cost_nanos(tokens),
+            (1000.0 * 3.0 + 8000.0 * 0.3 + 1000.0 * 3.75 + 100.0 * 15.0) as i64 * 1000
+        );
+        // A table's own cached price wins over the kind's default.
+        let table = PriceTable::parse(r#"{"as_of":"x","prices":{"openai":{"m":[2.0,8.0,0.5]}}}"#).unwrap();
+        assert_eq!(table.lookup("openai", "m").map(|p| p.cache_read), Some(0.5));
+        assert!(PriceTable::parse(r#"{"as_of":"x","prices":{"openai":{"m":[2.0]}}}"#).is_err());
+    }
 }

@@ -16,14 +16,45 @@ use crate::types::{
 
 pub const MAX_PAGE: usize = 500;
 
+/// Summed rollup columns, per group (`dim`) or for the whole period (no `dim`).
 #[derive(SurrealValue, Default)]
-struct Totals {
+struct Sums {
+    dim: Option<String>,
     requests: Option<i64>,
     errors: Option<i64>,
     prompt_tokens: Option<i64>,
     completion_tokens: Option<i64>,
     cost_nanos: Option<i64>,
     unpriced: Option<i64>,
+}
+
+/// The rollup sums, as selected by every aggregate query here.
+const SUMS: &str = "math::sum(requests) AS requests, math::sum(errors) AS errors, math::sum(prompt_tokens) AS prompt_tokens, \
+    math::sum(completion_tokens) AS completion_tokens, math::sum(cost_nanos) AS cost_nanos, math::sum(unpriced) AS unpriced";
+
+impl Sums {
+    /// Unknown is not zero: no cost when nothing in the group was priced.
+    fn cost(&self) -> Option<i64> {
+        (self.requests.unwrap_or(0) > self.unpriced.unwrap_or(0)).then(|| self.cost_nanos.unwrap_or(0))
+    }
+
+    fn group(self, key: String, label: String) -> UsageGroup {
+        UsageGroup {
+            cost_nanos: self.cost(),
+            key,
+            label,
+            requests: self.requests.unwrap_or(0),
+            errors: self.errors.unwrap_or(0),
+            prompt_tokens: self.prompt_tokens.unwrap_or(0),
+            completion_tokens: self.completion_tokens.unwrap_or(0),
+            unpriced_requests: self.unpriced.unwrap_or(0),
+        }
+    }
+}
+
+/// A group's display name: a key's or provider's current name, else the stored value.
+fn label(labels: &HashMap<String, String>, dim: &str) -> String {
+    labels.get(dim).cloned().unwrap_or_else(|| if dim.is_empty() { "(none)".into() } else { dim.to_owned() })
 }
 
 #[derive(SurrealValue)]
@@ -63,17 +94,15 @@ fn day_range(period: &Period) -> (i64, i64) {
 pub async fn summary(db: &Db, ws: &WorkspaceId, period: &Period) -> Result<UsageSummary, ServiceError> {
     let (from, to) = day_range(period);
     let mut response = db
-        .query(
-            "SELECT math::sum(requests) AS requests, math::sum(errors) AS errors, math::sum(prompt_tokens) AS prompt_tokens,
-                    math::sum(completion_tokens) AS completion_tokens, math::sum(cost_nanos) AS cost_nanos, math::sum(unpriced) AS unpriced
-             FROM usage_daily WHERE workspace = $ws AND day >= $from AND day <= $to GROUP ALL;
-             SELECT latency_hist, ttft_hist FROM usage_daily WHERE workspace = $ws AND day >= $from AND day <= $to;",
-        )
+        .query(format!(
+            "SELECT {SUMS} FROM usage_daily WHERE workspace = $ws AND day >= $from AND day <= $to GROUP ALL;
+             SELECT latency_hist, ttft_hist FROM usage_daily WHERE workspace = $ws AND day >= $from AND day <= $to;"
+        ))
         .bind(("ws", ws.as_str().to_owned()))
         .bind(("from", from))
         .bind(("to", to))
         .await?;
-    let totals: Totals = response.take::<Option<Totals>>(0)?.unwrap_or_default();
+    let totals: Sums = response.take::<Option<Sums>>(0)?.unwrap_or_default();
     let hists: Vec<Hists> = response.take(1)?;
     let mut latency = vec![0i64; HIST_LEN];
     let mut ttft = vec![0i64; HIST_LEN];
@@ -85,44 +114,19 @@ pub async fn summary(db: &Db, ws: &WorkspaceId, period: &Period) -> Result<Usage
             *acc += v;
         }
     }
-    let requests = totals.requests.unwrap_or(0);
-    let unpriced = totals.unpriced.unwrap_or(0);
     Ok(UsageSummary {
         from_day: from,
         to_day: to,
-        requests,
+        cost_nanos: totals.cost(),
+        requests: totals.requests.unwrap_or(0),
         errors: totals.errors.unwrap_or(0),
         prompt_tokens: totals.prompt_tokens.unwrap_or(0),
         completion_tokens: totals.completion_tokens.unwrap_or(0),
-        // Unknown is not zero: no cost when nothing was priced.
-        cost_nanos: (requests > unpriced).then(|| totals.cost_nanos.unwrap_or(0)),
-        unpriced_requests: unpriced,
+        unpriced_requests: totals.unpriced.unwrap_or(0),
         latency_p50_ms: percentile(&latency, 0.50),
         latency_p95_ms: percentile(&latency, 0.95),
         ttft_p50_ms: percentile(&ttft, 0.50),
     })
-}
-
-#[derive(SurrealValue)]
-struct GroupRow {
-    dim: String,
-    requests: Option<i64>,
-    errors: Option<i64>,
-    prompt_tokens: Option<i64>,
-    completion_tokens: Option<i64>,
-    cost_nanos: Option<i64>,
-    unpriced: Option<i64>,
-}
-
-#[derive(SurrealValue)]
-struct DayRow {
-    day: i64,
-    requests: Option<i64>,
-    errors: Option<i64>,
-    prompt_tokens: Option<i64>,
-    completion_tokens: Option<i64>,
-    cost_nanos: Option<i64>,
-    unpriced: Option<i64>,
 }
 
 /// The rollup column a dimension groups by. Fixed strings only: never input.
@@ -144,79 +148,37 @@ pub async fn grouped(
     labels: &HashMap<String, String>,
 ) -> Result<Vec<UsageGroup>, ServiceError> {
     let (from, to) = day_range(period);
-    let sums = "math::sum(requests) AS requests, math::sum(errors) AS errors, math::sum(prompt_tokens) AS prompt_tokens, \
-                math::sum(completion_tokens) AS completion_tokens, math::sum(cost_nanos) AS cost_nanos, math::sum(unpriced) AS unpriced";
-    let group = |key: String,
-                 label: String,
-                 requests: i64,
-                 errors: i64,
-                 prompt: i64,
-                 completion: i64,
-                 cost: i64,
-                 unpriced: i64| UsageGroup {
-        key,
-        label,
-        requests,
-        errors,
-        prompt_tokens: prompt,
-        completion_tokens: completion,
-        cost_nanos: (requests > unpriced).then_some(cost),
-        unpriced_requests: unpriced,
+    // Days group as text too, so one row type serves every dimension.
+    let column = match by {
+        GroupBy::Day => "<string> day",
+        other => dimension(other),
     };
-    if by == GroupBy::Day {
-        let mut response = db
-            .query(format!("SELECT day, {sums} FROM usage_daily WHERE workspace = $ws AND day >= $from AND day <= $to GROUP BY day ORDER BY day ASC"))
-            .bind(("ws", ws.as_str().to_owned()))
-            .bind(("from", from))
-            .bind(("to", to))
-            .await?;
-        let rows: Vec<DayRow> = response.take(0)?;
-        return Ok(rows
-            .into_iter()
-            .map(|r| {
-                group(
-                    r.day.to_string(),
-                    crate::types::format_day(r.day),
-                    r.requests.unwrap_or(0),
-                    r.errors.unwrap_or(0),
-                    r.prompt_tokens.unwrap_or(0),
-                    r.completion_tokens.unwrap_or(0),
-                    r.cost_nanos.unwrap_or(0),
-                    r.unpriced.unwrap_or(0),
-                )
-            })
-            .collect());
-    }
-    let column = dimension(by);
     let mut response = db
         .query(format!(
-            "SELECT {column} AS dim, {sums} FROM usage_daily WHERE workspace = $ws AND day >= $from AND day <= $to GROUP BY dim"
+            "SELECT {column} AS dim, {SUMS} FROM usage_daily WHERE workspace = $ws AND day >= $from AND day <= $to GROUP BY dim"
         ))
         .bind(("ws", ws.as_str().to_owned()))
         .bind(("from", from))
         .bind(("to", to))
         .await?;
-    let rows: Vec<GroupRow> = response.take(0)?;
+    let rows: Vec<Sums> = response.take(0)?;
     let mut groups: Vec<UsageGroup> = rows
         .into_iter()
-        .map(|r| {
-            let label = labels
-                .get(&r.dim)
-                .cloned()
-                .unwrap_or_else(|| if r.dim.is_empty() { "(none)".into() } else { r.dim.clone() });
-            group(
-                r.dim,
-                label,
-                r.requests.unwrap_or(0),
-                r.errors.unwrap_or(0),
-                r.prompt_tokens.unwrap_or(0),
-                r.completion_tokens.unwrap_or(0),
-                r.cost_nanos.unwrap_or(0),
-                r.unpriced.unwrap_or(0),
-            )
+        .map(|mut row| {
+            let dim = row.dim.take().unwrap_or_default();
+            let name = match by {
+                GroupBy::Day => dim.parse().map(crate::types::format_day).unwrap_or_else(|_| dim.clone()),
+                GroupBy::Model | GroupBy::Provider | GroupBy::Key => label(labels, &dim),
+            };
+            row.group(dim, name)
         })
         .collect();
-    groups.sort_by(|a, b| b.requests.cmp(&a.requests).then_with(|| a.label.cmp(&b.label)));
+    match by {
+        GroupBy::Day => groups.sort_by_key(|g| g.key.parse::<i64>().unwrap_or(0)),
+        GroupBy::Model | GroupBy::Provider | GroupBy::Key => {
+            groups.sort_by(|a, b| b.requests.cmp(&a.requests).then_with(|| a.label.cmp(&b.label)));
+        }
+    }
     Ok(groups)
 }
 
@@ -255,35 +217,11 @@ pub async fn series(
         .into_iter()
         .map(|r| SeriesPoint {
             day: r.day,
-            label: labels
-                .get(&r.dim)
-                .cloned()
-                .unwrap_or_else(|| if r.dim.is_empty() { "(none)".into() } else { r.dim.clone() }),
+            label: label(labels, &r.dim),
             requests: r.requests.unwrap_or(0),
             cost_nanos: r.cost_nanos.unwrap_or(0),
         })
         .collect())
-}
-
-#[derive(SurrealValue)]
-struct LogRow {
-    ts: i64,
-    request_id: String,
-    key_id: String,
-    provider_id: Option<String>,
-    provider_label: Option<String>,
-    model: String,
-    endpoint: String,
-    stream: bool,
-    status: i64,
-    ok: bool,
-    error_class: Option<String>,
-    attempts: i64,
-    prompt_tokens: i64,
-    completion_tokens: i64,
-    cost_nanos: Option<i64>,
-    latency_ms: i64,
-    ttft_ms: Option<i64>,
 }
 
 /// The status code a filter names, or 0.
@@ -356,7 +294,7 @@ pub async fn requests(
         // One more than asked, to know whether there is a next page.
         .bind(("limit", i64::try_from(limit + 1).unwrap_or(i64::MAX)))
         .await?;
-    let mut rows: Vec<LogRow> = response.take(0)?;
+    let mut rows: Vec<RequestRow> = response.take(0)?;
     let next_cursor = if rows.len() > limit {
         rows.truncate(limit);
         rows.last().map(|r| format!("{}_{}", r.ts, r.request_id))
@@ -364,30 +302,10 @@ pub async fn requests(
         None
     };
     let total = count(db, ws, filter).await?;
-    let data = rows
-        .into_iter()
-        .map(|r| RequestRow {
-            key_name: keys.get(&r.key_id).cloned().unwrap_or_else(|| "(deleted key)".into()),
-            ts: r.ts,
-            request_id: r.request_id,
-            key_id: r.key_id,
-            provider_id: r.provider_id,
-            provider_label: r.provider_label,
-            model: r.model,
-            endpoint: r.endpoint,
-            stream: r.stream,
-            status: r.status,
-            ok: r.ok,
-            error_class: r.error_class,
-            attempts: r.attempts,
-            prompt_tokens: r.prompt_tokens,
-            completion_tokens: r.completion_tokens,
-            cost_nanos: r.cost_nanos,
-            latency_ms: r.latency_ms,
-            ttft_ms: r.ttft_ms,
-        })
-        .collect();
-    Ok(RequestPage { data, total, next_cursor })
+    for row in &mut rows {
+        row.key_name = keys.get(&row.key_id).cloned().unwrap_or_else(|| "(deleted key)".into());
+    }
+    Ok(RequestPage { data: rows, total, next_cursor })
 }
 
 fn parse_cursor(raw: &str) -> Option<(i64, String)> {
