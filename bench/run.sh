@@ -1,7 +1,13 @@
 #!/usr/bin/env bash
-# Gateway overhead benchmark: a mock provider and Perpetuo (release build, in-memory database) on
-# loopback; wrk measures the mock directly and through Perpetuo, side by side:
+# Gateway overhead benchmark: a mock provider and Perpetuo (release build) on loopback; wrk measures
+# the mock directly and through Perpetuo, side by side:
 #   latency p50/p99 at concurrency 1, and requests/s at concurrency 64, plain and streaming.
+# Two relays run in the same table as references for what any proxy costs on this machine:
+#   floor  - examples/floor_proxy: axum in, reqwest out, bytes relayed untouched (no auth, no JSON,
+#            no records): the ceiling for anything built on Perpetuo's stack;
+#   nginx  - nginx with upstream keep-alive (installed from apt when missing; skipped if it can't be).
+# Perpetuo uses the embedded file database it runs with by default (BENCH_DB=mem:// to change), and
+# the run ends with how many usage records were written and dropped.
 # Usage: bench/run.sh [seconds per run, default 10]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,10 +16,22 @@ export PATH="$HOME/.cargo/bin:$PATH"
 TARGET_DIR=${CARGO_TARGET_DIR:-target}
 command -v wrk >/dev/null || { echo "installing wrk (apt)" >&2; apt-get install -y -qq wrk >/dev/null; }
 command -v jq >/dev/null || { echo "installing jq (apt)" >&2; apt-get install -y -qq jq >/dev/null; }
+NGINX=$(command -v nginx || true)
+if [ -z "$NGINX" ] && [ -x /usr/sbin/nginx ]; then NGINX=/usr/sbin/nginx; fi
+if [ -z "$NGINX" ]; then
+  echo "installing nginx-light (apt) for the reference row" >&2
+  apt-get install -y -qq nginx-light >/dev/null 2>&1 || apt-get install -y -qq nginx >/dev/null 2>&1 || true
+  NGINX=$(command -v nginx || ls /usr/sbin/nginx 2>/dev/null || true)
+fi
 
-cargo build --release --bin perpetuo --example mock_upstream --example limiter_bench >&2
+cargo build --release --bin perpetuo --example mock_upstream --example floor_proxy --example limiter_bench >&2
 work=$(mktemp -d)
-cleanup() { kill "${pids[@]}" 2>/dev/null || true; rm -rf "$work"; }
+cleanup() {
+  kill "${pids[@]}" 2>/dev/null || true
+  [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null || true
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
 pids=()
 trap cleanup EXIT
 
@@ -22,8 +40,35 @@ pids+=($!)
 until grep -q listening "$work/mock.out" 2>/dev/null; do sleep 0.1; done
 MOCK=$(awk '/listening on/{print $3}' "$work/mock.out")
 
+"$TARGET_DIR/release/examples/floor_proxy" 127.0.0.1:0 "http://$MOCK/v1" > "$work/floor.out" &
+pids+=($!)
+until grep -q listening "$work/floor.out" 2>/dev/null; do sleep 0.1; done
+FLOOR=$(awk '/listening on/{print $3}' "$work/floor.out")
+
+NGINX_ADDR=
+if [ -n "$NGINX" ]; then
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  cat > "$work/nginx.conf" <<NGINXCONF
+worker_processes 2;
+pid $work/nginx.pid;
+error_log $work/nginx.err;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $work/nginx-body;
+  proxy_temp_path $work/nginx-proxy;
+  upstream mock { server $MOCK; keepalive 128; }
+  server {
+    listen 127.0.0.1:$port;
+    location / { proxy_pass http://mock; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_buffering off; }
+  }
+}
+NGINXCONF
+  if "$NGINX" -c "$work/nginx.conf" -e "$work/nginx.err" 2>/dev/null; then NGINX_ADDR=127.0.0.1:$port; fi
+fi
+
 ENCRYPTION_KEY=$(head -c 32 /dev/urandom | base64) JWT_SECRET=$(head -c 48 /dev/urandom | base64) \
-DATABASE_URL=mem:// LEPTOS_SITE_ADDR=127.0.0.1:0 ALLOW_PRIVATE_UPSTREAMS=true RUST_LOG=warn,perpetuo=info \
+DATABASE_URL=${BENCH_DB:-surrealkv://$work/perpetuo.db} LEPTOS_SITE_ADDR=127.0.0.1:0 ALLOW_PRIVATE_UPSTREAMS=true RUST_LOG=warn,perpetuo=info \
 RATE_LIMIT_IP_PER_MIN=1000000000 RATE_LIMIT_KEY_PER_MIN=1000000000 LEPTOS_OUTPUT_NAME=perpetuo \
   "$TARGET_DIR/release/perpetuo" 2> "$work/perpetuo.log" &
 pids+=($!)
@@ -50,7 +95,8 @@ LUA
 }
 
 # Sanity: both paths answer 200 before measuring.
-for url in "http://$MOCK/v1/chat/completions" "$GW/v1/chat/completions"; do
+for url in "http://$MOCK/v1/chat/completions" "http://$FLOOR/v1/chat/completions" \
+  ${NGINX_ADDR:+"http://$NGINX_ADDR/v1/chat/completions"} "$GW/v1/chat/completions"; do
   code=$(curl -s -o /dev/null -w '%{http_code}' -X POST "$url" -H "authorization: Bearer $KEY" -H 'content-type: application/json' -d "$body_plain")
   [ "$code" = 200 ] || { echo "sanity check failed: $url answered $code" >&2; cat "$work/perpetuo.log" >&2; exit 1; }
 done
@@ -64,21 +110,33 @@ run() {  # $1 url, $2 connections, $3 threads -> "p50_us p99_us rps"
     END {printf "%d %d %d\n", p50, p99, rps}' "$work/wrk.out"
 }
 
-printf '\n%-10s %-11s %12s %12s %12s %12s %12s %12s\n' mode target "p50 c=1" "p99 c=1" "added p50" "req/s c=64" "ratio" ""
+printf '\n%-8s %-9s %10s %10s %10s %11s %9s\n' mode target "p50 c=1" "p99 c=1" "added p50" "req/s c=64" "of direct"
+row() {  # $1 mode, $2 name, $3 base url, $4 direct p50, $5 direct req/s
+  read -r p50 p99 _ < <(run "$3/v1/chat/completions" 1 1)
+  read -r _ _ rps < <(run "$3/v1/chat/completions" 64 2)
+  printf '%-8s %-9s %8sus %8sus %8sus %11s %8s%%\n' "$1" "$2" "$p50" "$p99" "$((p50 - $4))" "$rps" "$((100 * rps / ($5 > 0 ? $5 : 1)))"
+}
 for mode in plain stream; do
   body=$([ $mode = plain ] && echo "$body_plain" || echo "$body_stream")
   lua "$body" "Bearer $KEY"
   read -r d50 d99 _ < <(run "http://$MOCK/v1/chat/completions" 1 1)
   read -r _ _ drps < <(run "http://$MOCK/v1/chat/completions" 64 2)
-  read -r g50 g99 _ < <(run "$GW/v1/chat/completions" 1 1)
-  read -r _ _ grps < <(run "$GW/v1/chat/completions" 64 2)
-  printf '%-10s %-11s %10sus %10sus %12s %12s %12s\n' $mode direct "$d50" "$d99" "" "$drps" ""
-  printf '%-10s %-11s %10sus %10sus %10sus %12s %11s%%\n' $mode perpetuo "$g50" "$g99" "$((g50 - d50))" "$grps" "$((100 * grps / (drps > 0 ? drps : 1)))"
+  printf '%-8s %-9s %8sus %8sus %10s %11s %9s\n' $mode direct "$d50" "$d99" "" "$drps" ""
+  [ -n "$NGINX_ADDR" ] && row $mode nginx "http://$NGINX_ADDR" "$d50" "$drps"
+  row $mode floor "http://$FLOOR" "$d50" "$drps"
+  row $mode perpetuo "$GW" "$d50" "$drps"
 done
 echo
 echo "targets: added p50 < 150us; gateway req/s >= 50% of direct (2 cores shared by wrk, mock and gateway)"
-written=$(curl -s "$GW/metrics" | awk '/^perpetuo_usage_records_written_total/{print $2}')
-echo "usage records written during the run: ${written:-?}"
+echo "nginx and floor are references: what a relay doing nothing else reaches on the same cores"
+
+# Every request made a usage record: wait for the writer to catch up, then count.
+metric() { curl -s "$GW/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
+for _ in $(seq 1 300); do
+  [ "$(metric perpetuo_usage_queue_depth)" = 0 ] && break
+  sleep 1
+done
+echo "usage records written: $(metric perpetuo_usage_records_written_total), dropped (queue full): $(metric perpetuo_usage_records_dropped_total), still queued: $(metric perpetuo_usage_queue_depth)"
 echo
 echo "rate limiter cost (in-process, one core):"
 "$TARGET_DIR/release/examples/limiter_bench"

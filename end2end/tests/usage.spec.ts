@@ -25,13 +25,15 @@ test('the usage tab shows the calls just made, and a chart', async ({ page }) =>
     expect(response.status()).toBe(200);
   }
 
-  // Records are written in batches within a fraction of a second.
+  // Records are written in batches within a fraction of a second; the page is a snapshot (its
+  // parts are read one after another), so wait for one where every part has all three.
+  const summary = page.getByTestId('usage-summary');
   await expect(async () => {
     await page.goto(`${baseUrl()}/usage?period=today`);
     await expect(page.getByTestId('request-count')).toContainText('3 matching requests', { timeout: 1000 });
+    await expect(summary.locator('.card').first()).toContainText('3', { timeout: 1000 });
   }).toPass({ timeout: 15_000 });
   await hydrated(page);
-  const summary = page.getByTestId('usage-summary');
   await expect(summary).toContainText('Requests');
   await expect(summary.locator('.card').first()).toContainText('3');
   const log = page.getByRole('table', { name: 'Request log' });
