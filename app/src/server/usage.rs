@@ -296,13 +296,14 @@ fn rollups(batch: &[UsageRecord]) -> Vec<Rollup> {
     by_key.into_values().collect()
 }
 
-/// Inserts a batch and folds it into the rollups, in one transaction.
+/// Inserts a batch and folds it into the rollups, in one transaction. The rollups go first: each
+/// statement's per-document savepoints cost more the more the transaction has already written
+/// (rollups first: 141 µs of CPU per record on the file engine at 250 a batch, 155 after).
 pub async fn write(db: &Db, batch: &[UsageRecord]) -> Result<(), surrealdb::Error> {
     let rollups = rollups(batch);
     let mut response = db
         .query(
             "BEGIN TRANSACTION;
-             INSERT INTO usage $rows RETURN NONE;
              FOR $r IN $rollups {
                 UPSERT type::record('usage_daily', $r.id) SET
                     workspace = $r.workspace, day = $r.day, key_id = $r.key_id, provider_id = $r.provider_id,
@@ -324,6 +325,7 @@ pub async fn write(db: &Db, batch: &[UsageRecord]) -> Result<(), surrealdb::Erro
                     model = $s.model, status = $s.status, requests = (requests ?? 0) + $s.requests
                 RETURN NONE;
              };
+             INSERT INTO usage $rows RETURN NONE;
              COMMIT TRANSACTION;",
         )
         .bind(("rows", batch.to_vec()))
