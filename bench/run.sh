@@ -34,20 +34,28 @@ cleanup() {
 }
 pids=()
 trap cleanup EXIT
+wait_for() {  # $1 file, $2 pattern, $3 what: up to 60 s, then the file and exit
+  for _ in $(seq 1 600); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.1; done
+  echo "$3 did not start:" >&2; cat "$1" >&2; exit 1
+}
 
 "$TARGET_DIR/release/examples/mock_upstream" 127.0.0.1:0 > "$work/mock.out" &
 pids+=($!)
-until grep -q listening "$work/mock.out" 2>/dev/null; do sleep 0.1; done
+wait_for "$work/mock.out" listening "the mock provider"
 MOCK=$(awk '/listening on/{print $3}' "$work/mock.out")
 
 "$TARGET_DIR/release/examples/floor_proxy" 127.0.0.1:0 "http://$MOCK/v1" > "$work/floor.out" &
 pids+=($!)
-until grep -q listening "$work/floor.out" 2>/dev/null; do sleep 0.1; done
+wait_for "$work/floor.out" listening "the floor relay"
 FLOOR=$(awk '/listening on/{print $3}' "$work/floor.out")
 
 NGINX_ADDR=
+port=
 if [ -n "$NGINX" ]; then
-  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  # A free port from the kernel; without python3 the nginx row is left out.
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null) || port=
+fi
+if [ -n "$port" ]; then
   cat > "$work/nginx.conf" <<NGINXCONF
 worker_processes 2;
 pid $work/nginx.pid;
@@ -72,7 +80,7 @@ DATABASE_URL=${BENCH_DB:-surrealkv://$work/perpetuo.db} LEPTOS_SITE_ADDR=127.0.0
 RATE_LIMIT_IP_PER_MIN=1000000000 RATE_LIMIT_KEY_PER_MIN=1000000000 LEPTOS_OUTPUT_NAME=perpetuo \
   "$TARGET_DIR/release/perpetuo" 2> "$work/perpetuo.log" &
 pids+=($!)
-until grep -q "listening on" "$work/perpetuo.log" 2>/dev/null; do sleep 0.1; done
+wait_for "$work/perpetuo.log" "listening on" "Perpetuo"
 GW=$(grep -o 'http://[0-9.:]*' "$work/perpetuo.log" | head -1)
 
 signup=$(curl -s -X POST "$GW/api/v1/auth/signup" -H 'content-type: application/json' \
@@ -95,11 +103,17 @@ LUA
 }
 
 # Sanity: both paths answer 200 before measuring.
-for url in "http://$MOCK/v1/chat/completions" "http://$FLOOR/v1/chat/completions" \
-  ${NGINX_ADDR:+"http://$NGINX_ADDR/v1/chat/completions"} "$GW/v1/chat/completions"; do
-  code=$(curl -s -o /dev/null -w '%{http_code}' -X POST "$url" -H "authorization: Bearer $KEY" -H 'content-type: application/json' -d "$body_plain")
-  [ "$code" = 200 ] || { echo "sanity check failed: $url answered $code" >&2; cat "$work/perpetuo.log" >&2; exit 1; }
+answers() {  # $1 url -> the HTTP status of one plain request
+  curl -s -o /dev/null -w '%{http_code}' -X POST "$1" -H "authorization: Bearer $KEY" -H 'content-type: application/json' -d "$body_plain"
+}
+for url in "http://$MOCK/v1/chat/completions" "http://$FLOOR/v1/chat/completions" "$GW/v1/chat/completions"; do
+  code=$(answers "$url")
+  [ "$code" = 200 ] || { echo "sanity check failed: $url answered $code (Perpetuo's log follows)" >&2; cat "$work/perpetuo.log" >&2; exit 1; }
 done
+if [ -n "$NGINX_ADDR" ] && [ "$(answers "http://$NGINX_ADDR/v1/chat/completions")" != 200 ]; then
+  echo "nginx did not relay (left out of the table):" >&2; cat "$work/nginx.err" >&2 || true
+  NGINX_ADDR=
+fi
 
 run() {  # $1 url, $2 connections, $3 threads -> "p50_us p99_us rps"
   wrk -t"$3" -c"$2" -d"${DURATION}s" --latency -s "$work/req.lua" "$1" > "$work/wrk.out"
@@ -132,8 +146,12 @@ echo "nginx and floor are references: what a relay doing nothing else reaches on
 
 # Every request made a usage record: wait for the writer to catch up, then count.
 metric() { curl -s "$GW/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
+# The depth falls when the writer takes a batch, before it is written: wait for the count to settle.
+last=
 for _ in $(seq 1 300); do
-  [ "$(metric perpetuo_usage_queue_depth)" = 0 ] && break
+  now=$(metric perpetuo_usage_records_written_total)
+  [ "$(metric perpetuo_usage_queue_depth)" = 0 ] && [ "$now" = "$last" ] && break
+  last=$now
   sleep 1
 done
 echo "usage records written: $(metric perpetuo_usage_records_written_total), dropped (queue full): $(metric perpetuo_usage_records_dropped_total), still queued: $(metric perpetuo_usage_queue_depth)"

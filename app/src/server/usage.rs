@@ -148,7 +148,21 @@ async fn writer(db: Db, mut rx: mpsc::Receiver<UsageRecord>, stats: Arc<UsageSta
                 }
             };
             let full = batch.len() >= BATCH;
-            write_with_retry(&db, &mut batch, &stats).await;
+            if !write_with_retry(&db, &mut batch, &stats).await && stop.is_cancelled() {
+                // Shutting down with the database failing: the rest cannot be written either.
+                // Counted at once rather than retried batch after batch (minutes for a full
+                // queue, past any orchestrator's stop timeout).
+                let mut rest = 0u64;
+                while rx.try_recv().is_ok() {
+                    rest += 1;
+                }
+                stats.dropped.fetch_add(rest, Ordering::Relaxed);
+                tracing::error!(
+                    records = rest,
+                    "usage records still queued at shutdown were dropped: the database is failing"
+                );
+                return;
+            }
             if closed || !full {
                 break closed;
             }
@@ -159,9 +173,10 @@ async fn writer(db: Db, mut rx: mpsc::Receiver<UsageRecord>, stats: Arc<UsageSta
     }
 }
 
-async fn write_with_retry(db: &Db, batch: &mut Vec<UsageRecord>, stats: &UsageStats) {
+/// Writes the batch (retrying a few times) and empties it; false when it had to be dropped.
+async fn write_with_retry(db: &Db, batch: &mut Vec<UsageRecord>, stats: &UsageStats) -> bool {
     if batch.is_empty() {
-        return;
+        return true;
     }
     let mut delay = Duration::from_millis(50);
     for attempt in 1..=5 {
@@ -169,7 +184,7 @@ async fn write_with_retry(db: &Db, batch: &mut Vec<UsageRecord>, stats: &UsageSt
             Ok(()) => {
                 stats.written.fetch_add(batch.len() as u64, Ordering::Relaxed);
                 batch.clear();
-                return;
+                return true;
             }
             Err(e) => {
                 tracing::warn!(attempt, error = %e.message(), records = batch.len(), "writing usage records failed");
@@ -182,6 +197,7 @@ async fn write_with_retry(db: &Db, batch: &mut Vec<UsageRecord>, stats: &UsageSt
     stats.dropped.fetch_add(batch.len() as u64, Ordering::Relaxed);
     tracing::error!(records = batch.len(), "usage records dropped after repeated write failures");
     batch.clear();
+    false
 }
 
 /// A day's rollup row, keyed by workspace, day, provider, model and key.
@@ -431,7 +447,9 @@ mod tests {
             sink.record(record("w1", "gpt-x", true));
         }
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while count(&db, "usage").await < total as i64 && std::time::Instant::now() < deadline {
+        while (count(&db, "usage").await < total as i64 || sink.stats.written.load(Ordering::Relaxed) < total as u64)
+            && std::time::Instant::now() < deadline
+        {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         assert_eq!(count(&db, "usage").await, total as i64);
@@ -439,6 +457,26 @@ mod tests {
         assert_eq!(sink.depth(), 0);
         stop.cancel();
         handle.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_failing_database_at_shutdown_costs_one_batch_of_retries_not_one_per_batch() {
+        let db = Db::memory().await.unwrap();
+        // Every insert now fails its type check.
+        db.query("DEFINE FIELD OVERWRITE ts ON usage TYPE string").await.unwrap().check().unwrap();
+        let stop = CancellationToken::new();
+        let (sink, handle) = start(db.clone(), 10_000, stop.clone());
+        let total = BATCH * 4;
+        for _ in 0..total {
+            sink.record(record("w1", "gpt-x", true));
+        }
+        stop.cancel();
+        handle.await.unwrap();
+        assert_eq!(sink.stats.written.load(Ordering::Relaxed), 0);
+        assert_eq!(sink.stats.dropped.load(Ordering::Relaxed), total as u64);
+        // The first batch was retried; the other three were counted without more attempts.
+        assert_eq!(sink.stats.retried.load(Ordering::Relaxed), 5);
+        assert_eq!(count(&db, "usage").await, 0);
     }
 
     #[tokio::test]
