@@ -130,7 +130,21 @@ row() {  # $1 mode, $2 name, $3 base url, $4 direct p50, $5 direct req/s
   read -r _ _ rps < <(run "$3/v1/chat/completions" 64 2)
   printf '%-8s %-9s %8sus %8sus %8sus %11s %8s%%\n' "$1" "$2" "$p50" "$p99" "$((p50 - $4))" "$rps" "$((100 * rps / ($5 > 0 ? $5 : 1)))"
 }
+metric() { curl -s "$GW/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
+# Waits until Perpetuo's usage writer has written what earlier runs queued: a writer still busy
+# would change the next run's latencies (busy cores wake faster than idle ones, and share less).
+# The depth falls when the writer takes a batch, before it is written, hence the stable count.
+settle() {
+  local last= now
+  for _ in $(seq 1 300); do
+    now=$(metric perpetuo_usage_records_written_total)
+    [ "$(metric perpetuo_usage_queue_depth)" = 0 ] && [ "$now" = "$last" ] && return 0
+    last=$now
+    sleep 1
+  done
+}
 for mode in plain stream; do
+  settle
   body=$([ $mode = plain ] && echo "$body_plain" || echo "$body_stream")
   lua "$body" "Bearer $KEY"
   read -r d50 d99 _ < <(run "http://$MOCK/v1/chat/completions" 1 1)
@@ -145,15 +159,7 @@ echo "targets: added p50 < 150us; gateway req/s >= 50% of direct (2 cores shared
 echo "nginx and floor are references: what a relay doing nothing else reaches on the same cores"
 
 # Every request made a usage record: wait for the writer to catch up, then count.
-metric() { curl -s "$GW/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
-# The depth falls when the writer takes a batch, before it is written: wait for the count to settle.
-last=
-for _ in $(seq 1 300); do
-  now=$(metric perpetuo_usage_records_written_total)
-  [ "$(metric perpetuo_usage_queue_depth)" = 0 ] && [ "$now" = "$last" ] && break
-  last=$now
-  sleep 1
-done
+settle
 echo "usage records written: $(metric perpetuo_usage_records_written_total), dropped (queue full): $(metric perpetuo_usage_records_dropped_total), still queued: $(metric perpetuo_usage_queue_depth)"
 echo
 echo "rate limiter cost (in-process, one core):"
