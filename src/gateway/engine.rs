@@ -282,13 +282,12 @@ fn flag_rejected_key(state: &AppState, call: &Call, provider: &OpenedProvider) {
 
 /// The body sent upstream for this provider.
 fn upstream_body(call: &Call, provider: &OpenedProvider, model: &str) -> Result<Vec<u8>, GatewayError> {
-    if provider.kind == ProviderKind::Anthropic {
-        let body = anthropic::request(&call.body, model, call.stream)?;
-        return serde_json::to_vec(&body)
-            .map_err(|e| GatewayError::Internal(app::server::ServiceError::Internal(e.to_string())));
-    }
-    serde_json::to_vec(&Passthrough { body: &call.body, model, stream: call.stream })
-        .map_err(|e| GatewayError::Internal(app::server::ServiceError::Internal(e.to_string())))
+    let bytes = if provider.kind == ProviderKind::Anthropic {
+        serde_json::to_vec(&anthropic::request(&call.body, model, call.stream)?)
+    } else {
+        serde_json::to_vec(&Passthrough { body: &call.body, model, stream: call.stream })
+    };
+    bytes.map_err(|e| GatewayError::Internal(app::server::ServiceError::Internal(e.to_string())))
 }
 
 /// The client's body as sent upstream to an OpenAI-style provider, serialised straight from the
@@ -461,17 +460,24 @@ async fn read_success(
     let Ok(json) = serde_json::from_slice::<Value>(&body) else {
         return Attempt::Retry { class: "bad_upstream_body", retry_after: None, counts_for_breaker: true };
     };
-    {
-        let (translated, tokens) = anthropic::response(&json, &call.model, call.ts / 1000);
-        let body = Bytes::from(serde_json::to_vec(&translated).unwrap_or_default());
-        Attempt::Done(Success::Whole { body, tokens })
-    }
+    let (translated, tokens) = anthropic::response(&json, &call.model, call.ts / 1000);
+    let body = Bytes::from(serde_json::to_vec(&translated).unwrap_or_default());
+    Attempt::Done(Success::Whole { body, tokens })
 }
 
 #[derive(serde::Deserialize)]
 struct UsageOnly {
     #[serde(default)]
     usage: Option<TokenCounts>,
+}
+
+/// A streamed chunk that mentions usage: the counts, and whether it also carries choices.
+#[derive(serde::Deserialize)]
+struct UsageChunk {
+    #[serde(default)]
+    usage: Option<TokenCounts>,
+    #[serde(default)]
+    choices: Option<Vec<serde::de::IgnoredAny>>,
 }
 
 /// OpenAI's `usage` object (what is needed of it).
@@ -558,7 +564,7 @@ fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
-/// The usage record for this call, filled in as far as it is known.
+/// The usage record for this call, priced once from the tokens the provider reported.
 fn record(
     state: &AppState,
     call: &Call,
@@ -566,7 +572,13 @@ fn record(
     status: u16,
     error_class: Option<&str>,
     progress: &Progress,
+    tokens: Tokens,
 ) -> UsageRecord {
+    let count = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    let cost_nanos = provider.and_then(|p| {
+        let (_, bare) = route(&call.model);
+        state.prices.lookup_with(&call.prices, p.kind.as_str(), bare).map(|price| price.cost_nanos(tokens))
+    });
     UsageRecord {
         ts: call.ts,
         workspace: call.key.workspace.as_str().to_owned(),
@@ -582,66 +594,14 @@ fn record(
         ok: error_class.is_none() && (200..300).contains(&status),
         error_class: error_class.map(str::to_owned),
         attempts: i64::from(progress.attempts),
-        prompt_tokens: 0,
-        completion_tokens: 0,
-        cache_read_tokens: 0,
-        cache_write_tokens: 0,
-        cost_nanos: None,
+        prompt_tokens: count(tokens.prompt),
+        completion_tokens: count(tokens.completion),
+        cache_read_tokens: count(tokens.cache_read),
+        cache_write_tokens: count(tokens.cache_write),
+        cost_nanos,
         latency_ms: millis(call.started.elapsed()),
         upstream_ms: millis(progress.upstream),
         ttft_ms: None,
-    }
-    .priced(state, &call.prices, provider)
-}
-
-trait Priced {
-    fn priced(
-        self,
-        state: &AppState,
-        overrides: &app::server::prices::Overrides,
-        provider: Option<&OpenedProvider>,
-    ) -> Self;
-}
-
-impl Priced for UsageRecord {
-    /// Fills in the cost once the token counts are known (call again after setting them).
-    fn priced(
-        mut self,
-        state: &AppState,
-        overrides: &app::server::prices::Overrides,
-        provider: Option<&OpenedProvider>,
-    ) -> Self {
-        self.cost_nanos = provider.and_then(|p| {
-            let (_, bare) = route(&self.model);
-            state.prices.lookup_with(overrides, p.kind.as_str(), bare).map(|price| price.cost_nanos(self.tokens()))
-        });
-        self
-    }
-}
-
-/// Token counts in and out of a usage record.
-trait Counted {
-    fn tokens(&self) -> Tokens;
-    fn set_tokens(&mut self, tokens: Tokens);
-}
-
-impl Counted for UsageRecord {
-    fn tokens(&self) -> Tokens {
-        let n = |v: i64| u64::try_from(v).unwrap_or(0);
-        Tokens {
-            prompt: n(self.prompt_tokens),
-            completion: n(self.completion_tokens),
-            cache_read: n(self.cache_read_tokens),
-            cache_write: n(self.cache_write_tokens),
-        }
-    }
-
-    fn set_tokens(&mut self, t: Tokens) {
-        let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-        self.prompt_tokens = n(t.prompt);
-        self.completion_tokens = n(t.completion);
-        self.cache_read_tokens = n(t.cache_read);
-        self.cache_write_tokens = n(t.cache_write);
     }
 }
 
@@ -674,7 +634,7 @@ fn finish_error(
     progress: Progress,
 ) -> Response {
     let status = error.status().as_u16();
-    let record = record(state, call, provider, status, Some(error.class()), &progress);
+    let record = record(state, call, provider, status, Some(error.class()), &progress, Tokens::default());
     submit(state, record, call.started.elapsed().saturating_sub(progress.upstream));
     let mut response = axum::response::IntoResponse::into_response(error);
     decorate(response.headers_mut(), call, provider, progress.attempts);
@@ -700,9 +660,7 @@ pub fn decorate(headers: &mut HeaderMap, call: &Call, provider: Option<&OpenedPr
 fn respond(state: &AppState, call: Call, provider: OpenedProvider, success: Success, progress: Progress) -> Response {
     match success {
         Success::Whole { body, tokens } => {
-            let mut record = record(state, &call, Some(&provider), 200, None, &progress);
-            record.set_tokens(tokens);
-            let record = record.priced(state, &call.prices, Some(&provider));
+            let record = record(state, &call, Some(&provider), 200, None, &progress, tokens);
             submit(state, record, call.started.elapsed().saturating_sub(progress.upstream));
             let mut response = Response::new(Body::from(body));
             response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -809,19 +767,15 @@ impl Relay {
                     } else {
                         let mut forward = true;
                         // Only chunks that mention usage are parsed; the rest pass as they are.
-                        let json = if event.data.contains("\"usage\"") {
-                            serde_json::from_str::<Value>(&event.data).ok()
+                        let chunk = if event.data.contains("\"usage\"") {
+                            serde_json::from_str::<UsageChunk>(&event.data).ok()
                         } else {
                             None
                         };
-                        if let Some(json) = json
-                            && let Some(usage) = json.get("usage").filter(|u| u.is_object())
-                        {
-                            if let Ok(counts) = serde_json::from_value::<TokenCounts>(usage.clone()) {
-                                *tokens = counts.tokens();
-                            }
-                            let no_choices = json.get("choices").and_then(Value::as_array).is_none_or(Vec::is_empty);
-                            forward = *client_wants_usage || !no_choices;
+                        if let Some(UsageChunk { usage: Some(counts), choices }) = chunk {
+                            *tokens = counts.tokens();
+                            // The usage-only chunk (no choices) is shown only to a client that asked.
+                            forward = *client_wants_usage || choices.is_some_and(|c| !c.is_empty());
                         }
                         if event.data.contains("\"finish_reason\":\"") || event.data.contains("\"finish_reason\": \"") {
                             *finish_seen = true;
@@ -893,10 +847,8 @@ impl Relay {
             upstream: self.progress.upstream + self.upstream_wait,
             last_class: class,
         };
-        let mut record = record(&self.state, &self.call, Some(&self.provider), status, class, &progress);
-        record.set_tokens(self.tokens());
+        let mut record = record(&self.state, &self.call, Some(&self.provider), status, class, &progress, self.tokens());
         record.ttft_ms = self.ttft.map(millis);
-        let record = record.priced(&self.state, &self.call.prices, Some(&self.provider));
         submit(&self.state, record, self.call.started.elapsed().saturating_sub(progress.upstream));
     }
 

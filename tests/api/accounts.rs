@@ -21,7 +21,7 @@ async fn signup_returns_user_workspace_and_a_working_token() {
     assert_eq!(body["user"]["email"], address, "email normalised");
     assert_eq!(body["workspace"]["name"], "Personal");
     let token = body["token"].as_str().unwrap();
-    let list: Value = app.get_json("/api/v1/workspaces", Some(token)).await.json().await.unwrap();
+    let list: Value = app.get_value("/api/v1/workspaces", Some(token)).await;
     assert_eq!(list["data"].as_array().unwrap().len(), 1);
     assert_eq!(list["data"][0]["id"], body["workspace"]["id"]);
     assert!(body.to_string().find(PASSWORD).is_none());
@@ -152,12 +152,12 @@ async fn workspaces_are_created_and_scoped_to_their_members() {
     assert_eq!(created.status(), 201);
     let team: Value = created.json().await.unwrap();
     assert_eq!(team["name"], "Team A");
-    let list: Value = app.get_json("/api/v1/workspaces", Some(&token_a)).await.json().await.unwrap();
+    let list: Value = app.get_value("/api/v1/workspaces", Some(&token_a)).await;
     let names: Vec<&str> = list["data"].as_array().unwrap().iter().map(|w| w["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["Personal", "Team A"]);
 
     // B lists only B's workspace.
-    let list_b: Value = app.get_json("/api/v1/workspaces", Some(&token_b)).await.json().await.unwrap();
+    let list_b: Value = app.get_value("/api/v1/workspaces", Some(&token_b)).await;
     assert_eq!(list_b["data"].as_array().unwrap().len(), 1);
     assert_eq!(list_b["data"][0]["id"], ws_b.as_str());
 

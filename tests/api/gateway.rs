@@ -381,8 +381,7 @@ async fn provider_401_falls_back_flags_the_key_and_never_reaches_the_client() {
     // Flagged for the dashboard.
     let mut flagged = false;
     for _ in 0..40 {
-        let p: Value =
-            gw.app.get_json(&format!("/api/v1/providers/{bad_id}"), Some(&gw.token)).await.json().await.unwrap();
+        let p: Value = gw.app.get_value(&format!("/api/v1/providers/{bad_id}"), Some(&gw.token)).await;
         if p["key_status"] == "rejected" {
             flagged = true;
             break;
@@ -651,17 +650,25 @@ async fn an_error_event_inside_a_stream_is_a_failure_not_a_success() {
     );
 }
 
-#[tokio::test]
-async fn a_stream_that_starts_with_an_error_falls_back() {
+/// A stream from a first provider that misbehaves before its first byte reaches the client,
+/// with a healthy second provider behind it (the gateway and mocks are returned to stay up while
+/// the body is read).
+async fn stream_with_backup(first: Behavior) -> (Gateway, [Mock; 2], reqwest::Response) {
     let gw = Gateway::start(fast_options()).await;
     let failing = Mock::start(Flavor::OpenAi).await;
-    failing.script([Behavior::ErrorAfter(0)]);
+    failing.script([first]);
     let backup = Mock::start(Flavor::OpenAi).await;
     gw.provider("Fails", "openai_compatible", &failing.base_url(), 1).await;
     gw.provider("Backup", "openai_compatible", &backup.base_url(), 2).await;
     let mut body = chat_body("mock-small");
     body["stream"] = json!(true);
     let response = gw.chat(&body).await;
+    (gw, [failing, backup], response)
+}
+
+#[tokio::test]
+async fn a_stream_that_starts_with_an_error_falls_back() {
+    let (_gw, _mocks, response) = stream_with_backup(Behavior::ErrorAfter(0)).await;
     assert_eq!(response.headers()["x-perpetuo-provider"], "Backup");
     assert!(response.text().await.unwrap().ends_with("data: [DONE]\n\n"));
 }
@@ -679,15 +686,7 @@ async fn model_names_are_bounded() {
 
 #[tokio::test]
 async fn a_stream_that_dies_before_its_first_byte_falls_back() {
-    let gw = Gateway::start(fast_options()).await;
-    let dying = Mock::start(Flavor::OpenAi).await;
-    dying.script([Behavior::CutAfter(0)]);
-    let backup = Mock::start(Flavor::OpenAi).await;
-    gw.provider("Dies", "openai_compatible", &dying.base_url(), 1).await;
-    gw.provider("Backup", "openai_compatible", &backup.base_url(), 2).await;
-    let mut body = chat_body("mock-small");
-    body["stream"] = json!(true);
-    let response = gw.chat(&body).await;
+    let (_gw, _mocks, response) = stream_with_backup(Behavior::CutAfter(0)).await;
     assert_eq!(response.headers()["x-perpetuo-provider"], "Backup");
     assert_eq!(response.headers()["x-perpetuo-attempts"], "2");
     assert!(response.text().await.unwrap().ends_with("data: [DONE]\n\n"));

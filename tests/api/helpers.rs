@@ -141,6 +141,11 @@ impl TestApp {
         request.send().await.expect("request sent")
     }
 
+    /// GET, body parsed as JSON (whatever the status).
+    pub async fn get_value(&self, path: &str, token: Option<&str>) -> Value {
+        self.get_json(path, token).await.json().await.expect("a JSON body")
+    }
+
     pub async fn get_json(&self, path: &str, token: Option<&str>) -> reqwest::Response {
         let mut request = self.client.get(self.url(path));
         if let Some(token) = token {

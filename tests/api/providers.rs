@@ -131,7 +131,7 @@ async fn editing_without_a_new_key_keeps_the_old_one() {
     let test: Value =
         app.post_json(&format!("/api/v1/providers/{id}/test"), Some(&token), &json!({})).await.json().await.unwrap();
     assert_eq!(test["ok"], false);
-    let listed: Value = app.get_json(&format!("/api/v1/providers/{id}"), Some(&token)).await.json().await.unwrap();
+    let listed: Value = app.get_value(&format!("/api/v1/providers/{id}"), Some(&token)).await;
     assert_eq!(listed["key_preview"], "••••9999");
 
     // Pointing the stored key at another host needs the key typed again.
@@ -239,7 +239,7 @@ async fn another_workspaces_provider_is_404_everywhere() {
     .await;
     api_error(app.post_json(&format!("/api/v1/providers/{id}/test"), Some(&token_b), &json!({})).await, 404).await;
     api_error(app.delete(&format!("/api/v1/providers/{id}"), &token_b).await, 404).await;
-    let b_list: Value = app.get_json("/api/v1/providers", Some(&token_b)).await.json().await.unwrap();
+    let b_list: Value = app.get_value("/api/v1/providers", Some(&token_b)).await;
     assert_eq!(b_list["data"], json!([]));
     assert_eq!(mock.hits(), 0, "B's test never reached A's provider");
 
@@ -260,7 +260,7 @@ async fn another_workspaces_provider_is_404_everywhere() {
     assert_eq!(list, json!([]));
 
     // A's provider is untouched.
-    let still: Value = app.get_json(&format!("/api/v1/providers/{id}"), Some(&token_a)).await.json().await.unwrap();
+    let still: Value = app.get_value(&format!("/api/v1/providers/{id}"), Some(&token_a)).await;
     assert_eq!((still["label"].as_str(), still["enabled"].as_bool()), (Some("A's"), Some(true)));
     assert_eq!(mock.hits(), 0);
 }
@@ -338,7 +338,7 @@ async fn rotating_the_encryption_key_reseals_every_provider_key() {
     assert_eq!(app::server::providers::reseal_all(&app.state.db, &rotating).await.unwrap(), 0, "already current");
     // The new key alone now opens it.
     let ws = {
-        let list: Value = app.get_json("/api/v1/workspaces", Some(&token)).await.json().await.unwrap();
+        let list: Value = app.get_value("/api/v1/workspaces", Some(&token)).await;
         list["current"].as_str().unwrap().to_owned()
     };
     let mut response = app

@@ -49,35 +49,28 @@ async fn burst_then_sigterm_loses_no_usage_record() {
         }
     };
     let client = reqwest::Client::builder().no_proxy().build().unwrap();
-    let signup: Value = client
-        .post(format!("{base}/api/v1/auth/signup"))
-        .json(&json!({"email": email("sigterm"), "password": PASSWORD}))
-        .send()
+    let post = |path: &str, token: Option<&str>, body: Value| {
+        let mut request = client.post(format!("{base}{path}")).json(&body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        async move { request.send().await.unwrap() }
+    };
+    let signup: Value = post("/api/v1/auth/signup", None, json!({"email": email("sigterm"), "password": PASSWORD}))
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
     let token = signup["token"].as_str().unwrap().to_owned();
     let workspace = signup["workspace"]["id"].as_str().unwrap().to_owned();
-    let created = client
-        .post(format!("{base}/api/v1/providers"))
-        .bearer_auth(&token)
-        .json(&json!({"label": "P", "kind": "openai_compatible", "base_url": mock.base_url(), "api_key": VALID_KEY}))
-        .send()
-        .await
-        .unwrap();
+    let created = post(
+        "/api/v1/providers",
+        Some(&token),
+        json!({"label": "P", "kind": "openai_compatible", "base_url": mock.base_url(), "api_key": VALID_KEY}),
+    )
+    .await;
     assert_eq!(created.status(), 201);
-    let pk: Value = client
-        .post(format!("{base}/api/v1/keys"))
-        .bearer_auth(&token)
-        .json(&json!({"name": "burst"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let pk: Value = post("/api/v1/keys", Some(&token), json!({"name": "burst"})).await.json().await.unwrap();
     let pk = pk["token"].as_str().unwrap().to_owned();
 
     // The burst: streams that each take a few hundred milliseconds upstream.

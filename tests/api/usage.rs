@@ -84,7 +84,7 @@ async fn every_call_is_one_record_with_upstream_tokens_and_the_right_cost() {
     assert_eq!(records.iter().filter(|r| r["stream"] == true).count(), n / 2);
 
     // The API's totals agree.
-    let totals: Value = gw.app.get_json("/api/v1/usage", Some(&gw.token)).await.json().await.unwrap();
+    let totals: Value = gw.app.get_value("/api/v1/usage", Some(&gw.token)).await;
     assert_eq!(totals["requests"], n);
     assert_eq!(totals["prompt_tokens"], 11 * n);
     assert_eq!(totals["cost_nanos"], 6 * (11 * 150 + 7 * 600) + 6 * (11 * 800 + 7 * 4000));
@@ -150,7 +150,7 @@ async fn a_workspace_price_overrides_the_table_for_new_requests() {
     assert_eq!(cost("gpt-4o-mini"), vec![Some(5850), Some(11 * 1000 + 7 * 2000)]);
     assert_eq!(cost("openai/my-finetune"), vec![Some(18 * 10_000)]);
     assert_eq!(cost("openai/unlisted-model"), vec![None], "unknown stays unknown");
-    let list: Value = gw.app.get_json("/api/v1/prices", Some(&gw.token)).await.json().await.unwrap();
+    let list: Value = gw.app.get_value("/api/v1/prices", Some(&gw.token)).await;
     assert_eq!(list["data"].as_array().unwrap().len(), 2);
     let removed = gw
         .app
@@ -181,56 +181,41 @@ async fn aggregation_filters_pagination_csv_and_isolation_on_known_data() {
     app::server::usage::write(&app.state.db, &records).await.unwrap();
     let since = app::types::format_day(yesterday);
 
-    let totals: Value =
-        app.get_json(&format!("/api/v1/usage?from={since}"), Some(&token_a)).await.json().await.unwrap();
+    let totals: Value = app.get_value(&format!("/api/v1/usage?from={since}"), Some(&token_a)).await;
     assert_eq!(totals["requests"], 5);
     assert_eq!(totals["errors"], 2);
     assert_eq!(totals["prompt_tokens"], 111);
     assert_eq!(totals["completion_tokens"], 56);
     assert_eq!(totals["cost_nanos"], 1020);
     assert_eq!(totals["unpriced_requests"], 3);
-    let by_day: Value =
-        app.get_json(&format!("/api/v1/usage?from={since}&group_by=day"), Some(&token_a)).await.json().await.unwrap();
+    let by_day: Value = app.get_value(&format!("/api/v1/usage?from={since}&group_by=day"), Some(&token_a)).await;
     let days: Vec<i64> = by_day["data"].as_array().unwrap().iter().map(|g| g["requests"].as_i64().unwrap()).collect();
     assert_eq!(days, vec![2, 3]);
-    let by_model: Value =
-        app.get_json(&format!("/api/v1/usage?from={since}&group_by=model"), Some(&token_a)).await.json().await.unwrap();
+    let by_model: Value = app.get_value(&format!("/api/v1/usage?from={since}&group_by=model"), Some(&token_a)).await;
     assert_eq!(by_model["data"][0]["key"], "gpt-4o");
     assert_eq!(by_model["data"][0]["requests"], 3);
-    let only_today: Value = app
-        .get_json(&format!("/api/v1/usage?from={0}&to={0}", app::types::format_day(today)), Some(&token_a))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let only_today: Value =
+        app.get_value(&format!("/api/v1/usage?from={0}&to={0}", app::types::format_day(today)), Some(&token_a)).await;
     assert_eq!(only_today["requests"], 3);
     api_error(app.get_json("/api/v1/usage?group_by=weekday", Some(&token_a)).await, 400).await;
     api_error(app.get_json("/api/v1/usage?from=yesterday", Some(&token_a)).await, 400).await;
 
     // The log: newest first, filters, total, pages.
-    let page: Value =
-        app.get_json(&format!("/api/v1/requests?from={since}&limit=2"), Some(&token_a)).await.json().await.unwrap();
+    let page: Value = app.get_value(&format!("/api/v1/requests?from={since}&limit=2"), Some(&token_a)).await;
     assert_eq!(page["total"], 5);
     let ts: Vec<i64> = page["data"].as_array().unwrap().iter().map(|r| r["ts"].as_i64().unwrap()).collect();
     assert_eq!(ts, vec![today + 3000, today + 2000]);
     let cursor = page["next_cursor"].as_str().unwrap().to_owned();
-    let next: Value = app
-        .get_json(&format!("/api/v1/requests?from={since}&limit=2&cursor={cursor}"), Some(&token_a))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let next: Value =
+        app.get_value(&format!("/api/v1/requests?from={since}&limit=2&cursor={cursor}"), Some(&token_a)).await;
     let ts: Vec<i64> = next["data"].as_array().unwrap().iter().map(|r| r["ts"].as_i64().unwrap()).collect();
     assert_eq!(ts, vec![today + 1000, yesterday + 2000]);
     let last: Value = app
-        .get_json(
+        .get_value(
             &format!("/api/v1/requests?from={since}&limit=2&cursor={}", next["next_cursor"].as_str().unwrap()),
             Some(&token_a),
         )
-        .await
-        .json()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(last["data"].as_array().unwrap().len(), 1);
     assert!(last["next_cursor"].is_null());
     for (query, total) in [
@@ -242,8 +227,7 @@ async fn aggregation_filters_pagination_csv_and_isolation_on_known_data() {
         ("provider=prov1&key=k1", 4),
         ("provider=nope", 0),
     ] {
-        let page: Value =
-            app.get_json(&format!("/api/v1/requests?from={since}&{query}"), Some(&token_a)).await.json().await.unwrap();
+        let page: Value = app.get_value(&format!("/api/v1/requests?from={since}&{query}"), Some(&token_a)).await;
         assert_eq!(page["total"], total, "{query}");
         assert_eq!(page["data"].as_array().unwrap().len() as i64, total, "{query}");
     }
@@ -251,11 +235,10 @@ async fn aggregation_filters_pagination_csv_and_isolation_on_known_data() {
     api_error(app.get_json("/api/v1/requests?limit=0", Some(&token_a)).await, 400).await;
 
     // B sees only B.
-    let b: Value = app.get_json(&format!("/api/v1/requests?from={since}"), Some(&token_b)).await.json().await.unwrap();
+    let b: Value = app.get_value(&format!("/api/v1/requests?from={since}"), Some(&token_b)).await;
     assert_eq!(b["total"], 1);
     assert_eq!(b["data"][0]["prompt_tokens"], 999);
-    let b_totals: Value =
-        app.get_json(&format!("/api/v1/usage?from={since}"), Some(&token_b)).await.json().await.unwrap();
+    let b_totals: Value = app.get_value(&format!("/api/v1/usage?from={since}"), Some(&token_b)).await;
     assert_eq!(b_totals["requests"], 1);
 
     // CSV from the dashboard, for the signed-in user's workspace only.
@@ -405,18 +388,10 @@ async fn old_request_records_are_pruned_and_rollups_kept() {
     app::server::usage::write(&app.state.db, &records).await.unwrap();
     let removed = app::server::reports::prune(&app.state.db, now - 90 * app::types::DAY_MS).await.unwrap();
     assert_eq!(removed, 2);
-    let log: Value = app
-        .get_json(&format!("/api/v1/requests?from={}", app::types::format_day(old)), Some(&token))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let log: Value =
+        app.get_value(&format!("/api/v1/requests?from={}", app::types::format_day(old)), Some(&token)).await;
     assert_eq!(log["data"].as_array().unwrap().len(), 1);
-    let totals: Value = app
-        .get_json(&format!("/api/v1/usage?from={}", app::types::format_day(old)), Some(&token))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let totals: Value =
+        app.get_value(&format!("/api/v1/usage?from={}", app::types::format_day(old)), Some(&token)).await;
     assert_eq!(totals["requests"], 3, "daily totals outlive the raw records");
 }

@@ -133,20 +133,9 @@ async fn writer(db: Db, mut rx: mpsc::Receiver<UsageRecord>, stats: Arc<UsageSta
             () = stop.cancelled() => true,
             () = tokio::time::sleep(FLUSH_EVERY) => false,
         };
-        // Everything queued by now, in batches; on shutdown, until the queue is empty.
-        let closed = loop {
-            let closed = loop {
-                match rx.try_recv() {
-                    Ok(record) => {
-                        batch.push(record);
-                        if batch.len() >= BATCH {
-                            break false;
-                        }
-                    }
-                    Err(mpsc::error::TryRecvError::Empty) => break false,
-                    Err(mpsc::error::TryRecvError::Disconnected) => break true,
-                }
-            };
+        // Everything queued by now, a batch at a time; on shutdown, until the queue is empty.
+        loop {
+            let closed = fill(&mut rx, &mut batch);
             let full = batch.len() >= BATCH;
             if !write_with_retry(&db, &mut batch, &stats).await && stop.is_cancelled() {
                 // Shutting down with the database failing: the rest cannot be written either.
@@ -163,14 +152,30 @@ async fn writer(db: Db, mut rx: mpsc::Receiver<UsageRecord>, stats: Arc<UsageSta
                 );
                 return;
             }
-            if closed || !full {
-                break closed;
+            if closed {
+                return;
             }
-        };
-        if stopping || closed {
-            break;
+            if !full {
+                break;
+            }
+        }
+        if stopping {
+            return;
         }
     }
+}
+
+/// Moves queued records into `batch` until it is full or the queue is empty; true once the
+/// queue is closed (every sender gone).
+fn fill(rx: &mut mpsc::Receiver<UsageRecord>, batch: &mut Vec<UsageRecord>) -> bool {
+    while batch.len() < BATCH {
+        match rx.try_recv() {
+            Ok(record) => batch.push(record),
+            Err(mpsc::error::TryRecvError::Empty) => return false,
+            Err(mpsc::error::TryRecvError::Disconnected) => return true,
+        }
+    }
+    false
 }
 
 /// Writes the batch (retrying a few times) and empties it; false when it had to be dropped.
