@@ -3,15 +3,15 @@
 //! query the usage tab and the usage API run.
 //! `cargo run --release --example usage_scale -- [records, default 1000000] [surrealkv dir]`
 
-use std::collections::HashMap;
 use std::io::Write as _;
 use std::time::Instant;
 
-use app::server::config::{DatabaseUrl, Settings};
-use app::server::db::Db;
-use app::server::reports;
-use app::server::usage::{UsageRecord, write};
-use app::server::workspaces::authorize;
+use app::server::accounts::workspaces::Workspaces;
+use app::server::platform::config::{DatabaseUrl, Settings};
+use app::server::platform::db::Db;
+use app::server::usage::Reports;
+use app::server::usage::UsageRecord;
+use app::server::usage::writer::write;
 use app::types::{GroupBy, Period, RequestFilter, StatusFilter};
 
 fn out(line: String) {
@@ -26,10 +26,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = tempfile_dir(args.get(2));
     settings.database_url = DatabaseUrl::SurrealKv(dir.join("scale.db"));
     let db = Db::open(&settings).await?;
-    let (user, ws) = app::server::accounts::sign_up(&db, "scale@example.com", "scale-test-password").await?;
-    let ws = authorize(&db, &user.id, &ws.id).await?;
+    // Straight into the tables: one user, one workspace, its membership.
+    let workspaces = Workspaces::new(db.clone());
+    let user = "scale_user";
+    let ws = workspaces.create(user, "Scale").await?;
+    let ws = workspaces.authorize(user, &ws.id).await?;
+    let reports = Reports::new(db.clone());
 
-    let now = app::server::db::now_ms();
+    let now = app::server::platform::db::now_ms();
     let models = ["gpt-4o", "gpt-4o-mini", "claude-3-5-haiku", "llama-3.3-70b", "mistral-small"];
     let started = Instant::now();
     let mut batch = Vec::with_capacity(1000);
@@ -73,7 +77,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     ));
 
     let period = Period::last_days(30, now);
-    let labels = HashMap::new();
+    let labels = reports.labels(&ws).await?;
     let filter = |status: StatusFilter, model: Option<&str>| RequestFilter {
         period,
         key: None,
@@ -90,41 +94,35 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         out(format!("{label:<52} {:>9.1} ms", started.elapsed().as_secs_f64() * 1e3));
         Ok(value)
     }
-    let summary = time("summary (totals, p50/p95 latency, ttft)", reports::summary(&db, &ws, &period)).await?;
+    let summary = time("summary (totals, p50/p95 latency, ttft)", reports.summary(&ws, &period)).await?;
     out(format!(
         "  -> {} requests, {} errors, p50 {:?} ms, p95 {:?} ms",
         summary.requests, summary.errors, summary.latency_p50_ms, summary.latency_p95_ms
     ));
-    time("group by model", reports::grouped(&db, &ws, &period, GroupBy::Model, &labels)).await?;
-    time("group by day", reports::grouped(&db, &ws, &period, GroupBy::Day, &labels)).await?;
-    time("chart series (day x model)", reports::series(&db, &ws, &period, GroupBy::Model, &labels)).await?;
+    time("group by model", reports.grouped(&ws, &period, GroupBy::Model, &labels)).await?;
+    time("group by day", reports.grouped(&ws, &period, GroupBy::Day, &labels)).await?;
+    time("chart series (day x model)", reports.series(&ws, &period, GroupBy::Model, &labels)).await?;
     let page = time(
         "request log, first page of 50 (+ total)",
-        reports::requests(&db, &ws, &filter(StatusFilter::Any, None), &labels, 50, None),
+        reports.requests(&ws, &filter(StatusFilter::Any, None), &labels, 50, None),
     )
     .await?;
     out(format!("  -> total {}", page.total));
     let cursor = page.next_cursor.clone();
     time(
         "request log, next page",
-        reports::requests(&db, &ws, &filter(StatusFilter::Any, None), &labels, 50, cursor.as_deref()),
+        reports.requests(&ws, &filter(StatusFilter::Any, None), &labels, 50, cursor.as_deref()),
     )
     .await?;
     time(
         "request log, model filter",
-        reports::requests(&db, &ws, &filter(StatusFilter::Any, Some("gpt-4o")), &labels, 50, None),
+        reports.requests(&ws, &filter(StatusFilter::Any, Some("gpt-4o")), &labels, 50, None),
     )
     .await?;
-    time(
-        "request log, failed only",
-        reports::requests(&db, &ws, &filter(StatusFilter::Error, None), &labels, 50, None),
-    )
-    .await?;
-    time(
-        "request log, status 502",
-        reports::requests(&db, &ws, &filter(StatusFilter::Code(502), None), &labels, 50, None),
-    )
-    .await?;
+    time("request log, failed only", reports.requests(&ws, &filter(StatusFilter::Error, None), &labels, 50, None))
+        .await?;
+    time("request log, status 502", reports.requests(&ws, &filter(StatusFilter::Code(502), None), &labels, 50, None))
+        .await?;
     Ok(())
 }
 

@@ -6,9 +6,10 @@
 use std::io::Write as _;
 use std::time::Instant;
 
-use app::server::config::{DatabaseUrl, Settings};
-use app::server::db::Db;
-use app::server::usage::{UsageRecord, write};
+use app::server::platform::config::{DatabaseUrl, Settings};
+use app::server::platform::db::Db;
+use app::server::usage::UsageRecord;
+use app::server::usage::writer::write;
 
 fn record(i: usize) -> UsageRecord {
     UsageRecord {

@@ -5,6 +5,12 @@ use base64::Engine as _;
 use rand::TryRng as _;
 use rand::rngs::SysRng;
 
+use app::server::platform::config::Settings;
+use app::server::platform::crypto::Cipher;
+use app::server::platform::db::Db;
+use app::server::providers::Providers;
+use app::server::providers::client::build_client;
+
 /// What the process was asked to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
@@ -53,10 +59,12 @@ pub fn gen_secrets() -> Result<String, String> {
 
 /// Re-seals every stored provider key with the current `ENCRYPTION_KEY`, opening each with the
 /// current or the previous key. Returns how many records changed.
-pub async fn rotate_encryption_key(settings: &app::server::config::Settings) -> Result<usize, String> {
-    let db = app::server::db::Db::open(settings).await.map_err(|e| e.to_string())?;
-    let cipher = app::server::crypto::Cipher::new(&settings.encryption_key, settings.encryption_key_previous.as_ref());
-    app::server::providers::reseal_all(&db, &cipher).await.map_err(|e| e.to_string())
+pub async fn rotate_encryption_key(settings: &Settings) -> Result<usize, String> {
+    let db = Db::open(settings).await.map_err(|e| e.to_string())?;
+    let cipher = Cipher::new(&settings.encryption_key, settings.encryption_key_previous.as_ref());
+    let http = build_client(&settings.upstream).map_err(|e| e.to_string())?;
+    let providers = Providers::new(db, std::sync::Arc::new(cipher), http, settings.upstream.allow_private);
+    providers.reseal_all().await.map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
@@ -74,7 +82,7 @@ mod tests {
     fn generated_secrets_pass_validation() {
         let block = gen_secrets().unwrap();
         let lookup = |name: &str| block.lines().find_map(|l| l.strip_prefix(&format!("{name}=")).map(str::to_owned));
-        let settings = app::server::config::Settings::from_lookup(lookup).unwrap();
+        let settings = Settings::from_lookup(lookup).unwrap();
         assert_eq!(settings.encryption_key.expose().len(), 32);
         assert_ne!(gen_secrets().unwrap(), block, "fresh each time");
     }

@@ -1,12 +1,16 @@
 //! Perpetuo's server: one axum router serving the dashboard (Leptos SSR and server functions),
-//! the management API (`/api/v1`) and the OpenAI-compatible gateway (`/v1`), behind rate limiting.
+//! the management API (`/api/v1`), the OpenAI-compatible gateway (`/v1`) and the operator's
+//! endpoints, behind the per-IP limit.
 
-pub mod api;
+pub mod bearer;
 pub mod cli;
+pub mod dashboard;
 pub mod gateway;
+pub mod ops;
 pub mod ratelimit;
+pub mod rest;
 pub mod startup;
+pub mod tasks;
 pub mod telemetry;
-pub mod web;
 
-pub use app::server::config::Settings;
+pub use app::server::platform::config::Settings;

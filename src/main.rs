@@ -66,6 +66,7 @@ async fn main() -> ExitCode {
     if let Some(addr) = app.local_addr() {
         tracing::info!("Perpetuo listening on http://{addr}");
     }
+    tracing::info!("settings: {}", app.state().settings.summary());
     match app.run_until(shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(&format!("server error: {e}")),

@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
 
 use app::server::AppState;
-use app::server::ratelimit::{ClientIp, Decision, format_reset};
+use app::server::platform::ratelimit::{ClientIp, Decision, format_reset};
 
 pub async fn ip_limit(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     let peer = request
@@ -31,9 +31,8 @@ pub fn too_many_requests(path: &str, decision: &Decision) -> Response {
     let retry = decision.retry_after_secs().max(1);
     let message = format!("Too many requests from your address. Try again in {retry} seconds.");
     let mut response = if path.starts_with("/v1") || path.starts_with("/api/") {
-        let body = serde_json::json!({
-            "error": { "message": message, "type": "rate_limit_exceeded", "param": null, "code": "rate_limit_exceeded" }
-        });
+        let body =
+            crate::gateway::error::openai_error(&message, "rate_limit_exceeded", None, Some("rate_limit_exceeded"));
         (StatusCode::TOO_MANY_REQUESTS, axum::Json(body)).into_response()
     } else {
         let html = format!(

@@ -1,10 +1,10 @@
 //! Perpetuo's shared crate: wire types, the dashboard (pages and components), its server
 //! functions, and (with `ssr`) the service layer.
 
-pub mod api;
 pub mod components;
 pub mod error;
 pub mod pages;
+pub mod server_fns;
 pub mod types;
 
 #[cfg(feature = "ssr")]

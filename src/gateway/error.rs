@@ -5,8 +5,15 @@ use http::{HeaderValue, StatusCode};
 use serde_json::json;
 
 use app::server::ServiceError;
-use app::server::api_keys::KeyRejection;
-use app::server::ratelimit::Decision;
+use app::server::keys::{KeyError, KeyRejection};
+use app::server::platform::ratelimit::Decision;
+use app::server::protocols::Refusal;
+
+/// OpenAI's error JSON: the one builder for every error the gateway writes (answers, SSE error
+/// events, the per-IP 429 on `/v1`).
+pub fn openai_error(message: &str, kind: &str, param: Option<&str>, code: Option<&str>) -> serde_json::Value {
+    json!({ "error": { "message": message, "type": kind, "param": param, "code": code } })
+}
 
 #[derive(Debug)]
 pub enum GatewayError {
@@ -44,6 +51,27 @@ pub enum GatewayError {
 impl From<ServiceError> for GatewayError {
     fn from(e: ServiceError) -> Self {
         Self::Internal(e)
+    }
+}
+
+impl From<Refusal> for GatewayError {
+    fn from(r: Refusal) -> Self {
+        Self::InvalidRequest { message: r.message, param: r.param }
+    }
+}
+
+impl From<KeyRejection> for GatewayError {
+    fn from(r: KeyRejection) -> Self {
+        Self::Key(r)
+    }
+}
+
+impl From<KeyError> for GatewayError {
+    fn from(e: KeyError) -> Self {
+        match e {
+            KeyError::Rejected(r) => Self::Key(r),
+            KeyError::Service(e) => Self::Internal(e),
+        }
     }
 }
 
@@ -154,7 +182,7 @@ impl GatewayError {
     /// The error JSON (also used as an SSE error event's data).
     pub fn body(&self) -> serde_json::Value {
         let (message, kind, param, code) = self.parts();
-        json!({ "error": { "message": message, "type": kind, "param": param, "code": code } })
+        openai_error(&message, &kind, param.as_deref(), code.as_deref())
     }
 }
 

@@ -70,7 +70,7 @@ async fn token_with_right_and_wrong_password() {
     let body: Value = ok.json().await.unwrap();
     assert_eq!(body["workspace"]["id"], ws.as_str());
     let expires_at = body["expires_at"].as_i64().unwrap();
-    let now = app::server::db::now_ms();
+    let now = app::server::platform::db::now_ms();
     assert!((3_500_000..=3_600_000).contains(&(expires_at - now)), "one hour: {}", expires_at - now);
 
     let wrong =
@@ -121,7 +121,7 @@ async fn tampered_expired_and_none_tokens_are_401() {
     // alg: none.
     let none = format!("{}.{}.", b64.encode(r#"{"alg":"none","typ":"JWT"}"#), parts[1]);
     // Expired, properly signed with the server's secret.
-    let now = app::server::db::now_ms() / 1000;
+    let now = app::server::platform::db::now_ms() / 1000;
     let claims = json!({"sub": user, "ws": ws, "iat": now - 7200, "exp": now - 10, "iss": "perpetuo"});
     let secret = app.state.settings.jwt_secret.expose().to_vec();
     let expired = jsonwebtoken::encode(

@@ -8,7 +8,8 @@ use crate::helpers::*;
 async fn database_files_never_contain_key_material() {
     let dir = tempfile::tempdir().unwrap();
     let mut options = Options::default();
-    options.settings.database_url = app::server::config::DatabaseUrl::SurrealKv(dir.path().join("perpetuo.db"));
+    options.settings.database_url =
+        app::server::platform::config::DatabaseUrl::SurrealKv(dir.path().join("perpetuo.db"));
     let app = spawn_app_with(options).await;
     let (token, _, _) = app.api_signup(&email("atrest")).await;
     let provider_key = "sk-live-PLAINTEXT-provider-key-7d1e0c";

@@ -129,7 +129,7 @@ async fn revoked_key_is_refused_on_the_very_next_request() {
 #[tokio::test]
 async fn expired_key_is_refused() {
     let (gw, _mock) = openai_gateway().await;
-    let expires_at = app::server::db::now_ms() + 2500;
+    let expires_at = app::server::platform::db::now_ms() + 2500;
     let created: Value = gw
         .app
         .post_json("/api/v1/keys", Some(&gw.token), &json!({"name": "short", "expires_at": expires_at}))
@@ -424,7 +424,7 @@ async fn circuit_breaker_opens_then_probes_once() {
     }
     assert_eq!(flaky.hits(), 2, "skipped while open");
     // After the cool-down one probe goes through; it succeeds and closes the breaker.
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    gw.app.clock.advance(Duration::from_millis(600));
     flaky.set_default(Behavior::Ok);
     let response = gw.chat(&chat_body("mock-small")).await;
     assert_eq!(response.headers()["x-perpetuo-provider"], "Flaky");
@@ -447,7 +447,7 @@ async fn half_open_probe_failure_reopens() {
     let open = gw.chat(&chat_body("mock-small")).await;
     assert_eq!(open.status(), 503, "all breakers open: fail fast");
     assert_eq!(flaky.hits(), 1);
-    tokio::time::sleep(Duration::from_millis(450)).await;
+    gw.app.clock.advance(Duration::from_millis(400));
     assert_eq!(gw.chat(&chat_body("mock-small")).await.status(), 502, "the probe fails");
     assert_eq!(flaky.hits(), 2);
     assert_eq!(gw.chat(&chat_body("mock-small")).await.status(), 503, "open again");
@@ -597,7 +597,7 @@ async fn provider_keys_and_api_keys_never_reach_the_logs() {
 #[tokio::test]
 async fn revocation_reaches_another_instance_on_the_same_database() {
     let options = fast_options();
-    let db = app::server::db::Db::open(&options.settings).await.unwrap();
+    let db = app::server::platform::db::Db::open(&options.settings).await.unwrap();
     let mut first_options = fast_options();
     first_options.db = Some(db.clone());
     let gw = Gateway::start(first_options).await;

@@ -6,9 +6,9 @@ use std::io::Write;
 use std::sync::{Mutex, OnceLock};
 
 use app::server::AppState;
-use app::server::config::Settings;
-use app::server::db::Db;
-use app::server::ratelimit::LimitClock;
+use app::server::platform::config::Settings;
+use app::server::platform::db::Db;
+use app::server::platform::ratelimit::LimitClock;
 use perpetuo::startup::Application;
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
@@ -221,7 +221,7 @@ pub async fn api_error(response: reqwest::Response, status: u16) -> Value {
 
 /// A unique email for a test.
 pub fn email(tag: &str) -> String {
-    format!("{tag}-{}@example.com", app::server::db::new_id())
+    format!("{tag}-{}@example.com", app::server::platform::db::new_id())
 }
 
 impl TestApp {
@@ -261,6 +261,18 @@ impl TestApp {
             .header("origin", &self.base)
             .header("accept", "application/json")
             .form(fields)
+            .send()
+            .await
+            .expect("server function called")
+    }
+
+    /// Calls a server function whose arguments travel as JSON (as the browser sends them).
+    pub async fn server_fn_json(&self, client: &reqwest::Client, name: &str, args: &Value) -> reqwest::Response {
+        client
+            .post(self.url(&format!("/fn/{name}")))
+            .header("origin", &self.base)
+            .header("accept", "application/json")
+            .json(args)
             .send()
             .await
             .expect("server function called")

@@ -320,8 +320,8 @@ async fn dashboard_create_edit_and_test_without_js() {
 
 #[tokio::test]
 async fn rotating_the_encryption_key_reseals_every_provider_key() {
-    use app::server::crypto::Cipher;
-    use app::server::secret::Secret32;
+    use app::server::platform::crypto::Cipher;
+    use app::server::platform::secret::Secret32;
     let app = spawn_app().await;
     let (token, _, _) = app.api_signup(&email("rotate")).await;
     let mock = Mock::start(Flavor::OpenAi).await;
@@ -331,11 +331,15 @@ async fn rotating_the_encryption_key_reseals_every_provider_key() {
     let new = Secret32::new([42u8; 32]);
     // Only the new key: the old seal cannot be opened.
     let only_new = Cipher::new(&new, None);
-    assert!(app::server::providers::reseal_all(&app.state.db, &only_new).await.is_err());
+    let with = |cipher: Cipher| {
+        let http = reqwest::Client::new();
+        app::server::providers::Providers::new(app.state.db.clone(), std::sync::Arc::new(cipher), http, true)
+    };
+    assert!(with(Cipher::new(&new, None)).reseal_all().await.is_err());
     // New key with the old one as previous: everything is resealed, once.
-    let rotating = Cipher::new(&new, Some(&old));
-    assert_eq!(app::server::providers::reseal_all(&app.state.db, &rotating).await.unwrap(), 1);
-    assert_eq!(app::server::providers::reseal_all(&app.state.db, &rotating).await.unwrap(), 0, "already current");
+    let rotating = with(Cipher::new(&new, Some(&old)));
+    assert_eq!(rotating.reseal_all().await.unwrap(), 1);
+    assert_eq!(rotating.reseal_all().await.unwrap(), 0, "already current");
     // The new key alone now opens it.
     let ws = {
         let list: Value = app.get_value("/api/v1/workspaces", Some(&token)).await;
@@ -351,6 +355,6 @@ async fn rotating_the_encryption_key_reseals_every_provider_key() {
     let rows: Vec<Value> = response.take(0).unwrap();
     let sealed = rows[0]["sealed_key"].as_str().unwrap().to_owned();
     assert!(only_new.is_current(&sealed));
-    let opened = only_new.open(&sealed, &app::server::crypto::provider_aad(&ws, id)).unwrap();
+    let opened = only_new.open(&sealed, &app::server::platform::crypto::provider_aad(&ws, id)).unwrap();
     assert_eq!(opened.expose(), VALID_KEY.as_bytes());
 }

@@ -168,7 +168,7 @@ async fn aggregation_filters_pagination_csv_and_isolation_on_known_data() {
     let app = spawn_app().await;
     let (token_a, ws_a, _) = app.api_signup(&email("agg-a")).await;
     let (token_b, ws_b, _) = app.api_signup(&email("agg-b")).await;
-    let today = app::types::Period::last_days(1, app::server::db::now_ms()).from_day;
+    let today = app::types::Period::last_days(1, app::server::platform::db::now_ms()).from_day;
     let yesterday = today - app::types::DAY_MS;
     let records = vec![
         known_record(&ws_a, yesterday + 1000, "gpt-4o", "k1", 200, 100, 50, Some(1000)),
@@ -178,7 +178,7 @@ async fn aggregation_filters_pagination_csv_and_isolation_on_known_data() {
         known_record(&ws_a, today + 3000, "gpt-4o", "k1", 429, 0, 0, None),
         known_record(&ws_b, today + 1000, "gpt-4o", "kb", 200, 999, 999, Some(99_999)),
     ];
-    app::server::usage::write(&app.state.db, &records).await.unwrap();
+    app::server::usage::writer::write(&app.state.db, &records).await.unwrap();
     let since = app::types::format_day(yesterday);
 
     let totals: Value = app.get_value(&format!("/api/v1/usage?from={since}"), Some(&token_a)).await;
@@ -260,7 +260,7 @@ async fn aggregation_filters_pagination_csv_and_isolation_on_known_data() {
         .filter(|r| r.workspace == ws_a)
         .map(|r| UsageRecord { workspace: ws_csv.clone(), request_id: format!("{}c", r.request_id), ..r.clone() })
         .collect();
-    app::server::usage::write(&app.state.db, &mine).await.unwrap();
+    app::server::usage::writer::write(&app.state.db, &mine).await.unwrap();
     let response = client.get(app.url(&format!("/usage/export.csv?from={since}&status=ok"))).send().await.unwrap();
     assert_eq!(response.status(), 200);
     assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/csv"));
@@ -274,14 +274,19 @@ async fn aggregation_filters_pagination_csv_and_isolation_on_known_data() {
     assert_eq!(location(&signed_out), "/signin");
 
     // The tab's server function reads only the session's workspace.
-    let report: Value =
-        app.server_fn(&client, "usage_report", &[("q[from]", &since), ("q[status]", "")]).await.json().await.unwrap();
+    let report: Value = app
+        .server_fn_json(&client, "usage_report", &json!({"q": {"from": since, "status": ""}}))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(report["summary"]["requests"], 5, "the CSV user's own five");
     assert_eq!(report["log"]["total"], 5);
     assert!(!report.to_string().contains("999"), "nothing of workspace B");
     let stranger = new_client();
     app.dashboard_signup(&stranger, &email("stranger")).await;
-    let theirs: Value = app.server_fn(&stranger, "usage_report", &[("q[from]", &since)]).await.json().await.unwrap();
+    let theirs: Value =
+        app.server_fn_json(&stranger, "usage_report", &json!({"q": {"from": since}})).await.json().await.unwrap();
     assert_eq!(theirs["summary"]["requests"], 0);
     assert_eq!(theirs["log"]["data"], json!([]));
 }
@@ -378,15 +383,15 @@ fn parse_prometheus(text: &str) -> std::collections::HashMap<String, f64> {
 async fn old_request_records_are_pruned_and_rollups_kept() {
     let app = spawn_app().await;
     let (token, ws, _) = app.api_signup(&email("prune")).await;
-    let now = app::server::db::now_ms();
+    let now = app::server::platform::db::now_ms();
     let old = now - 100 * app::types::DAY_MS;
     let records = vec![
         known_record(&ws, old, "gpt-4o", "k1", 200, 1, 1, Some(1)),
         known_record(&ws, old + 1, "gpt-4o", "k1", 200, 1, 1, Some(1)),
         known_record(&ws, now - 1000, "gpt-4o", "k1", 200, 1, 1, Some(1)),
     ];
-    app::server::usage::write(&app.state.db, &records).await.unwrap();
-    let removed = app::server::reports::prune(&app.state.db, now - 90 * app::types::DAY_MS).await.unwrap();
+    app::server::usage::writer::write(&app.state.db, &records).await.unwrap();
+    let removed = app.state.reports().prune(now - 90 * app::types::DAY_MS).await.unwrap();
     assert_eq!(removed, 2);
     let log: Value =
         app.get_value(&format!("/api/v1/requests?from={}", app::types::format_day(old)), Some(&token)).await;

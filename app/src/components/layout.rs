@@ -4,8 +4,8 @@ use leptos::prelude::*;
 use leptos::server_fn::ServerFn;
 use leptos_router::components::{A, Outlet, Redirect};
 
-use crate::api::auth::{SignOut, SwitchWorkspace, current_session};
 use crate::components::form::{FormError, action_error};
+use crate::server_fns::auth::{SignOut, SwitchWorkspace, current_session};
 use crate::types::SessionView;
 
 #[component]

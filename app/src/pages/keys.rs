@@ -3,8 +3,8 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
 
-use crate::api::keys::{CreateKey, DeleteKey, RevokeKey, list_keys, take_created_key};
 use crate::components::form::{FormError, action_error, reset_on_success};
+use crate::server_fns::keys::{CreateKey, DeleteKey, RevokeKey, list_keys, take_created_key};
 use crate::types::{ApiKeyView, CreatedApiKey, KeyState, format_ts};
 
 #[component]

@@ -4,8 +4,8 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
 
-use crate::api::providers::{CreateProvider, DeleteProvider, TestProvider, UpdateProvider, list_providers};
 use crate::components::form::{FormError, action_error, reset_on_success};
+use crate::server_fns::providers::{CreateProvider, DeleteProvider, TestProvider, UpdateProvider, list_providers};
 use crate::types::{KeyStatus, ProviderKind, ProviderView, format_ts};
 
 #[component]

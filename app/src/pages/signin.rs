@@ -3,8 +3,8 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
 
-use crate::api::auth::SignIn;
 use crate::components::form::{FormError, action_error};
+use crate::server_fns::auth::SignIn;
 
 #[component]
 pub fn SignInPage() -> impl IntoView {

@@ -3,8 +3,8 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
 
-use crate::api::auth::SignUp;
 use crate::components::form::{FormError, action_error};
+use crate::server_fns::auth::SignUp;
 use crate::types::PASSWORD_MIN_CHARS;
 
 #[component]

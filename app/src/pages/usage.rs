@@ -5,9 +5,9 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
 
-use crate::api::usage::{Choice, DeletePrice, SetPrice, UsageData, UsageQuery, usage_report};
 use crate::components::chart::{Measure, StackedBars};
 use crate::components::form::{FormError, action_error};
+use crate::server_fns::usage::{Choice, DeletePrice, SetPrice, UsageData, UsageQuery, usage_report};
 use crate::types::{GroupBy, ProviderKind, RequestRow, format_cost, format_day, format_ts, query_string};
 
 fn query_from_url(q: &leptos_router::params::ParamsMap) -> UsageQuery {

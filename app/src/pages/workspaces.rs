@@ -4,8 +4,8 @@ use leptos::prelude::*;
 use leptos::server_fn::ServerFn;
 use leptos_meta::Title;
 
-use crate::api::auth::{CreateWorkspace, SwitchWorkspace, current_session};
 use crate::components::form::{FormError, action_error, reset_on_success};
+use crate::server_fns::auth::{CreateWorkspace, SwitchWorkspace, current_session};
 
 #[component]
 pub fn WorkspacesPage() -> impl IntoView {

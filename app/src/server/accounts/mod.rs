@@ -1,0 +1,217 @@
+//! People and where they work: accounts (sign-up with a personal workspace, sign-in behind the
+//! login throttle), workspaces and memberships, browser sessions and management-API tokens.
+
+pub mod jwt;
+pub mod password;
+pub mod sessions;
+pub mod workspaces;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use surrealdb::types::SurrealValue;
+
+use crate::server::platform::db::{Db, is_conflict, new_id, now_ms, root_cause};
+use crate::server::platform::error::ServiceError;
+use crate::server::platform::metrics::Metrics;
+use crate::server::platform::ratelimit::Limiters;
+use crate::types::{Email, UserView, WorkspaceView};
+use password::Password;
+use workspaces::{WorkspaceId, Workspaces, member_key};
+
+/// The accounts service: owns its database handle and the login throttle.
+#[derive(Debug, Clone)]
+pub struct Accounts {
+    db: Db,
+    workspaces: Workspaces,
+    limiters: Arc<Limiters>,
+    metrics: Arc<Metrics>,
+}
+
+#[derive(SurrealValue)]
+struct UserRow {
+    id: String,
+    email: String,
+    password_hash: String,
+}
+
+impl Accounts {
+    pub fn new(db: Db, workspaces: Workspaces, limiters: Arc<Limiters>, metrics: Arc<Metrics>) -> Self {
+        Self { db, workspaces, limiters, metrics }
+    }
+
+    /// Sign-in and sign-up attempts per client address and per email: refused before any
+    /// database or hashing work.
+    fn throttle(&self, ip: IpAddr, email: &str) -> Result<(), ServiceError> {
+        let decision = self.limiters.check_login(ip, email);
+        if decision.allowed {
+            return Ok(());
+        }
+        self.metrics.rate_limited("login");
+        Err(ServiceError::RateLimited { retry_after: decision.retry_after })
+    }
+
+    /// Creates a user and their personal workspace, atomically.
+    pub async fn sign_up(
+        &self,
+        ip: IpAddr,
+        email: &str,
+        password: &str,
+    ) -> Result<(UserView, WorkspaceView), ServiceError> {
+        self.throttle(ip, email)?;
+        let email = Email::parse(email).map_err(ServiceError::Invalid)?;
+        let password = Password::parse(password).map_err(ServiceError::Invalid)?;
+        let password_hash = password.hash().await?;
+        let (user_id, workspace_id, now) = (new_id(), new_id(), now_ms());
+        let workspace_name = "Personal".to_owned();
+        let mut response = self
+            .db
+            .query(
+                "BEGIN TRANSACTION;
+                 CREATE type::record('user', $user) CONTENT { email: $email, password_hash: $hash, created_at: $now } RETURN NONE;
+                 CREATE type::record('workspace', $ws) CONTENT { name: $name, created_by: $user, created_at: $now } RETURN NONE;
+                 CREATE type::record('member', $member) CONTENT { workspace: $ws, user: $user, role: 'owner', created_at: $now } RETURN NONE;
+                 COMMIT TRANSACTION;",
+            )
+            .bind(("user", user_id.clone()))
+            .bind(("email", email.as_str().to_owned()))
+            .bind(("hash", password_hash))
+            .bind(("ws", workspace_id.clone()))
+            .bind(("name", workspace_name.clone()))
+            .bind(("member", member_key(&workspace_id, &user_id)))
+            .bind(("now", now))
+            .await?;
+        if let Some(error) = root_cause(response.take_errors()) {
+            if is_conflict(&error) {
+                return Err(ServiceError::Conflict(
+                    "An account with this email already exists. Sign in instead.".into(),
+                ));
+            }
+            return Err(ServiceError::Database(error));
+        }
+        Ok((
+            UserView { id: user_id, email: email.as_str().to_owned() },
+            WorkspaceView { id: workspace_id, name: workspace_name },
+        ))
+    }
+
+    /// Checks email and password. Unknown emails and wrong passwords take the same path and time
+    /// and give the same error.
+    pub async fn sign_in(&self, ip: IpAddr, email: &str, password: &str) -> Result<UserView, ServiceError> {
+        self.throttle(ip, email)?;
+        // A malformed email or an out-of-range password cannot match any account: same answer.
+        let email = Email::parse(email).ok();
+        let password = Password::parse(password).ok();
+        let row = match (&email, &password) {
+            (Some(email), Some(_)) => {
+                let mut response = self
+                    .db
+                    .query("SELECT record::id(id) AS id, email, password_hash FROM user WHERE email = $email LIMIT 1")
+                    .bind(("email", email.as_str().to_owned()))
+                    .await?;
+                response.take::<Option<UserRow>>(0)?
+            }
+            _ => None,
+        };
+        let stored_hash = row.as_ref().map(|r| r.password_hash.clone());
+        let matches = password::verify(password, stored_hash).await?;
+        match row {
+            Some(row) if matches => Ok(UserView { id: row.id, email: row.email }),
+            _ => Err(ServiceError::InvalidCredentials),
+        }
+    }
+
+    /// The user by id, if it still exists.
+    pub async fn user(&self, user_id: &str) -> Result<Option<UserView>, ServiceError> {
+        #[derive(SurrealValue)]
+        struct Row {
+            id: String,
+            email: String,
+        }
+        let mut response = self
+            .db
+            .query("SELECT record::id(id) AS id, email FROM type::record('user', $id)")
+            .bind(("id", user_id.to_owned()))
+            .await?;
+        Ok(response.take::<Option<Row>>(0)?.map(|r| UserView { id: r.id, email: r.email }))
+    }
+
+    /// The user's default workspace: the first one they joined.
+    pub async fn default_workspace(&self, user_id: &str) -> Result<WorkspaceId, ServiceError> {
+        let list = self.workspaces.list_for_user(user_id).await?;
+        let first = list.into_iter().next().ok_or(ServiceError::NotFound("workspace"))?;
+        self.workspaces.authorize(user_id, &first.id).await
+    }
+
+    /// The session's user and current workspace (re-checked: membership is proven, not assumed);
+    /// falls back to the user's first workspace when the stored one is gone. `None` when signed
+    /// out.
+    pub async fn session_workspace(
+        &self,
+        session: &tower_sessions::Session,
+    ) -> Result<Option<(String, WorkspaceId)>, ServiceError> {
+        let Some(user_id) = sessions::user_id(session).await? else {
+            return Ok(None);
+        };
+        if let Some(ws) = sessions::workspace_id(session).await? {
+            match self.workspaces.authorize(&user_id, &ws).await {
+                Ok(ws) => return Ok(Some((user_id, ws))),
+                Err(ServiceError::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        match self.default_workspace(&user_id).await {
+            Ok(ws) => {
+                sessions::set_workspace(session, &ws).await?;
+                Ok(Some((user_id, ws)))
+            }
+            Err(ServiceError::NotFound(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::platform::config::Settings;
+    use crate::server::platform::ratelimit::LimitClock;
+
+    fn accounts(db: &Db) -> Accounts {
+        let limiters = Arc::new(Limiters::new(&Settings::for_tests(), LimitClock::manual()));
+        Accounts::new(db.clone(), Workspaces::new(db.clone()), limiters, Arc::new(Metrics::default()))
+    }
+
+    const IP: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
+    #[tokio::test]
+    async fn sign_up_then_duplicate_then_sign_in() {
+        let db = Db::memory().await.unwrap();
+        let accounts = accounts(&db);
+        let (user, ws) = accounts.sign_up(IP, "Dup@Example.com", "long enough password").await.unwrap();
+        assert_eq!(user.email, "dup@example.com");
+        let again = accounts.sign_up(IP, "dup@example.com ", "another password!").await;
+        assert!(matches!(again, Err(ServiceError::Conflict(_))), "{again:?}");
+        let signed_in = accounts.sign_in(IP, "DUP@example.com", "long enough password").await.unwrap();
+        assert_eq!(signed_in.id, user.id);
+        assert!(matches!(
+            accounts.sign_in(IP, "dup@example.com", "wrong password!").await,
+            Err(ServiceError::InvalidCredentials)
+        ));
+        assert_eq!(accounts.default_workspace(&user.id).await.unwrap().as_str(), ws.id);
+    }
+
+    #[tokio::test]
+    async fn the_login_throttle_refuses_before_any_work() {
+        let db = Db::memory().await.unwrap();
+        let accounts = accounts(&db);
+        // The test settings allow 10 attempts a minute per address and per email.
+        for _ in 0..10 {
+            let _ = accounts.sign_in(IP, "nobody@example.com", "wrong password!").await;
+        }
+        let refused = accounts.sign_in(IP, "nobody@example.com", "wrong password!").await;
+        assert!(matches!(refused, Err(ServiceError::RateLimited { .. })), "{refused:?}");
+        let refused = accounts.sign_up(IP, "new@example.com", "long enough password").await;
+        assert!(matches!(refused, Err(ServiceError::RateLimited { .. })), "sign-up shares the limit: {refused:?}");
+    }
+}

@@ -1,0 +1,103 @@
+//! Password hashing with Argon2id (OWASP parameters: 19 MiB, 2 passes, 1 lane), always run on the
+//! blocking pool so a sign-in never stalls the async runtime.
+
+use argon2::{Algorithm, Argon2, Params, PasswordHash, PasswordHasher, PasswordVerifier, Version, password_hash};
+use std::sync::OnceLock;
+
+use crate::server::platform::error::ServiceError;
+use crate::server::platform::secret::SecretBytes;
+use crate::types::check_password_rules;
+
+/// A password that passed the length rules, on its way to the hasher. A secret: not `Serialize`,
+/// `Debug` prints a placeholder, wiped from memory when dropped.
+#[derive(Debug, Clone)]
+pub struct Password(SecretBytes);
+
+impl Password {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        check_password_rules(raw)?;
+        Ok(Self(SecretBytes::new(raw.as_bytes().to_vec())))
+    }
+
+    /// A PHC string with a fresh random salt.
+    pub async fn hash(&self) -> Result<String, ServiceError> {
+        hash(self.0.clone()).await
+    }
+}
+
+fn hasher() -> Result<Argon2<'static>, ServiceError> {
+    let params = Params::new(19_456, 2, 1, None).map_err(|e| ServiceError::Internal(format!("argon2 params: {e}")))?;
+    Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
+}
+
+/// Hashes a password to a PHC string with a fresh random salt.
+async fn hash(password: SecretBytes) -> Result<String, ServiceError> {
+    tokio::task::spawn_blocking(move || hash_blocking(password.expose()))
+        .await
+        .map_err(|e| ServiceError::Internal(format!("hashing task failed: {e}")))?
+}
+
+fn hash_blocking(password: &[u8]) -> Result<String, ServiceError> {
+    hasher()?
+        .hash_password(password)
+        .map(|h| h.to_string())
+        .map_err(|e| ServiceError::Internal(format!("argon2 hash: {e}")))
+}
+
+/// Checks a password against a stored PHC string. When there is no stored hash (unknown email) or
+/// no acceptable password, a dummy hash is verified instead so every case takes the same time.
+pub async fn verify(password: Option<Password>, stored: Option<String>) -> Result<bool, ServiceError> {
+    let known = stored.is_some() && password.is_some();
+    let password = password.map_or_else(|| SecretBytes::new(b"not a password".to_vec()), |p| p.0);
+    tokio::task::spawn_blocking(move || {
+        let phc = match stored {
+            Some(phc) => phc,
+            None => dummy_hash()?.to_owned(),
+        };
+        let parsed =
+            PasswordHash::new(&phc).map_err(|e| ServiceError::Internal(format!("stored hash unreadable: {e}")))?;
+        match hasher()?.verify_password(password.expose(), &parsed) {
+            Ok(()) => Ok(known),
+            Err(password_hash::Error::PasswordInvalid) => Ok(false),
+            Err(e) => Err(ServiceError::Internal(format!("argon2 verify: {e}"))),
+        }
+    })
+    .await
+    .map_err(|e| ServiceError::Internal(format!("hashing task failed: {e}")))?
+}
+
+fn dummy_hash() -> Result<&'static str, ServiceError> {
+    static DUMMY: OnceLock<String> = OnceLock::new();
+    if let Some(h) = DUMMY.get() {
+        return Ok(h);
+    }
+    let h = hash_blocking(b"perpetuo-dummy-password-for-timing")?;
+    Ok(DUMMY.get_or_init(|| h))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secret(s: &str) -> Option<Password> {
+        Password::parse(s).ok()
+    }
+
+    #[tokio::test]
+    async fn hash_and_verify() {
+        let phc = Password::parse("correct horse battery").unwrap().hash().await.unwrap();
+        assert!(phc.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{phc}");
+        assert!(verify(secret("correct horse battery"), Some(phc.clone())).await.unwrap());
+        assert!(!verify(secret("wrong horse battery"), Some(phc.clone())).await.unwrap());
+        // Salted: the same password hashes differently.
+        assert_ne!(phc, Password::parse("correct horse battery").unwrap().hash().await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn unknown_user_never_verifies() {
+        assert!(!verify(secret("perpetuo-dummy-password-for-timing"), None).await.unwrap());
+        assert!(!verify(secret("anything at all"), None).await.unwrap());
+        let phc = Password::parse("correct horse battery").unwrap().hash().await.unwrap();
+        assert!(!verify(None, Some(phc)).await.unwrap(), "no acceptable password never verifies");
+    }
+}

@@ -1,0 +1,128 @@
+//! Workspaces and memberships. [`WorkspaceId`] can only be made by a membership check (or by an
+//! API key lookup), so every tenant query downstream is scoped by a proven id.
+
+use surrealdb::types::{RecordId, SurrealValue};
+
+use crate::server::platform::db::{Db, new_id, now_ms};
+use crate::server::platform::error::ServiceError;
+use crate::types::{WorkspaceView, parse_workspace_name};
+
+/// A workspace the caller has been shown to belong to. Private field: only this crate's
+/// authorisation paths construct it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct WorkspaceId(String);
+
+impl WorkspaceId {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// For ids proven some other way (an API key's own record). Crate-private on purpose.
+    pub(crate) fn trusted(id: String) -> Self {
+        Self(id)
+    }
+}
+
+/// A member record's key.
+pub fn member_key(workspace_id: &str, user_id: &str) -> String {
+    format!("{workspace_id}_{user_id}")
+}
+
+#[derive(SurrealValue)]
+struct WorkspaceRow {
+    id: String,
+    name: String,
+}
+
+/// The workspaces service.
+#[derive(Debug, Clone)]
+pub struct Workspaces {
+    db: Db,
+}
+
+impl Workspaces {
+    pub fn new(db: Db) -> Self {
+        Self { db }
+    }
+
+    /// The workspaces a user belongs to, oldest membership first.
+    pub async fn list_for_user(&self, user_id: &str) -> Result<Vec<WorkspaceView>, ServiceError> {
+        #[derive(SurrealValue)]
+        struct MemberRow {
+            workspace: String,
+        }
+        let mut response = self
+            .db
+            .query("SELECT workspace, created_at FROM member WHERE user = $user ORDER BY created_at ASC")
+            .bind(("user", user_id.to_owned()))
+            .await?;
+        let members: Vec<MemberRow> = response.take(0)?;
+        if members.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<RecordId> = members.iter().map(|m| RecordId::new("workspace", m.workspace.as_str())).collect();
+        let mut response = self.db.query("SELECT record::id(id) AS id, name FROM $ids").bind(("ids", ids)).await?;
+        let rows: Vec<WorkspaceRow> = response.take(0)?;
+        // Keep membership order.
+        Ok(members
+            .iter()
+            .filter_map(|m| rows.iter().find(|r| r.id == m.workspace))
+            .map(|r| WorkspaceView { id: r.id.clone(), name: r.name.clone() })
+            .collect())
+    }
+
+    /// Creates a workspace with the user as its owner.
+    pub async fn create(&self, user_id: &str, name: &str) -> Result<WorkspaceView, ServiceError> {
+        let name = parse_workspace_name(name).map_err(ServiceError::Invalid)?;
+        let (id, now) = (new_id(), now_ms());
+        self.db.query(
+        "BEGIN TRANSACTION;
+         CREATE type::record('workspace', $ws) CONTENT { name: $name, created_by: $user, created_at: $now } RETURN NONE;
+         CREATE type::record('member', $member) CONTENT { workspace: $ws, user: $user, role: 'owner', created_at: $now } RETURN NONE;
+         COMMIT TRANSACTION;",
+    )
+    .bind(("ws", id.clone()))
+    .bind(("name", name.clone()))
+    .bind(("user", user_id.to_owned()))
+    .bind(("member", member_key(&id, user_id)))
+    .bind(("now", now))
+    .await?
+    .check()?;
+        Ok(WorkspaceView { id, name })
+    }
+
+    /// Proves that `user_id` belongs to `workspace_id`. Anything else, including a malformed or
+    /// unknown id, is "not found": no existence oracle.
+    pub async fn authorize(&self, user_id: &str, workspace_id: &str) -> Result<WorkspaceId, ServiceError> {
+        if workspace_id.is_empty()
+            || workspace_id.len() > 64
+            || !workspace_id.bytes().all(|b| b.is_ascii_alphanumeric())
+        {
+            return Err(ServiceError::NotFound("workspace"));
+        }
+        #[derive(SurrealValue)]
+        struct Row {
+            user: String,
+        }
+        let mut response = self
+            .db
+            .query("SELECT user FROM type::record('member', $member)")
+            .bind(("member", member_key(workspace_id, user_id)))
+            .await?;
+        match response.take::<Option<Row>>(0)? {
+            Some(row) if row.user == user_id => Ok(WorkspaceId(workspace_id.to_owned())),
+            _ => Err(ServiceError::NotFound("workspace")),
+        }
+    }
+
+    /// The workspace's public fields.
+    pub async fn view(&self, workspace: &WorkspaceId) -> Result<WorkspaceView, ServiceError> {
+        let mut response = self
+            .db
+            .query("SELECT record::id(id) AS id, name FROM type::record('workspace', $ws)")
+            .bind(("ws", workspace.as_str().to_owned()))
+            .await?;
+        let row = response.take::<Option<WorkspaceRow>>(0)?.ok_or(ServiceError::NotFound("workspace"))?;
+        Ok(WorkspaceView { id: row.id, name: row.name })
+    }
+}

@@ -1,0 +1,440 @@
+//! Perpetuo API keys of a workspace: created (token shown once), listed, revoked, deleted, and
+//! looked up by hash on the gateway's hot path through the service's own cache.
+
+pub mod tokens;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use dashmap::DashMap;
+use surrealdb::types::{Action, SurrealValue};
+
+use crate::server::accounts::workspaces::WorkspaceId;
+use crate::server::platform::cache::Slots;
+use crate::server::platform::db::{Db, new_id, now_ms};
+use crate::server::platform::error::ServiceError;
+use crate::server::platform::live::Follower;
+use crate::types::{ApiKeyView, CreatedApiKey, KeyState, NewApiKey};
+
+const MAX_RATE_LIMIT: u32 = 1_000_000;
+/// How long a looked-up key is trusted without the database (live invalidation is the real bound).
+const CACHE_TTL: Duration = Duration::from_secs(60);
+const CACHE_CAPACITY: usize = 100_000;
+
+/// A presented API key, checked for the token's shape before anything else sees it. A secret:
+/// not `Serialize`, `Debug` shows only its preview.
+pub struct ApiKeyToken(String);
+
+impl ApiKeyToken {
+    /// `Missing` for nothing at all, `Unknown` for anything without the shape of a `pk_` token
+    /// (such strings never reach the database).
+    pub fn parse(raw: Option<&str>) -> Result<Self, KeyRejection> {
+        let raw = raw.map(str::trim).filter(|t| !t.is_empty()).ok_or(KeyRejection::Missing)?;
+        if !tokens::looks_like_token(raw) {
+            return Err(KeyRejection::Unknown);
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    /// The stored form: SHA-256, hex.
+    pub fn hash(&self) -> String {
+        tokens::hash(&self.0)
+    }
+}
+
+impl std::fmt::Debug for ApiKeyToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ApiKeyToken({})", tokens::preview(&self.0))
+    }
+}
+
+/// Why a presented key was refused (all answer 401; the message differs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyRejection {
+    Missing,
+    Unknown,
+    Revoked,
+    Expired,
+}
+
+/// Why authentication did not produce a key.
+#[derive(Debug)]
+pub enum KeyError {
+    Rejected(KeyRejection),
+    Service(ServiceError),
+}
+
+impl From<ServiceError> for KeyError {
+    fn from(e: ServiceError) -> Self {
+        Self::Service(e)
+    }
+}
+
+impl From<KeyRejection> for KeyError {
+    fn from(r: KeyRejection) -> Self {
+        Self::Rejected(r)
+    }
+}
+
+/// What the gateway needs to know about a valid API key.
+#[derive(Debug, Clone)]
+pub struct CachedKey {
+    pub id: String,
+    pub name: String,
+    pub workspace: WorkspaceId,
+    pub expires_at: Option<i64>,
+    pub revoked: bool,
+    pub rate_limit_per_min: Option<u32>,
+}
+
+/// Keys by token hash, and the last-use times waiting to be written.
+pub struct KeyCache {
+    slots: Slots<CachedKey>,
+    /// Key id -> last use (Unix ms), flushed to the database in batches.
+    last_used: DashMap<String, i64>,
+}
+
+impl std::fmt::Debug for KeyCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyCache").field("keys", &self.slots.len()).finish_non_exhaustive()
+    }
+}
+
+impl KeyCache {
+    fn new() -> Self {
+        Self { slots: Slots::new(CACHE_TTL, CACHE_CAPACITY), last_used: DashMap::new() }
+    }
+
+    /// Whether a changed `api_key` record still says what the cached entry says (revocation,
+    /// expiry, limit, workspace): then the change does not concern the gateway.
+    fn matches(&self, hash: &str, record: &serde_json::Value) -> bool {
+        let int = |field: &str| record.get(field).and_then(serde_json::Value::as_i64);
+        // Not cached: a lookup may be reading it right now, so the change must count.
+        self.slots.holds(hash, |cached| {
+            record.get("revoked_at").is_some_and(|v| !v.is_null()) == cached.revoked
+                && int("expires_at") == cached.expires_at
+                && int("rate_limit_per_min").and_then(|v| u32::try_from(v).ok()) == cached.rate_limit_per_min
+                && record.get("workspace").and_then(serde_json::Value::as_str) == Some(cached.workspace.as_str())
+        })
+    }
+}
+
+impl Follower for KeyCache {
+    fn table(&self) -> &'static str {
+        "api_key"
+    }
+
+    fn changed(&self, action: Action, record: &serde_json::Value) {
+        match record.get("hash").and_then(|h| h.as_str()) {
+            // `last_used_at` is written every few seconds: such updates change nothing cached.
+            Some(hash) if !matches!(action, Action::Delete) && self.matches(hash, record) => {}
+            Some(hash) => self.slots.invalidate(hash),
+            None => self.slots.clear(),
+        }
+    }
+
+    fn clear(&self) {
+        self.slots.clear();
+    }
+}
+
+#[derive(SurrealValue)]
+struct Row {
+    id: String,
+    name: String,
+    hash: String,
+    preview: String,
+    created_at: i64,
+    expires_at: Option<i64>,
+    revoked_at: Option<i64>,
+    last_used_at: Option<i64>,
+    rate_limit_per_min: Option<i64>,
+}
+
+const COLUMNS: &str =
+    "record::id(id) AS id, name, hash, preview, created_at, expires_at, revoked_at, last_used_at, rate_limit_per_min";
+
+impl Row {
+    fn view(&self) -> ApiKeyView {
+        let state = if self.revoked_at.is_some() {
+            KeyState::Revoked
+        } else if self.expires_at.is_some_and(|at| at <= now_ms()) {
+            KeyState::Expired
+        } else {
+            KeyState::Active
+        };
+        ApiKeyView {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            state,
+            preview: self.preview.clone(),
+            created_at: self.created_at,
+            expires_at: self.expires_at,
+            revoked_at: self.revoked_at,
+            last_used_at: self.last_used_at,
+            rate_limit_per_min: self.rate_limit_per_min.and_then(|v| u32::try_from(v).ok()),
+        }
+    }
+}
+
+/// A key's name: 1 to 80 characters of plain text.
+fn parse_name(raw: &str) -> Result<String, ServiceError> {
+    let name = raw.trim();
+    if name.is_empty() || name.chars().count() > 80 || name.chars().any(char::is_control) {
+        return Err(ServiceError::Invalid("Give the key a name of 1 to 80 characters.".into()));
+    }
+    Ok(name.to_owned())
+}
+
+fn parse_expiry(input: &NewApiKey, now: i64) -> Result<Option<i64>, ServiceError> {
+    match (input.expires_in_days, input.expires_at) {
+        (Some(_), Some(_)) => Err(ServiceError::Invalid("Give either expires_in_days or expires_at, not both.".into())),
+        (Some(0), None) => Err(ServiceError::Invalid("Expiry must be at least one day away.".into())),
+        (Some(days), None) if days <= 3650 => Ok(Some(now + i64::from(days) * crate::types::DAY_MS)),
+        (Some(_), None) => Err(ServiceError::Invalid("Expiry can be at most 3650 days away.".into())),
+        (None, Some(at)) if at > now => Ok(Some(at)),
+        (None, Some(_)) => Err(ServiceError::Invalid("Expiry must be in the future.".into())),
+        (None, None) => Ok(None),
+    }
+}
+
+fn parse_rate_limit(raw: Option<u32>) -> Result<Option<u32>, ServiceError> {
+    match raw {
+        None => Ok(None),
+        Some(n) if (1..=MAX_RATE_LIMIT).contains(&n) => Ok(Some(n)),
+        Some(_) => Err(ServiceError::Invalid(format!(
+            "The rate limit must be between 1 and {MAX_RATE_LIMIT} requests per minute."
+        ))),
+    }
+}
+
+/// The API keys service: owns its database handle and its cache.
+#[derive(Debug, Clone)]
+pub struct ApiKeys {
+    db: Db,
+    cache: Arc<KeyCache>,
+}
+
+impl ApiKeys {
+    pub fn new(db: Db) -> Self {
+        Self { db, cache: Arc::new(KeyCache::new()) }
+    }
+
+    /// The cache, for the live-invalidation follower.
+    pub fn follower(&self) -> Arc<dyn Follower> {
+        Arc::clone(&self.cache) as Arc<dyn Follower>
+    }
+
+    /// Keys held in this instance's cache (a metric).
+    pub fn cached(&self) -> usize {
+        self.cache.slots.len()
+    }
+
+    pub async fn create(&self, ws: &WorkspaceId, input: NewApiKey) -> Result<CreatedApiKey, ServiceError> {
+        let name = parse_name(&input.name)?;
+        let now = now_ms();
+        let expires_at = parse_expiry(&input, now)?;
+        let rate_limit = parse_rate_limit(input.rate_limit_per_min)?;
+        let token = tokens::generate()?;
+        let id = new_id();
+        self.db
+            .query(
+                "CREATE type::record('api_key', $id) CONTENT {
+                    workspace: $ws, name: $name, hash: $hash, preview: $preview, created_at: $now,
+                    expires_at: $expires_at, revoked_at: NONE, last_used_at: NONE, rate_limit_per_min: $rate_limit
+                 } RETURN NONE",
+            )
+            .bind(("id", id.clone()))
+            .bind(("ws", ws.as_str().to_owned()))
+            .bind(("name", name.clone()))
+            .bind(("hash", token.hash.clone()))
+            .bind(("preview", token.preview.clone()))
+            .bind(("now", now))
+            .bind(("expires_at", expires_at))
+            .bind(("rate_limit", rate_limit.map(i64::from)))
+            .await?
+            .check()?;
+        let key = ApiKeyView {
+            id,
+            name,
+            state: KeyState::Active,
+            preview: token.preview.clone(),
+            created_at: now,
+            expires_at,
+            revoked_at: None,
+            last_used_at: None,
+            rate_limit_per_min: rate_limit,
+        };
+        Ok(CreatedApiKey { key, token: token.token.clone() })
+    }
+
+    pub async fn list(&self, ws: &WorkspaceId) -> Result<Vec<ApiKeyView>, ServiceError> {
+        let mut response = self
+            .db
+            .query(format!("SELECT {COLUMNS} FROM api_key WHERE workspace = $ws ORDER BY created_at DESC"))
+            .bind(("ws", ws.as_str().to_owned()))
+            .await?;
+        let rows: Vec<Row> = response.take(0)?;
+        Ok(rows.iter().map(Row::view).collect())
+    }
+
+    async fn row(&self, ws: &WorkspaceId, id: &str) -> Result<Row, ServiceError> {
+        let mut response = self
+            .db
+            .query(format!("SELECT {COLUMNS} FROM type::record('api_key', $id) WHERE workspace = $ws"))
+            .bind(("id", id.to_owned()))
+            .bind(("ws", ws.as_str().to_owned()))
+            .await?;
+        response.take::<Option<Row>>(0)?.ok_or(ServiceError::NotFound("API key"))
+    }
+
+    /// Revokes a key; the very next gateway request with it is refused.
+    pub async fn revoke(&self, ws: &WorkspaceId, id: &str) -> Result<ApiKeyView, ServiceError> {
+        let mut current = self.row(ws, id).await?;
+        if current.revoked_at.is_none() {
+            let now = now_ms();
+            self.db
+                .query("UPDATE type::record('api_key', $id) SET revoked_at = $now WHERE workspace = $ws RETURN NONE")
+                .bind(("id", id.to_owned()))
+                .bind(("ws", ws.as_str().to_owned()))
+                .bind(("now", now))
+                .await?
+                .check()?;
+            current.revoked_at = Some(now);
+        }
+        self.cache.slots.invalidate(&current.hash);
+        Ok(current.view())
+    }
+
+    pub async fn delete(&self, ws: &WorkspaceId, id: &str) -> Result<(), ServiceError> {
+        let current = self.row(ws, id).await?;
+        self.db
+            .query("DELETE type::record('api_key', $id) WHERE workspace = $ws RETURN NONE")
+            .bind(("id", id.to_owned()))
+            .bind(("ws", ws.as_str().to_owned()))
+            .await?
+            .check()?;
+        self.cache.slots.invalidate(&current.hash);
+        Ok(())
+    }
+
+    /// The gateway's lookup: the cache first, the database on a miss; then revocation and expiry.
+    pub async fn authenticate(&self, token: &ApiKeyToken) -> Result<CachedKey, KeyError> {
+        let hash = token.hash();
+        let key = match self.cache.slots.get(&hash) {
+            Some(key) => key,
+            None => self.load(hash).await?,
+        };
+        if key.revoked {
+            return Err(KeyRejection::Revoked.into());
+        }
+        if key.expires_at.is_some_and(|at| at <= now_ms()) {
+            return Err(KeyRejection::Expired.into());
+        }
+        Ok(key)
+    }
+
+    async fn load(&self, hash: String) -> Result<CachedKey, KeyError> {
+        #[derive(SurrealValue)]
+        struct KeyRow {
+            id: String,
+            name: String,
+            workspace: String,
+            expires_at: Option<i64>,
+            revoked_at: Option<i64>,
+            rate_limit_per_min: Option<i64>,
+        }
+        let seen = self.cache.slots.generation();
+        let mut response = self
+            .db
+            .query("SELECT record::id(id) AS id, name, workspace, expires_at, revoked_at, rate_limit_per_min FROM api_key WHERE hash = $hash LIMIT 1")
+            .bind(("hash", hash.clone()))
+            .await
+            .map_err(ServiceError::from)?;
+        let row = response.take::<Option<KeyRow>>(0).map_err(ServiceError::from)?.ok_or(KeyRejection::Unknown)?;
+        let key = CachedKey {
+            id: row.id,
+            name: row.name,
+            workspace: WorkspaceId::trusted(row.workspace),
+            expires_at: row.expires_at,
+            revoked: row.revoked_at.is_some(),
+            rate_limit_per_min: row.rate_limit_per_min.and_then(|v| u32::try_from(v).ok()),
+        };
+        self.cache.slots.put(hash, key.clone(), seen);
+        Ok(key)
+    }
+
+    /// Notes a key's use; written to the database by [`ApiKeys::flush_last_used`], not per request.
+    pub fn touch(&self, key_id: &str, at_ms: i64) {
+        match self.cache.last_used.get_mut(key_id) {
+            Some(mut t) => *t = (*t).max(at_ms),
+            None => {
+                self.cache.last_used.insert(key_id.to_owned(), at_ms);
+            }
+        }
+    }
+
+    /// Writes the pending last-use times in one query.
+    pub async fn flush_last_used(&self) -> Result<usize, ServiceError> {
+        let pending: Vec<(String, i64)> = self.cache.last_used.iter().map(|e| (e.key().clone(), *e.value())).collect();
+        if pending.is_empty() {
+            return Ok(0);
+        }
+        for (id, ts) in &pending {
+            self.cache.last_used.remove_if(id, |_, v| v == ts);
+        }
+        let updates: Vec<serde_json::Value> =
+            pending.iter().map(|(id, ts)| serde_json::json!({ "id": id, "ts": ts })).collect();
+        self.db
+            .query(
+                "FOR $u IN $updates {
+                    UPDATE type::record('api_key', $u.id) SET last_used_at = math::max([last_used_at ?? 0, $u.ts]) RETURN NONE;
+                 }",
+            )
+            .bind(("updates", updates))
+            .await?
+            .check()?;
+        Ok(pending.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(revoked: bool) -> CachedKey {
+        CachedKey {
+            id: "k1".into(),
+            name: "name".into(),
+            workspace: WorkspaceId::trusted("w1".into()),
+            expires_at: None,
+            revoked,
+            rate_limit_per_min: None,
+        }
+    }
+
+    #[test]
+    fn last_used_updates_keep_the_entry_but_revocations_do_not() {
+        let cache = KeyCache::new();
+        cache.slots.put("h1".into(), key(false), cache.slots.generation());
+        let touched = serde_json::json!({"hash": "h1", "workspace": "w1", "revoked_at": null, "expires_at": null, "rate_limit_per_min": null, "last_used_at": 5});
+        cache.changed(Action::Update, &touched);
+        assert!(cache.slots.get("h1").is_some(), "a last-use write keeps the entry");
+        let revoked = serde_json::json!({"hash": "h1", "workspace": "w1", "revoked_at": 9, "expires_at": null, "rate_limit_per_min": null});
+        cache.changed(Action::Update, &revoked);
+        assert!(cache.slots.get("h1").is_none(), "a revocation drops it");
+        assert!(!cache.matches("not-cached", &touched), "unknown entries always count as changed");
+    }
+
+    #[test]
+    fn tokens_are_checked_before_any_lookup() {
+        assert_eq!(ApiKeyToken::parse(None).err(), Some(KeyRejection::Missing));
+        assert_eq!(ApiKeyToken::parse(Some("  ")).err(), Some(KeyRejection::Missing));
+        assert_eq!(ApiKeyToken::parse(Some("sk-not-ours")).err(), Some(KeyRejection::Unknown));
+        let Ok(token) = tokens::generate() else { unreachable!("the OS generator works in tests") };
+        let parsed = ApiKeyToken::parse(Some(&format!(" {} ", token.token))).map(|t| t.hash());
+        assert_eq!(parsed.ok(), Some(token.hash));
+        let debug = format!("{:?}", ApiKeyToken::parse(Some(&token.token)));
+        assert!(!debug.contains(&token.token), "{debug}");
+    }
+}

@@ -1,0 +1,131 @@
+//! The client protocols the gateway speaks, and what every dialect needs to know about a call in
+//! one of them: which protocol, the request as parsed at the edge, and how the answer is labelled.
+//! The wire format of streams (`sse`) is shared by all of them.
+
+pub mod sse;
+
+use serde_json::{Map, Value};
+
+/// Which client protocol a call came in on (and so which upstream endpoint it needs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// OpenAI chat completions, `POST /v1/chat/completions`.
+    Chat,
+    /// OpenAI embeddings, `POST /v1/embeddings`.
+    Embeddings,
+}
+
+impl Protocol {
+    /// The name stored in usage records.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Chat => "chat.completions",
+            Self::Embeddings => "embeddings",
+        }
+    }
+
+    /// Whether the protocol streams when asked to.
+    pub fn streams(self) -> bool {
+        match self {
+            Self::Chat => true,
+            Self::Embeddings => false,
+        }
+    }
+}
+
+/// Longest model name accepted (names end up in records, rollups and logs).
+pub const MAX_MODEL_LEN: usize = 256;
+
+/// Why a request cannot be served as it is: a 400 with OpenAI's `invalid_request_error`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub message: String,
+    pub param: Option<&'static str>,
+}
+
+impl Refusal {
+    pub fn new(message: impl Into<String>, param: Option<&'static str>) -> Self {
+        Self { message: message.into(), param }
+    }
+}
+
+/// A client's request, checked at the edge: the JSON body as sent, and the fields routing needs.
+#[derive(Debug, Clone)]
+pub struct ClientRequest {
+    pub protocol: Protocol,
+    /// The model as the client wrote it (trimmed).
+    pub model: String,
+    pub stream: bool,
+    /// Whether the client asked for the usage chunk of a stream (`stream_options.include_usage`).
+    pub include_usage: bool,
+    pub body: Map<String, Value>,
+}
+
+impl ClientRequest {
+    /// Checks a parsed body: a JSON object with a `model` of plain text and a boolean `stream`.
+    pub fn parse(protocol: Protocol, value: Value) -> Result<Self, Refusal> {
+        let Value::Object(body) = value else {
+            return Err(Refusal::new("The request body must be a JSON object.", None));
+        };
+        let model = match body.get("model") {
+            Some(Value::String(m)) if m.len() > MAX_MODEL_LEN || m.chars().any(char::is_control) => {
+                return Err(Refusal::new(
+                    format!("`model` must be at most {MAX_MODEL_LEN} characters of plain text."),
+                    Some("model"),
+                ));
+            }
+            Some(Value::String(m)) if !m.trim().is_empty() => m.trim().to_owned(),
+            Some(Value::String(_)) | None | Some(Value::Null) => {
+                return Err(Refusal::new("You must provide a model parameter.", Some("model")));
+            }
+            Some(_) => return Err(Refusal::new("`model` must be a string.", Some("model"))),
+        };
+        let stream = match body.get("stream") {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(b)) => *b,
+            Some(_) => return Err(Refusal::new("`stream` must be true or false.", Some("stream"))),
+        };
+        let include_usage = body.get("stream_options").and_then(|o| o.get("include_usage")) == Some(&Value::Bool(true));
+        Ok(Self { protocol, model, stream: stream && protocol.streams(), include_usage, body })
+    }
+}
+
+/// How a translated answer is labelled for the client.
+#[derive(Debug, Clone)]
+pub struct AnswerLabels {
+    /// The model as the client asked for it.
+    pub model: String,
+    /// Unix seconds of the request.
+    pub created: i64,
+    /// Whether the client asked for the usage chunk of a stream.
+    pub include_usage: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn requests_are_checked_at_the_edge() {
+        let ok = ClientRequest::parse(
+            Protocol::Chat,
+            json!({"model": " gpt-4o ", "stream": true, "stream_options": {"include_usage": true}}),
+        );
+        let ok = ok.unwrap_or_else(|e| unreachable!("{e:?}"));
+        assert_eq!((ok.model.as_str(), ok.stream, ok.include_usage), ("gpt-4o", true, true));
+        let embeddings = ClientRequest::parse(Protocol::Embeddings, json!({"model": "m", "stream": true}));
+        assert_eq!(embeddings.map(|r| r.stream).ok(), Some(false), "embeddings never stream");
+        for (body, param) in [
+            (json!([]), None),
+            (json!({}), Some("model")),
+            (json!({"model": " "}), Some("model")),
+            (json!({"model": 5}), Some("model")),
+            (json!({"model": "a\u{7}b"}), Some("model")),
+            (json!({"model": "m".repeat(MAX_MODEL_LEN + 1)}), Some("model")),
+            (json!({"model": "m", "stream": "yes"}), Some("stream")),
+        ] {
+            assert_eq!(ClientRequest::parse(Protocol::Chat, body).err().map(|r| r.param), Some(param));
+        }
+    }
+}

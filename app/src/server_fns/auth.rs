@@ -1,0 +1,85 @@
+//! Sign-up, sign-in, sign-out and workspaces.
+
+use leptos::prelude::*;
+
+use crate::error::AppError;
+use crate::types::{SessionView, WorkspaceView};
+
+#[cfg(feature = "ssr")]
+use {super::ctx, crate::server::accounts::sessions};
+
+/// Creates an account with a personal workspace and signs it in.
+#[server(prefix = "/fn", endpoint = "sign_up")]
+pub async fn sign_up(email: String, password: String) -> Result<(), AppError> {
+    let state = ctx::state()?;
+    let session = ctx::session().await?;
+    let (user, workspace) = state.accounts().sign_up(ctx::client_ip(), &email, &password).await?;
+    sessions::sign_in(&session, &user.id, &workspace.id).await?;
+    leptos_axum::redirect("/providers");
+    Ok(())
+}
+
+/// Signs in with email and password.
+#[server(prefix = "/fn", endpoint = "sign_in")]
+pub async fn sign_in(email: String, password: String) -> Result<(), AppError> {
+    let state = ctx::state()?;
+    let session = ctx::session().await?;
+    let user = state.accounts().sign_in(ctx::client_ip(), &email, &password).await?;
+    let workspace = state.accounts().default_workspace(&user.id).await?;
+    sessions::sign_in(&session, &user.id, workspace.as_str()).await?;
+    leptos_axum::redirect("/providers");
+    Ok(())
+}
+
+/// Destroys the session on the server and clears the cookie.
+#[server(prefix = "/fn", endpoint = "sign_out")]
+pub async fn sign_out() -> Result<(), AppError> {
+    let session = ctx::session().await?;
+    sessions::sign_out(&session).await?;
+    leptos_axum::redirect("/signin");
+    Ok(())
+}
+
+/// The signed-in user, their current workspace and all their workspaces; `None` when signed out.
+#[server(prefix = "/fn", endpoint = "current_session")]
+pub async fn current_session() -> Result<Option<SessionView>, AppError> {
+    let state = ctx::state()?;
+    let session = ctx::session().await?;
+    let (user_id, workspace) = match ctx::workspace(&state, &session).await {
+        Ok(found) => found,
+        Err(AppError::Unauthenticated) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let Some(user) = state.accounts().user(&user_id).await? else {
+        sessions::sign_out(&session).await?;
+        return Ok(None);
+    };
+    let workspaces = state.workspaces().list_for_user(&user_id).await?;
+    let current = workspaces
+        .iter()
+        .find(|w| w.id == workspace.as_str())
+        .cloned()
+        .ok_or_else(|| AppError::NotFound("workspace".into()))?;
+    Ok(Some(SessionView { user, workspace: current, workspaces }))
+}
+
+/// Makes another of the user's workspaces the current one.
+#[server(prefix = "/fn", endpoint = "switch_workspace")]
+pub async fn switch_workspace(workspace_id: String) -> Result<(), AppError> {
+    let state = ctx::state()?;
+    let session = ctx::session().await?;
+    let user_id = ctx::user_id(&session).await?;
+    let workspace = state.workspaces().authorize(&user_id, &workspace_id).await?;
+    sessions::set_workspace(&session, &workspace).await?;
+    leptos_axum::redirect("/providers");
+    Ok(())
+}
+
+/// Creates a workspace owned by the user (switching is a separate, explicit step).
+#[server(prefix = "/fn", endpoint = "create_workspace")]
+pub async fn create_workspace(name: String) -> Result<WorkspaceView, AppError> {
+    let state = ctx::state()?;
+    let session = ctx::session().await?;
+    let user_id = ctx::user_id(&session).await?;
+    Ok(state.workspaces().create(&user_id, &name).await?)
+}

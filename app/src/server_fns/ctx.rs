@@ -1,0 +1,94 @@
+//! What every server function needs from the request: the state, the session, the signed-in user
+//! and their current workspace (proven by a membership check), the client address.
+
+use std::net::IpAddr;
+
+use leptos::prelude::*;
+use tower_sessions::Session;
+
+use crate::error::AppError;
+use crate::server::accounts::sessions;
+use crate::server::accounts::workspaces::WorkspaceId;
+use crate::server::platform::ratelimit::ClientIp;
+use crate::server::{AppState, ServiceError};
+
+pub fn state() -> Result<AppState, AppError> {
+    use_context::<AppState>().ok_or_else(|| {
+        tracing::error!("AppState missing from the server function context");
+        AppError::Internal
+    })
+}
+
+pub async fn session() -> Result<Session, AppError> {
+    leptos_axum::extract::<Session>().await.map_err(|e| {
+        tracing::error!(error = %e, "session layer missing");
+        AppError::Internal
+    })
+}
+
+fn session_error(e: tower_sessions::session::Error) -> AppError {
+    tracing::error!(error = %e, "session store failed");
+    AppError::Internal
+}
+
+/// The signed-in user's id, or `Unauthenticated`.
+pub async fn user_id(session: &Session) -> Result<String, AppError> {
+    sessions::user_id(session).await?.ok_or(AppError::Unauthenticated)
+}
+
+/// The session's user and workspace, membership checked (see `Accounts::session_workspace`).
+pub async fn workspace(state: &AppState, session: &Session) -> Result<(String, WorkspaceId), AppError> {
+    state.accounts().session_workspace(session).await?.ok_or(AppError::Unauthenticated)
+}
+
+/// The state and the session's workspace, checked: what every tab's server function starts with.
+pub async fn workspace_scope() -> Result<(AppState, WorkspaceId), AppError> {
+    let state = state()?;
+    let session = session().await?;
+    let (_, ws) = workspace(&state, &session).await?;
+    Ok((state, ws))
+}
+
+/// Whether this call is a browser form post without JavaScript (it will be answered with a
+/// redirect, so a return value would be lost).
+pub fn is_plain_form_post() -> bool {
+    use_context::<http::request::Parts>()
+        .and_then(|parts| {
+            parts.headers.get(http::header::ACCEPT).and_then(|v| v.to_str().ok()).map(|a| a.contains("text/html"))
+        })
+        .unwrap_or(false)
+}
+
+const CREATED_KEY: &str = "created_key";
+
+fn flash_aad(user_id: &str) -> Vec<u8> {
+    format!("perpetuo/created-key-flash/{user_id}").into_bytes()
+}
+
+/// Keeps a just-created key for the next page render, sealed so the token never sits in the
+/// session store in the clear.
+pub async fn stash_created_key(state: &AppState, created: &crate::types::CreatedApiKey) -> Result<(), AppError> {
+    let session = session().await?;
+    let user_id = user_id(&session).await?;
+    let plain = serde_json::to_vec(created).map_err(|_| AppError::Internal)?;
+    let sealed = state.cipher.seal(&plain, &flash_aad(&user_id)).map_err(|e| AppError::from(ServiceError::from(e)))?;
+    session.insert(CREATED_KEY, sealed).await.map_err(session_error)
+}
+
+/// Takes the stashed key out of the session (so it shows once).
+pub async fn take_created_key(state: &AppState) -> Result<Option<crate::types::CreatedApiKey>, AppError> {
+    let session = session().await?;
+    let user_id = user_id(&session).await?;
+    let Some(sealed) = session.remove::<String>(CREATED_KEY).await.map_err(session_error)? else {
+        return Ok(None);
+    };
+    let plain = state.cipher.open(&sealed, &flash_aad(&user_id)).map_err(|e| AppError::from(ServiceError::from(e)))?;
+    Ok(serde_json::from_slice(plain.expose()).ok())
+}
+
+/// The client address the rate-limit layer settled on.
+pub fn client_ip() -> IpAddr {
+    use_context::<http::request::Parts>()
+        .and_then(|parts| parts.extensions.get::<ClientIp>().map(|c| c.0))
+        .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED))
+}

@@ -1,0 +1,105 @@
+//! The providers tab: provider accounts of the workspace.
+
+use leptos::prelude::*;
+
+use crate::error::AppError;
+use crate::types::{ProviderTestResult, ProviderView};
+
+#[cfg(feature = "ssr")]
+use {
+    super::ctx,
+    crate::types::{NewProvider, ProviderPatch, given},
+};
+
+#[cfg(feature = "ssr")]
+fn parse_priority(field: Option<String>) -> Result<Option<i64>, AppError> {
+    given(field.as_deref())
+        .map(|p| {
+            p.parse::<i64>()
+                .map_err(|_| AppError::Invalid("Priority must be a whole number (lower is tried first).".into()))
+        })
+        .transpose()
+}
+
+/// A model allow-list typed as text: names separated by commas, spaces or new lines.
+#[cfg(feature = "ssr")]
+fn parse_model_list(field: Option<String>) -> Vec<String> {
+    field
+        .unwrap_or_default()
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|m| !m.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+#[server(prefix = "/fn", endpoint = "list_providers")]
+pub async fn list_providers() -> Result<Vec<ProviderView>, AppError> {
+    let (state, ws) = ctx::workspace_scope().await?;
+    Ok(state.providers().list(&ws).await?)
+}
+
+#[server(prefix = "/fn", endpoint = "create_provider")]
+pub async fn create_provider(
+    label: String,
+    kind: String,
+    base_url: Option<String>,
+    api_key: String,
+    priority: Option<String>,
+    models: Option<String>,
+) -> Result<ProviderView, AppError> {
+    let (state, ws) = ctx::workspace_scope().await?;
+    let models = parse_model_list(models);
+    let input = NewProvider {
+        label,
+        kind,
+        base_url: given(base_url.as_deref()),
+        api_key,
+        priority: parse_priority(priority)?,
+        enabled: Some(true),
+        models: if models.is_empty() { None } else { Some(models) },
+    };
+    Ok(state.providers().create(&ws, input).await?)
+}
+
+/// Edits a provider. An empty key field keeps the stored key.
+#[server(prefix = "/fn", endpoint = "update_provider")]
+pub async fn update_provider(
+    id: String,
+    label: String,
+    base_url: Option<String>,
+    api_key: Option<String>,
+    priority: Option<String>,
+    enabled: Option<String>,
+    models: Option<String>,
+) -> Result<ProviderView, AppError> {
+    let (state, ws) = ctx::workspace_scope().await?;
+    let patch = ProviderPatch {
+        label: Some(label),
+        base_url: Some(base_url.unwrap_or_default()),
+        api_key: given(api_key.as_deref()),
+        priority: parse_priority(priority)?,
+        enabled: Some(enabled.is_some()),
+        models: Some(parse_model_list(models)),
+    };
+    Ok(state.providers().update(&ws, &id, patch).await?)
+}
+
+#[server(prefix = "/fn", endpoint = "delete_provider")]
+pub async fn delete_provider(id: String) -> Result<(), AppError> {
+    let (state, ws) = ctx::workspace_scope().await?;
+    Ok(state.providers().delete(&ws, &id).await?)
+}
+
+/// Calls the provider's model list with the stored key. Without JavaScript the result comes back
+/// in the page address (it holds no secret: provider messages are scrubbed of the key).
+#[server(prefix = "/fn", endpoint = "test_provider")]
+pub async fn test_provider(id: String) -> Result<ProviderTestResult, AppError> {
+    let (state, ws) = ctx::workspace_scope().await?;
+    let result = state.providers().test(&ws, &id).await?;
+    if ctx::is_plain_form_post() {
+        let query =
+            [("tested", id.as_str()), ("ok", if result.ok { "1" } else { "0" }), ("message", result.message.as_str())];
+        leptos_axum::redirect(&format!("/providers?{}", crate::types::query_string(&query)));
+    }
+    Ok(result)
+}

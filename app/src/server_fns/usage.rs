@@ -1,0 +1,134 @@
+//! The usage tab: usage, cost, the request log and price overrides.
+
+use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::error::AppError;
+use crate::types::{
+    GroupBy, Period, PriceOverride, RequestPage, SeriesPoint, StatusFilter, UsageGroup, UsageSummary, given,
+};
+
+#[cfg(feature = "ssr")]
+use {super::ctx, crate::server::platform::db::now_ms};
+
+/// The tab's query string, as typed (everything optional).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsageQuery {
+    #[serde(default)]
+    pub period: Option<String>,
+    #[serde(default)]
+    pub from: Option<String>,
+    #[serde(default)]
+    pub to: Option<String>,
+    #[serde(default)]
+    pub by: Option<String>,
+    #[serde(default)]
+    pub key: Option<String>,
+    #[serde(default)]
+    pub provider: Option<String>,
+    #[serde(default)]
+    pub model: Option<String>,
+    #[serde(default)]
+    pub status: Option<String>,
+    #[serde(default)]
+    pub cursor: Option<String>,
+}
+
+/// Something to pick in a filter.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Choice {
+    pub value: String,
+    pub label: String,
+}
+
+/// Everything the usage tab shows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UsageData {
+    pub period: Period,
+    pub by: GroupBy,
+    pub status: StatusFilter,
+    pub summary: UsageSummary,
+    pub groups: Vec<UsageGroup>,
+    pub series: Vec<SeriesPoint>,
+    pub log: RequestPage,
+    pub keys: Vec<Choice>,
+    pub providers: Vec<Choice>,
+    pub models: Vec<String>,
+    pub overrides: Vec<PriceOverride>,
+    pub prices_as_of: String,
+}
+
+impl UsageQuery {
+    /// The request-log filter these fields describe: the one parser behind the usage tab, its
+    /// CSV export and the management API.
+    pub fn filter(&self, now: i64) -> Result<crate::types::RequestFilter, String> {
+        Ok(crate::types::RequestFilter {
+            period: Period::parse(self.period.as_deref(), self.from.as_deref(), self.to.as_deref(), now)?,
+            key: given(self.key.as_deref()),
+            provider: given(self.provider.as_deref()),
+            model: given(self.model.as_deref()),
+            status: StatusFilter::parse(self.status.as_deref())?,
+        })
+    }
+}
+
+/// Everything the usage tab shows for the query. JSON in: with every filter unset the query has
+/// no fields, and a form-encoded body would then be empty and unreadable.
+#[server(prefix = "/fn", endpoint = "usage_report", input = leptos::server_fn::codec::Json)]
+pub async fn usage_report(q: UsageQuery) -> Result<UsageData, AppError> {
+    let (state, ws) = ctx::workspace_scope().await?;
+    let filter = q.filter(now_ms()).map_err(AppError::Invalid)?;
+    let by = match given(q.by.as_deref()) {
+        Some(by) => GroupBy::parse(&by).map_err(AppError::Invalid)?,
+        None => GroupBy::Model,
+    };
+    let reports = state.reports();
+    let labels = reports.labels(&ws).await?;
+    let summary = reports.summary(&ws, &filter.period).await?;
+    let groups = reports.grouped(&ws, &filter.period, by, &labels).await?;
+    let series = reports.series(&ws, &filter.period, by, &labels).await?;
+    let models =
+        reports.grouped(&ws, &filter.period, GroupBy::Model, &labels).await?.into_iter().map(|g| g.key).collect();
+    let log = reports.requests(&ws, &filter, &labels, 50, given(q.cursor.as_deref()).as_deref()).await?;
+    let overrides = state.prices().list(&ws).await?;
+    let choices = |pairs: &[(String, String)]| {
+        pairs.iter().map(|(value, label)| Choice { value: value.clone(), label: label.clone() }).collect()
+    };
+    Ok(UsageData {
+        period: filter.period,
+        by,
+        status: filter.status,
+        summary,
+        groups,
+        series,
+        log,
+        keys: choices(&labels.keys),
+        providers: choices(&labels.providers),
+        models,
+        overrides,
+        prices_as_of: state.prices().as_of().to_owned(),
+    })
+}
+
+#[server(prefix = "/fn", endpoint = "set_price")]
+pub async fn set_price(
+    kind: String,
+    model: String,
+    input_per_million: String,
+    output_per_million: String,
+) -> Result<PriceOverride, AppError> {
+    let (state, ws) = ctx::workspace_scope().await?;
+    let number = |raw: &str| {
+        raw.trim()
+            .parse::<f64>()
+            .map_err(|_| AppError::Invalid("Prices are numbers of dollars per million tokens, such as 0.15.".into()))
+    };
+    let (input, output) = (number(&input_per_million)?, number(&output_per_million)?);
+    Ok(state.prices().set(&ws, &kind, &model, input, output).await?)
+}
+
+#[server(prefix = "/fn", endpoint = "delete_price")]
+pub async fn delete_price(kind: String, model: String) -> Result<(), AppError> {
+    let (state, ws) = ctx::workspace_scope().await?;
+    Ok(state.prices().delete(&ws, &kind, &model).await?)
+}

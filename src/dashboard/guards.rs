@@ -1,0 +1,79 @@
+//! The dashboard's guards: cross-site form posts are refused, signed-out visitors are sent to sign-in
+//! (and signed-in ones away from it), and every response gets the basic security headers.
+
+use axum::extract::Request;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Redirect, Response};
+use http::{HeaderValue, Method, StatusCode, header};
+use tower_sessions::Session;
+
+use app::server::accounts::sessions::USER_ID;
+
+/// Pages that need a signed-in session.
+const DASHBOARD_PAGES: &[&str] = &["/", "/providers", "/keys", "/usage", "/workspaces"];
+/// Pages for signed-out visitors only.
+const AUTH_PAGES: &[&str] = &["/signin", "/signup"];
+
+/// Refuses state-changing requests that a browser marks as coming from another site. Requests
+/// without `Origin`/`Sec-Fetch-Site` (scripts, curl) carry no ambient browser credentials of
+/// another site and pass.
+pub async fn same_origin(request: Request, next: Next) -> Response {
+    if !matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS) && is_cross_site(&request) {
+        return (
+            StatusCode::FORBIDDEN,
+            "Cross-site requests are not accepted. Submit the form from the Perpetuo dashboard.",
+        )
+            .into_response();
+    }
+    next.run(request).await
+}
+
+fn is_cross_site(request: &Request) -> bool {
+    let headers = request.headers();
+    if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok())
+        && site.eq_ignore_ascii_case("cross-site")
+    {
+        return true;
+    }
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return false;
+    };
+    let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) else {
+        return true;
+    };
+    // `Origin: null` (sandboxed frames, some redirects) is not our page either.
+    match origin.to_str().ok().and_then(|o| o.split_once("://")).map(|(_, rest)| rest.trim_end_matches('/')) {
+        Some(origin_host) => !origin_host.eq_ignore_ascii_case(host),
+        None => true,
+    }
+}
+
+/// Sends signed-out visitors of dashboard pages to `/signin`, and signed-in visitors of the
+/// sign-in pages to the dashboard. Runs inside the session layer.
+pub async fn page_guard(session: Session, request: Request, next: Next) -> Response {
+    if request.method() == Method::GET {
+        let path = request.uri().path();
+        let is_dashboard = DASHBOARD_PAGES.contains(&path);
+        let is_auth = AUTH_PAGES.contains(&path);
+        if is_dashboard || is_auth {
+            let signed_in = matches!(session.get::<String>(USER_ID).await, Ok(Some(_)));
+            if is_dashboard && !signed_in {
+                return Redirect::to("/signin").into_response();
+            }
+            if is_auth && signed_in {
+                return Redirect::to("/providers").into_response();
+            }
+        }
+    }
+    next.run(request).await
+}
+
+/// Headers every response carries.
+pub async fn security_headers(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    headers.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    headers.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    headers.insert("referrer-policy", HeaderValue::from_static("same-origin"));
+    response
+}

@@ -1,0 +1,92 @@
+//! The client's answer to a call: a whole success, a stream handed to the relay, or an error in
+//! OpenAI's shape, each with the gateway's headers and its usage record.
+
+use axum::body::Body;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, StatusCode, header};
+
+use app::server::AppState;
+use app::server::providers::OpenedProvider;
+use app::server::usage::Tokens;
+
+use super::call::{Call, Caller};
+use super::error::GatewayError;
+use super::record::{Outcome, Progress, Subject, submit};
+use super::relay::Relay;
+
+/// `x-request-id`, `x-perpetuo-provider`, `x-perpetuo-attempts` and the rate-limit headers.
+fn decorate(headers: &mut HeaderMap, caller: &Caller, provider: Option<&OpenedProvider>, attempts: u32) {
+    if let Ok(id) = HeaderValue::from_str(&caller.request_id) {
+        headers.insert("x-request-id", id);
+    }
+    if let Some(provider) = provider {
+        let value = HeaderValue::from_str(&provider.label).unwrap_or_else(|_| {
+            HeaderValue::from_str(&provider.label.chars().filter(char::is_ascii_graphic).collect::<String>())
+                .unwrap_or(HeaderValue::from_static("provider"))
+        });
+        headers.insert("x-perpetuo-provider", value);
+    }
+    headers.insert("x-perpetuo-attempts", HeaderValue::from(attempts));
+    crate::ratelimit::set_headers(headers, &caller.limit);
+}
+
+/// The call failed (before any attempt, or after all of them): answered and recorded.
+pub fn failure(
+    state: &AppState,
+    subject: &Subject,
+    provider: Option<&OpenedProvider>,
+    error: GatewayError,
+    progress: &Progress,
+) -> Response {
+    let outcome = Outcome {
+        provider,
+        status: error.status().as_u16(),
+        error_class: Some(error.class()),
+        tokens: Tokens::default(),
+        cost_nanos: None,
+        ttft: None,
+    };
+    submit(state, subject, outcome, progress);
+    let mut response = error.into_response();
+    decorate(response.headers_mut(), subject.caller, provider, progress.attempts);
+    response
+}
+
+/// A whole answer, as the provider's dialect turned it into the client's protocol.
+pub fn whole(
+    state: &AppState,
+    call: &Call,
+    provider: &OpenedProvider,
+    body: Bytes,
+    tokens: Tokens,
+    progress: &Progress,
+) -> Response {
+    let outcome = Outcome {
+        provider: Some(provider),
+        status: 200,
+        error_class: None,
+        tokens,
+        cost_nanos: call.cost(state, provider, tokens),
+        ttft: None,
+    };
+    submit(state, &call.subject(), outcome, progress);
+    let mut response = Response::new(Body::from(body));
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    decorate(response.headers_mut(), &call.caller, Some(provider), progress.attempts);
+    response
+}
+
+/// A stream: the headers now, the events as the relay reads them (it records the call when the
+/// stream ends, however it ends).
+pub fn stream(relay: Relay) -> Response {
+    let mut headers = HeaderMap::new();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    decorate(&mut headers, relay.caller(), Some(relay.provider()), relay.attempts());
+    let mut response = Response::new(Body::from_stream(relay.into_stream()));
+    *response.status_mut() = StatusCode::OK;
+    *response.headers_mut() = headers;
+    response
+}

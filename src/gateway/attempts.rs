@@ -1,0 +1,350 @@
+//! The attempt loop: candidates in priority order, fallback on connection errors, timeouts, 429
+//! and 5xx, jittered backoff and `Retry-After` inside the total deadline, circuit breakers with a
+//! single half-open probe, and a provider that refuses its stored key flagged and skipped.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use axum::response::Response;
+use bytes::Bytes;
+use futures::StreamExt as _;
+use http::{HeaderMap, header};
+use rand::RngExt as _;
+
+use app::server::AppState;
+use app::server::providers::breaker::{Admission, Breakers};
+use app::server::providers::dialects::{Dialect, Endpoint};
+use app::server::providers::{OpenedProvider, catalog, client};
+
+use super::answer;
+use super::call::Call;
+use super::error::GatewayError;
+use super::record::Progress;
+use super::relay::{ByteStream, Relay};
+
+/// How one attempt ended.
+enum Attempt {
+    Whole {
+        body: Bytes,
+        tokens: app::server::usage::Tokens,
+    },
+    Stream {
+        upstream: ByteStream,
+        first: Bytes,
+    },
+    /// The client's own mistake, as the provider judged it: passed back, no fallback.
+    ClientError(GatewayError),
+    /// The request cannot be sent to this kind of provider (translation refused it): nothing
+    /// reached the provider.
+    Refused(GatewayError),
+    /// Worth trying again (elsewhere, or later here).
+    Retry {
+        class: &'static str,
+        retry_after: Option<Duration>,
+        counts_for_breaker: bool,
+    },
+    /// The provider refused the stored key.
+    KeyRejected,
+}
+
+impl Attempt {
+    fn retry(class: &'static str) -> Self {
+        Self::Retry { class, retry_after: None, counts_for_breaker: true }
+    }
+}
+
+/// Runs the call and builds the client's response. Always records usage.
+pub async fn run(state: &AppState, call: Call) -> Response {
+    let settings = &state.settings.upstream;
+    let deadline = call.caller.started + settings.total_timeout;
+    let mut progress = Progress::default();
+    let mut retry_after: HashMap<String, Duration> = HashMap::new();
+    let mut bad_keys: Vec<String> = Vec::new();
+    let mut last_provider: Option<usize> = None;
+    let mut skipped_open = false;
+    let mut round: u32 = 0;
+
+    'rounds: loop {
+        let mut tried = false;
+        for (index, provider) in call.candidates.iter().enumerate() {
+            if progress.attempts >= settings.max_attempts {
+                break 'rounds;
+            }
+            if bad_keys.contains(&provider.id) {
+                continue;
+            }
+            let admission = state.breakers.admit(&provider.id);
+            if admission == Admission::Rejected {
+                skipped_open = true;
+                continue;
+            }
+            // A probe is released unless it ends in a verdict, even when this future is dropped
+            // (the client went away) in the middle of the attempt.
+            let mut probe =
+                ProbeGuard { breakers: &state.breakers, id: &provider.id, armed: admission == Admission::Probe };
+            // Backoff applies when coming back to providers already tried this call.
+            if round > 0 {
+                let wait = backoff(round).max(retry_after.get(&provider.id).copied().unwrap_or_default());
+                match Instant::now().checked_add(wait) {
+                    Some(at) if at < deadline => tokio::time::sleep(wait).await,
+                    // This one cannot be retried in time; another candidate may still be.
+                    _ => continue,
+                }
+            }
+            tried = true;
+            progress.attempts += 1;
+            last_provider = Some(index);
+            let attempt_started = Instant::now();
+            let outcome = attempt(state, provider, &call, deadline).await;
+            progress.upstream += attempt_started.elapsed();
+            match outcome {
+                Attempt::Whole { body, tokens } => {
+                    state.breakers.success(&provider.id);
+                    probe.settle();
+                    return answer::whole(state, &call, provider, body, tokens, &progress);
+                }
+                Attempt::Stream { upstream, first } => {
+                    state.breakers.success(&provider.id);
+                    probe.settle();
+                    let provider = provider.clone();
+                    drop(probe);
+                    return answer::stream(Relay::new(state.clone(), call, provider, upstream, first, progress));
+                }
+                Attempt::ClientError(error) => {
+                    // The provider worked; the request was wrong.
+                    state.breakers.success(&provider.id);
+                    probe.settle();
+                    return answer::failure(state, &call.subject(), Some(provider), error, &progress);
+                }
+                Attempt::Refused(error) => {
+                    // Nothing was sent: no verdict on the provider (the guard releases a probe).
+                    return answer::failure(state, &call.subject(), Some(provider), error, &progress);
+                }
+                Attempt::Retry { class, retry_after: after, counts_for_breaker } => {
+                    state.metrics.upstream_error(provider.kind.as_str(), class);
+                    progress.last_class = Some(class);
+                    if counts_for_breaker {
+                        state.breakers.failure(&provider.id);
+                        probe.settle();
+                    }
+                    if let Some(after) = after {
+                        retry_after.insert(provider.id.clone(), after);
+                    }
+                    tracing::warn!(request_id = %call.caller.request_id, provider = %provider.label, class, "upstream attempt failed");
+                }
+                Attempt::KeyRejected => {
+                    state.metrics.upstream_error(provider.kind.as_str(), "provider_key_rejected");
+                    progress.last_class = Some("provider_key_rejected");
+                    bad_keys.push(provider.id.clone());
+                    flag_rejected_key(state, &call, provider);
+                }
+            }
+            if Instant::now() >= deadline {
+                break 'rounds;
+            }
+        }
+        if !tried {
+            break;
+        }
+        round += 1;
+    }
+
+    let error = if progress.attempts == 0 && skipped_open {
+        GatewayError::ProvidersUnavailable
+    } else if Instant::now() >= deadline && progress.last_class == Some("timeout") {
+        GatewayError::Timeout
+    } else {
+        GatewayError::AllProvidersFailed {
+            attempts: progress.attempts,
+            last: progress.last_class.unwrap_or("no provider available").to_owned(),
+        }
+    };
+    let provider = last_provider.and_then(|i| call.candidates.get(i));
+    answer::failure(state, &call.subject(), provider, error, &progress)
+}
+
+/// Jittered exponential backoff for the `round`-th return to the same providers (100 ms, 200 ms,
+/// ... up to 2 s, each times 0.5 to 1.5).
+fn backoff(round: u32) -> Duration {
+    let base = Duration::from_millis(100).saturating_mul(2u32.saturating_pow(round.saturating_sub(1)));
+    base.min(Duration::from_secs(2)).mul_f64(rand::rng().random_range(0.5..1.5))
+}
+
+/// The provider said the stored key is bad: mark it for the dashboard, off the request path.
+fn flag_rejected_key(state: &AppState, call: &Call, provider: &OpenedProvider) {
+    tracing::warn!(request_id = %call.caller.request_id, provider = %provider.label, "provider rejected its stored key; flagged in the dashboard");
+    let (state, ws, id) = (state.clone(), call.caller.key.workspace.clone(), provider.id.clone());
+    tokio::spawn(async move {
+        if let Err(e) = state.providers().flag_rejected(&ws, &id).await {
+            e.log_if_internal();
+        }
+    });
+}
+
+/// The wait a provider asked for (`retry-after-ms`, else `Retry-After` in seconds). Values that
+/// are not finite, negative or absurd are ignored; the loop clamps the rest to the deadline.
+fn parse_retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let text = |name| headers.get(name).and_then(|v: &http::HeaderValue| v.to_str().ok()).map(str::trim);
+    if let Some(ms) = text(http::HeaderName::from_static("retry-after-ms")).and_then(|v| v.parse::<f64>().ok()) {
+        return Duration::try_from_secs_f64(ms.max(0.0) / 1000.0).ok();
+    }
+    text(header::RETRY_AFTER).and_then(|v| v.parse::<u64>().ok()).map(Duration::from_secs)
+}
+
+async fn attempt(state: &AppState, provider: &OpenedProvider, call: &Call, deadline: Instant) -> Attempt {
+    let settings = &state.settings.upstream;
+    let dialect = catalog::dialect(provider.kind);
+    let body = match dialect.request_body(&call.request, &call.route.bare) {
+        Ok(body) => body,
+        Err(refusal) => return Attempt::Refused(refusal.into()),
+    };
+    let url = dialect.url(&provider.base_url, Endpoint::Call(call.request.protocol));
+    let request = dialect
+        .authorize(state.providers().http().post(url), &provider.key)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(body);
+    let remaining = deadline.saturating_duration_since(Instant::now());
+    let response = match tokio::time::timeout(settings.first_byte_timeout.min(remaining), request.send()).await {
+        Err(_) => return Attempt::retry("timeout"),
+        Ok(Err(e)) if e.is_timeout() => return Attempt::retry("timeout"),
+        Ok(Err(_)) => return Attempt::retry("connect"),
+        Ok(Ok(response)) => response,
+    };
+    let status = response.status();
+    if status.is_success() {
+        return read_success(state, dialect, call, response, deadline).await;
+    }
+    let retry_after = parse_retry_after(response.headers());
+    match status.as_u16() {
+        401 | 403 => Attempt::KeyRejected,
+        429 => Attempt::Retry { class: "upstream_429", retry_after, counts_for_breaker: false },
+        408 | 500..=599 => Attempt::Retry { class: "upstream_5xx", retry_after, counts_for_breaker: true },
+        _ => {
+            // Bounded by the call's deadline too: a provider trickling an error body cannot hold it.
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let read = read_limited(response, settings.idle_timeout.min(remaining), 64 * 1024);
+            let text = tokio::time::timeout(remaining, read).await.unwrap_or_default();
+            let error = dialect.client_error(status, &text);
+            Attempt::ClientError(GatewayError::Upstream {
+                status,
+                message: client::scrub(&error.message, &provider.key),
+                kind: error.kind,
+                code: error.code,
+                param: error.param,
+            })
+        }
+    }
+}
+
+/// Reads a whole (small) body with a size cap and an idle timeout per chunk.
+async fn read_limited(response: reqwest::Response, idle: Duration, cap: usize) -> Vec<u8> {
+    let mut stream = response.bytes_stream();
+    let mut out = Vec::new();
+    while let Ok(Some(Ok(chunk))) = tokio::time::timeout(idle, stream.next()).await {
+        out.extend_from_slice(&chunk);
+        if out.len() > cap {
+            break;
+        }
+    }
+    out
+}
+
+async fn read_success(
+    state: &AppState,
+    dialect: &dyn Dialect,
+    call: &Call,
+    response: reqwest::Response,
+    deadline: Instant,
+) -> Attempt {
+    let idle = state.settings.upstream.idle_timeout;
+    let mut upstream: ByteStream = Box::pin(response.bytes_stream());
+    if call.request.stream {
+        // Fallback is still possible until the first byte reaches the client: wait for it here.
+        let wait = idle.min(deadline.saturating_duration_since(Instant::now()));
+        return match tokio::time::timeout(wait, upstream.next()).await {
+            // An error as the very first event: nothing reached the client yet, so fall back.
+            Ok(Some(Ok(first))) if dialect.starts_with_error(&first) => Attempt::retry("upstream_stream_error"),
+            Ok(Some(Ok(first))) => Attempt::Stream { upstream, first },
+            Err(_) => Attempt::retry("timeout"),
+            Ok(Some(Err(_)) | None) => Attempt::retry("stream_cut"),
+        };
+    }
+    let mut body = Vec::new();
+    loop {
+        let wait = idle.min(deadline.saturating_duration_since(Instant::now()));
+        match tokio::time::timeout(wait, upstream.next()).await {
+            Ok(Some(Ok(chunk))) => body.extend_from_slice(&chunk),
+            Ok(None) => break,
+            Ok(Some(Err(_))) => return Attempt::retry("body_cut"),
+            Err(_) => return Attempt::retry("timeout"),
+        }
+    }
+    match dialect.answer(call.request.protocol, Bytes::from(body), &call.labels) {
+        Ok((body, tokens)) => Attempt::Whole { body, tokens },
+        Err(_) => Attempt::retry("bad_upstream_body"),
+    }
+}
+
+/// Releases a half-open breaker's probe unless [`ProbeGuard::settle`] was called: a probe that
+/// ends without a verdict (or whose future is dropped) must not block the provider for good.
+struct ProbeGuard<'a> {
+    breakers: &'a Breakers,
+    id: &'a str,
+    armed: bool,
+}
+
+impl ProbeGuard<'_> {
+    fn settle(&mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for ProbeGuard<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.breakers.abandon_probe(self.id);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use app::server::platform::ratelimit::LimitClock;
+    use http::HeaderValue;
+
+    #[test]
+    fn a_dropped_probe_is_released() {
+        let clock = LimitClock::manual();
+        let breakers = Breakers::new(1, Duration::from_secs(1), clock.clone());
+        breakers.failure("p");
+        clock.advance(Duration::from_secs(1));
+        assert_eq!(breakers.admit("p"), Admission::Probe);
+        assert_eq!(breakers.admit("p"), Admission::Rejected, "one probe at a time");
+        drop(ProbeGuard { breakers: &breakers, id: "p", armed: true });
+        assert_eq!(breakers.admit("p"), Admission::Probe, "released when the attempt ended without a verdict");
+        let mut settled = ProbeGuard { breakers: &breakers, id: "p", armed: true };
+        breakers.success("p");
+        settled.settle();
+        drop(settled);
+        assert_eq!(breakers.admit("p"), Admission::Allowed);
+    }
+
+    #[test]
+    fn retry_after_headers() {
+        let mut h = HeaderMap::new();
+        h.insert(header::RETRY_AFTER, HeaderValue::from_static("3"));
+        assert_eq!(parse_retry_after(&h), Some(Duration::from_secs(3)));
+        h.insert("retry-after-ms", HeaderValue::from_static("250"));
+        assert_eq!(parse_retry_after(&h), Some(Duration::from_millis(250)));
+        assert_eq!(parse_retry_after(&HeaderMap::new()), None);
+        // Values no clock can add are ignored rather than trusted (or panicking).
+        for (absurd, expected) in
+            [("inf", None), ("1e308", None), ("NaN", Some(Duration::ZERO)), ("-5", Some(Duration::ZERO))]
+        {
+            let mut h = HeaderMap::new();
+            h.insert("retry-after-ms", HeaderValue::from_static(absurd));
+            assert_eq!(parse_retry_after(&h), expected, "{absurd}");
+        }
+    }
+}

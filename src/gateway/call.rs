@@ -1,0 +1,154 @@
+//! The edge of a gateway call: the caller proven (key, then the key's own limit), the body read
+//! within its limit and checked, and then the call's whole context built once (route, candidates,
+//! prices) before the first attempt. Later stages only read it.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::response::Response;
+use bytes::Bytes;
+use http::StatusCode;
+use http::request::Parts;
+use serde_json::Value;
+
+use app::server::AppState;
+use app::server::keys::{ApiKeyToken, CachedKey};
+use app::server::platform::db::{new_id, now_ms};
+use app::server::platform::ratelimit::Decision;
+use app::server::protocols::{AnswerLabels, ClientRequest, Protocol};
+use app::server::providers::OpenedProvider;
+use app::server::usage::prices::Overrides;
+
+use super::error::GatewayError;
+use super::record::{Progress, Subject};
+use super::routing::{Route, candidates};
+use super::{answer, attempts};
+
+/// Who is calling: a valid key within its limit, and the request's identity.
+pub struct Caller {
+    pub request_id: String,
+    pub started: Instant,
+    /// Unix milliseconds when the request arrived.
+    pub ts: i64,
+    pub key: CachedKey,
+    pub limit: Decision,
+}
+
+/// The presented key: `Authorization: Bearer pk_...` (or the bare key), or `x-api-key: pk_...`.
+fn presented_key(headers: &http::HeaderMap) -> Option<&str> {
+    let raw = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    crate::bearer::bearer(headers).or_else(|| raw("authorization")).or_else(|| raw("x-api-key"))
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = GatewayError;
+
+    /// Key lookup (cache first), then the key's own rate limit.
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, GatewayError> {
+        let (started, ts) = (Instant::now(), now_ms());
+        let token = ApiKeyToken::parse(presented_key(&parts.headers))?;
+        let key = state.keys().authenticate(&token).await?;
+        let limit = state.limiters.check_key(&key.id, key.rate_limit_per_min);
+        if !limit.allowed {
+            state.metrics.rate_limited("key");
+            return Err(GatewayError::RateLimited(limit));
+        }
+        state.keys().touch(&key.id, ts);
+        Ok(Self { request_id: format!("req_{}", new_id()), started, ts, key, limit })
+    }
+}
+
+/// A JSON body read within the gateway's size limit; its rejection is OpenAI's error.
+pub struct OpenAiJson(pub Value);
+
+impl FromRequest<AppState> for OpenAiJson {
+    type Rejection = GatewayError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, GatewayError> {
+        let limit = state.settings.max_body_bytes;
+        let declared = request
+            .headers()
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > limit as u64) {
+            return Err(GatewayError::BodyTooLarge(limit));
+        }
+        let bytes = Bytes::from_request(request, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                GatewayError::BodyTooLarge(limit)
+            } else {
+                GatewayError::InvalidJson("the body could not be read".into())
+            }
+        })?;
+        serde_json::from_slice(&bytes).map(Self).map_err(|e| GatewayError::InvalidJson(e.to_string()))
+    }
+}
+
+/// A request's whole context, built once before the first attempt.
+pub struct Call {
+    pub caller: Caller,
+    pub request: ClientRequest,
+    pub route: Route,
+    /// The providers that may serve it, in priority order.
+    pub candidates: Vec<OpenedProvider>,
+    /// The workspace's own prices.
+    pub prices: Arc<Overrides>,
+    pub labels: AnswerLabels,
+}
+
+impl Call {
+    pub fn subject(&self) -> Subject<'_> {
+        Subject {
+            caller: &self.caller,
+            protocol: self.request.protocol,
+            model: &self.request.model,
+            stream: self.request.stream,
+        }
+    }
+
+    /// What this call costs at `provider` for these tokens, if the model has a price.
+    pub fn cost(&self, state: &AppState, provider: &OpenedProvider, tokens: app::server::usage::Tokens) -> Option<i64> {
+        let price = state.prices().price(&self.prices, provider.kind.as_str(), &self.route.bare)?;
+        Some(price.cost_nanos(tokens))
+    }
+}
+
+/// Builds the call and runs it; a call refused before any attempt is answered and recorded.
+pub async fn serve(
+    state: AppState,
+    caller: Caller,
+    protocol: Protocol,
+    body: Result<OpenAiJson, GatewayError>,
+) -> Response {
+    let request = match body.and_then(|OpenAiJson(value)| Ok(ClientRequest::parse(protocol, value)?)) {
+        Ok(request) => request,
+        Err(error) => {
+            let subject = Subject { caller: &caller, protocol, model: "", stream: false };
+            return answer::failure(&state, &subject, None, error, &Progress::default());
+        }
+    };
+    let prices = match state.prices().overrides(&caller.key.workspace).await {
+        Ok(prices) => prices,
+        Err(e) => {
+            // Prices only change the cost estimate: the call goes on with the table's.
+            e.log_if_internal();
+            Arc::default()
+        }
+    };
+    let route = Route::parse(&request.model);
+    let labels =
+        AnswerLabels { model: request.model.clone(), created: caller.ts / 1000, include_usage: request.include_usage };
+    let subject = Subject { caller: &caller, protocol, model: &request.model, stream: request.stream };
+    let providers = match state.providers().enabled(&caller.key.workspace).await {
+        Ok(providers) => providers,
+        Err(e) => return answer::failure(&state, &subject, None, GatewayError::Internal(e), &Progress::default()),
+    };
+    let candidates = candidates(&providers, &route, protocol);
+    if candidates.is_empty() {
+        let error = GatewayError::ModelNotFound(request.model.clone());
+        return answer::failure(&state, &subject, None, error, &Progress::default());
+    }
+    attempts::run(&state, Call { caller, request, route, candidates, prices, labels }).await
+}

@@ -1,0 +1,99 @@
+//! Which providers may serve a call, in priority order: `kind/model` names a kind and the bare
+//! model; a plain model goes to the providers that list it, or whose kind's families include it.
+
+use app::server::protocols::Protocol;
+use app::server::providers::{OpenedProvider, catalog};
+use app::types::ProviderKind;
+
+/// A model name as routing reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    /// The kind a `kind/model` name asks for.
+    pub kind: Option<ProviderKind>,
+    /// The model sent upstream (and priced).
+    pub bare: String,
+    /// The model as the client wrote it.
+    pub full: String,
+}
+
+impl Route {
+    /// `kind/model` names a provider kind and the bare model; anything else is just a model.
+    pub fn parse(model: &str) -> Self {
+        if let Some((prefix, rest)) = model.split_once('/')
+            && let Ok(kind) = ProviderKind::parse(prefix)
+            && !rest.is_empty()
+        {
+            return Self { kind: Some(kind), bare: rest.to_owned(), full: model.to_owned() };
+        }
+        Self { kind: None, bare: model.to_owned(), full: model.to_owned() }
+    }
+}
+
+/// The providers that may serve `route` for `protocol`, in priority order.
+pub fn candidates(providers: &[OpenedProvider], route: &Route, protocol: Protocol) -> Vec<OpenedProvider> {
+    providers
+        .iter()
+        .filter(|p| p.enabled)
+        .filter(|p| route.kind.is_none_or(|k| p.kind == k))
+        .filter(|p| match protocol {
+            Protocol::Chat => true,
+            Protocol::Embeddings => catalog::offers_embeddings(p.kind),
+        })
+        .filter(|p| match &p.models {
+            Some(allowed) => allowed.iter().any(|m| *m == route.bare || *m == route.full),
+            // Naming the kind explicitly routes any model to it.
+            None => route.kind.is_some() || catalog::serves_family(p.kind, &route.bare),
+        })
+        .cloned()
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use app::server::platform::secret::SecretBytes;
+
+    fn provider(id: &str, kind: ProviderKind, models: Option<Vec<&str>>, priority: i64) -> OpenedProvider {
+        OpenedProvider {
+            id: id.into(),
+            label: id.into(),
+            kind,
+            base_url: "https://example.com".into(),
+            key: SecretBytes::new(b"k".to_vec()),
+            priority,
+            enabled: true,
+            models: models.map(|m| m.into_iter().map(str::to_owned).collect()),
+        }
+    }
+
+    fn ids(providers: &[OpenedProvider], model: &str, protocol: Protocol) -> Vec<String> {
+        candidates(providers, &Route::parse(model), protocol).into_iter().map(|p| p.id).collect()
+    }
+
+    #[test]
+    fn routing_by_kind_prefix_family_and_allow_list() {
+        let providers = vec![
+            provider("oa", ProviderKind::Openai, None, 1),
+            provider("an", ProviderKind::Anthropic, None, 2),
+            provider("local", ProviderKind::OpenaiCompatible, None, 3),
+            provider("limited", ProviderKind::Openai, Some(vec!["gpt-4o-mini"]), 4),
+        ];
+        assert_eq!(ids(&providers, "gpt-4o", Protocol::Chat), vec!["oa", "local"]);
+        assert_eq!(ids(&providers, "anthropic/claude-3-5-haiku", Protocol::Chat), vec!["an"]);
+        assert_eq!(Route::parse("anthropic/claude-3-5-haiku").bare, "claude-3-5-haiku");
+        assert_eq!(ids(&providers, "claude-3-5-haiku", Protocol::Chat), vec!["an", "local"]);
+        assert_eq!(ids(&providers, "gpt-4o-mini", Protocol::Chat), vec!["oa", "local", "limited"]);
+        assert_eq!(
+            ids(&providers, "openai/some-new-model", Protocol::Chat),
+            vec!["oa"],
+            "the allow-list still applies under a kind prefix"
+        );
+        assert_eq!(ids(&providers, "text-embedding-3-small", Protocol::Embeddings), vec!["oa", "local"]);
+        let anthropic_only = [provider("an", ProviderKind::Anthropic, None, 1)];
+        assert!(ids(&anthropic_only, "mystery", Protocol::Chat).is_empty());
+        let route = Route::parse("openrouter/openai/gpt-4o");
+        assert_eq!((route.kind, route.bare.as_str()), (Some(ProviderKind::Openrouter), "openai/gpt-4o"));
+        let route = Route::parse("meta-llama/llama-3");
+        assert_eq!((route.kind, route.bare.as_str()), (None, "meta-llama/llama-3"));
+    }
+}

@@ -1,0 +1,63 @@
+//! `POST /api/v1/auth/signup` and `POST /api/v1/auth/token`.
+
+use axum::Extension;
+use axum::extract::State;
+use axum::response::Response;
+use serde::{Deserialize, Serialize};
+
+use app::server::platform::ratelimit::ClientIp;
+use app::server::{AppState, ServiceError};
+use app::types::{UserView, WorkspaceView};
+
+use super::{ApiError, ApiJson, created};
+
+#[derive(Deserialize)]
+pub struct Credentials {
+    email: String,
+    password: String,
+    #[serde(default)]
+    workspace_id: Option<String>,
+}
+
+#[derive(Serialize)]
+struct SignupResponse {
+    user: UserView,
+    workspace: WorkspaceView,
+    token: String,
+}
+
+#[derive(Serialize)]
+pub struct TokenResponse {
+    token: String,
+    expires_at: i64,
+    workspace: WorkspaceView,
+}
+
+pub async fn signup(
+    State(state): State<AppState>,
+    Extension(ip): Extension<ClientIp>,
+    ApiJson(body): ApiJson<Credentials>,
+) -> Result<Response, ApiError> {
+    let (user, workspace) = state.accounts().sign_up(ip.0, &body.email, &body.password).await?;
+    let (token, _) = state.jwt.issue(&user.id, &workspace.id)?;
+    Ok(created(SignupResponse { user, workspace, token }))
+}
+
+pub async fn token(
+    State(state): State<AppState>,
+    Extension(ip): Extension<ClientIp>,
+    ApiJson(body): ApiJson<Credentials>,
+) -> Result<axum::Json<TokenResponse>, ApiError> {
+    let user = state.accounts().sign_in(ip.0, &body.email, &body.password).await?;
+    let workspace = match body.workspace_id.as_deref() {
+        // Someone else's (or no) workspace: the same 401 as a bad password, no oracle.
+        Some(id) => state.workspaces().authorize(&user.id, id).await.map_err(|e| match e {
+            ServiceError::NotFound(_) => ServiceError::InvalidCredentials,
+            other => other,
+        })?,
+        None => state.accounts().default_workspace(&user.id).await?,
+    };
+    let view = state.workspaces().view(&workspace).await?;
+    let (token, expires_at) = state.jwt.issue(&user.id, workspace.as_str())?;
+    Ok(axum::Json(TokenResponse { token, expires_at, workspace: view }))
+}

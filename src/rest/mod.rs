@@ -1,0 +1,74 @@
+//! The management API (`/api/v1`): JSON for scripts and CI, on the same services as the dashboard.
+//! Errors are `{"error":{"message","type","code"}}`.
+
+mod accounts;
+mod extract;
+mod keys;
+mod providers;
+mod usage;
+mod workspaces;
+
+use axum::Router;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use http::{HeaderValue, StatusCode, header};
+
+use app::server::{AppState, ServiceError};
+
+pub use extract::{ApiAuth, ApiJson, ApiQuery};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/auth/signup", post(accounts::signup))
+        .route("/auth/token", post(accounts::token))
+        .route("/workspaces", get(workspaces::list).post(workspaces::create))
+        .route("/providers", get(providers::list).post(providers::create))
+        .route("/providers/{id}", get(providers::get).patch(providers::update).delete(providers::delete))
+        .route("/providers/{id}/test", post(providers::test))
+        .route("/keys", get(keys::list).post(keys::create))
+        .route("/keys/{id}/revoke", post(keys::revoke))
+        .route("/keys/{id}", axum::routing::delete(keys::delete))
+        .route("/usage", get(usage::usage))
+        .route("/requests", get(usage::requests))
+        .route("/prices", get(usage::list_prices).post(usage::set_price).delete(usage::delete_price))
+        .fallback(|| async { ApiError(ServiceError::NotFound("route")) })
+}
+
+/// A service error rendered as the management API's JSON error.
+#[derive(Debug)]
+pub struct ApiError(pub ServiceError);
+
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> Self {
+        Self(e)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let e = self.0;
+        e.log_if_internal();
+        let status = e.status_code();
+        let kind = match &e {
+            ServiceError::Invalid(_) => "invalid_request_error",
+            ServiceError::Unauthenticated | ServiceError::InvalidCredentials => "authentication_error",
+            ServiceError::NotFound(_) => "not_found_error",
+            ServiceError::Conflict(_) => "conflict_error",
+            ServiceError::RateLimited { .. } => "rate_limit_exceeded",
+            ServiceError::Upstream(_) => "upstream_error",
+            ServiceError::Database(_) | ServiceError::Crypto(_) | ServiceError::Internal(_) => "api_error",
+        };
+        let body = serde_json::json!({ "error": { "message": e.public_message(), "type": kind, "code": e.code() } });
+        let mut response = (status, axum::Json(body)).into_response();
+        if let ServiceError::RateLimited { retry_after } = e {
+            let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+        }
+        response
+    }
+}
+
+/// `201 Created` with a JSON body.
+pub fn created<T: serde::Serialize>(body: T) -> Response {
+    (StatusCode::CREATED, axum::Json(body)).into_response()
+}

@@ -1,0 +1,76 @@
+//! The background work of one instance, each on a clock until shutdown: the expired-session sweep,
+//! the limiters' pruning, API keys' last-use times, and request-record retention.
+
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tower_sessions::session_store::ExpiredDeletion as _;
+
+use app::server::AppState;
+use app::server::accounts::sessions::SurrealSessionStore;
+use app::server::platform::db::now_ms;
+use app::types::DAY_MS;
+
+/// Runs `tick` every `every` until `stop` fires (the first tick at once); with `last_on_stop`,
+/// once more on the way out (so pending writes are not lost).
+fn every<F, Fut>(every: Duration, stop: CancellationToken, last_on_stop: bool, mut tick: F) -> JoinHandle<()>
+where
+    F: FnMut() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    tokio::spawn(async move {
+        let mut interval = tokio::time::interval(every);
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => {
+                    if last_on_stop {
+                        tick().await;
+                    }
+                    break;
+                }
+                _ = interval.tick() => tick().await,
+            }
+        }
+    })
+}
+
+/// Starts every background task; they end when `stop` fires.
+pub fn spawn_all(state: &AppState, sessions: SurrealSessionStore, stop: &CancellationToken) -> Vec<JoinHandle<()>> {
+    let limiters = state.clone();
+    let keys = state.clone();
+    let retention = state.clone();
+    vec![
+        every(Duration::from_secs(600), stop.clone(), false, move || {
+            let sessions = sessions.clone();
+            async move {
+                if let Err(e) = sessions.delete_expired().await {
+                    tracing::warn!(error = %e, "expired-session sweep failed");
+                }
+            }
+        }),
+        every(Duration::from_secs(60), stop.clone(), false, move || {
+            limiters.limiters.prune();
+            std::future::ready(())
+        }),
+        every(Duration::from_secs(5), stop.clone(), true, move || {
+            let keys = keys.clone();
+            async move {
+                if let Err(e) = keys.keys().flush_last_used().await {
+                    tracing::warn!(error = %e, "writing API key last-use times failed");
+                }
+            }
+        }),
+        every(Duration::from_secs(3600), stop.clone(), false, move || {
+            let state = retention.clone();
+            async move {
+                let cutoff = now_ms() - i64::from(state.settings.usage_retention_days) * DAY_MS;
+                match state.reports().prune(cutoff).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(records = n, "pruned request records past the retention period"),
+                    Err(e) => e.log_if_internal(),
+                }
+            }
+        }),
+    ]
+}
