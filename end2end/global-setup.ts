@@ -23,7 +23,6 @@ export default async function globalSetup() {
       JWT_SECRET: randomBytes(48).toString('base64url'),
       LEPTOS_SITE_ADDR: '127.0.0.1:0',
       LEPTOS_SITE_ROOT: siteRoot,
-      LEPTOS_OUTPUT_NAME: 'perpetuo',
       ALLOW_PRIVATE_UPSTREAMS: 'true',
       RUST_LOG: process.env.RUST_LOG ?? 'info',
     },

@@ -26,7 +26,6 @@ async fn burst_then_sigterm_loses_no_usage_record() {
         .env("ENCRYPTION_KEY", &key)
         .env("JWT_SECRET", "a-jwt-secret-for-the-shutdown-test-0123456789")
         .env("LEPTOS_SITE_ADDR", "127.0.0.1:0")
-        .env("LEPTOS_OUTPUT_NAME", "perpetuo")
         .env("ALLOW_PRIVATE_UPSTREAMS", "true")
         .env("RATE_LIMIT_IP_PER_MIN", "1000000")
         .env("RATE_LIMIT_KEY_PER_MIN", "1000000")
@@ -142,4 +141,53 @@ fn a_bad_setting_stops_the_binary_with_one_clear_line() {
     assert!(output.status.success());
     let block = String::from_utf8_lossy(&output.stdout);
     assert!(block.contains("ENCRYPTION_KEY=") && block.contains("JWT_SECRET="), "{block}");
+}
+
+/// The release binary as the README's deployment section runs it: only the documented variables.
+/// Its first lines say where it listens and which settings are in force, never a Leptos warning
+/// about variables it does not need, and never a secret.
+#[test]
+fn the_binary_starts_cleanly_with_only_the_documented_variables() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = base64::engine::general_purpose::STANDARD.encode([5u8; 32]);
+    let jwt = "a-jwt-secret-for-the-start-up-test-0123456789";
+    let mut child = Command::new(env!("CARGO_BIN_EXE_perpetuo"))
+        .env_clear()
+        .env("LEPTOS_SITE_ROOT", dir.path().join("site"))
+        .env("LEPTOS_SITE_ADDR", "127.0.0.1:0")
+        .env("ENCRYPTION_KEY", &key)
+        .env("JWT_SECRET", jwt)
+        .env("DATABASE_URL", format!("surrealkv://{}", dir.path().join("db").display()))
+        .env("METRICS_TOKEN", "metrics-token-for-the-start-up-test")
+        .current_dir(dir.path())
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("the perpetuo binary starts");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut lines = Vec::new();
+    while !lines.iter().any(|l: &String| l.contains("settings:")) {
+        match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(line) => lines.push(line),
+            Err(e) => panic!("no settings line ({e}); saw:\n{}", lines.join("\n")),
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let log = lines.join("\n");
+    assert!(!log.contains("LEPTOS_OUTPUT_NAME"), "{log}");
+    assert!(log.contains("listening on http://127.0.0.1:"), "{log}");
+    let settings = lines.iter().find(|l| l.contains("settings:")).cloned().unwrap_or_default();
+    for expected in ["surrealkv://", "per IP", "per API key", "METRICS_TOKEN required", "site root"] {
+        assert!(settings.contains(expected), "{expected} missing: {settings}");
+    }
+    for secret in [key.as_str(), jwt, "metrics-token-for-the-start-up-test"] {
+        assert!(!log.contains(secret), "a secret in the log: {log}");
+    }
 }

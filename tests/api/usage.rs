@@ -400,3 +400,17 @@ async fn old_request_records_are_pruned_and_rollups_kept() {
         app.get_value(&format!("/api/v1/usage?from={}", app::types::format_day(old)), Some(&token)).await;
     assert_eq!(totals["requests"], 3, "daily totals outlive the raw records");
 }
+
+/// The usage tab reached by clicking (client-side navigation) asks for its report with every
+/// filter unset: the server function must answer that, not 500.
+#[tokio::test]
+async fn the_usage_report_answers_with_every_filter_unset() {
+    let app = spawn_app().await;
+    let client = new_client();
+    app.dashboard_signup(&client, &email("unset")).await;
+    let response = app.server_fn_json(&client, "usage_report", &json!({"q": {}})).await;
+    assert_eq!(response.status(), 200);
+    let report: Value = response.json().await.unwrap();
+    assert_eq!(report["summary"]["requests"], 0);
+    assert_eq!(report["by"], "model", "the default breakdown");
+}
