@@ -84,31 +84,6 @@ async fn token_with_right_and_wrong_password() {
 }
 
 #[tokio::test]
-async fn sign_in_takes_about_as_long_for_unknown_emails() {
-    let app = spawn_app().await;
-    let address = email("timing");
-    app.api_signup(&address).await;
-    let mut known = Vec::new();
-    let mut unknown = Vec::new();
-    for _ in 0..3 {
-        let started = std::time::Instant::now();
-        app.post_json("/api/v1/auth/token", None, &json!({"email": address, "password": "wrong password!!"})).await;
-        known.push(started.elapsed().as_secs_f64());
-        let started = std::time::Instant::now();
-        app.post_json("/api/v1/auth/token", None, &json!({"email": email("ghost"), "password": "wrong password!!"}))
-            .await;
-        unknown.push(started.elapsed().as_secs_f64());
-    }
-    let median = |v: &mut Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[1]
-    };
-    let (k, u) = (median(&mut known), median(&mut unknown));
-    // Both run one Argon2 verification; without the dummy hash the unknown case would be ~100x faster.
-    assert!(u > k / 4.0 && k > u / 4.0, "known {k:.4}s vs unknown {u:.4}s");
-}
-
-#[tokio::test]
 async fn tampered_expired_and_none_tokens_are_401() {
     let app = spawn_app().await;
     let (token, ws, user) = app.api_signup(&email("jwt")).await;

@@ -16,9 +16,15 @@ async fn database_files_never_contain_key_material() {
     app.post_json("/api/v1/providers", Some(&token), &json!({"label": "P", "kind": "openai", "api_key": provider_key}))
         .await;
     let (_, api_token) = app.add_key(&token, "k").await;
-    // Force everything to disk: stop the app, let the engine shut down.
+    // Force everything to disk: stop the app, and wait until its engine has let go of the files
+    // (a second open succeeds only then).
+    let settings = app.state.settings.as_ref().clone();
     app.stop().await;
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let reopened = poll(std::time::Duration::from_secs(10), || async {
+        app::server::platform::db::Db::open(&settings).await.ok()
+    })
+    .await;
+    drop(reopened.expect("the database was released"));
 
     let mut files = 0;
     let mut bytes = 0;

@@ -331,6 +331,37 @@ impl Gateway {
     }
 }
 
+/// Asks `probe` every 20 ms until it gives a value or `limit` has passed (then `None`): for
+/// things that happen off the request path, instead of sleeping a guessed time.
+pub async fn poll<T, F, Fut>(limit: std::time::Duration, mut probe: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let until = std::time::Instant::now() + limit;
+    loop {
+        if let Some(found) = probe().await {
+            return Some(found);
+        }
+        if std::time::Instant::now() >= until {
+            return None;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits until the usage writer has written at least `n` records and holds none: then every
+/// record of every answered call is in the database (each is queued before its answer ends).
+pub async fn usage_settled(app: &TestApp, n: u64) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let usage = &app.state.usage;
+    let settled = poll(std::time::Duration::from_secs(10), || async {
+        (usage.depth() == 0 && usage.stats.written.load(Relaxed) >= n).then_some(())
+    })
+    .await;
+    assert!(settled.is_some(), "the usage writer did not write {n} records");
+}
+
 pub async fn usage_records(app: &TestApp, workspace: &str, n: usize) -> Vec<Value> {
     for _ in 0..100 {
         let mut response = app

@@ -1,8 +1,6 @@
 //! Usage records, costs, the usage API, the request log, CSV, metrics, and durability of the
 //! usage queue across a SIGTERM.
 
-use std::time::Duration;
-
 use serde_json::{Value, json};
 
 use app::server::usage::UsageRecord;
@@ -73,7 +71,8 @@ async fn every_call_is_one_record_with_upstream_tokens_and_the_right_cost() {
         }
     }
     let records = gw.usage(n).await;
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    usage_settled(&gw.app, n as u64).await;
+    assert_eq!(gw.app.state.usage.stats.written.load(std::sync::atomic::Ordering::Relaxed), n as u64);
     assert_eq!(gw.usage(n).await.len(), n, "exactly one record per call");
     for r in &records {
         assert_eq!((r["prompt_tokens"].as_i64(), r["completion_tokens"].as_i64()), (Some(11), Some(7)), "{r}");
@@ -332,8 +331,7 @@ async fn metrics_parse_and_move() {
     gw.chat(&chat_body("gpt-4o-mini")).await;
     mock.script([crate::mock::Behavior::Status(500, None)]);
     gw.chat(&chat_body("gpt-4o-mini")).await;
-    gw.usage(2).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    usage_settled(&gw.app, 2).await;
     let text = scrape().await;
     let after = parse_prometheus(&text);
     let get = |m: &std::collections::HashMap<String, f64>, k: &str| m.get(k).copied().unwrap_or(0.0);

@@ -201,6 +201,31 @@ mod tests {
         assert_eq!(accounts.default_workspace(&user.id).await.unwrap().as_str(), ws.id);
     }
 
+    /// Every way a sign-in can fail does the same Argon2 work as a wrong password for a real
+    /// account, so the time taken does not tell whether an email has an account. Counted, not
+    /// timed.
+    #[tokio::test]
+    async fn every_failed_sign_in_makes_exactly_one_verification() {
+        let db = Db::memory().await.unwrap();
+        let accounts = accounts(&db);
+        accounts.sign_up(IP, "known@example.com", "long enough password").await.unwrap();
+        for (email, password) in [
+            ("known@example.com", "wrong password!!"),
+            ("ghost@example.com", "wrong password!!"),
+            ("not an email", "wrong password!!"),
+            ("known@example.com", "short"),
+            ("known@example.com", "long enough password"),
+        ] {
+            let verified = password::VERIFICATIONS
+                .scope(std::cell::Cell::new(0), async {
+                    let _ = accounts.sign_in(IP, email, password).await;
+                    password::VERIFICATIONS.with(std::cell::Cell::get)
+                })
+                .await;
+            assert_eq!(verified, 1, "{email} / {password}");
+        }
+    }
+
     #[tokio::test]
     async fn the_login_throttle_refuses_before_any_work() {
         let db = Db::memory().await.unwrap();

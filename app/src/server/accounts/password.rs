@@ -47,6 +47,8 @@ fn hash_blocking(password: &[u8]) -> Result<String, ServiceError> {
 /// Checks a password against a stored PHC string. When there is no stored hash (unknown email) or
 /// no acceptable password, a dummy hash is verified instead so every case takes the same time.
 pub async fn verify(password: Option<Password>, stored: Option<String>) -> Result<bool, ServiceError> {
+    #[cfg(test)]
+    let _ = VERIFICATIONS.try_with(|count| count.set(count.get() + 1));
     let known = stored.is_some() && password.is_some();
     let password = password.map_or_else(|| SecretBytes::new(b"not a password".to_vec()), |p| p.0);
     tokio::task::spawn_blocking(move || {
@@ -64,6 +66,12 @@ pub async fn verify(password: Option<Password>, stored: Option<String>) -> Resul
     })
     .await
     .map_err(|e| ServiceError::Internal(format!("hashing task failed: {e}")))?
+}
+
+#[cfg(test)]
+tokio::task_local! {
+    /// Argon2 verifications made by the current test task (sign-in paths must all make one).
+    pub static VERIFICATIONS: std::cell::Cell<u32>;
 }
 
 fn dummy_hash() -> Result<&'static str, ServiceError> {

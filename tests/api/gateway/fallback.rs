@@ -1,0 +1,185 @@
+//! When providers fail: fallback in priority order, retries within `Retry-After` and the deadline,
+//! bounded attempts, a rejected provider key, circuit breakers, a provider that hangs.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use super::*;
+use crate::helpers::*;
+use crate::mock::{Behavior, Flavor, Mock};
+
+#[tokio::test]
+async fn falls_back_in_priority_order_on_5xx_and_never_on_client_errors() {
+    let gw = Gateway::start(fast_options()).await;
+    let first = Mock::start(Flavor::OpenAi).await;
+    let second = Mock::start(Flavor::OpenAi).await;
+    let third = Mock::start(Flavor::OpenAi).await;
+    gw.provider("Third", "openai_compatible", &third.base_url(), 30).await;
+    gw.provider("First", "openai_compatible", &first.base_url(), 10).await;
+    gw.provider("Second", "openai_compatible", &second.base_url(), 20).await;
+
+    first.script([Behavior::Status(500, None)]);
+    second.script([Behavior::Status(503, None)]);
+    let response = gw.chat(&chat_body("mock-small")).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["x-perpetuo-provider"], "Third");
+    assert_eq!(response.headers()["x-perpetuo-attempts"], "3");
+    assert_eq!((first.hits(), second.hits(), third.hits()), (1, 1, 1));
+
+    // The client's own mistake (400) comes back as is: no fallback.
+    first.script([Behavior::Status(400, None)]);
+    let response = gw.chat(&chat_body("mock-small")).await;
+    assert_eq!(response.status(), 400);
+    assert_eq!(response.headers()["x-perpetuo-attempts"], "1");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["message"], "mock says 400");
+    assert_eq!((first.hits(), second.hits(), third.hits()), (2, 1, 1));
+
+    let records = gw.usage(2).await;
+    assert_eq!(records[0]["attempts"], 3);
+    assert_eq!(records[1]["status"], 400);
+}
+
+#[tokio::test]
+async fn retries_honour_retry_after() {
+    let gw = Gateway::start(fast_options()).await;
+    let only = Mock::start(Flavor::OpenAi).await;
+    gw.provider("Only", "openai_compatible", &only.base_url(), 1).await;
+    only.script([Behavior::Status(429, Some(1))]);
+    let started = Instant::now();
+    let response = gw.chat(&chat_body("mock-small")).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["x-perpetuo-attempts"], "2");
+    assert!(started.elapsed() >= Duration::from_millis(950), "waited for Retry-After: {:?}", started.elapsed());
+    assert_eq!(only.hits(), 2);
+}
+
+#[tokio::test]
+async fn attempts_are_bounded_and_failure_is_a_502() {
+    let mut options = fast_options();
+    options.settings.upstream.max_attempts = 3;
+    options.settings.upstream.breaker_failure_threshold = 100;
+    let gw = Gateway::start(options).await;
+    let only = Mock::start(Flavor::OpenAi).await;
+    only.set_default(Behavior::Status(500, None));
+    gw.provider("Broken", "openai_compatible", &only.base_url(), 1).await;
+    let response = gw.chat(&chat_body("mock-small")).await;
+    assert_eq!(response.status(), 502);
+    assert_eq!(response.headers()["x-perpetuo-attempts"], "3");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["type"], "server_error");
+    assert_eq!(only.hits(), 3);
+    let records = gw.usage(1).await;
+    assert_eq!(
+        (records[0]["ok"].as_bool(), records[0]["error_class"].as_str()),
+        (Some(false), Some("all_providers_failed"))
+    );
+}
+
+#[tokio::test]
+async fn provider_401_falls_back_flags_the_key_and_never_reaches_the_client() {
+    let gw = Gateway::start(fast_options()).await;
+    let bad = Mock::start(Flavor::OpenAi).await;
+    bad.set_key("sk-a-different-key");
+    let good = Mock::start(Flavor::OpenAi).await;
+    let bad_id = gw.provider("Bad key", "openai_compatible", &bad.base_url(), 1).await;
+    gw.provider("Good", "openai_compatible", &good.base_url(), 2).await;
+    let response = gw.chat(&chat_body("mock-small")).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["x-perpetuo-provider"], "Good");
+    // Flagged for the dashboard (off the request path: polled).
+    let flagged = poll(Duration::from_secs(10), || async {
+        let p: Value = gw.app.get_value(&format!("/api/v1/providers/{bad_id}"), Some(&gw.token)).await;
+        (p["key_status"] == "rejected").then_some(())
+    })
+    .await;
+    assert!(flagged.is_some(), "provider flagged as having a rejected key");
+
+    // With only the bad provider left, the client gets a 502, not the provider's 401.
+    gw.app.patch_json(&format!("/api/v1/providers/{bad_id}"), &gw.token, &json!({"priority": 1})).await;
+    let solo = Gateway::start(fast_options()).await;
+    solo.provider("Bad key", "openai_compatible", &bad.base_url(), 1).await;
+    let response = solo.chat(&chat_body("mock-small")).await;
+    assert_eq!(response.status(), 502);
+    let body: Value = response.json().await.unwrap();
+    assert!(!body.to_string().contains("Incorrect API key"), "{body}");
+}
+
+#[tokio::test]
+async fn circuit_breaker_opens_then_probes_once() {
+    let mut options = fast_options();
+    options.settings.upstream.breaker_failure_threshold = 2;
+    options.settings.upstream.breaker_cooldown = Duration::from_millis(600);
+    let gw = Gateway::start(options).await;
+    let flaky = Mock::start(Flavor::OpenAi).await;
+    let backup = Mock::start(Flavor::OpenAi).await;
+    gw.provider("Flaky", "openai_compatible", &flaky.base_url(), 1).await;
+    gw.provider("Backup", "openai_compatible", &backup.base_url(), 2).await;
+    flaky.set_default(Behavior::Status(500, None));
+
+    for _ in 0..2 {
+        assert_eq!(gw.chat(&chat_body("mock-small")).await.status(), 200);
+    }
+    assert_eq!(flaky.hits(), 2);
+    // Open: the flaky provider is skipped entirely.
+    for _ in 0..3 {
+        let response = gw.chat(&chat_body("mock-small")).await;
+        assert_eq!(response.headers()["x-perpetuo-attempts"], "1");
+        assert_eq!(response.headers()["x-perpetuo-provider"], "Backup");
+    }
+    assert_eq!(flaky.hits(), 2, "skipped while open");
+    // After the cool-down one probe goes through; it succeeds and closes the breaker.
+    gw.app.clock.advance(Duration::from_millis(600));
+    flaky.set_default(Behavior::Ok);
+    let response = gw.chat(&chat_body("mock-small")).await;
+    assert_eq!(response.headers()["x-perpetuo-provider"], "Flaky");
+    assert_eq!(flaky.hits(), 3);
+    let response = gw.chat(&chat_body("mock-small")).await;
+    assert_eq!(response.headers()["x-perpetuo-provider"], "Flaky", "closed again");
+}
+
+#[tokio::test]
+async fn half_open_probe_failure_reopens() {
+    let mut options = fast_options();
+    options.settings.upstream.breaker_failure_threshold = 1;
+    options.settings.upstream.breaker_cooldown = Duration::from_millis(400);
+    options.settings.upstream.max_attempts = 1;
+    let gw = Gateway::start(options).await;
+    let flaky = Mock::start(Flavor::OpenAi).await;
+    flaky.set_default(Behavior::Status(500, None));
+    gw.provider("Flaky", "openai_compatible", &flaky.base_url(), 1).await;
+    assert_eq!(gw.chat(&chat_body("mock-small")).await.status(), 502);
+    let open = gw.chat(&chat_body("mock-small")).await;
+    assert_eq!(open.status(), 503, "all breakers open: fail fast");
+    assert_eq!(flaky.hits(), 1);
+    gw.app.clock.advance(Duration::from_millis(400));
+    assert_eq!(gw.chat(&chat_body("mock-small")).await.status(), 502, "the probe fails");
+    assert_eq!(flaky.hits(), 2);
+    assert_eq!(gw.chat(&chat_body("mock-small")).await.status(), 503, "open again");
+    assert_eq!(flaky.hits(), 2);
+}
+
+#[tokio::test]
+async fn a_provider_that_hangs_is_abandoned_for_the_next() {
+    let mut options = fast_options();
+    options.settings.upstream.first_byte_timeout = Duration::from_millis(300);
+    let gw = Gateway::start(options).await;
+    let hanging = Mock::start(Flavor::OpenAi).await;
+    hanging.set_default(Behavior::Hang);
+    let backup = Mock::start(Flavor::OpenAi).await;
+    gw.provider("Hangs", "openai_compatible", &hanging.base_url(), 1).await;
+    gw.provider("Backup", "openai_compatible", &backup.base_url(), 2).await;
+    // The deadline (10 s) is far past the first-byte timeout (300 ms): had the hung attempt not
+    // been abandoned at the latter, the call would have ended at the deadline as a 504.
+    let response = gw.chat(&chat_body("mock-small")).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["x-perpetuo-provider"], "Backup");
+    assert_eq!(response.headers()["x-perpetuo-attempts"], "2");
+    // Streaming too: fallback before the first byte reaches the client.
+    let mut body = chat_body("mock-small");
+    body["stream"] = json!(true);
+    let response = gw.chat(&body).await;
+    assert_eq!(response.headers()["x-perpetuo-provider"], "Backup");
+    assert!(response.text().await.unwrap().ends_with("data: [DONE]\n\n"));
+}
