@@ -77,7 +77,7 @@ fi
 
 ENCRYPTION_KEY=$(head -c 32 /dev/urandom | base64) JWT_SECRET=$(head -c 48 /dev/urandom | base64) \
 DATABASE_URL=${BENCH_DB:-surrealkv://$work/perpetuo.db} LEPTOS_SITE_ADDR=127.0.0.1:0 ALLOW_PRIVATE_UPSTREAMS=true RUST_LOG=warn,perpetuo=info \
-RATE_LIMIT_IP_PER_MIN=1000000000 RATE_LIMIT_KEY_PER_MIN=1000000000 LEPTOS_OUTPUT_NAME=perpetuo \
+RATE_LIMIT_IP_PER_MIN=1000000000 RATE_LIMIT_KEY_PER_MIN=1000000000 \
   "$TARGET_DIR/release/perpetuo" 2> "$work/perpetuo.log" &
 pids+=($!)
 wait_for "$work/perpetuo.log" "listening on" "Perpetuo"
