@@ -1,0 +1,284 @@
+//! The usage spool: an append-only log on local disk that every usage record is written to before
+//! its answer completes, and that the writer tails into the database.
+//!
+//! - A record is one line of JSON, appended with one `write` to a file opened with `O_APPEND`:
+//!   once the call returns, the record is in the kernel and survives the process being killed.
+//!   Concurrent appends from many request threads land whole, one after another.
+//! - The log is a sequence of numbered segments (`000000000001.log`, ...). Each process start
+//!   begins a new one, and a segment is closed once it passes [`SEGMENT_BYTES`], so a torn last
+//!   line (power loss) can only ever be at the end of a closed segment, where the reader skips it.
+//! - The writer reads from a [`Position`] (segment, offset) and commits the position it reached in
+//!   the same database transaction as the records: a crash before the commit replays them, after
+//!   it never does. Segments wholly behind the committed position are deleted.
+//! - The bytes not yet committed are bounded by a setting: past it the spool says it is full, and
+//!   the gateway refuses new calls (every answered call must have its record) until the writer
+//!   catches up.
+//! - One process per spool directory: the directory is locked while it is open.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read as _, Seek as _, SeekFrom, Write as _};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+use super::writer::UsageRecord;
+
+/// A segment is closed and a new one started past this size.
+pub const SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
+/// The longest line the reader accepts (a record is well under a kilobyte).
+const MAX_LINE: usize = 64 * 1024;
+
+/// Where the writer has got to: the next byte to read, in a segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct Position {
+    pub segment: u64,
+    pub offset: u64,
+}
+
+/// Why the spool cannot take a record or be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum SpoolError {
+    #[error("the usage spool at {path} cannot be used: {source}")]
+    Io { path: String, source: std::io::Error },
+    #[error("the usage spool at {0} is used by another Perpetuo process")]
+    Locked(String),
+    #[error("the usage spool is full ({0} bytes waiting for the database)")]
+    Full(u64),
+}
+
+fn io(path: &Path) -> impl Fn(std::io::Error) -> SpoolError + '_ {
+    move |source| SpoolError::Io { path: path.display().to_string(), source }
+}
+
+struct Segment {
+    number: u64,
+    file: File,
+    /// Bytes in the file (what this process appended, plus what was there).
+    len: AtomicU64,
+}
+
+/// The appending side, shared by every request.
+pub struct Spool {
+    dir: PathBuf,
+    instance: String,
+    current: RwLock<Arc<Segment>>,
+    /// Every byte ever appended to segments at or after `committed`, minus what was committed.
+    pending: AtomicU64,
+    max_pending: u64,
+    /// Set while `pending` is over the bound (so the first refusal can be logged once).
+    full: AtomicBool,
+    _lock: File,
+}
+
+impl std::fmt::Debug for Spool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Spool").field("dir", &self.dir).field("pending", &self.pending_bytes()).finish_non_exhaustive()
+    }
+}
+
+fn segment_path(dir: &Path, number: u64) -> PathBuf {
+    dir.join(format!("{number:012}.log"))
+}
+
+/// The segment numbers present, in order.
+fn segments(dir: &Path) -> Result<Vec<u64>, SpoolError> {
+    let mut numbers: Vec<u64> = std::fs::read_dir(dir)
+        .map_err(io(dir))?
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.strip_suffix(".log")?.parse().ok())
+        .collect();
+    numbers.sort_unstable();
+    Ok(numbers)
+}
+
+impl Spool {
+    /// Opens (or creates) the spool in `dir`, starting a fresh segment. `committed` is where the
+    /// database says the writer got to; what lies behind it is deleted.
+    pub fn open(dir: &Path, max_pending: u64) -> Result<(Self, String), SpoolError> {
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        let lock_path = dir.join("lock");
+        let lock = OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path).map_err(io(dir))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => return Err(SpoolError::Locked(dir.display().to_string())),
+            Err(std::fs::TryLockError::Error(e)) => return Err(io(dir)(e)),
+        }
+        let instance_path = dir.join("instance");
+        let instance = match std::fs::read_to_string(&instance_path) {
+            Ok(id) if !id.trim().is_empty() => id.trim().to_owned(),
+            _ => {
+                let id = crate::server::platform::db::new_id();
+                std::fs::write(&instance_path, &id).map_err(io(dir))?;
+                id
+            }
+        };
+        let next = segments(dir)?.last().copied().unwrap_or(0) + 1;
+        let segment = Self::create_segment(dir, next)?;
+        let spool = Self {
+            dir: dir.to_owned(),
+            instance: instance.clone(),
+            current: RwLock::new(Arc::new(segment)),
+            pending: AtomicU64::new(0),
+            max_pending,
+            full: AtomicBool::new(false),
+            _lock: lock,
+        };
+        Ok((spool, instance))
+    }
+
+    fn create_segment(dir: &Path, number: u64) -> Result<Segment, SpoolError> {
+        let path = segment_path(dir, number);
+        let file = OpenOptions::new().create(true).append(true).open(&path).map_err(io(&path))?;
+        let len = file.metadata().map_err(io(&path))?.len();
+        Ok(Segment { number, file, len: AtomicU64::new(len) })
+    }
+
+    /// The directory this instance's records wait in.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// This instance's id (its checkpoint's key in the database).
+    pub fn instance(&self) -> &str {
+        &self.instance
+    }
+
+    /// Counts what an earlier run left behind as pending (the writer reads it first).
+    pub fn account_backlog(&self, from: Position) -> Result<(), SpoolError> {
+        let mut backlog = 0;
+        for number in segments(&self.dir)? {
+            if number < from.segment {
+                continue;
+            }
+            let len = std::fs::metadata(segment_path(&self.dir, number)).map(|m| m.len()).unwrap_or(0);
+            backlog += if number == from.segment { len.saturating_sub(from.offset) } else { len };
+        }
+        self.pending.fetch_add(backlog, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Bytes appended and not yet committed to the database.
+    pub fn pending_bytes(&self) -> u64 {
+        self.pending.load(Ordering::Relaxed)
+    }
+
+    /// Whether new calls must wait: the records not yet in the database reached the bound.
+    pub fn is_full(&self) -> bool {
+        self.pending_bytes() >= self.max_pending
+    }
+
+    /// The bound, in bytes.
+    pub fn max_bytes(&self) -> u64 {
+        self.max_pending
+    }
+
+    /// Appends one record. Returns once the record is in the kernel (it survives the process).
+    pub fn append(&self, record: &UsageRecord) -> Result<(), SpoolError> {
+        let mut line = serde_json::to_vec(&record.to_json())
+            .map_err(|e| SpoolError::Io { path: self.dir.display().to_string(), source: e.into() })?;
+        line.push(b'\n');
+        let segment = match self.current.read() {
+            Ok(current) => Arc::clone(&current),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        };
+        (&segment.file).write_all(&line).map_err(io(&self.dir))?;
+        let len = segment.len.fetch_add(line.len() as u64, Ordering::Relaxed) + line.len() as u64;
+        let pending = self.pending.fetch_add(line.len() as u64, Ordering::Relaxed) + line.len() as u64;
+        if pending >= self.max_pending && !self.full.swap(true, Ordering::Relaxed) {
+            tracing::error!(
+                pending_bytes = pending,
+                max_bytes = self.max_pending,
+                "the usage spool is full: new gateway calls are refused until the database catches up"
+            );
+        }
+        if len >= SEGMENT_BYTES {
+            self.rotate(segment.number)?;
+        }
+        Ok(())
+    }
+
+    /// Starts the next segment after `number`, unless another append already did.
+    fn rotate(&self, number: u64) -> Result<(), SpoolError> {
+        let mut current = match self.current.write() {
+            Ok(current) => current,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if current.number == number {
+            *current = Arc::new(Self::create_segment(&self.dir, number + 1)?);
+        }
+        Ok(())
+    }
+
+    /// The writer committed everything up to `to`: those bytes no longer count, and segments
+    /// wholly behind it are deleted.
+    pub fn committed(&self, bytes: u64, to: Position) {
+        let before = self.pending.fetch_sub(bytes.min(self.pending_bytes()), Ordering::Relaxed);
+        if before.saturating_sub(bytes) < self.max_pending && self.full.swap(false, Ordering::Relaxed) {
+            tracing::info!("the usage spool has room again: gateway calls are accepted");
+        }
+        if let Ok(numbers) = segments(&self.dir) {
+            for number in numbers.into_iter().filter(|n| *n < to.segment) {
+                let _ = std::fs::remove_file(segment_path(&self.dir, number));
+            }
+        }
+    }
+
+    /// The segment being appended to now.
+    fn current_number(&self) -> u64 {
+        match self.current.read() {
+            Ok(current) => current.number,
+            Err(poisoned) => poisoned.into_inner().number,
+        }
+    }
+
+    /// Reads complete records from `from` on, at most `max` of them; returns them with the
+    /// position after the last one read and the bytes they took. Lines that are not records (a
+    /// torn tail after power loss) are skipped and logged.
+    pub fn read(&self, from: Position, max: usize) -> Result<(Vec<UsageRecord>, Position, u64), SpoolError> {
+        let mut records = Vec::new();
+        let mut at = from;
+        let mut bytes = 0u64;
+        let current = self.current_number();
+        let numbers = segments(&self.dir)?;
+        for number in numbers.into_iter().filter(|n| *n >= at.segment) {
+            if number > at.segment {
+                at = Position { segment: number, offset: 0 };
+            }
+            let path = segment_path(&self.dir, number);
+            let mut file = File::open(&path).map_err(io(&path))?;
+            file.seek(SeekFrom::Start(at.offset)).map_err(io(&path))?;
+            let mut buffer = Vec::new();
+            let wanted = (max.saturating_sub(records.len()) * 1024).clamp(64 * 1024, 16 * 1024 * 1024);
+            (&mut file).take(wanted as u64).read_to_end(&mut buffer).map_err(io(&path))?;
+            let mut consumed = 0usize;
+            while records.len() < max {
+                let Some(end) = buffer[consumed..].iter().position(|b| *b == b'\n') else { break };
+                let line = &buffer[consumed..consumed + end];
+                consumed += end + 1;
+                match serde_json::from_slice::<serde_json::Value>(line).ok().and_then(UsageRecord::from_json) {
+                    Some(record) => records.push(record),
+                    None => tracing::error!(segment = number, "an unreadable line in the usage spool was skipped"),
+                }
+            }
+            at.offset += consumed as u64;
+            bytes += consumed as u64;
+            if records.len() >= max {
+                break;
+            }
+            let rest = buffer.len() - consumed;
+            let file_len = file.metadata().map(|m| m.len()).unwrap_or(0);
+            let at_end = at.offset + rest as u64 >= file_len;
+            if number == current || !at_end {
+                // The segment being written, or more to read here next time.
+                break;
+            }
+            if rest > 0 || rest > MAX_LINE {
+                // A closed segment that ends without a newline: a torn write, never completed.
+                tracing::error!(segment = number, bytes = rest, "a torn record at the end of a usage spool segment was skipped");
+                bytes += rest as u64;
+                at.offset += rest as u64;
+            }
+        }
+        Ok((records, at, bytes))
+    }
+}
