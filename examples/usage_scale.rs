@@ -11,7 +11,7 @@ use app::server::platform::config::{DatabaseUrl, Settings};
 use app::server::platform::db::Db;
 use app::server::usage::Reports;
 use app::server::usage::UsageRecord;
-use app::server::usage::writer::write;
+use app::server::usage::ledger::insert;
 use app::types::{GroupBy, Period, RequestFilter, StatusFilter};
 
 fn out(line: String) {
@@ -59,17 +59,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             completion_tokens: 20 + (i % 300) as i64,
             cache_read_tokens: 0,
             cache_write_tokens: 0,
+            reasoning_tokens: 0,
             cost_nanos: Some(1000 + (i % 5000) as i64),
             latency_ms: 50 + (i % 2000) as i64,
             upstream_ms: 48 + (i % 2000) as i64,
             ttft_ms: (i % 3 == 0).then_some(30 + (i % 500) as i64),
         });
         if batch.len() == 1000 {
-            write(&db, &batch).await?;
+            insert(&db, &batch, true).await?;
             batch.clear();
         }
     }
-    write(&db, &batch).await?;
+    insert(&db, &batch, true).await?;
     let secs = started.elapsed().as_secs_f64();
     out(format!(
         "wrote {total} records in {secs:.1} s ({:.0} records/s, batches of 1000 with rollups)",

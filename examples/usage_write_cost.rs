@@ -1,7 +1,7 @@
-//! What one usage record costs the writer: CPU time per record for the writer's own batch insert
-//! (rollups included), by batch size, on the in-memory and the embedded file engine. The figures
-//! behind `usage::BATCH`.
-//! `cargo run --release --example usage_write_cost -- [records per size, default 30000]`
+//! What one usage record costs: the request's own append to the spool, and the writer's CPU per
+//! record to read it back and commit it to the ledger (batches, rollups, checkpoint), by records
+//! per commit, on the in-memory and the embedded file engine.
+//! `cargo run --release --example usage_write_cost -- [records per size, default 50000]`
 
 use std::io::Write as _;
 use std::time::Instant;
@@ -9,7 +9,8 @@ use std::time::Instant;
 use app::server::platform::config::{DatabaseUrl, Settings};
 use app::server::platform::db::Db;
 use app::server::usage::UsageRecord;
-use app::server::usage::writer::write;
+use app::server::usage::ledger::commit;
+use app::server::usage::spool::{Position, Spool};
 
 fn record(i: usize) -> UsageRecord {
     UsageRecord {
@@ -31,6 +32,7 @@ fn record(i: usize) -> UsageRecord {
         completion_tokens: 8,
         cache_read_tokens: 0,
         cache_write_tokens: 0,
+        reasoning_tokens: 0,
         cost_nanos: Some(1000),
         latency_ms: 1,
         upstream_ms: 1,
@@ -48,27 +50,39 @@ fn cpu_seconds() -> f64 {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let total: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(30_000);
+    let total: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(50_000);
     let dir = std::env::temp_dir().join(format!("perpetuo-write-cost-{}", std::process::id()));
     let mut out = std::io::stdout();
-    writeln!(out, "{:<10} {:>6} {:>14} {:>12}", "engine", "batch", "records/s", "cpu/record")?;
+    writeln!(out, "{:<10} {:>7} {:>12} {:>14} {:>16}", "engine", "commit", "append/rec", "writer/rec", "writer rec/s")?;
     for engine in ["memory", "surrealkv"] {
-        for size in [50, 250, 1000] {
+        for size in [250, 1000, 2000] {
             let mut settings = Settings::for_tests();
             settings.database_url = match engine {
                 "memory" => DatabaseUrl::Memory,
                 _ => DatabaseUrl::SurrealKv(dir.join(format!("db{size}"))),
             };
             let db = Db::open(&settings).await?;
+            let (spool, instance) = Spool::open(&dir.join(format!("spool-{engine}-{size}")), u64::MAX)?;
+            let records: Vec<UsageRecord> = (0..total).map(record).collect();
+            let cpu = cpu_seconds();
+            for r in &records {
+                spool.append(r)?;
+            }
+            let append = cpu_seconds() - cpu;
             let (cpu, started) = (cpu_seconds(), Instant::now());
-            let mut i = 0;
-            while i < total {
-                let batch: Vec<UsageRecord> = (i..(i + size).min(total)).map(record).collect();
-                write(&db, &batch).await?;
-                i += size;
+            let mut at = Position::default();
+            loop {
+                let (lines, to, bytes) = spool.read(at, size)?;
+                if lines.is_empty() {
+                    break;
+                }
+                commit(&db, &instance, &lines, at, to).await?;
+                spool.committed(bytes, to);
+                at = to;
             }
             let (secs, cpu) = (started.elapsed().as_secs_f64(), cpu_seconds() - cpu);
-            writeln!(out, "{engine:<10} {size:>6} {:>14.0} {:>10.0}us", total as f64 / secs, cpu * 1e6 / total as f64)?;
+            let per = |s: f64| format!("{:.1}us", s * 1e6 / total as f64);
+            writeln!(out, "{engine:<10} {size:>7} {:>12} {:>14} {:>16.0}", per(append), per(cpu), total as f64 / secs)?;
         }
     }
     let _ = std::fs::remove_dir_all(&dir);

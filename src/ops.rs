@@ -1,5 +1,5 @@
 //! The operator's surface: `GET /healthz` (the process is up), `GET /readyz` (the database
-//! answers) and `GET /metrics` (Prometheus text, behind `METRICS_TOKEN` when one is set).
+//! answers and usage records can be kept) and `GET /metrics` (Prometheus text, behind `METRICS_TOKEN` when one is set).
 
 use axum::Router;
 use axum::extract::State;
@@ -16,12 +16,15 @@ pub fn router() -> Router<AppState> {
         .route("/metrics", get(metrics))
 }
 
+/// Ready when the database answers and usage records can be kept: not while the spool is full.
 async fn readyz(State(state): State<AppState>) -> Response {
-    if state.db.ping().await {
-        (StatusCode::OK, "ready").into_response()
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "database unreachable").into_response()
+    if !state.db.ping().await {
+        return (StatusCode::SERVICE_UNAVAILABLE, "database unreachable").into_response();
     }
+    if state.usage.is_full() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "usage spool full: the database is behind").into_response();
+    }
+    (StatusCode::OK, "ready").into_response()
 }
 
 async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {

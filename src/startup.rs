@@ -19,7 +19,8 @@ use app::server::accounts::sessions::SurrealSessionStore;
 use app::server::platform::config::Settings;
 use app::server::platform::db::{Db, DbError};
 use app::server::platform::ratelimit::LimitClock;
-use app::server::usage::writer;
+use app::server::usage::spool::Spool;
+use app::server::usage::{ledger, writer};
 use app::server::{AppState, ServiceError};
 
 /// Why the server could not start.
@@ -31,6 +32,10 @@ pub enum StartupError {
     Bind { addr: SocketAddr, source: std::io::Error },
     #[error("{0}")]
     Service(#[from] ServiceError),
+    #[error("{0} (set USAGE_SPOOL_DIR to a directory this process may write)")]
+    Spool(#[from] app::server::usage::spool::SpoolError),
+    #[error("moving usage records into the ledger failed: {0}")]
+    Ledger(surrealdb::Error),
 }
 
 /// A built server, bound to its port, not yet serving.
@@ -63,7 +68,16 @@ impl Application {
         let secure_cookies = settings.secure_cookies;
         // The usage writer stops last: after the server has finished every request.
         let usage_stop = CancellationToken::new();
-        let (usage, usage_writer) = writer::start(db.clone(), 50_000, usage_stop.clone());
+        let moved = ledger::adopt_legacy(&db).await.map_err(StartupError::Ledger)?;
+        if moved > 0 {
+            tracing::info!(records = moved, "moved usage records from the old table into the ledger");
+        }
+        let max = settings.usage_spool_max_bytes;
+        let spool = match &settings.usage_spool_dir {
+            Some(dir) => Spool::open(dir, max)?.0,
+            None => Spool::temporary(max)?,
+        };
+        let (usage, usage_writer) = writer::start(db.clone(), spool, usage_stop.clone());
         let state = AppState::new(leptos_options, db.clone(), settings, clock, usage)?;
         let shutdown = CancellationToken::new();
         let store = SurrealSessionStore::new(db.clone());

@@ -129,6 +129,11 @@ pub async fn serve(
             return answer::failure(&state, &subject, None, error, &Progress::default());
         }
     };
+    if state.usage.is_full() {
+        // Every answered call must have its record: none is made while records cannot be kept.
+        let subject = Subject { caller: &caller, protocol, model: &request.model, stream: request.stream };
+        return answer::failure(&state, &subject, None, GatewayError::UsageLedgerFull, &Progress::default());
+    }
     let prices = match state.prices().overrides(&caller.key.workspace).await {
         Ok(prices) => prices,
         Err(e) => {

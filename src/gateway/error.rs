@@ -35,6 +35,8 @@ pub enum GatewayError {
     },
     /// Every candidate's circuit breaker is open.
     ProvidersUnavailable,
+    /// Usage records cannot be kept right now (the spool is full): no call is made without one.
+    UsageLedgerFull,
     /// The total deadline passed.
     Timeout,
     /// The upstream refused the client's own request: passed through with its status.
@@ -85,7 +87,7 @@ impl GatewayError {
             Self::ModelNotFound(_) | Self::RouteNotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::AllProvidersFailed { .. } => StatusCode::BAD_GATEWAY,
-            Self::ProvidersUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::ProvidersUnavailable | Self::UsageLedgerFull => StatusCode::SERVICE_UNAVAILABLE,
             Self::Timeout => StatusCode::GATEWAY_TIMEOUT,
             Self::Upstream { status, .. } => *status,
             Self::Internal(e) => e.status_code(),
@@ -104,6 +106,7 @@ impl GatewayError {
             Self::MethodNotAllowed => "method_not_allowed",
             Self::AllProvidersFailed { .. } => "all_providers_failed",
             Self::ProvidersUnavailable => "providers_unavailable",
+            Self::UsageLedgerFull => "usage_ledger_full",
             Self::Timeout => "timeout",
             Self::Upstream { .. } => "upstream_client_error",
             Self::Internal(_) => "internal",
@@ -166,6 +169,12 @@ impl GatewayError {
                 None,
                 Some("providers_unavailable".into()),
             ),
+            Self::UsageLedgerFull => (
+                "The gateway cannot record usage right now (its database is behind). Try again shortly.".into(),
+                "server_error".into(),
+                None,
+                Some("usage_ledger_full".into()),
+            ),
             Self::Timeout => (
                 "The request took longer than the gateway's deadline.".into(),
                 "server_error".into(),
@@ -195,7 +204,7 @@ impl IntoResponse for GatewayError {
         if let Self::RateLimited(decision) = &self {
             crate::ratelimit::set_headers(response.headers_mut(), decision);
         }
-        if matches!(self, Self::ProvidersUnavailable) {
+        if matches!(self, Self::ProvidersUnavailable | Self::UsageLedgerFull) {
             response.headers_mut().insert(http::header::RETRY_AFTER, HeaderValue::from_static("5"));
         }
         response

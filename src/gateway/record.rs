@@ -70,6 +70,7 @@ pub fn submit(state: &AppState, subject: &Subject, outcome: Outcome, progress: &
         completion_tokens: count(outcome.tokens.completion),
         cache_read_tokens: count(outcome.tokens.cache_read),
         cache_write_tokens: count(outcome.tokens.cache_write),
+        reasoning_tokens: count(outcome.tokens.reasoning),
         cost_nanos: outcome.cost_nanos,
         latency_ms: millis(elapsed),
         upstream_ms: millis(progress.upstream),
@@ -81,5 +82,5 @@ pub fn submit(state: &AppState, subject: &Subject, outcome: Outcome, progress: &
     let model = if ok { subject.model } else { "other" };
     let overhead = elapsed.saturating_sub(progress.upstream);
     state.metrics.request(outcome.status, kind, model, millis(elapsed) as f64 / 1000.0, overhead.as_secs_f64());
-    state.usage.record(record);
+    state.usage.record(&record);
 }

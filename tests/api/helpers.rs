@@ -356,28 +356,33 @@ pub async fn usage_settled(app: &TestApp, n: u64) {
     use std::sync::atomic::Ordering::Relaxed;
     let usage = &app.state.usage;
     let settled = poll(std::time::Duration::from_secs(10), || async {
-        (usage.depth() == 0 && usage.stats.written.load(Relaxed) >= n).then_some(())
+        (usage.pending_bytes() == 0 && usage.stats.written.load(Relaxed) >= n).then_some(())
     })
     .await;
     assert!(settled.is_some(), "the usage writer did not write {n} records");
 }
 
+/// Every usage record of the workspace in the ledger, oldest first.
+pub async fn ledger_records(db: &app::server::platform::db::Db, workspace: &str) -> Vec<Value> {
+    let mut response = db
+        .query("SELECT VALUE record::id(id) FROM usage_batch WHERE workspace = $ws")
+        .bind(("ws", workspace.to_owned()))
+        .await
+        .unwrap();
+    let ids: Vec<String> = response.take(0).unwrap();
+    let mut records = app::server::usage::ledger::rows(db, &ids).await.unwrap();
+    records.sort_by(|a, b| a.ts.cmp(&b.ts).then_with(|| a.request_id.cmp(&b.request_id)));
+    records.into_iter().map(|r| serde_json::to_value(r).unwrap()).collect()
+}
+
+/// Waits (bounded) until the workspace has at least `n` usage records in the ledger.
 pub async fn usage_records(app: &TestApp, workspace: &str, n: usize) -> Vec<Value> {
-    for _ in 0..100 {
-        let mut response = app
-            .state
-            .db
-            .query("SELECT * OMIT id FROM usage WHERE workspace = $ws ORDER BY ts ASC, request_id ASC")
-            .bind(("ws", workspace.to_owned()))
-            .await
-            .unwrap();
-        let rows: Vec<Value> = response.take(0).unwrap();
-        if rows.len() >= n {
-            return rows;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    panic!("fewer than {n} usage records were written");
+    let found = poll(std::time::Duration::from_secs(10), || async {
+        let rows = ledger_records(&app.state.db, workspace).await;
+        (rows.len() >= n).then_some(rows)
+    })
+    .await;
+    found.unwrap_or_else(|| panic!("fewer than {n} usage records were written"))
 }
 
 pub fn chat_body(model: &str) -> Value {

@@ -112,13 +112,7 @@ async fn burst_then_sigterm_loses_no_usage_record() {
             Err(e) => panic!("reopen: {e}"),
         }
     };
-    let mut response = db
-        .query("SELECT count() AS n FROM usage WHERE workspace = $ws GROUP ALL")
-        .bind(("ws", workspace))
-        .await
-        .unwrap();
-    let rows: Vec<Value> = response.take(0).unwrap();
-    let stored = rows.first().and_then(|r| r["n"].as_u64()).unwrap_or(0) as usize;
+    let stored = ledger_records(&db, &workspace).await.len();
     eprintln!("burst: {answered} of 120 answered before the shutdown, {stored} recorded");
     assert_eq!(stored, answered, "every answered request was recorded");
 }

@@ -38,6 +38,7 @@ fn known_record(
         completion_tokens: completion,
         cache_read_tokens: 0,
         cache_write_tokens: 0,
+        reasoning_tokens: 0,
         cost_nanos: cost,
         latency_ms: 40,
         upstream_ms: 38,
@@ -177,7 +178,7 @@ async fn aggregation_filters_pagination_csv_and_isolation_on_known_data() {
         known_record(&ws_a, today + 3000, "gpt-4o", "k1", 429, 0, 0, None),
         known_record(&ws_b, today + 1000, "gpt-4o", "kb", 200, 999, 999, Some(99_999)),
     ];
-    app::server::usage::writer::write(&app.state.db, &records).await.unwrap();
+    app::server::usage::ledger::insert(&app.state.db, &records, true).await.unwrap();
     let since = app::types::format_day(yesterday);
 
     let totals: Value = app.get_value(&format!("/api/v1/usage?from={since}"), Some(&token_a)).await;
@@ -259,7 +260,7 @@ async fn aggregation_filters_pagination_csv_and_isolation_on_known_data() {
         .filter(|r| r.workspace == ws_a)
         .map(|r| UsageRecord { workspace: ws_csv.clone(), request_id: format!("{}c", r.request_id), ..r.clone() })
         .collect();
-    app::server::usage::writer::write(&app.state.db, &mine).await.unwrap();
+    app::server::usage::ledger::insert(&app.state.db, &mine, true).await.unwrap();
     let response = client.get(app.url(&format!("/usage/export.csv?from={since}&status=ok"))).send().await.unwrap();
     assert_eq!(response.status(), 200);
     assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/csv"));
@@ -388,7 +389,7 @@ async fn old_request_records_are_pruned_and_rollups_kept() {
         known_record(&ws, old + 1, "gpt-4o", "k1", 200, 1, 1, Some(1)),
         known_record(&ws, now - 1000, "gpt-4o", "k1", 200, 1, 1, Some(1)),
     ];
-    app::server::usage::writer::write(&app.state.db, &records).await.unwrap();
+    app::server::usage::ledger::insert(&app.state.db, &records, true).await.unwrap();
     let removed = app.state.reports().prune(now - 90 * app::types::DAY_MS).await.unwrap();
     assert_eq!(removed, 2);
     let log: Value =

@@ -169,15 +169,14 @@ pub struct SeriesPoint {
     pub cost_nanos: i64,
 }
 
-/// One gateway request in the log (read straight from the `usage` table on the server; the key's
-/// name is filled in afterwards).
+/// One gateway request in the log (from its usage record; the key's name is filled in by the
+/// reports service).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "ssr", derive(SurrealValue))]
 pub struct RequestRow {
     pub ts: i64,
     pub request_id: String,
     pub key_id: String,
-    #[cfg_attr(feature = "ssr", surreal(default))]
+    #[serde(default)]
     pub key_name: String,
     pub provider_id: Option<String>,
     pub provider_label: Option<String>,
@@ -190,6 +189,14 @@ pub struct RequestRow {
     pub attempts: i64,
     pub prompt_tokens: i64,
     pub completion_tokens: i64,
+    /// Of the prompt tokens, those read from and written to the provider's prompt cache.
+    #[serde(default)]
+    pub cache_read_tokens: i64,
+    #[serde(default)]
+    pub cache_write_tokens: i64,
+    /// Of the completion tokens, those spent reasoning.
+    #[serde(default)]
+    pub reasoning_tokens: i64,
     pub cost_nanos: Option<i64>,
     pub latency_ms: i64,
     pub ttft_ms: Option<i64>,

@@ -96,6 +96,11 @@ pub struct Settings {
     pub max_body_bytes: usize,
     pub upstream: UpstreamSettings,
     pub usage_retention_days: u32,
+    /// Where usage records wait for the database (`USAGE_SPOOL_DIR`); `None` for a temporary
+    /// directory, with an in-memory database.
+    pub usage_spool_dir: Option<PathBuf>,
+    /// The most bytes of records that may wait there before new gateway calls are refused.
+    pub usage_spool_max_bytes: u64,
     /// A replacement price table (`PRICES_FILE`); the built-in one otherwise.
     pub prices_file: Option<PathBuf>,
     /// When set, `GET /metrics` needs `Authorization: Bearer <token>`.
@@ -209,6 +214,18 @@ impl Settings {
             u32::try_from(parse_u64(get("USAGE_RETENTION_DAYS"), "USAGE_RETENTION_DAYS", 90, 1)?)
                 .map_err(|_| ConfigError("USAGE_RETENTION_DAYS must be a number of days, such as 90".into()))?;
 
+        let usage_spool_dir = match (get("USAGE_SPOOL_DIR"), &database_url) {
+            (Some(dir), _) => Some(PathBuf::from(dir)),
+            (None, DatabaseUrl::Memory) => None,
+            // Beside the embedded database, on the same disk.
+            (None, DatabaseUrl::SurrealKv(path)) => {
+                Some(path.parent().map_or_else(|| PathBuf::from("usage-spool"), |p| p.join("usage-spool")))
+            }
+            (None, DatabaseUrl::Remote(_)) => Some(PathBuf::from("data/usage-spool")),
+        };
+        let usage_spool_max_bytes =
+            parse_u64(get("USAGE_SPOOL_MAX_BYTES"), "USAGE_SPOOL_MAX_BYTES", 1024 * 1024 * 1024, 1024 * 1024)?;
+
         let database_user = get("DATABASE_USER");
         let database_pass = get("DATABASE_PASS").map(|p| SecretBytes::new(p.into_bytes()));
         if matches!(database_url, DatabaseUrl::Remote(_)) && (database_user.is_none() || database_pass.is_none()) {
@@ -247,6 +264,8 @@ impl Settings {
             max_body_bytes,
             upstream,
             usage_retention_days,
+            usage_spool_dir,
+            usage_spool_max_bytes,
             prices_file: get("PRICES_FILE").map(PathBuf::from),
             metrics_token: get("METRICS_TOKEN").map(|t| SecretBytes::new(t.into_bytes())),
         })
@@ -269,9 +288,14 @@ impl Settings {
             }
         };
         let metrics = if self.metrics_token.is_some() { "METRICS_TOKEN required" } else { "public" };
+        let spool = self
+            .usage_spool_dir
+            .as_ref()
+            .map_or_else(|| "a temporary directory".to_owned(), |d| d.display().to_string());
         format!(
-            "database {database}; limits per minute: {} per IP, {} per API key, {} sign-ins per IP and email; \
-             /metrics {metrics}; private upstreams {}; site root {}",
+            "database {database}; usage spool {spool} (up to {} MiB); limits per minute: {} per IP, {} per API key, \
+             {} sign-ins per IP and email; /metrics {metrics}; private upstreams {}; site root {}",
+            self.usage_spool_max_bytes / (1024 * 1024),
             self.rate_limit_ip_per_min,
             self.rate_limit_key_per_min,
             self.rate_limit_login_per_min,
@@ -392,6 +416,8 @@ mod tests {
         assert!(s.trusted_proxies.is_empty());
         assert_eq!(s.max_body_bytes, 10 * 1024 * 1024);
         assert_eq!(s.usage_retention_days, 90);
+        assert_eq!(s.usage_spool_dir, Some(PathBuf::from("data/usage-spool")), "beside the embedded database");
+        assert_eq!(s.usage_spool_max_bytes, 1024 * 1024 * 1024);
     }
 
     #[test]

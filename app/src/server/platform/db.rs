@@ -37,6 +37,7 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     ("0001_accounts.surql", include_str!("../../../../migrations/0001_accounts.surql")),
     ("0002_providers_and_keys.surql", include_str!("../../../../migrations/0002_providers_and_keys.surql")),
     ("0003_usage.surql", include_str!("../../../../migrations/0003_usage.surql")),
+    ("0004_usage_ledger.surql", include_str!("../../../../migrations/0004_usage_ledger.surql")),
 ];
 
 /// Why the database could not be opened or brought up to date.

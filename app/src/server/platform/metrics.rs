@@ -150,10 +150,30 @@ impl Metrics {
 /// state of the usage queue, breakers, caches and limiters. Every metric name lives here.
 pub fn exposition(state: &super::state::Services) -> String {
     use std::sync::atomic::Ordering::Relaxed;
-    let stats = &state.usage.stats;
+    let (usage, stats) = (&state.usage, &state.usage.stats);
+    let flag = |b: bool| if b { 1.0 } else { 0.0 };
     state.metrics.render(
         &[
-            ("perpetuo_usage_queue_depth", "Usage records waiting to be written.", state.usage.depth() as f64),
+            (
+                "perpetuo_usage_spool_bytes",
+                "Bytes of usage records waiting on local disk for the database.",
+                usage.pending_bytes() as f64,
+            ),
+            (
+                "perpetuo_usage_spool_max_bytes",
+                "The most bytes the usage spool may hold (USAGE_SPOOL_MAX_BYTES).",
+                usage.max_bytes() as f64,
+            ),
+            (
+                "perpetuo_usage_spool_full",
+                "1 while the usage spool is full and new gateway calls are refused.",
+                flag(usage.is_full()),
+            ),
+            (
+                "perpetuo_usage_database_failing",
+                "1 while writing usage records to the database fails.",
+                flag(usage.database_failing()),
+            ),
             (
                 "perpetuo_open_circuit_breakers",
                 "Providers whose circuit breaker is open or probing.",
@@ -174,8 +194,8 @@ pub fn exposition(state: &super::state::Services) -> String {
             ),
             (
                 "perpetuo_usage_records_dropped_total",
-                "Usage records dropped (queue full or repeated write failures).",
-                stats.dropped.load(Relaxed),
+                "Usage records that could not be kept (the spool could not be written).",
+                stats.lost.load(Relaxed),
             ),
             (
                 "perpetuo_usage_write_retries_total",

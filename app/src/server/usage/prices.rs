@@ -27,6 +27,8 @@ pub struct Tokens {
     pub cache_read: u64,
     /// Input tokens written to the prompt cache (Anthropic bills them at a premium).
     pub cache_write: u64,
+    /// Of the completion tokens, those spent reasoning (billed as output; shown apart).
+    pub reasoning: u64,
 }
 
 /// Dollars per million tokens, prompt-cache prices included.
@@ -292,7 +294,7 @@ mod tests {
     fn cached_prompt_tokens_are_priced_at_the_cache_rates() {
         // Anthropic: $3 in, $15 out; cache reads 0.1x, writes 1.25x.
         let sonnet = Price::for_kind("anthropic", 3.0, 15.0, None);
-        let tokens = Tokens { prompt: 10_000, completion: 100, cache_read: 8_000, cache_write: 1_000 };
+        let tokens = Tokens { prompt: 10_000, completion: 100, cache_read: 8_000, cache_write: 1_000, reasoning: 0 };
         // 1000 uncached x 3 + 8000 x 0.3 + 1000 x 3.75 + 100 x 15, in thousandths of a cent.
         assert_eq!(
             sonnet.cost_nanos(tokens),

@@ -6,13 +6,16 @@ use std::collections::HashMap;
 
 use surrealdb::types::SurrealValue;
 
-use super::writer::{HIST_LEN, LATENCY_BUCKETS_MS};
+use surrealdb::types::RecordId;
+
+use super::ledger;
+use super::record::UsageRecord;
+use super::rollups::{HIST_LEN, LATENCY_BUCKETS_MS};
 use crate::server::accounts::workspaces::WorkspaceId;
 use crate::server::platform::db::Db;
 use crate::server::platform::error::ServiceError;
 use crate::types::{
-    DAY_MS, GroupBy, Period, RequestFilter, RequestPage, RequestRow, SeriesPoint, StatusFilter, UsageGroup,
-    UsageSummary,
+    DAY_MS, GroupBy, Period, RequestFilter, RequestPage, SeriesPoint, StatusFilter, UsageGroup, UsageSummary,
 };
 
 pub const MAX_PAGE: usize = 500;
@@ -299,7 +302,7 @@ fn status_code(filter: &RequestFilter) -> i64 {
 
 type Query<'a> = surrealdb::method::Query<'a, surrealdb::engine::any::Any>;
 
-/// Binds the values [`conditions`] refers to.
+/// Binds the values [`conditions`] and [`batch_conditions`] refer to.
 fn bind_filter<'a>(query: Query<'a>, filter: &RequestFilter) -> Query<'a> {
     query
         .bind(("key", filter.key.clone().unwrap_or_default()))
@@ -308,7 +311,7 @@ fn bind_filter<'a>(query: Query<'a>, filter: &RequestFilter) -> Query<'a> {
         .bind(("status", status_code(filter)))
 }
 
-/// The filter conditions, as fixed fragments with bound values.
+/// The filter conditions on the rollups, as fixed fragments with bound values.
 fn conditions(filter: &RequestFilter) -> String {
     let mut sql = String::new();
     if filter.key.is_some() {
@@ -323,8 +326,50 @@ fn conditions(filter: &RequestFilter) -> String {
     sql
 }
 
+/// The filter conditions on batch summaries: a batch that cannot hold a match is not read.
+fn batch_conditions(filter: &RequestFilter) -> String {
+    let mut sql = String::new();
+    if filter.key.is_some() {
+        sql.push_str(" AND $key IN keys");
+    }
+    if filter.provider.is_some() {
+        sql.push_str(" AND $provider IN providers");
+    }
+    if filter.model.is_some() {
+        sql.push_str(" AND $model IN models");
+    }
+    match filter.status {
+        StatusFilter::Any => {}
+        StatusFilter::Ok => sql.push_str(" AND errors < count"),
+        StatusFilter::Error => sql.push_str(" AND errors > 0"),
+        StatusFilter::Code(_) => sql.push_str(" AND $status IN statuses"),
+    }
+    sql
+}
+
+/// Whether a record matches the filter's key, provider, model and status.
+fn matches(filter: &RequestFilter, r: &UsageRecord) -> bool {
+    filter.key.as_ref().is_none_or(|k| *k == r.key_id)
+        && filter.provider.as_ref().is_none_or(|p| Some(p) == r.provider_id.as_ref())
+        && filter.model.as_ref().is_none_or(|m| *m == r.model)
+        && match filter.status {
+            StatusFilter::Any => true,
+            StatusFilter::Ok => r.ok,
+            StatusFilter::Error => !r.ok,
+            StatusFilter::Code(code) => r.status == i64::from(code),
+        }
+}
+
+/// Batch summaries read per query, and batches' records fetched per round trip.
+const METAS_PER_QUERY: usize = 64;
+const ROWS_PER_FETCH: usize = 4;
+
 impl Reports {
     /// One page of the request log, newest first, with the number of records matching the filters.
+    ///
+    /// Batches are read newest first (by their newest record) from where the newest wanted record
+    /// can be, skipping those whose summary cannot match; the page is complete once more than a
+    /// page of matches is newer than anything the unread batches can hold.
     pub async fn requests(
         &self,
         ws: &WorkspaceId,
@@ -336,43 +381,86 @@ impl Reports {
         let limit = limit.clamp(1, MAX_PAGE);
         let (from, to) = day_range(&filter.period);
         let (from_ts, to_ts) = (from, to + DAY_MS);
-        let mut sql =
-        // The upper bound comes first: SurrealDB makes the first range condition the index range,
-        // and the page is read backward from it (newest first, stopping at the limit).
-        format!("SELECT * OMIT id FROM usage WHERE workspace = $ws AND ts < $upper AND ts >= $from{}", conditions(filter));
-        match filter.status {
-            StatusFilter::Any => {}
-            StatusFilter::Ok => sql.push_str(" AND ok = true"),
-            StatusFilter::Error => sql.push_str(" AND ok = false"),
-            StatusFilter::Code(_) => sql.push_str(" AND status = $status"),
-        }
         let cursor = cursor.and_then(parse_cursor);
-        if cursor.is_some() {
-            sql.push_str(" AND (ts < $cursor_ts OR request_id < $cursor_id)");
-        }
-        sql.push_str(" ORDER BY ts DESC, request_id DESC LIMIT $limit");
-        let (cursor_ts, cursor_id) = cursor.unwrap_or((0, String::new()));
-        let upper = if cursor_id.is_empty() { to_ts } else { to_ts.min(cursor_ts.saturating_add(1)) };
-        let query =
-            self.db.query(sql).bind(("ws", ws.as_str().to_owned())).bind(("from", from_ts)).bind(("upper", upper));
-        let mut response = bind_filter(query, filter)
-            .bind(("cursor_ts", cursor_ts))
-            .bind(("cursor_id", cursor_id))
-            // One more than asked, to know whether there is a next page.
-            .bind(("limit", i64::try_from(limit + 1).unwrap_or(i64::MAX)))
-            .await?;
-        let mut rows: Vec<RequestRow> = response.take(0)?;
-        let next_cursor = if rows.len() > limit {
-            rows.truncate(limit);
-            rows.last().map(|r| format!("{}_{}", r.ts, r.request_id))
-        } else {
-            None
+        let upper = cursor.as_ref().map_or(to_ts, |(ts, _)| to_ts.min(ts.saturating_add(1)));
+        let wanted = |r: &UsageRecord| {
+            r.ts >= from_ts
+                && r.ts < upper
+                && cursor.as_ref().is_none_or(|(ts, id)| r.ts < *ts || (r.ts == *ts && r.request_id < *id))
+                && matches(filter, r)
         };
-        let total = self.count(ws, filter).await?;
-        for row in &mut rows {
-            row.key_name = labels.key(&row.key_id);
+        let newest_first =
+            |a: &UsageRecord, b: &UsageRecord| b.ts.cmp(&a.ts).then_with(|| b.request_id.cmp(&a.request_id));
+        let sql = format!(
+            // The upper bound comes first: SurrealDB makes the first range condition the index
+            // range, read backward from it.
+            "SELECT record::id(id) AS id, ts_max FROM usage_batch WHERE workspace = $ws AND ts_max <= $hi \
+             AND ts_max >= $from AND ts_min < $upper{} ORDER BY ts_max DESC LIMIT $n",
+            batch_conditions(filter)
+        );
+        #[derive(SurrealValue)]
+        struct Meta {
+            id: String,
+            ts_max: i64,
         }
-        Ok(RequestPage { data: rows, total, next_cursor })
+        let mut hi = upper.saturating_add(ledger::MAX_SPAN_MS);
+        let mut per_query = METAS_PER_QUERY;
+        let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
+        let mut found: Vec<UsageRecord> = Vec::new();
+        // Whether more than a page of matches is newer than any record batches up to `bound` hold.
+        let complete = |found: &Vec<UsageRecord>, bound: i64| found.len() > limit && found[limit].ts > bound;
+        'scan: loop {
+            let query = self
+                .db
+                .query(sql.as_str())
+                .bind(("ws", ws.as_str().to_owned()))
+                .bind(("hi", hi))
+                .bind(("from", from_ts))
+                .bind(("upper", upper))
+                .bind(("n", i64::try_from(per_query).unwrap_or(i64::MAX)));
+            let metas: Vec<Meta> = bind_filter(query, filter).await?.take(0)?;
+            let fresh: Vec<&Meta> = metas.iter().filter(|m| !seen.contains(&m.id)).collect();
+            if fresh.is_empty() {
+                if metas.len() < per_query {
+                    break;
+                }
+                // A page of summaries all ending at the same millisecond: ask for more at once.
+                per_query *= 2;
+                continue;
+            }
+            for chunk in fresh.chunks(ROWS_PER_FETCH) {
+                if complete(&found, chunk[0].ts_max) {
+                    break 'scan;
+                }
+                let ids: Vec<String> = chunk.iter().map(|m| m.id.clone()).collect();
+                found.extend(ledger::rows(&self.db, &ids).await?.into_iter().filter(|r| wanted(r)));
+                found.sort_by(newest_first);
+                // Anything past the first page and one can never reach the page.
+                found.truncate(limit + 1);
+                seen.extend(ids);
+            }
+            hi = metas.last().map_or(hi, |m| m.ts_max);
+            if metas.len() < per_query && fresh.len() == metas.len() && complete(&found, i64::MIN) {
+                break;
+            }
+            if metas.len() < per_query {
+                break;
+            }
+        }
+        let next_cursor = (found.len() > limit).then(|| {
+            found.truncate(limit);
+            found.last().map(|r| format!("{}_{}", r.ts, r.request_id))
+        });
+        let total = self.count(ws, filter).await?;
+        let data = found
+            .into_iter()
+            .map(|r| {
+                let mut row = r.row();
+                row.key_name = labels.key(&row.key_id);
+                row
+            })
+            .collect();
+        Ok(RequestPage { data, total, next_cursor: next_cursor.flatten() })
     }
 }
 
@@ -415,12 +503,13 @@ impl Reports {
 }
 
 impl Reports {
-    /// Deletes request records older than the retention, workspace by workspace (each a range of the
-    /// workspace's own index), in bounded batches. Rollups are kept.
+    /// Deletes request records older than the retention, workspace by workspace (each a range of
+    /// the workspace's own index), a bounded number of batches at a time. Rollups are kept.
     pub async fn prune(&self, older_than_ms: i64) -> Result<usize, ServiceError> {
         #[derive(SurrealValue)]
-        struct Id {
-            id: surrealdb::types::RecordId,
+        struct Batch {
+            id: String,
+            count: i64,
         }
         let mut response = self.db.query("SELECT VALUE record::id(id) FROM workspace").await?;
         let workspaces: Vec<String> = response.take(0)?;
@@ -429,17 +518,24 @@ impl Reports {
             loop {
                 let mut response = self
                     .db
-                    .query("SELECT id FROM usage WHERE workspace = $ws AND ts < $cutoff LIMIT 5000")
+                    .query("SELECT record::id(id) AS id, count FROM usage_batch WHERE workspace = $ws AND ts_max < $cutoff LIMIT 500")
                     .bind(("ws", ws.clone()))
                     .bind(("cutoff", older_than_ms))
                     .await?;
-                let ids: Vec<Id> = response.take(0)?;
-                if ids.is_empty() {
+                let batches: Vec<Batch> = response.take(0)?;
+                if batches.is_empty() {
                     break;
                 }
-                let ids: Vec<surrealdb::types::RecordId> = ids.into_iter().map(|i| i.id).collect();
-                removed += ids.len();
-                self.db.query("DELETE $ids RETURN NONE").bind(("ids", ids)).await?.check()?;
+                let ids = |table: &str| -> Vec<RecordId> {
+                    batches.iter().map(|b| RecordId::new(table, b.id.as_str())).collect()
+                };
+                removed += batches.iter().map(|b| usize::try_from(b.count).unwrap_or(0)).sum::<usize>();
+                self.db
+                    .query("BEGIN; DELETE $batches RETURN NONE; DELETE $rows RETURN NONE; COMMIT;")
+                    .bind(("batches", ids("usage_batch")))
+                    .bind(("rows", ids("usage_rows")))
+                    .await?
+                    .check()?;
             }
         }
         Ok(removed)

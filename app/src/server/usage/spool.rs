@@ -21,12 +21,11 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
-use super::writer::UsageRecord;
+use super::ledger::Line;
+use super::record::UsageRecord;
 
 /// A segment is closed and a new one started past this size.
 pub const SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
-/// The longest line the reader accepts (a record is well under a kilobyte).
-const MAX_LINE: usize = 64 * 1024;
 
 /// Where the writer has got to: the next byte to read, in a segment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
@@ -68,6 +67,16 @@ pub struct Spool {
     /// Set while `pending` is over the bound (so the first refusal can be logged once).
     full: AtomicBool,
     _lock: File,
+    /// Removed with the spool (a spool for an in-memory database keeps nothing either).
+    temporary: bool,
+}
+
+impl Drop for Spool {
+    fn drop(&mut self) {
+        if self.temporary {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
 }
 
 impl std::fmt::Debug for Spool {
@@ -92,8 +101,8 @@ fn segments(dir: &Path) -> Result<Vec<u64>, SpoolError> {
 }
 
 impl Spool {
-    /// Opens (or creates) the spool in `dir`, starting a fresh segment. `committed` is where the
-    /// database says the writer got to; what lies behind it is deleted.
+    /// Opens (or creates) the spool in `dir`, starting a fresh segment; returns it with the
+    /// instance id kept in the directory.
     pub fn open(dir: &Path, max_pending: u64) -> Result<(Self, String), SpoolError> {
         std::fs::create_dir_all(dir).map_err(io(dir))?;
         let lock_path = dir.join("lock");
@@ -122,8 +131,22 @@ impl Spool {
             max_pending,
             full: AtomicBool::new(false),
             _lock: lock,
+            temporary: false,
         };
         Ok((spool, instance))
+    }
+
+    /// A spool in a fresh directory of its own that is removed when the spool is dropped (for an
+    /// in-memory database, whose records die with the process anyway).
+    pub fn temporary(max_pending: u64) -> Result<Self, SpoolError> {
+        let dir = std::env::temp_dir().join(format!(
+            "perpetuo-spool-{}-{}",
+            std::process::id(),
+            crate::server::platform::db::new_id()
+        ));
+        let (mut spool, _) = Self::open(&dir, max_pending)?;
+        spool.temporary = true;
+        Ok(spool)
     }
 
     fn create_segment(dir: &Path, number: u64) -> Result<Segment, SpoolError> {
@@ -143,11 +166,13 @@ impl Spool {
         &self.instance
     }
 
-    /// Counts what an earlier run left behind as pending (the writer reads it first).
+    /// Counts what earlier runs left behind `from` as pending (the writer reads it first). The
+    /// segment this process appends to is counted by its appends.
     pub fn account_backlog(&self, from: Position) -> Result<(), SpoolError> {
         let mut backlog = 0;
+        let current = self.current_number();
         for number in segments(&self.dir)? {
-            if number < from.segment {
+            if number < from.segment || number >= current {
                 continue;
             }
             let len = std::fs::metadata(segment_path(&self.dir, number)).map(|m| m.len()).unwrap_or(0);
@@ -174,7 +199,7 @@ impl Spool {
 
     /// Appends one record. Returns once the record is in the kernel (it survives the process).
     pub fn append(&self, record: &UsageRecord) -> Result<(), SpoolError> {
-        let mut line = serde_json::to_vec(&record.to_json())
+        let mut line = serde_json::to_vec(record)
             .map_err(|e| SpoolError::Io { path: self.dir.display().to_string(), source: e.into() })?;
         line.push(b'\n');
         let segment = match self.current.read() {
@@ -234,13 +259,13 @@ impl Spool {
     /// Reads complete records from `from` on, at most `max` of them; returns them with the
     /// position after the last one read and the bytes they took. Lines that are not records (a
     /// torn tail after power loss) are skipped and logged.
-    pub fn read(&self, from: Position, max: usize) -> Result<(Vec<UsageRecord>, Position, u64), SpoolError> {
+    pub fn read(&self, from: Position, max: usize) -> Result<(Vec<Line>, Position, u64), SpoolError> {
         let mut records = Vec::new();
         let mut at = from;
         let mut bytes = 0u64;
         let current = self.current_number();
         let numbers = segments(&self.dir)?;
-        for number in numbers.into_iter().filter(|n| *n >= at.segment) {
+        for number in numbers.into_iter().filter(|n| *n >= from.segment) {
             if number > at.segment {
                 at = Position { segment: number, offset: 0 };
             }
@@ -255,8 +280,11 @@ impl Spool {
                 let Some(end) = buffer[consumed..].iter().position(|b| *b == b'\n') else { break };
                 let line = &buffer[consumed..consumed + end];
                 consumed += end + 1;
-                match serde_json::from_slice::<serde_json::Value>(line).ok().and_then(UsageRecord::from_json) {
-                    Some(record) => records.push(record),
+                let parsed = std::str::from_utf8(line)
+                    .ok()
+                    .and_then(|text| Some((serde_json::from_str::<UsageRecord>(text).ok()?, text)));
+                match parsed {
+                    Some((record, text)) => records.push(Line { record, text: text.to_owned() }),
                     None => tracing::error!(segment = number, "an unreadable line in the usage spool was skipped"),
                 }
             }
@@ -272,13 +300,139 @@ impl Spool {
                 // The segment being written, or more to read here next time.
                 break;
             }
-            if rest > 0 || rest > MAX_LINE {
+            if rest > 0 {
                 // A closed segment that ends without a newline: a torn write, never completed.
-                tracing::error!(segment = number, bytes = rest, "a torn record at the end of a usage spool segment was skipped");
+                tracing::error!(
+                    segment = number,
+                    bytes = rest,
+                    "a torn record at the end of a usage spool segment was skipped"
+                );
                 bytes += rest as u64;
                 at.offset += rest as u64;
             }
         }
         Ok((records, at, bytes))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::record::tests::record;
+    use super::*;
+
+    fn dir() -> PathBuf {
+        std::env::temp_dir().join(format!("perpetuo-spool-test-{}", crate::server::platform::db::new_id()))
+    }
+
+    fn numbered(i: usize) -> UsageRecord {
+        let mut r = record("w1", "m", true);
+        r.request_id = format!("req_{i}");
+        r
+    }
+
+    fn ids(lines: &[Line]) -> Vec<String> {
+        lines.iter().map(|l| l.record.request_id.clone()).collect()
+    }
+
+    #[test]
+    fn records_come_back_in_order_with_their_lines_and_positions() {
+        let dir = dir();
+        let (spool, instance) = Spool::open(&dir, 1 << 30).unwrap();
+        assert!(!instance.is_empty());
+        for i in 0..5 {
+            spool.append(&numbered(i)).unwrap();
+        }
+        let (lines, at, bytes) = spool.read(Position::default(), 3).unwrap();
+        assert_eq!(ids(&lines), ["req_0", "req_1", "req_2"]);
+        assert_eq!(serde_json::from_str::<UsageRecord>(&lines[0].text).ok(), Some(numbered(0)));
+        let (rest, end, more) = spool.read(at, 100).unwrap();
+        assert_eq!(ids(&rest), ["req_3", "req_4"]);
+        assert_eq!(spool.pending_bytes(), bytes + more);
+        spool.committed(bytes + more, end);
+        assert_eq!(spool.pending_bytes(), 0);
+        assert!(spool.read(end, 100).unwrap().0.is_empty());
+        drop(spool);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_restart_reads_on_from_the_checkpoint_into_a_new_segment() {
+        let dir = dir();
+        let (spool, first) = Spool::open(&dir, 1 << 30).unwrap();
+        for i in 0..4 {
+            spool.append(&numbered(i)).unwrap();
+        }
+        let (_, checkpoint, _) = spool.read(Position::default(), 2).unwrap();
+        drop(spool);
+        let (spool, again) = Spool::open(&dir, 1 << 30).unwrap();
+        assert_eq!(first, again, "the instance keeps its id");
+        spool.append(&numbered(4)).unwrap();
+        spool.account_backlog(checkpoint).unwrap();
+        let (lines, _, bytes) = spool.read(checkpoint, 100).unwrap();
+        assert_eq!(ids(&lines), ["req_2", "req_3", "req_4"], "the rest of the old segment, then the new one");
+        assert_eq!(spool.pending_bytes(), bytes);
+        drop(spool);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_torn_last_line_of_a_closed_segment_is_skipped() {
+        let dir = dir();
+        let (spool, _) = Spool::open(&dir, 1 << 30).unwrap();
+        spool.append(&numbered(0)).unwrap();
+        drop(spool);
+        // A write cut short by a power loss: half a line, no newline.
+        let mut file = OpenOptions::new().append(true).open(segment_path(&dir, 1)).unwrap();
+        file.write_all(br#"{"ts":1700000000000,"workspa"#).unwrap();
+        drop(file);
+        let (spool, _) = Spool::open(&dir, 1 << 30).unwrap();
+        spool.append(&numbered(1)).unwrap();
+        let (lines, _, _) = spool.read(Position::default(), 100).unwrap();
+        assert_eq!(ids(&lines), ["req_0", "req_1"]);
+        drop(spool);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn the_bound_says_full_and_commits_make_room_and_delete_old_segments() {
+        let dir = dir();
+        let line_len = serde_json::to_vec(&numbered(0)).unwrap().len() as u64 + 1;
+        let (spool, _) = Spool::open(&dir, line_len * 3).unwrap();
+        for i in 0..3 {
+            assert!(!spool.is_full());
+            spool.append(&numbered(i)).unwrap();
+        }
+        assert!(spool.is_full());
+        let (_, to, bytes) = spool.read(Position::default(), 2).unwrap();
+        spool.committed(bytes, to);
+        assert!(!spool.is_full());
+        drop(spool);
+        let (spool, _) = Spool::open(&dir, line_len * 3).unwrap();
+        let (_, end, bytes) = spool.read(to, 100).unwrap();
+        assert_eq!(end.segment, 2, "read through to the new segment");
+        spool.committed(bytes, end);
+        assert!(!segment_path(&dir, 1).exists(), "a segment wholly behind the checkpoint is deleted");
+        drop(spool);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn one_process_per_spool() {
+        let dir = dir();
+        let (spool, _) = Spool::open(&dir, 1 << 30).unwrap();
+        assert!(matches!(Spool::open(&dir, 1 << 30), Err(SpoolError::Locked(_))));
+        drop(spool);
+        assert!(Spool::open(&dir, 1 << 30).is_ok(), "free again once closed");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_temporary_spool_leaves_nothing() {
+        let spool = Spool::temporary(1 << 30).unwrap();
+        let dir = spool.dir().to_owned();
+        spool.append(&numbered(0)).unwrap();
+        assert!(dir.exists());
+        drop(spool);
+        assert!(!dir.exists());
     }
 }

@@ -1,162 +1,177 @@
-//! Usage capture off the hot path: each gateway request hands one [`UsageRecord`] to a bounded
-//! queue and moves on; a writer task inserts them in batches (and keeps the per-day rollups the
-//! usage tab reads). On shutdown the queue is drained: nothing accepted is lost.
+//! Usage capture that never loses a record: each gateway request appends its record to the
+//! spool (local disk) before its answer completes, and a writer thread tails the spool into the
+//! ledger, committing its read position with each batch. Memory stays bounded whatever the load;
+//! when the database is slower than the traffic, or unreachable, records wait on disk.
 
-use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
-use surrealdb::types::SurrealValue;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::server::platform::db::{Db, now_ms, root_cause};
-use crate::types::DAY_MS;
+use super::ledger;
+use super::record::UsageRecord;
+use super::spool::{Position, Spool};
+use crate::server::platform::db::{Db, now_ms};
 
-/// Records per insert: large enough to amortise a commit, small enough that the per-record cost
-/// stays flat (SurrealDB's in-memory engine slows down per record as a transaction grows:
-/// 113 µs of CPU per record at 250, 200 µs at 1000; the file engine is within 5% either way).
-pub const BATCH: usize = 250;
-/// Least time between two warnings about dropped records (a full queue under sustained overload
-/// would otherwise log one line per request).
-const DROP_WARNING_EVERY_MS: i64 = 10_000;
-/// How often the writer takes what is queued (so the longest a record waits before its batch
-/// is written, when the writer keeps up).
+/// The most records one commit takes from the spool (a batch per workspace among them).
+pub const BATCH: usize = ledger::MAX_PER_BATCH;
+/// How often the writer looks at the spool: the longest a record waits before it is in the
+/// database, while the database keeps up.
 pub const FLUSH_EVERY: Duration = Duration::from_millis(100);
+/// Least time between two log lines about the same trouble.
+const WARN_EVERY_MS: i64 = 10_000;
 
-/// One gateway request, as stored.
-#[derive(Debug, Clone, PartialEq, SurrealValue)]
-pub struct UsageRecord {
-    /// Unix milliseconds when the request arrived.
-    pub ts: i64,
-    pub workspace: String,
-    pub request_id: String,
-    pub key_id: String,
-    pub provider_id: Option<String>,
-    pub provider_label: Option<String>,
-    pub provider_kind: Option<String>,
-    pub model: String,
-    /// `chat.completions` or `embeddings`.
-    pub endpoint: String,
-    pub stream: bool,
-    /// The HTTP status the client got (499 when it went away first).
-    pub status: i64,
-    pub ok: bool,
-    pub error_class: Option<String>,
-    pub attempts: i64,
-    pub prompt_tokens: i64,
-    pub completion_tokens: i64,
-    /// Of the prompt tokens, those read from the provider's prompt cache.
-    pub cache_read_tokens: i64,
-    /// Of the prompt tokens, those written to the provider's prompt cache.
-    pub cache_write_tokens: i64,
-    /// Estimated cost in billionths of a dollar; `None` when the price is unknown.
-    pub cost_nanos: Option<i64>,
-    pub latency_ms: i64,
-    /// Time spent waiting on upstreams (the rest is Perpetuo's own overhead).
-    pub upstream_ms: i64,
-    /// Time to the first token of a stream.
-    pub ttft_ms: Option<i64>,
-}
-
-/// Counters the metrics endpoint reports.
+/// Counters and states the metrics and readiness endpoints report.
 #[derive(Debug, Default)]
 pub struct UsageStats {
+    /// Records committed to the database.
     pub written: AtomicU64,
-    pub dropped: AtomicU64,
+    /// Records that could not be kept at all (the spool could not be written): counted, logged.
+    pub lost: AtomicU64,
+    /// Commits retried after a database failure.
     pub retried: AtomicU64,
-    /// When the last "records dropped" warning was logged (Unix ms).
-    last_drop_warning: std::sync::atomic::AtomicI64,
+    /// Whether the last commit failed (the database is unreachable or refusing).
+    pub database_failing: AtomicBool,
+    last_warning: AtomicI64,
 }
 
-/// The sending side, held by the gateway. Never blocks: a full queue drops the record and counts it.
+impl UsageStats {
+    /// Whether a warning may be logged now (at most one every [`WARN_EVERY_MS`]).
+    fn may_warn(&self) -> bool {
+        let (now, last) = (now_ms(), self.last_warning.load(Ordering::Relaxed));
+        now - last >= WARN_EVERY_MS
+            && self.last_warning.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok()
+    }
+}
+
+/// The recording side, held by the gateway.
 #[derive(Debug, Clone)]
 pub struct UsageSink {
-    tx: mpsc::Sender<UsageRecord>,
+    spool: Arc<Spool>,
     pub stats: Arc<UsageStats>,
+    /// Stops the writer when the last sink is gone (a runtime dropped without a graceful stop
+    /// must not wait forever on the writer's thread).
+    _stop_when_dropped: Arc<tokio_util::sync::DropGuard>,
 }
 
 impl UsageSink {
-    pub fn record(&self, record: UsageRecord) {
-        if let Err(e) = self.tx.try_send(record) {
-            let dropped = self.stats.dropped.fetch_add(1, Ordering::Relaxed) + 1;
-            let now = now_ms();
-            let last = self.stats.last_drop_warning.load(Ordering::Relaxed);
-            if now - last >= DROP_WARNING_EVERY_MS
-                && self
-                    .stats
-                    .last_drop_warning
-                    .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-                    .is_ok()
-            {
-                let reason = match e {
-                    mpsc::error::TrySendError::Full(_) => "the queue is full (the writer is behind)",
-                    mpsc::error::TrySendError::Closed(_) => "the writer has stopped",
-                };
-                tracing::warn!(reason, dropped_total = dropped, "usage records are being dropped");
+    /// Appends the record to the spool. Returns once it is safe from a crash of this process;
+    /// false when it could not be kept (counted and logged).
+    pub fn record(&self, record: &UsageRecord) -> bool {
+        match self.spool.append(record) {
+            Ok(()) => true,
+            Err(e) => {
+                let lost = self.stats.lost.fetch_add(1, Ordering::Relaxed) + 1;
+                if self.stats.may_warn() {
+                    tracing::error!(error = %e, lost_total = lost, "usage records cannot be written to the spool");
+                }
+                false
             }
         }
     }
 
-    /// Records waiting to be written.
-    pub fn depth(&self) -> usize {
-        self.tx.max_capacity() - self.tx.capacity()
+    /// Whether new calls must wait until the database catches up (the spool reached its bound).
+    pub fn is_full(&self) -> bool {
+        self.spool.is_full()
+    }
+
+    /// Bytes of records waiting in the spool for the database.
+    pub fn pending_bytes(&self) -> u64 {
+        self.spool.pending_bytes()
+    }
+
+    /// The spool's bound, in bytes.
+    pub fn max_bytes(&self) -> u64 {
+        self.spool.max_bytes()
+    }
+
+    /// Whether the last write to the database failed.
+    pub fn database_failing(&self) -> bool {
+        self.stats.database_failing.load(Ordering::Relaxed)
     }
 }
 
-/// Makes the queue and starts its writer; the writer drains and stops when `stop` fires.
-///
-/// The writer runs on a thread of its own (with its own single-threaded runtime), not among the
-/// request workers: an embedded database runs the insert inside the caller's task, and a batch
-/// is milliseconds of CPU. On its own thread the operating system gives it a fair share of the
-/// cores, so under heavy load it keeps pace (the requests slow down a little instead of records
-/// being dropped), and no request waits behind a batch on its worker.
-pub fn start(db: Db, capacity: usize, stop: CancellationToken) -> (UsageSink, tokio::task::JoinHandle<()>) {
-    let (tx, rx) = mpsc::channel(capacity);
+/// Starts the writer on a thread of its own (with its own single-threaded runtime), not among the
+/// request workers: an embedded database runs a commit inside the caller's task. It stops when
+/// `stop` fires, after writing what the spool holds (or, if the database is failing, leaving it
+/// there for the next start).
+pub fn start(db: Db, spool: Spool, stop: CancellationToken) -> (UsageSink, tokio::task::JoinHandle<()>) {
+    let spool = Arc::new(spool);
     let stats = Arc::new(UsageStats::default());
-    let writer_stats = Arc::clone(&stats);
+    let (writer_spool, writer_stats) = (Arc::clone(&spool), Arc::clone(&stats));
+    let guard = Arc::new(stop.clone().drop_guard());
     let handle =
         tokio::task::spawn_blocking(move || match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-            Ok(runtime) => runtime.block_on(writer(db, rx, writer_stats, stop)),
-            Err(e) => tracing::error!(error = %e, "the usage writer could not start; usage records are not recorded"),
+            Ok(runtime) => runtime.block_on(writer(db, writer_spool, writer_stats, stop)),
+            Err(e) => tracing::error!(error = %e, "the usage writer could not start; records wait in the spool"),
         });
-    (UsageSink { tx, stats }, handle)
+    (UsageSink { spool, stats, _stop_when_dropped: guard }, handle)
 }
 
-async fn writer(db: Db, mut rx: mpsc::Receiver<UsageRecord>, stats: Arc<UsageStats>, stop: CancellationToken) {
-    let mut batch = Vec::with_capacity(BATCH);
+/// Where the last commit left off, retried until the database answers (or the process stops).
+async fn starting_point(db: &Db, spool: &Spool, stats: &UsageStats, stop: &CancellationToken) -> Option<Position> {
     loop {
-        // The writer looks at the queue on a clock instead of waiting on it: a waiting receiver
-        // would be woken (a thread switch) by every single record, on the request's own path.
+        match ledger::checkpoint(db, spool.instance()).await {
+            Ok(position) => {
+                stats.database_failing.store(false, Ordering::Relaxed);
+                if let Err(e) = spool.account_backlog(position) {
+                    tracing::error!(error = %e, "the usage spool's backlog could not be measured");
+                }
+                return Some(position);
+            }
+            Err(e) => {
+                stats.database_failing.store(true, Ordering::Relaxed);
+                if stats.may_warn() {
+                    tracing::warn!(error = %e.message(), "the usage writer cannot read its checkpoint; retrying");
+                }
+            }
+        }
+        tokio::select! {
+            () = stop.cancelled() => return None,
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+}
+
+async fn writer(db: Db, spool: Arc<Spool>, stats: Arc<UsageStats>, stop: CancellationToken) {
+    let Some(mut position) = starting_point(&db, &spool, &stats, &stop).await else { return };
+    loop {
+        // On a clock rather than woken per record: a wake-up is a thread switch on the request's
+        // own path.
         let stopping = tokio::select! {
             biased;
             () = stop.cancelled() => true,
             () = tokio::time::sleep(FLUSH_EVERY) => false,
         };
-        // Everything queued by now, a batch at a time; on shutdown, until the queue is empty.
+        // Everything spooled by now, a batch at a time.
         loop {
-            let closed = fill(&mut rx, &mut batch);
-            let full = batch.len() >= BATCH;
-            if !write_with_retry(&db, &mut batch, &stats).await && stop.is_cancelled() {
-                // Shutting down with the database failing: the rest cannot be written either.
-                // Counted at once rather than retried batch after batch (minutes for a full
-                // queue, past any orchestrator's stop timeout).
-                let mut rest = 0u64;
-                while rx.try_recv().is_ok() {
-                    rest += 1;
+            let (lines, to, bytes) = match spool.read(position, BATCH) {
+                Ok(read) => read,
+                Err(e) => {
+                    tracing::error!(error = %e, "the usage spool cannot be read");
+                    break;
                 }
-                stats.dropped.fetch_add(rest, Ordering::Relaxed);
-                tracing::error!(
-                    records = rest,
-                    "usage records still queued at shutdown were dropped: the database is failing"
+            };
+            if lines.is_empty() {
+                // Nothing but a torn tail may have been skipped: move past it.
+                if to != position {
+                    spool.committed(bytes, to);
+                    position = to;
+                }
+                break;
+            }
+            if !commit(&db, &spool, &stats, &lines, position, to, bytes, &stop).await {
+                // Stopping with the database failing: the records stay in the spool for the
+                // next start.
+                tracing::warn!(
+                    pending_bytes = spool.pending_bytes(),
+                    "usage records are left in the spool: the database is failing at shutdown"
                 );
                 return;
             }
-            if closed {
-                return;
-            }
-            if !full {
+            position = to;
+            if lines.len() < BATCH {
                 break;
             }
         }
@@ -166,334 +181,157 @@ async fn writer(db: Db, mut rx: mpsc::Receiver<UsageRecord>, stats: Arc<UsageSta
     }
 }
 
-/// Moves queued records into `batch` until it is full or the queue is empty; true once the
-/// queue is closed (every sender gone).
-fn fill(rx: &mut mpsc::Receiver<UsageRecord>, batch: &mut Vec<UsageRecord>) -> bool {
-    while batch.len() < BATCH {
-        match rx.try_recv() {
-            Ok(record) => batch.push(record),
-            Err(mpsc::error::TryRecvError::Empty) => return false,
-            Err(mpsc::error::TryRecvError::Disconnected) => return true,
-        }
-    }
-    false
-}
-
-/// Writes the batch (retrying a few times) and empties it; false when it had to be dropped.
-async fn write_with_retry(db: &Db, batch: &mut Vec<UsageRecord>, stats: &UsageStats) -> bool {
-    if batch.is_empty() {
-        return true;
-    }
+/// Commits one batch, retrying until it is in; false only when stopping with the database
+/// failing.
+#[expect(clippy::too_many_arguments, reason = "one call site; the batch and its spool positions")]
+async fn commit(
+    db: &Db,
+    spool: &Spool,
+    stats: &UsageStats,
+    lines: &[ledger::Line],
+    from: Position,
+    to: Position,
+    bytes: u64,
+    stop: &CancellationToken,
+) -> bool {
     let mut delay = Duration::from_millis(50);
-    for attempt in 1..=5 {
-        match write(db, batch).await {
+    let mut failures = 0;
+    loop {
+        match ledger::commit(db, spool.instance(), lines, from, to).await {
             Ok(()) => {
-                stats.written.fetch_add(batch.len() as u64, Ordering::Relaxed);
-                batch.clear();
+                stats.written.fetch_add(lines.len() as u64, Ordering::Relaxed);
+                stats.database_failing.store(false, Ordering::Relaxed);
+                spool.committed(bytes, to);
                 return true;
             }
             Err(e) => {
-                tracing::warn!(attempt, error = %e.message(), records = batch.len(), "writing usage records failed");
+                failures += 1;
                 stats.retried.fetch_add(1, Ordering::Relaxed);
-                tokio::time::sleep(delay).await;
-                delay *= 2;
+                stats.database_failing.store(true, Ordering::Relaxed);
+                if stats.may_warn() {
+                    tracing::warn!(error = %e.message(), records = lines.len(), pending_bytes = spool.pending_bytes(), "writing usage records failed; they wait in the spool");
+                }
+                if stop.is_cancelled() && failures >= 3 {
+                    return false;
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(delay) => {}
+                    () = stop.cancelled(), if failures < 3 => {}
+                }
+                delay = (delay * 2).min(Duration::from_secs(2));
             }
         }
-    }
-    stats.dropped.fetch_add(batch.len() as u64, Ordering::Relaxed);
-    tracing::error!(records = batch.len(), "usage records dropped after repeated write failures");
-    batch.clear();
-    false
-}
-
-/// A day's rollup row, keyed by workspace, day, provider, model and key.
-#[derive(Debug, Clone, SurrealValue)]
-struct Rollup {
-    id: String,
-    workspace: String,
-    day: i64,
-    key_id: String,
-    provider_id: String,
-    provider_label: String,
-    model: String,
-    requests: i64,
-    errors: i64,
-    prompt_tokens: i64,
-    completion_tokens: i64,
-    cost_nanos: i64,
-    unpriced: i64,
-    latency_ms_sum: i64,
-    latency_hist: Vec<i64>,
-    ttft_hist: Vec<i64>,
-    zeros: Vec<i64>,
-}
-
-/// Upper bounds (inclusive) of the latency histogram buckets kept in the rollups, in ms; the
-/// last bucket takes everything above.
-pub const LATENCY_BUCKETS_MS: [i64; 14] =
-    [5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10_000, 25_000, 60_000, 120_000];
-pub const HIST_LEN: usize = LATENCY_BUCKETS_MS.len() + 1;
-
-pub fn bucket(ms: i64) -> usize {
-    LATENCY_BUCKETS_MS.iter().position(|bound| ms <= *bound).unwrap_or(LATENCY_BUCKETS_MS.len())
-}
-
-/// Requests per status in a day's slice.
-#[derive(Debug, Clone, SurrealValue)]
-struct StatusRollup {
-    id: String,
-    workspace: String,
-    day: i64,
-    key_id: String,
-    provider_id: String,
-    model: String,
-    status: i64,
-    requests: i64,
-}
-
-fn status_rollups(batch: &[UsageRecord]) -> Vec<StatusRollup> {
-    let mut by_key: HashMap<String, StatusRollup> = HashMap::new();
-    for r in batch {
-        let day = r.ts.div_euclid(DAY_MS) * DAY_MS;
-        let provider_id = r.provider_id.clone().unwrap_or_default();
-        let id = format!("{}|{day}|{provider_id}|{}|{}|{}", r.workspace, r.model, r.key_id, r.status);
-        by_key
-            .entry(id.clone())
-            .or_insert_with(|| StatusRollup {
-                id,
-                workspace: r.workspace.clone(),
-                day,
-                key_id: r.key_id.clone(),
-                provider_id,
-                model: r.model.clone(),
-                status: r.status,
-                requests: 0,
-            })
-            .requests += 1;
-    }
-    by_key.into_values().collect()
-}
-
-fn rollups(batch: &[UsageRecord]) -> Vec<Rollup> {
-    let mut by_key: HashMap<String, Rollup> = HashMap::new();
-    for r in batch {
-        let day = r.ts.div_euclid(DAY_MS) * DAY_MS;
-        let provider_id = r.provider_id.clone().unwrap_or_default();
-        let id = format!("{}|{day}|{provider_id}|{}|{}", r.workspace, r.model, r.key_id);
-        let entry = by_key.entry(id.clone()).or_insert_with(|| Rollup {
-            id,
-            workspace: r.workspace.clone(),
-            day,
-            key_id: r.key_id.clone(),
-            provider_id,
-            provider_label: r.provider_label.clone().unwrap_or_default(),
-            model: r.model.clone(),
-            requests: 0,
-            errors: 0,
-            prompt_tokens: 0,
-            completion_tokens: 0,
-            cost_nanos: 0,
-            unpriced: 0,
-            latency_ms_sum: 0,
-            latency_hist: vec![0; HIST_LEN],
-            ttft_hist: vec![0; HIST_LEN],
-            zeros: vec![0; HIST_LEN],
-        });
-        entry.requests += 1;
-        entry.errors += i64::from(!r.ok);
-        entry.prompt_tokens += r.prompt_tokens;
-        entry.completion_tokens += r.completion_tokens;
-        match r.cost_nanos {
-            Some(cost) => entry.cost_nanos += cost,
-            None => entry.unpriced += 1,
-        }
-        entry.latency_ms_sum += r.latency_ms;
-        entry.latency_hist[bucket(r.latency_ms)] += 1;
-        if let Some(ttft) = r.ttft_ms {
-            entry.ttft_hist[bucket(ttft)] += 1;
-        }
-    }
-    by_key.into_values().collect()
-}
-
-/// Inserts a batch and folds it into the rollups, in one transaction. The rollups go first: each
-/// statement's per-document savepoints cost more the more the transaction has already written
-/// (rollups first: 141 µs of CPU per record on the file engine at 250 a batch, 155 after).
-pub async fn write(db: &Db, batch: &[UsageRecord]) -> Result<(), surrealdb::Error> {
-    let rollups = rollups(batch);
-    let mut response = db
-        .query(
-            "BEGIN TRANSACTION;
-             FOR $r IN $rollups {
-                UPSERT type::record('usage_daily', $r.id) SET
-                    workspace = $r.workspace, day = $r.day, key_id = $r.key_id, provider_id = $r.provider_id,
-                    provider_label = $r.provider_label, model = $r.model,
-                    requests = (requests ?? 0) + $r.requests,
-                    errors = (errors ?? 0) + $r.errors,
-                    prompt_tokens = (prompt_tokens ?? 0) + $r.prompt_tokens,
-                    completion_tokens = (completion_tokens ?? 0) + $r.completion_tokens,
-                    cost_nanos = (cost_nanos ?? 0) + $r.cost_nanos,
-                    unpriced = (unpriced ?? 0) + $r.unpriced,
-                    latency_ms_sum = (latency_ms_sum ?? 0) + $r.latency_ms_sum,
-                    latency_hist = vector::add(latency_hist ?? $r.zeros, $r.latency_hist),
-                    ttft_hist = vector::add(ttft_hist ?? $r.zeros, $r.ttft_hist)
-                RETURN NONE;
-             };
-             FOR $s IN $statuses {
-                UPSERT type::record('usage_status_daily', $s.id) SET
-                    workspace = $s.workspace, day = $s.day, key_id = $s.key_id, provider_id = $s.provider_id,
-                    model = $s.model, status = $s.status, requests = (requests ?? 0) + $s.requests
-                RETURN NONE;
-             };
-             INSERT INTO usage $rows RETURN NONE;
-             COMMIT TRANSACTION;",
-        )
-        .bind(("rows", batch.to_vec()))
-        .bind(("rollups", rollups))
-        .bind(("statuses", status_rollups(batch)))
-        .await?;
-    match root_cause(response.take_errors()) {
-        Some(e) => Err(e),
-        None => Ok(()),
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::record::tests::record;
     use super::*;
 
-    pub fn record(ws: &str, model: &str, ok: bool) -> UsageRecord {
-        UsageRecord {
-            ts: 1_700_000_000_000,
-            workspace: ws.into(),
-            request_id: "req".into(),
-            key_id: "k1".into(),
-            provider_id: Some("p1".into()),
-            provider_label: Some("P".into()),
-            provider_kind: Some("openai".into()),
-            model: model.into(),
-            endpoint: "chat.completions".into(),
-            stream: false,
-            status: if ok { 200 } else { 502 },
-            ok,
-            error_class: (!ok).then(|| "upstream_5xx".into()),
-            attempts: 1,
-            prompt_tokens: 10,
-            completion_tokens: 5,
-            cache_read_tokens: 0,
-            cache_write_tokens: 0,
-            cost_nanos: ok.then_some(100),
-            latency_ms: 20,
-            upstream_ms: 18,
-            ttft_ms: None,
-        }
+    fn numbered(i: usize) -> UsageRecord {
+        let mut r = record("w1", "m", true);
+        r.request_id = format!("req_{i:06}");
+        r.ts += i as i64;
+        r
     }
 
-    #[derive(SurrealValue)]
-    struct Count {
-        n: i64,
+    /// Records in the ledger, and distinct request ids among them.
+    async fn stored(db: &Db) -> (usize, usize) {
+        let mut response = db.query("SELECT VALUE record::id(id) FROM usage_batch").await.unwrap();
+        let ids: Vec<String> = response.take(0).unwrap();
+        let records = ledger::rows(db, &ids).await.unwrap();
+        let distinct: std::collections::HashSet<String> = records.iter().map(|r| r.request_id.clone()).collect();
+        (records.len(), distinct.len())
     }
 
-    async fn count(db: &Db, table: &str) -> i64 {
-        let mut r = db.query(format!("SELECT count() AS n FROM {table} GROUP ALL")).await.unwrap();
-        r.take::<Option<Count>>(0).unwrap().map_or(0, |c| c.n)
-    }
-
-    #[tokio::test]
-    async fn batches_insert_and_roll_up() {
-        let db = Db::memory().await.unwrap();
-        let batch: Vec<UsageRecord> =
-            (0..10).map(|i| record("w1", if i < 6 { "gpt-x" } else { "gpt-y" }, i != 0)).collect();
-        write(&db, &batch).await.unwrap();
-        write(&db, &batch[..2]).await.unwrap();
-        assert_eq!(count(&db, "usage").await, 12);
-        #[derive(SurrealValue)]
-        struct Row {
-            model: String,
-            requests: i64,
-            errors: i64,
-            cost_nanos: i64,
-            unpriced: i64,
-        }
-        let mut r = db
-            .query("SELECT model, requests, errors, cost_nanos, unpriced FROM usage_daily ORDER BY model")
-            .await
-            .unwrap();
-        let rows: Vec<Row> = r.take(0).unwrap();
-        assert_eq!(rows.len(), 2);
-        assert_eq!((rows[0].model.as_str(), rows[0].requests, rows[0].errors), ("gpt-x", 8, 2));
-        assert_eq!((rows[0].cost_nanos, rows[0].unpriced), (600, 2));
-        assert_eq!((rows[1].model.as_str(), rows[1].requests), ("gpt-y", 4));
-    }
-
-    #[tokio::test]
-    async fn queue_drains_on_shutdown() {
-        let db = Db::memory().await.unwrap();
-        let stop = CancellationToken::new();
-        let (sink, handle) = start(db.clone(), 10_000, stop.clone());
-        for _ in 0..2500 {
-            sink.record(record("w1", "gpt-x", true));
-        }
-        stop.cancel();
-        handle.await.unwrap();
-        assert_eq!(count(&db, "usage").await, 2500);
-        assert_eq!(sink.stats.dropped.load(Ordering::Relaxed), 0);
-    }
-
-    #[tokio::test]
-    async fn records_are_written_while_running() {
-        let db = Db::memory().await.unwrap();
-        let stop = CancellationToken::new();
-        let (sink, handle) = start(db.clone(), 10_000, stop.clone());
-        // More than one batch at once, and no shutdown to flush them.
-        let total = BATCH * 2 + 7;
-        for _ in 0..total {
-            sink.record(record("w1", "gpt-x", true));
-        }
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while (count(&db, "usage").await < total as i64 || sink.stats.written.load(Ordering::Relaxed) < total as u64)
-            && std::time::Instant::now() < deadline
-        {
+    async fn until(what: &str, mut done: impl FnMut() -> bool) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while !done() {
+            assert!(std::time::Instant::now() < deadline, "timed out waiting until {what}");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        assert_eq!(count(&db, "usage").await, total as i64);
-        assert_eq!(sink.stats.written.load(Ordering::Relaxed), total as u64);
-        assert_eq!(sink.depth(), 0);
+    }
+
+    #[tokio::test]
+    async fn records_are_written_while_running_and_the_spool_empties() {
+        let db = Db::memory().await.unwrap();
+        let stop = CancellationToken::new();
+        let (sink, handle) = start(db.clone(), Spool::temporary(u64::MAX).unwrap(), stop.clone());
+        let total = BATCH * 2 + 7;
+        for i in 0..total {
+            assert!(sink.record(&numbered(i)));
+        }
+        until("written", || sink.stats.written.load(Ordering::Relaxed) == total as u64).await;
+        assert_eq!(stored(&db).await, (total, total));
+        assert_eq!(sink.pending_bytes(), 0);
         stop.cancel();
         handle.await.unwrap();
     }
 
     #[tokio::test]
-    async fn a_failing_database_at_shutdown_costs_one_batch_of_retries_not_one_per_batch() {
+    async fn a_failing_database_keeps_records_on_disk_until_it_recovers() {
         let db = Db::memory().await.unwrap();
-        // Every insert now fails its type check.
-        db.query("DEFINE FIELD OVERWRITE ts ON usage TYPE string").await.unwrap().check().unwrap();
+        // Every batch now fails its type check.
+        db.query("DEFINE FIELD OVERWRITE count ON usage_batch TYPE string").await.unwrap().check().unwrap();
         let stop = CancellationToken::new();
-        let (sink, handle) = start(db.clone(), 10_000, stop.clone());
-        let total = BATCH * 4;
-        for _ in 0..total {
-            sink.record(record("w1", "gpt-x", true));
+        let (sink, handle) = start(db.clone(), Spool::temporary(u64::MAX).unwrap(), stop.clone());
+        for i in 0..500 {
+            sink.record(&numbered(i));
         }
-        stop.cancel();
-        handle.await.unwrap();
+        until("a failed commit", || sink.database_failing()).await;
         assert_eq!(sink.stats.written.load(Ordering::Relaxed), 0);
-        assert_eq!(sink.stats.dropped.load(Ordering::Relaxed), total as u64);
-        // The first batch was retried; the other three were counted without more attempts.
-        assert_eq!(sink.stats.retried.load(Ordering::Relaxed), 5);
-        assert_eq!(count(&db, "usage").await, 0);
+        assert!(sink.pending_bytes() > 0, "the records wait in the spool");
+        db.query("DEFINE FIELD OVERWRITE count ON usage_batch TYPE int").await.unwrap().check().unwrap();
+        until("written after recovery", || sink.stats.written.load(Ordering::Relaxed) == 500).await;
+        assert_eq!(stored(&db).await, (500, 500), "every record once");
+        assert!(!sink.database_failing());
+        assert_eq!(sink.stats.lost.load(Ordering::Relaxed), 0);
+        stop.cancel();
+        handle.await.unwrap();
     }
 
     #[tokio::test]
-    async fn a_full_queue_drops_and_counts_instead_of_blocking() {
+    async fn a_restart_resumes_at_the_checkpoint_and_writes_nothing_twice() {
+        let db = Db::memory().await.unwrap();
+        let dir = std::env::temp_dir().join(format!("perpetuo-writer-test-{}", crate::server::platform::db::new_id()));
+        // A first run: 300 records written, then stopped.
+        let stop = CancellationToken::new();
+        let (sink, handle) = start(db.clone(), Spool::open(&dir, u64::MAX).unwrap().0, stop.clone());
+        for i in 0..300 {
+            sink.record(&numbered(i));
+        }
+        until("the first run's records", || sink.stats.written.load(Ordering::Relaxed) == 300).await;
+        stop.cancel();
+        handle.await.unwrap();
+        drop(sink);
+        // A run killed before its writer committed anything: its records are only on disk.
+        {
+            let (spool, _) = Spool::open(&dir, u64::MAX).unwrap();
+            for i in 300..450 {
+                spool.append(&numbered(i)).unwrap();
+            }
+        }
+        // The next start reads on from the checkpoint: the 150, and none of the first 300 again.
+        let stop = CancellationToken::new();
+        let (sink, handle) = start(db.clone(), Spool::open(&dir, u64::MAX).unwrap().0, stop.clone());
+        until("the replay", || sink.stats.written.load(Ordering::Relaxed) == 150).await;
+        assert_eq!(stored(&db).await, (450, 450));
+        stop.cancel();
+        handle.await.unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn a_graceful_stop_writes_what_the_spool_holds() {
         let db = Db::memory().await.unwrap();
         let stop = CancellationToken::new();
-        let (tx, _rx) = mpsc::channel(2);
-        let sink = UsageSink { tx, stats: Arc::new(UsageStats::default()) };
-        for _ in 0..5 {
-            sink.record(record("w1", "m", true));
+        let (sink, handle) = start(db.clone(), Spool::temporary(u64::MAX).unwrap(), stop.clone());
+        for i in 0..2500 {
+            sink.record(&numbered(i));
         }
-        assert_eq!(sink.stats.dropped.load(Ordering::Relaxed), 3);
-        assert_eq!(sink.depth(), 2);
-        drop((db, stop));
+        stop.cancel();
+        handle.await.unwrap();
+        assert_eq!(stored(&db).await, (2500, 2500));
     }
 }

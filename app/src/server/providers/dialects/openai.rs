@@ -141,12 +141,20 @@ struct TokenCounts {
     completion_tokens: Option<u64>,
     #[serde(default)]
     prompt_tokens_details: Option<PromptDetails>,
+    #[serde(default)]
+    completion_tokens_details: Option<CompletionDetails>,
 }
 
 #[derive(serde::Deserialize, Default)]
 struct PromptDetails {
     #[serde(default)]
     cached_tokens: Option<u64>,
+}
+
+#[derive(serde::Deserialize, Default)]
+struct CompletionDetails {
+    #[serde(default)]
+    reasoning_tokens: Option<u64>,
 }
 
 impl TokenCounts {
@@ -156,6 +164,7 @@ impl TokenCounts {
             completion: self.completion_tokens.unwrap_or(0),
             cache_read: self.prompt_tokens_details.and_then(|d| d.cached_tokens).unwrap_or(0),
             cache_write: 0,
+            reasoning: self.completion_tokens_details.and_then(|d| d.reasoning_tokens).unwrap_or(0),
         }
     }
 }
@@ -279,11 +288,11 @@ mod tests {
     fn answers_keep_their_bytes_and_give_their_usage() {
         let labels = AnswerLabels { model: "m".into(), created: 0, include_usage: false };
         let body = Bytes::from_static(
-            br#"{"id":"x","choices":[],"usage":{"prompt_tokens":11,"completion_tokens":7,"prompt_tokens_details":{"cached_tokens":4}}}"#,
+            br#"{"id":"x","choices":[],"usage":{"prompt_tokens":11,"completion_tokens":7,"prompt_tokens_details":{"cached_tokens":4},"completion_tokens_details":{"reasoning_tokens":3}}}"#,
         );
         let (out, tokens) = OpenAi.answer(Protocol::Chat, body.clone(), &labels).unwrap_or_default();
         assert_eq!(out, body);
-        assert_eq!(tokens, Tokens { prompt: 11, completion: 7, cache_read: 4, cache_write: 0 });
+        assert_eq!(tokens, Tokens { prompt: 11, completion: 7, cache_read: 4, cache_write: 0, reasoning: 3 });
         assert_eq!(OpenAi.answer(Protocol::Chat, Bytes::from_static(b"not json"), &labels), Err(BadAnswer));
     }
 

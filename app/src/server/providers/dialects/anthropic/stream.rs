@@ -29,6 +29,8 @@ pub(super) fn tokens(usage: &Value) -> Tokens {
         completion: field("output_tokens"),
         cache_read,
         cache_write,
+        // Anthropic counts thinking inside the output tokens and does not report it apart.
+        reasoning: 0,
     }
 }
 
