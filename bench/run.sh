@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
 # Gateway overhead benchmark: a mock provider and Perpetuo (release build) on loopback; wrk measures
 # the mock directly and through Perpetuo, side by side:
-#   latency p50/p99 at concurrency 1, and requests/s at concurrency 64, plain and streaming.
+#   latency p50/p99 at concurrency 1, and requests/s at concurrency 64 and 256, plain and streaming,
+#   then Perpetuo saturated for a minute; and at the end, every answered request against the usage
+#   records written, and Perpetuo's peak memory.
 # Two relays run in the same table as references for what any proxy costs on this machine:
 #   floor  - examples/floor_proxy: axum in, reqwest out, bytes relayed untouched (no auth, no JSON,
 #            no records): the ceiling for anything built on Perpetuo's stack;
 #   nginx  - nginx with upstream keep-alive (installed from apt when missing; skipped if it can't be).
 # Perpetuo uses the embedded file database it runs with by default (BENCH_DB=mem:// to change), and
 # the run ends with how many usage records were written and dropped.
-# Usage: bench/run.sh [seconds per run, default 10]
+# Usage: bench/run.sh [seconds per run, default 10]   (BENCH_SATURATION=60: the saturation row's seconds)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${1:-10}
+SATURATION=${BENCH_SATURATION:-60}
 export PATH="$HOME/.cargo/bin:$PATH"
 TARGET_DIR=${CARGO_TARGET_DIR:-target}
 command -v wrk >/dev/null || { echo "installing wrk (apt)" >&2; apt-get install -y -qq wrk >/dev/null; }
@@ -79,7 +82,8 @@ ENCRYPTION_KEY=$(head -c 32 /dev/urandom | base64) JWT_SECRET=$(head -c 48 /dev/
 DATABASE_URL=${BENCH_DB:-surrealkv://$work/perpetuo.db} LEPTOS_SITE_ADDR=127.0.0.1:0 ALLOW_PRIVATE_UPSTREAMS=true RUST_LOG=warn,perpetuo=info \
 RATE_LIMIT_IP_PER_MIN=1000000000 RATE_LIMIT_KEY_PER_MIN=1000000000 \
   "$TARGET_DIR/release/perpetuo" 2> "$work/perpetuo.log" &
-pids+=($!)
+GW_PID=$!
+pids+=($GW_PID)
 wait_for "$work/perpetuo.log" "listening on" "Perpetuo"
 GW=$(grep -o 'http://[0-9.:]*' "$work/perpetuo.log" | head -1)
 
@@ -115,52 +119,69 @@ if [ -n "$NGINX_ADDR" ] && [ "$(answers "http://$NGINX_ADDR/v1/chat/completions"
   NGINX_ADDR=
 fi
 
-run() {  # $1 url, $2 connections, $3 threads -> "p50_us p99_us rps"
-  wrk -t"$3" -c"$2" -d"${DURATION}s" --latency -s "$work/req.lua" "$1" > "$work/wrk.out"
+answered_file="$work/answered"
+echo 0 > "$answered_file"
+run() {  # $1 url, $2 connections, $3 threads, [$4 seconds] -> "p50_us p99_us rps"; counts Perpetuo's answers
+  wrk -t"$3" -c"$2" -d"${4:-$DURATION}s" --latency -s "$work/req.lua" "$1" > "$work/wrk.out"
   if grep -q "Non-2xx" "$work/wrk.out"; then echo "non-2xx answers during the run:" >&2; cat "$work/wrk.out" >&2; exit 1; fi
+  if [[ "$1" == "$GW"* ]]; then
+    echo $(( $(cat "$answered_file") + $(awk '/requests in/ {print $1}' "$work/wrk.out") )) > "$answered_file"
+  fi
   awk '
     function us(v) { if (v ~ /us$/) return v+0; if (v ~ /ms$/) return (v+0)*1000; if (v ~ /s$/) return (v+0)*1000000; return v }
     /^ +50%/ {p50=us($2)} /^ +99%/ {p99=us($2)} /^Requests\/sec/ {rps=$2}
     END {printf "%d %d %d\n", p50, p99, rps}' "$work/wrk.out"
 }
 
-printf '\n%-8s %-9s %10s %10s %10s %11s %9s\n' mode target "p50 c=1" "p99 c=1" "added p50" "req/s c=64" "of direct"
-row() {  # $1 mode, $2 name, $3 base url, $4 direct p50, $5 direct req/s
+printf '\n%-8s %-9s %9s %9s %10s %11s %12s\n' mode target "p50 c=1" "p99 c=1" "added p50" "req/s c=64" "req/s c=256"
+row() {  # $1 mode, $2 name, $3 base url, $4 direct p50 -> prints the row; sets R_P99 R_RPS
   read -r p50 p99 _ < <(run "$3/v1/chat/completions" 1 1)
   read -r _ _ rps < <(run "$3/v1/chat/completions" 64 2)
-  printf '%-8s %-9s %8sus %8sus %8sus %11s %8s%%\n' "$1" "$2" "$p50" "$p99" "$((p50 - $4))" "$rps" "$((100 * rps / ($5 > 0 ? $5 : 1)))"
+  read -r _ _ rps256 < <(run "$3/v1/chat/completions" 256 2)
+  printf '%-8s %-9s %7sus %7sus %8sus %11s %12s\n' "$1" "$2" "$p50" "$p99" "$((p50 - $4))" "$rps" "$rps256"
+  R_P99=$p99 R_RPS=$rps
 }
 metric() { curl -s "$GW/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
-# Waits until Perpetuo's usage writer has written what earlier runs queued: a writer still busy
+# Waits until Perpetuo's usage writer has written what earlier runs spooled: a writer still busy
 # would change the next run's latencies (busy cores wake faster than idle ones, and share less).
-# The depth falls when the writer takes a batch, before it is written, hence the stable count.
 settle() {
-  local last= now
-  for _ in $(seq 1 300); do
-    now=$(metric perpetuo_usage_records_written_total)
-    [ "$(metric perpetuo_usage_queue_depth)" = 0 ] && [ "$now" = "$last" ] && return 0
-    last=$now
-    sleep 1
+  for _ in $(seq 1 600); do
+    [ "$(metric perpetuo_usage_spool_bytes)" = 0 ] && return 0
+    sleep 0.5
   done
 }
+peak_rss() { awk '/VmHWM/ {printf "%d MB", $2/1024}' "/proc/$GW_PID/status"; }
+verdict() { if [ "$1" = 1 ]; then echo "met"; else echo "NOT met"; fi; }
+checks=()
 for mode in plain stream; do
   settle
   body=$([ $mode = plain ] && echo "$body_plain" || echo "$body_stream")
   lua "$body" "Bearer $KEY"
   read -r d50 d99 _ < <(run "http://$MOCK/v1/chat/completions" 1 1)
   read -r _ _ drps < <(run "http://$MOCK/v1/chat/completions" 64 2)
-  printf '%-8s %-9s %8sus %8sus %10s %11s %9s\n' $mode direct "$d50" "$d99" "" "$drps" ""
-  [ -n "$NGINX_ADDR" ] && row $mode nginx "http://$NGINX_ADDR" "$d50" "$drps"
-  row $mode floor "http://$FLOOR" "$d50" "$drps"
-  row $mode perpetuo "$GW" "$d50" "$drps"
+  read -r _ _ drps256 < <(run "http://$MOCK/v1/chat/completions" 256 2)
+  printf '%-8s %-9s %7sus %7sus %10s %11s %12s\n' $mode direct "$d50" "$d99" "" "$drps" "$drps256"
+  if [ -n "$NGINX_ADDR" ]; then row $mode nginx "http://$NGINX_ADDR" "$d50"; N_RPS=$R_RPS; fi
+  row $mode floor "http://$FLOOR" "$d50"; F_P99=$R_P99 F_RPS=$R_RPS
+  settle
+  row $mode perpetuo "$GW" "$d50"; P_P99=$R_P99 P_RPS=$R_RPS
+  checks+=("$mode: p99 c=1 ${P_P99}us vs floor ${F_P99}us (target <= 2x): $(verdict $((P_P99 <= 2 * F_P99)))")
+  checks+=("$mode: req/s c=64 $P_RPS = $((100 * P_RPS / (F_RPS > 0 ? F_RPS : 1)))% of floor (target >= 70%)$([ -n "$NGINX_ADDR" ] && echo ", $((100 * P_RPS / (N_RPS > 0 ? N_RPS : 1)))% of nginx"): $(verdict $((10 * P_RPS >= 7 * F_RPS)))")
 done
+settle
+lua "$body_plain" "Bearer $KEY"
+read -r _ s99 srps < <(run "$GW/v1/chat/completions" 64 2 "$SATURATION")
+printf '%-8s %-9s %9s %7sus %10s %11s %12s   (%s s at c=64)\n' saturate perpetuo "" "$s99" "" "$srps" "" "$SATURATION"
 echo
-echo "targets: added p50 < 150us; gateway req/s >= 50% of direct (2 cores shared by wrk, mock and gateway)"
+printf '%s\n' "${checks[@]}"
 echo "nginx and floor are references: what a relay doing nothing else reaches on the same cores"
 
-# Every request made a usage record: wait for the writer to catch up, then count.
+# Every answered request has one usage record: wait for the writer to catch up, then count.
 settle
-echo "usage records written: $(metric perpetuo_usage_records_written_total), dropped (queue full): $(metric perpetuo_usage_records_dropped_total), still queued: $(metric perpetuo_usage_queue_depth)"
+answered=$(cat "$answered_file")
+written=$(metric perpetuo_usage_records_written_total)
+echo "usage records: $answered answered through Perpetuo in the runs (plus 1 check), $written written, $(metric perpetuo_usage_spool_bytes) bytes still spooled, $(metric perpetuo_usage_records_dropped_total) dropped"
+echo "Perpetuo peak RSS: $(peak_rss)"
 echo
 echo "rate limiter cost (in-process, one core):"
 "$TARGET_DIR/release/examples/limiter_bench"

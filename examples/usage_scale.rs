@@ -120,6 +120,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         reports.requests(&ws, &filter(StatusFilter::Any, Some("gpt-4o")), &labels, 50, None),
     )
     .await?;
+    let by_key = RequestFilter { key: Some("key7".into()), ..filter(StatusFilter::Any, None) };
+    time("request log, key filter", reports.requests(&ws, &by_key, &labels, 50, None)).await?;
     time("request log, failed only", reports.requests(&ws, &filter(StatusFilter::Error, None), &labels, 50, None))
         .await?;
     time("request log, status 502", reports.requests(&ws, &filter(StatusFilter::Code(502), None), &labels, 50, None))

@@ -10,6 +10,8 @@ use app::server::platform::crypto::Cipher;
 use app::server::platform::db::Db;
 use app::server::providers::Providers;
 use app::server::providers::client::build_client;
+use app::server::usage::Prices;
+use app::server::usage::prices::PriceTable;
 
 /// What the process was asked to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,6 +19,7 @@ pub enum Command {
     Serve,
     GenSecrets,
     RotateEncryptionKey,
+    PricesCheck,
     Help,
 }
 
@@ -26,6 +29,7 @@ impl Command {
             None | Some("serve") => Ok(Self::Serve),
             Some("gen-secrets") => Ok(Self::GenSecrets),
             Some("rotate-encryption-key") => Ok(Self::RotateEncryptionKey),
+            Some("prices") if args.get(1).map(String::as_str) == Some("check") => Ok(Self::PricesCheck),
             Some("-h" | "--help" | "help") => Ok(Self::Help),
             Some(other) => Err(format!("unknown command `{other}`; run `perpetuo --help`")),
         }
@@ -39,6 +43,7 @@ USAGE:
     perpetuo gen-secrets            print a .env block with fresh ENCRYPTION_KEY and JWT_SECRET
     perpetuo rotate-encryption-key  re-seal every provider key with ENCRYPTION_KEY
                                     (set the old key as ENCRYPTION_KEY_PREVIOUS first)
+    perpetuo prices check           list models used in the last 30 days that have no price
 
 Configuration comes from the environment (and .env); see .env.example.
 ";
@@ -67,6 +72,33 @@ pub async fn rotate_encryption_key(settings: &Settings) -> Result<usize, String>
     providers.reseal_all().await.map_err(|e| e.to_string())
 }
 
+/// The models used in the last 30 days with no price in the table (or a workspace's own), as
+/// lines for the terminal.
+pub async fn prices_check(settings: &Settings) -> Result<String, String> {
+    let db = Db::open(settings).await.map_err(|e| e.to_string())?;
+    let table = match &settings.prices_file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| format!("PRICES_FILE {}: {e}", path.display()))?;
+            PriceTable::parse(&text)?
+        }
+        None => PriceTable::built_in(),
+    };
+    let since = app::server::platform::db::now_ms() - 30 * app::types::DAY_MS;
+    let prices = Prices::new(db, table);
+    let missing = prices.unpriced_since(since).await.map_err(|e| e.to_string())?;
+    if missing.is_empty() {
+        return Ok(format!("every model used in the last 30 days has a price (table as of {})\n", prices.as_of()));
+    }
+    let mut out = format!(
+        "models used in the last 30 days with no price (table as of {}; set one in the usage tab or PRICES_FILE):\n",
+        prices.as_of()
+    );
+    for m in missing {
+        out.push_str(&format!("  {}/{}: {} requests unpriced\n", m.kind, m.model, m.requests));
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -75,6 +107,8 @@ mod tests {
     fn parses_commands() {
         assert_eq!(Command::parse(&[]), Ok(Command::Serve));
         assert_eq!(Command::parse(&["gen-secrets".into()]), Ok(Command::GenSecrets));
+        assert_eq!(Command::parse(&["prices".into(), "check".into()]), Ok(Command::PricesCheck));
+        assert!(Command::parse(&["prices".into()]).is_err());
         assert!(Command::parse(&["nope".into()]).is_err());
     }
 

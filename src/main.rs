@@ -33,7 +33,7 @@ async fn main() -> ExitCode {
                 Err(message) => fail(&message),
             };
         }
-        Command::Serve | Command::RotateEncryptionKey => {}
+        Command::Serve | Command::RotateEncryptionKey | Command::PricesCheck => {}
     }
 
     // A missing .env is fine (production sets real variables); a broken one is not.
@@ -52,6 +52,16 @@ async fn main() -> ExitCode {
         return match perpetuo::cli::rotate_encryption_key(&settings).await {
             Ok(count) => {
                 let _ = writeln!(std::io::stdout(), "re-sealed {count} provider keys with the current ENCRYPTION_KEY");
+                ExitCode::SUCCESS
+            }
+            Err(message) => fail(&message),
+        };
+    }
+
+    if command == Command::PricesCheck {
+        return match perpetuo::cli::prices_check(&settings).await {
+            Ok(report) => {
+                let _ = std::io::stdout().write_all(report.as_bytes());
                 ExitCode::SUCCESS
             }
             Err(message) => fail(&message),

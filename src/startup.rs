@@ -46,7 +46,7 @@ pub struct Application {
     shutdown: CancellationToken,
     background: Vec<JoinHandle<()>>,
     usage_stop: CancellationToken,
-    usage_writer: JoinHandle<()>,
+    usage_writer: writer::WriterHandle,
 }
 
 impl Application {
@@ -124,9 +124,7 @@ impl Application {
         let result = axum::serve(listener, service).with_graceful_shutdown(signal).await;
         // Every request has finished and handed over its usage record: drain the queue.
         usage_stop.cancel();
-        if let Err(e) = usage_writer.await {
-            tracing::error!(error = %e, "usage writer ended badly");
-        }
+        usage_writer.stopped().await;
         shutdown.cancel();
         for task in background {
             if let Err(e) = task.await {

@@ -266,7 +266,8 @@ async fn chat(State(state): State<MockState>, headers: HeaderMap, body: Bytes) -
             "id": "chatcmpl-mock", "object": "chat.completion", "created": 1, "model": model,
             "choices": [{"index": 0, "message": message, "finish_reason": if tool_call { "tool_calls" } else { "stop" }, "logprobs": null}],
             "usage": {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion,
-                      "prompt_tokens_details": {"cached_tokens": state.1.lock().unwrap().cache.0}}
+                      "prompt_tokens_details": {"cached_tokens": state.1.lock().unwrap().cache.0},
+                      "completion_tokens_details": {"reasoning_tokens": 2}}
         }))
         .into_response();
     }

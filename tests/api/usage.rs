@@ -115,6 +115,37 @@ async fn prompt_cache_tokens_are_recorded_and_priced_at_cache_rates() {
     assert_eq!((claude["cache_read_tokens"].as_i64(), claude["cache_write_tokens"].as_i64()), (Some(100), Some(20)));
     // 11 uncached x $0.80 + 100 read x $0.08 + 20 written x $1.00 + 7 out x $4.00 per million.
     assert_eq!(claude["cost_nanos"], 11 * 800 + 100 * 80 + 20 * 1000 + 7 * 4000);
+    assert_eq!((gpt["reasoning_tokens"].as_i64(), claude["reasoning_tokens"].as_i64()), (Some(2), Some(0)));
+
+    // The totals, the request log and the CSV show cached and reasoning tokens.
+    usage_settled(&gw.app, 2).await;
+    let totals: Value = gw.app.get_value("/api/v1/usage", Some(&gw.token)).await;
+    assert_eq!(
+        (
+            totals["cache_read_tokens"].as_i64(),
+            totals["cache_write_tokens"].as_i64(),
+            totals["reasoning_tokens"].as_i64()
+        ),
+        (Some(106), Some(20), Some(2))
+    );
+    let log: Value = gw.app.get_value("/api/v1/requests", Some(&gw.token)).await;
+    let rows = log["data"].as_array().unwrap();
+    assert!(rows.iter().any(|r| r["cache_read_tokens"] == 100 && r["cache_write_tokens"] == 20), "{log}");
+    assert!(rows.iter().any(|r| r["reasoning_tokens"] == 2), "{log}");
+    let client = new_client();
+    let response = gw
+        .app
+        .post_form(&client, "/fn/sign_in", "/signin", &[("email", &gw.owner_email), ("password", PASSWORD)])
+        .await;
+    assert_eq!(location(&response), "/providers");
+    let csv = client.get(gw.app.url("/usage/export.csv")).send().await.unwrap().text().await.unwrap();
+    let header: Vec<&str> = csv.lines().next().unwrap_or_default().split(',').collect();
+    let column =
+        |name: &str| header.iter().position(|h| *h == name).unwrap_or_else(|| panic!("no {name} column: {csv}"));
+    let claude_line: Vec<&str> = csv.lines().find(|l| l.contains("claude-3-5-haiku")).unwrap().split(',').collect();
+    assert_eq!((claude_line[column("cache_read_tokens")], claude_line[column("cache_write_tokens")]), ("100", "20"));
+    let gpt_line: Vec<&str> = csv.lines().find(|l| l.contains("gpt-4o-mini")).unwrap().split(',').collect();
+    assert_eq!(gpt_line[column("reasoning_tokens")], "2");
 }
 
 #[tokio::test]

@@ -144,6 +144,8 @@ fn Report(
             <Card label="Error rate" value=error_rate/>
             <Card label="Prompt tokens" value=s.prompt_tokens.to_string()/>
             <Card label="Completion tokens" value=s.completion_tokens.to_string()/>
+            <Card label="Cached prompt tokens" value=format!("{} read / {} written", s.cache_read_tokens, s.cache_write_tokens)/>
+            <Card label="Reasoning tokens" value=s.reasoning_tokens.to_string()/>
             <Card label="Estimated cost" value=cost/>
             <Card label="Latency p50" value=ms(s.latency_p50_ms)/>
             <Card label="Latency p95" value=ms(s.latency_p95_ms)/>
@@ -187,7 +189,7 @@ fn Report(
         </form>
         <p class="muted" data-testid="request-count">{format!("{total} matching requests, showing {shown}.")} " " <a href=csv download="perpetuo-requests.csv">"Export CSV"</a></p>
         <table class="list" aria-label="Request log">
-            <thead><tr><th>"Time (UTC)"</th><th>"Key"</th><th>"Provider"</th><th>"Model"</th><th>"Status"</th><th>"Tokens in/out"</th><th>"Cost"</th><th>"Latency"</th><th>"Attempts"</th></tr></thead>
+            <thead><tr><th>"Time (UTC)"</th><th>"Key"</th><th>"Provider"</th><th>"Model"</th><th>"Status"</th><th>"Tokens in/out"</th><th>"Cached / reasoning"</th><th>"Cost"</th><th>"Latency"</th><th>"Attempts"</th></tr></thead>
             <tbody>{data.log.data.into_iter().map(|r| view! { <LogRow row=r/> }).collect_view()}</tbody>
         </table>
         <nav class="pager" aria-label="Pages">
@@ -253,6 +255,7 @@ fn LogRow(row: RequestRow) -> impl IntoView {
             <td><code>{row.model}</code>{row.stream.then_some(" (stream)")}</td>
             <td>{status}</td>
             <td>{format!("{} / {}", row.prompt_tokens, row.completion_tokens)}</td>
+            <td>{format!("{} / {}", row.cache_read_tokens + row.cache_write_tokens, row.reasoning_tokens)}</td>
             <td>{format_cost(row.cost_nanos)}</td>
             <td>{format!("{} ms", row.latency_ms)}</td>
             <td>{row.attempts}</td>

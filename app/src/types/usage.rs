@@ -140,6 +140,11 @@ pub struct UsageSummary {
     pub errors: i64,
     pub prompt_tokens: i64,
     pub completion_tokens: i64,
+    /// Of the prompt tokens, those read from and written to providers' prompt caches.
+    pub cache_read_tokens: i64,
+    pub cache_write_tokens: i64,
+    /// Of the completion tokens, those spent reasoning.
+    pub reasoning_tokens: i64,
     pub cost_nanos: Option<i64>,
     pub unpriced_requests: i64,
     pub latency_p50_ms: Option<i64>,

@@ -81,6 +81,10 @@ pub struct Settings {
     pub database_namespace: String,
     pub database_name: String,
     pub durability: Durability,
+    /// The embedded engine's block cache and memtable, in bytes (bounded, whatever the machine's
+    /// memory: SurrealDB would size them from it).
+    pub database_cache_bytes: u64,
+    pub database_memtable_bytes: u64,
     pub encryption_key: Secret32,
     pub encryption_key_previous: Option<Secret32>,
     pub jwt_secret: SecretBytes,
@@ -131,6 +135,11 @@ impl Settings {
             Some("1s") => Durability::Interval,
             Some(_) => return Err(ConfigError("DATABASE_SYNC must be `every` or `1s`".into())),
         };
+
+        let mib = 1024 * 1024;
+        let database_cache_bytes = parse_u64(get("DATABASE_CACHE_BYTES"), "DATABASE_CACHE_BYTES", 32 * mib, mib)?;
+        let database_memtable_bytes =
+            parse_u64(get("DATABASE_MEMTABLE_BYTES"), "DATABASE_MEMTABLE_BYTES", 32 * mib, 4 * mib)?;
 
         let encryption_key = match get("ENCRYPTION_KEY") {
             None => {
@@ -251,6 +260,8 @@ impl Settings {
             database_namespace,
             database_name,
             durability,
+            database_cache_bytes,
+            database_memtable_bytes,
             encryption_key,
             encryption_key_previous,
             jwt_secret,

@@ -74,7 +74,13 @@ impl Db {
                     Durability::Every => "every",
                     Durability::Interval => "1s",
                 };
-                format!("surrealkv://{}?sync={sync}", path.display())
+                // Bounded caches: left to itself the engine sizes them from the machine's memory.
+                format!(
+                    "surrealkv://{}?sync={sync}&surrealkv_block_cache_capacity={}&surrealkv_max_memtable_size={}",
+                    path.display(),
+                    settings.database_cache_bytes,
+                    settings.database_memtable_bytes
+                )
             }
             DatabaseUrl::Remote(url) => url.clone(),
         };

@@ -9,7 +9,7 @@ use crate::types::{RequestFilter, format_ts};
 /// Most rows one export holds.
 pub const MAX_ROWS: usize = 100_000;
 
-const HEADER: &str = "time_utc,request_id,key,provider,model,endpoint,stream,status,ok,error_class,attempts,prompt_tokens,completion_tokens,cost_usd,latency_ms,ttft_ms\n";
+const HEADER: &str = "time_utc,request_id,key,provider,model,endpoint,stream,status,ok,error_class,attempts,prompt_tokens,completion_tokens,cache_read_tokens,cache_write_tokens,reasoning_tokens,cost_usd,latency_ms,ttft_ms\n";
 
 impl Reports {
     /// The request log matching `filter`, as CSV text.
@@ -35,6 +35,9 @@ impl Reports {
                     r.attempts.to_string(),
                     r.prompt_tokens.to_string(),
                     r.completion_tokens.to_string(),
+                    r.cache_read_tokens.to_string(),
+                    r.cache_write_tokens.to_string(),
+                    r.reasoning_tokens.to_string(),
                     r.cost_nanos.map(|n| format!("{:.9}", n as f64 / 1e9)).unwrap_or_default(),
                     r.latency_ms.to_string(),
                     r.ttft_ms.map(|t| t.to_string()).unwrap_or_default(),

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
+use surrealdb::types::SurrealValue;
 
 use crate::server::accounts::workspaces::WorkspaceId;
 use crate::server::platform::cache::Slots;
@@ -76,8 +77,17 @@ pub struct PriceTable {
 #[derive(Deserialize)]
 struct File {
     as_of: String,
-    /// `[input, output]` or `[input, output, cached input]`, dollars per million tokens.
-    prices: HashMap<String, HashMap<String, Vec<f64>>>,
+    prices: HashMap<String, HashMap<String, Entry>>,
+}
+
+/// One model's prices, dollars per million tokens: `{"input", "output", "cached_input"?}` (the
+/// built-in table also dates each entry with `"as_of"`), or the older `[input, output]` /
+/// `[input, output, cached input]`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Entry {
+    Dated { input: f64, output: f64, cached_input: Option<f64> },
+    Listed(Vec<f64>),
 }
 
 impl PriceTable {
@@ -86,17 +96,20 @@ impl PriceTable {
         let mut by_kind = HashMap::new();
         for (kind, models) in file.prices {
             let mut table = HashMap::new();
-            for (model, values) in models {
-                let (input, output, cached) = match values.as_slice() {
-                    [input, output] => (*input, *output, None),
-                    [input, output, cached] => (*input, *output, Some(*cached)),
-                    _ => {
-                        return Err(format!(
-                            "price table: {kind}/{model} needs [input, output] or [input, output, cached input]"
-                        ));
-                    }
+            for (model, entry) in models {
+                let (input, output, cached) = match entry {
+                    Entry::Dated { input, output, cached_input } => (input, output, cached_input),
+                    Entry::Listed(values) => match values.as_slice() {
+                        [input, output] => (*input, *output, None),
+                        [input, output, cached] => (*input, *output, Some(*cached)),
+                        _ => {
+                            return Err(format!(
+                                "price table: {kind}/{model} needs [input, output] or [input, output, cached input]"
+                            ));
+                        }
+                    },
                 };
-                if values.iter().any(|v| !v.is_finite() || *v < 0.0) {
+                if [Some(input), Some(output), cached].into_iter().flatten().any(|v| !v.is_finite() || v < 0.0) {
                     return Err(format!("price table: {kind}/{model} has a negative or invalid price"));
                 }
                 table.insert(model.to_ascii_lowercase(), Price::for_kind(&kind, input, output, cached));
@@ -140,6 +153,14 @@ impl PriceTable {
     pub fn lookup_with(&self, overrides: &Overrides, kind: &str, model: &str) -> Option<Price> {
         overrides.get(&override_key(kind, model)).copied().or_else(|| self.lookup(kind, model))
     }
+}
+
+/// A model that served requests with no known price.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unpriced {
+    pub kind: String,
+    pub model: String,
+    pub requests: i64,
 }
 
 /// How long a workspace's overrides are trusted (prices may lag another instance's change by
@@ -244,6 +265,43 @@ impl Prices {
             output_per_million: output,
             updated_at: now,
         })
+    }
+
+    /// Models that served requests with no known price since `since_ms`, in every workspace,
+    /// most requests first: what `perpetuo prices check` lists.
+    pub async fn unpriced_since(&self, since_ms: i64) -> Result<Vec<Unpriced>, ServiceError> {
+        #[derive(SurrealValue)]
+        struct Row {
+            provider_id: String,
+            model: String,
+            unpriced: Option<i64>,
+        }
+        #[derive(SurrealValue)]
+        struct Kind {
+            id: String,
+            kind: String,
+        }
+        let mut response = self
+            .db
+            .query(
+                "SELECT provider_id, model, math::sum(unpriced) AS unpriced FROM usage_daily
+                     WHERE day >= $since AND unpriced > 0 GROUP BY provider_id, model;
+                 SELECT record::id(id) AS id, kind FROM provider;",
+            )
+            .bind(("since", since_ms.div_euclid(crate::types::DAY_MS) * crate::types::DAY_MS))
+            .await?;
+        let rows: Vec<Row> = response.take(0)?;
+        let kinds: HashMap<String, String> =
+            response.take::<Vec<Kind>>(1)?.into_iter().map(|k| (k.id, k.kind)).collect();
+        let mut by_model: HashMap<(String, String), i64> = HashMap::new();
+        for row in rows {
+            let kind = kinds.get(&row.provider_id).cloned().unwrap_or_else(|| "(deleted provider)".into());
+            *by_model.entry((kind, row.model)).or_default() += row.unpriced.unwrap_or(0);
+        }
+        let mut out: Vec<Unpriced> =
+            by_model.into_iter().map(|((kind, model), requests)| Unpriced { kind, model, requests }).collect();
+        out.sort_by(|a, b| b.requests.cmp(&a.requests).then_with(|| (&a.kind, &a.model).cmp(&(&b.kind, &b.model))));
+        Ok(out)
     }
 
     pub async fn delete(&self, ws: &WorkspaceId, kind: &str, model: &str) -> Result<(), ServiceError> {

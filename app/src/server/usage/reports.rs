@@ -61,13 +61,18 @@ struct Sums {
     errors: Option<i64>,
     prompt_tokens: Option<i64>,
     completion_tokens: Option<i64>,
+    cache_read_tokens: Option<i64>,
+    cache_write_tokens: Option<i64>,
+    reasoning_tokens: Option<i64>,
     cost_nanos: Option<i64>,
     unpriced: Option<i64>,
 }
 
 /// The rollup sums, as selected by every aggregate query here.
 const SUMS: &str = "math::sum(requests) AS requests, math::sum(errors) AS errors, math::sum(prompt_tokens) AS prompt_tokens, \
-    math::sum(completion_tokens) AS completion_tokens, math::sum(cost_nanos) AS cost_nanos, math::sum(unpriced) AS unpriced";
+    math::sum(completion_tokens) AS completion_tokens, math::sum(cache_read_tokens ?? 0) AS cache_read_tokens, \
+    math::sum(cache_write_tokens ?? 0) AS cache_write_tokens, math::sum(reasoning_tokens ?? 0) AS reasoning_tokens, \
+    math::sum(cost_nanos) AS cost_nanos, math::sum(unpriced) AS unpriced";
 
 impl Sums {
     /// Unknown is not zero: no cost when nothing in the group was priced.
@@ -184,6 +189,9 @@ impl Reports {
             errors: totals.errors.unwrap_or(0),
             prompt_tokens: totals.prompt_tokens.unwrap_or(0),
             completion_tokens: totals.completion_tokens.unwrap_or(0),
+            cache_read_tokens: totals.cache_read_tokens.unwrap_or(0),
+            cache_write_tokens: totals.cache_write_tokens.unwrap_or(0),
+            reasoning_tokens: totals.reasoning_tokens.unwrap_or(0),
             unpriced_requests: totals.unpriced.unwrap_or(0),
             latency_p50_ms: percentile(&latency, 0.50),
             latency_p95_ms: percentile(&latency, 0.95),

@@ -21,6 +21,67 @@ pub const BATCH: usize = ledger::MAX_PER_BATCH;
 pub const FLUSH_EVERY: Duration = Duration::from_millis(100);
 /// Least time between two log lines about the same trouble.
 const WARN_EVERY_MS: i64 = 10_000;
+/// The writer yields to every request (`SCHED_IDLE`) while fewer bytes than this wait in the
+/// spool, and competes normally above [`HURRY_BYTES`] until the backlog is back under this.
+const CALM_BYTES: u64 = 4 * 1024 * 1024;
+const HURRY_BYTES: u64 = 32 * 1024 * 1024;
+
+/// The writer thread's scheduling: `SCHED_IDLE` while it keeps up (records are safe on disk, so
+/// it may wait for a free core), normal while it is behind. Only used where the process may
+/// switch a thread back from idle to normal (`CAP_SYS_NICE`, or `RLIMIT_NICE` of 20): otherwise a
+/// saturated machine could starve the writer for good, and it stays at normal priority.
+struct Pace {
+    /// Whether the thread may go back to normal once idle (probed once).
+    adaptive: bool,
+    hurrying: bool,
+}
+
+fn schedule(idle: bool) -> Result<(), thread_priority::Error> {
+    use thread_priority::{NormalThreadSchedulePolicy as Normal, ThreadPriority, ThreadSchedulePolicy as Policy};
+    let (policy, priority) = if idle {
+        (Policy::Normal(Normal::Idle), ThreadPriority::Min)
+    } else {
+        // Nice 0: the default for a normal thread.
+        (Policy::Normal(Normal::Other), ThreadPriority::Os(thread_priority::ThreadPriorityOsValue::default()))
+    };
+    thread_priority::set_thread_priority_and_policy(thread_priority::thread_native_id(), priority, policy)
+}
+
+impl Pace {
+    /// Probes, on a throwaway thread, whether a thread of this process can go idle and back.
+    fn new() -> Self {
+        let adaptive = std::thread::spawn(|| schedule(true).is_ok() && schedule(false).is_ok()).join().unwrap_or(false);
+        if !adaptive {
+            tracing::info!(
+                "the usage writer runs at normal priority: this process may not switch a thread back from SCHED_IDLE \
+                 (grant CAP_SYS_NICE, or LimitNICE=20 under systemd, for a lower latency tail)"
+            );
+        }
+        Self { adaptive, hurrying: true }
+    }
+
+    fn adjust(&mut self, pending: u64) {
+        if !self.adaptive {
+            return;
+        }
+        let hurry = if self.hurrying { pending > CALM_BYTES } else { pending > HURRY_BYTES };
+        if hurry == self.hurrying {
+            return;
+        }
+        match schedule(!hurry) {
+            Ok(()) => {
+                tracing::debug!(hurry, pending_bytes = pending, "usage writer scheduling changed");
+                self.hurrying = hurry;
+            }
+            Err(e) => {
+                tracing::warn!(error = ?e, "the usage writer's scheduling cannot change; it stays at normal priority");
+                let _ = schedule(false);
+                self.adaptive = false;
+                self.hurrying = true;
+            }
+        }
+    }
+}
 
 /// Counters and states the metrics and readiness endpoints report.
 #[derive(Debug, Default)]
@@ -92,21 +153,37 @@ impl UsageSink {
     }
 }
 
-/// Starts the writer on a thread of its own (with its own single-threaded runtime), not among the
-/// request workers: an embedded database runs a commit inside the caller's task. It stops when
-/// `stop` fires, after writing what the spool holds (or, if the database is failing, leaving it
-/// there for the next start).
-pub fn start(db: Db, spool: Spool, stop: CancellationToken) -> (UsageSink, tokio::task::JoinHandle<()>) {
+/// Starts the writer on a thread of its own, named `usage-writer` (with its own single-threaded
+/// runtime), not among the request workers: an embedded database runs a commit inside the
+/// caller's task. It stops when `stop` fires (or every sink is gone), after writing what the spool
+/// holds, or, if the database is failing, leaving it there for the next start.
+pub fn start(db: Db, spool: Spool, stop: CancellationToken) -> (UsageSink, WriterHandle) {
     let spool = Arc::new(spool);
     let stats = Arc::new(UsageStats::default());
     let (writer_spool, writer_stats) = (Arc::clone(&spool), Arc::clone(&stats));
     let guard = Arc::new(stop.clone().drop_guard());
-    let handle =
-        tokio::task::spawn_blocking(move || match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let (done_tx, done) = tokio::sync::oneshot::channel();
+    let spawned = std::thread::Builder::new().name("usage-writer".into()).spawn(move || {
+        match tokio::runtime::Builder::new_current_thread().enable_all().build() {
             Ok(runtime) => runtime.block_on(writer(db, writer_spool, writer_stats, stop)),
             Err(e) => tracing::error!(error = %e, "the usage writer could not start; records wait in the spool"),
-        });
-    (UsageSink { spool, stats, _stop_when_dropped: guard }, handle)
+        }
+        let _ = done_tx.send(());
+    });
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "the usage writer's thread could not start; records wait in the spool");
+    }
+    (UsageSink { spool, stats, _stop_when_dropped: guard }, WriterHandle(done))
+}
+
+/// Completes when the writer has stopped.
+#[derive(Debug)]
+pub struct WriterHandle(tokio::sync::oneshot::Receiver<()>);
+
+impl WriterHandle {
+    pub async fn stopped(self) {
+        let _ = self.0.await;
+    }
 }
 
 /// Where the last commit left off, retried until the database answers (or the process stops).
@@ -136,7 +213,9 @@ async fn starting_point(db: &Db, spool: &Spool, stats: &UsageStats, stop: &Cance
 
 async fn writer(db: Db, spool: Arc<Spool>, stats: Arc<UsageStats>, stop: CancellationToken) {
     let Some(mut position) = starting_point(&db, &spool, &stats, &stop).await else { return };
+    let mut pace = Pace::new();
     loop {
+        pace.adjust(spool.pending_bytes());
         // On a clock rather than woken per record: a wake-up is a thread switch on the request's
         // own path.
         let stopping = tokio::select! {
@@ -266,7 +345,7 @@ mod tests {
         assert_eq!(stored(&db).await, (total, total));
         assert_eq!(sink.pending_bytes(), 0);
         stop.cancel();
-        handle.await.unwrap();
+        handle.stopped().await;
     }
 
     #[tokio::test]
@@ -288,7 +367,7 @@ mod tests {
         assert!(!sink.database_failing());
         assert_eq!(sink.stats.lost.load(Ordering::Relaxed), 0);
         stop.cancel();
-        handle.await.unwrap();
+        handle.stopped().await;
     }
 
     #[tokio::test]
@@ -303,7 +382,7 @@ mod tests {
         }
         until("the first run's records", || sink.stats.written.load(Ordering::Relaxed) == 300).await;
         stop.cancel();
-        handle.await.unwrap();
+        handle.stopped().await;
         drop(sink);
         // A run killed before its writer committed anything: its records are only on disk.
         {
@@ -318,7 +397,7 @@ mod tests {
         until("the replay", || sink.stats.written.load(Ordering::Relaxed) == 150).await;
         assert_eq!(stored(&db).await, (450, 450));
         stop.cancel();
-        handle.await.unwrap();
+        handle.stopped().await;
         let _ = std::fs::remove_dir_all(&dir);
     }
 
@@ -331,7 +410,7 @@ mod tests {
             sink.record(&numbered(i));
         }
         stop.cancel();
-        handle.await.unwrap();
+        handle.stopped().await;
         assert_eq!(stored(&db).await, (2500, 2500));
     }
 }
