@@ -9,6 +9,7 @@ mod gateway;
 mod health;
 mod helpers;
 mod keys;
+mod ledger;
 mod mock;
 mod persistence;
 mod providers;

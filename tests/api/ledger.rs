@@ -1,0 +1,252 @@
+//! The usage ledger against the real binary on the embedded file database: every answered request
+//! has exactly one record after a saturating burst, and after a `kill -9` in the middle of one.
+
+use std::collections::{HashMap, HashSet};
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use serde_json::{Value, json};
+use tokio::sync::Semaphore;
+
+use crate::helpers::*;
+use crate::mock::{Flavor, Mock, VALID_KEY};
+
+/// The `perpetuo` binary on a file database in `dir`, and its address.
+struct Running {
+    child: Child,
+    base: String,
+}
+
+impl Running {
+    fn start(dir: &Path) -> Self {
+        let key = base64::engine::general_purpose::STANDARD.encode([9u8; 32]);
+        let mut child = Command::new(env!("CARGO_BIN_EXE_perpetuo"))
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("DATABASE_URL", format!("surrealkv://{}", dir.join("perpetuo.db").display()))
+            .env("ENCRYPTION_KEY", &key)
+            .env("JWT_SECRET", "a-jwt-secret-for-the-ledger-tests-0123456789")
+            .env("LEPTOS_SITE_ADDR", "127.0.0.1:0")
+            .env("ALLOW_PRIVATE_UPSTREAMS", "true")
+            .env("RATE_LIMIT_IP_PER_MIN", "100000000")
+            .env("RATE_LIMIT_KEY_PER_MIN", "100000000")
+            .env("RATE_LIMIT_LOGIN_PER_MIN", "100000")
+            .env("RUST_LOG", "warn,perpetuo=info")
+            .current_dir(dir)
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("the perpetuo binary starts");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel::<String>();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let base = loop {
+            let line = rx.recv_timeout(Duration::from_secs(120)).expect("perpetuo logged its address");
+            if let Some(at) = line.find("listening on http://") {
+                break line[at + "listening on ".len()..].trim().to_owned();
+            }
+        };
+        Self { child, base }
+    }
+
+    fn kill_9(&mut self) {
+        let status = Command::new("kill").args(["-KILL", &self.child.id().to_string()]).status().unwrap();
+        assert!(status.success());
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A signed-up workspace with one provider (the mock) and one gateway key: (token, key).
+async fn workspace(client: &reqwest::Client, base: &str, mock: &Mock) -> (String, String) {
+    let post = |path: &str, token: Option<&str>, body: Value| {
+        let mut request = client.post(format!("{base}{path}")).json(&body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        async move { request.send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+    let signup = post("/api/v1/auth/signup", None, json!({"email": email("ledger"), "password": PASSWORD})).await;
+    let token = signup["token"].as_str().unwrap().to_owned();
+    let provider =
+        json!({"label": "P", "kind": "openai_compatible", "base_url": mock.base_url(), "api_key": VALID_KEY});
+    post("/api/v1/providers", Some(&token), provider).await;
+    let key = post("/api/v1/keys", Some(&token), json!({"name": "burst"})).await;
+    (token, key["token"].as_str().unwrap().to_owned())
+}
+
+/// Fires `total` chat calls, `concurrency` at a time; returns the request ids of those whose
+/// whole answer arrived.
+async fn burst(
+    client: &reqwest::Client,
+    base: &str,
+    key: &str,
+    total: usize,
+    concurrency: usize,
+    answered: Arc<std::sync::Mutex<Vec<String>>>,
+) {
+    let gate = Arc::new(Semaphore::new(concurrency));
+    let calls = (0..total).map(|i| {
+        let (client, url, key, gate, answered) = (
+            client.clone(),
+            format!("{base}/v1/chat/completions"),
+            key.to_owned(),
+            Arc::clone(&gate),
+            Arc::clone(&answered),
+        );
+        async move {
+            let Ok(_permit) = gate.acquire().await else { return };
+            let body =
+                json!({"model": "mock-small", "stream": i % 2 == 0, "messages": [{"role": "user", "content": "hi"}]});
+            let Ok(response) = client.post(&url).bearer_auth(&key).json(&body).send().await else { return };
+            let id = response.headers().get("x-request-id").and_then(|v| v.to_str().ok()).map(str::to_owned);
+            let ok = response.status() == 200;
+            // Answered: the status and the whole body reached the client.
+            if let (Some(id), Ok(bytes)) = (id, response.bytes().await)
+                && ok
+                && (!bytes.starts_with(b"data:") || bytes.ends_with(b"data: [DONE]\n\n"))
+            {
+                answered.lock().unwrap().push(id);
+            }
+        }
+    });
+    futures::future::join_all(calls).await;
+}
+
+/// Every request id in the request log of the token's workspace, read page by page once the
+/// ledger holds at least `at_least` records (bounded wait).
+async fn recorded_ids(client: &reqwest::Client, base: &str, token: &str, at_least: usize) -> Vec<String> {
+    let read_all = || async {
+        let mut ids = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut url = format!("{base}/api/v1/requests?limit=500");
+            if let Some(c) = &cursor {
+                url.push_str(&format!("&cursor={c}"));
+            }
+            let page: Value = client.get(&url).bearer_auth(token).send().await.ok()?.json().await.ok()?;
+            ids.extend(page["data"].as_array()?.iter().filter_map(|r| r["request_id"].as_str().map(str::to_owned)));
+            match page["next_cursor"].as_str() {
+                Some(next) => cursor = Some(next.to_owned()),
+                None => return Some(ids),
+            }
+        }
+    };
+    poll(Duration::from_secs(60), || async { read_all().await.filter(|ids| ids.len() >= at_least) })
+        .await
+        .unwrap_or_else(|| panic!("fewer than {at_least} records reached the ledger"))
+}
+
+fn assert_exactly_once(answered: &[String], recorded: &[String]) {
+    let mut counts: HashMap<&str, usize> = HashMap::new();
+    for id in recorded {
+        *counts.entry(id.as_str()).or_default() += 1;
+    }
+    let twice: Vec<&&str> = counts.iter().filter(|(_, n)| **n > 1).map(|(id, _)| id).collect();
+    assert!(twice.is_empty(), "recorded more than once: {twice:?}");
+    let missing: Vec<&String> = answered.iter().filter(|id| !counts.contains_key(id.as_str())).collect();
+    assert!(missing.is_empty(), "{} answered requests have no record: {missing:?}", missing.len());
+}
+
+#[tokio::test]
+async fn a_saturating_burst_gets_every_answer_recorded_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mock = Mock::start(Flavor::OpenAi).await;
+    let running = Running::start(dir.path());
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let (token, key) = workspace(&client, &running.base, &mock).await;
+    let answered = Arc::new(std::sync::Mutex::new(Vec::new()));
+    burst(&client, &running.base, &key, 3000, 64, Arc::clone(&answered)).await;
+    let answered = answered.lock().unwrap().clone();
+    assert_eq!(answered.len(), 3000, "the burst itself is answered");
+    let recorded = recorded_ids(&client, &running.base, &token, answered.len()).await;
+    assert_eq!(recorded.len(), 3000);
+    assert_exactly_once(&answered, &recorded);
+}
+
+#[tokio::test]
+async fn kill_9_in_the_middle_of_a_burst_loses_no_answered_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let mock = Mock::start(Flavor::OpenAi).await;
+    let mut running = Running::start(dir.path());
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let (token, key) = workspace(&client, &running.base, &mock).await;
+    let answered = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let base = running.base.clone();
+    let calls = burst(&client, &base, &key, 100_000, 32, Arc::clone(&answered));
+    let killer = async {
+        // Killed once a good part of the burst is answered, while calls are in flight.
+        poll(Duration::from_secs(60), || async { (answered.lock().unwrap().len() >= 1500).then_some(()) })
+            .await
+            .expect("the burst was being answered");
+        running.kill_9();
+    };
+    tokio::join!(calls, killer);
+    let answered = answered.lock().unwrap().clone();
+    let restarted = Running::start(dir.path());
+    let recorded = recorded_ids(&client, &restarted.base, &token, answered.len()).await;
+    eprintln!("kill -9 mid-burst: {} answered, {} recorded after the restart", answered.len(), recorded.len());
+    assert_exactly_once(&answered, &recorded);
+    let distinct: HashSet<&String> = recorded.iter().collect();
+    assert_eq!(distinct.len(), recorded.len());
+}
+
+/// With the database refusing writes, records wait on disk up to the spool's bound; past it new
+/// calls are refused (no answered call without its record) and readiness and the metrics say so;
+/// once the database takes writes again, everything is written and calls are accepted.
+#[tokio::test]
+async fn a_full_spool_refuses_new_calls_until_the_database_catches_up() {
+    let mut options = Options::default();
+    options.settings.usage_spool_max_bytes = 8 * 1024;
+    let gw = Gateway::start(options).await;
+    let mock = Mock::start(Flavor::OpenAi).await;
+    gw.provider("P", "openai_compatible", &mock.base_url(), 1).await;
+    let db = &gw.app.state.db;
+    db.query("DEFINE FIELD OVERWRITE count ON usage_batch TYPE string").await.unwrap().check().unwrap();
+
+    let mut answered = 0;
+    let refused = loop {
+        let response = gw.chat(&chat_body("mock-small")).await;
+        if response.status() == 503 {
+            break response;
+        }
+        assert_eq!(response.status(), 200);
+        answered += 1;
+        assert!(answered < 1000, "the spool never filled");
+    };
+    assert_eq!(refused.headers()["retry-after"], "5");
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "usage_ledger_full", "{body}");
+    let ready = gw.app.client.get(gw.app.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 503);
+    assert!(ready.text().await.unwrap().contains("usage spool full"));
+    let metrics = gw.app.client.get(gw.app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("perpetuo_usage_spool_full 1"), "{metrics}");
+    assert!(metrics.contains("perpetuo_usage_database_failing 1"), "{metrics}");
+
+    db.query("DEFINE FIELD OVERWRITE count ON usage_batch TYPE int").await.unwrap().check().unwrap();
+    let ready = poll(Duration::from_secs(20), || async {
+        (gw.app.client.get(gw.app.url("/readyz")).send().await.ok()?.status() == 200).then_some(())
+    })
+    .await;
+    assert!(ready.is_some(), "ready again once the records are written");
+    assert_eq!(gw.chat(&chat_body("mock-small")).await.status(), 200);
+    // Every answered call, and the refusal itself, has its record.
+    let records = gw.usage(answered + 2).await;
+    assert_eq!(records.len(), answered + 2);
+    assert_eq!(records.iter().filter(|r| r["error_class"] == "usage_ledger_full").count(), 1);
+}
