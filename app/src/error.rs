@@ -21,6 +21,8 @@ pub enum AppError {
     RateLimited(u64),
     #[error("{0}")]
     Upstream(String),
+    #[error("The database is unavailable right now. Please try again shortly.")]
+    Unavailable,
     #[error("Something went wrong on our side. Please try again.")]
     Internal,
     /// The request never reached our code (bad form fields, network failure).
@@ -59,6 +61,7 @@ impl From<crate::server::ServiceError> for AppError {
             S::NotFound(what) => Self::NotFound(what.to_owned()),
             S::RateLimited { retry_after } => Self::RateLimited(retry_after.as_secs().max(1)),
             S::Upstream(m) => Self::Upstream(m),
+            S::Unavailable => Self::Unavailable,
             S::Database(_) | S::Crypto(_) | S::Internal(_) => Self::Internal,
         }
     }

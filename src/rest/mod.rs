@@ -56,10 +56,14 @@ impl IntoResponse for ApiError {
             ServiceError::Conflict(_) => "conflict_error",
             ServiceError::RateLimited { .. } => "rate_limit_exceeded",
             ServiceError::Upstream(_) => "upstream_error",
+            ServiceError::Unavailable => "unavailable_error",
             ServiceError::Database(_) | ServiceError::Crypto(_) | ServiceError::Internal(_) => "api_error",
         };
         let body = serde_json::json!({ "error": { "message": e.public_message(), "type": kind, "code": e.code() } });
         let mut response = (status, axum::Json(body)).into_response();
+        if matches!(e, ServiceError::Unavailable) {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        }
         if let ServiceError::RateLimited { retry_after } = e {
             let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));

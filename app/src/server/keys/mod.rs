@@ -323,7 +323,10 @@ impl ApiKeys {
         let hash = token.hash();
         let key = match self.cache.slots.get(&hash) {
             Some(key) => key,
-            None => self.load(hash).await?,
+            None => match tokio::time::timeout(crate::server::platform::db::CALL_TIMEOUT, self.load(hash)).await {
+                Ok(loaded) => loaded?,
+                Err(_) => return Err(KeyError::Service(ServiceError::Unavailable)),
+            },
         };
         if key.revoked {
             return Err(KeyRejection::Revoked.into());

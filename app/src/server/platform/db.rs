@@ -168,11 +168,12 @@ impl Db {
         Ok(response.take::<Option<RecordedMigration>>(0)?)
     }
 
-    /// Whether the database answers (for `/readyz`).
+    /// Whether the database answers within two seconds (for `/readyz`: a server that is down can
+    /// leave a query waiting for the connection to come back).
     pub async fn ping(&self) -> bool {
-        match self.query("RETURN 1").await {
-            Ok(response) => response.check().is_ok(),
-            Err(_) => false,
+        match tokio::time::timeout(std::time::Duration::from_secs(2), self.query("RETURN 1")).await {
+            Ok(Ok(response)) => response.check().is_ok(),
+            Ok(Err(_)) | Err(_) => false,
         }
     }
 }
@@ -196,6 +197,15 @@ fn redact_url(url: &str) -> String {
         }
         None => url.to_owned(),
     }
+}
+
+/// How long a request's own database call may take before it gives up with a clear 503: a
+/// SurrealDB server that is down leaves calls waiting while the client reconnects.
+pub const CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Runs a database call on a request's path within [`CALL_TIMEOUT`].
+pub async fn bounded<T>(call: impl std::future::Future<Output = Result<T, ServiceError>>) -> Result<T, ServiceError> {
+    tokio::time::timeout(CALL_TIMEOUT, call).await.unwrap_or(Err(ServiceError::Unavailable))
 }
 
 /// Now, in Unix milliseconds (the unit of every stored timestamp).

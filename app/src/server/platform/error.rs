@@ -28,6 +28,9 @@ pub enum ServiceError {
     /// An upstream provider could not be reached or refused; the message is safe to show.
     #[error("{0}")]
     Upstream(String),
+    /// The database did not answer in time (unreachable, or reconnecting): try again shortly.
+    #[error("the database is unavailable; try again shortly")]
+    Unavailable,
     #[error("database error")]
     Database(#[source] surrealdb::Error),
     #[error("stored secret could not be opened")]
@@ -47,6 +50,7 @@ impl ServiceError {
             Self::Conflict(_) => S::CONFLICT,
             Self::RateLimited { .. } => S::TOO_MANY_REQUESTS,
             Self::Upstream(_) => S::BAD_GATEWAY,
+            Self::Unavailable => S::SERVICE_UNAVAILABLE,
             Self::Database(_) | Self::Crypto(_) | Self::Internal(_) => S::INTERNAL_SERVER_ERROR,
         }
     }
@@ -61,6 +65,7 @@ impl ServiceError {
             Self::Conflict(_) => "conflict",
             Self::RateLimited { .. } => "rate_limit_exceeded",
             Self::Upstream(_) => "upstream_error",
+            Self::Unavailable => "unavailable",
             Self::Database(_) | Self::Crypto(_) | Self::Internal(_) => "internal_error",
         }
     }
@@ -77,7 +82,8 @@ impl ServiceError {
             | Self::NotFound(_)
             | Self::Conflict(_)
             | Self::RateLimited { .. }
-            | Self::Upstream(_) => self.to_string(),
+            | Self::Upstream(_)
+            | Self::Unavailable => self.to_string(),
         }
     }
 

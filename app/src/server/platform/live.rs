@@ -1,8 +1,9 @@
 //! Keeping every instance's caches true when the database changes, here or in another Perpetuo
 //! instance sharing it: each cached table is followed with `LIVE SELECT`, and its owner drops the
-//! entries a change touches, within milliseconds of the commit. If a stream fails, the owners
-//! drop everything and the streams are re-opened (requests meanwhile go to the database); the
-//! caches' TTL is the last line of defence against a missed notification.
+//! entries a change touches, within milliseconds of the commit. If a stream fails it is re-opened,
+//! and the owners drop everything once it is back (a change may have been missed); until then the
+//! entries live out their TTL, which keeps known keys working while the database is away. The TTL
+//! is also the last line of defence against a missed notification.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,12 +33,12 @@ pub async fn spawn(db: Db, followers: Vec<Arc<dyn Follower>>, stop: Cancellation
     let handle = tokio::spawn(async move {
         let mut ready = Some(ready_tx);
         loop {
+            // On failure the caches keep their entries (bounded by their TTL): while this instance
+            // cannot reach the database, they are what lets known keys keep working; once the
+            // streams are back, everything cached is dropped (a change may have been missed).
             match follow(&db, &followers, &stop, &mut ready).await {
                 Ok(()) => break,
-                Err(e) => {
-                    tracing::warn!(error = %e, "cache invalidation stream failed; dropping caches and resubscribing");
-                    followers.iter().for_each(|f| f.clear());
-                }
+                Err(e) => tracing::warn!(error = %e, "cache invalidation stream failed; resubscribing"),
             }
             if let Some(tx) = ready.take() {
                 let _ = tx.send(());

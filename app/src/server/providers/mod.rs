@@ -369,7 +369,7 @@ impl Providers {
             return Ok(providers);
         }
         let seen = self.cache.enabled.generation();
-        let providers = Arc::new(self.open_enabled(ws).await?);
+        let providers = Arc::new(crate::server::platform::db::bounded(self.open_enabled(ws)).await?);
         self.cache.enabled.put(ws.as_str().to_owned(), Arc::clone(&providers), seen);
         Ok(providers)
     }

@@ -193,8 +193,11 @@ pub async fn commit(
         .bind(("now", now_ms()))
         .await?;
     match root_cause(response.take_errors()) {
-        Some(e) => Err(e),
         None => Ok(()),
+        // The same batch is already there: a commit whose answer was lost with the connection
+        // (the checkpoint says so). Anything else is a failure to retry.
+        Some(e) if crate::server::platform::db::is_conflict(&e) && checkpoint(db, instance).await? >= to => Ok(()),
+        Some(e) => Err(e),
     }
 }
 

@@ -207,8 +207,7 @@ impl Prices {
             return Ok(found);
         }
         let seen = self.cache.generation();
-        let loaded: Overrides = self
-            .list(ws)
+        let loaded: Overrides = crate::server::platform::db::bounded(self.list(ws))
             .await?
             .into_iter()
             .map(|o| {

@@ -24,6 +24,8 @@ const WARN_EVERY_MS: i64 = 10_000;
 /// The writer yields to every request (`SCHED_IDLE`) while fewer bytes than this wait in the
 /// spool, and competes normally above [`HURRY_BYTES`] until the backlog is back under this.
 const CALM_BYTES: u64 = 4 * 1024 * 1024;
+/// The longest a commit may take before it counts as failed and is retried.
+const COMMIT_TIMEOUT: Duration = Duration::from_secs(15);
 const HURRY_BYTES: u64 = 32 * 1024 * 1024;
 
 /// The writer thread's scheduling: `SCHED_IDLE` while it keeps up (records are safe on disk, so
@@ -276,7 +278,13 @@ async fn commit(
     let mut delay = Duration::from_millis(50);
     let mut failures = 0;
     loop {
-        match ledger::commit(db, spool.instance(), lines, from, to).await {
+        // Bounded, so a database that went away shows as failing (metrics, readiness) rather than
+        // as a writer waiting on a reconnect; a commit that went through meanwhile is recognised
+        // by the checkpoint on the retry.
+        let attempt = tokio::time::timeout(COMMIT_TIMEOUT, ledger::commit(db, spool.instance(), lines, from, to));
+        let result =
+            attempt.await.unwrap_or_else(|_| Err(surrealdb::Error::internal("the commit timed out".to_owned())));
+        match result {
             Ok(()) => {
                 stats.written.fetch_add(lines.len() as u64, Ordering::Relaxed);
                 stats.database_failing.store(false, Ordering::Relaxed);
