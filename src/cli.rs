@@ -94,7 +94,7 @@ pub async fn prices_check(settings: &Settings) -> Result<String, String> {
         prices.as_of()
     );
     for m in missing {
-        out.push_str(&format!("  {}/{}: {} requests unpriced\n", m.kind, m.model, m.requests));
+        out.push_str(&format!("  {} provider, model {}: {} requests unpriced\n", m.kind, m.model, m.requests));
     }
     Ok(out)
 }

@@ -23,11 +23,20 @@ struct Running {
 
 impl Running {
     fn start(dir: &Path) -> Self {
+        let database = format!("surrealkv://{}", dir.join("perpetuo.db").display());
+        Self::start_with(dir, &[("DATABASE_URL", database)])
+    }
+
+    /// The binary with `env` on top of the defaults (a database URL among them).
+    fn start_with(dir: &Path, env: &[(&str, String)]) -> Self {
         let key = base64::engine::general_purpose::STANDARD.encode([9u8; 32]);
-        let mut child = Command::new(env!("CARGO_BIN_EXE_perpetuo"))
-            .env_clear()
+        let mut command = Command::new(env!("CARGO_BIN_EXE_perpetuo"));
+        command.env_clear();
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let mut child = command
             .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("DATABASE_URL", format!("surrealkv://{}", dir.join("perpetuo.db").display()))
             .env("ENCRYPTION_KEY", &key)
             .env("JWT_SECRET", "a-jwt-secret-for-the-ledger-tests-0123456789")
             .env("LEPTOS_SITE_ADDR", "127.0.0.1:0")
@@ -249,4 +258,66 @@ async fn a_full_spool_refuses_new_calls_until_the_database_catches_up() {
     let records = gw.usage(answered + 2).await;
     assert_eq!(records.len(), answered + 2);
     assert_eq!(records.iter().filter(|r| r["error_class"] == "usage_ledger_full").count(), 1);
+}
+
+/// Perpetuo on a SurrealDB server that becomes unreachable for 30 s under traffic: calls with
+/// known keys keep being answered (their records wait in the spool), readiness says the database
+/// is gone, and once it is back every answered call has exactly one record.
+#[tokio::test]
+async fn the_database_unreachable_for_30_s_under_traffic_loses_no_record() {
+    use crate::surreal::{CutRelay, PASS, SurrealServer, USER};
+    let dir = tempfile::tempdir().unwrap();
+    let server = SurrealServer::start(&dir.path().join("surreal")).await;
+    let relay = CutRelay::start(server.addr).await;
+    let mock = Mock::start(Flavor::OpenAi).await;
+    let running = Running::start_with(
+        dir.path(),
+        &[
+            ("DATABASE_URL", format!("ws://{}", relay.addr)),
+            ("DATABASE_USER", USER.into()),
+            ("DATABASE_PASS", PASS.into()),
+            ("USAGE_SPOOL_DIR", dir.path().join("spool").display().to_string()),
+        ],
+    );
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let (token, key) = workspace(&client, &running.base, &mock).await;
+    let answered = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let traffic = {
+        let (client, base, key, answered, stop) =
+            (client.clone(), running.base.clone(), key.clone(), Arc::clone(&answered), Arc::clone(&stop));
+        tokio::spawn(async move {
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                burst(&client, &base, &key, 8, 4, Arc::clone(&answered)).await;
+            }
+        })
+    };
+    let ready = |base: String, client: reqwest::Client| async move {
+        client.get(format!("{base}/readyz")).send().await.map(|r| r.status().as_u16()).unwrap_or(0)
+    };
+    poll(Duration::from_secs(30), || async { (answered.lock().unwrap().len() >= 50).then_some(()) }).await.unwrap();
+
+    relay.cut().await;
+    let before = answered.lock().unwrap().len();
+    let not_ready = poll(Duration::from_secs(10), || async {
+        (ready(running.base.clone(), client.clone()).await == 503).then_some(())
+    })
+    .await;
+    assert!(not_ready.is_some(), "/readyz says the database is gone");
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    let during = answered.lock().unwrap().len() - before;
+    relay.restore();
+
+    let ready_again = poll(Duration::from_secs(60), || async {
+        (ready(running.base.clone(), client.clone()).await == 200).then_some(())
+    })
+    .await;
+    assert!(ready_again.is_some(), "ready again once the database is back");
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    traffic.await.unwrap();
+    let answered = answered.lock().unwrap().clone();
+    assert!(during > 0, "calls with a known key were answered while the database was away");
+    let recorded = recorded_ids(&client, &running.base, &token, answered.len()).await;
+    eprintln!("database away 30 s: {} answered ({during} during the outage), {} recorded", answered.len(), recorded.len());
+    assert_exactly_once(&answered, &recorded);
 }

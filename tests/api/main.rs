@@ -16,4 +16,5 @@ mod providers;
 mod ratelimit;
 mod sdk;
 mod shutdown;
+mod surreal;
 mod usage;

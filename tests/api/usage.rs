@@ -444,3 +444,19 @@ async fn the_usage_report_answers_with_every_filter_unset() {
     assert_eq!(report["summary"]["requests"], 0);
     assert_eq!(report["by"], "model", "the default breakdown");
 }
+
+/// `perpetuo prices check` lists the models that served requests with no price, and only those.
+#[tokio::test]
+async fn models_without_a_price_are_listed_for_prices_check() {
+    let gw = Gateway::start(Options::default()).await;
+    let mock = Mock::start(Flavor::OpenAi).await;
+    gw.provider("OpenAI", "openai", &mock.base_url(), 1).await;
+    for model in ["gpt-4o-mini", "my-fine-tune-x", "my-fine-tune-x"] {
+        assert_eq!(gw.chat(&chat_body(&format!("openai/{model}"))).await.status(), 200);
+    }
+    usage_settled(&gw.app, 3).await;
+    let since = app::server::platform::db::now_ms() - 30 * app::types::DAY_MS;
+    let missing = gw.app.state.prices().unpriced_since(since).await.unwrap();
+    let listed: Vec<(String, String, i64)> = missing.into_iter().map(|m| (m.kind, m.model, m.requests)).collect();
+    assert_eq!(listed, vec![("openai".to_owned(), "openai/my-fine-tune-x".to_owned(), 2)]);
+}

@@ -1,0 +1,105 @@
+//! A real SurrealDB server for the tests of Perpetuo on `ws://` (the binary from
+//! `scripts/surreal-server.sh`, named by `PERPETUO_SURREAL_BIN`), and a TCP relay in front of it
+//! that a test can cut to make the database unreachable.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinSet;
+
+use crate::helpers::poll;
+
+/// A SurrealDB server on a random loopback port, with its own data folder; stopped when dropped.
+pub struct SurrealServer {
+    child: Child,
+    pub addr: SocketAddr,
+}
+
+pub const USER: &str = "root";
+pub const PASS: &str = "root-password-for-tests";
+
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+impl SurrealServer {
+    pub async fn start(data: &Path) -> Self {
+        let bin = std::env::var("PERPETUO_SURREAL_BIN").unwrap_or_else(|_| {
+            panic!("PERPETUO_SURREAL_BIN is not set: run `scripts/surreal-server.sh` (scripts/test.sh does) and export its output")
+        });
+        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let child = Command::new(bin)
+            .args(["start", "--bind", &addr.to_string(), "--user", USER, "--pass", PASS, "--log", "warn"])
+            .arg(format!("surrealkv://{}", data.display()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the surreal binary starts");
+        let server = Self { child, addr };
+        server.wait_healthy().await;
+        server
+    }
+
+    pub async fn wait_healthy(&self) {
+        let client = reqwest::Client::builder().no_proxy().build().unwrap();
+        let url = format!("http://{}/health", self.addr);
+        let up = poll(Duration::from_secs(60), || async {
+            (client.get(&url).send().await.ok()?.status() == 200).then_some(())
+        })
+        .await;
+        assert!(up.is_some(), "the SurrealDB server did not become healthy");
+    }
+}
+
+impl Drop for SurrealServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Relays TCP to a target until cut: then every open connection is dropped and new ones are
+/// closed at once, until restored.
+pub struct CutRelay {
+    pub addr: SocketAddr,
+    cut: Arc<AtomicBool>,
+    connections: Arc<tokio::sync::Mutex<JoinSet<()>>>,
+}
+
+impl CutRelay {
+    pub async fn start(target: SocketAddr) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let cut = Arc::new(AtomicBool::new(false));
+        let connections: Arc<tokio::sync::Mutex<JoinSet<()>>> = Arc::default();
+        let (flag, set) = (Arc::clone(&cut), Arc::clone(&connections));
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if flag.load(Ordering::SeqCst) {
+                    continue;
+                }
+                set.lock().await.spawn(async move {
+                    if let Ok(mut outbound) = TcpStream::connect(target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+            }
+        });
+        Self { addr, cut, connections }
+    }
+
+    pub async fn cut(&self) {
+        self.cut.store(true, Ordering::SeqCst);
+        self.connections.lock().await.abort_all();
+    }
+
+    pub fn restore(&self) {
+        self.cut.store(false, Ordering::SeqCst);
+    }
+}
