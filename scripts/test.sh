@@ -21,6 +21,10 @@ cargo clippy --all-targets -- -D warnings
 step "clippy (browser: hydrate, wasm32)"
 cargo clippy -p frontend -p app --target wasm32-unknown-unknown --features app/hydrate -- -D warnings
 
+step "SurrealDB server for the ws:// tests (built once per machine, about 25 minutes the first time)"
+PERPETUO_SURREAL_BIN=$(scripts/surreal-server.sh)
+export PERPETUO_SURREAL_BIN
+
 step "cargo test"
 export PERPETUO_PYTHON=${PERPETUO_PYTHON:-${PERPETUO_VENV:-$HOME/.cache/perpetuo-venv}/bin/python}
 cargo test --no-fail-fast

@@ -263,7 +263,8 @@ async fn a_full_spool_refuses_new_calls_until_the_database_catches_up() {
 /// Perpetuo on a SurrealDB server that becomes unreachable for 30 s under traffic: calls with
 /// known keys keep being answered (their records wait in the spool), readiness says the database
 /// is gone, and once it is back every answered call has exactly one record.
-#[tokio::test]
+// Several threads: the relay's tasks must run while the test waits on the binary's log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_database_unreachable_for_30_s_under_traffic_loses_no_record() {
     use crate::surreal::{CutRelay, PASS, SurrealServer, USER};
     let dir = tempfile::tempdir().unwrap();
