@@ -319,6 +319,10 @@ async fn the_database_unreachable_for_30_s_under_traffic_loses_no_record() {
     let answered = answered.lock().unwrap().clone();
     assert!(during > 0, "calls with a known key were answered while the database was away");
     let recorded = recorded_ids(&client, &running.base, &token, answered.len()).await;
-    eprintln!("database away 30 s: {} answered ({during} during the outage), {} recorded", answered.len(), recorded.len());
+    eprintln!(
+        "database away 30 s: {} answered ({during} during the outage), {} recorded",
+        answered.len(),
+        recorded.len()
+    );
     assert_exactly_once(&answered, &recorded);
 }
