@@ -9,6 +9,14 @@ use http::{HeaderValue, StatusCode, header};
 
 use app::server::AppState;
 use app::server::platform::ratelimit::{ClientIp, Decision, format_reset};
+use app::server::protocols::Protocol;
+
+/// An RFC 3339 UTC timestamp (second precision), as Anthropic's reset headers give it.
+fn httpdate_rfc3339(at: std::time::SystemTime) -> String {
+    let secs = at.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let ms = i64::try_from(secs).unwrap_or(0).saturating_mul(1000);
+    app::types::time::rfc3339_utc(ms)
+}
 
 pub async fn ip_limit(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     let peer = request
@@ -30,7 +38,11 @@ pub async fn ip_limit(State(state): State<AppState>, mut request: Request, next:
 pub fn too_many_requests(path: &str, decision: &Decision) -> Response {
     let retry = decision.retry_after_secs().max(1);
     let message = format!("Too many requests from your address. Try again in {retry} seconds.");
-    let mut response = if path.starts_with("/v1") || path.starts_with("/api/") {
+    let anthropic = path.starts_with("/v1/messages");
+    let mut response = if anthropic {
+        let body = app::server::protocols::messages::error_json("rate_limit_error", &message);
+        (StatusCode::TOO_MANY_REQUESTS, axum::Json(body)).into_response()
+    } else if path.starts_with("/v1") || path.starts_with("/api/") {
         let body =
             crate::gateway::error::openai_error(&message, "rate_limit_exceeded", None, Some("rate_limit_exceeded"));
         (StatusCode::TOO_MANY_REQUESTS, axum::Json(body)).into_response()
@@ -41,12 +53,22 @@ pub fn too_many_requests(path: &str, decision: &Decision) -> Response {
         );
         (StatusCode::TOO_MANY_REQUESTS, [(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response()
     };
-    set_headers(response.headers_mut(), decision);
+    let protocol = if anthropic { Protocol::Messages } else { Protocol::Chat };
+    set_headers(response.headers_mut(), decision, protocol);
     response
 }
 
-/// `Retry-After` (when refused) and the `x-ratelimit-*` headers OpenAI clients read.
-pub fn set_headers(headers: &mut http::HeaderMap, decision: &Decision) {
+/// `Retry-After` (when refused) and the `x-ratelimit-*` headers OpenAI clients read; on the
+/// Messages route, Anthropic's `anthropic-ratelimit-requests-*` too.
+pub fn set_headers(headers: &mut http::HeaderMap, decision: &Decision, protocol: Protocol) {
+    if protocol == Protocol::Messages {
+        headers.insert("anthropic-ratelimit-requests-limit", HeaderValue::from(decision.limit));
+        headers.insert("anthropic-ratelimit-requests-remaining", HeaderValue::from(decision.remaining));
+        let reset = std::time::SystemTime::now() + decision.reset;
+        if let Ok(reset) = HeaderValue::from_str(&httpdate_rfc3339(reset)) {
+            headers.insert("anthropic-ratelimit-requests-reset", reset);
+        }
+    }
     if !decision.allowed {
         headers.insert(header::RETRY_AFTER, HeaderValue::from(decision.retry_after_secs().max(1)));
     }

@@ -2,11 +2,12 @@
 //! OpenAI's shape, each with the gateway's headers and its usage record.
 
 use axum::body::Body;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 
 use app::server::AppState;
+use app::server::protocols::Protocol;
 use app::server::providers::OpenedProvider;
 use app::server::usage::Tokens;
 
@@ -16,7 +17,13 @@ use super::record::{Outcome, Progress, Subject, submit};
 use super::relay::Relay;
 
 /// `x-request-id`, `x-perpetuo-provider`, `x-perpetuo-attempts` and the rate-limit headers.
-fn decorate(headers: &mut HeaderMap, caller: &Caller, provider: Option<&OpenedProvider>, attempts: u32) {
+fn decorate(
+    headers: &mut HeaderMap,
+    caller: &Caller,
+    protocol: Protocol,
+    provider: Option<&OpenedProvider>,
+    attempts: u32,
+) {
     if let Ok(id) = HeaderValue::from_str(&caller.request_id) {
         headers.insert("x-request-id", id);
     }
@@ -28,7 +35,7 @@ fn decorate(headers: &mut HeaderMap, caller: &Caller, provider: Option<&OpenedPr
         headers.insert("x-perpetuo-provider", value);
     }
     headers.insert("x-perpetuo-attempts", HeaderValue::from(attempts));
-    crate::ratelimit::set_headers(headers, &caller.limit);
+    crate::ratelimit::set_headers(headers, &caller.limit, protocol);
 }
 
 /// The call failed (before any attempt, or after all of them): answered and recorded.
@@ -48,8 +55,8 @@ pub fn failure(
         ttft: None,
     };
     submit(state, subject, outcome, progress);
-    let mut response = error.into_response();
-    decorate(response.headers_mut(), subject.caller, provider, progress.attempts);
+    let mut response = error.response_for(subject.protocol);
+    decorate(response.headers_mut(), subject.caller, subject.protocol, provider, progress.attempts);
     response
 }
 
@@ -73,7 +80,7 @@ pub fn whole(
     submit(state, &call.subject(), outcome, progress);
     let mut response = Response::new(Body::from(body));
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    decorate(response.headers_mut(), &call.caller, Some(provider), progress.attempts);
+    decorate(response.headers_mut(), &call.caller, call.request.protocol, Some(provider), progress.attempts);
     response
 }
 
@@ -84,7 +91,7 @@ pub fn stream(relay: Relay) -> Response {
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    decorate(&mut headers, relay.caller(), Some(relay.provider()), relay.attempts());
+    decorate(&mut headers, relay.caller(), relay.protocol(), Some(relay.provider()), relay.attempts());
     let mut response = Response::new(Body::from_stream(relay.into_stream()));
     *response.status_mut() = StatusCode::OK;
     *response.headers_mut() = headers;

@@ -13,7 +13,9 @@ use rand::RngExt as _;
 
 use app::server::AppState;
 use app::server::providers::breaker::{Admission, Breakers};
-use app::server::providers::dialects::{Dialect, Endpoint};
+use app::server::protocols::chat::Composed;
+use app::server::protocols::{self, Protocol, Refusal};
+use app::server::providers::dialects::{Dialect, Endpoint, StreamTranslator};
 use app::server::providers::{OpenedProvider, catalog, client};
 
 use super::answer;
@@ -31,12 +33,10 @@ enum Attempt {
     Stream {
         upstream: ByteStream,
         first: Bytes,
+        translate: Box<dyn StreamTranslator>,
     },
     /// The client's own mistake, as the provider judged it: passed back, no fallback.
     ClientError(GatewayError),
-    /// The request cannot be sent to this kind of provider (translation refused it): nothing
-    /// reached the provider.
-    Refused(GatewayError),
     /// Worth trying again (elsewhere, or later here).
     Retry {
         class: &'static str,
@@ -62,6 +62,8 @@ pub async fn run(state: &AppState, call: Call) -> Response {
     let mut bad_keys: Vec<String> = Vec::new();
     let mut last_provider: Option<usize> = None;
     let mut skipped_open = false;
+    // Why the request could not be put to a candidate (its protocol cannot say it there).
+    let mut refused: Option<Refusal> = None;
     let mut round: u32 = 0;
 
     'rounds: loop {
@@ -82,6 +84,15 @@ pub async fn run(state: &AppState, call: Call) -> Response {
             // (the client went away) in the middle of the attempt.
             let mut probe =
                 ProbeGuard { breakers: &state.breakers, id: &provider.id, armed: admission == Admission::Probe };
+            // A request this provider cannot be asked (in its dialect) goes to the next one;
+            // nothing was sent, so no verdict on the provider (the guard releases a probe).
+            let prepared = match prepare(provider, &call) {
+                Ok(prepared) => prepared,
+                Err(refusal) => {
+                    refused.get_or_insert(refusal);
+                    continue;
+                }
+            };
             // Backoff applies when coming back to providers already tried this call.
             if round > 0 {
                 let wait = backoff(round).max(retry_after.get(&provider.id).copied().unwrap_or_default());
@@ -95,7 +106,7 @@ pub async fn run(state: &AppState, call: Call) -> Response {
             progress.attempts += 1;
             last_provider = Some(index);
             let attempt_started = Instant::now();
-            let outcome = attempt(state, provider, &call, deadline).await;
+            let outcome = attempt(state, provider, &call, prepared, deadline).await;
             progress.upstream += attempt_started.elapsed();
             match outcome {
                 Attempt::Whole { body, tokens } => {
@@ -103,21 +114,18 @@ pub async fn run(state: &AppState, call: Call) -> Response {
                     probe.settle();
                     return answer::whole(state, &call, provider, body, tokens, &progress);
                 }
-                Attempt::Stream { upstream, first } => {
+                Attempt::Stream { upstream, first, translate } => {
                     state.breakers.success(&provider.id);
                     probe.settle();
                     let provider = provider.clone();
                     drop(probe);
-                    return answer::stream(Relay::new(state.clone(), call, provider, upstream, first, progress));
+                    let relay = Relay::new(state.clone(), call, provider, translate, upstream, first, progress);
+                    return answer::stream(relay);
                 }
                 Attempt::ClientError(error) => {
                     // The provider worked; the request was wrong.
                     state.breakers.success(&provider.id);
                     probe.settle();
-                    return answer::failure(state, &call.subject(), Some(provider), error, &progress);
-                }
-                Attempt::Refused(error) => {
-                    // Nothing was sent: no verdict on the provider (the guard releases a probe).
                     return answer::failure(state, &call.subject(), Some(provider), error, &progress);
                 }
                 Attempt::Retry { class, retry_after: after, counts_for_breaker } => {
@@ -149,10 +157,14 @@ pub async fn run(state: &AppState, call: Call) -> Response {
         round += 1;
     }
 
-    let error = if progress.attempts == 0 && skipped_open {
+    let error = if let (0, Some(refusal)) = (progress.attempts, refused) {
+        refusal.into()
+    } else if progress.attempts == 0 && skipped_open {
         GatewayError::ProvidersUnavailable
     } else if Instant::now() >= deadline && progress.last_class == Some("timeout") {
         GatewayError::Timeout
+    } else if progress.last_class == Some("upstream_overloaded") {
+        GatewayError::Overloaded
     } else {
         GatewayError::AllProvidersFailed {
             attempts: progress.attempts,
@@ -191,18 +203,45 @@ fn parse_retry_after(headers: &HeaderMap) -> Option<Duration> {
     text(header::RETRY_AFTER).and_then(|v| v.parse::<u64>().ok()).map(Duration::from_secs)
 }
 
-async fn attempt(state: &AppState, provider: &OpenedProvider, call: &Call, deadline: Instant) -> Attempt {
+/// A request as one provider gets it: natively (passed through) or translated through chat.
+struct Prepared {
+    native: bool,
+    url: String,
+    body: Vec<u8>,
+}
+
+fn prepare(provider: &OpenedProvider, call: &Call) -> Result<Prepared, Refusal> {
+    let dialect = catalog::dialect(provider.kind);
+    let protocol = call.request.protocol;
+    let model = &call.route.bare;
+    if catalog::speaks(provider.kind, protocol) {
+        let body = dialect.native_body(&call.request, model)?;
+        return Ok(Prepared { native: true, url: dialect.url(&provider.base_url, Endpoint::Call(protocol)), body });
+    }
+    let chat = protocols::to_chat(&call.request)?;
+    let body = dialect.chat_body(&chat, model, call.request.stream)?;
+    Ok(Prepared { native: false, url: dialect.url(&provider.base_url, Endpoint::Call(Protocol::Chat)), body })
+}
+
+async fn attempt(
+    state: &AppState,
+    provider: &OpenedProvider,
+    call: &Call,
+    prepared: Prepared,
+    deadline: Instant,
+) -> Attempt {
     let settings = &state.settings.upstream;
     let dialect = catalog::dialect(provider.kind);
-    let body = match dialect.request_body(&call.request, &call.route.bare) {
-        Ok(body) => body,
-        Err(refusal) => return Attempt::Refused(refusal.into()),
-    };
-    let url = dialect.url(&provider.base_url, Endpoint::Call(call.request.protocol));
-    let request = dialect
-        .authorize(state.providers().http().post(url), &provider.key)
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(body);
+    let mut request = dialect
+        .authorize(state.providers().http().post(&prepared.url), &provider.key)
+        .header(header::CONTENT_TYPE, "application/json");
+    if prepared.native {
+        // The client's own version and beta headers, for the provider that reads them.
+        for (name, value) in &call.forward {
+            request = request.header(name, value);
+        }
+    }
+    let request = request.body(prepared.body);
     let remaining = deadline.saturating_duration_since(Instant::now());
     let response = match tokio::time::timeout(settings.first_byte_timeout.min(remaining), request.send()).await {
         Err(_) => return Attempt::retry("timeout"),
@@ -212,12 +251,13 @@ async fn attempt(state: &AppState, provider: &OpenedProvider, call: &Call, deadl
     };
     let status = response.status();
     if status.is_success() {
-        return read_success(state, dialect, call, response, deadline).await;
+        return read_success(state, dialect, call, response, prepared.native, deadline).await;
     }
     let retry_after = parse_retry_after(response.headers());
     match status.as_u16() {
         401 | 403 => Attempt::KeyRejected,
         429 => Attempt::Retry { class: "upstream_429", retry_after, counts_for_breaker: false },
+        529 => Attempt::Retry { class: "upstream_overloaded", retry_after, counts_for_breaker: true },
         408 | 500..=599 => Attempt::Retry { class: "upstream_5xx", retry_after, counts_for_breaker: true },
         _ => {
             // Bounded by the call's deadline too: a provider trickling an error body cannot hold it.
@@ -254,8 +294,10 @@ async fn read_success(
     dialect: &dyn Dialect,
     call: &Call,
     response: reqwest::Response,
+    native: bool,
     deadline: Instant,
 ) -> Attempt {
+    let protocol = call.request.protocol;
     let idle = state.settings.upstream.idle_timeout;
     let mut upstream: ByteStream = Box::pin(response.bytes_stream());
     if call.request.stream {
@@ -264,7 +306,15 @@ async fn read_success(
         return match tokio::time::timeout(wait, upstream.next()).await {
             // An error as the very first event: nothing reached the client yet, so fall back.
             Ok(Some(Ok(first))) if dialect.starts_with_error(&first) => Attempt::retry("upstream_stream_error"),
-            Ok(Some(Ok(first))) => Attempt::Stream { upstream, first },
+            Ok(Some(Ok(first))) => {
+                let translate: Box<dyn StreamTranslator> = if native {
+                    dialect.native_stream(protocol, &call.labels)
+                } else {
+                    let sink = protocols::chat_sink(protocol, &call.labels);
+                    Box::new(Composed::new(dialect.chat_source(&call.labels), sink))
+                };
+                Attempt::Stream { upstream, first, translate }
+            }
             Err(_) => Attempt::retry("timeout"),
             Ok(Some(Err(_)) | None) => Attempt::retry("stream_cut"),
         };
@@ -279,7 +329,15 @@ async fn read_success(
             Err(_) => return Attempt::retry("timeout"),
         }
     }
-    match dialect.answer(call.request.protocol, Bytes::from(body), &call.labels) {
+    let body = Bytes::from(body);
+    let answered = if native {
+        dialect.native_answer(protocol, body)
+    } else {
+        dialect.chat_answer(body, &call.labels).map(|(chat, tokens)| {
+            (protocols::answer_from_chat(protocol, &chat, &call.labels, tokens), tokens)
+        })
+    };
+    match answered {
         Ok((body, tokens)) => Attempt::Whole { body, tokens },
         Err(_) => Attempt::retry("bad_upstream_body"),
     }

@@ -59,7 +59,8 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
-/// A JSON body read within the gateway's size limit; its rejection is OpenAI's error.
+/// A JSON body read within the gateway's size limit (its rejection is rendered in the route's
+/// protocol by the handler).
 pub struct OpenAiJson(pub Value);
 
 impl FromRequest<AppState> for OpenAiJson {
@@ -96,6 +97,24 @@ pub struct Call {
     /// The workspace's own prices.
     pub prices: Arc<Overrides>,
     pub labels: AnswerLabels,
+    /// Client headers passed on to providers that speak the call's protocol natively
+    /// (`anthropic-version`, `anthropic-beta`).
+    pub forward: Vec<(http::HeaderName, http::HeaderValue)>,
+}
+
+/// The client headers a native provider of `protocol` should see (bounded: at most 4 KiB each).
+pub fn forwarded(protocol: Protocol, headers: &http::HeaderMap) -> Vec<(http::HeaderName, http::HeaderValue)> {
+    let names: &[&str] = match protocol {
+        Protocol::Messages => &["anthropic-version", "anthropic-beta"],
+        Protocol::Chat | Protocol::Embeddings | Protocol::Responses => &[],
+    };
+    names
+        .iter()
+        .filter_map(|name| {
+            let value = headers.get(*name).filter(|v| v.len() <= 4096)?;
+            Some((http::HeaderName::from_static(name), value.clone()))
+        })
+        .collect()
 }
 
 impl Call {
@@ -120,6 +139,7 @@ pub async fn serve(
     state: AppState,
     caller: Caller,
     protocol: Protocol,
+    forward: Vec<(http::HeaderName, http::HeaderValue)>,
     body: Result<OpenAiJson, GatewayError>,
 ) -> Response {
     let request = match body.and_then(|OpenAiJson(value)| Ok(ClientRequest::parse(protocol, value)?)) {
@@ -143,8 +163,12 @@ pub async fn serve(
         }
     };
     let route = Route::parse(&request.model);
-    let labels =
-        AnswerLabels { model: request.model.clone(), created: caller.ts / 1000, include_usage: request.include_usage };
+    let labels = AnswerLabels {
+        id: caller.request_id.trim_start_matches("req_").to_owned(),
+        model: request.model.clone(),
+        created: caller.ts / 1000,
+        include_usage: request.include_usage,
+    };
     let subject = Subject { caller: &caller, protocol, model: &request.model, stream: request.stream };
     let providers = match state.providers().enabled(&caller.key.workspace).await {
         Ok(providers) => providers,
@@ -155,5 +179,5 @@ pub async fn serve(
         let error = GatewayError::ModelNotFound(request.model.clone());
         return answer::failure(&state, &subject, None, error, &Progress::default());
     }
-    attempts::run(&state, Call { caller, request, route, candidates, prices, labels }).await
+    attempts::run(&state, Call { caller, request, route, candidates, prices, labels, forward }).await
 }

@@ -1,4 +1,6 @@
-//! The gateway's errors, always in OpenAI's shape: `{"error":{"message","type","param","code"}}`.
+//! The gateway's errors, in the shape of the route's protocol: OpenAI's
+//! `{"error":{"message","type","param","code"}}`, or on `/v1/messages` Anthropic's
+//! `{"type":"error","error":{"type","message"}}` with Anthropic's types for each status.
 
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode};
@@ -7,7 +9,7 @@ use serde_json::json;
 use app::server::ServiceError;
 use app::server::keys::{KeyError, KeyRejection};
 use app::server::platform::ratelimit::Decision;
-use app::server::protocols::Refusal;
+use app::server::protocols::{Protocol, Refusal};
 
 /// OpenAI's error JSON: the one builder for every error the gateway writes (answers, SSE error
 /// events, the per-IP 429 on `/v1`).
@@ -39,6 +41,8 @@ pub enum GatewayError {
     UsageLedgerFull,
     /// The total deadline passed.
     Timeout,
+    /// The last provider tried said it is overloaded (Anthropic's 529).
+    Overloaded,
     /// The upstream refused the client's own request: passed through with its status.
     Upstream {
         status: StatusCode,
@@ -89,6 +93,7 @@ impl GatewayError {
             Self::AllProvidersFailed { .. } => StatusCode::BAD_GATEWAY,
             Self::ProvidersUnavailable | Self::UsageLedgerFull => StatusCode::SERVICE_UNAVAILABLE,
             Self::Timeout => StatusCode::GATEWAY_TIMEOUT,
+            Self::Overloaded => StatusCode::from_u16(529).unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
             Self::Upstream { status, .. } => *status,
             Self::Internal(e) => e.status_code(),
         }
@@ -108,6 +113,7 @@ impl GatewayError {
             Self::ProvidersUnavailable => "providers_unavailable",
             Self::UsageLedgerFull => "usage_ledger_full",
             Self::Timeout => "timeout",
+            Self::Overloaded => "upstream_overloaded",
             Self::Upstream { .. } => "upstream_client_error",
             Self::Internal(_) => "internal",
         }
@@ -181,6 +187,12 @@ impl GatewayError {
                 None,
                 Some("timeout".into()),
             ),
+            Self::Overloaded => (
+                "The provider is overloaded. Try again shortly.".into(),
+                "server_error".into(),
+                None,
+                Some("overloaded".into()),
+            ),
             Self::Upstream { message, kind, code, param, .. } => {
                 (message.clone(), kind.clone(), param.clone(), code.clone())
             }
@@ -195,18 +207,55 @@ impl GatewayError {
     }
 }
 
-impl IntoResponse for GatewayError {
-    fn into_response(self) -> Response {
+impl GatewayError {
+    /// Anthropic's error JSON for this error: Anthropic's type for the status, the same message.
+    pub fn anthropic_body(&self) -> serde_json::Value {
+        let message = match self {
+            Self::Key(KeyRejection::Missing) => {
+                "You didn't provide an API key. Send it as `x-api-key: pk_...` (or `Authorization: Bearer pk_...`)."
+                    .to_owned()
+            }
+            _ => self.parts().0,
+        };
+        app::server::protocols::messages::error_json(anthropic_type(self.status()), &message)
+    }
+
+    /// The error as the client of `protocol` expects it.
+    pub fn response_for(self, protocol: Protocol) -> Response {
         if let Self::Internal(e) = &self {
             e.log_if_internal();
         }
-        let mut response = (self.status(), axum::Json(self.body())).into_response();
+        let body = if protocol.anthropic_errors() { self.anthropic_body() } else { self.body() };
+        let mut response = (self.status(), axum::Json(body)).into_response();
         if let Self::RateLimited(decision) = &self {
-            crate::ratelimit::set_headers(response.headers_mut(), decision);
+            crate::ratelimit::set_headers(response.headers_mut(), decision, protocol);
         }
         if matches!(self, Self::ProvidersUnavailable | Self::UsageLedgerFull) {
             response.headers_mut().insert(http::header::RETRY_AFTER, HeaderValue::from_static("5"));
         }
         response
+    }
+}
+
+/// Anthropic's error type for a status.
+pub fn anthropic_type(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        400 | 405 | 422 => "invalid_request_error",
+        401 => "authentication_error",
+        402 => "billing_error",
+        403 => "permission_error",
+        404 => "not_found_error",
+        413 => "request_too_large",
+        429 => "rate_limit_error",
+        504 => "timeout_error",
+        529 => "overloaded_error",
+        _ => "api_error",
+    }
+}
+
+impl IntoResponse for GatewayError {
+    /// OpenAI's shape (what extractors reject with before the route's protocol is known).
+    fn into_response(self) -> Response {
+        self.response_for(Protocol::Chat)
     }
 }

@@ -1,5 +1,6 @@
-//! The OpenAI-compatible surface under `/v1`: chat completions (plain and streamed), embeddings,
-//! the model list. Every answer, errors included, is what an OpenAI client expects.
+//! The gateway under `/v1`: OpenAI chat completions, embeddings and Responses, Anthropic Messages
+//! (and its token count), the model list. Every answer, errors included, is what the client of
+//! that route expects from its vendor.
 //!
 //! A call goes edge (`call`: the caller and the body, checked, then the whole context) ->
 //! `routing` (the candidate providers) -> `attempts` (the loop: fallback, retries, breakers) ->
@@ -9,6 +10,7 @@
 mod answer;
 mod attempts;
 mod call;
+mod count;
 pub mod error;
 mod record;
 mod relay;
@@ -18,6 +20,7 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, OriginalUri, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use http::HeaderMap;
 use serde_json::{Value, json};
 
 use app::server::AppState;
@@ -31,6 +34,9 @@ pub fn router(max_body_bytes: usize) -> Router<AppState> {
     Router::new()
         .route("/chat/completions", post(chat_completions))
         .route("/embeddings", post(embeddings))
+        .route("/responses", post(responses))
+        .route("/messages", post(messages))
+        .route("/messages/count_tokens", post(count_tokens))
         .route("/models", get(models))
         .fallback(|OriginalUri(uri): OriginalUri| async move { GatewayError::RouteNotFound(uri.path().to_owned()) })
         .method_not_allowed_fallback(|| async { GatewayError::MethodNotAllowed })
@@ -42,24 +48,72 @@ async fn chat_completions(
     caller: Caller,
     body: Result<OpenAiJson, GatewayError>,
 ) -> Response {
-    call::serve(state, caller, Protocol::Chat, body).await
+    call::serve(state, caller, Protocol::Chat, Vec::new(), body).await
 }
 
 async fn embeddings(State(state): State<AppState>, caller: Caller, body: Result<OpenAiJson, GatewayError>) -> Response {
-    call::serve(state, caller, Protocol::Embeddings, body).await
+    call::serve(state, caller, Protocol::Embeddings, Vec::new(), body).await
 }
 
-/// `GET /v1/models`: what the workspace's enabled providers can serve.
-async fn models(State(state): State<AppState>, caller: Caller) -> Response {
+async fn responses(State(state): State<AppState>, caller: Caller, body: Result<OpenAiJson, GatewayError>) -> Response {
+    call::serve(state, caller, Protocol::Responses, Vec::new(), body).await
+}
+
+/// `POST /v1/messages`: Anthropic's errors from the first check on.
+async fn messages(
+    State(state): State<AppState>,
+    caller: Result<Caller, GatewayError>,
+    headers: HeaderMap,
+    body: Result<OpenAiJson, GatewayError>,
+) -> Response {
+    match caller {
+        Ok(caller) => {
+            let forward = call::forwarded(Protocol::Messages, &headers);
+            call::serve(state, caller, Protocol::Messages, forward, body).await
+        }
+        Err(error) => error.response_for(Protocol::Messages),
+    }
+}
+
+/// `POST /v1/messages/count_tokens`.
+async fn count_tokens(
+    State(state): State<AppState>,
+    caller: Result<Caller, GatewayError>,
+    headers: HeaderMap,
+    body: Result<OpenAiJson, GatewayError>,
+) -> Response {
+    match caller {
+        Ok(caller) => count::count_tokens(&state, &caller, &headers, body).await,
+        Err(error) => error.response_for(Protocol::Messages),
+    }
+}
+
+/// `GET /v1/models`: what the workspace's enabled providers can serve, in Anthropic's list
+/// shape for Anthropic clients (they send `anthropic-version`), else OpenAI's.
+async fn models(State(state): State<AppState>, caller: Result<Caller, GatewayError>, headers: HeaderMap) -> Response {
+    let protocol = if headers.contains_key("anthropic-version") { Protocol::Messages } else { Protocol::Chat };
+    let caller = match caller {
+        Ok(caller) => caller,
+        Err(error) => return error.response_for(protocol),
+    };
     let models = match state.providers().models(&caller.key.workspace).await {
         Ok(models) => models,
-        Err(e) => return GatewayError::Internal(e).into_response(),
+        Err(e) => return GatewayError::Internal(e).response_for(protocol),
     };
-    let data: Vec<Value> = models
-        .into_iter()
-        .map(|m| json!({"id": m.id, "object": "model", "created": 0, "owned_by": m.owned_by.as_str()}))
-        .collect();
-    let mut response = axum::Json(json!({"object": "list", "data": data})).into_response();
-    crate::ratelimit::set_headers(response.headers_mut(), &caller.limit);
+    let body = if protocol == Protocol::Messages {
+        let data: Vec<Value> = models
+            .iter()
+            .map(|m| json!({"type": "model", "id": m.id, "display_name": m.id, "created_at": "1970-01-01T00:00:00Z"}))
+            .collect();
+        json!({"data": data, "has_more": false, "first_id": models.first().map(|m| &m.id), "last_id": models.last().map(|m| &m.id)})
+    } else {
+        let data: Vec<Value> = models
+            .into_iter()
+            .map(|m| json!({"id": m.id, "object": "model", "created": 0, "owned_by": m.owned_by.as_str()}))
+            .collect();
+        json!({"object": "list", "data": data})
+    };
+    let mut response = axum::Json(body).into_response();
+    crate::ratelimit::set_headers(response.headers_mut(), &caller.limit, protocol);
     response
 }

@@ -12,10 +12,9 @@ use futures::{Stream, StreamExt as _};
 use app::server::AppState;
 use app::server::protocols::sse;
 use app::server::providers::dialects::StreamTranslator;
-use app::server::providers::{OpenedProvider, catalog, client};
+use app::server::providers::{OpenedProvider, client};
 
 use super::call::{Call, Caller};
-use super::error::openai_error;
 use super::record::{Outcome, Progress, submit};
 
 /// The upstream's bytes as they arrive.
@@ -42,11 +41,11 @@ impl Relay {
         state: AppState,
         call: Call,
         provider: OpenedProvider,
+        translate: Box<dyn StreamTranslator>,
         upstream: ByteStream,
         first: Bytes,
         progress: Progress,
     ) -> Self {
-        let translate = catalog::dialect(provider.kind).stream(&call.labels);
         let mut relay = Self {
             state,
             call,
@@ -67,6 +66,10 @@ impl Relay {
 
     pub fn caller(&self) -> &Caller {
         &self.call.caller
+    }
+
+    pub fn protocol(&self) -> app::server::protocols::Protocol {
+        self.call.request.protocol
     }
 
     pub fn provider(&self) -> &OpenedProvider {
@@ -102,8 +105,9 @@ impl Relay {
     fn fail(&mut self, class: &'static str, message: &str) {
         // A provider's own words may echo its key back: never pass that on.
         let message = client::scrub(message, &self.provider.key);
-        let error = openai_error(&message, "server_error", None, Some(class));
-        self.pending.push_back(sse::data(&error.to_string()));
+        let mut out = Vec::new();
+        self.translate.fail(&message, class, &mut out);
+        self.pending.extend(out);
         self.state.metrics.upstream_error(self.provider.kind.as_str(), class);
         if class != "client_disconnected" {
             self.state.breakers.failure(&self.provider.id);
@@ -160,7 +164,9 @@ impl Relay {
                 Ok(None) if self.translate.complete_on_close() => {
                     if !self.translate.finished() {
                         // Ended after its last chunk without the end marker: the client gets one.
-                        self.pending.push_back(Bytes::from_static(sse::DONE));
+                        let mut out = Vec::new();
+                        self.translate.close(&mut out);
+                        self.pending.extend(out);
                     }
                     self.finish(None);
                 }

@@ -35,10 +35,7 @@ pub fn candidates(providers: &[OpenedProvider], route: &Route, protocol: Protoco
         .iter()
         .filter(|p| p.enabled)
         .filter(|p| route.kind.is_none_or(|k| p.kind == k))
-        .filter(|p| match protocol {
-            Protocol::Chat => true,
-            Protocol::Embeddings => catalog::offers_embeddings(p.kind),
-        })
+        .filter(|p| catalog::serves(p.kind, protocol))
         .filter(|p| match &p.models {
             Some(allowed) => allowed.iter().any(|m| *m == route.bare || *m == route.full),
             // Naming the kind explicitly routes any model to it.

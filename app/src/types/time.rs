@@ -9,6 +9,12 @@ pub fn format_ts(ms: i64) -> String {
     format!("{date} {:02}:{:02}", secs_of_day / 3600, (secs_of_day % 3600) / 60)
 }
 
+/// Formats Unix milliseconds as RFC 3339 UTC to the second: `YYYY-MM-DDTHH:MM:SSZ`.
+pub fn rfc3339_utc(ms: i64) -> String {
+    let (date, s) = split_ts(ms);
+    format!("{date}T{:02}:{:02}:{:02}Z", s / 3600, (s % 3600) / 60, s % 60)
+}
+
 /// Formats Unix milliseconds as `YYYY-MM-DD` (UTC).
 pub fn format_day(ms: i64) -> String {
     split_ts(ms).0

@@ -1,10 +1,20 @@
 //! The client protocols the gateway speaks, and what every dialect needs to know about a call in
 //! one of them: which protocol, the request as parsed at the edge, and how the answer is labelled.
 //! The wire format of streams (`sse`) is shared by all of them.
+//!
+//! Each protocol is one module owning its translation to and from the pivot, OpenAI chat
+//! completions (`chat`): a call whose provider speaks the client's protocol natively is passed
+//! through untouched (only its usage is read); any other goes client protocol -> chat -> the
+//! provider's dialect, and back, streams event by event ([`chat::Composed`]).
 
+pub mod chat;
+pub mod messages;
+pub mod responses;
 pub mod sse;
 
 use serde_json::{Map, Value};
+
+use crate::server::usage::Tokens;
 
 /// Which client protocol a call came in on (and so which upstream endpoint it needs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -13,23 +23,48 @@ pub enum Protocol {
     Chat,
     /// OpenAI embeddings, `POST /v1/embeddings`.
     Embeddings,
+    /// Anthropic Messages, `POST /v1/messages`.
+    Messages,
+    /// OpenAI Responses, `POST /v1/responses`.
+    Responses,
 }
 
 impl Protocol {
-    /// The name stored in usage records.
+    pub const ALL: [Self; 4] = [Self::Chat, Self::Embeddings, Self::Messages, Self::Responses];
+
+    /// The route name stored in usage records (and filtered on in the request log).
     pub fn name(self) -> &'static str {
         match self {
-            Self::Chat => "chat.completions",
+            Self::Chat => "chat",
             Self::Embeddings => "embeddings",
+            Self::Messages => "messages",
+            Self::Responses => "responses",
+        }
+    }
+
+    /// The protocol a stored route name stands for (records from before routes were named say
+    /// `chat.completions`).
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "chat" | "chat.completions" => Some(Self::Chat),
+            "embeddings" => Some(Self::Embeddings),
+            "messages" => Some(Self::Messages),
+            "responses" => Some(Self::Responses),
+            _ => None,
         }
     }
 
     /// Whether the protocol streams when asked to.
     pub fn streams(self) -> bool {
         match self {
-            Self::Chat => true,
+            Self::Chat | Self::Messages | Self::Responses => true,
             Self::Embeddings => false,
         }
+    }
+
+    /// Whether errors on this route take Anthropic's shape (else OpenAI's).
+    pub fn anthropic_errors(self) -> bool {
+        self == Self::Messages
     }
 }
 
@@ -86,6 +121,11 @@ impl ClientRequest {
             Some(_) => return Err(Refusal::new("`stream` must be true or false.", Some("stream"))),
         };
         let include_usage = body.get("stream_options").and_then(|o| o.get("include_usage")) == Some(&Value::Bool(true));
+        match protocol {
+            Protocol::Chat | Protocol::Embeddings => {}
+            Protocol::Messages => messages::check(&body)?,
+            Protocol::Responses => responses::check(&body)?,
+        }
         Ok(Self { protocol, model, stream: stream && protocol.streams(), include_usage, body })
     }
 }
@@ -93,12 +133,43 @@ impl ClientRequest {
 /// How a translated answer is labelled for the client.
 #[derive(Debug, Clone)]
 pub struct AnswerLabels {
+    /// The request's id without its prefix (answers built by Perpetuo are named after it).
+    pub id: String,
     /// The model as the client asked for it.
     pub model: String,
     /// Unix seconds of the request.
     pub created: i64,
     /// Whether the client asked for the usage chunk of a stream.
     pub include_usage: bool,
+}
+
+/// The chat request a call in `protocol` becomes for a provider that does not speak it.
+pub fn to_chat(request: &ClientRequest) -> Result<std::borrow::Cow<'_, Map<String, Value>>, Refusal> {
+    use std::borrow::Cow;
+    match request.protocol {
+        Protocol::Chat => Ok(Cow::Borrowed(&request.body)),
+        Protocol::Messages => messages::to_chat(&request.body).map(Cow::Owned),
+        Protocol::Responses => responses::to_chat(&request.body).map(Cow::Owned),
+        Protocol::Embeddings => Err(Refusal::new("This model's provider does not offer embeddings.", Some("model"))),
+    }
+}
+
+/// A whole chat answer in the client's protocol.
+pub fn answer_from_chat(protocol: Protocol, chat: &Value, labels: &AnswerLabels, tokens: Tokens) -> bytes::Bytes {
+    match protocol {
+        Protocol::Chat | Protocol::Embeddings => chat::answer(chat),
+        Protocol::Messages => messages::answer(chat, labels, tokens),
+        Protocol::Responses => responses::answer(chat, labels, tokens),
+    }
+}
+
+/// The writer of chat chunks in the client's protocol.
+pub fn chat_sink(protocol: Protocol, labels: &AnswerLabels) -> Box<dyn chat::ChatSink> {
+    match protocol {
+        Protocol::Chat | Protocol::Embeddings => Box::new(chat::ChatWriter::new(labels)),
+        Protocol::Messages => Box::new(messages::MessagesWriter::new(labels)),
+        Protocol::Responses => Box::new(responses::ResponsesWriter::new(labels)),
+    }
 }
 
 #[cfg(test)]

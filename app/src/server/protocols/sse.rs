@@ -75,6 +75,23 @@ pub fn data(json: &str) -> Bytes {
     out.freeze()
 }
 
+/// An event with its `event:` name (if any), encoded; data of several lines keeps them.
+pub fn named(name: Option<&str>, data: &str) -> Bytes {
+    let mut out = BytesMut::with_capacity(data.len() + 32);
+    if let Some(name) = name {
+        out.extend_from_slice(b"event: ");
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b"\n");
+    }
+    for line in data.split('\n') {
+        out.extend_from_slice(b"data: ");
+        out.extend_from_slice(line.as_bytes());
+        out.extend_from_slice(b"\n");
+    }
+    out.extend_from_slice(b"\n");
+    out.freeze()
+}
+
 pub const DONE: &[u8] = b"data: [DONE]\n\n";
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 use super::dialects::Dialect;
 use super::dialects::anthropic::Anthropic;
 use super::dialects::openai::OpenAi;
+use crate::server::protocols::Protocol;
 use crate::types::ProviderKind;
 
 /// The vendor's base URL, following its SDK's convention: OpenAI-style kinds include the
@@ -35,6 +36,26 @@ pub fn offers_embeddings(kind: ProviderKind) -> bool {
             | ProviderKind::OpenaiCompatible
             | ProviderKind::Openrouter
     )
+}
+
+/// Whether a provider of this kind speaks a client protocol natively (its calls are passed
+/// through untouched); any other protocol but embeddings reaches it translated, through chat.
+pub fn speaks(kind: ProviderKind, protocol: Protocol) -> bool {
+    match protocol {
+        Protocol::Chat => kind != ProviderKind::Anthropic,
+        Protocol::Embeddings => offers_embeddings(kind),
+        Protocol::Messages => kind == ProviderKind::Anthropic,
+        // OpenAI serves it; the compatible hosts' support varies, so they get chat.
+        Protocol::Responses => kind == ProviderKind::Openai,
+    }
+}
+
+/// Whether a provider of this kind can serve a client protocol at all (natively or translated).
+pub fn serves(kind: ProviderKind, protocol: Protocol) -> bool {
+    match protocol {
+        Protocol::Embeddings => offers_embeddings(kind),
+        Protocol::Chat | Protocol::Messages | Protocol::Responses => true,
+    }
 }
 
 /// Whether a provider of this kind without an allow-list serves `model`, by the vendor's

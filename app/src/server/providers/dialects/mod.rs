@@ -9,8 +9,10 @@ pub mod openai;
 
 use bytes::Bytes;
 use http::StatusCode;
+use serde_json::{Map, Value};
 
 use crate::server::platform::secret::SecretBytes;
+use crate::server::protocols::chat::ChatSource;
 use crate::server::protocols::sse;
 use crate::server::protocols::{AnswerLabels, ClientRequest, Protocol, Refusal};
 use crate::server::usage::Tokens;
@@ -22,6 +24,8 @@ pub enum Endpoint {
     Call(Protocol),
     /// The model list (the "Test" button and `GET /v1/models`).
     Models,
+    /// Anthropic's token count (`/v1/messages/count_tokens`).
+    CountTokens,
 }
 
 /// The provider refused the client's own request: what the client is told (OpenAI's error fields).
@@ -47,26 +51,42 @@ pub trait StreamTranslator: Send {
     /// Whether a stream whose connection ends now has ended cleanly (some servers close after
     /// the last chunk without an end marker).
     fn complete_on_close(&self) -> bool;
+    /// The connection ended cleanly without the end marker: what the client still needs.
+    fn close(&mut self, out: &mut Vec<Bytes>);
+    /// The stream failed (`class` says how): the client's error event, unless the provider's own
+    /// was already passed on.
+    fn fail(&mut self, message: &str, class: &str, out: &mut Vec<Bytes>);
     /// The usage the stream has reported so far.
     fn tokens(&self) -> Tokens;
 }
 
 /// One family of upstream APIs.
 pub trait Dialect: Send + Sync {
-    /// The URL of `endpoint` under a provider's base URL.
+    /// The URL of `endpoint` under a provider's base URL (`Call(Chat)` is where chat bodies go).
     fn url(&self, base_url: &str, endpoint: Endpoint) -> String;
 
     /// The request with the provider's authentication (and version) headers.
     fn authorize(&self, request: reqwest::RequestBuilder, key: &SecretBytes) -> reqwest::RequestBuilder;
 
-    /// The body sent upstream for `request`, served as `model`.
-    fn request_body(&self, request: &ClientRequest, model: &str) -> Result<Vec<u8>, Refusal>;
+    /// The body sent upstream for a request in a protocol the provider speaks (see
+    /// `catalog::speaks`), served as `model`: the client's body with only what must change.
+    fn native_body(&self, request: &ClientRequest, model: &str) -> Result<Vec<u8>, Refusal>;
 
-    /// A whole successful answer as the client's protocol wants it, and the tokens it reports.
-    fn answer(&self, protocol: Protocol, body: Bytes, labels: &AnswerLabels) -> Result<(Bytes, Tokens), BadAnswer>;
+    /// A whole native answer, as the provider sent it, and the tokens it reports.
+    fn native_answer(&self, protocol: Protocol, body: Bytes) -> Result<(Bytes, Tokens), BadAnswer>;
 
-    /// A translator for a successful stream.
-    fn stream(&self, labels: &AnswerLabels) -> Box<dyn StreamTranslator>;
+    /// A native stream, passed through event by event (only its usage is read).
+    fn native_stream(&self, protocol: Protocol, labels: &AnswerLabels) -> Box<dyn StreamTranslator>;
+
+    /// The body sent upstream for a chat completions request (the pivot of every translation),
+    /// served as `model`.
+    fn chat_body(&self, chat: &Map<String, Value>, model: &str, stream: bool) -> Result<Vec<u8>, Refusal>;
+
+    /// A whole answer to a chat body, as a chat completion, and the tokens it reports.
+    fn chat_answer(&self, body: Bytes, labels: &AnswerLabels) -> Result<(Value, Tokens), BadAnswer>;
+
+    /// A stream answering a chat body, read as chat chunks.
+    fn chat_source(&self, labels: &AnswerLabels) -> Box<dyn ChatSource>;
 
     /// Whether a stream's first bytes already carry an error (nothing has reached the client yet,
     /// so the call can still fall back).

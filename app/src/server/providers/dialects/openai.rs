@@ -9,7 +9,8 @@ use serde_json::{Map, Value};
 
 use super::{BadAnswer, ClientError, Dialect, Endpoint, StreamTranslator, data_ids, error_message_in};
 use crate::server::platform::secret::SecretBytes;
-use crate::server::protocols::sse;
+use crate::server::protocols::chat::{self, ChatSource};
+use crate::server::protocols::{responses, sse};
 use crate::server::protocols::{AnswerLabels, ClientRequest, Protocol, Refusal};
 use crate::server::usage::Tokens;
 
@@ -23,9 +24,13 @@ pub struct OpenAi;
 impl Dialect for OpenAi {
     fn url(&self, base_url: &str, endpoint: Endpoint) -> String {
         let path = match endpoint {
-            Endpoint::Call(Protocol::Chat) => "chat/completions",
+            // Messages reach OpenAI-style providers as chat (never natively).
+            Endpoint::Call(Protocol::Chat | Protocol::Messages) => "chat/completions",
             Endpoint::Call(Protocol::Embeddings) => "embeddings",
+            Endpoint::Call(Protocol::Responses) => "responses",
             Endpoint::Models => "models",
+            // Not an OpenAI endpoint: counted locally instead (never called).
+            Endpoint::CountTokens => "messages/count_tokens",
         };
         format!("{base_url}/{path}")
     }
@@ -34,30 +39,63 @@ impl Dialect for OpenAi {
         request.bearer_auth(key.expose_str().unwrap_or_default())
     }
 
-    fn request_body(&self, request: &ClientRequest, model: &str) -> Result<Vec<u8>, Refusal> {
-        serde_json::to_vec(&Passthrough { body: &request.body, model, stream: request.stream })
+    fn native_body(&self, request: &ClientRequest, model: &str) -> Result<Vec<u8>, Refusal> {
+        // Only chat asks for the usage chunk; Responses streams always end with their usage.
+        let stream = request.stream && request.protocol == Protocol::Chat;
+        serde_json::to_vec(&Passthrough { body: &request.body, model, stream })
             .map_err(|e| Refusal::new(format!("The request could not be encoded: {e}"), None))
     }
 
-    fn answer(&self, _: Protocol, body: Bytes, _: &AnswerLabels) -> Result<(Bytes, Tokens), BadAnswer> {
-        // Only the usage is read; the rest is checked to be JSON and skipped without allocating.
-        let parsed: UsageOnly = serde_json::from_slice(&body).map_err(|_| BadAnswer)?;
-        Ok((body, parsed.usage.map(TokenCounts::tokens).unwrap_or_default()))
+    fn native_answer(&self, protocol: Protocol, body: Bytes) -> Result<(Bytes, Tokens), BadAnswer> {
+        let tokens = match protocol {
+            // Only the usage is read; the rest is checked to be JSON and skipped without allocating.
+            Protocol::Responses => {
+                let parsed: ResponsesUsage = serde_json::from_slice(&body).map_err(|_| BadAnswer)?;
+                parsed.usage.as_ref().map(responses::tokens).unwrap_or_default()
+            }
+            _ => {
+                let parsed: UsageOnly = serde_json::from_slice(&body).map_err(|_| BadAnswer)?;
+                parsed.usage.map(TokenCounts::tokens).unwrap_or_default()
+            }
+        };
+        Ok((body, tokens))
     }
 
-    fn stream(&self, labels: &AnswerLabels) -> Box<dyn StreamTranslator> {
-        Box::new(Pass {
-            include_usage: labels.include_usage,
-            done: false,
-            finish_seen: false,
-            tokens: Tokens::default(),
-        })
+    fn native_stream(&self, protocol: Protocol, labels: &AnswerLabels) -> Box<dyn StreamTranslator> {
+        match protocol {
+            Protocol::Responses => Box::new(ResponsesPass::default()),
+            _ => Box::new(Pass { include_usage: labels.include_usage, done: false, finish_seen: false, tokens: Tokens::default() }),
+        }
+    }
+
+    fn chat_body(&self, chat: &Map<String, Value>, model: &str, stream: bool) -> Result<Vec<u8>, Refusal> {
+        serde_json::to_vec(&Passthrough { body: chat, model, stream })
+            .map_err(|e| Refusal::new(format!("The request could not be encoded: {e}"), None))
+    }
+
+    fn chat_answer(&self, body: Bytes, _: &AnswerLabels) -> Result<(Value, Tokens), BadAnswer> {
+        let json: Value = serde_json::from_slice(&body).map_err(|_| BadAnswer)?;
+        if json.get("choices").and_then(Value::as_array).is_none() {
+            return Err(BadAnswer);
+        }
+        let tokens = json
+            .get("usage")
+            .and_then(|u| serde_json::from_value::<TokenCounts>(u.clone()).ok())
+            .map(TokenCounts::tokens)
+            .unwrap_or_default();
+        Ok((json, tokens))
+    }
+
+    fn chat_source(&self, _: &AnswerLabels) -> Box<dyn ChatSource> {
+        Box::new(ChatChunks::default())
     }
 
     fn starts_with_error(&self, first: &Bytes) -> bool {
         let mut parser = sse::Parser::default();
         parser.push(first);
-        parser.next_event().is_some_and(|event| stream_error(&event.data).is_some())
+        parser.next_event().is_some_and(|event| {
+            matches!(event.name.as_deref(), Some("error" | "response.failed")) || stream_error(&event.data).is_some()
+        })
     }
 
     fn client_error(&self, status: StatusCode, body: &[u8]) -> ClientError {
@@ -115,6 +153,12 @@ impl serde::Serialize for Passthrough<'_> {
         }
         map.end()
     }
+}
+
+#[derive(serde::Deserialize)]
+struct ResponsesUsage {
+    #[serde(default)]
+    usage: Option<Value>,
 }
 
 #[derive(serde::Deserialize)]
@@ -233,6 +277,125 @@ impl StreamTranslator for Pass {
         self.finish_seen
     }
 
+    fn close(&mut self, out: &mut Vec<Bytes>) {
+        if !self.done {
+            self.done = true;
+            out.push(Bytes::from_static(sse::DONE));
+        }
+    }
+
+    fn fail(&mut self, message: &str, class: &str, out: &mut Vec<Bytes>) {
+        out.push(sse::data(&chat::error_json(message, "server_error", Some(class)).to_string()));
+    }
+
+    fn tokens(&self) -> Tokens {
+        self.tokens
+    }
+}
+
+/// A chat stream read as chat chunks (the source of a translation to another client protocol).
+#[derive(Default)]
+struct ChatChunks {
+    done: bool,
+    finish_seen: bool,
+    tokens: Tokens,
+}
+
+impl ChatSource for ChatChunks {
+    fn event(&mut self, event: &sse::Event, out: &mut Vec<Value>) -> Result<(), String> {
+        if event.data == "[DONE]" {
+            self.done = true;
+            return Ok(());
+        }
+        if let Some(message) = stream_error(&event.data) {
+            return Err(message);
+        }
+        let Ok(chunk) = serde_json::from_str::<Value>(&event.data) else {
+            // Not a chunk (a comment-like line some servers send): nothing to translate.
+            return Ok(());
+        };
+        if let Some(usage) = chunk.get("usage").filter(|u| !u.is_null())
+            && let Ok(counts) = serde_json::from_value::<TokenCounts>(usage.clone())
+        {
+            self.tokens = counts.tokens();
+        }
+        if chunk.get("choices").and_then(|c| c.get(0)).and_then(|c| c.get("finish_reason")).is_some_and(Value::is_string) {
+            self.finish_seen = true;
+        }
+        out.push(chunk);
+        Ok(())
+    }
+
+    fn finished(&self) -> bool {
+        self.done
+    }
+
+    fn complete_on_close(&self) -> bool {
+        self.finish_seen
+    }
+
+    fn tokens(&self) -> Tokens {
+        self.tokens
+    }
+}
+
+/// A Responses stream passed through: every event forwarded as it came; the usage read from the
+/// terminal event (`response.completed`, `.incomplete` or `.failed`).
+#[derive(Default)]
+struct ResponsesPass {
+    done: bool,
+    error_forwarded: bool,
+    tokens: Tokens,
+}
+
+impl StreamTranslator for ResponsesPass {
+    fn event(&mut self, event: &sse::Event, out: &mut Vec<Bytes>) -> Result<(), String> {
+        out.push(sse::named(event.name.as_deref(), &event.data));
+        let terminal = matches!(
+            event.name.as_deref(),
+            Some("response.completed" | "response.incomplete" | "response.failed" | "error")
+        );
+        if !terminal {
+            return Ok(());
+        }
+        let data: Value = serde_json::from_str(&event.data).unwrap_or(Value::Null);
+        if let Some(usage) = data.get("response").and_then(|r| r.get("usage")).filter(|u| u.is_object()) {
+            self.tokens = responses::tokens(usage);
+        }
+        self.done = true;
+        match event.name.as_deref() {
+            Some("response.failed" | "error") => {
+                self.error_forwarded = true;
+                let message = data
+                    .get("response")
+                    .and_then(|r| r.get("error"))
+                    .unwrap_or(&data)
+                    .get("message")
+                    .and_then(Value::as_str)
+                    .unwrap_or("The provider failed the response.");
+                Err(message.to_owned())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn finished(&self) -> bool {
+        self.done
+    }
+
+    fn complete_on_close(&self) -> bool {
+        self.done
+    }
+
+    fn close(&mut self, _: &mut Vec<Bytes>) {}
+
+    fn fail(&mut self, message: &str, class: &str, out: &mut Vec<Bytes>) {
+        if !self.error_forwarded {
+            let data = serde_json::json!({"type": "error", "code": class, "message": message, "param": null});
+            out.push(sse::named(Some("error"), &data.to_string()));
+        }
+    }
+
     fn tokens(&self) -> Tokens {
         self.tokens
     }
@@ -248,7 +411,7 @@ mod tests {
     }
 
     fn sent(request: &ClientRequest, model: &str) -> Value {
-        let bytes = OpenAi.request_body(request, model).unwrap_or_default();
+        let bytes = OpenAi.native_body(request, model).unwrap_or_default();
         serde_json::from_slice(&bytes).unwrap_or(Value::Null)
     }
 
@@ -286,14 +449,13 @@ mod tests {
 
     #[test]
     fn answers_keep_their_bytes_and_give_their_usage() {
-        let labels = AnswerLabels { model: "m".into(), created: 0, include_usage: false };
         let body = Bytes::from_static(
             br#"{"id":"x","choices":[],"usage":{"prompt_tokens":11,"completion_tokens":7,"prompt_tokens_details":{"cached_tokens":4},"completion_tokens_details":{"reasoning_tokens":3}}}"#,
         );
-        let (out, tokens) = OpenAi.answer(Protocol::Chat, body.clone(), &labels).unwrap_or_default();
+        let (out, tokens) = OpenAi.native_answer(Protocol::Chat, body.clone()).unwrap_or_default();
         assert_eq!(out, body);
         assert_eq!(tokens, Tokens { prompt: 11, completion: 7, cache_read: 4, cache_write: 0, reasoning: 3 });
-        assert_eq!(OpenAi.answer(Protocol::Chat, Bytes::from_static(b"not json"), &labels), Err(BadAnswer));
+        assert_eq!(OpenAi.native_answer(Protocol::Chat, Bytes::from_static(b"not json")), Err(BadAnswer));
     }
 
     #[test]
@@ -303,7 +465,8 @@ mod tests {
             data: r#"{"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":2}}"#.into(),
         };
         for (asked, shown) in [(false, 0), (true, 1)] {
-            let mut pass = OpenAi.stream(&AnswerLabels { model: "m".into(), created: 0, include_usage: asked });
+            let labels = AnswerLabels { id: "1".into(), model: "m".into(), created: 0, include_usage: asked };
+            let mut pass = OpenAi.native_stream(Protocol::Chat, &labels);
             let mut out = Vec::new();
             assert_eq!(pass.event(&usage, &mut out), Ok(()));
             assert_eq!(out.len(), shown);

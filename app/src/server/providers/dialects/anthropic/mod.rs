@@ -13,6 +13,7 @@ use serde_json::{Map, Value, json};
 
 use super::{BadAnswer, ClientError, Dialect, Endpoint, StreamTranslator, data_ids, error_message_in};
 use crate::server::platform::secret::SecretBytes;
+use crate::server::protocols::chat::ChatSource;
 use crate::server::protocols::sse;
 use crate::server::protocols::{AnswerLabels, ClientRequest, Protocol, Refusal};
 use crate::server::usage::Tokens;
@@ -28,10 +29,12 @@ pub struct Anthropic;
 impl Dialect for Anthropic {
     fn url(&self, base_url: &str, endpoint: Endpoint) -> String {
         let path = match endpoint {
-            Endpoint::Call(Protocol::Chat) => "messages",
+            // Chat bodies are translated to Messages; Responses arrive here as chat.
+            Endpoint::Call(Protocol::Chat | Protocol::Messages | Protocol::Responses) => "messages",
             // Never routed here (the catalog offers no embeddings for this kind); a call that got
             // here anyway meets the provider's own 404.
             Endpoint::Call(Protocol::Embeddings) => "embeddings",
+            Endpoint::CountTokens => "messages/count_tokens",
             Endpoint::Models => "models",
         };
         format!("{base_url}/v1/{path}")
@@ -41,27 +44,39 @@ impl Dialect for Anthropic {
         request.header("x-api-key", key.expose_str().unwrap_or_default()).header("anthropic-version", VERSION)
     }
 
-    fn request_body(&self, request: &ClientRequest, model: &str) -> Result<Vec<u8>, Refusal> {
+    fn native_body(&self, request: &ClientRequest, model: &str) -> Result<Vec<u8>, Refusal> {
         match request.protocol {
-            Protocol::Chat => {}
-            Protocol::Embeddings => {
-                return Err(Refusal::new("Anthropic models do not offer embeddings.", Some("model")));
+            Protocol::Messages => serde_json::to_vec(&WithModel { body: &request.body, model })
+                .map_err(|e| Refusal::new(format!("The request could not be encoded: {e}"), None)),
+            Protocol::Chat | Protocol::Embeddings | Protocol::Responses => {
+                Err(Refusal::new("Anthropic models do not offer this endpoint.", Some("model")))
             }
         }
-        let translated = self::request(&request.body, model, request.stream)?;
+    }
+
+    fn native_answer(&self, _: Protocol, body: Bytes) -> Result<(Bytes, Tokens), BadAnswer> {
+        // Only the usage is read; the answer goes back as it came.
+        let parsed: UsageOnly = serde_json::from_slice(&body).map_err(|_| BadAnswer)?;
+        Ok((body, parsed.usage.as_ref().map(stream::tokens).unwrap_or_default()))
+    }
+
+    fn native_stream(&self, _: Protocol, _: &AnswerLabels) -> Box<dyn StreamTranslator> {
+        Box::new(stream::MessagesPass::default())
+    }
+
+    fn chat_body(&self, chat: &Map<String, Value>, model: &str, stream: bool) -> Result<Vec<u8>, Refusal> {
+        let translated = self::request(chat, model, stream)?;
         serde_json::to_vec(&translated)
             .map_err(|e| Refusal::new(format!("The request could not be encoded: {e}"), None))
     }
 
-    fn answer(&self, _: Protocol, body: Bytes, labels: &AnswerLabels) -> Result<(Bytes, Tokens), BadAnswer> {
+    fn chat_answer(&self, body: Bytes, labels: &AnswerLabels) -> Result<(Value, Tokens), BadAnswer> {
         let json: Value = serde_json::from_slice(&body).map_err(|_| BadAnswer)?;
-        let (translated, tokens) = stream::response(&json, &labels.model, labels.created);
-        let body = serde_json::to_vec(&translated).map_err(|_| BadAnswer)?;
-        Ok((Bytes::from(body), tokens))
+        Ok(stream::response(&json, &labels.model, labels.created))
     }
 
-    fn stream(&self, labels: &AnswerLabels) -> Box<dyn StreamTranslator> {
-        Box::new(stream::ChatChunks::new(&labels.model, labels.created, labels.include_usage))
+    fn chat_source(&self, labels: &AnswerLabels) -> Box<dyn ChatSource> {
+        Box::new(stream::ChatChunks::new(&labels.model, labels.created))
     }
 
     fn starts_with_error(&self, first: &Bytes) -> bool {
@@ -88,6 +103,32 @@ impl Dialect for Anthropic {
 
     fn model_list(&self, body: &[u8]) -> Option<Vec<String>> {
         data_ids(body)
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct UsageOnly {
+    #[serde(default)]
+    usage: Option<Value>,
+}
+
+/// A native body as sent upstream: the client's, with the provider's model name.
+struct WithModel<'a> {
+    body: &'a Map<String, Value>,
+    model: &'a str,
+}
+
+impl serde::Serialize for WithModel<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap as _;
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("model", self.model)?;
+        for (key, value) in self.body {
+            if key != "model" {
+                map.serialize_entry(key, value)?;
+            }
+        }
+        map.end()
     }
 }
 

@@ -5,7 +5,8 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 
 use super::super::StreamTranslator;
-use crate::server::protocols::sse;
+use crate::server::protocols::chat::{self, ChatSource};
+use crate::server::protocols::{messages, sse};
 use crate::server::usage::Tokens;
 
 pub(super) fn finish_reason(stop_reason: Option<&str>) -> Value {
@@ -19,29 +20,14 @@ pub(super) fn finish_reason(stop_reason: Option<&str>) -> Value {
     }
 }
 
-/// Anthropic's usage as token counts: every input token is a prompt token, and the cached ones
-/// are also counted apart (they are billed differently).
+/// Anthropic's usage as token counts.
 pub(super) fn tokens(usage: &Value) -> Tokens {
-    let field = |f: &str| usage.get(f).and_then(Value::as_u64).unwrap_or(0);
-    let (cache_read, cache_write) = (field("cache_read_input_tokens"), field("cache_creation_input_tokens"));
-    Tokens {
-        prompt: field("input_tokens") + cache_read + cache_write,
-        completion: field("output_tokens"),
-        cache_read,
-        cache_write,
-        // Anthropic counts thinking inside the output tokens and does not report it apart.
-        reasoning: 0,
-    }
+    messages::tokens(usage)
 }
 
 /// OpenAI's `usage` object for these counts.
 fn openai_usage(t: &Tokens) -> Value {
-    json!({
-        "prompt_tokens": t.prompt,
-        "completion_tokens": t.completion,
-        "total_tokens": t.prompt + t.completion,
-        "prompt_tokens_details": {"cached_tokens": t.cache_read},
-    })
+    chat::usage(t)
 }
 
 /// An Anthropic response to an OpenAI chat completion, and its token counts.
@@ -79,13 +65,12 @@ pub(super) fn response(body: &Value, model_label: &str, created: i64) -> (Value,
     (openai, counts)
 }
 
-/// Turns an Anthropic event stream into OpenAI chunks, one event at a time.
+/// Reads an Anthropic event stream as OpenAI chat chunks, one event at a time.
 #[derive(Debug)]
 pub struct ChatChunks {
     id: String,
     model: String,
     created: i64,
-    include_usage: bool,
     /// Anthropic content-block index -> OpenAI tool-call index.
     tool_index: Vec<(u64, usize)>,
     tokens: Tokens,
@@ -93,30 +78,28 @@ pub struct ChatChunks {
 }
 
 impl ChatChunks {
-    pub fn new(model: &str, created: i64, include_usage: bool) -> Self {
+    pub fn new(model: &str, created: i64) -> Self {
         Self {
             id: "chatcmpl-anthropic".into(),
             model: model.to_owned(),
             created,
-            include_usage,
             tool_index: Vec::new(),
             tokens: Tokens::default(),
             finished: false,
         }
     }
 
-    fn chunk(&self, delta: Value, finish: Value) -> Bytes {
-        let chunk = json!({
+    fn chunk(&self, delta: Value, finish: Value) -> Value {
+        json!({
             "id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
             "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": null}],
-        });
-        sse::data(&chunk.to_string())
+        })
     }
 }
 
-impl StreamTranslator for ChatChunks {
-    /// The OpenAI chunks for one Anthropic event. An `error` event becomes `Err` with its message.
-    fn event(&mut self, event: &sse::Event, out: &mut Vec<Bytes>) -> Result<(), String> {
+impl ChatSource for ChatChunks {
+    /// The chat chunks for one Anthropic event. An `error` event becomes `Err` with its message.
+    fn event(&mut self, event: &sse::Event, out: &mut Vec<Value>) -> Result<(), String> {
         let data: Value = serde_json::from_str(&event.data).unwrap_or(Value::Null);
         let kind = event.name.as_deref().or_else(|| data.get("type").and_then(Value::as_str)).unwrap_or_default();
         match kind {
@@ -161,23 +144,20 @@ impl StreamTranslator for ChatChunks {
                 }
             }
             "message_delta" => {
-                if let Some(output) = data.get("usage").and_then(|u| u.get("output_tokens")).and_then(Value::as_u64) {
-                    self.tokens.completion = output;
+                if let Some(usage) = data.get("usage") {
+                    if let Some(output) = usage.get("output_tokens").and_then(Value::as_u64) {
+                        self.tokens.completion = output;
+                    }
+                    // Newer versions also report the final input counts here.
+                    if usage.get("input_tokens").and_then(Value::as_u64).is_some() {
+                        let completion = self.tokens.completion;
+                        self.tokens = Tokens { completion, ..tokens(usage) };
+                    }
                 }
                 let reason = data.get("delta").and_then(|d| d.get("stop_reason")).and_then(Value::as_str);
                 out.push(self.chunk(json!({}), finish_reason(reason)));
             }
-            "message_stop" => {
-                if self.include_usage {
-                    let usage = json!({
-                        "id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model, "choices": [],
-                        "usage": openai_usage(&self.tokens),
-                    });
-                    out.push(sse::data(&usage.to_string()));
-                }
-                out.push(Bytes::from_static(sse::DONE));
-                self.finished = true;
-            }
+            "message_stop" => self.finished = true,
             "error" => {
                 let message = data
                     .get("error")
@@ -186,7 +166,7 @@ impl StreamTranslator for ChatChunks {
                     .unwrap_or("provider stream error");
                 return Err(message.to_owned());
             }
-            // `ping`, `content_block_stop` and future events carry nothing for OpenAI clients.
+            // `ping`, `content_block_stop`, thinking and future events carry nothing for chat.
             _ => {}
         }
         Ok(())
@@ -198,6 +178,68 @@ impl StreamTranslator for ChatChunks {
 
     fn complete_on_close(&self) -> bool {
         self.finished
+    }
+
+    fn tokens(&self) -> Tokens {
+        self.tokens
+    }
+}
+
+/// A Messages stream passed through to a Messages client: every event forwarded as it came, the
+/// usage read from `message_start` and `message_delta`; an `error` event is the provider's own
+/// and goes to the client as it is.
+#[derive(Debug, Default)]
+pub struct MessagesPass {
+    tokens: Tokens,
+    finished: bool,
+    error_forwarded: bool,
+}
+
+impl StreamTranslator for MessagesPass {
+    fn event(&mut self, event: &sse::Event, out: &mut Vec<Bytes>) -> Result<(), String> {
+        out.push(sse::named(event.name.as_deref(), &event.data));
+        match event.name.as_deref() {
+            Some("message_start") => {
+                let data: Value = serde_json::from_str(&event.data).unwrap_or(Value::Null);
+                self.tokens = tokens(data.get("message").and_then(|m| m.get("usage")).unwrap_or(&Value::Null));
+            }
+            Some("message_delta") => {
+                let data: Value = serde_json::from_str(&event.data).unwrap_or(Value::Null);
+                if let Some(usage) = data.get("usage") {
+                    let reported = tokens(usage);
+                    if usage.get("input_tokens").and_then(Value::as_u64).is_some() {
+                        self.tokens = reported;
+                    } else {
+                        self.tokens.completion = reported.completion;
+                    }
+                }
+            }
+            Some("message_stop") => self.finished = true,
+            Some("error") => {
+                self.error_forwarded = true;
+                let data: Value = serde_json::from_str(&event.data).unwrap_or(Value::Null);
+                let message = data.get("error").and_then(|e| e.get("message")).and_then(Value::as_str);
+                return Err(message.unwrap_or("provider stream error").to_owned());
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn finished(&self) -> bool {
+        self.finished
+    }
+
+    fn complete_on_close(&self) -> bool {
+        self.finished
+    }
+
+    fn close(&mut self, _: &mut Vec<Bytes>) {}
+
+    fn fail(&mut self, message: &str, _: &str, out: &mut Vec<Bytes>) {
+        if !self.error_forwarded {
+            out.push(messages::error_event("api_error", message));
+        }
     }
 
     fn tokens(&self) -> Tokens {

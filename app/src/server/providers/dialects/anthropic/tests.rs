@@ -2,6 +2,7 @@
 
 use super::stream::{ChatChunks, finish_reason, response};
 use super::*;
+use crate::server::protocols::chat::{ChatWriter, Composed};
 use crate::server::protocols::sse;
 
 fn map(v: Value) -> Map<String, Value> {
@@ -144,7 +145,8 @@ fn stream_translation_keeps_tool_arguments_in_order() {
         ),
         ("message_stop", json!({"type": "message_stop"})),
     ];
-    let mut t = ChatChunks::new("claude-x", 1, true);
+    let labels = AnswerLabels { id: "1".into(), model: "claude-x".into(), created: 1, include_usage: true };
+    let mut t = Composed::new(Box::new(ChatChunks::new("claude-x", 1)), Box::new(ChatWriter::new(&labels)));
     let mut out = Vec::new();
     for (name, data) in events {
         t.event(&sse::Event { name: Some(name.into()), data: data.to_string() }, &mut out).unwrap();

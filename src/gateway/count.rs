@@ -1,0 +1,222 @@
+//! `POST /v1/messages/count_tokens`: Anthropic's own count when the model routes to an Anthropic
+//! provider first; otherwise (or when that provider cannot be reached) a local estimate with
+//! OpenAI's `o200k_base` encoding, said so in `x-perpetuo-token-count: estimate`.
+
+use std::time::Duration;
+
+use axum::response::{IntoResponse, Response};
+use futures::StreamExt as _;
+use http::{HeaderMap, HeaderValue, StatusCode, header};
+use serde_json::{Map, Value, json};
+
+use app::server::AppState;
+use app::server::protocols::{MAX_MODEL_LEN, Protocol};
+use app::server::providers::dialects::Endpoint;
+use app::server::providers::{OpenedProvider, catalog, client};
+use app::types::ProviderKind;
+
+use super::call::{Caller, OpenAiJson, forwarded};
+use super::error::GatewayError;
+use super::routing::{Route, candidates};
+
+/// Largest count answer read from a provider.
+const MAX_ANSWER: usize = 64 * 1024;
+
+pub async fn count_tokens(
+    state: &AppState,
+    caller: &Caller,
+    headers: &HeaderMap,
+    body: Result<OpenAiJson, GatewayError>,
+) -> Response {
+    let refuse = |e: GatewayError| e.response_for(Protocol::Messages);
+    let invalid = |message: &str, param| GatewayError::InvalidRequest { message: message.to_owned(), param: Some(param) };
+    let body = match body {
+        Ok(OpenAiJson(Value::Object(body))) => body,
+        Ok(_) => return refuse(invalid("The request body must be a JSON object.", "body")),
+        Err(e) => return refuse(e),
+    };
+    let model = match body.get("model").and_then(Value::as_str).map(str::trim) {
+        Some(m) if !m.is_empty() && m.len() <= MAX_MODEL_LEN && !m.chars().any(char::is_control) => m.to_owned(),
+        _ => return refuse(invalid("model: Field required", "model")),
+    };
+    if !body.get("messages").is_some_and(Value::is_array) {
+        return refuse(invalid("messages: Field required", "messages"));
+    }
+    let providers = match state.providers().enabled(&caller.key.workspace).await {
+        Ok(providers) => providers,
+        Err(e) => return refuse(GatewayError::Internal(e)),
+    };
+    let route = Route::parse(&model);
+    let candidates = candidates(&providers, &route, Protocol::Messages);
+    let Some(first) = candidates.first() else {
+        return refuse(GatewayError::ModelNotFound(model));
+    };
+    if first.kind == ProviderKind::Anthropic
+        && let Some(response) = ask_provider(state, first, &route, headers, &body).await
+    {
+        return response;
+    }
+    let mut response = axum::Json(json!({"input_tokens": estimate(&body)})).into_response();
+    response.headers_mut().insert("x-perpetuo-token-count", HeaderValue::from_static("estimate; encoding=o200k_base"));
+    response
+}
+
+/// The provider's own count (or its refusal of the request); `None` when it could not answer.
+async fn ask_provider(
+    state: &AppState,
+    provider: &OpenedProvider,
+    route: &Route,
+    headers: &HeaderMap,
+    body: &Map<String, Value>,
+) -> Option<Response> {
+    let dialect = catalog::dialect(provider.kind);
+    let mut sent = body.clone();
+    sent.insert("model".into(), Value::String(route.bare.clone()));
+    let mut request = dialect
+        .authorize(state.providers().http().post(dialect.url(&provider.base_url, Endpoint::CountTokens)), &provider.key)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(serde_json::to_vec(&sent).ok()?);
+    for (name, value) in forwarded(Protocol::Messages, headers) {
+        request = request.header(name, value);
+    }
+    let timeout = state.settings.upstream.first_byte_timeout;
+    let response = tokio::time::timeout(timeout, request.send()).await.ok()?.ok()?;
+    let status = response.status();
+    if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS || matches!(status.as_u16(), 401 | 403) {
+        // Its trouble, not the client's: the estimate answers instead.
+        return None;
+    }
+    let text = read_capped(response, timeout).await?;
+    let text = client::scrub(&String::from_utf8_lossy(&text), &provider.key);
+    let json: Value = serde_json::from_str(&text).ok()?;
+    if status.is_success() && json.get("input_tokens").and_then(Value::as_u64).is_none() {
+        return None;
+    }
+    Some((status, axum::Json(json)).into_response())
+}
+
+async fn read_capped(response: reqwest::Response, timeout: Duration) -> Option<Vec<u8>> {
+    let mut stream = response.bytes_stream();
+    let mut out = Vec::new();
+    loop {
+        match tokio::time::timeout(timeout, stream.next()).await.ok()? {
+            Some(Ok(chunk)) => {
+                out.extend_from_slice(&chunk);
+                if out.len() > MAX_ANSWER {
+                    return None;
+                }
+            }
+            Some(Err(_)) => return None,
+            None => return Some(out),
+        }
+    }
+}
+
+/// A local estimate of a Messages request's input tokens: the text of the system prompt,
+/// messages, tool calls and results, and tool definitions in `o200k_base`, plus a few tokens
+/// of framing per message (as OpenAI's own counting recipe adds).
+pub fn estimate(body: &Map<String, Value>) -> usize {
+    let mut text = String::new();
+    let mut framing = 3;
+    collect(body.get("system"), &mut text);
+    for message in body.get("messages").and_then(Value::as_array).into_iter().flatten() {
+        framing += 4;
+        collect(message.get("content"), &mut text);
+    }
+    for tool in body.get("tools").and_then(Value::as_array).into_iter().flatten() {
+        framing += 8;
+        for field in ["name", "description"] {
+            collect(tool.get(field), &mut text);
+        }
+        if let Some(schema) = tool.get("input_schema") {
+            text.push_str(&schema.to_string());
+            text.push('\n');
+        }
+    }
+    let images = count_images(body.get("messages"));
+    let bpe = tiktoken_rs::o200k_base_singleton();
+    bpe.encode_ordinary(&text).len() + framing + images * IMAGE_TOKENS
+}
+
+/// Tokens counted per image or document (Anthropic's own figure depends on its size; this is the
+/// order of a typical screenshot).
+const IMAGE_TOKENS: usize = 1_500;
+
+fn collect(value: Option<&Value>, text: &mut String) {
+    match value {
+        Some(Value::String(s)) => {
+            text.push_str(s);
+            text.push('\n');
+        }
+        Some(Value::Array(blocks)) => {
+            for block in blocks {
+                match block.get("type").and_then(Value::as_str) {
+                    Some("text") => collect(block.get("text"), text),
+                    Some("thinking") => collect(block.get("thinking"), text),
+                    Some("tool_use") => {
+                        collect(block.get("name"), text);
+                        if let Some(input) = block.get("input") {
+                            text.push_str(&input.to_string());
+                            text.push('\n');
+                        }
+                    }
+                    Some("tool_result") => collect(block.get("content"), text),
+                    Some("document") => {
+                        if block.get("source").and_then(|s| s.get("type")).and_then(Value::as_str) == Some("text") {
+                            collect(block.get("source").and_then(|s| s.get("data")), text);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+fn count_images(messages: Option<&Value>) -> usize {
+    let is_media = |b: &Value| {
+        matches!(b.get("type").and_then(Value::as_str), Some("image"))
+            || (b.get("type").and_then(Value::as_str) == Some("document")
+                && b.get("source").and_then(|s| s.get("type")).and_then(Value::as_str) != Some("text"))
+    };
+    messages
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m.get("content").and_then(Value::as_array))
+        .flatten()
+        .filter(|b| is_media(b))
+        .count()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(v: Value) -> Map<String, Value> {
+        match v {
+            Value::Object(m) => m,
+            _ => unreachable!("an object"),
+        }
+    }
+
+    #[test]
+    fn estimates_grow_with_the_text_and_count_every_part() {
+        let short = estimate(&map(json!({"messages": [{"role": "user", "content": "Hello"}]})));
+        let long = estimate(&map(json!({"messages": [{"role": "user", "content": "Hello there, how are you today?"}]})));
+        assert!(short >= 5 && long > short, "{short} {long}");
+        let with_system = estimate(&map(json!({"system": "You are terse.", "messages": [{"role": "user", "content": "Hello"}]})));
+        assert!(with_system > short);
+        let with_tool = estimate(&map(json!({
+            "messages": [{"role": "user", "content": "Hello"}],
+            "tools": [{"name": "get_weather", "description": "Weather for a city", "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}}}]
+        })));
+        assert!(with_tool > short + 10, "{with_tool}");
+        let with_image = estimate(&map(json!({"messages": [{"role": "user", "content": [
+            {"type": "text", "text": "Hello"},
+            {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "AAAA"}}
+        ]}]})));
+        assert_eq!(with_image, short + IMAGE_TOKENS);
+    }
+}
