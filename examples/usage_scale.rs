@@ -84,6 +84,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         key: None,
         provider: None,
         model: model.map(str::to_owned),
+        route: None,
         status,
     };
     async fn time<F: std::future::Future<Output = Result<T, app::server::ServiceError>>, T>(

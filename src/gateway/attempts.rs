@@ -12,9 +12,9 @@ use http::{HeaderMap, header};
 use rand::RngExt as _;
 
 use app::server::AppState;
-use app::server::providers::breaker::{Admission, Breakers};
 use app::server::protocols::chat::Composed;
 use app::server::protocols::{self, Protocol, Refusal};
+use app::server::providers::breaker::{Admission, Breakers};
 use app::server::providers::dialects::{Dialect, Endpoint, StreamTranslator};
 use app::server::providers::{OpenedProvider, catalog, client};
 
@@ -333,9 +333,9 @@ async fn read_success(
     let answered = if native {
         dialect.native_answer(protocol, body)
     } else {
-        dialect.chat_answer(body, &call.labels).map(|(chat, tokens)| {
-            (protocols::answer_from_chat(protocol, &chat, &call.labels, tokens), tokens)
-        })
+        dialect
+            .chat_answer(body, &call.labels)
+            .map(|(chat, tokens)| (protocols::answer_from_chat(protocol, &chat, &call.labels, tokens), tokens))
     };
     match answered {
         Ok((body, tokens)) => Attempt::Whole { body, tokens },

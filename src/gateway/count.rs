@@ -29,7 +29,8 @@ pub async fn count_tokens(
     body: Result<OpenAiJson, GatewayError>,
 ) -> Response {
     let refuse = |e: GatewayError| e.response_for(Protocol::Messages);
-    let invalid = |message: &str, param| GatewayError::InvalidRequest { message: message.to_owned(), param: Some(param) };
+    let invalid =
+        |message: &str, param| GatewayError::InvalidRequest { message: message.to_owned(), param: Some(param) };
     let body = match body {
         Ok(OpenAiJson(Value::Object(body))) => body,
         Ok(_) => return refuse(invalid("The request body must be a JSON object.", "body")),
@@ -204,9 +205,11 @@ mod tests {
     #[test]
     fn estimates_grow_with_the_text_and_count_every_part() {
         let short = estimate(&map(json!({"messages": [{"role": "user", "content": "Hello"}]})));
-        let long = estimate(&map(json!({"messages": [{"role": "user", "content": "Hello there, how are you today?"}]})));
+        let long =
+            estimate(&map(json!({"messages": [{"role": "user", "content": "Hello there, how are you today?"}]})));
         assert!(short >= 5 && long > short, "{short} {long}");
-        let with_system = estimate(&map(json!({"system": "You are terse.", "messages": [{"role": "user", "content": "Hello"}]})));
+        let with_system =
+            estimate(&map(json!({"system": "You are terse.", "messages": [{"role": "user", "content": "Hello"}]})));
         assert!(with_system > short);
         let with_tool = estimate(&map(json!({
             "messages": [{"role": "user", "content": "Hello"}],

@@ -69,6 +69,7 @@ pub struct RequestParams {
     pub key: Option<String>,
     pub provider: Option<String>,
     pub model: Option<String>,
+    pub route: Option<String>,
     pub status: Option<String>,
     pub limit: Option<usize>,
     pub cursor: Option<String>,
@@ -81,6 +82,7 @@ fn filter(params: &RequestParams) -> Result<RequestFilter, ServiceError> {
         key: params.key.clone(),
         provider: params.provider.clone(),
         model: params.model.clone(),
+        route: params.route.clone(),
         status: params.status.clone(),
         ..UsageQuery::default()
     };

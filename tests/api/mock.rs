@@ -1,5 +1,6 @@
 //! A mock upstream LLM provider on its own random port. It plays OpenAI (`/v1/chat/completions`,
-//! `/v1/embeddings`, `/v1/models`) or Anthropic (`/v1/messages`, `/v1/models`), streaming or not,
+//! `/v1/responses`, `/v1/embeddings`, `/v1/models`) or Anthropic (`/v1/messages`,
+//! `/v1/messages/count_tokens`, `/v1/models`), streaming or not,
 //! and misbehaves on demand: error statuses (with `Retry-After`), hanging before the first byte,
 //! cutting a stream, dripping slowly. It records every request it sees.
 
@@ -81,6 +82,8 @@ impl Mock {
         let router = Router::new()
             .route("/v1/chat/completions", post(chat))
             .route("/v1/messages", post(messages))
+            .route("/v1/messages/count_tokens", post(count_tokens))
+            .route("/v1/responses", post(responses))
             .route("/v1/embeddings", post(embeddings))
             .route("/v1/models", get(models))
             .with_state((flavor, Arc::clone(&script)));
@@ -370,6 +373,84 @@ async fn messages(State(state): State<MockState>, headers: HeaderMap, body: Byte
     match behavior {
         Behavior::CutAfter(n) => sse(events, Duration::from_millis(30), Some(n), false),
         Behavior::Drip(gap) => sse(events, gap, None, false),
+        _ => sse(events, Duration::ZERO, None, false),
+    }
+}
+
+async fn count_tokens(State(state): State<MockState>, headers: HeaderMap, body: Bytes) -> Response {
+    match admit(&state, "/v1/messages/count_tokens", &headers, &body) {
+        Err(denied) => denied,
+        Ok((Behavior::Status(code, retry), ..)) => error_response(state.0, code, retry),
+        Ok(_) => axum::Json(json!({"input_tokens": 42})).into_response(),
+    }
+}
+
+/// OpenAI's Responses API: a text answer, or a function call when tools are offered; streams
+/// with the typed, numbered events.
+async fn responses(State(state): State<MockState>, headers: HeaderMap, body: Bytes) -> Response {
+    let (behavior, request, prompt, completion) = match admit(&state, "/v1/responses", &headers, &body) {
+        Err(denied) => return denied,
+        Ok(x) => x,
+    };
+    if let Behavior::Status(code, retry) = behavior {
+        return error_response(state.0, code, retry);
+    }
+    let model = request["model"].as_str().unwrap_or("mock").to_owned();
+    let tool_call = request["tools"].is_array();
+    let cached = state.1.lock().unwrap().cache.0;
+    let usage = json!({"input_tokens": prompt, "input_tokens_details": {"cached_tokens": cached},
+                       "output_tokens": completion, "output_tokens_details": {"reasoning_tokens": 2}, "total_tokens": prompt + completion});
+    let item = if tool_call {
+        json!({"type": "function_call", "id": "fc_1", "call_id": "call_1", "name": "get_weather", "arguments": "{\"city\":\"Paris\"}", "status": "completed"})
+    } else {
+        json!({"type": "message", "id": "msg_1", "status": "completed", "role": "assistant", "content": [{"type": "output_text", "text": "Hello from the mock", "annotations": []}]})
+    };
+    let response = |status: &str, output: Value, usage: Value| {
+        json!({"id": "resp_mock", "object": "response", "created_at": 1, "status": status, "model": model, "output": output, "usage": usage,
+               "error": null, "incomplete_details": null, "parallel_tool_calls": true, "tool_choice": "auto", "tools": [], "metadata": {}})
+    };
+    if !request["stream"].as_bool().unwrap_or(false) {
+        return axum::Json(response("completed", json!([item]), usage)).into_response();
+    }
+    let mut n = 0;
+    let mut event = |name: &str, mut data: Value| {
+        data["type"] = json!(name);
+        data["sequence_number"] = json!(n);
+        n += 1;
+        format!("event: {name}\ndata: {data}\n\n")
+    };
+    let mut events = vec![
+        event("response.created", json!({"response": response("in_progress", json!([]), Value::Null)})),
+        event("response.in_progress", json!({"response": response("in_progress", json!([]), Value::Null)})),
+    ];
+    if tool_call {
+        events.push(event("response.output_item.added", json!({"output_index": 0, "item": {"type": "function_call", "id": "fc_1", "call_id": "call_1", "name": "get_weather", "arguments": "", "status": "in_progress"}})));
+        for piece in ["{\"city\":", "\"Paris\"}"] {
+            events.push(event(
+                "response.function_call_arguments.delta",
+                json!({"item_id": "fc_1", "output_index": 0, "delta": piece}),
+            ));
+        }
+        events.push(event(
+            "response.function_call_arguments.done",
+            json!({"item_id": "fc_1", "output_index": 0, "arguments": "{\"city\":\"Paris\"}"}),
+        ));
+    } else {
+        events.push(event("response.output_item.added", json!({"output_index": 0, "item": {"type": "message", "id": "msg_1", "status": "in_progress", "role": "assistant", "content": []}})));
+        events.push(event("response.content_part.added", json!({"item_id": "msg_1", "output_index": 0, "content_index": 0, "part": {"type": "output_text", "text": "", "annotations": []}})));
+        for word in ["Hello", " from", " the", " mock"] {
+            events.push(event(
+                "response.output_text.delta",
+                json!({"item_id": "msg_1", "output_index": 0, "content_index": 0, "delta": word, "logprobs": []}),
+            ));
+        }
+        events.push(event("response.output_text.done", json!({"item_id": "msg_1", "output_index": 0, "content_index": 0, "text": "Hello from the mock", "logprobs": []})));
+        events.push(event("response.content_part.done", json!({"item_id": "msg_1", "output_index": 0, "content_index": 0, "part": {"type": "output_text", "text": "Hello from the mock", "annotations": []}})));
+    }
+    events.push(event("response.output_item.done", json!({"output_index": 0, "item": item})));
+    events.push(event("response.completed", json!({"response": response("completed", json!([item]), usage)})));
+    match behavior {
+        Behavior::CutAfter(n) => sse(events, Duration::from_millis(30), Some(n), false),
         _ => sse(events, Duration::ZERO, None, false),
     }
 }

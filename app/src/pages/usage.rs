@@ -19,6 +19,7 @@ fn query_from_url(q: &leptos_router::params::ParamsMap) -> UsageQuery {
         key: q.get("key"),
         provider: q.get("provider"),
         model: q.get("model"),
+        route: q.get("route"),
         status: q.get("status"),
         cursor: q.get("cursor"),
     }
@@ -33,6 +34,7 @@ fn link(q: &UsageQuery, cursor: Option<&str>) -> String {
         ("key", q.key.as_deref().unwrap_or_default()),
         ("provider", q.provider.as_deref().unwrap_or_default()),
         ("model", q.model.as_deref().unwrap_or_default()),
+        ("route", q.route.as_deref().unwrap_or_default()),
         ("status", q.status.as_deref().unwrap_or_default()),
         ("cursor", cursor.unwrap_or_default()),
     ])
@@ -177,6 +179,15 @@ fn Report(
             <label>"API key" <select name="key">{options(&data.keys, q.key.as_deref(), "Any key")}</select></label>
             <label>"Provider" <select name="provider">{options(&data.providers, q.provider.as_deref(), "Any provider")}</select></label>
             <label>"Model" <select name="model">{options(&models, q.model.as_deref(), "Any model")}</select></label>
+            <label>"Route"
+                <select name="route">
+                    <option value="">"Any route"</option>
+                    {crate::types::ROUTES.into_iter().map(|r| {
+                        let is = q.route.as_deref() == Some(r);
+                        view! { <option value=r selected=is>{r}</option> }
+                    }).collect_view()}
+                </select>
+            </label>
             <label>"Status"
                 <select name="status">
                     {[("", "Any status"), ("ok", "Succeeded"), ("error", "Failed"), ("429", "429"), ("502", "502")].into_iter().map(|(v, l)| {
@@ -189,7 +200,7 @@ fn Report(
         </form>
         <p class="muted" data-testid="request-count">{format!("{total} matching requests, showing {shown}.")} " " <a href=csv download="perpetuo-requests.csv">"Export CSV"</a></p>
         <table class="list" aria-label="Request log">
-            <thead><tr><th>"Time (UTC)"</th><th>"Key"</th><th>"Provider"</th><th>"Model"</th><th>"Status"</th><th>"Tokens in/out"</th><th>"Cached / reasoning"</th><th>"Cost"</th><th>"Latency"</th><th>"Attempts"</th></tr></thead>
+            <thead><tr><th>"Time (UTC)"</th><th>"Key"</th><th>"Provider"</th><th>"Model"</th><th>"Route"</th><th>"Status"</th><th>"Tokens in/out"</th><th>"Cached / reasoning"</th><th>"Cost"</th><th>"Latency"</th><th>"Attempts"</th></tr></thead>
             <tbody>{data.log.data.into_iter().map(|r| view! { <LogRow row=r/> }).collect_view()}</tbody>
         </table>
         <nav class="pager" aria-label="Pages">
@@ -253,6 +264,7 @@ fn LogRow(row: RequestRow) -> impl IntoView {
             <td>{row.key_name}</td>
             <td>{row.provider_label.unwrap_or_else(|| "–".into())}</td>
             <td><code>{row.model}</code>{row.stream.then_some(" (stream)")}</td>
+            <td>{row.route}</td>
             <td>{status}</td>
             <td>{format!("{} / {}", row.prompt_tokens, row.completion_tokens)}</td>
             <td>{format!("{} / {}", row.cache_read_tokens + row.cache_write_tokens, row.reasoning_tokens)}</td>

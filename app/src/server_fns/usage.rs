@@ -29,6 +29,8 @@ pub struct UsageQuery {
     #[serde(default)]
     pub model: Option<String>,
     #[serde(default)]
+    pub route: Option<String>,
+    #[serde(default)]
     pub status: Option<String>,
     #[serde(default)]
     pub cursor: Option<String>,
@@ -67,6 +69,7 @@ impl UsageQuery {
             key: given(self.key.as_deref()),
             provider: given(self.provider.as_deref()),
             model: given(self.model.as_deref()),
+            route: crate::types::parse_route(self.route.as_deref())?,
             status: StatusFilter::parse(self.status.as_deref())?,
         })
     }

@@ -128,7 +128,26 @@ pub struct RequestFilter {
     pub key: Option<String>,
     pub provider: Option<String>,
     pub model: Option<String>,
+    /// The route (`chat`, `embeddings`, `messages`, `responses`).
+    pub route: Option<String>,
     pub status: StatusFilter,
+}
+
+/// The gateway routes a request can have come in on, as records name them.
+pub const ROUTES: [&str; 4] = ["chat", "messages", "responses", "embeddings"];
+
+/// A route filter as typed: one of [`ROUTES`] or nothing.
+pub fn parse_route(raw: Option<&str>) -> Result<Option<String>, String> {
+    match raw.map(str::trim).filter(|r| !r.is_empty()) {
+        None => Ok(None),
+        Some(r) if ROUTES.contains(&r) => Ok(Some(r.to_owned())),
+        Some(_) => Err(format!("`route` must be one of: {}.", ROUTES.join(", "))),
+    }
+}
+
+/// A stored route name as shown (records from before routes were named say `chat.completions`).
+pub fn route_name(stored: &str) -> &str {
+    if stored == "chat.completions" { "chat" } else { stored }
 }
 
 /// Totals for a period. `cost_nanos` is `None` when no request in it had a known price.
@@ -186,7 +205,9 @@ pub struct RequestRow {
     pub provider_id: Option<String>,
     pub provider_label: Option<String>,
     pub model: String,
-    pub endpoint: String,
+    /// The gateway route it came in on (`chat`, `messages`, `responses`, `embeddings`).
+    #[serde(alias = "endpoint")]
+    pub route: String,
     pub stream: bool,
     pub status: i64,
     pub ok: bool,

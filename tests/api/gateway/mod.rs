@@ -3,6 +3,7 @@
 
 mod auth;
 mod fallback;
+mod protocols;
 mod requests;
 mod streaming;
 

@@ -38,6 +38,7 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     ("0002_providers_and_keys.surql", include_str!("../../../../migrations/0002_providers_and_keys.surql")),
     ("0003_usage.surql", include_str!("../../../../migrations/0003_usage.surql")),
     ("0004_usage_ledger.surql", include_str!("../../../../migrations/0004_usage_ledger.surql")),
+    ("0005_routes.surql", include_str!("../../../../migrations/0005_routes.surql")),
 ];
 
 /// Why the database could not be opened or brought up to date.

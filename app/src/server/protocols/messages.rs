@@ -196,7 +196,9 @@ fn user_turn(blocks: &[Value], messages: &mut Vec<Value>) -> Result<(), Refusal>
                 let text = block.get("text").and_then(Value::as_str).unwrap_or_default();
                 parts.push(json!({"type": "text", "text": text}));
             }
-            Some("image") => parts.push(json!({"type": "image_url", "image_url": {"url": source_url(block, "image")?}})),
+            Some("image") => {
+                parts.push(json!({"type": "image_url", "image_url": {"url": source_url(block, "image")?}}))
+            }
             Some("document") => parts.push(document(block)?),
             other => {
                 return Err(invalid(format!(
@@ -230,7 +232,9 @@ fn source_url(block: &Value, what: &str) -> Result<String, Refusal> {
 fn document(block: &Value) -> Result<Value, Refusal> {
     let source = block.get("source").cloned().unwrap_or(Value::Null);
     match source.get("type").and_then(Value::as_str) {
-        Some("text") => Ok(json!({"type": "text", "text": source.get("data").and_then(Value::as_str).unwrap_or_default()})),
+        Some("text") => {
+            Ok(json!({"type": "text", "text": source.get("data").and_then(Value::as_str).unwrap_or_default()}))
+        }
         Some("base64") => {
             let name = block.get("title").and_then(Value::as_str).unwrap_or("document.pdf");
             Ok(json!({"type": "file", "file": {"filename": name, "file_data": source_url(block, "document")?}}))
@@ -380,7 +384,10 @@ impl MessagesWriter {
     }
 
     fn delta(&self, delta: Value, out: &mut Vec<Bytes>) {
-        out.push(event("content_block_delta", &json!({"type": "content_block_delta", "index": self.index, "delta": delta})));
+        out.push(event(
+            "content_block_delta",
+            &json!({"type": "content_block_delta", "index": self.index, "delta": delta}),
+        ));
     }
 }
 

@@ -129,7 +129,10 @@ pub fn to_chat(body: &Map<String, Value>) -> Result<Map<String, Value>, Refusal>
             chat.insert("tool_choice".into(), json!({"type": "function", "function": {"name": choice.get("name")}}));
         }
         Some(Value::Object(_)) => {
-            return Err(Refusal::new("Only function tool choices can be sent to this model's provider.", Some("tool_choice")));
+            return Err(Refusal::new(
+                "Only function tool choices can be sent to this model's provider.",
+                Some("tool_choice"),
+            ));
         }
         _ => {}
     }
@@ -248,9 +251,14 @@ fn user_part(part: &Value) -> Result<Value, Refusal> {
             Some(data) => Ok(
                 json!({"type": "file", "file": {"filename": part.get("filename").cloned().unwrap_or(json!("file")), "file_data": data}}),
             ),
-            None => Err(invalid("`input_file` needs `file_data` for this model's provider (file ids are OpenAI's own).")),
+            None => {
+                Err(invalid("`input_file` needs `file_data` for this model's provider (file ids are OpenAI's own)."))
+            }
         },
-        other => Err(invalid(format!("Content of type `{}` cannot be sent to this model's provider.", other.unwrap_or("unknown")))),
+        other => Err(invalid(format!(
+            "Content of type `{}` cannot be sent to this model's provider.",
+            other.unwrap_or("unknown")
+        ))),
     }
 }
 
@@ -441,7 +449,8 @@ impl ChatSink for ResponsesWriter {
             let n = self.output_index();
             if let Some(Open::Message { id, text }) = &mut self.open {
                 text.push_str(piece);
-                let data = json!({"item_id": id, "output_index": n, "content_index": 0, "delta": piece, "logprobs": []});
+                let data =
+                    json!({"item_id": id, "output_index": n, "content_index": 0, "delta": piece, "logprobs": []});
                 self.emit("response.output_text.delta", data, out);
             }
         }

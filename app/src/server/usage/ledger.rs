@@ -51,6 +51,7 @@ struct Batch {
     providers: Vec<String>,
     models: Vec<String>,
     statuses: Vec<i64>,
+    routes: Vec<String>,
 }
 
 #[derive(Debug, Clone, SurrealValue)]
@@ -103,9 +104,10 @@ fn summary(id: String, lines: &[&Line]) -> Batch {
         providers: Vec::new(),
         models: Vec::new(),
         statuses: Vec::new(),
+        routes: Vec::new(),
     };
-    let (mut keys, mut providers, mut models, mut statuses) =
-        (BTreeSet::new(), BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
+    let (mut keys, mut providers, mut models, mut statuses, mut routes) =
+        (BTreeSet::new(), BTreeSet::new(), BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
     for line in lines {
         let r = &line.record;
         b.ts_min = b.ts_min.min(r.ts);
@@ -125,11 +127,13 @@ fn summary(id: String, lines: &[&Line]) -> Batch {
         providers.insert(r.provider_id.as_deref().unwrap_or_default());
         models.insert(r.model.as_str());
         statuses.insert(r.status);
+        routes.insert(crate::types::route_name(&r.endpoint));
     }
     b.keys = keys.into_iter().map(str::to_owned).collect();
     b.providers = providers.into_iter().map(str::to_owned).collect();
     b.models = models.into_iter().map(str::to_owned).collect();
     b.statuses = statuses.into_iter().collect();
+    b.routes = routes.into_iter().map(str::to_owned).collect();
     b
 }
 

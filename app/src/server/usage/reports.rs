@@ -316,6 +316,7 @@ fn bind_filter<'a>(query: Query<'a>, filter: &RequestFilter) -> Query<'a> {
         .bind(("key", filter.key.clone().unwrap_or_default()))
         .bind(("provider", filter.provider.clone().unwrap_or_default()))
         .bind(("model", filter.model.clone().unwrap_or_default()))
+        .bind(("route", filter.route.clone().unwrap_or_default()))
         .bind(("status", status_code(filter)))
 }
 
@@ -330,6 +331,10 @@ fn conditions(filter: &RequestFilter) -> String {
     }
     if filter.model.is_some() {
         sql.push_str(" AND model = $model");
+    }
+    if filter.route.is_some() {
+        // Rollups from before routes were kept have none: they match no route.
+        sql.push_str(" AND route = $route");
     }
     sql
 }
@@ -346,6 +351,10 @@ fn batch_conditions(filter: &RequestFilter) -> String {
     if filter.model.is_some() {
         sql.push_str(" AND $model IN models");
     }
+    if filter.route.is_some() {
+        // Batches from before routes were summarised do not say: their records are checked.
+        sql.push_str(" AND (routes = NONE OR $route IN routes)");
+    }
     match filter.status {
         StatusFilter::Any => {}
         StatusFilter::Ok => sql.push_str(" AND errors < count"),
@@ -360,6 +369,7 @@ fn matches(filter: &RequestFilter, r: &UsageRecord) -> bool {
     filter.key.as_ref().is_none_or(|k| *k == r.key_id)
         && filter.provider.as_ref().is_none_or(|p| Some(p) == r.provider_id.as_ref())
         && filter.model.as_ref().is_none_or(|m| *m == r.model)
+        && filter.route.as_ref().is_none_or(|route| route == crate::types::route_name(&r.endpoint))
         && match filter.status {
             StatusFilter::Any => true,
             StatusFilter::Ok => r.ok,

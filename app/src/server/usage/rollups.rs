@@ -1,5 +1,5 @@
 //! The per-day rollups the usage tab reads instead of raw records: totals per workspace, day,
-//! provider, model and key (with latency histograms), and request counts per status. The writer
+//! provider, model, key and route (with latency histograms), and request counts per status. The writer
 //! folds each batch into them once per key, in the batch's own transaction.
 
 use std::collections::HashMap;
@@ -19,6 +19,7 @@ pub struct Rollup {
     provider_id: String,
     provider_label: String,
     model: String,
+    route: String,
     requests: i64,
     errors: i64,
     prompt_tokens: i64,
@@ -53,6 +54,7 @@ pub struct StatusRollup {
     key_id: String,
     provider_id: String,
     model: String,
+    route: String,
     status: i64,
     requests: i64,
 }
@@ -62,7 +64,8 @@ pub fn status_rollups<'a>(batch: impl IntoIterator<Item = &'a UsageRecord>) -> V
     for r in batch {
         let day = r.ts.div_euclid(DAY_MS) * DAY_MS;
         let provider_id = r.provider_id.clone().unwrap_or_default();
-        let id = format!("{}|{day}|{provider_id}|{}|{}|{}", r.workspace, r.model, r.key_id, r.status);
+        let route = crate::types::route_name(&r.endpoint);
+        let id = format!("{}|{day}|{provider_id}|{}|{}|{}|{route}", r.workspace, r.model, r.key_id, r.status);
         by_key
             .entry(id.clone())
             .or_insert_with(|| StatusRollup {
@@ -72,6 +75,7 @@ pub fn status_rollups<'a>(batch: impl IntoIterator<Item = &'a UsageRecord>) -> V
                 key_id: r.key_id.clone(),
                 provider_id,
                 model: r.model.clone(),
+                route: route.to_owned(),
                 status: r.status,
                 requests: 0,
             })
@@ -85,7 +89,8 @@ pub fn rollups<'a>(batch: impl IntoIterator<Item = &'a UsageRecord>) -> Vec<Roll
     for r in batch {
         let day = r.ts.div_euclid(DAY_MS) * DAY_MS;
         let provider_id = r.provider_id.clone().unwrap_or_default();
-        let id = format!("{}|{day}|{provider_id}|{}|{}", r.workspace, r.model, r.key_id);
+        let route = crate::types::route_name(&r.endpoint);
+        let id = format!("{}|{day}|{provider_id}|{}|{}|{route}", r.workspace, r.model, r.key_id);
         let entry = by_key.entry(id.clone()).or_insert_with(|| Rollup {
             id,
             workspace: r.workspace.clone(),
@@ -94,6 +99,7 @@ pub fn rollups<'a>(batch: impl IntoIterator<Item = &'a UsageRecord>) -> Vec<Roll
             provider_id,
             provider_label: r.provider_label.clone().unwrap_or_default(),
             model: r.model.clone(),
+            route: route.to_owned(),
             requests: 0,
             errors: 0,
             prompt_tokens: 0,
@@ -133,7 +139,7 @@ pub const UPSERTS: &str = "
     FOR $r IN $rollups {
         UPSERT type::record('usage_daily', $r.id) SET
             workspace = $r.workspace, day = $r.day, key_id = $r.key_id, provider_id = $r.provider_id,
-            provider_label = $r.provider_label, model = $r.model,
+            provider_label = $r.provider_label, model = $r.model, route = $r.route,
             requests = (requests ?? 0) + $r.requests,
             errors = (errors ?? 0) + $r.errors,
             prompt_tokens = (prompt_tokens ?? 0) + $r.prompt_tokens,
@@ -151,7 +157,7 @@ pub const UPSERTS: &str = "
     FOR $s IN $statuses {
         UPSERT type::record('usage_status_daily', $s.id) SET
             workspace = $s.workspace, day = $s.day, key_id = $s.key_id, provider_id = $s.provider_id,
-            model = $s.model, status = $s.status, requests = (requests ?? 0) + $s.requests
+            model = $s.model, route = $s.route, status = $s.status, requests = (requests ?? 0) + $s.requests
         RETURN NONE;
     };
 ";

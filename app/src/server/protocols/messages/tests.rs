@@ -70,24 +70,36 @@ fn requests_become_chat_with_tools_results_images_and_documents() {
     let chat = to_chat(&body).unwrap_or_else(|e| unreachable!("{e:?}"));
     let messages = chat["messages"].as_array().cloned().unwrap_or_default();
     assert_eq!(messages[0], json!({"role": "system", "content": "Be brief.\nUse tools."}));
-    assert_eq!(messages[1]["content"][1], json!({"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBOR"}}));
+    assert_eq!(
+        messages[1]["content"][1],
+        json!({"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBOR"}})
+    );
     assert_eq!(messages[1]["content"][2]["file"]["file_data"], "data:application/pdf;base64,JVBER");
     assert_eq!(messages[2]["content"], "Checking.");
-    assert_eq!(messages[2]["tool_calls"][0]["function"], json!({"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}));
+    assert_eq!(
+        messages[2]["tool_calls"][0]["function"],
+        json!({"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"})
+    );
     assert_eq!(messages[3], json!({"role": "tool", "tool_call_id": "toolu_1", "content": "18C"}));
     assert_eq!(messages[4]["content"][0]["text"], "And tomorrow?");
     assert_eq!(chat["tools"][0]["function"]["parameters"]["properties"]["city"]["type"], "string");
     assert_eq!((chat["tool_choice"].clone(), chat["parallel_tool_calls"].clone()), (json!("required"), json!(false)));
-    assert_eq!((chat["stop"].clone(), chat["user"].clone(), chat["max_tokens"].clone()), (json!(["END"]), json!("u-1"), json!(300)));
+    assert_eq!(
+        (chat["stop"].clone(), chat["user"].clone(), chat["max_tokens"].clone()),
+        (json!(["END"]), json!("u-1"), json!(300))
+    );
     assert_eq!(chat["stream"], true);
     assert!(chat.get("top_k").is_none(), "chat has no top_k");
 }
 
 #[test]
 fn what_chat_cannot_say_is_refused() {
-    let server_tool = map(json!({"max_tokens": 5, "messages": [], "tools": [{"type": "web_search_20250305", "name": "web_search"}]}));
+    let server_tool =
+        map(json!({"max_tokens": 5, "messages": [], "tools": [{"type": "web_search_20250305", "name": "web_search"}]}));
     assert_eq!(to_chat(&server_tool).err().map(|r| r.param), Some(Some("tools")));
-    let file = map(json!({"max_tokens": 5, "messages": [{"role": "user", "content": [{"type": "image", "source": {"type": "file", "file_id": "f"}}]}]}));
+    let file = map(
+        json!({"max_tokens": 5, "messages": [{"role": "user", "content": [{"type": "image", "source": {"type": "file", "file_id": "f"}}]}]}),
+    );
     assert!(to_chat(&file).is_err());
     let role = map(json!({"max_tokens": 5, "messages": [{"role": "system", "content": "x"}]}));
     assert!(to_chat(&role).is_err());
@@ -104,8 +116,14 @@ fn answers_become_messages() {
     assert_eq!(message["model"], "claude-sonnet-4-5");
     assert_eq!(message["stop_reason"], "tool_use");
     assert_eq!(message["content"][0], json!({"type": "text", "text": "Let me check."}));
-    assert_eq!(message["content"][1], json!({"type": "tool_use", "id": "call_1", "name": "get_weather", "input": {"city": "Paris"}}));
-    assert_eq!(message["usage"], json!({"input_tokens": 12, "output_tokens": 9, "cache_read_input_tokens": 8, "cache_creation_input_tokens": 0}));
+    assert_eq!(
+        message["content"][1],
+        json!({"type": "tool_use", "id": "call_1", "name": "get_weather", "input": {"city": "Paris"}})
+    );
+    assert_eq!(
+        message["usage"],
+        json!({"input_tokens": 12, "output_tokens": 9, "cache_read_input_tokens": 8, "cache_creation_input_tokens": 0})
+    );
     let length = json!({"choices": [{"finish_reason": "length", "message": {"content": "abc"}}]});
     let message: Value = serde_json::from_slice(&answer(&length, &labels(), Tokens::default())).unwrap_or_default();
     assert_eq!(message["stop_reason"], "max_tokens");
@@ -127,7 +145,10 @@ fn streams_become_anthropics_event_sequence_with_tool_json_in_order() {
     // The arguments split into many small pieces, as providers stream them.
     for piece in arguments.as_bytes().chunks(3) {
         let piece = String::from_utf8_lossy(piece).into_owned();
-        writer.chunk(&chunk(json!({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}), Value::Null), &mut out);
+        writer.chunk(
+            &chunk(json!({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}), Value::Null),
+            &mut out,
+        );
     }
     writer.chunk(&chunk(json!({}), json!("tool_calls")), &mut out);
     writer.end(Tokens { prompt: 30, completion: 12, cache_read: 0, cache_write: 0, reasoning: 0 }, &mut out);

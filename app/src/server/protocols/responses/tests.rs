@@ -64,7 +64,11 @@ fn requests_become_chat_with_items_tools_and_formats() {
     assert_eq!(messages[0], json!({"role": "system", "content": "Be brief."}));
     assert_eq!(messages[1]["content"][0], json!({"type": "text", "text": "Weather?"}));
     assert_eq!(messages[1]["content"][1]["image_url"], json!({"url": "https://x/y.png", "detail": "low"}));
-    assert_eq!(messages[2]["tool_calls"].as_array().map(Vec::len), Some(2), "consecutive calls join one assistant turn");
+    assert_eq!(
+        messages[2]["tool_calls"].as_array().map(Vec::len),
+        Some(2),
+        "consecutive calls join one assistant turn"
+    );
     assert_eq!(messages[3], json!({"role": "tool", "tool_call_id": "call_1", "content": "18C"}));
     assert_eq!(messages[5], json!({"role": "assistant", "content": "18C at noon."}));
     assert_eq!(messages[6], json!({"role": "system", "content": "Answer in French."}));
@@ -74,7 +78,10 @@ fn requests_become_chat_with_items_tools_and_formats() {
     assert_eq!(chat["response_format"]["json_schema"]["name"], "w");
     assert_eq!(chat["parallel_tool_calls"], false);
     assert!(chat.get("store").is_none(), "Perpetuo keeps nothing; the provider is not asked to");
-    assert_eq!(to_chat(&map(json!({"input": "hi"}))).map(|c| c["messages"].clone()).ok(), Some(json!([{"role": "user", "content": "hi"}])));
+    assert_eq!(
+        to_chat(&map(json!({"input": "hi"}))).map(|c| c["messages"].clone()).ok(),
+        Some(json!([{"role": "user", "content": "hi"}]))
+    );
 }
 
 #[test]
@@ -97,7 +104,10 @@ fn answers_become_response_objects() {
     let response: Value = serde_json::from_slice(&answer(&chat, &labels(), tokens)).unwrap_or_default();
     assert_eq!((response["object"].clone(), response["status"].clone()), (json!("response"), json!("completed")));
     assert_eq!(response["id"], "resp_r1");
-    assert_eq!(response["output"][0]["content"][0], json!({"type": "output_text", "text": "Checking.", "annotations": []}));
+    assert_eq!(
+        response["output"][0]["content"][0],
+        json!({"type": "output_text", "text": "Checking.", "annotations": []})
+    );
     assert_eq!(response["output"][1]["type"], "function_call");
     assert_eq!(response["output"][1]["call_id"], "call_1");
     assert_eq!(response["output"][1]["arguments"], "{\"city\":\"Paris\"}");
@@ -120,10 +130,19 @@ fn streams_become_numbered_typed_events_with_arguments_in_order() {
         writer.chunk(&chunk(json!({"content": word}), Value::Null), &mut out);
     }
     let arguments = "{\"city\": \"Paris\"}";
-    writer.chunk(&chunk(json!({"tool_calls": [{"index": 0, "id": "call_1", "function": {"name": "get_weather", "arguments": ""}}]}), Value::Null), &mut out);
+    writer.chunk(
+        &chunk(
+            json!({"tool_calls": [{"index": 0, "id": "call_1", "function": {"name": "get_weather", "arguments": ""}}]}),
+            Value::Null,
+        ),
+        &mut out,
+    );
     for piece in arguments.as_bytes().chunks(2) {
         let piece = String::from_utf8_lossy(piece).into_owned();
-        writer.chunk(&chunk(json!({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}), Value::Null), &mut out);
+        writer.chunk(
+            &chunk(json!({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}), Value::Null),
+            &mut out,
+        );
     }
     writer.chunk(&chunk(json!({}), json!("tool_calls")), &mut out);
     writer.end(Tokens { prompt: 5, completion: 6, cache_read: 0, cache_write: 0, reasoning: 0 }, &mut out);
@@ -134,12 +153,8 @@ fn streams_become_numbered_typed_events_with_arguments_in_order() {
     }
     let names: Vec<&str> = events.iter().map(|(n, _)| n.as_str()).collect();
     let pieces = arguments.len().div_ceil(2);
-    let mut expected = vec![
-        "response.created",
-        "response.in_progress",
-        "response.output_item.added",
-        "response.content_part.added",
-    ];
+    let mut expected =
+        vec!["response.created", "response.in_progress", "response.output_item.added", "response.content_part.added"];
     expected.extend(["response.output_text.delta"; 3]);
     expected.extend([
         "response.output_text.done",

@@ -10,8 +10,8 @@ use serde_json::{Map, Value};
 use super::{BadAnswer, ClientError, Dialect, Endpoint, StreamTranslator, data_ids, error_message_in};
 use crate::server::platform::secret::SecretBytes;
 use crate::server::protocols::chat::{self, ChatSource};
-use crate::server::protocols::{responses, sse};
 use crate::server::protocols::{AnswerLabels, ClientRequest, Protocol, Refusal};
+use crate::server::protocols::{responses, sse};
 use crate::server::usage::Tokens;
 
 /// Body fields that could point the call somewhere else (or at another account): never forwarded.
@@ -64,7 +64,12 @@ impl Dialect for OpenAi {
     fn native_stream(&self, protocol: Protocol, labels: &AnswerLabels) -> Box<dyn StreamTranslator> {
         match protocol {
             Protocol::Responses => Box::new(ResponsesPass::default()),
-            _ => Box::new(Pass { include_usage: labels.include_usage, done: false, finish_seen: false, tokens: Tokens::default() }),
+            _ => Box::new(Pass {
+                include_usage: labels.include_usage,
+                done: false,
+                finish_seen: false,
+                tokens: Tokens::default(),
+            }),
         }
     }
 
@@ -319,7 +324,12 @@ impl ChatSource for ChatChunks {
         {
             self.tokens = counts.tokens();
         }
-        if chunk.get("choices").and_then(|c| c.get(0)).and_then(|c| c.get("finish_reason")).is_some_and(Value::is_string) {
+        if chunk
+            .get("choices")
+            .and_then(|c| c.get(0))
+            .and_then(|c| c.get("finish_reason"))
+            .is_some_and(Value::is_string)
+        {
             self.finish_seen = true;
         }
         out.push(chunk);
