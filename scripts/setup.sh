@@ -60,14 +60,14 @@ if [ ! -d end2end/node_modules/@playwright/test ]; then
   log "installing Playwright's test runner (npm; the browser is Debian's chromium)"
   (cd end2end && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm install --no-audit --no-fund --loglevel=error)
 fi
-# The official openai SDK, for the gateway's SDK test, in its own virtualenv.
+# The official openai and anthropic SDKs, for the gateway's SDK tests, in their own virtualenv.
 VENV=${PERPETUO_VENV:-$HOME/.cache/perpetuo-venv}
-if ! "$VENV/bin/python" -c 'import openai' 2>/dev/null; then
-  log "installing the openai Python SDK into $VENV (pip)"
-  if ! python3 -m venv "$VENV" 2>/dev/null; then
+if ! "$VENV/bin/python" -c 'import openai, anthropic' 2>/dev/null; then
+  log "installing the openai and anthropic Python SDKs into $VENV (pip)"
+  if [ ! -x "$VENV/bin/pip" ] && ! python3 -m venv "$VENV" 2>/dev/null; then
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
     python3 -m venv "$VENV"
   fi
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check openai
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check openai anthropic
 fi
 log "ready"

@@ -1,9 +1,27 @@
-//! The official `openai` Python SDK (from PyPI) against the gateway, with an OpenAI-compatible
-//! and an Anthropic provider behind it. `scripts/setup.sh` installs the SDK into a virtualenv and
+//! The official Python SDKs (from PyPI) against the gateway: `openai` (chat completions and
+//! Responses) and `anthropic` (Messages), each against an Anthropic provider and OpenAI-style
+//! providers played by the mock. `scripts/setup.sh` installs the SDKs into a virtualenv and
 //! `scripts/test.sh` points `PERPETUO_PYTHON` at it.
 
 use crate::helpers::*;
 use crate::mock::{Flavor, Mock};
+
+/// Runs `script` with `args`; its output, after checking it succeeded.
+async fn run_sdk_script(script: &'static str, args: Vec<String>) -> String {
+    let python = std::env::var("PERPETUO_PYTHON").unwrap_or_else(|_| "python3".into());
+    let interpreter = python.clone();
+    // The server runs on this runtime; the script waits on its own thread.
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(&interpreter).arg(script).args(args).env("NO_PROXY", "*").output()
+    })
+    .await
+    .unwrap()
+    .unwrap_or_else(|e| panic!("cannot run {python}: {e} (run scripts/setup.sh, which installs the SDKs)"));
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "SDK check failed\nstdout:\n{stdout}\nstderr:\n{stderr}");
+    stdout
+}
 
 #[tokio::test]
 async fn the_official_python_sdk_works_against_the_gateway() {
@@ -12,27 +30,9 @@ async fn the_official_python_sdk_works_against_the_gateway() {
     let anthropic = Mock::start(Flavor::Anthropic).await;
     gw.provider("Compatible", "openai_compatible", &openai.base_url(), 1).await;
     gw.provider("Claude", "anthropic", &anthropic.base_url(), 2).await;
-
-    let python = std::env::var("PERPETUO_PYTHON").unwrap_or_else(|_| "python3".into());
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/openai_sdk_check.py");
-    let (url, key, interpreter) = (gw.app.url("/v1"), gw.key.clone(), python.clone());
-    // The server runs on this runtime; the script waits on its own thread.
-    let output = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(&interpreter)
-            .arg(script)
-            .arg(url)
-            .arg(key)
-            .arg("mock-small")
-            .arg("anthropic/claude-3-5-haiku")
-            .env("NO_PROXY", "*")
-            .output()
-    })
-    .await
-    .unwrap()
-    .unwrap_or_else(|e| panic!("cannot run {python}: {e} (run scripts/setup.sh, which installs the openai SDK)"));
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "SDK check failed\nstdout:\n{stdout}\nstderr:\n{stderr}");
+    let args = vec![gw.app.url("/v1"), gw.key.clone(), "mock-small".into(), "anthropic/claude-3-5-haiku".into()];
+    let stdout = run_sdk_script(script, args).await;
     assert!(
         stdout.contains("ok: mock-small")
             && stdout.contains("ok: anthropic/claude-3-5-haiku")
@@ -40,4 +40,50 @@ async fn the_official_python_sdk_works_against_the_gateway() {
         "{stdout}"
     );
     assert!(openai.hits() > 0 && anthropic.hits() > 0, "both providers were used");
+}
+
+#[tokio::test]
+async fn the_anthropic_sdk_works_against_messages_passed_through_and_translated() {
+    let gw = Gateway::start(Options::default()).await;
+    let claude = Mock::start(Flavor::Anthropic).await;
+    let local = Mock::start(Flavor::OpenAi).await;
+    gw.provider("Claude", "anthropic", &claude.base_url(), 1).await;
+    gw.provider("Local", "openai_compatible", &local.base_url(), 2).await;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/anthropic_sdk_check.py");
+    // The SDK appends `/v1/messages` itself: the base URL is the server's root.
+    let models = ["claude-test-model", "openai_compatible/llama-3"];
+    let mut args = vec![gw.app.url(""), gw.key.clone()];
+    args.extend(models.iter().map(|m| (*m).to_owned()));
+    let stdout = run_sdk_script(script, args).await;
+    for model in models {
+        assert!(stdout.contains(&format!("ok: {model}")), "{stdout}");
+    }
+    assert!(stdout.contains("ok: errors"), "{stdout}");
+    assert!(claude.seen().iter().any(|s| s.path == "/v1/messages"), "passed through to Anthropic");
+    assert!(claude.seen().iter().any(|s| s.path == "/v1/messages/count_tokens"), "Anthropic counted its own");
+    assert!(local.seen().iter().any(|s| s.path == "/v1/chat/completions"), "translated for the compatible host");
+    let records = gw.usage(1).await;
+    assert!(records.iter().all(|r| r["endpoint"] == "messages"));
+}
+
+#[tokio::test]
+async fn the_openai_sdk_works_against_responses_passed_through_and_translated() {
+    let gw = Gateway::start(Options::default()).await;
+    let openai = Mock::start(Flavor::OpenAi).await;
+    let claude = Mock::start(Flavor::Anthropic).await;
+    let local = Mock::start(Flavor::OpenAi).await;
+    gw.provider("OpenAI", "openai", &openai.base_url(), 1).await;
+    gw.provider("Claude", "anthropic", &claude.base_url(), 2).await;
+    gw.provider("Local", "openai_compatible", &local.base_url(), 3).await;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/openai_responses_check.py");
+    let models = ["gpt-4o", "claude-sonnet-4-5", "openai_compatible/llama-3"];
+    let mut args = vec![gw.app.url("/v1"), gw.key.clone()];
+    args.extend(models.iter().map(|m| (*m).to_owned()));
+    let stdout = run_sdk_script(script, args).await;
+    for model in models {
+        assert!(stdout.contains(&format!("ok: {model}")), "{stdout}");
+    }
+    assert!(stdout.contains("ok: errors"), "{stdout}");
+    assert!(openai.seen().iter().all(|s| s.path == "/v1/responses"), "OpenAI got Responses, untouched");
+    assert!(claude.hits() > 0 && local.seen().iter().all(|s| s.path == "/v1/chat/completions"));
 }
