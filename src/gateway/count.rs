@@ -162,10 +162,10 @@ fn collect(value: Option<&Value>, text: &mut String) {
                         }
                     }
                     Some("tool_result") => collect(block.get("content"), text),
-                    Some("document") => {
-                        if block.get("source").and_then(|s| s.get("type")).and_then(Value::as_str) == Some("text") {
-                            collect(block.get("source").and_then(|s| s.get("data")), text);
-                        }
+                    Some("document")
+                        if block.get("source").and_then(|s| s.get("type")).and_then(Value::as_str) == Some("text") =>
+                    {
+                        collect(block.get("source").and_then(|s| s.get("data")), text);
                     }
                     _ => {}
                 }
