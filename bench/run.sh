@@ -2,6 +2,7 @@
 # Gateway overhead benchmark: a mock provider and Perpetuo (release build) on loopback; wrk measures
 # the mock directly and through Perpetuo, side by side:
 #   latency p50/p99 at concurrency 1, and requests/s at concurrency 64 and 256, plain and streaming,
+#   for chat, then Anthropic Messages and OpenAI Responses passed through (direct and Perpetuo),
 #   then Perpetuo saturated for a minute; and at the end, every answered request against the usage
 #   records written, and Perpetuo's peak memory.
 # Two relays run in the same table as references for what any proxy costs on this machine:
@@ -90,13 +91,25 @@ GW=$(grep -o 'http://[0-9.:]*' "$work/perpetuo.log" | head -1)
 signup=$(curl -s -X POST "$GW/api/v1/auth/signup" -H 'content-type: application/json' \
   -d '{"email":"bench@example.com","password":"benchmark-password"}')
 TOKEN=$(echo "$signup" | jq -r .token)
-curl -s -X POST "$GW/api/v1/providers" -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' \
-  -d "{\"label\":\"mock\",\"kind\":\"openai_compatible\",\"base_url\":\"http://$MOCK/v1\",\"api_key\":\"sk-bench-key-0000\"}" >/dev/null
+provider() {  # $1 label, $2 kind, $3 base URL, $4 priority
+  curl -s -X POST "$GW/api/v1/providers" -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' \
+    -d "{\"label\":\"$1\",\"kind\":\"$2\",\"base_url\":\"$3\",\"api_key\":\"sk-bench-key-0000\",\"priority\":$4}" >/dev/null
+}
+# The same mock plays each vendor: chat goes to the compatible provider, `claude-*` on
+# /v1/messages to the Anthropic one and `gpt-*` on /v1/responses to the OpenAI one (both passed
+# through, as they are for real vendors).
+provider mock openai_compatible "http://$MOCK/v1" 10
+provider anthropic-mock anthropic "http://$MOCK" 1
+provider openai-mock openai "http://$MOCK/v1" 1
 KEY=$(curl -s -X POST "$GW/api/v1/keys" -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' \
   -d '{"name":"bench"}' | jq -r .token)
 
 body_plain='{"model":"bench-model","messages":[{"role":"user","content":"Say hello in five words."}]}'
 body_stream='{"model":"bench-model","stream":true,"messages":[{"role":"user","content":"Say hello in five words."}]}'
+body_messages='{"model":"claude-bench","max_tokens":64,"messages":[{"role":"user","content":"Say hello in five words."}]}'
+body_messages_stream='{"model":"claude-bench","max_tokens":64,"stream":true,"messages":[{"role":"user","content":"Say hello in five words."}]}'
+body_responses='{"model":"gpt-bench","input":"Say hello in five words."}'
+body_responses_stream='{"model":"gpt-bench","stream":true,"input":"Say hello in five words."}'
 lua() {  # $1 body, $2 authorization value
   cat > "$work/req.lua" <<LUA
 wrk.method = "POST"
@@ -113,6 +126,10 @@ answers() {  # $1 url -> the HTTP status of one plain request
 for url in "http://$MOCK/v1/chat/completions" "http://$FLOOR/v1/chat/completions" "$GW/v1/chat/completions"; do
   code=$(answers "$url")
   [ "$code" = 200 ] || { echo "sanity check failed: $url answered $code (Perpetuo's log follows)" >&2; cat "$work/perpetuo.log" >&2; exit 1; }
+done
+for route in "/v1/messages $body_messages" "/v1/responses $body_responses"; do
+  code=$(curl -s -o "$work/sanity" -w '%{http_code}' -X POST "$GW${route%% *}" -H "authorization: Bearer $KEY" -H 'content-type: application/json' -d "${route#* }")
+  [ "$code" = 200 ] || { echo "sanity check failed: ${route%% *} answered $code: $(cat "$work/sanity")" >&2; exit 1; }
 done
 if [ -n "$NGINX_ADDR" ] && [ "$(answers "http://$NGINX_ADDR/v1/chat/completions")" != 200 ]; then
   echo "nginx did not relay (left out of the table):" >&2; cat "$work/nginx.err" >&2 || true
@@ -134,12 +151,19 @@ run() {  # $1 url, $2 connections, $3 threads, [$4 seconds] -> "p50_us p99_us rp
 }
 
 printf '\n%-8s %-9s %9s %9s %10s %11s %12s\n' mode target "p50 c=1" "p99 c=1" "added p50" "req/s c=64" "req/s c=256"
-row() {  # $1 mode, $2 name, $3 base url, $4 direct p50 -> prints the row; sets R_P99 R_RPS
-  read -r p50 p99 _ < <(run "$3/v1/chat/completions" 1 1)
-  read -r _ _ rps < <(run "$3/v1/chat/completions" 64 2)
-  read -r _ _ rps256 < <(run "$3/v1/chat/completions" 256 2)
+row() {  # $1 mode, $2 name, $3 base url, $4 direct p50, [$5 path] -> prints the row; sets R_P99 R_RPS R_ADDED
+  local path=${5:-/v1/chat/completions}
+  read -r p50 p99 _ < <(run "$3$path" 1 1)
+  read -r _ _ rps < <(run "$3$path" 64 2)
+  read -r _ _ rps256 < <(run "$3$path" 256 2)
   printf '%-8s %-9s %7sus %7sus %8sus %11s %12s\n' "$1" "$2" "$p50" "$p99" "$((p50 - $4))" "$rps" "$rps256"
-  R_P99=$p99 R_RPS=$rps
+  R_P99=$p99 R_RPS=$rps R_ADDED=$((p50 - $4))
+}
+direct_row() {  # $1 mode, $2 path -> prints the direct row; sets D50
+  read -r D50 d99 _ < <(run "http://$MOCK$2" 1 1)
+  read -r _ _ drps < <(run "http://$MOCK$2" 64 2)
+  read -r _ _ drps256 < <(run "http://$MOCK$2" 256 2)
+  printf '%-8s %-9s %7sus %7sus %10s %11s %12s\n' "$1" direct "$D50" "$d99" "" "$drps" "$drps256"
 }
 metric() { curl -s "$GW/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
 # Waits until Perpetuo's usage writer has written what earlier runs spooled: a writer still busy
@@ -157,16 +181,27 @@ for mode in plain stream; do
   settle
   body=$([ $mode = plain ] && echo "$body_plain" || echo "$body_stream")
   lua "$body" "Bearer $KEY"
-  read -r d50 d99 _ < <(run "http://$MOCK/v1/chat/completions" 1 1)
-  read -r _ _ drps < <(run "http://$MOCK/v1/chat/completions" 64 2)
-  read -r _ _ drps256 < <(run "http://$MOCK/v1/chat/completions" 256 2)
-  printf '%-8s %-9s %7sus %7sus %10s %11s %12s\n' $mode direct "$d50" "$d99" "" "$drps" "$drps256"
+  direct_row $mode /v1/chat/completions
+  d50=$D50
   if [ -n "$NGINX_ADDR" ]; then row $mode nginx "http://$NGINX_ADDR" "$d50"; N_RPS=$R_RPS; fi
   row $mode floor "http://$FLOOR" "$d50"; F_P99=$R_P99 F_RPS=$R_RPS
   settle
   row $mode perpetuo "$GW" "$d50"; P_P99=$R_P99 P_RPS=$R_RPS
+  if [ $mode = plain ]; then CHAT_ADDED_plain=$R_ADDED; else CHAT_ADDED_stream=$R_ADDED; fi
   checks+=("$mode: p99 c=1 ${P_P99}us vs floor ${F_P99}us (target <= 2x): $(verdict $((P_P99 <= 2 * F_P99)))")
   checks+=("$mode: req/s c=64 $P_RPS = $((100 * P_RPS / (F_RPS > 0 ? F_RPS : 1)))% of floor (target >= 70%)$([ -n "$NGINX_ADDR" ] && echo ", $((100 * P_RPS / (N_RPS > 0 ? N_RPS : 1)))% of nginx"): $(verdict $((10 * P_RPS >= 7 * F_RPS)))")
+done
+# The other client protocols, passed through to providers that speak them: what they add should
+# be what chat adds.
+for spec in "messages|/v1/messages|$body_messages|plain" "msg-strm|/v1/messages|$body_messages_stream|stream" \
+            "response|/v1/responses|$body_responses|plain" "resp-strm|/v1/responses|$body_responses_stream|stream"; do
+  IFS='|' read -r mode path body kind <<< "$spec"
+  settle
+  lua "$body" "Bearer $KEY"
+  direct_row "$mode" "$path"
+  row "$mode" perpetuo "$GW" "$D50" "$path"
+  chat_added=$([ "$kind" = plain ] && echo "$CHAT_ADDED_plain" || echo "$CHAT_ADDED_stream")
+  checks+=("$mode ($path, passed through): added p50 ${R_ADDED}us vs chat's ${chat_added}us (target <= chat's + 10%): $(verdict $((10 * R_ADDED <= 11 * chat_added)))")
 done
 settle
 lua "$body_plain" "Bearer $KEY"
