@@ -39,14 +39,27 @@ const MESSAGE: &str = r#"{"id":"msg_bench","type":"message","role":"assistant","
 
 fn message_stream() -> Vec<u8> {
     let mut out = Vec::new();
-    let mut event = |name: &str, data: &str| out.extend_from_slice(format!("event: {name}\ndata: {data}\n\n").as_bytes());
-    event("message_start", r#"{"type":"message_start","message":{"id":"msg_bench","type":"message","role":"assistant","model":"claude-bench","content":[],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":12,"output_tokens":1}}}"#);
-    event("content_block_start", r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#);
+    let mut event =
+        |name: &str, data: &str| out.extend_from_slice(format!("event: {name}\ndata: {data}\n\n").as_bytes());
+    event(
+        "message_start",
+        r#"{"type":"message_start","message":{"id":"msg_bench","type":"message","role":"assistant","model":"claude-bench","content":[],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":12,"output_tokens":1}}}"#,
+    );
+    event(
+        "content_block_start",
+        r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#,
+    );
     for word in ["Hello", " from", " the", " benchmark", " mock."] {
-        event("content_block_delta", &format!(r#"{{"type":"content_block_delta","index":0,"delta":{{"type":"text_delta","text":"{word}"}}}}"#));
+        event(
+            "content_block_delta",
+            &format!(r#"{{"type":"content_block_delta","index":0,"delta":{{"type":"text_delta","text":"{word}"}}}}"#),
+        );
     }
     event("content_block_stop", r#"{"type":"content_block_stop","index":0}"#);
-    event("message_delta", r#"{"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"output_tokens":8}}"#);
+    event(
+        "message_delta",
+        r#"{"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"output_tokens":8}}"#,
+    );
     event("message_stop", r#"{"type":"message_stop"}"#);
     out
 }
@@ -64,18 +77,32 @@ fn response_stream() -> Vec<u8> {
     let mut out = Vec::new();
     let mut n = 0;
     let mut event = |name: &str, data: &str| {
-        out.extend_from_slice(format!("event: {name}\ndata: {{\"type\":\"{name}\",\"sequence_number\":{n},{data}}}\n\n").as_bytes());
+        out.extend_from_slice(
+            format!("event: {name}\ndata: {{\"type\":\"{name}\",\"sequence_number\":{n},{data}}}\n\n").as_bytes(),
+        );
         n += 1;
     };
     let created = r#""response":{"id":"resp_bench","object":"response","created_at":1,"status":"in_progress","model":"gpt-bench","output":[]}"#;
     event("response.created", created);
     event("response.in_progress", created);
-    event("response.output_item.added", r#""output_index":0,"item":{"type":"message","id":"msg_bench","status":"in_progress","role":"assistant","content":[]}"#);
-    event("response.content_part.added", r#""item_id":"msg_bench","output_index":0,"content_index":0,"part":{"type":"output_text","text":"","annotations":[]}"#);
+    event(
+        "response.output_item.added",
+        r#""output_index":0,"item":{"type":"message","id":"msg_bench","status":"in_progress","role":"assistant","content":[]}"#,
+    );
+    event(
+        "response.content_part.added",
+        r#""item_id":"msg_bench","output_index":0,"content_index":0,"part":{"type":"output_text","text":"","annotations":[]}"#,
+    );
     for word in ["Hello", " from", " the", " benchmark", " mock."] {
-        event("response.output_text.delta", &format!(r#""item_id":"msg_bench","output_index":0,"content_index":0,"delta":"{word}""#));
+        event(
+            "response.output_text.delta",
+            &format!(r#""item_id":"msg_bench","output_index":0,"content_index":0,"delta":"{word}""#),
+        );
     }
-    event("response.output_text.done", r#""item_id":"msg_bench","output_index":0,"content_index":0,"text":"Hello from the benchmark mock.""#);
+    event(
+        "response.output_text.done",
+        r#""item_id":"msg_bench","output_index":0,"content_index":0,"text":"Hello from the benchmark mock.""#,
+    );
     event("response.completed", &format!(r#""response":{}"#, RESPONSE));
     out
 }

@@ -15,6 +15,7 @@ use super::call::{Call, Caller};
 use super::error::GatewayError;
 use super::record::{Outcome, Progress, Subject, submit};
 use super::relay::Relay;
+use super::routing::Candidate;
 
 /// `x-request-id`, `x-perpetuo-provider`, `x-perpetuo-attempts` and the rate-limit headers.
 fn decorate(
@@ -42,12 +43,14 @@ fn decorate(
 pub fn failure(
     state: &AppState,
     subject: &Subject,
-    provider: Option<&OpenedProvider>,
+    candidate: Option<&Candidate>,
     error: GatewayError,
     progress: &Progress,
 ) -> Response {
+    let provider = candidate.map(|c| &c.provider);
     let outcome = Outcome {
         provider,
+        served_model: candidate.map(|c| c.model.as_str()),
         status: error.status().as_u16(),
         error_class: Some(error.class()),
         tokens: Tokens::default(),
@@ -64,17 +67,19 @@ pub fn failure(
 pub fn whole(
     state: &AppState,
     call: &Call,
-    provider: &OpenedProvider,
+    served: &Candidate,
     body: Bytes,
     tokens: Tokens,
     progress: &Progress,
 ) -> Response {
+    let provider = &served.provider;
     let outcome = Outcome {
         provider: Some(provider),
+        served_model: Some(&served.model),
         status: 200,
         error_class: None,
         tokens,
-        cost_nanos: call.cost(state, provider, tokens),
+        cost_nanos: call.cost(state, served, tokens),
         ttft: None,
     };
     submit(state, &call.subject(), outcome, progress);

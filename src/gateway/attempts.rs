@@ -23,6 +23,7 @@ use super::call::Call;
 use super::error::GatewayError;
 use super::record::Progress;
 use super::relay::{ByteStream, Relay};
+use super::routing::Candidate;
 
 /// How one attempt ended.
 enum Attempt {
@@ -68,7 +69,8 @@ pub async fn run(state: &AppState, call: Call) -> Response {
 
     'rounds: loop {
         let mut tried = false;
-        for (index, provider) in call.candidates.iter().enumerate() {
+        for (index, candidate) in call.candidates.iter().enumerate() {
+            let provider = &candidate.provider;
             if progress.attempts >= settings.max_attempts {
                 break 'rounds;
             }
@@ -86,7 +88,7 @@ pub async fn run(state: &AppState, call: Call) -> Response {
                 ProbeGuard { breakers: &state.breakers, id: &provider.id, armed: admission == Admission::Probe };
             // A request this provider cannot be asked (in its dialect) goes to the next one;
             // nothing was sent, so no verdict on the provider (the guard releases a probe).
-            let prepared = match prepare(provider, &call) {
+            let prepared = match prepare(candidate, &call) {
                 Ok(prepared) => prepared,
                 Err(refusal) => {
                     refused.get_or_insert(refusal);
@@ -112,21 +114,21 @@ pub async fn run(state: &AppState, call: Call) -> Response {
                 Attempt::Whole { body, tokens } => {
                     state.breakers.success(&provider.id);
                     probe.settle();
-                    return answer::whole(state, &call, provider, body, tokens, &progress);
+                    return answer::whole(state, &call, candidate, body, tokens, &progress);
                 }
                 Attempt::Stream { upstream, first, translate } => {
                     state.breakers.success(&provider.id);
                     probe.settle();
-                    let provider = provider.clone();
+                    let served = candidate.clone();
                     drop(probe);
-                    let relay = Relay::new(state.clone(), call, provider, translate, upstream, first, progress);
+                    let relay = Relay::new(state.clone(), call, served, translate, upstream, first, progress);
                     return answer::stream(relay);
                 }
                 Attempt::ClientError(error) => {
                     // The provider worked; the request was wrong.
                     state.breakers.success(&provider.id);
                     probe.settle();
-                    return answer::failure(state, &call.subject(), Some(provider), error, &progress);
+                    return answer::failure(state, &call.subject(), Some(candidate), error, &progress);
                 }
                 Attempt::Retry { class, retry_after: after, counts_for_breaker } => {
                     state.metrics.upstream_error(provider.kind.as_str(), class);
@@ -171,8 +173,8 @@ pub async fn run(state: &AppState, call: Call) -> Response {
             last: progress.last_class.unwrap_or("no provider available").to_owned(),
         }
     };
-    let provider = last_provider.and_then(|i| call.candidates.get(i));
-    answer::failure(state, &call.subject(), provider, error, &progress)
+    let candidate = last_provider.and_then(|i| call.candidates.get(i));
+    answer::failure(state, &call.subject(), candidate, error, &progress)
 }
 
 /// Jittered exponential backoff for the `round`-th return to the same providers (100 ms, 200 ms,
@@ -210,10 +212,10 @@ struct Prepared {
     body: Vec<u8>,
 }
 
-fn prepare(provider: &OpenedProvider, call: &Call) -> Result<Prepared, Refusal> {
+fn prepare(candidate: &Candidate, call: &Call) -> Result<Prepared, Refusal> {
+    let (provider, model) = (&candidate.provider, &candidate.model);
     let dialect = catalog::dialect(provider.kind);
     let protocol = call.request.protocol;
-    let model = &call.route.bare;
     if catalog::speaks(provider.kind, protocol) {
         let body = dialect.native_body(&call.request, model)?;
         return Ok(Prepared { native: true, url: dialect.url(&provider.base_url, Endpoint::Call(protocol)), body });

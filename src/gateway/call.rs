@@ -17,12 +17,11 @@ use app::server::keys::{ApiKeyToken, CachedKey};
 use app::server::platform::db::{new_id, now_ms};
 use app::server::platform::ratelimit::Decision;
 use app::server::protocols::{AnswerLabels, ClientRequest, Protocol};
-use app::server::providers::OpenedProvider;
 use app::server::usage::prices::Overrides;
 
 use super::error::GatewayError;
 use super::record::{Progress, Subject};
-use super::routing::{Route, candidates};
+use super::routing::{Candidate, Route, candidates};
 use super::{answer, attempts};
 
 /// Who is calling: a valid key within its limit, and the request's identity.
@@ -91,9 +90,8 @@ impl FromRequest<AppState> for OpenAiJson {
 pub struct Call {
     pub caller: Caller,
     pub request: ClientRequest,
-    pub route: Route,
-    /// The providers that may serve it, in priority order.
-    pub candidates: Vec<OpenedProvider>,
+    /// The providers that may serve it, in priority order, each with the model it is asked for.
+    pub candidates: Vec<Candidate>,
     /// The workspace's own prices.
     pub prices: Arc<Overrides>,
     pub labels: AnswerLabels,
@@ -127,9 +125,9 @@ impl Call {
         }
     }
 
-    /// What this call costs at `provider` for these tokens, if the model has a price.
-    pub fn cost(&self, state: &AppState, provider: &OpenedProvider, tokens: app::server::usage::Tokens) -> Option<i64> {
-        let price = state.prices().price(&self.prices, provider.kind.as_str(), &self.route.bare)?;
+    /// What this call costs at a candidate for these tokens, if the model it served has a price.
+    pub fn cost(&self, state: &AppState, served: &Candidate, tokens: app::server::usage::Tokens) -> Option<i64> {
+        let price = state.prices().price(&self.prices, served.provider.kind.as_str(), &served.model)?;
         Some(price.cost_nanos(tokens))
     }
 }
@@ -179,5 +177,5 @@ pub async fn serve(
         let error = GatewayError::ModelNotFound(request.model.clone());
         return answer::failure(&state, &subject, None, error, &Progress::default());
     }
-    attempts::run(&state, Call { caller, request, route, candidates, prices, labels, forward }).await
+    attempts::run(&state, Call { caller, request, candidates, prices, labels, forward }).await
 }

@@ -12,12 +12,12 @@ use serde_json::{Map, Value, json};
 use app::server::AppState;
 use app::server::protocols::{MAX_MODEL_LEN, Protocol};
 use app::server::providers::dialects::Endpoint;
-use app::server::providers::{OpenedProvider, catalog, client};
+use app::server::providers::{catalog, client};
 use app::types::ProviderKind;
 
 use super::call::{Caller, OpenAiJson, forwarded};
 use super::error::GatewayError;
-use super::routing::{Route, candidates};
+use super::routing::{Candidate, Route, candidates};
 
 /// Largest count answer read from a provider.
 const MAX_ANSWER: usize = 64 * 1024;
@@ -52,8 +52,8 @@ pub async fn count_tokens(
     let Some(first) = candidates.first() else {
         return refuse(GatewayError::ModelNotFound(model));
     };
-    if first.kind == ProviderKind::Anthropic
-        && let Some(response) = ask_provider(state, first, &route, headers, &body).await
+    if first.provider.kind == ProviderKind::Anthropic
+        && let Some(response) = ask_provider(state, first, headers, &body).await
     {
         return response;
     }
@@ -65,14 +65,14 @@ pub async fn count_tokens(
 /// The provider's own count (or its refusal of the request); `None` when it could not answer.
 async fn ask_provider(
     state: &AppState,
-    provider: &OpenedProvider,
-    route: &Route,
+    candidate: &Candidate,
     headers: &HeaderMap,
     body: &Map<String, Value>,
 ) -> Option<Response> {
+    let provider = &candidate.provider;
     let dialect = catalog::dialect(provider.kind);
     let mut sent = body.clone();
-    sent.insert("model".into(), Value::String(route.bare.clone()));
+    sent.insert("model".into(), Value::String(candidate.model.clone()));
     let mut request = dialect
         .authorize(state.providers().http().post(dialect.url(&provider.base_url, Endpoint::CountTokens)), &provider.key)
         .header(header::CONTENT_TYPE, "application/json")

@@ -30,6 +30,8 @@ pub struct Subject<'a> {
 /// How the call ended.
 pub struct Outcome<'a> {
     pub provider: Option<&'a OpenedProvider>,
+    /// The model the provider was asked for (an alias's target, or the bare name).
+    pub served_model: Option<&'a str>,
     /// The HTTP status the client got (499 when it went away first).
     pub status: u16,
     pub error_class: Option<&'static str>,
@@ -60,6 +62,7 @@ pub fn submit(state: &AppState, subject: &Subject, outcome: Outcome, progress: &
         provider_label: provider.map(|p| p.label.clone()),
         provider_kind: provider.map(|p| p.kind.as_str().to_owned()),
         model: subject.model.to_owned(),
+        served_model: outcome.served_model.filter(|m| *m != subject.model).map(str::to_owned),
         endpoint: subject.protocol.name().to_owned(),
         stream: subject.stream,
         status: i64::from(outcome.status),

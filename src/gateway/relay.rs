@@ -16,6 +16,7 @@ use app::server::providers::{OpenedProvider, client};
 
 use super::call::{Call, Caller};
 use super::record::{Outcome, Progress, submit};
+use super::routing::Candidate;
 
 /// The upstream's bytes as they arrive.
 pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, reqwest::Error>> + Send>>;
@@ -23,7 +24,7 @@ pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, reqwest::Error>> +
 pub struct Relay {
     state: AppState,
     call: Call,
-    provider: OpenedProvider,
+    served: Candidate,
     upstream: ByteStream,
     parser: sse::Parser,
     translate: Box<dyn StreamTranslator>,
@@ -40,7 +41,7 @@ impl Relay {
     pub fn new(
         state: AppState,
         call: Call,
-        provider: OpenedProvider,
+        served: Candidate,
         translate: Box<dyn StreamTranslator>,
         upstream: ByteStream,
         first: Bytes,
@@ -49,7 +50,7 @@ impl Relay {
         let mut relay = Self {
             state,
             call,
-            provider,
+            served,
             upstream,
             parser: sse::Parser::default(),
             translate,
@@ -73,7 +74,7 @@ impl Relay {
     }
 
     pub fn provider(&self) -> &OpenedProvider {
-        &self.provider
+        &self.served.provider
     }
 
     pub fn attempts(&self) -> u32 {
@@ -104,13 +105,13 @@ impl Relay {
     /// Ends the stream with an error event and no end marker, recorded as failed.
     fn fail(&mut self, class: &'static str, message: &str) {
         // A provider's own words may echo its key back: never pass that on.
-        let message = client::scrub(message, &self.provider.key);
+        let message = client::scrub(message, &self.served.provider.key);
         let mut out = Vec::new();
         self.translate.fail(&message, class, &mut out);
         self.pending.extend(out);
-        self.state.metrics.upstream_error(self.provider.kind.as_str(), class);
+        self.state.metrics.upstream_error(self.served.provider.kind.as_str(), class);
         if class != "client_disconnected" {
-            self.state.breakers.failure(&self.provider.id);
+            self.state.breakers.failure(&self.served.provider.id);
         }
         self.finish(Some((502, class)));
     }
@@ -129,11 +130,12 @@ impl Relay {
         };
         let tokens = self.translate.tokens();
         let outcome = Outcome {
-            provider: Some(&self.provider),
+            provider: Some(&self.served.provider),
+            served_model: Some(&self.served.model),
             status,
             error_class: class,
             tokens,
-            cost_nanos: self.call.cost(&self.state, &self.provider, tokens),
+            cost_nanos: self.call.cost(&self.state, &self.served, tokens),
             ttft: self.ttft,
         };
         submit(&self.state, &self.call.subject(), outcome, &progress);
@@ -190,7 +192,7 @@ impl Drop for Relay {
     /// closes its connection), and the call is recorded as such.
     fn drop(&mut self) {
         if !self.recorded {
-            self.state.metrics.upstream_error(self.provider.kind.as_str(), "client_disconnected");
+            self.state.metrics.upstream_error(self.served.provider.kind.as_str(), "client_disconnected");
             self.finish(Some((499, "client_disconnected")));
         }
     }

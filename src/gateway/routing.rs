@@ -1,8 +1,18 @@
-//! Which providers may serve a call, in priority order: `kind/model` names a kind and the bare
-//! model; a plain model goes to the providers that list it, or whose kind's families include it.
+//! Which providers may serve a call, in priority order, and the model each is asked for. A name
+//! that a provider has as an alias (exact, else the longest matching `prefix*`) goes to the
+//! providers with that alias, each asked for its own model; otherwise `kind/model` names a kind
+//! and the bare model, and a plain model goes to the providers that list it, or whose kind's
+//! families include it.
 
 use app::server::protocols::Protocol;
 use app::server::providers::{OpenedProvider, catalog};
+
+/// A provider that may serve the call, and the model it is asked for.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    pub provider: OpenedProvider,
+    pub model: String,
+}
 use app::types::ProviderKind;
 
 /// A model name as routing reads it.
@@ -30,18 +40,24 @@ impl Route {
 }
 
 /// The providers that may serve `route` for `protocol`, in priority order.
-pub fn candidates(providers: &[OpenedProvider], route: &Route, protocol: Protocol) -> Vec<OpenedProvider> {
-    providers
-        .iter()
-        .filter(|p| p.enabled)
+pub fn candidates(providers: &[OpenedProvider], route: &Route, protocol: Protocol) -> Vec<Candidate> {
+    let serving = || providers.iter().filter(|p| p.enabled && catalog::serves(p.kind, protocol));
+    let aliased: Vec<_> = serving().filter_map(|p| p.alias(&route.full).map(|(how, model)| (how, p, model))).collect();
+    if let Some(best) = aliased.iter().map(|(how, ..)| *how).max() {
+        return aliased
+            .into_iter()
+            .filter(|(how, ..)| *how == best)
+            .map(|(_, provider, model)| Candidate { provider: provider.clone(), model: model.to_owned() })
+            .collect();
+    }
+    serving()
         .filter(|p| route.kind.is_none_or(|k| p.kind == k))
-        .filter(|p| catalog::serves(p.kind, protocol))
         .filter(|p| match &p.models {
             Some(allowed) => allowed.iter().any(|m| *m == route.bare || *m == route.full),
             // Naming the kind explicitly routes any model to it.
             None => route.kind.is_some() || catalog::serves_family(p.kind, &route.bare),
         })
-        .cloned()
+        .map(|provider| Candidate { provider: provider.clone(), model: route.bare.clone() })
         .collect()
 }
 
@@ -60,11 +76,34 @@ mod tests {
             priority,
             enabled: true,
             models: models.map(|m| m.into_iter().map(str::to_owned).collect()),
+            aliases: Default::default(),
         }
     }
 
     fn ids(providers: &[OpenedProvider], model: &str, protocol: Protocol) -> Vec<String> {
-        candidates(providers, &Route::parse(model), protocol).into_iter().map(|p| p.id).collect()
+        candidates(providers, &Route::parse(model), protocol).into_iter().map(|c| c.provider.id).collect()
+    }
+
+    #[test]
+    fn aliases_route_to_their_providers_and_models() {
+        let mut local = provider("local", ProviderKind::OpenaiCompatible, None, 1);
+        local.aliases.insert("claude-sonnet-*".into(), "qwen-coder".into());
+        local.aliases.insert("claude-sonnet-4-5".into(), "qwen-big".into());
+        let mut oa = provider("oa", ProviderKind::Openai, None, 2);
+        oa.aliases.insert("claude-*".into(), "gpt-4o".into());
+        let an = provider("an", ProviderKind::Anthropic, None, 3);
+        let providers = vec![local, oa, an];
+        let served = |model: &str| -> Vec<(String, String)> {
+            candidates(&providers, &Route::parse(model), Protocol::Messages)
+                .into_iter()
+                .map(|c| (c.provider.id, c.model))
+                .collect()
+        };
+        assert_eq!(served("claude-sonnet-4-5"), [("local".into(), "qwen-big".into())], "exact beats any prefix");
+        assert_eq!(served("claude-sonnet-4-6"), [("local".into(), "qwen-coder".into())], "the longest prefix wins");
+        assert_eq!(served("claude-haiku-4-5"), [("oa".into(), "gpt-4o".into())]);
+        assert_eq!(served("gpt-4o").len(), 2, "names without an alias route as before");
+        assert_eq!(ids(&providers, "anthropic/claude-x", Protocol::Messages), ["an"]);
     }
 
     #[test]

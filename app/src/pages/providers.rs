@@ -76,6 +76,9 @@ pub fn ProvidersPage() -> impl IntoView {
             <input id="provider-priority" name="priority" type="number" min="0" value="100"/>
             <label for="provider-models">"Model allow-list"</label>
             <textarea id="provider-models" name="models" rows="2" placeholder="Optional: model names separated by commas; empty means the provider's usual models"></textarea>
+            <label for="provider-aliases">"Model aliases"</label>
+            <textarea id="provider-aliases" name="aliases" rows="2" placeholder="Optional, one per line: claude-sonnet-* = gpt-4o"></textarea>
+            <p class="hint">"A name clients send (exact, or a prefix ending in *) and the model this provider serves for it: an agent that only knows Anthropic names can be served here, and the other way round."</p>
             <button type="submit" disabled=move || create.pending().get()>"Add provider"</button>
         </ActionForm>
     }
@@ -90,6 +93,11 @@ fn ProviderRow(
 ) -> impl IntoView {
     let p = provider;
     let models = p.models.clone().unwrap_or_default().join(", ");
+    let aliases: String = p.aliases.iter().map(|(name, model)| format!("{name} = {model}\n")).collect();
+    let alias_summary = (!p.aliases.is_empty()).then(|| {
+        let list: Vec<String> = p.aliases.iter().map(|(name, model)| format!("{name} → {model}")).collect();
+        view! { <br/><span class="muted" data-testid="aliases">{format!("aliases: {}", list.join(", "))}</span> }
+    });
     let status = match (p.enabled, p.key_status) {
         (false, _) => view! { <span class="badge off">"Disabled"</span> }.into_any(),
         (true, KeyStatus::Rejected) => {
@@ -109,6 +117,7 @@ fn ProviderRow(
         format!("{edit_id}-key"),
         format!("{edit_id}-priority"),
         format!("{edit_id}-models"),
+        format!("{edit_id}-aliases"),
     ];
     let enabled = p.enabled;
     view! {
@@ -118,7 +127,7 @@ fn ProviderRow(
             <td><code>{p.base_url.clone()}</code></td>
             <td><code>{p.key_preview.clone()}</code></td>
             <td>{p.priority}</td>
-            <td>{status}<br/><span class="muted">{format!("updated {}", format_ts(p.updated_at))}</span></td>
+            <td>{status}<br/><span class="muted">{format!("updated {}", format_ts(p.updated_at))}</span>{alias_summary}</td>
             <td>
                 <ActionForm action=test attr:class="inline">
                     <input type="hidden" name="id" value=id_test/>
@@ -142,6 +151,8 @@ fn ProviderRow(
                         <input id=ids[3].clone() name="priority" type="number" min="0" value=priority_input/>
                         <label for=ids[4].clone()>"Model allow-list"</label>
                         <textarea id=ids[4].clone() name="models" rows="2">{models}</textarea>
+                        <label for=ids[5].clone()>"Model aliases"</label>
+                        <textarea id=ids[5].clone() name="aliases" rows="2" placeholder="One per line: claude-sonnet-* = gpt-4o">{aliases}</textarea>
                         <label><input type="checkbox" name="enabled" checked=enabled/>" Enabled"</label>
                         <button type="submit">"Save"</button>
                     </ActionForm>

@@ -263,7 +263,7 @@ fn LogRow(row: RequestRow) -> impl IntoView {
             <td>{format_ts(row.ts)}</td>
             <td>{row.key_name}</td>
             <td>{row.provider_label.unwrap_or_else(|| "–".into())}</td>
-            <td><code>{row.model}</code>{row.stream.then_some(" (stream)")}</td>
+            <td><code>{row.model}</code>{row.served_model.map(|m| view! { " → " <code>{m}</code> })}{row.stream.then_some(" (stream)")}</td>
             <td>{row.route}</td>
             <td>{status}</td>
             <td>{format!("{} / {}", row.prompt_tokens, row.completion_tokens)}</td>

@@ -32,6 +32,23 @@ fn parse_model_list(field: Option<String>) -> Vec<String> {
         .collect()
 }
 
+/// Model aliases typed as text: one `name = model` per line (or separated by commas).
+#[cfg(feature = "ssr")]
+fn parse_aliases(field: Option<String>) -> Result<std::collections::BTreeMap<String, String>, AppError> {
+    field
+        .unwrap_or_default()
+        .split(['\n', ','])
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .map(|line| {
+            let (name, model) = line.split_once('=').ok_or_else(|| {
+                AppError::Invalid(format!("Write each alias as `name = model` (`{line}` has no `=`)."))
+            })?;
+            Ok((name.trim().to_owned(), model.trim().to_owned()))
+        })
+        .collect()
+}
+
 #[server(prefix = "/fn", endpoint = "list_providers")]
 pub async fn list_providers() -> Result<Vec<ProviderView>, AppError> {
     let (state, ws) = ctx::workspace_scope().await?;
@@ -46,9 +63,11 @@ pub async fn create_provider(
     api_key: String,
     priority: Option<String>,
     models: Option<String>,
+    aliases: Option<String>,
 ) -> Result<ProviderView, AppError> {
     let (state, ws) = ctx::workspace_scope().await?;
     let models = parse_model_list(models);
+    let aliases = parse_aliases(aliases)?;
     let input = NewProvider {
         label,
         kind,
@@ -57,6 +76,7 @@ pub async fn create_provider(
         priority: parse_priority(priority)?,
         enabled: Some(true),
         models: if models.is_empty() { None } else { Some(models) },
+        aliases: Some(aliases),
     };
     Ok(state.providers().create(&ws, input).await?)
 }
@@ -71,6 +91,7 @@ pub async fn update_provider(
     priority: Option<String>,
     enabled: Option<String>,
     models: Option<String>,
+    aliases: Option<String>,
 ) -> Result<ProviderView, AppError> {
     let (state, ws) = ctx::workspace_scope().await?;
     let patch = ProviderPatch {
@@ -80,6 +101,7 @@ pub async fn update_provider(
         priority: parse_priority(priority)?,
         enabled: Some(enabled.is_some()),
         models: Some(parse_model_list(models)),
+        aliases: Some(parse_aliases(aliases)?),
     };
     Ok(state.providers().update(&ws, &id, patch).await?)
 }

@@ -2,6 +2,8 @@
 //! account, and the fields to create, edit and test one. The kinds' vendor tables (URLs, model
 //! families) live on the server (`server::providers::catalog`): the browser never needs them.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 /// The kinds of provider account a workspace can connect.
@@ -116,6 +118,10 @@ pub struct ProviderView {
     pub priority: i64,
     pub enabled: bool,
     pub models: Option<Vec<String>>,
+    /// Model aliases: a name clients send (exact, or a prefix ending in `*`) -> the model this
+    /// provider serves for it.
+    #[serde(default)]
+    pub aliases: BTreeMap<String, String>,
     pub key_status: KeyStatus,
     pub created_at: i64,
     pub updated_at: i64,
@@ -135,6 +141,8 @@ pub struct NewProvider {
     pub enabled: Option<bool>,
     #[serde(default)]
     pub models: Option<Vec<String>>,
+    #[serde(default)]
+    pub aliases: Option<BTreeMap<String, String>>,
 }
 
 /// The provider key in these request types is wiped from memory when the request is dropped.
@@ -170,6 +178,9 @@ pub struct ProviderPatch {
     /// `Some(vec![])` clears the allow-list.
     #[serde(default)]
     pub models: Option<Vec<String>>,
+    /// Replaces the aliases; `Some(empty)` clears them.
+    #[serde(default)]
+    pub aliases: Option<BTreeMap<String, String>>,
 }
 
 /// The outcome of "Test" on a provider.

@@ -208,6 +208,9 @@ pub struct RequestRow {
     /// The gateway route it came in on (`chat`, `messages`, `responses`, `embeddings`).
     #[serde(alias = "endpoint")]
     pub route: String,
+    /// The model the provider was asked for, when it differs from `model` (an alias's target).
+    #[serde(default)]
+    pub served_model: Option<String>,
     pub stream: bool,
     pub status: i64,
     pub ok: bool,

@@ -462,3 +462,60 @@ async fn every_route_records_its_name() {
     let refused = gw.app.get_json("/api/v1/requests?route=nope", Some(&gw.token)).await;
     assert_eq!(refused.status(), 400);
 }
+
+#[tokio::test]
+async fn aliases_let_an_anthropic_only_agent_be_served_by_another_model() {
+    let gw = Gateway::start(fast_options()).await;
+    let local = Mock::start(Flavor::OpenAi).await;
+    let claude = Mock::start(Flavor::Anthropic).await;
+    gw.provider("Claude", "anthropic", &claude.base_url(), 1).await;
+    let response = gw
+        .app
+        .post_json(
+            "/api/v1/providers",
+            Some(&gw.token),
+            &json!({"label": "Local", "kind": "openai_compatible", "base_url": local.base_url(), "api_key": VALID_KEY,
+                    "priority": 5, "aliases": {"claude-sonnet-*": "qwen-coder", "fast": "llama-3.1-8b"}}),
+        )
+        .await;
+    assert_eq!(response.status(), 201);
+    let created: Value = response.json().await.unwrap();
+    assert_eq!(created["aliases"]["claude-sonnet-*"], "qwen-coder");
+    let local_id = created["id"].as_str().unwrap().to_owned();
+
+    // The alias wins over Claude's own family, for every protocol.
+    let response = messages(&gw, &messages_body("claude-sonnet-4-5", false)).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["x-perpetuo-provider"], "Local");
+    let answer: Value = response.json().await.unwrap();
+    assert_eq!(answer["model"], "claude-sonnet-4-5", "the client sees the name it asked for");
+    assert_eq!(local.seen().pop().unwrap().body["model"], "qwen-coder", "the provider is asked for the alias's model");
+    assert_eq!(gw.chat(&chat_body("fast")).await.status(), 200);
+    assert_eq!(local.seen().pop().unwrap().body["model"], "llama-3.1-8b");
+    assert_eq!(messages(&gw, &messages_body("claude-haiku-4-5", false)).await.status(), 200);
+    assert_eq!(claude.hits(), 1, "names no alias matches route as before");
+
+    let models: Value =
+        gw.app.client.get(gw.app.url("/v1/models")).bearer_auth(&gw.key).send().await.unwrap().json().await.unwrap();
+    let ids: Vec<&str> = models["data"].as_array().unwrap().iter().filter_map(|m| m["id"].as_str()).collect();
+    assert!(ids.contains(&"fast") && !ids.iter().any(|id| id.ends_with('*')), "{ids:?}");
+
+    let records = gw.usage(3).await;
+    let aliased = records.iter().find(|r| r["model"] == "claude-sonnet-4-5").unwrap();
+    assert_eq!(aliased["served_model"], "qwen-coder");
+    let log = gw.app.get_value("/api/v1/requests?model=claude-sonnet-4-5", Some(&gw.token)).await;
+    assert_eq!(log["data"][0]["served_model"], "qwen-coder", "{log}");
+
+    // Bad aliases are refused; clearing them puts routing back.
+    let bad =
+        gw.app.patch_json(&format!("/api/v1/providers/{local_id}"), &gw.token, &json!({"aliases": {"a*b": "m"}})).await;
+    assert_eq!(bad.status(), 400);
+    let cleared = gw.app.patch_json(&format!("/api/v1/providers/{local_id}"), &gw.token, &json!({"aliases": {}})).await;
+    assert_eq!(cleared.status(), 200);
+    let served = poll(std::time::Duration::from_secs(5), || async {
+        let response = messages(&gw, &messages_body("claude-sonnet-4-5", false)).await;
+        (response.headers()["x-perpetuo-provider"] == "Claude").then_some(())
+    })
+    .await;
+    assert!(served.is_some(), "without the alias, Claude serves its own family again");
+}

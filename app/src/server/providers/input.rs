@@ -1,6 +1,8 @@
 //! A provider's fields as they arrive from a form or the API, parsed into values that keep their
 //! rules: nothing past this module sees a raw label, key, priority or allow-list.
 
+use std::collections::BTreeMap;
+
 use crate::server::platform::error::ServiceError;
 use crate::server::platform::secret::SecretBytes;
 
@@ -107,6 +109,49 @@ impl ModelAllowList {
     }
 }
 
+/// Most aliases on one provider.
+const MAX_ALIASES: usize = 200;
+
+/// A provider's model aliases: names clients send (exact, or a prefix ending in `*`) and the model
+/// the provider serves for each. Stored as `name=model` strings.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Aliases(BTreeMap<String, String>);
+
+impl Aliases {
+    pub fn parse(raw: Option<BTreeMap<String, String>>) -> Result<Self, ServiceError> {
+        let mut aliases = BTreeMap::new();
+        for (name, model) in raw.unwrap_or_default() {
+            let (name, model) = (name.trim().to_owned(), model.trim().to_owned());
+            let plain = |s: &str| !s.is_empty() && s.len() <= MAX_MODEL_NAME && !s.chars().any(char::is_whitespace);
+            let star_last = name.find('*').is_none_or(|at| at == name.len() - 1 && at > 0);
+            if !plain(&name) || !plain(&model) || name.contains('=') || !star_last {
+                return Err(ServiceError::Invalid(format!(
+                    "Each alias is a model name (or a prefix ending in `*`) and the model this provider serves for it, \
+                     each up to {MAX_MODEL_NAME} characters without spaces; `{name}` is not."
+                )));
+            }
+            aliases.insert(name, model);
+        }
+        if aliases.len() > MAX_ALIASES {
+            return Err(ServiceError::Invalid(format!("A provider takes up to {MAX_ALIASES} aliases.")));
+        }
+        Ok(Self(aliases))
+    }
+
+    pub fn from_stored(stored: Option<&[String]>) -> BTreeMap<String, String> {
+        stored
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|entry| entry.split_once('='))
+            .map(|(name, model)| (name.to_owned(), model.to_owned()))
+            .collect()
+    }
+
+    pub fn into_stored(self) -> Option<Vec<String>> {
+        (!self.0.is_empty()).then(|| self.0.into_iter().map(|(name, model)| format!("{name}={model}")).collect())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -127,5 +172,18 @@ mod tests {
         assert_eq!(list.map(ModelAllowList::into_inner).ok(), Some(Some(vec!["a".into(), "b".into()])));
         assert_eq!(ModelAllowList::parse(Some(vec![" ".into()])).map(ModelAllowList::into_inner).ok(), Some(None));
         assert!(ModelAllowList::parse(Some(vec!["a b".into()])).is_err());
+        let aliases = |pairs: &[(&str, &str)]| {
+            Aliases::parse(Some(pairs.iter().map(|(a, b)| ((*a).to_owned(), (*b).to_owned())).collect()))
+        };
+        let ok = aliases(&[(" claude-sonnet-* ", "gpt-4o"), ("fast", "llama-3.1-8b")]).map(Aliases::into_stored);
+        assert_eq!(ok.ok(), Some(Some(vec!["claude-sonnet-*=gpt-4o".into(), "fast=llama-3.1-8b".into()])));
+        for bad in [[("a*b", "m")], [("*", "m")], [("a", "")], [("a=b", "m")], [("a b", "m")]] {
+            assert!(aliases(&bad).is_err(), "{bad:?}");
+        }
+        let stored = vec!["claude-*=gpt-4o".to_owned(), "x=a=b".to_owned()];
+        let back = Aliases::from_stored(Some(&stored));
+        assert_eq!(back.get("claude-*").map(String::as_str), Some("gpt-4o"));
+        assert_eq!(back.get("x").map(String::as_str), Some("a=b"), "a model may hold `=`");
+        assert_eq!(Aliases::parse(None).map(Aliases::into_stored).ok(), Some(None));
     }
 }

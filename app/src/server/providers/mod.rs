@@ -23,7 +23,7 @@ use crate::server::platform::live::Follower;
 use crate::server::platform::secret::SecretBytes;
 use crate::types::{KeyStatus, NewProvider, ProviderKind, ProviderPatch, ProviderTestResult, ProviderView};
 use client::BaseUrl;
-use input::{Label, ModelAllowList, Priority, ProviderKey};
+use input::{Aliases, Label, ModelAllowList, Priority, ProviderKey};
 
 pub use input::DEFAULT_PRIORITY;
 
@@ -46,12 +46,13 @@ struct Row {
     priority: i64,
     enabled: bool,
     models: Option<Vec<String>>,
+    aliases: Option<Vec<String>>,
     key_status: String,
     created_at: i64,
     updated_at: i64,
 }
 
-const COLUMNS: &str = "record::id(id) AS id, label, kind, base_url, sealed_key, key_last4, priority, enabled, models, key_status, created_at, updated_at";
+const COLUMNS: &str = "record::id(id) AS id, label, kind, base_url, sealed_key, key_last4, priority, enabled, models, aliases, key_status, created_at, updated_at";
 
 impl Row {
     fn kind(&self) -> Result<ProviderKind, ServiceError> {
@@ -72,6 +73,7 @@ impl Row {
             priority: self.priority,
             enabled: self.enabled,
             models: self.models.clone(),
+            aliases: Aliases::from_stored(self.aliases.as_deref()),
             key_status: KeyStatus::from_stored(&self.key_status),
             created_at: self.created_at,
             updated_at: self.updated_at,
@@ -90,6 +92,33 @@ pub struct OpenedProvider {
     pub priority: i64,
     pub enabled: bool,
     pub models: Option<Vec<String>>,
+    /// Names clients send (exact, or a prefix ending in `*`) -> the model served for them here.
+    pub aliases: std::collections::BTreeMap<String, String>,
+}
+
+/// How well an alias matches a requested model: an exact name beats any prefix, a longer prefix
+/// a shorter one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum AliasMatch {
+    Prefix(usize),
+    Exact,
+}
+
+impl OpenedProvider {
+    /// The model this provider serves for `requested` under one of its aliases, and how well the
+    /// alias matched.
+    pub fn alias(&self, requested: &str) -> Option<(AliasMatch, &str)> {
+        if let Some(model) = self.aliases.get(requested) {
+            return Some((AliasMatch::Exact, model));
+        }
+        self.aliases
+            .iter()
+            .filter_map(|(name, model)| {
+                let prefix = name.strip_suffix('*')?;
+                requested.starts_with(prefix).then_some((AliasMatch::Prefix(prefix.len()), model.as_str()))
+            })
+            .max_by_key(|(m, _)| *m)
+    }
 }
 
 impl std::fmt::Debug for OpenedProvider {
@@ -238,6 +267,7 @@ impl Providers {
         let key = ProviderKey::parse(&input.api_key)?;
         let priority = Priority::parse(input.priority)?;
         let models = ModelAllowList::parse(input.models.take())?;
+        let aliases = Aliases::parse(input.aliases.take())?;
         let (id, now) = (new_id(), now_ms());
         let row = Row {
             id: id.clone(),
@@ -249,6 +279,7 @@ impl Providers {
             priority: priority.get(),
             enabled: input.enabled.unwrap_or(true),
             models: models.into_inner(),
+            aliases: aliases.into_stored(),
             key_status: KeyStatus::Ok.as_str().into(),
             created_at: now,
             updated_at: now,
@@ -258,7 +289,7 @@ impl Providers {
                 "CREATE type::record('provider', $id) CONTENT {
                     workspace: $ws, label: $label, kind: $kind, base_url: $base_url, sealed_key: $sealed_key,
                     key_last4: $key_last4, priority: $priority, enabled: $enabled, models: $models,
-                    key_status: $key_status, created_at: $now, updated_at: $now
+                    aliases: $aliases, key_status: $key_status, created_at: $now, updated_at: $now
                  } RETURN NONE",
             )
             .bind(("id", id.clone()))
@@ -271,6 +302,7 @@ impl Providers {
             .bind(("priority", row.priority))
             .bind(("enabled", row.enabled))
             .bind(("models", row.models.clone()))
+            .bind(("aliases", row.aliases.clone()))
             .bind(("key_status", row.key_status.clone()))
             .bind(("now", now))
             .await?
@@ -321,6 +353,9 @@ impl Providers {
         if patch.models.is_some() {
             current.models = ModelAllowList::parse(patch.models.take())?.into_inner();
         }
+        if patch.aliases.is_some() {
+            current.aliases = Aliases::parse(patch.aliases.take())?.into_stored();
+        }
         if url_changed {
             // A key that failed against the old URL may work against the new one.
             current.key_status = KeyStatus::Ok.as_str().into();
@@ -330,7 +365,8 @@ impl Providers {
             .query(
                 "UPDATE type::record('provider', $id) MERGE {
                     label: $label, base_url: $base_url, sealed_key: $sealed_key, key_last4: $key_last4,
-                    priority: $priority, enabled: $enabled, models: $models, key_status: $key_status, updated_at: $now
+                    priority: $priority, enabled: $enabled, models: $models, aliases: $aliases,
+                    key_status: $key_status, updated_at: $now
                  } WHERE workspace = $ws RETURN NONE",
             )
             .bind(("id", id.to_owned()))
@@ -342,6 +378,7 @@ impl Providers {
             .bind(("priority", current.priority))
             .bind(("enabled", current.enabled))
             .bind(("models", current.models.clone()))
+            .bind(("aliases", current.aliases.clone()))
             .bind(("key_status", current.key_status.clone()))
             .bind(("now", current.updated_at))
             .await?
@@ -403,6 +440,7 @@ impl Providers {
             key,
             priority: row.priority,
             enabled: row.enabled,
+            aliases: Aliases::from_stored(row.aliases.as_deref()),
             models: row.models,
         })
     }
@@ -435,6 +473,14 @@ impl Providers {
         });
         let mut listed = Vec::new();
         let mut seen = std::collections::HashSet::new();
+        // Exact aliases first: names clients are meant to send (prefixes are not model names).
+        for provider in providers.iter() {
+            for name in provider.aliases.keys().filter(|n| !n.ends_with('*')) {
+                if seen.insert(name.clone()) {
+                    listed.push(ListedModel { id: name.clone(), owned_by: provider.kind });
+                }
+            }
+        }
         for (kind, models) in futures::future::join_all(lookups).await {
             for model in models.iter() {
                 if seen.insert(model.clone()) {

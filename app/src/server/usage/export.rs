@@ -9,7 +9,7 @@ use crate::types::{RequestFilter, format_ts};
 /// Most rows one export holds.
 pub const MAX_ROWS: usize = 100_000;
 
-const HEADER: &str = "time_utc,request_id,key,provider,model,route,stream,status,ok,error_class,attempts,prompt_tokens,completion_tokens,cache_read_tokens,cache_write_tokens,reasoning_tokens,cost_usd,latency_ms,ttft_ms\n";
+const HEADER: &str = "time_utc,request_id,key,provider,model,served_model,route,stream,status,ok,error_class,attempts,prompt_tokens,completion_tokens,cache_read_tokens,cache_write_tokens,reasoning_tokens,cost_usd,latency_ms,ttft_ms\n";
 
 impl Reports {
     /// The request log matching `filter`, as CSV text.
@@ -27,6 +27,7 @@ impl Reports {
                     r.key_name.clone(),
                     r.provider_label.clone().unwrap_or_default(),
                     r.model.clone(),
+                    r.served_model.clone().unwrap_or_default(),
                     r.route.clone(),
                     r.stream.to_string(),
                     r.status.to_string(),

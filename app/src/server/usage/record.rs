@@ -19,6 +19,10 @@ pub struct UsageRecord {
     /// The model as the client asked for it.
     pub model: String,
     /// `chat.completions` or `embeddings`.
+    /// The model the provider was asked for, when it differs from `model` (an alias, a
+    /// `kind/` prefix).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub served_model: Option<String>,
     pub endpoint: String,
     pub stream: bool,
     /// The HTTP status the client got (499 when it went away first).
@@ -60,6 +64,7 @@ impl UsageRecord {
             provider_label: self.provider_label,
             model: self.model,
             route: crate::types::route_name(&self.endpoint).to_owned(),
+            served_model: self.served_model,
             stream: self.stream,
             status: self.status,
             ok: self.ok,
@@ -92,6 +97,7 @@ pub mod tests {
             provider_label: Some("P".into()),
             provider_kind: Some("openai".into()),
             model: model.into(),
+            served_model: None,
             endpoint: "chat".into(),
             stream: false,
             status: if ok { 200 } else { 502 },
