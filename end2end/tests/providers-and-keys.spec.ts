@@ -19,6 +19,12 @@ test('add a provider, test it, create an API key, see it once, revoke it', async
   // The form is cleared: the key does not linger in the page.
   await expect(page.getByLabel('API key', { exact: true })).toHaveValue('');
 
+  // Give it a model alias through its edit form: an Anthropic model name it will serve.
+  await page.getByText('Edit Mock provider').click();
+  await page.getByLabel('Model aliases').last().fill('claude-sonnet-* = mock-small');
+  await page.getByRole('button', { name: 'Save' }).click();
+  await expect(row.getByTestId('aliases')).toHaveText('aliases: claude-sonnet-* → mock-small');
+
   // Test it: the mock lists two models.
   await page.getByRole('button', { name: 'Test Mock provider' }).click();
   await expect(page.getByTestId('test-result')).toHaveText('Connected: the provider lists 2 models.');
@@ -33,6 +39,14 @@ test('add a provider, test it, create an API key, see it once, revoke it', async
   const secret = (await token.textContent())!;
   const keyRow = page.getByRole('row').filter({ hasText: 'e2e-key' });
   await expect(keyRow).toContainText('Active');
+
+  // The alias serves an Anthropic model name from the OpenAI-compatible mock.
+  const aliased = await page.request.post(`${baseUrl()}/v1/messages`, {
+    headers: { 'x-api-key': secret },
+    data: { model: 'claude-sonnet-4-5', max_tokens: 64, messages: [{ role: 'user', content: 'hi' }] },
+  });
+  expect(aliased.status()).toBe(200);
+  expect((await aliased.json()).model).toBe('claude-sonnet-4-5');
 
   // Never again: a reload shows the key's preview, not the token.
   await page.reload();

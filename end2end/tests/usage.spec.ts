@@ -17,13 +17,20 @@ test('the usage tab shows the calls just made, and a chart', async ({ page }) =>
   await page.getByRole('button', { name: 'Create key' }).click();
   const secret = (await page.getByTestId('new-key').textContent())!;
 
-  for (const stream of [false, true, false]) {
+  for (const stream of [false, true]) {
     const response = await page.request.post(`${baseUrl()}/v1/chat/completions`, {
       headers: { authorization: `Bearer ${secret}` },
       data: { model: 'mock-small', stream, messages: [{ role: 'user', content: 'hi' }] },
     });
     expect(response.status()).toBe(200);
   }
+  // An Anthropic client, translated for the OpenAI-compatible mock: its route is `messages`.
+  const anthropic = await page.request.post(`${baseUrl()}/v1/messages`, {
+    headers: { 'x-api-key': secret, 'anthropic-version': '2023-06-01' },
+    data: { model: 'mock-small', max_tokens: 64, messages: [{ role: 'user', content: 'hi' }] },
+  });
+  expect(anthropic.status()).toBe(200);
+  expect((await anthropic.json()).type).toBe('message');
 
   // Records are written in batches within a fraction of a second; the page is a snapshot (its
   // parts are read one after another), so wait for one where every part has all three.
@@ -43,6 +50,11 @@ test('the usage tab shows the calls just made, and a chart', async ({ page }) =>
   await expect(page.locator('svg[data-testid="usage-chart"] rect[fill]').first()).toBeVisible();
 
   // Filters work as a plain GET form.
+  await page.getByLabel('Route').selectOption('messages');
+  await page.getByRole('button', { name: 'Filter' }).click();
+  await expect(page.getByTestId('request-count')).toContainText('1 matching requests');
+  await expect(log.getByRole('row').filter({ hasText: 'messages' })).toHaveCount(1);
+  await page.getByLabel('Route').selectOption('');
   await page.getByLabel('Status').selectOption('error');
   await page.getByRole('button', { name: 'Filter' }).click();
   await expect(page.getByTestId('request-count')).toContainText('0 matching requests');
