@@ -20,9 +20,9 @@ test('add a provider, test it, create an API key, see it once, revoke it', async
   await expect(page.getByLabel('API key', { exact: true })).toHaveValue('');
 
   // Give it a model alias through its edit form: an Anthropic model name it will serve.
-  await page.getByText('Edit Mock provider').click();
-  await page.getByLabel('Model aliases').last().fill('claude-sonnet-* = mock-small');
-  await page.getByRole('button', { name: 'Save' }).click();
+  await row.getByText('Edit Mock provider').click();
+  await row.getByLabel('Model aliases').fill('claude-sonnet-* = mock-small');
+  await row.getByRole('button', { name: 'Save' }).click();
   await expect(row.getByTestId('aliases')).toHaveText('aliases: claude-sonnet-* → mock-small');
 
   // Test it: the mock lists two models.
