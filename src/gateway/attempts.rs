@@ -322,9 +322,12 @@ async fn read_success(
         };
     }
     let mut body = Vec::new();
+    let cap = state.settings.upstream.max_answer_bytes;
     loop {
         let wait = idle.min(deadline.saturating_duration_since(Instant::now()));
         match tokio::time::timeout(wait, upstream.next()).await {
+            // An answer past the cap is the provider misbehaving (or endless): dropped, not held.
+            Ok(Some(Ok(chunk))) if body.len() + chunk.len() > cap => return Attempt::retry("answer_too_large"),
             Ok(Some(Ok(chunk))) => body.extend_from_slice(&chunk),
             Ok(None) => break,
             Ok(Some(Err(_))) => return Attempt::retry("body_cut"),
@@ -388,6 +391,25 @@ mod tests {
         settled.settle();
         drop(settled);
         assert_eq!(breakers.admit("p"), Admission::Allowed);
+    }
+
+    proptest::proptest! {
+        /// Whatever a provider writes in its retry headers, reading them never panics, and any
+        /// wait it gives can be added to the clock.
+        #[test]
+        fn any_retry_header_is_read_without_panic(ms in "\\PC{0,40}", secs in "\\PC{0,40}", number in proptest::num::f64::ANY) {
+            for (name, value) in [("retry-after-ms", ms.clone()), ("retry-after", secs.clone()), ("retry-after-ms", number.to_string())] {
+                let mut h = HeaderMap::new();
+                if let Ok(value) = HeaderValue::from_str(&value) {
+                    h.insert(name, value);
+                }
+                if let Some(wait) = parse_retry_after(&h) {
+                    // The loop clamps to the deadline with checked arithmetic; this must not panic.
+                    let _ = Instant::now().checked_add(wait);
+                    proptest::prop_assert!(wait.as_secs_f64().is_finite());
+                }
+            }
+        }
     }
 
     #[test]

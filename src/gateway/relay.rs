@@ -100,6 +100,10 @@ impl Relay {
                 return;
             }
         }
+        if self.parser.oversized() {
+            let limit = sse::MAX_EVENT_BYTES;
+            self.fail("event_too_large", &format!("The provider sent a stream event over {limit} bytes."));
+        }
     }
 
     /// Ends the stream with an error event and no end marker, recorded as failed.

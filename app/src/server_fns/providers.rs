@@ -1,4 +1,5 @@
 //! The providers tab: provider accounts of the workspace.
+#![allow(clippy::too_many_arguments, reason = "server functions take one argument per form field")]
 
 use leptos::prelude::*;
 

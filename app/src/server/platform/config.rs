@@ -70,6 +70,8 @@ pub struct UpstreamSettings {
     pub breaker_failure_threshold: u32,
     pub breaker_cooldown: Duration,
     pub allow_private: bool,
+    /// Largest whole (non-streamed) answer read from a provider.
+    pub max_answer_bytes: usize,
 }
 
 /// Everything the process needs, parsed and checked.
@@ -218,6 +220,13 @@ impl Settings {
             .map_err(|_| ConfigError("BREAKER_FAILURE_THRESHOLD must be a small whole number".into()))?,
             breaker_cooldown: ms("BREAKER_COOLDOWN_MS", 30_000)?,
             allow_private,
+            max_answer_bytes: usize::try_from(parse_u64(
+                get("UPSTREAM_MAX_ANSWER_BYTES"),
+                "UPSTREAM_MAX_ANSWER_BYTES",
+                32 * 1024 * 1024,
+                1024,
+            )?)
+            .map_err(|_| ConfigError("UPSTREAM_MAX_ANSWER_BYTES is too large for this machine".into()))?,
         };
         let usage_retention_days =
             u32::try_from(parse_u64(get("USAGE_RETENTION_DAYS"), "USAGE_RETENTION_DAYS", 90, 1)?)

@@ -208,6 +208,16 @@ impl Limiters {
         for bucket in &self.keys {
             bucket.prune();
         }
+        // A quota no key is draining any more holds nothing worth keeping: its limiter goes too
+        // (a key that comes back gets a fresh one, full, as it would have been by now).
+        let default = self.key_default.get();
+        self.keys.retain(|quota, bucket| *quota == default || bucket.len() > 0);
+        self.keys.shrink_to_fit();
+    }
+
+    /// Distinct per-key quotas with a limiter in memory.
+    pub fn key_quotas(&self) -> usize {
+        self.keys.len()
     }
 
     /// Keys held across all limiters (for metrics and the memory test).
@@ -390,6 +400,23 @@ mod tests {
         limiters.clock().advance(Duration::from_secs(61));
         limiters.prune();
         assert_eq!(limiters.tracked_keys(), 0);
+    }
+
+    #[test]
+    fn limiters_for_distinct_key_quotas_are_freed_once_idle() {
+        let clock = LimitClock::manual();
+        let limiters = Limiters::new(&settings(10, 60, 10), clock.clone());
+        for n in 1..=100_000u32 {
+            assert!(limiters.check_key(&format!("key-{n}"), Some(n)).allowed);
+        }
+        assert_eq!(limiters.key_quotas(), 100_000);
+        limiters.prune();
+        assert!(limiters.key_quotas() > 1000, "still draining: kept");
+        assert!(!limiters.check_key("key-1", Some(1)).allowed, "a drained quota still limits");
+        clock.advance(Duration::from_secs(61));
+        limiters.prune();
+        assert_eq!((limiters.key_quotas(), limiters.tracked_keys()), (1, 0), "only the default's limiter is left");
+        assert!(limiters.check_key("key-1", Some(1)).allowed);
     }
 
     #[test]

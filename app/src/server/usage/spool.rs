@@ -206,9 +206,15 @@ impl Spool {
             Ok(current) => Arc::clone(&current),
             Err(poisoned) => Arc::clone(&poisoned.into_inner()),
         };
-        (&segment.file).write_all(&line).map_err(io(&self.dir))?;
-        let len = segment.len.fetch_add(line.len() as u64, Ordering::Relaxed) + line.len() as u64;
+        // Counted before the write: once the line is in the file the writer may commit it (and
+        // subtract it) at any moment, and a subtraction before the addition would leave the
+        // counter off for good.
         let pending = self.pending.fetch_add(line.len() as u64, Ordering::Relaxed) + line.len() as u64;
+        if let Err(e) = (&segment.file).write_all(&line) {
+            self.pending.fetch_sub(line.len() as u64, Ordering::Relaxed);
+            return Err(io(&self.dir)(e));
+        }
+        let len = segment.len.fetch_add(line.len() as u64, Ordering::Relaxed) + line.len() as u64;
         if pending >= self.max_pending && !self.full.swap(true, Ordering::Relaxed) {
             tracing::error!(
                 pending_bytes = pending,
@@ -237,7 +243,10 @@ impl Spool {
     /// The writer committed everything up to `to`: those bytes no longer count, and segments
     /// wholly behind it are deleted.
     pub fn committed(&self, bytes: u64, to: Position) {
-        let before = self.pending.fetch_sub(bytes.min(self.pending_bytes()), Ordering::Relaxed);
+        let before = self
+            .pending
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |p| Some(p.saturating_sub(bytes)))
+            .unwrap_or_else(|p| p);
         if before.saturating_sub(bytes) < self.max_pending && self.full.swap(false, Ordering::Relaxed) {
             tracing::info!("the usage spool has room again: gateway calls are accepted");
         }
@@ -352,6 +361,48 @@ mod tests {
         assert_eq!(spool.pending_bytes(), 0);
         assert!(spool.read(end, 100).unwrap().0.is_empty());
         drop(spool);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn the_pending_count_is_exact_when_the_writer_commits_during_appends() {
+        let dir = dir();
+        let (spool, _) = Spool::open(&dir, 1 << 30).unwrap();
+        let spool = std::sync::Arc::new(spool);
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let writer = {
+            let (spool, done) = (std::sync::Arc::clone(&spool), std::sync::Arc::clone(&done));
+            std::thread::spawn(move || {
+                let mut at = Position::default();
+                let mut read = 0;
+                loop {
+                    let finished = done.load(Ordering::SeqCst);
+                    let (lines, end, bytes) = spool.read(at, 500).unwrap();
+                    read += lines.len();
+                    spool.committed(bytes, end);
+                    at = end;
+                    if finished && lines.is_empty() {
+                        return read;
+                    }
+                }
+            })
+        };
+        let appenders: Vec<_> = (0..4)
+            .map(|t| {
+                let spool = std::sync::Arc::clone(&spool);
+                std::thread::spawn(move || {
+                    for i in 0..5_000 {
+                        spool.append(&numbered(t * 10_000 + i)).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for appender in appenders {
+            appender.join().unwrap();
+        }
+        done.store(true, Ordering::SeqCst);
+        assert_eq!(writer.join().unwrap(), 20_000);
+        assert_eq!(spool.pending_bytes(), 0, "every committed byte was counted once, added and taken away");
         let _ = std::fs::remove_dir_all(&dir);
     }
 

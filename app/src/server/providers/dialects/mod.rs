@@ -109,15 +109,41 @@ pub(crate) fn error_message_in(json: &serde_json::Value) -> Option<String> {
     Some(message.chars().take(300).collect())
 }
 
-/// The ids of a `{"data": [{"id": ...}]}` list, sorted (OpenAI's and Anthropic's shape alike).
+/// Most models kept from one provider's list, and the longest id kept.
+pub const MAX_LISTED_MODELS: usize = 10_000;
+pub const MAX_MODEL_ID: usize = 256;
+
+/// The ids of a `{"data": [{"id": ...}]}` list, sorted (OpenAI's and Anthropic's shape alike):
+/// at most [`MAX_LISTED_MODELS`], ids longer than [`MAX_MODEL_ID`] left out.
 pub(crate) fn data_ids(body: &[u8]) -> Option<Vec<String>> {
     let json: serde_json::Value = serde_json::from_slice(body).ok()?;
     let mut ids: Vec<String> = json
         .get("data")?
         .as_array()?
         .iter()
-        .filter_map(|m| m.get("id").and_then(|i| i.as_str()).map(str::to_owned))
+        .filter_map(|m| m.get("id").and_then(|i| i.as_str()))
+        .filter(|id| !id.is_empty() && id.len() <= MAX_MODEL_ID && !id.chars().any(char::is_control))
+        .take(MAX_LISTED_MODELS)
+        .map(str::to_owned)
         .collect();
     ids.sort();
     Some(ids)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_lists_are_bounded() {
+        let many: Vec<serde_json::Value> =
+            (0..MAX_LISTED_MODELS + 50).map(|i| serde_json::json!({"id": format!("m{i:06}")})).collect();
+        let mut data = many;
+        data.push(serde_json::json!({"id": "x".repeat(MAX_MODEL_ID + 1)}));
+        data.insert(0, serde_json::json!({"id": "bad\u{7}id"}));
+        let body = serde_json::to_vec(&serde_json::json!({"data": data})).unwrap_or_default();
+        let ids = data_ids(&body).unwrap_or_default();
+        assert_eq!(ids.len(), MAX_LISTED_MODELS);
+        assert!(ids.iter().all(|id| id.len() <= MAX_MODEL_ID && !id.contains('\u{7}')));
+    }
 }
