@@ -83,6 +83,13 @@ impl Application {
         let store = SurrealSessionStore::new(db.clone());
         let mut background = crate::tasks::spawn_all(&state, store.clone(), &shutdown);
         background.push(app::server::platform::live::spawn(db, state.followers(), shutdown.clone()).await);
+        // After the followers run, so a key created meanwhile elsewhere is learnt either way.
+        match state.keys().load_known().await {
+            Ok(n) => tracing::debug!(keys = n, "known key hashes loaded"),
+            Err(e) => {
+                tracing::warn!(error = %e, "key hashes could not be loaded: unknown keys are looked up without a budget")
+            }
+        }
 
         let sessions = SessionManagerLayer::new(store)
             .with_name("perpetuo_session")

@@ -103,3 +103,43 @@ async fn no_js_creation_shows_the_token_exactly_once() {
     assert!(!second.contains(&shown), "shown a second time");
     assert!(second.contains("form-key"));
 }
+
+/// A flood of well-formed keys that no workspace has: after the first few, the database is not
+/// asked; keys that exist, and keys created during the flood, still work at once.
+#[tokio::test]
+async fn a_flood_of_unknown_keys_costs_a_bounded_number_of_lookups() {
+    use app::server::keys::{ApiKeyToken, KeyError, KeyRejection, tokens};
+    let app = spawn_app().await;
+    let (token, _, _) = app.api_signup(&email("flood")).await;
+    let (_, real) = app.add_key(&token, "real").await;
+    let keys = app.state.keys();
+    let authenticate = |raw: String| async move { keys.authenticate(&ApiKeyToken::parse(Some(&raw)).unwrap()).await };
+    let (before, _) = keys.lookup_counts();
+    let started = std::time::Instant::now();
+    let mut stranger = String::new();
+    for i in 0..100_000 {
+        let forged = tokens::generate().unwrap().token;
+        if i == 0 {
+            stranger = forged.clone();
+        }
+        assert!(matches!(authenticate(forged).await, Err(KeyError::Rejected(KeyRejection::Unknown))));
+        if i == 50_000 {
+            // A key created in the middle of the flood works at once.
+            let (_, fresh) = app.add_key(&token, "fresh").await;
+            assert!(authenticate(fresh).await.is_ok());
+        }
+    }
+    let elapsed = started.elapsed().as_secs() + 1;
+    let (after, refused) = keys.lookup_counts();
+    let lookups = after - before;
+    // The budget: a burst of 200, then 50 a second (plus the fresh key's own lookup).
+    assert!(lookups <= 200 + 50 * elapsed + 1, "{lookups} lookups in {elapsed} s");
+    assert!(refused >= 100_000 - lookups, "the rest never reached the database: {refused}");
+    assert!(authenticate(real).await.is_ok(), "a real key is always looked up");
+    // The same unknown key again costs nothing either way.
+    let (counted, _) = keys.lookup_counts();
+    for _ in 0..1000 {
+        assert!(authenticate(stranger.clone()).await.is_err());
+    }
+    assert!(keys.lookup_counts().0 - counted <= 1);
+}

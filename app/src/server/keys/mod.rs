@@ -87,11 +87,34 @@ pub struct CachedKey {
     pub rate_limit_per_min: Option<u32>,
 }
 
+/// How many hashes found unknown are remembered, and for how long (tokens are random: a hash
+/// unknown now stays unknown, unless it is a key created on another instance a moment ago).
+const UNKNOWN_CAPACITY: usize = 100_000;
+const UNKNOWN_TTL: Duration = Duration::from_secs(60);
+/// Lookups per second (and burst) for hashes that no key of the database has: a flood of random
+/// keys costs at most this much of the database.
+const UNKNOWN_LOOKUPS_PER_SEC: u32 = 50;
+const UNKNOWN_LOOKUPS_BURST: u32 = 200;
+
 /// Keys by token hash, and the last-use times waiting to be written.
 pub struct KeyCache {
     slots: Slots<CachedKey>,
+    /// Hashes the database did not have.
+    unknown: Slots<()>,
+    /// The first 64 bits of every key hash in the database, once loaded (and kept current by the
+    /// live follower and local creations): a hash not in it needs a lookup only within a budget.
+    known: std::sync::RwLock<std::collections::HashSet<u64>>,
+    known_ready: std::sync::atomic::AtomicBool,
+    budget: governor::DefaultDirectRateLimiter,
+    lookups: std::sync::atomic::AtomicU64,
+    refused_unlooked: std::sync::atomic::AtomicU64,
     /// Key id -> last use (Unix ms), flushed to the database in batches.
     last_used: DashMap<String, i64>,
+}
+
+/// The first 64 bits of a hex SHA-256.
+fn hash_prefix(hash: &str) -> u64 {
+    hash.get(..16).and_then(|h| u64::from_str_radix(h, 16).ok()).unwrap_or(0)
 }
 
 impl std::fmt::Debug for KeyCache {
@@ -102,7 +125,41 @@ impl std::fmt::Debug for KeyCache {
 
 impl KeyCache {
     fn new() -> Self {
-        Self { slots: Slots::new(CACHE_TTL, CACHE_CAPACITY), last_used: DashMap::new() }
+        let per_sec = std::num::NonZeroU32::new(UNKNOWN_LOOKUPS_PER_SEC).unwrap_or(std::num::NonZeroU32::MIN);
+        let burst = std::num::NonZeroU32::new(UNKNOWN_LOOKUPS_BURST).unwrap_or(std::num::NonZeroU32::MIN);
+        Self {
+            slots: Slots::new(CACHE_TTL, CACHE_CAPACITY),
+            unknown: Slots::new(UNKNOWN_TTL, UNKNOWN_CAPACITY),
+            known: std::sync::RwLock::new(std::collections::HashSet::new()),
+            known_ready: std::sync::atomic::AtomicBool::new(false),
+            budget: governor::RateLimiter::direct(governor::Quota::per_second(per_sec).allow_burst(burst)),
+            lookups: std::sync::atomic::AtomicU64::new(0),
+            refused_unlooked: std::sync::atomic::AtomicU64::new(0),
+            last_used: DashMap::new(),
+        }
+    }
+
+    fn learn(&self, hash: &str) {
+        let mut known = match self.known.write() {
+            Ok(known) => known,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        known.insert(hash_prefix(hash));
+        drop(known);
+        self.unknown.invalidate(hash);
+    }
+
+    /// Whether a hash is worth a database lookup: any hash while the known set is not loaded, a
+    /// known one always, an unknown one within the budget.
+    fn worth_a_lookup(&self, hash: &str) -> bool {
+        if !self.known_ready.load(std::sync::atomic::Ordering::Acquire) {
+            return true;
+        }
+        let known = match self.known.read() {
+            Ok(known) => known.contains(&hash_prefix(hash)),
+            Err(poisoned) => poisoned.into_inner().contains(&hash_prefix(hash)),
+        };
+        known || self.budget.check().is_ok()
     }
 
     /// Whether a changed `api_key` record still says what the cached entry says (revocation,
@@ -125,6 +182,11 @@ impl Follower for KeyCache {
     }
 
     fn changed(&self, action: Action, record: &serde_json::Value) {
+        if let Some(hash) = record.get("hash").and_then(|h| h.as_str())
+            && !matches!(action, Action::Delete)
+        {
+            self.learn(hash);
+        }
         match record.get("hash").and_then(|h| h.as_str()) {
             // `last_used_at` is written every few seconds: such updates change nothing cached.
             Some(hash) if !matches!(action, Action::Delete) && self.matches(hash, record) => {}
@@ -230,6 +292,25 @@ impl ApiKeys {
         self.cache.slots.len()
     }
 
+    /// Loads the hashes of every key in the database (64 bits each), after which a flood of
+    /// unknown keys costs at most the lookup budget. Until it has run, every unknown key is looked
+    /// up (and remembered as unknown).
+    pub async fn load_known(&self) -> Result<usize, ServiceError> {
+        let mut response = self.db.query("SELECT VALUE hash FROM api_key").await?;
+        let hashes: Vec<String> = response.take(0)?;
+        for hash in &hashes {
+            self.cache.learn(hash);
+        }
+        self.cache.known_ready.store(true, std::sync::atomic::Ordering::Release);
+        Ok(hashes.len())
+    }
+
+    /// Database lookups of presented keys, and unknown keys refused without one (over budget).
+    pub fn lookup_counts(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (self.cache.lookups.load(Relaxed), self.cache.refused_unlooked.load(Relaxed))
+    }
+
     pub async fn create(&self, ws: &WorkspaceId, input: NewApiKey) -> Result<CreatedApiKey, ServiceError> {
         let name = parse_name(&input.name)?;
         let now = now_ms();
@@ -254,6 +335,7 @@ impl ApiKeys {
             .bind(("rate_limit", rate_limit.map(i64::from)))
             .await?
             .check()?;
+        self.cache.learn(&token.hash);
         let key = ApiKeyView {
             id,
             name,
@@ -323,10 +405,19 @@ impl ApiKeys {
         let hash = token.hash();
         let key = match self.cache.slots.get(&hash) {
             Some(key) => key,
-            None => match tokio::time::timeout(crate::server::platform::db::CALL_TIMEOUT, self.load(hash)).await {
-                Ok(loaded) => loaded?,
-                Err(_) => return Err(KeyError::Service(ServiceError::Unavailable)),
-            },
+            None => {
+                if self.cache.unknown.get(&hash).is_some() {
+                    return Err(KeyRejection::Unknown.into());
+                }
+                if !self.cache.worth_a_lookup(&hash) {
+                    self.cache.refused_unlooked.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    return Err(KeyRejection::Unknown.into());
+                }
+                match tokio::time::timeout(crate::server::platform::db::CALL_TIMEOUT, self.load(hash)).await {
+                    Ok(loaded) => loaded?,
+                    Err(_) => return Err(KeyError::Service(ServiceError::Unavailable)),
+                }
+            }
         };
         if key.revoked {
             return Err(KeyRejection::Revoked.into());
@@ -348,13 +439,18 @@ impl ApiKeys {
             rate_limit_per_min: Option<i64>,
         }
         let seen = self.cache.slots.generation();
+        let unknown_seen = self.cache.unknown.generation();
+        self.cache.lookups.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut response = self
             .db
             .query("SELECT record::id(id) AS id, name, workspace, expires_at, revoked_at, rate_limit_per_min FROM api_key WHERE hash = $hash LIMIT 1")
             .bind(("hash", hash.clone()))
             .await
             .map_err(ServiceError::from)?;
-        let row = response.take::<Option<KeyRow>>(0).map_err(ServiceError::from)?.ok_or(KeyRejection::Unknown)?;
+        let Some(row) = response.take::<Option<KeyRow>>(0).map_err(ServiceError::from)? else {
+            self.cache.unknown.put(hash, (), unknown_seen);
+            return Err(KeyRejection::Unknown.into());
+        };
         let key = CachedKey {
             id: row.id,
             name: row.name,
