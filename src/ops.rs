@@ -28,10 +28,17 @@ async fn readyz(State(state): State<AppState>) -> Response {
 }
 
 async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    if let Some(token) = &state.settings.metrics_token {
-        let presented = crate::bearer::bearer(&headers).unwrap_or_default();
-        if !constant_time_eq(presented.as_bytes(), token.expose()) {
-            return (StatusCode::UNAUTHORIZED, "metrics need the METRICS_TOKEN bearer token").into_response();
+    match &state.settings.metrics_token {
+        Some(token) => {
+            let presented = crate::bearer::bearer(&headers).unwrap_or_default();
+            if !constant_time_eq(presented.as_bytes(), token.expose()) {
+                return (StatusCode::UNAUTHORIZED, "metrics need the METRICS_TOKEN bearer token").into_response();
+            }
+        }
+        None if state.settings.metrics_public => {}
+        None => {
+            return (StatusCode::FORBIDDEN, "metrics are closed: set METRICS_TOKEN (or METRICS_PUBLIC=true)")
+                .into_response();
         }
     }
     let body = app::server::platform::metrics::exposition(&state);

@@ -50,11 +50,11 @@ test('the usage tab shows the calls just made, and a chart', async ({ page }) =>
   await expect(page.locator('svg[data-testid="usage-chart"] rect[fill]').first()).toBeVisible();
 
   // Filters work as a plain GET form.
-  await page.getByLabel('Route').selectOption('messages');
+  await page.locator('select[name="route"]').selectOption('messages');
   await page.getByRole('button', { name: 'Filter' }).click();
   await expect(page.getByTestId('request-count')).toContainText('1 matching requests');
   await expect(log.getByRole('row').filter({ hasText: 'messages' })).toHaveCount(1);
-  await page.getByLabel('Route').selectOption('');
+  await page.locator('select[name="route"]').selectOption('');
   await page.getByLabel('Status').selectOption('error');
   await page.getByRole('button', { name: 'Filter' }).click();
   await expect(page.getByTestId('request-count')).toContainText('0 matching requests');

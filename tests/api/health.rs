@@ -27,3 +27,34 @@ async fn unknown_page_is_404() {
     let response = app.client.get(app.url("/no-such-page")).send().await.unwrap();
     assert_eq!(response.status(), 404);
 }
+
+/// `/metrics` is closed unless a token is set (then it takes only that token) or it is made
+/// public on purpose.
+#[tokio::test]
+async fn metrics_are_closed_by_default() {
+    let app = spawn_app().await;
+    let closed = app.client.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(closed.status(), 403);
+    assert!(closed.text().await.unwrap().contains("METRICS_TOKEN"));
+
+    let mut options = Options::default();
+    options.settings.metrics_token = Some(app::server::platform::secret::SecretBytes::new(b"scrape-token-1".to_vec()));
+    let guarded = spawn_app_with(options).await;
+    let scrape = |token: Option<&'static str>| {
+        let mut request = guarded.client.get(guarded.url("/metrics"));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send()
+    };
+    assert_eq!(scrape(None).await.unwrap().status(), 401);
+    assert_eq!(scrape(Some("scrape-token-2")).await.unwrap().status(), 401);
+    let open = scrape(Some("scrape-token-1")).await.unwrap();
+    assert_eq!(open.status(), 200);
+    assert!(open.text().await.unwrap().contains("perpetuo_requests_total"));
+
+    let mut options = Options::default();
+    options.settings.metrics_public = true;
+    let public = spawn_app_with(options).await;
+    assert_eq!(public.client.get(public.url("/metrics")).send().await.unwrap().status(), 200);
+}

@@ -221,6 +221,7 @@ async fn kill_9_in_the_middle_of_a_burst_loses_no_answered_record() {
 async fn a_full_spool_refuses_new_calls_until_the_database_catches_up() {
     let mut options = Options::default();
     options.settings.usage_spool_max_bytes = 8 * 1024;
+    options.settings.metrics_public = true;
     let gw = Gateway::start(options).await;
     let mock = Mock::start(Flavor::OpenAi).await;
     gw.provider("P", "openai_compatible", &mock.base_url(), 1).await;

@@ -356,7 +356,9 @@ async fn app_signin(gw: &Gateway, client: &reqwest::Client) {
 
 #[tokio::test]
 async fn metrics_parse_and_move() {
-    let gw = Gateway::start(Options::default()).await;
+    let mut options = Options::default();
+    options.settings.metrics_public = true;
+    let gw = Gateway::start(options).await;
     let mock = Mock::start(Flavor::OpenAi).await;
     gw.provider("OpenAI", "openai", &mock.base_url(), 1).await;
     let scrape = || async { gw.app.client.get(gw.app.url("/metrics")).send().await.unwrap().text().await.unwrap() };

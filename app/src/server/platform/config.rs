@@ -111,6 +111,9 @@ pub struct Settings {
     pub prices_file: Option<PathBuf>,
     /// When set, `GET /metrics` needs `Authorization: Bearer <token>`.
     pub metrics_token: Option<SecretBytes>,
+    /// `METRICS_PUBLIC=true`: `/metrics` without a token. Otherwise, without `METRICS_TOKEN`,
+    /// `/metrics` is closed.
+    pub metrics_public: bool,
 }
 
 /// A setting that cannot be used: its message names the variable and the fix.
@@ -288,6 +291,7 @@ impl Settings {
             usage_spool_max_bytes,
             prices_file: get("PRICES_FILE").map(PathBuf::from),
             metrics_token: get("METRICS_TOKEN").map(|t| SecretBytes::new(t.into_bytes())),
+            metrics_public: parse_bool(get("METRICS_PUBLIC"), "METRICS_PUBLIC", false)?,
         })
     }
 
@@ -307,7 +311,11 @@ impl Settings {
                 format!("{} as {}", url, self.database_user.as_deref().unwrap_or("(no user)"))
             }
         };
-        let metrics = if self.metrics_token.is_some() { "METRICS_TOKEN required" } else { "public" };
+        let metrics = match (&self.metrics_token, self.metrics_public) {
+            (Some(_), _) => "METRICS_TOKEN required",
+            (None, true) => "public",
+            (None, false) => "closed (set METRICS_TOKEN or METRICS_PUBLIC=true)",
+        };
         let spool = self
             .usage_spool_dir
             .as_ref()

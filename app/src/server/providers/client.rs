@@ -40,6 +40,21 @@ pub fn is_public(ip: IpAddr) -> bool {
     }
 }
 
+/// Link-local and cloud metadata addresses (169.254.0.0/16, fe80::/10, fd00:ec2::254): never an
+/// LLM provider, and where a cloud machine's credentials live. Refused even when private upstreams
+/// are allowed.
+pub fn is_never_allowed(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_link_local(),
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return v4.is_link_local();
+            }
+            (v6.segments()[0] & 0xffc0) == 0xfe80 || v6 == std::net::Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254)
+        }
+    }
+}
+
 fn is_public_v4(v4: Ipv4Addr) -> bool {
     let [a, b, ..] = v4.octets();
     !(v4.is_loopback()
@@ -56,26 +71,36 @@ fn is_public_v4(v4: Ipv4Addr) -> bool {
         || a >= 240)
 }
 
-/// A resolver that refuses any name with a non-public answer.
+/// A resolver that refuses names with a link-local or metadata answer, and, unless private
+/// upstreams are allowed, any non-public answer.
 #[derive(Debug, Clone, Default)]
-struct PublicOnlyResolver;
+struct GuardedResolver {
+    allow_private: bool,
+}
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-async fn resolve_public(host: String) -> Result<Addrs, BoxError> {
+async fn resolve_guarded(host: String, allow_private: bool) -> Result<Addrs, BoxError> {
     let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
     if addrs.is_empty() {
         return Err(format!("{host} did not resolve").into());
     }
-    if addrs.iter().any(|a| !is_public(a.ip())) {
+    if addrs.iter().any(|a| is_never_allowed(a.ip())) {
+        return Err(format!("{host} resolves to a link-local or metadata address, which is never allowed").into());
+    }
+    if !allow_private && addrs.iter().any(|a| !is_public(a.ip())) {
         return Err(format!("{host} resolves to a private or local address, which is not allowed").into());
     }
     Ok(Box::new(addrs.into_iter()))
 }
 
-impl Resolve for PublicOnlyResolver {
+async fn resolve_public(host: String) -> Result<Addrs, BoxError> {
+    resolve_guarded(host, false).await
+}
+
+impl Resolve for GuardedResolver {
     fn resolve(&self, name: Name) -> Resolving {
-        Box::pin(resolve_public(name.as_str().to_owned()))
+        Box::pin(resolve_guarded(name.as_str().to_owned(), self.allow_private))
     }
 }
 
@@ -90,9 +115,7 @@ pub fn build_client(settings: &UpstreamSettings) -> Result<reqwest::Client, Serv
         .no_proxy()
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("perpetuo/", env!("CARGO_PKG_VERSION")));
-    if !settings.allow_private {
-        builder = builder.dns_resolver(Arc::new(PublicOnlyResolver));
-    }
+    builder = builder.dns_resolver(Arc::new(GuardedResolver { allow_private: settings.allow_private }));
     builder.build().map_err(|e| ServiceError::Internal(format!("http client: {e}")))
 }
 
@@ -125,6 +148,14 @@ impl BaseUrl {
             return Err(invalid("must not have a query string or fragment"));
         }
         let host = url.host().ok_or_else(|| invalid("needs a host"))?;
+        let literal_ip = match host {
+            url::Host::Ipv4(v4) => Some(IpAddr::V4(v4)),
+            url::Host::Ipv6(v6) => Some(IpAddr::V6(v6)),
+            url::Host::Domain(_) => None,
+        };
+        if literal_ip.is_some_and(is_never_allowed) {
+            return Err(invalid("points at a link-local or cloud metadata address, which is never allowed"));
+        }
         if !allow_private {
             let literal = match host {
                 url::Host::Ipv4(v4) => Some(IpAddr::V4(v4)),
@@ -322,6 +353,15 @@ mod tests {
             assert!(BaseUrl::parse(bad, false).is_err(), "accepted {bad}");
         }
         assert!(BaseUrl::parse("http://127.0.0.1:11434/v1", true).is_ok());
+        for metadata in [
+            "http://169.254.169.254/latest",
+            "http://[fd00:ec2::254]/",
+            "http://[fe80::1]/v1",
+            "http://[::ffff:169.254.1.1]/",
+        ] {
+            assert!(BaseUrl::parse(metadata, true).is_err(), "allowed {metadata} with private upstreams on");
+        }
+        assert!(is_never_allowed("169.254.0.1".parse().unwrap()) && !is_never_allowed("10.0.0.1".parse().unwrap()));
         assert!(BaseUrl::parse("ftp://127.0.0.1", true).is_err());
     }
 
