@@ -5,7 +5,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 
 use axum::Router;
-use axum::middleware::{from_fn, from_fn_with_state};
+use axum::middleware::from_fn_with_state;
 use leptos::config::LeptosOptions;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -104,7 +104,7 @@ impl Application {
             .nest("/v1", crate::gateway::router(state.settings.max_body_bytes))
             .merge(crate::dashboard::router(&state, sessions))
             .layer(from_fn_with_state(state.clone(), crate::ratelimit::ip_limit))
-            .layer(from_fn(crate::dashboard::guards::security_headers))
+            .layer(from_fn_with_state(state.clone(), crate::dashboard::guards::security_headers))
             .layer(TraceLayer::new_for_http().make_span_with(|request: &http::Request<axum::body::Body>| {
                 // The path only: query strings may carry things that do not belong in logs.
                 tracing::info_span!("http", method = %request.method(), path = %request.uri().path())

@@ -1,12 +1,13 @@
 //! The dashboard's guards: cross-site form posts are refused, signed-out visitors are sent to sign-in
 //! (and signed-in ones away from it), and every response gets the basic security headers.
 
-use axum::extract::Request;
+use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use http::{HeaderValue, Method, StatusCode, header};
 use tower_sessions::Session;
 
+use app::server::AppState;
 use app::server::accounts::sessions::USER_ID;
 
 /// Pages that need a signed-in session.
@@ -68,12 +69,26 @@ pub async fn page_guard(session: Session, request: Request, next: Next) -> Respo
     next.run(request).await
 }
 
-/// Headers every response carries.
-pub async fn security_headers(request: Request, next: Next) -> Response {
+/// Headers every response carries: no sniffing, no framing (also as CSP `frame-ancestors`), no
+/// plugins or foreign `<base>`/form targets; `Cache-Control: no-store` on pages and API answers
+/// (they carry personal data, and a new key once), not on the static files; HSTS when the public
+/// address is https.
+pub async fn security_headers(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let cacheable = request.uri().path().starts_with("/pkg/") || request.uri().path() == "/favicon.ico";
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
     headers.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
     headers.insert("x-frame-options", HeaderValue::from_static("DENY"));
     headers.insert("referrer-policy", HeaderValue::from_static("same-origin"));
+    headers.insert(
+        "content-security-policy",
+        HeaderValue::from_static("frame-ancestors 'none'; object-src 'none'; base-uri 'self'; form-action 'self'"),
+    );
+    if !cacheable && !headers.contains_key(http::header::CACHE_CONTROL) {
+        headers.insert(http::header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    if state.settings.secure_cookies {
+        headers.insert("strict-transport-security", HeaderValue::from_static("max-age=31536000; includeSubDomains"));
+    }
     response
 }

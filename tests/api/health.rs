@@ -58,3 +58,22 @@ async fn metrics_are_closed_by_default() {
     let public = spawn_app_with(options).await;
     assert_eq!(public.client.get(public.url("/metrics")).send().await.unwrap().status(), 200);
 }
+
+/// Pages and API answers are never cached and never framed; HSTS only behind an https address.
+#[tokio::test]
+async fn security_headers_on_pages_and_answers() {
+    let app = spawn_app().await;
+    for path in ["/signin", "/api/v1/nope", "/healthz"] {
+        let response = app.client.get(app.url(path)).send().await.unwrap();
+        let headers = response.headers();
+        assert_eq!(headers["cache-control"], "no-store", "{path}");
+        assert!(headers["content-security-policy"].to_str().unwrap().contains("frame-ancestors 'none'"), "{path}");
+        assert_eq!(headers["x-frame-options"], "DENY");
+        assert!(!headers.contains_key("strict-transport-security"), "plain http: no HSTS");
+    }
+    let mut options = Options::default();
+    options.settings.secure_cookies = true;
+    let https = spawn_app_with(options).await;
+    let response = https.client.get(https.url("/healthz")).send().await.unwrap();
+    assert!(response.headers()["strict-transport-security"].to_str().unwrap().starts_with("max-age="));
+}

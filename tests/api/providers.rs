@@ -102,6 +102,40 @@ async fn private_upstreams_are_refused_unless_allowed() {
     }
 }
 
+/// Even where private upstreams are allowed (self-hosted models), link-local and cloud metadata
+/// addresses are not: that is where a cloud machine keeps its credentials.
+#[tokio::test]
+async fn metadata_addresses_are_refused_even_with_private_upstreams() {
+    let app = spawn_app().await;
+    assert!(app.state.settings.upstream.allow_private);
+    let (token, _, _) = app.api_signup(&email("metadata")).await;
+    for url in ["http://169.254.169.254/latest", "http://[fd00:ec2::254]", "http://[fe80::1]:8080/v1"] {
+        let response = app
+            .post_json(
+                "/api/v1/providers",
+                Some(&token),
+                &json!({"label": "x", "kind": "openai_compatible", "base_url": url, "api_key": "k"}),
+            )
+            .await;
+        let body = api_error(response, 400).await;
+        assert!(
+            body["error"]["message"].as_str().unwrap().contains("not even with ALLOW_PRIVATE_UPSTREAMS"),
+            "{url}: {body}"
+        );
+    }
+    assert_eq!(
+        app.post_json(
+            "/api/v1/providers",
+            Some(&token),
+            &json!({"label": "local", "kind": "openai_compatible", "base_url": "http://127.0.0.1:11434/v1", "api_key": "k"}),
+        )
+        .await
+        .status(),
+        201,
+        "loopback stays allowed for self-hosted models"
+    );
+}
+
 #[tokio::test]
 async fn editing_without_a_new_key_keeps_the_old_one() {
     let app = spawn_app().await;
@@ -296,10 +330,16 @@ async fn dashboard_create_edit_and_test_without_js() {
 
     let response = app.post_form(&client, "/fn/test_provider", "/providers", &[("id", &id)]).await;
     let back = location(&response);
-    assert!(back.starts_with("/providers?tested="), "{back}");
+    assert_eq!(back, "/providers?tested=1", "nothing of the result in the address");
     let page = client.get(app.url(&back)).send().await.unwrap().text().await.unwrap();
     assert!(page.contains("Connected: the provider lists 2 models."), "result shown without JS");
     assert!(!page.contains(VALID_KEY));
+    let again = client.get(app.url(&back)).send().await.unwrap().text().await.unwrap();
+    assert!(!again.contains("Connected: the provider lists"), "shown once");
+    // A crafted link cannot make the dashboard say anything.
+    let crafted = "/providers?tested=1&ok=1&message=Your%20account%20is%20locked%2C%20call%20us";
+    let page = client.get(app.url(crafted)).send().await.unwrap().text().await.unwrap();
+    assert!(!page.contains("Your account is locked"), "the address's words are not shown");
 
     // Edit with an empty key field: the key stays.
     app.post_form(

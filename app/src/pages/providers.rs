@@ -2,10 +2,11 @@
 
 use leptos::prelude::*;
 use leptos_meta::Title;
-use leptos_router::hooks::use_query_map;
 
 use crate::components::form::{FormError, action_error, reset_on_success};
-use crate::server_fns::providers::{CreateProvider, DeleteProvider, TestProvider, UpdateProvider, list_providers};
+use crate::server_fns::providers::{
+    CreateProvider, DeleteProvider, TestProvider, UpdateProvider, list_providers, take_test_result,
+};
 use crate::types::{KeyStatus, ProviderKind, ProviderView, format_ts};
 
 #[component]
@@ -22,14 +23,12 @@ pub fn ProvidersPage() -> impl IntoView {
     let errors = [action_error(create), action_error(update), action_error(delete), action_error(test)];
     let error = Signal::derive(move || errors.iter().find_map(|e| e.get()));
 
-    // A test result comes from the action (hydrated page) or from the address (no JavaScript).
-    let query = use_query_map();
+    // A test result comes from the action (hydrated page) or, posted without JavaScript, through
+    // the session (never from the address: a link must not put words in the page).
+    let stashed = OnceResource::new(take_test_result());
     let test_result = Signal::derive(move || match test.value().get() {
         Some(Ok(result)) => Some((result.ok, result.message)),
-        _ => {
-            let q = query.get();
-            q.get("tested").map(|_| (q.get("ok").as_deref() == Some("1"), q.get("message").unwrap_or_default()))
-        }
+        _ => stashed.get().and_then(Result::ok).flatten(),
     });
 
     view! {
@@ -37,11 +36,13 @@ pub fn ProvidersPage() -> impl IntoView {
         <h1>"Providers"</h1>
         <p class="muted">"Your own accounts at LLM providers. Requests try enabled providers in priority order (lower first) and fall back to the next on failure."</p>
         <FormError message=error/>
-        <Show when=move || test_result.get().is_some()>
-            {move || test_result.get().map(|(ok, message)| view! {
-                <p role="status" class=if ok { "form-ok" } else { "form-error" } data-testid="test-result">{message}</p>
-            })}
-        </Show>
+        <Suspense fallback=|| ()>
+            <Show when=move || test_result.get().is_some()>
+                {move || test_result.get().map(|(ok, message)| view! {
+                    <p role="status" class=if ok { "form-ok" } else { "form-error" } data-testid="test-result">{message}</p>
+                })}
+            </Show>
+        </Suspense>
         <Transition fallback=|| view! { <p>"Loading…"</p> }>
             {move || Suspend::new(async move {
                 match providers.await {

@@ -86,6 +86,21 @@ pub async fn take_created_key(state: &AppState) -> Result<Option<crate::types::C
     Ok(serde_json::from_slice(plain.expose()).ok())
 }
 
+const TEST_RESULT: &str = "provider_test";
+
+/// Keeps a provider test's outcome for the next page render (a form post without JavaScript):
+/// through the session, so no link can make the page show words of its own.
+pub async fn stash_test_result(result: &crate::types::ProviderTestResult) -> Result<(), AppError> {
+    let session = session().await?;
+    session.insert(TEST_RESULT, (result.ok, result.message.clone())).await.map_err(session_error)
+}
+
+/// Takes the stashed test outcome out of the session (so it shows once).
+pub async fn take_test_result() -> Result<Option<(bool, String)>, AppError> {
+    let session = session().await?;
+    session.remove::<(bool, String)>(TEST_RESULT).await.map_err(session_error)
+}
+
 /// The client address the rate-limit layer settled on.
 pub fn client_ip() -> IpAddr {
     use_context::<http::request::Parts>()

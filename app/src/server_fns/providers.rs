@@ -114,15 +114,20 @@ pub async fn delete_provider(id: String) -> Result<(), AppError> {
 }
 
 /// Calls the provider's model list with the stored key. Without JavaScript the result comes back
-/// in the page address (it holds no secret: provider messages are scrubbed of the key).
+/// through the session, shown once on the next render of the page.
 #[server(prefix = "/fn", endpoint = "test_provider")]
 pub async fn test_provider(id: String) -> Result<ProviderTestResult, AppError> {
     let (state, ws) = ctx::workspace_scope().await?;
     let result = state.providers().test(&ws, &id).await?;
     if ctx::is_plain_form_post() {
-        let query =
-            [("tested", id.as_str()), ("ok", if result.ok { "1" } else { "0" }), ("message", result.message.as_str())];
-        leptos_axum::redirect(&format!("/providers?{}", crate::types::query_string(&query)));
+        ctx::stash_test_result(&result).await?;
+        leptos_axum::redirect("/providers?tested=1");
     }
     Ok(result)
+}
+
+/// The outcome of a "Test" posted without JavaScript, once.
+#[server(prefix = "/fn", endpoint = "take_test_result")]
+pub async fn take_test_result() -> Result<Option<(bool, String)>, AppError> {
+    ctx::take_test_result().await
 }

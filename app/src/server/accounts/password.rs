@@ -25,6 +25,26 @@ impl Password {
     }
 }
 
+/// Argon2 runs at most this many at once (19 MiB each): a burst of sign-ins waits its turn instead
+/// of taking gigabytes. Twice the cores keeps them busy.
+fn permits() -> &'static tokio::sync::Semaphore {
+    static PERMITS: OnceLock<tokio::sync::Semaphore> = OnceLock::new();
+    PERMITS.get_or_init(|| tokio::sync::Semaphore::new(max_concurrent()))
+}
+
+/// Runs one Argon2 computation on the blocking pool, within the concurrency cap.
+async fn bounded<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, ServiceError> {
+    let _permit =
+        permits().acquire().await.map_err(|_| ServiceError::Internal("password hashing is shut down".into()))?;
+    tokio::task::spawn_blocking(work).await.map_err(|e| ServiceError::Internal(format!("hashing task failed: {e}")))
+}
+
+/// How many Argon2 computations may run at once.
+pub fn max_concurrent() -> usize {
+    let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
+    (2 * cores).clamp(2, 64)
+}
+
 fn hasher() -> Result<Argon2<'static>, ServiceError> {
     let params = Params::new(19_456, 2, 1, None).map_err(|e| ServiceError::Internal(format!("argon2 params: {e}")))?;
     Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
@@ -32,9 +52,7 @@ fn hasher() -> Result<Argon2<'static>, ServiceError> {
 
 /// Hashes a password to a PHC string with a fresh random salt.
 async fn hash(password: SecretBytes) -> Result<String, ServiceError> {
-    tokio::task::spawn_blocking(move || hash_blocking(password.expose()))
-        .await
-        .map_err(|e| ServiceError::Internal(format!("hashing task failed: {e}")))?
+    bounded(move || hash_blocking(password.expose())).await?
 }
 
 fn hash_blocking(password: &[u8]) -> Result<String, ServiceError> {
@@ -51,7 +69,7 @@ pub async fn verify(password: Option<Password>, stored: Option<String>) -> Resul
     let _ = VERIFICATIONS.try_with(|count| count.set(count.get() + 1));
     let known = stored.is_some() && password.is_some();
     let password = password.map_or_else(|| SecretBytes::new(b"not a password".to_vec()), |p| p.0);
-    tokio::task::spawn_blocking(move || {
+    bounded(move || {
         let phc = match stored {
             Some(phc) => phc,
             None => dummy_hash()?.to_owned(),
@@ -64,8 +82,7 @@ pub async fn verify(password: Option<Password>, stored: Option<String>) -> Resul
             Err(e) => Err(ServiceError::Internal(format!("argon2 verify: {e}"))),
         }
     })
-    .await
-    .map_err(|e| ServiceError::Internal(format!("hashing task failed: {e}")))?
+    .await?
 }
 
 #[cfg(test)]
@@ -86,6 +103,29 @@ fn dummy_hash() -> Result<&'static str, ServiceError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn argon2_runs_within_its_concurrency_cap() {
+        let running = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let peak = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let tasks: Vec<_> = (0..max_concurrent() * 4)
+            .map(|_| {
+                let (running, peak) = (std::sync::Arc::clone(&running), std::sync::Arc::clone(&peak));
+                tokio::spawn(bounded(move || {
+                    use std::sync::atomic::Ordering::SeqCst;
+                    let now = running.fetch_add(1, SeqCst) + 1;
+                    peak.fetch_max(now, SeqCst);
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                    running.fetch_sub(1, SeqCst);
+                }))
+            })
+            .collect();
+        for task in tasks {
+            assert!(task.await.is_ok_and(|r| r.is_ok()));
+        }
+        let peak = peak.load(std::sync::atomic::Ordering::SeqCst);
+        assert!(peak <= max_concurrent() && peak >= 1, "{peak} at once, cap {}", max_concurrent());
+    }
 
     fn secret(s: &str) -> Option<Password> {
         Password::parse(s).ok()

@@ -154,7 +154,9 @@ impl BaseUrl {
             url::Host::Domain(_) => None,
         };
         if literal_ip.is_some_and(is_never_allowed) {
-            return Err(invalid("points at a link-local or cloud metadata address, which is never allowed"));
+            return Err(invalid(
+                "points at a link-local or cloud metadata address, which is not allowed (not even with ALLOW_PRIVATE_UPSTREAMS=true)",
+            ));
         }
         if !allow_private {
             let literal = match host {
