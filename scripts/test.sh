@@ -39,4 +39,7 @@ scripts/build-site.sh
 step "playwright (headless chromium)"
 (cd end2end && PERPETUO_BIN="$CARGO_TARGET_DIR/debug/perpetuo" LEPTOS_SITE_ROOT="$CARGO_TARGET_DIR/site" npx playwright test)
 
+step "fault soak, short form (2000 requests on the debug build; bench/soak.sh runs 10,000 on release)"
+SOAK_PROFILE=debug bench/soak.sh 2000 16
+
 step "all tests passed"
