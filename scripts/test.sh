@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every check and test: formatting, clippy (server and browser builds), all cargo tests, then
-# the Playwright suite in headless chromium against a freshly built Perpetuo. Installs missing
+# the Playwright suite in headless chromium against a freshly built Perpetuo, then a short fault
+# soak (bench/soak.sh). Installs missing
 # tools first (scripts/setup.sh). Set CARGO_TARGET_DIR to reuse a build cache.
 set -euo pipefail
 cd "$(dirname "$0")/.."
