@@ -129,8 +129,14 @@ fn chat_events() -> Vec<String> {
 fn message_events() -> Vec<String> {
     let event = |name: &str, data: &str| format!("event: {name}\ndata: {data}\n\n");
     let mut events = vec![
-        event("message_start", r#"{"type":"message_start","message":{"id":"msg_f","type":"message","role":"assistant","model":"m","content":[],"stop_reason":null,"usage":{"input_tokens":12,"output_tokens":1}}}"#),
-        event("content_block_start", r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#),
+        event(
+            "message_start",
+            r#"{"type":"message_start","message":{"id":"msg_f","type":"message","role":"assistant","model":"m","content":[],"stop_reason":null,"usage":{"input_tokens":12,"output_tokens":1}}}"#,
+        ),
+        event(
+            "content_block_start",
+            r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#,
+        ),
     ];
     for word in ["Hello", " from", " a", " faulty", " mock"] {
         events.push(event(
@@ -139,7 +145,10 @@ fn message_events() -> Vec<String> {
         ));
     }
     events.push(event("content_block_stop", r#"{"type":"content_block_stop","index":0}"#));
-    events.push(event("message_delta", r#"{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":8}}"#));
+    events.push(event(
+        "message_delta",
+        r#"{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":8}}"#,
+    ));
     events.push(event("message_stop", r#"{"type":"message_stop"}"#));
     events
 }
@@ -150,7 +159,10 @@ fn response_events() -> Vec<String> {
         n += 1;
         format!("event: {name}\ndata: {{\"type\":\"{name}\",\"sequence_number\":{},{data}}}\n\n", n - 1)
     };
-    let mut events = vec![event("response.created", r#""response":{"id":"r","object":"response","status":"in_progress","output":[]}"#)];
+    let mut events = vec![event(
+        "response.created",
+        r#""response":{"id":"r","object":"response","status":"in_progress","output":[]}"#,
+    )];
     for word in ["Hello", " from", " a", " faulty", " mock"] {
         events.push(event(
             "response.output_text.delta",
@@ -209,12 +221,19 @@ async fn answer(faults: Faults, wire: Wire, body: Bytes) -> Response {
         }
         Some(Fault::Cut) if stream => sse(events, Duration::from_millis(2), Some(3)),
         Some(Fault::Cut) => {
-            let stream = futures::stream::iter([Ok(Bytes::from_static(b"{\"id\":\"c\",\"choi")), Err(std::io::Error::other("cut"))]);
+            let stream = futures::stream::iter([
+                Ok(Bytes::from_static(b"{\"id\":\"c\",\"choi")),
+                Err(std::io::Error::other("cut")),
+            ]);
             ([("content-type", "application/json")], Body::from_stream(stream)).into_response()
         }
-        Some(Fault::Garbage) if stream => sse(vec!["data: {not json at all\n\n".into(), "data: [DONE]\n\n".into()], Duration::ZERO, None),
+        Some(Fault::Garbage) if stream => {
+            sse(vec!["data: {not json at all\n\n".into(), "data: [DONE]\n\n".into()], Duration::ZERO, None)
+        }
         Some(Fault::Garbage) => ([("content-type", "application/json")], "{\"choices\": [oops").into_response(),
-        Some(Fault::EndlessBody) => endless(b"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", "application/json"),
+        Some(Fault::EndlessBody) => {
+            endless(b"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", "application/json")
+        }
         Some(Fault::EndlessLine) if stream => {
             let start = futures::stream::once(async { Ok::<_, std::io::Error>(Bytes::from_static(b"data: ")) });
             let rest = futures::stream::repeat_with(|| Ok(Bytes::from_static(&[b'y'; 4096])));
@@ -224,7 +243,10 @@ async fn answer(faults: Faults, wire: Wire, body: Bytes) -> Response {
         Some(Fault::Drip) if stream => sse(events, Duration::from_millis(20), None),
         Some(Fault::Drip) => ([("content-type", "application/json")], whole(wire)).into_response(),
         Some(Fault::EchoKey) => {
-            let body = format!(r#"{{"error":{{"message":"bad request for key {}","type":"invalid_request_error"}}}}"#, faults.key);
+            let body = format!(
+                r#"{{"error":{{"message":"bad request for key {}","type":"invalid_request_error"}}}}"#,
+                faults.key
+            );
             (StatusCode::BAD_REQUEST, [("content-type", "application/json")], body).into_response()
         }
     }
