@@ -47,3 +47,43 @@ test('duplicate sign-up says so', async ({ page }) => {
   await page.getByRole('button', { name: 'Create account' }).click();
   await expect(page.getByRole('alert')).toContainText('already exists');
 });
+
+test('change the password, then sign out everywhere', async ({ page, browser }) => {
+  const email = uniqueEmail('account');
+  await signUp(page, email);
+  // A second device, signed in with the same account.
+  const other = await browser.newPage();
+  await other.goto(`${baseUrl()}/signin`);
+  await hydrated(other);
+  await other.getByLabel('Email').fill(email);
+  await other.getByLabel('Password').fill(PASSWORD);
+  await other.getByRole('button', { name: 'Sign in' }).click();
+  await expect(other).toHaveURL(/\/providers$/);
+
+  await page.getByRole('link', { name: 'Workspaces' }).click();
+  await expect(page).toHaveURL(/\/workspaces$/);
+  await hydrated(page);
+  await page.getByLabel('Current password').fill('not the password');
+  await page.getByLabel('New password').fill('a new passphrase for the journey');
+  await page.getByRole('button', { name: 'Change password' }).click();
+  await expect(page.getByRole('alert')).toHaveText('The current password is not right.');
+  await page.getByLabel('Current password').fill(PASSWORD);
+  await page.getByLabel('New password').fill('a new passphrase for the journey');
+  await page.getByRole('button', { name: 'Change password' }).click();
+  await expect(page.getByTestId('account-notice')).toContainText('Password changed.');
+
+  // The other device is signed out; this one is not.
+  await other.goto(`${baseUrl()}/keys`);
+  await expect(other).toHaveURL(/\/signin$/);
+  await page.getByRole('link', { name: 'API keys' }).click();
+  await expect(page).toHaveURL(/\/keys$/);
+
+  // Sign out everywhere: this session ends too.
+  await page.getByRole('link', { name: 'Workspaces' }).click();
+  await hydrated(page);
+  await page.getByRole('button', { name: 'Sign out everywhere' }).click();
+  await expect(page).toHaveURL(/\/signin$/);
+  await page.goto(`${baseUrl()}/providers`);
+  await expect(page).toHaveURL(/\/signin$/);
+  await other.close();
+});

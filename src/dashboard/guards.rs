@@ -8,7 +8,6 @@ use http::{HeaderValue, Method, StatusCode, header};
 use tower_sessions::Session;
 
 use app::server::AppState;
-use app::server::accounts::sessions::USER_ID;
 
 /// Pages that need a signed-in session.
 const DASHBOARD_PAGES: &[&str] = &["/", "/providers", "/keys", "/usage", "/workspaces"];
@@ -51,13 +50,15 @@ fn is_cross_site(request: &Request) -> bool {
 
 /// Sends signed-out visitors of dashboard pages to `/signin`, and signed-in visitors of the
 /// sign-in pages to the dashboard. Runs inside the session layer.
-pub async fn page_guard(session: Session, request: Request, next: Next) -> Response {
+pub async fn page_guard(State(state): State<AppState>, session: Session, request: Request, next: Next) -> Response {
     if request.method() == Method::GET {
         let path = request.uri().path();
         let is_dashboard = DASHBOARD_PAGES.contains(&path);
         let is_auth = AUTH_PAGES.contains(&path);
         if is_dashboard || is_auth {
-            let signed_in = matches!(session.get::<String>(USER_ID).await, Ok(Some(_)));
+            // Checked, not just present: a session past its lifetime, or from before a sign-out
+            // everywhere, is ended here.
+            let signed_in = matches!(state.accounts().session_user(&session).await, Ok(Some(_)));
             if is_dashboard && !signed_in {
                 return Redirect::to("/signin").into_response();
             }

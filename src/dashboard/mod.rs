@@ -5,7 +5,7 @@ mod export;
 pub mod guards;
 
 use axum::Router;
-use axum::middleware::from_fn;
+use axum::middleware::{from_fn, from_fn_with_state};
 use axum::routing::get;
 use leptos_axum::{LeptosRoutes, generate_route_list};
 use tower_sessions::SessionManagerLayer;
@@ -21,7 +21,7 @@ pub fn router(state: &AppState, sessions: SessionManagerLayer<SurrealSessionStor
         .route("/usage/export.csv", get(export::usage_csv))
         .leptos_routes_with_context(state, routes, || {}, move || shell(options.clone()))
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
-        .layer(from_fn(guards::page_guard))
+        .layer(from_fn_with_state(state.clone(), guards::page_guard))
         .layer(sessions)
         .layer(from_fn(guards::same_origin))
 }

@@ -9,7 +9,9 @@ use app::server::platform::ratelimit::ClientIp;
 use app::server::{AppState, ServiceError};
 use app::types::{UserView, WorkspaceView};
 
+use super::extract::ApiAuth;
 use super::{ApiError, ApiJson, created};
+use http::StatusCode;
 
 #[derive(Deserialize)]
 pub struct Credentials {
@@ -39,7 +41,8 @@ pub async fn signup(
     ApiJson(body): ApiJson<Credentials>,
 ) -> Result<Response, ApiError> {
     let (user, workspace) = state.accounts().sign_up(ip.0, &body.email, &body.password).await?;
-    let (token, _) = state.jwt.issue(&user.id, &workspace.id)?;
+    let generation = state.accounts().generation(&user.id).await?;
+    let (token, _) = state.jwt.issue(&user.id, &workspace.id, generation)?;
     Ok(created(SignupResponse { user, workspace, token }))
 }
 
@@ -58,6 +61,34 @@ pub async fn token(
         None => state.accounts().default_workspace(&user.id).await?,
     };
     let view = state.workspaces().view(&workspace).await?;
-    let (token, expires_at) = state.jwt.issue(&user.id, workspace.as_str())?;
+    let generation = state.accounts().generation(&user.id).await?;
+    let (token, expires_at) = state.jwt.issue(&user.id, workspace.as_str(), generation)?;
     Ok(axum::Json(TokenResponse { token, expires_at, workspace: view }))
+}
+
+#[derive(Deserialize)]
+pub struct PasswordChange {
+    current_password: String,
+    new_password: String,
+}
+
+/// `POST /api/v1/auth/password`: the current password, then the new one; every other token and
+/// session ends, and a fresh token for this workspace comes back.
+pub async fn change_password(
+    State(state): State<AppState>,
+    Extension(ip): Extension<ClientIp>,
+    auth: ApiAuth,
+    ApiJson(body): ApiJson<PasswordChange>,
+) -> Result<axum::Json<TokenResponse>, ApiError> {
+    let generation =
+        state.accounts().change_password(ip.0, &auth.user_id, &body.current_password, &body.new_password).await?;
+    let view = state.workspaces().view(&auth.workspace).await?;
+    let (token, expires_at) = state.jwt.issue(&auth.user_id, auth.workspace.as_str(), generation)?;
+    Ok(axum::Json(TokenResponse { token, expires_at, workspace: view }))
+}
+
+/// `POST /api/v1/auth/signout-all`: every session and API token of the caller ends, this one too.
+pub async fn sign_out_everywhere(State(state): State<AppState>, auth: ApiAuth) -> Result<StatusCode, ApiError> {
+    state.accounts().sign_out_everywhere(&auth.user_id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -66,6 +66,10 @@ impl FromRequestParts<AppState> for ApiAuth {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let token = crate::bearer::bearer(&parts.headers).ok_or(ApiError(ServiceError::Unauthenticated))?;
         let claims = state.jwt.verify(token)?;
+        // A token issued before a sign-out everywhere (or a password change) is void.
+        if state.accounts().generation(&claims.sub).await? != claims.generation {
+            return Err(ApiError(ServiceError::Unauthenticated));
+        }
         // A token for a workspace the user has since left is no longer good.
         let workspace = state.workspaces().authorize(&claims.sub, &claims.ws).await.map_err(|e| match e {
             ServiceError::NotFound(_) => ServiceError::Unauthenticated,

@@ -21,6 +21,8 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/auth/signup", post(accounts::signup))
         .route("/auth/token", post(accounts::token))
+        .route("/auth/password", post(accounts::change_password))
+        .route("/auth/signout-all", post(accounts::sign_out_everywhere))
         .route("/workspaces", get(workspaces::list).post(workspaces::create))
         .route("/providers", get(providers::list).post(providers::create))
         .route("/providers/{id}", get(providers::get).patch(providers::update).delete(providers::delete))

@@ -223,3 +223,131 @@ async fn passwords_and_tokens_never_reach_the_logs() {
         assert!(!logs.contains(secret), "secret found in logs");
     }
 }
+
+/// Signs `client` in through the dashboard form.
+async fn dashboard_sign_in(
+    app: &TestApp,
+    client: &reqwest::Client,
+    address: &str,
+    password: &str,
+) -> reqwest::Response {
+    app.post_form(client, "/fn/sign_in", "/signin", &[("email", address), ("password", password)]).await
+}
+
+/// Whether `client`'s session still opens the dashboard.
+async fn signed_in(app: &TestApp, client: &reqwest::Client) -> bool {
+    let page = client.get(app.url("/providers")).send().await.unwrap();
+    page.status() == 200
+}
+
+#[tokio::test]
+async fn changing_the_password_needs_the_current_one_and_ends_every_other_session_and_token() {
+    let app = spawn_app().await;
+    let address = email("change");
+    let (first_token, _, _) = app.api_signup(&address).await;
+    let laptop = new_client();
+    assert_eq!(dashboard_sign_in(&app, &laptop, &address, PASSWORD).await.status(), 302);
+    assert!(signed_in(&app, &laptop).await);
+
+    let change = |token: String, current: &'static str, new: &'static str| {
+        let app = &app;
+        async move {
+            app.post_json(
+                "/api/v1/auth/password",
+                Some(&token),
+                &json!({"current_password": current, "new_password": new}),
+            )
+            .await
+        }
+    };
+    let wrong = change(first_token.clone(), "not the password", "a brand new passphrase").await;
+    assert_eq!(api_error(wrong, 400).await["error"]["message"], "The current password is not right.");
+    assert_eq!(change(first_token.clone(), PASSWORD, "short").await.status(), 400, "the new one keeps the rules");
+    let changed = change(first_token.clone(), PASSWORD, "a brand new passphrase").await;
+    assert_eq!(changed.status(), 200);
+    let fresh: Value = changed.json().await.unwrap();
+    let fresh_token = fresh["token"].as_str().unwrap().to_owned();
+
+    assert_eq!(app.get_json("/api/v1/keys", Some(&first_token)).await.status(), 401, "the old token is void");
+    assert_eq!(app.get_json("/api/v1/keys", Some(&fresh_token)).await.status(), 200, "the new one works");
+    assert!(!signed_in(&app, &laptop).await, "the other browser is signed out");
+    let old = app.post_json("/api/v1/auth/token", None, &json!({"email": address, "password": PASSWORD})).await;
+    assert_eq!(old.status(), 401);
+    let new = app
+        .post_json("/api/v1/auth/token", None, &json!({"email": address, "password": "a brand new passphrase"}))
+        .await;
+    assert_eq!(new.status(), 200);
+}
+
+#[tokio::test]
+async fn the_dashboard_changes_the_password_without_javascript_and_stays_signed_in() {
+    let app = spawn_app().await;
+    let address = email("change-form");
+    let (phone, desk) = (new_client(), new_client());
+    app.dashboard_signup(&desk, &address).await;
+    assert_eq!(dashboard_sign_in(&app, &phone, &address, PASSWORD).await.status(), 302);
+    let fields = [("current_password", PASSWORD), ("new_password", "another long passphrase")];
+    let response = app.post_form(&desk, "/fn/change_password", "/workspaces", &fields).await;
+    assert_eq!((response.status().as_u16(), location(&response)), (302, "/workspaces".to_owned()));
+    let page = desk.get(app.url("/workspaces")).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("Password changed."), "the notice is shown once");
+    assert!(signed_in(&app, &desk).await, "this browser stays signed in");
+    assert!(!signed_in(&app, &phone).await, "the other one is not");
+}
+
+#[tokio::test]
+async fn signing_out_everywhere_ends_every_session_and_token_at_once() {
+    let app = spawn_app().await;
+    let address = email("everywhere");
+    let (token_a, _, _) = app.api_signup(&address).await;
+    let token_b: Value = app
+        .post_json("/api/v1/auth/token", None, &json!({"email": address, "password": PASSWORD}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let token_b = token_b["token"].as_str().unwrap().to_owned();
+    let (browser_a, browser_b) = (new_client(), new_client());
+    dashboard_sign_in(&app, &browser_a, &address, PASSWORD).await;
+    dashboard_sign_in(&app, &browser_b, &address, PASSWORD).await;
+    assert!(signed_in(&app, &browser_a).await && signed_in(&app, &browser_b).await);
+
+    // From the dashboard (a form post), it ends this browser's session too.
+    let response = app.post_form(&browser_a, "/fn/sign_out_everywhere", "/workspaces", &[]).await;
+    assert_eq!(location(&response), "/signin");
+    for browser in [&browser_a, &browser_b] {
+        assert!(!signed_in(&app, browser).await);
+        let call = app.server_fn(browser, "list_providers", &[]).await;
+        assert!(!call.status().is_success());
+        assert!(call.text().await.unwrap().contains("Unauthenticated"), "the data is refused too");
+    }
+    for token in [&token_a, &token_b] {
+        assert_eq!(app.get_json("/api/v1/keys", Some(token)).await.status(), 401);
+    }
+
+    // Through the API too; signing in again works.
+    let again: Value = app
+        .post_json("/api/v1/auth/token", None, &json!({"email": address, "password": PASSWORD}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let again = again["token"].as_str().unwrap().to_owned();
+    assert_eq!(app.get_json("/api/v1/keys", Some(&again)).await.status(), 200);
+    assert_eq!(app.post_json("/api/v1/auth/signout-all", Some(&again), &json!({})).await.status(), 204);
+    assert_eq!(app.get_json("/api/v1/keys", Some(&again)).await.status(), 401);
+}
+
+#[tokio::test]
+async fn sessions_end_at_their_absolute_lifetime_however_active() {
+    let mut options = Options::default();
+    options.settings.session_max_age = std::time::Duration::from_millis(300);
+    let app = spawn_app_with(options).await;
+    let browser = new_client();
+    app.dashboard_signup(&browser, &email("lifetime")).await;
+    assert!(signed_in(&app, &browser).await, "young: good");
+    // Kept busy, it still ends once it is older than its lifetime.
+    let ended =
+        poll(std::time::Duration::from_secs(5), || async { (!signed_in(&app, &browser).await).then_some(()) }).await;
+    assert!(ended.is_some(), "the session outlived its absolute lifetime");
+}

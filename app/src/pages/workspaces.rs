@@ -1,11 +1,14 @@
-//! Workspaces: the ones you belong to, and a form to create another.
+//! Workspaces: the ones you belong to, a form to create another, and your account (change the
+//! password, sign out everywhere).
 
 use leptos::prelude::*;
 use leptos::server_fn::ServerFn;
 use leptos_meta::Title;
 
 use crate::components::form::{FormError, action_error, reset_on_success};
-use crate::server_fns::auth::{CreateWorkspace, SwitchWorkspace, current_session};
+use crate::server_fns::auth::{
+    ChangePassword, CreateWorkspace, SignOutEverywhere, SwitchWorkspace, current_session, take_notice,
+};
 
 #[component]
 pub fn WorkspacesPage() -> impl IntoView {
@@ -13,6 +16,18 @@ pub fn WorkspacesPage() -> impl IntoView {
     let error = action_error(create);
     let create_form = reset_on_success(create);
     let session = Resource::new(move || create.version().get(), |_| current_session());
+    let change = ServerAction::<ChangePassword>::new();
+    let change_error = action_error(change);
+    let change_form = reset_on_success(change);
+    // After a form post without JavaScript the confirmation comes back through the session.
+    let notice = OnceResource::new(take_notice());
+    let changed = move || {
+        if matches!(change.value().get(), Some(Ok(()))) {
+            Some("Password changed. Every other session and API token is signed out.".to_owned())
+        } else {
+            notice.get().and_then(Result::ok).flatten()
+        }
+    };
     view! {
         <Title text="Workspaces · Perpetuo"/>
         <h1>"Workspaces"</h1>
@@ -62,5 +77,22 @@ pub fn WorkspacesPage() -> impl IntoView {
             <button type="submit">"Create workspace"</button>
         </ActionForm>
         <FormError message=error/>
+
+        <h2>"Your account"</h2>
+        <Suspense fallback=|| ()>
+            {move || changed().map(|text| view! { <p role="status" class="form-ok" data-testid="account-notice">{text}</p> })}
+        </Suspense>
+        <ActionForm action=change node_ref=change_form>
+            <label for="current-password">"Current password"</label>
+            <input id="current-password" name="current_password" type="password" autocomplete="current-password" required/>
+            <label for="new-password">"New password"</label>
+            <input id="new-password" name="new_password" type="password" autocomplete="new-password" required/>
+            <button type="submit">"Change password"</button>
+        </ActionForm>
+        <FormError message=change_error/>
+        <p class="muted">"Signing out everywhere ends every session of yours, on every device, and every management API token; API keys (pk_) are not affected."</p>
+        <form method="post" action=SignOutEverywhere::url()>
+            <button type="submit" class="danger">"Sign out everywhere"</button>
+        </form>
     }
 }

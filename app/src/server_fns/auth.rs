@@ -14,7 +14,8 @@ pub async fn sign_up(email: String, password: String) -> Result<(), AppError> {
     let state = ctx::state()?;
     let session = ctx::session().await?;
     let (user, workspace) = state.accounts().sign_up(ctx::client_ip(), &email, &password).await?;
-    sessions::sign_in(&session, &user.id, &workspace.id).await?;
+    let generation = state.accounts().generation(&user.id).await?;
+    sessions::sign_in(&session, &user.id, &workspace.id, generation).await?;
     leptos_axum::redirect("/providers");
     Ok(())
 }
@@ -26,9 +27,45 @@ pub async fn sign_in(email: String, password: String) -> Result<(), AppError> {
     let session = ctx::session().await?;
     let user = state.accounts().sign_in(ctx::client_ip(), &email, &password).await?;
     let workspace = state.accounts().default_workspace(&user.id).await?;
-    sessions::sign_in(&session, &user.id, workspace.as_str()).await?;
+    let generation = state.accounts().generation(&user.id).await?;
+    sessions::sign_in(&session, &user.id, workspace.as_str(), generation).await?;
     leptos_axum::redirect("/providers");
     Ok(())
+}
+
+/// Changes the password (the current one is asked), ends every other session and API token, and
+/// keeps this session signed in.
+#[server(prefix = "/fn", endpoint = "change_password")]
+pub async fn change_password(current_password: String, new_password: String) -> Result<(), AppError> {
+    let state = ctx::state()?;
+    let session = ctx::session().await?;
+    let user_id = state.accounts().session_user(&session).await?.ok_or(AppError::Unauthenticated)?;
+    let generation =
+        state.accounts().change_password(ctx::client_ip(), &user_id, &current_password, &new_password).await?;
+    sessions::renew(&session, generation).await?;
+    if ctx::is_plain_form_post() {
+        ctx::stash_notice("Password changed. Every other session and API token is signed out.").await?;
+        leptos_axum::redirect("/workspaces");
+    }
+    Ok(())
+}
+
+/// Ends every session and API token of the signed-in user, this one included.
+#[server(prefix = "/fn", endpoint = "sign_out_everywhere")]
+pub async fn sign_out_everywhere() -> Result<(), AppError> {
+    let state = ctx::state()?;
+    let session = ctx::session().await?;
+    let user_id = state.accounts().session_user(&session).await?.ok_or(AppError::Unauthenticated)?;
+    state.accounts().sign_out_everywhere(&user_id).await?;
+    sessions::sign_out(&session).await?;
+    leptos_axum::redirect("/signin");
+    Ok(())
+}
+
+/// A notice for the next page render (a form post without JavaScript), once.
+#[server(prefix = "/fn", endpoint = "take_notice")]
+pub async fn take_notice() -> Result<Option<String>, AppError> {
+    ctx::take_notice().await
 }
 
 /// Destroys the session on the server and clears the cookie.

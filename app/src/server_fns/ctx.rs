@@ -7,7 +7,6 @@ use leptos::prelude::*;
 use tower_sessions::Session;
 
 use crate::error::AppError;
-use crate::server::accounts::sessions;
 use crate::server::accounts::workspaces::WorkspaceId;
 use crate::server::platform::ratelimit::ClientIp;
 use crate::server::{AppState, ServiceError};
@@ -31,9 +30,9 @@ fn session_error(e: tower_sessions::session::Error) -> AppError {
     AppError::Internal
 }
 
-/// The signed-in user's id, or `Unauthenticated`.
+/// The signed-in user's id (the session checked: lifetime and generation), or `Unauthenticated`.
 pub async fn user_id(session: &Session) -> Result<String, AppError> {
-    sessions::user_id(session).await?.ok_or(AppError::Unauthenticated)
+    state()?.accounts().session_user(session).await?.ok_or(AppError::Unauthenticated)
 }
 
 /// The session's user and workspace, membership checked (see `Accounts::session_workspace`).
@@ -87,6 +86,17 @@ pub async fn take_created_key(state: &AppState) -> Result<Option<crate::types::C
 }
 
 const TEST_RESULT: &str = "provider_test";
+const NOTICE: &str = "notice";
+
+/// A notice shown once on the next page render.
+pub async fn stash_notice(text: &str) -> Result<(), AppError> {
+    session().await?.insert(NOTICE, text).await.map_err(session_error)
+}
+
+/// Takes the stashed notice (so it shows once).
+pub async fn take_notice() -> Result<Option<String>, AppError> {
+    session().await?.remove::<String>(NOTICE).await.map_err(session_error)
+}
 
 /// Keeps a provider test's outcome for the next page render (a form post without JavaScript):
 /// through the session, so no link can make the page show words of its own.

@@ -21,6 +21,9 @@ pub struct Claims {
     pub iat: i64,
     pub exp: i64,
     pub iss: String,
+    /// The user's token generation when issued (a sign-out everywhere voids older tokens).
+    #[serde(default)]
+    pub generation: u64,
 }
 
 /// Signing and verifying keys, made once from `JWT_SECRET`.
@@ -51,7 +54,7 @@ impl JwtKeys {
     }
 
     /// A token for `user_id` in `workspace_id`, and its expiry in Unix milliseconds.
-    pub fn issue(&self, user_id: &str, workspace_id: &str) -> Result<(String, i64), ServiceError> {
+    pub fn issue(&self, user_id: &str, workspace_id: &str, generation: u64) -> Result<(String, i64), ServiceError> {
         let now = now_ms() / 1000;
         let claims = Claims {
             sub: user_id.to_owned(),
@@ -59,6 +62,7 @@ impl JwtKeys {
             iat: now,
             exp: now + TOKEN_TTL_SECS,
             iss: ISSUER.into(),
+            generation,
         };
         let token = encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(|e| ServiceError::Internal(format!("jwt encode: {e}")))?;
@@ -85,7 +89,7 @@ mod tests {
     #[test]
     fn round_trip() {
         let k = keys();
-        let (token, exp) = k.issue("u1", "w1").unwrap();
+        let (token, exp) = k.issue("u1", "w1", 0).unwrap();
         let claims = k.verify(&token).unwrap();
         assert_eq!((claims.sub.as_str(), claims.ws.as_str()), ("u1", "w1"));
         assert_eq!(claims.exp * 1000, exp);
@@ -93,7 +97,7 @@ mod tests {
 
     #[test]
     fn other_secret_is_refused() {
-        let (token, _) = keys().issue("u1", "w1").unwrap();
+        let (token, _) = keys().issue("u1", "w1", 0).unwrap();
         let other = JwtKeys::new(&SecretBytes::new(b"another-secret-another-secret-xx".to_vec())).unwrap();
         assert!(other.verify(&token).is_err());
     }
@@ -101,7 +105,7 @@ mod tests {
     #[test]
     fn tampered_payload_is_refused() {
         let k = keys();
-        let (token, _) = k.issue("u1", "w1").unwrap();
+        let (token, _) = k.issue("u1", "w1", 0).unwrap();
         let parts: Vec<&str> = token.split('.').collect();
         let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
         let payload = String::from_utf8(b64.decode(parts[1]).unwrap()).unwrap().replace("\"w1\"", "\"w2\"");
@@ -123,7 +127,14 @@ mod tests {
     fn expired_is_refused() {
         let k = keys();
         let now = now_ms() / 1000;
-        let claims = Claims { sub: "u1".into(), ws: "w1".into(), iat: now - 7200, exp: now - 1, iss: ISSUER.into() };
+        let claims = Claims {
+            sub: "u1".into(),
+            ws: "w1".into(),
+            iat: now - 7200,
+            exp: now - 1,
+            iss: ISSUER.into(),
+            generation: 0,
+        };
         let token = encode(&Header::new(Algorithm::HS256), &claims, &k.encoding).unwrap();
         assert!(k.verify(&token).is_err());
     }

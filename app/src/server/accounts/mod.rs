@@ -19,13 +19,22 @@ use crate::types::{Email, UserView, WorkspaceView};
 use password::Password;
 use workspaces::{WorkspaceId, Workspaces, member_key};
 
-/// The accounts service: owns its database handle and the login throttle.
+/// How long a user's token generation is trusted without the database: a sign-out everywhere (or
+/// a password change) reaches every instance within this.
+const GENERATION_TTL: std::time::Duration = std::time::Duration::from_secs(1);
+const GENERATION_CAPACITY: usize = 100_000;
+
+/// The accounts service: owns its database handle, the login throttle, and the cache of users'
+/// token generations (every session and API token carries the generation it was issued under).
 #[derive(Debug, Clone)]
 pub struct Accounts {
     db: Db,
     workspaces: Workspaces,
     limiters: Arc<Limiters>,
     metrics: Arc<Metrics>,
+    generations: Arc<crate::server::platform::cache::Slots<u64>>,
+    /// Sessions end this long after sign-in, however active.
+    session_max_age: std::time::Duration,
 }
 
 #[derive(SurrealValue)]
@@ -36,8 +45,107 @@ struct UserRow {
 }
 
 impl Accounts {
-    pub fn new(db: Db, workspaces: Workspaces, limiters: Arc<Limiters>, metrics: Arc<Metrics>) -> Self {
-        Self { db, workspaces, limiters, metrics }
+    pub fn new(
+        db: Db,
+        workspaces: Workspaces,
+        limiters: Arc<Limiters>,
+        metrics: Arc<Metrics>,
+        session_max_age: std::time::Duration,
+    ) -> Self {
+        let generations = Arc::new(crate::server::platform::cache::Slots::new(GENERATION_TTL, GENERATION_CAPACITY));
+        Self { db, workspaces, limiters, metrics, generations, session_max_age }
+    }
+
+    /// The user's token generation: sessions and API tokens issued under an older one are void.
+    /// `Unauthenticated` when the user no longer exists.
+    pub async fn generation(&self, user_id: &str) -> Result<u64, ServiceError> {
+        if let Some(generation) = self.generations.get(user_id) {
+            return Ok(generation);
+        }
+        let seen = self.generations.generation();
+        let mut response = self
+            .db
+            .query("SELECT VALUE token_gen ?? 0 FROM type::record('user', $id)")
+            .bind(("id", user_id.to_owned()))
+            .await?;
+        let generation: Option<i64> = response.take(0)?;
+        let generation = u64::try_from(generation.ok_or(ServiceError::Unauthenticated)?).unwrap_or(0);
+        self.generations.put(user_id.to_owned(), generation, seen);
+        Ok(generation)
+    }
+
+    /// Ends every session and API token of the user at once; returns the new generation.
+    pub async fn sign_out_everywhere(&self, user_id: &str) -> Result<u64, ServiceError> {
+        let mut response = self
+            .db
+            .query("UPDATE type::record('user', $id) SET token_gen = (token_gen ?? 0) + 1 RETURN VALUE token_gen")
+            .bind(("id", user_id.to_owned()))
+            .await?;
+        let generation: Option<i64> = response.take(0)?;
+        self.generations.invalidate(user_id);
+        Ok(u64::try_from(generation.ok_or(ServiceError::Unauthenticated)?).unwrap_or(0))
+    }
+
+    /// Changes the password after checking the current one (behind the login throttle), and ends
+    /// every other session and token; returns the new generation for the caller's own session.
+    pub async fn change_password(
+        &self,
+        ip: IpAddr,
+        user_id: &str,
+        current: &str,
+        new: &str,
+    ) -> Result<u64, ServiceError> {
+        #[derive(SurrealValue)]
+        struct Row {
+            email: String,
+            password_hash: String,
+        }
+        let mut response = self
+            .db
+            .query("SELECT email, password_hash FROM type::record('user', $id)")
+            .bind(("id", user_id.to_owned()))
+            .await?;
+        let row: Row = response.take::<Option<Row>>(0)?.ok_or(ServiceError::Unauthenticated)?;
+        self.throttle(ip, &row.email)?;
+        let current = Password::parse(current).ok();
+        if !password::verify(current, Some(row.password_hash)).await? {
+            return Err(ServiceError::Invalid("The current password is not right.".into()));
+        }
+        let new = Password::parse(new).map_err(ServiceError::Invalid)?;
+        let hash = new.hash().await?;
+        let mut response = self
+            .db
+            .query(
+                "UPDATE type::record('user', $id) SET password_hash = $hash, token_gen = (token_gen ?? 0) + 1
+                 RETURN VALUE token_gen",
+            )
+            .bind(("id", user_id.to_owned()))
+            .bind(("hash", hash))
+            .await?;
+        let generation: Option<i64> = response.take(0)?;
+        self.generations.invalidate(user_id);
+        Ok(u64::try_from(generation.ok_or(ServiceError::Unauthenticated)?).unwrap_or(0))
+    }
+
+    /// The session's user, if the session is still good: signed in, younger than the absolute
+    /// lifetime, and issued under the user's current generation. A session that is not is ended.
+    pub async fn session_user(&self, session: &tower_sessions::Session) -> Result<Option<String>, ServiceError> {
+        let Some(user_id) = sessions::user_id(session).await? else {
+            return Ok(None);
+        };
+        let (signed_in_at, generation) = sessions::issued(session).await?;
+        let max_age = i64::try_from(self.session_max_age.as_millis()).unwrap_or(i64::MAX);
+        let expired = signed_in_at.is_none_or(|at| now_ms().saturating_sub(at) > max_age);
+        let current = match self.generation(&user_id).await {
+            Ok(current) => Some(current),
+            Err(ServiceError::Unauthenticated) => None,
+            Err(e) => return Err(e),
+        };
+        if expired || current != Some(generation) {
+            sessions::sign_out(session).await?;
+            return Ok(None);
+        }
+        Ok(Some(user_id))
     }
 
     /// Sign-in and sign-up attempts per client address and per email: refused before any
@@ -150,7 +258,7 @@ impl Accounts {
         &self,
         session: &tower_sessions::Session,
     ) -> Result<Option<(String, WorkspaceId)>, ServiceError> {
-        let Some(user_id) = sessions::user_id(session).await? else {
+        let Some(user_id) = self.session_user(session).await? else {
             return Ok(None);
         };
         if let Some(ws) = sessions::workspace_id(session).await? {
@@ -179,7 +287,13 @@ mod tests {
 
     fn accounts(db: &Db) -> Accounts {
         let limiters = Arc::new(Limiters::new(&Settings::for_tests(), LimitClock::manual()));
-        Accounts::new(db.clone(), Workspaces::new(db.clone()), limiters, Arc::new(Metrics::default()))
+        Accounts::new(
+            db.clone(),
+            Workspaces::new(db.clone()),
+            limiters,
+            Arc::new(Metrics::default()),
+            std::time::Duration::from_secs(30 * 86_400),
+        )
     }
 
     const IP: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);

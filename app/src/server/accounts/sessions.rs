@@ -18,6 +18,9 @@ use crate::server::platform::error::ServiceError;
 /// Keys the dashboard keeps in a session.
 pub const USER_ID: &str = "user_id";
 pub const WORKSPACE_ID: &str = "workspace_id";
+/// When the session was signed in (Unix ms), and the user's token generation then.
+pub const SIGNED_IN_AT: &str = "signed_in_at";
+pub const GENERATION: &str = "token_gen";
 
 fn store_error(e: tower_sessions::session::Error) -> ServiceError {
     ServiceError::Internal(format!("session store: {e}"))
@@ -38,11 +41,33 @@ pub async fn set_workspace(session: &tower_sessions::Session, ws: &WorkspaceId) 
     session.insert(WORKSPACE_ID, ws.as_str()).await.map_err(store_error)
 }
 
-/// Signs the session in: a new session id (no fixation), the user and their workspace stored.
-pub async fn sign_in(session: &tower_sessions::Session, user_id: &str, ws: &str) -> Result<(), ServiceError> {
+/// Signs the session in: a new session id (no fixation), the user and their workspace stored,
+/// with the time and the user's token generation.
+pub async fn sign_in(
+    session: &tower_sessions::Session,
+    user_id: &str,
+    ws: &str,
+    generation: u64,
+) -> Result<(), ServiceError> {
     session.cycle_id().await.map_err(store_error)?;
     session.insert(USER_ID, user_id).await.map_err(store_error)?;
+    session.insert(SIGNED_IN_AT, crate::server::platform::db::now_ms()).await.map_err(store_error)?;
+    session.insert(GENERATION, generation).await.map_err(store_error)?;
     session.insert(WORKSPACE_ID, ws).await.map_err(store_error)
+}
+
+/// When the session was signed in and under which generation (0 for sessions from before
+/// generations existed).
+pub async fn issued(session: &tower_sessions::Session) -> Result<(Option<i64>, u64), ServiceError> {
+    let at = session.get::<i64>(SIGNED_IN_AT).await.map_err(store_error)?;
+    let generation = session.get::<u64>(GENERATION).await.map_err(store_error)?.unwrap_or(0);
+    Ok((at, generation))
+}
+
+/// Keeps the session signed in under a new generation (after its own password change).
+pub async fn renew(session: &tower_sessions::Session, generation: u64) -> Result<(), ServiceError> {
+    session.cycle_id().await.map_err(store_error)?;
+    session.insert(GENERATION, generation).await.map_err(store_error)
 }
 
 /// Ends the session on the server and clears the cookie.

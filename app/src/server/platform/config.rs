@@ -102,6 +102,8 @@ pub struct Settings {
     pub max_body_bytes: usize,
     pub upstream: UpstreamSettings,
     pub usage_retention_days: u32,
+    /// A dashboard session ends this long after sign-in, however active (`SESSION_MAX_AGE_DAYS`).
+    pub session_max_age: Duration,
     /// Where usage records wait for the database (`USAGE_SPOOL_DIR`); `None` for a temporary
     /// directory, with an in-memory database.
     pub usage_spool_dir: Option<PathBuf>,
@@ -231,6 +233,9 @@ impl Settings {
             )?)
             .map_err(|_| ConfigError("UPSTREAM_MAX_ANSWER_BYTES is too large for this machine".into()))?,
         };
+        let session_max_age = Duration::from_secs(
+            parse_u64(get("SESSION_MAX_AGE_DAYS"), "SESSION_MAX_AGE_DAYS", 30, 1)?.saturating_mul(86_400),
+        );
         let usage_retention_days =
             u32::try_from(parse_u64(get("USAGE_RETENTION_DAYS"), "USAGE_RETENTION_DAYS", 90, 1)?)
                 .map_err(|_| ConfigError("USAGE_RETENTION_DAYS must be a number of days, such as 90".into()))?;
@@ -287,6 +292,7 @@ impl Settings {
             max_body_bytes,
             upstream,
             usage_retention_days,
+            session_max_age,
             usage_spool_dir,
             usage_spool_max_bytes,
             prices_file: get("PRICES_FILE").map(PathBuf::from),

@@ -120,7 +120,13 @@ impl AppState {
             None => PriceTable::built_in(),
         };
         let workspaces = Workspaces::new(db.clone());
-        let accounts = Accounts::new(db.clone(), workspaces.clone(), Arc::clone(&limiters), Arc::clone(&metrics));
+        let accounts = Accounts::new(
+            db.clone(),
+            workspaces.clone(),
+            Arc::clone(&limiters),
+            Arc::clone(&metrics),
+            settings.session_max_age,
+        );
         let providers =
             Providers::new(db.clone(), Arc::clone(&cipher), build_client(upstream)?, upstream.allow_private);
         Ok(Self(Arc::new(Services {
