@@ -33,6 +33,8 @@ pub struct Accounts {
     limiters: Arc<Limiters>,
     metrics: Arc<Metrics>,
     generations: Arc<crate::server::platform::cache::Slots<u64>>,
+    /// The Argon2 concurrency cap.
+    hashing: password::Permits,
     /// Sessions end this long after sign-in, however active.
     session_max_age: std::time::Duration,
 }
@@ -53,7 +55,7 @@ impl Accounts {
         session_max_age: std::time::Duration,
     ) -> Self {
         let generations = Arc::new(crate::server::platform::cache::Slots::new(GENERATION_TTL, GENERATION_CAPACITY));
-        Self { db, workspaces, limiters, metrics, generations, session_max_age }
+        Self { db, workspaces, limiters, metrics, generations, session_max_age, hashing: password::Permits::default() }
     }
 
     /// The user's token generation: sessions and API tokens issued under an older one are void.
@@ -108,11 +110,11 @@ impl Accounts {
         let row: Row = response.take::<Option<Row>>(0)?.ok_or(ServiceError::Unauthenticated)?;
         self.throttle(ip, &row.email)?;
         let current = Password::parse(current).ok();
-        if !password::verify(current, Some(row.password_hash)).await? {
+        if !password::verify(&self.hashing, current, Some(row.password_hash)).await? {
             return Err(ServiceError::Invalid("The current password is not right.".into()));
         }
         let new = Password::parse(new).map_err(ServiceError::Invalid)?;
-        let hash = new.hash().await?;
+        let hash = new.hash(&self.hashing).await?;
         let mut response = self
             .db
             .query(
@@ -169,7 +171,7 @@ impl Accounts {
         self.throttle(ip, email)?;
         let email = Email::parse(email).map_err(ServiceError::Invalid)?;
         let password = Password::parse(password).map_err(ServiceError::Invalid)?;
-        let password_hash = password.hash().await?;
+        let password_hash = password.hash(&self.hashing).await?;
         let (user_id, workspace_id, now) = (new_id(), new_id(), now_ms());
         let workspace_name = "Personal".to_owned();
         let mut response = self
@@ -222,7 +224,7 @@ impl Accounts {
             _ => None,
         };
         let stored_hash = row.as_ref().map(|r| r.password_hash.clone());
-        let matches = password::verify(password, stored_hash).await?;
+        let matches = password::verify(&self.hashing, password, stored_hash).await?;
         match row {
             Some(row) if matches => Ok(UserView { id: row.id, email: row.email }),
             _ => Err(ServiceError::InvalidCredentials),

@@ -20,22 +20,29 @@ impl Password {
     }
 
     /// A PHC string with a fresh random salt.
-    pub async fn hash(&self) -> Result<String, ServiceError> {
-        hash(self.0.clone()).await
+    pub async fn hash(&self, permits: &Permits) -> Result<String, ServiceError> {
+        hash(permits, self.0.clone()).await
     }
 }
 
 /// Argon2 runs at most this many at once (19 MiB each): a burst of sign-ins waits its turn instead
-/// of taking gigabytes. Twice the cores keeps them busy.
-fn permits() -> &'static tokio::sync::Semaphore {
-    static PERMITS: OnceLock<tokio::sync::Semaphore> = OnceLock::new();
-    PERMITS.get_or_init(|| tokio::sync::Semaphore::new(max_concurrent()))
+/// of taking gigabytes. One per service (per process in production).
+#[derive(Debug, Clone)]
+pub struct Permits(std::sync::Arc<tokio::sync::Semaphore>);
+
+impl Default for Permits {
+    fn default() -> Self {
+        Self(std::sync::Arc::new(tokio::sync::Semaphore::new(max_concurrent())))
+    }
 }
 
 /// Runs one Argon2 computation on the blocking pool, within the concurrency cap.
-async fn bounded<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, ServiceError> {
+async fn bounded<T: Send + 'static>(
+    permits: &Permits,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ServiceError> {
     let _permit =
-        permits().acquire().await.map_err(|_| ServiceError::Internal("password hashing is shut down".into()))?;
+        permits.0.acquire().await.map_err(|_| ServiceError::Internal("password hashing is shut down".into()))?;
     tokio::task::spawn_blocking(work).await.map_err(|e| ServiceError::Internal(format!("hashing task failed: {e}")))
 }
 
@@ -51,8 +58,8 @@ fn hasher() -> Result<Argon2<'static>, ServiceError> {
 }
 
 /// Hashes a password to a PHC string with a fresh random salt.
-async fn hash(password: SecretBytes) -> Result<String, ServiceError> {
-    bounded(move || hash_blocking(password.expose())).await?
+async fn hash(permits: &Permits, password: SecretBytes) -> Result<String, ServiceError> {
+    bounded(permits, move || hash_blocking(password.expose())).await?
 }
 
 fn hash_blocking(password: &[u8]) -> Result<String, ServiceError> {
@@ -64,12 +71,16 @@ fn hash_blocking(password: &[u8]) -> Result<String, ServiceError> {
 
 /// Checks a password against a stored PHC string. When there is no stored hash (unknown email) or
 /// no acceptable password, a dummy hash is verified instead so every case takes the same time.
-pub async fn verify(password: Option<Password>, stored: Option<String>) -> Result<bool, ServiceError> {
+pub async fn verify(
+    permits: &Permits,
+    password: Option<Password>,
+    stored: Option<String>,
+) -> Result<bool, ServiceError> {
     #[cfg(test)]
     let _ = VERIFICATIONS.try_with(|count| count.set(count.get() + 1));
     let known = stored.is_some() && password.is_some();
     let password = password.map_or_else(|| SecretBytes::new(b"not a password".to_vec()), |p| p.0);
-    bounded(move || {
+    bounded(permits, move || {
         let phc = match stored {
             Some(phc) => phc,
             None => dummy_hash()?.to_owned(),
@@ -108,16 +119,21 @@ mod tests {
     async fn argon2_runs_within_its_concurrency_cap() {
         let running = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let peak = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let permits = Permits::default();
         let tasks: Vec<_> = (0..max_concurrent() * 4)
             .map(|_| {
                 let (running, peak) = (std::sync::Arc::clone(&running), std::sync::Arc::clone(&peak));
-                tokio::spawn(bounded(move || {
-                    use std::sync::atomic::Ordering::SeqCst;
-                    let now = running.fetch_add(1, SeqCst) + 1;
-                    peak.fetch_max(now, SeqCst);
-                    std::thread::sleep(std::time::Duration::from_millis(5));
-                    running.fetch_sub(1, SeqCst);
-                }))
+                let permits = permits.clone();
+                tokio::spawn(async move {
+                    bounded(&permits, move || {
+                        use std::sync::atomic::Ordering::SeqCst;
+                        let now = running.fetch_add(1, SeqCst) + 1;
+                        peak.fetch_max(now, SeqCst);
+                        std::thread::sleep(std::time::Duration::from_millis(5));
+                        running.fetch_sub(1, SeqCst);
+                    })
+                    .await
+                })
             })
             .collect();
         for task in tasks {
@@ -133,19 +149,19 @@ mod tests {
 
     #[tokio::test]
     async fn hash_and_verify() {
-        let phc = Password::parse("correct horse battery").unwrap().hash().await.unwrap();
+        let phc = Password::parse("correct horse battery").unwrap().hash(&Permits::default()).await.unwrap();
         assert!(phc.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{phc}");
-        assert!(verify(secret("correct horse battery"), Some(phc.clone())).await.unwrap());
-        assert!(!verify(secret("wrong horse battery"), Some(phc.clone())).await.unwrap());
+        assert!(verify(&Permits::default(), secret("correct horse battery"), Some(phc.clone())).await.unwrap());
+        assert!(!verify(&Permits::default(), secret("wrong horse battery"), Some(phc.clone())).await.unwrap());
         // Salted: the same password hashes differently.
-        assert_ne!(phc, Password::parse("correct horse battery").unwrap().hash().await.unwrap());
+        assert_ne!(phc, Password::parse("correct horse battery").unwrap().hash(&Permits::default()).await.unwrap());
     }
 
     #[tokio::test]
     async fn unknown_user_never_verifies() {
-        assert!(!verify(secret("perpetuo-dummy-password-for-timing"), None).await.unwrap());
-        assert!(!verify(secret("anything at all"), None).await.unwrap());
-        let phc = Password::parse("correct horse battery").unwrap().hash().await.unwrap();
-        assert!(!verify(None, Some(phc)).await.unwrap(), "no acceptable password never verifies");
+        assert!(!verify(&Permits::default(), secret("perpetuo-dummy-password-for-timing"), None).await.unwrap());
+        assert!(!verify(&Permits::default(), secret("anything at all"), None).await.unwrap());
+        let phc = Password::parse("correct horse battery").unwrap().hash(&Permits::default()).await.unwrap();
+        assert!(!verify(&Permits::default(), None, Some(phc)).await.unwrap(), "no acceptable password never verifies");
     }
 }

@@ -1,0 +1,107 @@
+//! Invitations to a workspace: a link an owner makes, single use, expiring; whoever signs up
+//! with it joins that workspace as a member. Only the SHA-256 of the invite token is stored.
+
+use surrealdb::types::SurrealValue;
+
+use super::workspaces::WorkspaceId;
+use crate::server::keys::tokens;
+use crate::server::platform::db::{Db, new_id, now_ms};
+use crate::server::platform::error::ServiceError;
+use crate::types::DAY_MS;
+
+/// How long an invite stays good.
+pub const INVITE_TTL_MS: i64 = 7 * DAY_MS;
+/// Open invites a workspace may hold at once.
+const MAX_OPEN_INVITES: i64 = 100;
+const TOKEN_PREFIX: &str = "inv_";
+
+/// A new invite: its token (shown once, in the link) and when it expires.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct NewInvite {
+    pub token: String,
+    pub expires_at: i64,
+}
+
+/// The invite's token as stored: the same hash as API keys use.
+fn hash(token: &str) -> String {
+    tokens::hash(token)
+}
+
+/// Whether a presented string has the shape of an invite token (cheap check before a lookup).
+fn well_formed(token: &str) -> bool {
+    token.len() == TOKEN_PREFIX.len() + 43
+        && token.starts_with(TOKEN_PREFIX)
+        && token[TOKEN_PREFIX.len()..].bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+#[derive(Debug, Clone)]
+pub struct Invites {
+    db: Db,
+}
+
+impl Invites {
+    pub fn new(db: Db) -> Self {
+        Self { db }
+    }
+
+    /// Makes an invite to `ws` (the caller is checked to be an owner by the caller of this).
+    pub async fn create(&self, ws: &WorkspaceId, created_by: &str) -> Result<NewInvite, ServiceError> {
+        let now = now_ms();
+        let mut response = self
+            .db
+            .query("SELECT VALUE count() FROM invite WHERE workspace = $ws AND used_at = NONE AND expires_at > $now GROUP ALL")
+            .bind(("ws", ws.as_str().to_owned()))
+            .bind(("now", now))
+            .await?;
+        let open: Option<i64> = response.take(0)?;
+        if open.unwrap_or(0) >= MAX_OPEN_INVITES {
+            return Err(ServiceError::Invalid(format!(
+                "This workspace has {MAX_OPEN_INVITES} open invites; wait for some to be used or to expire."
+            )));
+        }
+        let generated = tokens::generate()?;
+        let token = format!("{TOKEN_PREFIX}{}", &generated.token[tokens::TOKEN_PREFIX.len()..]);
+        let expires_at = now + INVITE_TTL_MS;
+        self.db
+            .query(
+                "CREATE type::record('invite', $id) CONTENT {
+                    workspace: $ws, hash: $hash, created_by: $by, created_at: $now, expires_at: $expires_at
+                 } RETURN NONE",
+            )
+            .bind(("id", new_id()))
+            .bind(("ws", ws.as_str().to_owned()))
+            .bind(("hash", hash(&token)))
+            .bind(("by", created_by.to_owned()))
+            .bind(("now", now))
+            .bind(("expires_at", expires_at))
+            .await?
+            .check()?;
+        Ok(NewInvite { token, expires_at })
+    }
+
+    /// Takes an invite for `user_id`: it must exist, be unused and unexpired; it is used up in the
+    /// same statement (two people racing with one link: one wins). Returns the workspace.
+    pub async fn redeem(&self, token: &str, user_id: &str) -> Result<WorkspaceId, ServiceError> {
+        let refused = || ServiceError::Invalid("This invite link is not valid: it was used, has expired, or is mistyped.".into());
+        if !well_formed(token.trim()) {
+            return Err(refused());
+        }
+        #[derive(SurrealValue)]
+        struct Row {
+            workspace: String,
+        }
+        let mut response = self
+            .db
+            .query(
+                "UPDATE invite SET used_at = $now, used_by = $user
+                 WHERE hash = $hash AND used_at = NONE AND expires_at > $now
+                 RETURN workspace",
+            )
+            .bind(("hash", hash(token.trim())))
+            .bind(("now", now_ms()))
+            .bind(("user", user_id.to_owned()))
+            .await?;
+        let rows: Vec<Row> = response.take(0)?;
+        rows.into_iter().next().map(|r| WorkspaceId::trusted(r.workspace)).ok_or_else(refused)
+    }
+}
