@@ -26,6 +26,8 @@ export default async function globalSetup() {
       ALLOW_PRIVATE_UPSTREAMS: 'true',
       // Every journey signs in from 127.0.0.1: the login throttle has its own API tests.
       RATE_LIMIT_LOGIN_PER_MIN: '1000',
+      // Every journey signs up its own account: sign-up stays open for the suite.
+      SIGNUP: 'open',
       RUST_LOG: process.env.RUST_LOG ?? 'info',
     },
     stdio: ['ignore', 'inherit', 'pipe'],

@@ -56,6 +56,7 @@ impl From<crate::server::ServiceError> for AppError {
         match e {
             S::Invalid(m) => Self::Invalid(m),
             S::Conflict(m) => Self::Conflict(m),
+            S::Forbidden(m) => Self::Invalid(m),
             S::Unauthenticated => Self::Unauthenticated,
             S::InvalidCredentials => Self::InvalidCredentials,
             S::NotFound(what) => Self::NotFound(what.to_owned()),

@@ -11,7 +11,7 @@ use app::server::platform::db::now_ms;
 use app::server_fns::usage::UsageQuery;
 
 pub async fn usage_csv(State(state): State<AppState>, session: Session, Query(q): Query<UsageQuery>) -> Response {
-    let ws = match state.accounts().session_workspace(&session).await {
+    let ws = match state.accounts().session_workspace(&session, None).await {
         Ok(Some((_, ws))) => ws,
         Ok(None) => return Redirect::to("/signin").into_response(),
         Err(e) => {

@@ -50,7 +50,7 @@ fn is_cross_site(request: &Request) -> bool {
 
 /// Sends signed-out visitors of dashboard pages to `/signin`, and signed-in visitors of the
 /// sign-in pages to the dashboard. Runs inside the session layer.
-pub async fn page_guard(State(state): State<AppState>, session: Session, request: Request, next: Next) -> Response {
+pub async fn page_guard(State(state): State<AppState>, session: Session, mut request: Request, next: Next) -> Response {
     if request.method() == Method::GET {
         let path = request.uri().path();
         let is_dashboard = DASHBOARD_PAGES.contains(&path);
@@ -58,7 +58,12 @@ pub async fn page_guard(State(state): State<AppState>, session: Session, request
         if is_dashboard || is_auth {
             // Checked, not just present: a session past its lifetime, or from before a sign-out
             // everywhere, is ended here.
-            let signed_in = matches!(state.accounts().session_user(&session).await, Ok(Some(_)));
+            let user = state.accounts().end_stale_session(&session).await.ok().flatten();
+            let signed_in = user.is_some();
+            if let Some(user) = user {
+                // Everything this page renders sees this verdict (see `CheckedSession`).
+                request.extensions_mut().insert(app::server::accounts::sessions::CheckedSession(user));
+            }
             if is_dashboard && !signed_in {
                 return Redirect::to("/signin").into_response();
             }

@@ -19,6 +19,9 @@ pub struct Credentials {
     password: String,
     #[serde(default)]
     workspace_id: Option<String>,
+    /// An invite token (`inv_...`), from an invite link: the account joins that workspace.
+    #[serde(default)]
+    invite: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -40,7 +43,7 @@ pub async fn signup(
     Extension(ip): Extension<ClientIp>,
     ApiJson(body): ApiJson<Credentials>,
 ) -> Result<Response, ApiError> {
-    let (user, workspace) = state.accounts().sign_up(ip.0, &body.email, &body.password).await?;
+    let (user, workspace) = state.accounts().sign_up(ip.0, &body.email, &body.password, body.invite.as_deref()).await?;
     let generation = state.accounts().generation(&user.id).await?;
     let (token, _) = state.jwt.issue(&user.id, &workspace.id, generation)?;
     Ok(created(SignupResponse { user, workspace, token }))
@@ -85,6 +88,23 @@ pub async fn change_password(
     let view = state.workspaces().view(&auth.workspace).await?;
     let (token, expires_at) = state.jwt.issue(&auth.user_id, auth.workspace.as_str(), generation)?;
     Ok(axum::Json(TokenResponse { token, expires_at, workspace: view }))
+}
+
+#[derive(Serialize)]
+struct InviteCreated {
+    token: String,
+    /// The sign-up page with the invite filled in (relative to the server's address).
+    path: String,
+    expires_at: i64,
+}
+
+/// `POST /api/v1/invites`: an invite link to the caller's workspace (owners only); single use,
+/// good for seven days.
+pub async fn create_invite(State(state): State<AppState>, auth: ApiAuth) -> Result<Response, ApiError> {
+    state.workspaces().require_owner(&auth.user_id, &auth.workspace).await?;
+    let invite = state.accounts().invites().create(&auth.workspace, &auth.user_id).await?;
+    let path = format!("/signup?invite={}", invite.token);
+    Ok(created(InviteCreated { token: invite.token, path, expires_at: invite.expires_at }))
 }
 
 /// `POST /api/v1/auth/signout-all`: every session and API token of the caller ends, this one too.

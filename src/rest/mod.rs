@@ -27,6 +27,7 @@ pub fn router() -> Router<AppState> {
         .route("/providers", get(providers::list).post(providers::create))
         .route("/providers/{id}", get(providers::get).patch(providers::update).delete(providers::delete))
         .route("/providers/{id}/test", post(providers::test))
+        .route("/invites", post(accounts::create_invite))
         .route("/keys", get(keys::list).post(keys::create))
         .route("/keys/{id}/revoke", post(keys::revoke))
         .route("/keys/{id}", axum::routing::delete(keys::delete))
@@ -56,6 +57,7 @@ impl IntoResponse for ApiError {
             ServiceError::Unauthenticated | ServiceError::InvalidCredentials => "authentication_error",
             ServiceError::NotFound(_) => "not_found_error",
             ServiceError::Conflict(_) => "conflict_error",
+            ServiceError::Forbidden(_) => "permission_error",
             ServiceError::RateLimited { .. } => "rate_limit_exceeded",
             ServiceError::Upstream(_) => "upstream_error",
             ServiceError::Unavailable => "unavailable_error",

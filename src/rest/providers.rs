@@ -24,6 +24,7 @@ pub async fn create(
     auth: ApiAuth,
     ApiJson(body): ApiJson<NewProvider>,
 ) -> Result<Response, ApiError> {
+    state.workspaces().require_owner(&auth.user_id, &auth.workspace).await?;
     let provider = state.providers().create(&auth.workspace, body).await?;
     Ok(created(provider))
 }
@@ -42,6 +43,7 @@ pub async fn update(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<ProviderPatch>,
 ) -> Result<axum::Json<ProviderView>, ApiError> {
+    state.workspaces().require_owner(&auth.user_id, &auth.workspace).await?;
     let provider = state.providers().update(&auth.workspace, &id, body).await?;
     Ok(axum::Json(provider))
 }
@@ -51,6 +53,7 @@ pub async fn delete(
     auth: ApiAuth,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
+    state.workspaces().require_owner(&auth.user_id, &auth.workspace).await?;
     state.providers().delete(&auth.workspace, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -368,3 +368,110 @@ async fn sessions_end_at_their_absolute_lifetime_however_active() {
     assert!(!signed_in(&app, &old).await, "past its lifetime: ended, however active");
     assert!(signed_in(&app, &fresh).await, "a session signed in now is good");
 }
+
+/// Pages of one session loaded in parallel while the session is ended elsewhere: every request
+/// must answer. Known to fail: under the load of the whole suite, one of the parallel page loads
+/// sometimes never answers, also without the sign-out (the same hang with only parallel loads);
+/// not found yet, so it is not run by default (`cargo test --test api -- --ignored concurrent`).
+#[tokio::test]
+#[ignore = "reproduces a hang of parallel page loads on one session under load (see the stop's note)"]
+async fn concurrent_page_loads_on_one_session_all_answer_while_it_ends() {
+    let app = spawn_app().await;
+    let address = email("race");
+    let (token, _, _) = app.api_signup(&address).await;
+    for round in 0..30 {
+        let browser = reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .timeout(std::time::Duration::from_secs(10))
+            .build()
+            .unwrap();
+        dashboard_sign_in(&app, &browser, &address, PASSWORD).await;
+        let pages: Vec<_> = (0..4)
+            .map(|_| {
+                let (browser, url) = (browser.clone(), app.url("/providers"));
+                tokio::spawn(async move { browser.get(url).send().await.map(|r| r.status().as_u16()) })
+            })
+            .collect();
+        let fresh: Value = app
+            .post_json("/api/v1/auth/token", None, &json!({"email": address, "password": PASSWORD}))
+            .await
+            .json()
+            .await
+            .unwrap();
+        let _ = token;
+        app.post_json("/api/v1/auth/signout-all", Some(fresh["token"].as_str().unwrap()), &json!({})).await;
+        for page in pages {
+            let status = page.await.unwrap();
+            assert!(status.is_ok(), "round {round}: a page never answered: {status:?}");
+        }
+    }
+}
+
+/// `SIGNUP=invite` (the default): the first account is free, then only invite links work; an
+/// invite is single use and joins its workspace as a member, who uses it but cannot manage its
+/// providers or invites.
+#[tokio::test]
+async fn sign_up_by_invitation_with_members_and_owners() {
+    let mut options = Options::default();
+    options.settings.signup = app::server::platform::config::SignupMode::Invite;
+    let app = spawn_app_with(options).await;
+    let (owner_token, workspace, _) = app.api_signup(&email("first")).await;
+    let stranger =
+        app.post_json("/api/v1/auth/signup", None, &json!({"email": email("stranger"), "password": PASSWORD})).await;
+    assert_eq!(api_error(stranger, 403).await["error"]["code"], "forbidden");
+
+    let invite = app.post_json("/api/v1/invites", Some(&owner_token), &json!({})).await;
+    assert_eq!(invite.status(), 201);
+    let invite: Value = invite.json().await.unwrap();
+    let token = invite["token"].as_str().unwrap().to_owned();
+    assert!(invite["path"].as_str().unwrap().ends_with(&token));
+
+    let guest_email = email("guest");
+    let joined = app
+        .post_json("/api/v1/auth/signup", None, &json!({"email": guest_email, "password": PASSWORD, "invite": token}))
+        .await;
+    assert_eq!(joined.status(), 201);
+    let joined: Value = joined.json().await.unwrap();
+    assert_eq!(joined["workspace"]["id"], workspace.as_str(), "the invite's workspace, not a new one");
+    let member_token = joined["token"].as_str().unwrap().to_owned();
+    let again = app
+        .post_json(
+            "/api/v1/auth/signup",
+            None,
+            &json!({"email": email("second-guest"), "password": PASSWORD, "invite": token}),
+        )
+        .await;
+    assert_eq!(api_error(again, 403).await["error"]["code"], "forbidden", "single use");
+
+    // A member uses the workspace (lists providers, creates keys) but does not manage providers
+    // or invites.
+    assert_eq!(app.get_json("/api/v1/providers", Some(&member_token)).await.status(), 200);
+    assert_eq!(app.post_json("/api/v1/keys", Some(&member_token), &json!({"name": "mine"})).await.status(), 201);
+    let provider =
+        json!({"label": "x", "kind": "openai_compatible", "base_url": "http://127.0.0.1:9/v1", "api_key": "k"});
+    assert_eq!(app.post_json("/api/v1/providers", Some(&member_token), &provider).await.status(), 403);
+    assert_eq!(app.post_json("/api/v1/invites", Some(&member_token), &json!({})).await.status(), 403);
+    assert_eq!(app.post_json("/api/v1/providers", Some(&owner_token), &provider).await.status(), 201);
+}
+
+#[tokio::test]
+async fn closed_sign_up_still_lets_the_first_account_in_and_quotas_hold() {
+    let mut options = Options::default();
+    options.settings.signup = app::server::platform::config::SignupMode::Closed;
+    options.settings.quotas.keys_per_workspace = 2;
+    options.settings.quotas.workspaces_per_account = 2;
+    let app = spawn_app_with(options).await;
+    let (token, _, _) = app.api_signup(&email("admin")).await;
+    let refused =
+        app.post_json("/api/v1/auth/signup", None, &json!({"email": email("late"), "password": PASSWORD})).await;
+    assert_eq!(refused.status(), 403);
+    for n in 0..2 {
+        assert_eq!(app.post_json("/api/v1/keys", Some(&token), &json!({"name": format!("k{n}")})).await.status(), 201);
+    }
+    let over = app.post_json("/api/v1/keys", Some(&token), &json!({"name": "k3"})).await;
+    assert_eq!(api_error(over, 403).await["error"]["code"], "forbidden");
+    assert_eq!(app.post_json("/api/v1/workspaces", Some(&token), &json!({"name": "Two"})).await.status(), 201);
+    assert_eq!(app.post_json("/api/v1/workspaces", Some(&token), &json!({"name": "Three"})).await.status(), 403);
+}

@@ -11,11 +11,16 @@ use crate::types::PASSWORD_MIN_CHARS;
 pub fn SignUpPage() -> impl IntoView {
     let action = ServerAction::<SignUp>::new();
     let error = action_error(action);
+    // An invite link carries its token: the new account joins that workspace.
+    let query = leptos_router::hooks::use_query_map();
+    let invite = move || query.with(|q| q.get("invite")).unwrap_or_default();
     view! {
         <Title text="Create an account · Perpetuo"/>
         <div class="auth-card">
             <h1>"Create your Perpetuo account"</h1>
             <ActionForm action=action>
+                {move || (!invite().is_empty()).then(|| view! { <p class="hint" data-testid="invited">"You were invited to a workspace: your account joins it."</p> })}
+                <input type="hidden" name="invite" prop:value=invite/>
                 <label for="email">"Email"</label>
                 <input id="email" type="email" name="email" autocomplete="email" required/>
                 <label for="password">"Password"</label>

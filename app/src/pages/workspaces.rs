@@ -7,7 +7,7 @@ use leptos_meta::Title;
 
 use crate::components::form::{FormError, action_error, reset_on_success};
 use crate::server_fns::auth::{
-    ChangePassword, CreateWorkspace, SignOutEverywhere, SwitchWorkspace, current_session, take_notice,
+    ChangePassword, CreateInvite, CreateWorkspace, SignOutEverywhere, SwitchWorkspace, current_session, take_notice,
 };
 
 #[component]
@@ -16,6 +16,8 @@ pub fn WorkspacesPage() -> impl IntoView {
     let error = action_error(create);
     let create_form = reset_on_success(create);
     let session = Resource::new(move || create.version().get(), |_| current_session());
+    let invite = ServerAction::<CreateInvite>::new();
+    let invite_error = action_error(invite);
     let change = ServerAction::<ChangePassword>::new();
     let change_error = action_error(change);
     let change_form = reset_on_success(change);
@@ -77,6 +79,16 @@ pub fn WorkspacesPage() -> impl IntoView {
             <button type="submit">"Create workspace"</button>
         </ActionForm>
         <FormError message=error/>
+
+        <h2>"Invite someone"</h2>
+        <p class="muted">"An invite link lets one person create an account that joins the current workspace as a member (members use its providers, keys and usage; owners also manage providers and invites). Single use, good for 7 days."</p>
+        <ActionForm action=invite>
+            <button type="submit">"Create an invite link"</button>
+        </ActionForm>
+        {move || invite.value().get().and_then(Result::ok).map(|path| view! {
+            <p role="status" class="form-ok">"Invite link: " <code data-testid="invite-link">{path}</code></p>
+        })}
+        <FormError message=invite_error/>
 
         <h2>"Your account"</h2>
         <Suspense fallback=|| ()>

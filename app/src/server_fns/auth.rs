@@ -8,12 +8,12 @@ use crate::types::{SessionView, WorkspaceView};
 #[cfg(feature = "ssr")]
 use {super::ctx, crate::server::accounts::sessions};
 
-/// Creates an account with a personal workspace and signs it in.
+/// Creates an account (with a personal workspace, or joining the invite's) and signs it in.
 #[server(prefix = "/fn", endpoint = "sign_up")]
-pub async fn sign_up(email: String, password: String) -> Result<(), AppError> {
+pub async fn sign_up(email: String, password: String, invite: Option<String>) -> Result<(), AppError> {
     let state = ctx::state()?;
     let session = ctx::session().await?;
-    let (user, workspace) = state.accounts().sign_up(ctx::client_ip(), &email, &password).await?;
+    let (user, workspace) = state.accounts().sign_up(ctx::client_ip(), &email, &password, invite.as_deref()).await?;
     let generation = state.accounts().generation(&user.id).await?;
     sessions::sign_in(&session, &user.id, &workspace.id, generation).await?;
     leptos_axum::redirect("/providers");
@@ -60,6 +60,20 @@ pub async fn sign_out_everywhere() -> Result<(), AppError> {
     sessions::sign_out(&session).await?;
     leptos_axum::redirect("/signin");
     Ok(())
+}
+
+/// An invite link to the current workspace (owners only): the page shows it once.
+#[server(prefix = "/fn", endpoint = "create_invite")]
+pub async fn create_invite() -> Result<String, AppError> {
+    let (state, user_id, ws) = ctx::user_and_workspace().await?;
+    state.workspaces().require_owner(&user_id, &ws).await?;
+    let invite = state.accounts().invites().create(&ws, &user_id).await?;
+    let path = format!("/signup?invite={}", invite.token);
+    if ctx::is_plain_form_post() {
+        ctx::stash_notice(&format!("Invite link (single use, good for 7 days): {path}")).await?;
+        leptos_axum::redirect("/workspaces");
+    }
+    Ok(path)
 }
 
 /// A notice for the next page render (a form post without JavaScript), once.

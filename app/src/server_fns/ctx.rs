@@ -32,12 +32,20 @@ fn session_error(e: tower_sessions::session::Error) -> AppError {
 
 /// The signed-in user's id (the session checked: lifetime and generation), or `Unauthenticated`.
 pub async fn user_id(session: &Session) -> Result<String, AppError> {
+    if let Some(checked) = checked_session() {
+        return Ok(checked.0);
+    }
     state()?.accounts().session_user(session).await?.ok_or(AppError::Unauthenticated)
+}
+
+/// The page guard's verdict for this request, when it rendered a page (see `CheckedSession`).
+fn checked_session() -> Option<crate::server::accounts::sessions::CheckedSession> {
+    use_context::<http::request::Parts>().and_then(|parts| parts.extensions.get().cloned())
 }
 
 /// The session's user and workspace, membership checked (see `Accounts::session_workspace`).
 pub async fn workspace(state: &AppState, session: &Session) -> Result<(String, WorkspaceId), AppError> {
-    state.accounts().session_workspace(session).await?.ok_or(AppError::Unauthenticated)
+    state.accounts().session_workspace(session, checked_session().as_ref()).await?.ok_or(AppError::Unauthenticated)
 }
 
 /// The state and the session's workspace, checked: what every tab's server function starts with.
@@ -46,6 +54,23 @@ pub async fn workspace_scope() -> Result<(AppState, WorkspaceId), AppError> {
     let session = session().await?;
     let (_, ws) = workspace(&state, &session).await?;
     Ok((state, ws))
+}
+
+/// Like `workspace_scope`, for what only the workspace's owners may do.
+pub async fn owner_scope() -> Result<(AppState, WorkspaceId), AppError> {
+    let state = state()?;
+    let session = session().await?;
+    let (user_id, ws) = workspace(&state, &session).await?;
+    state.workspaces().require_owner(&user_id, &ws).await?;
+    Ok((state, ws))
+}
+
+/// The signed-in user and their workspace, checked.
+pub async fn user_and_workspace() -> Result<(AppState, String, WorkspaceId), AppError> {
+    let state = state()?;
+    let session = session().await?;
+    let (user_id, ws) = workspace(&state, &session).await?;
+    Ok((state, user_id, ws))
 }
 
 /// Whether this call is a browser form post without JavaScript (it will be answered with a

@@ -66,7 +66,7 @@ pub async fn create_provider(
     models: Option<String>,
     aliases: Option<String>,
 ) -> Result<ProviderView, AppError> {
-    let (state, ws) = ctx::workspace_scope().await?;
+    let (state, ws) = ctx::owner_scope().await?;
     let models = parse_model_list(models);
     let aliases = parse_aliases(aliases)?;
     let input = NewProvider {
@@ -94,7 +94,7 @@ pub async fn update_provider(
     models: Option<String>,
     aliases: Option<String>,
 ) -> Result<ProviderView, AppError> {
-    let (state, ws) = ctx::workspace_scope().await?;
+    let (state, ws) = ctx::owner_scope().await?;
     let patch = ProviderPatch {
         label: Some(label),
         base_url: Some(base_url.unwrap_or_default()),
@@ -109,7 +109,7 @@ pub async fn update_provider(
 
 #[server(prefix = "/fn", endpoint = "delete_provider")]
 pub async fn delete_provider(id: String) -> Result<(), AppError> {
-    let (state, ws) = ctx::workspace_scope().await?;
+    let (state, ws) = ctx::owner_scope().await?;
     Ok(state.providers().delete(&ws, &id).await?)
 }
 

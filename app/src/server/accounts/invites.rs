@@ -1,8 +1,6 @@
 //! Invitations to a workspace: a link an owner makes, single use, expiring; whoever signs up
 //! with it joins that workspace as a member. Only the SHA-256 of the invite token is stored.
 
-use surrealdb::types::SurrealValue;
-
 use super::workspaces::WorkspaceId;
 use crate::server::keys::tokens;
 use crate::server::platform::db::{Db, new_id, now_ms};
@@ -79,29 +77,28 @@ impl Invites {
         Ok(NewInvite { token, expires_at })
     }
 
-    /// Takes an invite for `user_id`: it must exist, be unused and unexpired; it is used up in the
-    /// same statement (two people racing with one link: one wins). Returns the workspace.
-    pub async fn redeem(&self, token: &str, user_id: &str) -> Result<WorkspaceId, ServiceError> {
-        let refused = || ServiceError::Invalid("This invite link is not valid: it was used, has expired, or is mistyped.".into());
-        if !well_formed(token.trim()) {
+    /// The workspace a presented invite leads to, if it is good now (unused, unexpired). It is
+    /// used up by the sign-up's own transaction, so two people racing with one link: one wins.
+    pub async fn workspace_of(&self, token: &str) -> Result<WorkspaceId, ServiceError> {
+        let refused = || {
+            ServiceError::Forbidden("This invite link is not valid: it was used, has expired, or is mistyped.".into())
+        };
+        let token = token.trim();
+        if !well_formed(token) {
             return Err(refused());
-        }
-        #[derive(SurrealValue)]
-        struct Row {
-            workspace: String,
         }
         let mut response = self
             .db
-            .query(
-                "UPDATE invite SET used_at = $now, used_by = $user
-                 WHERE hash = $hash AND used_at = NONE AND expires_at > $now
-                 RETURN workspace",
-            )
-            .bind(("hash", hash(token.trim())))
+            .query("SELECT VALUE workspace FROM invite WHERE hash = $hash AND used_at = NONE AND expires_at > $now LIMIT 1")
+            .bind(("hash", hash(token)))
             .bind(("now", now_ms()))
-            .bind(("user", user_id.to_owned()))
             .await?;
-        let rows: Vec<Row> = response.take(0)?;
-        rows.into_iter().next().map(|r| WorkspaceId::trusted(r.workspace)).ok_or_else(refused)
+        let found: Option<String> = response.take(0)?;
+        found.map(WorkspaceId::trusted).ok_or_else(refused)
     }
+}
+
+/// The stored form of an invite token (for the sign-up transaction that uses it up).
+pub fn stored_hash(token: &str) -> String {
+    hash(token.trim())
 }

@@ -1,6 +1,7 @@
 //! People and where they work: accounts (sign-up with a personal workspace, sign-in behind the
 //! login throttle), workspaces and memberships, browser sessions and management-API tokens.
 
+pub mod invites;
 pub mod jwt;
 pub mod password;
 pub mod sessions;
@@ -35,6 +36,8 @@ pub struct Accounts {
     generations: Arc<crate::server::platform::cache::Slots<u64>>,
     /// The Argon2 concurrency cap.
     hashing: password::Permits,
+    signup: crate::server::platform::config::SignupMode,
+    invites: invites::Invites,
     /// Sessions end this long after sign-in, however active.
     session_max_age: std::time::Duration,
 }
@@ -53,9 +56,33 @@ impl Accounts {
         limiters: Arc<Limiters>,
         metrics: Arc<Metrics>,
         session_max_age: std::time::Duration,
+        signup: crate::server::platform::config::SignupMode,
     ) -> Self {
         let generations = Arc::new(crate::server::platform::cache::Slots::new(GENERATION_TTL, GENERATION_CAPACITY));
-        Self { db, workspaces, limiters, metrics, generations, session_max_age, hashing: password::Permits::default() }
+        let invites = invites::Invites::new(db.clone());
+        Self {
+            db,
+            workspaces,
+            limiters,
+            metrics,
+            generations,
+            session_max_age,
+            hashing: password::Permits::default(),
+            signup,
+            invites,
+        }
+    }
+
+    /// Invitations to workspaces.
+    pub fn invites(&self) -> &invites::Invites {
+        &self.invites
+    }
+
+    /// Whether any account exists (the first one can always be made).
+    async fn any_user(&self) -> Result<bool, ServiceError> {
+        let mut response = self.db.query("SELECT VALUE id FROM user LIMIT 1").await?;
+        let ids: Vec<surrealdb::types::RecordId> = response.take(0)?;
+        Ok(!ids.is_empty())
     }
 
     /// The user's token generation: sessions and API tokens issued under an older one are void.
@@ -130,7 +157,8 @@ impl Accounts {
     }
 
     /// The session's user, if the session is still good: signed in, younger than the absolute
-    /// lifetime, and issued under the user's current generation. A session that is not is ended.
+    /// lifetime, and issued under the user's current generation. Read only: the page guard ends a
+    /// session that is not good (`end_stale_session`), once, before anything renders for it.
     pub async fn session_user(&self, session: &tower_sessions::Session) -> Result<Option<String>, ServiceError> {
         let Some(user_id) = sessions::user_id(session).await? else {
             return Ok(None);
@@ -144,10 +172,20 @@ impl Accounts {
             Err(e) => return Err(e),
         };
         if expired || current != Some(generation) {
-            sessions::sign_out(session).await?;
             return Ok(None);
         }
         Ok(Some(user_id))
+    }
+
+    /// Ends a session that is signed in but no longer good; the user when it is good.
+    pub async fn end_stale_session(&self, session: &tower_sessions::Session) -> Result<Option<String>, ServiceError> {
+        if let Some(user) = self.session_user(session).await? {
+            return Ok(Some(user));
+        }
+        if sessions::user_id(session).await?.is_some() {
+            sessions::sign_out(session).await?;
+        }
+        Ok(None)
     }
 
     /// Sign-in and sign-up attempts per client address and per email: refused before any
@@ -161,16 +199,34 @@ impl Accounts {
         Err(ServiceError::RateLimited { retry_after: decision.retry_after })
     }
 
-    /// Creates a user and their personal workspace, atomically.
+    /// Creates a user: with an invite, as a member of the invite's workspace (the invite used up
+    /// in the same transaction); otherwise with a personal workspace they own, where sign-up
+    /// allows it (`SIGNUP`; the first account can always be made).
     pub async fn sign_up(
         &self,
         ip: IpAddr,
         email: &str,
         password: &str,
+        invite: Option<&str>,
     ) -> Result<(UserView, WorkspaceView), ServiceError> {
+        use crate::server::platform::config::SignupMode;
         self.throttle(ip, email)?;
         let email = Email::parse(email).map_err(ServiceError::Invalid)?;
         let password = Password::parse(password).map_err(ServiceError::Invalid)?;
+        let invite = invite.map(str::trim).filter(|t| !t.is_empty());
+        let invited = match invite {
+            Some(token) if self.signup != SignupMode::Closed => Some((token, self.invites.workspace_of(token).await?)),
+            _ => None,
+        };
+        if invited.is_none() && self.signup != SignupMode::Open && self.any_user().await? {
+            return Err(ServiceError::Forbidden(match self.signup {
+                SignupMode::Closed => "Sign-up is closed on this server.".into(),
+                _ => "Sign-up is by invitation: ask a workspace owner for an invite link.".into(),
+            }));
+        }
+        if let Some((token, ws)) = invited {
+            return self.join_by_invite(email, password, token, ws).await;
+        }
         let password_hash = password.hash(&self.hashing).await?;
         let (user_id, workspace_id, now) = (new_id(), new_id(), now_ms());
         let workspace_name = "Personal".to_owned();
@@ -203,6 +259,52 @@ impl Accounts {
             UserView { id: user_id, email: email.as_str().to_owned() },
             WorkspaceView { id: workspace_id, name: workspace_name },
         ))
+    }
+
+    /// Creates a user as a member of the invite's workspace, using the invite up, atomically.
+    async fn join_by_invite(
+        &self,
+        email: Email,
+        password: Password,
+        token: &str,
+        ws: WorkspaceId,
+    ) -> Result<(UserView, WorkspaceView), ServiceError> {
+        let password_hash = password.hash(&self.hashing).await?;
+        let (user_id, now) = (new_id(), now_ms());
+        let mut response = self
+            .db
+            .query(
+                "BEGIN TRANSACTION;
+                 LET $used = (UPDATE invite SET used_at = $now, used_by = $user
+                              WHERE hash = $hash AND used_at = NONE AND expires_at > $now RETURN VALUE id);
+                 IF array::len($used) = 0 { THROW 'invite no longer valid' };
+                 CREATE type::record('user', $user) CONTENT { email: $email, password_hash: $pw, created_at: $now } RETURN NONE;
+                 CREATE type::record('member', $member) CONTENT { workspace: $ws, user: $user, role: 'member', created_at: $now } RETURN NONE;
+                 COMMIT TRANSACTION;",
+            )
+            .bind(("hash", invites::stored_hash(token)))
+            .bind(("user", user_id.clone()))
+            .bind(("email", email.as_str().to_owned()))
+            .bind(("pw", password_hash))
+            .bind(("ws", ws.as_str().to_owned()))
+            .bind(("member", member_key(ws.as_str(), &user_id)))
+            .bind(("now", now))
+            .await?;
+        if let Some(error) = root_cause(response.take_errors()) {
+            if is_conflict(&error) {
+                return Err(ServiceError::Conflict(
+                    "An account with this email already exists. Sign in instead.".into(),
+                ));
+            }
+            if error.to_string().contains("invite no longer valid") {
+                return Err(ServiceError::Forbidden(
+                    "This invite link is not valid: it was used, has expired, or is mistyped.".into(),
+                ));
+            }
+            return Err(ServiceError::Database(error));
+        }
+        let workspace = self.workspaces.view(&ws).await?;
+        Ok((UserView { id: user_id, email: email.as_str().to_owned() }, workspace))
     }
 
     /// Checks email and password. Unknown emails and wrong passwords take the same path and time
@@ -259,9 +361,14 @@ impl Accounts {
     pub async fn session_workspace(
         &self,
         session: &tower_sessions::Session,
+        checked: Option<&sessions::CheckedSession>,
     ) -> Result<Option<(String, WorkspaceId)>, ServiceError> {
-        let Some(user_id) = self.session_user(session).await? else {
-            return Ok(None);
+        let user_id = match checked {
+            Some(checked) => checked.0.clone(),
+            None => match self.session_user(session).await? {
+                Some(user_id) => user_id,
+                None => return Ok(None),
+            },
         };
         if let Some(ws) = sessions::workspace_id(session).await? {
             match self.workspaces.authorize(&user_id, &ws).await {
@@ -295,6 +402,7 @@ mod tests {
             limiters,
             Arc::new(Metrics::default()),
             std::time::Duration::from_secs(30 * 86_400),
+            crate::server::platform::config::SignupMode::Open,
         )
     }
 
@@ -304,9 +412,9 @@ mod tests {
     async fn sign_up_then_duplicate_then_sign_in() {
         let db = Db::memory().await.unwrap();
         let accounts = accounts(&db);
-        let (user, ws) = accounts.sign_up(IP, "Dup@Example.com", "long enough password").await.unwrap();
+        let (user, ws) = accounts.sign_up(IP, "Dup@Example.com", "long enough password", None).await.unwrap();
         assert_eq!(user.email, "dup@example.com");
-        let again = accounts.sign_up(IP, "dup@example.com ", "another password!").await;
+        let again = accounts.sign_up(IP, "dup@example.com ", "another password!", None).await;
         assert!(matches!(again, Err(ServiceError::Conflict(_))), "{again:?}");
         let signed_in = accounts.sign_in(IP, "DUP@example.com", "long enough password").await.unwrap();
         assert_eq!(signed_in.id, user.id);
@@ -324,7 +432,7 @@ mod tests {
     async fn every_failed_sign_in_makes_exactly_one_verification() {
         let db = Db::memory().await.unwrap();
         let accounts = accounts(&db);
-        accounts.sign_up(IP, "known@example.com", "long enough password").await.unwrap();
+        accounts.sign_up(IP, "known@example.com", "long enough password", None).await.unwrap();
         for (email, password) in [
             ("known@example.com", "wrong password!!"),
             ("ghost@example.com", "wrong password!!"),
@@ -352,7 +460,7 @@ mod tests {
         }
         let refused = accounts.sign_in(IP, "nobody@example.com", "wrong password!").await;
         assert!(matches!(refused, Err(ServiceError::RateLimited { .. })), "{refused:?}");
-        let refused = accounts.sign_up(IP, "new@example.com", "long enough password").await;
+        let refused = accounts.sign_up(IP, "new@example.com", "long enough password", None).await;
         assert!(matches!(refused, Err(ServiceError::RateLimited { .. })), "sign-up shares the limit: {refused:?}");
     }
 }

@@ -18,6 +18,12 @@ use crate::server::platform::error::ServiceError;
 /// Keys the dashboard keeps in a session.
 pub const USER_ID: &str = "user_id";
 pub const WORKSPACE_ID: &str = "workspace_id";
+/// The page guard's verdict on a request's session, kept in the request's extensions: everything
+/// rendered for that request sees the same user, even if the session ends meanwhile (a sign-out
+/// everywhere from another device); the next request sees the change.
+#[derive(Debug, Clone)]
+pub struct CheckedSession(pub String);
+
 /// When the session was signed in (Unix ms), and the user's token generation then.
 pub const SIGNED_IN_AT: &str = "signed_in_at";
 pub const GENERATION: &str = "token_gen";

@@ -38,11 +38,51 @@ struct WorkspaceRow {
 #[derive(Debug, Clone)]
 pub struct Workspaces {
     db: Db,
+    /// Workspaces one account may own.
+    max_owned: i64,
+}
+
+/// What a member may do in a workspace: an owner also manages its providers and invites.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Owner,
+    Member,
 }
 
 impl Workspaces {
     pub fn new(db: Db) -> Self {
-        Self { db }
+        Self { db, max_owned: 10 }
+    }
+
+    /// With a quota on the workspaces one account may own.
+    pub fn with_quota(mut self, max_owned: i64) -> Self {
+        self.max_owned = max_owned;
+        self
+    }
+
+    /// The user's role in a workspace they belong to (`NotFound` when they do not).
+    pub async fn role(&self, user_id: &str, ws: &WorkspaceId) -> Result<Role, ServiceError> {
+        let mut response = self
+            .db
+            .query("SELECT VALUE role FROM type::record('member', $member)")
+            .bind(("member", member_key(ws.as_str(), user_id)))
+            .await?;
+        let role: Option<String> = response.take(0)?;
+        match role.as_deref() {
+            Some("owner") => Ok(Role::Owner),
+            Some(_) => Ok(Role::Member),
+            None => Err(ServiceError::NotFound("workspace")),
+        }
+    }
+
+    /// `Forbidden` unless the user owns the workspace.
+    pub async fn require_owner(&self, user_id: &str, ws: &WorkspaceId) -> Result<(), ServiceError> {
+        match self.role(user_id, ws).await? {
+            Role::Owner => Ok(()),
+            Role::Member => Err(ServiceError::Forbidden(
+                "Only the workspace's owners can do this (members use its providers, keys and usage).".into(),
+            )),
+        }
     }
 
     /// The workspaces a user belongs to, oldest membership first.
@@ -74,6 +114,18 @@ impl Workspaces {
     /// Creates a workspace with the user as its owner.
     pub async fn create(&self, user_id: &str, name: &str) -> Result<WorkspaceView, ServiceError> {
         let name = parse_workspace_name(name).map_err(ServiceError::Invalid)?;
+        let mut response = self
+            .db
+            .query("SELECT VALUE count() FROM member WHERE user = $user AND role = 'owner' GROUP ALL")
+            .bind(("user", user_id.to_owned()))
+            .await?;
+        let owned: Option<i64> = response.take(0)?;
+        if owned.unwrap_or(0) >= self.max_owned {
+            return Err(ServiceError::Forbidden(format!(
+                "An account can own at most {} workspaces on this server.",
+                self.max_owned
+            )));
+        }
         let (id, now) = (new_id(), now_ms());
         self.db.query(
         "BEGIN TRANSACTION;

@@ -275,11 +275,19 @@ fn parse_rate_limit(raw: Option<u32>) -> Result<Option<u32>, ServiceError> {
 pub struct ApiKeys {
     db: Db,
     cache: Arc<KeyCache>,
+    /// Keys one workspace may have (revoked ones count until deleted).
+    max_per_workspace: i64,
 }
 
 impl ApiKeys {
     pub fn new(db: Db) -> Self {
-        Self { db, cache: Arc::new(KeyCache::new()) }
+        Self { db, cache: Arc::new(KeyCache::new()), max_per_workspace: 500 }
+    }
+
+    /// With a quota on the keys one workspace may have.
+    pub fn with_quota(mut self, max_per_workspace: i64) -> Self {
+        self.max_per_workspace = max_per_workspace;
+        self
     }
 
     /// The cache, for the live-invalidation follower.
@@ -316,6 +324,18 @@ impl ApiKeys {
         let now = now_ms();
         let expires_at = parse_expiry(&input, now)?;
         let rate_limit = parse_rate_limit(input.rate_limit_per_min)?;
+        let mut response = self
+            .db
+            .query("SELECT VALUE count() FROM api_key WHERE workspace = $ws GROUP ALL")
+            .bind(("ws", ws.as_str().to_owned()))
+            .await?;
+        let count: Option<i64> = response.take(0)?;
+        if count.unwrap_or(0) >= self.max_per_workspace {
+            return Err(ServiceError::Forbidden(format!(
+                "A workspace can have at most {} API keys on this server (delete revoked ones to make room).",
+                self.max_per_workspace
+            )));
+        }
         let token = tokens::generate()?;
         let id = new_id();
         self.db

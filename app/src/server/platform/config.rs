@@ -58,6 +58,35 @@ pub enum Durability {
     Interval,
 }
 
+/// Who may create an account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignupMode {
+    /// Anyone who reaches the dashboard.
+    Open,
+    /// The first account, then only people with an invite link (the default).
+    Invite,
+    /// The first account only.
+    Closed,
+}
+
+impl SignupMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::Invite => "invite",
+            Self::Closed => "closed",
+        }
+    }
+}
+
+/// How much one account or workspace may create.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quotas {
+    pub workspaces_per_account: i64,
+    pub providers_per_workspace: i64,
+    pub keys_per_workspace: i64,
+}
+
 /// Timeouts and limits for calls to upstream providers.
 #[derive(Debug, Clone)]
 pub struct UpstreamSettings {
@@ -104,6 +133,10 @@ pub struct Settings {
     pub usage_retention_days: u32,
     /// A dashboard session ends this long after sign-in, however active (`SESSION_MAX_AGE_DAYS`).
     pub session_max_age: Duration,
+    /// Who may create an account (`SIGNUP`): the first account can always be made.
+    pub signup: SignupMode,
+    /// Per-account and per-workspace quotas.
+    pub quotas: Quotas,
     /// Where usage records wait for the database (`USAGE_SPOOL_DIR`); `None` for a temporary
     /// directory, with an in-memory database.
     pub usage_spool_dir: Option<PathBuf>,
@@ -233,6 +266,21 @@ impl Settings {
             )?)
             .map_err(|_| ConfigError("UPSTREAM_MAX_ANSWER_BYTES is too large for this machine".into()))?,
         };
+        let signup = match get("SIGNUP").as_deref().map(str::trim).map(str::to_ascii_lowercase).as_deref() {
+            None | Some("") | Some("invite") => SignupMode::Invite,
+            Some("open") => SignupMode::Open,
+            Some("closed") => SignupMode::Closed,
+            Some(_) => return Err(ConfigError("SIGNUP must be open, invite or closed".into())),
+        };
+        let count = |name: &str, default: u64| -> Result<i64, ConfigError> {
+            i64::try_from(parse_u64(get(name), name, default, 1)?)
+                .map_err(|_| ConfigError(format!("{name} is too large")))
+        };
+        let quotas = Quotas {
+            workspaces_per_account: count("MAX_WORKSPACES_PER_ACCOUNT", 10)?,
+            providers_per_workspace: count("MAX_PROVIDERS_PER_WORKSPACE", 50)?,
+            keys_per_workspace: count("MAX_API_KEYS_PER_WORKSPACE", 500)?,
+        };
         let session_max_age = Duration::from_secs(
             parse_u64(get("SESSION_MAX_AGE_DAYS"), "SESSION_MAX_AGE_DAYS", 30, 1)?.saturating_mul(86_400),
         );
@@ -293,6 +341,8 @@ impl Settings {
             upstream,
             usage_retention_days,
             session_max_age,
+            signup,
+            quotas,
             usage_spool_dir,
             usage_spool_max_bytes,
             prices_file: get("PRICES_FILE").map(PathBuf::from),
@@ -346,6 +396,8 @@ impl Settings {
             "ENCRYPTION_KEY" => Some(key.clone()),
             "JWT_SECRET" => Some("test-jwt-secret-that-is-long-enough-0123456789".to_owned()),
             "ALLOW_PRIVATE_UPSTREAMS" => Some("true".to_owned()),
+            // Tests sign up many people on one database; the invite rules have their own tests.
+            "SIGNUP" => Some("open".to_owned()),
             "LEPTOS_SITE_ADDR" => Some("127.0.0.1:0".to_owned()),
             _ => None,
         };

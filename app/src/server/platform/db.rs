@@ -41,6 +41,7 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     ("0005_routes.surql", include_str!("../../../../migrations/0005_routes.surql")),
     ("0006_model_aliases.surql", include_str!("../../../../migrations/0006_model_aliases.surql")),
     ("0007_account_generations.surql", include_str!("../../../../migrations/0007_account_generations.surql")),
+    ("0008_invites.surql", include_str!("../../../../migrations/0008_invites.surql")),
 ];
 
 /// Why the database could not be opened or brought up to date.

@@ -22,6 +22,10 @@ pub enum ServiceError {
     /// The record would clash with an existing one.
     #[error("{0}")]
     Conflict(String),
+    /// Signed in, but not allowed to do this (a member where an owner must act, sign-up closed,
+    /// a quota reached); the message says why.
+    #[error("{0}")]
+    Forbidden(String),
     /// Too many attempts; try again after the duration.
     #[error("too many attempts; try again in {} seconds", retry_after.as_secs().max(1))]
     RateLimited { retry_after: Duration },
@@ -48,6 +52,7 @@ impl ServiceError {
             Self::Unauthenticated | Self::InvalidCredentials => S::UNAUTHORIZED,
             Self::NotFound(_) => S::NOT_FOUND,
             Self::Conflict(_) => S::CONFLICT,
+            Self::Forbidden(_) => S::FORBIDDEN,
             Self::RateLimited { .. } => S::TOO_MANY_REQUESTS,
             Self::Upstream(_) => S::BAD_GATEWAY,
             Self::Unavailable => S::SERVICE_UNAVAILABLE,
@@ -63,6 +68,7 @@ impl ServiceError {
             Self::InvalidCredentials => "invalid_credentials",
             Self::NotFound(_) => "not_found",
             Self::Conflict(_) => "conflict",
+            Self::Forbidden(_) => "forbidden",
             Self::RateLimited { .. } => "rate_limit_exceeded",
             Self::Upstream(_) => "upstream_error",
             Self::Unavailable => "unavailable",
@@ -77,6 +83,7 @@ impl ServiceError {
                 "Something went wrong on our side. Try again; if it persists, check the server log.".to_owned()
             }
             Self::Invalid(_)
+            | Self::Forbidden(_)
             | Self::Unauthenticated
             | Self::InvalidCredentials
             | Self::NotFound(_)

@@ -119,19 +119,21 @@ impl AppState {
             }
             None => PriceTable::built_in(),
         };
-        let workspaces = Workspaces::new(db.clone());
+        let workspaces = Workspaces::new(db.clone()).with_quota(settings.quotas.workspaces_per_account);
         let accounts = Accounts::new(
             db.clone(),
             workspaces.clone(),
             Arc::clone(&limiters),
             Arc::clone(&metrics),
             settings.session_max_age,
+            settings.signup,
         );
         let providers =
-            Providers::new(db.clone(), Arc::clone(&cipher), build_client(upstream)?, upstream.allow_private);
+            Providers::new(db.clone(), Arc::clone(&cipher), build_client(upstream)?, upstream.allow_private)
+                .with_quota(settings.quotas.providers_per_workspace);
         Ok(Self(Arc::new(Services {
             leptos_options,
-            keys: ApiKeys::new(db.clone()),
+            keys: ApiKeys::new(db.clone()).with_quota(settings.quotas.keys_per_workspace),
             prices: Prices::new(db.clone(), table),
             reports: Reports::new(db.clone()),
             settings: Arc::new(settings),

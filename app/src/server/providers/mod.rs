@@ -181,6 +181,8 @@ pub struct Providers {
     http: reqwest::Client,
     allow_private: bool,
     cache: Arc<ProviderCache>,
+    /// Providers one workspace may have.
+    max_per_workspace: i64,
 }
 
 impl std::fmt::Debug for Providers {
@@ -195,7 +197,7 @@ impl Providers {
             enabled: Slots::new(CACHE_TTL, CACHE_CAPACITY),
             model_lists: Slots::new(MODEL_LIST_TTL, MODEL_LIST_CAPACITY),
         };
-        Self { db, cipher, http, allow_private, cache: Arc::new(cache) }
+        Self { db, cipher, http, allow_private, cache: Arc::new(cache), max_per_workspace: 50 }
     }
 
     /// The cache, for the live-invalidation follower.
@@ -259,7 +261,25 @@ impl Providers {
         self.row(ws, id).await?.view()
     }
 
+    /// With a quota on the providers one workspace may have.
+    pub fn with_quota(mut self, max_per_workspace: i64) -> Self {
+        self.max_per_workspace = max_per_workspace;
+        self
+    }
+
     pub async fn create(&self, ws: &WorkspaceId, mut input: NewProvider) -> Result<ProviderView, ServiceError> {
+        let mut response = self
+            .db
+            .query("SELECT VALUE count() FROM provider WHERE workspace = $ws GROUP ALL")
+            .bind(("ws", ws.as_str().to_owned()))
+            .await?;
+        let count: Option<i64> = response.take(0)?;
+        if count.unwrap_or(0) >= self.max_per_workspace {
+            return Err(ServiceError::Forbidden(format!(
+                "A workspace can have at most {} providers on this server.",
+                self.max_per_workspace
+            )));
+        }
         let kind = ProviderKind::parse(&input.kind).map_err(ServiceError::Invalid)?;
         let label = Label::parse(&input.label)?;
         let base_url = self.base_url(kind, input.base_url.as_deref())?;
