@@ -25,11 +25,10 @@ pub fn ProvidersPage() -> impl IntoView {
 
     // A test result comes from the action (hydrated page) or, posted without JavaScript, through
     // the session (never from the address: a link must not put words in the page).
-    let stashed = OnceResource::new(take_test_result());
-    let test_result = Signal::derive(move || match test.value().get() {
-        Some(Ok(result)) => Some((result.ok, result.message)),
-        _ => stashed.get().and_then(Result::ok).flatten(),
-    });
+    // Only after a test posted without JavaScript (`?tested=1`) is the session asked for its result:
+    // other page loads leave the session alone.
+    let tested = leptos_router::hooks::use_query_map().with_untracked(|q| q.get("tested").is_some());
+    let stashed = OnceResource::new(async move { if tested { take_test_result().await } else { Ok(None) } });
 
     view! {
         <Title text="Providers · Perpetuo"/>
@@ -37,11 +36,15 @@ pub fn ProvidersPage() -> impl IntoView {
         <p class="muted">"Your own accounts at LLM providers. Requests try enabled providers in priority order (lower first) and fall back to the next on failure."</p>
         <FormError message=error/>
         <Suspense fallback=|| ()>
-            <Show when=move || test_result.get().is_some()>
-                {move || test_result.get().map(|(ok, message)| view! {
+            {move || Suspend::new(async move {
+                let result = match test.value().get() {
+                    Some(Ok(result)) => Some((result.ok, result.message)),
+                    _ => stashed.await.ok().flatten(),
+                };
+                result.map(|(ok, message)| view! {
                     <p role="status" class=if ok { "form-ok" } else { "form-error" } data-testid="test-result">{message}</p>
-                })}
-            </Show>
+                })
+            })}
         </Suspense>
         <Transition fallback=|| view! { <p>"Loading…"</p> }>
             {move || Suspend::new(async move {

@@ -23,13 +23,6 @@ pub fn WorkspacesPage() -> impl IntoView {
     let change_form = reset_on_success(change);
     // After a form post without JavaScript the confirmation comes back through the session.
     let notice = OnceResource::new(take_notice());
-    let changed = move || {
-        if matches!(change.value().get(), Some(Ok(()))) {
-            Some("Password changed. Every other session and API token is signed out.".to_owned())
-        } else {
-            notice.get().and_then(Result::ok).flatten()
-        }
-    };
     view! {
         <Title text="Workspaces · Perpetuo"/>
         <h1>"Workspaces"</h1>
@@ -92,7 +85,14 @@ pub fn WorkspacesPage() -> impl IntoView {
 
         <h2>"Your account"</h2>
         <Suspense fallback=|| ()>
-            {move || changed().map(|text| view! { <p role="status" class="form-ok" data-testid="account-notice">{text}</p> })}
+            {move || Suspend::new(async move {
+                let text = if matches!(change.value().get(), Some(Ok(()))) {
+                    Some("Password changed. Every other session and API token is signed out.".to_owned())
+                } else {
+                    notice.await.ok().flatten()
+                };
+                text.map(|text| view! { <p role="status" class="form-ok" data-testid="account-notice">{text}</p> })
+            })}
         </Suspense>
         <ActionForm action=change node_ref=change_form>
             <label for="current-password">"Current password"</label>

@@ -107,9 +107,40 @@ struct Row {
     expires_at: i64,
 }
 
+/// A session store call that did not finish in time: the request fails instead of hanging.
+fn timed_out() -> session_store::Error {
+    session_store::Error::Backend("the session store did not answer in time".into())
+}
+
 #[async_trait]
 impl SessionStore for SurrealSessionStore {
     async fn create(&self, record: &mut Record) -> session_store::Result<()> {
+        tokio::time::timeout(crate::server::platform::db::CALL_TIMEOUT, self.create_inner(record))
+            .await
+            .unwrap_or_else(|_| Err(timed_out()))
+    }
+
+    async fn save(&self, record: &Record) -> session_store::Result<()> {
+        tokio::time::timeout(crate::server::platform::db::CALL_TIMEOUT, self.save_inner(record))
+            .await
+            .unwrap_or_else(|_| Err(timed_out()))
+    }
+
+    async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
+        tokio::time::timeout(crate::server::platform::db::CALL_TIMEOUT, self.load_inner(id))
+            .await
+            .unwrap_or_else(|_| Err(timed_out()))
+    }
+
+    async fn delete(&self, id: &Id) -> session_store::Result<()> {
+        tokio::time::timeout(crate::server::platform::db::CALL_TIMEOUT, self.delete_inner(id))
+            .await
+            .unwrap_or_else(|_| Err(timed_out()))
+    }
+}
+
+impl SurrealSessionStore {
+    async fn create_inner(&self, record: &mut Record) -> session_store::Result<()> {
         // Ids are 128 random bits; a collision is astronomically unlikely, but never overwrite one.
         loop {
             let data = serde_json::to_string(&record.data).map_err(|e| session_store::Error::Encode(e.to_string()))?;
@@ -130,7 +161,7 @@ impl SessionStore for SurrealSessionStore {
         }
     }
 
-    async fn save(&self, record: &Record) -> session_store::Result<()> {
+    async fn save_inner(&self, record: &Record) -> session_store::Result<()> {
         let data = serde_json::to_string(&record.data).map_err(|e| session_store::Error::Encode(e.to_string()))?;
         self.db
             .query("UPSERT type::record('session', $key) CONTENT { data: $data, expires_at: $exp } RETURN NONE")
@@ -144,7 +175,7 @@ impl SessionStore for SurrealSessionStore {
         Ok(())
     }
 
-    async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
+    async fn load_inner(&self, id: &Id) -> session_store::Result<Option<Record>> {
         let mut response = self
             .db
             .query("SELECT data, expires_at FROM type::record('session', $key)")
@@ -163,7 +194,7 @@ impl SessionStore for SurrealSessionStore {
         Ok(Some(Record { id: *id, data, expiry_date }))
     }
 
-    async fn delete(&self, id: &Id) -> session_store::Result<()> {
+    async fn delete_inner(&self, id: &Id) -> session_store::Result<()> {
         self.db
             .query("DELETE type::record('session', $key) RETURN NONE")
             .bind(("key", key(id)))
