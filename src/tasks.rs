@@ -1,5 +1,6 @@
 //! The background work of one instance, each on a clock until shutdown: the expired-session sweep,
-//! the limiters' pruning, API keys' last-use times, and request-record retention.
+//! the limiters' pruning, API keys' last-use times, request-record retention, and the budget
+//! holds no instance settled.
 
 use std::time::Duration;
 
@@ -40,6 +41,7 @@ pub fn spawn_all(state: &AppState, sessions: SurrealSessionStore, stop: &Cancell
     let limiters = state.clone();
     let keys = state.clone();
     let retention = state.clone();
+    let holds = state.clone();
     vec![
         every(Duration::from_secs(600), stop.clone(), false, move || {
             let sessions = sessions.clone();
@@ -68,6 +70,20 @@ pub fn spawn_all(state: &AppState, sessions: SurrealSessionStore, stop: &Cancell
                 match state.reports().prune(cutoff).await {
                     Ok(0) => {}
                     Ok(n) => tracing::info!(records = n, "pruned request records past the retention period"),
+                    Err(e) => e.log_if_internal(),
+                }
+            }
+        }),
+        every(Duration::from_secs(60), stop.clone(), false, move || {
+            let state = holds.clone();
+            async move {
+                // A hold outlives any call by far here: its instance died before settling it.
+                let age = state.settings.upstream.total_timeout + Duration::from_secs(15 * 60);
+                match state.budgets().sweep(age).await {
+                    Ok(0) => {}
+                    Ok(n) => {
+                        tracing::warn!(holds = n, "charged budget holds that were never settled at their worst case")
+                    }
                     Err(e) => e.log_if_internal(),
                 }
             }

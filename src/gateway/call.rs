@@ -22,7 +22,7 @@ use app::server::usage::prices::Overrides;
 use super::error::GatewayError;
 use super::record::{Progress, Subject};
 use super::routing::{Candidate, Route, candidates};
-use super::{answer, attempts};
+use super::{answer, attempts, budget};
 
 /// Who is calling: a valid key within its limit, and the request's identity.
 pub struct Caller {
@@ -98,6 +98,8 @@ pub struct Call {
     /// Client headers passed on to providers that speak the call's protocol natively
     /// (`anthropic-version`, `anthropic-beta`).
     pub forward: Vec<(http::HeaderName, http::HeaderValue)>,
+    /// The call's budget reservation, if a budget applies.
+    pub hold: Option<super::budget::Reservation>,
 }
 
 /// The client headers a native provider of `protocol` should see (bounded: at most 4 KiB each).
@@ -122,6 +124,7 @@ impl Call {
             protocol: self.request.protocol,
             model: &self.request.model,
             stream: self.request.stream,
+            hold: self.hold.as_ref(),
         }
     }
 
@@ -143,13 +146,13 @@ pub async fn serve(
     let request = match body.and_then(|OpenAiJson(value)| Ok(ClientRequest::parse(protocol, value)?)) {
         Ok(request) => request,
         Err(error) => {
-            let subject = Subject { caller: &caller, protocol, model: "", stream: false };
+            let subject = Subject { caller: &caller, protocol, model: "", stream: false, hold: None };
             return answer::failure(&state, &subject, None, error, &Progress::default());
         }
     };
     if state.usage.is_full() {
         // Every answered call must have its record: none is made while records cannot be kept.
-        let subject = Subject { caller: &caller, protocol, model: &request.model, stream: request.stream };
+        let subject = Subject { caller: &caller, protocol, model: &request.model, stream: request.stream, hold: None };
         return answer::failure(&state, &subject, None, GatewayError::UsageLedgerFull, &Progress::default());
     }
     let prices = match state.prices().overrides(&caller.key.workspace).await {
@@ -167,15 +170,19 @@ pub async fn serve(
         created: caller.ts / 1000,
         include_usage: request.include_usage,
     };
-    let subject = Subject { caller: &caller, protocol, model: &request.model, stream: request.stream };
+    let subject = Subject { caller: &caller, protocol, model: &request.model, stream: request.stream, hold: None };
     let providers = match state.providers().enabled(&caller.key.workspace).await {
         Ok(providers) => providers,
         Err(e) => return answer::failure(&state, &subject, None, GatewayError::Internal(e), &Progress::default()),
     };
-    let candidates = candidates(&providers, &route, protocol);
+    let mut candidates = candidates(&providers, &route, protocol);
     if candidates.is_empty() {
         let error = GatewayError::ModelNotFound(request.model.clone());
         return answer::failure(&state, &subject, None, error, &Progress::default());
     }
-    attempts::run(&state, Call { caller, request, candidates, prices, labels, forward }).await
+    let hold = match budget::reserve(&state, &caller, &request, &mut candidates, &prices).await {
+        Ok(hold) => hold,
+        Err(error) => return answer::failure(&state, &subject, None, error, &Progress::default()),
+    };
+    attempts::run(&state, Call { caller, request, candidates, prices, labels, forward, hold }).await
 }

@@ -21,6 +21,8 @@ pub fn openai_error(message: &str, kind: &str, param: Option<&str>, code: Option
 pub enum GatewayError {
     Key(KeyRejection),
     RateLimited(Decision),
+    /// The call does not fit a budget; the message names it and what is left.
+    Budget(String),
     BodyTooLarge(usize),
     InvalidJson(String),
     InvalidRequest {
@@ -85,7 +87,7 @@ impl GatewayError {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::Key(_) => StatusCode::UNAUTHORIZED,
-            Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::RateLimited(_) | Self::Budget(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::InvalidJson(_) | Self::InvalidRequest { .. } => StatusCode::BAD_REQUEST,
             Self::ModelNotFound(_) | Self::RouteNotFound(_) => StatusCode::NOT_FOUND,
@@ -104,6 +106,7 @@ impl GatewayError {
         match self {
             Self::Key(_) => "invalid_api_key",
             Self::RateLimited(_) => "rate_limited",
+            Self::Budget(_) => "budget_exceeded",
             Self::BodyTooLarge(_) => "body_too_large",
             Self::InvalidJson(_) | Self::InvalidRequest { .. } => "invalid_request",
             Self::ModelNotFound(_) => "model_not_found",
@@ -143,6 +146,9 @@ impl GatewayError {
                 None,
                 Some("rate_limit_exceeded".into()),
             ),
+            Self::Budget(message) => {
+                (message.clone(), "insufficient_quota".into(), None, Some("insufficient_quota".into()))
+            }
             Self::BodyTooLarge(limit) => (
                 format!("The request body is larger than the {limit} bytes this gateway accepts."),
                 invalid,

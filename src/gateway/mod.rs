@@ -9,6 +9,7 @@
 
 mod answer;
 mod attempts;
+mod budget;
 mod call;
 mod count;
 pub mod error;

@@ -25,6 +25,8 @@ pub struct Subject<'a> {
     /// The model as the client wrote it (empty when the body could not be read).
     pub model: &'a str,
     pub stream: bool,
+    /// The call's budget reservation, settled when it is recorded.
+    pub hold: Option<&'a super::budget::Reservation>,
 }
 
 /// How the call ended.
@@ -85,5 +87,8 @@ pub fn submit(state: &AppState, subject: &Subject, outcome: Outcome, progress: &
     let model = if ok { subject.model } else { "other" };
     let overhead = elapsed.saturating_sub(progress.upstream);
     state.metrics.request(outcome.status, kind, model, millis(elapsed) as f64 / 1000.0, overhead.as_secs_f64());
+    if let Some(hold) = subject.hold {
+        super::budget::settle(state, hold, outcome.cost_nanos, outcome.tokens);
+    }
     state.usage.record(&record);
 }

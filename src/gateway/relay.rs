@@ -34,6 +34,9 @@ pub struct Relay {
     upstream_wait: Duration,
     ttft: Option<Duration>,
     recorded: bool,
+    /// Events handed to the client: what a call cut short is charged for when the upstream never
+    /// said its usage.
+    relayed: u64,
 }
 
 impl Relay {
@@ -60,6 +63,7 @@ impl Relay {
             upstream_wait: Duration::ZERO,
             ttft: None,
             recorded: false,
+            relayed: 0,
         };
         relay.feed(&first);
         relay
@@ -132,7 +136,17 @@ impl Relay {
             upstream: self.progress.upstream + self.upstream_wait,
             last_class: class,
         };
-        let tokens = self.translate.tokens();
+        let mut tokens = self.translate.tokens();
+        if let Some(reservation) = &self.call.hold
+            && tokens.prompt == 0
+            && tokens.completion == 0
+            && self.relayed > 0
+        {
+            // Cut short before the upstream said its usage: the budget is charged the prompt's
+            // estimate and a token per event relayed (a delta carries at least one).
+            tokens.prompt = reservation.prompt;
+            tokens.completion = self.relayed;
+        }
         let outcome = Outcome {
             provider: Some(&self.served.provider),
             served_model: Some(&self.served.model),
@@ -149,6 +163,7 @@ impl Relay {
     async fn next(&mut self) -> Option<Bytes> {
         loop {
             if let Some(bytes) = self.pending.pop_front() {
+                self.relayed += 1;
                 return Some(bytes);
             }
             if self.finished {

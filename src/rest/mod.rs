@@ -2,6 +2,7 @@
 //! Errors are `{"error":{"message","type","code"}}`.
 
 mod accounts;
+mod budgets;
 mod extract;
 mod keys;
 mod providers;
@@ -31,6 +32,9 @@ pub fn router() -> Router<AppState> {
         .route("/keys", get(keys::list).post(keys::create))
         .route("/keys/{id}/revoke", post(keys::revoke))
         .route("/keys/{id}", axum::routing::delete(keys::delete))
+        .route("/keys/{id}/budget", axum::routing::put(budgets::set_key).delete(budgets::remove_key))
+        .route("/budgets", get(budgets::list))
+        .route("/budgets/workspace", axum::routing::put(budgets::set_workspace).delete(budgets::remove_workspace))
         .route("/usage", get(usage::usage))
         .route("/requests", get(usage::requests))
         .route("/prices", get(usage::list_prices).post(usage::set_price).delete(usage::delete_price))

@@ -4,6 +4,7 @@
 
 mod accounts;
 mod at_rest;
+mod budgets;
 mod dashboard;
 mod gateway;
 mod health;

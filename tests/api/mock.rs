@@ -118,6 +118,12 @@ impl Mock {
         self.script.lock().unwrap().cache = (read, write);
     }
 
+    /// The prompt and completion tokens reported in usage (11 and 7 unless set).
+    pub fn set_tokens(&self, prompt: u64, completion: u64) {
+        let mut script = self.script.lock().unwrap();
+        (script.prompt_tokens, script.completion_tokens) = (prompt, completion);
+    }
+
     pub fn set_key(&self, key: &str) {
         self.script.lock().unwrap().key = key.to_owned();
     }

@@ -2,6 +2,7 @@
 //! the management API and the gateway all call these same services, grouped by concern.
 
 pub mod accounts;
+pub mod budgets;
 pub mod keys;
 pub mod platform;
 pub mod protocols;

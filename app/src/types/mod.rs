@@ -2,6 +2,7 @@
 //! resource, plus the parsers for values with rules. Compiled for both `ssr` and `hydrate`.
 
 pub mod accounts;
+pub mod budgets;
 pub mod forms;
 pub mod keys;
 pub mod providers;
@@ -9,6 +10,7 @@ pub mod time;
 pub mod usage;
 
 pub use accounts::*;
+pub use budgets::*;
 pub use forms::*;
 pub use keys::*;
 pub use providers::*;

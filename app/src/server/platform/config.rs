@@ -144,6 +144,12 @@ pub struct Settings {
     pub usage_spool_max_bytes: u64,
     /// A replacement price table (`PRICES_FILE`); the built-in one otherwise.
     pub prices_file: Option<PathBuf>,
+    /// The output tokens a budget reserves for a call that names no maximum
+    /// (`BUDGET_DEFAULT_MAX_TOKENS`).
+    pub budget_default_max_tokens: u64,
+    /// Whether per-key and per-IP limits are kept in the database, shared by every instance on it
+    /// (`SHARED_LIMITS`: on by default with a SurrealDB server, off with an embedded database).
+    pub shared_limits: bool,
     /// When set, `GET /metrics` needs `Authorization: Bearer <token>`.
     pub metrics_token: Option<SecretBytes>,
     /// `METRICS_PUBLIC=true`: `/metrics` without a token. Otherwise, without `METRICS_TOKEN`,
@@ -318,7 +324,13 @@ impl Settings {
         let database_namespace = identifier("DATABASE_NAMESPACE", "perpetuo")?;
         let database_name = identifier("DATABASE_NAME", "perpetuo")?;
 
+        let budget_default_max_tokens =
+            parse_u64(get("BUDGET_DEFAULT_MAX_TOKENS"), "BUDGET_DEFAULT_MAX_TOKENS", 4096, 1)?;
+        let shared_limits =
+            parse_bool(get("SHARED_LIMITS"), "SHARED_LIMITS", matches!(database_url, DatabaseUrl::Remote(_)))?;
         Ok(Self {
+            budget_default_max_tokens,
+            shared_limits,
             database_url,
             database_user,
             database_pass,
@@ -377,8 +389,9 @@ impl Settings {
             .as_ref()
             .map_or_else(|| "a temporary directory".to_owned(), |d| d.display().to_string());
         format!(
-            "database {database}; usage spool {spool} (up to {} MiB); limits per minute: {} per IP, {} per API key, \
+            "database {database}; limits {}; usage spool {spool} (up to {} MiB); limits per minute: {} per IP, {} per API key, \
              {} sign-ins per IP and email; /metrics {metrics}; private upstreams {}; site root {}",
+            if self.shared_limits { "shared through the database" } else { "kept by this instance" },
             self.usage_spool_max_bytes / (1024 * 1024),
             self.rate_limit_ip_per_min,
             self.rate_limit_key_per_min,

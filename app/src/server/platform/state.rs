@@ -15,6 +15,7 @@ use super::ratelimit::{LimitClock, Limiters};
 use crate::server::accounts::Accounts;
 use crate::server::accounts::jwt::JwtKeys;
 use crate::server::accounts::workspaces::Workspaces;
+use crate::server::budgets::Budgets;
 use crate::server::keys::ApiKeys;
 use crate::server::providers::Providers;
 use crate::server::providers::breaker::Breakers;
@@ -61,6 +62,7 @@ pub struct Services {
     providers: Providers,
     prices: Prices,
     reports: Reports,
+    budgets: Budgets,
 }
 
 impl Services {
@@ -88,9 +90,22 @@ impl Services {
         &self.reports
     }
 
+    pub fn budgets(&self) -> &Budgets {
+        &self.budgets
+    }
+
+    /// The workspace's budgets with their current periods, keys' budgets named after their keys.
+    pub async fn budget_views(
+        &self,
+        ws: &crate::server::accounts::workspaces::WorkspaceId,
+    ) -> Result<Vec<crate::types::BudgetView>, ServiceError> {
+        let names = self.keys.list(ws).await?.into_iter().map(|k| (k.id, k.name)).collect();
+        self.budgets.list(ws, &names).await
+    }
+
     /// The caches that follow database changes (see `live`).
     pub fn followers(&self) -> Vec<Arc<dyn Follower>> {
-        vec![self.keys.follower(), self.providers.follower()]
+        vec![self.keys.follower(), self.providers.follower(), self.budgets.follower()]
     }
 }
 
@@ -136,6 +151,7 @@ impl AppState {
             keys: ApiKeys::new(db.clone()).with_quota(settings.quotas.keys_per_workspace),
             prices: Prices::new(db.clone(), table),
             reports: Reports::new(db.clone()),
+            budgets: Budgets::new(db.clone()),
             settings: Arc::new(settings),
             db,
             cipher,

@@ -1,0 +1,69 @@
+//! `/api/v1/budgets`: the workspace's budgets with their current period; the workspace's own
+//! budget and each key's (`/api/v1/keys/{id}/budget`) are set with `PUT` and removed with
+//! `DELETE` by an owner.
+
+use axum::extract::{Path, State};
+use http::StatusCode;
+use serde::Serialize;
+
+use app::server::AppState;
+use app::types::{BudgetInput, BudgetScope, BudgetView};
+
+use super::{ApiAuth, ApiError, ApiJson};
+
+#[derive(Serialize)]
+pub struct BudgetList {
+    data: Vec<BudgetView>,
+}
+
+pub async fn list(State(state): State<AppState>, auth: ApiAuth) -> Result<axum::Json<BudgetList>, ApiError> {
+    Ok(axum::Json(BudgetList { data: state.budget_views(&auth.workspace).await? }))
+}
+
+async fn set(
+    state: &AppState,
+    auth: &ApiAuth,
+    scope: BudgetScope,
+    input: &BudgetInput,
+) -> Result<BudgetView, ApiError> {
+    state.workspaces().require_owner(&auth.user_id, &auth.workspace).await?;
+    state.budgets().set(&auth.workspace, &scope, input).await?;
+    let views = state.budget_views(&auth.workspace).await?;
+    let view = views.into_iter().find(|v| v.scope == scope);
+    Ok(view.ok_or(app::server::ServiceError::NotFound("budget"))?)
+}
+
+async fn remove(state: &AppState, auth: &ApiAuth, scope: BudgetScope) -> Result<StatusCode, ApiError> {
+    state.workspaces().require_owner(&auth.user_id, &auth.workspace).await?;
+    state.budgets().remove(&auth.workspace, &scope).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn set_workspace(
+    State(state): State<AppState>,
+    auth: ApiAuth,
+    ApiJson(input): ApiJson<BudgetInput>,
+) -> Result<axum::Json<BudgetView>, ApiError> {
+    Ok(axum::Json(set(&state, &auth, BudgetScope::Workspace, &input).await?))
+}
+
+pub async fn remove_workspace(State(state): State<AppState>, auth: ApiAuth) -> Result<StatusCode, ApiError> {
+    remove(&state, &auth, BudgetScope::Workspace).await
+}
+
+pub async fn set_key(
+    State(state): State<AppState>,
+    auth: ApiAuth,
+    Path(id): Path<String>,
+    ApiJson(input): ApiJson<BudgetInput>,
+) -> Result<axum::Json<BudgetView>, ApiError> {
+    Ok(axum::Json(set(&state, &auth, BudgetScope::Key(id), &input).await?))
+}
+
+pub async fn remove_key(
+    State(state): State<AppState>,
+    auth: ApiAuth,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    remove(&state, &auth, BudgetScope::Key(id)).await
+}
