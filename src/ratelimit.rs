@@ -24,7 +24,7 @@ pub async fn ip_limit(State(state): State<AppState>, mut request: Request, next:
         .get::<ConnectInfo<SocketAddr>>()
         .map_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
     let ip = state.limiters.client_ip(peer, request.headers());
-    let decision = state.limiters.check_ip(ip);
+    let decision = state.limiters.ip(ip).await;
     if !decision.allowed {
         state.metrics.rate_limited("ip");
         return too_many_requests(request.uri().path(), &decision);

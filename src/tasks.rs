@@ -52,8 +52,11 @@ pub fn spawn_all(state: &AppState, sessions: SurrealSessionStore, stop: &Cancell
             }
         }),
         every(Duration::from_secs(60), stop.clone(), false, move || {
-            limiters.limiters.prune();
-            std::future::ready(())
+            let state = limiters.clone();
+            async move {
+                state.limiters.prune();
+                state.limiters.sweep_shared().await;
+            }
         }),
         every(Duration::from_secs(5), stop.clone(), true, move || {
             let keys = keys.clone();

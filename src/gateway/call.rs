@@ -48,7 +48,7 @@ impl FromRequestParts<AppState> for Caller {
         let (started, ts) = (Instant::now(), now_ms());
         let token = ApiKeyToken::parse(presented_key(&parts.headers))?;
         let key = state.keys().authenticate(&token).await?;
-        let limit = state.limiters.check_key(&key.id, key.rate_limit_per_min);
+        let limit = state.limiters.key(&key.id, key.rate_limit_per_min).await;
         if !limit.allowed {
             state.metrics.rate_limited("key");
             return Err(GatewayError::RateLimited(limit));

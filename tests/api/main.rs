@@ -5,6 +5,7 @@
 mod accounts;
 mod at_rest;
 mod budgets;
+mod cluster;
 mod dashboard;
 mod gateway;
 mod health;
@@ -13,6 +14,7 @@ mod keys;
 mod ledger;
 mod mock;
 mod persistence;
+mod process;
 mod providers;
 mod ratelimit;
 mod sdk;

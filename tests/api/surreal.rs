@@ -16,8 +16,9 @@ use crate::helpers::poll;
 
 /// A SurrealDB server on a random loopback port, with its own data folder; stopped when dropped.
 pub struct SurrealServer {
-    child: Child,
+    child: Option<Child>,
     pub addr: SocketAddr,
+    data: std::path::PathBuf,
 }
 
 pub const USER: &str = "root";
@@ -30,20 +31,34 @@ fn free_port() -> u16 {
 
 impl SurrealServer {
     pub async fn start(data: &Path) -> Self {
+        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let mut server = Self { child: None, addr, data: data.to_owned() };
+        server.start_again().await;
+        server
+    }
+
+    /// Starts the server (again) on the same address and data folder.
+    pub async fn start_again(&mut self) {
         let bin = std::env::var("PERPETUO_SURREAL_BIN").unwrap_or_else(|_| {
             panic!("PERPETUO_SURREAL_BIN is not set: run `scripts/surreal-server.sh` (scripts/test.sh does) and export its output")
         });
-        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let child = Command::new(bin)
-            .args(["start", "--bind", &addr.to_string(), "--user", USER, "--pass", PASS, "--log", "warn"])
-            .arg(format!("surrealkv://{}", data.display()))
+            .args(["start", "--bind", &self.addr.to_string(), "--user", USER, "--pass", PASS, "--log", "warn"])
+            .arg(format!("surrealkv://{}", self.data.display()))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("the surreal binary starts");
-        let server = Self { child, addr };
-        server.wait_healthy().await;
-        server
+        self.child = Some(child);
+        self.wait_healthy().await;
+    }
+
+    /// Stops the server as an operator would (SIGTERM), and waits for it to exit.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+            let _ = child.wait();
+        }
     }
 
     pub async fn wait_healthy(&self) {
@@ -59,8 +74,10 @@ impl SurrealServer {
 
 impl Drop for SurrealServer {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 

@@ -17,7 +17,7 @@ use surrealdb::types::{Action, SurrealValue};
 
 use crate::server::accounts::workspaces::WorkspaceId;
 use crate::server::platform::cache::Slots;
-use crate::server::platform::db::{Db, now_ms};
+use crate::server::platform::db::{Db, now_ms, root_cause};
 use crate::server::platform::error::ServiceError;
 use crate::server::platform::live::Follower;
 use crate::types::{BudgetInput, BudgetScope, BudgetView};
@@ -429,10 +429,10 @@ impl Budgets {
                 .bind(("id", id.to_owned()))
                 .bind(("now", now))
                 .await
-                .and_then(|r| r.check());
+                .map(|mut r| root_cause(r.take_errors()));
             let error = match result {
-                Ok(_) => return Ok(Hold { id: id.to_owned(), need }),
-                Err(e) => e,
+                Ok(None) => return Ok(Hold { id: id.to_owned(), need }),
+                Ok(Some(e)) | Err(e) => e,
             };
             let message = error.message();
             if let Some(scope) = message.split("budget_exceeded:").nth(1) {
@@ -520,11 +520,11 @@ impl Budgets {
                 .bind(("n", nanos.max(0)))
                 .bind(("t", tokens.max(0)))
                 .await
-                .and_then(|r| r.check());
+                .map(|mut r| root_cause(r.take_errors()));
             match result {
-                Ok(_) => return Ok(()),
-                Err(e) if is_retryable(&e) => backoff(attempt).await,
-                Err(e) => return Err(e.into()),
+                Ok(None) => return Ok(()),
+                Ok(Some(e)) | Err(e) if is_retryable(&e) => backoff(attempt).await,
+                Ok(Some(e)) | Err(e) => return Err(e.into()),
             }
         }
         Err(ServiceError::Unavailable)

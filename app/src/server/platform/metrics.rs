@@ -54,7 +54,6 @@ pub struct Metrics {
     upstream_errors: DashMap<(String, String), AtomicU64>,
     rate_limited: DashMap<&'static str, AtomicU64>,
     budget: DashMap<&'static str, AtomicU64>,
-    shared_limits: DashMap<&'static str, AtomicU64>,
     pub latency: Histogram,
     pub overhead: Histogram,
 }
@@ -106,12 +105,6 @@ impl Metrics {
         self.budget.entry(event).or_default().fetch_add(1, Ordering::Relaxed);
     }
 
-    /// A shared-limit event: `lease` (a block taken from the database) or `fallback` (the
-    /// database did not answer: the instance's own limiter decided).
-    pub fn shared_limit(&self, event: &'static str) {
-        self.shared_limits.entry(event).or_default().fetch_add(1, Ordering::Relaxed);
-    }
-
     /// Prometheus text exposition, with the gauges passed in by the caller.
     pub fn render(&self, gauges: &[(&str, &str, f64)], counters: &[(&str, &str, u64)]) -> String {
         let mut out = String::with_capacity(4096);
@@ -153,11 +146,6 @@ impl Metrics {
         for event in ["reserved", "refused", "settled"] {
             let n = self.budget.get(event).map_or(0, |c| c.load(Ordering::Relaxed));
             let _ = writeln!(out, "perpetuo_budget_events_total{{event=\"{event}\"}} {n}");
-        }
-        out.push_str("# HELP perpetuo_shared_limit_events_total Permit blocks leased from the database, and checks decided locally because it did not answer.\n# TYPE perpetuo_shared_limit_events_total counter\n");
-        for event in ["lease", "fallback"] {
-            let n = self.shared_limits.get(event).map_or(0, |c| c.load(Ordering::Relaxed));
-            let _ = writeln!(out, "perpetuo_shared_limit_events_total{{event=\"{event}\"}} {n}");
         }
         for (name, help, value) in gauges {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");
@@ -224,6 +212,11 @@ pub fn exposition(state: &super::state::Services) -> String {
                 "perpetuo_usage_write_retries_total",
                 "Usage batch writes retried after a failure.",
                 stats.retried.load(Relaxed),
+            ),
+            (
+                "perpetuo_shared_limit_fallbacks_total",
+                "Rate-limit checks this instance decided alone because the database did not answer in time.",
+                state.limiters.shared_fallbacks(),
             ),
         ],
     )

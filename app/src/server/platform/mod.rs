@@ -11,4 +11,5 @@ pub mod live;
 pub mod metrics;
 pub mod ratelimit;
 pub mod secret;
+pub mod shared_limits;
 pub mod state;

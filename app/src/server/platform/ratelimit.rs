@@ -19,7 +19,11 @@ use governor::state::keyed::DashMapStateStore;
 use governor::{Quota, RateLimiter};
 use ipnet::IpNet;
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use super::config::Settings;
+use super::db::Db;
+use super::shared_limits::SharedLimits;
 
 /// The client address the IP limit was applied to, put in the request's extensions for the
 /// handlers (login limits, logs).
@@ -146,6 +150,9 @@ pub struct Limiters {
     /// One keyed bucket per distinct per-key quota (the default plus any overrides).
     keys: DashMap<u32, Arc<Bucket<String>>>,
     trusted_proxies: Vec<IpNet>,
+    /// With several instances on one database: the per-IP and per-key limits kept there.
+    shared: Option<SharedLimits>,
+    shared_fallbacks: AtomicU64,
 }
 
 impl std::fmt::Debug for Limiters {
@@ -164,6 +171,57 @@ impl Limiters {
             keys: DashMap::new(),
             trusted_proxies: settings.trusted_proxies.clone(),
             clock,
+            shared: None,
+            shared_fallbacks: AtomicU64::new(0),
+        }
+    }
+
+    /// Keeps the per-IP and per-key limits in the database, shared with every instance on it
+    /// (see `shared_limits`); sign-in limits stay per instance.
+    pub fn shared(mut self, db: Db) -> Self {
+        self.shared = Some(SharedLimits::new(db));
+        self
+    }
+
+    pub fn is_shared(&self) -> bool {
+        self.shared.is_some()
+    }
+
+    /// Checks this instance decided alone because the database did not answer in time.
+    pub fn shared_fallbacks(&self) -> u64 {
+        self.shared_fallbacks.load(Ordering::Relaxed)
+    }
+
+    /// The per-IP limit, shared across instances when configured.
+    pub async fn ip(&self, ip: IpAddr) -> Decision {
+        let key = limit_key(ip);
+        if let Some(shared) = &self.shared {
+            match shared.check("ip", &key.to_string(), self.ip.per_min).await {
+                Some(decision) => return decision,
+                None => self.shared_fallbacks.fetch_add(1, Ordering::Relaxed),
+            };
+        }
+        self.ip.check(&key)
+    }
+
+    /// The per-key limit, shared across instances when configured.
+    pub async fn key(&self, key_id: &str, override_per_min: Option<u32>) -> Decision {
+        if let Some(shared) = &self.shared {
+            let per_min = override_per_min.and_then(NonZeroU32::new).unwrap_or(self.key_default).get();
+            match shared.check("key", key_id, per_min).await {
+                Some(decision) => return decision,
+                None => self.shared_fallbacks.fetch_add(1, Ordering::Relaxed),
+            };
+        }
+        self.check_key(key_id, override_per_min)
+    }
+
+    /// Removes shared states whose bucket is full again from the database.
+    pub async fn sweep_shared(&self) {
+        if let Some(shared) = &self.shared
+            && let Err(e) = shared.sweep().await
+        {
+            tracing::warn!(error = %e, "sweeping shared rate-limit states failed");
         }
     }
 
@@ -213,6 +271,9 @@ impl Limiters {
         let default = self.key_default.get();
         self.keys.retain(|quota, bucket| *quota == default || bucket.len() > 0);
         self.keys.shrink_to_fit();
+        if let Some(shared) = &self.shared {
+            shared.prune();
+        }
     }
 
     /// Distinct per-key quotas with a limiter in memory.
@@ -222,7 +283,11 @@ impl Limiters {
 
     /// Keys held across all limiters (for metrics and the memory test).
     pub fn tracked_keys(&self) -> usize {
-        self.ip.len() + self.login_ip.len() + self.login_email.len() + self.keys.iter().map(|b| b.len()).sum::<usize>()
+        self.ip.len()
+            + self.login_ip.len()
+            + self.login_email.len()
+            + self.keys.iter().map(|b| b.len()).sum::<usize>()
+            + self.shared.as_ref().map_or(0, SharedLimits::len)
     }
 
     /// The client address for limiting and logs: the socket peer, unless the peer is a trusted
