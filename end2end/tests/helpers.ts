@@ -26,3 +26,24 @@ export async function signUp(page: Page, email: string, js = true) {
   await expect(page).toHaveURL(/\/providers$/);
   await expect(page.getByTestId('signed-in-as')).toHaveText(email);
 }
+
+/**
+ * Watches a page the way a person's browser console would: any console error, any uncaught
+ * exception, and any failed server function call (`/fn/...` answering 4xx or 5xx) is recorded,
+ * and the test fails on them at the end.
+ */
+export function watch(page: Page): string[] {
+  const problems: string[] = [];
+  page.on('console', (message) => {
+    if (message.type() === 'error') problems.push(`console error: ${message.text()} (${message.location().url})`);
+  });
+  page.on('pageerror', (error) => problems.push(`uncaught: ${error.message}`));
+  page.on('response', (response) => {
+    const url = new URL(response.url());
+    if (url.pathname.startsWith('/fn/') && response.status() >= 400) {
+      problems.push(`server function ${url.pathname} answered ${response.status()}`);
+    }
+  });
+  return problems;
+}
+

@@ -1,26 +1,6 @@
 import { test, expect, type Page } from '@playwright/test';
 import { VALID_KEY } from '../mock-upstream';
-import { PASSWORD, baseUrl, hydrated, uniqueEmail } from './helpers';
-
-/**
- * Watches a page the way a person's browser console would: any console error, any uncaught
- * exception, and any failed server function call (`/fn/...` answering 4xx or 5xx) is recorded,
- * and the test fails on them at the end.
- */
-function watch(page: Page): string[] {
-  const problems: string[] = [];
-  page.on('console', (message) => {
-    if (message.type() === 'error') problems.push(`console error: ${message.text()} (${message.location().url})`);
-  });
-  page.on('pageerror', (error) => problems.push(`uncaught: ${error.message}`));
-  page.on('response', (response) => {
-    const url = new URL(response.url());
-    if (url.pathname.startsWith('/fn/') && response.status() >= 400) {
-      problems.push(`server function ${url.pathname} answered ${response.status()}`);
-    }
-  });
-  return problems;
-}
+import { PASSWORD, baseUrl, hydrated, uniqueEmail, watch } from './helpers';
 
 /** Clicks a tab in the header and waits for its page, hydrated. */
 async function tab(page: Page, name: string, path: RegExp, heading: string) {

@@ -98,3 +98,39 @@ pub async fn security_headers(State(state): State<AppState>, request: Request, n
     }
     response
 }
+
+/// The most of a failed server function's body read to find its status (errors are a line).
+const MAX_ERROR_BODY: usize = 64 * 1024;
+
+/// A server function that failed answers with the status its error means (400 for a form the
+/// service refused, 401, 404, 409, 429, 503...) rather than the framework's blanket 500, so a
+/// browser, a log or a proxy tells a refused form from a fault. The body is left as it was.
+pub async fn server_fn_status(request: Request, next: Next) -> Response {
+    let is_fn = request.uri().path().starts_with("/fn/");
+    let response = next.run(request).await;
+    if !is_fn || response.status() != StatusCode::INTERNAL_SERVER_ERROR {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, MAX_ERROR_BODY).await else {
+        return (StatusCode::INTERNAL_SERVER_ERROR, "").into_response();
+    };
+    if let Ok(error) = serde_json::from_slice::<app::error::AppError>(&bytes) {
+        parts.status = app_error_status(&error);
+    }
+    Response::from_parts(parts, axum::body::Body::from(bytes))
+}
+
+fn app_error_status(error: &app::error::AppError) -> StatusCode {
+    use app::error::AppError as E;
+    match error {
+        E::Invalid(_) | E::Request(_) => StatusCode::BAD_REQUEST,
+        E::Unauthenticated | E::InvalidCredentials => StatusCode::UNAUTHORIZED,
+        E::NotFound(_) => StatusCode::NOT_FOUND,
+        E::Conflict(_) => StatusCode::CONFLICT,
+        E::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+        E::Upstream(_) => StatusCode::BAD_GATEWAY,
+        E::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        E::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}

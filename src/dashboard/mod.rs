@@ -21,6 +21,7 @@ pub fn router(state: &AppState, sessions: SessionManagerLayer<SurrealSessionStor
         .route("/usage/export.csv", get(export::usage_csv))
         .leptos_routes_with_context(state, routes, || {}, move || shell(options.clone()))
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .layer(from_fn(guards::server_fn_status))
         .layer(from_fn_with_state(state.clone(), guards::page_guard))
         .layer(sessions)
         .layer(from_fn(guards::same_origin))

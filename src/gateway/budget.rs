@@ -93,7 +93,7 @@ pub async fn reserve(
             )));
         }
     }
-    let nanos = candidates.iter().filter_map(|c| price_of(c)).map(|p| p.cost_nanos(worst)).max().unwrap_or(0);
+    let nanos = candidates.iter().filter_map(price_of).map(|p| p.cost_nanos(worst)).max().unwrap_or(0);
     let need = Need { nanos, tokens: i64::try_from(prompt + output).unwrap_or(i64::MAX) };
     let reserved = tokio::time::timeout(
         app::server::platform::db::CALL_TIMEOUT,

@@ -230,7 +230,7 @@ async fn a_database_restart_is_survived_with_clear_503s_and_no_record_lost() {
             while !stop.load(std::sync::atomic::Ordering::SeqCst) {
                 i += 1;
                 let base = &bases[i % bases.len()];
-                let body = json!({"model": "mock-small", "stream": i % 2 == 0, "messages": [{"role": "user", "content": "hi"}]});
+                let body = json!({"model": "mock-small", "stream": i.is_multiple_of(2), "messages": [{"role": "user", "content": "hi"}]});
                 let Ok(response) = client
                     .post(format!("{base}/v1/chat/completions"))
                     .bearer_auth(&key)

@@ -286,7 +286,7 @@ async fn another_workspaces_provider_is_404_everywhere() {
         ("test_provider", vec![("id", id)]),
     ] {
         let response = app.server_fn(&c, name, &fields).await;
-        assert_eq!(response.status(), 500, "{name}");
+        assert_eq!(response.status(), 404, "{name}: a refusal answers with its own status");
         let body: Value = response.json().await.unwrap();
         assert_eq!(body, json!({"NotFound": "provider"}), "{name}");
     }

@@ -3,23 +3,45 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
 
+use crate::components::budget::{BudgetForm, describe, scope_field};
 use crate::components::form::{FormError, action_error, reset_on_success};
+use crate::server_fns::budgets::{RemoveBudget, SetBudget, list_budgets};
 use crate::server_fns::keys::{CreateKey, DeleteKey, RevokeKey, list_keys, take_created_key};
-use crate::types::{ApiKeyView, CreatedApiKey, KeyState, format_ts};
+use crate::types::{ApiKeyView, BudgetScope, BudgetView, CreatedApiKey, KeyState, format_ts};
+
+/// The actions a key row offers.
+#[derive(Clone, Copy)]
+struct RowActions {
+    revoke: ServerAction<RevokeKey>,
+    delete: ServerAction<DeleteKey>,
+    set_budget: ServerAction<SetBudget>,
+    remove_budget: ServerAction<RemoveBudget>,
+}
 
 #[component]
 pub fn KeysPage() -> impl IntoView {
     let create = ServerAction::<CreateKey>::new();
     let revoke = ServerAction::<RevokeKey>::new();
     let delete = ServerAction::<DeleteKey>::new();
+    let set_budget = ServerAction::<SetBudget>::new();
+    let remove_budget = ServerAction::<RemoveBudget>::new();
+    let actions = RowActions { revoke, delete, set_budget, remove_budget };
     let keys = Resource::new(
         move || (create.version().get(), revoke.version().get(), delete.version().get()),
         |_| list_keys(),
     );
+    let budgets =
+        Resource::new(move || (set_budget.version().get(), remove_budget.version().get()), |_| list_budgets());
     // A key created by a form post without JavaScript comes back once through the session.
     let stashed = OnceResource::new(take_created_key());
     let create_form = reset_on_success(create);
-    let errors = [action_error(create), action_error(revoke), action_error(delete)];
+    let errors = [
+        action_error(create),
+        action_error(revoke),
+        action_error(delete),
+        action_error(set_budget),
+        action_error(remove_budget),
+    ];
     let error = Signal::derive(move || errors.iter().find_map(|e| e.get()));
 
     view! {
@@ -38,12 +60,17 @@ pub fn KeysPage() -> impl IntoView {
         </Suspense>
         <Transition fallback=|| view! { <p>"Loading…"</p> }>
             {move || Suspend::new(async move {
+                // Budgets only add to the rows: without them (an error), the keys still show.
+                let budgets = budgets.await.unwrap_or_default();
                 match keys.await {
                     Ok(list) if list.is_empty() => view! { <p class="muted">"No keys yet."</p> }.into_any(),
                     Ok(list) => view! {
                         <table class="list" aria-label="API keys">
-                            <thead><tr><th>"Name"</th><th>"Key"</th><th>"Created"</th><th>"Expires"</th><th>"Last used"</th><th>"Limit"</th><th>"Status"</th><th>"Actions"</th></tr></thead>
-                            <tbody>{list.into_iter().map(|k| view! { <KeyRow key=k revoke=revoke delete=delete/> }).collect_view()}</tbody>
+                            <thead><tr><th>"Name"</th><th>"Key"</th><th>"Created"</th><th>"Expires"</th><th>"Last used"</th><th>"Limit"</th><th>"Budget"</th><th>"Status"</th><th>"Actions"</th></tr></thead>
+                            <tbody>{list.into_iter().map(|k| {
+                                let budget = budgets.iter().find(|b| b.scope == BudgetScope::Key(k.id.clone())).cloned();
+                                view! { <KeyRow key=k budget=budget actions=actions/> }
+                            }).collect_view()}</tbody>
                         </table>
                     }.into_any(),
                     Err(e) => view! { <p class="form-error" role="alert">{e.to_string()}</p> }.into_any(),
@@ -77,8 +104,12 @@ fn NewKey(created: CreatedApiKey) -> impl IntoView {
 }
 
 #[component]
-fn KeyRow(key: ApiKeyView, revoke: ServerAction<RevokeKey>, delete: ServerAction<DeleteKey>) -> impl IntoView {
+fn KeyRow(key: ApiKeyView, budget: Option<BudgetView>, actions: RowActions) -> impl IntoView {
+    let RowActions { revoke, delete, set_budget, remove_budget } = actions;
     let k = key;
+    let budget_text = budget.as_ref().map_or_else(|| "None".to_owned(), describe);
+    let scope = scope_field(&BudgetScope::Key(k.id.clone()));
+    let summary = format!("Budget for {}", k.name);
     let status = match k.state {
         KeyState::Active => view! { <span class="badge">"Active"</span> }.into_any(),
         KeyState::Revoked => view! { <span class="badge bad">"Revoked"</span> }.into_any(),
@@ -102,8 +133,13 @@ fn KeyRow(key: ApiKeyView, revoke: ServerAction<RevokeKey>, delete: ServerAction
             <td>{k.expires_at.map_or_else(|| "Never".to_owned(), format_ts)}</td>
             <td>{k.last_used_at.map_or_else(|| "Never".to_owned(), format_ts)}</td>
             <td>{k.rate_limit_per_min.map_or_else(|| "Default".to_owned(), |n| format!("{n}/min"))}</td>
+            <td>{budget_text}</td>
             <td>{status}</td>
             <td>
+                <details class="inline-details">
+                    <summary aria-label=summary>"Budget"</summary>
+                    <BudgetForm scope=scope current=budget set=set_budget remove=remove_budget id=k.id.clone()/>
+                </details>
                 {revoke_form}
                 <ActionForm action=delete attr:class="inline">
                     <input type="hidden" name="id" value=delete_id/>

@@ -5,8 +5,10 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
 
+use crate::components::budget::BudgetBar;
 use crate::components::chart::{Measure, StackedBars};
 use crate::components::form::{FormError, action_error};
+use crate::server_fns::budgets::list_budgets;
 use crate::server_fns::usage::{Choice, DeletePrice, SetPrice, UsageData, UsageQuery, usage_report};
 use crate::types::{GroupBy, ProviderKind, RequestRow, format_cost, format_day, format_ts, query_string};
 
@@ -49,11 +51,26 @@ pub fn UsagePage() -> impl IntoView {
         move || (query_from_url(&query.get()), set_price.version().get(), delete_price.version().get()),
         |(q, _, _)| usage_report(q),
     );
+    let budgets = Resource::new(|| (), |_| list_budgets());
     let price_errors = [action_error(set_price), action_error(delete_price)];
     let price_error = Signal::derive(move || price_errors.iter().find_map(|e| e.get()));
     view! {
         <Title text="Usage · Perpetuo"/>
         <h1>"Usage"</h1>
+        <Transition fallback=|| ()>
+            {move || Suspend::new(async move {
+                match budgets.await {
+                    Ok(list) if list.is_empty() => ().into_any(),
+                    Ok(list) => view! {
+                        <section aria-label="Budgets">
+                            <h2>"Budgets"</h2>
+                            {list.into_iter().map(|view| view! { <BudgetBar view=view/> }).collect_view()}
+                        </section>
+                    }.into_any(),
+                    Err(e) => view! { <p class="form-error" role="alert">{e.to_string()}</p> }.into_any(),
+                }
+            })}
+        </Transition>
         <Transition fallback=|| view! { <p>"Loading…"</p> }>
             {move || Suspend::new(async move {
                 let q = query_from_url(&query.get_untracked());

@@ -5,10 +5,13 @@ use leptos::prelude::*;
 use leptos::server_fn::ServerFn;
 use leptos_meta::Title;
 
+use crate::components::budget::{BudgetBar, BudgetForm};
 use crate::components::form::{FormError, action_error, reset_on_success};
 use crate::server_fns::auth::{
     ChangePassword, CreateInvite, CreateWorkspace, SignOutEverywhere, SwitchWorkspace, current_session, take_notice,
 };
+use crate::server_fns::budgets::{RemoveBudget, SetBudget, list_budgets};
+use crate::types::BudgetScope;
 
 #[component]
 pub fn WorkspacesPage() -> impl IntoView {
@@ -21,6 +24,12 @@ pub fn WorkspacesPage() -> impl IntoView {
     let change = ServerAction::<ChangePassword>::new();
     let change_error = action_error(change);
     let change_form = reset_on_success(change);
+    let set_budget = ServerAction::<SetBudget>::new();
+    let remove_budget = ServerAction::<RemoveBudget>::new();
+    let budget_errors = [action_error(set_budget), action_error(remove_budget)];
+    let budget_error = Signal::derive(move || budget_errors.iter().find_map(|e| e.get()));
+    let budgets =
+        Resource::new(move || (set_budget.version().get(), remove_budget.version().get()), |_| list_budgets());
     // After a form post without JavaScript the confirmation comes back through the session.
     let notice = OnceResource::new(take_notice());
     view! {
@@ -72,6 +81,25 @@ pub fn WorkspacesPage() -> impl IntoView {
             <button type="submit">"Create workspace"</button>
         </ActionForm>
         <FormError message=error/>
+
+        <h2>"Workspace budget"</h2>
+        <p class="muted">"A spend limit (and optionally a token limit) for every call of the current workspace, whatever its key. A call that could take the period past it is refused before it is made; calls in flight hold their worst case until they end. Owners set it; each key can have its own budget too (API keys tab)."</p>
+        <Transition fallback=|| ()>
+            {move || Suspend::new(async move {
+                match budgets.await {
+                    Ok(list) => {
+                        let current = list.into_iter().find(|b| b.scope == BudgetScope::Workspace);
+                        let bar = current.clone().map(|view| view! { <BudgetBar view=view/> });
+                        view! {
+                            {bar}
+                            <BudgetForm scope="workspace".to_owned() current=current set=set_budget remove=remove_budget id="workspace".to_owned()/>
+                        }.into_any()
+                    }
+                    Err(e) => view! { <p class="form-error" role="alert">{e.to_string()}</p> }.into_any(),
+                }
+            })}
+        </Transition>
+        <FormError message=budget_error/>
 
         <h2>"Invite someone"</h2>
         <p class="muted">"An invite link lets one person create an account that joins the current workspace as a member (members use its providers, keys and usage; owners also manage providers and invites). Single use, good for 7 days."</p>

@@ -1,6 +1,7 @@
 //! Server functions: thin. Session -> workspace -> a service call -> the error mapped.
 
 pub mod auth;
+pub mod budgets;
 pub mod keys;
 pub mod providers;
 pub mod usage;

@@ -199,11 +199,14 @@ impl std::fmt::Debug for Budgets {
     }
 }
 
-/// Checks an owner's input; returns the limits in stored units.
-fn parse_input(input: &BudgetInput) -> Result<(Option<i64>, Option<i64>, Option<u32>), ServiceError> {
+/// An owner's input in stored units: nano-dollars, tokens, period days.
+type Limits = (Option<i64>, Option<i64>, Option<u32>);
+
+/// Checks an owner's input.
+fn parse_input(input: &BudgetInput) -> Result<Limits, ServiceError> {
     let usd = match input.usd_limit {
         None => None,
-        Some(usd) if usd.is_finite() && usd >= 0.0 && usd <= MAX_USD => Some((usd * NANOS_PER_USD).round() as i64),
+        Some(usd) if usd.is_finite() && (0.0..=MAX_USD).contains(&usd) => Some((usd * NANOS_PER_USD).round() as i64),
         Some(_) => {
             return Err(ServiceError::Invalid(format!("A dollar limit must be a number from 0 to {MAX_USD:.0}.")));
         }
