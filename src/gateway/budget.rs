@@ -87,7 +87,7 @@ pub async fn reserve(
         candidates.retain(|c| price_of(c).is_some());
         if candidates.is_empty() {
             return Err(GatewayError::Budget(format!(
-                "The model `{}` has no known price, and this workspace's budget only allows priced models \
+                "The model `{}` has no known price, and a dollar budget that applies to this call only allows priced models \
                  (an owner can allow unpriced models, or set a price for it).",
                 request.model
             )));

@@ -429,3 +429,72 @@ async fn a_budget_holds_across_three_instances_under_200_concurrent_calls() {
     assert!(spent <= 50 * 7_000 && recorded <= 50 * 7_000, "{spent} {recorded}");
     assert_eq!(spent, recorded, "the budget's spend and the records agree");
 }
+
+/// `surreal export` from a server, `surreal import` into an empty one: a Perpetuo instance on the
+/// restored database knows the account, the key, the budget and every request record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_exported_and_imported_into_a_new_server_restores_everything() {
+    let cluster = Cluster::start(1, &[]).await;
+    let mock = Mock::start(Flavor::OpenAi).await;
+    let (token, _, key) = cluster.workspace(&mock).await;
+    let budget = json!({"token_limit": 1_000_000});
+    let set =
+        cluster.client.put(format!("{}/api/v1/budgets/workspace", cluster.base(0))).bearer_auth(&token).json(&budget);
+    assert_eq!(set.send().await.unwrap().status(), 200);
+    for _ in 0..5 {
+        let response = cluster.chat(0, &key, &small_call()).await;
+        assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+    }
+    let before = recorded_ids(&cluster.client, cluster.base(0), &token, 5).await;
+
+    let bin = std::env::var("PERPETUO_SURREAL_BIN").unwrap();
+    let dump = cluster._dir.path().join("backup.surql");
+    let surreal = |args: &[&str]| {
+        let output = std::process::Command::new(&bin).args(args).output().unwrap();
+        assert!(output.status.success(), "surreal {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+    };
+    let endpoint = |server: &SurrealServer| format!("http://{}", server.addr);
+    let ns_db = ["--namespace", "perpetuo", "--database", "perpetuo"];
+    let auth = ["--user", USER, "--pass", PASS];
+    let from = endpoint(&cluster.server);
+    surreal(&[&["export", "--endpoint", &from], &auth[..], &ns_db[..], &[dump.to_str().unwrap()]].concat());
+
+    let restored_dir = tempfile::tempdir().unwrap();
+    let fresh = SurrealServer::start(&restored_dir.path().join("surreal")).await;
+    let to = endpoint(&fresh);
+    surreal(&[&["import", "--endpoint", &to], &auth[..], &ns_db[..], &[dump.to_str().unwrap()]].concat());
+    let own = restored_dir.path().join("node");
+    std::fs::create_dir_all(&own).unwrap();
+    let restored = Running::start_with(
+        &own,
+        &[
+            ("DATABASE_URL", format!("ws://{}", fresh.addr)),
+            ("DATABASE_USER", USER.into()),
+            ("DATABASE_PASS", PASS.into()),
+            ("USAGE_SPOOL_DIR", own.join("spool").display().to_string()),
+        ],
+    );
+    let after = recorded_ids(&cluster.client, &restored.base, &token, before.len()).await;
+    assert_eq!(after.len(), before.len(), "every request record came back");
+    let call = cluster
+        .client
+        .post(format!("{}/v1/chat/completions", restored.base))
+        .bearer_auth(&key)
+        .json(&small_call())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(call.status(), 200, "the key works on the restored database");
+    let budgets: Value = cluster
+        .client
+        .get(format!("{}/api/v1/budgets", restored.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(budgets["data"][0]["token_limit"], 1_000_000, "{budgets}");
+    assert!(budgets["data"][0]["spent_tokens"].as_i64().unwrap() >= 5 * 18, "{budgets}");
+}

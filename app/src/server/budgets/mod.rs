@@ -90,9 +90,10 @@ impl Applicable {
         self.0.is_empty()
     }
 
-    /// Whether calls to a model with no known price may go on under every one of them.
+    /// Whether calls to a model with no known price may go on under every one of them (a budget
+    /// of tokens alone does not need a price).
     pub fn allow_unpriced(&self) -> bool {
-        self.0.iter().all(|r| r.allow_unpriced)
+        self.0.iter().all(|r| r.allow_unpriced || r.usd_nanos.is_none())
     }
 }
 
