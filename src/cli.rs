@@ -68,7 +68,8 @@ pub async fn rotate_encryption_key(settings: &Settings) -> Result<usize, String>
     let db = Db::open(settings).await.map_err(|e| e.to_string())?;
     let cipher = Cipher::new(&settings.encryption_key, settings.encryption_key_previous.as_ref());
     let http = build_client(&settings.upstream).map_err(|e| e.to_string())?;
-    let providers = Providers::new(db, std::sync::Arc::new(cipher), http, settings.upstream.allow_private);
+    let upstream = app::server::providers::client::Upstream::new(&settings.upstream).map_err(|e| e.to_string())?;
+    let providers = Providers::new(db, std::sync::Arc::new(cipher), http, upstream, settings.upstream.allow_private);
     providers.reseal_all().await.map_err(|e| e.to_string())
 }
 

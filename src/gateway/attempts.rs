@@ -15,6 +15,7 @@ use app::server::AppState;
 use app::server::protocols::chat::Composed;
 use app::server::protocols::{self, Protocol, Refusal};
 use app::server::providers::breaker::{Admission, Breakers};
+use app::server::providers::client::{SendError, UpstreamBody};
 use app::server::providers::dialects::{Dialect, Endpoint, StreamTranslator};
 use app::server::providers::{OpenedProvider, catalog, client};
 
@@ -234,21 +235,28 @@ async fn attempt(
 ) -> Attempt {
     let settings = &state.settings.upstream;
     let dialect = catalog::dialect(provider.kind);
-    let mut request = dialect
-        .authorize(state.providers().http().post(&prepared.url), &provider.key)
-        .header(header::CONTENT_TYPE, "application/json");
+    let Ok(uri) = prepared.url.parse::<http::Uri>() else {
+        return Attempt::retry("connect");
+    };
+    let mut request = http::Request::new(UpstreamBody::new(Bytes::from(prepared.body)));
+    *request.method_mut() = http::Method::POST;
+    *request.uri_mut() = uri;
+    let headers = request.headers_mut();
+    headers.insert(header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+    for (name, value) in provider.auth.iter() {
+        headers.insert(name.clone(), value.clone());
+    }
     if prepared.native {
         // The client's own version and beta headers, for the provider that reads them.
         for (name, value) in &call.forward {
-            request = request.header(name, value);
+            headers.insert(name.clone(), value.clone());
         }
     }
-    let request = request.body(prepared.body);
     let remaining = deadline.saturating_duration_since(Instant::now());
-    let response = match tokio::time::timeout(settings.first_byte_timeout.min(remaining), request.send()).await {
+    let sent = state.providers().upstream().send(request);
+    let response = match tokio::time::timeout(settings.first_byte_timeout.min(remaining), sent).await {
         Err(_) => return Attempt::retry("timeout"),
-        Ok(Err(e)) if e.is_timeout() => return Attempt::retry("timeout"),
-        Ok(Err(_)) => return Attempt::retry("connect"),
+        Ok(Err(SendError::Connect | SendError::Other)) => return Attempt::retry("connect"),
         Ok(Ok(response)) => response,
     };
     let status = response.status();
@@ -264,7 +272,7 @@ async fn attempt(
         _ => {
             // Bounded by the call's deadline too: a provider trickling an error body cannot hold it.
             let remaining = deadline.saturating_duration_since(Instant::now());
-            let read = read_limited(response, settings.idle_timeout.min(remaining), 64 * 1024);
+            let read = read_limited(response.into_body(), settings.idle_timeout.min(remaining), 64 * 1024);
             let text = tokio::time::timeout(remaining, read).await.unwrap_or_default();
             let error = dialect.client_error(status, &text);
             Attempt::ClientError(GatewayError::Upstream {
@@ -279,8 +287,8 @@ async fn attempt(
 }
 
 /// Reads a whole (small) body with a size cap and an idle timeout per chunk.
-async fn read_limited(response: reqwest::Response, idle: Duration, cap: usize) -> Vec<u8> {
-    let mut stream = response.bytes_stream();
+async fn read_limited(body: hyper::body::Incoming, idle: Duration, cap: usize) -> Vec<u8> {
+    let mut stream = http_body_util::BodyDataStream::new(body);
     let mut out = Vec::new();
     while let Ok(Some(Ok(chunk))) = tokio::time::timeout(idle, stream.next()).await {
         out.extend_from_slice(&chunk);
@@ -295,13 +303,13 @@ async fn read_success(
     state: &AppState,
     dialect: &dyn Dialect,
     call: &Call,
-    response: reqwest::Response,
+    response: http::Response<hyper::body::Incoming>,
     native: bool,
     deadline: Instant,
 ) -> Attempt {
     let protocol = call.request.protocol;
     let idle = state.settings.upstream.idle_timeout;
-    let mut upstream: ByteStream = Box::pin(response.bytes_stream());
+    let mut upstream: ByteStream = Box::pin(http_body_util::BodyDataStream::new(response.into_body()));
     if call.request.stream {
         // Fallback is still possible until the first byte reaches the client: wait for it here.
         let wait = idle.min(deadline.saturating_duration_since(Instant::now()));

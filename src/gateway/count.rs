@@ -73,8 +73,8 @@ async fn ask_provider(
     let dialect = catalog::dialect(provider.kind);
     let mut sent = body.clone();
     sent.insert("model".into(), Value::String(candidate.model.clone()));
-    let mut request = dialect
-        .authorize(state.providers().http().post(dialect.url(&provider.base_url, Endpoint::CountTokens)), &provider.key)
+    let url = dialect.url(&provider.base_url, Endpoint::CountTokens);
+    let mut request = app::server::providers::dialects::authorize(state.providers().http().post(url), &provider.auth)
         .header(header::CONTENT_TYPE, "application/json")
         .body(serde_json::to_vec(&sent).ok()?);
     for (name, value) in forwarded(Protocol::Messages, headers) {

@@ -19,7 +19,7 @@ use super::record::{Outcome, Progress, submit};
 use super::routing::Candidate;
 
 /// The upstream's bytes as they arrive.
-pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, reqwest::Error>> + Send>>;
+pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, hyper::Error>> + Send>>;
 
 pub struct Relay {
     state: AppState,

@@ -373,7 +373,8 @@ async fn rotating_the_encryption_key_reseals_every_provider_key() {
     let only_new = Cipher::new(&new, None);
     let with = |cipher: Cipher| {
         let http = reqwest::Client::new();
-        app::server::providers::Providers::new(app.state.db.clone(), std::sync::Arc::new(cipher), http, true)
+        let upstream = app::server::providers::client::Upstream::new(&app.state.settings.upstream).unwrap();
+        app::server::providers::Providers::new(app.state.db.clone(), std::sync::Arc::new(cipher), http, upstream, true)
     };
     assert!(with(Cipher::new(&new, None)).reseal_all().await.is_err());
     // New key with the old one as previous: everything is resealed, once.

@@ -192,6 +192,9 @@ impl Follower for BudgetCache {
 pub struct Budgets {
     db: Db,
     cache: Arc<BudgetCache>,
+    /// The runtime settlements run on: the one the service was made on (the process's main
+    /// runtime), so a serving thread that stops does not take pending settlements with it.
+    runtime: Option<tokio::runtime::Handle>,
 }
 
 impl std::fmt::Debug for Budgets {
@@ -242,7 +245,11 @@ pub fn format_usd(nanos: i64) -> String {
 
 impl Budgets {
     pub fn new(db: Db) -> Self {
-        Self { db, cache: Arc::new(BudgetCache { rules: Slots::new(CACHE_TTL, CACHE_CAPACITY) }) }
+        Self {
+            db,
+            cache: Arc::new(BudgetCache { rules: Slots::new(CACHE_TTL, CACHE_CAPACITY) }),
+            runtime: tokio::runtime::Handle::try_current().ok(),
+        }
     }
 
     pub fn follower(&self) -> Arc<dyn Follower> {
@@ -538,7 +545,7 @@ impl Budgets {
     /// is never settled is charged at its worst case by [`Budgets::sweep`].
     pub fn settle_later(&self, hold: Hold, nanos: i64, tokens: i64, patience: Duration) {
         let budgets = self.clone();
-        tokio::spawn(async move {
+        let settle = async move {
             let started = std::time::Instant::now();
             let mut wait = Duration::from_millis(100);
             loop {
@@ -554,7 +561,11 @@ impl Budgets {
                     }
                 }
             }
-        });
+        };
+        match &self.runtime {
+            Some(runtime) => drop(runtime.spawn(settle)),
+            None => drop(tokio::spawn(settle)),
+        }
     }
 
     /// Charges holds older than `age` at their worst case (their instance never settled them).

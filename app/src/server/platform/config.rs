@@ -129,6 +129,9 @@ pub struct Settings {
     pub rate_limit_key_per_min: NonZeroU32,
     pub rate_limit_login_per_min: NonZeroU32,
     pub max_body_bytes: usize,
+    /// Threads that serve requests, each a single-threaded runtime with its own listener on the
+    /// same port (`SERVE_THREADS`, default one per core); 1 serves on the caller's runtime.
+    pub serve_threads: usize,
     pub upstream: UpstreamSettings,
     pub usage_retention_days: u32,
     /// A dashboard session ends this long after sign-in, however active (`SESSION_MAX_AGE_DAYS`).
@@ -324,11 +327,15 @@ impl Settings {
         let database_namespace = identifier("DATABASE_NAMESPACE", "perpetuo")?;
         let database_name = identifier("DATABASE_NAME", "perpetuo")?;
 
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        let serve_threads =
+            usize::try_from(parse_u64(get("SERVE_THREADS"), "SERVE_THREADS", cores as u64, 1)?).unwrap_or(1).min(1024);
         let budget_default_max_tokens =
             parse_u64(get("BUDGET_DEFAULT_MAX_TOKENS"), "BUDGET_DEFAULT_MAX_TOKENS", 4096, 1)?;
         let shared_limits =
             parse_bool(get("SHARED_LIMITS"), "SHARED_LIMITS", matches!(database_url, DatabaseUrl::Remote(_)))?;
         Ok(Self {
+            serve_threads,
             budget_default_max_tokens,
             shared_limits,
             database_url,
@@ -389,8 +396,9 @@ impl Settings {
             .as_ref()
             .map_or_else(|| "a temporary directory".to_owned(), |d| d.display().to_string());
         format!(
-            "database {database}; limits {}; usage spool {spool} (up to {} MiB); limits per minute: {} per IP, {} per API key, \
+            "database {database}; {} serving threads; limits {}; usage spool {spool} (up to {} MiB); limits per minute: {} per IP, {} per API key, \
              {} sign-ins per IP and email; /metrics {metrics}; private upstreams {}; site root {}",
+            self.serve_threads,
             if self.shared_limits { "shared through the database" } else { "kept by this instance" },
             self.usage_spool_max_bytes / (1024 * 1024),
             self.rate_limit_ip_per_min,
@@ -411,6 +419,8 @@ impl Settings {
             "ALLOW_PRIVATE_UPSTREAMS" => Some("true".to_owned()),
             // Tests sign up many people on one database; the invite rules have their own tests.
             "SIGNUP" => Some("open".to_owned()),
+            // Tests serve on their own runtime.
+            "SERVE_THREADS" => Some("1".to_owned()),
             "LEPTOS_SITE_ADDR" => Some("127.0.0.1:0".to_owned()),
             _ => None,
         };

@@ -19,7 +19,7 @@ use crate::server::budgets::Budgets;
 use crate::server::keys::ApiKeys;
 use crate::server::providers::Providers;
 use crate::server::providers::breaker::Breakers;
-use crate::server::providers::client::build_client;
+use crate::server::providers::client::{Upstream, build_client};
 use crate::server::usage::prices::PriceTable;
 use crate::server::usage::{Prices, Reports, UsageSink};
 
@@ -144,9 +144,14 @@ impl AppState {
             settings.session_max_age,
             settings.signup,
         );
-        let providers =
-            Providers::new(db.clone(), Arc::clone(&cipher), build_client(upstream)?, upstream.allow_private)
-                .with_quota(settings.quotas.providers_per_workspace);
+        let providers = Providers::new(
+            db.clone(),
+            Arc::clone(&cipher),
+            build_client(upstream)?,
+            Upstream::new(upstream)?,
+            upstream.allow_private,
+        )
+        .with_quota(settings.quotas.providers_per_workspace);
         Ok(Self(Arc::new(Services {
             leptos_options,
             keys: ApiKeys::new(db.clone()).with_quota(settings.quotas.keys_per_workspace),

@@ -104,6 +104,115 @@ impl Resolve for GuardedResolver {
     }
 }
 
+/// The guarded resolver as hyper's connector asks for names.
+#[derive(Debug, Clone)]
+struct GuardedDns {
+    allow_private: bool,
+}
+
+impl tower_service::Service<hyper_util::client::legacy::connect::dns::Name> for GuardedDns {
+    type Response = Addrs;
+    type Error = BoxError;
+    type Future = Resolving;
+
+    fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), BoxError>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, name: hyper_util::client::legacy::connect::dns::Name) -> Resolving {
+        Box::pin(resolve_guarded(name.as_str().to_owned(), self.allow_private))
+    }
+}
+
+/// The request body of an upstream call.
+pub type UpstreamBody = http_body_util::Full<bytes::Bytes>;
+type Connector = hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector<GuardedDns>>;
+type HyperClient = hyper_util::client::legacy::Client<Connector, UpstreamBody>;
+
+thread_local! {
+    /// This thread's client for each upstream configuration it has served (by id): its own
+    /// connection pool, driven by this thread's runtime.
+    static CLIENTS: std::cell::RefCell<Vec<(u64, HyperClient)>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+static NEXT_UPSTREAM_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// The gateway's upstream client: hyper's pooled HTTP/1 client with the guarded resolver and
+/// rustls, one per serving thread (each thread keeps its own connections, so a request never waits
+/// on another thread's pool or runtime). Same rules as [`build_client`]: no proxies, no redirects,
+/// `TCP_NODELAY`, the connect timeout, public hosts only unless private upstreams are allowed.
+#[derive(Clone)]
+pub struct Upstream {
+    id: u64,
+    connector: Connector,
+}
+
+impl std::fmt::Debug for Upstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Upstream").field("id", &self.id).finish_non_exhaustive()
+    }
+}
+
+/// Why an upstream call got no answer.
+#[derive(Debug)]
+pub enum SendError {
+    Connect,
+    Other,
+}
+
+impl Upstream {
+    pub fn new(settings: &UpstreamSettings) -> Result<Self, ServiceError> {
+        let mut http = hyper_util::client::legacy::connect::HttpConnector::new_with_resolver(GuardedDns {
+            allow_private: settings.allow_private,
+        });
+        http.set_nodelay(true);
+        http.enforce_http(false);
+        http.set_connect_timeout(Some(settings.connect_timeout));
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let builder = hyper_rustls::HttpsConnectorBuilder::new();
+        // The system's roots (as reqwest uses), or Mozilla's when the system has none.
+        let builder = match builder.with_provider_and_native_roots(Arc::clone(&provider)) {
+            Ok(builder) => builder,
+            Err(_) => hyper_rustls::HttpsConnectorBuilder::new()
+                .with_provider_and_webpki_roots(provider)
+                .map_err(|e| ServiceError::Internal(format!("tls: {e}")))?,
+        };
+        let connector = builder.https_or_http().enable_http1().wrap_connector(http);
+        let id = NEXT_UPSTREAM_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(Self { id, connector })
+    }
+
+    fn client(&self) -> HyperClient {
+        CLIENTS.with(|clients| {
+            let mut clients = clients.borrow_mut();
+            if let Some((_, client)) = clients.iter().find(|(id, _)| *id == self.id) {
+                return client.clone();
+            }
+            let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .pool_idle_timeout(Duration::from_secs(90))
+                .pool_max_idle_per_host(256)
+                .pool_timer(hyper_util::rt::TokioTimer::new())
+                .build(self.connector.clone());
+            clients.push((self.id, client.clone()));
+            client
+        })
+    }
+
+    /// Sends a request on this thread's client.
+    pub async fn send(
+        &self,
+        mut request: http::Request<UpstreamBody>,
+    ) -> Result<http::Response<hyper::body::Incoming>, SendError> {
+        request.headers_mut().insert(http::header::USER_AGENT, http::HeaderValue::from_static(USER_AGENT));
+        self.client()
+            .request(request)
+            .await
+            .map_err(|e| if e.is_connect() { SendError::Connect } else { SendError::Other })
+    }
+}
+
+const USER_AGENT: &str = concat!("perpetuo/", env!("CARGO_PKG_VERSION"));
+
 /// The one HTTP client for all upstream calls: pooled per host, no proxies from the environment,
 /// no redirects (a redirect could lead to a private address or leak the key to another host).
 pub fn build_client(settings: &UpstreamSettings) -> Result<reqwest::Client, ServiceError> {
@@ -229,7 +338,8 @@ pub async fn test_provider(
         return finish(false, e.to_string(), Vec::new());
     }
     let dialect = super::catalog::dialect(provider.kind);
-    let request = dialect.authorize(client.get(dialect.url(base_url, Endpoint::Models)), key).timeout(TEST_TIMEOUT);
+    let request = super::dialects::authorize(client.get(dialect.url(base_url, Endpoint::Models)), &provider.auth)
+        .timeout(TEST_TIMEOUT);
     let response = match request.send().await {
         Ok(response) => response,
         Err(e) => return finish(false, describe_transport_error(&e), Vec::new()),

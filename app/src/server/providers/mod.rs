@@ -94,6 +94,8 @@ pub struct OpenedProvider {
     pub models: Option<Vec<String>>,
     /// Names clients send (exact, or a prefix ending in `*`) -> the model served for them here.
     pub aliases: std::collections::BTreeMap<String, String>,
+    /// The dialect's authentication headers for the key, built when the provider was opened.
+    pub auth: Arc<[(http::HeaderName, http::HeaderValue)]>,
 }
 
 /// How well an alias matches a requested model: an exact name beats any prefix, a longer prefix
@@ -179,6 +181,8 @@ pub struct Providers {
     db: Db,
     cipher: Arc<Cipher>,
     http: reqwest::Client,
+    /// The gateway's own client for calls (per serving thread); `http` is for management calls.
+    upstream: client::Upstream,
     allow_private: bool,
     cache: Arc<ProviderCache>,
     /// Providers one workspace may have.
@@ -192,12 +196,23 @@ impl std::fmt::Debug for Providers {
 }
 
 impl Providers {
-    pub fn new(db: Db, cipher: Arc<Cipher>, http: reqwest::Client, allow_private: bool) -> Self {
+    pub fn new(
+        db: Db,
+        cipher: Arc<Cipher>,
+        http: reqwest::Client,
+        upstream: client::Upstream,
+        allow_private: bool,
+    ) -> Self {
         let cache = ProviderCache {
             enabled: Slots::new(CACHE_TTL, CACHE_CAPACITY),
             model_lists: Slots::new(MODEL_LIST_TTL, MODEL_LIST_CAPACITY),
         };
-        Self { db, cipher, http, allow_private, cache: Arc::new(cache), max_per_workspace: 50 }
+        Self { db, cipher, http, upstream, allow_private, cache: Arc::new(cache), max_per_workspace: 50 }
+    }
+
+    /// The client for gateway calls.
+    pub fn upstream(&self) -> &client::Upstream {
+        &self.upstream
     }
 
     /// The cache, for the live-invalidation follower.
@@ -452,8 +467,11 @@ impl Providers {
 
     fn open(&self, ws: &WorkspaceId, row: Row) -> Result<OpenedProvider, ServiceError> {
         let key = self.cipher.open(&row.sealed_key, &provider_aad(ws.as_str(), &row.id))?;
+        let kind = row.kind()?;
+        let auth = catalog::dialect(kind).auth_headers(&key).into();
         Ok(OpenedProvider {
-            kind: row.kind()?,
+            kind,
+            auth,
             id: row.id,
             label: row.label,
             base_url: row.base_url,

@@ -65,8 +65,9 @@ pub trait Dialect: Send + Sync {
     /// The URL of `endpoint` under a provider's base URL (`Call(Chat)` is where chat bodies go).
     fn url(&self, base_url: &str, endpoint: Endpoint) -> String;
 
-    /// The request with the provider's authentication (and version) headers.
-    fn authorize(&self, request: reqwest::RequestBuilder, key: &SecretBytes) -> reqwest::RequestBuilder;
+    /// The provider's authentication (and version) headers for this key, marked sensitive (built
+    /// once per opened provider, not per request).
+    fn auth_headers(&self, key: &SecretBytes) -> Vec<(http::HeaderName, http::HeaderValue)>;
 
     /// The body sent upstream for a request in a protocol the provider speaks (see
     /// `catalog::speaks`), served as `model`: the client's body with only what must change.
@@ -146,4 +147,21 @@ mod tests {
         assert_eq!(ids.len(), MAX_LISTED_MODELS);
         assert!(ids.iter().all(|id| id.len() <= MAX_MODEL_ID && !id.contains('\u{7}')));
     }
+}
+
+/// A sensitive header value from a key (a key that is not a valid header value sends nothing, and
+/// the provider refuses the call as it would a wrong key).
+pub fn secret_header(value: &str) -> Option<http::HeaderValue> {
+    let mut value = http::HeaderValue::from_str(value).ok()?;
+    value.set_sensitive(true);
+    Some(value)
+}
+
+/// A reqwest request with a provider's authentication headers (management calls: model lists,
+/// token counts).
+pub fn authorize(
+    request: reqwest::RequestBuilder,
+    headers: &[(http::HeaderName, http::HeaderValue)],
+) -> reqwest::RequestBuilder {
+    headers.iter().fold(request, |request, (name, value)| request.header(name, value))
 }

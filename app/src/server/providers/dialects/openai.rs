@@ -35,8 +35,9 @@ impl Dialect for OpenAi {
         format!("{base_url}/{path}")
     }
 
-    fn authorize(&self, request: reqwest::RequestBuilder, key: &SecretBytes) -> reqwest::RequestBuilder {
-        request.bearer_auth(key.expose_str().unwrap_or_default())
+    fn auth_headers(&self, key: &SecretBytes) -> Vec<(http::HeaderName, http::HeaderValue)> {
+        let bearer = format!("Bearer {}", key.expose_str().unwrap_or_default());
+        super::secret_header(&bearer).map(|v| (http::header::AUTHORIZATION, v)).into_iter().collect()
     }
 
     fn native_body(&self, request: &ClientRequest, model: &str) -> Result<Vec<u8>, Refusal> {

@@ -40,8 +40,14 @@ impl Dialect for Anthropic {
         format!("{base_url}/v1/{path}")
     }
 
-    fn authorize(&self, request: reqwest::RequestBuilder, key: &SecretBytes) -> reqwest::RequestBuilder {
-        request.header("x-api-key", key.expose_str().unwrap_or_default()).header("anthropic-version", VERSION)
+    fn auth_headers(&self, key: &SecretBytes) -> Vec<(http::HeaderName, http::HeaderValue)> {
+        let mut headers: Vec<(http::HeaderName, http::HeaderValue)> =
+            super::secret_header(key.expose_str().unwrap_or_default())
+                .map(|v| (http::HeaderName::from_static("x-api-key"), v))
+                .into_iter()
+                .collect();
+        headers.push((http::HeaderName::from_static("anthropic-version"), http::HeaderValue::from_static(VERSION)));
+        headers
     }
 
     fn native_body(&self, request: &ClientRequest, model: &str) -> Result<Vec<u8>, Refusal> {
