@@ -86,7 +86,8 @@ pub fn submit(state: &AppState, subject: &Subject, outcome: Outcome, progress: &
     // invent label values.
     let model = if ok { subject.model } else { "other" };
     let overhead = elapsed.saturating_sub(progress.upstream);
-    state.metrics.request(outcome.status, kind, model, millis(elapsed) as f64 / 1000.0, overhead.as_secs_f64());
+    // Seconds with their fractions: whole milliseconds would put every sub-millisecond request at 0.
+    state.metrics.request(outcome.status, kind, model, elapsed.as_secs_f64(), overhead.as_secs_f64());
     if let Some(hold) = subject.hold {
         super::budget::settle(state, hold, outcome.cost_nanos, outcome.tokens);
     }

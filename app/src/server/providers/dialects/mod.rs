@@ -131,6 +131,23 @@ pub(crate) fn data_ids(body: &[u8]) -> Option<Vec<String>> {
     Some(ids)
 }
 
+/// A sensitive header value from a key (a key that is not a valid header value sends nothing, and
+/// the provider refuses the call as it would a wrong key).
+pub fn secret_header(value: &str) -> Option<http::HeaderValue> {
+    let mut value = http::HeaderValue::from_str(value).ok()?;
+    value.set_sensitive(true);
+    Some(value)
+}
+
+/// A reqwest request with a provider's authentication headers (management calls: model lists,
+/// token counts).
+pub fn authorize(
+    request: reqwest::RequestBuilder,
+    headers: &[(http::HeaderName, http::HeaderValue)],
+) -> reqwest::RequestBuilder {
+    headers.iter().fold(request, |request, (name, value)| request.header(name, value))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -147,21 +164,4 @@ mod tests {
         assert_eq!(ids.len(), MAX_LISTED_MODELS);
         assert!(ids.iter().all(|id| id.len() <= MAX_MODEL_ID && !id.contains('\u{7}')));
     }
-}
-
-/// A sensitive header value from a key (a key that is not a valid header value sends nothing, and
-/// the provider refuses the call as it would a wrong key).
-pub fn secret_header(value: &str) -> Option<http::HeaderValue> {
-    let mut value = http::HeaderValue::from_str(value).ok()?;
-    value.set_sensitive(true);
-    Some(value)
-}
-
-/// A reqwest request with a provider's authentication headers (management calls: model lists,
-/// token counts).
-pub fn authorize(
-    request: reqwest::RequestBuilder,
-    headers: &[(http::HeaderName, http::HeaderValue)],
-) -> reqwest::RequestBuilder {
-    headers.iter().fold(request, |request, (name, value)| request.header(name, value))
 }
