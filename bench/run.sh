@@ -183,11 +183,16 @@ for mode in plain stream; do
   lua "$body" "Bearer $KEY"
   direct_row $mode /v1/chat/completions
   d50=$D50
-  if [ -n "$NGINX_ADDR" ]; then row $mode nginx "http://$NGINX_ADDR" "$d50"; N_RPS=$R_RPS; fi
+  if [ -n "$NGINX_ADDR" ]; then row $mode nginx "http://$NGINX_ADDR" "$d50"; N_RPS=$R_RPS N_ADDED=$R_ADDED; fi
   row $mode floor "http://$FLOOR" "$d50"; F_P99=$R_P99 F_RPS=$R_RPS
   settle
   row $mode perpetuo "$GW" "$d50"; P_P99=$R_P99 P_RPS=$R_RPS
   if [ $mode = plain ]; then CHAT_ADDED_plain=$R_ADDED; else CHAT_ADDED_stream=$R_ADDED; fi
+  if [ -n "$NGINX_ADDR" ]; then
+    # Issue 15's targets, against nginx in the same run.
+    checks+=("$mode: req/s c=64 $R_RPS vs nginx $N_RPS = $((100 * R_RPS / (N_RPS > 0 ? N_RPS : 1)))% (target >= 60%): $(verdict $((10 * R_RPS >= 6 * N_RPS)))")
+    checks+=("$mode: added p50 c=1 ${R_ADDED}us vs nginx ${N_ADDED}us (target <= 2x): $(verdict $((R_ADDED <= 2 * N_ADDED)))")
+  fi
   checks+=("$mode: p99 c=1 ${P_P99}us vs floor ${F_P99}us (target <= 2x): $(verdict $((P_P99 <= 2 * F_P99)))")
   checks+=("$mode: req/s c=64 $P_RPS = $((100 * P_RPS / (F_RPS > 0 ? F_RPS : 1)))% of floor (target >= 70%)$([ -n "$NGINX_ADDR" ] && echo ", $((100 * P_RPS / (N_RPS > 0 ? N_RPS : 1)))% of nginx"): $(verdict $((10 * P_RPS >= 7 * F_RPS)))")
 done
