@@ -25,6 +25,10 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
 #[derive(Clone)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one value per runtime, cloned per request as the state: no array of them"
+)]
 enum Upstream {
     Reqwest { client: reqwest::Client, url: String },
     Hyper { client: Client<HttpConnector, Full<Bytes>>, uri: http::Uri },
