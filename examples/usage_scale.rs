@@ -65,6 +65,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             latency_ms: 50 + (i % 2000) as i64,
             upstream_ms: 48 + (i % 2000) as i64,
             ttft_ms: (i % 3 == 0).then_some(30 + (i % 500) as i64),
+            estimated: false,
+            abandoned: 0,
+            reserved_nanos: None,
+            reserved_tokens: None,
         });
         if batch.len() == 1000 {
             insert(&db, &batch, true).await?;

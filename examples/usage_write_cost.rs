@@ -38,6 +38,10 @@ fn record(i: usize) -> UsageRecord {
         latency_ms: 1,
         upstream_ms: 1,
         ttft_ms: i.is_multiple_of(2).then_some(1),
+        estimated: false,
+        abandoned: 0,
+        reserved_nanos: None,
+        reserved_tokens: None,
     }
 }
 

@@ -16,10 +16,15 @@ pub fn router() -> Router<AppState> {
         .route("/metrics", get(metrics))
 }
 
-/// Ready when the database answers and usage records can be kept: not while the spool is full.
+/// Ready when the database answers and usage records can be kept: not while the spool is full
+/// or cannot be written.
 async fn readyz(State(state): State<AppState>) -> Response {
     if !state.db.ping().await {
         return (StatusCode::SERVICE_UNAVAILABLE, "database unreachable").into_response();
+    }
+    if state.usage.is_failing() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "usage spool cannot be written: its disk is full or failing")
+            .into_response();
     }
     if state.usage.is_full() {
         return (StatusCode::SERVICE_UNAVAILABLE, "usage spool full: the database is behind").into_response();

@@ -74,7 +74,7 @@ impl Application {
         }
         let max = settings.usage_spool_max_bytes;
         let spool = match &settings.usage_spool_dir {
-            Some(dir) => Spool::open(dir, max)?.0,
+            Some(dir) => Spool::open_with(dir, max, settings.usage_spool_sync)?.0,
             None => Spool::temporary(max)?,
         };
         let (usage, usage_writer) = writer::start(db.clone(), spool, usage_stop.clone());

@@ -13,7 +13,7 @@ use app::server::usage::Tokens;
 
 use super::call::{Call, Caller};
 use super::error::GatewayError;
-use super::record::{Outcome, Progress, Subject, submit};
+use super::record::{Charge, Outcome, Progress, Subject, submit};
 use super::relay::Relay;
 use super::routing::Candidate;
 
@@ -39,7 +39,8 @@ fn decorate(
     crate::ratelimit::set_headers(headers, &caller.limit, protocol);
 }
 
-/// The call failed (before any attempt, or after all of them): answered and recorded.
+/// The call failed (before any attempt, or after all of them): answered and recorded (charged
+/// what its abandoned attempts may be billed).
 pub fn failure(
     state: &AppState,
     subject: &Subject,
@@ -53,11 +54,10 @@ pub fn failure(
         served_model: candidate.map(|c| c.model.as_str()),
         status: error.status().as_u16(),
         error_class: Some(error.class()),
-        tokens: Tokens::default(),
-        cost_nanos: None,
+        charge: Charge::default(),
         ttft: None,
     };
-    submit(state, subject, outcome, progress);
+    let error = if submit(state, subject, outcome, progress) { error } else { GatewayError::UsageLedgerUnavailable };
     let mut response = error.response_for(subject.protocol);
     decorate(response.headers_mut(), subject.caller, subject.protocol, provider, progress.attempts);
     response
@@ -78,11 +78,15 @@ pub fn whole(
         served_model: Some(&served.model),
         status: 200,
         error_class: None,
-        tokens,
-        cost_nanos: call.cost(state, served, tokens),
+        charge: call.charge(state, served, tokens),
         ttft: None,
     };
-    submit(state, &call.subject(), outcome, progress);
+    if !submit(state, &call.subject(), outcome, progress) {
+        // The answer cannot go out without its record.
+        let mut response = GatewayError::UsageLedgerUnavailable.response_for(call.request.protocol);
+        decorate(response.headers_mut(), &call.caller, call.request.protocol, Some(provider), progress.attempts);
+        return response;
+    }
     let mut response = Response::new(Body::from(body));
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     decorate(response.headers_mut(), &call.caller, call.request.protocol, Some(provider), progress.attempts);

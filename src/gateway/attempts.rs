@@ -44,19 +44,30 @@ enum Attempt {
         class: &'static str,
         retry_after: Option<Duration>,
         counts_for_breaker: bool,
+        /// Whether the provider may bill it: the request reached it and was abandoned (no answer
+        /// in time, a body cut or unreadable), not refused.
+        billed: bool,
     },
     /// The provider refused the stored key.
     KeyRejected,
 }
 
 impl Attempt {
+    /// A failure before the provider could have done any work (it never got the request, or
+    /// refused it at once).
     fn retry(class: &'static str) -> Self {
-        Self::Retry { class, retry_after: None, counts_for_breaker: true }
+        Self::Retry { class, retry_after: None, counts_for_breaker: true, billed: false }
+    }
+
+    /// The request reached the provider, which may have generated (and will bill) an answer the
+    /// gateway then gave up on.
+    fn abandoned(class: &'static str) -> Self {
+        Self::Retry { class, retry_after: None, counts_for_breaker: true, billed: true }
     }
 }
 
 /// Runs the call and builds the client's response. Always records usage.
-pub async fn run(state: &AppState, call: Call) -> Response {
+pub async fn run(state: &AppState, mut call: Call) -> Response {
     let settings = &state.settings.upstream;
     let deadline = call.caller.started + settings.total_timeout;
     let mut progress = Progress::default();
@@ -70,7 +81,8 @@ pub async fn run(state: &AppState, call: Call) -> Response {
 
     'rounds: loop {
         let mut tried = false;
-        for (index, candidate) in call.candidates.iter().enumerate() {
+        for index in 0..call.candidates.len() {
+            let Some(candidate) = call.candidates.get(index) else { break };
             let provider = &candidate.provider;
             if progress.attempts >= settings.max_attempts {
                 break 'rounds;
@@ -105,6 +117,15 @@ pub async fn run(state: &AppState, call: Call) -> Response {
                     _ => continue,
                 }
             }
+            // An attempt abandoned after it reached a provider may be billed: under a budget, the
+            // next one reserves its own worst case first, or the call ends here.
+            if let Some(reservation) = call.hold.as_mut()
+                && progress.abandoned >= reservation.covered
+                && let Err(error) = super::budget::extend(state, &call.caller, reservation).await
+            {
+                let candidate = last_provider.and_then(|i| call.candidates.get(i));
+                return answer::failure(state, &call.subject(), candidate, error, &progress);
+            }
             tried = true;
             progress.attempts += 1;
             last_provider = Some(index);
@@ -131,9 +152,14 @@ pub async fn run(state: &AppState, call: Call) -> Response {
                     probe.settle();
                     return answer::failure(state, &call.subject(), Some(candidate), error, &progress);
                 }
-                Attempt::Retry { class, retry_after: after, counts_for_breaker } => {
+                Attempt::Retry { class, retry_after: after, counts_for_breaker, billed } => {
                     state.metrics.upstream_error(provider.kind.as_str(), class);
                     progress.last_class = Some(class);
+                    if billed {
+                        progress.abandoned += 1;
+                        progress.abandoned_charge =
+                            progress.abandoned_charge.plus(call.worst_charge(state, candidate).await);
+                    }
                     if counts_for_breaker {
                         state.breakers.failure(&provider.id);
                         probe.settle();
@@ -218,11 +244,11 @@ fn prepare(candidate: &Candidate, call: &Call) -> Result<Prepared, Refusal> {
     let dialect = catalog::dialect(provider.kind);
     let protocol = call.request.protocol;
     if catalog::speaks(provider.kind, protocol) {
-        let body = dialect.native_body(&call.request, model)?;
+        let body = dialect.native_body(&call.request, model, call.bound)?;
         return Ok(Prepared { native: true, url: dialect.url(&provider.base_url, Endpoint::Call(protocol)), body });
     }
     let chat = protocols::to_chat(&call.request)?;
-    let body = dialect.chat_body(&chat, model, call.request.stream)?;
+    let body = dialect.chat_body(&chat, model, call.request.stream, call.bound)?;
     Ok(Prepared { native: false, url: dialect.url(&provider.base_url, Endpoint::Call(Protocol::Chat)), body })
 }
 
@@ -255,8 +281,11 @@ async fn attempt(
     let remaining = deadline.saturating_duration_since(Instant::now());
     let sent = state.providers().upstream().send(request);
     let response = match tokio::time::timeout(settings.first_byte_timeout.min(remaining), sent).await {
-        Err(_) => return Attempt::retry("timeout"),
-        Ok(Err(SendError::Connect | SendError::Other)) => return Attempt::retry("connect"),
+        // The provider had the request and may be generating the answer it will bill.
+        Err(_) => return Attempt::abandoned("timeout"),
+        Ok(Err(SendError::Connect)) => return Attempt::retry("connect"),
+        // The connection broke after the request may have gone out.
+        Ok(Err(SendError::Other)) => return Attempt::abandoned("connect"),
         Ok(Ok(response)) => response,
     };
     let status = response.status();
@@ -266,9 +295,11 @@ async fn attempt(
     let retry_after = parse_retry_after(response.headers());
     match status.as_u16() {
         401 | 403 => Attempt::KeyRejected,
-        429 => Attempt::Retry { class: "upstream_429", retry_after, counts_for_breaker: false },
-        529 => Attempt::Retry { class: "upstream_overloaded", retry_after, counts_for_breaker: true },
-        408 | 500..=599 => Attempt::Retry { class: "upstream_5xx", retry_after, counts_for_breaker: true },
+        429 => Attempt::Retry { class: "upstream_429", retry_after, counts_for_breaker: false, billed: false },
+        529 => Attempt::Retry { class: "upstream_overloaded", retry_after, counts_for_breaker: true, billed: false },
+        408 | 500..=599 => {
+            Attempt::Retry { class: "upstream_5xx", retry_after, counts_for_breaker: true, billed: false }
+        }
         _ => {
             // Bounded by the call's deadline too: a provider trickling an error body cannot hold it.
             let remaining = deadline.saturating_duration_since(Instant::now());
@@ -315,6 +346,7 @@ async fn read_success(
         let wait = idle.min(deadline.saturating_duration_since(Instant::now()));
         return match tokio::time::timeout(wait, upstream.next()).await {
             // An error as the very first event: nothing reached the client yet, so fall back.
+            // Its error instead of an answer: nothing generated.
             Ok(Some(Ok(first))) if dialect.starts_with_error(&first) => Attempt::retry("upstream_stream_error"),
             Ok(Some(Ok(first))) => {
                 let translate: Box<dyn StreamTranslator> = if native {
@@ -325,8 +357,8 @@ async fn read_success(
                 };
                 Attempt::Stream { upstream, first, translate }
             }
-            Err(_) => Attempt::retry("timeout"),
-            Ok(Some(Err(_)) | None) => Attempt::retry("stream_cut"),
+            Err(_) => Attempt::abandoned("timeout"),
+            Ok(Some(Err(_)) | None) => Attempt::abandoned("stream_cut"),
         };
     }
     let mut body = Vec::new();
@@ -335,11 +367,11 @@ async fn read_success(
         let wait = idle.min(deadline.saturating_duration_since(Instant::now()));
         match tokio::time::timeout(wait, upstream.next()).await {
             // An answer past the cap is the provider misbehaving (or endless): dropped, not held.
-            Ok(Some(Ok(chunk))) if body.len() + chunk.len() > cap => return Attempt::retry("answer_too_large"),
+            Ok(Some(Ok(chunk))) if body.len() + chunk.len() > cap => return Attempt::abandoned("answer_too_large"),
             Ok(Some(Ok(chunk))) => body.extend_from_slice(&chunk),
             Ok(None) => break,
-            Ok(Some(Err(_))) => return Attempt::retry("body_cut"),
-            Err(_) => return Attempt::retry("timeout"),
+            Ok(Some(Err(_))) => return Attempt::abandoned("body_cut"),
+            Err(_) => return Attempt::abandoned("timeout"),
         }
     }
     let body = Bytes::from(body);
@@ -352,7 +384,8 @@ async fn read_success(
     };
     match answered {
         Ok((body, tokens)) => Attempt::Whole { body, tokens },
-        Err(_) => Attempt::retry("bad_upstream_body"),
+        // A 200 whose answer cannot be read was still generated.
+        Err(_) => Attempt::abandoned("bad_upstream_body"),
     }
 }
 

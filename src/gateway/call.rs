@@ -16,11 +16,12 @@ use app::server::AppState;
 use app::server::keys::{ApiKeyToken, CachedKey};
 use app::server::platform::db::{new_id, now_ms};
 use app::server::platform::ratelimit::Decision;
-use app::server::protocols::{AnswerLabels, ClientRequest, Protocol};
+use app::server::protocols::{AnswerLabels, Bound, ClientRequest, Protocol};
+use app::server::usage::Tokens;
 use app::server::usage::prices::Overrides;
 
 use super::error::GatewayError;
-use super::record::{Progress, Subject};
+use super::record::{Charge, Progress, Subject};
 use super::routing::{Candidate, Route, candidates};
 use super::{answer, attempts, budget};
 
@@ -100,6 +101,13 @@ pub struct Call {
     pub forward: Vec<(http::HeaderName, http::HeaderValue)>,
     /// The call's budget reservation, if a budget applies.
     pub hold: Option<super::budget::Reservation>,
+    /// The output bound the upstream body carries (and, under a budget, holds the call to).
+    pub bound: Bound,
+    /// The most output the whole answer may hold (every choice): what a stream cut short or an
+    /// abandoned attempt is charged at most.
+    pub worst_output: u64,
+    /// The prompt's estimate on the high side, once made (a reservation makes it first).
+    prompt: tokio::sync::OnceCell<u64>,
 }
 
 /// The client headers a native provider of `protocol` should see (bounded: at most 4 KiB each).
@@ -128,10 +136,34 @@ impl Call {
         }
     }
 
-    /// What this call costs at a candidate for these tokens, if the model it served has a price.
-    pub fn cost(&self, state: &AppState, served: &Candidate, tokens: app::server::usage::Tokens) -> Option<i64> {
-        let price = state.prices().price(&self.prices, served.provider.kind.as_str(), &served.model)?;
-        Some(price.cost_nanos(tokens))
+    /// The price of the model a candidate serves, if known.
+    pub fn price(&self, state: &AppState, served: &Candidate) -> Option<app::server::usage::prices::Price> {
+        state.prices().price(&self.prices, served.provider.kind.as_str(), &served.model)
+    }
+
+    /// What these reported tokens cost at a candidate.
+    pub fn charge(&self, state: &AppState, served: &Candidate, tokens: Tokens) -> Charge {
+        Charge::reported(tokens, self.price(state, served).map(|p| p.cost_nanos(tokens)))
+    }
+
+    /// The prompt's estimate on the high side (made once, off the serving thread when large).
+    pub async fn prompt_ceiling(&self, state: &AppState) -> u64 {
+        *self.prompt.get_or_init(|| async { state.estimator().prompt(&self.request.body).await.ceiling() }).await
+    }
+
+    /// The prompt's estimate, if it was made.
+    pub fn known_prompt(&self) -> Option<u64> {
+        self.prompt.get().copied()
+    }
+
+    /// What an attempt at a candidate that reached the provider and was abandoned is charged: its
+    /// worst case (the prompt on the high side and the most it may write), estimated.
+    pub async fn worst_charge(&self, state: &AppState, candidate: &Candidate) -> Charge {
+        let prompt = self.prompt_ceiling(state).await;
+        let output = self.worst_output;
+        let tokens = Tokens { prompt, completion: output, ..Tokens::default() };
+        let cost_nanos = self.price(state, candidate).map(|p| p.worst_nanos(prompt, output));
+        Charge { tokens, cost_nanos, estimated: true }
     }
 }
 
@@ -150,10 +182,10 @@ pub async fn serve(
             return answer::failure(&state, &subject, None, error, &Progress::default());
         }
     };
-    if state.usage.is_full() {
+    if let Some(error) = ledger_refusal(&state) {
         // Every answered call must have its record: none is made while records cannot be kept.
         let subject = Subject { caller: &caller, protocol, model: &request.model, stream: request.stream, hold: None };
-        return answer::failure(&state, &subject, None, GatewayError::UsageLedgerFull, &Progress::default());
+        return answer::failure(&state, &subject, None, error, &Progress::default());
     }
     let prices = match state.prices().overrides(&caller.key.workspace).await {
         Ok(prices) => prices,
@@ -169,6 +201,7 @@ pub async fn serve(
         model: request.model.clone(),
         created: caller.ts / 1000,
         include_usage: request.include_usage,
+        max_kept_bytes: state.settings.upstream.max_answer_bytes,
     };
     let subject = Subject { caller: &caller, protocol, model: &request.model, stream: request.stream, hold: None };
     let providers = match state.providers().enabled(&caller.key.workspace).await {
@@ -180,9 +213,30 @@ pub async fn serve(
         let error = GatewayError::ModelNotFound(request.model.clone());
         return answer::failure(&state, &subject, None, error, &Progress::default());
     }
-    let hold = match budget::reserve(&state, &caller, &request, &mut candidates, &prices).await {
+    let default = state.settings.budget_default_max_tokens;
+    let worst_output = request.output.total(default);
+    let hold = match budget::reserve(&state, &caller, &request, &mut candidates, &prices, worst_output).await {
         Ok(hold) => hold,
         Err(error) => return answer::failure(&state, &subject, None, error, &Progress::default()),
     };
-    attempts::run(&state, Call { caller, request, candidates, prices, labels, forward, hold }).await
+    // Under a budget the provider must not write more than was reserved, even when the client
+    // named no bound.
+    let bound = Bound {
+        per_choice: request.output.per_choice(default),
+        inject: hold.is_some() && request.output.asked.is_none(),
+    };
+    let prompt = tokio::sync::OnceCell::new_with(hold.as_ref().map(|h| h.prompt));
+    let call = Call { caller, request, candidates, prices, labels, forward, hold, bound, worst_output, prompt };
+    attempts::run(&state, call).await
+}
+
+/// Why no call can be made now: records cannot be kept (the spool is full, or its disk failed).
+pub fn ledger_refusal(state: &AppState) -> Option<GatewayError> {
+    if state.usage.is_failing() {
+        Some(GatewayError::UsageLedgerUnavailable)
+    } else if state.usage.is_full() {
+        Some(GatewayError::UsageLedgerFull)
+    } else {
+        None
+    }
 }

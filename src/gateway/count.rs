@@ -1,6 +1,7 @@
 //! `POST /v1/messages/count_tokens`: Anthropic's own count when the model routes to an Anthropic
 //! provider first; otherwise (or when that provider cannot be reached) a local estimate with
-//! OpenAI's `o200k_base` encoding, said so in `x-perpetuo-token-count: estimate`.
+//! OpenAI's `o200k_base` encoding (`usage::estimate`: linear in the text, large prompts counted
+//! off the serving thread), said so in `x-perpetuo-token-count: estimate`.
 
 use std::time::Duration;
 
@@ -57,8 +58,15 @@ pub async fn count_tokens(
     {
         return response;
     }
-    let mut response = axum::Json(json!({"input_tokens": estimate(&body)})).into_response();
-    response.headers_mut().insert("x-perpetuo-token-count", HeaderValue::from_static("estimate; encoding=o200k_base"));
+    // Counted off the serving thread when large, within a deadline (past it, by length).
+    let estimate = state.estimator().prompt(&body).await;
+    let mut response = axum::Json(json!({"input_tokens": estimate.typical()})).into_response();
+    let how = if estimate.complete() {
+        "estimate; encoding=o200k_base"
+    } else {
+        "estimate; encoding=o200k_base; partly by length"
+    };
+    response.headers_mut().insert("x-perpetuo-token-count", HeaderValue::from_static(how));
     response
 }
 
@@ -110,116 +118,5 @@ async fn read_capped(response: reqwest::Response, timeout: Duration) -> Option<V
             Some(Err(_)) => return None,
             None => return Some(out),
         }
-    }
-}
-
-/// A local estimate of a Messages request's input tokens: the text of the system prompt,
-/// messages, tool calls and results, and tool definitions in `o200k_base`, plus a few tokens
-/// of framing per message (as OpenAI's own counting recipe adds).
-pub fn estimate(body: &Map<String, Value>) -> usize {
-    let mut text = String::new();
-    let mut framing = 3;
-    collect(body.get("system"), &mut text);
-    for message in body.get("messages").and_then(Value::as_array).into_iter().flatten() {
-        framing += 4;
-        collect(message.get("content"), &mut text);
-    }
-    for tool in body.get("tools").and_then(Value::as_array).into_iter().flatten() {
-        framing += 8;
-        for field in ["name", "description"] {
-            collect(tool.get(field), &mut text);
-        }
-        if let Some(schema) = tool.get("input_schema") {
-            text.push_str(&schema.to_string());
-            text.push('\n');
-        }
-    }
-    let images = count_images(body.get("messages"));
-    let bpe = tiktoken_rs::o200k_base_singleton();
-    bpe.encode_ordinary(&text).len() + framing + images * IMAGE_TOKENS
-}
-
-/// Tokens counted per image or document (Anthropic's own figure depends on its size; this is the
-/// order of a typical screenshot).
-const IMAGE_TOKENS: usize = 1_500;
-
-fn collect(value: Option<&Value>, text: &mut String) {
-    match value {
-        Some(Value::String(s)) => {
-            text.push_str(s);
-            text.push('\n');
-        }
-        Some(Value::Array(blocks)) => {
-            for block in blocks {
-                match block.get("type").and_then(Value::as_str) {
-                    Some("text") => collect(block.get("text"), text),
-                    Some("thinking") => collect(block.get("thinking"), text),
-                    Some("tool_use") => {
-                        collect(block.get("name"), text);
-                        if let Some(input) = block.get("input") {
-                            text.push_str(&input.to_string());
-                            text.push('\n');
-                        }
-                    }
-                    Some("tool_result") => collect(block.get("content"), text),
-                    Some("document")
-                        if block.get("source").and_then(|s| s.get("type")).and_then(Value::as_str) == Some("text") =>
-                    {
-                        collect(block.get("source").and_then(|s| s.get("data")), text);
-                    }
-                    _ => {}
-                }
-            }
-        }
-        _ => {}
-    }
-}
-
-fn count_images(messages: Option<&Value>) -> usize {
-    let is_media = |b: &Value| {
-        matches!(b.get("type").and_then(Value::as_str), Some("image"))
-            || (b.get("type").and_then(Value::as_str) == Some("document")
-                && b.get("source").and_then(|s| s.get("type")).and_then(Value::as_str) != Some("text"))
-    };
-    messages
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|m| m.get("content").and_then(Value::as_array))
-        .flatten()
-        .filter(|b| is_media(b))
-        .count()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn map(v: Value) -> Map<String, Value> {
-        match v {
-            Value::Object(m) => m,
-            _ => unreachable!("an object"),
-        }
-    }
-
-    #[test]
-    fn estimates_grow_with_the_text_and_count_every_part() {
-        let short = estimate(&map(json!({"messages": [{"role": "user", "content": "Hello"}]})));
-        let long =
-            estimate(&map(json!({"messages": [{"role": "user", "content": "Hello there, how are you today?"}]})));
-        assert!(short >= 5 && long > short, "{short} {long}");
-        let with_system =
-            estimate(&map(json!({"system": "You are terse.", "messages": [{"role": "user", "content": "Hello"}]})));
-        assert!(with_system > short);
-        let with_tool = estimate(&map(json!({
-            "messages": [{"role": "user", "content": "Hello"}],
-            "tools": [{"name": "get_weather", "description": "Weather for a city", "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}}}]
-        })));
-        assert!(with_tool > short + 10, "{with_tool}");
-        let with_image = estimate(&map(json!({"messages": [{"role": "user", "content": [
-            {"type": "text", "text": "Hello"},
-            {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "AAAA"}}
-        ]}]})));
-        assert_eq!(with_image, short + IMAGE_TOKENS);
     }
 }

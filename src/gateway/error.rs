@@ -41,6 +41,9 @@ pub enum GatewayError {
     ProvidersUnavailable,
     /// Usage records cannot be kept right now (the spool is full): no call is made without one.
     UsageLedgerFull,
+    /// Usage records cannot be written (the spool's disk is full or failing): no call is made, or
+    /// answered, without one.
+    UsageLedgerUnavailable,
     /// The total deadline passed.
     Timeout,
     /// The last provider tried said it is overloaded (Anthropic's 529).
@@ -93,7 +96,9 @@ impl GatewayError {
             Self::ModelNotFound(_) | Self::RouteNotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::AllProvidersFailed { .. } => StatusCode::BAD_GATEWAY,
-            Self::ProvidersUnavailable | Self::UsageLedgerFull => StatusCode::SERVICE_UNAVAILABLE,
+            Self::ProvidersUnavailable | Self::UsageLedgerFull | Self::UsageLedgerUnavailable => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::Timeout => StatusCode::GATEWAY_TIMEOUT,
             Self::Overloaded => StatusCode::from_u16(529).unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
             Self::Upstream { status, .. } => *status,
@@ -115,6 +120,7 @@ impl GatewayError {
             Self::AllProvidersFailed { .. } => "all_providers_failed",
             Self::ProvidersUnavailable => "providers_unavailable",
             Self::UsageLedgerFull => "usage_ledger_full",
+            Self::UsageLedgerUnavailable => "usage_ledger_unavailable",
             Self::Timeout => "timeout",
             Self::Overloaded => "upstream_overloaded",
             Self::Upstream { .. } => "upstream_client_error",
@@ -187,6 +193,13 @@ impl GatewayError {
                 None,
                 Some("usage_ledger_full".into()),
             ),
+            Self::UsageLedgerUnavailable => (
+                "The gateway cannot write usage records right now (its disk is full or failing). Try again shortly."
+                    .into(),
+                "server_error".into(),
+                None,
+                Some("usage_ledger_unavailable".into()),
+            ),
             Self::Timeout => (
                 "The request took longer than the gateway's deadline.".into(),
                 "server_error".into(),
@@ -236,7 +249,7 @@ impl GatewayError {
         if let Self::RateLimited(decision) = &self {
             crate::ratelimit::set_headers(response.headers_mut(), decision, protocol);
         }
-        if matches!(self, Self::ProvidersUnavailable | Self::UsageLedgerFull) {
+        if matches!(self, Self::ProvidersUnavailable | Self::UsageLedgerFull | Self::UsageLedgerUnavailable) {
             response.headers_mut().insert(http::header::RETRY_AFTER, HeaderValue::from_static("5"));
         }
         response

@@ -9,6 +9,32 @@ use app::server::usage::{Tokens, UsageRecord};
 
 use super::call::Caller;
 
+/// What a call (or a part of it: one attempt) is charged: its tokens and their cost.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Charge {
+    pub tokens: Tokens,
+    /// `None` when no part of it has a known price.
+    pub cost_nanos: Option<i64>,
+    /// Whether some of it is Perpetuo's estimate rather than the provider's report.
+    pub estimated: bool,
+}
+
+impl Charge {
+    /// Tokens as the provider reported them, at their price.
+    pub fn reported(tokens: Tokens, cost_nanos: Option<i64>) -> Self {
+        Self { tokens, cost_nanos, estimated: false }
+    }
+
+    /// Two parts of one call, added (saturating); the cost is the sum of the parts with a price.
+    pub fn plus(self, other: Self) -> Self {
+        let cost_nanos = match (self.cost_nanos, other.cost_nanos) {
+            (Some(a), Some(b)) => Some(a.saturating_add(b)),
+            (a, b) => a.or(b),
+        };
+        Self { tokens: self.tokens + other.tokens, cost_nanos, estimated: self.estimated || other.estimated }
+    }
+}
+
 /// What the attempt loop learned, for the usage record.
 #[derive(Debug, Clone, Default)]
 pub struct Progress {
@@ -16,6 +42,11 @@ pub struct Progress {
     /// Time spent waiting on upstreams (the rest is Perpetuo's own overhead).
     pub upstream: Duration,
     pub last_class: Option<&'static str>,
+    /// Attempts that reached a provider and were abandoned (timed out, cut, unreadable): the
+    /// provider may bill them, so they are charged at their worst case.
+    pub abandoned: u32,
+    /// What those attempts are charged.
+    pub abandoned_charge: Charge,
 }
 
 /// What a record says about the call itself.
@@ -37,9 +68,9 @@ pub struct Outcome<'a> {
     /// The HTTP status the client got (499 when it went away first).
     pub status: u16,
     pub error_class: Option<&'static str>,
-    pub tokens: Tokens,
-    /// `None` when the model has no known price (or nothing was served).
-    pub cost_nanos: Option<i64>,
+    /// What the answer (the last attempt) is charged; abandoned attempts are added from the
+    /// progress.
+    pub charge: Charge,
     /// Time to the first token of a stream.
     pub ttft: Option<Duration>,
 }
@@ -48,13 +79,16 @@ fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
-/// Hands the call's usage record to the writer and counts it in the metrics.
-pub fn submit(state: &AppState, subject: &Subject, outcome: Outcome, progress: &Progress) {
+/// The call's usage record, counted in the metrics (not yet kept: see [`keep`]). The charge is
+/// the answer's plus every abandoned attempt's.
+pub fn build(state: &AppState, subject: &Subject, outcome: Outcome, progress: &Progress) -> (UsageRecord, Charge) {
     let count = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
     let caller = subject.caller;
     let elapsed = caller.started.elapsed();
     let ok = outcome.error_class.is_none() && (200..300).contains(&outcome.status);
     let provider = outcome.provider;
+    let charge = outcome.charge.plus(progress.abandoned_charge);
+    let tokens = charge.tokens;
     let record = UsageRecord {
         ts: caller.ts,
         workspace: caller.key.workspace.as_str().to_owned(),
@@ -71,15 +105,19 @@ pub fn submit(state: &AppState, subject: &Subject, outcome: Outcome, progress: &
         ok,
         error_class: outcome.error_class.map(str::to_owned),
         attempts: i64::from(progress.attempts),
-        prompt_tokens: count(outcome.tokens.prompt),
-        completion_tokens: count(outcome.tokens.completion),
-        cache_read_tokens: count(outcome.tokens.cache_read),
-        cache_write_tokens: count(outcome.tokens.cache_write),
-        reasoning_tokens: count(outcome.tokens.reasoning),
-        cost_nanos: outcome.cost_nanos,
+        prompt_tokens: count(tokens.prompt),
+        completion_tokens: count(tokens.completion),
+        cache_read_tokens: count(tokens.cache_read),
+        cache_write_tokens: count(tokens.cache_write),
+        reasoning_tokens: count(tokens.reasoning),
+        cost_nanos: charge.cost_nanos,
         latency_ms: millis(elapsed),
         upstream_ms: millis(progress.upstream),
         ttft_ms: outcome.ttft.map(millis),
+        estimated: charge.estimated,
+        abandoned: i64::from(progress.abandoned),
+        reserved_nanos: subject.hold.map(|h| h.hold.need.nanos),
+        reserved_tokens: subject.hold.map(|h| h.hold.need.tokens),
     };
     let kind = provider.map_or("none", |p| p.kind.as_str());
     // Only a model a provider actually served becomes a label: failed calls would let anyone
@@ -88,8 +126,25 @@ pub fn submit(state: &AppState, subject: &Subject, outcome: Outcome, progress: &
     let overhead = elapsed.saturating_sub(progress.upstream);
     // Seconds with their fractions: whole milliseconds would put every sub-millisecond request at 0.
     state.metrics.request(outcome.status, kind, model, elapsed.as_secs_f64(), overhead.as_secs_f64());
-    if let Some(hold) = subject.hold {
-        super::budget::settle(state, hold, outcome.cost_nanos, outcome.tokens);
+    (record, charge)
+}
+
+/// Settles the call's budget hold at its charge and keeps the record (in the spool, before the
+/// answer completes); false when the record could not be kept, and the call must fail.
+pub fn keep(
+    state: &AppState,
+    hold: Option<&super::budget::Reservation>,
+    record: &UsageRecord,
+    charge: &Charge,
+) -> bool {
+    if let Some(hold) = hold {
+        super::budget::settle(state, hold, charge);
     }
-    state.usage.record(&record);
+    state.usage.record(record)
+}
+
+/// Builds and keeps the call's record (see [`build`] and [`keep`]).
+pub fn submit(state: &AppState, subject: &Subject, outcome: Outcome, progress: &Progress) -> bool {
+    let (record, charge) = build(state, subject, outcome, progress);
+    keep(state, subject.hold, &record, &charge)
 }

@@ -11,12 +11,18 @@ use futures::{Stream, StreamExt as _};
 
 use app::server::AppState;
 use app::server::protocols::sse;
-use app::server::providers::dialects::StreamTranslator;
+use app::server::providers::dialects::{StreamFault, StreamTranslator};
 use app::server::providers::{OpenedProvider, client};
+use app::server::usage::Tokens;
+use app::server::usage::estimate::OutputMeter;
 
 use super::call::{Call, Caller};
-use super::record::{Outcome, Progress, submit};
+use super::record::{Charge, Outcome, Progress, build, keep};
 use super::routing::Candidate;
+
+/// Tokens added to what a stream cut short relayed: what the provider may have generated after
+/// the last event read and before it saw the connection close.
+pub const CUT_SLACK: u64 = 16;
 
 /// The upstream's bytes as they arrive.
 pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, hyper::Error>> + Send>>;
@@ -34,9 +40,8 @@ pub struct Relay {
     upstream_wait: Duration,
     ttft: Option<Duration>,
     recorded: bool,
-    /// Events handed to the client: what a call cut short is charged for when the upstream never
-    /// said its usage.
-    relayed: u64,
+    /// The output text read from the upstream: what a stream cut short is charged (at least).
+    meter: OutputMeter,
 }
 
 impl Relay {
@@ -63,7 +68,7 @@ impl Relay {
             upstream_wait: Duration::ZERO,
             ttft: None,
             recorded: false,
-            relayed: 0,
+            meter: OutputMeter::default(),
         };
         relay.feed(&first);
         relay
@@ -90,9 +95,18 @@ impl Relay {
         self.parser.push(chunk);
         while let Some(event) = self.parser.next_event() {
             let mut out = Vec::new();
-            if let Err(message) = self.translate.event(&event, &mut out) {
+            if let Err(fault) = self.translate.event(&event, &mut out, &mut self.meter) {
                 self.pending.extend(out);
-                self.fail("upstream_stream_error", &message);
+                match fault {
+                    StreamFault::Provider(message) => self.fail("upstream_stream_error", &message),
+                    StreamFault::TooLarge => {
+                        let limit = self.call.labels.max_kept_bytes;
+                        self.fail(
+                            "answer_too_large",
+                            &format!("The answer grew past the {limit} bytes this gateway keeps."),
+                        );
+                    }
+                }
                 return;
             }
             if self.ttft.is_none() && !out.is_empty() {
@@ -132,38 +146,85 @@ impl Relay {
         self.recorded = true;
         let (status, class) = failure.map_or((200, None), |(s, c)| (s, Some(c)));
         let progress = Progress {
-            attempts: self.progress.attempts,
             upstream: self.progress.upstream + self.upstream_wait,
             last_class: class,
+            ..self.progress.clone()
         };
-        let mut tokens = self.translate.tokens();
-        if let Some(reservation) = &self.call.hold
-            && tokens.prompt == 0
-            && tokens.completion == 0
-            && self.relayed > 0
-        {
-            // Cut short before the upstream said its usage: the budget is charged the prompt's
-            // estimate and a token per event relayed (a delta carries at least one).
-            tokens.prompt = reservation.prompt;
-            tokens.completion = self.relayed;
-        }
-        let outcome = Outcome {
+        let reported = self.translate.tokens();
+        let (tokens, estimated) = self.charged_tokens(failure.is_none(), reported);
+        let price = self.call.price(&self.state, &self.served);
+        let charge =
+            move |tokens: Tokens| Charge { tokens, cost_nanos: price.map(|p| p.cost_nanos(tokens)), estimated };
+        let outcome = |charge| Outcome {
             provider: Some(&self.served.provider),
             served_model: Some(&self.served.model),
             status,
             error_class: class,
-            tokens,
-            cost_nanos: self.call.cost(&self.state, &self.served, tokens),
+            charge,
             ttft: self.ttft,
         };
-        submit(&self.state, &self.call.subject(), outcome, &progress);
+        match (tokens.prompt, self.call.known_prompt()) {
+            // The provider never said what the prompt counted, and no estimate was made yet: it is
+            // made off this thread, and the record kept once it is (the client has had the stream).
+            (0, None) if estimated => {
+                let (mut record, _) = build(&self.state, &self.call.subject(), outcome(charge(tokens)), &progress);
+                let abandoned = progress.abandoned_charge;
+                let finish = move |state: &AppState, record: &mut app::server::usage::UsageRecord, prompt: u64| {
+                    let charge = charge(Tokens { prompt, ..tokens }).plus(abandoned);
+                    record.prompt_tokens = i64::try_from(charge.tokens.prompt).unwrap_or(i64::MAX);
+                    record.cost_nanos = charge.cost_nanos;
+                    // Only a call without a budget gets here (a reservation makes the estimate first).
+                    keep(state, None, record, &charge);
+                };
+                match tokio::runtime::Handle::try_current() {
+                    Ok(runtime) => {
+                        let (state, body) = (self.state.clone(), std::mem::take(&mut self.call.request.body));
+                        drop(runtime.spawn(async move {
+                            let prompt = state.estimator().prompt(&body).await.ceiling();
+                            finish(&state, &mut record, prompt);
+                        }));
+                    }
+                    // Dropped outside any runtime (the process is stopping): counted by length, here.
+                    Err(_) => {
+                        let prompt = app::server::usage::estimate::ceiling_by_length(&self.call.request.body);
+                        finish(&self.state, &mut record, prompt);
+                    }
+                }
+            }
+            (prompt, known) => {
+                let tokens =
+                    Tokens { prompt: if prompt == 0 && estimated { known.unwrap_or(0) } else { prompt }, ..tokens };
+                let (record, charge) = build(&self.state, &self.call.subject(), outcome(charge(tokens)), &progress);
+                if !keep(&self.state, self.call.hold.as_ref(), &record, &charge) && failure.is_none() {
+                    // The record could not be kept: the client is not told the call succeeded.
+                    self.pending.clear();
+                    let mut out = Vec::new();
+                    let message = "The gateway cannot write usage records right now (its disk is full or failing).";
+                    self.translate.fail(message, "usage_ledger_unavailable", &mut out);
+                    self.pending.extend(out);
+                }
+            }
+        }
+    }
+
+    /// The tokens a stream is charged, and whether they are estimated: what the provider reported
+    /// when the stream completed with its usage; otherwise at least the output relayed (counted,
+    /// plus [`CUT_SLACK`]) and never more than the call's worst case, with the prompt estimated
+    /// when the provider never said it.
+    fn charged_tokens(&mut self, completed: bool, reported: Tokens) -> (Tokens, bool) {
+        if completed && reported.completion > 0 && reported.prompt > 0 {
+            return (reported, false);
+        }
+        let relayed = self.meter.tokens().saturating_add(if completed { 0 } else { CUT_SLACK });
+        let completion = reported.completion.max(relayed.min(self.call.worst_output));
+        // A prompt of 0 is filled in by the caller (from the estimate).
+        (Tokens { completion, ..reported }, true)
     }
 
     /// The next bytes for the client.
     async fn next(&mut self) -> Option<Bytes> {
         loop {
             if let Some(bytes) = self.pending.pop_front() {
-                self.relayed += 1;
                 return Some(bytes);
             }
             if self.finished {

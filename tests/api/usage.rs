@@ -44,6 +44,10 @@ fn known_record(
         latency_ms: 40,
         upstream_ms: 38,
         ttft_ms: None,
+        estimated: false,
+        abandoned: 0,
+        reserved_nanos: None,
+        reserved_tokens: None,
     }
 }
 

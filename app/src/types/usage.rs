@@ -229,6 +229,18 @@ pub struct RequestRow {
     pub cost_nanos: Option<i64>,
     pub latency_ms: i64,
     pub ttft_ms: Option<i64>,
+    /// Whether some token counts are Perpetuo's estimate (a stream cut short before the provider
+    /// said its usage, an attempt abandoned after it reached the provider).
+    #[serde(default)]
+    pub estimated: bool,
+    /// Attempts that reached a provider and were abandoned (charged at their worst case).
+    #[serde(default)]
+    pub abandoned: i64,
+    /// What a budget reserved for the call, when one applied.
+    #[serde(default)]
+    pub reserved_nanos: Option<i64>,
+    #[serde(default)]
+    pub reserved_tokens: Option<i64>,
 }
 
 /// A page of the request log, newest first.

@@ -108,7 +108,10 @@ pub struct Need {
 #[derive(Debug, Clone)]
 pub struct Hold {
     pub id: String,
+    /// Everything reserved under it (the first reservation and every extension).
     pub need: Need,
+    /// The counters it holds, with their limits (what an extension must fit again).
+    uses: Vec<Value>,
 }
 
 /// Why a reservation was refused.
@@ -429,20 +432,63 @@ impl Budgets {
                 nanos: $n, tokens: $t, at: $now
             } RETURN NONE;
             COMMIT TRANSACTION;";
+        let hold = Hold { id: id.to_owned(), need, uses };
+        self.take(ws, applicable, query, &hold, need, now).await?;
+        Ok(hold)
+    }
+
+    /// Reserves `more` under an existing hold (another attempt that may be billed), against the
+    /// same counters and limits, all or none.
+    pub async fn extend(
+        &self,
+        ws: &WorkspaceId,
+        applicable: &Applicable,
+        hold: &mut Hold,
+        more: Need,
+    ) -> Result<(), BudgetError> {
+        let query = "BEGIN TRANSACTION;
+            IF (SELECT VALUE id FROM type::record('budget_hold', $id)) = [] { THROW 'hold_missing'; };
+            FOR $u IN $uses {
+                LET $at = type::record('budget_use', $u.key);
+                LET $taken = (UPDATE $at SET reserved_nanos += $n, reserved_tokens += $t
+                    WHERE ($u.nanos < 0 OR spent_nanos + reserved_nanos + $n <= $u.nanos)
+                      AND ($u.tokens < 0 OR spent_tokens + reserved_tokens + $t <= $u.tokens)
+                    RETURN AFTER);
+                IF array::len($taken) = 0 { THROW 'budget_exceeded:' + $u.scope; };
+            };
+            UPDATE type::record('budget_hold', $id) SET nanos += $n, tokens += $t RETURN NONE;
+            COMMIT TRANSACTION;";
+        self.take(ws, applicable, query, hold, more, now_ms()).await?;
+        hold.need.nanos = hold.need.nanos.saturating_add(more.nanos);
+        hold.need.tokens = hold.need.tokens.saturating_add(more.tokens);
+        Ok(())
+    }
+
+    /// Runs a reservation transaction for `need` under `hold`, retrying write conflicts; a
+    /// budget it does not fit is refused with a message naming it.
+    async fn take(
+        &self,
+        ws: &WorkspaceId,
+        applicable: &Applicable,
+        query: &str,
+        hold: &Hold,
+        need: Need,
+        now: i64,
+    ) -> Result<(), BudgetError> {
         for attempt in 0..CONFLICT_ATTEMPTS {
             let result = self
                 .db
                 .query(query)
-                .bind(("uses", uses.clone()))
+                .bind(("uses", hold.uses.clone()))
                 .bind(("ws", ws.as_str().to_owned()))
                 .bind(("n", need.nanos))
                 .bind(("t", need.tokens))
-                .bind(("id", id.to_owned()))
+                .bind(("id", hold.id.clone()))
                 .bind(("now", now))
                 .await
                 .map(|mut r| root_cause(r.take_errors()));
             let error = match result {
-                Ok(None) => return Ok(Hold { id: id.to_owned(), need }),
+                Ok(None) => return Ok(()),
                 Ok(Some(e)) | Err(e) => e,
             };
             let message = error.message();
@@ -586,7 +632,7 @@ impl Budgets {
         let stale: Vec<Stale> = response.take(0)?;
         for hold in &stale {
             let need = Need { nanos: hold.nanos, tokens: hold.tokens };
-            self.settle(&Hold { id: hold.id.clone(), need }, hold.nanos, hold.tokens).await?;
+            self.settle(&Hold { id: hold.id.clone(), need, uses: Vec::new() }, hold.nanos, hold.tokens).await?;
         }
         Ok(stale.len())
     }

@@ -109,3 +109,24 @@ async fn unsettled_holds_are_charged_their_worst_case_by_the_sweeper() {
     assert!((views[0].spent_usd - 0.3).abs() < 1e-9 && views[0].reserved_usd == 0.0, "{views:?}");
     assert_eq!(views[0].spent_tokens, 7);
 }
+
+#[tokio::test]
+async fn an_extension_fits_the_same_limits_or_changes_nothing() {
+    let (budgets, ws) = service().await;
+    budgets.set(&ws, &BudgetScope::Workspace, &dollars(1.0)).await.unwrap();
+    let rules = budgets.applicable(&ws, "k").await.unwrap();
+    let need = Need { nanos: 400_000_000, tokens: 10 };
+    let mut hold = budgets.reserve(&ws, &rules, "a", need).await.unwrap();
+    budgets.extend(&ws, &rules, &mut hold, need).await.unwrap();
+    assert_eq!(hold.need, Need { nanos: 800_000_000, tokens: 20 });
+    let refused = budgets.extend(&ws, &rules, &mut hold, need).await.unwrap_err();
+    assert!(matches!(refused, BudgetError::Exceeded(_)), "{refused:?}");
+    assert_eq!(hold.need.nanos, 800_000_000, "a refused extension leaves the hold as it was");
+    let views = budgets.list(&ws, &Default::default()).await.unwrap();
+    assert!((views[0].reserved_usd - 0.8).abs() < 1e-9, "{views:?}");
+    // Settling releases everything the hold reserved, extensions included.
+    budgets.settle(&hold, 500_000_000, 15).await.unwrap();
+    let views = budgets.list(&ws, &Default::default()).await.unwrap();
+    assert!((views[0].spent_usd - 0.5).abs() < 1e-9 && views[0].reserved_usd.abs() < 1e-9, "{views:?}");
+    assert!(budgets.extend(&ws, &rules, &mut hold, need).await.is_err(), "a settled hold cannot grow");
+}

@@ -23,6 +23,19 @@ pub enum DatabaseUrl {
     Remote(String),
 }
 
+/// A server URL without its `user:password@` part, and that part's user and password.
+fn split_userinfo(raw: &str) -> (String, Option<String>, Option<String>) {
+    let Some((scheme, rest)) = raw.split_once("://") else { return (raw.to_owned(), None, None) };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let Some(at) = rest[..authority_end].rfind('@') else { return (raw.to_owned(), None, None) };
+    let (userinfo, host) = (&rest[..at], &rest[at + 1..]);
+    let (user, pass) = match userinfo.split_once(':') {
+        Some((user, pass)) => (user, Some(pass.to_owned())),
+        None => (userinfo, None),
+    };
+    (format!("{scheme}://{host}"), Some(user.to_owned()).filter(|u| !u.is_empty()), pass)
+}
+
 impl DatabaseUrl {
     /// Parses the three accepted forms.
     pub fn parse(raw: &str) -> Result<Self, String> {
@@ -145,6 +158,8 @@ pub struct Settings {
     pub usage_spool_dir: Option<PathBuf>,
     /// The most bytes of records that may wait there before new gateway calls are refused.
     pub usage_spool_max_bytes: u64,
+    /// When spooled records reach the disk itself (`USAGE_SPOOL_SYNC`: off, interval, every).
+    pub usage_spool_sync: crate::server::usage::spool::Sync,
     /// A replacement price table (`PRICES_FILE`); the built-in one otherwise.
     pub prices_file: Option<PathBuf>,
     /// The output tokens a budget reserves for a call that names no maximum
@@ -175,9 +190,14 @@ impl Settings {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let get = |name: &str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
 
-        let database_url = match get("DATABASE_URL") {
-            None => DatabaseUrl::SurrealKv(PathBuf::from("data/perpetuo.db")),
-            Some(raw) => DatabaseUrl::parse(&raw).map_err(ConfigError)?,
+        // Credentials written into a server's URL move to the user and password settings (they
+        // never appear in the URL the process logs or reports).
+        let (database_url, url_user, url_pass) = match get("DATABASE_URL") {
+            None => (DatabaseUrl::SurrealKv(PathBuf::from("data/perpetuo.db")), None, None),
+            Some(raw) => {
+                let (clean, user, pass) = split_userinfo(raw.trim());
+                (DatabaseUrl::parse(&clean).map_err(ConfigError)?, user, pass)
+            }
         };
         let durability = match get("DATABASE_SYNC").as_deref() {
             None | Some("every") => Durability::Every,
@@ -308,9 +328,14 @@ impl Settings {
         };
         let usage_spool_max_bytes =
             parse_u64(get("USAGE_SPOOL_MAX_BYTES"), "USAGE_SPOOL_MAX_BYTES", 1024 * 1024 * 1024, 1024 * 1024)?;
+        let usage_spool_sync = match get("USAGE_SPOOL_SYNC") {
+            None => crate::server::usage::spool::Sync::default(),
+            Some(raw) => crate::server::usage::spool::Sync::parse(&raw)
+                .ok_or_else(|| ConfigError("USAGE_SPOOL_SYNC must be off, interval (the default) or every".into()))?,
+        };
 
-        let database_user = get("DATABASE_USER");
-        let database_pass = get("DATABASE_PASS").map(|p| SecretBytes::new(p.into_bytes()));
+        let database_user = get("DATABASE_USER").or(url_user);
+        let database_pass = get("DATABASE_PASS").or(url_pass).map(|p| SecretBytes::new(p.into_bytes()));
         if matches!(database_url, DatabaseUrl::Remote(_)) && (database_user.is_none() || database_pass.is_none()) {
             return Err(ConfigError(
                 "DATABASE_USER and DATABASE_PASS must be set when DATABASE_URL points at a SurrealDB server".into(),
@@ -364,6 +389,7 @@ impl Settings {
             quotas,
             usage_spool_dir,
             usage_spool_max_bytes,
+            usage_spool_sync,
             prices_file: get("PRICES_FILE").map(PathBuf::from),
             metrics_token: get("METRICS_TOKEN").map(|t| SecretBytes::new(t.into_bytes())),
             metrics_public: parse_bool(get("METRICS_PUBLIC"), "METRICS_PUBLIC", false)?,
@@ -583,6 +609,23 @@ mod tests {
         vars.insert("DATABASE_PASS", "secret".into());
         let s = parse(&vars).unwrap_or_else(|e| unreachable!("{e}"));
         assert_eq!(s.database_url, DatabaseUrl::Remote("ws://127.0.0.1:8000".into()));
+    }
+
+    #[test]
+    fn credentials_in_a_server_url_never_reach_the_settings_line() {
+        let mut vars = valid();
+        vars.insert("DATABASE_URL", "ws://admin:hunter2-secret@127.0.0.1:8000".into());
+        let s = parse(&vars).unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!(s.database_url, DatabaseUrl::Remote("ws://127.0.0.1:8000".into()));
+        assert_eq!(s.database_user.as_deref(), Some("admin"));
+        assert_eq!(s.database_pass.as_ref().map(|p| p.expose().to_vec()), Some(b"hunter2-secret".to_vec()));
+        let line = s.summary();
+        assert!(!line.contains("hunter2") && line.contains("ws://127.0.0.1:8000 as admin"), "{line}");
+        // Set apart, the settings win over the URL's.
+        vars.insert("DATABASE_USER", "root".into());
+        vars.insert("DATABASE_PASS", "other".into());
+        let s = parse(&vars).unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!(s.database_user.as_deref(), Some("root"));
     }
 
     #[test]

@@ -142,8 +142,8 @@ impl Metrics {
             let n = self.rate_limited.get(limiter).map_or(0, |c| c.load(Ordering::Relaxed));
             let _ = writeln!(out, "perpetuo_rate_limited_total{{limiter=\"{limiter}\"}} {n}");
         }
-        out.push_str("# HELP perpetuo_budget_events_total Budget reservations made, refused and settled.\n# TYPE perpetuo_budget_events_total counter\n");
-        for event in ["reserved", "refused", "settled"] {
+        out.push_str("# HELP perpetuo_budget_events_total Budget reservations made, extended (another attempt that may be billed), refused and settled.\n# TYPE perpetuo_budget_events_total counter\n");
+        for event in ["reserved", "extended", "refused", "settled"] {
             let n = self.budget.get(event).map_or(0, |c| c.load(Ordering::Relaxed));
             let _ = writeln!(out, "perpetuo_budget_events_total{{event=\"{event}\"}} {n}");
         }

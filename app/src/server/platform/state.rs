@@ -20,8 +20,13 @@ use crate::server::keys::ApiKeys;
 use crate::server::providers::Providers;
 use crate::server::providers::breaker::Breakers;
 use crate::server::providers::client::{Upstream, build_client};
+use crate::server::usage::estimate::Estimator;
 use crate::server::usage::prices::PriceTable;
 use crate::server::usage::{Prices, Reports, UsageSink};
+
+/// Threads that count large prompts (at the lowest priority), and how long a call waits for one.
+const ESTIMATOR_THREADS: usize = 1;
+const ESTIMATE_DEADLINE: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// The state every handler gets: one `Arc`, so handing it to a request costs one atomic
 /// increment whatever it holds.
@@ -63,6 +68,7 @@ pub struct Services {
     prices: Prices,
     reports: Reports,
     budgets: Budgets,
+    estimator: Estimator,
 }
 
 impl Services {
@@ -92,6 +98,11 @@ impl Services {
 
     pub fn budgets(&self) -> &Budgets {
         &self.budgets
+    }
+
+    /// Token estimates of prompts (large ones off the serving threads).
+    pub fn estimator(&self) -> &Estimator {
+        &self.estimator
     }
 
     /// The workspace's budgets with their current periods, keys' budgets named after their keys.
@@ -158,6 +169,7 @@ impl AppState {
             prices: Prices::new(db.clone(), table),
             reports: Reports::new(db.clone()),
             budgets: Budgets::new(db.clone()),
+            estimator: Estimator::start(ESTIMATOR_THREADS, ESTIMATE_DEADLINE),
             settings: Arc::new(settings),
             db,
             cipher,

@@ -9,8 +9,9 @@ use serde_json::{Value, json};
 
 use super::AnswerLabels;
 use super::sse;
-use crate::server::providers::dialects::StreamTranslator;
+use crate::server::providers::dialects::{StreamFault, StreamTranslator};
 use crate::server::usage::Tokens;
+use crate::server::usage::estimate::OutputMeter;
 
 /// An upstream stream read as chat completion chunks (the dialect's half of a translation).
 pub trait ChatSource: Send {
@@ -27,8 +28,9 @@ pub trait ChatSource: Send {
 
 /// Chat completion chunks written in a client's protocol (the protocol's half of a translation).
 pub trait ChatSink: Send {
-    /// The client's bytes for one chat chunk.
-    fn chunk(&mut self, chunk: &Value, out: &mut Vec<Bytes>);
+    /// The client's bytes for one chat chunk; `Err` when what the sink keeps for its closing
+    /// events would pass the answer cap.
+    fn chunk(&mut self, chunk: &Value, out: &mut Vec<Bytes>) -> Result<(), StreamFault>;
     /// The stream ended cleanly, with these totals: the client's closing events.
     fn end(&mut self, tokens: Tokens, out: &mut Vec<Bytes>);
     /// The stream failed: the client's error event.
@@ -50,12 +52,20 @@ impl Composed {
 }
 
 impl StreamTranslator for Composed {
-    fn event(&mut self, event: &sse::Event, out: &mut Vec<Bytes>) -> Result<(), String> {
+    fn event(&mut self, event: &sse::Event, out: &mut Vec<Bytes>, meter: &mut OutputMeter) -> Result<(), StreamFault> {
         let result = self.source.event(event, &mut self.chunks);
         for chunk in self.chunks.drain(..) {
-            self.sink.chunk(&chunk, out);
+            let delta = Delta::of(&chunk);
+            for text in [delta.text, delta.reasoning].into_iter().flatten() {
+                meter.add(text);
+            }
+            for (_, _, name, arguments) in &delta.tool_calls {
+                meter.add(name.unwrap_or_default());
+                meter.add(arguments);
+            }
+            self.sink.chunk(&chunk, out)?;
         }
-        result?;
+        result.map_err(StreamFault::Provider)?;
         if self.source.finished() && !self.ended {
             self.ended = true;
             self.sink.end(self.source.tokens(), out);
@@ -124,7 +134,7 @@ impl ChatWriter {
 }
 
 impl ChatSink for ChatWriter {
-    fn chunk(&mut self, chunk: &Value, out: &mut Vec<Bytes>) {
+    fn chunk(&mut self, chunk: &Value, out: &mut Vec<Bytes>) -> Result<(), StreamFault> {
         for (field, slot) in [("id", &mut self.id), ("model", &mut self.model), ("created", &mut self.created)] {
             if let Some(v) = chunk.get(field) {
                 *slot = v.clone();
@@ -132,9 +142,10 @@ impl ChatSink for ChatWriter {
         }
         // The usage-only chunk is written at the end, and only if the client asked.
         if chunk.get("choices").and_then(Value::as_array).is_some_and(Vec::is_empty) && chunk.get("usage").is_some() {
-            return;
+            return Ok(());
         }
         out.push(sse::data(&chunk.to_string()));
+        Ok(())
     }
 
     fn end(&mut self, tokens: Tokens, out: &mut Vec<Bytes>) {

@@ -8,6 +8,7 @@ use serde_json::{Map, Value, json};
 
 use super::chat::{AnswerParts, ChatSink, Delta};
 use super::{AnswerLabels, Refusal};
+use crate::server::providers::dialects::StreamFault;
 use crate::server::usage::Tokens;
 
 /// Checks what Anthropic itself requires before anything is routed.
@@ -392,7 +393,7 @@ impl MessagesWriter {
 }
 
 impl ChatSink for MessagesWriter {
-    fn chunk(&mut self, chunk: &Value, out: &mut Vec<Bytes>) {
+    fn chunk(&mut self, chunk: &Value, out: &mut Vec<Bytes>) -> Result<(), StreamFault> {
         self.start(out);
         let delta = Delta::of(chunk);
         if let Some(reasoning) = delta.reasoning {
@@ -419,6 +420,8 @@ impl ChatSink for MessagesWriter {
         if let Some(reason) = delta.finish_reason {
             self.stop_reason = stop_reason(Some(reason));
         }
+        // Nothing is kept but the block being written: no cap to watch.
+        Ok(())
     }
 
     fn end(&mut self, tokens: Tokens, out: &mut Vec<Bytes>) {

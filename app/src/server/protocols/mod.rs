@@ -93,7 +93,73 @@ pub struct ClientRequest {
     pub stream: bool,
     /// Whether the client asked for the usage chunk of a stream (`stream_options.include_usage`).
     pub include_usage: bool,
+    /// The most output the client allows, as its protocol spells it (see [`output_asked`]).
+    pub output: Output,
     pub body: Map<String, Value>,
+}
+
+/// How much output a request allows: the one reading of it, used by budgets and dialects alike.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Output {
+    /// Tokens per choice the client asked for at most (`None`: it did not say).
+    pub asked: Option<u64>,
+    /// Choices the answer may hold (`n` on chat; 1 elsewhere).
+    pub choices: u64,
+}
+
+impl Output {
+    /// The bound per choice the call is held to: the client's, else `default`.
+    pub fn per_choice(&self, default: u64) -> u64 {
+        self.asked.unwrap_or(default)
+    }
+
+    /// The most output tokens the whole answer may hold (every choice), saturating.
+    pub fn total(&self, default: u64) -> u64 {
+        self.per_choice(default).saturating_mul(self.choices)
+    }
+}
+
+/// The output bound a call's upstream body carries: the one reading of the client's
+/// ([`Output`]), or the gateway's default where the client gave none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bound {
+    /// Tokens per choice.
+    pub per_choice: u64,
+    /// Whether the body must carry it although the client did not: a budget holds the call to
+    /// what it reserved, so the provider must not write more.
+    pub inject: bool,
+}
+
+/// The largest output bound accepted (beyond any model's output window).
+pub const MAX_OUTPUT_TOKENS: u64 = 100_000_000;
+/// The most choices a chat request may ask for (OpenAI's own limit).
+pub const MAX_CHOICES: u64 = 128;
+
+/// A positive integer field, or nothing (absent or `null`); anything else is refused.
+fn positive(body: &Map<String, Value>, field: &'static str, max: u64) -> Result<Option<u64>, Refusal> {
+    match body.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) if n.as_u64().is_some_and(|n| (1..=max).contains(&n)) => Ok(n.as_u64()),
+        Some(_) => Err(Refusal::new(format!("`{field}` must be an integer from 1 to {max}."), Some(field))),
+    }
+}
+
+/// The output bound a request body asks for in `protocol`: chat's `max_completion_tokens` and
+/// `max_tokens` (the larger when both are given: a provider may honour either), Messages'
+/// `max_tokens`, Responses' `max_output_tokens`; chat's `n` multiplies it. Bad values are refused.
+pub fn output_asked(protocol: Protocol, body: &Map<String, Value>) -> Result<Output, Refusal> {
+    let max = MAX_OUTPUT_TOKENS;
+    let (asked, choices) = match protocol {
+        Protocol::Chat => {
+            let newer = positive(body, "max_completion_tokens", max)?;
+            let older = positive(body, "max_tokens", max)?;
+            (newer.max(older), positive(body, "n", MAX_CHOICES)?.unwrap_or(1))
+        }
+        Protocol::Messages => (positive(body, "max_tokens", max)?, 1),
+        Protocol::Responses => (positive(body, "max_output_tokens", max)?, 1),
+        Protocol::Embeddings => (Some(0), 1),
+    };
+    Ok(Output { asked, choices })
 }
 
 impl ClientRequest {
@@ -126,7 +192,8 @@ impl ClientRequest {
             Protocol::Messages => messages::check(&body)?,
             Protocol::Responses => responses::check(&body)?,
         }
-        Ok(Self { protocol, model, stream: stream && protocol.streams(), include_usage, body })
+        let output = output_asked(protocol, &body)?;
+        Ok(Self { protocol, model, stream: stream && protocol.streams(), include_usage, output, body })
     }
 }
 
@@ -141,6 +208,8 @@ pub struct AnswerLabels {
     pub created: i64,
     /// Whether the client asked for the usage chunk of a stream.
     pub include_usage: bool,
+    /// The most a translated stream may keep to write its closing events (the answer cap).
+    pub max_kept_bytes: usize,
 }
 
 /// The chat request a call in `protocol` becomes for a provider that does not speak it.
@@ -195,8 +264,34 @@ mod tests {
             (json!({"model": "a\u{7}b"}), Some("model")),
             (json!({"model": "m".repeat(MAX_MODEL_LEN + 1)}), Some("model")),
             (json!({"model": "m", "stream": "yes"}), Some("stream")),
+            (json!({"model": "m", "max_tokens": -5}), Some("max_tokens")),
+            (json!({"model": "m", "max_tokens": 1.5}), Some("max_tokens")),
+            (json!({"model": "m", "max_tokens": "100"}), Some("max_tokens")),
+            (json!({"model": "m", "max_tokens": 0}), Some("max_tokens")),
+            (json!({"model": "m", "max_completion_tokens": true}), Some("max_completion_tokens")),
+            (json!({"model": "m", "n": 129}), Some("n")),
+            (json!({"model": "m", "n": 0}), Some("n")),
         ] {
             assert_eq!(ClientRequest::parse(Protocol::Chat, body).err().map(|r| r.param), Some(param));
         }
+    }
+
+    #[test]
+    fn one_reading_of_the_output_bound() {
+        let output = |body: Value| ClientRequest::parse(Protocol::Chat, body).map(|r| r.output);
+        let one = Output { asked: Some(1), choices: 1 };
+        assert_eq!(output(json!({"model": "m", "max_completion_tokens": null, "max_tokens": 1})), Ok(one));
+        assert_eq!(
+            output(json!({"model": "m", "max_completion_tokens": 9, "max_tokens": 7})).map(|o| o.asked),
+            Ok(Some(9))
+        );
+        assert_eq!(output(json!({"model": "m", "max_tokens": 7, "n": 3})).map(|o| o.total(100)), Ok(21));
+        assert_eq!(output(json!({"model": "m", "n": 128})).map(|o| o.total(4096)), Ok(128 * 4096));
+        assert_eq!(output(json!({"model": "m"})).map(|o| o.per_choice(100)), Ok(100), "the default");
+        let huge = Output { asked: Some(u64::MAX), choices: MAX_CHOICES };
+        assert_eq!(huge.total(0), u64::MAX, "saturates");
+        let responses =
+            ClientRequest::parse(Protocol::Responses, json!({"model": "m", "input": "x", "max_output_tokens": 5}));
+        assert_eq!(responses.map(|r| r.output.asked), Ok(Some(5)));
     }
 }

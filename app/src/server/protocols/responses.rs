@@ -8,6 +8,7 @@ use serde_json::{Map, Value, json};
 
 use super::chat::{AnswerParts, ChatSink, Delta};
 use super::{AnswerLabels, Refusal};
+use crate::server::providers::dialects::StreamFault;
 use crate::server::usage::Tokens;
 
 /// Checks the request's shape before anything is routed.
@@ -326,6 +327,9 @@ enum Open {
 /// Chat chunks written as the Responses event sequence, numbered: `response.created`,
 /// `response.in_progress`, output items added, their deltas, done, and `response.completed`
 /// (or `.incomplete`), whose response carries every output item and the usage.
+///
+/// Everything written is kept for `response.completed`: past the call's answer cap
+/// (`labels.max_kept_bytes`) the stream ends with an error instead.
 pub struct ResponsesWriter {
     labels: AnswerLabels,
     sequence: u64,
@@ -333,11 +337,27 @@ pub struct ResponsesWriter {
     open: Option<Open>,
     done: Vec<Value>,
     finish_reason: Option<String>,
+    /// Bytes of output kept (text, reasoning, arguments, names).
+    kept: usize,
 }
 
 impl ResponsesWriter {
     pub fn new(labels: &AnswerLabels) -> Self {
-        Self { labels: labels.clone(), sequence: 0, started: false, open: None, done: Vec::new(), finish_reason: None }
+        Self {
+            labels: labels.clone(),
+            sequence: 0,
+            started: false,
+            open: None,
+            done: Vec::new(),
+            finish_reason: None,
+            kept: 0,
+        }
+    }
+
+    /// Counts `bytes` more kept; `Err` past the cap.
+    fn keep(&mut self, bytes: usize) -> Result<(), StreamFault> {
+        self.kept = self.kept.saturating_add(bytes);
+        if self.kept > self.labels.max_kept_bytes { Err(StreamFault::TooLarge) } else { Ok(()) }
     }
 
     fn emit(&mut self, name: &str, mut data: Value, out: &mut Vec<Bytes>) {
@@ -426,9 +446,17 @@ impl ResponsesWriter {
 }
 
 impl ChatSink for ResponsesWriter {
-    fn chunk(&mut self, chunk: &Value, out: &mut Vec<Bytes>) {
+    fn chunk(&mut self, chunk: &Value, out: &mut Vec<Bytes>) -> Result<(), StreamFault> {
         self.start(out);
         let delta = Delta::of(chunk);
+        let size = delta.text.map_or(0, str::len)
+            + delta.reasoning.map_or(0, str::len)
+            + delta
+                .tool_calls
+                .iter()
+                .map(|(_, id, name, args)| id.map_or(0, str::len) + name.map_or(0, str::len) + args.len())
+                .sum::<usize>();
+        self.keep(size)?;
         if let Some(reasoning) = delta.reasoning {
             if !matches!(self.open, Some(Open::Reasoning { .. })) {
                 let n = self.output_index() + usize::from(self.open.is_some());
@@ -479,6 +507,7 @@ impl ChatSink for ResponsesWriter {
         if let Some(reason) = delta.finish_reason {
             self.finish_reason = Some(reason.to_owned());
         }
+        Ok(())
     }
 
     fn end(&mut self, tokens: Tokens, out: &mut Vec<Bytes>) {

@@ -111,14 +111,14 @@ pub fn serves_family(kind: ProviderKind, model: &str) -> bool {
 pub fn dialect(kind: ProviderKind) -> &'static dyn Dialect {
     match kind {
         ProviderKind::Anthropic => &Anthropic,
-        ProviderKind::Openai
-        | ProviderKind::Gemini
+        ProviderKind::Openai => &OpenAi::OPENAI,
+        ProviderKind::Gemini
         | ProviderKind::Groq
         | ProviderKind::Mistral
         | ProviderKind::Deepseek
         | ProviderKind::Openrouter
         | ProviderKind::Together
         | ProviderKind::Xai
-        | ProviderKind::OpenaiCompatible => &OpenAi,
+        | ProviderKind::OpenaiCompatible => &OpenAi::COMPATIBLE,
     }
 }

@@ -3,6 +3,7 @@
 //! the usage tab and API read (`reports`, `export`); and the prices that turn tokens into money
 //! (`prices`).
 
+pub mod estimate;
 pub mod export;
 pub mod ledger;
 pub mod prices;

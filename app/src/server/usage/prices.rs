@@ -32,6 +32,28 @@ pub struct Tokens {
     pub reasoning: u64,
 }
 
+impl std::ops::Add for Tokens {
+    type Output = Self;
+
+    /// Counts of two parts of one call (attempts), saturating.
+    fn add(self, other: Self) -> Self {
+        Self {
+            prompt: self.prompt.saturating_add(other.prompt),
+            completion: self.completion.saturating_add(other.completion),
+            cache_read: self.cache_read.saturating_add(other.cache_read),
+            cache_write: self.cache_write.saturating_add(other.cache_write),
+            reasoning: self.reasoning.saturating_add(other.reasoning),
+        }
+    }
+}
+
+impl Tokens {
+    /// Every token, input and output (what a token budget counts), saturating.
+    pub fn total(&self) -> u64 {
+        self.prompt.saturating_add(self.completion)
+    }
+}
+
 /// Dollars per million tokens, prompt-cache prices included.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Price {
@@ -54,6 +76,14 @@ impl Price {
         };
         let write_factor = if kind == "anthropic" { 1.25 } else { 1.0 };
         Self { input, output, cache_read: cache_read.unwrap_or(input * read_factor), cache_write: input * write_factor }
+    }
+
+    /// The most `prompt` input and `output` tokens can cost, whatever part of the input the
+    /// provider caches (a cache write can cost more than plain input), in billionths of a dollar.
+    pub fn worst_nanos(&self, prompt: u64, output: u64) -> i64 {
+        let input = self.input.max(self.cache_write).max(self.cache_read);
+        let nanos = (prompt as f64) * input + (output as f64) * self.output;
+        (nanos * 1000.0).ceil() as i64
     }
 
     /// Billionths of a dollar for these token counts.
@@ -339,6 +369,17 @@ mod tests {
     fn bad_tables_are_refused() {
         assert!(PriceTable::parse("{}").is_err());
         assert!(PriceTable::parse(r#"{"as_of":"x","prices":{"openai":{"m":[-1,0]}}}"#).is_err());
+    }
+
+    #[test]
+    fn the_worst_case_is_never_below_any_cost_of_its_tokens() {
+        let sonnet = Price::for_kind("anthropic", 3.0, 15.0, None);
+        let worst = sonnet.worst_nanos(10_000, 100);
+        for (read, write) in [(0, 0), (8_000, 1_000), (0, 10_000), (10_000, 0)] {
+            let tokens = Tokens { prompt: 10_000, completion: 100, cache_read: read, cache_write: write, reasoning: 0 };
+            assert!(sonnet.cost_nanos(tokens) <= worst, "{read} {write}");
+        }
+        assert_eq!(Price::for_kind("openai", 1.0, 1.0, None).worst_nanos(u64::MAX, u64::MAX), i64::MAX, "saturates");
     }
 
     #[test]

@@ -50,6 +50,22 @@ pub struct UsageRecord {
     pub upstream_ms: i64,
     /// Time to the first token of a stream.
     pub ttft_ms: Option<i64>,
+    /// Whether some of the token counts are Perpetuo's estimate rather than the provider's report
+    /// (a stream cut short before its usage, an attempt abandoned after it reached the provider).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub estimated: bool,
+    /// Attempts that reached a provider and were abandoned (charged at their worst case).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub abandoned: i64,
+    /// What a budget reserved for the call (its worst case), when one applied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reserved_nanos: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reserved_tokens: Option<i64>,
+}
+
+fn is_zero(n: &i64) -> bool {
+    *n == 0
 }
 
 impl UsageRecord {
@@ -78,6 +94,10 @@ impl UsageRecord {
             cost_nanos: self.cost_nanos,
             latency_ms: self.latency_ms,
             ttft_ms: self.ttft_ms,
+            estimated: self.estimated,
+            abandoned: self.abandoned,
+            reserved_nanos: self.reserved_nanos,
+            reserved_tokens: self.reserved_tokens,
         }
     }
 }
@@ -113,6 +133,10 @@ pub mod tests {
             latency_ms: 20,
             upstream_ms: 18,
             ttft_ms: None,
+            estimated: false,
+            abandoned: 0,
+            reserved_nanos: None,
+            reserved_tokens: None,
         }
     }
 

@@ -14,9 +14,16 @@
 //!   the gateway refuses new calls (every answered call must have its record) until the writer
 //!   catches up.
 //! - One process per spool directory: the directory is locked while it is open.
+//! - A write that fails (a full disk, an I/O error) leaves no fragment: the segment is cut back
+//!   to its last whole line at once, and the spool says it is failing, so the gateway refuses
+//!   calls (503) rather than answer one without its record, until a probe write succeeds again.
+//! - Files are created `0600` in a `0700` directory. Durability on power loss is a setting
+//!   ([`Sync`]): by default the writer syncs the segment every flush interval, so a power loss
+//!   costs at most that interval's records; `every` syncs each record before its answer.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read as _, Seek as _, SeekFrom, Write as _};
+use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -26,6 +33,35 @@ use super::record::UsageRecord;
 
 /// A segment is closed and a new one started past this size.
 pub const SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
+
+/// When the spool's appends reach the disk itself (not just the kernel).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Sync {
+    /// Never asked for: a crash of the process loses nothing, a power loss what the kernel had
+    /// not yet written back (seconds).
+    Off,
+    /// The writer syncs the segment every flush interval (100 ms): a power loss costs at most
+    /// that long of records.
+    #[default]
+    Interval,
+    /// Every record is synced before its answer completes (slower: a disk sync per call).
+    Every,
+}
+
+impl Sync {
+    /// `off`, `interval` or `every` (`USAGE_SPOOL_SYNC`).
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw.trim().to_ascii_lowercase().as_str() {
+            "off" | "never" => Some(Self::Off),
+            "interval" => Some(Self::Interval),
+            "every" | "always" => Some(Self::Every),
+            _ => None,
+        }
+    }
+}
+
+/// Bytes a probe writes (and takes back) to find out whether the disk has room again.
+const PROBE_BYTES: usize = 64 * 1024;
 
 /// Where the writer has got to: the next byte to read, in a segment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
@@ -66,6 +102,9 @@ pub struct Spool {
     max_pending: u64,
     /// Set while `pending` is over the bound (so the first refusal can be logged once).
     full: AtomicBool,
+    /// Set when an append failed, until a probe write succeeds.
+    failing: AtomicBool,
+    sync: Sync,
     _lock: File,
     /// Removed with the spool (a spool for an in-memory database keeps nothing either).
     temporary: bool,
@@ -104,9 +143,20 @@ impl Spool {
     /// Opens (or creates) the spool in `dir`, starting a fresh segment; returns it with the
     /// instance id kept in the directory.
     pub fn open(dir: &Path, max_pending: u64) -> Result<(Self, String), SpoolError> {
-        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        Self::open_with(dir, max_pending, Sync::default())
+    }
+
+    /// Opens the spool with a durability setting.
+    pub fn open_with(dir: &Path, max_pending: u64, sync: Sync) -> Result<(Self, String), SpoolError> {
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(io(dir))?;
         let lock_path = dir.join("lock");
-        let lock = OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path).map_err(io(dir))?;
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&lock_path)
+            .map_err(io(dir))?;
         match lock.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => return Err(SpoolError::Locked(dir.display().to_string())),
@@ -130,9 +180,13 @@ impl Spool {
             pending: AtomicU64::new(0),
             max_pending,
             full: AtomicBool::new(false),
+            failing: AtomicBool::new(false),
+            sync,
             _lock: lock,
             temporary: false,
         };
+        // A torn line left by a crash during a write is cut off before anything is appended.
+        spool.repair();
         Ok((spool, instance))
     }
 
@@ -151,7 +205,7 @@ impl Spool {
 
     fn create_segment(dir: &Path, number: u64) -> Result<Segment, SpoolError> {
         let path = segment_path(dir, number);
-        let file = OpenOptions::new().create(true).append(true).open(&path).map_err(io(&path))?;
+        let file = OpenOptions::new().create(true).append(true).mode(0o600).open(&path).map_err(io(&path))?;
         let len = file.metadata().map_err(io(&path))?.len();
         Ok(Segment { number, file, len: AtomicU64::new(len) })
     }
@@ -197,24 +251,43 @@ impl Spool {
         self.max_pending
     }
 
-    /// Appends one record. Returns once the record is in the kernel (it survives the process).
+    /// Whether appends are failing (the disk is full or broken): no call can be recorded.
+    pub fn is_failing(&self) -> bool {
+        self.failing.load(Ordering::Relaxed)
+    }
+
+    /// Appends one record. Returns once the record is in the kernel (it survives the process), or
+    /// on the disk too with [`Sync::Every`]. A failed append leaves nothing behind and marks the
+    /// spool failing.
     pub fn append(&self, record: &UsageRecord) -> Result<(), SpoolError> {
         let mut line = serde_json::to_vec(record)
             .map_err(|e| SpoolError::Io { path: self.dir.display().to_string(), source: e.into() })?;
         line.push(b'\n');
-        let segment = match self.current.read() {
-            Ok(current) => Arc::clone(&current),
-            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        // Held while writing: a repair (which takes it exclusively) never cuts a line in flight.
+        let current = match self.current.read() {
+            Ok(current) => current,
+            Err(poisoned) => poisoned.into_inner(),
         };
+        let segment = Arc::clone(&current);
         // Counted before the write: once the line is in the file the writer may commit it (and
         // subtract it) at any moment, and a subtraction before the addition would leave the
         // counter off for good.
         let pending = self.pending.fetch_add(line.len() as u64, Ordering::Relaxed) + line.len() as u64;
-        if let Err(e) = (&segment.file).write_all(&line) {
+        let written = (&segment.file)
+            .write_all(&line)
+            .and_then(|()| if self.sync == Sync::Every { segment.file.sync_data() } else { Ok(()) });
+        if let Err(e) = written {
             self.pending.fetch_sub(line.len() as u64, Ordering::Relaxed);
+            drop(current);
+            if !self.failing.swap(true, Ordering::Relaxed) {
+                tracing::error!(error = %e, "the usage spool cannot be written: gateway calls are refused until it can");
+            }
+            // A partial write (ENOSPC midway) must not leave a fragment the next line joins.
+            self.repair();
             return Err(io(&self.dir)(e));
         }
         let len = segment.len.fetch_add(line.len() as u64, Ordering::Relaxed) + line.len() as u64;
+        drop(current);
         if pending >= self.max_pending && !self.full.swap(true, Ordering::Relaxed) {
             tracing::error!(
                 pending_bytes = pending,
@@ -226,6 +299,72 @@ impl Spool {
             self.rotate(segment.number)?;
         }
         Ok(())
+    }
+
+    /// Cuts the current segment back to its last whole line (no append runs meanwhile).
+    fn repair(&self) {
+        let current = match self.current.write() {
+            Ok(current) => current,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let path = segment_path(&self.dir, current.number);
+        match whole_length(&path) {
+            Ok(whole) => {
+                let len = current.file.metadata().map(|m| m.len()).unwrap_or(whole);
+                if len != whole {
+                    if let Err(e) = current.file.set_len(whole) {
+                        tracing::error!(error = %e, "the usage spool's torn tail could not be cut off");
+                        return;
+                    }
+                    tracing::warn!(bytes = len - whole, "a torn record at the end of the usage spool was cut off");
+                }
+                current.len.store(whole, Ordering::Relaxed);
+            }
+            Err(e) => tracing::error!(error = %e, "the usage spool's segment could not be read back"),
+        }
+    }
+
+    /// While failing: whether the disk takes writes again (a probe of [`PROBE_BYTES`], taken back
+    /// at once); the spool accepts records again when it does.
+    pub fn probe(&self) -> bool {
+        if !self.is_failing() {
+            return true;
+        }
+        let current = match self.current.write() {
+            Ok(current) => current,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let before = current.len.load(Ordering::Relaxed);
+        let mut padding = vec![b' '; PROBE_BYTES];
+        padding.push(b'\n');
+        let wrote = (&current.file).write_all(&padding).and_then(|()| current.file.sync_data());
+        let cut = current.file.set_len(before);
+        drop(current);
+        match (wrote, cut) {
+            (Ok(()), Ok(())) => {
+                self.failing.store(false, Ordering::Relaxed);
+                tracing::info!("the usage spool can be written again: gateway calls are accepted");
+                true
+            }
+            _ => {
+                self.repair();
+                false
+            }
+        }
+    }
+
+    /// Syncs the segment being written to the disk ([`Sync::Interval`], by the writer).
+    pub fn sync_now(&self) {
+        if self.sync != Sync::Interval {
+            return;
+        }
+        let segment = match self.current.read() {
+            Ok(current) => Arc::clone(&current),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        };
+        if let Err(e) = segment.file.sync_data() {
+            tracing::warn!(error = %e, "the usage spool could not be synced to disk");
+        }
     }
 
     /// Starts the next segment after `number`, unless another append already did.
@@ -289,6 +428,10 @@ impl Spool {
                 let Some(end) = buffer[consumed..].iter().position(|b| *b == b'\n') else { break };
                 let line = &buffer[consumed..consumed + end];
                 consumed += end + 1;
+                // Padding a probe could not take back (a crash in between) is not a record.
+                if line.iter().all(u8::is_ascii_whitespace) {
+                    continue;
+                }
                 let parsed = std::str::from_utf8(line)
                     .ok()
                     .and_then(|text| Some((serde_json::from_str::<UsageRecord>(text).ok()?, text)));
@@ -322,6 +465,25 @@ impl Spool {
         }
         Ok((records, at, bytes))
     }
+}
+
+/// The length of a file up to and including its last newline (0 when it has none).
+fn whole_length(path: &Path) -> std::io::Result<u64> {
+    let mut file = File::open(path)?;
+    let len = file.metadata()?.len();
+    let mut end = len;
+    let mut buffer = vec![0u8; 64 * 1024];
+    while end > 0 {
+        let start = end.saturating_sub(buffer.len() as u64);
+        let chunk = &mut buffer[..usize::try_from(end - start).unwrap_or(0)];
+        file.seek(SeekFrom::Start(start))?;
+        file.read_exact(chunk)?;
+        if let Some(i) = chunk.iter().rposition(|b| *b == b'\n') {
+            return Ok(start + i as u64 + 1);
+        }
+        end = start;
+    }
+    Ok(0)
 }
 
 #[cfg(test)]
@@ -465,6 +627,36 @@ mod tests {
         assert!(!segment_path(&dir, 1).exists(), "a segment wholly behind the checkpoint is deleted");
         drop(spool);
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn files_are_private_and_a_torn_tail_is_cut_before_appending() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = dir();
+        let (spool, _) = Spool::open(&dir, 1 << 30).unwrap();
+        spool.append(&numbered(0)).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&segment_path(&dir, 1)), 0o600);
+        // A fragment in the segment being written (as a crash mid-write leaves it).
+        let mut file = OpenOptions::new().append(true).open(segment_path(&dir, 1)).unwrap();
+        file.write_all(br#"{"ts":17000"#).unwrap();
+        drop(file);
+        spool.repair();
+        spool.append(&numbered(1)).unwrap();
+        let (lines, _, _) = spool.read(Position::default(), 100).unwrap();
+        assert_eq!(ids(&lines), ["req_0", "req_1"], "the next record did not join the fragment");
+        assert!(spool.probe(), "not failing: nothing to probe");
+        drop(spool);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn sync_settings_parse() {
+        assert_eq!(Sync::parse("every"), Some(Sync::Every));
+        assert_eq!(Sync::parse(" Interval "), Some(Sync::Interval));
+        assert_eq!(Sync::parse("off"), Some(Sync::Off));
+        assert_eq!(Sync::parse("sometimes"), None);
     }
 
     #[test]

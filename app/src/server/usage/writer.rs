@@ -139,6 +139,11 @@ impl UsageSink {
         self.spool.is_full()
     }
 
+    /// Whether records cannot be written at all (the spool's disk is full or failing).
+    pub fn is_failing(&self) -> bool {
+        self.spool.is_failing()
+    }
+
     /// Bytes of records waiting in the spool for the database.
     pub fn pending_bytes(&self) -> u64 {
         self.spool.pending_bytes()
@@ -225,6 +230,10 @@ async fn writer(db: Db, spool: Arc<Spool>, stats: Arc<UsageStats>, stop: Cancell
             () = stop.cancelled() => true,
             () = tokio::time::sleep(FLUSH_EVERY) => false,
         };
+        // Records appended since the last tick reach the disk itself; a spool whose appends fail
+        // is probed until the disk takes writes again.
+        spool.sync_now();
+        spool.probe();
         // Everything spooled by now, a batch at a time.
         loop {
             let (lines, to, bytes) = match spool.read(position, BATCH) {
@@ -333,7 +342,8 @@ mod tests {
     }
 
     async fn until(what: &str, mut done: impl FnMut() -> bool) {
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        // Generous: the debug build of the embedded engine is slow, more so beside other tests.
+        let deadline = std::time::Instant::now() + Duration::from_secs(90);
         while !done() {
             assert!(std::time::Instant::now() < deadline, "timed out waiting until {what}");
             tokio::time::sleep(Duration::from_millis(20)).await;

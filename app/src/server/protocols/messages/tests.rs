@@ -8,7 +8,13 @@ fn map(v: Value) -> Map<String, Value> {
 }
 
 fn labels() -> AnswerLabels {
-    AnswerLabels { id: "r1".into(), model: "claude-sonnet-4-5".into(), created: 7, include_usage: false }
+    AnswerLabels {
+        id: "r1".into(),
+        model: "claude-sonnet-4-5".into(),
+        created: 7,
+        include_usage: false,
+        max_kept_bytes: 1 << 20,
+    }
 }
 
 /// A chat chunk with this delta (and finish reason).
@@ -134,23 +140,25 @@ fn streams_become_anthropics_event_sequence_with_tool_json_in_order() {
     let mut writer = MessagesWriter::new(&labels());
     let mut out = Vec::new();
     let arguments = "{\"city\": \"Paris\", \"unit\": \"celsius\"}";
-    writer.chunk(&chunk(json!({"role": "assistant", "content": ""}), Value::Null), &mut out);
+    writer.chunk(&chunk(json!({"role": "assistant", "content": ""}), Value::Null), &mut out).unwrap();
     for word in ["Let", " me", " check."] {
-        writer.chunk(&chunk(json!({"content": word}), Value::Null), &mut out);
+        writer.chunk(&chunk(json!({"content": word}), Value::Null), &mut out).unwrap();
     }
     writer.chunk(
         &chunk(json!({"tool_calls": [{"index": 0, "id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": ""}}]}), Value::Null),
         &mut out,
-    );
+    ).unwrap();
     // The arguments split into many small pieces, as providers stream them.
     for piece in arguments.as_bytes().chunks(3) {
         let piece = String::from_utf8_lossy(piece).into_owned();
-        writer.chunk(
-            &chunk(json!({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}), Value::Null),
-            &mut out,
-        );
+        writer
+            .chunk(
+                &chunk(json!({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}), Value::Null),
+                &mut out,
+            )
+            .unwrap();
     }
-    writer.chunk(&chunk(json!({}), json!("tool_calls")), &mut out);
+    writer.chunk(&chunk(json!({}), json!("tool_calls")), &mut out).unwrap();
     writer.end(Tokens { prompt: 30, completion: 12, cache_read: 0, cache_write: 0, reasoning: 0 }, &mut out);
     let events = events(&out);
     let names: Vec<&str> = events.iter().map(|(n, _)| n.as_str()).collect();
@@ -184,8 +192,8 @@ fn streams_become_anthropics_event_sequence_with_tool_json_in_order() {
 fn reasoning_becomes_a_thinking_block_and_failures_an_error_event() {
     let mut writer = MessagesWriter::new(&labels());
     let mut out = Vec::new();
-    writer.chunk(&chunk(json!({"reasoning_content": "Think."}), Value::Null), &mut out);
-    writer.chunk(&chunk(json!({"content": "Answer."}), Value::Null), &mut out);
+    writer.chunk(&chunk(json!({"reasoning_content": "Think."}), Value::Null), &mut out).unwrap();
+    writer.chunk(&chunk(json!({"content": "Answer."}), Value::Null), &mut out).unwrap();
     writer.fail("upstream broke", "stream_cut", &mut out);
     let events = events(&out);
     assert_eq!(events[2].1["content_block"]["type"], "thinking");

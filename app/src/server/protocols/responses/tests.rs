@@ -8,7 +8,13 @@ fn map(v: Value) -> Map<String, Value> {
 }
 
 fn labels() -> AnswerLabels {
-    AnswerLabels { id: "r1".into(), model: "claude-sonnet-4-5".into(), created: 7, include_usage: false }
+    AnswerLabels {
+        id: "r1".into(),
+        model: "claude-sonnet-4-5".into(),
+        created: 7,
+        include_usage: false,
+        max_kept_bytes: 1 << 20,
+    }
 }
 
 fn chunk(delta: Value, finish: Value) -> Value {
@@ -125,9 +131,9 @@ fn answers_become_response_objects() {
 fn streams_become_numbered_typed_events_with_arguments_in_order() {
     let mut writer = ResponsesWriter::new(&labels());
     let mut out = Vec::new();
-    writer.chunk(&chunk(json!({"role": "assistant", "content": ""}), Value::Null), &mut out);
+    writer.chunk(&chunk(json!({"role": "assistant", "content": ""}), Value::Null), &mut out).unwrap();
     for word in ["Let", " me", " check."] {
-        writer.chunk(&chunk(json!({"content": word}), Value::Null), &mut out);
+        writer.chunk(&chunk(json!({"content": word}), Value::Null), &mut out).unwrap();
     }
     let arguments = "{\"city\": \"Paris\"}";
     writer.chunk(
@@ -136,15 +142,17 @@ fn streams_become_numbered_typed_events_with_arguments_in_order() {
             Value::Null,
         ),
         &mut out,
-    );
+    ).unwrap();
     for piece in arguments.as_bytes().chunks(2) {
         let piece = String::from_utf8_lossy(piece).into_owned();
-        writer.chunk(
-            &chunk(json!({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}), Value::Null),
-            &mut out,
-        );
+        writer
+            .chunk(
+                &chunk(json!({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}), Value::Null),
+                &mut out,
+            )
+            .unwrap();
     }
-    writer.chunk(&chunk(json!({}), json!("tool_calls")), &mut out);
+    writer.chunk(&chunk(json!({}), json!("tool_calls")), &mut out).unwrap();
     writer.end(Tokens { prompt: 5, completion: 6, cache_read: 0, cache_write: 0, reasoning: 0 }, &mut out);
     let events = events(&out);
     for (n, (name, data)) in events.iter().enumerate() {
@@ -187,15 +195,32 @@ fn streams_become_numbered_typed_events_with_arguments_in_order() {
 fn a_cut_answer_is_incomplete_and_a_failure_says_so() {
     let mut writer = ResponsesWriter::new(&labels());
     let mut out = Vec::new();
-    writer.chunk(&chunk(json!({"content": "abc"}), json!("length")), &mut out);
+    writer.chunk(&chunk(json!({"content": "abc"}), json!("length")), &mut out).unwrap();
     writer.end(Tokens::default(), &mut out);
     assert_eq!(events(&out).last().map(|(n, _)| n.clone()), Some("response.incomplete".into()));
     let mut writer = ResponsesWriter::new(&labels());
     let mut out = Vec::new();
-    writer.chunk(&chunk(json!({"content": "abc"}), Value::Null), &mut out);
+    writer.chunk(&chunk(json!({"content": "abc"}), Value::Null), &mut out).unwrap();
     writer.fail("cut", "stream_cut", &mut out);
     let events = events(&out);
     let names: Vec<&str> = events.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(names[names.len() - 2..], ["error", "response.failed"]);
     assert_eq!(events[events.len() - 2].1["code"], "stream_cut");
+}
+
+#[test]
+fn a_stream_that_keeps_more_than_the_cap_ends_with_an_error() {
+    let mut labels = labels();
+    labels.max_kept_bytes = 1000;
+    let mut writer = ResponsesWriter::new(&labels);
+    let mut out = Vec::new();
+    let piece = "x".repeat(300);
+    for _ in 0..3 {
+        writer.chunk(&chunk(json!({"content": piece}), Value::Null), &mut out).unwrap();
+    }
+    assert_eq!(
+        writer.chunk(&chunk(json!({"content": piece}), Value::Null), &mut out),
+        Err(crate::server::providers::dialects::StreamFault::TooLarge),
+        "past the cap: the relay ends the stream with an error event"
+    );
 }

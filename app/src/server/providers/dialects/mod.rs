@@ -14,8 +14,9 @@ use serde_json::{Map, Value};
 use crate::server::platform::secret::SecretBytes;
 use crate::server::protocols::chat::ChatSource;
 use crate::server::protocols::sse;
-use crate::server::protocols::{AnswerLabels, ClientRequest, Protocol, Refusal};
+use crate::server::protocols::{AnswerLabels, Bound, ClientRequest, Protocol, Refusal};
 use crate::server::usage::Tokens;
+use crate::server::usage::estimate::OutputMeter;
 
 /// An upstream endpoint a dialect knows how to reach.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,11 +42,21 @@ pub struct ClientError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BadAnswer;
 
+/// Why a stream cannot go on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StreamFault {
+    /// The provider's own error event, with its message.
+    Provider(String),
+    /// What the translation keeps for its closing events grew past the answer cap.
+    TooLarge,
+}
+
 /// An upstream stream, one event at a time, as the client's protocol wants it.
 pub trait StreamTranslator: Send {
-    /// The client's bytes for one upstream event, pushed onto `out`; `Err` with the provider's
-    /// message when the event reports an error.
-    fn event(&mut self, event: &sse::Event, out: &mut Vec<Bytes>) -> Result<(), String>;
+    /// The client's bytes for one upstream event, pushed onto `out`, with the output text it
+    /// carries (content, reasoning, tool arguments) added to `meter`; `Err` when the stream
+    /// cannot go on (the provider's error event, or a translation grown too large).
+    fn event(&mut self, event: &sse::Event, out: &mut Vec<Bytes>, meter: &mut OutputMeter) -> Result<(), StreamFault>;
     /// Whether the stream has reached its end marker (nothing more is expected).
     fn finished(&self) -> bool;
     /// Whether a stream whose connection ends now has ended cleanly (some servers close after
@@ -70,8 +81,9 @@ pub trait Dialect: Send + Sync {
     fn auth_headers(&self, key: &SecretBytes) -> Vec<(http::HeaderName, http::HeaderValue)>;
 
     /// The body sent upstream for a request in a protocol the provider speaks (see
-    /// `catalog::speaks`), served as `model`: the client's body with only what must change.
-    fn native_body(&self, request: &ClientRequest, model: &str) -> Result<Vec<u8>, Refusal>;
+    /// `catalog::speaks`), served as `model`: the client's body with only what must change (the
+    /// output bound added when `bound.inject`).
+    fn native_body(&self, request: &ClientRequest, model: &str, bound: Bound) -> Result<Vec<u8>, Refusal>;
 
     /// A whole native answer, as the provider sent it, and the tokens it reports.
     fn native_answer(&self, protocol: Protocol, body: Bytes) -> Result<(Bytes, Tokens), BadAnswer>;
@@ -80,8 +92,9 @@ pub trait Dialect: Send + Sync {
     fn native_stream(&self, protocol: Protocol, labels: &AnswerLabels) -> Box<dyn StreamTranslator>;
 
     /// The body sent upstream for a chat completions request (the pivot of every translation),
-    /// served as `model`.
-    fn chat_body(&self, chat: &Map<String, Value>, model: &str, stream: bool) -> Result<Vec<u8>, Refusal>;
+    /// served as `model`, held to `bound` (always sent where the provider requires one).
+    fn chat_body(&self, chat: &Map<String, Value>, model: &str, stream: bool, bound: Bound)
+    -> Result<Vec<u8>, Refusal>;
 
     /// A whole answer to a chat body, as a chat completion, and the tokens it reports.
     fn chat_answer(&self, body: Bytes, labels: &AnswerLabels) -> Result<(Value, Tokens), BadAnswer>;

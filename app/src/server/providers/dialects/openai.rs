@@ -7,19 +7,32 @@ use bytes::Bytes;
 use http::StatusCode;
 use serde_json::{Map, Value};
 
-use super::{BadAnswer, ClientError, Dialect, Endpoint, StreamTranslator, data_ids, error_message_in};
+use super::{BadAnswer, ClientError, Dialect, Endpoint, StreamFault, StreamTranslator, data_ids, error_message_in};
 use crate::server::platform::secret::SecretBytes;
 use crate::server::protocols::chat::{self, ChatSource};
-use crate::server::protocols::{AnswerLabels, ClientRequest, Protocol, Refusal};
+use crate::server::protocols::{AnswerLabels, Bound, ClientRequest, Protocol, Refusal};
 use crate::server::protocols::{responses, sse};
 use crate::server::usage::Tokens;
+use crate::server::usage::estimate::OutputMeter;
 
 /// Body fields that could point the call somewhere else (or at another account): never forwarded.
 const REDIRECTING_FIELDS: [&str; 7] =
     ["api_key", "api_base", "base_url", "api_version", "organization", "project", "custom_llm_provider"];
 
-#[derive(Debug, Clone, Copy, Default)]
-pub struct OpenAi;
+/// The OpenAI-style dialect, with the name its host gives chat's output bound.
+#[derive(Debug, Clone, Copy)]
+pub struct OpenAi {
+    /// `max_completion_tokens` for OpenAI itself (its reasoning models refuse `max_tokens`);
+    /// `max_tokens` for the compatible hosts, some of which know no other.
+    chat_bound: &'static str,
+}
+
+impl OpenAi {
+    /// OpenAI's own API.
+    pub const OPENAI: Self = Self { chat_bound: "max_completion_tokens" };
+    /// Every other host that speaks OpenAI's API.
+    pub const COMPATIBLE: Self = Self { chat_bound: "max_tokens" };
+}
 
 impl Dialect for OpenAi {
     fn url(&self, base_url: &str, endpoint: Endpoint) -> String {
@@ -40,10 +53,16 @@ impl Dialect for OpenAi {
         super::secret_header(&bearer).map(|v| (http::header::AUTHORIZATION, v)).into_iter().collect()
     }
 
-    fn native_body(&self, request: &ClientRequest, model: &str) -> Result<Vec<u8>, Refusal> {
+    fn native_body(&self, request: &ClientRequest, model: &str, bound: Bound) -> Result<Vec<u8>, Refusal> {
         // Only chat asks for the usage chunk; Responses streams always end with their usage.
         let stream = request.stream && request.protocol == Protocol::Chat;
-        serde_json::to_vec(&Passthrough { body: &request.body, model, stream })
+        let field = match request.protocol {
+            Protocol::Chat => Some(self.chat_bound),
+            Protocol::Responses => Some("max_output_tokens"),
+            Protocol::Embeddings | Protocol::Messages => None,
+        };
+        let add = field.filter(|_| bound.inject).map(|f| (f, bound.per_choice));
+        serde_json::to_vec(&Passthrough { body: &request.body, model, stream, add, rename: None })
             .map_err(|e| Refusal::new(format!("The request could not be encoded: {e}"), None))
     }
 
@@ -74,8 +93,18 @@ impl Dialect for OpenAi {
         }
     }
 
-    fn chat_body(&self, chat: &Map<String, Value>, model: &str, stream: bool) -> Result<Vec<u8>, Refusal> {
-        serde_json::to_vec(&Passthrough { body: chat, model, stream })
+    fn chat_body(
+        &self,
+        chat: &Map<String, Value>,
+        model: &str,
+        stream: bool,
+        bound: Bound,
+    ) -> Result<Vec<u8>, Refusal> {
+        // A translation says `max_tokens`; this host may want it under another name.
+        let said = chat.contains_key("max_tokens") || chat.contains_key("max_completion_tokens");
+        let add = (bound.inject && !said).then_some((self.chat_bound, bound.per_choice));
+        let rename = (self.chat_bound != "max_tokens").then_some(("max_tokens", self.chat_bound));
+        serde_json::to_vec(&Passthrough { body: chat, model, stream, add, rename })
             .map_err(|e| Refusal::new(format!("The request could not be encoded: {e}"), None))
     }
 
@@ -129,11 +158,13 @@ impl Dialect for OpenAi {
 /// The client's body as sent upstream, serialised straight from the parsed request (no copy of
 /// the messages): the bare model name, redirecting fields left out, and for streams
 /// `stream_options.include_usage` set so the usage record is right (the client only sees the
-/// usage chunk if it asked).
+/// usage chunk if it asked); an output bound added (`add`) or a field renamed (`rename`).
 struct Passthrough<'a> {
     body: &'a Map<String, Value>,
     model: &'a str,
     stream: bool,
+    add: Option<(&'static str, u64)>,
+    rename: Option<(&'static str, &'static str)>,
 }
 
 impl serde::Serialize for Passthrough<'_> {
@@ -145,7 +176,13 @@ impl serde::Serialize for Passthrough<'_> {
             if key == "model" || key == "stream_options" || REDIRECTING_FIELDS.contains(&key.as_str()) {
                 continue;
             }
-            map.serialize_entry(key, value)?;
+            match self.rename {
+                Some((from, to)) if key == from && !self.body.contains_key(to) => map.serialize_entry(to, value)?,
+                _ => map.serialize_entry(key, value)?,
+            }
+        }
+        if let Some((field, bound)) = self.add {
+            map.serialize_entry(field, &bound)?;
         }
         match (self.stream, self.body.get("stream_options")) {
             (true, Some(Value::Object(options))) => {
@@ -173,13 +210,62 @@ struct UsageOnly {
     usage: Option<TokenCounts>,
 }
 
-/// A streamed chunk that mentions usage: the counts, and whether it also carries choices.
+/// A streamed chunk as the pass-through reads it: its usage, and the output text of its choices
+/// (borrowed from the event where it has no escapes).
 #[derive(serde::Deserialize)]
-struct UsageChunk {
+struct Chunk<'a> {
     #[serde(default)]
     usage: Option<TokenCounts>,
-    #[serde(default)]
-    choices: Option<Vec<serde::de::IgnoredAny>>,
+    #[serde(default, borrow)]
+    choices: Option<Vec<ChoiceText<'a>>>,
+}
+
+#[derive(serde::Deserialize)]
+struct ChoiceText<'a> {
+    #[serde(default, borrow)]
+    delta: Option<DeltaText<'a>>,
+}
+
+#[derive(serde::Deserialize)]
+struct DeltaText<'a> {
+    #[serde(default, borrow)]
+    content: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default, borrow)]
+    reasoning_content: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default, borrow)]
+    reasoning: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default, borrow)]
+    tool_calls: Option<Vec<ToolText<'a>>>,
+}
+
+#[derive(serde::Deserialize)]
+struct ToolText<'a> {
+    #[serde(default, borrow)]
+    function: Option<FunctionText<'a>>,
+}
+
+#[derive(serde::Deserialize)]
+struct FunctionText<'a> {
+    #[serde(default, borrow)]
+    name: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default, borrow)]
+    arguments: Option<std::borrow::Cow<'a, str>>,
+}
+
+impl ChoiceText<'_> {
+    fn meter(&self, meter: &mut OutputMeter) {
+        let Some(delta) = &self.delta else { return };
+        for text in [&delta.content, &delta.reasoning_content, &delta.reasoning].into_iter().flatten() {
+            meter.add(text);
+        }
+        for call in delta.tool_calls.iter().flatten() {
+            if let Some(function) = &call.function {
+                for text in [&function.name, &function.arguments].into_iter().flatten() {
+                    meter.add(text);
+                }
+            }
+        }
+    }
 }
 
 /// OpenAI's `usage` object (what is needed of it).
@@ -248,23 +334,26 @@ struct Pass {
 }
 
 impl StreamTranslator for Pass {
-    fn event(&mut self, event: &sse::Event, out: &mut Vec<Bytes>) -> Result<(), String> {
+    fn event(&mut self, event: &sse::Event, out: &mut Vec<Bytes>, meter: &mut OutputMeter) -> Result<(), StreamFault> {
         if event.data == "[DONE]" {
             self.done = true;
             out.push(Bytes::from_static(sse::DONE));
             return Ok(());
         }
         if let Some(message) = stream_error(&event.data) {
-            return Err(message);
+            return Err(StreamFault::Provider(message));
         }
         let mut forward = true;
-        // Only chunks that mention usage are parsed; the rest pass as they are.
-        let chunk =
-            if event.data.contains("\"usage\"") { serde_json::from_str::<UsageChunk>(&event.data).ok() } else { None };
-        if let Some(UsageChunk { usage: Some(counts), choices }) = chunk {
-            self.tokens = counts.tokens();
-            // The usage-only chunk (no choices) is shown only to a client that asked.
-            forward = self.include_usage || choices.is_some_and(|c| !c.is_empty());
+        // The chunk passes as it came; only its usage and output text are read.
+        if let Ok(chunk) = serde_json::from_str::<Chunk>(&event.data) {
+            for choice in chunk.choices.iter().flatten() {
+                choice.meter(meter);
+            }
+            if let Some(counts) = chunk.usage {
+                self.tokens = counts.tokens();
+                // The usage-only chunk (no choices) is shown only to a client that asked.
+                forward = self.include_usage || chunk.choices.is_some_and(|c| !c.is_empty());
+            }
         }
         if event.data.contains("\"finish_reason\":\"") || event.data.contains("\"finish_reason\": \"") {
             self.finish_seen = true;
@@ -359,9 +448,22 @@ struct ResponsesPass {
     tokens: Tokens,
 }
 
+/// A Responses delta event's text (`response.output_text.delta`, `.function_call_arguments.delta`,
+/// `.reasoning_summary_text.delta`, ...).
+#[derive(serde::Deserialize)]
+struct DeltaEvent<'a> {
+    #[serde(default, borrow)]
+    delta: Option<std::borrow::Cow<'a, str>>,
+}
+
 impl StreamTranslator for ResponsesPass {
-    fn event(&mut self, event: &sse::Event, out: &mut Vec<Bytes>) -> Result<(), String> {
+    fn event(&mut self, event: &sse::Event, out: &mut Vec<Bytes>, meter: &mut OutputMeter) -> Result<(), StreamFault> {
         out.push(sse::named(event.name.as_deref(), &event.data));
+        if event.name.as_deref().is_some_and(|n| n.ends_with(".delta"))
+            && let Ok(DeltaEvent { delta: Some(text) }) = serde_json::from_str::<DeltaEvent>(&event.data)
+        {
+            meter.add(&text);
+        }
         let terminal = matches!(
             event.name.as_deref(),
             Some("response.completed" | "response.incomplete" | "response.failed" | "error")
@@ -384,7 +486,7 @@ impl StreamTranslator for ResponsesPass {
                     .get("message")
                     .and_then(Value::as_str)
                     .unwrap_or("The provider failed the response.");
-                Err(message.to_owned())
+                Err(StreamFault::Provider(message.to_owned()))
             }
             _ => Ok(()),
         }
@@ -418,12 +520,34 @@ mod tests {
 
     fn request(body: Value, stream: bool) -> ClientRequest {
         let Value::Object(body) = body else { unreachable!("an object") };
-        ClientRequest { protocol: Protocol::Chat, model: "m".into(), stream, include_usage: false, body }
+        let output = crate::server::protocols::Output { asked: None, choices: 1 };
+        ClientRequest { protocol: Protocol::Chat, model: "m".into(), stream, include_usage: false, output, body }
     }
 
+    const FREE: Bound = Bound { per_choice: 4096, inject: false };
+
     fn sent(request: &ClientRequest, model: &str) -> Value {
-        let bytes = OpenAi.native_body(request, model).unwrap_or_default();
+        let bytes = OpenAi::OPENAI.native_body(request, model, FREE).unwrap_or_default();
         serde_json::from_slice(&bytes).unwrap_or(Value::Null)
+    }
+
+    #[test]
+    fn a_bound_the_client_did_not_give_is_sent_when_a_budget_needs_it() {
+        let body = serde_json::json!({"model": "m", "messages": []});
+        let held = Bound { per_choice: 1000, inject: true };
+        let to = |dialect: OpenAi, bound: Bound| -> Value {
+            serde_json::from_slice(&dialect.native_body(&request(body.clone(), false), "m", bound).unwrap_or_default())
+                .unwrap_or(Value::Null)
+        };
+        assert_eq!(to(OpenAi::OPENAI, held)["max_completion_tokens"], 1000);
+        assert_eq!(to(OpenAi::COMPATIBLE, held)["max_tokens"], 1000);
+        assert!(to(OpenAi::OPENAI, FREE).get("max_completion_tokens").is_none());
+        // A translation's `max_tokens` reaches OpenAI under the name its reasoning models accept.
+        let chat = serde_json::json!({"model": "m", "messages": [], "max_tokens": 50});
+        let Value::Object(chat) = chat else { unreachable!() };
+        let out: Value = serde_json::from_slice(&OpenAi::OPENAI.chat_body(&chat, "m", false, held).unwrap_or_default())
+            .unwrap_or_default();
+        assert_eq!((out.get("max_tokens"), out["max_completion_tokens"].as_u64()), (None, Some(50)));
     }
 
     #[test]
@@ -463,10 +587,10 @@ mod tests {
         let body = Bytes::from_static(
             br#"{"id":"x","choices":[],"usage":{"prompt_tokens":11,"completion_tokens":7,"prompt_tokens_details":{"cached_tokens":4},"completion_tokens_details":{"reasoning_tokens":3}}}"#,
         );
-        let (out, tokens) = OpenAi.native_answer(Protocol::Chat, body.clone()).unwrap_or_default();
+        let (out, tokens) = OpenAi::OPENAI.native_answer(Protocol::Chat, body.clone()).unwrap_or_default();
         assert_eq!(out, body);
         assert_eq!(tokens, Tokens { prompt: 11, completion: 7, cache_read: 4, cache_write: 0, reasoning: 3 });
-        assert_eq!(OpenAi.native_answer(Protocol::Chat, Bytes::from_static(b"not json")), Err(BadAnswer));
+        assert_eq!(OpenAi::OPENAI.native_answer(Protocol::Chat, Bytes::from_static(b"not json")), Err(BadAnswer));
     }
 
     #[test]
@@ -476,10 +600,16 @@ mod tests {
             data: r#"{"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":2}}"#.into(),
         };
         for (asked, shown) in [(false, 0), (true, 1)] {
-            let labels = AnswerLabels { id: "1".into(), model: "m".into(), created: 0, include_usage: asked };
-            let mut pass = OpenAi.native_stream(Protocol::Chat, &labels);
+            let labels = AnswerLabels {
+                id: "1".into(),
+                model: "m".into(),
+                created: 0,
+                include_usage: asked,
+                max_kept_bytes: 1 << 20,
+            };
+            let mut pass = OpenAi::OPENAI.native_stream(Protocol::Chat, &labels);
             let mut out = Vec::new();
-            assert_eq!(pass.event(&usage, &mut out), Ok(()));
+            assert_eq!(pass.event(&usage, &mut out, &mut OutputMeter::default()), Ok(()));
             assert_eq!(out.len(), shown);
             assert_eq!(pass.tokens().prompt, 3);
         }
@@ -488,9 +618,9 @@ mod tests {
     #[test]
     fn paths_follow_the_base_url() {
         assert_eq!(
-            OpenAi.url("https://api.openai.com/v1", Endpoint::Call(Protocol::Chat)),
+            OpenAi::OPENAI.url("https://api.openai.com/v1", Endpoint::Call(Protocol::Chat)),
             "https://api.openai.com/v1/chat/completions"
         );
-        assert_eq!(OpenAi.url("https://h/v1", Endpoint::Models), "https://h/v1/models");
+        assert_eq!(OpenAi::OPENAI.url("https://h/v1", Endpoint::Models), "https://h/v1/models");
     }
 }

@@ -15,13 +15,11 @@ use super::{BadAnswer, ClientError, Dialect, Endpoint, StreamTranslator, data_id
 use crate::server::platform::secret::SecretBytes;
 use crate::server::protocols::chat::ChatSource;
 use crate::server::protocols::sse;
-use crate::server::protocols::{AnswerLabels, ClientRequest, Protocol, Refusal};
+use crate::server::protocols::{AnswerLabels, Bound, ClientRequest, Protocol, Refusal};
 use crate::server::usage::Tokens;
 
 /// The Messages API version spoken.
 pub const VERSION: &str = "2023-06-01";
-/// `max_tokens` is required by Anthropic; OpenAI clients often leave it out.
-pub const DEFAULT_MAX_TOKENS: u64 = 4096;
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Anthropic;
@@ -50,7 +48,8 @@ impl Dialect for Anthropic {
         headers
     }
 
-    fn native_body(&self, request: &ClientRequest, model: &str) -> Result<Vec<u8>, Refusal> {
+    fn native_body(&self, request: &ClientRequest, model: &str, _: Bound) -> Result<Vec<u8>, Refusal> {
+        // Messages always carry `max_tokens` (the edge requires it): nothing to add.
         match request.protocol {
             Protocol::Messages => serde_json::to_vec(&WithModel { body: &request.body, model })
                 .map_err(|e| Refusal::new(format!("The request could not be encoded: {e}"), None)),
@@ -70,8 +69,14 @@ impl Dialect for Anthropic {
         Box::new(stream::MessagesPass::default())
     }
 
-    fn chat_body(&self, chat: &Map<String, Value>, model: &str, stream: bool) -> Result<Vec<u8>, Refusal> {
-        let translated = self::request(chat, model, stream)?;
+    fn chat_body(
+        &self,
+        chat: &Map<String, Value>,
+        model: &str,
+        stream: bool,
+        bound: Bound,
+    ) -> Result<Vec<u8>, Refusal> {
+        let translated = self::request(chat, model, stream, bound.per_choice)?;
         serde_json::to_vec(&translated)
             .map_err(|e| Refusal::new(format!("The request could not be encoded: {e}"), None))
     }
@@ -142,8 +147,9 @@ fn invalid(message: impl Into<String>, param: Option<&'static str>) -> Refusal {
     Refusal::new(message, param)
 }
 
-/// An OpenAI chat request to an Anthropic Messages request for `model`.
-pub(super) fn request(body: &Map<String, Value>, model: &str, stream: bool) -> Result<Value, Refusal> {
+/// An OpenAI chat request to an Anthropic Messages request for `model`, writing at most
+/// `max_tokens` (the call's bound: the client's as the edge read it, or the gateway's default).
+pub(super) fn request(body: &Map<String, Value>, model: &str, stream: bool, max_tokens: u64) -> Result<Value, Refusal> {
     let messages = body
         .get("messages")
         .and_then(Value::as_array)
@@ -206,11 +212,6 @@ pub(super) fn request(body: &Map<String, Value>, model: &str, stream: bool) -> R
     if !system.is_empty() {
         request.insert("system".into(), Value::Array(system));
     }
-    let max_tokens = body
-        .get("max_completion_tokens")
-        .or_else(|| body.get("max_tokens"))
-        .and_then(Value::as_u64)
-        .unwrap_or(DEFAULT_MAX_TOKENS);
     request.insert("max_tokens".into(), json!(max_tokens));
     for field in ["temperature", "top_p"] {
         if let Some(v) = body.get(field).filter(|v| !v.is_null()) {

@@ -4,10 +4,11 @@
 use bytes::Bytes;
 use serde_json::{Value, json};
 
-use super::super::StreamTranslator;
+use super::super::{StreamFault, StreamTranslator};
 use crate::server::protocols::chat::{self, ChatSource};
 use crate::server::protocols::{messages, sse};
 use crate::server::usage::Tokens;
+use crate::server::usage::estimate::OutputMeter;
 
 pub(super) fn finish_reason(stop_reason: Option<&str>) -> Value {
     match stop_reason {
@@ -195,10 +196,34 @@ pub struct MessagesPass {
     error_forwarded: bool,
 }
 
+/// A `content_block_delta` event's output text: text, thinking, or a tool's JSON.
+#[derive(serde::Deserialize)]
+struct BlockDelta<'a> {
+    #[serde(default, borrow)]
+    delta: Option<DeltaText<'a>>,
+}
+
+#[derive(serde::Deserialize)]
+struct DeltaText<'a> {
+    #[serde(default, borrow)]
+    text: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default, borrow)]
+    thinking: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default, borrow)]
+    partial_json: Option<std::borrow::Cow<'a, str>>,
+}
+
 impl StreamTranslator for MessagesPass {
-    fn event(&mut self, event: &sse::Event, out: &mut Vec<Bytes>) -> Result<(), String> {
+    fn event(&mut self, event: &sse::Event, out: &mut Vec<Bytes>, meter: &mut OutputMeter) -> Result<(), StreamFault> {
         out.push(sse::named(event.name.as_deref(), &event.data));
         match event.name.as_deref() {
+            Some("content_block_delta") => {
+                if let Ok(BlockDelta { delta: Some(delta) }) = serde_json::from_str::<BlockDelta>(&event.data) {
+                    for text in [&delta.text, &delta.thinking, &delta.partial_json].into_iter().flatten() {
+                        meter.add(text);
+                    }
+                }
+            }
             Some("message_start") => {
                 let data: Value = serde_json::from_str(&event.data).unwrap_or(Value::Null);
                 self.tokens = tokens(data.get("message").and_then(|m| m.get("usage")).unwrap_or(&Value::Null));
@@ -219,7 +244,7 @@ impl StreamTranslator for MessagesPass {
                 self.error_forwarded = true;
                 let data: Value = serde_json::from_str(&event.data).unwrap_or(Value::Null);
                 let message = data.get("error").and_then(|e| e.get("message")).and_then(Value::as_str);
-                return Err(message.unwrap_or("provider stream error").to_owned());
+                return Err(StreamFault::Provider(message.unwrap_or("provider stream error").to_owned()));
             }
             _ => {}
         }

@@ -31,10 +31,10 @@ fn request_translation_covers_system_images_tools_and_results() {
         "temperature": 0.2,
         "user": "u-1"
     }));
-    let out = request(&body, "claude-3-5-haiku", true).unwrap();
+    let out = request(&body, "claude-3-5-haiku", true, 4096).unwrap();
     assert_eq!(out["model"], "claude-3-5-haiku");
     assert_eq!(out["system"], json!([{"type": "text", "text": "Be brief."}]));
-    assert_eq!(out["max_tokens"], DEFAULT_MAX_TOKENS);
+    assert_eq!(out["max_tokens"], 4096, "the call's bound");
     assert_eq!(out["stop_sequences"], json!(["END"]));
     assert_eq!(out["temperature"], 0.2);
     assert_eq!(out["stream"], true);
@@ -65,7 +65,7 @@ fn empty_text_is_left_out() {
         {"role": "assistant", "content": "", "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
         {"role": "tool", "tool_call_id": "c1", "content": "ok"}
     ]}));
-    let out = request(&body, "m", false).unwrap();
+    let out = request(&body, "m", false, 4096).unwrap();
     assert!(out.get("system").is_none());
     assert_eq!(out["messages"][0]["content"], json!([{"type": "text", "text": "hi"}]));
     assert_eq!(out["messages"][1]["content"], json!([{"type": "tool_use", "id": "c1", "name": "f", "input": {}}]));
@@ -78,7 +78,7 @@ fn tool_choice_variants() {
     {
         let body =
             map(json!({"messages": [{"role": "user", "content": "x"}], "tool_choice": choice, "max_tokens": 10}));
-        let out = request(&body, "m", false).unwrap();
+        let out = request(&body, "m", false, 10).unwrap();
         assert_eq!(out["tool_choice"], expected);
         assert_eq!(out["max_tokens"], 10);
         assert!(out.get("stream").is_none());
@@ -90,7 +90,7 @@ fn bad_messages_are_client_errors() {
     for body in
         [json!({}), json!({"messages": [{"content": "x"}]}), json!({"messages": [{"role": "wizard", "content": "x"}]})]
     {
-        assert!(request(&map(body), "m", false).is_err());
+        assert!(request(&map(body), "m", false, 4096).is_err());
     }
 }
 
@@ -145,11 +145,22 @@ fn stream_translation_keeps_tool_arguments_in_order() {
         ),
         ("message_stop", json!({"type": "message_stop"})),
     ];
-    let labels = AnswerLabels { id: "1".into(), model: "claude-x".into(), created: 1, include_usage: true };
+    let labels = AnswerLabels {
+        id: "1".into(),
+        model: "claude-x".into(),
+        created: 1,
+        include_usage: true,
+        max_kept_bytes: 1 << 20,
+    };
     let mut t = Composed::new(Box::new(ChatChunks::new("claude-x", 1)), Box::new(ChatWriter::new(&labels)));
     let mut out = Vec::new();
     for (name, data) in events {
-        t.event(&sse::Event { name: Some(name.into()), data: data.to_string() }, &mut out).unwrap();
+        t.event(
+            &sse::Event { name: Some(name.into()), data: data.to_string() },
+            &mut out,
+            &mut crate::server::usage::estimate::OutputMeter::default(),
+        )
+        .unwrap();
     }
     let chunks: Vec<Value> = out
         .iter()
