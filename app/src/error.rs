@@ -15,6 +15,9 @@ pub enum AppError {
     InvalidCredentials,
     #[error("That {0} does not exist.")]
     NotFound(String),
+    /// Allowed to others (an owner), not to this person.
+    #[error("{0}")]
+    Forbidden(String),
     #[error("{0}")]
     Conflict(String),
     #[error("Too many attempts. Try again in {0} seconds.")]
@@ -56,7 +59,7 @@ impl From<crate::server::ServiceError> for AppError {
         match e {
             S::Invalid(m) => Self::Invalid(m),
             S::Conflict(m) => Self::Conflict(m),
-            S::Forbidden(m) => Self::Invalid(m),
+            S::Forbidden(m) => Self::Forbidden(m),
             S::Unauthenticated => Self::Unauthenticated,
             S::InvalidCredentials => Self::InvalidCredentials,
             S::NotFound(what) => Self::NotFound(what.to_owned()),

@@ -127,6 +127,7 @@ fn app_error_status(error: &app::error::AppError) -> StatusCode {
         E::Invalid(_) | E::Request(_) => StatusCode::BAD_REQUEST,
         E::Unauthenticated | E::InvalidCredentials => StatusCode::UNAUTHORIZED,
         E::NotFound(_) => StatusCode::NOT_FOUND,
+        E::Forbidden(_) => StatusCode::FORBIDDEN,
         E::Conflict(_) => StatusCode::CONFLICT,
         E::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
         E::Upstream(_) => StatusCode::BAD_GATEWAY,

@@ -10,7 +10,7 @@ use app::server::{AppState, ServiceError};
 use app::types::{UserView, WorkspaceView};
 
 use super::extract::ApiAuth;
-use super::{ApiError, ApiJson, created};
+use super::{ApiError, ApiJson, ApiOwner, created};
 use http::StatusCode;
 
 #[derive(Deserialize)]
@@ -100,11 +100,33 @@ struct InviteCreated {
 
 /// `POST /api/v1/invites`: an invite link to the caller's workspace (owners only); single use,
 /// good for seven days.
-pub async fn create_invite(State(state): State<AppState>, auth: ApiAuth) -> Result<Response, ApiError> {
-    state.workspaces().require_owner(&auth.user_id, &auth.workspace).await?;
-    let invite = state.accounts().invites().create(&auth.workspace, &auth.user_id).await?;
+pub async fn create_invite(State(state): State<AppState>, ApiOwner(owner): ApiOwner) -> Result<Response, ApiError> {
+    let invite = state.accounts().invites().create(&owner).await?;
     let path = format!("/signup?invite={}", invite.token);
     Ok(created(InviteCreated { token: invite.token, path, expires_at: invite.expires_at }))
+}
+
+#[derive(Serialize)]
+pub struct InviteList {
+    data: Vec<app::types::InviteView>,
+}
+
+/// `GET /api/v1/invites`: the workspace's open invites (owners only; never their tokens).
+pub async fn list_invites(
+    State(state): State<AppState>,
+    ApiOwner(owner): ApiOwner,
+) -> Result<axum::Json<InviteList>, ApiError> {
+    Ok(axum::Json(InviteList { data: state.accounts().invites().list(&owner).await? }))
+}
+
+/// `DELETE /api/v1/invites/{id}`: revokes an open invite (its link stops working).
+pub async fn revoke_invite(
+    State(state): State<AppState>,
+    ApiOwner(owner): ApiOwner,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state.accounts().invites().revoke(&owner, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// `POST /api/v1/auth/signout-all`: every session and API token of the caller ends, this one too.

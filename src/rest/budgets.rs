@@ -9,7 +9,8 @@ use serde::Serialize;
 use app::server::AppState;
 use app::types::{BudgetInput, BudgetScope, BudgetView};
 
-use super::{ApiAuth, ApiError, ApiJson};
+use super::{ApiAuth, ApiError, ApiJson, ApiOwner};
+use app::server::accounts::workspaces::OwnerScope;
 
 #[derive(Serialize)]
 pub struct BudgetList {
@@ -22,48 +23,49 @@ pub async fn list(State(state): State<AppState>, auth: ApiAuth) -> Result<axum::
 
 async fn set(
     state: &AppState,
-    auth: &ApiAuth,
+    owner: &OwnerScope,
     scope: BudgetScope,
     input: &BudgetInput,
 ) -> Result<BudgetView, ApiError> {
-    state.workspaces().require_owner(&auth.user_id, &auth.workspace).await?;
-    state.budgets().set(&auth.workspace, &scope, input).await?;
-    let views = state.budget_views(&auth.workspace).await?;
+    state.budgets().set(owner, &scope, input).await?;
+    let views = state.budget_views(owner.workspace()).await?;
     let view = views.into_iter().find(|v| v.scope == scope);
     Ok(view.ok_or(app::server::ServiceError::NotFound("budget"))?)
 }
 
-async fn remove(state: &AppState, auth: &ApiAuth, scope: BudgetScope) -> Result<StatusCode, ApiError> {
-    state.workspaces().require_owner(&auth.user_id, &auth.workspace).await?;
-    state.budgets().remove(&auth.workspace, &scope).await?;
+async fn remove(state: &AppState, owner: &OwnerScope, scope: BudgetScope) -> Result<StatusCode, ApiError> {
+    state.budgets().remove(owner, &scope).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 pub async fn set_workspace(
     State(state): State<AppState>,
-    auth: ApiAuth,
+    ApiOwner(owner): ApiOwner,
     ApiJson(input): ApiJson<BudgetInput>,
 ) -> Result<axum::Json<BudgetView>, ApiError> {
-    Ok(axum::Json(set(&state, &auth, BudgetScope::Workspace, &input).await?))
+    Ok(axum::Json(set(&state, &owner, BudgetScope::Workspace, &input).await?))
 }
 
-pub async fn remove_workspace(State(state): State<AppState>, auth: ApiAuth) -> Result<StatusCode, ApiError> {
-    remove(&state, &auth, BudgetScope::Workspace).await
+pub async fn remove_workspace(
+    State(state): State<AppState>,
+    ApiOwner(owner): ApiOwner,
+) -> Result<StatusCode, ApiError> {
+    remove(&state, &owner, BudgetScope::Workspace).await
 }
 
 pub async fn set_key(
     State(state): State<AppState>,
-    auth: ApiAuth,
+    ApiOwner(owner): ApiOwner,
     Path(id): Path<String>,
     ApiJson(input): ApiJson<BudgetInput>,
 ) -> Result<axum::Json<BudgetView>, ApiError> {
-    Ok(axum::Json(set(&state, &auth, BudgetScope::Key(id), &input).await?))
+    Ok(axum::Json(set(&state, &owner, BudgetScope::Key(id), &input).await?))
 }
 
 pub async fn remove_key(
     State(state): State<AppState>,
-    auth: ApiAuth,
+    ApiOwner(owner): ApiOwner,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    remove(&state, &auth, BudgetScope::Key(id)).await
+    remove(&state, &owner, BudgetScope::Key(id)).await
 }

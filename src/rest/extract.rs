@@ -5,7 +5,7 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use http::request::Parts;
 use serde::de::DeserializeOwned;
 
-use app::server::accounts::workspaces::WorkspaceId;
+use app::server::accounts::workspaces::{Membership, OwnerScope, WorkspaceId};
 use app::server::{AppState, ServiceError};
 
 use super::ApiError;
@@ -76,5 +76,30 @@ impl FromRequestParts<AppState> for ApiAuth {
             other => other,
         })?;
         Ok(Self { user_id: claims.sub, workspace })
+    }
+}
+
+/// A caller proven to be a member of the token's workspace, with their role.
+pub struct ApiMember(pub Membership);
+
+impl FromRequestParts<AppState> for ApiMember {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let auth = ApiAuth::from_request_parts(parts, state).await?;
+        Ok(Self(state.workspaces().membership(&auth.user_id, &auth.workspace).await?))
+    }
+}
+
+/// A caller proven to own the token's workspace (a member gets `403`): what owner-only routes
+/// take, so a route cannot reach an owner-only service without the check.
+pub struct ApiOwner(pub OwnerScope);
+
+impl FromRequestParts<AppState> for ApiOwner {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let auth = ApiAuth::from_request_parts(parts, state).await?;
+        Ok(Self(state.workspaces().owner(&auth.user_id, &auth.workspace).await?))
     }
 }

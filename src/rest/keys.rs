@@ -8,38 +8,38 @@ use serde::Serialize;
 use app::server::AppState;
 use app::types::{ApiKeyView, NewApiKey};
 
-use super::{ApiAuth, ApiError, ApiJson, created};
+use super::{ApiError, ApiJson, ApiMember, created};
 
 #[derive(Serialize)]
 pub struct KeyList {
     data: Vec<ApiKeyView>,
 }
 
-pub async fn list(State(state): State<AppState>, auth: ApiAuth) -> Result<axum::Json<KeyList>, ApiError> {
-    Ok(axum::Json(KeyList { data: state.keys().list(&auth.workspace).await? }))
+pub async fn list(State(state): State<AppState>, ApiMember(who): ApiMember) -> Result<axum::Json<KeyList>, ApiError> {
+    Ok(axum::Json(KeyList { data: state.keys().list(&who).await? }))
 }
 
 pub async fn create(
     State(state): State<AppState>,
-    auth: ApiAuth,
+    ApiMember(who): ApiMember,
     ApiJson(body): ApiJson<NewApiKey>,
 ) -> Result<Response, ApiError> {
-    Ok(created(state.keys().create(&auth.workspace, body).await?))
+    Ok(created(state.keys().create(&who, body).await?))
 }
 
 pub async fn revoke(
     State(state): State<AppState>,
-    auth: ApiAuth,
+    ApiMember(who): ApiMember,
     Path(id): Path<String>,
 ) -> Result<axum::Json<ApiKeyView>, ApiError> {
-    Ok(axum::Json(state.keys().revoke(&auth.workspace, &id).await?))
+    Ok(axum::Json(state.keys().revoke(&who, &id).await?))
 }
 
 pub async fn delete(
     State(state): State<AppState>,
-    auth: ApiAuth,
+    ApiMember(who): ApiMember,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    state.keys().delete(&auth.workspace, &id).await?;
+    state.keys().delete(&who, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -16,7 +16,7 @@ use http::{HeaderValue, StatusCode, header};
 
 use app::server::{AppState, ServiceError};
 
-pub use extract::{ApiAuth, ApiJson, ApiQuery};
+pub use extract::{ApiAuth, ApiJson, ApiMember, ApiOwner, ApiQuery};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -28,7 +28,8 @@ pub fn router() -> Router<AppState> {
         .route("/providers", get(providers::list).post(providers::create))
         .route("/providers/{id}", get(providers::get).patch(providers::update).delete(providers::delete))
         .route("/providers/{id}/test", post(providers::test))
-        .route("/invites", post(accounts::create_invite))
+        .route("/invites", get(accounts::list_invites).post(accounts::create_invite))
+        .route("/invites/{id}", axum::routing::delete(accounts::revoke_invite))
         .route("/keys", get(keys::list).post(keys::create))
         .route("/keys/{id}/revoke", post(keys::revoke))
         .route("/keys/{id}", axum::routing::delete(keys::delete))

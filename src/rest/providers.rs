@@ -8,7 +8,7 @@ use serde::Serialize;
 use app::server::AppState;
 use app::types::{NewProvider, ProviderPatch, ProviderTestResult, ProviderView};
 
-use super::{ApiAuth, ApiError, ApiJson, created};
+use super::{ApiAuth, ApiError, ApiJson, ApiOwner, created};
 
 #[derive(Serialize)]
 pub struct ProviderList {
@@ -21,11 +21,10 @@ pub async fn list(State(state): State<AppState>, auth: ApiAuth) -> Result<axum::
 
 pub async fn create(
     State(state): State<AppState>,
-    auth: ApiAuth,
+    ApiOwner(owner): ApiOwner,
     ApiJson(body): ApiJson<NewProvider>,
 ) -> Result<Response, ApiError> {
-    state.workspaces().require_owner(&auth.user_id, &auth.workspace).await?;
-    let provider = state.providers().create(&auth.workspace, body).await?;
+    let provider = state.providers().create(&owner, body).await?;
     Ok(created(provider))
 }
 
@@ -39,22 +38,20 @@ pub async fn get(
 
 pub async fn update(
     State(state): State<AppState>,
-    auth: ApiAuth,
+    ApiOwner(owner): ApiOwner,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<ProviderPatch>,
 ) -> Result<axum::Json<ProviderView>, ApiError> {
-    state.workspaces().require_owner(&auth.user_id, &auth.workspace).await?;
-    let provider = state.providers().update(&auth.workspace, &id, body).await?;
+    let provider = state.providers().update(&owner, &id, body).await?;
     Ok(axum::Json(provider))
 }
 
 pub async fn delete(
     State(state): State<AppState>,
-    auth: ApiAuth,
+    ApiOwner(owner): ApiOwner,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    state.workspaces().require_owner(&auth.user_id, &auth.workspace).await?;
-    state.providers().delete(&auth.workspace, &id).await?;
+    state.providers().delete(&owner, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

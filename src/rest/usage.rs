@@ -11,7 +11,7 @@ use app::server::{AppState, ServiceError};
 use app::server_fns::usage::UsageQuery;
 use app::types::{GroupBy, Period, PriceOverride, RequestFilter, RequestPage, UsageGroup, UsageSummary, format_day};
 
-use super::{ApiAuth, ApiError, ApiJson, ApiQuery};
+use super::{ApiAuth, ApiError, ApiJson, ApiOwner, ApiQuery};
 
 #[derive(Deserialize)]
 pub struct UsageParams {
@@ -128,13 +128,11 @@ pub struct NewPrice {
 
 pub async fn set_price(
     State(state): State<AppState>,
-    auth: ApiAuth,
+    ApiOwner(owner): ApiOwner,
     ApiJson(body): ApiJson<NewPrice>,
 ) -> Result<axum::Json<PriceOverride>, ApiError> {
-    let set = state
-        .prices()
-        .set(&auth.workspace, &body.kind, &body.model, body.input_per_million, body.output_per_million)
-        .await?;
+    let set =
+        state.prices().set(&owner, &body.kind, &body.model, body.input_per_million, body.output_per_million).await?;
     Ok(axum::Json(set))
 }
 
@@ -146,9 +144,9 @@ pub struct PriceKey {
 
 pub async fn delete_price(
     State(state): State<AppState>,
-    auth: ApiAuth,
+    ApiOwner(owner): ApiOwner,
     ApiQuery(key): ApiQuery<PriceKey>,
 ) -> Result<Response, ApiError> {
-    state.prices().delete(&auth.workspace, &key.kind, &key.model).await?;
+    state.prices().delete(&owner, &key.kind, &key.model).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

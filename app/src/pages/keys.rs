@@ -66,7 +66,7 @@ pub fn KeysPage() -> impl IntoView {
                     Ok(list) if list.is_empty() => view! { <p class="muted">"No keys yet."</p> }.into_any(),
                     Ok(list) => view! {
                         <table class="list" aria-label="API keys">
-                            <thead><tr><th>"Name"</th><th>"Key"</th><th>"Created"</th><th>"Expires"</th><th>"Last used"</th><th>"Limit"</th><th>"Budget"</th><th>"Status"</th><th>"Actions"</th></tr></thead>
+                            <thead><tr><th>"Name"</th><th>"Key"</th><th>"Created"</th><th>"By"</th><th>"Expires"</th><th>"Last used"</th><th>"Limit"</th><th>"Budget"</th><th>"Status"</th><th>"Actions"</th></tr></thead>
                             <tbody>{list.into_iter().map(|k| {
                                 let budget = budgets.iter().find(|b| b.scope == BudgetScope::Key(k.id.clone())).cloned();
                                 view! { <KeyRow key=k budget=budget actions=actions/> }
@@ -115,7 +115,9 @@ fn KeyRow(key: ApiKeyView, budget: Option<BudgetView>, actions: RowActions) -> i
         KeyState::Revoked => view! { <span class="badge bad">"Revoked"</span> }.into_any(),
         KeyState::Expired => view! { <span class="badge off">"Expired"</span> }.into_any(),
     };
-    let revoke_form = (k.state == KeyState::Active).then(|| {
+    // Members manage only the keys they created; owners every key.
+    let yours = k.yours;
+    let revoke_form = (yours && k.state == KeyState::Active).then(|| {
         let (id, label) = (k.id.clone(), format!("Revoke {}", k.name));
         view! {
             <ActionForm action=revoke attr:class="inline">
@@ -125,11 +127,20 @@ fn KeyRow(key: ApiKeyView, budget: Option<BudgetView>, actions: RowActions) -> i
         }
     });
     let (delete_id, delete_label) = (k.id.clone(), format!("Delete {}", k.name));
+    let delete_form = yours.then(|| {
+        view! {
+            <ActionForm action=delete attr:class="inline">
+                <input type="hidden" name="id" value=delete_id/>
+                <button type="submit" class="danger" aria-label=delete_label>"Delete"</button>
+            </ActionForm>
+        }
+    });
     view! {
         <tr data-key=k.name.clone()>
             <td>{k.name.clone()}</td>
             <td><code>{k.preview.clone()}</code></td>
             <td>{format_ts(k.created_at)}</td>
+            <td>{k.created_by.clone().unwrap_or_else(|| "–".to_owned())}</td>
             <td>{k.expires_at.map_or_else(|| "Never".to_owned(), format_ts)}</td>
             <td>{k.last_used_at.map_or_else(|| "Never".to_owned(), format_ts)}</td>
             <td>{k.rate_limit_per_min.map_or_else(|| "Default".to_owned(), |n| format!("{n}/min"))}</td>
@@ -141,10 +152,7 @@ fn KeyRow(key: ApiKeyView, budget: Option<BudgetView>, actions: RowActions) -> i
                     <BudgetForm scope=scope current=budget set=set_budget remove=remove_budget id=k.id.clone()/>
                 </details>
                 {revoke_form}
-                <ActionForm action=delete attr:class="inline">
-                    <input type="hidden" name="id" value=delete_id/>
-                    <button type="submit" class="danger" aria-label=delete_label>"Delete"</button>
-                </ActionForm>
+                {delete_form}
             </td>
         </tr>
     }

@@ -8,7 +8,8 @@ use leptos_meta::Title;
 use crate::components::budget::{BudgetBar, BudgetForm};
 use crate::components::form::{FormError, action_error, reset_on_success};
 use crate::server_fns::auth::{
-    ChangePassword, CreateInvite, CreateWorkspace, SignOutEverywhere, SwitchWorkspace, current_session, take_notice,
+    ChangePassword, CreateInvite, CreateWorkspace, RevokeInvite, SignOutEverywhere, SwitchWorkspace, current_session,
+    list_invites, take_notice,
 };
 use crate::server_fns::budgets::{RemoveBudget, SetBudget, list_budgets};
 use crate::types::BudgetScope;
@@ -30,6 +31,9 @@ pub fn WorkspacesPage() -> impl IntoView {
     let budget_error = Signal::derive(move || budget_errors.iter().find_map(|e| e.get()));
     let budgets =
         Resource::new(move || (set_budget.version().get(), remove_budget.version().get()), |_| list_budgets());
+    let revoke = ServerAction::<RevokeInvite>::new();
+    let revoke_error = action_error(revoke);
+    let invites = Resource::new(move || (invite.version().get(), revoke.version().get()), |_| list_invites());
     // After a form post without JavaScript the confirmation comes back through the session.
     let notice = OnceResource::new(take_notice());
     view! {
@@ -110,6 +114,36 @@ pub fn WorkspacesPage() -> impl IntoView {
             <p role="status" class="form-ok">"Invite link: " <code data-testid="invite-link">{path}</code></p>
         })}
         <FormError message=invite_error/>
+        <Transition fallback=|| ()>
+            {move || Suspend::new(async move {
+                match invites.await {
+                    Ok(Some(list)) if !list.is_empty() => view! {
+                        <h3>"Open invites"</h3>
+                        <table class="list">
+                            <thead><tr><th>"Created"</th><th>"By"</th><th>"Expires"</th><th></th></tr></thead>
+                            <tbody>
+                                {list.into_iter().map(|i| view! {
+                                    <tr>
+                                        <td>{crate::types::time::rfc3339_utc(i.created_at)}</td>
+                                        <td>{i.created_by.unwrap_or_else(|| "–".into())}</td>
+                                        <td>{crate::types::time::rfc3339_utc(i.expires_at)}</td>
+                                        <td>
+                                            <ActionForm action=revoke>
+                                                <input type="hidden" name="id" value=i.id/>
+                                                <button type="submit" class="danger">"Revoke"</button>
+                                            </ActionForm>
+                                        </td>
+                                    </tr>
+                                }).collect_view()}
+                            </tbody>
+                        </table>
+                    }.into_any(),
+                    Ok(_) => ().into_any(),
+                    Err(e) => view! { <p class="form-error" role="alert">{e.to_string()}</p> }.into_any(),
+                }
+            })}
+        </Transition>
+        <FormError message=revoke_error/>
 
         <h2>"Your account"</h2>
         <Suspense fallback=|| ()>

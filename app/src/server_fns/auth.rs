@@ -65,15 +65,35 @@ pub async fn sign_out_everywhere() -> Result<(), AppError> {
 /// An invite link to the current workspace (owners only): the page shows it once.
 #[server(prefix = "/fn", endpoint = "create_invite")]
 pub async fn create_invite() -> Result<String, AppError> {
-    let (state, user_id, ws) = ctx::user_and_workspace().await?;
-    state.workspaces().require_owner(&user_id, &ws).await?;
-    let invite = state.accounts().invites().create(&ws, &user_id).await?;
+    let (state, owner) = ctx::owner_scope().await?;
+    let invite = state.accounts().invites().create(&owner).await?;
     let path = format!("/signup?invite={}", invite.token);
     if ctx::is_plain_form_post() {
         ctx::stash_notice(&format!("Invite link (single use, good for 7 days): {path}")).await?;
         leptos_axum::redirect("/workspaces");
     }
     Ok(path)
+}
+
+/// The workspace's open invites for its owners (`None` for a member: not theirs to see).
+#[server(prefix = "/fn", endpoint = "list_invites")]
+pub async fn list_invites() -> Result<Option<Vec<crate::types::InviteView>>, AppError> {
+    let (state, who) = ctx::member_scope().await?;
+    match who.owner() {
+        Ok(owner) => Ok(Some(state.accounts().invites().list(&owner).await?)),
+        Err(_) => Ok(None),
+    }
+}
+
+/// Revokes an open invite (owners only): its link stops working.
+#[server(prefix = "/fn", endpoint = "revoke_invite")]
+pub async fn revoke_invite(id: String) -> Result<(), AppError> {
+    let (state, owner) = ctx::owner_scope().await?;
+    state.accounts().invites().revoke(&owner, &id).await?;
+    if ctx::is_plain_form_post() {
+        leptos_axum::redirect("/workspaces");
+    }
+    Ok(())
 }
 
 /// A notice for the next page render (a form post without JavaScript), once.

@@ -41,7 +41,7 @@ pub async fn set_budget(
     period_days: Option<String>,
     allow_unpriced: Option<String>,
 ) -> Result<(), AppError> {
-    let (state, ws) = ctx::owner_scope().await?;
+    let (state, owner) = ctx::owner_scope().await?;
     let usd_limit = match field(usd_limit) {
         None => None,
         Some(raw) => Some(
@@ -63,11 +63,11 @@ pub async fn set_budget(
         ),
     };
     let input = BudgetInput { usd_limit, token_limit, period_days, allow_unpriced: allow_unpriced.is_some() };
-    Ok(state.budgets().set(&ws, &scope_of(&scope), &input).await?)
+    Ok(state.budgets().set(&owner, &scope_of(&scope), &input).await?)
 }
 
 #[server(prefix = "/fn", endpoint = "remove_budget")]
 pub async fn remove_budget(scope: String) -> Result<(), AppError> {
-    let (state, ws) = ctx::owner_scope().await?;
-    Ok(state.budgets().remove(&ws, &scope_of(&scope)).await?)
+    let (state, owner) = ctx::owner_scope().await?;
+    Ok(state.budgets().remove(&owner, &scope_of(&scope)).await?)
 }

@@ -7,7 +7,7 @@ use leptos::prelude::*;
 use tower_sessions::Session;
 
 use crate::error::AppError;
-use crate::server::accounts::workspaces::WorkspaceId;
+use crate::server::accounts::workspaces::{Membership, OwnerScope, WorkspaceId};
 use crate::server::platform::ratelimit::ClientIp;
 use crate::server::{AppState, ServiceError};
 
@@ -56,21 +56,23 @@ pub async fn workspace_scope() -> Result<(AppState, WorkspaceId), AppError> {
     Ok((state, ws))
 }
 
-/// Like `workspace_scope`, for what only the workspace's owners may do.
-pub async fn owner_scope() -> Result<(AppState, WorkspaceId), AppError> {
+/// The state and the owner's capability, for what only the workspace's owners may do
+/// (`Forbidden` for a member).
+pub async fn owner_scope() -> Result<(AppState, OwnerScope), AppError> {
     let state = state()?;
     let session = session().await?;
     let (user_id, ws) = workspace(&state, &session).await?;
-    state.workspaces().require_owner(&user_id, &ws).await?;
-    Ok((state, ws))
+    let owner = state.workspaces().owner(&user_id, &ws).await?;
+    Ok((state, owner))
 }
 
-/// The signed-in user and their workspace, checked.
-pub async fn user_and_workspace() -> Result<(AppState, String, WorkspaceId), AppError> {
+/// The state and the signed-in person's membership of their workspace (role included).
+pub async fn member_scope() -> Result<(AppState, Membership), AppError> {
     let state = state()?;
     let session = session().await?;
     let (user_id, ws) = workspace(&state, &session).await?;
-    Ok((state, user_id, ws))
+    let member = state.workspaces().membership(&user_id, &ws).await?;
+    Ok((state, member))
 }
 
 /// Whether this call is a browser form post without JavaScript (it will be answered with a

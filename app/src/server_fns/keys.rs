@@ -20,8 +20,8 @@ fn optional_number<T: std::str::FromStr>(field: Option<String>, what: &str) -> R
 
 #[server(prefix = "/fn", endpoint = "list_keys")]
 pub async fn list_keys() -> Result<Vec<ApiKeyView>, AppError> {
-    let (state, ws) = ctx::workspace_scope().await?;
-    Ok(state.keys().list(&ws).await?)
+    let (state, who) = ctx::member_scope().await?;
+    Ok(state.keys().list(&who).await?)
 }
 
 /// Creates a key. The token is in the answer and nowhere else; a browser without JavaScript gets
@@ -32,14 +32,14 @@ pub async fn create_key(
     expires_in_days: Option<String>,
     rate_limit_per_min: Option<String>,
 ) -> Result<CreatedApiKey, AppError> {
-    let (state, ws) = ctx::workspace_scope().await?;
+    let (state, who) = ctx::member_scope().await?;
     let input = NewApiKey {
         name,
         expires_in_days: optional_number(expires_in_days, "Expiry (days)")?,
         expires_at: None,
         rate_limit_per_min: optional_number(rate_limit_per_min, "The rate limit")?,
     };
-    let created = state.keys().create(&ws, input).await?;
+    let created = state.keys().create(&who, input).await?;
     if ctx::is_plain_form_post() {
         ctx::stash_created_key(&state, &created).await?;
     }
@@ -55,12 +55,12 @@ pub async fn take_created_key() -> Result<Option<CreatedApiKey>, AppError> {
 
 #[server(prefix = "/fn", endpoint = "revoke_key")]
 pub async fn revoke_key(id: String) -> Result<ApiKeyView, AppError> {
-    let (state, ws) = ctx::workspace_scope().await?;
-    Ok(state.keys().revoke(&ws, &id).await?)
+    let (state, who) = ctx::member_scope().await?;
+    Ok(state.keys().revoke(&who, &id).await?)
 }
 
 #[server(prefix = "/fn", endpoint = "delete_key")]
 pub async fn delete_key(id: String) -> Result<(), AppError> {
-    let (state, ws) = ctx::workspace_scope().await?;
-    Ok(state.keys().delete(&ws, &id).await?)
+    let (state, who) = ctx::member_scope().await?;
+    Ok(state.keys().delete(&who, &id).await?)
 }

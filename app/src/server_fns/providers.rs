@@ -66,7 +66,7 @@ pub async fn create_provider(
     models: Option<String>,
     aliases: Option<String>,
 ) -> Result<ProviderView, AppError> {
-    let (state, ws) = ctx::owner_scope().await?;
+    let (state, owner) = ctx::owner_scope().await?;
     let models = parse_model_list(models);
     let aliases = parse_aliases(aliases)?;
     let input = NewProvider {
@@ -79,7 +79,7 @@ pub async fn create_provider(
         models: if models.is_empty() { None } else { Some(models) },
         aliases: Some(aliases),
     };
-    Ok(state.providers().create(&ws, input).await?)
+    Ok(state.providers().create(&owner, input).await?)
 }
 
 /// Edits a provider. An empty key field keeps the stored key.
@@ -94,7 +94,7 @@ pub async fn update_provider(
     models: Option<String>,
     aliases: Option<String>,
 ) -> Result<ProviderView, AppError> {
-    let (state, ws) = ctx::owner_scope().await?;
+    let (state, owner) = ctx::owner_scope().await?;
     let patch = ProviderPatch {
         label: Some(label),
         base_url: Some(base_url.unwrap_or_default()),
@@ -104,13 +104,13 @@ pub async fn update_provider(
         models: Some(parse_model_list(models)),
         aliases: Some(parse_aliases(aliases)?),
     };
-    Ok(state.providers().update(&ws, &id, patch).await?)
+    Ok(state.providers().update(&owner, &id, patch).await?)
 }
 
 #[server(prefix = "/fn", endpoint = "delete_provider")]
 pub async fn delete_provider(id: String) -> Result<(), AppError> {
-    let (state, ws) = ctx::owner_scope().await?;
-    Ok(state.providers().delete(&ws, &id).await?)
+    let (state, owner) = ctx::owner_scope().await?;
+    Ok(state.providers().delete(&owner, &id).await?)
 }
 
 /// Calls the provider's model list with the stored key. Without JavaScript the result comes back

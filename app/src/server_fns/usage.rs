@@ -120,18 +120,18 @@ pub async fn set_price(
     input_per_million: String,
     output_per_million: String,
 ) -> Result<PriceOverride, AppError> {
-    let (state, ws) = ctx::workspace_scope().await?;
+    let (state, owner) = ctx::owner_scope().await?;
     let number = |raw: &str| {
         raw.trim()
             .parse::<f64>()
             .map_err(|_| AppError::Invalid("Prices are numbers of dollars per million tokens, such as 0.15.".into()))
     };
     let (input, output) = (number(&input_per_million)?, number(&output_per_million)?);
-    Ok(state.prices().set(&ws, &kind, &model, input, output).await?)
+    Ok(state.prices().set(&owner, &kind, &model, input, output).await?)
 }
 
 #[server(prefix = "/fn", endpoint = "delete_price")]
 pub async fn delete_price(kind: String, model: String) -> Result<(), AppError> {
-    let (state, ws) = ctx::workspace_scope().await?;
-    Ok(state.prices().delete(&ws, &kind, &model).await?)
+    let (state, owner) = ctx::owner_scope().await?;
+    Ok(state.prices().delete(&owner, &kind, &model).await?)
 }

@@ -163,3 +163,14 @@ mod tests {
         }
     }
 }
+
+/// An open invite to a workspace, as its owners see it listed (never the token: it is shown once,
+/// in the link made when the invite was created).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InviteView {
+    pub id: String,
+    /// The owner who made it (their email, when the account still exists).
+    pub created_by: Option<String>,
+    pub created_at: i64,
+    pub expires_at: i64,
+}

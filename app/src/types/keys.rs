@@ -25,6 +25,13 @@ pub struct ApiKeyView {
     pub revoked_at: Option<i64>,
     pub last_used_at: Option<i64>,
     pub rate_limit_per_min: Option<u32>,
+    /// Who created it (their email; `None` for keys made before this was recorded, or when the
+    /// account is gone).
+    #[serde(default)]
+    pub created_by: Option<String>,
+    /// Whether the person asking may revoke and delete it (owners: every key; members: their own).
+    #[serde(default)]
+    pub yours: bool,
 }
 
 /// Fields to create an API key.

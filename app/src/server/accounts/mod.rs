@@ -49,6 +49,16 @@ struct UserRow {
     password_hash: String,
 }
 
+/// An invited sign-up that could not go through with these details (the email has an account
+/// and the password is not its password): the invite is used up.
+fn invite_refused() -> ServiceError {
+    ServiceError::Forbidden(
+        "This invite could not be used with these details, and it is now used up: ask the owner for a new one. \
+         (An existing account accepts an invite with its own password.)"
+            .into(),
+    )
+}
+
 impl Accounts {
     pub fn new(
         db: Db,
@@ -261,7 +271,10 @@ impl Accounts {
         ))
     }
 
-    /// Creates a user as a member of the invite's workspace, using the invite up, atomically.
+    /// Creates a user as a member of the invite's workspace, using the invite up, atomically. An
+    /// account that already has the email accepts the invite with its own password; with any other
+    /// password the invite is used up all the same, so one invite answers at most one question about
+    /// who has an account here.
     async fn join_by_invite(
         &self,
         email: Email,
@@ -269,6 +282,14 @@ impl Accounts {
         token: &str,
         ws: WorkspaceId,
     ) -> Result<(UserView, WorkspaceView), ServiceError> {
+        let mut response = self
+            .db
+            .query("SELECT record::id(id) AS id, email, password_hash FROM user WHERE email = $email LIMIT 1")
+            .bind(("email", email.as_str().to_owned()))
+            .await?;
+        if let Some(existing) = response.take::<Option<UserRow>>(0)? {
+            return self.accept_invite(existing, password, token, ws).await;
+        }
         let password_hash = password.hash(&self.hashing).await?;
         let (user_id, now) = (new_id(), now_ms());
         let mut response = self
@@ -276,7 +297,7 @@ impl Accounts {
             .query(
                 "BEGIN TRANSACTION;
                  LET $used = (UPDATE invite SET used_at = $now, used_by = $user
-                              WHERE hash = $hash AND used_at = NONE AND expires_at > $now RETURN VALUE id);
+                              WHERE hash = $hash AND used_at = NONE AND revoked_at = NONE AND expires_at > $now RETURN VALUE id);
                  IF array::len($used) = 0 { THROW 'invite no longer valid' };
                  CREATE type::record('user', $user) CONTENT { email: $email, password_hash: $pw, created_at: $now } RETURN NONE;
                  CREATE type::record('member', $member) CONTENT { workspace: $ws, user: $user, role: 'member', created_at: $now } RETURN NONE;
@@ -292,19 +313,70 @@ impl Accounts {
             .await?;
         if let Some(error) = root_cause(response.take_errors()) {
             if is_conflict(&error) {
-                return Err(ServiceError::Conflict(
-                    "An account with this email already exists. Sign in instead.".into(),
-                ));
+                // Made by someone else a moment ago: the same answer as a wrong password.
+                self.burn_invite(token).await?;
+                return Err(invite_refused());
             }
             if error.to_string().contains("invite no longer valid") {
-                return Err(ServiceError::Forbidden(
-                    "This invite link is not valid: it was used, has expired, or is mistyped.".into(),
-                ));
+                return Err(invites::invalid());
             }
             return Err(ServiceError::Database(error));
         }
         let workspace = self.workspaces.view(&ws).await?;
         Ok((UserView { id: user_id, email: email.as_str().to_owned() }, workspace))
+    }
+
+    /// An existing account accepts an invite with its own password (and joins as a member, unless
+    /// it already belongs to the workspace); any other password uses the invite up.
+    async fn accept_invite(
+        &self,
+        existing: UserRow,
+        password: Password,
+        token: &str,
+        ws: WorkspaceId,
+    ) -> Result<(UserView, WorkspaceView), ServiceError> {
+        if !password::verify(&self.hashing, Some(password), Some(existing.password_hash.clone())).await? {
+            self.burn_invite(token).await?;
+            return Err(invite_refused());
+        }
+        let now = now_ms();
+        let mut response = self
+            .db
+            .query(
+                "BEGIN TRANSACTION;
+                 LET $used = (UPDATE invite SET used_at = $now, used_by = $user
+                              WHERE hash = $hash AND used_at = NONE AND revoked_at = NONE AND expires_at > $now RETURN VALUE id);
+                 IF array::len($used) = 0 { THROW 'invite no longer valid' };
+                 IF (SELECT VALUE id FROM type::record('member', $member)) = [] {
+                     CREATE type::record('member', $member) CONTENT { workspace: $ws, user: $user, role: 'member', created_at: $now } RETURN NONE;
+                 };
+                 COMMIT TRANSACTION;",
+            )
+            .bind(("hash", invites::stored_hash(token)))
+            .bind(("user", existing.id.clone()))
+            .bind(("ws", ws.as_str().to_owned()))
+            .bind(("member", member_key(ws.as_str(), &existing.id)))
+            .bind(("now", now))
+            .await?;
+        if let Some(error) = root_cause(response.take_errors()) {
+            if error.to_string().contains("invite no longer valid") {
+                return Err(invites::invalid());
+            }
+            return Err(ServiceError::Database(error));
+        }
+        let workspace = self.workspaces.view(&ws).await?;
+        Ok((UserView { id: existing.id, email: existing.email }, workspace))
+    }
+
+    /// Uses an invite up without anyone joining (a refused attempt).
+    async fn burn_invite(&self, token: &str) -> Result<(), ServiceError> {
+        self.db
+            .query("UPDATE invite SET used_at = $now WHERE hash = $hash AND used_at = NONE RETURN NONE")
+            .bind(("hash", invites::stored_hash(token)))
+            .bind(("now", now_ms()))
+            .await?
+            .check()?;
+        Ok(())
     }
 
     /// Checks email and password. Unknown emails and wrong passwords take the same path and time

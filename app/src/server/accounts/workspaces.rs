@@ -42,11 +42,76 @@ pub struct Workspaces {
     max_owned: i64,
 }
 
-/// What a member may do in a workspace: an owner also manages its providers and invites.
+/// What a member may do in a workspace: an owner also manages its providers, prices, budgets
+/// and invites, and every key; a member uses the workspace and manages the keys they created.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
     Owner,
     Member,
+}
+
+/// A proven member of a workspace: who, where, and in what role. Only a membership check
+/// ([`Workspaces::membership`]) makes one: a service method that takes it cannot be reached by
+/// an adapter that skipped the check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Membership {
+    user_id: String,
+    ws: WorkspaceId,
+    role: Role,
+}
+
+impl Membership {
+    pub fn user_id(&self) -> &str {
+        &self.user_id
+    }
+
+    pub fn workspace(&self) -> &WorkspaceId {
+        &self.ws
+    }
+
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// The owner's capability, or `Forbidden` for a member.
+    pub fn owner(&self) -> Result<OwnerScope, ServiceError> {
+        match self.role {
+            Role::Owner => Ok(OwnerScope { user_id: self.user_id.clone(), ws: self.ws.clone() }),
+            Role::Member => Err(ServiceError::Forbidden(
+                "Only the workspace's owners can do this (members use its providers, keys and usage, and manage their own keys).".into(),
+            )),
+        }
+    }
+
+    /// For tests of services: a membership asserted rather than checked.
+    #[cfg(test)]
+    pub(crate) fn trusted(user_id: &str, ws: &WorkspaceId, role: Role) -> Self {
+        Self { user_id: user_id.to_owned(), ws: ws.clone(), role }
+    }
+}
+
+/// Proof that the caller owns the workspace: what every owner-only service method takes (setting
+/// prices and budgets, managing providers and invites). Only [`Membership::owner`] makes one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnerScope {
+    user_id: String,
+    ws: WorkspaceId,
+}
+
+impl OwnerScope {
+    pub fn workspace(&self) -> &WorkspaceId {
+        &self.ws
+    }
+
+    pub fn user_id(&self) -> &str {
+        &self.user_id
+    }
+
+    /// For tests of services: ownership asserted rather than checked.
+    #[cfg(test)]
+    pub(crate) fn trusted(user_id: &str, ws: &WorkspaceId) -> Self {
+        Self { user_id: user_id.to_owned(), ws: ws.clone() }
+    }
 }
 
 impl Workspaces {
@@ -75,14 +140,16 @@ impl Workspaces {
         }
     }
 
-    /// `Forbidden` unless the user owns the workspace.
-    pub async fn require_owner(&self, user_id: &str, ws: &WorkspaceId) -> Result<(), ServiceError> {
-        match self.role(user_id, ws).await? {
-            Role::Owner => Ok(()),
-            Role::Member => Err(ServiceError::Forbidden(
-                "Only the workspace's owners can do this (members use its providers, keys and usage).".into(),
-            )),
-        }
+    /// The user's membership of a workspace they were shown to belong to (`NotFound` when they
+    /// no longer do).
+    pub async fn membership(&self, user_id: &str, ws: &WorkspaceId) -> Result<Membership, ServiceError> {
+        let role = self.role(user_id, ws).await?;
+        Ok(Membership { user_id: user_id.to_owned(), ws: ws.clone(), role })
+    }
+
+    /// The owner's capability, or `Forbidden` unless the user owns the workspace.
+    pub async fn owner(&self, user_id: &str, ws: &WorkspaceId) -> Result<OwnerScope, ServiceError> {
+        self.membership(user_id, ws).await?.owner()
     }
 
     /// The workspaces a user belongs to, oldest membership first.

@@ -15,7 +15,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use surrealdb::types::{Action, SurrealValue};
 
-use crate::server::accounts::workspaces::WorkspaceId;
+use crate::server::accounts::workspaces::{OwnerScope, WorkspaceId};
 use crate::server::platform::cache::Slots;
 use crate::server::platform::db::{Db, now_ms, root_cause};
 use crate::server::platform::error::ServiceError;
@@ -294,7 +294,8 @@ impl Budgets {
 
     /// Sets (or replaces) a budget. A key's budget needs a key of this workspace. The period's
     /// anchor is kept when the budget already existed, so changing a limit does not restart it.
-    pub async fn set(&self, ws: &WorkspaceId, scope: &BudgetScope, input: &BudgetInput) -> Result<(), ServiceError> {
+    pub async fn set(&self, owner: &OwnerScope, scope: &BudgetScope, input: &BudgetInput) -> Result<(), ServiceError> {
+        let ws = owner.workspace();
         let (usd, tokens, days) = parse_input(input)?;
         if let BudgetScope::Key(id) = scope {
             let mut response = self
@@ -329,7 +330,8 @@ impl Budgets {
     }
 
     /// Removes a budget (its period's counters stay, for the record).
-    pub async fn remove(&self, ws: &WorkspaceId, scope: &BudgetScope) -> Result<(), ServiceError> {
+    pub async fn remove(&self, owner: &OwnerScope, scope: &BudgetScope) -> Result<(), ServiceError> {
+        let ws = owner.workspace();
         let mut response = self
             .db
             .query("DELETE type::record('budget', [$ws, $scope]) RETURN BEFORE")

@@ -1,5 +1,14 @@
 use super::*;
 
+fn owner(ws: &WorkspaceId) -> crate::server::accounts::workspaces::OwnerScope {
+    crate::server::accounts::workspaces::OwnerScope::trusted("u1", ws)
+}
+
+fn member(ws: &WorkspaceId) -> crate::server::accounts::workspaces::Membership {
+    use crate::server::accounts::workspaces::{Membership, Role};
+    Membership::trusted("u1", ws, Role::Owner)
+}
+
 async fn service() -> (Budgets, WorkspaceId) {
     let db = Db::memory().await.unwrap();
     (Budgets::new(db), WorkspaceId::trusted("ws1".into()))
@@ -12,10 +21,13 @@ fn dollars(usd: f64) -> BudgetInput {
 #[tokio::test]
 async fn a_budget_is_set_listed_and_removed() {
     let (budgets, ws) = service().await;
-    assert!(budgets.set(&ws, &BudgetScope::Workspace, &BudgetInput::default()).await.is_err(), "a limit is needed");
-    assert!(budgets.set(&ws, &BudgetScope::Workspace, &dollars(-1.0)).await.is_err());
-    assert!(budgets.set(&ws, &BudgetScope::Workspace, &dollars(f64::NAN)).await.is_err());
-    budgets.set(&ws, &BudgetScope::Workspace, &dollars(12.5)).await.unwrap();
+    assert!(
+        budgets.set(&owner(&ws), &BudgetScope::Workspace, &BudgetInput::default()).await.is_err(),
+        "a limit is needed"
+    );
+    assert!(budgets.set(&owner(&ws), &BudgetScope::Workspace, &dollars(-1.0)).await.is_err());
+    assert!(budgets.set(&owner(&ws), &BudgetScope::Workspace, &dollars(f64::NAN)).await.is_err());
+    budgets.set(&owner(&ws), &BudgetScope::Workspace, &dollars(12.5)).await.unwrap();
     let views = budgets.list(&ws, &Default::default()).await.unwrap();
     assert_eq!(views.len(), 1);
     assert_eq!(views[0].usd_limit, Some(12.5));
@@ -23,8 +35,8 @@ async fn a_budget_is_set_listed_and_removed() {
     assert!(views[0].period_start <= now_ms() && now_ms() < views[0].period_end);
     let other = WorkspaceId::trusted("ws2".into());
     assert!(budgets.list(&other, &Default::default()).await.unwrap().is_empty(), "per workspace");
-    assert!(budgets.set(&ws, &BudgetScope::Key("nokey".into()), &dollars(1.0)).await.is_err(), "unknown key");
-    budgets.remove(&ws, &BudgetScope::Workspace).await.unwrap();
+    assert!(budgets.set(&owner(&ws), &BudgetScope::Key("nokey".into()), &dollars(1.0)).await.is_err(), "unknown key");
+    budgets.remove(&owner(&ws), &BudgetScope::Workspace).await.unwrap();
     assert!(budgets.list(&ws, &Default::default()).await.unwrap().is_empty());
     assert!(budgets.rules(&ws).await.unwrap().is_empty(), "the cache forgot it");
 }
@@ -32,7 +44,7 @@ async fn a_budget_is_set_listed_and_removed() {
 #[tokio::test]
 async fn reservations_fit_exactly_and_settle_once() {
     let (budgets, ws) = service().await;
-    budgets.set(&ws, &BudgetScope::Workspace, &dollars(1.0)).await.unwrap();
+    budgets.set(&owner(&ws), &BudgetScope::Workspace, &dollars(1.0)).await.unwrap();
     let rules = budgets.applicable(&ws, "k1").await.unwrap();
     let need = Need { nanos: 400_000_000, tokens: 10 };
     let a = budgets.reserve(&ws, &rules, "a", need).await.unwrap();
@@ -56,10 +68,10 @@ async fn every_applicable_budget_must_fit_or_none_is_charged() {
     let (budgets, ws) = service().await;
     let keys = crate::server::keys::ApiKeys::new(budgets.db.clone());
     let name = crate::types::NewApiKey { name: "first".into(), ..Default::default() };
-    let k1 = keys.create(&ws, name).await.unwrap().key.id;
-    budgets.set(&ws, &BudgetScope::Workspace, &dollars(10.0)).await.unwrap();
+    let k1 = keys.create(&member(&ws), name).await.unwrap().key.id;
+    budgets.set(&owner(&ws), &BudgetScope::Workspace, &dollars(10.0)).await.unwrap();
     let tokens = BudgetInput { token_limit: Some(100), ..BudgetInput::default() };
-    budgets.set(&ws, &BudgetScope::Key(k1.clone()), &tokens).await.unwrap();
+    budgets.set(&owner(&ws), &BudgetScope::Key(k1.clone()), &tokens).await.unwrap();
     let for_k1 = budgets.applicable(&ws, &k1).await.unwrap();
     assert_eq!(for_k1.0.len(), 2);
     assert_eq!(budgets.applicable(&ws, "k2").await.unwrap().0.len(), 1, "another key: only the workspace's");
@@ -76,7 +88,7 @@ async fn every_applicable_budget_must_fit_or_none_is_charged() {
 async fn concurrent_reservations_never_pass_the_limit() {
     let (budgets, ws) = service().await;
     // Worth exactly 50 calls of 2 cents.
-    budgets.set(&ws, &BudgetScope::Workspace, &dollars(1.0)).await.unwrap();
+    budgets.set(&owner(&ws), &BudgetScope::Workspace, &dollars(1.0)).await.unwrap();
     let rules = budgets.applicable(&ws, "k").await.unwrap();
     let need = Need { nanos: 20_000_000, tokens: 1 };
     let mut tasks = tokio::task::JoinSet::new();
@@ -100,7 +112,7 @@ async fn concurrent_reservations_never_pass_the_limit() {
 #[tokio::test]
 async fn unsettled_holds_are_charged_their_worst_case_by_the_sweeper() {
     let (budgets, ws) = service().await;
-    budgets.set(&ws, &BudgetScope::Workspace, &dollars(1.0)).await.unwrap();
+    budgets.set(&owner(&ws), &BudgetScope::Workspace, &dollars(1.0)).await.unwrap();
     let rules = budgets.applicable(&ws, "k").await.unwrap();
     budgets.reserve(&ws, &rules, "lost", Need { nanos: 300_000_000, tokens: 7 }).await.unwrap();
     assert_eq!(budgets.sweep(Duration::from_secs(3600)).await.unwrap(), 0, "a young hold is left alone");
@@ -113,7 +125,7 @@ async fn unsettled_holds_are_charged_their_worst_case_by_the_sweeper() {
 #[tokio::test]
 async fn an_extension_fits_the_same_limits_or_changes_nothing() {
     let (budgets, ws) = service().await;
-    budgets.set(&ws, &BudgetScope::Workspace, &dollars(1.0)).await.unwrap();
+    budgets.set(&owner(&ws), &BudgetScope::Workspace, &dollars(1.0)).await.unwrap();
     let rules = budgets.applicable(&ws, "k").await.unwrap();
     let need = Need { nanos: 400_000_000, tokens: 10 };
     let mut hold = budgets.reserve(&ws, &rules, "a", need).await.unwrap();

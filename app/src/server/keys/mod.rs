@@ -9,7 +9,7 @@ use std::time::Duration;
 use dashmap::DashMap;
 use surrealdb::types::{Action, SurrealValue};
 
-use crate::server::accounts::workspaces::WorkspaceId;
+use crate::server::accounts::workspaces::{Membership, Role, WorkspaceId};
 use crate::server::platform::cache::Slots;
 use crate::server::platform::db::{Db, new_id, now_ms};
 use crate::server::platform::error::ServiceError;
@@ -211,13 +211,20 @@ struct Row {
     revoked_at: Option<i64>,
     last_used_at: Option<i64>,
     rate_limit_per_min: Option<i64>,
+    created_by: Option<String>,
+    created_by_email: Option<String>,
 }
 
-const COLUMNS: &str =
-    "record::id(id) AS id, name, hash, preview, created_at, expires_at, revoked_at, last_used_at, rate_limit_per_min";
+const COLUMNS: &str = "record::id(id) AS id, name, hash, preview, created_at, expires_at, revoked_at, last_used_at, \
+    rate_limit_per_min, created_by, (IF created_by != NONE { type::record('user', created_by).email }) AS created_by_email";
 
 impl Row {
-    fn view(&self) -> ApiKeyView {
+    /// Whether `who` may revoke or delete this key: an owner any, a member only their own.
+    fn managed_by(&self, who: &Membership) -> bool {
+        who.role() == Role::Owner || self.created_by.as_deref() == Some(who.user_id())
+    }
+
+    fn view(&self, who: &Membership) -> ApiKeyView {
         let state = if self.revoked_at.is_some() {
             KeyState::Revoked
         } else if self.expires_at.is_some_and(|at| at <= now_ms()) {
@@ -235,6 +242,8 @@ impl Row {
             revoked_at: self.revoked_at,
             last_used_at: self.last_used_at,
             rate_limit_per_min: self.rate_limit_per_min.and_then(|v| u32::try_from(v).ok()),
+            created_by: self.created_by_email.clone(),
+            yours: self.managed_by(who),
         }
     }
 }
@@ -277,16 +286,24 @@ pub struct ApiKeys {
     cache: Arc<KeyCache>,
     /// Keys one workspace may have (revoked ones count until deleted).
     max_per_workspace: i64,
+    /// The per-key limit a key gets by default: the most a member may give a key of their own.
+    default_rate_limit: u32,
 }
 
 impl ApiKeys {
     pub fn new(db: Db) -> Self {
-        Self { db, cache: Arc::new(KeyCache::new()), max_per_workspace: 500 }
+        Self { db, cache: Arc::new(KeyCache::new()), max_per_workspace: 500, default_rate_limit: MAX_RATE_LIMIT }
     }
 
     /// With a quota on the keys one workspace may have.
     pub fn with_quota(mut self, max_per_workspace: i64) -> Self {
         self.max_per_workspace = max_per_workspace;
+        self
+    }
+
+    /// With the server's default per-key limit (members may not give their keys more).
+    pub fn with_default_rate_limit(mut self, per_min: u32) -> Self {
+        self.default_rate_limit = per_min;
         self
     }
 
@@ -319,11 +336,20 @@ impl ApiKeys {
         (self.cache.lookups.load(Relaxed), self.cache.refused_unlooked.load(Relaxed))
     }
 
-    pub async fn create(&self, ws: &WorkspaceId, input: NewApiKey) -> Result<CreatedApiKey, ServiceError> {
+    /// Creates a key in the member's workspace, recorded as theirs. A member's key may not have a
+    /// higher rate limit than the server's default per key (owners set any).
+    pub async fn create(&self, who: &Membership, input: NewApiKey) -> Result<CreatedApiKey, ServiceError> {
+        let ws = who.workspace();
         let name = parse_name(&input.name)?;
         let now = now_ms();
         let expires_at = parse_expiry(&input, now)?;
         let rate_limit = parse_rate_limit(input.rate_limit_per_min)?;
+        if who.role() == Role::Member && rate_limit.is_some_and(|n| n > self.default_rate_limit) {
+            return Err(ServiceError::Forbidden(format!(
+                "A member's key can have at most the server's limit of {} requests per minute (owners can set more).",
+                self.default_rate_limit
+            )));
+        }
         let mut response = self
             .db
             .query("SELECT VALUE count() FROM api_key WHERE workspace = $ws GROUP ALL")
@@ -342,7 +368,8 @@ impl ApiKeys {
             .query(
                 "CREATE type::record('api_key', $id) CONTENT {
                     workspace: $ws, name: $name, hash: $hash, preview: $preview, created_at: $now,
-                    expires_at: $expires_at, revoked_at: NONE, last_used_at: NONE, rate_limit_per_min: $rate_limit
+                    expires_at: $expires_at, revoked_at: NONE, last_used_at: NONE, rate_limit_per_min: $rate_limit,
+                    created_by: $by
                  } RETURN NONE",
             )
             .bind(("id", id.clone()))
@@ -353,6 +380,7 @@ impl ApiKeys {
             .bind(("now", now))
             .bind(("expires_at", expires_at))
             .bind(("rate_limit", rate_limit.map(i64::from)))
+            .bind(("by", who.user_id().to_owned()))
             .await?
             .check()?;
         self.cache.learn(&token.hash);
@@ -366,18 +394,47 @@ impl ApiKeys {
             revoked_at: None,
             last_used_at: None,
             rate_limit_per_min: rate_limit,
+            created_by: None,
+            yours: true,
         };
         Ok(CreatedApiKey { key, token: token.token.clone() })
     }
 
-    pub async fn list(&self, ws: &WorkspaceId) -> Result<Vec<ApiKeyView>, ServiceError> {
+    /// Every key of the member's workspace, newest first (each says whether they may manage it).
+    pub async fn list(&self, who: &Membership) -> Result<Vec<ApiKeyView>, ServiceError> {
         let mut response = self
             .db
             .query(format!("SELECT {COLUMNS} FROM api_key WHERE workspace = $ws ORDER BY created_at DESC"))
-            .bind(("ws", ws.as_str().to_owned()))
+            .bind(("ws", who.workspace().as_str().to_owned()))
             .await?;
         let rows: Vec<Row> = response.take(0)?;
-        Ok(rows.iter().map(Row::view).collect())
+        Ok(rows.iter().map(|r| r.view(who)).collect())
+    }
+
+    /// The keys of a workspace by id and name (for labels and budget names).
+    pub async fn names(&self, ws: &WorkspaceId) -> Result<Vec<(String, String)>, ServiceError> {
+        #[derive(SurrealValue)]
+        struct Named {
+            id: String,
+            name: String,
+        }
+        let mut response = self
+            .db
+            .query("SELECT record::id(id) AS id, name FROM api_key WHERE workspace = $ws")
+            .bind(("ws", ws.as_str().to_owned()))
+            .await?;
+        let rows: Vec<Named> = response.take(0)?;
+        Ok(rows.into_iter().map(|r| (r.id, r.name)).collect())
+    }
+
+    /// The key, if `who` may manage it (`Forbidden` for a member and another's key).
+    async fn managed(&self, who: &Membership, id: &str) -> Result<Row, ServiceError> {
+        let row = self.row(who.workspace(), id).await?;
+        if row.managed_by(who) {
+            Ok(row)
+        } else {
+            Err(ServiceError::Forbidden("Members can revoke and delete only the keys they created.".into()))
+        }
     }
 
     async fn row(&self, ws: &WorkspaceId, id: &str) -> Result<Row, ServiceError> {
@@ -390,9 +447,11 @@ impl ApiKeys {
         response.take::<Option<Row>>(0)?.ok_or(ServiceError::NotFound("API key"))
     }
 
-    /// Revokes a key; the very next gateway request with it is refused.
-    pub async fn revoke(&self, ws: &WorkspaceId, id: &str) -> Result<ApiKeyView, ServiceError> {
-        let mut current = self.row(ws, id).await?;
+    /// Revokes a key (owners: any; members: their own); the very next gateway request with it is
+    /// refused.
+    pub async fn revoke(&self, who: &Membership, id: &str) -> Result<ApiKeyView, ServiceError> {
+        let ws = who.workspace();
+        let mut current = self.managed(who, id).await?;
         if current.revoked_at.is_none() {
             let now = now_ms();
             self.db
@@ -405,11 +464,13 @@ impl ApiKeys {
             current.revoked_at = Some(now);
         }
         self.cache.slots.invalidate(&current.hash);
-        Ok(current.view())
+        Ok(current.view(who))
     }
 
-    pub async fn delete(&self, ws: &WorkspaceId, id: &str) -> Result<(), ServiceError> {
-        let current = self.row(ws, id).await?;
+    /// Deletes a key (owners: any; members: their own).
+    pub async fn delete(&self, who: &Membership, id: &str) -> Result<(), ServiceError> {
+        let ws = who.workspace();
+        let current = self.managed(who, id).await?;
         self.db
             .query("DELETE type::record('api_key', $id) WHERE workspace = $ws RETURN NONE")
             .bind(("id", id.to_owned()))

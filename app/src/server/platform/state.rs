@@ -110,7 +110,7 @@ impl Services {
         &self,
         ws: &crate::server::accounts::workspaces::WorkspaceId,
     ) -> Result<Vec<crate::types::BudgetView>, ServiceError> {
-        let names = self.keys.list(ws).await?.into_iter().map(|k| (k.id, k.name)).collect();
+        let names = self.keys.names(ws).await?.into_iter().collect();
         self.budgets.list(ws, &names).await
     }
 
@@ -165,7 +165,9 @@ impl AppState {
         .with_quota(settings.quotas.providers_per_workspace);
         Ok(Self(Arc::new(Services {
             leptos_options,
-            keys: ApiKeys::new(db.clone()).with_quota(settings.quotas.keys_per_workspace),
+            keys: ApiKeys::new(db.clone())
+                .with_quota(settings.quotas.keys_per_workspace)
+                .with_default_rate_limit(settings.rate_limit_key_per_min.get()),
             prices: Prices::new(db.clone(), table),
             reports: Reports::new(db.clone()),
             budgets: Budgets::new(db.clone()),

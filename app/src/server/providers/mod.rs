@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use surrealdb::types::{Action, SurrealValue};
 
-use crate::server::accounts::workspaces::WorkspaceId;
+use crate::server::accounts::workspaces::{OwnerScope, WorkspaceId};
 use crate::server::platform::cache::Slots;
 use crate::server::platform::crypto::{Cipher, provider_aad};
 use crate::server::platform::db::{Db, new_id, now_ms};
@@ -282,7 +282,9 @@ impl Providers {
         self
     }
 
-    pub async fn create(&self, ws: &WorkspaceId, mut input: NewProvider) -> Result<ProviderView, ServiceError> {
+    /// Adds a provider (owners only).
+    pub async fn create(&self, owner: &OwnerScope, mut input: NewProvider) -> Result<ProviderView, ServiceError> {
+        let ws = owner.workspace();
         let mut response = self
             .db
             .query("SELECT VALUE count() FROM provider WHERE workspace = $ws GROUP ALL")
@@ -348,12 +350,14 @@ impl Providers {
 
     /// Applies the fields present in `patch`. Without a new key the sealed key is left untouched
     /// (the masked preview is never written back).
+    /// Changes a provider (owners only).
     pub async fn update(
         &self,
-        ws: &WorkspaceId,
+        owner: &OwnerScope,
         id: &str,
         mut patch: ProviderPatch,
     ) -> Result<ProviderView, ServiceError> {
+        let ws = owner.workspace();
         let mut current = self.row(ws, id).await?;
         let kind = current.kind()?;
         if let Some(label) = patch.label.as_deref() {
@@ -422,7 +426,9 @@ impl Providers {
         current.view()
     }
 
-    pub async fn delete(&self, ws: &WorkspaceId, id: &str) -> Result<(), ServiceError> {
+    /// Removes a provider (owners only).
+    pub async fn delete(&self, owner: &OwnerScope, id: &str) -> Result<(), ServiceError> {
+        let ws = owner.workspace();
         self.row(ws, id).await?;
         self.db
             .query("DELETE type::record('provider', $id) WHERE workspace = $ws RETURN NONE")

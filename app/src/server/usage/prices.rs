@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use surrealdb::types::SurrealValue;
 
-use crate::server::accounts::workspaces::WorkspaceId;
+use crate::server::accounts::workspaces::{OwnerScope, WorkspaceId};
 use crate::server::platform::cache::Slots;
 use crate::server::platform::db::{Db, now_ms};
 use crate::server::platform::error::ServiceError;
@@ -251,14 +251,17 @@ impl Prices {
     }
 
     /// Sets (or replaces) the workspace's price for a model; new requests use it.
+    /// Sets the workspace's own price for a model (owners only: a price voids or raises every
+    /// dollar budget).
     pub async fn set(
         &self,
-        ws: &WorkspaceId,
+        owner: &OwnerScope,
         kind: &str,
         model: &str,
         input: f64,
         output: f64,
     ) -> Result<PriceOverride, ServiceError> {
+        let ws = owner.workspace();
         let kind = ProviderKind::parse(kind).map_err(ServiceError::Invalid)?;
         let model = model.trim();
         if model.is_empty() || model.len() > 200 || model.chars().any(char::is_whitespace) {
@@ -333,7 +336,9 @@ impl Prices {
         Ok(out)
     }
 
-    pub async fn delete(&self, ws: &WorkspaceId, kind: &str, model: &str) -> Result<(), ServiceError> {
+    /// Removes the workspace's own price for a model (owners only).
+    pub async fn delete(&self, owner: &OwnerScope, kind: &str, model: &str) -> Result<(), ServiceError> {
+        let ws = owner.workspace();
         let key = format!("{}|{}", ws.as_str(), override_key(kind.trim(), model.trim()));
         self.db
             .query("DELETE type::record('price_override', $key) WHERE workspace = $ws RETURN NONE")

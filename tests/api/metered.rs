@@ -1,0 +1,381 @@
+//! A metered upstream: plays OpenAI (chat completions, Responses) and Anthropic (Messages) as
+//! their billing works, and keeps a ledger of what it would bill for each call: the prompt as its
+//! own tokenizer counts it, and every output token it generated, those nobody read included (a
+//! stream cut short is billed up to the token it was producing when it saw the connection close;
+//! a whole answer the caller gave up waiting for is billed in full). It checks what the real
+//! services check (the key, Anthropic's version header, `max_tokens` required by Anthropic,
+//! integer bounds) and honours the output bound and `n` it is sent. Calls are known by a tag
+//! `[call:NAME]` in their prompt.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use futures::StreamExt as _;
+use serde_json::{Value, json};
+
+pub const KEY: &str = crate::mock::VALID_KEY;
+
+/// Output pieces, each one token for the provider (and for `o200k_base`).
+const WORDS: [&str; 8] = [" the", " of", " and", " to", " in", " a", " is", " that"];
+
+/// What the provider would bill one call (summed over every attempt that reached it).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Bill {
+    pub prompt: u64,
+    pub output: u64,
+    pub requests: u32,
+}
+
+/// How the mock answers one tag.
+#[derive(Debug, Clone, Copy)]
+pub struct Plan {
+    /// Output tokens per choice the model would write if nothing bounded it.
+    pub length: u64,
+    /// Wait before the first byte, on the tag's first request only (a provider slower than the
+    /// gateway's first-byte timeout that generates the answer anyway).
+    pub first_delay: Duration,
+    /// Between streamed tokens.
+    pub gap: Duration,
+}
+
+impl Default for Plan {
+    fn default() -> Self {
+        Self { length: 40, first_delay: Duration::ZERO, gap: Duration::from_millis(4) }
+    }
+}
+
+#[derive(Default)]
+struct Books {
+    bills: HashMap<String, Bill>,
+    plans: HashMap<String, Plan>,
+}
+
+#[derive(Clone)]
+pub struct Metered {
+    pub addr: SocketAddr,
+    books: Arc<Mutex<Books>>,
+}
+
+impl Metered {
+    pub async fn start() -> Self {
+        let books = Arc::new(Mutex::new(Books::default()));
+        let router = Router::new()
+            .route("/v1/chat/completions", post(chat))
+            .route("/v1/responses", post(responses))
+            .route("/v1/messages", post(messages))
+            .with_state(Arc::clone(&books));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        Self { addr, books }
+    }
+
+    /// The base URL for OpenAI-style kinds (with `/v1`) or Anthropic's (without).
+    pub fn base_url(&self, anthropic: bool) -> String {
+        if anthropic { format!("http://{}", self.addr) } else { format!("http://{}/v1", self.addr) }
+    }
+
+    pub fn plan(&self, tag: &str, plan: Plan) {
+        self.books.lock().unwrap().plans.insert(tag.to_owned(), plan);
+    }
+
+    /// What the provider would bill for a tag (nothing if it never saw it).
+    pub fn bill(&self, tag: &str) -> Bill {
+        self.books.lock().unwrap().bills.get(tag).copied().unwrap_or_default()
+    }
+}
+
+type Shared = Arc<Mutex<Books>>;
+
+/// The tag in a prompt, and the prompt's tokens as this provider counts them: its tokenizer
+/// counts about a tenth more than `o200k_base`, plus framing per message.
+fn read_prompt(body: &Value) -> (String, u64) {
+    let mut text = String::new();
+    fn strings(v: &Value, out: &mut String) {
+        match v {
+            Value::String(s) => {
+                out.push_str(s);
+                out.push('\n');
+            }
+            Value::Array(a) => a.iter().for_each(|v| strings(v, out)),
+            Value::Object(o) => o.values().for_each(|v| strings(v, out)),
+            _ => {}
+        }
+    }
+    let mut turns = 0;
+    for field in ["system", "messages", "input", "instructions"] {
+        if let Some(v) = body.get(field) {
+            strings(v, &mut text);
+            turns += v.as_array().map_or(1, Vec::len) as u64;
+        }
+    }
+    let tag = text.split("[call:").nth(1).and_then(|rest| rest.split(']').next()).unwrap_or("untagged").to_owned();
+    let bpe = tiktoken_rs::o200k_base_singleton().encode_ordinary(&text).len() as u64;
+    (tag, (bpe * 11).div_ceil(10) + 3 * turns)
+}
+
+/// A positive integer bound, or none; anything else is the provider's 400.
+fn bound(body: &Value, field: &str) -> Result<Option<u64>, String> {
+    match body.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => {
+            v.as_u64().filter(|n| *n >= 1).map(Some).ok_or_else(|| format!("{field} must be a positive integer"))
+        }
+    }
+}
+
+/// Starts billing one request: its prompt, and (for a whole answer) every token it will write.
+/// Returns the tag, the plan, and the output tokens per choice.
+fn admit(
+    books: &Shared,
+    body: &Value,
+    bound_per_choice: Option<u64>,
+    choices: u64,
+    whole: bool,
+) -> (String, Plan, u64, u64) {
+    let (tag, prompt) = read_prompt(body);
+    let mut books = books.lock().unwrap();
+    let plan = books.plans.get(&tag).copied().unwrap_or_default();
+    let first = !books.bills.contains_key(&tag);
+    let per_choice = bound_per_choice.map_or(plan.length, |b| b.min(plan.length));
+    let bill = books.bills.entry(tag.clone()).or_default();
+    bill.prompt += prompt;
+    bill.requests += 1;
+    if whole {
+        bill.output += per_choice * choices;
+    }
+    let plan = if first { plan } else { Plan { first_delay: Duration::ZERO, ..plan } };
+    (tag, plan, per_choice, prompt)
+}
+
+fn produced(books: &Shared, tag: &str) {
+    books.lock().unwrap().bills.entry(tag.to_owned()).or_default().output += 1;
+}
+
+fn openai_error(status: StatusCode, message: &str) -> Response {
+    (
+        status,
+        axum::Json(
+            json!({"error": {"message": message, "type": "invalid_request_error", "param": null, "code": null}}),
+        ),
+    )
+        .into_response()
+}
+
+fn bearer_ok(headers: &HeaderMap) -> bool {
+    headers.get("authorization").and_then(|v| v.to_str().ok()) == Some(&format!("Bearer {KEY}"))
+}
+
+fn sse(events: impl futures::Stream<Item = String> + Send + 'static) -> Response {
+    Response::builder()
+        .header("content-type", "text/event-stream")
+        .body(Body::from_stream(events.map(|e| Ok::<_, std::io::Error>(Bytes::from(e)))))
+        .unwrap()
+}
+
+/// Tokens produced one at a time, `gap` apart, each billed as it is produced; `event` writes
+/// token `i` (of choice `c`).
+fn token_stream(
+    books: Shared,
+    tag: String,
+    gap: Duration,
+    total: u64,
+    event: impl Fn(u64) -> String + Send + 'static,
+) -> impl futures::Stream<Item = String> + Send + 'static {
+    futures::stream::unfold(0u64, move |i| {
+        let (books, tag) = (Arc::clone(&books), tag.clone());
+        let piece = (i < total).then(|| event(i));
+        async move {
+            let piece = piece?;
+            tokio::time::sleep(gap).await;
+            produced(&books, &tag);
+            Some((piece, i + 1))
+        }
+    })
+}
+
+fn word(i: u64) -> &'static str {
+    WORDS[(i % WORDS.len() as u64) as usize]
+}
+
+async fn chat(State(books): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+    if !bearer_ok(&headers) {
+        return openai_error(StatusCode::UNAUTHORIZED, "Incorrect API key provided.");
+    }
+    let body: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(_) => return openai_error(StatusCode::BAD_REQUEST, "invalid JSON"),
+    };
+    let asked = match (bound(&body, "max_completion_tokens"), bound(&body, "max_tokens"), bound(&body, "n")) {
+        (Ok(a), Ok(b), Ok(n)) => (a.or(b), n.unwrap_or(1)),
+        (Err(e), ..) | (_, Err(e), _) | (.., Err(e)) => return openai_error(StatusCode::BAD_REQUEST, &e),
+    };
+    let stream = body["stream"].as_bool() == Some(true);
+    let (tag, plan, per_choice, prompt) = admit(&books, &body, asked.0, asked.1, !stream);
+    let choices = asked.1;
+    tokio::time::sleep(plan.first_delay).await;
+    let model = body["model"].as_str().unwrap_or("metered").to_owned();
+    if !stream {
+        let text: String = (0..per_choice).map(word).collect();
+        let choices: Vec<Value> = (0..choices)
+            .map(|c| json!({"index": c, "message": {"role": "assistant", "content": text}, "finish_reason": "length"}))
+            .collect();
+        let completion = per_choice * asked.1;
+        return axum::Json(json!({"id": "chatcmpl-m", "object": "chat.completion", "created": 1, "model": model,
+            "choices": choices, "usage": {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}}))
+        .into_response();
+    }
+    let include_usage = body["stream_options"]["include_usage"].as_bool() == Some(true);
+    let total = per_choice * choices;
+    let chunk = {
+        let model = model.clone();
+        move |i: u64| {
+            let delta = json!({"id": "chatcmpl-m", "object": "chat.completion.chunk", "created": 1, "model": model,
+                "choices": [{"index": i % choices, "delta": {"content": word(i / choices)}, "finish_reason": null}]});
+            format!("data: {delta}\n\n")
+        }
+    };
+    let tokens = token_stream(Arc::clone(&books), tag, plan.gap, total, chunk);
+    let end = futures::stream::iter({
+        let mut tail = Vec::new();
+        for c in 0..choices {
+            let finish = json!({"id": "chatcmpl-m", "object": "chat.completion.chunk", "created": 1, "model": model,
+                "choices": [{"index": c, "delta": {}, "finish_reason": "length"}]});
+            tail.push(format!("data: {finish}\n\n"));
+        }
+        if include_usage {
+            let usage = json!({"id": "chatcmpl-m", "object": "chat.completion.chunk", "created": 1, "model": model, "choices": [],
+                "usage": {"prompt_tokens": prompt, "completion_tokens": total, "total_tokens": prompt + total}});
+            tail.push(format!("data: {usage}\n\n"));
+        }
+        tail.push("data: [DONE]\n\n".to_owned());
+        tail
+    });
+    sse(tokens.chain(end))
+}
+
+async fn responses(State(books): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+    if !bearer_ok(&headers) {
+        return openai_error(StatusCode::UNAUTHORIZED, "Incorrect API key provided.");
+    }
+    let body: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(_) => return openai_error(StatusCode::BAD_REQUEST, "invalid JSON"),
+    };
+    let asked = match bound(&body, "max_output_tokens") {
+        Ok(a) => a,
+        Err(e) => return openai_error(StatusCode::BAD_REQUEST, &e),
+    };
+    let stream = body["stream"].as_bool() == Some(true);
+    let (tag, plan, per_choice, prompt) = admit(&books, &body, asked, 1, !stream);
+    tokio::time::sleep(plan.first_delay).await;
+    let model = body["model"].as_str().unwrap_or("metered").to_owned();
+    let text: String = (0..per_choice).map(word).collect();
+    let usage = json!({"input_tokens": prompt, "input_tokens_details": {"cached_tokens": 0}, "output_tokens": per_choice,
+        "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": prompt + per_choice});
+    let item = json!({"type": "message", "id": "msg_1", "status": "completed", "role": "assistant",
+        "content": [{"type": "output_text", "text": text, "annotations": []}]});
+    let response = |status: &str, output: Value, usage: Value| {
+        json!({"id": "resp_m", "object": "response", "created_at": 1, "status": status, "model": model, "output": output,
+               "usage": usage, "error": null, "incomplete_details": null})
+    };
+    if !stream {
+        return axum::Json(response("completed", json!([item]), usage)).into_response();
+    }
+    let head = futures::stream::iter(vec![
+        format!(
+            "event: response.created\ndata: {}\n\n",
+            json!({"type": "response.created", "response": response("in_progress", json!([]), Value::Null)})
+        ),
+        format!(
+            "event: response.output_item.added\ndata: {}\n\n",
+            json!({"type": "response.output_item.added", "output_index": 0,
+            "item": {"type": "message", "id": "msg_1", "status": "in_progress", "role": "assistant", "content": []}})
+        ),
+    ]);
+    let tokens = token_stream(Arc::clone(&books), tag, plan.gap, per_choice, |i| {
+        let delta = json!({"type": "response.output_text.delta", "item_id": "msg_1", "output_index": 0, "content_index": 0, "delta": word(i)});
+        format!("event: response.output_text.delta\ndata: {delta}\n\n")
+    });
+    let completed = json!({"type": "response.completed", "response": response("completed", json!([item]), usage)});
+    let end = futures::stream::iter(vec![format!("event: response.completed\ndata: {completed}\n\n")]);
+    sse(head.chain(tokens).chain(end))
+}
+
+fn anthropic_error(status: StatusCode, kind: &str, message: &str) -> Response {
+    (status, axum::Json(json!({"type": "error", "error": {"type": kind, "message": message}}))).into_response()
+}
+
+async fn messages(State(books): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+    if headers.get("x-api-key").and_then(|v| v.to_str().ok()) != Some(KEY) {
+        return anthropic_error(StatusCode::UNAUTHORIZED, "authentication_error", "invalid x-api-key");
+    }
+    if headers.get("anthropic-version").and_then(|v| v.to_str().ok()) != Some("2023-06-01") {
+        return anthropic_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            "anthropic-version: header is required",
+        );
+    }
+    let body: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(_) => return anthropic_error(StatusCode::BAD_REQUEST, "invalid_request_error", "invalid JSON"),
+    };
+    let max_tokens = match bound(&body, "max_tokens") {
+        Ok(Some(n)) => n,
+        Ok(None) => {
+            return anthropic_error(StatusCode::BAD_REQUEST, "invalid_request_error", "max_tokens: Field required");
+        }
+        Err(e) => return anthropic_error(StatusCode::BAD_REQUEST, "invalid_request_error", &e),
+    };
+    let stream = body["stream"].as_bool() == Some(true);
+    let (tag, plan, per_choice, prompt) = admit(&books, &body, Some(max_tokens), 1, !stream);
+    tokio::time::sleep(plan.first_delay).await;
+    let model = body["model"].as_str().unwrap_or("claude-metered").to_owned();
+    let stop = if per_choice < plan.length { "max_tokens" } else { "end_turn" };
+    if !stream {
+        let text: String = (0..per_choice).map(word).collect();
+        return axum::Json(json!({"id": "msg_m", "type": "message", "role": "assistant", "model": model,
+            "content": [{"type": "text", "text": text}], "stop_reason": stop, "stop_sequence": null,
+            "usage": {"input_tokens": prompt, "output_tokens": per_choice}}))
+        .into_response();
+    }
+    let event = |name: &str, data: Value| format!("event: {name}\ndata: {data}\n\n");
+    let head = futures::stream::iter(vec![
+        event(
+            "message_start",
+            json!({"type": "message_start", "message": {"id": "msg_m", "type": "message", "role": "assistant",
+            "model": model, "content": [], "stop_reason": null, "usage": {"input_tokens": prompt, "output_tokens": 1}}}),
+        ),
+        event(
+            "content_block_start",
+            json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+        ),
+        event("ping", json!({"type": "ping"})),
+    ]);
+    let tokens = token_stream(Arc::clone(&books), tag, plan.gap, per_choice, |i| {
+        let delta =
+            json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": word(i)}});
+        format!("event: content_block_delta\ndata: {delta}\n\n")
+    });
+    let end = futures::stream::iter(vec![
+        event("content_block_stop", json!({"type": "content_block_stop", "index": 0})),
+        event(
+            "message_delta",
+            json!({"type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": null},
+            "usage": {"output_tokens": per_choice}}),
+        ),
+        event("message_stop", json!({"type": "message_stop"})),
+    ]);
+    sse(head.chain(tokens).chain(end))
+}
