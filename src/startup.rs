@@ -81,6 +81,8 @@ impl Application {
         let state = AppState::new(leptos_options, db.clone(), settings, clock, usage)?;
         let shutdown = CancellationToken::new();
         let store = SurrealSessionStore::new(db.clone());
+        // Shared limits split by the instances alive: counted before the first request.
+        state.limiters.heartbeat().await;
         let mut background = crate::tasks::spawn_all(&state, store.clone(), &shutdown);
         background.push(app::server::platform::live::spawn(db, state.followers(), shutdown.clone()).await);
         // After the followers run, so a key created meanwhile elsewhere is learnt either way.

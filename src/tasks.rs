@@ -1,5 +1,6 @@
-//! The background work of one instance, each on a clock until shutdown: the expired-session sweep,
-//! the limiters' pruning, API keys' last-use times, request-record retention, and the budget
+//! The background work of one instance, each on a clock until shutdown: the heartbeat that tells
+//! the other instances on the database this one is alive, the expired-session sweep, the
+//! limiters' pruning, API keys' last-use times, request-record retention, and the budget
 //! holds no instance settled.
 
 use std::time::Duration;
@@ -42,7 +43,12 @@ pub fn spawn_all(state: &AppState, sessions: SurrealSessionStore, stop: &Cancell
     let keys = state.clone();
     let retention = state.clone();
     let holds = state.clone();
+    let heartbeat = state.clone();
     vec![
+        every(Duration::from_secs(5), stop.clone(), false, move || {
+            let state = heartbeat.clone();
+            async move { state.limiters.heartbeat().await }
+        }),
         every(Duration::from_secs(600), stop.clone(), false, move || {
             let sessions = sessions.clone();
             async move {

@@ -7,6 +7,7 @@ mod at_rest;
 mod budgets;
 mod cluster;
 mod dashboard;
+mod full_disk;
 mod gateway;
 mod health;
 mod helpers;

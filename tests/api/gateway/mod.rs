@@ -3,6 +3,7 @@
 
 mod auth;
 mod fallback;
+mod hostile;
 mod protocols;
 mod requests;
 mod streaming;

@@ -17,7 +17,7 @@ use surrealdb::types::{Action, SurrealValue};
 
 use crate::server::accounts::workspaces::{OwnerScope, WorkspaceId};
 use crate::server::platform::cache::Slots;
-use crate::server::platform::db::{Db, now_ms, root_cause};
+use crate::server::platform::db::{Db, is_retryable, now_ms, root_cause};
 use crate::server::platform::error::ServiceError;
 use crate::server::platform::live::Follower;
 use crate::types::{BudgetInput, BudgetScope, BudgetView};
@@ -638,12 +638,6 @@ impl Budgets {
         }
         Ok(stale.len())
     }
-}
-
-/// A transaction that lost to a concurrent one (and can run again).
-fn is_retryable(e: &surrealdb::Error) -> bool {
-    let message = e.message().to_ascii_lowercase();
-    message.contains("conflict") || message.contains("can be retried") || message.contains("retry")
 }
 
 async fn backoff(attempt: u32) {

@@ -246,6 +246,16 @@ pub fn root_cause(errors: std::collections::HashMap<usize, surrealdb::Error>) ->
     }
 }
 
+/// Whether a transaction lost a write conflict to a concurrent one and can simply run again: by
+/// the error's kind, or (the embedded engine reports some conflicts only in words) its text.
+pub fn is_retryable(e: &surrealdb::Error) -> bool {
+    if matches!(e.query_details(), Some(surrealdb::types::QueryError::TransactionConflict)) {
+        return true;
+    }
+    let message = e.message().to_ascii_lowercase();
+    message.contains("conflict") || message.contains("can be retried")
+}
+
 /// Whether a database error is a uniqueness conflict (unique index or existing record id).
 pub fn is_conflict(e: &surrealdb::Error) -> bool {
     e.is_already_exists() || e.message().contains("already contains") || e.message().contains("already exists")

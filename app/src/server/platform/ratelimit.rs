@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::config::Settings;
 use super::db::Db;
-use super::shared_limits::SharedLimits;
+use super::shared_limits::{Decided, SharedLimits};
 
 /// The client address the IP limit was applied to, put in the request's extensions for the
 /// handlers (login limits, logs).
@@ -187,33 +187,55 @@ impl Limiters {
         self.shared.is_some()
     }
 
-    /// Checks this instance decided alone because the database did not answer in time.
+    /// Checks this instance decided alone (at its share of the limit) because the database was
+    /// slow for that key.
     pub fn shared_fallbacks(&self) -> u64 {
         self.shared_fallbacks.load(Ordering::Relaxed)
+    }
+
+    fn counted(&self, decided: Decided) -> Decision {
+        match decided {
+            Decided::Shared(decision) => decision,
+            Decided::Local(decision) => {
+                self.shared_fallbacks.fetch_add(1, Ordering::Relaxed);
+                decision
+            }
+        }
     }
 
     /// The per-IP limit, shared across instances when configured.
     pub async fn ip(&self, ip: IpAddr) -> Decision {
         let key = limit_key(ip);
-        if let Some(shared) = &self.shared {
-            match shared.check("ip", &key.to_string(), self.ip.per_min).await {
-                Some(decision) => return decision,
-                None => self.shared_fallbacks.fetch_add(1, Ordering::Relaxed),
-            };
+        match &self.shared {
+            Some(shared) => self.counted(shared.check("ip", &key.to_string(), self.ip.per_min).await),
+            None => self.ip.check(&key),
         }
-        self.ip.check(&key)
     }
 
     /// The per-key limit, shared across instances when configured.
     pub async fn key(&self, key_id: &str, override_per_min: Option<u32>) -> Decision {
-        if let Some(shared) = &self.shared {
-            let per_min = override_per_min.and_then(NonZeroU32::new).unwrap_or(self.key_default).get();
-            match shared.check("key", key_id, per_min).await {
-                Some(decision) => return decision,
-                None => self.shared_fallbacks.fetch_add(1, Ordering::Relaxed),
-            };
+        match &self.shared {
+            Some(shared) => {
+                let per_min = override_per_min.and_then(NonZeroU32::new).unwrap_or(self.key_default).get();
+                self.counted(shared.check("key", key_id, per_min).await)
+            }
+            None => self.check_key(key_id, override_per_min),
         }
-        self.check_key(key_id, override_per_min)
+    }
+
+    /// Announces this instance to the others on the database (shared limits split by their
+    /// count); nothing without shared limits.
+    pub async fn heartbeat(&self) {
+        if let Some(shared) = &self.shared
+            && let Err(e) = shared.heartbeat().await
+        {
+            tracing::warn!(error = %e, "the instance heartbeat failed; shared limits keep the last count of instances");
+        }
+    }
+
+    /// Instances sharing the limits (1 without shared limits).
+    pub fn instances(&self) -> u32 {
+        self.shared.as_ref().map_or(1, SharedLimits::instances)
     }
 
     /// Removes shared states whose bucket is full again from the database.
