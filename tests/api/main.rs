@@ -13,6 +13,7 @@ mod health;
 mod helpers;
 mod keys;
 mod ledger;
+mod members;
 mod metered;
 mod mock;
 mod money;

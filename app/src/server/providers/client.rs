@@ -40,19 +40,45 @@ pub fn is_public(ip: IpAddr) -> bool {
     }
 }
 
-/// Link-local and cloud metadata addresses (169.254.0.0/16, fe80::/10, fd00:ec2::254): never an
-/// LLM provider, and where a cloud machine's credentials live. Refused even when private upstreams
-/// are allowed.
+/// Link-local and cloud metadata addresses (169.254.0.0/16, fe80::/10, fd00:ec2::254), also when
+/// an IPv6 address carries one inside it (IPv4-mapped or -compatible, NAT64, 6to4, Teredo): never
+/// an LLM provider, and where a cloud machine's credentials live. Refused even when private
+/// upstreams are allowed.
 pub fn is_never_allowed(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => v4.is_link_local(),
         IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return v4.is_link_local();
-            }
-            (v6.segments()[0] & 0xffc0) == 0xfe80 || v6 == std::net::Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254)
+            (v6.segments()[0] & 0xffc0) == 0xfe80
+                || v6 == std::net::Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254)
+                || embedded_v4(v6).iter().any(Ipv4Addr::is_link_local)
         }
     }
+}
+
+/// The IPv4 addresses an IPv6 address can lead to: IPv4-mapped (`::ffff:a.b.c.d`), IPv4-compatible
+/// (`::a.b.c.d`), NAT64 (`64:ff9b::/96` and the local-use `64:ff9b:1::/48`), 6to4
+/// (`2002:aabb:ccdd::/48`) and Teredo (`2001:0::/32`: its server, and its client XOR-ed).
+fn embedded_v4(v6: std::net::Ipv6Addr) -> Vec<Ipv4Addr> {
+    let s = v6.segments();
+    let v4 = |hi: u16, lo: u16| Ipv4Addr::from((u32::from(hi) << 16) | u32::from(lo));
+    let mut found = Vec::new();
+    if let Some(mapped) = v6.to_ipv4_mapped() {
+        found.push(mapped);
+    }
+    if s[..6] == [0, 0, 0, 0, 0, 0] {
+        found.push(v4(s[6], s[7]));
+    }
+    if s[0] == 0x0064 && s[1] == 0xff9b {
+        found.push(v4(s[6], s[7]));
+    }
+    if s[0] == 0x2002 {
+        found.push(v4(s[1], s[2]));
+    }
+    if s[0] == 0x2001 && s[1] == 0 {
+        found.push(v4(s[2], s[3]));
+        found.push(v4(!s[6], !s[7]));
+    }
+    found
 }
 
 fn is_public_v4(v4: Ipv4Addr) -> bool {
@@ -419,6 +445,29 @@ pub fn describe_transport_error(e: &reqwest::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn metadata_addresses_are_refused_in_every_ipv6_disguise() {
+        for disguised in [
+            "169.254.169.254",
+            "::ffff:169.254.169.254",
+            "::169.254.169.254",
+            "64:ff9b::a9fe:a9fe",
+            "64:ff9b:1::a9fe:a9fe",
+            "2002:a9fe:a9fe::1",
+            "2001:0:a9fe:a9fe::1",
+            "2001:0:4136:e378:8000:63bf:5601:5601",
+            "fe80::1",
+            "fd00:ec2::254",
+        ] {
+            let ip: IpAddr = disguised.parse().unwrap();
+            assert!(is_never_allowed(ip), "{disguised}");
+        }
+        for fine in ["10.0.0.1", "::ffff:10.0.0.1", "64:ff9b::a00:1", "2002:a00:1::1", "2606:4700::1111"] {
+            let ip: IpAddr = fine.parse().unwrap();
+            assert!(!is_never_allowed(ip), "{fine}");
+        }
+    }
 
     #[test]
     fn private_addresses_are_not_public() {
