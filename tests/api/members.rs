@@ -13,7 +13,11 @@ async fn team(app: &TestApp) -> (String, String, String) {
     let invite: Value = app.post_json("/api/v1/invites", Some(&owner), &json!({})).await.json().await.unwrap();
     let address = email("member");
     let joined = app
-        .post_json("/api/v1/auth/signup", None, &json!({"email": address, "password": PASSWORD, "invite": invite["token"]}))
+        .post_json(
+            "/api/v1/auth/signup",
+            None,
+            &json!({"email": address, "password": PASSWORD, "invite": invite["token"]}),
+        )
         .await;
     assert_eq!(joined.status(), 201);
     let joined: Value = joined.json().await.unwrap();
@@ -33,7 +37,8 @@ async fn members_manage_their_own_keys_and_nothing_that_sets_money() {
     let (owner_key, _) = app.add_key(&owner, "owners").await;
 
     // Keys: theirs, within the server's limit; not the owner's.
-    let fast = app.post_json("/api/v1/keys", Some(&member), &json!({"name": "fast", "rate_limit_per_min": 100_000})).await;
+    let fast =
+        app.post_json("/api/v1/keys", Some(&member), &json!({"name": "fast", "rate_limit_per_min": 100_000})).await;
     assert_eq!(api_error(fast, 403).await["error"]["code"], "forbidden");
     let mine = app.post_json("/api/v1/keys", Some(&member), &json!({"name": "mine", "rate_limit_per_min": 600})).await;
     assert_eq!(mine.status(), 201);
@@ -61,7 +66,8 @@ async fn members_manage_their_own_keys_and_nothing_that_sets_money() {
     assert_eq!(app.post_json("/api/v1/prices", Some(&member), &price).await.status(), 403);
     let query = "/api/v1/prices?kind=openai&model=gpt-4o-mini";
     assert_eq!(app.delete(query, &member).await.status(), 403);
-    let budget = app.client.put(app.url("/api/v1/budgets/workspace")).bearer_auth(&member).json(&json!({"usd_limit": 1}));
+    let budget =
+        app.client.put(app.url("/api/v1/budgets/workspace")).bearer_auth(&member).json(&json!({"usd_limit": 1}));
     assert_eq!(budget.send().await.unwrap().status(), 403);
     let key_budget = app.client.put(app.url(&format!("/api/v1/keys/{owner_key}/budget"))).bearer_auth(&member);
     assert_eq!(key_budget.json(&json!({"usd_limit": 1})).send().await.unwrap().status(), 403);
@@ -106,7 +112,8 @@ async fn invites_are_listed_revoked_and_answer_at_most_one_question() {
     assert_eq!(app.get_value("/api/v1/invites", Some(&owner)).await["data"].as_array().unwrap().len(), 1);
     let app = &app;
     let signup = |invite: String, address: String, password: &'static str| async move {
-        app.post_json("/api/v1/auth/signup", None, &json!({"email": address, "password": password, "invite": invite})).await
+        app.post_json("/api/v1/auth/signup", None, &json!({"email": address, "password": password, "invite": invite}))
+            .await
     };
     // Newest first: the revoked one is `second`.
     assert_eq!(signup(second, email("late"), PASSWORD).await.status(), 403);
