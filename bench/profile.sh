@@ -11,6 +11,9 @@ TARGET=${2:-chat}
 OUT=${OUT:-/tmp/perpetuo-profile}
 TARGET_DIR=${CARGO_TARGET_DIR:-target}
 mkdir -p "$OUT"
+# The release profile strips the binary; profiles need its symbols (only the binary is relinked).
+cargo build --release --bin perpetuo --example mock_upstream --example floor_proxy \
+  --config 'profile.release.package.perpetuo.strip="none"' >&2
 work=$(mktemp -d)
 pids=()
 cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"; }

@@ -13,6 +13,9 @@ step() { printf '\n\033[1m==> %s\033[0m (%s)\n' "$*" "$(date +%T)" >&2; }
 step "setup"
 scripts/setup.sh
 
+step "the vendored SurrealDB crate is the one in use"
+scripts/check-vendor.sh
+
 step "rustfmt"
 cargo fmt --all --check
 
@@ -28,6 +31,10 @@ export PERPETUO_SURREAL_BIN
 
 step "cargo test"
 export PERPETUO_PYTHON=${PERPETUO_PYTHON:-${PERPETUO_VENV:-$HOME/.cache/perpetuo-venv}/bin/python}
+# Here every test group must run: a missing SurrealDB server or SDK fails rather than skips (a bare
+# `cargo test` skips those groups, one line each saying what to install). The full-disk test mounts
+# a tmpfs, which needs root: as another user it says so and is skipped.
+export PERPETUO_REQUIRE_ALL=1
 cargo test --no-fail-fast
 
 step "build the site for the browser tests"

@@ -64,7 +64,10 @@ fn segments_are_whole(dir: &Path) -> bool {
 #[tokio::test]
 async fn a_full_disk_refuses_calls_keeps_no_fragment_and_recovers() {
     let Some(disk) = Tmpfs::mount(1024 * 1024) else {
-        eprintln!("skipped: mounting a tmpfs for the full-disk test needs root (run as root, or in CI)");
+        crate::requires::skip(
+            "the full-disk test",
+            "mounting a tmpfs needs root (scripts/test.sh runs it where it can)",
+        );
         return;
     };
     let spool = disk.0.join("spool");

@@ -21,6 +21,7 @@ mod persistence;
 mod process;
 mod providers;
 mod ratelimit;
+mod requires;
 mod sdk;
 mod shutdown;
 mod surreal;
