@@ -14,6 +14,7 @@ use rand::RngExt as _;
 use app::server::AppState;
 use app::server::protocols::chat::Composed;
 use app::server::protocols::{self, Protocol, Refusal};
+use app::server::providers::body::{self, ReadError};
 use app::server::providers::breaker::{Admission, Breakers};
 use app::server::providers::client::{SendError, UpstreamBody};
 use app::server::providers::dialects::{Dialect, Endpoint, StreamTranslator};
@@ -302,9 +303,9 @@ async fn attempt(
         }
         _ => {
             // Bounded by the call's deadline too: a provider trickling an error body cannot hold it.
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            let read = read_limited(response.into_body(), settings.idle_timeout.min(remaining), 64 * 1024);
-            let text = tokio::time::timeout(remaining, read).await.unwrap_or_default();
+            let text = body::read_whole(response.into_body(), ERROR_BODY_CAP, settings.idle_timeout, deadline)
+                .await
+                .unwrap_or_default();
             let error = dialect.client_error(status, &text);
             Attempt::ClientError(GatewayError::Upstream {
                 status,
@@ -317,18 +318,8 @@ async fn attempt(
     }
 }
 
-/// Reads a whole (small) body with a size cap and an idle timeout per chunk.
-async fn read_limited(body: hyper::body::Incoming, idle: Duration, cap: usize) -> Vec<u8> {
-    let mut stream = http_body_util::BodyDataStream::new(body);
-    let mut out = Vec::new();
-    while let Ok(Some(Ok(chunk))) = tokio::time::timeout(idle, stream.next()).await {
-        out.extend_from_slice(&chunk);
-        if out.len() > cap {
-            break;
-        }
-    }
-    out
-}
+/// The most of a provider's error body read (its message is in the first few hundred bytes).
+const ERROR_BODY_CAP: usize = 64 * 1024;
 
 async fn read_success(
     state: &AppState,
@@ -340,41 +331,41 @@ async fn read_success(
 ) -> Attempt {
     let protocol = call.request.protocol;
     let idle = state.settings.upstream.idle_timeout;
-    let mut upstream: ByteStream = Box::pin(http_body_util::BodyDataStream::new(response.into_body()));
-    if call.request.stream {
-        // Fallback is still possible until the first byte reaches the client: wait for it here.
-        let wait = idle.min(deadline.saturating_duration_since(Instant::now()));
-        return match tokio::time::timeout(wait, upstream.next()).await {
-            // An error as the very first event: nothing reached the client yet, so fall back.
-            // Its error instead of an answer: nothing generated.
-            Ok(Some(Ok(first))) if dialect.starts_with_error(&first) => Attempt::retry("upstream_stream_error"),
-            Ok(Some(Ok(first))) => {
-                let translate: Box<dyn StreamTranslator> = if native {
-                    dialect.native_stream(protocol, &call.labels)
-                } else {
-                    let sink = protocols::chat_sink(protocol, &call.labels);
-                    Box::new(Composed::new(dialect.chat_source(&call.labels), sink))
-                };
-                Attempt::Stream { upstream, first, translate }
-            }
-            Err(_) => Attempt::abandoned("timeout"),
-            Ok(Some(Err(_)) | None) => Attempt::abandoned("stream_cut"),
-        };
-    }
-    let mut body = Vec::new();
-    let cap = state.settings.upstream.max_answer_bytes;
-    loop {
-        let wait = idle.min(deadline.saturating_duration_since(Instant::now()));
-        match tokio::time::timeout(wait, upstream.next()).await {
+    if !call.request.stream {
+        let cap = state.settings.upstream.max_answer_bytes;
+        let body = match body::read_whole(response.into_body(), cap, idle, deadline).await {
+            Ok(body) => body,
             // An answer past the cap is the provider misbehaving (or endless): dropped, not held.
-            Ok(Some(Ok(chunk))) if body.len() + chunk.len() > cap => return Attempt::abandoned("answer_too_large"),
-            Ok(Some(Ok(chunk))) => body.extend_from_slice(&chunk),
-            Ok(None) => break,
-            Ok(Some(Err(_))) => return Attempt::abandoned("body_cut"),
-            Err(_) => return Attempt::abandoned("timeout"),
-        }
+            Err(ReadError::TooLarge) => return Attempt::abandoned("answer_too_large"),
+            Err(ReadError::Timeout) => return Attempt::abandoned("timeout"),
+            Err(ReadError::Cut(_)) => return Attempt::abandoned("body_cut"),
+        };
+        return whole(dialect, call, body, native);
     }
-    let body = Bytes::from(body);
+    let mut upstream: ByteStream = Box::pin(http_body_util::BodyDataStream::new(response.into_body()));
+    // Fallback is still possible until the first byte reaches the client: wait for it here.
+    let wait = idle.min(deadline.saturating_duration_since(Instant::now()));
+    match tokio::time::timeout(wait, upstream.next()).await {
+        // An error as the very first event, instead of an answer: nothing was generated, and
+        // nothing reached the client yet, so fall back.
+        Ok(Some(Ok(first))) if dialect.starts_with_error(&first) => Attempt::retry("upstream_stream_error"),
+        Ok(Some(Ok(first))) => {
+            let translate: Box<dyn StreamTranslator> = if native {
+                dialect.native_stream(protocol, &call.labels)
+            } else {
+                let sink = protocols::chat_sink(protocol, &call.labels);
+                Box::new(Composed::new(dialect.chat_source(&call.labels), sink))
+            };
+            Attempt::Stream { upstream, first, translate }
+        }
+        Err(_) => Attempt::abandoned("timeout"),
+        Ok(Some(Err(_)) | None) => Attempt::abandoned("stream_cut"),
+    }
+}
+
+/// A whole answer, read into the client's protocol.
+fn whole(dialect: &dyn Dialect, call: &Call, body: Bytes, native: bool) -> Attempt {
+    let protocol = call.request.protocol;
     let answered = if native {
         dialect.native_answer(protocol, body)
     } else {

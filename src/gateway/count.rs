@@ -3,17 +3,14 @@
 //! OpenAI's `o200k_base` encoding (`usage::estimate`: linear in the text, large prompts counted
 //! off the serving thread), said so in `x-perpetuo-token-count: estimate`.
 
-use std::time::Duration;
-
 use axum::response::{IntoResponse, Response};
-use futures::StreamExt as _;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use serde_json::{Map, Value, json};
 
 use app::server::AppState;
 use app::server::protocols::{MAX_MODEL_LEN, Protocol};
 use app::server::providers::dialects::Endpoint;
-use app::server::providers::{catalog, client};
+use app::server::providers::{body, catalog, client};
 use app::types::ProviderKind;
 
 use super::call::{Caller, OpenAiJson, forwarded};
@@ -89,34 +86,18 @@ async fn ask_provider(
         request = request.header(name, value);
     }
     let timeout = state.settings.upstream.first_byte_timeout;
+    let deadline = std::time::Instant::now() + timeout * 2;
     let response = tokio::time::timeout(timeout, request.send()).await.ok()?.ok()?;
     let status = response.status();
     if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS || matches!(status.as_u16(), 401 | 403) {
         // Its trouble, not the client's: the estimate answers instead.
         return None;
     }
-    let text = read_capped(response, timeout).await?;
+    let text = body::read_reqwest(response, MAX_ANSWER, timeout, deadline).await.ok()?;
     let text = client::scrub(&String::from_utf8_lossy(&text), &provider.key);
     let json: Value = serde_json::from_str(&text).ok()?;
     if status.is_success() && json.get("input_tokens").and_then(Value::as_u64).is_none() {
         return None;
     }
     Some((status, axum::Json(json)).into_response())
-}
-
-async fn read_capped(response: reqwest::Response, timeout: Duration) -> Option<Vec<u8>> {
-    let mut stream = response.bytes_stream();
-    let mut out = Vec::new();
-    loop {
-        match tokio::time::timeout(timeout, stream.next()).await.ok()? {
-            Some(Ok(chunk)) => {
-                out.extend_from_slice(&chunk);
-                if out.len() > MAX_ANSWER {
-                    return None;
-                }
-            }
-            Some(Err(_)) => return None,
-            None => return Some(out),
-        }
-    }
 }

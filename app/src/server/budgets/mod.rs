@@ -477,34 +477,34 @@ impl Budgets {
         need: Need,
         now: i64,
     ) -> Result<(), BudgetError> {
-        for attempt in 0..CONFLICT_ATTEMPTS {
-            let result = self
-                .db
-                .query(query)
-                .bind(("uses", hold.uses.clone()))
-                .bind(("ws", ws.as_str().to_owned()))
-                .bind(("n", need.nanos))
-                .bind(("t", need.tokens))
-                .bind(("id", hold.id.clone()))
-                .bind(("now", now))
-                .await
-                .map(|mut r| root_cause(r.take_errors()));
-            let error = match result {
-                Ok(None) => return Ok(()),
-                Ok(Some(e)) | Err(e) => e,
-            };
-            let message = error.message();
-            if let Some(scope) = message.split("budget_exceeded:").nth(1) {
-                let scope = scope.split(['\'', '"', ' ']).next().unwrap_or("").to_owned();
-                let rule = applicable.0.iter().find(|r| r.stored_scope() == scope).or(applicable.0.first());
-                return Err(BudgetError::Exceeded(self.refusal(ws, rule, need, now).await));
-            }
-            if !is_retryable(&error) {
-                return Err(error.into());
-            }
-            backoff(attempt).await;
+        let sent = self
+            .db
+            .retrying(CONFLICT_ATTEMPTS, || async {
+                let mut response = self
+                    .db
+                    .query(query)
+                    .bind(("uses", hold.uses.clone()))
+                    .bind(("ws", ws.as_str().to_owned()))
+                    .bind(("n", need.nanos))
+                    .bind(("t", need.tokens))
+                    .bind(("id", hold.id.clone()))
+                    .bind(("now", now))
+                    .await?;
+                root_cause(response.take_errors()).map_or(Ok(()), Err)
+            })
+            .await;
+        let Err(error) = sent else { return Ok(()) };
+        let message = error.message();
+        if let Some(scope) = message.split("budget_exceeded:").nth(1) {
+            let scope = scope.split(['\'', '"', ' ']).next().unwrap_or("").to_owned();
+            let rule = applicable.0.iter().find(|r| r.stored_scope() == scope).or(applicable.0.first());
+            return Err(BudgetError::Exceeded(self.refusal(ws, rule, need, now).await));
         }
-        Err(BudgetError::Service(ServiceError::Unavailable))
+        if is_retryable(&error) {
+            // Still losing after every try: the database is too contended to answer now.
+            return Err(BudgetError::Service(ServiceError::Unavailable));
+        }
+        Err(error.into())
     }
 
     /// The message of a refusal: which budget, what the call could cost, what is left.
@@ -571,22 +571,24 @@ impl Budgets {
                 DELETE type::record('budget_hold', $id);
             };
             COMMIT TRANSACTION;";
-        for attempt in 0..CONFLICT_ATTEMPTS {
-            let result = self
-                .db
-                .query(query)
-                .bind(("id", hold.id.clone()))
-                .bind(("n", nanos.max(0)))
-                .bind(("t", tokens.max(0)))
-                .await
-                .map(|mut r| root_cause(r.take_errors()));
-            match result {
-                Ok(None) => return Ok(()),
-                Ok(Some(e)) | Err(e) if is_retryable(&e) => backoff(attempt).await,
-                Ok(Some(e)) | Err(e) => return Err(e.into()),
-            }
+        let settled = self
+            .db
+            .retrying(CONFLICT_ATTEMPTS, || async {
+                let mut response = self
+                    .db
+                    .query(query)
+                    .bind(("id", hold.id.clone()))
+                    .bind(("n", nanos.max(0)))
+                    .bind(("t", tokens.max(0)))
+                    .await?;
+                root_cause(response.take_errors()).map_or(Ok(()), Err)
+            })
+            .await;
+        match settled {
+            Ok(()) => Ok(()),
+            Err(e) if is_retryable(&e) => Err(ServiceError::Unavailable),
+            Err(e) => Err(e.into()),
         }
-        Err(ServiceError::Unavailable)
     }
 
     /// Settles, in the background, retrying while the database is away (up to `patience`); what
@@ -638,13 +640,6 @@ impl Budgets {
         }
         Ok(stale.len())
     }
-}
-
-async fn backoff(attempt: u32) {
-    use rand::RngExt as _;
-    let cap = 2u64.saturating_pow(attempt.min(6)).min(50);
-    let ms = rand::rng().random_range(0..=cap);
-    tokio::time::sleep(Duration::from_millis(ms)).await;
 }
 
 #[cfg(test)]

@@ -176,6 +176,29 @@ impl Db {
 
     /// Whether the database answers within two seconds (for `/readyz`: a server that is down can
     /// leave a query waiting for the connection to come back).
+    /// Runs a transaction (`attempt` sends it and reports its root cause) again while it loses
+    /// a write conflict to a concurrent one, at most `tries` times with jittered backoff; any other
+    /// outcome is returned as it is. The one retry loop for every transaction.
+    pub async fn retrying<T, F, Fut>(&self, tries: u32, mut attempt: F) -> Result<T, surrealdb::Error>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, surrealdb::Error>>,
+    {
+        use rand::RngExt as _;
+        let mut n = 0;
+        loop {
+            match attempt().await {
+                Err(e) if is_retryable(&e) && n + 1 < tries => {
+                    let cap = 2u64.saturating_pow(n.min(6)).min(50);
+                    let wait = std::time::Duration::from_millis(rand::rng().random_range(0..=cap));
+                    tokio::time::sleep(wait).await;
+                    n += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
     pub async fn ping(&self) -> bool {
         match tokio::time::timeout(std::time::Duration::from_secs(2), self.query("RETURN 1")).await {
             Ok(Ok(response)) => response.check().is_ok(),

@@ -307,39 +307,34 @@ impl SharedLimits {
             IF $n >= 1 OR $owed > 0 { UPSERT $id SET tat = $next, expires = $next RETURN NONE; };
             RETURN { granted: $n, room: $room - $n, wait: $tat + $t - $tau - $now };
             COMMIT TRANSACTION;";
-        for attempt in 0..CONFLICT_ATTEMPTS {
-            let response = self
-                .db
-                .query(query)
-                .bind(("scope", scope.to_owned()))
-                .bind(("key", key.to_owned()))
-                .bind(("t", t))
-                .bind(("tau", tau))
-                .bind(("b", i64::from(block)))
-                .bind(("owed", i64::from(owed)))
-                .await
-                .and_then(|mut r| match root_cause(r.take_errors()) {
-                    Some(e) => Err(e),
-                    None => Ok(r),
-                });
-            match response {
-                Ok(mut response) => {
-                    // The `RETURN`, just before `COMMIT`.
-                    let last = response.num_statements().checked_sub(2)?;
-                    return response.take::<Option<Grant>>(last).ok().flatten();
+        let leased = self
+            .db
+            .retrying(CONFLICT_ATTEMPTS, || async {
+                let mut response = self
+                    .db
+                    .query(query)
+                    .bind(("scope", scope.to_owned()))
+                    .bind(("key", key.to_owned()))
+                    .bind(("t", t))
+                    .bind(("tau", tau))
+                    .bind(("b", i64::from(block)))
+                    .bind(("owed", i64::from(owed)))
+                    .await?;
+                if let Some(e) = root_cause(response.take_errors()) {
+                    return Err(e);
                 }
-                Err(e) if super::db::is_retryable(&e) => {
-                    use rand::RngExt as _;
-                    let ms = rand::rng().random_range(0..=(1u64 << attempt.min(5)));
-                    tokio::time::sleep(Duration::from_millis(ms)).await;
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "leasing shared rate-limit permits failed");
-                    return None;
-                }
+                // The `RETURN`, just before `COMMIT`.
+                let last = response.num_statements().saturating_sub(2);
+                response.take::<Option<Grant>>(last)
+            })
+            .await;
+        match leased {
+            Ok(grant) => grant,
+            Err(e) => {
+                tracing::warn!(error = %e, "leasing shared rate-limit permits failed");
+                None
             }
         }
-        None
     }
 
     /// Forgets keys whose leases, allowances and fallbacks are all used up or full again.

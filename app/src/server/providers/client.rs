@@ -400,19 +400,17 @@ pub async fn test_provider(
 const TEST_TIMEOUT: Duration = Duration::from_secs(10);
 const TEST_BODY_CAP: usize = 4 * 1024 * 1024;
 
-/// The whole body, or plain words when it breaks off or is larger than `cap` (an endless answer
-/// costs at most `cap` bytes of memory).
-async fn read_capped(mut response: reqwest::Response, cap: usize) -> Result<Vec<u8>, String> {
-    let mut body = Vec::new();
-    loop {
-        match response.chunk().await {
-            Ok(Some(chunk)) if body.len() + chunk.len() > cap => {
-                return Err(format!("The provider's answer is larger than {} MiB.", cap / (1024 * 1024)));
-            }
-            Ok(Some(chunk)) => body.extend_from_slice(&chunk),
-            Ok(None) => return Ok(body),
-            Err(e) => return Err(describe_transport_error(&e)),
+/// The whole body, or plain words when it breaks off, dawdles or is larger than `cap` (an endless
+/// answer costs at most `cap` bytes of memory).
+async fn read_capped(response: reqwest::Response, cap: usize) -> Result<Vec<u8>, String> {
+    let deadline = Instant::now() + TEST_TIMEOUT;
+    match super::body::read_reqwest(response, cap, TEST_TIMEOUT, deadline).await {
+        Ok(body) => Ok(body.to_vec()),
+        Err(super::body::ReadError::TooLarge) => {
+            Err(format!("The provider's answer is larger than {} MiB.", cap / (1024 * 1024)))
         }
+        Err(super::body::ReadError::Timeout) => Err("The provider stopped sending its answer.".to_owned()),
+        Err(super::body::ReadError::Cut(_)) => Err("The connection broke off during the answer.".to_owned()),
     }
 }
 

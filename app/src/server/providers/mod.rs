@@ -3,6 +3,7 @@
 //! vendor tables (`catalog`), the upstream dialects they speak (`dialects`), the HTTP client with
 //! its address rules (`client`) and the circuit breakers (`breaker`).
 
+pub mod body;
 pub mod breaker;
 pub mod catalog;
 pub mod client;
