@@ -6,13 +6,13 @@
 use std::io::Write as _;
 use std::time::Instant;
 
-use app::server::accounts::workspaces::Workspaces;
-use app::server::platform::config::{DatabaseUrl, Settings};
-use app::server::platform::db::Db;
-use app::server::usage::Reports;
-use app::server::usage::UsageRecord;
-use app::server::usage::ledger::insert;
-use app::types::{GroupBy, Period, RequestFilter, StatusFilter};
+use perpetuo_core::accounts::workspaces::Workspaces;
+use perpetuo_core::platform::config::{DatabaseUrl, Settings};
+use perpetuo_core::platform::db::Db;
+use perpetuo_core::usage::Reports;
+use perpetuo_core::usage::UsageRecord;
+use perpetuo_core::usage::ledger::insert;
+use perpetuo_types::{GroupBy, Period, RequestFilter, StatusFilter};
 
 fn out(line: String) {
     let _ = writeln!(std::io::stdout(), "{line}");
@@ -33,7 +33,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let ws = workspaces.authorize(user, &ws.id).await?;
     let reports = Reports::new(db.clone());
 
-    let now = app::server::platform::db::now_ms();
+    let now = perpetuo_core::platform::db::now_ms();
     let models = ["gpt-4o", "gpt-4o-mini", "claude-3-5-haiku", "llama-3.3-70b", "mistral-small"];
     let started = Instant::now();
     let mut batch = Vec::with_capacity(1000);
@@ -92,10 +92,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         route: None,
         status,
     };
-    async fn time<F: std::future::Future<Output = Result<T, app::server::ServiceError>>, T>(
+    async fn time<F: std::future::Future<Output = Result<T, perpetuo_core::ServiceError>>, T>(
         label: &str,
         f: F,
-    ) -> Result<T, app::server::ServiceError> {
+    ) -> Result<T, perpetuo_core::ServiceError> {
         let started = Instant::now();
         let value = f.await?;
         out(format!("{label:<52} {:>9.1} ms", started.elapsed().as_secs_f64() * 1e3));

@@ -6,11 +6,11 @@
 use std::io::Write as _;
 use std::time::Instant;
 
-use app::server::platform::config::{DatabaseUrl, Settings};
-use app::server::platform::db::Db;
-use app::server::usage::UsageRecord;
-use app::server::usage::ledger::commit;
-use app::server::usage::spool::{Position, Spool};
+use perpetuo_core::platform::config::{DatabaseUrl, Settings};
+use perpetuo_core::platform::db::Db;
+use perpetuo_core::usage::UsageRecord;
+use perpetuo_core::usage::ledger::commit;
+use perpetuo_core::usage::spool::{Position, Spool};
 
 fn record(i: usize) -> UsageRecord {
     UsageRecord {

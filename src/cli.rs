@@ -5,13 +5,13 @@ use base64::Engine as _;
 use rand::TryRng as _;
 use rand::rngs::SysRng;
 
-use app::server::platform::config::Settings;
-use app::server::platform::crypto::Cipher;
-use app::server::platform::db::Db;
-use app::server::providers::Providers;
-use app::server::providers::client::build_client;
-use app::server::usage::Prices;
-use app::server::usage::prices::PriceTable;
+use perpetuo_core::platform::config::Settings;
+use perpetuo_core::platform::crypto::Cipher;
+use perpetuo_core::platform::db::Db;
+use perpetuo_core::providers::Providers;
+use perpetuo_core::providers::client::build_client;
+use perpetuo_core::usage::Prices;
+use perpetuo_core::usage::prices::PriceTable;
 
 /// What the process was asked to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,7 +68,7 @@ pub async fn rotate_encryption_key(settings: &Settings) -> Result<usize, String>
     let db = Db::open(settings).await.map_err(|e| e.to_string())?;
     let cipher = Cipher::new(&settings.encryption_key, settings.encryption_key_previous.as_ref());
     let http = build_client(&settings.upstream).map_err(|e| e.to_string())?;
-    let upstream = app::server::providers::client::Upstream::new(&settings.upstream).map_err(|e| e.to_string())?;
+    let upstream = perpetuo_core::providers::client::Upstream::new(&settings.upstream).map_err(|e| e.to_string())?;
     let providers = Providers::new(db, std::sync::Arc::new(cipher), http, upstream, settings.upstream.allow_private);
     providers.reseal_all().await.map_err(|e| e.to_string())
 }
@@ -84,7 +84,7 @@ pub async fn prices_check(settings: &Settings) -> Result<String, String> {
         }
         None => PriceTable::built_in(),
     };
-    let since = app::server::platform::db::now_ms() - 30 * app::types::DAY_MS;
+    let since = perpetuo_core::platform::db::now_ms() - 30 * perpetuo_types::DAY_MS;
     let prices = Prices::new(db, table);
     let missing = prices.unpriced_since(since).await.map_err(|e| e.to_string())?;
     if missing.is_empty() {

@@ -10,7 +10,8 @@ pub mod ops;
 pub mod ratelimit;
 pub mod rest;
 pub mod startup;
+pub mod state;
 pub mod tasks;
 pub mod telemetry;
 
-pub use app::server::platform::config::Settings;
+pub use perpetuo_core::platform::config::Settings;

@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use http::{HeaderMap, StatusCode};
 
-use app::server::AppState;
+use perpetuo_core::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -46,7 +46,7 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response 
                 .into_response();
         }
     }
-    let body = app::server::platform::metrics::exposition(&state);
+    let body = exposition(&state);
     ([(http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response()
 }
 
@@ -58,6 +58,71 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
         diff |= a.get(i).copied().unwrap_or(!*y) ^ y;
     }
     diff == 0
+}
+
+/// The whole `GET /metrics` exposition for this instance: the request metrics above, then the
+/// state of the usage queue, breakers, caches and limiters. Every metric name lives here.
+pub fn exposition(state: &AppState) -> String {
+    use std::sync::atomic::Ordering::Relaxed;
+    let (usage, stats) = (&state.usage, &state.usage.stats);
+    let flag = |b: bool| if b { 1.0 } else { 0.0 };
+    state.metrics.render(
+        &[
+            (
+                "perpetuo_usage_spool_bytes",
+                "Bytes of usage records waiting on local disk for the database.",
+                usage.pending_bytes() as f64,
+            ),
+            (
+                "perpetuo_usage_spool_max_bytes",
+                "The most bytes the usage spool may hold (USAGE_SPOOL_MAX_BYTES).",
+                usage.max_bytes() as f64,
+            ),
+            (
+                "perpetuo_usage_spool_full",
+                "1 while the usage spool is full and new gateway calls are refused.",
+                flag(usage.is_full()),
+            ),
+            (
+                "perpetuo_usage_database_failing",
+                "1 while writing usage records to the database fails.",
+                flag(usage.database_failing()),
+            ),
+            (
+                "perpetuo_open_circuit_breakers",
+                "Providers whose circuit breaker is open or probing.",
+                state.breakers.open_count() as f64,
+            ),
+            ("perpetuo_cached_api_keys", "API keys held in this instance's cache.", state.keys().cached() as f64),
+            (
+                "perpetuo_rate_limiter_keys",
+                "Clients and keys tracked by the rate limiters.",
+                state.limiters.tracked_keys() as f64,
+            ),
+        ],
+        &[
+            (
+                "perpetuo_usage_records_written_total",
+                "Usage records written to the database.",
+                stats.written.load(Relaxed),
+            ),
+            (
+                "perpetuo_usage_records_dropped_total",
+                "Usage records that could not be kept (the spool could not be written).",
+                stats.lost.load(Relaxed),
+            ),
+            (
+                "perpetuo_usage_write_retries_total",
+                "Usage batch writes retried after a failure.",
+                stats.retried.load(Relaxed),
+            ),
+            (
+                "perpetuo_shared_limit_fallbacks_total",
+                "Rate-limit checks this instance decided alone because the database did not answer in time.",
+                state.limiters.shared_fallbacks(),
+            ),
+        ],
+    )
 }
 
 #[cfg(test)]

@@ -7,15 +7,15 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
 
-use app::server::AppState;
-use app::server::platform::ratelimit::{ClientIp, Decision, format_reset};
-use app::server::protocols::Protocol;
+use perpetuo_core::AppState;
+use perpetuo_core::platform::ratelimit::{ClientIp, Decision, format_reset};
+use perpetuo_core::protocols::Protocol;
 
 /// An RFC 3339 UTC timestamp (second precision), as Anthropic's reset headers give it.
 fn httpdate_rfc3339(at: std::time::SystemTime) -> String {
     let secs = at.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let ms = i64::try_from(secs).unwrap_or(0).saturating_mul(1000);
-    app::types::time::rfc3339_utc(ms)
+    perpetuo_types::time::rfc3339_utc(ms)
 }
 
 pub async fn ip_limit(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
@@ -40,7 +40,7 @@ pub fn too_many_requests(path: &str, decision: &Decision) -> Response {
     let message = format!("Too many requests from your address. Try again in {retry} seconds.");
     let anthropic = path.starts_with("/v1/messages");
     let mut response = if anthropic {
-        let body = app::server::protocols::messages::error_json("rate_limit_error", &message);
+        let body = perpetuo_core::protocols::messages::error_json("rate_limit_error", &message);
         (StatusCode::TOO_MANY_REQUESTS, axum::Json(body)).into_response()
     } else if path.starts_with("/v1") || path.starts_with("/api/") {
         let body =

@@ -15,13 +15,13 @@ use tower_sessions::cookie::SameSite;
 use tower_sessions::cookie::time::Duration as CookieDuration;
 use tower_sessions::{Expiry, SessionManagerLayer};
 
-use app::server::accounts::sessions::SurrealSessionStore;
-use app::server::platform::config::Settings;
-use app::server::platform::db::{Db, DbError};
-use app::server::platform::ratelimit::LimitClock;
-use app::server::usage::spool::Spool;
-use app::server::usage::{ledger, writer};
-use app::server::{AppState, ServiceError};
+use perpetuo_core::accounts::sessions::SurrealSessionStore;
+use perpetuo_core::platform::config::Settings;
+use perpetuo_core::platform::db::{Db, DbError};
+use perpetuo_core::platform::ratelimit::LimitClock;
+use perpetuo_core::usage::spool::Spool;
+use perpetuo_core::usage::{ledger, writer};
+use perpetuo_core::{AppState, ServiceError};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -33,7 +33,7 @@ pub enum StartupError {
     #[error("{0}")]
     Service(#[from] ServiceError),
     #[error("{0} (set USAGE_SPOOL_DIR to a directory this process may write)")]
-    Spool(#[from] app::server::usage::spool::SpoolError),
+    Spool(#[from] perpetuo_core::usage::spool::SpoolError),
     #[error("moving usage records into the ledger failed: {0}")]
     Ledger(surrealdb::Error),
 }
@@ -78,13 +78,13 @@ impl Application {
             None => Spool::temporary(max)?,
         };
         let (usage, usage_writer) = writer::start(db.clone(), spool, usage_stop.clone());
-        let state = AppState::new(leptos_options, db.clone(), settings, clock, usage)?;
+        let state = crate::state::build(db.clone(), settings, clock, usage)?;
         let shutdown = CancellationToken::new();
         let store = SurrealSessionStore::new(db.clone());
         // Shared limits split by the instances alive: counted before the first request.
         state.limiters.heartbeat().await;
         let mut background = crate::tasks::spawn_all(&state, store.clone(), &shutdown);
-        background.push(app::server::platform::live::spawn(db, state.followers(), shutdown.clone()).await);
+        background.push(perpetuo_core::platform::live::spawn(db, state.followers(), shutdown.clone()).await);
         // After the followers run, so a key created meanwhile elsewhere is learnt either way.
         match state.keys().load_known().await {
             Ok(n) => tracing::debug!(keys = n, "known key hashes loaded"),
@@ -104,7 +104,7 @@ impl Application {
             .merge(crate::ops::router())
             .nest("/api/v1", crate::rest::router())
             .nest("/v1", crate::gateway::router(state.settings.max_body_bytes))
-            .merge(crate::dashboard::router(&state, sessions))
+            .merge(crate::dashboard::router(&state, leptos_options, sessions))
             .layer(from_fn_with_state(state.clone(), crate::ratelimit::ip_limit))
             .layer(from_fn_with_state(state.clone(), crate::dashboard::guards::security_headers))
             .layer(TraceLayer::new_for_http().make_span_with(|request: &http::Request<axum::body::Body>| {

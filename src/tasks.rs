@@ -9,10 +9,10 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tower_sessions::session_store::ExpiredDeletion as _;
 
-use app::server::AppState;
-use app::server::accounts::sessions::SurrealSessionStore;
-use app::server::platform::db::now_ms;
-use app::types::DAY_MS;
+use perpetuo_core::AppState;
+use perpetuo_core::accounts::sessions::SurrealSessionStore;
+use perpetuo_core::platform::db::now_ms;
+use perpetuo_types::DAY_MS;
 
 /// Runs `tick` every `every` until `stop` fires (the first tick at once); with `last_on_stop`,
 /// once more on the way out (so pending writes are not lost).

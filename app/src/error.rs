@@ -52,9 +52,9 @@ impl FromServerFnError for AppError {
 }
 
 #[cfg(feature = "ssr")]
-impl From<crate::server::ServiceError> for AppError {
-    fn from(e: crate::server::ServiceError) -> Self {
-        use crate::server::ServiceError as S;
+impl From<perpetuo_core::ServiceError> for AppError {
+    fn from(e: perpetuo_core::ServiceError) -> Self {
+        use perpetuo_core::ServiceError as S;
         e.log_if_internal();
         match e {
             S::Invalid(m) => Self::Invalid(m),

@@ -1,14 +1,10 @@
-//! Perpetuo's shared crate: wire types, the dashboard (pages and components), its server
-//! functions, and (with `ssr`) the service layer.
+//! Perpetuo's dashboard: pages and components (built for the browser and the server) and its
+//! server functions, thin adapters from the session to the core's services (`ssr`).
 
 pub mod components;
 pub mod error;
 pub mod pages;
 pub mod server_fns;
-pub mod types;
-
-#[cfg(feature = "ssr")]
-pub mod server;
 
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};

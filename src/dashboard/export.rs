@@ -6,9 +6,9 @@ use axum::response::{IntoResponse, Redirect, Response};
 use http::{StatusCode, header};
 use tower_sessions::Session;
 
-use app::server::AppState;
-use app::server::platform::db::now_ms;
-use app::server_fns::usage::UsageQuery;
+use perpetuo_core::AppState;
+use perpetuo_core::platform::db::now_ms;
+use perpetuo_types::UsageQuery;
 
 pub async fn usage_csv(State(state): State<AppState>, session: Session, Query(q): Query<UsageQuery>) -> Response {
     let ws = match state.accounts().session_workspace(&session, None).await {

@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use http::{HeaderValue, Method, StatusCode, header};
 use tower_sessions::Session;
 
-use app::server::AppState;
+use perpetuo_core::AppState;
 
 /// Pages that need a signed-in session.
 const DASHBOARD_PAGES: &[&str] = &["/", "/providers", "/keys", "/usage", "/workspaces"];
@@ -62,7 +62,7 @@ pub async fn page_guard(State(state): State<AppState>, session: Session, mut req
             let signed_in = user.is_some();
             if let Some(user) = user {
                 // Everything this page renders sees this verdict (see `CheckedSession`).
-                request.extensions_mut().insert(app::server::accounts::sessions::CheckedSession(user));
+                request.extensions_mut().insert(perpetuo_core::accounts::sessions::CheckedSession(user));
             }
             if is_dashboard && !signed_in {
                 return Redirect::to("/signin").into_response();

@@ -5,22 +5,47 @@ mod export;
 pub mod guards;
 
 use axum::Router;
+use axum::extract::FromRef;
 use axum::middleware::{from_fn, from_fn_with_state};
 use axum::routing::get;
+use leptos::config::LeptosOptions;
+use leptos::prelude::provide_context;
 use leptos_axum::{LeptosRoutes, generate_route_list};
 use tower_sessions::SessionManagerLayer;
 
-use app::server::AppState;
-use app::server::accounts::sessions::SurrealSessionStore;
 use app::{App, shell};
+use perpetuo_core::AppState;
+use perpetuo_core::accounts::sessions::SurrealSessionStore;
 
-pub fn router(state: &AppState, sessions: SessionManagerLayer<SurrealSessionStore>) -> Router<AppState> {
+/// The dashboard's own router state: the services and Leptos's options (the core knows nothing of
+/// Leptos). Every server function finds the services as context.
+#[derive(Clone, FromRef)]
+pub struct DashboardState {
+    pub app: AppState,
+    pub leptos: LeptosOptions,
+}
+
+pub fn router(
+    state: &AppState,
+    leptos: LeptosOptions,
+    sessions: SessionManagerLayer<SurrealSessionStore>,
+) -> Router<AppState> {
     let routes = generate_route_list(App);
-    let options = state.leptos_options.clone();
-    Router::new()
+    let options = leptos.clone();
+    let context = state.clone();
+    let dashboard = DashboardState { app: state.clone(), leptos };
+    let pages = Router::new()
         .route("/usage/export.csv", get(export::usage_csv))
-        .leptos_routes_with_context(state, routes, || {}, move || shell(options.clone()))
-        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .leptos_routes_with_context(
+            &dashboard,
+            routes,
+            move || provide_context(context.clone()),
+            move || shell(options.clone()),
+        )
+        .fallback(leptos_axum::file_and_error_handler::<DashboardState, _>(shell))
+        .with_state(dashboard);
+    Router::new()
+        .merge(pages)
         .layer(from_fn(guards::server_fn_status))
         .layer(from_fn_with_state(state.clone(), guards::page_guard))
         .layer(sessions)

@@ -6,10 +6,10 @@ use axum::response::Response;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 
-use app::server::AppState;
-use app::server::protocols::Protocol;
-use app::server::providers::OpenedProvider;
-use app::server::usage::Tokens;
+use perpetuo_core::AppState;
+use perpetuo_core::protocols::Protocol;
+use perpetuo_core::providers::OpenedProvider;
+use perpetuo_core::usage::Tokens;
 
 use super::call::{Call, Caller};
 use super::error::GatewayError;

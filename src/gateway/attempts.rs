@@ -11,14 +11,14 @@ use futures::StreamExt as _;
 use http::{HeaderMap, header};
 use rand::RngExt as _;
 
-use app::server::AppState;
-use app::server::protocols::chat::Composed;
-use app::server::protocols::{self, Protocol, Refusal};
-use app::server::providers::body::{self, ReadError};
-use app::server::providers::breaker::{Admission, Breakers};
-use app::server::providers::client::{SendError, UpstreamBody};
-use app::server::providers::dialects::{Dialect, Endpoint, StreamTranslator};
-use app::server::providers::{OpenedProvider, catalog, client};
+use perpetuo_core::AppState;
+use perpetuo_core::protocols::chat::Composed;
+use perpetuo_core::protocols::{self, Protocol, Refusal};
+use perpetuo_core::providers::body::{self, ReadError};
+use perpetuo_core::providers::breaker::{Admission, Breakers};
+use perpetuo_core::providers::client::{SendError, UpstreamBody};
+use perpetuo_core::providers::dialects::{Dialect, Endpoint, StreamTranslator};
+use perpetuo_core::providers::{OpenedProvider, catalog, client};
 
 use super::answer;
 use super::call::Call;
@@ -31,7 +31,7 @@ use super::routing::Candidate;
 enum Attempt {
     Whole {
         body: Bytes,
-        tokens: app::server::usage::Tokens,
+        tokens: perpetuo_core::usage::Tokens,
     },
     Stream {
         upstream: ByteStream,
@@ -405,8 +405,8 @@ impl Drop for ProbeGuard<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use app::server::platform::ratelimit::LimitClock;
     use http::HeaderValue;
+    use perpetuo_core::platform::ratelimit::LimitClock;
 
     #[test]
     fn a_dropped_probe_is_released() {

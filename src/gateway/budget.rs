@@ -4,11 +4,11 @@
 //! and was abandoned) reserves its worst case again first; the call is settled once, when it is
 //! recorded, at what it was charged.
 
-use app::server::AppState;
-use app::server::budgets::{Applicable, BudgetError, Hold, Need};
-use app::server::platform::db::bounded;
-use app::server::protocols::ClientRequest;
-use app::server::usage::prices::Overrides;
+use perpetuo_core::AppState;
+use perpetuo_core::budgets::{Applicable, BudgetError, Hold, Need};
+use perpetuo_core::platform::db::bounded;
+use perpetuo_core::protocols::ClientRequest;
+use perpetuo_core::usage::prices::Overrides;
 
 use super::call::Caller;
 use super::error::GatewayError;
@@ -59,7 +59,7 @@ pub async fn reserve(
     let nanos = candidates.iter().filter_map(price_of).map(|p| p.worst_nanos(prompt, output)).max().unwrap_or(0);
     let need = Need { nanos, tokens: i64::try_from(prompt.saturating_add(output)).unwrap_or(i64::MAX) };
     let reserved = tokio::time::timeout(
-        app::server::platform::db::CALL_TIMEOUT,
+        perpetuo_core::platform::db::CALL_TIMEOUT,
         state.budgets().reserve(ws, &applicable, &caller.request_id, need),
     )
     .await;
@@ -73,7 +73,7 @@ pub async fn extend(state: &AppState, caller: &Caller, reservation: &mut Reserva
     let budgets = state.budgets();
     let (ws, need) = (&caller.key.workspace, reservation.per_attempt);
     let extended = tokio::time::timeout(
-        app::server::platform::db::CALL_TIMEOUT,
+        perpetuo_core::platform::db::CALL_TIMEOUT,
         budgets.extend(ws, &reservation.applicable, &mut reservation.hold, need),
     )
     .await;
@@ -94,7 +94,7 @@ fn refused_or<T>(
             Err(GatewayError::Budget(message))
         }
         Ok(Err(BudgetError::Service(e))) => Err(GatewayError::Internal(e)),
-        Err(_) => Err(GatewayError::Internal(app::server::ServiceError::Unavailable)),
+        Err(_) => Err(GatewayError::Internal(perpetuo_core::ServiceError::Unavailable)),
     }
 }
 

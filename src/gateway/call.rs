@@ -12,13 +12,13 @@ use http::StatusCode;
 use http::request::Parts;
 use serde_json::Value;
 
-use app::server::AppState;
-use app::server::keys::{ApiKeyToken, CachedKey};
-use app::server::platform::db::{new_id, now_ms};
-use app::server::platform::ratelimit::Decision;
-use app::server::protocols::{AnswerLabels, Bound, ClientRequest, Protocol};
-use app::server::usage::Tokens;
-use app::server::usage::prices::Overrides;
+use perpetuo_core::AppState;
+use perpetuo_core::keys::{ApiKeyToken, CachedKey};
+use perpetuo_core::platform::db::{new_id, now_ms};
+use perpetuo_core::platform::ratelimit::Decision;
+use perpetuo_core::protocols::{AnswerLabels, Bound, ClientRequest, Protocol};
+use perpetuo_core::usage::Tokens;
+use perpetuo_core::usage::prices::Overrides;
 
 use super::error::GatewayError;
 use super::record::{Charge, Progress, Subject};
@@ -137,7 +137,7 @@ impl Call {
     }
 
     /// The price of the model a candidate serves, if known.
-    pub fn price(&self, state: &AppState, served: &Candidate) -> Option<app::server::usage::prices::Price> {
+    pub fn price(&self, state: &AppState, served: &Candidate) -> Option<perpetuo_core::usage::prices::Price> {
         state.prices().price(&self.prices, served.provider.kind.as_str(), &served.model)
     }
 

@@ -7,11 +7,11 @@ use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use serde_json::{Map, Value, json};
 
-use app::server::AppState;
-use app::server::protocols::{MAX_MODEL_LEN, Protocol};
-use app::server::providers::dialects::Endpoint;
-use app::server::providers::{body, catalog, client};
-use app::types::ProviderKind;
+use perpetuo_core::AppState;
+use perpetuo_core::protocols::{MAX_MODEL_LEN, Protocol};
+use perpetuo_core::providers::dialects::Endpoint;
+use perpetuo_core::providers::{body, catalog, client};
+use perpetuo_types::ProviderKind;
 
 use super::call::{Caller, OpenAiJson, forwarded};
 use super::error::GatewayError;
@@ -79,7 +79,7 @@ async fn ask_provider(
     let mut sent = body.clone();
     sent.insert("model".into(), Value::String(candidate.model.clone()));
     let url = dialect.url(&provider.base_url, Endpoint::CountTokens);
-    let mut request = app::server::providers::dialects::authorize(state.providers().http().post(url), &provider.auth)
+    let mut request = perpetuo_core::providers::dialects::authorize(state.providers().http().post(url), &provider.auth)
         .header(header::CONTENT_TYPE, "application/json")
         .body(serde_json::to_vec(&sent).ok()?);
     for (name, value) in forwarded(Protocol::Messages, headers) {

@@ -6,10 +6,10 @@ use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode};
 use serde_json::json;
 
-use app::server::ServiceError;
-use app::server::keys::{KeyError, KeyRejection};
-use app::server::platform::ratelimit::Decision;
-use app::server::protocols::{Protocol, Refusal};
+use perpetuo_core::ServiceError;
+use perpetuo_core::keys::{KeyError, KeyRejection};
+use perpetuo_core::platform::ratelimit::Decision;
+use perpetuo_core::protocols::{Protocol, Refusal};
 
 /// OpenAI's error JSON: the one builder for every error the gateway writes (answers, SSE error
 /// events, the per-IP 429 on `/v1`).
@@ -236,7 +236,7 @@ impl GatewayError {
             }
             _ => self.parts().0,
         };
-        app::server::protocols::messages::error_json(anthropic_type(self.status()), &message)
+        perpetuo_core::protocols::messages::error_json(anthropic_type(self.status()), &message)
     }
 
     /// The error as the client of `protocol` expects it.

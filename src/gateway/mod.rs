@@ -5,7 +5,7 @@
 //! A call goes edge (`call`: the caller and the body, checked, then the whole context) ->
 //! `routing` (the candidate providers) -> `attempts` (the loop: fallback, retries, breakers) ->
 //! `answer` (a whole answer) or `relay` (a stream) -> `record` (usage and metrics). What differs
-//! between providers lives in their dialects (`app::server::providers::dialects`).
+//! between providers lives in their dialects (`perpetuo_core::providers::dialects`).
 
 mod answer;
 mod attempts;
@@ -24,8 +24,8 @@ use axum::routing::{get, post};
 use http::HeaderMap;
 use serde_json::{Value, json};
 
-use app::server::AppState;
-use app::server::protocols::Protocol;
+use perpetuo_core::AppState;
+use perpetuo_core::protocols::Protocol;
 
 use call::{Caller, OpenAiJson};
 use error::GatewayError;

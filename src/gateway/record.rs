@@ -2,10 +2,10 @@
 
 use std::time::Duration;
 
-use app::server::AppState;
-use app::server::protocols::Protocol;
-use app::server::providers::OpenedProvider;
-use app::server::usage::{Tokens, UsageRecord};
+use perpetuo_core::AppState;
+use perpetuo_core::protocols::Protocol;
+use perpetuo_core::providers::OpenedProvider;
+use perpetuo_core::usage::{Tokens, UsageRecord};
 
 use super::call::Caller;
 

@@ -9,12 +9,12 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures::{Stream, StreamExt as _};
 
-use app::server::AppState;
-use app::server::protocols::sse;
-use app::server::providers::dialects::{StreamFault, StreamTranslator};
-use app::server::providers::{OpenedProvider, client};
-use app::server::usage::Tokens;
-use app::server::usage::estimate::OutputMeter;
+use perpetuo_core::AppState;
+use perpetuo_core::protocols::sse;
+use perpetuo_core::providers::dialects::{StreamFault, StreamTranslator};
+use perpetuo_core::providers::{OpenedProvider, client};
+use perpetuo_core::usage::Tokens;
+use perpetuo_core::usage::estimate::OutputMeter;
 
 use super::call::{Call, Caller};
 use super::record::{Charge, Outcome, Progress, build, keep};
@@ -78,7 +78,7 @@ impl Relay {
         &self.call.caller
     }
 
-    pub fn protocol(&self) -> app::server::protocols::Protocol {
+    pub fn protocol(&self) -> perpetuo_core::protocols::Protocol {
         self.call.request.protocol
     }
 
@@ -169,7 +169,7 @@ impl Relay {
             (0, None) if estimated => {
                 let (mut record, _) = build(&self.state, &self.call.subject(), outcome(charge(tokens)), &progress);
                 let abandoned = progress.abandoned_charge;
-                let finish = move |state: &AppState, record: &mut app::server::usage::UsageRecord, prompt: u64| {
+                let finish = move |state: &AppState, record: &mut perpetuo_core::usage::UsageRecord, prompt: u64| {
                     let charge = charge(Tokens { prompt, ..tokens }).plus(abandoned);
                     record.prompt_tokens = i64::try_from(charge.tokens.prompt).unwrap_or(i64::MAX);
                     record.cost_nanos = charge.cost_nanos;
@@ -186,7 +186,7 @@ impl Relay {
                     }
                     // Dropped outside any runtime (the process is stopping): counted by length, here.
                     Err(_) => {
-                        let prompt = app::server::usage::estimate::ceiling_by_length(&self.call.request.body);
+                        let prompt = perpetuo_core::usage::estimate::ceiling_by_length(&self.call.request.body);
                         finish(&self.state, &mut record, prompt);
                     }
                 }

@@ -4,8 +4,8 @@
 //! and the bare model, and a plain model goes to the providers that list it, or whose kind's
 //! families include it.
 
-use app::server::protocols::Protocol;
-use app::server::providers::{OpenedProvider, catalog};
+use perpetuo_core::protocols::Protocol;
+use perpetuo_core::providers::{OpenedProvider, catalog};
 
 /// A provider that may serve the call, and the model it is asked for.
 #[derive(Debug, Clone)]
@@ -13,7 +13,7 @@ pub struct Candidate {
     pub provider: OpenedProvider,
     pub model: String,
 }
-use app::types::ProviderKind;
+use perpetuo_types::ProviderKind;
 
 /// A model name as routing reads it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,7 +64,7 @@ pub fn candidates(providers: &[OpenedProvider], route: &Route, protocol: Protoco
 #[cfg(test)]
 mod tests {
     use super::*;
-    use app::server::platform::secret::SecretBytes;
+    use perpetuo_core::platform::secret::SecretBytes;
 
     fn provider(id: &str, kind: ProviderKind, models: Option<Vec<&str>>, priority: i64) -> OpenedProvider {
         OpenedProvider {

@@ -5,9 +5,9 @@ use axum::extract::State;
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 
-use app::server::platform::ratelimit::ClientIp;
-use app::server::{AppState, ServiceError};
-use app::types::{UserView, WorkspaceView};
+use perpetuo_core::platform::ratelimit::ClientIp;
+use perpetuo_core::{AppState, ServiceError};
+use perpetuo_types::{UserView, WorkspaceView};
 
 use super::extract::ApiAuth;
 use super::{ApiError, ApiJson, ApiOwner, created};
@@ -108,7 +108,7 @@ pub async fn create_invite(State(state): State<AppState>, ApiOwner(owner): ApiOw
 
 #[derive(Serialize)]
 pub struct InviteList {
-    data: Vec<app::types::InviteView>,
+    data: Vec<perpetuo_types::InviteView>,
 }
 
 /// `GET /api/v1/invites`: the workspace's open invites (owners only; never their tokens).

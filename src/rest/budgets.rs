@@ -6,11 +6,11 @@ use axum::extract::{Path, State};
 use http::StatusCode;
 use serde::Serialize;
 
-use app::server::AppState;
-use app::types::{BudgetInput, BudgetScope, BudgetView};
+use perpetuo_core::AppState;
+use perpetuo_types::{BudgetInput, BudgetScope, BudgetView};
 
 use super::{ApiAuth, ApiError, ApiJson, ApiOwner};
-use app::server::accounts::workspaces::OwnerScope;
+use perpetuo_core::accounts::workspaces::OwnerScope;
 
 #[derive(Serialize)]
 pub struct BudgetList {
@@ -30,7 +30,7 @@ async fn set(
     state.budgets().set(owner, &scope, input).await?;
     let views = state.budget_views(owner.workspace()).await?;
     let view = views.into_iter().find(|v| v.scope == scope);
-    Ok(view.ok_or(app::server::ServiceError::NotFound("budget"))?)
+    Ok(view.ok_or(perpetuo_core::ServiceError::NotFound("budget"))?)
 }
 
 async fn remove(state: &AppState, owner: &OwnerScope, scope: BudgetScope) -> Result<StatusCode, ApiError> {

@@ -5,8 +5,8 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use http::request::Parts;
 use serde::de::DeserializeOwned;
 
-use app::server::accounts::workspaces::{Membership, OwnerScope, WorkspaceId};
-use app::server::{AppState, ServiceError};
+use perpetuo_core::accounts::workspaces::{Membership, OwnerScope, WorkspaceId};
+use perpetuo_core::{AppState, ServiceError};
 
 use super::ApiError;
 

@@ -5,8 +5,8 @@ use axum::response::Response;
 use http::StatusCode;
 use serde::Serialize;
 
-use app::server::AppState;
-use app::types::{ApiKeyView, NewApiKey};
+use perpetuo_core::AppState;
+use perpetuo_types::{ApiKeyView, NewApiKey};
 
 use super::{ApiError, ApiJson, ApiMember, created};
 

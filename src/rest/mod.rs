@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use http::{HeaderValue, StatusCode, header};
 
-use app::server::{AppState, ServiceError};
+use perpetuo_core::{AppState, ServiceError};
 
 pub use extract::{ApiAuth, ApiJson, ApiMember, ApiOwner, ApiQuery};
 

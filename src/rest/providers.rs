@@ -5,8 +5,8 @@ use axum::response::Response;
 use http::StatusCode;
 use serde::Serialize;
 
-use app::server::AppState;
-use app::types::{NewProvider, ProviderPatch, ProviderTestResult, ProviderView};
+use perpetuo_core::AppState;
+use perpetuo_types::{NewProvider, ProviderPatch, ProviderTestResult, ProviderView};
 
 use super::{ApiAuth, ApiError, ApiJson, ApiOwner, created};
 

@@ -5,11 +5,13 @@ use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 use serde::{Deserialize, Serialize};
 
-use app::server::platform::db::now_ms;
-use app::server::usage::reports::MAX_PAGE;
-use app::server::{AppState, ServiceError};
-use app::server_fns::usage::UsageQuery;
-use app::types::{GroupBy, Period, PriceOverride, RequestFilter, RequestPage, UsageGroup, UsageSummary, format_day};
+use perpetuo_core::platform::db::now_ms;
+use perpetuo_core::usage::reports::MAX_PAGE;
+use perpetuo_core::{AppState, ServiceError};
+use perpetuo_types::UsageQuery;
+use perpetuo_types::{
+    GroupBy, Period, PriceOverride, RequestFilter, RequestPage, UsageGroup, UsageSummary, format_day,
+};
 
 use super::{ApiAuth, ApiError, ApiJson, ApiOwner, ApiQuery};
 

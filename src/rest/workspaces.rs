@@ -4,8 +4,8 @@ use axum::extract::State;
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 
-use app::server::AppState;
-use app::types::WorkspaceView;
+use perpetuo_core::AppState;
+use perpetuo_types::WorkspaceView;
 
 use super::{ApiAuth, ApiError, ApiJson, created};
 

@@ -70,7 +70,7 @@ async fn token_with_right_and_wrong_password() {
     let body: Value = ok.json().await.unwrap();
     assert_eq!(body["workspace"]["id"], ws.as_str());
     let expires_at = body["expires_at"].as_i64().unwrap();
-    let now = app::server::platform::db::now_ms();
+    let now = perpetuo_core::platform::db::now_ms();
     assert!((3_500_000..=3_600_000).contains(&(expires_at - now)), "one hour: {}", expires_at - now);
 
     let wrong =
@@ -96,7 +96,7 @@ async fn tampered_expired_and_none_tokens_are_401() {
     // alg: none.
     let none = format!("{}.{}.", b64.encode(r#"{"alg":"none","typ":"JWT"}"#), parts[1]);
     // Expired, properly signed with the server's secret.
-    let now = app::server::platform::db::now_ms() / 1000;
+    let now = perpetuo_core::platform::db::now_ms() / 1000;
     let claims = json!({"sub": user, "ws": ws, "iat": now - 7200, "exp": now - 10, "iss": "perpetuo"});
     let secret = app.state.settings.jwt_secret.expose().to_vec();
     let expired = jsonwebtoken::encode(
@@ -352,7 +352,7 @@ async fn sessions_end_at_their_absolute_lifetime_however_active() {
     let mut response = db.query("SELECT record::id(id) AS id, data FROM session").await.unwrap();
     let rows: Vec<Value> = response.take(0).unwrap();
     assert!(!rows.is_empty());
-    let two_hours_ago = app::server::platform::db::now_ms() - 2 * 3_600_000;
+    let two_hours_ago = perpetuo_core::platform::db::now_ms() - 2 * 3_600_000;
     for row in rows {
         let mut data: Value = serde_json::from_str(row["data"].as_str().unwrap()).unwrap();
         data["signed_in_at"] = json!(two_hours_ago);
@@ -415,7 +415,7 @@ async fn concurrent_page_loads_on_one_session_all_answer_while_it_ends() {
 #[tokio::test]
 async fn sign_up_by_invitation_with_members_and_owners() {
     let mut options = Options::default();
-    options.settings.signup = app::server::platform::config::SignupMode::Invite;
+    options.settings.signup = perpetuo_core::platform::config::SignupMode::Invite;
     let app = spawn_app_with(options).await;
     let (owner_token, workspace, _) = app.api_signup(&email("first")).await;
     let stranger =
@@ -459,7 +459,7 @@ async fn sign_up_by_invitation_with_members_and_owners() {
 #[tokio::test]
 async fn closed_sign_up_still_lets_the_first_account_in_and_quotas_hold() {
     let mut options = Options::default();
-    options.settings.signup = app::server::platform::config::SignupMode::Closed;
+    options.settings.signup = perpetuo_core::platform::config::SignupMode::Closed;
     options.settings.quotas.keys_per_workspace = 2;
     options.settings.quotas.workspaces_per_account = 2;
     let app = spawn_app_with(options).await;

@@ -9,7 +9,7 @@ async fn database_files_never_contain_key_material() {
     let dir = tempfile::tempdir().unwrap();
     let mut options = Options::default();
     options.settings.database_url =
-        app::server::platform::config::DatabaseUrl::SurrealKv(dir.path().join("perpetuo.db"));
+        perpetuo_core::platform::config::DatabaseUrl::SurrealKv(dir.path().join("perpetuo.db"));
     let app = spawn_app_with(options).await;
     let (token, _, _) = app.api_signup(&email("atrest")).await;
     let provider_key = "sk-live-PLAINTEXT-provider-key-7d1e0c";
@@ -21,7 +21,7 @@ async fn database_files_never_contain_key_material() {
     let settings = app.state.settings.as_ref().clone();
     app.stop().await;
     let reopened = poll(std::time::Duration::from_secs(10), || async {
-        app::server::platform::db::Db::open(&settings).await.ok()
+        perpetuo_core::platform::db::Db::open(&settings).await.ok()
     })
     .await;
     drop(reopened.expect("the database was released"));

@@ -451,7 +451,7 @@ async fn a_backup_exported_and_imported_into_a_new_server_restores_everything() 
     }
     let before = recorded_ids(&cluster.client, cluster.base(0), &token, 5).await;
 
-    let bin = std::env::var("PERPETUO_SURREAL_BIN").unwrap();
+    let bin = crate::requires::surreal_bin().expect("the server started, so its binary is there");
     let dump = cluster._dir.path().join("backup.surql");
     let surreal = |args: &[&str]| {
         let output = std::process::Command::new(&bin).args(args).output().unwrap();

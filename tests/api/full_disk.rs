@@ -15,7 +15,7 @@ struct Tmpfs(PathBuf);
 
 impl Tmpfs {
     fn mount(bytes: u64) -> Option<Self> {
-        let dir = std::env::temp_dir().join(format!("perpetuo-full-disk-{}", app::server::platform::db::new_id()));
+        let dir = std::env::temp_dir().join(format!("perpetuo-full-disk-{}", perpetuo_core::platform::db::new_id()));
         std::fs::create_dir_all(&dir).ok()?;
         let mounted = std::process::Command::new("mount")
             .args(["-t", "tmpfs", "-o", &format!("size={bytes}"), "tmpfs"])

@@ -38,7 +38,8 @@ async fn metrics_are_closed_by_default() {
     assert!(closed.text().await.unwrap().contains("METRICS_TOKEN"));
 
     let mut options = Options::default();
-    options.settings.metrics_token = Some(app::server::platform::secret::SecretBytes::new(b"scrape-token-1".to_vec()));
+    options.settings.metrics_token =
+        Some(perpetuo_core::platform::secret::SecretBytes::new(b"scrape-token-1".to_vec()));
     let guarded = spawn_app_with(options).await;
     let scrape = |token: Option<&'static str>| {
         let mut request = guarded.client.get(guarded.url("/metrics"));

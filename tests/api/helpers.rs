@@ -5,11 +5,11 @@
 use std::io::Write;
 use std::sync::{Mutex, OnceLock};
 
-use app::server::AppState;
-use app::server::platform::config::Settings;
-use app::server::platform::db::Db;
-use app::server::platform::ratelimit::LimitClock;
 use perpetuo::startup::Application;
+use perpetuo_core::AppState;
+use perpetuo_core::platform::config::Settings;
+use perpetuo_core::platform::db::Db;
+use perpetuo_core::platform::ratelimit::LimitClock;
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -221,7 +221,7 @@ pub async fn api_error(response: reqwest::Response, status: u16) -> Value {
 
 /// A unique email for a test.
 pub fn email(tag: &str) -> String {
-    format!("{tag}-{}@example.com", app::server::platform::db::new_id())
+    format!("{tag}-{}@example.com", perpetuo_core::platform::db::new_id())
 }
 
 impl TestApp {
@@ -363,14 +363,14 @@ pub async fn usage_settled(app: &TestApp, n: u64) {
 }
 
 /// Every usage record of the workspace in the ledger, oldest first.
-pub async fn ledger_records(db: &app::server::platform::db::Db, workspace: &str) -> Vec<Value> {
+pub async fn ledger_records(db: &perpetuo_core::platform::db::Db, workspace: &str) -> Vec<Value> {
     let mut response = db
         .query("SELECT VALUE record::id(id) FROM usage_batch WHERE workspace = $ws")
         .bind(("ws", workspace.to_owned()))
         .await
         .unwrap();
     let ids: Vec<String> = response.take(0).unwrap();
-    let mut records = app::server::usage::ledger::rows(db, &ids).await.unwrap();
+    let mut records = perpetuo_core::usage::ledger::rows(db, &ids).await.unwrap();
     records.sort_by(|a, b| a.ts.cmp(&b.ts).then_with(|| a.request_id.cmp(&b.request_id)));
     records.into_iter().map(|r| serde_json::to_value(r).unwrap()).collect()
 }

@@ -21,13 +21,13 @@ async fn token_is_returned_once_and_never_listed() {
     assert!(secret.starts_with("pk_") && secret.len() >= 3 + 43, "{secret}");
     assert_eq!(body["key"]["rate_limit_per_min"], 120);
     assert_eq!(body["key"]["state"], "active");
-    assert!(body["key"]["expires_at"].as_i64().unwrap() > app::server::platform::db::now_ms() + 29 * 86_400_000);
+    assert!(body["key"]["expires_at"].as_i64().unwrap() > perpetuo_core::platform::db::now_ms() + 29 * 86_400_000);
     let preview = body["key"]["preview"].as_str().unwrap();
     assert!(preview.starts_with(&secret[..8]) && preview.ends_with(&secret[secret.len() - 4..]));
 
     let listed = app.get_json("/api/v1/keys", Some(&token)).await.text().await.unwrap();
     assert!(!listed.contains(&secret), "token listed");
-    assert!(!listed.contains(&app::server::keys::tokens::hash(&secret)), "hash listed");
+    assert!(!listed.contains(&perpetuo_core::keys::tokens::hash(&secret)), "hash listed");
     assert!(listed.contains("backend"));
 }
 
@@ -98,7 +98,7 @@ async fn no_js_creation_shows_the_token_exactly_once() {
     let marker = "data-testid=\"new-key\">";
     let start = first.find(marker).expect("token shown on the page after the redirect") + marker.len();
     let shown: String = first[start..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
-    assert!(app::server::keys::tokens::looks_like_token(&shown), "{shown}");
+    assert!(perpetuo_core::keys::tokens::looks_like_token(&shown), "{shown}");
     let second = client.get(app.url("/keys")).send().await.unwrap().text().await.unwrap();
     assert!(!second.contains(&shown), "shown a second time");
     assert!(second.contains("form-key"));
@@ -108,7 +108,7 @@ async fn no_js_creation_shows_the_token_exactly_once() {
 /// asked; keys that exist, and keys created during the flood, still work at once.
 #[tokio::test]
 async fn a_flood_of_unknown_keys_costs_a_bounded_number_of_lookups() {
-    use app::server::keys::{ApiKeyToken, KeyError, KeyRejection, tokens};
+    use perpetuo_core::keys::{ApiKeyToken, KeyError, KeyRejection, tokens};
     let app = spawn_app().await;
     let (token, _, _) = app.api_signup(&email("flood")).await;
     let (_, real) = app.add_key(&token, "real").await;

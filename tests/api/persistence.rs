@@ -6,7 +6,7 @@ use crate::helpers::*;
 
 fn surrealkv_options(dir: &std::path::Path) -> Options {
     let mut options = Options::default();
-    options.settings.database_url = app::server::platform::config::DatabaseUrl::SurrealKv(dir.join("perpetuo.db"));
+    options.settings.database_url = perpetuo_core::platform::config::DatabaseUrl::SurrealKv(dir.join("perpetuo.db"));
     options
 }
 
@@ -15,7 +15,7 @@ fn surrealkv_options(dir: &std::path::Path) -> Options {
 async fn reopen(dir: &std::path::Path) -> Options {
     let mut options = surrealkv_options(dir);
     for _ in 0..100 {
-        match app::server::platform::db::Db::open(&options.settings).await {
+        match perpetuo_core::platform::db::Db::open(&options.settings).await {
             Ok(db) => {
                 options.db = Some(db);
                 return options;

@@ -360,8 +360,8 @@ async fn dashboard_create_edit_and_test_without_js() {
 
 #[tokio::test]
 async fn rotating_the_encryption_key_reseals_every_provider_key() {
-    use app::server::platform::crypto::Cipher;
-    use app::server::platform::secret::Secret32;
+    use perpetuo_core::platform::crypto::Cipher;
+    use perpetuo_core::platform::secret::Secret32;
     let app = spawn_app().await;
     let (token, _, _) = app.api_signup(&email("rotate")).await;
     let mock = Mock::start(Flavor::OpenAi).await;
@@ -373,8 +373,14 @@ async fn rotating_the_encryption_key_reseals_every_provider_key() {
     let only_new = Cipher::new(&new, None);
     let with = |cipher: Cipher| {
         let http = reqwest::Client::new();
-        let upstream = app::server::providers::client::Upstream::new(&app.state.settings.upstream).unwrap();
-        app::server::providers::Providers::new(app.state.db.clone(), std::sync::Arc::new(cipher), http, upstream, true)
+        let upstream = perpetuo_core::providers::client::Upstream::new(&app.state.settings.upstream).unwrap();
+        perpetuo_core::providers::Providers::new(
+            app.state.db.clone(),
+            std::sync::Arc::new(cipher),
+            http,
+            upstream,
+            true,
+        )
     };
     assert!(with(Cipher::new(&new, None)).reseal_all().await.is_err());
     // New key with the old one as previous: everything is resealed, once.
@@ -396,6 +402,6 @@ async fn rotating_the_encryption_key_reseals_every_provider_key() {
     let rows: Vec<Value> = response.take(0).unwrap();
     let sealed = rows[0]["sealed_key"].as_str().unwrap().to_owned();
     assert!(only_new.is_current(&sealed));
-    let opened = only_new.open(&sealed, &app::server::platform::crypto::provider_aad(&ws, id)).unwrap();
+    let opened = only_new.open(&sealed, &perpetuo_core::platform::crypto::provider_aad(&ws, id)).unwrap();
     assert_eq!(opened.expose(), VALID_KEY.as_bytes());
 }

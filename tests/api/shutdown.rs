@@ -102,11 +102,11 @@ async fn burst_then_sigterm_loses_no_usage_record() {
     assert!(answered > 0, "some requests were answered before the shutdown");
 
     // Restart on the same files: every answered request has its record.
-    let mut settings = app::server::platform::config::Settings::for_tests();
-    settings.database_url = app::server::platform::config::DatabaseUrl::SurrealKv(db_path);
-    settings.encryption_key = app::server::platform::secret::Secret32::new([3u8; 32]);
+    let mut settings = perpetuo_core::platform::config::Settings::for_tests();
+    settings.database_url = perpetuo_core::platform::config::DatabaseUrl::SurrealKv(db_path);
+    settings.encryption_key = perpetuo_core::platform::secret::Secret32::new([3u8; 32]);
     let db = loop {
-        match app::server::platform::db::Db::open(&settings).await {
+        match perpetuo_core::platform::db::Db::open(&settings).await {
             Ok(db) => break db,
             Err(e) if e.to_string().contains("already locked") => tokio::time::sleep(Duration::from_millis(100)).await,
             Err(e) => panic!("reopen: {e}"),

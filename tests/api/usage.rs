@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use app::server::usage::UsageRecord;
+use perpetuo_core::usage::UsageRecord;
 
 use crate::helpers::*;
 use crate::mock::{Flavor, Mock, VALID_KEY};
@@ -204,8 +204,8 @@ async fn aggregation_filters_pagination_csv_and_isolation_on_known_data() {
     let app = spawn_app().await;
     let (token_a, ws_a, _) = app.api_signup(&email("agg-a")).await;
     let (token_b, ws_b, _) = app.api_signup(&email("agg-b")).await;
-    let today = app::types::Period::last_days(1, app::server::platform::db::now_ms()).from_day;
-    let yesterday = today - app::types::DAY_MS;
+    let today = perpetuo_types::Period::last_days(1, perpetuo_core::platform::db::now_ms()).from_day;
+    let yesterday = today - perpetuo_types::DAY_MS;
     let records = vec![
         known_record(&ws_a, yesterday + 1000, "gpt-4o", "k1", 200, 100, 50, Some(1000)),
         known_record(&ws_a, yesterday + 2000, "gpt-4o", "k2", 502, 0, 0, None),
@@ -214,8 +214,8 @@ async fn aggregation_filters_pagination_csv_and_isolation_on_known_data() {
         known_record(&ws_a, today + 3000, "gpt-4o", "k1", 429, 0, 0, None),
         known_record(&ws_b, today + 1000, "gpt-4o", "kb", 200, 999, 999, Some(99_999)),
     ];
-    app::server::usage::ledger::insert(&app.state.db, &records, true).await.unwrap();
-    let since = app::types::format_day(yesterday);
+    perpetuo_core::usage::ledger::insert(&app.state.db, &records, true).await.unwrap();
+    let since = perpetuo_types::format_day(yesterday);
 
     let totals: Value = app.get_value(&format!("/api/v1/usage?from={since}"), Some(&token_a)).await;
     assert_eq!(totals["requests"], 5);
@@ -230,8 +230,9 @@ async fn aggregation_filters_pagination_csv_and_isolation_on_known_data() {
     let by_model: Value = app.get_value(&format!("/api/v1/usage?from={since}&group_by=model"), Some(&token_a)).await;
     assert_eq!(by_model["data"][0]["key"], "gpt-4o");
     assert_eq!(by_model["data"][0]["requests"], 3);
-    let only_today: Value =
-        app.get_value(&format!("/api/v1/usage?from={0}&to={0}", app::types::format_day(today)), Some(&token_a)).await;
+    let only_today: Value = app
+        .get_value(&format!("/api/v1/usage?from={0}&to={0}", perpetuo_types::format_day(today)), Some(&token_a))
+        .await;
     assert_eq!(only_today["requests"], 3);
     api_error(app.get_json("/api/v1/usage?group_by=weekday", Some(&token_a)).await, 400).await;
     api_error(app.get_json("/api/v1/usage?from=yesterday", Some(&token_a)).await, 400).await;
@@ -296,7 +297,7 @@ async fn aggregation_filters_pagination_csv_and_isolation_on_known_data() {
         .filter(|r| r.workspace == ws_a)
         .map(|r| UsageRecord { workspace: ws_csv.clone(), request_id: format!("{}c", r.request_id), ..r.clone() })
         .collect();
-    app::server::usage::ledger::insert(&app.state.db, &mine, true).await.unwrap();
+    perpetuo_core::usage::ledger::insert(&app.state.db, &mine, true).await.unwrap();
     let response = client.get(app.url(&format!("/usage/export.csv?from={since}&status=ok"))).send().await.unwrap();
     assert_eq!(response.status(), 200);
     assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/csv"));
@@ -420,21 +421,21 @@ fn parse_prometheus(text: &str) -> std::collections::HashMap<String, f64> {
 async fn old_request_records_are_pruned_and_rollups_kept() {
     let app = spawn_app().await;
     let (token, ws, _) = app.api_signup(&email("prune")).await;
-    let now = app::server::platform::db::now_ms();
-    let old = now - 100 * app::types::DAY_MS;
+    let now = perpetuo_core::platform::db::now_ms();
+    let old = now - 100 * perpetuo_types::DAY_MS;
     let records = vec![
         known_record(&ws, old, "gpt-4o", "k1", 200, 1, 1, Some(1)),
         known_record(&ws, old + 1, "gpt-4o", "k1", 200, 1, 1, Some(1)),
         known_record(&ws, now - 1000, "gpt-4o", "k1", 200, 1, 1, Some(1)),
     ];
-    app::server::usage::ledger::insert(&app.state.db, &records, true).await.unwrap();
-    let removed = app.state.reports().prune(now - 90 * app::types::DAY_MS).await.unwrap();
+    perpetuo_core::usage::ledger::insert(&app.state.db, &records, true).await.unwrap();
+    let removed = app.state.reports().prune(now - 90 * perpetuo_types::DAY_MS).await.unwrap();
     assert_eq!(removed, 2);
     let log: Value =
-        app.get_value(&format!("/api/v1/requests?from={}", app::types::format_day(old)), Some(&token)).await;
+        app.get_value(&format!("/api/v1/requests?from={}", perpetuo_types::format_day(old)), Some(&token)).await;
     assert_eq!(log["data"].as_array().unwrap().len(), 1);
     let totals: Value =
-        app.get_value(&format!("/api/v1/usage?from={}", app::types::format_day(old)), Some(&token)).await;
+        app.get_value(&format!("/api/v1/usage?from={}", perpetuo_types::format_day(old)), Some(&token)).await;
     assert_eq!(totals["requests"], 3, "daily totals outlive the raw records");
 }
 
@@ -462,7 +463,7 @@ async fn models_without_a_price_are_listed_for_prices_check() {
         assert_eq!(gw.chat(&chat_body(&format!("openai/{model}"))).await.status(), 200);
     }
     usage_settled(&gw.app, 3).await;
-    let since = app::server::platform::db::now_ms() - 30 * app::types::DAY_MS;
+    let since = perpetuo_core::platform::db::now_ms() - 30 * perpetuo_types::DAY_MS;
     let missing = gw.app.state.prices().unpriced_since(since).await.unwrap();
     let listed: Vec<(String, String, i64)> = missing.into_iter().map(|m| (m.kind, m.model, m.requests)).collect();
     assert_eq!(listed, vec![("openai".to_owned(), "openai/my-fine-tune-x".to_owned(), 2)]);

@@ -4,7 +4,7 @@
 use leptos::prelude::*;
 
 use crate::server_fns::budgets::{RemoveBudget, SetBudget};
-use crate::types::{BudgetScope, BudgetView, format_ts};
+use perpetuo_types::{BudgetScope, BudgetView, format_ts};
 
 /// `workspace` or `key:<id>`: the scope as the forms send it.
 pub fn scope_field(scope: &BudgetScope) -> String {

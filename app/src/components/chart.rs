@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use leptos::prelude::*;
 
-use crate::types::{DAY_MS, SeriesPoint, format_day};
+use perpetuo_types::{DAY_MS, SeriesPoint, format_day};
 
 const PALETTE: [&str; 8] = ["#2f5bd3", "#e8833a", "#3fa66b", "#c0426c", "#8d5cd6", "#c7a529", "#2ba3b8", "#8a8f98"];
 const MAX_SERIES: usize = 7;

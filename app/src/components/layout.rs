@@ -6,7 +6,7 @@ use leptos_router::components::{A, Outlet, Redirect};
 
 use crate::components::form::{FormError, action_error};
 use crate::server_fns::auth::{SignOut, SwitchWorkspace, current_session};
-use crate::types::SessionView;
+use perpetuo_types::SessionView;
 
 #[component]
 pub fn DashboardLayout() -> impl IntoView {

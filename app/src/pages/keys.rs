@@ -7,7 +7,7 @@ use crate::components::budget::{BudgetForm, describe, scope_field};
 use crate::components::form::{FormError, action_error, reset_on_success};
 use crate::server_fns::budgets::{RemoveBudget, SetBudget, list_budgets};
 use crate::server_fns::keys::{CreateKey, DeleteKey, RevokeKey, list_keys, take_created_key};
-use crate::types::{ApiKeyView, BudgetScope, BudgetView, CreatedApiKey, KeyState, format_ts};
+use perpetuo_types::{ApiKeyView, BudgetScope, BudgetView, CreatedApiKey, KeyState, format_ts};
 
 /// The actions a key row offers.
 #[derive(Clone, Copy)]

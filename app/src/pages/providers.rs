@@ -7,7 +7,7 @@ use crate::components::form::{FormError, action_error, reset_on_success};
 use crate::server_fns::providers::{
     CreateProvider, DeleteProvider, TestProvider, UpdateProvider, list_providers, take_test_result,
 };
-use crate::types::{KeyStatus, ProviderKind, ProviderView, format_ts};
+use perpetuo_types::{KeyStatus, ProviderKind, ProviderView, format_ts};
 
 #[component]
 pub fn ProvidersPage() -> impl IntoView {

@@ -5,7 +5,7 @@ use leptos_meta::Title;
 
 use crate::components::form::{FormError, action_error};
 use crate::server_fns::auth::SignUp;
-use crate::types::PASSWORD_MIN_CHARS;
+use perpetuo_types::PASSWORD_MIN_CHARS;
 
 #[component]
 pub fn SignUpPage() -> impl IntoView {

@@ -10,7 +10,7 @@ use crate::components::chart::{Measure, StackedBars};
 use crate::components::form::{FormError, action_error};
 use crate::server_fns::budgets::list_budgets;
 use crate::server_fns::usage::{Choice, DeletePrice, SetPrice, UsageData, UsageQuery, usage_report};
-use crate::types::{GroupBy, ProviderKind, RequestRow, format_cost, format_day, format_ts, query_string};
+use perpetuo_types::{GroupBy, ProviderKind, RequestRow, format_cost, format_day, format_ts, query_string};
 
 fn query_from_url(q: &leptos_router::params::ParamsMap) -> UsageQuery {
     UsageQuery {
@@ -199,7 +199,7 @@ fn Report(
             <label>"Route"
                 <select name="route">
                     <option value="">"Any route"</option>
-                    {crate::types::ROUTES.into_iter().map(|r| {
+                    {perpetuo_types::ROUTES.into_iter().map(|r| {
                         let is = q.route.as_deref() == Some(r);
                         view! { <option value=r selected=is>{r}</option> }
                     }).collect_view()}

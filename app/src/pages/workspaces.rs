@@ -12,7 +12,7 @@ use crate::server_fns::auth::{
     list_invites, take_notice,
 };
 use crate::server_fns::budgets::{RemoveBudget, SetBudget, list_budgets};
-use crate::types::BudgetScope;
+use perpetuo_types::BudgetScope;
 
 #[component]
 pub fn WorkspacesPage() -> impl IntoView {
@@ -124,9 +124,9 @@ pub fn WorkspacesPage() -> impl IntoView {
                             <tbody>
                                 {list.into_iter().map(|i| view! {
                                     <tr>
-                                        <td>{crate::types::time::rfc3339_utc(i.created_at)}</td>
+                                        <td>{perpetuo_types::time::rfc3339_utc(i.created_at)}</td>
                                         <td>{i.created_by.unwrap_or_else(|| "–".into())}</td>
-                                        <td>{crate::types::time::rfc3339_utc(i.expires_at)}</td>
+                                        <td>{perpetuo_types::time::rfc3339_utc(i.expires_at)}</td>
                                         <td>
                                             <ActionForm action=revoke>
                                                 <input type="hidden" name="id" value=i.id/>

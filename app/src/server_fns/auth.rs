@@ -3,10 +3,10 @@
 use leptos::prelude::*;
 
 use crate::error::AppError;
-use crate::types::{SessionView, WorkspaceView};
+use perpetuo_types::{SessionView, WorkspaceView};
 
 #[cfg(feature = "ssr")]
-use {super::ctx, crate::server::accounts::sessions};
+use {super::ctx, perpetuo_core::accounts::sessions};
 
 /// Creates an account (with a personal workspace, or joining the invite's) and signs it in.
 #[server(prefix = "/fn", endpoint = "sign_up")]
@@ -77,7 +77,7 @@ pub async fn create_invite() -> Result<String, AppError> {
 
 /// The workspace's open invites for its owners (`None` for a member: not theirs to see).
 #[server(prefix = "/fn", endpoint = "list_invites")]
-pub async fn list_invites() -> Result<Option<Vec<crate::types::InviteView>>, AppError> {
+pub async fn list_invites() -> Result<Option<Vec<perpetuo_types::InviteView>>, AppError> {
     let (state, who) = ctx::member_scope().await?;
     match who.owner() {
         Ok(owner) => Ok(Some(state.accounts().invites().list(&owner).await?)),

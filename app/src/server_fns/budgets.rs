@@ -4,12 +4,12 @@
 use leptos::prelude::*;
 
 use crate::error::AppError;
-use crate::types::BudgetView;
+use perpetuo_types::BudgetView;
 
 #[cfg(feature = "ssr")]
 use {
     super::ctx,
-    crate::types::{BudgetInput, BudgetScope},
+    perpetuo_types::{BudgetInput, BudgetScope},
 };
 
 /// `workspace`, or `key:<id>`, as the forms send it.

@@ -7,9 +7,9 @@ use leptos::prelude::*;
 use tower_sessions::Session;
 
 use crate::error::AppError;
-use crate::server::accounts::workspaces::{Membership, OwnerScope, WorkspaceId};
-use crate::server::platform::ratelimit::ClientIp;
-use crate::server::{AppState, ServiceError};
+use perpetuo_core::accounts::workspaces::{Membership, OwnerScope, WorkspaceId};
+use perpetuo_core::platform::ratelimit::ClientIp;
+use perpetuo_core::{AppState, ServiceError};
 
 pub fn state() -> Result<AppState, AppError> {
     use_context::<AppState>().ok_or_else(|| {
@@ -39,7 +39,7 @@ pub async fn user_id(session: &Session) -> Result<String, AppError> {
 }
 
 /// The page guard's verdict for this request, when it rendered a page (see `CheckedSession`).
-fn checked_session() -> Option<crate::server::accounts::sessions::CheckedSession> {
+fn checked_session() -> Option<perpetuo_core::accounts::sessions::CheckedSession> {
     use_context::<http::request::Parts>().and_then(|parts| parts.extensions.get().cloned())
 }
 
@@ -93,7 +93,7 @@ fn flash_aad(user_id: &str) -> Vec<u8> {
 
 /// Keeps a just-created key for the next page render, sealed so the token never sits in the
 /// session store in the clear.
-pub async fn stash_created_key(state: &AppState, created: &crate::types::CreatedApiKey) -> Result<(), AppError> {
+pub async fn stash_created_key(state: &AppState, created: &perpetuo_types::CreatedApiKey) -> Result<(), AppError> {
     let session = session().await?;
     let user_id = user_id(&session).await?;
     let plain = serde_json::to_vec(created).map_err(|_| AppError::Internal)?;
@@ -102,7 +102,7 @@ pub async fn stash_created_key(state: &AppState, created: &crate::types::Created
 }
 
 /// Takes the stashed key out of the session (so it shows once).
-pub async fn take_created_key(state: &AppState) -> Result<Option<crate::types::CreatedApiKey>, AppError> {
+pub async fn take_created_key(state: &AppState) -> Result<Option<perpetuo_types::CreatedApiKey>, AppError> {
     let session = session().await?;
     let user_id = user_id(&session).await?;
     let Some(sealed) = session.remove::<String>(CREATED_KEY).await.map_err(session_error)? else {
@@ -127,7 +127,7 @@ pub async fn take_notice() -> Result<Option<String>, AppError> {
 
 /// Keeps a provider test's outcome for the next page render (a form post without JavaScript):
 /// through the session, so no link can make the page show words of its own.
-pub async fn stash_test_result(result: &crate::types::ProviderTestResult) -> Result<(), AppError> {
+pub async fn stash_test_result(result: &perpetuo_types::ProviderTestResult) -> Result<(), AppError> {
     let session = session().await?;
     session.insert(TEST_RESULT, (result.ok, result.message.clone())).await.map_err(session_error)
 }

@@ -3,10 +3,10 @@
 use leptos::prelude::*;
 
 use crate::error::AppError;
-use crate::types::{ApiKeyView, CreatedApiKey};
+use perpetuo_types::{ApiKeyView, CreatedApiKey};
 
 #[cfg(feature = "ssr")]
-use {super::ctx, crate::types::NewApiKey};
+use {super::ctx, perpetuo_types::NewApiKey};
 
 #[cfg(feature = "ssr")]
 fn optional_number<T: std::str::FromStr>(field: Option<String>, what: &str) -> Result<Option<T>, AppError> {

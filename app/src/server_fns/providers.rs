@@ -4,12 +4,12 @@
 use leptos::prelude::*;
 
 use crate::error::AppError;
-use crate::types::{ProviderTestResult, ProviderView};
+use perpetuo_types::{ProviderTestResult, ProviderView};
 
 #[cfg(feature = "ssr")]
 use {
     super::ctx,
-    crate::types::{NewProvider, ProviderPatch, given},
+    perpetuo_types::{NewProvider, ProviderPatch, given},
 };
 
 #[cfg(feature = "ssr")]

@@ -4,37 +4,13 @@ use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::AppError;
-use crate::types::{
-    GroupBy, Period, PriceOverride, RequestPage, SeriesPoint, StatusFilter, UsageGroup, UsageSummary, given,
+pub use perpetuo_types::UsageQuery;
+use perpetuo_types::{
+    GroupBy, Period, PriceOverride, RequestPage, SeriesPoint, StatusFilter, UsageGroup, UsageSummary,
 };
 
 #[cfg(feature = "ssr")]
-use {super::ctx, crate::server::platform::db::now_ms};
-
-/// The tab's query string, as typed (everything optional).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct UsageQuery {
-    #[serde(default)]
-    pub period: Option<String>,
-    #[serde(default)]
-    pub from: Option<String>,
-    #[serde(default)]
-    pub to: Option<String>,
-    #[serde(default)]
-    pub by: Option<String>,
-    #[serde(default)]
-    pub key: Option<String>,
-    #[serde(default)]
-    pub provider: Option<String>,
-    #[serde(default)]
-    pub model: Option<String>,
-    #[serde(default)]
-    pub route: Option<String>,
-    #[serde(default)]
-    pub status: Option<String>,
-    #[serde(default)]
-    pub cursor: Option<String>,
-}
+use {super::ctx, perpetuo_core::platform::db::now_ms, perpetuo_types::given};
 
 /// Something to pick in a filter.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -58,21 +34,6 @@ pub struct UsageData {
     pub models: Vec<String>,
     pub overrides: Vec<PriceOverride>,
     pub prices_as_of: String,
-}
-
-impl UsageQuery {
-    /// The request-log filter these fields describe: the one parser behind the usage tab, its
-    /// CSV export and the management API.
-    pub fn filter(&self, now: i64) -> Result<crate::types::RequestFilter, String> {
-        Ok(crate::types::RequestFilter {
-            period: Period::parse(self.period.as_deref(), self.from.as_deref(), self.to.as_deref(), now)?,
-            key: given(self.key.as_deref()),
-            provider: given(self.provider.as_deref()),
-            model: given(self.model.as_deref()),
-            route: crate::types::parse_route(self.route.as_deref())?,
-            status: StatusFilter::parse(self.status.as_deref())?,
-        })
-    }
 }
 
 /// Everything the usage tab shows for the query. JSON in: with every filter unset the query has

@@ -64,7 +64,7 @@ async fn revoked_key_is_refused_on_the_very_next_request() {
 #[tokio::test]
 async fn expired_key_is_refused() {
     let (gw, _mock) = openai_gateway().await;
-    let expires_at = app::server::platform::db::now_ms() + 1500;
+    let expires_at = perpetuo_core::platform::db::now_ms() + 1500;
     let created: Value = gw
         .app
         .post_json("/api/v1/keys", Some(&gw.token), &json!({"name": "short", "expires_at": expires_at}))
@@ -91,7 +91,7 @@ async fn expired_key_is_refused() {
 #[tokio::test]
 async fn revocation_reaches_another_instance_on_the_same_database() {
     let options = fast_options();
-    let db = app::server::platform::db::Db::open(&options.settings).await.unwrap();
+    let db = perpetuo_core::platform::db::Db::open(&options.settings).await.unwrap();
     let mut first_options = fast_options();
     first_options.db = Some(db.clone());
     let gw = Gateway::start(first_options).await;

@@ -1,0 +1,646 @@
+//! Budgets per workspace and per API key: what an owner sets (cached, followed across instances)
+//! and the reservations that keep every instance's calls within them.
+//!
+//! Before a call, its worst case is reserved against every budget that applies, in one
+//! transaction of conditional updates: on any number of instances, concurrent calls can never
+//! reserve past a limit. After the call, the hold is settled to the actual cost and tokens (in
+//! the same kind of transaction, once: the hold is removed with it). A hold whose settlement
+//! never came (an instance that died mid-call) is settled at its worst case by the sweeper.
+
+pub mod period;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use surrealdb::types::{Action, SurrealValue};
+
+use crate::accounts::workspaces::{OwnerScope, WorkspaceId};
+use crate::platform::cache::Slots;
+use crate::platform::db::{Db, is_retryable, now_ms, root_cause};
+use crate::platform::error::ServiceError;
+use crate::platform::live::Follower;
+use perpetuo_types::{BudgetInput, BudgetScope, BudgetView};
+
+pub use period::Period;
+
+const CACHE_TTL: Duration = Duration::from_secs(60);
+const CACHE_CAPACITY: usize = 100_000;
+/// Dollars to billionths of a dollar.
+const NANOS_PER_USD: f64 = 1e9;
+/// The largest limit accepted (a billion dollars, or a trillion tokens): beyond any real budget,
+/// and far from `i64` overflow when reservations add up.
+const MAX_USD: f64 = 1e9;
+const MAX_TOKENS: i64 = 1_000_000_000_000;
+const MAX_PERIOD_DAYS: u32 = 3_660;
+/// Attempts at a reservation or settlement that lost a write conflict to a concurrent one.
+const CONFLICT_ATTEMPTS: u32 = 50;
+
+/// One budget as the gateway applies it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rule {
+    pub scope: BudgetScope,
+    pub usd_nanos: Option<i64>,
+    pub tokens: Option<i64>,
+    pub period: Period,
+    pub allow_unpriced: bool,
+}
+
+impl Rule {
+    fn stored_scope(&self) -> String {
+        stored_scope(&self.scope)
+    }
+
+    /// The scope in words, for messages.
+    fn name(&self) -> &'static str {
+        match self.scope {
+            BudgetScope::Workspace => "the workspace's budget",
+            BudgetScope::Key(_) => "this API key's budget",
+        }
+    }
+
+    fn applies_to(&self, key_id: &str) -> bool {
+        match &self.scope {
+            BudgetScope::Workspace => true,
+            BudgetScope::Key(id) => id == key_id,
+        }
+    }
+}
+
+fn stored_scope(scope: &BudgetScope) -> String {
+    match scope {
+        BudgetScope::Workspace => "workspace".into(),
+        BudgetScope::Key(id) => format!("key:{id}"),
+    }
+}
+
+fn parse_scope(stored: &str) -> BudgetScope {
+    match stored.strip_prefix("key:") {
+        Some(id) => BudgetScope::Key(id.to_owned()),
+        None => BudgetScope::Workspace,
+    }
+}
+
+/// The budgets that apply to one call.
+#[derive(Debug, Clone, Default)]
+pub struct Applicable(pub Vec<Rule>);
+
+impl Applicable {
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Whether calls to a model with no known price may go on under every one of them (a budget
+    /// of tokens alone does not need a price).
+    pub fn allow_unpriced(&self) -> bool {
+        self.0.iter().all(|r| r.allow_unpriced || r.usd_nanos.is_none())
+    }
+}
+
+/// A call's worst case, reserved before it is made.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Need {
+    pub nanos: i64,
+    pub tokens: i64,
+}
+
+/// A reservation in the database, to be settled once.
+#[derive(Debug, Clone)]
+pub struct Hold {
+    pub id: String,
+    /// Everything reserved under it (the first reservation and every extension).
+    pub need: Need,
+    /// The counters it holds, with their limits (what an extension must fit again).
+    uses: Vec<Value>,
+}
+
+/// Why a reservation was refused.
+#[derive(Debug)]
+pub enum BudgetError {
+    /// The call does not fit; the message names the budget and what is left.
+    Exceeded(String),
+    Service(ServiceError),
+}
+
+impl From<ServiceError> for BudgetError {
+    fn from(e: ServiceError) -> Self {
+        Self::Service(e)
+    }
+}
+
+impl From<surrealdb::Error> for BudgetError {
+    fn from(e: surrealdb::Error) -> Self {
+        Self::Service(ServiceError::Database(e))
+    }
+}
+
+#[derive(SurrealValue)]
+struct ConfigRow {
+    scope: String,
+    usd_nanos: Option<i64>,
+    tokens: Option<i64>,
+    period_days: Option<i64>,
+    anchor: i64,
+    allow_unpriced: bool,
+}
+
+impl ConfigRow {
+    fn rule(&self) -> Rule {
+        let period = match self.period_days.and_then(|d| u32::try_from(d).ok()).filter(|d| *d > 0) {
+            Some(days) => Period::Days { days, anchor: self.anchor },
+            None => Period::Month,
+        };
+        Rule {
+            scope: parse_scope(&self.scope),
+            usd_nanos: self.usd_nanos,
+            tokens: self.tokens,
+            period,
+            allow_unpriced: self.allow_unpriced,
+        }
+    }
+}
+
+#[derive(SurrealValue, Default)]
+struct UseRow {
+    spent_nanos: i64,
+    reserved_nanos: i64,
+    spent_tokens: i64,
+    reserved_tokens: i64,
+    calls: i64,
+}
+
+struct BudgetCache {
+    rules: Slots<Arc<Vec<Rule>>>,
+}
+
+impl Follower for BudgetCache {
+    fn table(&self) -> &'static str {
+        "budget"
+    }
+
+    fn changed(&self, _: Action, record: &Value) {
+        match record.get("workspace").and_then(Value::as_str) {
+            Some(ws) => self.rules.invalidate(ws),
+            None => self.rules.clear(),
+        }
+    }
+
+    fn clear(&self) {
+        self.rules.clear();
+    }
+}
+
+/// The budgets service.
+#[derive(Clone)]
+pub struct Budgets {
+    db: Db,
+    cache: Arc<BudgetCache>,
+    /// The runtime settlements run on: the one the service was made on (the process's main
+    /// runtime), so a serving thread that stops does not take pending settlements with it.
+    runtime: Option<tokio::runtime::Handle>,
+}
+
+impl std::fmt::Debug for Budgets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Budgets").finish_non_exhaustive()
+    }
+}
+
+/// An owner's input in stored units: nano-dollars, tokens, period days.
+type Limits = (Option<i64>, Option<i64>, Option<u32>);
+
+/// Checks an owner's input.
+fn parse_input(input: &BudgetInput) -> Result<Limits, ServiceError> {
+    let usd = match input.usd_limit {
+        None => None,
+        Some(usd) if usd.is_finite() && (0.0..=MAX_USD).contains(&usd) => Some((usd * NANOS_PER_USD).round() as i64),
+        Some(_) => {
+            return Err(ServiceError::Invalid(format!("A dollar limit must be a number from 0 to {MAX_USD:.0}.")));
+        }
+    };
+    let tokens = match input.token_limit {
+        None => None,
+        Some(t) if (0..=MAX_TOKENS).contains(&t) => Some(t),
+        Some(_) => return Err(ServiceError::Invalid(format!("A token limit must be from 0 to {MAX_TOKENS}."))),
+    };
+    if usd.is_none() && tokens.is_none() {
+        return Err(ServiceError::Invalid("Set a dollar limit, a token limit, or both.".into()));
+    }
+    let days = match input.period_days {
+        None | Some(0) => None,
+        Some(d) if d <= MAX_PERIOD_DAYS => Some(d),
+        Some(_) => {
+            return Err(ServiceError::Invalid(format!("A period is at most {MAX_PERIOD_DAYS} days.")));
+        }
+    };
+    Ok((usd, tokens, days))
+}
+
+fn usd(nanos: i64) -> f64 {
+    nanos as f64 / NANOS_PER_USD
+}
+
+/// `$1.234567` with as many decimals as a small amount needs.
+pub fn format_usd(nanos: i64) -> String {
+    let dollars = usd(nanos);
+    if dollars != 0.0 && dollars.abs() < 0.01 { format!("${dollars:.6}") } else { format!("${dollars:.2}") }
+}
+
+impl Budgets {
+    pub fn new(db: Db) -> Self {
+        Self {
+            db,
+            cache: Arc::new(BudgetCache { rules: Slots::new(CACHE_TTL, CACHE_CAPACITY) }),
+            runtime: tokio::runtime::Handle::try_current().ok(),
+        }
+    }
+
+    pub fn follower(&self) -> Arc<dyn Follower> {
+        Arc::clone(&self.cache) as Arc<dyn Follower>
+    }
+
+    /// Every budget of a workspace (cached; followed across instances).
+    pub async fn rules(&self, ws: &WorkspaceId) -> Result<Arc<Vec<Rule>>, ServiceError> {
+        if let Some(rules) = self.cache.rules.get(ws.as_str()) {
+            return Ok(rules);
+        }
+        let seen = self.cache.rules.generation();
+        let rows = self.rows(ws).await?;
+        let rules = Arc::new(rows.iter().map(ConfigRow::rule).collect::<Vec<_>>());
+        self.cache.rules.put(ws.as_str().to_owned(), Arc::clone(&rules), seen);
+        Ok(rules)
+    }
+
+    /// The budgets a call with this key must fit.
+    pub async fn applicable(&self, ws: &WorkspaceId, key_id: &str) -> Result<Applicable, ServiceError> {
+        let rules = self.rules(ws).await?;
+        if rules.is_empty() {
+            return Ok(Applicable::default());
+        }
+        Ok(Applicable(rules.iter().filter(|r| r.applies_to(key_id)).cloned().collect()))
+    }
+
+    async fn rows(&self, ws: &WorkspaceId) -> Result<Vec<ConfigRow>, ServiceError> {
+        let mut response = self
+            .db
+            .query(
+                "SELECT scope, usd_nanos, tokens, period_days, anchor, allow_unpriced FROM budget \
+                 WHERE workspace = $ws ORDER BY scope",
+            )
+            .bind(("ws", ws.as_str().to_owned()))
+            .await?;
+        Ok(response.take(0)?)
+    }
+
+    /// Sets (or replaces) a budget. A key's budget needs a key of this workspace. The period's
+    /// anchor is kept when the budget already existed, so changing a limit does not restart it.
+    pub async fn set(&self, owner: &OwnerScope, scope: &BudgetScope, input: &BudgetInput) -> Result<(), ServiceError> {
+        let ws = owner.workspace();
+        let (usd, tokens, days) = parse_input(input)?;
+        if let BudgetScope::Key(id) = scope {
+            let mut response = self
+                .db
+                .query("SELECT VALUE id FROM type::record('api_key', $id) WHERE workspace = $ws")
+                .bind(("id", id.clone()))
+                .bind(("ws", ws.as_str().to_owned()))
+                .await?;
+            let found: Vec<surrealdb::types::RecordId> = response.take(0)?;
+            if found.is_empty() {
+                return Err(ServiceError::NotFound("API key"));
+            }
+        }
+        let now = now_ms();
+        self.db
+            .query(
+                "UPSERT type::record('budget', [$ws, $scope]) SET workspace = $ws, scope = $scope, \
+                 usd_nanos = $usd, tokens = $tokens, period_days = $days, anchor = anchor OR $now, \
+                 allow_unpriced = $allow, updated_at = $now RETURN NONE",
+            )
+            .bind(("ws", ws.as_str().to_owned()))
+            .bind(("scope", stored_scope(scope)))
+            .bind(("usd", usd))
+            .bind(("tokens", tokens))
+            .bind(("days", days.map(i64::from)))
+            .bind(("allow", input.allow_unpriced))
+            .bind(("now", now))
+            .await?
+            .check()?;
+        self.cache.rules.invalidate(ws.as_str());
+        Ok(())
+    }
+
+    /// Removes a budget (its period's counters stay, for the record).
+    pub async fn remove(&self, owner: &OwnerScope, scope: &BudgetScope) -> Result<(), ServiceError> {
+        let ws = owner.workspace();
+        let mut response = self
+            .db
+            .query("DELETE type::record('budget', [$ws, $scope]) RETURN BEFORE")
+            .bind(("ws", ws.as_str().to_owned()))
+            .bind(("scope", stored_scope(scope)))
+            .await?;
+        let removed: Vec<Value> = response.take(0)?;
+        self.cache.rules.invalidate(ws.as_str());
+        if removed.is_empty() { Err(ServiceError::NotFound("budget")) } else { Ok(()) }
+    }
+
+    /// Every budget of the workspace with its current period. `key_names` names keys' budgets.
+    pub async fn list(
+        &self,
+        ws: &WorkspaceId,
+        key_names: &std::collections::HashMap<String, String>,
+    ) -> Result<Vec<BudgetView>, ServiceError> {
+        let now = now_ms();
+        let mut views = Vec::new();
+        for row in self.rows(ws).await? {
+            let rule = row.rule();
+            let (start, end) = rule.period.current(now);
+            let mut response = self
+                .db
+                .query(
+                    "SELECT spent_nanos, reserved_nanos, spent_tokens, reserved_tokens, calls \
+                     FROM type::record('budget_use', [$ws, $scope, $start])",
+                )
+                .bind(("ws", ws.as_str().to_owned()))
+                .bind(("scope", rule.stored_scope()))
+                .bind(("start", start))
+                .await?;
+            let counters: UseRow = response.take::<Option<UseRow>>(0)?.unwrap_or_default();
+            let key_name = match &rule.scope {
+                BudgetScope::Key(id) => match key_names.get(id) {
+                    Some(name) => Some(name.clone()),
+                    // The key is gone: its budget no longer applies to anything.
+                    None => continue,
+                },
+                BudgetScope::Workspace => None,
+            };
+            views.push(BudgetView {
+                scope: rule.scope.clone(),
+                key_name,
+                usd_limit: rule.usd_nanos.map(usd),
+                token_limit: rule.tokens,
+                period_days: match rule.period {
+                    Period::Month => None,
+                    Period::Days { days, .. } => Some(days),
+                },
+                allow_unpriced: rule.allow_unpriced,
+                period_start: start,
+                period_end: end,
+                spent_usd: usd(counters.spent_nanos),
+                reserved_usd: usd(counters.reserved_nanos),
+                spent_tokens: counters.spent_tokens,
+                reserved_tokens: counters.reserved_tokens,
+                calls: counters.calls,
+            });
+        }
+        Ok(views)
+    }
+
+    /// Reserves `need` against every applicable budget, all or none, under the hold `id` (the
+    /// request's id). Concurrent reservations on any instance serialise on the counters.
+    pub async fn reserve(
+        &self,
+        ws: &WorkspaceId,
+        applicable: &Applicable,
+        id: &str,
+        need: Need,
+    ) -> Result<Hold, BudgetError> {
+        let now = now_ms();
+        let uses: Vec<Value> = applicable
+            .0
+            .iter()
+            .map(|rule| {
+                let (start, _) = rule.period.current(now);
+                json!({
+                    "key": [ws.as_str(), rule.stored_scope(), start],
+                    "scope": rule.stored_scope(),
+                    "nanos": rule.usd_nanos.unwrap_or(-1),
+                    "tokens": rule.tokens.unwrap_or(-1),
+                })
+            })
+            .collect();
+        let query = "BEGIN TRANSACTION;
+            FOR $u IN $uses {
+                LET $at = type::record('budget_use', $u.key);
+                INSERT IGNORE INTO budget_use { id: $at, workspace: $ws };
+                LET $taken = (UPDATE $at SET reserved_nanos += $n, reserved_tokens += $t, calls += 1
+                    WHERE ($u.nanos < 0 OR spent_nanos + reserved_nanos + $n <= $u.nanos)
+                      AND ($u.tokens < 0 OR spent_tokens + reserved_tokens + $t <= $u.tokens)
+                    RETURN AFTER);
+                IF array::len($taken) = 0 { THROW 'budget_exceeded:' + $u.scope; };
+            };
+            CREATE type::record('budget_hold', $id) CONTENT {
+                workspace: $ws,
+                uses: $uses.map(|$u| type::record('budget_use', $u.key)),
+                nanos: $n, tokens: $t, at: $now
+            } RETURN NONE;
+            COMMIT TRANSACTION;";
+        let hold = Hold { id: id.to_owned(), need, uses };
+        self.take(ws, applicable, query, &hold, need, now).await?;
+        Ok(hold)
+    }
+
+    /// Reserves `more` under an existing hold (another attempt that may be billed), against the
+    /// same counters and limits, all or none.
+    pub async fn extend(
+        &self,
+        ws: &WorkspaceId,
+        applicable: &Applicable,
+        hold: &mut Hold,
+        more: Need,
+    ) -> Result<(), BudgetError> {
+        let query = "BEGIN TRANSACTION;
+            IF (SELECT VALUE id FROM type::record('budget_hold', $id)) = [] { THROW 'hold_missing'; };
+            FOR $u IN $uses {
+                LET $at = type::record('budget_use', $u.key);
+                LET $taken = (UPDATE $at SET reserved_nanos += $n, reserved_tokens += $t
+                    WHERE ($u.nanos < 0 OR spent_nanos + reserved_nanos + $n <= $u.nanos)
+                      AND ($u.tokens < 0 OR spent_tokens + reserved_tokens + $t <= $u.tokens)
+                    RETURN AFTER);
+                IF array::len($taken) = 0 { THROW 'budget_exceeded:' + $u.scope; };
+            };
+            UPDATE type::record('budget_hold', $id) SET nanos += $n, tokens += $t RETURN NONE;
+            COMMIT TRANSACTION;";
+        self.take(ws, applicable, query, hold, more, now_ms()).await?;
+        hold.need.nanos = hold.need.nanos.saturating_add(more.nanos);
+        hold.need.tokens = hold.need.tokens.saturating_add(more.tokens);
+        Ok(())
+    }
+
+    /// Runs a reservation transaction for `need` under `hold`, retrying write conflicts; a
+    /// budget it does not fit is refused with a message naming it.
+    async fn take(
+        &self,
+        ws: &WorkspaceId,
+        applicable: &Applicable,
+        query: &str,
+        hold: &Hold,
+        need: Need,
+        now: i64,
+    ) -> Result<(), BudgetError> {
+        let sent = self
+            .db
+            .retrying(CONFLICT_ATTEMPTS, || async {
+                let mut response = self
+                    .db
+                    .query(query)
+                    .bind(("uses", hold.uses.clone()))
+                    .bind(("ws", ws.as_str().to_owned()))
+                    .bind(("n", need.nanos))
+                    .bind(("t", need.tokens))
+                    .bind(("id", hold.id.clone()))
+                    .bind(("now", now))
+                    .await?;
+                root_cause(response.take_errors()).map_or(Ok(()), Err)
+            })
+            .await;
+        let Err(error) = sent else { return Ok(()) };
+        let message = error.message();
+        if let Some(scope) = message.split("budget_exceeded:").nth(1) {
+            let scope = scope.split(['\'', '"', ' ']).next().unwrap_or("").to_owned();
+            let rule = applicable.0.iter().find(|r| r.stored_scope() == scope).or(applicable.0.first());
+            return Err(BudgetError::Exceeded(self.refusal(ws, rule, need, now).await));
+        }
+        if is_retryable(&error) {
+            // Still losing after every try: the database is too contended to answer now.
+            return Err(BudgetError::Service(ServiceError::Unavailable));
+        }
+        Err(error.into())
+    }
+
+    /// The message of a refusal: which budget, what the call could cost, what is left.
+    async fn refusal(&self, ws: &WorkspaceId, rule: Option<&Rule>, need: Need, now: i64) -> String {
+        let Some(rule) = rule else {
+            return "This request does not fit the budget.".into();
+        };
+        let (start, end) = rule.period.current(now);
+        let counters = async {
+            let mut response = self
+                .db
+                .query(
+                    "SELECT spent_nanos, reserved_nanos, spent_tokens, reserved_tokens, calls \
+                     FROM type::record('budget_use', [$ws, $scope, $start])",
+                )
+                .bind(("ws", ws.as_str().to_owned()))
+                .bind(("scope", rule.stored_scope()))
+                .bind(("start", start))
+                .await
+                .ok()?;
+            response.take::<Option<UseRow>>(0).ok().flatten()
+        }
+        .await
+        .unwrap_or_default();
+        let until = perpetuo_types::time::rfc3339_utc(end);
+        let period = match rule.period {
+            Period::Month => "this month".to_owned(),
+            Period::Days { days, .. } => format!("this {days}-day period"),
+        };
+        let mut parts = Vec::new();
+        if let Some(limit) = rule.usd_nanos {
+            let left = (limit - counters.spent_nanos - counters.reserved_nanos).max(0);
+            parts.push(format!(
+                "it could cost up to {}, and {} of {} for {period} has {} left ({} spent, {} reserved by calls in flight)",
+                format_usd(need.nanos),
+                rule.name(),
+                format_usd(limit),
+                format_usd(left),
+                format_usd(counters.spent_nanos),
+                format_usd(counters.reserved_nanos),
+            ));
+        }
+        if let Some(limit) = rule.tokens {
+            let left = (limit - counters.spent_tokens - counters.reserved_tokens).max(0);
+            parts.push(format!(
+                "it could use up to {} tokens, and the token limit of {} ({limit} for {period}) has {left} left",
+                need.tokens,
+                rule.name(),
+            ));
+        }
+        format!("This request does not fit the budget: {}. The period ends at {until}.", parts.join("; "))
+    }
+
+    /// Settles a hold at what the call actually cost and used (once: a second settlement of the
+    /// same hold changes nothing).
+    pub async fn settle(&self, hold: &Hold, nanos: i64, tokens: i64) -> Result<(), ServiceError> {
+        let query = "BEGIN TRANSACTION;
+            LET $h = (SELECT * FROM type::record('budget_hold', $id))[0];
+            IF $h != NONE {
+                FOR $u IN $h.uses {
+                    UPDATE $u SET reserved_nanos -= $h.nanos, reserved_tokens -= $h.tokens,
+                        spent_nanos += $n, spent_tokens += $t;
+                };
+                DELETE type::record('budget_hold', $id);
+            };
+            COMMIT TRANSACTION;";
+        let settled = self
+            .db
+            .retrying(CONFLICT_ATTEMPTS, || async {
+                let mut response = self
+                    .db
+                    .query(query)
+                    .bind(("id", hold.id.clone()))
+                    .bind(("n", nanos.max(0)))
+                    .bind(("t", tokens.max(0)))
+                    .await?;
+                root_cause(response.take_errors()).map_or(Ok(()), Err)
+            })
+            .await;
+        match settled {
+            Ok(()) => Ok(()),
+            Err(e) if is_retryable(&e) => Err(ServiceError::Unavailable),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Settles, in the background, retrying while the database is away (up to `patience`); what
+    /// is never settled is charged at its worst case by [`Budgets::sweep`].
+    pub fn settle_later(&self, hold: Hold, nanos: i64, tokens: i64, patience: Duration) {
+        let budgets = self.clone();
+        let settle = async move {
+            let started = std::time::Instant::now();
+            let mut wait = Duration::from_millis(100);
+            loop {
+                match budgets.settle(&hold, nanos, tokens).await {
+                    Ok(()) => return,
+                    Err(e) if started.elapsed() >= patience => {
+                        tracing::warn!(error = %e, "a budget hold could not be settled; the sweeper will charge its worst case");
+                        return;
+                    }
+                    Err(_) => {
+                        tokio::time::sleep(wait).await;
+                        wait = (wait * 2).min(Duration::from_secs(5));
+                    }
+                }
+            }
+        };
+        match &self.runtime {
+            Some(runtime) => drop(runtime.spawn(settle)),
+            None => drop(tokio::spawn(settle)),
+        }
+    }
+
+    /// Charges holds older than `age` at their worst case (their instance never settled them).
+    /// Returns how many.
+    pub async fn sweep(&self, age: Duration) -> Result<usize, ServiceError> {
+        #[derive(SurrealValue)]
+        struct Stale {
+            id: String,
+            nanos: i64,
+            tokens: i64,
+        }
+        let before = now_ms() - i64::try_from(age.as_millis()).unwrap_or(i64::MAX);
+        let mut response = self
+            .db
+            .query("SELECT record::id(id) AS id, nanos, tokens FROM budget_hold WHERE at < $before LIMIT 1000")
+            .bind(("before", before))
+            .await?;
+        let stale: Vec<Stale> = response.take(0)?;
+        for hold in &stale {
+            let need = Need { nanos: hold.nanos, tokens: hold.tokens };
+            self.settle(&Hold { id: hold.id.clone(), need, uses: Vec::new() }, hold.nanos, hold.tokens).await?;
+        }
+        Ok(stale.len())
+    }
+}
+
+#[cfg(test)]
+mod tests;

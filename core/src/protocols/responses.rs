@@ -1,0 +1,532 @@
+//! OpenAI Responses (`POST /v1/responses`) as a client protocol: what the edge checks, the
+//! request as chat completions for providers that do not speak it, and chat answers and chunks
+//! written back as a response object and its typed, numbered events. Perpetuo keeps no response
+//! state: `previous_response_id` only works where the provider keeps it (OpenAI itself).
+
+use bytes::Bytes;
+use serde_json::{Map, Value, json};
+
+use super::chat::{AnswerParts, ChatSink, Delta};
+use super::{AnswerLabels, Refusal};
+use crate::providers::dialects::StreamFault;
+use crate::usage::Tokens;
+
+/// Checks the request's shape before anything is routed.
+pub fn check(body: &Map<String, Value>) -> Result<(), Refusal> {
+    match body.get("input") {
+        Some(Value::String(_) | Value::Array(_)) => {}
+        None | Some(Value::Null) => return Err(Refusal::new("Missing required parameter: 'input'.", Some("input"))),
+        Some(_) => return Err(Refusal::new("'input' must be a string or a list of items.", Some("input"))),
+    }
+    match body.get("max_output_tokens") {
+        None | Some(Value::Null) => Ok(()),
+        Some(Value::Number(n)) if n.as_u64().is_some_and(|n| n >= 1) => Ok(()),
+        Some(_) => Err(Refusal::new("'max_output_tokens' must be a positive integer.", Some("max_output_tokens"))),
+    }
+}
+
+/// Why a request cannot go to a provider that keeps no response state for Perpetuo.
+pub fn stateless_refusal(body: &Map<String, Value>) -> Option<Refusal> {
+    body.get("previous_response_id").filter(|v| !v.is_null()).map(|_| {
+        Refusal::new(
+            "`previous_response_id` needs a provider that stores responses (OpenAI). This model is served by \
+             another provider, and Perpetuo keeps no conversation state: send the whole conversation in `input`.",
+            Some("previous_response_id"),
+        )
+    })
+}
+
+/// The Responses API's `usage` read as token counts.
+pub fn tokens(usage: &Value) -> Tokens {
+    let field = |f: &str| usage.get(f).and_then(Value::as_u64).unwrap_or(0);
+    let detail = |d: &str, f: &str| usage.get(d).and_then(|d| d.get(f)).and_then(Value::as_u64).unwrap_or(0);
+    Tokens {
+        prompt: field("input_tokens"),
+        completion: field("output_tokens"),
+        cache_read: detail("input_tokens_details", "cached_tokens"),
+        cache_write: 0,
+        reasoning: detail("output_tokens_details", "reasoning_tokens"),
+    }
+}
+
+/// The Responses API's `usage` object for these counts.
+pub fn usage(t: &Tokens) -> Value {
+    json!({
+        "input_tokens": t.prompt,
+        "input_tokens_details": {"cached_tokens": t.cache_read},
+        "output_tokens": t.completion,
+        "output_tokens_details": {"reasoning_tokens": t.reasoning},
+        "total_tokens": t.prompt + t.completion,
+    })
+}
+
+fn invalid(message: impl Into<String>) -> Refusal {
+    Refusal::new(message, Some("input"))
+}
+
+/// A Responses request as a chat completions request (for providers that do not speak it).
+pub fn to_chat(body: &Map<String, Value>) -> Result<Map<String, Value>, Refusal> {
+    if let Some(refusal) = stateless_refusal(body) {
+        return Err(refusal);
+    }
+    let mut messages: Vec<Value> = Vec::new();
+    if let Some(instructions) = body.get("instructions").and_then(Value::as_str).filter(|s| !s.is_empty()) {
+        messages.push(json!({"role": "system", "content": instructions}));
+    }
+    match body.get("input") {
+        Some(Value::String(s)) => messages.push(json!({"role": "user", "content": s})),
+        Some(Value::Array(items)) => {
+            for item in items {
+                input_item(item, &mut messages)?;
+            }
+        }
+        _ => return Err(invalid("'input' must be a string or a list of items.")),
+    }
+    let mut chat = Map::new();
+    chat.insert("model".into(), body.get("model").cloned().unwrap_or(Value::Null));
+    chat.insert("messages".into(), Value::Array(messages));
+    for (from, to) in [
+        ("max_output_tokens", "max_tokens"),
+        ("temperature", "temperature"),
+        ("top_p", "top_p"),
+        ("parallel_tool_calls", "parallel_tool_calls"),
+        ("user", "user"),
+        ("stream", "stream"),
+    ] {
+        if let Some(v) = body.get(from).filter(|v| !v.is_null()) {
+            chat.insert(to.into(), v.clone());
+        }
+    }
+    if let Some(effort) = body.get("reasoning").and_then(|r| r.get("effort")).filter(|e| e.is_string()) {
+        chat.insert("reasoning_effort".into(), effort.clone());
+    }
+    if let Some(format) = body.get("text").and_then(|t| t.get("format")) {
+        match format.get("type").and_then(Value::as_str) {
+            Some("json_schema") => {
+                let mut schema = json!({"name": format.get("name").cloned().unwrap_or(json!("response")), "schema": format.get("schema")});
+                if let Some(strict) = format.get("strict") {
+                    schema["strict"] = strict.clone();
+                }
+                chat.insert("response_format".into(), json!({"type": "json_schema", "json_schema": schema}));
+            }
+            Some("json_object") => {
+                chat.insert("response_format".into(), json!({"type": "json_object"}));
+            }
+            Some("text") | None => {}
+            Some(other) => return Err(Refusal::new(format!("Unknown text.format type `{other}`."), Some("text"))),
+        }
+    }
+    if let Some(tools) = body.get("tools").and_then(Value::as_array) {
+        let tools = tools.iter().map(tool).collect::<Result<Vec<_>, _>>()?;
+        if !tools.is_empty() {
+            chat.insert("tools".into(), Value::Array(tools));
+        }
+    }
+    match body.get("tool_choice") {
+        Some(Value::String(s)) => {
+            chat.insert("tool_choice".into(), Value::String(s.clone()));
+        }
+        Some(Value::Object(choice)) if choice.get("type").and_then(Value::as_str) == Some("function") => {
+            chat.insert("tool_choice".into(), json!({"type": "function", "function": {"name": choice.get("name")}}));
+        }
+        Some(Value::Object(_)) => {
+            return Err(Refusal::new(
+                "Only function tool choices can be sent to this model's provider.",
+                Some("tool_choice"),
+            ));
+        }
+        _ => {}
+    }
+    Ok(chat)
+}
+
+fn tool(tool: &Value) -> Result<Value, Refusal> {
+    if tool.get("type").and_then(Value::as_str) != Some("function") {
+        return Err(Refusal::new(
+            format!(
+                "Tools of type `{}` are OpenAI's hosted tools and cannot be sent to this model's provider; only function tools.",
+                tool.get("type").and_then(Value::as_str).unwrap_or("unknown")
+            ),
+            Some("tools"),
+        ));
+    }
+    let mut function = json!({"name": tool.get("name"), "parameters": tool.get("parameters").cloned().unwrap_or_else(|| json!({"type": "object", "properties": {}}))});
+    for field in ["description", "strict"] {
+        if let Some(v) = tool.get(field).filter(|v| !v.is_null()) {
+            function[field] = v.clone();
+        }
+    }
+    Ok(json!({"type": "function", "function": function}))
+}
+
+/// One input item as chat messages: function calls join the assistant turn before them.
+fn input_item(item: &Value, messages: &mut Vec<Value>) -> Result<(), Refusal> {
+    let kind = item.get("type").and_then(Value::as_str).unwrap_or("message");
+    match kind {
+        "message" => {
+            let role = item.get("role").and_then(Value::as_str).unwrap_or("user");
+            let role = match role {
+                "user" | "assistant" | "system" => role,
+                "developer" => "system",
+                other => return Err(invalid(format!("Unknown message role `{other}`."))),
+            };
+            let content = match item.get("content") {
+                Some(Value::String(s)) => Value::String(s.clone()),
+                Some(Value::Array(parts)) if role == "user" => {
+                    Value::Array(parts.iter().map(user_part).collect::<Result<Vec<_>, _>>()?)
+                }
+                Some(Value::Array(parts)) => {
+                    let mut text = String::new();
+                    for part in parts {
+                        match part.get("type").and_then(Value::as_str) {
+                            Some("output_text" | "input_text" | "text") => {
+                                text.push_str(part.get("text").and_then(Value::as_str).unwrap_or_default());
+                            }
+                            Some("refusal") => {
+                                text.push_str(part.get("refusal").and_then(Value::as_str).unwrap_or_default());
+                            }
+                            other => {
+                                return Err(invalid(format!(
+                                    "Content of type `{}` in a {role} message cannot be sent to this model's provider.",
+                                    other.unwrap_or("unknown")
+                                )));
+                            }
+                        }
+                    }
+                    Value::String(text)
+                }
+                _ => return Err(invalid("Messages need `content`: a string or a list of parts.")),
+            };
+            messages.push(json!({"role": role, "content": content}));
+        }
+        "function_call" => {
+            let call = json!({
+                "id": item.get("call_id"),
+                "type": "function",
+                "function": {"name": item.get("name"), "arguments": item.get("arguments").cloned().unwrap_or(json!("{}"))},
+            });
+            let joins = messages.last().is_some_and(|m| {
+                m.get("role").and_then(Value::as_str) == Some("assistant") && m.get("tool_calls").is_some()
+            });
+            match messages.last_mut() {
+                Some(last) if joins => {
+                    if let Some(calls) = last.get_mut("tool_calls").and_then(Value::as_array_mut) {
+                        calls.push(call);
+                    }
+                }
+                _ => messages.push(json!({"role": "assistant", "content": null, "tool_calls": [call]})),
+            }
+        }
+        "function_call_output" => {
+            let output = match item.get("output") {
+                Some(Value::String(s)) => s.clone(),
+                Some(other) => other.to_string(),
+                None => String::new(),
+            };
+            messages.push(json!({"role": "tool", "tool_call_id": item.get("call_id"), "content": output}));
+        }
+        // A reasoning item is the provider's own state: nothing another provider can read.
+        "reasoning" => {}
+        other => {
+            return Err(invalid(format!("Input items of type `{other}` cannot be sent to this model's provider.")));
+        }
+    }
+    Ok(())
+}
+
+fn user_part(part: &Value) -> Result<Value, Refusal> {
+    match part.get("type").and_then(Value::as_str) {
+        Some("input_text" | "text") => Ok(json!({"type": "text", "text": part.get("text")})),
+        Some("input_image") => {
+            let url = part
+                .get("image_url")
+                .and_then(Value::as_str)
+                .ok_or_else(|| invalid("`input_image` needs an `image_url` (file ids are OpenAI's own)."))?;
+            let mut image = json!({"url": url});
+            if let Some(detail) = part.get("detail").filter(|d| d.is_string()) {
+                image["detail"] = detail.clone();
+            }
+            Ok(json!({"type": "image_url", "image_url": image}))
+        }
+        Some("input_file") => match part.get("file_data").and_then(Value::as_str) {
+            Some(data) => Ok(
+                json!({"type": "file", "file": {"filename": part.get("filename").cloned().unwrap_or(json!("file")), "file_data": data}}),
+            ),
+            None => {
+                Err(invalid("`input_file` needs `file_data` for this model's provider (file ids are OpenAI's own)."))
+            }
+        },
+        other => Err(invalid(format!(
+            "Content of type `{}` cannot be sent to this model's provider.",
+            other.unwrap_or("unknown")
+        ))),
+    }
+}
+
+/// The response object around `output`: the fields the SDKs read.
+fn response_object(labels: &AnswerLabels, status: &str, output: Vec<Value>, tokens: Option<&Tokens>) -> Value {
+    let incomplete = (status == "incomplete").then(|| json!({"reason": "max_output_tokens"}));
+    json!({
+        "id": format!("resp_{}", labels.id),
+        "object": "response",
+        "created_at": labels.created,
+        "status": status,
+        "error": null,
+        "incomplete_details": incomplete,
+        "instructions": null,
+        "model": labels.model,
+        "output": output,
+        "parallel_tool_calls": true,
+        "tool_choice": "auto",
+        "tools": [],
+        "text": {"format": {"type": "text"}},
+        "metadata": {},
+        "usage": tokens.map(usage),
+    })
+}
+
+fn message_item(id: &str, text: &str, status: &str) -> Value {
+    json!({
+        "type": "message", "id": id, "status": status, "role": "assistant",
+        "content": if status == "in_progress" { json!([]) } else { json!([{"type": "output_text", "text": text, "annotations": []}]) },
+    })
+}
+
+fn call_item(id: &str, call_id: &str, name: &str, arguments: &str, status: &str) -> Value {
+    json!({"type": "function_call", "id": id, "call_id": call_id, "name": name, "arguments": arguments, "status": status})
+}
+
+fn reasoning_item(id: &str, text: &str) -> Value {
+    json!({"type": "reasoning", "id": id, "summary": [{"type": "summary_text", "text": text}]})
+}
+
+/// A whole chat answer as a response object.
+pub fn answer(chat: &Value, labels: &AnswerLabels, tokens: Tokens) -> Bytes {
+    let parts = AnswerParts::of(chat);
+    let mut output = Vec::new();
+    if !parts.reasoning.is_empty() {
+        output.push(reasoning_item(&format!("rs_{}", labels.id), &parts.reasoning));
+    }
+    if !parts.text.is_empty() || parts.tool_calls.is_empty() {
+        output.push(message_item(&format!("msg_{}", labels.id), &parts.text, "completed"));
+    }
+    for (n, (call_id, name, arguments)) in parts.tool_calls.iter().enumerate() {
+        output.push(call_item(&format!("fc_{}_{n}", labels.id), call_id, name, arguments, "completed"));
+    }
+    let status = if parts.finish_reason.as_deref() == Some("length") { "incomplete" } else { "completed" };
+    Bytes::from(serde_json::to_vec(&response_object(labels, status, output, Some(&tokens))).unwrap_or_default())
+}
+
+/// An output item being streamed.
+enum Open {
+    Message { id: String, text: String },
+    Reasoning { id: String, text: String },
+    Call { id: String, call_id: String, name: String, arguments: String, index: u64 },
+}
+
+/// Chat chunks written as the Responses event sequence, numbered: `response.created`,
+/// `response.in_progress`, output items added, their deltas, done, and `response.completed`
+/// (or `.incomplete`), whose response carries every output item and the usage.
+///
+/// Everything written is kept for `response.completed`: past the call's answer cap
+/// (`labels.max_kept_bytes`) the stream ends with an error instead.
+pub struct ResponsesWriter {
+    labels: AnswerLabels,
+    sequence: u64,
+    started: bool,
+    open: Option<Open>,
+    done: Vec<Value>,
+    finish_reason: Option<String>,
+    /// Bytes of output kept (text, reasoning, arguments, names).
+    kept: usize,
+}
+
+impl ResponsesWriter {
+    pub fn new(labels: &AnswerLabels) -> Self {
+        Self {
+            labels: labels.clone(),
+            sequence: 0,
+            started: false,
+            open: None,
+            done: Vec::new(),
+            finish_reason: None,
+            kept: 0,
+        }
+    }
+
+    /// Counts `bytes` more kept; `Err` past the cap.
+    fn keep(&mut self, bytes: usize) -> Result<(), StreamFault> {
+        self.kept = self.kept.saturating_add(bytes);
+        if self.kept > self.labels.max_kept_bytes { Err(StreamFault::TooLarge) } else { Ok(()) }
+    }
+
+    fn emit(&mut self, name: &str, mut data: Value, out: &mut Vec<Bytes>) {
+        data["type"] = Value::String(name.to_owned());
+        data["sequence_number"] = json!(self.sequence);
+        self.sequence += 1;
+        out.push(Bytes::from(format!("event: {name}\ndata: {data}\n\n")));
+    }
+
+    fn start(&mut self, out: &mut Vec<Bytes>) {
+        if self.started {
+            return;
+        }
+        self.started = true;
+        let response = response_object(&self.labels, "in_progress", Vec::new(), None);
+        self.emit("response.created", json!({"response": response}), out);
+        self.emit("response.in_progress", json!({"response": response}), out);
+    }
+
+    fn output_index(&self) -> usize {
+        self.done.len()
+    }
+
+    fn close(&mut self, out: &mut Vec<Bytes>) {
+        let Some(open) = self.open.take() else { return };
+        let index = self.output_index();
+        let item = match open {
+            Open::Message { id, text } => {
+                self.emit(
+                    "response.output_text.done",
+                    json!({"item_id": id, "output_index": index, "content_index": 0, "text": text, "logprobs": []}),
+                    out,
+                );
+                self.emit(
+                    "response.content_part.done",
+                    json!({"item_id": id, "output_index": index, "content_index": 0, "part": {"type": "output_text", "text": text, "annotations": []}}),
+                    out,
+                );
+                message_item(&id, &text, "completed")
+            }
+            Open::Reasoning { id, text } => {
+                self.emit(
+                    "response.reasoning_summary_text.done",
+                    json!({"item_id": id, "output_index": index, "summary_index": 0, "text": text}),
+                    out,
+                );
+                reasoning_item(&id, &text)
+            }
+            Open::Call { id, call_id, name, arguments, .. } => {
+                self.emit(
+                    "response.function_call_arguments.done",
+                    json!({"item_id": id, "output_index": index, "name": name, "arguments": arguments}),
+                    out,
+                );
+                call_item(&id, &call_id, &name, &arguments, "completed")
+            }
+        };
+        self.emit("response.output_item.done", json!({"output_index": index, "item": item}), out);
+        self.done.push(item);
+    }
+
+    fn open_item(&mut self, open: Open, out: &mut Vec<Bytes>) {
+        self.close(out);
+        let index = self.output_index();
+        let item = match &open {
+            Open::Message { id, .. } => message_item(id, "", "in_progress"),
+            Open::Reasoning { id, .. } => json!({"type": "reasoning", "id": id, "summary": []}),
+            Open::Call { id, call_id, name, .. } => call_item(id, call_id, name, "", "in_progress"),
+        };
+        self.emit("response.output_item.added", json!({"output_index": index, "item": item}), out);
+        match &open {
+            Open::Message { id, .. } => self.emit(
+                "response.content_part.added",
+                json!({"item_id": id, "output_index": index, "content_index": 0, "part": {"type": "output_text", "text": "", "annotations": []}}),
+                out,
+            ),
+            Open::Reasoning { id, .. } => self.emit(
+                "response.reasoning_summary_part.added",
+                json!({"item_id": id, "output_index": index, "summary_index": 0, "part": {"type": "summary_text", "text": ""}}),
+                out,
+            ),
+            Open::Call { .. } => {}
+        }
+        self.open = Some(open);
+    }
+}
+
+impl ChatSink for ResponsesWriter {
+    fn chunk(&mut self, chunk: &Value, out: &mut Vec<Bytes>) -> Result<(), StreamFault> {
+        self.start(out);
+        let delta = Delta::of(chunk);
+        let size = delta.text.map_or(0, str::len)
+            + delta.reasoning.map_or(0, str::len)
+            + delta
+                .tool_calls
+                .iter()
+                .map(|(_, id, name, args)| id.map_or(0, str::len) + name.map_or(0, str::len) + args.len())
+                .sum::<usize>();
+        self.keep(size)?;
+        if let Some(reasoning) = delta.reasoning {
+            if !matches!(self.open, Some(Open::Reasoning { .. })) {
+                let n = self.output_index() + usize::from(self.open.is_some());
+                self.open_item(Open::Reasoning { id: format!("rs_{}_{n}", self.labels.id), text: String::new() }, out);
+            }
+            let n = self.output_index();
+            if let Some(Open::Reasoning { id, text }) = &mut self.open {
+                text.push_str(reasoning);
+                let data = json!({"item_id": id, "output_index": n, "summary_index": 0, "delta": reasoning});
+                self.emit("response.reasoning_summary_text.delta", data, out);
+            }
+        }
+        if let Some(piece) = delta.text {
+            if !matches!(self.open, Some(Open::Message { .. })) {
+                let n = self.output_index() + usize::from(self.open.is_some());
+                self.open_item(Open::Message { id: format!("msg_{}_{n}", self.labels.id), text: String::new() }, out);
+            }
+            let n = self.output_index();
+            if let Some(Open::Message { id, text }) = &mut self.open {
+                text.push_str(piece);
+                let data =
+                    json!({"item_id": id, "output_index": n, "content_index": 0, "delta": piece, "logprobs": []});
+                self.emit("response.output_text.delta", data, out);
+            }
+        }
+        for (index, call_id, name, arguments) in delta.tool_calls {
+            let same = matches!(&self.open, Some(Open::Call { index: i, .. }) if *i == index);
+            if !same {
+                let n = self.output_index() + usize::from(self.open.is_some());
+                let open = Open::Call {
+                    id: format!("fc_{}_{n}", self.labels.id),
+                    call_id: call_id.unwrap_or_default().to_owned(),
+                    name: name.unwrap_or_default().to_owned(),
+                    arguments: String::new(),
+                    index,
+                };
+                self.open_item(open, out);
+            }
+            let n = self.output_index();
+            if !arguments.is_empty()
+                && let Some(Open::Call { id, arguments: all, .. }) = &mut self.open
+            {
+                all.push_str(arguments);
+                let data = json!({"item_id": id, "output_index": n, "delta": arguments});
+                self.emit("response.function_call_arguments.delta", data, out);
+            }
+        }
+        if let Some(reason) = delta.finish_reason {
+            self.finish_reason = Some(reason.to_owned());
+        }
+        Ok(())
+    }
+
+    fn end(&mut self, tokens: Tokens, out: &mut Vec<Bytes>) {
+        self.start(out);
+        self.close(out);
+        let incomplete = self.finish_reason.as_deref() == Some("length");
+        let status = if incomplete { "incomplete" } else { "completed" };
+        let response = response_object(&self.labels, status, std::mem::take(&mut self.done), Some(&tokens));
+        let name = if incomplete { "response.incomplete" } else { "response.completed" };
+        self.emit(name, json!({"response": response}), out);
+    }
+
+    fn fail(&mut self, message: &str, class: &str, out: &mut Vec<Bytes>) {
+        self.emit("error", json!({"code": class, "message": message, "param": null}), out);
+        let mut response = response_object(&self.labels, "failed", std::mem::take(&mut self.done), None);
+        response["error"] = json!({"code": "server_error", "message": message});
+        self.emit("response.failed", json!({"response": response}), out);
+    }
+}
+
+#[cfg(test)]
+mod tests;

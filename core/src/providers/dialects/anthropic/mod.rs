@@ -1,0 +1,345 @@
+//! The Anthropic Messages dialect: `/v1/...` under the base URL, `x-api-key` plus
+//! `anthropic-version`, and OpenAI chat completions translated both ways (system prompts, images,
+//! tools and tool results, stop sequences, answers, errors, and streams event by event in
+//! `stream`).
+
+mod stream;
+#[cfg(test)]
+mod tests;
+
+use bytes::Bytes;
+use http::StatusCode;
+use serde_json::{Map, Value, json};
+
+use super::{BadAnswer, ClientError, Dialect, Endpoint, StreamTranslator, data_ids, error_message_in};
+use crate::platform::secret::SecretBytes;
+use crate::protocols::chat::ChatSource;
+use crate::protocols::sse;
+use crate::protocols::{AnswerLabels, Bound, ClientRequest, Protocol, Refusal};
+use crate::usage::Tokens;
+
+/// The Messages API version spoken.
+pub const VERSION: &str = "2023-06-01";
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Anthropic;
+
+impl Dialect for Anthropic {
+    fn url(&self, base_url: &str, endpoint: Endpoint) -> String {
+        let path = match endpoint {
+            // Chat bodies are translated to Messages; Responses arrive here as chat.
+            Endpoint::Call(Protocol::Chat | Protocol::Messages | Protocol::Responses) => "messages",
+            // Never routed here (the catalog offers no embeddings for this kind); a call that got
+            // here anyway meets the provider's own 404.
+            Endpoint::Call(Protocol::Embeddings) => "embeddings",
+            Endpoint::CountTokens => "messages/count_tokens",
+            Endpoint::Models => "models",
+        };
+        format!("{base_url}/v1/{path}")
+    }
+
+    fn auth_headers(&self, key: &SecretBytes) -> Vec<(http::HeaderName, http::HeaderValue)> {
+        let mut headers: Vec<(http::HeaderName, http::HeaderValue)> =
+            super::secret_header(key.expose_str().unwrap_or_default())
+                .map(|v| (http::HeaderName::from_static("x-api-key"), v))
+                .into_iter()
+                .collect();
+        headers.push((http::HeaderName::from_static("anthropic-version"), http::HeaderValue::from_static(VERSION)));
+        headers
+    }
+
+    fn native_body(&self, request: &ClientRequest, model: &str, _: Bound) -> Result<Vec<u8>, Refusal> {
+        // Messages always carry `max_tokens` (the edge requires it): nothing to add.
+        match request.protocol {
+            Protocol::Messages => serde_json::to_vec(&WithModel { body: &request.body, model })
+                .map_err(|e| Refusal::new(format!("The request could not be encoded: {e}"), None)),
+            Protocol::Chat | Protocol::Embeddings | Protocol::Responses => {
+                Err(Refusal::new("Anthropic models do not offer this endpoint.", Some("model")))
+            }
+        }
+    }
+
+    fn native_answer(&self, _: Protocol, body: Bytes) -> Result<(Bytes, Tokens), BadAnswer> {
+        // Only the usage is read; the answer goes back as it came.
+        let parsed: UsageOnly = serde_json::from_slice(&body).map_err(|_| BadAnswer)?;
+        Ok((body, parsed.usage.as_ref().map(stream::tokens).unwrap_or_default()))
+    }
+
+    fn native_stream(&self, _: Protocol, _: &AnswerLabels) -> Box<dyn StreamTranslator> {
+        Box::new(stream::MessagesPass::default())
+    }
+
+    fn chat_body(
+        &self,
+        chat: &Map<String, Value>,
+        model: &str,
+        stream: bool,
+        bound: Bound,
+    ) -> Result<Vec<u8>, Refusal> {
+        let translated = self::request(chat, model, stream, bound.per_choice)?;
+        serde_json::to_vec(&translated)
+            .map_err(|e| Refusal::new(format!("The request could not be encoded: {e}"), None))
+    }
+
+    fn chat_answer(&self, body: Bytes, labels: &AnswerLabels) -> Result<(Value, Tokens), BadAnswer> {
+        let json: Value = serde_json::from_slice(&body).map_err(|_| BadAnswer)?;
+        Ok(stream::response(&json, &labels.model, labels.created))
+    }
+
+    fn chat_source(&self, labels: &AnswerLabels) -> Box<dyn ChatSource> {
+        Box::new(stream::ChatChunks::new(&labels.model, labels.created))
+    }
+
+    fn starts_with_error(&self, first: &Bytes) -> bool {
+        let mut parser = sse::Parser::default();
+        parser.push(first);
+        parser.next_event().is_some_and(|event| event.name.as_deref() == Some("error"))
+    }
+
+    fn client_error(&self, _: StatusCode, body: &[u8]) -> ClientError {
+        let json: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+        let error = json.get("error").cloned().unwrap_or(Value::Null);
+        let message =
+            error.get("message").and_then(Value::as_str).unwrap_or("The provider refused the request.").to_owned();
+        let kind = match error.get("type").and_then(Value::as_str) {
+            Some("invalid_request_error" | "not_found_error" | "request_too_large") | None => "invalid_request_error",
+            Some(_) => "api_error",
+        };
+        ClientError { message, kind: kind.to_owned(), code: None, param: None }
+    }
+
+    fn error_message(&self, body: &[u8]) -> Option<String> {
+        error_message_in(&serde_json::from_slice(body).ok()?)
+    }
+
+    fn model_list(&self, body: &[u8]) -> Option<Vec<String>> {
+        data_ids(body)
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct UsageOnly {
+    #[serde(default)]
+    usage: Option<Value>,
+}
+
+/// A native body as sent upstream: the client's, with the provider's model name.
+struct WithModel<'a> {
+    body: &'a Map<String, Value>,
+    model: &'a str,
+}
+
+impl serde::Serialize for WithModel<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap as _;
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("model", self.model)?;
+        for (key, value) in self.body {
+            if key != "model" {
+                map.serialize_entry(key, value)?;
+            }
+        }
+        map.end()
+    }
+}
+
+fn invalid(message: impl Into<String>, param: Option<&'static str>) -> Refusal {
+    Refusal::new(message, param)
+}
+
+/// An OpenAI chat request to an Anthropic Messages request for `model`, writing at most
+/// `max_tokens` (the call's bound: the client's as the edge read it, or the gateway's default).
+pub(super) fn request(body: &Map<String, Value>, model: &str, stream: bool, max_tokens: u64) -> Result<Value, Refusal> {
+    let messages = body
+        .get("messages")
+        .and_then(Value::as_array)
+        .ok_or_else(|| invalid("`messages` must be an array.", Some("messages")))?;
+    let mut system: Vec<Value> = Vec::new();
+    let mut out: Vec<(String, Vec<Value>)> = Vec::new();
+    for message in messages {
+        let role = message
+            .get("role")
+            .and_then(Value::as_str)
+            .ok_or_else(|| invalid("Every message needs a `role`.", Some("messages")))?;
+        match role {
+            "system" | "developer" => system.extend(text_blocks(message.get("content"))?),
+            "user" => push(&mut out, "user", content_blocks(message.get("content"))?),
+            "assistant" => {
+                let mut blocks = match message.get("content") {
+                    None | Some(Value::Null) => Vec::new(),
+                    other => content_blocks(other)?,
+                };
+                for call in message.get("tool_calls").and_then(Value::as_array).into_iter().flatten() {
+                    let function = call.get("function").cloned().unwrap_or(Value::Null);
+                    let arguments = function.get("arguments").and_then(Value::as_str).unwrap_or("{}");
+                    let input: Value = if arguments.trim().is_empty() {
+                        json!({})
+                    } else {
+                        serde_json::from_str(arguments)
+                            .map_err(|_| invalid("Tool call arguments must be a JSON object.", Some("messages")))?
+                    };
+                    blocks.push(json!({
+                        "type": "tool_use",
+                        "id": call.get("id").and_then(Value::as_str).unwrap_or_default(),
+                        "name": function.get("name").and_then(Value::as_str).unwrap_or_default(),
+                        "input": input,
+                    }));
+                }
+                if !blocks.is_empty() {
+                    push(&mut out, "assistant", blocks);
+                }
+            }
+            "tool" => {
+                let id = message
+                    .get("tool_call_id")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| invalid("Tool messages need `tool_call_id`.", Some("messages")))?;
+                let content: Vec<Value> = match message.get("content") {
+                    Some(Value::String(s)) => vec![json!({"type": "text", "text": s})],
+                    other => text_blocks(other)?,
+                };
+                push(&mut out, "user", vec![json!({"type": "tool_result", "tool_use_id": id, "content": content})]);
+            }
+            other => return Err(invalid(format!("Unknown message role `{other}`."), Some("messages"))),
+        }
+    }
+    let mut request = Map::new();
+    request.insert("model".into(), Value::String(model.to_owned()));
+    request.insert(
+        "messages".into(),
+        Value::Array(out.into_iter().map(|(role, content)| json!({"role": role, "content": content})).collect()),
+    );
+    if !system.is_empty() {
+        request.insert("system".into(), Value::Array(system));
+    }
+    request.insert("max_tokens".into(), json!(max_tokens));
+    for field in ["temperature", "top_p"] {
+        if let Some(v) = body.get(field).filter(|v| !v.is_null()) {
+            request.insert(field.into(), v.clone());
+        }
+    }
+    match body.get("stop") {
+        Some(Value::String(s)) => {
+            request.insert("stop_sequences".into(), json!([s]));
+        }
+        Some(Value::Array(list)) if !list.is_empty() => {
+            request.insert("stop_sequences".into(), Value::Array(list.clone()));
+        }
+        _ => {}
+    }
+    if let Some(tools) = body.get("tools").and_then(Value::as_array) {
+        let tools: Vec<Value> = tools
+            .iter()
+            .filter_map(|t| t.get("function"))
+            .map(|f| {
+                let mut tool = json!({
+                    "name": f.get("name").cloned().unwrap_or(Value::Null),
+                    "input_schema": f.get("parameters").cloned().unwrap_or_else(|| json!({"type": "object", "properties": {}})),
+                });
+                if let Some(d) = f.get("description") {
+                    tool["description"] = d.clone();
+                }
+                tool
+            })
+            .collect();
+        if !tools.is_empty() {
+            request.insert("tools".into(), Value::Array(tools));
+        }
+    }
+    let parallel_off = body.get("parallel_tool_calls") == Some(&Value::Bool(false));
+    let choice = match body.get("tool_choice") {
+        Some(Value::String(s)) if s == "auto" => Some(json!({"type": "auto"})),
+        Some(Value::String(s)) if s == "required" => Some(json!({"type": "any"})),
+        Some(Value::String(s)) if s == "none" => Some(json!({"type": "none"})),
+        Some(Value::Object(o)) => {
+            o.get("function").and_then(|f| f.get("name")).map(|name| json!({"type": "tool", "name": name}))
+        }
+        _ => None,
+    };
+    let choice = match (choice, parallel_off) {
+        (Some(mut c), true) if c["type"] != "none" => {
+            c["disable_parallel_tool_use"] = Value::Bool(true);
+            Some(c)
+        }
+        (None, true) if request.contains_key("tools") => {
+            Some(json!({"type": "auto", "disable_parallel_tool_use": true}))
+        }
+        (c, _) => c,
+    };
+    if let Some(choice) = choice {
+        request.insert("tool_choice".into(), choice);
+    }
+    if let Some(user) = body.get("user").and_then(Value::as_str) {
+        request.insert("metadata".into(), json!({"user_id": user}));
+    }
+    if stream {
+        request.insert("stream".into(), Value::Bool(true));
+    }
+    Ok(Value::Object(request))
+}
+
+/// Consecutive messages of one role merge: Anthropic wants turns to alternate.
+fn push(out: &mut Vec<(String, Vec<Value>)>, role: &str, blocks: Vec<Value>) {
+    match out.last_mut() {
+        Some((last, content)) if last == role => content.extend(blocks),
+        _ => out.push((role.to_owned(), blocks)),
+    }
+}
+
+fn text_blocks(content: Option<&Value>) -> Result<Vec<Value>, Refusal> {
+    match content {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        // Anthropic refuses empty text blocks; OpenAI clients often send `""`.
+        Some(Value::String(s)) if s.is_empty() => Ok(Vec::new()),
+        Some(Value::String(s)) => Ok(vec![json!({"type": "text", "text": s})]),
+        Some(Value::Array(parts)) => Ok(parts
+            .iter()
+            .filter_map(|p| p.get("text").and_then(Value::as_str))
+            .filter(|t| !t.is_empty())
+            .map(|t| json!({"type": "text", "text": t}))
+            .collect()),
+        Some(_) => Err(invalid("Message content must be a string or an array of parts.", Some("messages"))),
+    }
+}
+
+fn content_blocks(content: Option<&Value>) -> Result<Vec<Value>, Refusal> {
+    match content {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::String(s)) if s.is_empty() => Ok(Vec::new()),
+        Some(Value::String(s)) => Ok(vec![json!({"type": "text", "text": s})]),
+        Some(Value::Array(parts)) => parts.iter().filter(|p| !is_empty_text(p)).map(part).collect(),
+        Some(_) => Err(invalid("Message content must be a string or an array of parts.", Some("messages"))),
+    }
+}
+
+fn is_empty_text(part: &Value) -> bool {
+    part.get("type").and_then(Value::as_str) == Some("text") && part.get("text").and_then(Value::as_str) == Some("")
+}
+
+fn part(part: &Value) -> Result<Value, Refusal> {
+    match part.get("type").and_then(Value::as_str) {
+        Some("text") => Ok(json!({"type": "text", "text": part.get("text").cloned().unwrap_or_default()})),
+        Some("image_url") => {
+            let url = part
+                .get("image_url")
+                .and_then(|i| i.get("url").or(Some(i)))
+                .and_then(Value::as_str)
+                .ok_or_else(|| invalid("`image_url` parts need a `url`.", Some("messages")))?;
+            if let Some(rest) = url.strip_prefix("data:") {
+                let (meta, data) = rest
+                    .split_once(',')
+                    .ok_or_else(|| invalid("Malformed data URL in `image_url`.", Some("messages")))?;
+                let media_type = meta
+                    .strip_suffix(";base64")
+                    .ok_or_else(|| invalid("Image data URLs must be base64.", Some("messages")))?;
+                Ok(json!({"type": "image", "source": {"type": "base64", "media_type": media_type, "data": data}}))
+            } else {
+                Ok(json!({"type": "image", "source": {"type": "url", "url": url}}))
+            }
+        }
+        other => Err(invalid(
+            format!("Content parts of type {} are not supported for Anthropic models.", other.unwrap_or("unknown")),
+            Some("messages"),
+        )),
+    }
+}

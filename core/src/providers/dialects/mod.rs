@@ -1,0 +1,180 @@
+//! The upstream dialects: how each family of provider APIs is spoken. One module per dialect owns
+//! its paths, authentication headers, request rewrite or translation, answer and stream
+//! translation, usage parsing and error text; the gateway's engine only ever talks to the
+//! [`Dialect`] trait. A kind names its dialect in `catalog::dialect`, so a new native dialect is
+//! one new module plus one line there.
+
+pub mod anthropic;
+pub mod openai;
+
+use bytes::Bytes;
+use http::StatusCode;
+use serde_json::{Map, Value};
+
+use crate::platform::secret::SecretBytes;
+use crate::protocols::chat::ChatSource;
+use crate::protocols::sse;
+use crate::protocols::{AnswerLabels, Bound, ClientRequest, Protocol, Refusal};
+use crate::usage::Tokens;
+use crate::usage::estimate::OutputMeter;
+
+/// An upstream endpoint a dialect knows how to reach.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    /// Where a client protocol's calls go.
+    Call(Protocol),
+    /// The model list (the "Test" button and `GET /v1/models`).
+    Models,
+    /// Anthropic's token count (`/v1/messages/count_tokens`).
+    CountTokens,
+}
+
+/// The provider refused the client's own request: what the client is told (OpenAI's error fields).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientError {
+    pub message: String,
+    pub kind: String,
+    pub code: Option<String>,
+    pub param: Option<String>,
+}
+
+/// A successful answer that could not be read: the provider misbehaved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BadAnswer;
+
+/// Why a stream cannot go on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StreamFault {
+    /// The provider's own error event, with its message.
+    Provider(String),
+    /// What the translation keeps for its closing events grew past the answer cap.
+    TooLarge,
+}
+
+/// An upstream stream, one event at a time, as the client's protocol wants it.
+pub trait StreamTranslator: Send {
+    /// The client's bytes for one upstream event, pushed onto `out`, with the output text it
+    /// carries (content, reasoning, tool arguments) added to `meter`; `Err` when the stream
+    /// cannot go on (the provider's error event, or a translation grown too large).
+    fn event(&mut self, event: &sse::Event, out: &mut Vec<Bytes>, meter: &mut OutputMeter) -> Result<(), StreamFault>;
+    /// Whether the stream has reached its end marker (nothing more is expected).
+    fn finished(&self) -> bool;
+    /// Whether a stream whose connection ends now has ended cleanly (some servers close after
+    /// the last chunk without an end marker).
+    fn complete_on_close(&self) -> bool;
+    /// The connection ended cleanly without the end marker: what the client still needs.
+    fn close(&mut self, out: &mut Vec<Bytes>);
+    /// The stream failed (`class` says how): the client's error event, unless the provider's own
+    /// was already passed on.
+    fn fail(&mut self, message: &str, class: &str, out: &mut Vec<Bytes>);
+    /// The usage the stream has reported so far.
+    fn tokens(&self) -> Tokens;
+}
+
+/// One family of upstream APIs.
+pub trait Dialect: Send + Sync {
+    /// The URL of `endpoint` under a provider's base URL (`Call(Chat)` is where chat bodies go).
+    fn url(&self, base_url: &str, endpoint: Endpoint) -> String;
+
+    /// The provider's authentication (and version) headers for this key, marked sensitive (built
+    /// once per opened provider, not per request).
+    fn auth_headers(&self, key: &SecretBytes) -> Vec<(http::HeaderName, http::HeaderValue)>;
+
+    /// The body sent upstream for a request in a protocol the provider speaks (see
+    /// `catalog::speaks`), served as `model`: the client's body with only what must change (the
+    /// output bound added when `bound.inject`).
+    fn native_body(&self, request: &ClientRequest, model: &str, bound: Bound) -> Result<Vec<u8>, Refusal>;
+
+    /// A whole native answer, as the provider sent it, and the tokens it reports.
+    fn native_answer(&self, protocol: Protocol, body: Bytes) -> Result<(Bytes, Tokens), BadAnswer>;
+
+    /// A native stream, passed through event by event (only its usage is read).
+    fn native_stream(&self, protocol: Protocol, labels: &AnswerLabels) -> Box<dyn StreamTranslator>;
+
+    /// The body sent upstream for a chat completions request (the pivot of every translation),
+    /// served as `model`, held to `bound` (always sent where the provider requires one).
+    fn chat_body(&self, chat: &Map<String, Value>, model: &str, stream: bool, bound: Bound)
+    -> Result<Vec<u8>, Refusal>;
+
+    /// A whole answer to a chat body, as a chat completion, and the tokens it reports.
+    fn chat_answer(&self, body: Bytes, labels: &AnswerLabels) -> Result<(Value, Tokens), BadAnswer>;
+
+    /// A stream answering a chat body, read as chat chunks.
+    fn chat_source(&self, labels: &AnswerLabels) -> Box<dyn ChatSource>;
+
+    /// Whether a stream's first bytes already carry an error (nothing has reached the client yet,
+    /// so the call can still fall back).
+    fn starts_with_error(&self, first: &Bytes) -> bool;
+
+    /// The provider's refusal of the client's own request (a 4xx other than 401/403/408/429).
+    fn client_error(&self, status: StatusCode, body: &[u8]) -> ClientError;
+
+    /// The human message in a provider's error body, if any (at most 300 characters).
+    fn error_message(&self, body: &[u8]) -> Option<String>;
+
+    /// The model ids in a model-list answer.
+    fn model_list(&self, body: &[u8]) -> Option<Vec<String>>;
+}
+
+/// The human message in an `{"error": {"message": ...}}` or `{"error": "..."}` body, shortened.
+pub(crate) fn error_message_in(json: &serde_json::Value) -> Option<String> {
+    let error = json.get("error")?;
+    let message = error.get("message").and_then(|m| m.as_str()).or_else(|| error.as_str())?;
+    Some(message.chars().take(300).collect())
+}
+
+/// Most models kept from one provider's list, and the longest id kept.
+pub const MAX_LISTED_MODELS: usize = 10_000;
+pub const MAX_MODEL_ID: usize = 256;
+
+/// The ids of a `{"data": [{"id": ...}]}` list, sorted (OpenAI's and Anthropic's shape alike):
+/// at most [`MAX_LISTED_MODELS`], ids longer than [`MAX_MODEL_ID`] left out.
+pub(crate) fn data_ids(body: &[u8]) -> Option<Vec<String>> {
+    let json: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let mut ids: Vec<String> = json
+        .get("data")?
+        .as_array()?
+        .iter()
+        .filter_map(|m| m.get("id").and_then(|i| i.as_str()))
+        .filter(|id| !id.is_empty() && id.len() <= MAX_MODEL_ID && !id.chars().any(char::is_control))
+        .take(MAX_LISTED_MODELS)
+        .map(str::to_owned)
+        .collect();
+    ids.sort();
+    Some(ids)
+}
+
+/// A sensitive header value from a key (a key that is not a valid header value sends nothing, and
+/// the provider refuses the call as it would a wrong key).
+pub fn secret_header(value: &str) -> Option<http::HeaderValue> {
+    let mut value = http::HeaderValue::from_str(value).ok()?;
+    value.set_sensitive(true);
+    Some(value)
+}
+
+/// A reqwest request with a provider's authentication headers (management calls: model lists,
+/// token counts).
+pub fn authorize(
+    request: reqwest::RequestBuilder,
+    headers: &[(http::HeaderName, http::HeaderValue)],
+) -> reqwest::RequestBuilder {
+    headers.iter().fold(request, |request, (name, value)| request.header(name, value))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_lists_are_bounded() {
+        let many: Vec<serde_json::Value> =
+            (0..MAX_LISTED_MODELS + 50).map(|i| serde_json::json!({"id": format!("m{i:06}")})).collect();
+        let mut data = many;
+        data.push(serde_json::json!({"id": "x".repeat(MAX_MODEL_ID + 1)}));
+        data.insert(0, serde_json::json!({"id": "bad\u{7}id"}));
+        let body = serde_json::to_vec(&serde_json::json!({"data": data})).unwrap_or_default();
+        let ids = data_ids(&body).unwrap_or_default();
+        assert_eq!(ids.len(), MAX_LISTED_MODELS);
+        assert!(ids.iter().all(|id| id.len() <= MAX_MODEL_ID && !id.contains('\u{7}')));
+    }
+}

@@ -1,0 +1,580 @@
+//! Provider accounts of a workspace and everything about reaching them: keys sealed at rest and
+//! shown only as `••••last4`, opened only for the gateway and the "Test" button; the kinds'
+//! vendor tables (`catalog`), the upstream dialects they speak (`dialects`), the HTTP client with
+//! its address rules (`client`) and the circuit breakers (`breaker`).
+
+pub mod body;
+pub mod breaker;
+pub mod catalog;
+pub mod client;
+pub mod dialects;
+mod input;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use surrealdb::types::{Action, SurrealValue};
+
+use crate::accounts::workspaces::{OwnerScope, WorkspaceId};
+use crate::platform::cache::Slots;
+use crate::platform::crypto::{Cipher, provider_aad};
+use crate::platform::db::{Db, new_id, now_ms};
+use crate::platform::error::ServiceError;
+use crate::platform::live::Follower;
+use crate::platform::secret::SecretBytes;
+use client::BaseUrl;
+use input::{Aliases, Label, ModelAllowList, Priority, ProviderKey};
+use perpetuo_types::{KeyStatus, NewProvider, ProviderKind, ProviderPatch, ProviderTestResult, ProviderView};
+
+pub use input::DEFAULT_PRIORITY;
+
+/// How long a workspace's opened providers are trusted without the database (live invalidation
+/// is the real bound), and how many workspaces are held.
+const CACHE_TTL: Duration = Duration::from_secs(60);
+const CACHE_CAPACITY: usize = 10_000;
+/// How long a provider's own model list is kept for `GET /v1/models`.
+const MODEL_LIST_TTL: Duration = Duration::from_secs(300);
+const MODEL_LIST_CAPACITY: usize = 10_000;
+
+#[derive(SurrealValue, Clone)]
+struct Row {
+    id: String,
+    label: String,
+    kind: String,
+    base_url: String,
+    sealed_key: String,
+    key_last4: String,
+    priority: i64,
+    enabled: bool,
+    models: Option<Vec<String>>,
+    aliases: Option<Vec<String>>,
+    key_status: String,
+    created_at: i64,
+    updated_at: i64,
+}
+
+const COLUMNS: &str = "record::id(id) AS id, label, kind, base_url, sealed_key, key_last4, priority, enabled, models, aliases, key_status, created_at, updated_at";
+
+impl Row {
+    fn kind(&self) -> Result<ProviderKind, ServiceError> {
+        ProviderKind::parse(&self.kind).map_err(ServiceError::Internal)
+    }
+
+    fn view(&self) -> Result<ProviderView, ServiceError> {
+        Ok(ProviderView {
+            id: self.id.clone(),
+            label: self.label.clone(),
+            kind: self.kind()?,
+            base_url: self.base_url.clone(),
+            key_preview: if self.key_last4.is_empty() {
+                "••••".to_owned()
+            } else {
+                format!("••••{}", self.key_last4)
+            },
+            priority: self.priority,
+            enabled: self.enabled,
+            models: self.models.clone(),
+            aliases: Aliases::from_stored(self.aliases.as_deref()),
+            key_status: KeyStatus::from_stored(&self.key_status),
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        })
+    }
+}
+
+/// A provider ready for the gateway: key opened, in memory only.
+#[derive(Clone)]
+pub struct OpenedProvider {
+    pub id: String,
+    pub label: String,
+    pub kind: ProviderKind,
+    pub base_url: String,
+    pub key: SecretBytes,
+    pub priority: i64,
+    pub enabled: bool,
+    pub models: Option<Vec<String>>,
+    /// Names clients send (exact, or a prefix ending in `*`) -> the model served for them here.
+    pub aliases: std::collections::BTreeMap<String, String>,
+    /// The dialect's authentication headers for the key, built when the provider was opened.
+    pub auth: Arc<[(http::HeaderName, http::HeaderValue)]>,
+}
+
+/// How well an alias matches a requested model: an exact name beats any prefix, a longer prefix
+/// a shorter one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum AliasMatch {
+    Prefix(usize),
+    Exact,
+}
+
+impl OpenedProvider {
+    /// The model this provider serves for `requested` under one of its aliases, and how well the
+    /// alias matched.
+    pub fn alias(&self, requested: &str) -> Option<(AliasMatch, &str)> {
+        if let Some(model) = self.aliases.get(requested) {
+            return Some((AliasMatch::Exact, model));
+        }
+        self.aliases
+            .iter()
+            .filter_map(|(name, model)| {
+                let prefix = name.strip_suffix('*')?;
+                requested.starts_with(prefix).then_some((AliasMatch::Prefix(prefix.len()), model.as_str()))
+            })
+            .max_by_key(|(m, _)| *m)
+    }
+}
+
+impl std::fmt::Debug for OpenedProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenedProvider")
+            .field("id", &self.id)
+            .field("label", &self.label)
+            .field("kind", &self.kind)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One model a workspace can call, and the kind of provider that lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedModel {
+    pub id: String,
+    pub owned_by: ProviderKind,
+}
+
+/// Scheme, host and port of a URL.
+fn origin(url: &str) -> Option<String> {
+    url::Url::parse(url).ok().map(|u| u.origin().ascii_serialization())
+}
+
+/// The opened providers of each workspace, and each provider's own model list.
+struct ProviderCache {
+    enabled: Slots<Arc<Vec<OpenedProvider>>>,
+    model_lists: Slots<Arc<Vec<String>>>,
+}
+
+impl Follower for ProviderCache {
+    fn table(&self) -> &'static str {
+        "provider"
+    }
+
+    fn changed(&self, _: Action, record: &serde_json::Value) {
+        match record.get("workspace").and_then(|w| w.as_str()) {
+            Some(ws) => self.enabled.invalidate(ws),
+            None => self.enabled.clear(),
+        }
+        // A provider moved to another URL or key lists other models.
+        match record.get("id").and_then(|id| id.as_str()) {
+            Some(id) => self.model_lists.invalidate(id.rsplit(':').next().unwrap_or(id)),
+            None => self.model_lists.clear(),
+        }
+    }
+
+    fn clear(&self) {
+        self.enabled.clear();
+        self.model_lists.clear();
+    }
+}
+
+/// The providers service: owns its database handle, the cipher that opens keys, the upstream
+/// HTTP client and its caches.
+#[derive(Clone)]
+pub struct Providers {
+    db: Db,
+    cipher: Arc<Cipher>,
+    http: reqwest::Client,
+    /// The gateway's own client for calls (per serving thread); `http` is for management calls.
+    upstream: client::Upstream,
+    allow_private: bool,
+    cache: Arc<ProviderCache>,
+    /// Providers one workspace may have.
+    max_per_workspace: i64,
+}
+
+impl std::fmt::Debug for Providers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Providers").field("allow_private", &self.allow_private).finish_non_exhaustive()
+    }
+}
+
+impl Providers {
+    pub fn new(
+        db: Db,
+        cipher: Arc<Cipher>,
+        http: reqwest::Client,
+        upstream: client::Upstream,
+        allow_private: bool,
+    ) -> Self {
+        let cache = ProviderCache {
+            enabled: Slots::new(CACHE_TTL, CACHE_CAPACITY),
+            model_lists: Slots::new(MODEL_LIST_TTL, MODEL_LIST_CAPACITY),
+        };
+        Self { db, cipher, http, upstream, allow_private, cache: Arc::new(cache), max_per_workspace: 50 }
+    }
+
+    /// The client for gateway calls.
+    pub fn upstream(&self) -> &client::Upstream {
+        &self.upstream
+    }
+
+    /// The cache, for the live-invalidation follower.
+    pub fn follower(&self) -> Arc<dyn Follower> {
+        Arc::clone(&self.cache) as Arc<dyn Follower>
+    }
+
+    /// The shared client for upstream calls (the gateway's attempts use it too).
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// A change made through this instance: its own entries go before the call returns.
+    fn changed(&self, ws: &WorkspaceId, id: &str) {
+        self.cache.enabled.invalidate(ws.as_str());
+        self.cache.model_lists.invalidate(id);
+    }
+
+    fn base_url(&self, kind: ProviderKind, raw: Option<&str>) -> Result<BaseUrl, ServiceError> {
+        match raw.map(str::trim).filter(|s| !s.is_empty()) {
+            Some(url) => BaseUrl::parse(url, self.allow_private),
+            None => match catalog::default_base_url(kind) {
+                Some(url) => BaseUrl::parse(url, self.allow_private),
+                None => Err(ServiceError::Invalid(
+                    "An OpenAI-compatible provider needs a base URL, such as http://localhost:11434/v1.".into(),
+                )),
+            },
+        }
+    }
+
+    async fn check_host(&self, url: &BaseUrl) -> Result<(), ServiceError> {
+        if self.allow_private { Ok(()) } else { url.check_resolves_public().await }
+    }
+
+    pub async fn list(&self, ws: &WorkspaceId) -> Result<Vec<ProviderView>, ServiceError> {
+        self.rows(ws).await?.iter().map(Row::view).collect()
+    }
+
+    async fn rows(&self, ws: &WorkspaceId) -> Result<Vec<Row>, ServiceError> {
+        let mut response = self
+            .db
+            .query(format!(
+                "SELECT {COLUMNS} FROM provider WHERE workspace = $ws ORDER BY priority ASC, created_at ASC"
+            ))
+            .bind(("ws", ws.as_str().to_owned()))
+            .await?;
+        Ok(response.take(0)?)
+    }
+
+    async fn row(&self, ws: &WorkspaceId, id: &str) -> Result<Row, ServiceError> {
+        let mut response = self
+            .db
+            .query(format!("SELECT {COLUMNS} FROM type::record('provider', $id) WHERE workspace = $ws"))
+            .bind(("id", id.to_owned()))
+            .bind(("ws", ws.as_str().to_owned()))
+            .await?;
+        response.take::<Option<Row>>(0)?.ok_or(ServiceError::NotFound("provider"))
+    }
+
+    pub async fn get(&self, ws: &WorkspaceId, id: &str) -> Result<ProviderView, ServiceError> {
+        self.row(ws, id).await?.view()
+    }
+
+    /// With a quota on the providers one workspace may have.
+    pub fn with_quota(mut self, max_per_workspace: i64) -> Self {
+        self.max_per_workspace = max_per_workspace;
+        self
+    }
+
+    /// Adds a provider (owners only).
+    pub async fn create(&self, owner: &OwnerScope, mut input: NewProvider) -> Result<ProviderView, ServiceError> {
+        let ws = owner.workspace();
+        let mut response = self
+            .db
+            .query("SELECT VALUE count() FROM provider WHERE workspace = $ws GROUP ALL")
+            .bind(("ws", ws.as_str().to_owned()))
+            .await?;
+        let count: Option<i64> = response.take(0)?;
+        if count.unwrap_or(0) >= self.max_per_workspace {
+            return Err(ServiceError::Forbidden(format!(
+                "A workspace can have at most {} providers on this server.",
+                self.max_per_workspace
+            )));
+        }
+        let kind = ProviderKind::parse(&input.kind).map_err(ServiceError::Invalid)?;
+        let label = Label::parse(&input.label)?;
+        let base_url = self.base_url(kind, input.base_url.as_deref())?;
+        self.check_host(&base_url).await?;
+        let key = ProviderKey::parse(&input.api_key)?;
+        let priority = Priority::parse(input.priority)?;
+        let models = ModelAllowList::parse(input.models.take())?;
+        let aliases = Aliases::parse(input.aliases.take())?;
+        let (id, now) = (new_id(), now_ms());
+        let row = Row {
+            id: id.clone(),
+            label: label.into_inner(),
+            kind: kind.as_str().to_owned(),
+            base_url: base_url.as_str().to_owned(),
+            sealed_key: self.cipher.seal(key.expose(), &provider_aad(ws.as_str(), &id))?,
+            key_last4: key.last4(),
+            priority: priority.get(),
+            enabled: input.enabled.unwrap_or(true),
+            models: models.into_inner(),
+            aliases: aliases.into_stored(),
+            key_status: KeyStatus::Ok.as_str().into(),
+            created_at: now,
+            updated_at: now,
+        };
+        self.db
+            .query(
+                "CREATE type::record('provider', $id) CONTENT {
+                    workspace: $ws, label: $label, kind: $kind, base_url: $base_url, sealed_key: $sealed_key,
+                    key_last4: $key_last4, priority: $priority, enabled: $enabled, models: $models,
+                    aliases: $aliases, key_status: $key_status, created_at: $now, updated_at: $now
+                 } RETURN NONE",
+            )
+            .bind(("id", id.clone()))
+            .bind(("ws", ws.as_str().to_owned()))
+            .bind(("label", row.label.clone()))
+            .bind(("kind", row.kind.clone()))
+            .bind(("base_url", row.base_url.clone()))
+            .bind(("sealed_key", row.sealed_key.clone()))
+            .bind(("key_last4", row.key_last4.clone()))
+            .bind(("priority", row.priority))
+            .bind(("enabled", row.enabled))
+            .bind(("models", row.models.clone()))
+            .bind(("aliases", row.aliases.clone()))
+            .bind(("key_status", row.key_status.clone()))
+            .bind(("now", now))
+            .await?
+            .check()?;
+        self.changed(ws, &id);
+        row.view()
+    }
+
+    /// Applies the fields present in `patch`. Without a new key the sealed key is left untouched
+    /// (the masked preview is never written back).
+    /// Changes a provider (owners only).
+    pub async fn update(
+        &self,
+        owner: &OwnerScope,
+        id: &str,
+        mut patch: ProviderPatch,
+    ) -> Result<ProviderView, ServiceError> {
+        let ws = owner.workspace();
+        let mut current = self.row(ws, id).await?;
+        let kind = current.kind()?;
+        if let Some(label) = patch.label.as_deref() {
+            current.label = Label::parse(label)?.into_inner();
+        }
+        let new_key = ProviderKey::parse_replacement(patch.api_key.as_deref())?;
+        let mut url_changed = false;
+        if let Some(url) = patch.base_url.as_deref() {
+            let base_url = self.base_url(kind, Some(url))?;
+            url_changed = base_url.as_str() != current.base_url;
+            // The stored key goes wherever the URL points: sending it to another host needs the key
+            // typed again, or access to the dashboard would be enough to read it out.
+            if origin(base_url.as_str()) != origin(&current.base_url) && new_key.is_none() {
+                return Err(ServiceError::Invalid(
+                    "Enter the API key again to move this provider to another host.".into(),
+                ));
+            }
+            self.check_host(&base_url).await?;
+            current.base_url = base_url.as_str().to_owned();
+        }
+        if let Some(key) = new_key {
+            current.sealed_key = self.cipher.seal(key.expose(), &provider_aad(ws.as_str(), id))?;
+            current.key_last4 = key.last4();
+            current.key_status = KeyStatus::Ok.as_str().into();
+        }
+        if let Some(priority) = patch.priority {
+            current.priority = Priority::parse(Some(priority))?.get();
+        }
+        if let Some(enabled) = patch.enabled {
+            current.enabled = enabled;
+        }
+        if patch.models.is_some() {
+            current.models = ModelAllowList::parse(patch.models.take())?.into_inner();
+        }
+        if patch.aliases.is_some() {
+            current.aliases = Aliases::parse(patch.aliases.take())?.into_stored();
+        }
+        if url_changed {
+            // A key that failed against the old URL may work against the new one.
+            current.key_status = KeyStatus::Ok.as_str().into();
+        }
+        current.updated_at = now_ms();
+        self.db
+            .query(
+                "UPDATE type::record('provider', $id) MERGE {
+                    label: $label, base_url: $base_url, sealed_key: $sealed_key, key_last4: $key_last4,
+                    priority: $priority, enabled: $enabled, models: $models, aliases: $aliases,
+                    key_status: $key_status, updated_at: $now
+                 } WHERE workspace = $ws RETURN NONE",
+            )
+            .bind(("id", id.to_owned()))
+            .bind(("ws", ws.as_str().to_owned()))
+            .bind(("label", current.label.clone()))
+            .bind(("base_url", current.base_url.clone()))
+            .bind(("sealed_key", current.sealed_key.clone()))
+            .bind(("key_last4", current.key_last4.clone()))
+            .bind(("priority", current.priority))
+            .bind(("enabled", current.enabled))
+            .bind(("models", current.models.clone()))
+            .bind(("aliases", current.aliases.clone()))
+            .bind(("key_status", current.key_status.clone()))
+            .bind(("now", current.updated_at))
+            .await?
+            .check()?;
+        self.changed(ws, id);
+        current.view()
+    }
+
+    /// Removes a provider (owners only).
+    pub async fn delete(&self, owner: &OwnerScope, id: &str) -> Result<(), ServiceError> {
+        let ws = owner.workspace();
+        self.row(ws, id).await?;
+        self.db
+            .query("DELETE type::record('provider', $id) WHERE workspace = $ws RETURN NONE")
+            .bind(("id", id.to_owned()))
+            .bind(("ws", ws.as_str().to_owned()))
+            .await?
+            .check()?;
+        self.changed(ws, id);
+        Ok(())
+    }
+
+    /// The workspace's enabled providers with keys opened, in priority order, from the cache when
+    /// it has them.
+    pub async fn enabled(&self, ws: &WorkspaceId) -> Result<Arc<Vec<OpenedProvider>>, ServiceError> {
+        if let Some(providers) = self.cache.enabled.get(ws.as_str()) {
+            return Ok(providers);
+        }
+        let seen = self.cache.enabled.generation();
+        let providers = Arc::new(crate::platform::db::bounded(self.open_enabled(ws)).await?);
+        self.cache.enabled.put(ws.as_str().to_owned(), Arc::clone(&providers), seen);
+        Ok(providers)
+    }
+
+    /// Every enabled provider of the workspace with its key opened. A record whose key cannot be
+    /// opened, or whose base URL the current settings refuse (saved before private upstreams were
+    /// turned off), is skipped and logged, not fatal to the others.
+    async fn open_enabled(&self, ws: &WorkspaceId) -> Result<Vec<OpenedProvider>, ServiceError> {
+        let mut opened = Vec::new();
+        for row in self.rows(ws).await?.into_iter().filter(|r| r.enabled) {
+            let id = row.id.clone();
+            if BaseUrl::parse(&row.base_url, self.allow_private).is_err() {
+                tracing::warn!(provider = %id, "provider base URL is not allowed by the current settings; skipping it");
+                continue;
+            }
+            match self.open(ws, row) {
+                Ok(provider) => opened.push(provider),
+                Err(e) => tracing::error!(provider = %id, error = %e, "provider key cannot be opened; skipping it"),
+            }
+        }
+        Ok(opened)
+    }
+
+    fn open(&self, ws: &WorkspaceId, row: Row) -> Result<OpenedProvider, ServiceError> {
+        let key = self.cipher.open(&row.sealed_key, &provider_aad(ws.as_str(), &row.id))?;
+        let kind = row.kind()?;
+        let auth = catalog::dialect(kind).auth_headers(&key).into();
+        Ok(OpenedProvider {
+            kind,
+            auth,
+            id: row.id,
+            label: row.label,
+            base_url: row.base_url,
+            key,
+            priority: row.priority,
+            enabled: row.enabled,
+            aliases: Aliases::from_stored(row.aliases.as_deref()),
+            models: row.models,
+        })
+    }
+
+    /// Tests a provider's stored key against its model list.
+    pub async fn test(&self, ws: &WorkspaceId, id: &str) -> Result<ProviderTestResult, ServiceError> {
+        let row = self.row(ws, id).await?;
+        let provider = self.open(ws, row)?;
+        Ok(client::test_provider(&self.http, &provider, self.allow_private).await)
+    }
+
+    /// What the workspace's enabled providers can serve, for `GET /v1/models`: allow-lists as they
+    /// are; other providers are asked for their own list (kept for five minutes).
+    pub async fn models(&self, ws: &WorkspaceId) -> Result<Vec<ListedModel>, ServiceError> {
+        let providers = self.enabled(ws).await?;
+        let lookups = providers.iter().map(|provider| async move {
+            if let Some(models) = &provider.models {
+                return (provider.kind, Arc::new(models.clone()));
+            }
+            if let Some(list) = self.cache.model_lists.get(&provider.id) {
+                return (provider.kind, list);
+            }
+            let seen = self.cache.model_lists.generation();
+            let result = client::test_provider(&self.http, provider, self.allow_private).await;
+            let list = Arc::new(result.models);
+            if result.ok {
+                self.cache.model_lists.put(provider.id.clone(), Arc::clone(&list), seen);
+            }
+            (provider.kind, list)
+        });
+        let mut listed = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        // Exact aliases first: names clients are meant to send (prefixes are not model names).
+        for provider in providers.iter() {
+            for name in provider.aliases.keys().filter(|n| !n.ends_with('*')) {
+                if seen.insert(name.clone()) {
+                    listed.push(ListedModel { id: name.clone(), owned_by: provider.kind });
+                }
+            }
+        }
+        for (kind, models) in futures::future::join_all(lookups).await {
+            for model in models.iter() {
+                if seen.insert(model.clone()) {
+                    listed.push(ListedModel { id: model.clone(), owned_by: kind });
+                }
+            }
+        }
+        Ok(listed)
+    }
+
+    /// The provider refused its stored key (401/403): flag it for the dashboard.
+    pub async fn flag_rejected(&self, ws: &WorkspaceId, id: &str) -> Result<(), ServiceError> {
+        self.db
+            .query("UPDATE type::record('provider', $id) SET key_status = $status WHERE workspace = $ws RETURN NONE")
+            .bind(("id", id.to_owned()))
+            .bind(("ws", ws.as_str().to_owned()))
+            .bind(("status", KeyStatus::Rejected.as_str()))
+            .await?
+            .check()?;
+        self.changed(ws, id);
+        Ok(())
+    }
+
+    /// Re-seals every provider key not yet sealed with the current key. Returns how many changed.
+    pub async fn reseal_all(&self) -> Result<usize, ServiceError> {
+        #[derive(SurrealValue)]
+        struct SealedRow {
+            id: String,
+            workspace: String,
+            sealed_key: String,
+        }
+        let mut response = self.db.query("SELECT record::id(id) AS id, workspace, sealed_key FROM provider").await?;
+        let rows: Vec<SealedRow> = response.take(0)?;
+        let mut changed = 0;
+        for row in rows.into_iter().filter(|r| !self.cipher.is_current(&r.sealed_key)) {
+            let aad = provider_aad(&row.workspace, &row.id);
+            let plain = self.cipher.open(&row.sealed_key, &aad)?;
+            let sealed = self.cipher.seal(plain.expose(), &aad)?;
+            self.db
+                .query(
+                    "UPDATE type::record('provider', $id) SET sealed_key = $sealed WHERE sealed_key = $old RETURN NONE",
+                )
+                .bind(("id", row.id))
+                .bind(("sealed", sealed))
+                .bind(("old", row.sealed_key))
+                .await?
+                .check()?;
+            changed += 1;
+        }
+        Ok(changed)
+    }
+}

@@ -1,0 +1,171 @@
+//! The one application state, shared by the dashboard, the management API and the gateway: the
+//! services (each owning its handles and cache slots) and the process-wide parts they share. It
+//! is the core's top floor: it knows every service, and nothing below knows it. The binary builds
+//! the parts (`startup`) and assembles them here.
+
+use std::sync::Arc;
+
+use crate::accounts::Accounts;
+use crate::accounts::jwt::JwtKeys;
+use crate::accounts::workspaces::Workspaces;
+use crate::budgets::Budgets;
+use crate::keys::ApiKeys;
+use crate::platform::config::Settings;
+use crate::platform::crypto::Cipher;
+use crate::platform::db::Db;
+use crate::platform::error::ServiceError;
+use crate::platform::live::Follower;
+use crate::platform::metrics::Metrics;
+use crate::platform::ratelimit::Limiters;
+use crate::providers::Providers;
+use crate::providers::breaker::Breakers;
+use crate::usage::estimate::Estimator;
+use crate::usage::{Prices, Reports, UsageSink};
+
+/// The state every handler gets: one `Arc`, so handing it to a request costs one atomic
+/// increment whatever it holds.
+#[derive(Clone, Debug)]
+pub struct AppState(Arc<Services>);
+
+impl std::ops::Deref for AppState {
+    type Target = Services;
+    fn deref(&self) -> &Services {
+        &self.0
+    }
+}
+
+/// What the state holds.
+#[derive(Debug)]
+pub struct Services {
+    pub settings: Arc<Settings>,
+    /// The database handle, for start-up, readiness and background work; requests go through
+    /// the services.
+    pub db: Db,
+    pub cipher: Arc<Cipher>,
+    pub jwt: Arc<JwtKeys>,
+    pub limiters: Arc<Limiters>,
+    pub breakers: Arc<Breakers>,
+    pub metrics: Arc<Metrics>,
+    /// The queue to the usage writer.
+    pub usage: UsageSink,
+    accounts: Accounts,
+    workspaces: Workspaces,
+    keys: ApiKeys,
+    providers: Providers,
+    prices: Prices,
+    reports: Reports,
+    budgets: Budgets,
+    estimator: Estimator,
+}
+
+impl Services {
+    pub fn accounts(&self) -> &Accounts {
+        &self.accounts
+    }
+
+    pub fn workspaces(&self) -> &Workspaces {
+        &self.workspaces
+    }
+
+    pub fn keys(&self) -> &ApiKeys {
+        &self.keys
+    }
+
+    pub fn providers(&self) -> &Providers {
+        &self.providers
+    }
+
+    pub fn prices(&self) -> &Prices {
+        &self.prices
+    }
+
+    pub fn reports(&self) -> &Reports {
+        &self.reports
+    }
+
+    pub fn budgets(&self) -> &Budgets {
+        &self.budgets
+    }
+
+    /// Token estimates of prompts (large ones off the serving threads).
+    pub fn estimator(&self) -> &Estimator {
+        &self.estimator
+    }
+
+    /// The workspace's budgets with their current periods, keys' budgets named after their keys.
+    pub async fn budget_views(
+        &self,
+        ws: &crate::accounts::workspaces::WorkspaceId,
+    ) -> Result<Vec<perpetuo_types::BudgetView>, ServiceError> {
+        let names = self.keys.names(ws).await?.into_iter().collect();
+        self.budgets.list(ws, &names).await
+    }
+
+    /// The caches that follow database changes (see `live`).
+    pub fn followers(&self) -> Vec<Arc<dyn Follower>> {
+        vec![self.keys.follower(), self.providers.follower(), self.budgets.follower()]
+    }
+}
+
+/// Everything the state is made of, built by the binary's start-up.
+#[derive(Debug)]
+pub struct Parts {
+    pub settings: Settings,
+    pub db: Db,
+    pub cipher: Arc<Cipher>,
+    pub jwt: Arc<JwtKeys>,
+    pub limiters: Arc<Limiters>,
+    pub breakers: Arc<Breakers>,
+    pub metrics: Arc<Metrics>,
+    pub usage: UsageSink,
+    pub accounts: Accounts,
+    pub workspaces: Workspaces,
+    pub keys: ApiKeys,
+    pub providers: Providers,
+    pub prices: Prices,
+    pub reports: Reports,
+    pub budgets: Budgets,
+    pub estimator: Estimator,
+}
+
+impl AppState {
+    /// The state around its parts.
+    pub fn assemble(parts: Parts) -> Self {
+        let Parts {
+            settings,
+            db,
+            cipher,
+            jwt,
+            limiters,
+            breakers,
+            metrics,
+            usage,
+            accounts,
+            workspaces,
+            keys,
+            providers,
+            prices,
+            reports,
+            budgets,
+            estimator,
+        } = parts;
+        Self(Arc::new(Services {
+            settings: Arc::new(settings),
+            db,
+            cipher,
+            jwt,
+            limiters,
+            breakers,
+            metrics,
+            usage,
+            accounts,
+            workspaces,
+            keys,
+            providers,
+            prices,
+            reports,
+            budgets,
+            estimator,
+        }))
+    }
+}

@@ -1,0 +1,411 @@
+//! The price table: US dollars per million input and output tokens by provider kind and model,
+//! from `pricing/prices.json` (built in; `PRICES_FILE` replaces it at start-up). Dated model names
+//! fall back to their base name (`gpt-4o-2024-08-06` -> `gpt-4o`). Unknown models have no price,
+//! never a price of zero.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+use surrealdb::types::SurrealValue;
+
+use crate::accounts::workspaces::{OwnerScope, WorkspaceId};
+use crate::platform::cache::Slots;
+use crate::platform::db::{Db, now_ms};
+use crate::platform::error::ServiceError;
+use perpetuo_types::{PriceOverride, ProviderKind};
+
+pub const BUILT_IN: &str = include_str!("../../../pricing/prices.json");
+
+/// Token counts of one request, as the provider reported them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tokens {
+    /// Every input token, cached ones included (what the client is told).
+    pub prompt: u64,
+    pub completion: u64,
+    /// Input tokens served from the provider's prompt cache (billed at a discount).
+    pub cache_read: u64,
+    /// Input tokens written to the prompt cache (Anthropic bills them at a premium).
+    pub cache_write: u64,
+    /// Of the completion tokens, those spent reasoning (billed as output; shown apart).
+    pub reasoning: u64,
+}
+
+impl std::ops::Add for Tokens {
+    type Output = Self;
+
+    /// Counts of two parts of one call (attempts), saturating.
+    fn add(self, other: Self) -> Self {
+        Self {
+            prompt: self.prompt.saturating_add(other.prompt),
+            completion: self.completion.saturating_add(other.completion),
+            cache_read: self.cache_read.saturating_add(other.cache_read),
+            cache_write: self.cache_write.saturating_add(other.cache_write),
+            reasoning: self.reasoning.saturating_add(other.reasoning),
+        }
+    }
+}
+
+impl Tokens {
+    /// Every token, input and output (what a token budget counts), saturating.
+    pub fn total(&self) -> u64 {
+        self.prompt.saturating_add(self.completion)
+    }
+}
+
+/// Dollars per million tokens, prompt-cache prices included.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Price {
+    pub input: f64,
+    pub output: f64,
+    pub cache_read: f64,
+    pub cache_write: f64,
+}
+
+impl Price {
+    /// A price with the kind's usual prompt-cache terms where the table gives none: Anthropic
+    /// reads at 0.1x and writes at 1.25x input, OpenAI reads at 0.5x, Gemini and DeepSeek at
+    /// 0.25x; other kinds at the full input price (no discount assumed).
+    pub fn for_kind(kind: &str, input: f64, output: f64, cache_read: Option<f64>) -> Self {
+        let read_factor = match kind {
+            "anthropic" => 0.1,
+            "openai" => 0.5,
+            "gemini" | "deepseek" => 0.25,
+            _ => 1.0,
+        };
+        let write_factor = if kind == "anthropic" { 1.25 } else { 1.0 };
+        Self { input, output, cache_read: cache_read.unwrap_or(input * read_factor), cache_write: input * write_factor }
+    }
+
+    /// The most `prompt` input and `output` tokens can cost, whatever part of the input the
+    /// provider caches (a cache write can cost more than plain input), in billionths of a dollar.
+    pub fn worst_nanos(&self, prompt: u64, output: u64) -> i64 {
+        let input = self.input.max(self.cache_write).max(self.cache_read);
+        let nanos = (prompt as f64) * input + (output as f64) * self.output;
+        (nanos * 1000.0).ceil() as i64
+    }
+
+    /// Billionths of a dollar for these token counts.
+    pub fn cost_nanos(&self, tokens: Tokens) -> i64 {
+        let uncached = tokens.prompt.saturating_sub(tokens.cache_read).saturating_sub(tokens.cache_write);
+        // $1 per million tokens is 1000 nano-dollars per token.
+        let nanos = (uncached as f64) * self.input
+            + (tokens.cache_read as f64) * self.cache_read
+            + (tokens.cache_write as f64) * self.cache_write
+            + (tokens.completion as f64) * self.output;
+        (nanos * 1000.0).round() as i64
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct PriceTable {
+    pub as_of: String,
+    by_kind: HashMap<String, HashMap<String, Price>>,
+}
+
+#[derive(Deserialize)]
+struct File {
+    as_of: String,
+    prices: HashMap<String, HashMap<String, Entry>>,
+}
+
+/// One model's prices, dollars per million tokens: `{"input", "output", "cached_input"?}` (the
+/// built-in table also dates each entry with `"as_of"`), or the older `[input, output]` /
+/// `[input, output, cached input]`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Entry {
+    Dated { input: f64, output: f64, cached_input: Option<f64> },
+    Listed(Vec<f64>),
+}
+
+impl PriceTable {
+    pub fn parse(json: &str) -> Result<Self, String> {
+        let file: File = serde_json::from_str(json).map_err(|e| format!("price table is not valid: {e}"))?;
+        let mut by_kind = HashMap::new();
+        for (kind, models) in file.prices {
+            let mut table = HashMap::new();
+            for (model, entry) in models {
+                let (input, output, cached) = match entry {
+                    Entry::Dated { input, output, cached_input } => (input, output, cached_input),
+                    Entry::Listed(values) => match values.as_slice() {
+                        [input, output] => (*input, *output, None),
+                        [input, output, cached] => (*input, *output, Some(*cached)),
+                        _ => {
+                            return Err(format!(
+                                "price table: {kind}/{model} needs [input, output] or [input, output, cached input]"
+                            ));
+                        }
+                    },
+                };
+                if [Some(input), Some(output), cached].into_iter().flatten().any(|v| !v.is_finite() || v < 0.0) {
+                    return Err(format!("price table: {kind}/{model} has a negative or invalid price"));
+                }
+                table.insert(model.to_ascii_lowercase(), Price::for_kind(&kind, input, output, cached));
+            }
+            by_kind.insert(kind, table);
+        }
+        Ok(Self { as_of: file.as_of, by_kind })
+    }
+
+    pub fn built_in() -> Self {
+        Self::parse(BUILT_IN).unwrap_or_default()
+    }
+
+    /// The price for `model` at a provider of `kind`: exact name, else the longest listed name the
+    /// model starts with followed by `-` (a dated or suffixed variant).
+    pub fn lookup(&self, kind: &str, model: &str) -> Option<Price> {
+        let table = self.by_kind.get(kind)?;
+        let model = model.to_ascii_lowercase();
+        if let Some(price) = table.get(&model) {
+            return Some(*price);
+        }
+        table
+            .iter()
+            .filter(|(name, _)| {
+                model.len() > name.len() && model.starts_with(name.as_str()) && model.as_bytes()[name.len()] == b'-'
+            })
+            .max_by_key(|(name, _)| name.len())
+            .map(|(_, price)| *price)
+    }
+}
+
+/// A workspace's own prices, `kind|model` -> price.
+pub type Overrides = HashMap<String, Price>;
+
+pub fn override_key(kind: &str, model: &str) -> String {
+    format!("{kind}|{}", model.to_ascii_lowercase())
+}
+
+impl PriceTable {
+    /// The price for a request: the workspace's override, else the table.
+    pub fn lookup_with(&self, overrides: &Overrides, kind: &str, model: &str) -> Option<Price> {
+        overrides.get(&override_key(kind, model)).copied().or_else(|| self.lookup(kind, model))
+    }
+}
+
+/// A model that served requests with no known price.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unpriced {
+    pub kind: String,
+    pub model: String,
+    pub requests: i64,
+}
+
+/// How long a workspace's overrides are trusted (prices may lag another instance's change by
+/// this; they only affect cost estimates), and how many workspaces are held.
+const CACHE_TTL: Duration = Duration::from_secs(60);
+const CACHE_CAPACITY: usize = 10_000;
+
+/// The prices service: the table in force and each workspace's own prices.
+#[derive(Debug, Clone)]
+pub struct Prices {
+    db: Db,
+    table: Arc<PriceTable>,
+    cache: Arc<Slots<Arc<Overrides>>>,
+}
+
+impl Prices {
+    pub fn new(db: Db, table: PriceTable) -> Self {
+        Self { db, table: Arc::new(table), cache: Arc::new(Slots::new(CACHE_TTL, CACHE_CAPACITY)) }
+    }
+
+    /// The table's date.
+    pub fn as_of(&self) -> &str {
+        &self.table.as_of
+    }
+
+    /// The price of `model` at a provider of `kind` for a workspace with these overrides.
+    pub fn price(&self, overrides: &Overrides, kind: &str, model: &str) -> Option<Price> {
+        self.table.lookup_with(overrides, kind, model)
+    }
+
+    /// A workspace's price overrides, as listed in the usage tab and the API.
+    pub async fn list(&self, ws: &WorkspaceId) -> Result<Vec<PriceOverride>, ServiceError> {
+        let mut response = self
+            .db
+            .query("SELECT kind, model, input_per_million, output_per_million, updated_at FROM price_override WHERE workspace = $ws ORDER BY kind, model")
+            .bind(("ws", ws.as_str().to_owned()))
+            .await?;
+        Ok(response.take(0)?)
+    }
+
+    /// The workspace's overrides as a lookup table, from the cache when fresh.
+    pub async fn overrides(&self, ws: &WorkspaceId) -> Result<Arc<Overrides>, ServiceError> {
+        if let Some(found) = self.cache.get(ws.as_str()) {
+            return Ok(found);
+        }
+        let seen = self.cache.generation();
+        let loaded: Overrides = crate::platform::db::bounded(self.list(ws))
+            .await?
+            .into_iter()
+            .map(|o| {
+                let price = Price::for_kind(&o.kind, o.input_per_million, o.output_per_million, None);
+                (override_key(&o.kind, &o.model), price)
+            })
+            .collect();
+        let loaded = Arc::new(loaded);
+        self.cache.put(ws.as_str().to_owned(), Arc::clone(&loaded), seen);
+        Ok(loaded)
+    }
+
+    /// Sets (or replaces) the workspace's price for a model; new requests use it.
+    /// Sets the workspace's own price for a model (owners only: a price voids or raises every
+    /// dollar budget).
+    pub async fn set(
+        &self,
+        owner: &OwnerScope,
+        kind: &str,
+        model: &str,
+        input: f64,
+        output: f64,
+    ) -> Result<PriceOverride, ServiceError> {
+        let ws = owner.workspace();
+        let kind = ProviderKind::parse(kind).map_err(ServiceError::Invalid)?;
+        let model = model.trim();
+        if model.is_empty() || model.len() > 200 || model.chars().any(char::is_whitespace) {
+            return Err(ServiceError::Invalid("Give the model name exactly, without spaces.".into()));
+        }
+        for price in [input, output] {
+            if !price.is_finite() || !(0.0..=1_000_000.0).contains(&price) {
+                return Err(ServiceError::Invalid("Prices are dollars per million tokens, from 0 to 1000000.".into()));
+            }
+        }
+        let now = now_ms();
+        let key = format!("{}|{}", ws.as_str(), override_key(kind.as_str(), model));
+        self.db
+            .query(
+                "UPSERT type::record('price_override', $key) CONTENT {
+                    workspace: $ws, kind: $kind, model: $model, input_per_million: $input, output_per_million: $output, updated_at: $now
+                 } RETURN NONE",
+            )
+            .bind(("key", key))
+            .bind(("ws", ws.as_str().to_owned()))
+            .bind(("kind", kind.as_str()))
+            .bind(("model", model.to_owned()))
+            .bind(("input", input))
+            .bind(("output", output))
+            .bind(("now", now))
+            .await?
+            .check()?;
+        self.cache.invalidate(ws.as_str());
+        Ok(PriceOverride {
+            kind: kind.as_str().to_owned(),
+            model: model.to_owned(),
+            input_per_million: input,
+            output_per_million: output,
+            updated_at: now,
+        })
+    }
+
+    /// Models that served requests with no known price since `since_ms`, in every workspace,
+    /// most requests first: what `perpetuo prices check` lists.
+    pub async fn unpriced_since(&self, since_ms: i64) -> Result<Vec<Unpriced>, ServiceError> {
+        #[derive(SurrealValue)]
+        struct Row {
+            provider_id: String,
+            model: String,
+            unpriced: Option<i64>,
+        }
+        #[derive(SurrealValue)]
+        struct Kind {
+            id: String,
+            kind: String,
+        }
+        let mut response = self
+            .db
+            .query(
+                "SELECT provider_id, model, math::sum(unpriced) AS unpriced FROM usage_daily
+                     WHERE day >= $since AND unpriced > 0 GROUP BY provider_id, model;
+                 SELECT record::id(id) AS id, kind FROM provider;",
+            )
+            .bind(("since", since_ms.div_euclid(perpetuo_types::DAY_MS) * perpetuo_types::DAY_MS))
+            .await?;
+        let rows: Vec<Row> = response.take(0)?;
+        let kinds: HashMap<String, String> =
+            response.take::<Vec<Kind>>(1)?.into_iter().map(|k| (k.id, k.kind)).collect();
+        let mut by_model: HashMap<(String, String), i64> = HashMap::new();
+        for row in rows {
+            let kind = kinds.get(&row.provider_id).cloned().unwrap_or_else(|| "(deleted provider)".into());
+            *by_model.entry((kind, row.model)).or_default() += row.unpriced.unwrap_or(0);
+        }
+        let mut out: Vec<Unpriced> =
+            by_model.into_iter().map(|((kind, model), requests)| Unpriced { kind, model, requests }).collect();
+        out.sort_by(|a, b| b.requests.cmp(&a.requests).then_with(|| (&a.kind, &a.model).cmp(&(&b.kind, &b.model))));
+        Ok(out)
+    }
+
+    /// Removes the workspace's own price for a model (owners only).
+    pub async fn delete(&self, owner: &OwnerScope, kind: &str, model: &str) -> Result<(), ServiceError> {
+        let ws = owner.workspace();
+        let key = format!("{}|{}", ws.as_str(), override_key(kind.trim(), model.trim()));
+        self.db
+            .query("DELETE type::record('price_override', $key) WHERE workspace = $ws RETURN NONE")
+            .bind(("key", key))
+            .bind(("ws", ws.as_str().to_owned()))
+            .await?
+            .check()?;
+        self.cache.invalidate(ws.as_str());
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn built_in_table_parses_and_prices() {
+        let table = PriceTable::built_in();
+        assert!(!table.as_of.is_empty());
+        let mini = table.lookup("openai", "gpt-4o-mini").unwrap();
+        let million = |prompt, completion| Tokens { prompt, completion, ..Tokens::default() };
+        assert_eq!(mini.cost_nanos(million(1_000_000, 1_000_000)), 750_000_000);
+        assert_eq!(table.lookup("openai", "gpt-4o-2024-08-06"), table.lookup("openai", "gpt-4o"));
+        assert_eq!(table.lookup("openai", "gpt-4o-mini-2024-07-18"), Some(mini), "longest prefix wins");
+        assert_eq!(table.lookup("anthropic", "claude-3-5-haiku-20241022").map(|p| p.input), Some(0.8));
+        assert_eq!(table.lookup("openai", "my-finetune"), None);
+        assert_eq!(table.lookup("openai_compatible", "gpt-4o"), None, "a self-hosted model is not OpenAI's price");
+        assert_eq!(table.lookup("openai", "gpt-4oops"), None);
+    }
+
+    #[test]
+    fn bad_tables_are_refused() {
+        assert!(PriceTable::parse("{}").is_err());
+        assert!(PriceTable::parse(r#"{"as_of":"x","prices":{"openai":{"m":[-1,0]}}}"#).is_err());
+    }
+
+    #[test]
+    fn the_worst_case_is_never_below_any_cost_of_its_tokens() {
+        let sonnet = Price::for_kind("anthropic", 3.0, 15.0, None);
+        let worst = sonnet.worst_nanos(10_000, 100);
+        for (read, write) in [(0, 0), (8_000, 1_000), (0, 10_000), (10_000, 0)] {
+            let tokens = Tokens { prompt: 10_000, completion: 100, cache_read: read, cache_write: write, reasoning: 0 };
+            assert!(sonnet.cost_nanos(tokens) <= worst, "{read} {write}");
+        }
+        assert_eq!(Price::for_kind("openai", 1.0, 1.0, None).worst_nanos(u64::MAX, u64::MAX), i64::MAX, "saturates");
+    }
+
+    #[test]
+    fn cost_rounds_to_nanos() {
+        let p = Price::for_kind("openai", 0.15, 0.6, None);
+        assert_eq!(p.cost_nanos(Tokens { prompt: 11, completion: 7, ..Tokens::default() }), 1650 + 4200);
+    }
+
+    #[test]
+    fn cached_prompt_tokens_are_priced_at_the_cache_rates() {
+        // Anthropic: $3 in, $15 out; cache reads 0.1x, writes 1.25x.
+        let sonnet = Price::for_kind("anthropic", 3.0, 15.0, None);
+        let tokens = Tokens { prompt: 10_000, completion: 100, cache_read: 8_000, cache_write: 1_000, reasoning: 0 };
+        // 1000 uncached x 3 + 8000 x 0.3 + 1000 x 3.75 + 100 x 15, in thousandths of a cent.
+        assert_eq!(
+            sonnet.cost_nanos(tokens),
+            (1000.0 * 3.0 + 8000.0 * 0.3 + 1000.0 * 3.75 + 100.0 * 15.0) as i64 * 1000
+        );
+        // A table's own cached price wins over the kind's default.
+        let table = PriceTable::parse(r#"{"as_of":"x","prices":{"openai":{"m":[2.0,8.0,0.5]}}}"#).unwrap();
+        assert_eq!(table.lookup("openai", "m").map(|p| p.cache_read), Some(0.5));
+        assert!(PriceTable::parse(r#"{"as_of":"x","prices":{"openai":{"m":[2.0]}}}"#).is_err());
+    }
+}

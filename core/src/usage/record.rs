@@ -1,0 +1,156 @@
+//! One gateway request's usage record: what the gateway hands to the spool, what the ledger
+//! stores (as one JSON line inside its batch) and what the request log shows.
+
+use serde::{Deserialize, Serialize};
+
+use perpetuo_types::RequestRow;
+
+/// One gateway request, as recorded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UsageRecord {
+    /// Unix milliseconds when the request arrived.
+    pub ts: i64,
+    pub workspace: String,
+    pub request_id: String,
+    pub key_id: String,
+    pub provider_id: Option<String>,
+    pub provider_label: Option<String>,
+    pub provider_kind: Option<String>,
+    /// The model as the client asked for it.
+    pub model: String,
+    /// `chat.completions` or `embeddings`.
+    /// The model the provider was asked for, when it differs from `model` (an alias, a
+    /// `kind/` prefix).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub served_model: Option<String>,
+    pub endpoint: String,
+    pub stream: bool,
+    /// The HTTP status the client got (499 when it went away first).
+    pub status: i64,
+    pub ok: bool,
+    pub error_class: Option<String>,
+    pub attempts: i64,
+    /// Every input token, cached ones included.
+    pub prompt_tokens: i64,
+    /// Every output token, reasoning ones included.
+    pub completion_tokens: i64,
+    /// Of the prompt tokens, those read from the provider's prompt cache.
+    #[serde(default)]
+    pub cache_read_tokens: i64,
+    /// Of the prompt tokens, those written to the provider's prompt cache.
+    #[serde(default)]
+    pub cache_write_tokens: i64,
+    /// Of the completion tokens, those the model spent reasoning (when the provider says).
+    #[serde(default)]
+    pub reasoning_tokens: i64,
+    /// Estimated cost in billionths of a dollar; `None` when the price is unknown.
+    pub cost_nanos: Option<i64>,
+    pub latency_ms: i64,
+    /// Time spent waiting on upstreams (the rest is Perpetuo's own overhead).
+    pub upstream_ms: i64,
+    /// Time to the first token of a stream.
+    pub ttft_ms: Option<i64>,
+    /// Whether some of the token counts are Perpetuo's estimate rather than the provider's report
+    /// (a stream cut short before its usage, an attempt abandoned after it reached the provider).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub estimated: bool,
+    /// Attempts that reached a provider and were abandoned (charged at their worst case).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub abandoned: i64,
+    /// What a budget reserved for the call (its worst case), when one applied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reserved_nanos: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reserved_tokens: Option<i64>,
+}
+
+fn is_zero(n: &i64) -> bool {
+    *n == 0
+}
+
+impl UsageRecord {
+    /// The request log's row (the key's name is filled in by the reports service).
+    pub fn row(self) -> RequestRow {
+        RequestRow {
+            ts: self.ts,
+            request_id: self.request_id,
+            key_id: self.key_id,
+            key_name: String::new(),
+            provider_id: self.provider_id,
+            provider_label: self.provider_label,
+            model: self.model,
+            route: perpetuo_types::route_name(&self.endpoint).to_owned(),
+            served_model: self.served_model,
+            stream: self.stream,
+            status: self.status,
+            ok: self.ok,
+            error_class: self.error_class,
+            attempts: self.attempts,
+            prompt_tokens: self.prompt_tokens,
+            completion_tokens: self.completion_tokens,
+            cache_read_tokens: self.cache_read_tokens,
+            cache_write_tokens: self.cache_write_tokens,
+            reasoning_tokens: self.reasoning_tokens,
+            cost_nanos: self.cost_nanos,
+            latency_ms: self.latency_ms,
+            ttft_ms: self.ttft_ms,
+            estimated: self.estimated,
+            abandoned: self.abandoned,
+            reserved_nanos: self.reserved_nanos,
+            reserved_tokens: self.reserved_tokens,
+        }
+    }
+}
+
+#[cfg(test)]
+pub mod tests {
+    use super::*;
+
+    /// A record for tests.
+    pub fn record(ws: &str, model: &str, ok: bool) -> UsageRecord {
+        UsageRecord {
+            ts: 1_700_000_000_000,
+            workspace: ws.into(),
+            request_id: "req".into(),
+            key_id: "k1".into(),
+            provider_id: Some("p1".into()),
+            provider_label: Some("P".into()),
+            provider_kind: Some("openai".into()),
+            model: model.into(),
+            served_model: None,
+            endpoint: "chat".into(),
+            stream: false,
+            status: if ok { 200 } else { 502 },
+            ok,
+            error_class: (!ok).then(|| "upstream_5xx".into()),
+            attempts: 1,
+            prompt_tokens: 10,
+            completion_tokens: 5,
+            cache_read_tokens: 2,
+            cache_write_tokens: 0,
+            reasoning_tokens: 1,
+            cost_nanos: ok.then_some(100),
+            latency_ms: 20,
+            upstream_ms: 18,
+            ttft_ms: None,
+            estimated: false,
+            abandoned: 0,
+            reserved_nanos: None,
+            reserved_tokens: None,
+        }
+    }
+
+    #[test]
+    fn a_record_survives_its_line() {
+        let r = record("w1", "m", false);
+        let line = serde_json::to_string(&r).unwrap_or_default();
+        assert_eq!(serde_json::from_str::<UsageRecord>(&line).ok(), Some(r.clone()));
+        // Lines written before reasoning and cache tokens were recorded still read.
+        let mut old: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+        for field in ["cache_read_tokens", "cache_write_tokens", "reasoning_tokens"] {
+            old.as_object_mut().map(|o| o.remove(field));
+        }
+        let read: UsageRecord = serde_json::from_value(old).unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!((read.cache_read_tokens, read.reasoning_tokens), (0, 0));
+    }
+}

@@ -1,0 +1,85 @@
+//! The wiring of the application state: every service built from the settings around an open
+//! database and the usage sink, then assembled into the core's `AppState`.
+
+use std::sync::Arc;
+
+use perpetuo_core::accounts::Accounts;
+use perpetuo_core::accounts::jwt::JwtKeys;
+use perpetuo_core::accounts::workspaces::Workspaces;
+use perpetuo_core::budgets::Budgets;
+use perpetuo_core::keys::ApiKeys;
+use perpetuo_core::platform::config::Settings;
+use perpetuo_core::platform::crypto::Cipher;
+use perpetuo_core::platform::db::Db;
+use perpetuo_core::platform::metrics::Metrics;
+use perpetuo_core::platform::ratelimit::{LimitClock, Limiters};
+use perpetuo_core::providers::Providers;
+use perpetuo_core::providers::breaker::Breakers;
+use perpetuo_core::providers::client::{Upstream, build_client};
+use perpetuo_core::state::Parts;
+use perpetuo_core::usage::estimate::Estimator;
+use perpetuo_core::usage::prices::PriceTable;
+use perpetuo_core::usage::{Prices, Reports, UsageSink};
+use perpetuo_core::{AppState, ServiceError};
+
+/// Threads that count large prompts (at the lowest priority), and how long a call waits for one.
+const ESTIMATOR_THREADS: usize = 1;
+const ESTIMATE_DEADLINE: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Builds the state around an open database.
+pub fn build(db: Db, settings: Settings, clock: LimitClock, usage: UsageSink) -> Result<AppState, ServiceError> {
+    let cipher = Arc::new(Cipher::new(&settings.encryption_key, settings.encryption_key_previous.as_ref()));
+    let jwt = Arc::new(JwtKeys::new(&settings.jwt_secret)?);
+    let limiters = Limiters::new(&settings, clock.clone());
+    let limiters = Arc::new(if settings.shared_limits { limiters.shared(db.clone()) } else { limiters });
+    let metrics = Arc::new(Metrics::default());
+    let upstream = &settings.upstream;
+    let breakers = Arc::new(Breakers::new(upstream.breaker_failure_threshold, upstream.breaker_cooldown, clock));
+    let table = match &settings.prices_file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| ServiceError::Internal(format!("PRICES_FILE {} cannot be read: {e}", path.display())))?;
+            PriceTable::parse(&text)
+                .map_err(|e| ServiceError::Internal(format!("PRICES_FILE {}: {e}", path.display())))?
+        }
+        None => PriceTable::built_in(),
+    };
+    let workspaces = Workspaces::new(db.clone()).with_quota(settings.quotas.workspaces_per_account);
+    let accounts = Accounts::new(
+        db.clone(),
+        workspaces.clone(),
+        Arc::clone(&limiters),
+        Arc::clone(&metrics),
+        settings.session_max_age,
+        settings.signup,
+    );
+    let providers = Providers::new(
+        db.clone(),
+        Arc::clone(&cipher),
+        build_client(upstream)?,
+        Upstream::new(upstream)?,
+        upstream.allow_private,
+    )
+    .with_quota(settings.quotas.providers_per_workspace);
+    let keys = ApiKeys::new(db.clone())
+        .with_quota(settings.quotas.keys_per_workspace)
+        .with_default_rate_limit(settings.rate_limit_key_per_min.get());
+    Ok(AppState::assemble(Parts {
+        keys,
+        prices: Prices::new(db.clone(), table),
+        reports: Reports::new(db.clone()),
+        budgets: Budgets::new(db.clone()),
+        estimator: Estimator::start(ESTIMATOR_THREADS, ESTIMATE_DEADLINE),
+        settings,
+        db,
+        cipher,
+        jwt,
+        limiters,
+        breakers,
+        metrics,
+        usage,
+        accounts,
+        workspaces,
+        providers,
+    }))
+}
