@@ -6,12 +6,12 @@
 use std::io::Write as _;
 use std::time::Instant;
 
-use perpetuo_core::accounts::workspaces::Workspaces;
 use perpetuo_core::platform::config::{DatabaseUrl, Settings};
 use perpetuo_core::platform::db::Db;
 use perpetuo_core::usage::Reports;
 use perpetuo_core::usage::UsageRecord;
 use perpetuo_core::usage::ledger::insert;
+use perpetuo_core::workspaces::Workspaces;
 use perpetuo_types::{GroupBy, Period, RequestFilter, StatusFilter};
 
 fn out(line: String) {

@@ -16,6 +16,9 @@ scripts/setup.sh
 step "the vendored SurrealDB crate is the one in use"
 scripts/check-vendor.sh
 
+step "imports only point down a floor"
+python3 scripts/floors.py
+
 step "rustfmt"
 cargo fmt --all --check
 

@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use perpetuo_core::accounts::Accounts;
 use perpetuo_core::accounts::jwt::JwtKeys;
-use perpetuo_core::accounts::workspaces::Workspaces;
 use perpetuo_core::budgets::Budgets;
 use perpetuo_core::keys::ApiKeys;
 use perpetuo_core::platform::config::Settings;
@@ -20,6 +19,7 @@ use perpetuo_core::state::Parts;
 use perpetuo_core::usage::estimate::Estimator;
 use perpetuo_core::usage::prices::PriceTable;
 use perpetuo_core::usage::{Prices, Reports, UsageSink};
+use perpetuo_core::workspaces::Workspaces;
 use perpetuo_core::{AppState, ServiceError};
 
 /// Threads that count large prompts (at the lowest priority), and how long a call waits for one.

@@ -1,7 +1,7 @@
 //! Perpetuo's core: the services and the store, without the UI or the HTTP routes. One folder per
 //! concern, each standing only on the floors below it (`scripts/floors.py` checks it):
 //! `platform` (settings, database, crypto, caches, limiters, the metrics registry) at the ground;
-//! `accounts::workspaces` (tenancy), `usage` (tokens, prices, records, the ledger), `protocols`
+//! `workspaces` (tenancy: the proven workspace id and the capabilities), `usage` (tokens, prices, records, the ledger), `protocols`
 //! (the client protocols and the translation seam), `providers` (dialects, catalog, client), then
 //! the services (`keys`, `budgets`, `accounts`), and the [`AppState`] that holds them all at the top.
 //! The dashboard's server functions, the management API and the gateway all call these services.
@@ -14,6 +14,7 @@ pub mod protocols;
 pub mod providers;
 pub mod state;
 pub mod usage;
+pub mod workspaces;
 
 pub use platform::error::ServiceError;
 pub use state::AppState;

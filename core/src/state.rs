@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use crate::accounts::Accounts;
 use crate::accounts::jwt::JwtKeys;
-use crate::accounts::workspaces::Workspaces;
 use crate::budgets::Budgets;
 use crate::keys::ApiKeys;
 use crate::platform::config::Settings;
@@ -21,6 +20,7 @@ use crate::providers::Providers;
 use crate::providers::breaker::Breakers;
 use crate::usage::estimate::Estimator;
 use crate::usage::{Prices, Reports, UsageSink};
+use crate::workspaces::Workspaces;
 
 /// The state every handler gets: one `Arc`, so handing it to a request costs one atomic
 /// increment whatever it holds.
@@ -95,7 +95,7 @@ impl Services {
     /// The workspace's budgets with their current periods, keys' budgets named after their keys.
     pub async fn budget_views(
         &self,
-        ws: &crate::accounts::workspaces::WorkspaceId,
+        ws: &crate::workspaces::WorkspaceId,
     ) -> Result<Vec<perpetuo_types::BudgetView>, ServiceError> {
         let names = self.keys.names(ws).await?.into_iter().collect();
         self.budgets.list(ws, &names).await

@@ -12,12 +12,13 @@ use http::{HeaderMap, header};
 use rand::RngExt as _;
 
 use perpetuo_core::AppState;
+use perpetuo_core::protocols::StreamTranslator;
 use perpetuo_core::protocols::chat::Composed;
 use perpetuo_core::protocols::{self, Protocol, Refusal};
 use perpetuo_core::providers::body::{self, ReadError};
 use perpetuo_core::providers::breaker::{Admission, Breakers};
 use perpetuo_core::providers::client::{SendError, UpstreamBody};
-use perpetuo_core::providers::dialects::{Dialect, Endpoint, StreamTranslator};
+use perpetuo_core::providers::dialects::{Dialect, Endpoint};
 use perpetuo_core::providers::{OpenedProvider, catalog, client};
 
 use super::answer;

@@ -11,7 +11,7 @@ use futures::{Stream, StreamExt as _};
 
 use perpetuo_core::AppState;
 use perpetuo_core::protocols::sse;
-use perpetuo_core::providers::dialects::{StreamFault, StreamTranslator};
+use perpetuo_core::protocols::{StreamFault, StreamTranslator};
 use perpetuo_core::providers::{OpenedProvider, client};
 use perpetuo_core::usage::Tokens;
 use perpetuo_core::usage::estimate::OutputMeter;

@@ -10,7 +10,7 @@ use perpetuo_core::AppState;
 use perpetuo_types::{BudgetInput, BudgetScope, BudgetView};
 
 use super::{ApiAuth, ApiError, ApiJson, ApiOwner};
-use perpetuo_core::accounts::workspaces::OwnerScope;
+use perpetuo_core::workspaces::OwnerScope;
 
 #[derive(Serialize)]
 pub struct BudgetList {

@@ -5,7 +5,7 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use http::request::Parts;
 use serde::de::DeserializeOwned;
 
-use perpetuo_core::accounts::workspaces::{Membership, OwnerScope, WorkspaceId};
+use perpetuo_core::workspaces::{Membership, OwnerScope, WorkspaceId};
 use perpetuo_core::{AppState, ServiceError};
 
 use super::ApiError;

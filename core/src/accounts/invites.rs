@@ -3,10 +3,10 @@
 
 use surrealdb::types::SurrealValue;
 
-use super::workspaces::{OwnerScope, WorkspaceId};
 use crate::keys::tokens;
 use crate::platform::db::{Db, new_id, now_ms};
 use crate::platform::error::ServiceError;
+use crate::workspaces::{OwnerScope, WorkspaceId};
 use perpetuo_types::{DAY_MS, InviteView};
 
 /// How long an invite stays good.

@@ -5,7 +5,6 @@ pub mod invites;
 pub mod jwt;
 pub mod password;
 pub mod sessions;
-pub mod workspaces;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -16,9 +15,9 @@ use crate::platform::db::{Db, is_conflict, new_id, now_ms, root_cause};
 use crate::platform::error::ServiceError;
 use crate::platform::metrics::Metrics;
 use crate::platform::ratelimit::Limiters;
+use crate::workspaces::{WorkspaceId, Workspaces, member_key};
 use password::Password;
 use perpetuo_types::{Email, UserView, WorkspaceView};
-use workspaces::{WorkspaceId, Workspaces, member_key};
 
 /// How long a user's token generation is trusted without the database: a sign-out everywhere (or
 /// a password change) reaches every instance within this.
@@ -169,7 +168,7 @@ impl Accounts {
     /// The session's user, if the session is still good: signed in, younger than the absolute
     /// lifetime, and issued under the user's current generation. Read only: the page guard ends a
     /// session that is not good (`end_stale_session`), once, before anything renders for it.
-    pub async fn session_user(&self, session: &tower_sessions::Session) -> Result<Option<String>, ServiceError> {
+    pub async fn session_user(&self, session: &tower_sessions_core::Session) -> Result<Option<String>, ServiceError> {
         let Some(user_id) = sessions::user_id(session).await? else {
             return Ok(None);
         };
@@ -188,7 +187,10 @@ impl Accounts {
     }
 
     /// Ends a session that is signed in but no longer good; the user when it is good.
-    pub async fn end_stale_session(&self, session: &tower_sessions::Session) -> Result<Option<String>, ServiceError> {
+    pub async fn end_stale_session(
+        &self,
+        session: &tower_sessions_core::Session,
+    ) -> Result<Option<String>, ServiceError> {
         if let Some(user) = self.session_user(session).await? {
             return Ok(Some(user));
         }
@@ -432,7 +434,7 @@ impl Accounts {
     /// out.
     pub async fn session_workspace(
         &self,
-        session: &tower_sessions::Session,
+        session: &tower_sessions_core::Session,
         checked: Option<&sessions::CheckedSession>,
     ) -> Result<Option<(String, WorkspaceId)>, ServiceError> {
         let user_id = match checked {

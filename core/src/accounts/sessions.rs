@@ -7,13 +7,13 @@
 use async_trait::async_trait;
 use sha2::{Digest, Sha256};
 use surrealdb::types::SurrealValue;
-use tower_sessions::cookie::time::OffsetDateTime;
-use tower_sessions::session::{Id, Record};
-use tower_sessions::session_store::{self, ExpiredDeletion, SessionStore};
+use time::OffsetDateTime;
+use tower_sessions_core::session::{Id, Record};
+use tower_sessions_core::session_store::{self, ExpiredDeletion, SessionStore};
 
-use super::workspaces::WorkspaceId;
 use crate::platform::db::Db;
 use crate::platform::error::ServiceError;
+use crate::workspaces::WorkspaceId;
 
 /// Keys the dashboard keeps in a session.
 pub const USER_ID: &str = "user_id";
@@ -28,29 +28,29 @@ pub struct CheckedSession(pub String);
 pub const SIGNED_IN_AT: &str = "signed_in_at";
 pub const GENERATION: &str = "token_gen";
 
-fn store_error(e: tower_sessions::session::Error) -> ServiceError {
+fn store_error(e: tower_sessions_core::session::Error) -> ServiceError {
     ServiceError::Internal(format!("session store: {e}"))
 }
 
 /// The signed-in user's id, if any.
-pub async fn user_id(session: &tower_sessions::Session) -> Result<Option<String>, ServiceError> {
+pub async fn user_id(session: &tower_sessions_core::Session) -> Result<Option<String>, ServiceError> {
     session.get::<String>(USER_ID).await.map_err(store_error)
 }
 
 /// The workspace the session last chose (not yet checked against memberships).
-pub async fn workspace_id(session: &tower_sessions::Session) -> Result<Option<String>, ServiceError> {
+pub async fn workspace_id(session: &tower_sessions_core::Session) -> Result<Option<String>, ServiceError> {
     session.get::<String>(WORKSPACE_ID).await.map_err(store_error)
 }
 
 /// Makes `ws` the session's current workspace.
-pub async fn set_workspace(session: &tower_sessions::Session, ws: &WorkspaceId) -> Result<(), ServiceError> {
+pub async fn set_workspace(session: &tower_sessions_core::Session, ws: &WorkspaceId) -> Result<(), ServiceError> {
     session.insert(WORKSPACE_ID, ws.as_str()).await.map_err(store_error)
 }
 
 /// Signs the session in: a new session id (no fixation), the user and their workspace stored,
 /// with the time and the user's token generation.
 pub async fn sign_in(
-    session: &tower_sessions::Session,
+    session: &tower_sessions_core::Session,
     user_id: &str,
     ws: &str,
     generation: u64,
@@ -64,20 +64,20 @@ pub async fn sign_in(
 
 /// When the session was signed in and under which generation (0 for sessions from before
 /// generations existed).
-pub async fn issued(session: &tower_sessions::Session) -> Result<(Option<i64>, u64), ServiceError> {
+pub async fn issued(session: &tower_sessions_core::Session) -> Result<(Option<i64>, u64), ServiceError> {
     let at = session.get::<i64>(SIGNED_IN_AT).await.map_err(store_error)?;
     let generation = session.get::<u64>(GENERATION).await.map_err(store_error)?.unwrap_or(0);
     Ok((at, generation))
 }
 
 /// Keeps the session signed in under a new generation (after its own password change).
-pub async fn renew(session: &tower_sessions::Session, generation: u64) -> Result<(), ServiceError> {
+pub async fn renew(session: &tower_sessions_core::Session, generation: u64) -> Result<(), ServiceError> {
     session.cycle_id().await.map_err(store_error)?;
     session.insert(GENERATION, generation).await.map_err(store_error)
 }
 
 /// Ends the session on the server and clears the cookie.
-pub async fn sign_out(session: &tower_sessions::Session) -> Result<(), ServiceError> {
+pub async fn sign_out(session: &tower_sessions_core::Session) -> Result<(), ServiceError> {
     session.flush().await.map_err(store_error)
 }
 
@@ -237,7 +237,7 @@ impl SurrealSessionStore {
 mod tests {
     use super::*;
     use std::collections::HashMap;
-    use tower_sessions::cookie::time::Duration;
+    use time::Duration;
 
     fn record(expiry: OffsetDateTime) -> Record {
         Record {

@@ -15,11 +15,11 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use surrealdb::types::{Action, SurrealValue};
 
-use crate::accounts::workspaces::{OwnerScope, WorkspaceId};
 use crate::platform::cache::Slots;
 use crate::platform::db::{Db, is_retryable, now_ms, root_cause};
 use crate::platform::error::ServiceError;
 use crate::platform::live::Follower;
+use crate::workspaces::{OwnerScope, WorkspaceId};
 use perpetuo_types::{BudgetInput, BudgetScope, BudgetView};
 
 pub use period::Period;

@@ -1,11 +1,11 @@
 use super::*;
 
-fn owner(ws: &WorkspaceId) -> crate::accounts::workspaces::OwnerScope {
-    crate::accounts::workspaces::OwnerScope::trusted("u1", ws)
+fn owner(ws: &WorkspaceId) -> crate::workspaces::OwnerScope {
+    crate::workspaces::OwnerScope::trusted("u1", ws)
 }
 
-fn member(ws: &WorkspaceId) -> crate::accounts::workspaces::Membership {
-    use crate::accounts::workspaces::{Membership, Role};
+fn member(ws: &WorkspaceId) -> crate::workspaces::Membership {
+    use crate::workspaces::{Membership, Role};
     Membership::trusted("u1", ws, Role::Owner)
 }
 

@@ -9,11 +9,11 @@ use std::time::Duration;
 use dashmap::DashMap;
 use surrealdb::types::{Action, SurrealValue};
 
-use crate::accounts::workspaces::{Membership, Role, WorkspaceId};
 use crate::platform::cache::Slots;
 use crate::platform::db::{Db, new_id, now_ms};
 use crate::platform::error::ServiceError;
 use crate::platform::live::Follower;
+use crate::workspaces::{Membership, Role, WorkspaceId};
 use perpetuo_types::{ApiKeyView, CreatedApiKey, KeyState, NewApiKey};
 
 const MAX_RATE_LIMIT: u32 = 1_000_000;

@@ -92,6 +92,32 @@ impl SignupMode {
     }
 }
 
+/// When the spool's appends reach the disk itself (not just the kernel).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SpoolSync {
+    /// Never asked for: a crash of the process loses nothing, a power loss what the kernel had
+    /// not yet written back (seconds).
+    Off,
+    /// The writer syncs the segment every flush interval (100 ms): a power loss costs at most
+    /// that long of records.
+    #[default]
+    Interval,
+    /// Every record is synced before its answer completes (slower: a disk sync per call).
+    Every,
+}
+
+impl SpoolSync {
+    /// `off`, `interval` or `every` (`USAGE_SPOOL_SYNC`).
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw.trim().to_ascii_lowercase().as_str() {
+            "off" | "never" => Some(Self::Off),
+            "interval" => Some(Self::Interval),
+            "every" | "always" => Some(Self::Every),
+            _ => None,
+        }
+    }
+}
+
 /// How much one account or workspace may create.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Quotas {
@@ -159,7 +185,7 @@ pub struct Settings {
     /// The most bytes of records that may wait there before new gateway calls are refused.
     pub usage_spool_max_bytes: u64,
     /// When spooled records reach the disk itself (`USAGE_SPOOL_SYNC`: off, interval, every).
-    pub usage_spool_sync: crate::usage::spool::Sync,
+    pub usage_spool_sync: SpoolSync,
     /// A replacement price table (`PRICES_FILE`); the built-in one otherwise.
     pub prices_file: Option<PathBuf>,
     /// The output tokens a budget reserves for a call that names no maximum
@@ -329,8 +355,8 @@ impl Settings {
         let usage_spool_max_bytes =
             parse_u64(get("USAGE_SPOOL_MAX_BYTES"), "USAGE_SPOOL_MAX_BYTES", 1024 * 1024 * 1024, 1024 * 1024)?;
         let usage_spool_sync = match get("USAGE_SPOOL_SYNC") {
-            None => crate::usage::spool::Sync::default(),
-            Some(raw) => crate::usage::spool::Sync::parse(&raw)
+            None => SpoolSync::default(),
+            Some(raw) => SpoolSync::parse(&raw)
                 .ok_or_else(|| ConfigError("USAGE_SPOOL_SYNC must be off, interval (the default) or every".into()))?,
         };
 

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::AnswerLabels;
 use super::sse;
-use crate::providers::dialects::{StreamFault, StreamTranslator};
+use crate::protocols::{StreamFault, StreamTranslator};
 use crate::usage::Tokens;
 use crate::usage::estimate::OutputMeter;
 

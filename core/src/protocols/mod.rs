@@ -11,6 +11,9 @@ pub mod chat;
 pub mod messages;
 pub mod responses;
 pub mod sse;
+pub mod translate;
+
+pub use translate::{StreamFault, StreamTranslator};
 
 use serde_json::{Map, Value};
 

@@ -8,7 +8,7 @@ use serde_json::{Map, Value, json};
 
 use super::chat::{AnswerParts, ChatSink, Delta};
 use super::{AnswerLabels, Refusal};
-use crate::providers::dialects::StreamFault;
+use crate::protocols::StreamFault;
 use crate::usage::Tokens;
 
 /// Checks the request's shape before anything is routed.

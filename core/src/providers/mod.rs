@@ -15,13 +15,13 @@ use std::time::Duration;
 
 use surrealdb::types::{Action, SurrealValue};
 
-use crate::accounts::workspaces::{OwnerScope, WorkspaceId};
 use crate::platform::cache::Slots;
 use crate::platform::crypto::{Cipher, provider_aad};
 use crate::platform::db::{Db, new_id, now_ms};
 use crate::platform::error::ServiceError;
 use crate::platform::live::Follower;
 use crate::platform::secret::SecretBytes;
+use crate::workspaces::{OwnerScope, WorkspaceId};
 use client::BaseUrl;
 use input::{Aliases, Label, ModelAllowList, Priority, ProviderKey};
 use perpetuo_types::{KeyStatus, NewProvider, ProviderKind, ProviderPatch, ProviderTestResult, ProviderView};

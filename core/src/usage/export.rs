@@ -2,8 +2,8 @@
 //! [`MAX_ROWS`] rows, and no cell a spreadsheet would run as a formula.
 
 use super::reports::{MAX_PAGE, Reports};
-use crate::accounts::workspaces::WorkspaceId;
 use crate::platform::error::ServiceError;
+use crate::workspaces::WorkspaceId;
 use perpetuo_types::{RequestFilter, format_ts};
 
 /// Most rows one export holds.

@@ -10,10 +10,10 @@ use std::time::Duration;
 use serde::Deserialize;
 use surrealdb::types::SurrealValue;
 
-use crate::accounts::workspaces::{OwnerScope, WorkspaceId};
 use crate::platform::cache::Slots;
 use crate::platform::db::{Db, now_ms};
 use crate::platform::error::ServiceError;
+use crate::workspaces::{OwnerScope, WorkspaceId};
 use perpetuo_types::{PriceOverride, ProviderKind};
 
 pub const BUILT_IN: &str = include_str!("../../../pricing/prices.json");

@@ -11,9 +11,9 @@ use surrealdb::types::RecordId;
 use super::ledger;
 use super::record::UsageRecord;
 use super::rollups::{HIST_LEN, LATENCY_BUCKETS_MS};
-use crate::accounts::workspaces::WorkspaceId;
 use crate::platform::db::Db;
 use crate::platform::error::ServiceError;
+use crate::workspaces::WorkspaceId;
 use perpetuo_types::{
     DAY_MS, GroupBy, Period, RequestFilter, RequestPage, SeriesPoint, StatusFilter, UsageGroup, UsageSummary,
 };

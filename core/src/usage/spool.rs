@@ -34,31 +34,7 @@ use super::record::UsageRecord;
 /// A segment is closed and a new one started past this size.
 pub const SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
 
-/// When the spool's appends reach the disk itself (not just the kernel).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Sync {
-    /// Never asked for: a crash of the process loses nothing, a power loss what the kernel had
-    /// not yet written back (seconds).
-    Off,
-    /// The writer syncs the segment every flush interval (100 ms): a power loss costs at most
-    /// that long of records.
-    #[default]
-    Interval,
-    /// Every record is synced before its answer completes (slower: a disk sync per call).
-    Every,
-}
-
-impl Sync {
-    /// `off`, `interval` or `every` (`USAGE_SPOOL_SYNC`).
-    pub fn parse(raw: &str) -> Option<Self> {
-        match raw.trim().to_ascii_lowercase().as_str() {
-            "off" | "never" => Some(Self::Off),
-            "interval" => Some(Self::Interval),
-            "every" | "always" => Some(Self::Every),
-            _ => None,
-        }
-    }
-}
+pub use crate::platform::config::SpoolSync as Sync;
 
 /// Bytes a probe writes (and takes back) to find out whether the disk has room again.
 const PROBE_BYTES: usize = 64 * 1024;

@@ -220,7 +220,7 @@ fn a_stream_that_keeps_more_than_the_cap_ends_with_an_error() {
     }
     assert_eq!(
         writer.chunk(&chunk(json!({"content": piece}), Value::Null), &mut out),
-        Err(crate::providers::dialects::StreamFault::TooLarge),
+        Err(crate::protocols::StreamFault::TooLarge),
         "past the cap: the relay ends the stream with an error event"
     );
 }

@@ -7,10 +7,11 @@ use bytes::Bytes;
 use http::StatusCode;
 use serde_json::{Map, Value};
 
-use super::{BadAnswer, ClientError, Dialect, Endpoint, StreamFault, StreamTranslator, data_ids, error_message_in};
+use super::{BadAnswer, ClientError, Dialect, Endpoint, data_ids, error_message_in};
 use crate::platform::secret::SecretBytes;
 use crate::protocols::chat::{self, ChatSource};
 use crate::protocols::{AnswerLabels, Bound, ClientRequest, Protocol, Refusal};
+use crate::protocols::{StreamFault, StreamTranslator};
 use crate::protocols::{responses, sse};
 use crate::usage::Tokens;
 use crate::usage::estimate::OutputMeter;

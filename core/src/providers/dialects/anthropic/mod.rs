@@ -11,8 +11,9 @@ use bytes::Bytes;
 use http::StatusCode;
 use serde_json::{Map, Value, json};
 
-use super::{BadAnswer, ClientError, Dialect, Endpoint, StreamTranslator, data_ids, error_message_in};
+use super::{BadAnswer, ClientError, Dialect, Endpoint, data_ids, error_message_in};
 use crate::platform::secret::SecretBytes;
+use crate::protocols::StreamTranslator;
 use crate::protocols::chat::ChatSource;
 use crate::protocols::sse;
 use crate::protocols::{AnswerLabels, Bound, ClientRequest, Protocol, Refusal};

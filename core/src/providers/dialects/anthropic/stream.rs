@@ -4,8 +4,8 @@
 use bytes::Bytes;
 use serde_json::{Value, json};
 
-use super::super::{StreamFault, StreamTranslator};
 use crate::protocols::chat::{self, ChatSource};
+use crate::protocols::{StreamFault, StreamTranslator};
 use crate::protocols::{messages, sse};
 use crate::usage::Tokens;
 use crate::usage::estimate::OutputMeter;
