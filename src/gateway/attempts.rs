@@ -12,14 +12,11 @@ use http::{HeaderMap, header};
 use rand::RngExt as _;
 
 use perpetuo_core::AppState;
-use perpetuo_core::protocols::StreamTranslator;
-use perpetuo_core::protocols::chat::Composed;
-use perpetuo_core::protocols::{self, Protocol, Refusal};
+use perpetuo_core::protocols::{AnswerReader, Prepared, Refusal, StreamTranslator};
 use perpetuo_core::providers::body::{self, ReadError};
 use perpetuo_core::providers::breaker::{Admission, Breakers};
 use perpetuo_core::providers::client::{SendError, UpstreamBody};
-use perpetuo_core::providers::dialects::{Dialect, Endpoint};
-use perpetuo_core::providers::{OpenedProvider, catalog, client};
+use perpetuo_core::providers::{OpenedProvider, catalog, client, translation};
 
 use super::answer;
 use super::call::Call;
@@ -234,24 +231,9 @@ fn parse_retry_after(headers: &HeaderMap) -> Option<Duration> {
     text(header::RETRY_AFTER).and_then(|v| v.parse::<u64>().ok()).map(Duration::from_secs)
 }
 
-/// A request as one provider gets it: natively (passed through) or translated through chat.
-struct Prepared {
-    native: bool,
-    url: String,
-    body: Vec<u8>,
-}
-
+/// The call as a candidate gets it (a request its protocol cannot say there is refused).
 fn prepare(candidate: &Candidate, call: &Call) -> Result<Prepared, Refusal> {
-    let (provider, model) = (&candidate.provider, &candidate.model);
-    let dialect = catalog::dialect(provider.kind);
-    let protocol = call.request.protocol;
-    if catalog::speaks(provider.kind, protocol) {
-        let body = dialect.native_body(&call.request, model, call.bound)?;
-        return Ok(Prepared { native: true, url: dialect.url(&provider.base_url, Endpoint::Call(protocol)), body });
-    }
-    let chat = protocols::to_chat(&call.request)?;
-    let body = dialect.chat_body(&chat, model, call.request.stream, call.bound)?;
-    Ok(Prepared { native: false, url: dialect.url(&provider.base_url, Endpoint::Call(Protocol::Chat)), body })
+    translation::prepare(&candidate.provider, &candidate.model, &call.request, call.bound, &call.forward)
 }
 
 async fn attempt(
@@ -274,11 +256,8 @@ async fn attempt(
     for (name, value) in provider.auth.iter() {
         headers.insert(name.clone(), value.clone());
     }
-    if prepared.native {
-        // The client's own version and beta headers, for the provider that reads them.
-        for (name, value) in &call.forward {
-            headers.insert(name.clone(), value.clone());
-        }
+    for (name, value) in &prepared.headers {
+        headers.insert(name.clone(), value.clone());
     }
     let remaining = deadline.saturating_duration_since(Instant::now());
     let sent = state.providers().upstream().send(request);
@@ -292,7 +271,7 @@ async fn attempt(
     };
     let status = response.status();
     if status.is_success() {
-        return read_success(state, dialect, call, response, prepared.native, deadline).await;
+        return read_success(state, prepared.reader, call, response, deadline).await;
     }
     let retry_after = parse_retry_after(response.headers());
     match status.as_u16() {
@@ -324,13 +303,11 @@ const ERROR_BODY_CAP: usize = 64 * 1024;
 
 async fn read_success(
     state: &AppState,
-    dialect: &dyn Dialect,
+    reader: Box<dyn AnswerReader>,
     call: &Call,
     response: http::Response<hyper::body::Incoming>,
-    native: bool,
     deadline: Instant,
 ) -> Attempt {
-    let protocol = call.request.protocol;
     let idle = state.settings.upstream.idle_timeout;
     if !call.request.stream {
         let cap = state.settings.upstream.max_answer_bytes;
@@ -341,7 +318,11 @@ async fn read_success(
             Err(ReadError::Timeout) => return Attempt::abandoned("timeout"),
             Err(ReadError::Cut(_)) => return Attempt::abandoned("body_cut"),
         };
-        return whole(dialect, call, body, native);
+        return match reader.whole(body, &call.labels) {
+            Ok((body, tokens)) => Attempt::Whole { body, tokens },
+            // A 200 whose answer cannot be read was still generated.
+            Err(_) => Attempt::abandoned("bad_upstream_body"),
+        };
     }
     let mut upstream: ByteStream = Box::pin(http_body_util::BodyDataStream::new(response.into_body()));
     // Fallback is still possible until the first byte reaches the client: wait for it here.
@@ -349,35 +330,10 @@ async fn read_success(
     match tokio::time::timeout(wait, upstream.next()).await {
         // An error as the very first event, instead of an answer: nothing was generated, and
         // nothing reached the client yet, so fall back.
-        Ok(Some(Ok(first))) if dialect.starts_with_error(&first) => Attempt::retry("upstream_stream_error"),
-        Ok(Some(Ok(first))) => {
-            let translate: Box<dyn StreamTranslator> = if native {
-                dialect.native_stream(protocol, &call.labels)
-            } else {
-                let sink = protocols::chat_sink(protocol, &call.labels);
-                Box::new(Composed::new(dialect.chat_source(&call.labels), sink))
-            };
-            Attempt::Stream { upstream, first, translate }
-        }
+        Ok(Some(Ok(first))) if reader.starts_with_error(&first) => Attempt::retry("upstream_stream_error"),
+        Ok(Some(Ok(first))) => Attempt::Stream { upstream, first, translate: reader.stream(&call.labels) },
         Err(_) => Attempt::abandoned("timeout"),
         Ok(Some(Err(_)) | None) => Attempt::abandoned("stream_cut"),
-    }
-}
-
-/// A whole answer, read into the client's protocol.
-fn whole(dialect: &dyn Dialect, call: &Call, body: Bytes, native: bool) -> Attempt {
-    let protocol = call.request.protocol;
-    let answered = if native {
-        dialect.native_answer(protocol, body)
-    } else {
-        dialect
-            .chat_answer(body, &call.labels)
-            .map(|(chat, tokens)| (protocols::answer_from_chat(protocol, &chat, &call.labels, tokens), tokens))
-    };
-    match answered {
-        Ok((body, tokens)) => Attempt::Whole { body, tokens },
-        // A 200 whose answer cannot be read was still generated.
-        Err(_) => Attempt::abandoned("bad_upstream_body"),
     }
 }
 

@@ -13,7 +13,7 @@ pub mod responses;
 pub mod sse;
 pub mod translate;
 
-pub use translate::{StreamFault, StreamTranslator};
+pub use translate::{AnswerReader, BadAnswer, Prepared, StreamFault, StreamTranslator};
 
 use serde_json::{Map, Value};
 

@@ -1,12 +1,43 @@
-//! The seam between the client protocols and the upstream dialects: what the relay drives for a
-//! stream, however it is passed through or translated. Dialects implement it; the engine only
-//! ever holds one.
+//! The seam between the client protocols and the upstream dialects. For each candidate, routing
+//! gets one [`Prepared`] call (`providers::translation` builds it where the protocol meets the
+//! dialect): where it goes, what it sends, and the [`AnswerReader`] that turns the provider's
+//! whole answer or stream back into the client's protocol. The engine runs attempts with it and
+//! never asks whether the call is passed through or translated; the relay drives the
+//! [`StreamTranslator`] the reader gives it.
 
 use bytes::Bytes;
 
-use super::sse;
+use super::{AnswerLabels, sse};
 use crate::usage::Tokens;
 use crate::usage::estimate::OutputMeter;
+
+/// A successful answer that could not be read: the provider misbehaved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BadAnswer;
+
+/// A call as one candidate gets it.
+pub struct Prepared {
+    /// Where it is sent.
+    pub url: String,
+    /// What is sent.
+    pub body: Vec<u8>,
+    /// Client headers the provider reads too (a protocol's own version and beta headers, when the
+    /// call is passed through as it came).
+    pub headers: Vec<(http::HeaderName, http::HeaderValue)>,
+    /// How the answer comes back in the client's protocol.
+    pub reader: Box<dyn AnswerReader>,
+}
+
+/// How a candidate's answers are read back into the client's protocol.
+pub trait AnswerReader: Send + Sync {
+    /// A whole answer, as the client gets it, and the tokens it reports.
+    fn whole(&self, body: Bytes, labels: &AnswerLabels) -> Result<(Bytes, Tokens), BadAnswer>;
+    /// The translator of a stream, event by event.
+    fn stream(&self, labels: &AnswerLabels) -> Box<dyn StreamTranslator>;
+    /// Whether a stream's first bytes already carry an error (nothing has reached the client yet,
+    /// so the call can still fall back).
+    fn starts_with_error(&self, first: &Bytes) -> bool;
+}
 
 /// Why a stream cannot go on.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -9,6 +9,7 @@ pub mod catalog;
 pub mod client;
 pub mod dialects;
 mod input;
+pub mod translation;
 
 use std::sync::Arc;
 use std::time::Duration;

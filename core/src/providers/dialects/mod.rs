@@ -12,6 +12,7 @@ use http::StatusCode;
 use serde_json::{Map, Value};
 
 use crate::platform::secret::SecretBytes;
+pub use crate::protocols::BadAnswer;
 use crate::protocols::chat::ChatSource;
 use crate::protocols::{AnswerLabels, Bound, ClientRequest, Protocol, Refusal, StreamTranslator};
 use crate::usage::Tokens;
@@ -35,10 +36,6 @@ pub struct ClientError {
     pub code: Option<String>,
     pub param: Option<String>,
 }
-
-/// A successful answer that could not be read: the provider misbehaved.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BadAnswer;
 
 /// One family of upstream APIs.
 pub trait Dialect: Send + Sync {

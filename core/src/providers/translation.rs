@@ -1,0 +1,86 @@
+//! Where a client protocol meets a provider's dialect: one [`Prepared`] call per candidate. A
+//! provider that speaks the client's protocol gets the request passed through (only what must
+//! change rewritten, the client's protocol headers forwarded) and its answers read natively; any
+//! other gets it translated through chat completions, the pivot, and its answers composed back.
+//! The engine holds only the result: a new dialect needs a module and a line in the catalog,
+//! nothing here or in the engine.
+
+use bytes::Bytes;
+
+use super::OpenedProvider;
+use super::catalog;
+use super::dialects::{Dialect, Endpoint};
+use crate::protocols::chat::Composed;
+use crate::protocols::{self, AnswerLabels, AnswerReader, BadAnswer, Bound, ClientRequest, Prepared, Protocol};
+use crate::protocols::{Refusal, StreamTranslator};
+use crate::usage::Tokens;
+
+/// The call as `provider` gets it, served as `model` and held to `bound`; `forward` are the
+/// client's protocol headers (sent only where the protocol is passed through).
+pub fn prepare(
+    provider: &OpenedProvider,
+    model: &str,
+    request: &ClientRequest,
+    bound: Bound,
+    forward: &[(http::HeaderName, http::HeaderValue)],
+) -> Result<Prepared, Refusal> {
+    let dialect = catalog::dialect(provider.kind);
+    let protocol = request.protocol;
+    if catalog::speaks(provider.kind, protocol) {
+        return Ok(Prepared {
+            url: dialect.url(&provider.base_url, Endpoint::Call(protocol)),
+            body: dialect.native_body(request, model, bound)?,
+            headers: forward.to_vec(),
+            reader: Box::new(Native { dialect, protocol }),
+        });
+    }
+    let chat = protocols::to_chat(request)?;
+    Ok(Prepared {
+        url: dialect.url(&provider.base_url, Endpoint::Call(Protocol::Chat)),
+        body: dialect.chat_body(&chat, model, request.stream, bound)?,
+        headers: Vec::new(),
+        reader: Box::new(ThroughChat { dialect, protocol }),
+    })
+}
+
+/// Answers in the client's own protocol: passed back as they came, their usage read.
+struct Native {
+    dialect: &'static dyn Dialect,
+    protocol: Protocol,
+}
+
+impl AnswerReader for Native {
+    fn whole(&self, body: Bytes, _: &AnswerLabels) -> Result<(Bytes, Tokens), BadAnswer> {
+        self.dialect.native_answer(self.protocol, body)
+    }
+
+    fn stream(&self, labels: &AnswerLabels) -> Box<dyn StreamTranslator> {
+        self.dialect.native_stream(self.protocol, labels)
+    }
+
+    fn starts_with_error(&self, first: &Bytes) -> bool {
+        self.dialect.starts_with_error(first)
+    }
+}
+
+/// Answers to a chat body: read as chat by the dialect, written in the client's protocol.
+struct ThroughChat {
+    dialect: &'static dyn Dialect,
+    protocol: Protocol,
+}
+
+impl AnswerReader for ThroughChat {
+    fn whole(&self, body: Bytes, labels: &AnswerLabels) -> Result<(Bytes, Tokens), BadAnswer> {
+        let (chat, tokens) = self.dialect.chat_answer(body, labels)?;
+        Ok((protocols::answer_from_chat(self.protocol, &chat, labels, tokens), tokens))
+    }
+
+    fn stream(&self, labels: &AnswerLabels) -> Box<dyn StreamTranslator> {
+        let sink = protocols::chat_sink(self.protocol, labels);
+        Box::new(Composed::new(self.dialect.chat_source(labels), sink))
+    }
+
+    fn starts_with_error(&self, first: &Bytes) -> bool {
+        self.dialect.starts_with_error(first)
+    }
+}
