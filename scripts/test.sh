@@ -16,8 +16,9 @@ scripts/setup.sh
 step "the vendored SurrealDB crate is the one in use"
 scripts/check-vendor.sh
 
-step "imports only point down a floor"
+step "imports only point down a floor; no source file over 500 lines of code"
 python3 scripts/floors.py
+python3 scripts/file-sizes.py
 
 step "rustfmt"
 cargo fmt --all --check

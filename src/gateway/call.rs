@@ -1,12 +1,11 @@
-//! The edge of a gateway call: the caller proven (key, then the key's own limit), the body read
-//! within its limit and checked, and then the call's whole context built once (route, candidates,
-//! prices) before the first attempt. Later stages only read it.
+//! A gateway call's data: the caller proven at the edge (key, then the key's own limit), the body
+//! read within its limit, and the call's whole context, built once by `serve` before the first
+//! attempt. Later stages only read it.
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::{FromRequest, FromRequestParts, Request};
-use axum::response::Response;
 use bytes::Bytes;
 use http::StatusCode;
 use http::request::Parts;
@@ -20,10 +19,10 @@ use perpetuo_core::protocols::{AnswerLabels, Bound, ClientRequest, Protocol};
 use perpetuo_core::usage::Tokens;
 use perpetuo_core::usage::prices::Overrides;
 
+use super::budget::Reservation;
 use super::error::GatewayError;
-use super::record::{Charge, Progress, Subject};
-use super::routing::{Candidate, Route, candidates};
-use super::{answer, attempts, budget};
+use super::record::{Charge, Subject};
+use super::routing::Candidate;
 
 /// Who is calling: a valid key within its limit, and the request's identity.
 pub struct Caller {
@@ -100,7 +99,7 @@ pub struct Call {
     /// (`anthropic-version`, `anthropic-beta`).
     pub forward: Vec<(http::HeaderName, http::HeaderValue)>,
     /// The call's budget reservation, if a budget applies.
-    pub hold: Option<super::budget::Reservation>,
+    pub hold: Option<Reservation>,
     /// The output bound the upstream body carries (and, under a budget, holds the call to).
     pub bound: Bound,
     /// The most output the whole answer may hold (every choice): what a stream cut short or an
@@ -126,6 +125,23 @@ pub fn forwarded(protocol: Protocol, headers: &http::HeaderMap) -> Vec<(http::He
 }
 
 impl Call {
+    /// The call's whole context (the prompt's estimate is the reservation's, when one was made).
+    #[expect(clippy::too_many_arguments, reason = "one call site, the edge; each part is the call's")]
+    pub fn new(
+        caller: Caller,
+        request: ClientRequest,
+        candidates: Vec<Candidate>,
+        prices: Arc<Overrides>,
+        labels: AnswerLabels,
+        forward: Vec<(http::HeaderName, http::HeaderValue)>,
+        hold: Option<Reservation>,
+        bound: Bound,
+        worst_output: u64,
+    ) -> Self {
+        let prompt = tokio::sync::OnceCell::new_with(hold.as_ref().map(|h| h.prompt));
+        Self { caller, request, candidates, prices, labels, forward, hold, bound, worst_output, prompt }
+    }
+
     pub fn subject(&self) -> Subject<'_> {
         Subject {
             caller: &self.caller,
@@ -164,79 +180,5 @@ impl Call {
         let tokens = Tokens { prompt, completion: output, ..Tokens::default() };
         let cost_nanos = self.price(state, candidate).map(|p| p.worst_nanos(prompt, output));
         Charge { tokens, cost_nanos, estimated: true }
-    }
-}
-
-/// Builds the call and runs it; a call refused before any attempt is answered and recorded.
-pub async fn serve(
-    state: AppState,
-    caller: Caller,
-    protocol: Protocol,
-    forward: Vec<(http::HeaderName, http::HeaderValue)>,
-    body: Result<OpenAiJson, GatewayError>,
-) -> Response {
-    let request = match body.and_then(|OpenAiJson(value)| Ok(ClientRequest::parse(protocol, value)?)) {
-        Ok(request) => request,
-        Err(error) => {
-            let subject = Subject { caller: &caller, protocol, model: "", stream: false, hold: None };
-            return answer::failure(&state, &subject, None, error, &Progress::default());
-        }
-    };
-    if let Some(error) = ledger_refusal(&state) {
-        // Every answered call must have its record: none is made while records cannot be kept.
-        let subject = Subject { caller: &caller, protocol, model: &request.model, stream: request.stream, hold: None };
-        return answer::failure(&state, &subject, None, error, &Progress::default());
-    }
-    let prices = match state.prices().overrides(&caller.key.workspace).await {
-        Ok(prices) => prices,
-        Err(e) => {
-            // Prices only change the cost estimate: the call goes on with the table's.
-            e.log_if_internal();
-            Arc::default()
-        }
-    };
-    let route = Route::parse(&request.model);
-    let labels = AnswerLabels {
-        id: caller.request_id.trim_start_matches("req_").to_owned(),
-        model: request.model.clone(),
-        created: caller.ts / 1000,
-        include_usage: request.include_usage,
-        max_kept_bytes: state.settings.upstream.max_answer_bytes,
-    };
-    let subject = Subject { caller: &caller, protocol, model: &request.model, stream: request.stream, hold: None };
-    let providers = match state.providers().enabled(&caller.key.workspace).await {
-        Ok(providers) => providers,
-        Err(e) => return answer::failure(&state, &subject, None, GatewayError::Internal(e), &Progress::default()),
-    };
-    let mut candidates = candidates(&providers, &route, protocol);
-    if candidates.is_empty() {
-        let error = GatewayError::ModelNotFound(request.model.clone());
-        return answer::failure(&state, &subject, None, error, &Progress::default());
-    }
-    let default = state.settings.budget_default_max_tokens;
-    let worst_output = request.output.total(default);
-    let hold = match budget::reserve(&state, &caller, &request, &mut candidates, &prices, worst_output).await {
-        Ok(hold) => hold,
-        Err(error) => return answer::failure(&state, &subject, None, error, &Progress::default()),
-    };
-    // Under a budget the provider must not write more than was reserved, even when the client
-    // named no bound.
-    let bound = Bound {
-        per_choice: request.output.per_choice(default),
-        inject: hold.is_some() && request.output.asked.is_none(),
-    };
-    let prompt = tokio::sync::OnceCell::new_with(hold.as_ref().map(|h| h.prompt));
-    let call = Call { caller, request, candidates, prices, labels, forward, hold, bound, worst_output, prompt };
-    attempts::run(&state, call).await
-}
-
-/// Why no call can be made now: records cannot be kept (the spool is full, or its disk failed).
-pub fn ledger_refusal(state: &AppState) -> Option<GatewayError> {
-    if state.usage.is_failing() {
-        Some(GatewayError::UsageLedgerUnavailable)
-    } else if state.usage.is_full() {
-        Some(GatewayError::UsageLedgerFull)
-    } else {
-        None
     }
 }

@@ -16,6 +16,7 @@ pub mod error;
 mod record;
 mod relay;
 mod routing;
+mod serve;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, OriginalUri, State};
@@ -49,15 +50,15 @@ async fn chat_completions(
     caller: Caller,
     body: Result<OpenAiJson, GatewayError>,
 ) -> Response {
-    call::serve(state, caller, Protocol::Chat, Vec::new(), body).await
+    serve::serve(state, caller, Protocol::Chat, Vec::new(), body).await
 }
 
 async fn embeddings(State(state): State<AppState>, caller: Caller, body: Result<OpenAiJson, GatewayError>) -> Response {
-    call::serve(state, caller, Protocol::Embeddings, Vec::new(), body).await
+    serve::serve(state, caller, Protocol::Embeddings, Vec::new(), body).await
 }
 
 async fn responses(State(state): State<AppState>, caller: Caller, body: Result<OpenAiJson, GatewayError>) -> Response {
-    call::serve(state, caller, Protocol::Responses, Vec::new(), body).await
+    serve::serve(state, caller, Protocol::Responses, Vec::new(), body).await
 }
 
 /// `POST /v1/messages`: Anthropic's errors from the first check on.
@@ -70,7 +71,7 @@ async fn messages(
     match caller {
         Ok(caller) => {
             let forward = call::forwarded(Protocol::Messages, &headers);
-            call::serve(state, caller, Protocol::Messages, forward, body).await
+            serve::serve(state, caller, Protocol::Messages, forward, body).await
         }
         Err(error) => error.response_for(Protocol::Messages),
     }

@@ -1,0 +1,89 @@
+//! Serving one gateway call: the body checked into a request, the records' room checked, prices,
+//! route and candidates found, the budget reserved, the call's context built once, and the
+//! attempts run. A call refused before any attempt is answered and recorded here.
+
+use std::sync::Arc;
+
+use axum::response::Response;
+
+use perpetuo_core::AppState;
+use perpetuo_core::protocols::{AnswerLabels, Bound, ClientRequest, Protocol};
+
+use super::call::{Call, Caller, OpenAiJson};
+use super::error::GatewayError;
+use super::record::{Progress, Subject};
+use super::routing::{Route, candidates};
+use super::{answer, attempts, budget};
+
+/// Builds the call and runs it; a call refused before any attempt is answered and recorded.
+pub async fn serve(
+    state: AppState,
+    caller: Caller,
+    protocol: Protocol,
+    forward: Vec<(http::HeaderName, http::HeaderValue)>,
+    body: Result<OpenAiJson, GatewayError>,
+) -> Response {
+    let request = match body.and_then(|OpenAiJson(value)| Ok(ClientRequest::parse(protocol, value)?)) {
+        Ok(request) => request,
+        Err(error) => {
+            let subject = Subject { caller: &caller, protocol, model: "", stream: false, hold: None };
+            return answer::failure(&state, &subject, None, error, &Progress::default());
+        }
+    };
+    if let Some(error) = ledger_refusal(&state) {
+        // Every answered call must have its record: none is made while records cannot be kept.
+        let subject = Subject { caller: &caller, protocol, model: &request.model, stream: request.stream, hold: None };
+        return answer::failure(&state, &subject, None, error, &Progress::default());
+    }
+    let prices = match state.prices().overrides(&caller.key.workspace).await {
+        Ok(prices) => prices,
+        Err(e) => {
+            // Prices only change the cost estimate: the call goes on with the table's.
+            e.log_if_internal();
+            Arc::default()
+        }
+    };
+    let route = Route::parse(&request.model);
+    let labels = AnswerLabels {
+        id: caller.request_id.trim_start_matches("req_").to_owned(),
+        model: request.model.clone(),
+        created: caller.ts / 1000,
+        include_usage: request.include_usage,
+        max_kept_bytes: state.settings.upstream.max_answer_bytes,
+    };
+    let subject = Subject { caller: &caller, protocol, model: &request.model, stream: request.stream, hold: None };
+    let providers = match state.providers().enabled(&caller.key.workspace).await {
+        Ok(providers) => providers,
+        Err(e) => return answer::failure(&state, &subject, None, GatewayError::Internal(e), &Progress::default()),
+    };
+    let mut candidates = candidates(&providers, &route, protocol);
+    if candidates.is_empty() {
+        let error = GatewayError::ModelNotFound(request.model.clone());
+        return answer::failure(&state, &subject, None, error, &Progress::default());
+    }
+    let default = state.settings.budget_default_max_tokens;
+    let worst_output = request.output.total(default);
+    let hold = match budget::reserve(&state, &caller, &request, &mut candidates, &prices, worst_output).await {
+        Ok(hold) => hold,
+        Err(error) => return answer::failure(&state, &subject, None, error, &Progress::default()),
+    };
+    // Under a budget the provider must not write more than was reserved, even when the client
+    // named no bound.
+    let bound = Bound {
+        per_choice: request.output.per_choice(default),
+        inject: hold.is_some() && request.output.asked.is_none(),
+    };
+    let call = Call::new(caller, request, candidates, prices, labels, forward, hold, bound, worst_output);
+    attempts::run(&state, call).await
+}
+
+/// Why no call can be made now: records cannot be kept (the spool is full, or its disk failed).
+pub fn ledger_refusal(state: &AppState) -> Option<GatewayError> {
+    if state.usage.is_failing() {
+        Some(GatewayError::UsageLedgerUnavailable)
+    } else if state.usage.is_full() {
+        Some(GatewayError::UsageLedgerFull)
+    } else {
+        None
+    }
+}
