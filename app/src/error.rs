@@ -33,6 +33,25 @@ pub enum AppError {
     Request(String),
 }
 
+impl AppError {
+    /// The kind of failure it is (its HTTP status follows, written once in `FailureKind`).
+    pub fn kind(&self) -> perpetuo_types::FailureKind {
+        use perpetuo_types::FailureKind as K;
+        match self {
+            Self::Invalid(_) | Self::Request(_) => K::Invalid,
+            Self::Unauthenticated => K::Unauthenticated,
+            Self::InvalidCredentials => K::InvalidCredentials,
+            Self::NotFound(_) => K::NotFound,
+            Self::Forbidden(_) => K::Forbidden,
+            Self::Conflict(_) => K::Conflict,
+            Self::RateLimited(_) => K::RateLimited,
+            Self::Upstream(_) => K::Upstream,
+            Self::Unavailable => K::Unavailable,
+            Self::Internal => K::Internal,
+        }
+    }
+}
+
 impl FromServerFnError for AppError {
     type Encoder = JsonEncoding;
 

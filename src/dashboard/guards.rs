@@ -122,16 +122,5 @@ pub async fn server_fn_status(request: Request, next: Next) -> Response {
 }
 
 fn app_error_status(error: &app::error::AppError) -> StatusCode {
-    use app::error::AppError as E;
-    match error {
-        E::Invalid(_) | E::Request(_) => StatusCode::BAD_REQUEST,
-        E::Unauthenticated | E::InvalidCredentials => StatusCode::UNAUTHORIZED,
-        E::NotFound(_) => StatusCode::NOT_FOUND,
-        E::Forbidden(_) => StatusCode::FORBIDDEN,
-        E::Conflict(_) => StatusCode::CONFLICT,
-        E::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
-        E::Upstream(_) => StatusCode::BAD_GATEWAY,
-        E::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-        E::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-    }
+    StatusCode::from_u16(error.kind().status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
 }

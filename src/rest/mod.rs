@@ -57,17 +57,7 @@ impl IntoResponse for ApiError {
         let e = self.0;
         e.log_if_internal();
         let status = e.status_code();
-        let kind = match &e {
-            ServiceError::Invalid(_) => "invalid_request_error",
-            ServiceError::Unauthenticated | ServiceError::InvalidCredentials => "authentication_error",
-            ServiceError::NotFound(_) => "not_found_error",
-            ServiceError::Conflict(_) => "conflict_error",
-            ServiceError::Forbidden(_) => "permission_error",
-            ServiceError::RateLimited { .. } => "rate_limit_exceeded",
-            ServiceError::Upstream(_) => "upstream_error",
-            ServiceError::Unavailable => "unavailable_error",
-            ServiceError::Database(_) | ServiceError::Crypto(_) | ServiceError::Internal(_) => "api_error",
-        };
+        let kind = e.kind().api_type();
         let body = serde_json::json!({ "error": { "message": e.public_message(), "type": kind, "code": e.code() } });
         let mut response = (status, axum::Json(body)).into_response();
         if matches!(e, ServiceError::Unavailable) {

@@ -4,6 +4,7 @@
 
 pub mod accounts;
 pub mod budgets;
+pub mod failure;
 pub mod forms;
 pub mod keys;
 pub mod providers;
@@ -12,6 +13,7 @@ pub mod usage;
 
 pub use accounts::*;
 pub use budgets::*;
+pub use failure::FailureKind;
 pub use forms::*;
 pub use keys::*;
 pub use providers::*;

@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use perpetuo_types::FailureKind;
+
 /// What went wrong in a service call. Messages of the client-facing variants are safe to show;
 /// the `Database`/`Internal`/`Crypto` causes are for the log only.
 #[derive(Debug, thiserror::Error)]
@@ -44,36 +46,30 @@ pub enum ServiceError {
 }
 
 impl ServiceError {
+    /// The kind of failure it is: its status, code and JSON type follow (`FailureKind`).
+    pub fn kind(&self) -> FailureKind {
+        match self {
+            Self::Invalid(_) => FailureKind::Invalid,
+            Self::Unauthenticated => FailureKind::Unauthenticated,
+            Self::InvalidCredentials => FailureKind::InvalidCredentials,
+            Self::NotFound(_) => FailureKind::NotFound,
+            Self::Conflict(_) => FailureKind::Conflict,
+            Self::Forbidden(_) => FailureKind::Forbidden,
+            Self::RateLimited { .. } => FailureKind::RateLimited,
+            Self::Upstream(_) => FailureKind::Upstream,
+            Self::Unavailable => FailureKind::Unavailable,
+            Self::Database(_) | Self::Crypto(_) | Self::Internal(_) => FailureKind::Internal,
+        }
+    }
+
     /// The HTTP status this error means, for every surface.
     pub fn status_code(&self) -> http::StatusCode {
-        use http::StatusCode as S;
-        match self {
-            Self::Invalid(_) => S::BAD_REQUEST,
-            Self::Unauthenticated | Self::InvalidCredentials => S::UNAUTHORIZED,
-            Self::NotFound(_) => S::NOT_FOUND,
-            Self::Conflict(_) => S::CONFLICT,
-            Self::Forbidden(_) => S::FORBIDDEN,
-            Self::RateLimited { .. } => S::TOO_MANY_REQUESTS,
-            Self::Upstream(_) => S::BAD_GATEWAY,
-            Self::Unavailable => S::SERVICE_UNAVAILABLE,
-            Self::Database(_) | Self::Crypto(_) | Self::Internal(_) => S::INTERNAL_SERVER_ERROR,
-        }
+        http::StatusCode::from_u16(self.kind().status()).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR)
     }
 
     /// A stable machine-readable code for JSON errors.
     pub fn code(&self) -> &'static str {
-        match self {
-            Self::Invalid(_) => "invalid_request",
-            Self::Unauthenticated => "unauthenticated",
-            Self::InvalidCredentials => "invalid_credentials",
-            Self::NotFound(_) => "not_found",
-            Self::Conflict(_) => "conflict",
-            Self::Forbidden(_) => "forbidden",
-            Self::RateLimited { .. } => "rate_limit_exceeded",
-            Self::Upstream(_) => "upstream_error",
-            Self::Unavailable => "unavailable",
-            Self::Database(_) | Self::Crypto(_) | Self::Internal(_) => "internal_error",
-        }
+        self.kind().code()
     }
 
     /// The message a client may see: opaque for server faults.
@@ -96,7 +92,7 @@ impl ServiceError {
 
     /// Logs server faults once, at the edge that turns them into a response.
     pub fn log_if_internal(&self) {
-        if self.status_code().is_server_error() {
+        if self.kind().is_fault() {
             tracing::error!(error = %self, cause = ?std::error::Error::source(self).map(ToString::to_string), "request failed");
         }
     }
