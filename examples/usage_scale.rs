@@ -56,11 +56,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             ok: i % 50 != 0,
             error_class: (i % 50 == 0).then(|| "upstream_5xx".into()),
             attempts: 1,
-            prompt_tokens: 100 + (i % 900) as i64,
-            completion_tokens: 20 + (i % 300) as i64,
-            cache_read_tokens: 0,
-            cache_write_tokens: 0,
-            reasoning_tokens: 0,
+            tokens: perpetuo_core::usage::TokenCounts {
+                prompt: u64::try_from(100 + (i % 900) as i64).unwrap_or(0),
+                completion: u64::try_from(20 + (i % 300) as i64).unwrap_or(0),
+                ..Default::default()
+            },
             cost_nanos: Some(1000 + (i % 5000) as i64),
             latency_ms: 50 + (i % 2000) as i64,
             upstream_ms: 48 + (i % 2000) as i64,

@@ -29,11 +29,11 @@ fn record(i: usize) -> UsageRecord {
         ok: true,
         error_class: None,
         attempts: 1,
-        prompt_tokens: 12,
-        completion_tokens: 8,
-        cache_read_tokens: 0,
-        cache_write_tokens: 0,
-        reasoning_tokens: 0,
+        tokens: perpetuo_core::usage::TokenCounts {
+            prompt: u64::try_from(12).unwrap_or(0),
+            completion: u64::try_from(8).unwrap_or(0),
+            ..Default::default()
+        },
         cost_nanos: Some(1000),
         latency_ms: 1,
         upstream_ms: 1,

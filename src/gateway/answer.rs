@@ -9,7 +9,7 @@ use http::{HeaderMap, HeaderValue, StatusCode, header};
 use perpetuo_core::AppState;
 use perpetuo_core::protocols::Protocol;
 use perpetuo_core::providers::OpenedProvider;
-use perpetuo_core::usage::Tokens;
+use perpetuo_core::usage::TokenCounts;
 
 use super::call::{Call, Caller};
 use super::error::GatewayError;
@@ -69,7 +69,7 @@ pub fn whole(
     call: &Call,
     served: &Candidate,
     body: Bytes,
-    tokens: Tokens,
+    tokens: TokenCounts,
     progress: &Progress,
 ) -> Response {
     let provider = &served.provider;

@@ -29,7 +29,7 @@ use super::routing::Candidate;
 enum Attempt {
     Whole {
         body: Bytes,
-        tokens: perpetuo_core::usage::Tokens,
+        tokens: perpetuo_core::usage::TokenCounts,
     },
     Stream {
         upstream: ByteStream,

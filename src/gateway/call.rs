@@ -16,7 +16,7 @@ use perpetuo_core::keys::{ApiKeyToken, CachedKey};
 use perpetuo_core::platform::db::{new_id, now_ms};
 use perpetuo_core::platform::ratelimit::Decision;
 use perpetuo_core::protocols::{AnswerLabels, Bound, ClientRequest, Protocol};
-use perpetuo_core::usage::Tokens;
+use perpetuo_core::usage::TokenCounts;
 use perpetuo_core::usage::prices::Overrides;
 
 use super::budget::Reservation;
@@ -158,7 +158,7 @@ impl Call {
     }
 
     /// What these reported tokens cost at a candidate.
-    pub fn charge(&self, state: &AppState, served: &Candidate, tokens: Tokens) -> Charge {
+    pub fn charge(&self, state: &AppState, served: &Candidate, tokens: TokenCounts) -> Charge {
         Charge::reported(tokens, self.price(state, served).map(|p| p.cost_nanos(tokens)))
     }
 
@@ -177,7 +177,7 @@ impl Call {
     pub async fn worst_charge(&self, state: &AppState, candidate: &Candidate) -> Charge {
         let prompt = self.prompt_ceiling(state).await;
         let output = self.worst_output;
-        let tokens = Tokens { prompt, completion: output, ..Tokens::default() };
+        let tokens = TokenCounts { prompt, completion: output, ..TokenCounts::default() };
         let cost_nanos = self.price(state, candidate).map(|p| p.worst_nanos(prompt, output));
         Charge { tokens, cost_nanos, estimated: true }
     }

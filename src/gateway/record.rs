@@ -5,14 +5,14 @@ use std::time::Duration;
 use perpetuo_core::AppState;
 use perpetuo_core::protocols::Protocol;
 use perpetuo_core::providers::OpenedProvider;
-use perpetuo_core::usage::{Tokens, UsageRecord};
+use perpetuo_core::usage::{TokenCounts, UsageRecord};
 
 use super::call::Caller;
 
 /// What a call (or a part of it: one attempt) is charged: its tokens and their cost.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Charge {
-    pub tokens: Tokens,
+    pub tokens: TokenCounts,
     /// `None` when no part of it has a known price.
     pub cost_nanos: Option<i64>,
     /// Whether some of it is Perpetuo's estimate rather than the provider's report.
@@ -20,8 +20,8 @@ pub struct Charge {
 }
 
 impl Charge {
-    /// Tokens as the provider reported them, at their price.
-    pub fn reported(tokens: Tokens, cost_nanos: Option<i64>) -> Self {
+    /// TokenCounts as the provider reported them, at their price.
+    pub fn reported(tokens: TokenCounts, cost_nanos: Option<i64>) -> Self {
         Self { tokens, cost_nanos, estimated: false }
     }
 
@@ -82,13 +82,11 @@ fn millis(d: Duration) -> i64 {
 /// The call's usage record, counted in the metrics (not yet kept: see [`keep`]). The charge is
 /// the answer's plus every abandoned attempt's.
 pub fn build(state: &AppState, subject: &Subject, outcome: Outcome, progress: &Progress) -> (UsageRecord, Charge) {
-    let count = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
     let caller = subject.caller;
     let elapsed = caller.started.elapsed();
     let ok = outcome.error_class.is_none() && (200..300).contains(&outcome.status);
     let provider = outcome.provider;
     let charge = outcome.charge.plus(progress.abandoned_charge);
-    let tokens = charge.tokens;
     let record = UsageRecord {
         ts: caller.ts,
         workspace: caller.key.workspace.as_str().to_owned(),
@@ -105,11 +103,7 @@ pub fn build(state: &AppState, subject: &Subject, outcome: Outcome, progress: &P
         ok,
         error_class: outcome.error_class.map(str::to_owned),
         attempts: i64::from(progress.attempts),
-        prompt_tokens: count(tokens.prompt),
-        completion_tokens: count(tokens.completion),
-        cache_read_tokens: count(tokens.cache_read),
-        cache_write_tokens: count(tokens.cache_write),
-        reasoning_tokens: count(tokens.reasoning),
+        tokens: charge.tokens,
         cost_nanos: charge.cost_nanos,
         latency_ms: millis(elapsed),
         upstream_ms: millis(progress.upstream),

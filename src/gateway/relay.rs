@@ -13,14 +13,14 @@ use perpetuo_core::AppState;
 use perpetuo_core::protocols::sse;
 use perpetuo_core::protocols::{StreamFault, StreamTranslator};
 use perpetuo_core::providers::{OpenedProvider, client};
-use perpetuo_core::usage::Tokens;
+use perpetuo_core::usage::TokenCounts;
 use perpetuo_core::usage::estimate::OutputMeter;
 
 use super::call::{Call, Caller};
 use super::record::{Charge, Outcome, Progress, build, keep};
 use super::routing::Candidate;
 
-/// Tokens added to what a stream cut short relayed: what the provider may have generated after
+/// TokenCounts added to what a stream cut short relayed: what the provider may have generated after
 /// the last event read and before it saw the connection close.
 pub const CUT_SLACK: u64 = 16;
 
@@ -154,7 +154,7 @@ impl Relay {
         let (tokens, estimated) = self.charged_tokens(failure.is_none(), reported);
         let price = self.call.price(&self.state, &self.served);
         let charge =
-            move |tokens: Tokens| Charge { tokens, cost_nanos: price.map(|p| p.cost_nanos(tokens)), estimated };
+            move |tokens: TokenCounts| Charge { tokens, cost_nanos: price.map(|p| p.cost_nanos(tokens)), estimated };
         let outcome = |charge| Outcome {
             provider: Some(&self.served.provider),
             served_model: Some(&self.served.model),
@@ -170,8 +170,8 @@ impl Relay {
                 let (mut record, _) = build(&self.state, &self.call.subject(), outcome(charge(tokens)), &progress);
                 let abandoned = progress.abandoned_charge;
                 let finish = move |state: &AppState, record: &mut perpetuo_core::usage::UsageRecord, prompt: u64| {
-                    let charge = charge(Tokens { prompt, ..tokens }).plus(abandoned);
-                    record.prompt_tokens = i64::try_from(charge.tokens.prompt).unwrap_or(i64::MAX);
+                    let charge = charge(TokenCounts { prompt, ..tokens }).plus(abandoned);
+                    record.tokens = charge.tokens;
                     record.cost_nanos = charge.cost_nanos;
                     // Only a call without a budget gets here (a reservation makes the estimate first).
                     keep(state, None, record, &charge);
@@ -192,8 +192,10 @@ impl Relay {
                 }
             }
             (prompt, known) => {
-                let tokens =
-                    Tokens { prompt: if prompt == 0 && estimated { known.unwrap_or(0) } else { prompt }, ..tokens };
+                let tokens = TokenCounts {
+                    prompt: if prompt == 0 && estimated { known.unwrap_or(0) } else { prompt },
+                    ..tokens
+                };
                 let (record, charge) = build(&self.state, &self.call.subject(), outcome(charge(tokens)), &progress);
                 if !keep(&self.state, self.call.hold.as_ref(), &record, &charge) && failure.is_none() {
                     // The record could not be kept: the client is not told the call succeeded.
@@ -211,14 +213,14 @@ impl Relay {
     /// when the stream completed with its usage; otherwise at least the output relayed (counted,
     /// plus [`CUT_SLACK`]) and never more than the call's worst case, with the prompt estimated
     /// when the provider never said it.
-    fn charged_tokens(&mut self, completed: bool, reported: Tokens) -> (Tokens, bool) {
+    fn charged_tokens(&mut self, completed: bool, reported: TokenCounts) -> (TokenCounts, bool) {
         if completed && reported.completion > 0 && reported.prompt > 0 {
             return (reported, false);
         }
         let relayed = self.meter.tokens().saturating_add(if completed { 0 } else { CUT_SLACK });
         let completion = reported.completion.max(relayed.min(self.call.worst_output));
         // A prompt of 0 is filled in by the caller (from the estimate).
-        (Tokens { completion, ..reported }, true)
+        (TokenCounts { completion, ..reported }, true)
     }
 
     /// The next bytes for the client.

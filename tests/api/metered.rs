@@ -183,7 +183,7 @@ fn sse(events: impl futures::Stream<Item = String> + Send + 'static) -> Response
         .unwrap()
 }
 
-/// Tokens produced one at a time, `gap` apart, each billed as it is produced; `event` writes
+/// TokenCounts produced one at a time, `gap` apart, each billed as it is produced; `event` writes
 /// token `i` (of choice `c`).
 fn token_stream(
     books: Shared,

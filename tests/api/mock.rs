@@ -57,7 +57,7 @@ struct Script {
     default: Option<Behavior>,
     seen: Vec<Seen>,
     key: String,
-    /// Tokens reported in usage.
+    /// TokenCounts reported in usage.
     prompt_tokens: u64,
     completion_tokens: u64,
     /// Prompt-cache tokens reported: (read, written).

@@ -35,11 +35,11 @@ fn known_record(
         ok: status == 200,
         error_class: (status != 200).then(|| "upstream_5xx".into()),
         attempts: 1,
-        prompt_tokens: prompt,
-        completion_tokens: completion,
-        cache_read_tokens: 0,
-        cache_write_tokens: 0,
-        reasoning_tokens: 0,
+        tokens: perpetuo_core::usage::TokenCounts {
+            prompt: u64::try_from(prompt).unwrap_or(0),
+            completion: u64::try_from(completion).unwrap_or(0),
+            ..Default::default()
+        },
         cost_nanos: cost,
         latency_ms: 40,
         upstream_ms: 38,

@@ -151,6 +151,74 @@ pub fn route_name(stored: &str) -> &str {
     if stored == "chat.completions" { "chat" } else { stored }
 }
 
+/// Token counts of a call, or of many added up: the one shape every record, total, report,
+/// export and budget uses. On the wire its fields are `prompt_tokens`, `completion_tokens`,
+/// `cache_read_tokens`, `cache_write_tokens` and `reasoning_tokens`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenCounts {
+    /// Every input token, cached ones included.
+    #[serde(rename = "prompt_tokens")]
+    pub prompt: u64,
+    /// Every output token, reasoning ones included.
+    #[serde(rename = "completion_tokens")]
+    pub completion: u64,
+    /// Of the prompt tokens, those read from the provider's prompt cache (billed at a discount).
+    #[serde(rename = "cache_read_tokens", default)]
+    pub cache_read: u64,
+    /// Of the prompt tokens, those written to the prompt cache (Anthropic bills them at a premium).
+    #[serde(rename = "cache_write_tokens", default)]
+    pub cache_write: u64,
+    /// Of the completion tokens, those spent reasoning (billed as output; shown apart).
+    #[serde(rename = "reasoning_tokens", default)]
+    pub reasoning: u64,
+}
+
+impl std::ops::Add for TokenCounts {
+    type Output = Self;
+
+    /// Two counts added (two attempts of a call, or many calls), saturating.
+    fn add(self, other: Self) -> Self {
+        Self {
+            prompt: self.prompt.saturating_add(other.prompt),
+            completion: self.completion.saturating_add(other.completion),
+            cache_read: self.cache_read.saturating_add(other.cache_read),
+            cache_write: self.cache_write.saturating_add(other.cache_write),
+            reasoning: self.reasoning.saturating_add(other.reasoning),
+        }
+    }
+}
+
+impl std::ops::AddAssign for TokenCounts {
+    fn add_assign(&mut self, other: Self) {
+        *self = *self + other;
+    }
+}
+
+impl std::iter::Sum for TokenCounts {
+    fn sum<I: Iterator<Item = Self>>(iter: I) -> Self {
+        iter.fold(Self::default(), |a, b| a + b)
+    }
+}
+
+impl TokenCounts {
+    /// Every token, input and output (what a token budget counts), saturating.
+    pub fn total(&self) -> u64 {
+        self.prompt.saturating_add(self.completion)
+    }
+
+    /// From stored counts (never negative; a negative one reads as 0).
+    pub fn from_stored(prompt: i64, completion: i64, cache_read: i64, cache_write: i64, reasoning: i64) -> Self {
+        let n = |v: i64| u64::try_from(v).unwrap_or(0);
+        Self {
+            prompt: n(prompt),
+            completion: n(completion),
+            cache_read: n(cache_read),
+            cache_write: n(cache_write),
+            reasoning: n(reasoning),
+        }
+    }
+}
+
 /// Totals for a period. `cost_nanos` is `None` when no request in it had a known price.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UsageSummary {
@@ -158,13 +226,8 @@ pub struct UsageSummary {
     pub to_day: i64,
     pub requests: i64,
     pub errors: i64,
-    pub prompt_tokens: i64,
-    pub completion_tokens: i64,
-    /// Of the prompt tokens, those read from and written to providers' prompt caches.
-    pub cache_read_tokens: i64,
-    pub cache_write_tokens: i64,
-    /// Of the completion tokens, those spent reasoning.
-    pub reasoning_tokens: i64,
+    #[serde(flatten)]
+    pub tokens: TokenCounts,
     pub cost_nanos: Option<i64>,
     pub unpriced_requests: i64,
     pub latency_p50_ms: Option<i64>,
@@ -179,8 +242,8 @@ pub struct UsageGroup {
     pub label: String,
     pub requests: i64,
     pub errors: i64,
-    pub prompt_tokens: i64,
-    pub completion_tokens: i64,
+    #[serde(flatten)]
+    pub tokens: TokenCounts,
     pub cost_nanos: Option<i64>,
     pub unpriced_requests: i64,
 }
@@ -217,16 +280,8 @@ pub struct RequestRow {
     pub ok: bool,
     pub error_class: Option<String>,
     pub attempts: i64,
-    pub prompt_tokens: i64,
-    pub completion_tokens: i64,
-    /// Of the prompt tokens, those read from and written to the provider's prompt cache.
-    #[serde(default)]
-    pub cache_read_tokens: i64,
-    #[serde(default)]
-    pub cache_write_tokens: i64,
-    /// Of the completion tokens, those spent reasoning.
-    #[serde(default)]
-    pub reasoning_tokens: i64,
+    #[serde(flatten)]
+    pub tokens: TokenCounts,
     pub cost_nanos: Option<i64>,
     pub latency_ms: i64,
     pub ttft_ms: Option<i64>,

@@ -161,10 +161,10 @@ fn Report(
         <div class="cards" data-testid="usage-summary">
             <Card label="Requests" value=s.requests.to_string()/>
             <Card label="Error rate" value=error_rate/>
-            <Card label="Prompt tokens" value=s.prompt_tokens.to_string()/>
-            <Card label="Completion tokens" value=s.completion_tokens.to_string()/>
-            <Card label="Cached prompt tokens" value=format!("{} read / {} written", s.cache_read_tokens, s.cache_write_tokens)/>
-            <Card label="Reasoning tokens" value=s.reasoning_tokens.to_string()/>
+            <Card label="Prompt tokens" value=s.tokens.prompt.to_string()/>
+            <Card label="Completion tokens" value=s.tokens.completion.to_string()/>
+            <Card label="Cached prompt tokens" value=format!("{} read / {} written", s.tokens.cache_read, s.tokens.cache_write)/>
+            <Card label="Reasoning tokens" value=s.tokens.reasoning.to_string()/>
             <Card label="Estimated cost" value=cost/>
             <Card label="Latency p50" value=ms(s.latency_p50_ms)/>
             <Card label="Latency p95" value=ms(s.latency_p95_ms)/>
@@ -180,7 +180,7 @@ fn Report(
             <tbody>
                 {data.groups.iter().map(|g| view! {
                     <tr>
-                        <td>{g.label.clone()}</td><td>{g.requests}</td><td>{g.errors}</td><td>{g.prompt_tokens}</td><td>{g.completion_tokens}</td>
+                        <td>{g.label.clone()}</td><td>{g.requests}</td><td>{g.errors}</td><td>{g.tokens.prompt}</td><td>{g.tokens.completion}</td>
                         <td>{if g.unpriced_requests > 0 && g.cost_nanos.is_some() { format!("{} + {} unpriced", format_cost(g.cost_nanos), g.unpriced_requests) } else { format_cost(g.cost_nanos) }}</td>
                     </tr>
                 }).collect_view()}
@@ -283,8 +283,8 @@ fn LogRow(row: RequestRow) -> impl IntoView {
             <td><code>{row.model}</code>{row.served_model.map(|m| view! { " → " <code>{m}</code> })}{row.stream.then_some(" (stream)")}</td>
             <td>{row.route}</td>
             <td>{status}</td>
-            <td>{format!("{} / {}", row.prompt_tokens, row.completion_tokens)}</td>
-            <td>{format!("{} / {}", row.cache_read_tokens + row.cache_write_tokens, row.reasoning_tokens)}</td>
+            <td>{format!("{} / {}", row.tokens.prompt, row.tokens.completion)}</td>
+            <td>{format!("{} / {}", row.tokens.cache_read + row.tokens.cache_write, row.tokens.reasoning)}</td>
             <td>{format_cost(row.cost_nanos)}</td>
             <td>{format!("{} ms", row.latency_ms)}</td>
             <td>{row.attempts}</td>

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use super::AnswerLabels;
 use super::sse;
 use crate::protocols::{StreamFault, StreamTranslator};
-use crate::usage::Tokens;
+use crate::usage::TokenCounts;
 use crate::usage::estimate::OutputMeter;
 
 /// An upstream stream read as chat completion chunks (the dialect's half of a translation).
@@ -23,7 +23,7 @@ pub trait ChatSource: Send {
     /// Whether a connection that ends now ended cleanly.
     fn complete_on_close(&self) -> bool;
     /// The usage reported so far.
-    fn tokens(&self) -> Tokens;
+    fn tokens(&self) -> TokenCounts;
 }
 
 /// Chat completion chunks written in a client's protocol (the protocol's half of a translation).
@@ -32,7 +32,7 @@ pub trait ChatSink: Send {
     /// events would pass the answer cap.
     fn chunk(&mut self, chunk: &Value, out: &mut Vec<Bytes>) -> Result<(), StreamFault>;
     /// The stream ended cleanly, with these totals: the client's closing events.
-    fn end(&mut self, tokens: Tokens, out: &mut Vec<Bytes>);
+    fn end(&mut self, tokens: TokenCounts, out: &mut Vec<Bytes>);
     /// The stream failed: the client's error event.
     fn fail(&mut self, message: &str, class: &str, out: &mut Vec<Bytes>);
 }
@@ -92,7 +92,7 @@ impl StreamTranslator for Composed {
         self.sink.fail(message, class, out);
     }
 
-    fn tokens(&self) -> Tokens {
+    fn tokens(&self) -> TokenCounts {
         self.source.tokens()
     }
 }
@@ -103,7 +103,7 @@ pub fn error_json(message: &str, kind: &str, code: Option<&str>) -> Value {
 }
 
 /// OpenAI's `usage` object for these counts.
-pub fn usage(t: &Tokens) -> Value {
+pub fn usage(t: &TokenCounts) -> Value {
     json!({
         "prompt_tokens": t.prompt,
         "completion_tokens": t.completion,
@@ -148,7 +148,7 @@ impl ChatSink for ChatWriter {
         Ok(())
     }
 
-    fn end(&mut self, tokens: Tokens, out: &mut Vec<Bytes>) {
+    fn end(&mut self, tokens: TokenCounts, out: &mut Vec<Bytes>) {
         if self.include_usage {
             let chunk = json!({
                 "id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,

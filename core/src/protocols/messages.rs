@@ -9,7 +9,7 @@ use serde_json::{Map, Value, json};
 use super::chat::{AnswerParts, ChatSink, Delta};
 use super::{AnswerLabels, Refusal};
 use crate::protocols::StreamFault;
-use crate::usage::Tokens;
+use crate::usage::TokenCounts;
 
 /// Checks what Anthropic itself requires before anything is routed.
 pub fn check(body: &Map<String, Value>) -> Result<(), Refusal> {
@@ -33,10 +33,10 @@ pub fn check(body: &Map<String, Value>) -> Result<(), Refusal> {
 
 /// Anthropic's usage as token counts: every input token is a prompt token, and the cached ones
 /// are also counted apart (they are billed differently).
-pub fn tokens(usage: &Value) -> Tokens {
+pub fn tokens(usage: &Value) -> TokenCounts {
     let field = |f: &str| usage.get(f).and_then(Value::as_u64).unwrap_or(0);
     let (cache_read, cache_write) = (field("cache_read_input_tokens"), field("cache_creation_input_tokens"));
-    Tokens {
+    TokenCounts {
         prompt: field("input_tokens") + cache_read + cache_write,
         completion: field("output_tokens"),
         cache_read,
@@ -47,7 +47,7 @@ pub fn tokens(usage: &Value) -> Tokens {
 }
 
 /// Anthropic's `usage` object for these counts (input tokens exclude the cached ones).
-pub fn usage(t: &Tokens) -> Value {
+pub fn usage(t: &TokenCounts) -> Value {
     json!({
         "input_tokens": t.prompt.saturating_sub(t.cache_read + t.cache_write),
         "output_tokens": t.completion,
@@ -294,7 +294,7 @@ fn tool(tool: &Value) -> Result<Value, Refusal> {
 }
 
 /// A whole chat answer as a Messages answer.
-pub fn answer(chat: &Value, labels: &AnswerLabels, tokens: Tokens) -> Bytes {
+pub fn answer(chat: &Value, labels: &AnswerLabels, tokens: TokenCounts) -> Bytes {
     let parts = AnswerParts::of(chat);
     let mut content = Vec::new();
     if !parts.reasoning.is_empty() {
@@ -424,7 +424,7 @@ impl ChatSink for MessagesWriter {
         Ok(())
     }
 
-    fn end(&mut self, tokens: Tokens, out: &mut Vec<Bytes>) {
+    fn end(&mut self, tokens: TokenCounts, out: &mut Vec<Bytes>) {
         self.start(out);
         self.close_block(out);
         out.push(event(

@@ -17,7 +17,7 @@ pub use translate::{AnswerReader, BadAnswer, Prepared, StreamFault, StreamTransl
 
 use serde_json::{Map, Value};
 
-use crate::usage::Tokens;
+use crate::usage::TokenCounts;
 
 /// Which client protocol a call came in on (and so which upstream endpoint it needs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,7 +104,7 @@ pub struct ClientRequest {
 /// How much output a request allows: the one reading of it, used by budgets and dialects alike.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Output {
-    /// Tokens per choice the client asked for at most (`None`: it did not say).
+    /// TokenCounts per choice the client asked for at most (`None`: it did not say).
     pub asked: Option<u64>,
     /// Choices the answer may hold (`n` on chat; 1 elsewhere).
     pub choices: u64,
@@ -126,7 +126,7 @@ impl Output {
 /// ([`Output`]), or the gateway's default where the client gave none.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Bound {
-    /// Tokens per choice.
+    /// TokenCounts per choice.
     pub per_choice: u64,
     /// Whether the body must carry it although the client did not: a budget holds the call to
     /// what it reserved, so the provider must not write more.
@@ -227,7 +227,7 @@ pub fn to_chat(request: &ClientRequest) -> Result<std::borrow::Cow<'_, Map<Strin
 }
 
 /// A whole chat answer in the client's protocol.
-pub fn answer_from_chat(protocol: Protocol, chat: &Value, labels: &AnswerLabels, tokens: Tokens) -> bytes::Bytes {
+pub fn answer_from_chat(protocol: Protocol, chat: &Value, labels: &AnswerLabels, tokens: TokenCounts) -> bytes::Bytes {
     match protocol {
         Protocol::Chat | Protocol::Embeddings => chat::answer(chat),
         Protocol::Messages => messages::answer(chat, labels, tokens),

@@ -9,7 +9,7 @@ use serde_json::{Map, Value, json};
 use super::chat::{AnswerParts, ChatSink, Delta};
 use super::{AnswerLabels, Refusal};
 use crate::protocols::StreamFault;
-use crate::usage::Tokens;
+use crate::usage::TokenCounts;
 
 /// Checks the request's shape before anything is routed.
 pub fn check(body: &Map<String, Value>) -> Result<(), Refusal> {
@@ -37,10 +37,10 @@ pub fn stateless_refusal(body: &Map<String, Value>) -> Option<Refusal> {
 }
 
 /// The Responses API's `usage` read as token counts.
-pub fn tokens(usage: &Value) -> Tokens {
+pub fn tokens(usage: &Value) -> TokenCounts {
     let field = |f: &str| usage.get(f).and_then(Value::as_u64).unwrap_or(0);
     let detail = |d: &str, f: &str| usage.get(d).and_then(|d| d.get(f)).and_then(Value::as_u64).unwrap_or(0);
-    Tokens {
+    TokenCounts {
         prompt: field("input_tokens"),
         completion: field("output_tokens"),
         cache_read: detail("input_tokens_details", "cached_tokens"),
@@ -50,7 +50,7 @@ pub fn tokens(usage: &Value) -> Tokens {
 }
 
 /// The Responses API's `usage` object for these counts.
-pub fn usage(t: &Tokens) -> Value {
+pub fn usage(t: &TokenCounts) -> Value {
     json!({
         "input_tokens": t.prompt,
         "input_tokens_details": {"cached_tokens": t.cache_read},
@@ -264,7 +264,7 @@ fn user_part(part: &Value) -> Result<Value, Refusal> {
 }
 
 /// The response object around `output`: the fields the SDKs read.
-fn response_object(labels: &AnswerLabels, status: &str, output: Vec<Value>, tokens: Option<&Tokens>) -> Value {
+fn response_object(labels: &AnswerLabels, status: &str, output: Vec<Value>, tokens: Option<&TokenCounts>) -> Value {
     let incomplete = (status == "incomplete").then(|| json!({"reason": "max_output_tokens"}));
     json!({
         "id": format!("resp_{}", labels.id),
@@ -301,7 +301,7 @@ fn reasoning_item(id: &str, text: &str) -> Value {
 }
 
 /// A whole chat answer as a response object.
-pub fn answer(chat: &Value, labels: &AnswerLabels, tokens: Tokens) -> Bytes {
+pub fn answer(chat: &Value, labels: &AnswerLabels, tokens: TokenCounts) -> Bytes {
     let parts = AnswerParts::of(chat);
     let mut output = Vec::new();
     if !parts.reasoning.is_empty() {

@@ -8,7 +8,7 @@
 use bytes::Bytes;
 
 use super::{AnswerLabels, sse};
-use crate::usage::Tokens;
+use crate::usage::TokenCounts;
 use crate::usage::estimate::OutputMeter;
 
 /// A successful answer that could not be read: the provider misbehaved.
@@ -31,7 +31,7 @@ pub struct Prepared {
 /// How a candidate's answers are read back into the client's protocol.
 pub trait AnswerReader: Send + Sync {
     /// A whole answer, as the client gets it, and the tokens it reports.
-    fn whole(&self, body: Bytes, labels: &AnswerLabels) -> Result<(Bytes, Tokens), BadAnswer>;
+    fn whole(&self, body: Bytes, labels: &AnswerLabels) -> Result<(Bytes, TokenCounts), BadAnswer>;
     /// The translator of a stream, event by event.
     fn stream(&self, labels: &AnswerLabels) -> Box<dyn StreamTranslator>;
     /// Whether a stream's first bytes already carry an error (nothing has reached the client yet,
@@ -65,5 +65,5 @@ pub trait StreamTranslator: Send {
     /// was already passed on.
     fn fail(&mut self, message: &str, class: &str, out: &mut Vec<Bytes>);
     /// The usage the stream has reported so far.
-    fn tokens(&self) -> Tokens;
+    fn tokens(&self) -> TokenCounts;
 }

@@ -13,7 +13,7 @@ use super::dialects::{Dialect, Endpoint};
 use crate::protocols::chat::Composed;
 use crate::protocols::{self, AnswerLabels, AnswerReader, BadAnswer, Bound, ClientRequest, Prepared, Protocol};
 use crate::protocols::{Refusal, StreamTranslator};
-use crate::usage::Tokens;
+use crate::usage::TokenCounts;
 
 /// The call as `provider` gets it, served as `model` and held to `bound`; `forward` are the
 /// client's protocol headers (sent only where the protocol is passed through).
@@ -50,7 +50,7 @@ struct Native {
 }
 
 impl AnswerReader for Native {
-    fn whole(&self, body: Bytes, _: &AnswerLabels) -> Result<(Bytes, Tokens), BadAnswer> {
+    fn whole(&self, body: Bytes, _: &AnswerLabels) -> Result<(Bytes, TokenCounts), BadAnswer> {
         self.dialect.native_answer(self.protocol, body)
     }
 
@@ -70,7 +70,7 @@ struct ThroughChat {
 }
 
 impl AnswerReader for ThroughChat {
-    fn whole(&self, body: Bytes, labels: &AnswerLabels) -> Result<(Bytes, Tokens), BadAnswer> {
+    fn whole(&self, body: Bytes, labels: &AnswerLabels) -> Result<(Bytes, TokenCounts), BadAnswer> {
         let (chat, tokens) = self.dialect.chat_answer(body, labels)?;
         Ok((protocols::answer_from_chat(self.protocol, &chat, labels, tokens), tokens))
     }

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
 
-/// Tokens counted per image or document (the order of a typical screenshot; providers bill
+/// TokenCounts counted per image or document (the order of a typical screenshot; providers bill
 /// images by their size, which the gateway does not decode).
 pub const IMAGE_TOKENS: u64 = 1_600;
 /// Longest stretch without a whitespace boundary encoded in one go.
@@ -31,7 +31,7 @@ pub const INLINE_BYTES: usize = 8 * 1024;
 /// providers' tokenizers count differently from `o200k_base`.
 pub const MARGIN_PCT: u64 = 25;
 pub const MARGIN_FLOOR: u64 = 16;
-/// Tokens a provider adds for a set of tool definitions (Anthropic's tool-use system prompt is
+/// TokenCounts a provider adds for a set of tool definitions (Anthropic's tool-use system prompt is
 /// up to 346 tokens; OpenAI's tool framing is smaller).
 pub const TOOLS_OVERHEAD: u64 = 400;
 

@@ -13,6 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use surrealdb::types::{RecordId, SurrealValue};
 
+use super::TokenColumns as _;
 use super::record::UsageRecord;
 use super::rollups::{UPSERTS, rollups, status_rollups};
 use super::spool::Position;
@@ -52,6 +53,18 @@ struct Batch {
     models: Vec<String>,
     statuses: Vec<i64>,
     routes: Vec<String>,
+}
+
+impl super::TokenColumns for Batch {
+    fn columns(&mut self) -> [&mut i64; 5] {
+        [
+            &mut self.prompt_tokens,
+            &mut self.completion_tokens,
+            &mut self.cache_read_tokens,
+            &mut self.cache_write_tokens,
+            &mut self.reasoning_tokens,
+        ]
+    }
 }
 
 #[derive(Debug, Clone, SurrealValue)]
@@ -114,11 +127,7 @@ fn summary(id: String, lines: &[&Line]) -> Batch {
         b.ts_max = b.ts_max.max(r.ts);
         b.count += 1;
         b.errors += i64::from(!r.ok);
-        b.prompt_tokens += r.prompt_tokens;
-        b.completion_tokens += r.completion_tokens;
-        b.cache_read_tokens += r.cache_read_tokens;
-        b.cache_write_tokens += r.cache_write_tokens;
-        b.reasoning_tokens += r.reasoning_tokens;
+        b.add_tokens(&r.tokens);
         match r.cost_nanos {
             Some(cost) => b.cost_nanos += cost,
             None => b.unpriced += 1,

@@ -14,45 +14,9 @@ use crate::platform::cache::Slots;
 use crate::platform::db::{Db, now_ms};
 use crate::platform::error::ServiceError;
 use crate::workspaces::{OwnerScope, WorkspaceId};
-use perpetuo_types::{PriceOverride, ProviderKind};
+use perpetuo_types::{PriceOverride, ProviderKind, TokenCounts};
 
 pub const BUILT_IN: &str = include_str!("../../../pricing/prices.json");
-
-/// Token counts of one request, as the provider reported them.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Tokens {
-    /// Every input token, cached ones included (what the client is told).
-    pub prompt: u64,
-    pub completion: u64,
-    /// Input tokens served from the provider's prompt cache (billed at a discount).
-    pub cache_read: u64,
-    /// Input tokens written to the prompt cache (Anthropic bills them at a premium).
-    pub cache_write: u64,
-    /// Of the completion tokens, those spent reasoning (billed as output; shown apart).
-    pub reasoning: u64,
-}
-
-impl std::ops::Add for Tokens {
-    type Output = Self;
-
-    /// Counts of two parts of one call (attempts), saturating.
-    fn add(self, other: Self) -> Self {
-        Self {
-            prompt: self.prompt.saturating_add(other.prompt),
-            completion: self.completion.saturating_add(other.completion),
-            cache_read: self.cache_read.saturating_add(other.cache_read),
-            cache_write: self.cache_write.saturating_add(other.cache_write),
-            reasoning: self.reasoning.saturating_add(other.reasoning),
-        }
-    }
-}
-
-impl Tokens {
-    /// Every token, input and output (what a token budget counts), saturating.
-    pub fn total(&self) -> u64 {
-        self.prompt.saturating_add(self.completion)
-    }
-}
 
 /// Dollars per million tokens, prompt-cache prices included.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -87,7 +51,7 @@ impl Price {
     }
 
     /// Billionths of a dollar for these token counts.
-    pub fn cost_nanos(&self, tokens: Tokens) -> i64 {
+    pub fn cost_nanos(&self, tokens: TokenCounts) -> i64 {
         let uncached = tokens.prompt.saturating_sub(tokens.cache_read).saturating_sub(tokens.cache_write);
         // $1 per million tokens is 1000 nano-dollars per token.
         let nanos = (uncached as f64) * self.input
@@ -360,7 +324,7 @@ mod tests {
         let table = PriceTable::built_in();
         assert!(!table.as_of.is_empty());
         let mini = table.lookup("openai", "gpt-4o-mini").unwrap();
-        let million = |prompt, completion| Tokens { prompt, completion, ..Tokens::default() };
+        let million = |prompt, completion| TokenCounts { prompt, completion, ..TokenCounts::default() };
         assert_eq!(mini.cost_nanos(million(1_000_000, 1_000_000)), 750_000_000);
         assert_eq!(table.lookup("openai", "gpt-4o-2024-08-06"), table.lookup("openai", "gpt-4o"));
         assert_eq!(table.lookup("openai", "gpt-4o-mini-2024-07-18"), Some(mini), "longest prefix wins");
@@ -381,7 +345,8 @@ mod tests {
         let sonnet = Price::for_kind("anthropic", 3.0, 15.0, None);
         let worst = sonnet.worst_nanos(10_000, 100);
         for (read, write) in [(0, 0), (8_000, 1_000), (0, 10_000), (10_000, 0)] {
-            let tokens = Tokens { prompt: 10_000, completion: 100, cache_read: read, cache_write: write, reasoning: 0 };
+            let tokens =
+                TokenCounts { prompt: 10_000, completion: 100, cache_read: read, cache_write: write, reasoning: 0 };
             assert!(sonnet.cost_nanos(tokens) <= worst, "{read} {write}");
         }
         assert_eq!(Price::for_kind("openai", 1.0, 1.0, None).worst_nanos(u64::MAX, u64::MAX), i64::MAX, "saturates");
@@ -390,14 +355,15 @@ mod tests {
     #[test]
     fn cost_rounds_to_nanos() {
         let p = Price::for_kind("openai", 0.15, 0.6, None);
-        assert_eq!(p.cost_nanos(Tokens { prompt: 11, completion: 7, ..Tokens::default() }), 1650 + 4200);
+        assert_eq!(p.cost_nanos(TokenCounts { prompt: 11, completion: 7, ..TokenCounts::default() }), 1650 + 4200);
     }
 
     #[test]
     fn cached_prompt_tokens_are_priced_at_the_cache_rates() {
         // Anthropic: $3 in, $15 out; cache reads 0.1x, writes 1.25x.
         let sonnet = Price::for_kind("anthropic", 3.0, 15.0, None);
-        let tokens = Tokens { prompt: 10_000, completion: 100, cache_read: 8_000, cache_write: 1_000, reasoning: 0 };
+        let tokens =
+            TokenCounts { prompt: 10_000, completion: 100, cache_read: 8_000, cache_write: 1_000, reasoning: 0 };
         // 1000 uncached x 3 + 8000 x 0.3 + 1000 x 3.75 + 100 x 15, in thousandths of a cent.
         assert_eq!(
             sonnet.cost_nanos(tokens),

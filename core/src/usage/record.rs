@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use perpetuo_types::RequestRow;
+use perpetuo_types::{RequestRow, TokenCounts};
 
 /// One gateway request, as recorded.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -30,19 +30,9 @@ pub struct UsageRecord {
     pub ok: bool,
     pub error_class: Option<String>,
     pub attempts: i64,
-    /// Every input token, cached ones included.
-    pub prompt_tokens: i64,
-    /// Every output token, reasoning ones included.
-    pub completion_tokens: i64,
-    /// Of the prompt tokens, those read from the provider's prompt cache.
-    #[serde(default)]
-    pub cache_read_tokens: i64,
-    /// Of the prompt tokens, those written to the provider's prompt cache.
-    #[serde(default)]
-    pub cache_write_tokens: i64,
-    /// Of the completion tokens, those the model spent reasoning (when the provider says).
-    #[serde(default)]
-    pub reasoning_tokens: i64,
+    /// Its tokens (stored as `prompt_tokens`, `completion_tokens`, ... beside the other fields).
+    #[serde(flatten)]
+    pub tokens: TokenCounts,
     /// Estimated cost in billionths of a dollar; `None` when the price is unknown.
     pub cost_nanos: Option<i64>,
     pub latency_ms: i64,
@@ -86,11 +76,7 @@ impl UsageRecord {
             ok: self.ok,
             error_class: self.error_class,
             attempts: self.attempts,
-            prompt_tokens: self.prompt_tokens,
-            completion_tokens: self.completion_tokens,
-            cache_read_tokens: self.cache_read_tokens,
-            cache_write_tokens: self.cache_write_tokens,
-            reasoning_tokens: self.reasoning_tokens,
+            tokens: self.tokens,
             cost_nanos: self.cost_nanos,
             latency_ms: self.latency_ms,
             ttft_ms: self.ttft_ms,
@@ -124,11 +110,7 @@ pub mod tests {
             ok,
             error_class: (!ok).then(|| "upstream_5xx".into()),
             attempts: 1,
-            prompt_tokens: 10,
-            completion_tokens: 5,
-            cache_read_tokens: 2,
-            cache_write_tokens: 0,
-            reasoning_tokens: 1,
+            tokens: TokenCounts { prompt: 10, completion: 5, cache_read: 2, cache_write: 0, reasoning: 1 },
             cost_nanos: ok.then_some(100),
             latency_ms: 20,
             upstream_ms: 18,
@@ -151,6 +133,6 @@ pub mod tests {
             old.as_object_mut().map(|o| o.remove(field));
         }
         let read: UsageRecord = serde_json::from_value(old).unwrap_or_else(|e| unreachable!("{e}"));
-        assert_eq!((read.cache_read_tokens, read.reasoning_tokens), (0, 0));
+        assert_eq!((read.tokens.cache_read, read.tokens.reasoning), (0, 0));
     }
 }

@@ -20,7 +20,8 @@ use crate::platform::db::Db;
 use crate::platform::error::ServiceError;
 use crate::workspaces::WorkspaceId;
 use perpetuo_types::{
-    DAY_MS, GroupBy, Period, RequestFilter, RequestPage, SeriesPoint, StatusFilter, UsageGroup, UsageSummary,
+    DAY_MS, GroupBy, Period, RequestFilter, RequestPage, SeriesPoint, StatusFilter, TokenCounts, UsageGroup,
+    UsageSummary,
 };
 
 pub const MAX_PAGE: usize = 500;
@@ -85,6 +86,18 @@ impl Sums {
         (self.requests.unwrap_or(0) > self.unpriced.unwrap_or(0)).then(|| self.cost_nanos.unwrap_or(0))
     }
 
+    /// The summed columns as token counts.
+    fn tokens(&self) -> TokenCounts {
+        let n = |v: Option<i64>| v.unwrap_or(0);
+        TokenCounts::from_stored(
+            n(self.prompt_tokens),
+            n(self.completion_tokens),
+            n(self.cache_read_tokens),
+            n(self.cache_write_tokens),
+            n(self.reasoning_tokens),
+        )
+    }
+
     fn group(self, key: String, label: String) -> UsageGroup {
         UsageGroup {
             cost_nanos: self.cost(),
@@ -92,8 +105,7 @@ impl Sums {
             label,
             requests: self.requests.unwrap_or(0),
             errors: self.errors.unwrap_or(0),
-            prompt_tokens: self.prompt_tokens.unwrap_or(0),
-            completion_tokens: self.completion_tokens.unwrap_or(0),
+            tokens: self.tokens(),
             unpriced_requests: self.unpriced.unwrap_or(0),
         }
     }
@@ -192,11 +204,7 @@ impl Reports {
             cost_nanos: totals.cost(),
             requests: totals.requests.unwrap_or(0),
             errors: totals.errors.unwrap_or(0),
-            prompt_tokens: totals.prompt_tokens.unwrap_or(0),
-            completion_tokens: totals.completion_tokens.unwrap_or(0),
-            cache_read_tokens: totals.cache_read_tokens.unwrap_or(0),
-            cache_write_tokens: totals.cache_write_tokens.unwrap_or(0),
-            reasoning_tokens: totals.reasoning_tokens.unwrap_or(0),
+            tokens: totals.tokens(),
             unpriced_requests: totals.unpriced.unwrap_or(0),
             latency_p50_ms: percentile(&latency, 0.50),
             latency_p95_ms: percentile(&latency, 0.95),

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 
 use surrealdb::types::SurrealValue;
 
+use super::TokenColumns as _;
 use super::record::UsageRecord;
 use perpetuo_types::DAY_MS;
 
@@ -33,6 +34,18 @@ pub struct Rollup {
     latency_hist: Vec<i64>,
     ttft_hist: Vec<i64>,
     zeros: Vec<i64>,
+}
+
+impl super::TokenColumns for Rollup {
+    fn columns(&mut self) -> [&mut i64; 5] {
+        [
+            &mut self.prompt_tokens,
+            &mut self.completion_tokens,
+            &mut self.cache_read_tokens,
+            &mut self.cache_write_tokens,
+            &mut self.reasoning_tokens,
+        ]
+    }
 }
 
 /// Upper bounds (inclusive) of the latency histogram buckets kept in the rollups, in ms; the
@@ -116,11 +129,7 @@ pub fn rollups<'a>(batch: impl IntoIterator<Item = &'a UsageRecord>) -> Vec<Roll
         });
         entry.requests += 1;
         entry.errors += i64::from(!r.ok);
-        entry.prompt_tokens += r.prompt_tokens;
-        entry.completion_tokens += r.completion_tokens;
-        entry.cache_read_tokens += r.cache_read_tokens;
-        entry.cache_write_tokens += r.cache_write_tokens;
-        entry.reasoning_tokens += r.reasoning_tokens;
+        entry.add_tokens(&r.tokens);
         match r.cost_nanos {
             Some(cost) => entry.cost_nanos += cost,
             None => entry.unpriced += 1,

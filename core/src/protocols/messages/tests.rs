@@ -115,7 +115,7 @@ fn what_chat_cannot_say_is_refused() {
 fn answers_become_messages() {
     let chat = json!({"choices": [{"index": 0, "finish_reason": "tool_calls", "message": {"role": "assistant", "content": "Let me check.",
         "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}}]}}]});
-    let tokens = Tokens { prompt: 20, completion: 9, cache_read: 8, cache_write: 0, reasoning: 0 };
+    let tokens = TokenCounts { prompt: 20, completion: 9, cache_read: 8, cache_write: 0, reasoning: 0 };
     let message: Value = serde_json::from_slice(&answer(&chat, &labels(), tokens)).unwrap_or_default();
     assert_eq!(message["type"], "message");
     assert_eq!(message["id"], "msg_r1");
@@ -131,7 +131,8 @@ fn answers_become_messages() {
         json!({"input_tokens": 12, "output_tokens": 9, "cache_read_input_tokens": 8, "cache_creation_input_tokens": 0})
     );
     let length = json!({"choices": [{"finish_reason": "length", "message": {"content": "abc"}}]});
-    let message: Value = serde_json::from_slice(&answer(&length, &labels(), Tokens::default())).unwrap_or_default();
+    let message: Value =
+        serde_json::from_slice(&answer(&length, &labels(), TokenCounts::default())).unwrap_or_default();
     assert_eq!(message["stop_reason"], "max_tokens");
 }
 
@@ -159,7 +160,7 @@ fn streams_become_anthropics_event_sequence_with_tool_json_in_order() {
             .unwrap();
     }
     writer.chunk(&chunk(json!({}), json!("tool_calls")), &mut out).unwrap();
-    writer.end(Tokens { prompt: 30, completion: 12, cache_read: 0, cache_write: 0, reasoning: 0 }, &mut out);
+    writer.end(TokenCounts { prompt: 30, completion: 12, cache_read: 0, cache_write: 0, reasoning: 0 }, &mut out);
     let events = events(&out);
     let names: Vec<&str> = events.iter().map(|(n, _)| n.as_str()).collect();
     let pieces = arguments.len().div_ceil(3);
@@ -208,7 +209,7 @@ fn reasoning_becomes_a_thinking_block_and_failures_an_error_event() {
 fn an_empty_stream_still_has_a_whole_sequence() {
     let mut writer = MessagesWriter::new(&labels());
     let mut out = Vec::new();
-    writer.end(Tokens::default(), &mut out);
+    writer.end(TokenCounts::default(), &mut out);
     let names: Vec<String> = events(&out).into_iter().map(|(n, _)| n).collect();
     assert_eq!(names, ["message_start", "ping", "message_delta", "message_stop"]);
 }

@@ -196,7 +196,7 @@ impl ChatSink for ResponsesWriter {
         Ok(())
     }
 
-    fn end(&mut self, tokens: Tokens, out: &mut Vec<Bytes>) {
+    fn end(&mut self, tokens: TokenCounts, out: &mut Vec<Bytes>) {
         self.start(out);
         self.close(out);
         let incomplete = self.finish_reason.as_deref() == Some("length");

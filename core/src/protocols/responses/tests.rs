@@ -106,7 +106,7 @@ fn stateful_and_hosted_features_are_refused_away_from_openai() {
 fn answers_become_response_objects() {
     let chat = json!({"choices": [{"finish_reason": "tool_calls", "message": {"role": "assistant", "content": "Checking.",
         "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}}]}}]});
-    let tokens = Tokens { prompt: 20, completion: 9, cache_read: 4, cache_write: 0, reasoning: 2 };
+    let tokens = TokenCounts { prompt: 20, completion: 9, cache_read: 4, cache_write: 0, reasoning: 2 };
     let response: Value = serde_json::from_slice(&answer(&chat, &labels(), tokens)).unwrap_or_default();
     assert_eq!((response["object"].clone(), response["status"].clone()), (json!("response"), json!("completed")));
     assert_eq!(response["id"], "resp_r1");
@@ -121,7 +121,7 @@ fn answers_become_response_objects() {
     assert_eq!(response["usage"]["output_tokens_details"]["reasoning_tokens"], 2);
     assert_eq!(response["usage"]["total_tokens"], 29);
     let cut = json!({"choices": [{"finish_reason": "length", "message": {"content": "abc"}}]});
-    let response: Value = serde_json::from_slice(&answer(&cut, &labels(), Tokens::default())).unwrap_or_default();
+    let response: Value = serde_json::from_slice(&answer(&cut, &labels(), TokenCounts::default())).unwrap_or_default();
     assert_eq!(response["status"], "incomplete");
     assert_eq!(response["incomplete_details"]["reason"], "max_output_tokens");
     assert_eq!(tokens, super::tokens(&usage(&tokens)), "usage reads back as it was written");
@@ -153,7 +153,7 @@ fn streams_become_numbered_typed_events_with_arguments_in_order() {
             .unwrap();
     }
     writer.chunk(&chunk(json!({}), json!("tool_calls")), &mut out).unwrap();
-    writer.end(Tokens { prompt: 5, completion: 6, cache_read: 0, cache_write: 0, reasoning: 0 }, &mut out);
+    writer.end(TokenCounts { prompt: 5, completion: 6, cache_read: 0, cache_write: 0, reasoning: 0 }, &mut out);
     let events = events(&out);
     for (n, (name, data)) in events.iter().enumerate() {
         assert_eq!(data["type"], name.as_str());
@@ -196,7 +196,7 @@ fn a_cut_answer_is_incomplete_and_a_failure_says_so() {
     let mut writer = ResponsesWriter::new(&labels());
     let mut out = Vec::new();
     writer.chunk(&chunk(json!({"content": "abc"}), json!("length")), &mut out).unwrap();
-    writer.end(Tokens::default(), &mut out);
+    writer.end(TokenCounts::default(), &mut out);
     assert_eq!(events(&out).last().map(|(n, _)| n.clone()), Some("response.incomplete".into()));
     let mut writer = ResponsesWriter::new(&labels());
     let mut out = Vec::new();

@@ -15,7 +15,7 @@ use crate::platform::secret::SecretBytes;
 pub use crate::protocols::BadAnswer;
 use crate::protocols::chat::ChatSource;
 use crate::protocols::{AnswerLabels, Bound, ClientRequest, Protocol, Refusal, StreamTranslator};
-use crate::usage::Tokens;
+use crate::usage::TokenCounts;
 
 /// An upstream endpoint a dialect knows how to reach.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,7 +52,7 @@ pub trait Dialect: Send + Sync {
     fn native_body(&self, request: &ClientRequest, model: &str, bound: Bound) -> Result<Vec<u8>, Refusal>;
 
     /// A whole native answer, as the provider sent it, and the tokens it reports.
-    fn native_answer(&self, protocol: Protocol, body: Bytes) -> Result<(Bytes, Tokens), BadAnswer>;
+    fn native_answer(&self, protocol: Protocol, body: Bytes) -> Result<(Bytes, TokenCounts), BadAnswer>;
 
     /// A native stream, passed through event by event (only its usage is read).
     fn native_stream(&self, protocol: Protocol, labels: &AnswerLabels) -> Box<dyn StreamTranslator>;
@@ -63,7 +63,7 @@ pub trait Dialect: Send + Sync {
     -> Result<Vec<u8>, Refusal>;
 
     /// A whole answer to a chat body, as a chat completion, and the tokens it reports.
-    fn chat_answer(&self, body: Bytes, labels: &AnswerLabels) -> Result<(Value, Tokens), BadAnswer>;
+    fn chat_answer(&self, body: Bytes, labels: &AnswerLabels) -> Result<(Value, TokenCounts), BadAnswer>;
 
     /// A stream answering a chat body, read as chat chunks.
     fn chat_source(&self, labels: &AnswerLabels) -> Box<dyn ChatSource>;

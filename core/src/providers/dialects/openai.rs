@@ -13,7 +13,7 @@ use crate::protocols::chat::{self, ChatSource};
 use crate::protocols::{AnswerLabels, Bound, ClientRequest, Protocol, Refusal};
 use crate::protocols::{StreamFault, StreamTranslator};
 use crate::protocols::{responses, sse};
-use crate::usage::Tokens;
+use crate::usage::TokenCounts;
 use crate::usage::estimate::OutputMeter;
 
 /// Body fields that could point the call somewhere else (or at another account): never forwarded.
@@ -67,7 +67,7 @@ impl Dialect for OpenAi {
             .map_err(|e| Refusal::new(format!("The request could not be encoded: {e}"), None))
     }
 
-    fn native_answer(&self, protocol: Protocol, body: Bytes) -> Result<(Bytes, Tokens), BadAnswer> {
+    fn native_answer(&self, protocol: Protocol, body: Bytes) -> Result<(Bytes, TokenCounts), BadAnswer> {
         let tokens = match protocol {
             // Only the usage is read; the rest is checked to be JSON and skipped without allocating.
             Protocol::Responses => {
@@ -76,7 +76,7 @@ impl Dialect for OpenAi {
             }
             _ => {
                 let parsed: UsageOnly = serde_json::from_slice(&body).map_err(|_| BadAnswer)?;
-                parsed.usage.map(TokenCounts::tokens).unwrap_or_default()
+                parsed.usage.map(OpenAiUsage::tokens).unwrap_or_default()
             }
         };
         Ok((body, tokens))
@@ -89,7 +89,7 @@ impl Dialect for OpenAi {
                 include_usage: labels.include_usage,
                 done: false,
                 finish_seen: false,
-                tokens: Tokens::default(),
+                tokens: TokenCounts::default(),
             }),
         }
     }
@@ -109,15 +109,15 @@ impl Dialect for OpenAi {
             .map_err(|e| Refusal::new(format!("The request could not be encoded: {e}"), None))
     }
 
-    fn chat_answer(&self, body: Bytes, _: &AnswerLabels) -> Result<(Value, Tokens), BadAnswer> {
+    fn chat_answer(&self, body: Bytes, _: &AnswerLabels) -> Result<(Value, TokenCounts), BadAnswer> {
         let json: Value = serde_json::from_slice(&body).map_err(|_| BadAnswer)?;
         if json.get("choices").and_then(Value::as_array).is_none() {
             return Err(BadAnswer);
         }
         let tokens = json
             .get("usage")
-            .and_then(|u| serde_json::from_value::<TokenCounts>(u.clone()).ok())
-            .map(TokenCounts::tokens)
+            .and_then(|u| serde_json::from_value::<OpenAiUsage>(u.clone()).ok())
+            .map(OpenAiUsage::tokens)
             .unwrap_or_default();
         Ok((json, tokens))
     }
@@ -208,7 +208,7 @@ struct ResponsesUsage {
 #[derive(serde::Deserialize)]
 struct UsageOnly {
     #[serde(default)]
-    usage: Option<TokenCounts>,
+    usage: Option<OpenAiUsage>,
 }
 
 /// A streamed chunk as the pass-through reads it: its usage, and the output text of its choices
@@ -216,7 +216,7 @@ struct UsageOnly {
 #[derive(serde::Deserialize)]
 struct Chunk<'a> {
     #[serde(default)]
-    usage: Option<TokenCounts>,
+    usage: Option<OpenAiUsage>,
     #[serde(default, borrow)]
     choices: Option<Vec<ChoiceText<'a>>>,
 }
@@ -271,7 +271,7 @@ impl ChoiceText<'_> {
 
 /// OpenAI's `usage` object (what is needed of it).
 #[derive(serde::Deserialize, Default)]
-struct TokenCounts {
+struct OpenAiUsage {
     #[serde(default)]
     prompt_tokens: Option<u64>,
     #[serde(default)]
@@ -294,9 +294,9 @@ struct CompletionDetails {
     reasoning_tokens: Option<u64>,
 }
 
-impl TokenCounts {
-    fn tokens(self) -> Tokens {
-        Tokens {
+impl OpenAiUsage {
+    fn tokens(self) -> TokenCounts {
+        TokenCounts {
             prompt: self.prompt_tokens.unwrap_or(0),
             completion: self.completion_tokens.unwrap_or(0),
             cache_read: self.prompt_tokens_details.and_then(|d| d.cached_tokens).unwrap_or(0),
@@ -331,7 +331,7 @@ struct Pass {
     include_usage: bool,
     done: bool,
     finish_seen: bool,
-    tokens: Tokens,
+    tokens: TokenCounts,
 }
 
 impl StreamTranslator for Pass {
@@ -384,7 +384,7 @@ impl StreamTranslator for Pass {
         out.push(sse::data(&chat::error_json(message, "server_error", Some(class)).to_string()));
     }
 
-    fn tokens(&self) -> Tokens {
+    fn tokens(&self) -> TokenCounts {
         self.tokens
     }
 }
@@ -394,7 +394,7 @@ impl StreamTranslator for Pass {
 struct ChatChunks {
     done: bool,
     finish_seen: bool,
-    tokens: Tokens,
+    tokens: TokenCounts,
 }
 
 impl ChatSource for ChatChunks {
@@ -411,7 +411,7 @@ impl ChatSource for ChatChunks {
             return Ok(());
         };
         if let Some(usage) = chunk.get("usage").filter(|u| !u.is_null())
-            && let Ok(counts) = serde_json::from_value::<TokenCounts>(usage.clone())
+            && let Ok(counts) = serde_json::from_value::<OpenAiUsage>(usage.clone())
         {
             self.tokens = counts.tokens();
         }
@@ -435,7 +435,7 @@ impl ChatSource for ChatChunks {
         self.finish_seen
     }
 
-    fn tokens(&self) -> Tokens {
+    fn tokens(&self) -> TokenCounts {
         self.tokens
     }
 }
@@ -446,7 +446,7 @@ impl ChatSource for ChatChunks {
 struct ResponsesPass {
     done: bool,
     error_forwarded: bool,
-    tokens: Tokens,
+    tokens: TokenCounts,
 }
 
 /// A Responses delta event's text (`response.output_text.delta`, `.function_call_arguments.delta`,
@@ -510,7 +510,7 @@ impl StreamTranslator for ResponsesPass {
         }
     }
 
-    fn tokens(&self) -> Tokens {
+    fn tokens(&self) -> TokenCounts {
         self.tokens
     }
 }
@@ -590,7 +590,7 @@ mod tests {
         );
         let (out, tokens) = OpenAi::OPENAI.native_answer(Protocol::Chat, body.clone()).unwrap_or_default();
         assert_eq!(out, body);
-        assert_eq!(tokens, Tokens { prompt: 11, completion: 7, cache_read: 4, cache_write: 0, reasoning: 3 });
+        assert_eq!(tokens, TokenCounts { prompt: 11, completion: 7, cache_read: 4, cache_write: 0, reasoning: 3 });
         assert_eq!(OpenAi::OPENAI.native_answer(Protocol::Chat, Bytes::from_static(b"not json")), Err(BadAnswer));
     }
 

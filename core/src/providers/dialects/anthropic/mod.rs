@@ -17,7 +17,7 @@ use crate::protocols::StreamTranslator;
 use crate::protocols::chat::ChatSource;
 use crate::protocols::sse;
 use crate::protocols::{AnswerLabels, Bound, ClientRequest, Protocol, Refusal};
-use crate::usage::Tokens;
+use crate::usage::TokenCounts;
 
 /// The Messages API version spoken.
 pub const VERSION: &str = "2023-06-01";
@@ -60,7 +60,7 @@ impl Dialect for Anthropic {
         }
     }
 
-    fn native_answer(&self, _: Protocol, body: Bytes) -> Result<(Bytes, Tokens), BadAnswer> {
+    fn native_answer(&self, _: Protocol, body: Bytes) -> Result<(Bytes, TokenCounts), BadAnswer> {
         // Only the usage is read; the answer goes back as it came.
         let parsed: UsageOnly = serde_json::from_slice(&body).map_err(|_| BadAnswer)?;
         Ok((body, parsed.usage.as_ref().map(stream::tokens).unwrap_or_default()))
@@ -82,7 +82,7 @@ impl Dialect for Anthropic {
             .map_err(|e| Refusal::new(format!("The request could not be encoded: {e}"), None))
     }
 
-    fn chat_answer(&self, body: Bytes, labels: &AnswerLabels) -> Result<(Value, Tokens), BadAnswer> {
+    fn chat_answer(&self, body: Bytes, labels: &AnswerLabels) -> Result<(Value, TokenCounts), BadAnswer> {
         let json: Value = serde_json::from_slice(&body).map_err(|_| BadAnswer)?;
         Ok(stream::response(&json, &labels.model, labels.created))
     }

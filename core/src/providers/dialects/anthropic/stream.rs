@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use crate::protocols::chat::{self, ChatSource};
 use crate::protocols::{StreamFault, StreamTranslator};
 use crate::protocols::{messages, sse};
-use crate::usage::Tokens;
+use crate::usage::TokenCounts;
 use crate::usage::estimate::OutputMeter;
 
 pub(super) fn finish_reason(stop_reason: Option<&str>) -> Value {
@@ -22,17 +22,17 @@ pub(super) fn finish_reason(stop_reason: Option<&str>) -> Value {
 }
 
 /// Anthropic's usage as token counts.
-pub(super) fn tokens(usage: &Value) -> Tokens {
+pub(super) fn tokens(usage: &Value) -> TokenCounts {
     messages::tokens(usage)
 }
 
 /// OpenAI's `usage` object for these counts.
-fn openai_usage(t: &Tokens) -> Value {
+fn openai_usage(t: &TokenCounts) -> Value {
     chat::usage(t)
 }
 
 /// An Anthropic response to an OpenAI chat completion, and its token counts.
-pub(super) fn response(body: &Value, model_label: &str, created: i64) -> (Value, Tokens) {
+pub(super) fn response(body: &Value, model_label: &str, created: i64) -> (Value, TokenCounts) {
     let mut text = String::new();
     let mut tool_calls = Vec::new();
     for block in body.get("content").and_then(Value::as_array).into_iter().flatten() {
@@ -74,7 +74,7 @@ pub struct ChatChunks {
     created: i64,
     /// Anthropic content-block index -> OpenAI tool-call index.
     tool_index: Vec<(u64, usize)>,
-    tokens: Tokens,
+    tokens: TokenCounts,
     finished: bool,
 }
 
@@ -85,7 +85,7 @@ impl ChatChunks {
             model: model.to_owned(),
             created,
             tool_index: Vec::new(),
-            tokens: Tokens::default(),
+            tokens: TokenCounts::default(),
             finished: false,
         }
     }
@@ -152,7 +152,7 @@ impl ChatSource for ChatChunks {
                     // Newer versions also report the final input counts here.
                     if usage.get("input_tokens").and_then(Value::as_u64).is_some() {
                         let completion = self.tokens.completion;
-                        self.tokens = Tokens { completion, ..tokens(usage) };
+                        self.tokens = TokenCounts { completion, ..tokens(usage) };
                     }
                 }
                 let reason = data.get("delta").and_then(|d| d.get("stop_reason")).and_then(Value::as_str);
@@ -181,7 +181,7 @@ impl ChatSource for ChatChunks {
         self.finished
     }
 
-    fn tokens(&self) -> Tokens {
+    fn tokens(&self) -> TokenCounts {
         self.tokens
     }
 }
@@ -191,7 +191,7 @@ impl ChatSource for ChatChunks {
 /// and goes to the client as it is.
 #[derive(Debug, Default)]
 pub struct MessagesPass {
-    tokens: Tokens,
+    tokens: TokenCounts,
     finished: bool,
     error_forwarded: bool,
 }
@@ -267,7 +267,7 @@ impl StreamTranslator for MessagesPass {
         }
     }
 
-    fn tokens(&self) -> Tokens {
+    fn tokens(&self) -> TokenCounts {
         self.tokens
     }
 }
