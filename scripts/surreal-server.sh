@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Prints the path of a SurrealDB server binary (`surreal`) for the tests of several instances on
 # one database, building it first when missing: SurrealDB's own `surrealdb-server` crate, the same
-# version as the client library, built once per machine into a cache outside the clone (about 25
-# minutes of release build on two cores; later runs reuse it). PERPETUO_SURREAL_BIN overrides it.
+# version as the client library, built once per machine into a cache outside the clone (later runs
+# reuse it). The tests need a server, not a fast one: it is built lightly optimised (opt-level 1,
+# many codegen units, no LTO), which takes a fraction of a release build. PERPETUO_SURREAL_BIN
+# overrides it.
 set -euo pipefail
 export PATH="$HOME/.cargo/bin:$PATH"
 VERSION=3.3.5
@@ -11,7 +13,7 @@ CACHE=${PERPETUO_SURREAL_CACHE:-$HOME/.cache/perpetuo-surreal}
 BIN="$CACHE/bin/surreal-$VERSION"
 if [ -x "$BIN" ] && "$BIN" version >/dev/null 2>&1; then echo "$BIN"; exit 0; fi
 
-echo "building the SurrealDB $VERSION server into $CACHE (about 25 minutes, once per machine)" >&2
+echo "building the SurrealDB $VERSION server into $CACHE (lightly optimised, once per machine)" >&2
 mkdir -p "$CACHE/src/src" "$CACHE/bin"
 cat > "$CACHE/src/Cargo.toml" <<TOML
 [package]
@@ -25,7 +27,11 @@ surrealdb-server = { version = "=$VERSION", default-features = false, features =
 surrealdb-core = { version = "=$VERSION" }
 
 [profile.release]
-codegen-units = 16
+opt-level = 1
+codegen-units = 256
+lto = false
+debug = false
+incremental = false
 strip = "symbols"
 TOML
 cat > "$CACHE/src/src/main.rs" <<'RUST'
