@@ -15,7 +15,7 @@ use perpetuo_core::platform::ratelimit::{LimitClock, Limiters};
 use perpetuo_core::providers::Providers;
 use perpetuo_core::providers::breaker::Breakers;
 use perpetuo_core::providers::client::{Upstream, build_client};
-use perpetuo_core::state::Parts;
+use perpetuo_core::state::Services;
 use perpetuo_core::usage::estimate::Estimator;
 use perpetuo_core::usage::prices::PriceTable;
 use perpetuo_core::usage::{Prices, Reports, UsageSink};
@@ -64,13 +64,13 @@ pub fn build(db: Db, settings: Settings, clock: LimitClock, usage: UsageSink) ->
     let keys = ApiKeys::new(db.clone())
         .with_quota(settings.quotas.keys_per_workspace)
         .with_default_rate_limit(settings.rate_limit_key_per_min.get());
-    Ok(AppState::assemble(Parts {
+    Ok(AppState::new(Services {
         keys,
         prices: Prices::new(db.clone(), table),
         reports: Reports::new(db.clone()),
         budgets: Budgets::new(db.clone()),
         estimator: Estimator::start(ESTIMATOR_THREADS, ESTIMATE_DEADLINE),
-        settings,
+        settings: Arc::new(settings),
         db,
         cipher,
         jwt,

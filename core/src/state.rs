@@ -34,7 +34,7 @@ impl std::ops::Deref for AppState {
     }
 }
 
-/// What the state holds.
+/// What the state holds: the services (reached through their accessors) and what they share.
 #[derive(Debug)]
 pub struct Services {
     pub settings: Arc<Settings>,
@@ -48,14 +48,14 @@ pub struct Services {
     pub metrics: Arc<Metrics>,
     /// The queue to the usage writer.
     pub usage: UsageSink,
-    accounts: Accounts,
-    workspaces: Workspaces,
-    keys: ApiKeys,
-    providers: Providers,
-    prices: Prices,
-    reports: Reports,
-    budgets: Budgets,
-    estimator: Estimator,
+    pub accounts: Accounts,
+    pub workspaces: Workspaces,
+    pub keys: ApiKeys,
+    pub providers: Providers,
+    pub prices: Prices,
+    pub reports: Reports,
+    pub budgets: Budgets,
+    pub estimator: Estimator,
 }
 
 impl Services {
@@ -107,65 +107,9 @@ impl Services {
     }
 }
 
-/// Everything the state is made of, built by the binary's start-up.
-#[derive(Debug)]
-pub struct Parts {
-    pub settings: Settings,
-    pub db: Db,
-    pub cipher: Arc<Cipher>,
-    pub jwt: Arc<JwtKeys>,
-    pub limiters: Arc<Limiters>,
-    pub breakers: Arc<Breakers>,
-    pub metrics: Arc<Metrics>,
-    pub usage: UsageSink,
-    pub accounts: Accounts,
-    pub workspaces: Workspaces,
-    pub keys: ApiKeys,
-    pub providers: Providers,
-    pub prices: Prices,
-    pub reports: Reports,
-    pub budgets: Budgets,
-    pub estimator: Estimator,
-}
-
 impl AppState {
-    /// The state around its parts.
-    pub fn assemble(parts: Parts) -> Self {
-        let Parts {
-            settings,
-            db,
-            cipher,
-            jwt,
-            limiters,
-            breakers,
-            metrics,
-            usage,
-            accounts,
-            workspaces,
-            keys,
-            providers,
-            prices,
-            reports,
-            budgets,
-            estimator,
-        } = parts;
-        Self(Arc::new(Services {
-            settings: Arc::new(settings),
-            db,
-            cipher,
-            jwt,
-            limiters,
-            breakers,
-            metrics,
-            usage,
-            accounts,
-            workspaces,
-            keys,
-            providers,
-            prices,
-            reports,
-            budgets,
-            estimator,
-        }))
+    /// The state around its services (the binary's start-up builds them).
+    pub fn new(services: Services) -> Self {
+        Self(Arc::new(services))
     }
 }

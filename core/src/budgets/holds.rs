@@ -123,22 +123,7 @@ impl Budgets {
             return "This request does not fit the budget.".into();
         };
         let (start, end) = rule.period.current(now);
-        let counters = async {
-            let mut response = self
-                .db
-                .query(
-                    "SELECT spent_nanos, reserved_nanos, spent_tokens, reserved_tokens, calls \
-                     FROM type::record('budget_use', [$ws, $scope, $start])",
-                )
-                .bind(("ws", ws.as_str().to_owned()))
-                .bind(("scope", rule.stored_scope()))
-                .bind(("start", start))
-                .await
-                .ok()?;
-            response.take::<Option<UseRow>>(0).ok().flatten()
-        }
-        .await
-        .unwrap_or_default();
+        let counters = self.counters(ws, rule, start).await.unwrap_or_default();
         let until = perpetuo_types::time::rfc3339_utc(end);
         let period = match rule.period {
             Period::Month => "this month".to_owned(),

@@ -281,6 +281,21 @@ impl Budgets {
         Ok(Applicable(rules.iter().filter(|r| r.applies_to(key_id)).cloned().collect()))
     }
 
+    /// A budget's counters for the period starting at `start` (zero when nothing was charged).
+    async fn counters(&self, ws: &WorkspaceId, rule: &Rule, start: i64) -> Result<UseRow, ServiceError> {
+        let mut response = self
+            .db
+            .query(
+                "SELECT spent_nanos, reserved_nanos, spent_tokens, reserved_tokens, calls \
+                 FROM type::record('budget_use', [$ws, $scope, $start])",
+            )
+            .bind(("ws", ws.as_str().to_owned()))
+            .bind(("scope", rule.stored_scope()))
+            .bind(("start", start))
+            .await?;
+        Ok(response.take::<Option<UseRow>>(0)?.unwrap_or_default())
+    }
+
     async fn rows(&self, ws: &WorkspaceId) -> Result<Vec<ConfigRow>, ServiceError> {
         let mut response = self
             .db
@@ -355,17 +370,7 @@ impl Budgets {
         for row in self.rows(ws).await? {
             let rule = row.rule();
             let (start, end) = rule.period.current(now);
-            let mut response = self
-                .db
-                .query(
-                    "SELECT spent_nanos, reserved_nanos, spent_tokens, reserved_tokens, calls \
-                     FROM type::record('budget_use', [$ws, $scope, $start])",
-                )
-                .bind(("ws", ws.as_str().to_owned()))
-                .bind(("scope", rule.stored_scope()))
-                .bind(("start", start))
-                .await?;
-            let counters: UseRow = response.take::<Option<UseRow>>(0)?.unwrap_or_default();
+            let counters = self.counters(ws, &rule, start).await?;
             let key_name = match &rule.scope {
                 BudgetScope::Key(id) => match key_names.get(id) {
                     Some(name) => Some(name.clone()),

@@ -82,6 +82,11 @@ pub trait Dialect: Send + Sync {
     fn model_list(&self, body: &[u8]) -> Option<Vec<String>>;
 }
 
+/// A body sent upstream, encoded (the one way a request the client sent as JSON could fail to be).
+pub(crate) fn encode(body: &impl serde::Serialize) -> Result<Vec<u8>, Refusal> {
+    serde_json::to_vec(body).map_err(|e| Refusal::new(format!("The request could not be encoded: {e}"), None))
+}
+
 /// The human message in an `{"error": {"message": ...}}` or `{"error": "..."}` body, shortened.
 pub(crate) fn error_message_in(json: &serde_json::Value) -> Option<String> {
     let error = json.get("error")?;

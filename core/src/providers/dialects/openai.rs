@@ -63,8 +63,7 @@ impl Dialect for OpenAi {
             Protocol::Embeddings | Protocol::Messages => None,
         };
         let add = field.filter(|_| bound.inject).map(|f| (f, bound.per_choice));
-        serde_json::to_vec(&Passthrough { body: &request.body, model, stream, add, rename: None })
-            .map_err(|e| Refusal::new(format!("The request could not be encoded: {e}"), None))
+        super::encode(&Passthrough { body: &request.body, model, stream, add, rename: None })
     }
 
     fn native_answer(&self, protocol: Protocol, body: Bytes) -> Result<(Bytes, TokenCounts), BadAnswer> {
@@ -105,8 +104,7 @@ impl Dialect for OpenAi {
         let said = chat.contains_key("max_tokens") || chat.contains_key("max_completion_tokens");
         let add = (bound.inject && !said).then_some((self.chat_bound, bound.per_choice));
         let rename = (self.chat_bound != "max_tokens").then_some(("max_tokens", self.chat_bound));
-        serde_json::to_vec(&Passthrough { body: chat, model, stream, add, rename })
-            .map_err(|e| Refusal::new(format!("The request could not be encoded: {e}"), None))
+        super::encode(&Passthrough { body: chat, model, stream, add, rename })
     }
 
     fn chat_answer(&self, body: Bytes, _: &AnswerLabels) -> Result<(Value, TokenCounts), BadAnswer> {

@@ -52,8 +52,7 @@ impl Dialect for Anthropic {
     fn native_body(&self, request: &ClientRequest, model: &str, _: Bound) -> Result<Vec<u8>, Refusal> {
         // Messages always carry `max_tokens` (the edge requires it): nothing to add.
         match request.protocol {
-            Protocol::Messages => serde_json::to_vec(&WithModel { body: &request.body, model })
-                .map_err(|e| Refusal::new(format!("The request could not be encoded: {e}"), None)),
+            Protocol::Messages => super::encode(&WithModel { body: &request.body, model }),
             Protocol::Chat | Protocol::Embeddings | Protocol::Responses => {
                 Err(Refusal::new("Anthropic models do not offer this endpoint.", Some("model")))
             }
@@ -78,8 +77,7 @@ impl Dialect for Anthropic {
         bound: Bound,
     ) -> Result<Vec<u8>, Refusal> {
         let translated = self::request(chat, model, stream, bound.per_choice)?;
-        serde_json::to_vec(&translated)
-            .map_err(|e| Refusal::new(format!("The request could not be encoded: {e}"), None))
+        super::encode(&translated)
     }
 
     fn chat_answer(&self, body: Bytes, labels: &AnswerLabels) -> Result<(Value, TokenCounts), BadAnswer> {
