@@ -29,12 +29,10 @@ cargo clippy --all-targets -- -D warnings
 step "clippy (browser: hydrate, wasm32)"
 cargo clippy -p frontend -p app --target wasm32-unknown-unknown --features app/hydrate -- -D warnings
 
-step "SurrealDB server for the ws:// tests (built once per machine, about 25 minutes the first time)"
-PERPETUO_SURREAL_BIN=$(scripts/surreal-server.sh)
-export PERPETUO_SURREAL_BIN
-
 step "cargo test"
 export PERPETUO_PYTHON=${PERPETUO_PYTHON:-${PERPETUO_VENV:-$HOME/.cache/perpetuo-venv}/bin/python}
+# The ws:// tests' SurrealDB server is built by this same `cargo test` (tests/surreal-server's
+# example), sharing the engine's compile with the client library.
 # Here every test group must run: a missing SurrealDB server or SDK fails rather than skips (a bare
 # `cargo test` skips those groups, one line each saying what to install). The full-disk test mounts
 # a tmpfs, which needs root: as another user it says so and is skipped.

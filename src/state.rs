@@ -31,7 +31,11 @@ pub fn build(db: Db, settings: Settings, clock: LimitClock, usage: UsageSink) ->
     let cipher = Arc::new(Cipher::new(&settings.encryption_key, settings.encryption_key_previous.as_ref()));
     let jwt = Arc::new(JwtKeys::new(&settings.jwt_secret)?);
     let limiters = Limiters::new(&settings, clock.clone());
-    let limiters = Arc::new(if settings.shared_limits { limiters.shared(db.clone()) } else { limiters });
+    let limiters = Arc::new(if settings.shared_limits {
+        limiters.shared(db.clone(), settings.shared_limit_timeout)
+    } else {
+        limiters
+    });
     let metrics = Arc::new(Metrics::default());
     let upstream = &settings.upstream;
     let breakers = Arc::new(Breakers::new(upstream.breaker_failure_threshold, upstream.breaker_cooldown, clock));

@@ -35,6 +35,9 @@ impl Cluster {
                 ("DATABASE_PASS", PASS.into()),
                 ("USAGE_SPOOL_DIR", own.join("spool").display().to_string()),
                 ("SIGNUP", "open".into()),
+                // The test server is built with the tests, lightly optimised: its leases take longer
+                // than a production server's, and must not be mistaken for an unreachable one.
+                ("SHARED_LIMIT_TIMEOUT_MS", "3000".into()),
             ];
             settings.extend(env.iter().map(|(k, v)| (*k, (*v).to_owned())));
             nodes.push(Running::start_with(&own, &settings));

@@ -31,14 +31,20 @@ fn home_cache(path: &str) -> Option<String> {
     candidate.exists().then(|| candidate.display().to_string())
 }
 
-/// The SurrealDB server binary: `PERPETUO_SURREAL_BIN`, else the one `scripts/surreal-server.sh`
-/// builds into `~/.cache`.
+/// The SurrealDB server binary: `PERPETUO_SURREAL_BIN`, else the `surreal` example that
+/// `cargo test` builds beside this test binary (`tests/surreal-server`).
 pub fn surreal_bin() -> Option<String> {
-    let found = std::env::var("PERPETUO_SURREAL_BIN").ok().or_else(|| home_cache("perpetuo-surreal/bin/surreal-3.3.5"));
+    let beside = || {
+        let exe = std::env::current_exe().ok()?;
+        // target/<profile>/deps/api-<hash> -> target/<profile>/examples/surreal
+        let candidate = exe.parent()?.parent()?.join("examples").join("surreal");
+        candidate.exists().then(|| candidate.display().to_string())
+    };
+    let found = std::env::var("PERPETUO_SURREAL_BIN").ok().or_else(beside);
     if found.is_none() {
         skip(
             "the ws:// tests (a SurrealDB server)",
-            "run scripts/surreal-server.sh once (about 25 minutes), or set PERPETUO_SURREAL_BIN",
+            "build it with `cargo build -p perpetuo-test-surreal --example surreal`, or set PERPETUO_SURREAL_BIN",
         );
     }
     found

@@ -1,5 +1,5 @@
 //! A real SurrealDB server for the tests of Perpetuo on `ws://` (the binary from
-//! `scripts/surreal-server.sh`, named by `PERPETUO_SURREAL_BIN`), and a TCP relay in front of it
+//! `tests/surreal-server`'s example, built by `cargo test`; `PERPETUO_SURREAL_BIN` overrides it), and a TCP relay in front of it
 //! that a test can cut to make the database unreachable.
 
 use std::net::SocketAddr;

@@ -44,7 +44,7 @@ impl Budgets {
                 nanos: $n, tokens: $t, at: $now
             } RETURN NONE;
             COMMIT TRANSACTION;";
-        let hold = Hold { id: id.to_owned(), need, uses };
+        let hold = Hold { id: id.to_owned(), workspace: ws.as_str().to_owned(), need, uses };
         self.take(ws, applicable, query, &hold, need, now).await?;
         Ok(hold)
     }
@@ -87,22 +87,20 @@ impl Budgets {
         need: Need,
         now: i64,
     ) -> Result<(), BudgetError> {
-        let sent = self
-            .db
-            .retrying(CONFLICT_ATTEMPTS, || async {
-                let mut response = self
-                    .db
-                    .query(query)
-                    .bind(("uses", hold.uses.clone()))
-                    .bind(("ws", ws.as_str().to_owned()))
-                    .bind(("n", need.nanos))
-                    .bind(("t", need.tokens))
-                    .bind(("id", hold.id.clone()))
-                    .bind(("now", now))
-                    .await?;
-                root_cause(response.take_errors()).map_or(Ok(()), Err)
-            })
-            .await;
+        let retried = self.db.retrying(CONFLICT_ATTEMPTS, || async {
+            let mut response = self
+                .db
+                .query(query)
+                .bind(("uses", hold.uses.clone()))
+                .bind(("ws", ws.as_str().to_owned()))
+                .bind(("n", need.nanos))
+                .bind(("t", need.tokens))
+                .bind(("id", hold.id.clone()))
+                .bind(("now", now))
+                .await?;
+            root_cause(response.take_errors()).map_or(Ok(()), Err)
+        });
+        let sent = self.in_turn(ws.as_str(), retried).await;
         let Err(error) = sent else { return Ok(()) };
         let message = error.message();
         if let Some(scope) = message.split("budget_exceeded:").nth(1) {
@@ -166,19 +164,17 @@ impl Budgets {
                 DELETE type::record('budget_hold', $id);
             };
             COMMIT TRANSACTION;";
-        let settled = self
-            .db
-            .retrying(CONFLICT_ATTEMPTS, || async {
-                let mut response = self
-                    .db
-                    .query(query)
-                    .bind(("id", hold.id.clone()))
-                    .bind(("n", nanos.max(0)))
-                    .bind(("t", tokens.max(0)))
-                    .await?;
-                root_cause(response.take_errors()).map_or(Ok(()), Err)
-            })
-            .await;
+        let retried = self.db.retrying(CONFLICT_ATTEMPTS, || async {
+            let mut response = self
+                .db
+                .query(query)
+                .bind(("id", hold.id.clone()))
+                .bind(("n", nanos.max(0)))
+                .bind(("t", tokens.max(0)))
+                .await?;
+            root_cause(response.take_errors()).map_or(Ok(()), Err)
+        });
+        let settled = self.in_turn(&hold.workspace, retried).await;
         match settled {
             Ok(()) => Ok(()),
             Err(e) if is_retryable(&e) => Err(ServiceError::Unavailable),
@@ -219,19 +215,23 @@ impl Budgets {
         #[derive(SurrealValue)]
         struct Stale {
             id: String,
+            workspace: String,
             nanos: i64,
             tokens: i64,
         }
         let before = now_ms() - i64::try_from(age.as_millis()).unwrap_or(i64::MAX);
         let mut response = self
             .db
-            .query("SELECT record::id(id) AS id, nanos, tokens FROM budget_hold WHERE at < $before LIMIT 1000")
+            .query(
+                "SELECT record::id(id) AS id, workspace, nanos, tokens FROM budget_hold WHERE at < $before LIMIT 1000",
+            )
             .bind(("before", before))
             .await?;
         let stale: Vec<Stale> = response.take(0)?;
         for hold in &stale {
             let need = Need { nanos: hold.nanos, tokens: hold.tokens };
-            self.settle(&Hold { id: hold.id.clone(), need, uses: Vec::new() }, hold.nanos, hold.tokens).await?;
+            let stale = Hold { id: hold.id.clone(), workspace: hold.workspace.clone(), need, uses: Vec::new() };
+            self.settle(&stale, hold.nanos, hold.tokens).await?;
         }
         Ok(stale.len())
     }

@@ -109,6 +109,8 @@ pub struct Need {
 #[derive(Debug, Clone)]
 pub struct Hold {
     pub id: String,
+    /// The workspace whose budgets it holds.
+    pub workspace: String,
     /// Everything reserved under it (the first reservation and every extension).
     pub need: Need,
     /// The counters it holds, with their limits (what an extension must fit again).
@@ -199,6 +201,9 @@ pub struct Budgets {
     /// The runtime settlements run on: the one the service was made on (the process's main
     /// runtime), so a serving thread that stops does not take pending settlements with it.
     runtime: Option<tokio::runtime::Handle>,
+    /// One transaction at a time per workspace on this instance: concurrent calls queue here
+    /// rather than all racing on the same counters (only the instances race each other).
+    turns: Arc<dashmap::DashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl std::fmt::Debug for Budgets {
@@ -253,7 +258,20 @@ impl Budgets {
             db,
             cache: Arc::new(BudgetCache { rules: Slots::new(CACHE_TTL, CACHE_CAPACITY) }),
             runtime: tokio::runtime::Handle::try_current().ok(),
+            turns: Arc::default(),
         }
+    }
+
+    /// Runs `work` when no other budget transaction of the workspace runs on this instance.
+    async fn in_turn<T>(&self, ws: &str, work: impl std::future::Future<Output = T>) -> T {
+        let turn = Arc::clone(self.turns.entry(ws.to_owned()).or_default().value());
+        let held = turn.lock().await;
+        let out = work.await;
+        drop(held);
+        drop(turn);
+        // Nobody else waits for this workspace: its turn is forgotten.
+        self.turns.remove_if(ws, |_, turn| Arc::strong_count(turn) == 1);
+        out
     }
 
     pub fn follower(&self) -> Arc<dyn Follower> {

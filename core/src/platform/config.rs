@@ -196,6 +196,9 @@ pub struct Settings {
     /// Whether per-key and per-IP limits are kept in the database, shared by every instance on it
     /// (`SHARED_LIMITS`: on by default with a SurrealDB server, off with an embedded database).
     pub shared_limits: bool,
+    /// How long a shared-limit lease may take before that key is decided locally
+    /// (`SHARED_LIMIT_TIMEOUT_MS`).
+    pub shared_limit_timeout: Duration,
     /// When set, `GET /metrics` needs `Authorization: Bearer <token>`.
     pub metrics_token: Option<SecretBytes>,
     /// `METRICS_PUBLIC=true`: `/metrics` without a token. Otherwise, without `METRICS_TOKEN`,
@@ -385,12 +388,15 @@ impl Settings {
             usize::try_from(parse_u64(get("SERVE_THREADS"), "SERVE_THREADS", cores as u64, 1)?).unwrap_or(1).min(1024);
         let budget_default_max_tokens =
             parse_u64(get("BUDGET_DEFAULT_MAX_TOKENS"), "BUDGET_DEFAULT_MAX_TOKENS", 4096, 1)?;
+        let shared_limit_timeout =
+            Duration::from_millis(parse_u64(get("SHARED_LIMIT_TIMEOUT_MS"), "SHARED_LIMIT_TIMEOUT_MS", 500, 10)?);
         let shared_limits =
             parse_bool(get("SHARED_LIMITS"), "SHARED_LIMITS", matches!(database_url, DatabaseUrl::Remote(_)))?;
         Ok(Self {
             serve_threads,
             budget_default_max_tokens,
             shared_limits,
+            shared_limit_timeout,
             database_url,
             database_user,
             database_pass,

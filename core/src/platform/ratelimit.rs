@@ -178,8 +178,8 @@ impl Limiters {
 
     /// Keeps the per-IP and per-key limits in the database, shared with every instance on it
     /// (see `shared_limits`); sign-in limits stay per instance.
-    pub fn shared(mut self, db: Db) -> Self {
-        self.shared = Some(SharedLimits::new(db));
+    pub fn shared(mut self, db: Db, lease_timeout: Duration) -> Self {
+        self.shared = Some(SharedLimits::new(db).with_lease_timeout(lease_timeout));
         self
     }
 
