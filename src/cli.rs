@@ -36,7 +36,7 @@ impl Command {
     }
 }
 
-pub const HELP: &str = "perpetuo: a self-hosted LLM gateway
+const COMMANDS: &str = "perpetuo: a self-hosted LLM gateway
 
 USAGE:
     perpetuo                        serve the dashboard and the gateway (same as `perpetuo serve`)
@@ -45,8 +45,14 @@ USAGE:
                                     (set the old key as ENCRYPTION_KEY_PREVIOUS first)
     perpetuo prices check           list models used in the last 30 days that have no price
 
-Configuration comes from the environment (and .env); see .env.example.
+Configuration comes from the environment (and .env); .env.example explains each variable.
+
 ";
+
+/// `perpetuo --help`: the commands, then every environment variable with its default.
+pub fn help() -> String {
+    format!("{COMMANDS}{}", perpetuo_core::platform::config::variables::help())
+}
 
 /// A ready-to-paste `.env` block with fresh random secrets from the OS generator.
 pub fn gen_secrets() -> Result<String, String> {
@@ -111,6 +117,16 @@ mod tests {
         assert_eq!(Command::parse(&["prices".into(), "check".into()]), Ok(Command::PricesCheck));
         assert!(Command::parse(&["prices".into()]).is_err());
         assert!(Command::parse(&["nope".into()]).is_err());
+    }
+
+    #[test]
+    fn help_lists_the_commands_and_every_variable() {
+        let text = help();
+        assert!(text.contains("perpetuo gen-secrets") && text.contains("perpetuo prices check"), "{text}");
+        for name in ["ENCRYPTION_KEY", "DATABASE_URL", "SHARED_LIMIT_TIMEOUT_MS", "USAGE_SPOOL_SYNC", "RUST_LOG"] {
+            assert!(text.contains(name), "{name} missing from --help");
+        }
+        assert!(text.contains("RATE_LIMIT_KEY_PER_MIN") && text.contains("(default 60)"), "{text}");
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use std::io::Write as _;
 use std::process::ExitCode;
 
-use perpetuo::cli::{Command, HELP, gen_secrets};
+use perpetuo::cli::{Command, gen_secrets, help};
 use perpetuo::startup::{Application, leptos_options, shutdown_signal};
 use perpetuo::{Settings, telemetry};
 
@@ -21,7 +21,7 @@ async fn main() -> ExitCode {
     };
     match command {
         Command::Help => {
-            let _ = std::io::stdout().write_all(HELP.as_bytes());
+            let _ = std::io::stdout().write_all(help().as_bytes());
             return ExitCode::SUCCESS;
         }
         Command::GenSecrets => {

@@ -2,15 +2,18 @@
 //!
 //! Every error names the variable and the fix in one line; `main` prints it and exits with 1.
 
+mod read;
 mod summary;
+pub mod variables;
 
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use base64::Engine as _;
 use ipnet::IpNet;
+
+use read::Env;
 
 use super::secret::{Secret32, SecretBytes};
 
@@ -219,278 +222,167 @@ impl Settings {
 
     /// Reads settings through `lookup`, so tests can pass their own variables.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let get = |name: &str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
-
-        // Credentials written into a server's URL move to the user and password settings (they
-        // never appear in the URL the process logs or reports).
-        let (database_url, url_user, url_pass) = match get("DATABASE_URL") {
-            None => (DatabaseUrl::SurrealKv(PathBuf::from("data/perpetuo.db")), None, None),
-            Some(raw) => {
-                let (clean, user, pass) = split_userinfo(raw.trim());
-                (DatabaseUrl::parse(&clean).map_err(ConfigError)?, user, pass)
-            }
-        };
-        let durability = match get("DATABASE_SYNC").as_deref() {
-            None | Some("every") => Durability::Every,
-            Some("1s") => Durability::Interval,
-            Some(_) => return Err(ConfigError("DATABASE_SYNC must be `every` or `1s`".into())),
-        };
-
-        let mib = 1024 * 1024;
-        let database_cache_bytes = parse_u64(get("DATABASE_CACHE_BYTES"), "DATABASE_CACHE_BYTES", 32 * mib, mib)?;
-        let database_memtable_bytes =
-            parse_u64(get("DATABASE_MEMTABLE_BYTES"), "DATABASE_MEMTABLE_BYTES", 32 * mib, 4 * mib)?;
-
-        let encryption_key = match get("ENCRYPTION_KEY") {
-            None => {
-                return Err(ConfigError(
-                    "ENCRYPTION_KEY is not set: run `perpetuo gen-secrets` and put its output in .env".into(),
-                ));
-            }
-            Some(raw) => parse_key(&raw, "ENCRYPTION_KEY")?,
-        };
-        let encryption_key_previous =
-            get("ENCRYPTION_KEY_PREVIOUS").map(|raw| parse_key(&raw, "ENCRYPTION_KEY_PREVIOUS")).transpose()?;
-
-        let jwt_secret = match get("JWT_SECRET") {
-            None => {
-                return Err(ConfigError(
-                    "JWT_SECRET is not set: run `perpetuo gen-secrets` and put its output in .env".into(),
-                ));
-            }
-            Some(raw) if raw.len() < 32 => {
-                return Err(ConfigError(
-                    "JWT_SECRET must be at least 32 bytes: run `perpetuo gen-secrets` for a fresh one".into(),
-                ));
-            }
-            Some(raw) => SecretBytes::new(raw.into_bytes()),
-        };
-
-        let site_addr = match get("LEPTOS_SITE_ADDR") {
-            None => SocketAddr::from(([127, 0, 0, 1], 3000)),
-            Some(raw) => raw.parse().map_err(|_| {
+        let env = Env::new(&lookup);
+        let database = Database::read(&env)?;
+        let (encryption_key, encryption_key_previous, jwt_secret) = secrets(&env)?;
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        let remote = matches!(database.url, DatabaseUrl::Remote(_));
+        Ok(Self {
+            usage_spool_dir: spool_dir(&env, &database.url),
+            database_url: database.url,
+            database_user: database.user,
+            database_pass: database.pass,
+            database_namespace: database.namespace,
+            database_name: database.name,
+            durability: database.durability,
+            database_cache_bytes: env.u64("DATABASE_CACHE_BYTES", 1024 * 1024)?,
+            database_memtable_bytes: env.u64("DATABASE_MEMTABLE_BYTES", 4 * 1024 * 1024)?,
+            encryption_key,
+            encryption_key_previous,
+            jwt_secret,
+            site_addr: required(&env, "LEPTOS_SITE_ADDR")?.parse().map_err(|_| {
                 ConfigError("LEPTOS_SITE_ADDR must be an address and port, such as 127.0.0.1:3000".into())
             })?,
-        };
-        let site_root = PathBuf::from(get("LEPTOS_SITE_ROOT").unwrap_or_else(|| "target/site".to_owned()));
-        let secure_cookies = match get("PUBLIC_URL") {
-            None => false,
-            Some(url) if url.starts_with("https://") => true,
-            Some(url) if url.starts_with("http://") => false,
-            Some(_) => {
-                return Err(ConfigError(
-                    "PUBLIC_URL must start with https:// or http://, such as https://gateway.example.com".into(),
-                ));
-            }
-        };
-
-        let allow_private = parse_bool(get("ALLOW_PRIVATE_UPSTREAMS"), "ALLOW_PRIVATE_UPSTREAMS", false)?;
-        let trusted_proxies = match get("TRUSTED_PROXIES") {
-            None => Vec::new(),
-            Some(raw) => parse_cidrs(&raw)?,
-        };
-
-        let rate_limit_ip_per_min = parse_nonzero(get("RATE_LIMIT_IP_PER_MIN"), "RATE_LIMIT_IP_PER_MIN", 1000)?;
-        let rate_limit_key_per_min = parse_nonzero(get("RATE_LIMIT_KEY_PER_MIN"), "RATE_LIMIT_KEY_PER_MIN", 60)?;
-        let rate_limit_login_per_min = parse_nonzero(get("RATE_LIMIT_LOGIN_PER_MIN"), "RATE_LIMIT_LOGIN_PER_MIN", 10)?;
-
-        let max_body_bytes =
-            parse_u64(get("MAX_REQUEST_BODY_BYTES"), "MAX_REQUEST_BODY_BYTES", 10 * 1024 * 1024, 1024)?;
-        let max_body_bytes = usize::try_from(max_body_bytes)
-            .map_err(|_| ConfigError("MAX_REQUEST_BODY_BYTES is too large for this machine".into()))?;
-
-        let ms = |name: &str, default: u64| -> Result<Duration, ConfigError> {
-            parse_u64(get(name), name, default, 1).map(Duration::from_millis)
-        };
-        let upstream = UpstreamSettings {
-            connect_timeout: ms("UPSTREAM_CONNECT_TIMEOUT_MS", 5_000)?,
-            first_byte_timeout: ms("UPSTREAM_FIRST_BYTE_TIMEOUT_MS", 60_000)?,
-            idle_timeout: ms("UPSTREAM_IDLE_TIMEOUT_MS", 60_000)?,
-            total_timeout: ms("UPSTREAM_TOTAL_TIMEOUT_MS", 600_000)?,
-            max_attempts: u32::try_from(parse_u64(get("UPSTREAM_MAX_ATTEMPTS"), "UPSTREAM_MAX_ATTEMPTS", 4, 1)?)
-                .map_err(|_| ConfigError("UPSTREAM_MAX_ATTEMPTS must be a small whole number".into()))?,
-            breaker_failure_threshold: u32::try_from(parse_u64(
-                get("BREAKER_FAILURE_THRESHOLD"),
-                "BREAKER_FAILURE_THRESHOLD",
-                5,
-                1,
-            )?)
-            .map_err(|_| ConfigError("BREAKER_FAILURE_THRESHOLD must be a small whole number".into()))?,
-            breaker_cooldown: ms("BREAKER_COOLDOWN_MS", 30_000)?,
-            allow_private,
-            max_answer_bytes: usize::try_from(parse_u64(
-                get("UPSTREAM_MAX_ANSWER_BYTES"),
-                "UPSTREAM_MAX_ANSWER_BYTES",
-                32 * 1024 * 1024,
-                1024,
-            )?)
-            .map_err(|_| ConfigError("UPSTREAM_MAX_ANSWER_BYTES is too large for this machine".into()))?,
-        };
-        let signup = match get("SIGNUP").as_deref().map(str::trim).map(str::to_ascii_lowercase).as_deref() {
-            None | Some("") | Some("invite") => SignupMode::Invite,
-            Some("open") => SignupMode::Open,
-            Some("closed") => SignupMode::Closed,
-            Some(_) => return Err(ConfigError("SIGNUP must be open, invite or closed".into())),
-        };
-        let count = |name: &str, default: u64| -> Result<i64, ConfigError> {
-            i64::try_from(parse_u64(get(name), name, default, 1)?)
-                .map_err(|_| ConfigError(format!("{name} is too large")))
-        };
-        let quotas = Quotas {
-            workspaces_per_account: count("MAX_WORKSPACES_PER_ACCOUNT", 10)?,
-            providers_per_workspace: count("MAX_PROVIDERS_PER_WORKSPACE", 50)?,
-            keys_per_workspace: count("MAX_API_KEYS_PER_WORKSPACE", 500)?,
-        };
-        let session_max_age = Duration::from_secs(
-            parse_u64(get("SESSION_MAX_AGE_DAYS"), "SESSION_MAX_AGE_DAYS", 30, 1)?.saturating_mul(86_400),
-        );
-        let usage_retention_days =
-            u32::try_from(parse_u64(get("USAGE_RETENTION_DAYS"), "USAGE_RETENTION_DAYS", 90, 1)?)
-                .map_err(|_| ConfigError("USAGE_RETENTION_DAYS must be a number of days, such as 90".into()))?;
-
-        let usage_spool_dir = match (get("USAGE_SPOOL_DIR"), &database_url) {
-            (Some(dir), _) => Some(PathBuf::from(dir)),
-            (None, DatabaseUrl::Memory) => None,
-            // Beside the embedded database, on the same disk.
-            (None, DatabaseUrl::SurrealKv(path)) => {
-                Some(path.parent().map_or_else(|| PathBuf::from("usage-spool"), |p| p.join("usage-spool")))
-            }
-            (None, DatabaseUrl::Remote(_)) => Some(PathBuf::from("data/usage-spool")),
-        };
-        let usage_spool_max_bytes =
-            parse_u64(get("USAGE_SPOOL_MAX_BYTES"), "USAGE_SPOOL_MAX_BYTES", 1024 * 1024 * 1024, 1024 * 1024)?;
-        let usage_spool_sync = match get("USAGE_SPOOL_SYNC") {
-            None => SpoolSync::default(),
-            Some(raw) => SpoolSync::parse(&raw)
+            site_root: PathBuf::from(required(&env, "LEPTOS_SITE_ROOT")?),
+            secure_cookies: secure_cookies(&env)?,
+            trusted_proxies: env.cidrs("TRUSTED_PROXIES")?,
+            rate_limit_ip_per_min: env.per_minute("RATE_LIMIT_IP_PER_MIN")?,
+            rate_limit_key_per_min: env.per_minute("RATE_LIMIT_KEY_PER_MIN")?,
+            rate_limit_login_per_min: env.per_minute("RATE_LIMIT_LOGIN_PER_MIN")?,
+            max_body_bytes: env.bytes("MAX_REQUEST_BODY_BYTES", 1024)?,
+            serve_threads: usize::try_from(env.u64_or("SERVE_THREADS", cores as u64, 1)?).unwrap_or(1).min(1024),
+            upstream: upstream(&env)?,
+            usage_retention_days: env.count("USAGE_RETENTION_DAYS")?,
+            session_max_age: Duration::from_secs(env.u64("SESSION_MAX_AGE_DAYS", 1)?.saturating_mul(86_400)),
+            signup: signup(&env)?,
+            quotas: Quotas {
+                workspaces_per_account: env.quota("MAX_WORKSPACES_PER_ACCOUNT")?,
+                providers_per_workspace: env.quota("MAX_PROVIDERS_PER_WORKSPACE")?,
+                keys_per_workspace: env.quota("MAX_API_KEYS_PER_WORKSPACE")?,
+            },
+            usage_spool_max_bytes: env.u64("USAGE_SPOOL_MAX_BYTES", 1024 * 1024)?,
+            usage_spool_sync: SpoolSync::parse(&required(&env, "USAGE_SPOOL_SYNC")?)
                 .ok_or_else(|| ConfigError("USAGE_SPOOL_SYNC must be off, interval (the default) or every".into()))?,
-        };
+            prices_file: env.text("PRICES_FILE")?.map(PathBuf::from),
+            budget_default_max_tokens: env.u64("BUDGET_DEFAULT_MAX_TOKENS", 1)?,
+            shared_limits: env.bool_or("SHARED_LIMITS", remote)?,
+            shared_limit_timeout: env.millis("SHARED_LIMIT_TIMEOUT_MS", 10)?,
+            metrics_token: env.text("METRICS_TOKEN")?.map(|t| SecretBytes::new(t.into_bytes())),
+            metrics_public: env.bool("METRICS_PUBLIC")?,
+        })
+    }
+}
 
-        let database_user = get("DATABASE_USER").or(url_user);
-        let database_pass = get("DATABASE_PASS").or(url_pass).map(|p| SecretBytes::new(p.into_bytes()));
-        if matches!(database_url, DatabaseUrl::Remote(_)) && (database_user.is_none() || database_pass.is_none()) {
+/// A variable whose table default always gives it a value.
+fn required(env: &Env<'_>, name: &str) -> Result<String, ConfigError> {
+    env.text(name)?.ok_or_else(|| ConfigError(format!("{name} has no default in the settings table")))
+}
+
+/// Where the data lives and how to sign in to it.
+struct Database {
+    url: DatabaseUrl,
+    user: Option<String>,
+    pass: Option<SecretBytes>,
+    namespace: String,
+    name: String,
+    durability: Durability,
+}
+
+impl Database {
+    fn read(env: &Env<'_>) -> Result<Self, ConfigError> {
+        // Credentials written into a server's URL move to the user and password settings (they
+        // never appear in the URL the process logs or reports); set apart, the settings win.
+        let (clean, url_user, url_pass) = split_userinfo(&required(env, "DATABASE_URL")?);
+        let url = DatabaseUrl::parse(&clean).map_err(ConfigError)?;
+        let user = env.text("DATABASE_USER")?.or(url_user);
+        let pass = env.text("DATABASE_PASS")?.or(url_pass).map(|p| SecretBytes::new(p.into_bytes()));
+        if matches!(url, DatabaseUrl::Remote(_)) && (user.is_none() || pass.is_none()) {
             return Err(ConfigError(
                 "DATABASE_USER and DATABASE_PASS must be set when DATABASE_URL points at a SurrealDB server".into(),
             ));
         }
-
-        let identifier = |name: &str, default: &str| -> Result<String, ConfigError> {
-            let value = get(name).unwrap_or_else(|| default.to_owned());
-            if value.is_empty() || !value.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                return Err(ConfigError(format!("{name} must contain only letters, digits and underscores")));
-            }
-            Ok(value)
+        let durability = match required(env, "DATABASE_SYNC")?.as_str() {
+            "every" => Durability::Every,
+            "1s" => Durability::Interval,
+            _ => return Err(ConfigError("DATABASE_SYNC must be `every` or `1s`".into())),
         };
-        let database_namespace = identifier("DATABASE_NAMESPACE", "perpetuo")?;
-        let database_name = identifier("DATABASE_NAME", "perpetuo")?;
-
-        let cores = std::thread::available_parallelism().map_or(1, usize::from);
-        let serve_threads =
-            usize::try_from(parse_u64(get("SERVE_THREADS"), "SERVE_THREADS", cores as u64, 1)?).unwrap_or(1).min(1024);
-        let budget_default_max_tokens =
-            parse_u64(get("BUDGET_DEFAULT_MAX_TOKENS"), "BUDGET_DEFAULT_MAX_TOKENS", 4096, 1)?;
-        let shared_limit_timeout =
-            Duration::from_millis(parse_u64(get("SHARED_LIMIT_TIMEOUT_MS"), "SHARED_LIMIT_TIMEOUT_MS", 500, 10)?);
-        let shared_limits =
-            parse_bool(get("SHARED_LIMITS"), "SHARED_LIMITS", matches!(database_url, DatabaseUrl::Remote(_)))?;
         Ok(Self {
-            serve_threads,
-            budget_default_max_tokens,
-            shared_limits,
-            shared_limit_timeout,
-            database_url,
-            database_user,
-            database_pass,
-            database_namespace,
-            database_name,
+            url,
+            user,
+            pass,
+            namespace: env.identifier("DATABASE_NAMESPACE")?,
+            name: env.identifier("DATABASE_NAME")?,
             durability,
-            database_cache_bytes,
-            database_memtable_bytes,
-            encryption_key,
-            encryption_key_previous,
-            jwt_secret,
-            site_addr,
-            site_root,
-            secure_cookies,
-            trusted_proxies,
-            rate_limit_ip_per_min,
-            rate_limit_key_per_min,
-            rate_limit_login_per_min,
-            max_body_bytes,
-            upstream,
-            usage_retention_days,
-            session_max_age,
-            signup,
-            quotas,
-            usage_spool_dir,
-            usage_spool_max_bytes,
-            usage_spool_sync,
-            prices_file: get("PRICES_FILE").map(PathBuf::from),
-            metrics_token: get("METRICS_TOKEN").map(|t| SecretBytes::new(t.into_bytes())),
-            metrics_public: parse_bool(get("METRICS_PUBLIC"), "METRICS_PUBLIC", false)?,
         })
     }
 }
 
-fn parse_key(raw: &str, name: &str) -> Result<Secret32, ConfigError> {
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(raw)
-        .map_err(|_| ConfigError(format!("{name} must be base64: run `perpetuo gen-secrets` for a fresh one")))?;
-    let array: [u8; 32] =
-        bytes.try_into().map_err(|_| ConfigError(format!("{name} must be 32 bytes when base64 decoded")))?;
-    Ok(Secret32::new(array))
+/// The sealing key, the previous one during a rotation, and the token-signing secret.
+fn secrets(env: &Env<'_>) -> Result<(Secret32, Option<Secret32>, SecretBytes), ConfigError> {
+    let missing =
+        |name: &str| ConfigError(format!("{name} is not set: run `perpetuo gen-secrets` and put its output in .env"));
+    let encryption_key = env.key("ENCRYPTION_KEY")?.ok_or_else(|| missing("ENCRYPTION_KEY"))?;
+    let previous = env.key("ENCRYPTION_KEY_PREVIOUS")?;
+    let jwt = env.text("JWT_SECRET")?.ok_or_else(|| missing("JWT_SECRET"))?;
+    if jwt.len() < 32 {
+        return Err(ConfigError(
+            "JWT_SECRET must be at least 32 bytes: run `perpetuo gen-secrets` for a fresh one".into(),
+        ));
+    }
+    Ok((encryption_key, previous, SecretBytes::new(jwt.into_bytes())))
 }
 
-fn parse_bool(raw: Option<String>, name: &str, default: bool) -> Result<bool, ConfigError> {
-    match raw.as_deref().map(str::to_ascii_lowercase).as_deref() {
-        None => Ok(default),
-        Some("true" | "1" | "yes") => Ok(true),
-        Some("false" | "0" | "no") => Ok(false),
-        Some(_) => Err(ConfigError(format!("{name} must be true or false"))),
+/// Cookies get `Secure` when the public address is https.
+fn secure_cookies(env: &Env<'_>) -> Result<bool, ConfigError> {
+    match env.text("PUBLIC_URL")? {
+        None => Ok(false),
+        Some(url) if url.starts_with("https://") => Ok(true),
+        Some(url) if url.starts_with("http://") => Ok(false),
+        Some(_) => Err(ConfigError(
+            "PUBLIC_URL must start with https:// or http://, such as https://gateway.example.com".into(),
+        )),
     }
 }
 
-fn parse_nonzero(raw: Option<String>, name: &str, default: u32) -> Result<NonZeroU32, ConfigError> {
-    let value = match raw {
-        None => default,
-        Some(raw) => raw.parse::<u32>().map_err(|_| {
-            ConfigError(format!("{name} must be a whole number of requests per minute, such as {default}"))
-        })?,
-    };
-    NonZeroU32::new(value).ok_or_else(|| ConfigError(format!("{name} must be at least 1")))
+fn upstream(env: &Env<'_>) -> Result<UpstreamSettings, ConfigError> {
+    Ok(UpstreamSettings {
+        connect_timeout: env.millis("UPSTREAM_CONNECT_TIMEOUT_MS", 1)?,
+        first_byte_timeout: env.millis("UPSTREAM_FIRST_BYTE_TIMEOUT_MS", 1)?,
+        idle_timeout: env.millis("UPSTREAM_IDLE_TIMEOUT_MS", 1)?,
+        total_timeout: env.millis("UPSTREAM_TOTAL_TIMEOUT_MS", 1)?,
+        max_attempts: env.count("UPSTREAM_MAX_ATTEMPTS")?,
+        breaker_failure_threshold: env.count("BREAKER_FAILURE_THRESHOLD")?,
+        breaker_cooldown: env.millis("BREAKER_COOLDOWN_MS", 1)?,
+        allow_private: env.bool("ALLOW_PRIVATE_UPSTREAMS")?,
+        max_answer_bytes: env.bytes("UPSTREAM_MAX_ANSWER_BYTES", 1024)?,
+    })
 }
 
-fn parse_u64(raw: Option<String>, name: &str, default: u64, min: u64) -> Result<u64, ConfigError> {
-    let value = match raw {
-        None => return Ok(default),
-        Some(raw) => {
-            raw.parse::<u64>().map_err(|_| ConfigError(format!("{name} must be a whole number, such as {default}")))?
+fn signup(env: &Env<'_>) -> Result<SignupMode, ConfigError> {
+    match required(env, "SIGNUP")?.to_ascii_lowercase().as_str() {
+        "invite" => Ok(SignupMode::Invite),
+        "open" => Ok(SignupMode::Open),
+        "closed" => Ok(SignupMode::Closed),
+        _ => Err(ConfigError("SIGNUP must be open, invite or closed".into())),
+    }
+}
+
+/// Beside the embedded database, on the same disk; none (a temporary directory) in memory.
+fn spool_dir(env: &Env<'_>, database: &DatabaseUrl) -> Option<PathBuf> {
+    match (env.set("USAGE_SPOOL_DIR"), database) {
+        (Some(dir), _) => Some(PathBuf::from(dir)),
+        (None, DatabaseUrl::Memory) => None,
+        (None, DatabaseUrl::SurrealKv(path)) => {
+            Some(path.parent().map_or_else(|| PathBuf::from("usage-spool"), |p| p.join("usage-spool")))
         }
-    };
-    if value < min {
-        return Err(ConfigError(format!("{name} must be at least {min}")));
+        (None, DatabaseUrl::Remote(_)) => Some(PathBuf::from("data/usage-spool")),
     }
-    Ok(value)
-}
-
-fn parse_cidrs(raw: &str) -> Result<Vec<IpNet>, ConfigError> {
-    raw.split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|item| {
-            item.parse::<IpNet>()
-                .or_else(|_| item.parse::<std::net::IpAddr>().map(IpNet::from))
-                .map_err(|_| {
-                    ConfigError(format!(
-                        "TRUSTED_PROXIES must be a comma-separated list of addresses or CIDR ranges, such as 10.0.0.0/8,127.0.0.1 (could not read `{item}`)"
-                    ))
-                })
-        })
-        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::Engine as _;
     use std::collections::HashMap;
 
     fn valid() -> HashMap<&'static str, String> {
@@ -628,6 +520,49 @@ mod tests {
             assert!(!line.contains(secret), "{line}");
         }
         assert!(!line.contains('\n'));
+    }
+
+    #[test]
+    fn the_parser_reads_exactly_the_variables_of_the_table() {
+        let vars = valid();
+        let read = std::cell::RefCell::new(std::collections::BTreeSet::new());
+        Settings::from_lookup(|name| {
+            read.borrow_mut().insert(name.to_owned());
+            vars.get(name).cloned()
+        })
+        .unwrap_or_else(|e| unreachable!("{e}"));
+        let listed: std::collections::BTreeSet<String> = variables::all()
+            .map(|v| v.name.to_owned())
+            .filter(|name| !variables::READ_ELSEWHERE.contains(&name.as_str()))
+            .collect();
+        assert_eq!(*read.borrow(), listed, "the parser and the table name the same variables");
+    }
+
+    #[test]
+    fn every_variable_is_in_the_help_and_in_env_example() {
+        let help = variables::help();
+        let example = include_str!("../../../.env.example");
+        for v in variables::all() {
+            assert!(help.contains(v.name), "{} missing from --help", v.name);
+            if let variables::DefaultValue::Value(value) = v.default {
+                assert!(help.contains(&format!("default {value})")), "{}'s default missing from --help", v.name);
+            }
+            assert!(example.contains(&format!("{}=", v.name)), "{} missing from .env.example", v.name);
+        }
+    }
+
+    #[test]
+    fn the_table_defaults_are_the_settings_defaults() {
+        // Each default, written out as if set, gives the same settings as leaving it unset.
+        let mut vars = valid();
+        for v in variables::all() {
+            if let variables::DefaultValue::Value(value) = v.default {
+                vars.insert(v.name, value.to_owned());
+            }
+        }
+        let written = parse(&vars).unwrap_or_else(|e| unreachable!("{e}"));
+        let unset = parse(&valid()).unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!(format!("{written:?}"), format!("{unset:?}"));
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! The settings in words for the first log line (never a secret), and the settings tests start
 //! from.
 
+use base64::Engine as _;
+
 use super::*;
 
 impl Settings {
