@@ -18,13 +18,19 @@ DURATION=${1:-10}
 SATURATION=${BENCH_SATURATION:-60}
 export PATH="$HOME/.cargo/bin:$PATH"
 TARGET_DIR=${CARGO_TARGET_DIR:-target}
-command -v wrk >/dev/null || { echo "installing wrk (apt)" >&2; apt-get install -y -qq wrk >/dev/null; }
-command -v jq >/dev/null || { echo "installing jq (apt)" >&2; apt-get install -y -qq jq >/dev/null; }
+# apt-get as root, or through sudo; otherwise say what to install.
+apt_install() {
+  if [ "$(id -u)" = 0 ]; then DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+  elif command -v sudo >/dev/null; then sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+  else echo "install $* (apt) first: this needs root" >&2; return 1; fi
+}
+command -v wrk >/dev/null || { echo "installing wrk (apt)" >&2; apt_install wrk; }
+command -v jq >/dev/null || { echo "installing jq (apt)" >&2; apt_install jq; }
 NGINX=$(command -v nginx || true)
 if [ -z "$NGINX" ] && [ -x /usr/sbin/nginx ]; then NGINX=/usr/sbin/nginx; fi
 if [ -z "$NGINX" ]; then
   echo "installing nginx-light (apt) for the reference row" >&2
-  apt-get install -y -qq nginx-light >/dev/null 2>&1 || apt-get install -y -qq nginx >/dev/null 2>&1 || true
+  apt_install nginx-light 2>/dev/null || apt_install nginx 2>/dev/null || true
   NGINX=$(command -v nginx || ls /usr/sbin/nginx 2>/dev/null || true)
 fi
 

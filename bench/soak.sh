@@ -17,7 +17,13 @@ PROFILE=${SOAK_PROFILE:-release}
 TARGET_DIR=${CARGO_TARGET_DIR:-target}
 PYTHON=${PERPETUO_PYTHON:-python3}
 export PATH="$HOME/.cargo/bin:$PATH"
-command -v jq >/dev/null || { echo "installing jq (apt)" >&2; apt-get install -y -qq jq >/dev/null; }
+# apt-get as root, or through sudo; otherwise say what to install.
+apt_install() {
+  if [ "$(id -u)" = 0 ]; then DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+  elif command -v sudo >/dev/null; then sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+  else echo "install $* (apt) first: this needs root" >&2; return 1; fi
+}
+command -v jq >/dev/null || { echo "installing jq (apt)" >&2; apt_install jq; }
 if [ "$PROFILE" = release ]; then
   cargo build --release --bin perpetuo --example fault_upstream >&2
 else
