@@ -2,8 +2,8 @@
 # Runs Perpetuo for development: dashboard and gateway on one port (LEPTOS_SITE_ADDR, default
 # 127.0.0.1:3000), embedded SurrealDB in ./data.
 #
-#   scripts/dev.sh            build the browser side and the server (the same feature set and
-#                             build cache as scripts/test.sh: nothing is compiled twice), then run
+#   scripts/dev.sh            build the browser side and the server (one feature set for the
+#                             workspace, and the same build cache as scripts/test.sh), then run
 #   scripts/dev.sh --watch    `cargo leptos watch` instead: rebuilds and reloads on every change
 #                             (installs cargo-leptos first, 15-40 minutes once on two cores)
 #
@@ -15,7 +15,8 @@ export PATH="$HOME/.cargo/bin:$PATH"
 watch=0
 [ "${1:-}" = "--watch" ] && watch=1
 
-if [ "$watch" = 1 ]; then scripts/setup.sh --dev; else scripts/setup.sh; fi
+# Only what building and running needs: the test suite's browser and Python SDKs are test.sh's.
+if [ "$watch" = 1 ]; then scripts/setup.sh --dev; else scripts/setup.sh --run; fi
 
 if [ ! -f .env ]; then
   echo "writing .env with fresh secrets" >&2

@@ -1,12 +1,24 @@
 #!/usr/bin/env bash
-# Installs what building and testing Perpetuo needs, skipping whatever is already there.
-#   scripts/setup.sh            tools for the test suite (wasm target, wasm-bindgen, sass, Playwright, Chromium)
-#   scripts/setup.sh --dev      the same plus cargo-leptos, for `cargo leptos watch` (slow the first time)
+# Installs what building, running and testing Perpetuo needs, skipping whatever is already there.
+#   scripts/setup.sh            everything the test suite needs: what running needs (below), plus
+#                               Debian's chromium, Playwright's runner and the official Python SDKs
+#   scripts/setup.sh --run      what building and running needs: the wasm32 target, wasm-bindgen-cli,
+#                               sass (and Node.js with npm from apt when missing)
+#   scripts/setup.sh --dev      --run plus cargo-leptos, for `cargo leptos watch` (slow the first time)
+# Rust itself comes from rustup (https://rustup.rs): without cargo this says so and stops. apt
+# installs run as root or through sudo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+mode=test
+case "${1:-}" in
+  --run) mode=run ;;
+  --dev) mode=dev ;;
+  "") ;;
+  *) echo "usage: scripts/setup.sh [--run|--dev]" >&2; exit 2 ;;
+esac
 want_cargo_leptos=0
-[ "${1:-}" = "--dev" ] && want_cargo_leptos=1
+[ "$mode" = dev ] && want_cargo_leptos=1
 
 # Exactly the wasm-bindgen in Cargo.lock: the CLI and the crate must match or the page fails at run time.
 WB_VERSION=$(awk '/^name = "wasm-bindgen"$/{getline; gsub(/[^0-9.]/,""); print; exit}' Cargo.lock)
@@ -20,8 +32,19 @@ as_root() {
     log "need root for: $*"; return 1; fi
 }
 
+if ! command -v cargo >/dev/null || ! command -v rustup >/dev/null; then
+  log "Rust is missing: install it with rustup (https://rustup.rs), then run this again"
+  exit 1
+fi
+
 apt_missing=()
-command -v chromium >/dev/null || [ -x /usr/bin/chromium ] || apt_missing+=(chromium)
+command -v node >/dev/null || apt_missing+=(nodejs)
+command -v npm >/dev/null || apt_missing+=(npm)
+if [ "$mode" = test ]; then
+  command -v chromium >/dev/null || [ -x /usr/bin/chromium ] || apt_missing+=(chromium)
+  command -v python3 >/dev/null || apt_missing+=(python3)
+  python3 -c 'import venv, ensurepip' 2>/dev/null || apt_missing+=(python3-venv)
+fi
 if [ "$want_cargo_leptos" = 1 ]; then command -v wasm-opt >/dev/null || apt_missing+=(binaryen); fi
 if [ ${#apt_missing[@]} -gt 0 ]; then
   log "installing ${apt_missing[*]} (apt)"
@@ -56,6 +79,10 @@ if [ ! -x node_modules/.bin/sass ]; then
   log "installing sass (npm)"
   npm install --no-audit --no-fund --loglevel=error
 fi
+if [ "$mode" != test ]; then
+  log "ready"
+  exit 0
+fi
 if [ ! -d end2end/node_modules/@playwright/test ]; then
   log "installing Playwright's test runner (npm; the browser is Debian's chromium)"
   (cd end2end && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm install --no-audit --no-fund --loglevel=error)
@@ -64,10 +91,7 @@ fi
 VENV=${PERPETUO_VENV:-$HOME/.cache/perpetuo-venv}
 if ! "$VENV/bin/python" -c 'import openai, anthropic' 2>/dev/null; then
   log "installing the openai and anthropic Python SDKs into $VENV (pip)"
-  if [ ! -x "$VENV/bin/pip" ] && ! python3 -m venv "$VENV" 2>/dev/null; then
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
-    python3 -m venv "$VENV"
-  fi
+  [ -x "$VENV/bin/pip" ] || python3 -m venv "$VENV"
   "$VENV/bin/pip" install --quiet --disable-pip-version-check openai anthropic
 fi
 log "ready"

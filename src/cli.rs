@@ -20,6 +20,7 @@ pub enum Command {
     GenSecrets,
     RotateEncryptionKey,
     PricesCheck,
+    SetupCode,
     Help,
 }
 
@@ -28,6 +29,7 @@ impl Command {
         match args.first().map(String::as_str) {
             None | Some("serve") => Ok(Self::Serve),
             Some("gen-secrets") => Ok(Self::GenSecrets),
+            Some("setup-code") => Ok(Self::SetupCode),
             Some("rotate-encryption-key") => Ok(Self::RotateEncryptionKey),
             Some("prices") if args.get(1).map(String::as_str) == Some("check") => Ok(Self::PricesCheck),
             Some("-h" | "--help" | "help") => Ok(Self::Help),
@@ -44,6 +46,8 @@ USAGE:
     perpetuo rotate-encryption-key  re-seal every provider key with ENCRYPTION_KEY
                                     (set the old key as ENCRYPTION_KEY_PREVIOUS first)
     perpetuo prices check           list models used in the last 30 days that have no price
+    perpetuo setup-code             print the code the first sign-up asks for (needs the
+                                    server's JWT_SECRET; worthless once an account exists)
 
 Configuration comes from the environment (and .env); .env.example explains each variable.
 
@@ -68,10 +72,55 @@ pub fn gen_secrets() -> Result<String, String> {
     ))
 }
 
+/// `perpetuo setup-code`: the code the first account needs (from `JWT_SECRET`: no database is
+/// opened, so it works while the server runs).
+pub fn setup_code(settings: &Settings) -> String {
+    let code = perpetuo_core::accounts::setup::SetupCode::derive(&settings.jwt_secret);
+    let mut out = format!("{}\n", code.expose());
+    if settings.signup == perpetuo_core::platform::config::SignupMode::Open {
+        out.push_str("(SIGNUP=open: no sign-up asks for it)\n");
+    }
+    out
+}
+
+/// At start, while no account exists and sign-up is not open: one log line with the setup code
+/// and where to use it. Nothing once an account exists.
+pub async fn announce_setup_code(state: &perpetuo_core::AppState, addr: Option<std::net::SocketAddr>) {
+    match state.accounts().wants_setup_code().await {
+        Ok(true) => {
+            let base = state.settings.public_url.clone().or_else(|| addr.map(|a| format!("http://{a}")));
+            let page = base.map(|b| format!("{b}/signup")).unwrap_or_else(|| "/signup".into());
+            tracing::info!(
+                "no account exists yet: create the first one at {page} with the setup code {} \
+                 (`perpetuo setup-code` prints it again; it is worthless once an account exists)",
+                state.accounts().setup_code().expose()
+            );
+        }
+        Ok(false) => {}
+        Err(e) => tracing::warn!(error = %e, "could not tell whether an account exists"),
+    }
+}
+
+/// The database for a command. The embedded engine opens in one process at a time: while the
+/// server holds it, the command says to stop the server rather than print the engine's error.
+async fn open_database(settings: &Settings) -> Result<Db, String> {
+    Db::open(settings).await.map_err(|e| {
+        let text = e.to_string();
+        if text.contains("already locked") {
+            "the embedded database is in use by a running Perpetuo: stop the service first \
+             (`systemctl stop perpetuo`, or Ctrl-C), run this again, then start it; on a SurrealDB \
+             server (ws://) commands run beside the instances"
+                .to_owned()
+        } else {
+            text
+        }
+    })
+}
+
 /// Re-seals every stored provider key with the current `ENCRYPTION_KEY`, opening each with the
 /// current or the previous key. Returns how many records changed.
 pub async fn rotate_encryption_key(settings: &Settings) -> Result<usize, String> {
-    let db = Db::open(settings).await.map_err(|e| e.to_string())?;
+    let db = open_database(settings).await?;
     let cipher = Cipher::new(&settings.encryption_key, settings.encryption_key_previous.as_ref());
     let http = build_client(&settings.upstream).map_err(|e| e.to_string())?;
     let upstream = perpetuo_core::providers::client::Upstream::new(&settings.upstream).map_err(|e| e.to_string())?;
@@ -82,7 +131,7 @@ pub async fn rotate_encryption_key(settings: &Settings) -> Result<usize, String>
 /// The models used in the last 30 days with no price in the table (or a workspace's own), as
 /// lines for the terminal.
 pub async fn prices_check(settings: &Settings) -> Result<String, String> {
-    let db = Db::open(settings).await.map_err(|e| e.to_string())?;
+    let db = open_database(settings).await?;
     let table = match &settings.prices_file {
         Some(path) => {
             let text = std::fs::read_to_string(path).map_err(|e| format!("PRICES_FILE {}: {e}", path.display()))?;
@@ -114,6 +163,7 @@ mod tests {
     fn parses_commands() {
         assert_eq!(Command::parse(&[]), Ok(Command::Serve));
         assert_eq!(Command::parse(&["gen-secrets".into()]), Ok(Command::GenSecrets));
+        assert_eq!(Command::parse(&["setup-code".into()]), Ok(Command::SetupCode));
         assert_eq!(Command::parse(&["prices".into(), "check".into()]), Ok(Command::PricesCheck));
         assert!(Command::parse(&["prices".into()]).is_err());
         assert!(Command::parse(&["nope".into()]).is_err());

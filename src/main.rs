@@ -33,7 +33,7 @@ async fn main() -> ExitCode {
                 Err(message) => fail(&message),
             };
         }
-        Command::Serve | Command::RotateEncryptionKey | Command::PricesCheck => {}
+        Command::Serve | Command::RotateEncryptionKey | Command::PricesCheck | Command::SetupCode => {}
     }
 
     // A missing .env is fine (production sets real variables); a broken one is not.
@@ -47,6 +47,11 @@ async fn main() -> ExitCode {
         Err(e) => return fail(&e.to_string()),
     };
     telemetry::init(std::io::stderr, std::io::IsTerminal::is_terminal(&std::io::stderr()));
+
+    if command == Command::SetupCode {
+        let _ = std::io::stdout().write_all(perpetuo::cli::setup_code(&settings).as_bytes());
+        return ExitCode::SUCCESS;
+    }
 
     if command == Command::RotateEncryptionKey {
         return match perpetuo::cli::rotate_encryption_key(&settings).await {
@@ -77,6 +82,7 @@ async fn main() -> ExitCode {
         tracing::info!("Perpetuo listening on http://{addr}");
     }
     tracing::info!("settings: {}", app.state().settings.summary());
+    perpetuo::cli::announce_setup_code(app.state(), app.local_addr()).await;
     match app.run_until(shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(&format!("server error: {e}")),

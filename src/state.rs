@@ -55,7 +55,7 @@ pub fn build(db: Db, settings: Settings, clock: LimitClock, usage: UsageSink) ->
         Arc::clone(&limiters),
         Arc::clone(&metrics),
         settings.session_max_age,
-        settings.signup,
+        perpetuo_core::accounts::setup::SignupRules::new(settings.signup, &settings.jwt_secret),
     );
     let providers = Providers::new(
         db.clone(),

@@ -3,8 +3,8 @@
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
 
-/// The filter used when `RUST_LOG` is not set.
-pub const DEFAULT_FILTER: &str = "info,surrealdb=warn,surrealdb_core=warn,surrealkv=warn,tower_sessions=warn";
+/// The filter used when `RUST_LOG` is not set (its default in the settings table).
+pub use perpetuo_core::platform::config::variables::DEFAULT_LOG_FILTER as DEFAULT_FILTER;
 
 /// Installs the global subscriber, writing to `writer`. Safe to call twice (the second is ignored).
 pub fn init<W>(writer: W, ansi: bool)

@@ -120,7 +120,31 @@ pub fn build(state: &AppState, subject: &Subject, outcome: Outcome, progress: &P
     let overhead = elapsed.saturating_sub(progress.upstream);
     // Seconds with their fractions: whole milliseconds would put every sub-millisecond request at 0.
     state.metrics.request(outcome.status, kind, model, elapsed.as_secs_f64(), overhead.as_secs_f64());
+    access_line(&record);
     (record, charge)
+}
+
+/// One line per gateway call at `info` under `perpetuo::access` (off in the default filter):
+/// what an operator greps for, never a key, a prompt or an answer. Text a client or an owner chose
+/// (the model, the provider's label) is quoted and escaped.
+fn access_line(record: &UsageRecord) {
+    tracing::info!(
+        target: "perpetuo::access",
+        request_id = %record.request_id,
+        route = %record.endpoint,
+        stream = record.stream,
+        status = record.status,
+        latency_ms = record.latency_ms,
+        upstream_ms = record.upstream_ms,
+        attempts = record.attempts,
+        provider = ?record.provider_label.as_deref().unwrap_or("-"),
+        model = ?record.model,
+        key_id = %record.key_id,
+        input_tokens = record.tokens.prompt,
+        output_tokens = record.tokens.completion,
+        error = record.error_class.as_deref().unwrap_or("-"),
+        "call"
+    );
 }
 
 /// Settles the call's budget hold at its charge and keeps the record (in the spool, before the

@@ -5,6 +5,7 @@ use axum::extract::State;
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 
+use perpetuo_core::accounts::SignUp;
 use perpetuo_core::platform::ratelimit::ClientIp;
 use perpetuo_core::{AppState, ServiceError};
 use perpetuo_types::{UserView, WorkspaceView};
@@ -22,6 +23,9 @@ pub struct Credentials {
     /// An invite token (`inv_...`), from an invite link: the account joins that workspace.
     #[serde(default)]
     invite: Option<String>,
+    /// The setup code: only the first account on a server whose sign-up is not open needs it.
+    #[serde(default)]
+    setup_code: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -43,7 +47,12 @@ pub async fn signup(
     Extension(ip): Extension<ClientIp>,
     ApiJson(body): ApiJson<Credentials>,
 ) -> Result<Response, ApiError> {
-    let (user, workspace) = state.accounts().sign_up(ip.0, &body.email, &body.password, body.invite.as_deref()).await?;
+    let form = SignUp {
+        invite: body.invite.as_deref(),
+        setup_code: body.setup_code.as_deref(),
+        ..SignUp::new(&body.email, &body.password)
+    };
+    let (user, workspace) = state.accounts().sign_up(ip.0, form).await?;
     let generation = state.accounts().generation(&user.id).await?;
     let (token, _) = state.jwt.issue(&user.id, &workspace.id, generation)?;
     Ok(created(SignupResponse { user, workspace, token }))
@@ -95,6 +104,8 @@ struct InviteCreated {
     token: String,
     /// The sign-up page with the invite filled in (relative to the server's address).
     path: String,
+    /// The whole link, when `PUBLIC_URL` is set (`null` otherwise: the caller knows the address).
+    url: Option<String>,
     expires_at: i64,
 }
 
@@ -103,7 +114,8 @@ struct InviteCreated {
 pub async fn create_invite(State(state): State<AppState>, ApiOwner(owner): ApiOwner) -> Result<Response, ApiError> {
     let invite = state.accounts().invites().create(&owner).await?;
     let path = format!("/signup?invite={}", invite.token);
-    Ok(created(InviteCreated { token: invite.token, path, expires_at: invite.expires_at }))
+    let url = state.settings.public_url.as_ref().map(|base| format!("{base}{path}"));
+    Ok(created(InviteCreated { token: invite.token, path, url, expires_at: invite.expires_at }))
 }
 
 #[derive(Serialize)]

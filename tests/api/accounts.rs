@@ -409,7 +409,7 @@ async fn concurrent_page_loads_on_one_session_all_answer_while_it_ends() {
     }
 }
 
-/// `SIGNUP=invite` (the default): the first account is free, then only invite links work; an
+/// `SIGNUP=invite` (the default): the first account with the setup code, then only invite links work; an
 /// invite is single use and joins its workspace as a member, who uses it but cannot manage its
 /// providers or invites.
 #[tokio::test]
@@ -417,7 +417,7 @@ async fn sign_up_by_invitation_with_members_and_owners() {
     let mut options = Options::default();
     options.settings.signup = perpetuo_core::platform::config::SignupMode::Invite;
     let app = spawn_app_with(options).await;
-    let (owner_token, workspace, _) = app.api_signup(&email("first")).await;
+    let (owner_token, workspace, _) = app.api_signup_first(&email("first")).await;
     let stranger =
         app.post_json("/api/v1/auth/signup", None, &json!({"email": email("stranger"), "password": PASSWORD})).await;
     assert_eq!(api_error(stranger, 403).await["error"]["code"], "forbidden");
@@ -457,13 +457,13 @@ async fn sign_up_by_invitation_with_members_and_owners() {
 }
 
 #[tokio::test]
-async fn closed_sign_up_still_lets_the_first_account_in_and_quotas_hold() {
+async fn closed_sign_up_still_lets_the_first_account_in_with_the_code_and_quotas_hold() {
     let mut options = Options::default();
     options.settings.signup = perpetuo_core::platform::config::SignupMode::Closed;
     options.settings.quotas.keys_per_workspace = 2;
     options.settings.quotas.workspaces_per_account = 2;
     let app = spawn_app_with(options).await;
-    let (token, _, _) = app.api_signup(&email("admin")).await;
+    let (token, _, _) = app.api_signup_first(&email("admin")).await;
     let refused =
         app.post_json("/api/v1/auth/signup", None, &json!({"email": email("late"), "password": PASSWORD})).await;
     assert_eq!(refused.status(), 403);
@@ -474,4 +474,56 @@ async fn closed_sign_up_still_lets_the_first_account_in_and_quotas_hold() {
     assert_eq!(api_error(over, 403).await["error"]["code"], "forbidden");
     assert_eq!(app.post_json("/api/v1/workspaces", Some(&token), &json!({"name": "Two"})).await.status(), 201);
     assert_eq!(app.post_json("/api/v1/workspaces", Some(&token), &json!({"name": "Three"})).await.status(), 403);
+}
+
+/// A server whose sign-up is not open (the default) belongs to whoever makes its first account:
+/// that sign-up needs the setup code (from the log or `perpetuo setup-code`), through the API and
+/// the dashboard alike. A stranger without it is refused; once an account exists the code is
+/// worth nothing and the form no longer asks for it.
+#[tokio::test]
+async fn the_first_account_needs_the_setup_code() {
+    let mut options = Options::default();
+    options.settings.signup = perpetuo_core::platform::config::SignupMode::Invite;
+    let app = spawn_app_with(options).await;
+    let code = setup_code(app.state.settings.jwt_secret.expose_str().unwrap());
+
+    let stranger = json!({"email": email("stranger"), "password": PASSWORD});
+    let refused = api_error(app.post_json("/api/v1/auth/signup", None, &stranger).await, 403).await;
+    assert!(refused["error"]["message"].as_str().unwrap().contains("setup code"), "{refused}");
+    let guessed = json!({"email": email("stranger"), "password": PASSWORD, "setup_code": "2345-6789-ABCD-EFGH"});
+    let refused = api_error(app.post_json("/api/v1/auth/signup", None, &guessed).await, 403).await;
+    assert!(refused["error"]["message"].as_str().unwrap().contains("not right"), "{refused}");
+
+    // The dashboard asks for it, and refuses a form without it, readably and without JavaScript.
+    let browser = new_client();
+    let page = browser.get(app.url("/signup")).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains(r#"name="setup_code""#) && page.contains("perpetuo setup-code"), "the field is on the form");
+    let owner = email("operator");
+    let fields = [("email", owner.as_str()), ("password", PASSWORD), ("invite", ""), ("setup_code", "")];
+    let response = app.post_form(&browser, "/fn/sign_up", "/signup", &fields).await;
+    let back = location(&response);
+    assert!(back.contains("/signup?") && back.contains("__err="), "{back}");
+    let page = browser.get(&back).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("has no account yet"), "the reason is on the page");
+
+    // As typed by a person: lower case, spaces for dashes.
+    let typed = code.to_lowercase().replace('-', " ");
+    let fields = [("email", owner.as_str()), ("password", PASSWORD), ("invite", ""), ("setup_code", typed.as_str())];
+    let response = app.post_form(&browser, "/fn/sign_up", "/signup", &fields).await;
+    assert_eq!(location(&response), "/providers", "the operator's account is made");
+
+    let page = new_client().get(app.url("/signup")).send().await.unwrap().text().await.unwrap();
+    assert!(!page.contains(r#"name="setup_code""#), "no longer asked for");
+    let late = json!({"email": email("late"), "password": PASSWORD, "setup_code": code});
+    let refused = api_error(app.post_json("/api/v1/auth/signup", None, &late).await, 403).await;
+    assert!(refused["error"]["message"].as_str().unwrap().contains("invitation"), "{refused}");
+}
+
+/// `SIGNUP=open`: anyone may sign up, the first included, and no code is asked for.
+#[tokio::test]
+async fn open_sign_up_asks_no_setup_code() {
+    let app = spawn_app().await;
+    let page = new_client().get(app.url("/signup")).send().await.unwrap().text().await.unwrap();
+    assert!(!page.contains(r#"name="setup_code""#));
+    app.api_signup(&email("open-first")).await;
 }

@@ -51,6 +51,12 @@ fn init_logs() {
     });
 }
 
+/// The setup code for a server with this `JWT_SECRET` (what `perpetuo setup-code` prints).
+pub fn setup_code(jwt_secret: &str) -> String {
+    let secret = perpetuo_core::platform::secret::SecretBytes::new(jwt_secret.as_bytes().to_vec());
+    perpetuo_core::accounts::setup::SetupCode::derive(&secret).expose().to_owned()
+}
+
 /// A running app and a client that keeps cookies.
 pub struct TestApp {
     pub base: String,
@@ -156,8 +162,19 @@ impl TestApp {
 
     /// Signs up through the management API; returns (token, workspace id, user id).
     pub async fn api_signup(&self, email: &str) -> (String, String, String) {
-        let response =
-            self.post_json("/api/v1/auth/signup", None, &json!({"email": email, "password": PASSWORD})).await;
+        self.api_signup_with(&json!({"email": email, "password": PASSWORD})).await
+    }
+
+    /// The first account on a server whose sign-up is not open: with the setup code, as its
+    /// operator reads it from the log or `perpetuo setup-code`.
+    pub async fn api_signup_first(&self, email: &str) -> (String, String, String) {
+        let code = setup_code(self.state.settings.jwt_secret.expose_str().expect("utf-8"));
+        self.api_signup_with(&json!({"email": email, "password": PASSWORD, "setup_code": code})).await
+    }
+
+    async fn api_signup_with(&self, body: &Value) -> (String, String, String) {
+        let email = body["email"].as_str().unwrap_or_default();
+        let response = self.post_json("/api/v1/auth/signup", None, body).await;
         assert_eq!(response.status(), 201, "signup of {email}");
         let body: Value = response.json().await.expect("json");
         (

@@ -5,8 +5,10 @@
 mod accounts;
 mod at_rest;
 mod budgets;
+mod cli;
 mod cluster;
 mod dashboard;
+mod docs;
 mod full_disk;
 mod gateway;
 mod health;

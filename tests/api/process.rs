@@ -16,10 +16,15 @@ use tokio::sync::Semaphore;
 use crate::helpers::*;
 use crate::mock::{Mock, VALID_KEY};
 
+/// The processes' `JWT_SECRET`, from which their setup code comes.
+pub const JWT_SECRET: &str = "a-jwt-secret-for-the-ledger-tests-0123456789";
+
 /// The `perpetuo` binary on a file database in `dir`, and its address.
 pub struct Running {
     child: Child,
     pub base: String,
+    /// The log lines after the one with the address.
+    log: std::sync::Mutex<std::sync::mpsc::Receiver<String>>,
 }
 
 impl Running {
@@ -36,7 +41,7 @@ impl Running {
         command
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("ENCRYPTION_KEY", &key)
-            .env("JWT_SECRET", "a-jwt-secret-for-the-ledger-tests-0123456789")
+            .env("JWT_SECRET", JWT_SECRET)
             .env("LEPTOS_SITE_ADDR", "127.0.0.1:0")
             .env("ALLOW_PRIVATE_UPSTREAMS", "true")
             .env("RATE_LIMIT_IP_PER_MIN", "100000000")
@@ -71,7 +76,28 @@ impl Running {
                 break line[at + "listening on ".len()..].trim().to_owned();
             }
         };
-        Self { child, base }
+        Self { child, base, log: std::sync::Mutex::new(rx) }
+    }
+
+    /// The next log line containing `needle`, waiting up to `within`; `None` if none came.
+    pub fn log_line(&self, needle: &str, within: Duration) -> Option<String> {
+        let log = self.log.lock().unwrap();
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            let left = deadline.checked_duration_since(std::time::Instant::now())?;
+            match log.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return Some(line),
+                Ok(_) => {}
+                Err(_) => return None,
+            }
+        }
+    }
+
+    /// SIGTERM, and waits until the process has exited (its database closed).
+    pub fn stop(&mut self) {
+        let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        assert!(status.success());
+        let _ = self.child.wait();
     }
 
     pub fn kill_9(&mut self) {
@@ -97,7 +123,9 @@ pub async fn workspace(client: &reqwest::Client, base: &str, mock: &Mock) -> (St
         }
         async move { request.send().await.unwrap().json::<Value>().await.unwrap() }
     };
-    let signup = post("/api/v1/auth/signup", None, json!({"email": email("ledger"), "password": PASSWORD})).await;
+    // `SIGNUP=invite` (the default): the first account gives the setup code.
+    let first = json!({"email": email("ledger"), "password": PASSWORD, "setup_code": setup_code(JWT_SECRET)});
+    let signup = post("/api/v1/auth/signup", None, first).await;
     let token = signup["token"].as_str().unwrap().to_owned();
     let provider =
         json!({"label": "P", "kind": "openai_compatible", "base_url": mock.base_url(), "api_key": VALID_KEY});

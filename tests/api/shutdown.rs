@@ -11,6 +11,8 @@ use serde_json::{Value, json};
 use crate::helpers::*;
 use crate::mock::{Behavior, Flavor, Mock, VALID_KEY};
 
+const JWT: &str = "a-jwt-secret-for-the-shutdown-test-0123456789";
+
 #[tokio::test]
 async fn burst_then_sigterm_loses_no_usage_record() {
     let dir = tempfile::tempdir().unwrap();
@@ -24,7 +26,7 @@ async fn burst_then_sigterm_loses_no_usage_record() {
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("DATABASE_URL", format!("surrealkv://{}", db_path.display()))
         .env("ENCRYPTION_KEY", &key)
-        .env("JWT_SECRET", "a-jwt-secret-for-the-shutdown-test-0123456789")
+        .env("JWT_SECRET", JWT)
         .env("LEPTOS_SITE_ADDR", "127.0.0.1:0")
         .env("ALLOW_PRIVATE_UPSTREAMS", "true")
         .env("RATE_LIMIT_IP_PER_MIN", "1000000")
@@ -55,11 +57,15 @@ async fn burst_then_sigterm_loses_no_usage_record() {
         }
         async move { request.send().await.unwrap() }
     };
-    let signup: Value = post("/api/v1/auth/signup", None, json!({"email": email("sigterm"), "password": PASSWORD}))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let signup: Value = post(
+        "/api/v1/auth/signup",
+        None,
+        json!({"email": email("sigterm"), "password": PASSWORD, "setup_code": setup_code(JWT)}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
     let token = signup["token"].as_str().unwrap().to_owned();
     let workspace = signup["workspace"]["id"].as_str().unwrap().to_owned();
     let created = post(

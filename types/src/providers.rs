@@ -74,6 +74,45 @@ impl ProviderKind {
             Self::OpenaiCompatible => "OpenAI-compatible (custom URL)",
         }
     }
+
+    /// A model to try a new key with: one the kind's hosts serve (an OpenAI-compatible host
+    /// serves whatever it was given; Ollama's small default is the likeliest).
+    pub fn example_model(self) -> &'static str {
+        match self {
+            Self::Openai => "gpt-4o-mini",
+            Self::Anthropic => "claude-haiku-4-5",
+            Self::Gemini => "gemini-2.5-flash",
+            Self::Groq => "llama-3.1-8b-instant",
+            Self::Mistral => "mistral-small-latest",
+            Self::Deepseek => "deepseek-chat",
+            Self::Openrouter => "openai/gpt-4o-mini",
+            Self::Together => "meta-llama/Llama-3.3-70B-Instruct-Turbo",
+            Self::Xai => "grok-3-mini",
+            Self::OpenaiCompatible => "llama3.2",
+        }
+    }
+}
+
+/// The model a first call to the workspace's providers can name: the first enabled provider's
+/// (by priority) first allow-listed model, or its kind's example, as `kind/model` so that routing
+/// sends it to that kind whatever the model's name looks like. `None` with no enabled provider.
+pub fn first_call_model(providers: &[ProviderView]) -> Option<String> {
+    let first = providers.iter().filter(|p| p.enabled).min_by_key(|p| p.priority)?;
+    let model = first
+        .models
+        .as_ref()
+        .and_then(|list| list.first().cloned())
+        // Pasted into a shell: only names that need no quoting.
+        .filter(|m| m.bytes().all(|b| b.is_ascii_alphanumeric() || b"._:/@+-".contains(&b)))
+        .unwrap_or_else(|| first.kind.example_model().to_owned());
+    Some(format!("{}/{model}", first.kind.as_str()))
+}
+
+/// The curl line that calls `/v1/chat/completions` at `base` with `token` and `model`.
+pub fn curl_chat(base: &str, token: &str, model: &str) -> String {
+    format!(
+        "curl {base}/v1/chat/completions -H \"Authorization: Bearer {token}\" -H \"Content-Type: application/json\" -d '{{\"model\":\"{model}\",\"messages\":[{{\"role\":\"user\",\"content\":\"Hello\"}}]}}'"
+    )
 }
 
 impl std::fmt::Display for ProviderKind {
@@ -190,4 +229,45 @@ pub struct ProviderTestResult {
     pub message: String,
     pub models: Vec<String>,
     pub latency_ms: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn provider(kind: ProviderKind, priority: i64, enabled: bool, models: Option<Vec<&str>>) -> ProviderView {
+        ProviderView {
+            id: format!("{kind}-{priority}"),
+            label: "p".into(),
+            kind,
+            base_url: String::new(),
+            key_preview: String::new(),
+            priority,
+            enabled,
+            models: models.map(|m| m.into_iter().map(str::to_owned).collect()),
+            aliases: BTreeMap::new(),
+            key_status: KeyStatus::Ok,
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+
+    #[test]
+    fn the_first_call_names_the_first_enabled_providers_model_by_kind() {
+        assert_eq!(first_call_model(&[]), None);
+        let list = [
+            provider(ProviderKind::Openai, 1, false, None),
+            provider(ProviderKind::OpenaiCompatible, 50, true, Some(vec!["qwen3:8b", "x"])),
+            provider(ProviderKind::Anthropic, 100, true, None),
+        ];
+        assert_eq!(first_call_model(&list).as_deref(), Some("openai_compatible/qwen3:8b"));
+        let unsafe_name = [provider(ProviderKind::Anthropic, 1, true, Some(vec!["a'b"]))];
+        assert_eq!(first_call_model(&unsafe_name).as_deref(), Some("anthropic/claude-haiku-4-5"));
+        let line = curl_chat("http://127.0.0.1:3000", "pk_x", "openai/gpt-4o-mini");
+        assert!(line.starts_with("curl http://127.0.0.1:3000/v1/chat/completions "), "{line}");
+        assert!(
+            line.contains(r#"-d '{"model":"openai/gpt-4o-mini","messages":[{"role":"user","content":"Hello"}]}'"#),
+            "{line}"
+        );
+    }
 }

@@ -6,7 +6,7 @@ use leptos_meta::Title;
 use crate::components::budget::{BudgetForm, describe, scope_field};
 use crate::components::form::{FormError, action_error, reset_on_success};
 use crate::server_fns::budgets::{RemoveBudget, SetBudget, list_budgets};
-use crate::server_fns::keys::{CreateKey, DeleteKey, RevokeKey, list_keys, take_created_key};
+use crate::server_fns::keys::{CreateKey, DeleteKey, RevokeKey, first_call, list_keys, take_created_key};
 use perpetuo_types::{ApiKeyView, BudgetScope, BudgetView, CreatedApiKey, KeyState, format_ts};
 
 /// The actions a key row offers.
@@ -34,6 +34,8 @@ pub fn KeysPage() -> impl IntoView {
         Resource::new(move || (set_budget.version().get(), remove_budget.version().get()), |_| list_budgets());
     // A key created by a form post without JavaScript comes back once through the session.
     let stashed = OnceResource::new(take_created_key());
+    // The address and a model for the curl line that tries a key.
+    let try_it = OnceResource::new(first_call());
     let create_form = reset_on_success(create);
     let errors = [
         action_error(create),
@@ -55,7 +57,9 @@ pub fn KeysPage() -> impl IntoView {
                     Some(Ok(created)) => Some(created),
                     _ => stashed.await.ok().flatten(),
                 };
-                fresh.map(|created| view! { <NewKey created=created/> })
+                let fresh = fresh?;
+                let (base, model) = try_it.await.unwrap_or_default();
+                Some(view! { <NewKey created=fresh base=base model=model/> })
             })}
         </Suspense>
         <Transition fallback=|| view! { <p>"Loading…"</p> }>
@@ -63,7 +67,16 @@ pub fn KeysPage() -> impl IntoView {
                 // Budgets only add to the rows: without them (an error), the keys still show.
                 let budgets = budgets.await.unwrap_or_default();
                 match keys.await {
-                    Ok(list) if list.is_empty() => view! { <p class="muted">"No keys yet."</p> }.into_any(),
+                    Ok(list) if list.is_empty() => {
+                        let (base, model) = try_it.await.unwrap_or_default();
+                        view! {
+                            <div class="empty" data-testid="no-keys">
+                                <p>"No keys yet. Create one below: an app sends it as " <code>"Authorization: Bearer pk_…"</code> " (or " <code>"x-api-key"</code> " for Anthropic's SDKs) and Perpetuo calls this workspace's providers for it. The new key is shown once, with a line like this one to try it:"</p>
+                                <pre><code>{perpetuo_types::curl_chat(&base, "pk_…", model.as_deref().unwrap_or("MODEL"))}</code></pre>
+                                {model.is_none().then(|| view! { <p>"There is no enabled provider yet: " <a href="/providers">"add one in Providers"</a> " first, or every call answers that no provider serves the model."</p> })}
+                            </div>
+                        }.into_any()
+                    }
                     Ok(list) => view! {
                         <table class="list" aria-label="API keys">
                             <thead><tr><th>"Name"</th><th>"Key"</th><th>"Created"</th><th>"By"</th><th>"Expires"</th><th>"Last used"</th><th>"Limit"</th><th>"Budget"</th><th>"Status"</th><th>"Actions"</th></tr></thead>
@@ -91,14 +104,20 @@ pub fn KeysPage() -> impl IntoView {
     }
 }
 
+/// A key just created: the token (shown this once) and the curl line that tries it.
 #[component]
-fn NewKey(created: CreatedApiKey) -> impl IntoView {
+fn NewKey(created: CreatedApiKey, base: String, model: Option<String>) -> impl IntoView {
+    let curl = perpetuo_types::curl_chat(&base, &created.token, model.as_deref().unwrap_or("MODEL"));
     view! {
         <div class="secret-once" role="status">
             <strong>{format!("Key “{}” created.", created.key.name)}</strong>
             " Copy it now: it will not be shown again."
             <code data-testid="new-key">{created.token}</code>
             <button type="button" class="secondary" onclick="navigator.clipboard.writeText(this.previousElementSibling.textContent).then(() => { this.textContent = 'Copied'; })">"Copy"</button>
+            <p>"Try it:"</p>
+            <pre><code data-testid="try-key">{curl}</code></pre>
+            {model.is_none().then(|| view! { <p>"Replace MODEL with a model one of your providers serves (" <a href="/providers">"add a provider"</a> " first if there is none)."</p> })}
+            <p class="muted">"The call then shows in " <a href="/usage">"Usage"</a> "."</p>
         </div>
     }
 }

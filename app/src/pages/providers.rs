@@ -49,7 +49,12 @@ pub fn ProvidersPage() -> impl IntoView {
         <Transition fallback=|| view! { <p>"Loading…"</p> }>
             {move || Suspend::new(async move {
                 match providers.await {
-                    Ok(list) if list.is_empty() => view! { <p class="muted">"No providers yet. Add one below."</p> }.into_any(),
+                    Ok(list) if list.is_empty() => view! {
+                        <div class="empty" data-testid="no-providers">
+                            <p>"No providers yet: Perpetuo has nowhere to send a call. Add one below with its API key: OpenAI, Anthropic, Gemini, Groq, Mistral, DeepSeek, OpenRouter, Together and xAI need nothing else; for any other host that speaks OpenAI's API (Ollama, vLLM, LM Studio, a company proxy) pick “OpenAI-compatible” and give its base URL, such as " <code>"http://localhost:11434/v1"</code> " (and any text as the key when the host needs none)."</p>
+                            <p>"Hosts on this machine or a private network are refused unless the server runs with " <code>"ALLOW_PRIVATE_UPSTREAMS=true"</code> ". Then " <a href="/keys">"create an API key"</a> " to call it."</p>
+                        </div>
+                    }.into_any(),
                     Ok(list) => view! {
                         <table class="list" aria-label="Providers">
                             <thead><tr><th>"Label"</th><th>"Kind"</th><th>"Base URL"</th><th>"Key"</th><th>"Priority"</th><th>"Status"</th><th>"Actions"</th></tr></thead>

@@ -134,6 +134,20 @@ fn Report(
     let csv = format!("/usage/export.csv?{}", link(&q, None));
     let shown = data.log.data.len();
     let total = data.log.total;
+    let filtered = [&q.key, &q.provider, &q.model, &q.route, &q.status]
+        .iter()
+        .any(|f| f.as_deref().is_some_and(|v| !v.is_empty()));
+    let empty = (total == 0).then(|| {
+        if filtered {
+            view! { <p class="empty" data-testid="no-usage">"No request matches these filters in this period."</p> }.into_any()
+        } else {
+            view! {
+                <div class="empty" data-testid="no-usage">
+                    <p>"No calls in this period yet. Every call to " <code>"/v1"</code> " with one of this workspace's " <a href="/keys">"API keys"</a> " appears here within a second of its answer: time, key, provider, model, status, tokens, cost and latency, failed calls included; the totals and the chart above follow."</p>
+                </div>
+            }.into_any()
+        }
+    });
     view! {
         <form method="get" action="/usage" class="filters" aria-label="Period">
             <label>"Period"
@@ -216,6 +230,7 @@ fn Report(
             <button type="submit">"Filter"</button>
         </form>
         <p class="muted" data-testid="request-count">{format!("{total} matching requests, showing {shown}.")} " " <a href=csv download="perpetuo-requests.csv">"Export CSV"</a></p>
+        {empty}
         <table class="list" aria-label="Request log">
             <thead><tr><th>"Time (UTC)"</th><th>"Key"</th><th>"Provider"</th><th>"Model"</th><th>"Route"</th><th>"Status"</th><th>"Tokens in/out"</th><th>"Cached / reasoning"</th><th>"Cost"</th><th>"Latency"</th><th>"Attempts"</th></tr></thead>
             <tbody>{data.log.data.into_iter().map(|r| view! { <LogRow row=r/> }).collect_view()}</tbody>

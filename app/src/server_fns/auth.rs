@@ -10,14 +10,29 @@ use {super::ctx, perpetuo_core::accounts::sessions};
 
 /// Creates an account (with a personal workspace, or joining the invite's) and signs it in.
 #[server(prefix = "/fn", endpoint = "sign_up")]
-pub async fn sign_up(email: String, password: String, invite: Option<String>) -> Result<(), AppError> {
+pub async fn sign_up(
+    email: String,
+    password: String,
+    invite: Option<String>,
+    setup_code: Option<String>,
+) -> Result<(), AppError> {
+    use perpetuo_core::accounts::SignUp;
     let state = ctx::state()?;
     let session = ctx::session().await?;
-    let (user, workspace) = state.accounts().sign_up(ctx::client_ip(), &email, &password, invite.as_deref()).await?;
+    let form =
+        SignUp { invite: invite.as_deref(), setup_code: setup_code.as_deref(), ..SignUp::new(&email, &password) };
+    let (user, workspace) = state.accounts().sign_up(ctx::client_ip(), form).await?;
     let generation = state.accounts().generation(&user.id).await?;
     sessions::sign_in(&session, &user.id, &workspace.id, generation).await?;
     leptos_axum::redirect("/providers");
     Ok(())
+}
+
+/// Whether the sign-up form must ask for the setup code (no account exists yet and sign-up is
+/// not open).
+#[server(prefix = "/fn", endpoint = "wants_setup_code")]
+pub async fn wants_setup_code() -> Result<bool, AppError> {
+    Ok(ctx::state()?.accounts().wants_setup_code().await?)
 }
 
 /// Signs in with email and password.
@@ -62,17 +77,17 @@ pub async fn sign_out_everywhere() -> Result<(), AppError> {
     Ok(())
 }
 
-/// An invite link to the current workspace (owners only): the page shows it once.
+/// An invite link to the current workspace (owners only), in full: the page shows it once.
 #[server(prefix = "/fn", endpoint = "create_invite")]
 pub async fn create_invite() -> Result<String, AppError> {
     let (state, owner) = ctx::owner_scope().await?;
     let invite = state.accounts().invites().create(&owner).await?;
-    let path = format!("/signup?invite={}", invite.token);
+    let link = format!("{}/signup?invite={}", ctx::public_base(&state), invite.token);
     if ctx::is_plain_form_post() {
-        ctx::stash_notice(&format!("Invite link (single use, good for 7 days): {path}")).await?;
+        ctx::stash_notice(&format!("Invite link (single use, good for 7 days): {link}")).await?;
         leptos_axum::redirect("/workspaces");
     }
-    Ok(path)
+    Ok(link)
 }
 
 /// The workspace's open invites for its owners (`None` for a member: not theirs to see).

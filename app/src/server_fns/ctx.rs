@@ -75,6 +75,22 @@ pub async fn member_scope() -> Result<(AppState, Membership), AppError> {
     Ok((state, member))
 }
 
+/// The address links to this server start with: `PUBLIC_URL`, or else the address this request
+/// reached (its `Host`, when it is a plain host and port), or else the listening address.
+pub fn public_base(state: &AppState) -> String {
+    if let Some(url) = &state.settings.public_url {
+        return url.clone();
+    }
+    let host = use_context::<http::request::Parts>().and_then(|parts| {
+        let host = parts.headers.get(http::header::HOST)?.to_str().ok()?.to_owned();
+        let plain = !host.is_empty()
+            && host.len() <= 255
+            && host.bytes().all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b));
+        plain.then_some(host)
+    });
+    format!("http://{}", host.unwrap_or_else(|| state.settings.site_addr.to_string()))
+}
+
 /// Whether this call is a browser form post without JavaScript (it will be answered with a
 /// redirect, so a return value would be lost).
 pub fn is_plain_form_post() -> bool {

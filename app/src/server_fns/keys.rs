@@ -18,6 +18,15 @@ fn optional_number<T: std::str::FromStr>(field: Option<String>, what: &str) -> R
     }
 }
 
+/// How to try a key: this server's address, and a model the workspace's first provider serves
+/// (`None` with no enabled provider yet).
+#[server(prefix = "/fn", endpoint = "first_call")]
+pub async fn first_call() -> Result<(String, Option<String>), AppError> {
+    let (state, ws) = ctx::workspace_scope().await?;
+    let providers = state.providers().list(&ws).await?;
+    Ok((ctx::public_base(&state), perpetuo_types::first_call_model(&providers)))
+}
+
 #[server(prefix = "/fn", endpoint = "list_keys")]
 pub async fn list_keys() -> Result<Vec<ApiKeyView>, AppError> {
     let (state, who) = ctx::member_scope().await?;

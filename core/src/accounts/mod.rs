@@ -5,6 +5,7 @@ pub mod invites;
 pub mod jwt;
 pub mod password;
 pub mod sessions;
+pub mod setup;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -35,10 +36,27 @@ pub struct Accounts {
     generations: Arc<crate::platform::cache::Slots<u64>>,
     /// The Argon2 concurrency cap.
     hashing: password::Permits,
-    signup: crate::platform::config::SignupMode,
+    signup: setup::SignupRules,
     invites: invites::Invites,
     /// Sessions end this long after sign-in, however active.
     session_max_age: std::time::Duration,
+}
+
+/// What a person gives to create an account.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SignUp<'a> {
+    pub email: &'a str,
+    pub password: &'a str,
+    /// An invite token (`inv_...`): the account joins that workspace.
+    pub invite: Option<&'a str>,
+    /// The setup code, which only the first account on a server whose sign-up is not open needs.
+    pub setup_code: Option<&'a str>,
+}
+
+impl<'a> SignUp<'a> {
+    pub fn new(email: &'a str, password: &'a str) -> Self {
+        Self { email, password, ..Self::default() }
+    }
 }
 
 #[derive(SurrealValue)]
@@ -65,7 +83,7 @@ impl Accounts {
         limiters: Arc<Limiters>,
         metrics: Arc<Metrics>,
         session_max_age: std::time::Duration,
-        signup: crate::platform::config::SignupMode,
+        signup: setup::SignupRules,
     ) -> Self {
         let generations = Arc::new(crate::platform::cache::Slots::new(GENERATION_TTL, GENERATION_CAPACITY));
         let invites = invites::Invites::new(db.clone());
@@ -87,7 +105,21 @@ impl Accounts {
         &self.invites
     }
 
-    /// Whether any account exists (the first one can always be made).
+    /// Whether the next sign-up without an invite must give the setup code: sign-up is not open
+    /// and no account exists yet.
+    pub async fn wants_setup_code(&self) -> Result<bool, ServiceError> {
+        if self.signup.mode == crate::platform::config::SignupMode::Open {
+            return Ok(false);
+        }
+        Ok(self.signup.wants_setup_code(self.any_user().await?))
+    }
+
+    /// The setup code the first account needs (see `setup`).
+    pub fn setup_code(&self) -> &setup::SetupCode {
+        &self.signup.setup_code
+    }
+
+    /// Whether any account exists.
     async fn any_user(&self) -> Result<bool, ServiceError> {
         let mut response = self.db.query("SELECT VALUE id FROM user LIMIT 1").await?;
         let ids: Vec<surrealdb::types::RecordId> = response.take(0)?;
@@ -213,32 +245,24 @@ impl Accounts {
 
     /// Creates a user: with an invite, as a member of the invite's workspace (the invite used up
     /// in the same transaction); otherwise with a personal workspace they own, where sign-up
-    /// allows it (`SIGNUP`; the first account can always be made).
-    pub async fn sign_up(
-        &self,
-        ip: IpAddr,
-        email: &str,
-        password: &str,
-        invite: Option<&str>,
-    ) -> Result<(UserView, WorkspaceView), ServiceError> {
+    /// allows it (`SIGNUP`; the first account with the setup code).
+    pub async fn sign_up(&self, ip: IpAddr, form: SignUp<'_>) -> Result<(UserView, WorkspaceView), ServiceError> {
         use crate::platform::config::SignupMode;
-        self.throttle(ip, email)?;
-        let email = Email::parse(email).map_err(ServiceError::Invalid)?;
-        let password = Password::parse(password).map_err(ServiceError::Invalid)?;
-        let invite = invite.map(str::trim).filter(|t| !t.is_empty());
+        self.throttle(ip, form.email)?;
+        let email = Email::parse(form.email).map_err(ServiceError::Invalid)?;
+        let password = Password::parse(form.password).map_err(ServiceError::Invalid)?;
+        let invite = form.invite.map(str::trim).filter(|t| !t.is_empty());
         let invited = match invite {
-            Some(token) if self.signup != SignupMode::Closed => Some((token, self.invites.workspace_of(token).await?)),
+            Some(token) if self.signup.mode != SignupMode::Closed => {
+                Some((token, self.invites.workspace_of(token).await?))
+            }
             _ => None,
         };
-        if invited.is_none() && self.signup != SignupMode::Open && self.any_user().await? {
-            return Err(ServiceError::Forbidden(match self.signup {
-                SignupMode::Closed => "Sign-up is closed on this server.".into(),
-                _ => "Sign-up is by invitation: ask a workspace owner for an invite link.".into(),
-            }));
-        }
         if let Some((token, ws)) = invited {
             return self.join_by_invite(email, password, token, ws).await;
         }
+        let any_account = self.signup.mode != SignupMode::Open && self.any_user().await?;
+        self.signup.admit_uninvited(any_account, form.setup_code)?;
         let password_hash = password.hash(&self.hashing).await?;
         let (user_id, workspace_id, now) = (new_id(), new_id(), now_ms());
         let workspace_name = "Personal".to_owned();
@@ -476,7 +500,7 @@ mod tests {
             limiters,
             Arc::new(Metrics::default()),
             std::time::Duration::from_secs(30 * 86_400),
-            crate::platform::config::SignupMode::Open,
+            setup::SignupRules::new(crate::platform::config::SignupMode::Open, &Settings::for_tests().jwt_secret),
         )
     }
 
@@ -486,9 +510,9 @@ mod tests {
     async fn sign_up_then_duplicate_then_sign_in() {
         let db = Db::memory().await.unwrap();
         let accounts = accounts(&db);
-        let (user, ws) = accounts.sign_up(IP, "Dup@Example.com", "long enough password", None).await.unwrap();
+        let (user, ws) = accounts.sign_up(IP, SignUp::new("Dup@Example.com", "long enough password")).await.unwrap();
         assert_eq!(user.email, "dup@example.com");
-        let again = accounts.sign_up(IP, "dup@example.com ", "another password!", None).await;
+        let again = accounts.sign_up(IP, SignUp::new("dup@example.com ", "another password!")).await;
         assert!(matches!(again, Err(ServiceError::Conflict(_))), "{again:?}");
         let signed_in = accounts.sign_in(IP, "DUP@example.com", "long enough password").await.unwrap();
         assert_eq!(signed_in.id, user.id);
@@ -506,7 +530,7 @@ mod tests {
     async fn every_failed_sign_in_makes_exactly_one_verification() {
         let db = Db::memory().await.unwrap();
         let accounts = accounts(&db);
-        accounts.sign_up(IP, "known@example.com", "long enough password", None).await.unwrap();
+        accounts.sign_up(IP, SignUp::new("known@example.com", "long enough password")).await.unwrap();
         for (email, password) in [
             ("known@example.com", "wrong password!!"),
             ("ghost@example.com", "wrong password!!"),
@@ -534,7 +558,7 @@ mod tests {
         }
         let refused = accounts.sign_in(IP, "nobody@example.com", "wrong password!").await;
         assert!(matches!(refused, Err(ServiceError::RateLimited { .. })), "{refused:?}");
-        let refused = accounts.sign_up(IP, "new@example.com", "long enough password", None).await;
+        let refused = accounts.sign_up(IP, SignUp::new("new@example.com", "long enough password")).await;
         assert!(matches!(refused, Err(ServiceError::RateLimited { .. })), "sign-up shares the limit: {refused:?}");
     }
 }

@@ -168,6 +168,9 @@ pub struct Settings {
     pub site_root: PathBuf,
     /// Cookies get `Secure` when the public address is https.
     pub secure_cookies: bool,
+    /// The public address (`PUBLIC_URL`, no trailing slash), for links such as invites; `None`
+    /// when unset (links then use the address a page was served from).
+    pub public_url: Option<String>,
     pub trusted_proxies: Vec<IpNet>,
     pub rate_limit_ip_per_min: NonZeroU32,
     pub rate_limit_key_per_min: NonZeroU32,
@@ -244,7 +247,8 @@ impl Settings {
                 ConfigError("LEPTOS_SITE_ADDR must be an address and port, such as 127.0.0.1:3000".into())
             })?,
             site_root: PathBuf::from(required(&env, "LEPTOS_SITE_ROOT")?),
-            secure_cookies: secure_cookies(&env)?,
+            secure_cookies: public_url(&env)?.is_some_and(|u| u.starts_with("https://")),
+            public_url: public_url(&env)?,
             trusted_proxies: env.cidrs("TRUSTED_PROXIES")?,
             rate_limit_ip_per_min: env.per_minute("RATE_LIMIT_IP_PER_MIN")?,
             rate_limit_key_per_min: env.per_minute("RATE_LIMIT_KEY_PER_MIN")?,
@@ -332,12 +336,13 @@ fn secrets(env: &Env<'_>) -> Result<(Secret32, Option<Secret32>, SecretBytes), C
     Ok((encryption_key, previous, SecretBytes::new(jwt.into_bytes())))
 }
 
-/// Cookies get `Secure` when the public address is https.
-fn secure_cookies(env: &Env<'_>) -> Result<bool, ConfigError> {
+/// The public address, checked (`https://` makes cookies `Secure`), without a trailing slash.
+fn public_url(env: &Env<'_>) -> Result<Option<String>, ConfigError> {
     match env.text("PUBLIC_URL")? {
-        None => Ok(false),
-        Some(url) if url.starts_with("https://") => Ok(true),
-        Some(url) if url.starts_with("http://") => Ok(false),
+        None => Ok(None),
+        Some(url) if url.starts_with("https://") || url.starts_with("http://") => {
+            Ok(Some(url.trim_end_matches('/').to_owned()))
+        }
         Some(_) => Err(ConfigError(
             "PUBLIC_URL must start with https:// or http://, such as https://gateway.example.com".into(),
         )),

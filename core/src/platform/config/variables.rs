@@ -31,6 +31,11 @@ const fn var(name: &'static str, default: DefaultValue, help: &'static str) -> V
 
 use self::DefaultValue::{Derived, Required, Unset, Value};
 
+/// The log filter when `RUST_LOG` is unset: Perpetuo at `info`, the database and session crates
+/// at `warn`, and the per-call access line (`perpetuo::access`) off.
+pub const DEFAULT_LOG_FILTER: &str =
+    "info,perpetuo::access=off,surrealdb=warn,surrealdb_core=warn,surrealkv=warn,tower_sessions=warn";
+
 /// The variables, in sections, in the order `--help` and `.env.example` show them.
 pub const SECTIONS: &[(&str, &[Variable])] = &[
     (
@@ -63,7 +68,7 @@ pub const SECTIONS: &[(&str, &[Variable])] = &[
         &[
             var("LEPTOS_SITE_ADDR", Value("127.0.0.1:3000"), "address and port of the dashboard and the gateway"),
             var("LEPTOS_SITE_ROOT", Value("target/site"), "where the browser side (wasm, CSS, files) is served from"),
-            var("PUBLIC_URL", Unset, "the public address; https:// makes session cookies Secure"),
+            var("PUBLIC_URL", Unset, "the public address, for invite links; https:// makes session cookies Secure"),
             var(
                 "TRUSTED_PROXIES",
                 Unset,
@@ -136,7 +141,14 @@ pub const SECTIONS: &[(&str, &[Variable])] = &[
             var("MAX_API_KEYS_PER_WORKSPACE", Value("500"), "API keys per workspace"),
         ],
     ),
-    ("Logs", &[var("RUST_LOG", Value("info,surrealdb=warn,surrealdb_core=warn"), "log filter (tracing's syntax)")]),
+    (
+        "Logs",
+        &[var(
+            "RUST_LOG",
+            Value(DEFAULT_LOG_FILTER),
+            "log filter (tracing's syntax); `info,perpetuo::access=info` adds one line per gateway call",
+        )],
+    ),
 ];
 
 /// Variables read by something other than the settings parser (the log filter).
