@@ -49,7 +49,7 @@ for (const js of [true, false]) {
       // The operator: the front page leads to sign-in, which leads to sign-up.
       await page.goto(server.url);
       await ready(page);
-      await page.getByRole('link', { name: 'Create one' }).click();
+      await page.getByRole('link', { name: 'Create the first one' }).click();
       await expect(page).toHaveURL(/\/signup$/);
       await ready(page);
       await expect(page.getByText('At least 10 characters')).toBeVisible();
@@ -110,6 +110,38 @@ for (const js of [true, false]) {
       const log = page.getByRole('table', { name: 'Request log' });
       await expect(log.getByRole('row').filter({ hasText: 'first-key' })).toContainText('mock-small');
       await expect(log).toContainText('Local model');
+
+      // Invite a colleague: the whole link, which a person can open.
+      await page.getByRole('link', { name: 'Workspaces' }).click();
+      await expect(page).toHaveURL(/\/workspaces$/);
+      await ready(page);
+      await page.getByRole('button', { name: 'Create an invite link' }).click();
+      const shown = page.getByText(new RegExp(`${server.url.replace(/[.]/g, '\\.')}/signup\\?invite=inv_[A-Za-z0-9_-]+`)).first();
+      await expect(shown).toBeVisible();
+      const link = (await shown.textContent())!.match(/http:\/\/\S+invite=inv_[A-Za-z0-9_-]+/)![0];
+      await expect(page.getByRole('button', { name: 'Revoke' })).toHaveCount(1);
+      const colleague = await browser.newContext({ javaScriptEnabled: js });
+      const guest = await colleague.newPage();
+      await guest.goto(link);
+      await ready(guest);
+      await expect(guest.getByTestId('invited')).toBeVisible();
+      await expect(guest.getByTestId('first-account')).toHaveCount(0);
+      const guestEmail = uniqueEmail('colleague');
+      await guest.getByLabel('Email').fill(guestEmail);
+      await guest.getByLabel('Password').fill(PASSWORD);
+      await guest.getByRole('button', { name: 'Create account' }).click();
+      await expect(guest).toHaveURL(/\/providers$/);
+      await expect(guest.getByRole('row').filter({ hasText: 'Local model' })).toBeVisible();
+      await colleague.close();
+
+      // A second invite, revoked from the list of open ones.
+      await page.reload();
+      await ready(page);
+      await expect(page.getByRole('button', { name: 'Revoke' })).toHaveCount(0);
+      await page.getByRole('button', { name: 'Create an invite link' }).click();
+      await expect(page.getByRole('button', { name: 'Revoke' })).toHaveCount(1);
+      await page.getByRole('button', { name: 'Revoke' }).click();
+      await expect(page.getByRole('button', { name: 'Revoke' })).toHaveCount(0);
       expect(problems).toEqual([]);
     });
   });

@@ -22,7 +22,7 @@ pub fn SignUpPage() -> impl IntoView {
             <h1>"Create your Perpetuo account"</h1>
             <ActionForm action=action>
                 {move || (!invite().is_empty()).then(|| view! { <p class="hint" data-testid="invited">"You were invited to a workspace: your account joins it."</p> })}
-                <input type="hidden" name="invite" prop:value=invite/>
+                <input type="hidden" name="invite" value=invite/>
                 <Suspense fallback=|| ()>
                     {move || Suspend::new(async move {
                         (setup.await.unwrap_or(false) && invite().is_empty()).then(|| view! {

@@ -130,7 +130,19 @@ async fn provider_keys_and_api_keys_never_reach_the_logs() {
     let created = gw.app.post_json("/api/v1/providers", Some(&gw.token), &json!({"label": "Logged", "kind": "openai_compatible", "base_url": mock.base_url(), "api_key": provider_secret})).await;
     let id = created.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
     gw.app.post_json(&format!("/api/v1/providers/{id}/test"), Some(&gw.token), &json!({})).await;
-    assert_eq!(gw.chat(&chat_body("mock-small")).await.status(), 200);
+    // One access line per call (the tests log `perpetuo::access` at info), with its request id,
+    // status and latency.
+    let ok = gw.chat(&chat_body("mock-small")).await;
+    assert_eq!(ok.status(), 200);
+    let request_id = ok.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let line = poll(Duration::from_secs(10), || async {
+        captured_logs().lines().find(|l| l.contains("perpetuo::access") && l.contains(&request_id)).map(str::to_owned)
+    })
+    .await
+    .expect("the call's access line");
+    for field in ["status=", "latency_ms=", "route=chat", "model=\"mock-small\"", "key_id="] {
+        assert!(line.contains(field), "{field} missing: {line}");
+    }
     mock.set_default(Behavior::Status(500, None));
     gw.chat(&chat_body("mock-small")).await;
     mock.set_key("sk-other");
@@ -140,6 +152,7 @@ async fn provider_keys_and_api_keys_never_reach_the_logs() {
     gw.usage(3).await;
     let logs = captured_logs();
     assert!(logs.contains("upstream attempt failed"), "the failures were logged");
+    let logs = captured_logs();
     for secret in [provider_secret, gw.key.as_str(), &gw.key[3..], gw.token.as_str()] {
         assert!(!logs.contains(secret), "secret material in the logs");
     }
