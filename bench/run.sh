@@ -97,9 +97,12 @@ GW_PID=$!
 pids+=($GW_PID)
 wait_for "$work/perpetuo.log" "listening on" "Perpetuo"
 GW=$(grep -o 'http://[0-9.:]*' "$work/perpetuo.log" | head -1)
+# The first account gives the setup code Perpetuo logs while no account exists.
+wait_for "$work/perpetuo.log" "setup code" "the setup code"
+SETUP_CODE=$(grep -o 'setup code [0-9A-Z-]*' "$work/perpetuo.log" | head -1 | cut -d" " -f3)
 
 signup=$(curl -s -X POST "$GW/api/v1/auth/signup" -H 'content-type: application/json' \
-  -d '{"email":"bench@example.com","password":"benchmark-password"}')
+  -d "{\"email\":\"bench@example.com\",\"password\":\"benchmark-password\",\"setup_code\":\"$SETUP_CODE\"}")
 TOKEN=$(echo "$signup" | jq -r .token)
 provider() {  # $1 label, $2 kind, $3 base URL, $4 priority
   curl -s -X POST "$GW/api/v1/providers" -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' \

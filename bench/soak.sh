@@ -55,9 +55,13 @@ GW_PID=$!
 pids+=($GW_PID)
 wait_for "$work/perpetuo.log" "listening on" "Perpetuo"
 GW=$(grep -o 'http://[0-9.:]*' "$work/perpetuo.log" | head -1)
+# The first account gives the setup code Perpetuo logs while no account exists.
+wait_for "$work/perpetuo.log" "setup code" "the setup code"
+SETUP_CODE=$(grep -o 'setup code [0-9A-Z-]*' "$work/perpetuo.log" | head -1 | cut -d" " -f3)
 
 TOKEN=$(curl -s -X POST "$GW/api/v1/auth/signup" -H 'content-type: application/json' \
-  -d '{"email":"soak@example.com","password":"soak-password-123"}' | jq -r .token)
+  -d "{\"email\":\"soak@example.com\",\"password\":\"soak-password-123\",\"setup_code\":\"$SETUP_CODE\"}" | jq -r .token)
+if [ -z "$TOKEN" ] || [ "$TOKEN" = null ]; then echo "soak: the first sign-up failed" >&2; exit 1; fi
 provider() {  # $1 label, $2 kind, $3 base URL, $4 priority
   curl -s -X POST "$GW/api/v1/providers" -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' \
     -d "{\"label\":\"$1\",\"kind\":\"$2\",\"base_url\":\"$3\",\"api_key\":\"$PROVIDER_KEY\",\"priority\":$4}" >/dev/null

@@ -69,6 +69,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             abandoned: 0,
             reserved_nanos: None,
             reserved_tokens: None,
+            dropped_tools: None,
         });
         if batch.len() == 1000 {
             insert(&db, &batch, true).await?;

@@ -42,6 +42,7 @@ fn record(i: usize) -> UsageRecord {
         abandoned: 0,
         reserved_nanos: None,
         reserved_tokens: None,
+        dropped_tools: None,
     }
 }
 

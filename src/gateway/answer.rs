@@ -39,6 +39,16 @@ fn decorate(
     crate::ratelimit::set_headers(headers, &caller.limit, protocol);
 }
 
+/// `x-perpetuo-dropped-tools`: the hosted tools the client offered that the provider went
+/// without (their type names, comma separated), when there were any.
+fn dropped_header(headers: &mut HeaderMap, dropped: &perpetuo_core::protocols::Dropped) {
+    if !dropped.is_empty()
+        && let Ok(value) = HeaderValue::from_str(&dropped.list())
+    {
+        headers.insert("x-perpetuo-dropped-tools", value);
+    }
+}
+
 /// The call failed (before any attempt, or after all of them): answered and recorded (charged
 /// what its abandoned attempts may be billed).
 pub fn failure(
@@ -90,6 +100,7 @@ pub fn whole(
     let mut response = Response::new(Body::from(body));
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     decorate(response.headers_mut(), &call.caller, call.request.protocol, Some(provider), progress.attempts);
+    dropped_header(response.headers_mut(), &progress.dropped);
     response
 }
 
@@ -101,6 +112,7 @@ pub fn stream(relay: Relay) -> Response {
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
     decorate(&mut headers, relay.caller(), relay.protocol(), Some(relay.provider()), relay.attempts());
+    dropped_header(&mut headers, relay.dropped());
     let mut response = Response::new(Body::from_stream(relay.into_stream()));
     *response.status_mut() = StatusCode::OK;
     *response.headers_mut() = headers;

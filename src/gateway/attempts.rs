@@ -127,6 +127,7 @@ pub async fn run(state: &AppState, mut call: Call) -> Response {
             }
             tried = true;
             progress.attempts += 1;
+            progress.dropped = prepared.dropped.clone();
             last_provider = Some(index);
             let attempt_started = Instant::now();
             let outcome = attempt(state, provider, &call, prepared, deadline).await;

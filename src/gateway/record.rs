@@ -47,6 +47,8 @@ pub struct Progress {
     pub abandoned: u32,
     /// What those attempts are charged.
     pub abandoned_charge: Charge,
+    /// The hosted tools the client offered that the provider last tried goes without.
+    pub dropped: perpetuo_core::protocols::Dropped,
 }
 
 /// What a record says about the call itself.
@@ -112,6 +114,7 @@ pub fn build(state: &AppState, subject: &Subject, outcome: Outcome, progress: &P
         abandoned: i64::from(progress.abandoned),
         reserved_nanos: subject.hold.map(|h| h.hold.need.nanos),
         reserved_tokens: subject.hold.map(|h| h.hold.need.tokens),
+        dropped_tools: (!progress.dropped.is_empty()).then(|| progress.dropped.list()),
     };
     let kind = provider.map_or("none", |p| p.kind.as_str());
     // Only a model a provider actually served becomes a label: failed calls would let anyone

@@ -90,6 +90,11 @@ impl Relay {
         self.progress.attempts
     }
 
+    /// The hosted tools the serving provider goes without.
+    pub fn dropped(&self) -> &perpetuo_core::protocols::Dropped {
+        &self.progress.dropped
+    }
+
     /// Parses what arrived and queues what the client should get.
     fn feed(&mut self, chunk: &Bytes) {
         self.parser.push(chunk);

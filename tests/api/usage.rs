@@ -48,6 +48,7 @@ fn known_record(
         abandoned: 0,
         reserved_nanos: None,
         reserved_tokens: None,
+        dropped_tools: None,
     }
 }
 

@@ -297,6 +297,9 @@ pub struct RequestRow {
     pub reserved_nanos: Option<i64>,
     #[serde(default)]
     pub reserved_tokens: Option<i64>,
+    /// The hosted tools the client offered that the provider went without (`web_search, ...`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dropped_tools: Option<String>,
 }
 
 /// A page of the request log, newest first.

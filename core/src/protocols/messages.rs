@@ -6,6 +6,7 @@
 use bytes::Bytes;
 use serde_json::{Map, Value, json};
 
+use super::tools::Dropped;
 use super::chat::{AnswerParts, ChatSink, Delta};
 use super::{AnswerLabels, Refusal};
 use crate::protocols::StreamFault;
@@ -86,8 +87,17 @@ fn invalid(message: impl Into<String>) -> Refusal {
 
 /// A Messages request as a chat completions request (for providers that speak only chat).
 /// What chat has no way to say is refused with a 400 rather than silently dropped, except hints
-/// that change nothing in the answer (`cache_control`, `top_k`, `thinking`).
+/// that change nothing in the answer (`cache_control`: an OpenAI-style provider caches prefixes
+/// by itself; `top_k`, `thinking`) and server tools merely offered (see `to_chat_dropping`).
 pub fn to_chat(body: &Map<String, Value>) -> Result<Map<String, Value>, Refusal> {
+    to_chat_dropping(body).map(|(chat, _)| chat)
+}
+
+/// The same, and the Anthropic server tools (web search, code execution, ...) it goes without:
+/// offered, they are dropped (the provider cannot run them); forced by `tool_choice`, refused.
+/// Their earlier calls and results in assistant turns are left out with them.
+pub fn to_chat_dropping(body: &Map<String, Value>) -> Result<(Map<String, Value>, Dropped), Refusal> {
+    let mut dropped = Dropped::default();
     let mut messages: Vec<Value> = Vec::new();
     match body.get("system") {
         Some(Value::String(s)) if !s.is_empty() => messages.push(json!({"role": "system", "content": s})),
@@ -129,26 +139,46 @@ pub fn to_chat(body: &Map<String, Value>) -> Result<Map<String, Value>, Refusal>
     if let Some(user) = body.get("metadata").and_then(|m| m.get("user_id")).filter(|u| u.is_string()) {
         chat.insert("user".into(), user.clone());
     }
+    let mut server_tools: Vec<&str> = Vec::new();
     if let Some(tools) = body.get("tools").and_then(Value::as_array) {
-        let tools = tools.iter().map(tool).collect::<Result<Vec<_>, _>>()?;
-        if !tools.is_empty() {
-            chat.insert("tools".into(), Value::Array(tools));
+        let mut functions = Vec::new();
+        for offered in tools {
+            match offered.get("type").and_then(Value::as_str) {
+                None | Some("custom") => functions.push(tool(offered)),
+                Some(server) => {
+                    server_tools.push(offered.get("name").and_then(Value::as_str).unwrap_or(server));
+                    dropped.add(server);
+                }
+            }
+        }
+        if !functions.is_empty() {
+            chat.insert("tools".into(), Value::Array(functions));
         }
     }
     if let Some(choice) = body.get("tool_choice").filter(|c| c.is_object()) {
         let mapped = match choice.get("type").and_then(Value::as_str) {
+            Some("tool") if choice.get("name").and_then(Value::as_str).is_some_and(|n| server_tools.contains(&n)) => {
+                return Err(Refusal::new(
+                    "tool_choice forces an Anthropic server tool, which this model's provider cannot run. Offer it \
+                     without forcing it (it is then left out here), or choose a client tool.",
+                    Some("tool_choice"),
+                ));
+            }
+            Some(_) if !chat.contains_key("tools") => Value::Null,
             Some("auto") => json!("auto"),
             Some("any") => json!("required"),
             Some("none") => json!("none"),
             Some("tool") => json!({"type": "function", "function": {"name": choice.get("name")}}),
             _ => return Err(Refusal::new("tool_choice: unknown type", Some("tool_choice"))),
         };
-        chat.insert("tool_choice".into(), mapped);
+        if !mapped.is_null() {
+            chat.insert("tool_choice".into(), mapped);
+        }
         if choice.get("disable_parallel_tool_use") == Some(&Value::Bool(true)) && chat.contains_key("tools") {
             chat.insert("parallel_tool_calls".into(), Value::Bool(false));
         }
     }
-    Ok(chat)
+    Ok((chat, dropped))
 }
 
 /// The text of text blocks, joined (system prompts, tool results).
@@ -261,6 +291,8 @@ fn assistant_turn(blocks: &[Value]) -> Result<Value, Refusal> {
                 },
             })),
             Some("thinking" | "redacted_thinking") => {}
+            // A server tool's use and result from an earlier turn: the tool is not offered here.
+            Some(server) if server == "server_tool_use" || server == "mcp_tool_use" || server.ends_with("_tool_result") => {}
             other => {
                 return Err(invalid(format!(
                     "Assistant blocks of type `{}` cannot be sent to this model's provider.",
@@ -276,13 +308,7 @@ fn assistant_turn(blocks: &[Value]) -> Result<Value, Refusal> {
     Ok(message)
 }
 
-fn tool(tool: &Value) -> Result<Value, Refusal> {
-    if tool.get("type").and_then(Value::as_str).is_some_and(|t| t != "custom") {
-        return Err(Refusal::new(
-            "tools: Anthropic server tools cannot be sent to this model's provider; only client tools with an `input_schema`.",
-            Some("tools"),
-        ));
-    }
+fn tool(tool: &Value) -> Value {
     let mut function = json!({
         "name": tool.get("name"),
         "parameters": tool.get("input_schema").cloned().unwrap_or_else(|| json!({"type": "object", "properties": {}})),
@@ -290,7 +316,7 @@ fn tool(tool: &Value) -> Result<Value, Refusal> {
     if let Some(d) = tool.get("description") {
         function["description"] = d.clone();
     }
-    Ok(json!({"type": "function", "function": function}))
+    json!({"type": "function", "function": function})
 }
 
 /// A whole chat answer as a Messages answer.

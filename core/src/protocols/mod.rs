@@ -11,8 +11,10 @@ pub mod chat;
 pub mod messages;
 pub mod responses;
 pub mod sse;
+pub mod tools;
 pub mod translate;
 
+pub use tools::{Dropped, ToolNames};
 pub use translate::{AnswerReader, BadAnswer, Prepared, StreamFault, StreamTranslator};
 
 use serde_json::{Map, Value};
@@ -216,31 +218,49 @@ pub struct AnswerLabels {
 }
 
 /// The chat request a call in `protocol` becomes for a provider that does not speak it.
-pub fn to_chat(request: &ClientRequest) -> Result<std::borrow::Cow<'_, Map<String, Value>>, Refusal> {
+pub fn to_chat(request: &ClientRequest) -> Result<(std::borrow::Cow<'_, Map<String, Value>>, Dropped), Refusal> {
     use std::borrow::Cow;
     match request.protocol {
-        Protocol::Chat => Ok(Cow::Borrowed(&request.body)),
-        Protocol::Messages => messages::to_chat(&request.body).map(Cow::Owned),
-        Protocol::Responses => responses::to_chat(&request.body).map(Cow::Owned),
+        Protocol::Chat => Ok((Cow::Borrowed(&request.body), Dropped::default())),
+        Protocol::Messages => messages::to_chat_dropping(&request.body).map(|(c, d)| (Cow::Owned(c), d)),
+        Protocol::Responses => responses::to_chat_dropping(&request.body).map(|(c, d)| (Cow::Owned(c), d)),
         Protocol::Embeddings => Err(Refusal::new("This model's provider does not offer embeddings.", Some("model"))),
     }
 }
 
-/// A whole chat answer in the client's protocol.
-pub fn answer_from_chat(protocol: Protocol, chat: &Value, labels: &AnswerLabels, tokens: TokenCounts) -> bytes::Bytes {
-    match protocol {
-        Protocol::Chat | Protocol::Embeddings => chat::answer(chat),
-        Protocol::Messages => messages::answer(chat, labels, tokens),
-        Protocol::Responses => responses::answer(chat, labels, tokens),
+/// The flat names a translated request's namespaced tools were given (see `tools`).
+pub fn tool_names(request: &ClientRequest) -> std::sync::Arc<ToolNames> {
+    match request.protocol {
+        Protocol::Responses => ToolNames::of_responses(&request.body),
+        Protocol::Chat | Protocol::Messages | Protocol::Embeddings => std::sync::Arc::default(),
     }
 }
 
-/// The writer of chat chunks in the client's protocol.
-pub fn chat_sink(protocol: Protocol, labels: &AnswerLabels) -> Box<dyn chat::ChatSink> {
+/// A whole chat answer in the client's protocol, tool calls under the names it offered.
+pub fn answer_from_chat(
+    protocol: Protocol,
+    chat: &Value,
+    labels: &AnswerLabels,
+    tokens: TokenCounts,
+    names: &ToolNames,
+) -> bytes::Bytes {
+    match protocol {
+        Protocol::Chat | Protocol::Embeddings => chat::answer(chat),
+        Protocol::Messages => messages::answer(chat, labels, tokens),
+        Protocol::Responses => responses::answer(chat, labels, tokens, names),
+    }
+}
+
+/// The writer of chat chunks in the client's protocol, tool calls under the names it offered.
+pub fn chat_sink(
+    protocol: Protocol,
+    labels: &AnswerLabels,
+    names: std::sync::Arc<ToolNames>,
+) -> Box<dyn chat::ChatSink> {
     match protocol {
         Protocol::Chat | Protocol::Embeddings => Box::new(chat::ChatWriter::new(labels)),
         Protocol::Messages => Box::new(messages::MessagesWriter::new(labels)),
-        Protocol::Responses => Box::new(responses::ResponsesWriter::new(labels)),
+        Protocol::Responses => Box::new(responses::ResponsesWriter::new(labels, names)),
     }
 }
 

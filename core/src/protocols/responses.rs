@@ -7,6 +7,7 @@ use bytes::Bytes;
 use serde_json::{Map, Value, json};
 
 use super::chat::{AnswerParts, ChatSink, Delta};
+use super::tools::{Dropped, ToolNames, flat_name};
 use super::{AnswerLabels, Refusal};
 use crate::protocols::StreamFault;
 use crate::usage::TokenCounts;
@@ -66,6 +67,15 @@ fn invalid(message: impl Into<String>) -> Refusal {
 
 /// A Responses request as a chat completions request (for providers that do not speak it).
 pub fn to_chat(body: &Map<String, Value>) -> Result<Map<String, Value>, Refusal> {
+    to_chat_dropping(body).map(|(chat, _)| chat)
+}
+
+/// The same, and the hosted tools it goes without: a tool the client merely offers and the
+/// provider cannot run is dropped (offering is permission, not a requirement); a `tool_choice`
+/// that forces one is refused. Namespaced tools become function tools named
+/// `namespace__tool` (see `tools::flat_name`), and calls sent back in `input` are named the same.
+pub fn to_chat_dropping(body: &Map<String, Value>) -> Result<(Map<String, Value>, Dropped), Refusal> {
+    let mut dropped = Dropped::default();
     if let Some(refusal) = stateless_refusal(body) {
         return Err(refusal);
     }
@@ -77,7 +87,7 @@ pub fn to_chat(body: &Map<String, Value>) -> Result<Map<String, Value>, Refusal>
         Some(Value::String(s)) => messages.push(json!({"role": "user", "content": s})),
         Some(Value::Array(items)) => {
             for item in items {
-                input_item(item, &mut messages)?;
+                input_item(item, &mut messages, &mut dropped)?;
             }
         }
         _ => return Err(invalid("'input' must be a string or a list of items.")),
@@ -117,9 +127,30 @@ pub fn to_chat(body: &Map<String, Value>) -> Result<Map<String, Value>, Refusal>
         }
     }
     if let Some(tools) = body.get("tools").and_then(Value::as_array) {
-        let tools = tools.iter().map(tool).collect::<Result<Vec<_>, _>>()?;
-        if !tools.is_empty() {
-            chat.insert("tools".into(), Value::Array(tools));
+        let mut functions = Vec::new();
+        for offered in tools {
+            match offered.get("type").and_then(Value::as_str).unwrap_or("function") {
+                "function" => functions.push(tool(offered, None)),
+                "namespace" => {
+                    let namespace = offered.get("name").and_then(Value::as_str).unwrap_or_default();
+                    for inner in offered.get("tools").and_then(Value::as_array).into_iter().flatten() {
+                        match inner.get("type").and_then(Value::as_str).unwrap_or("function") {
+                            "function" => functions.push(tool(inner, Some(namespace))),
+                            other => dropped.add(&format!("{namespace}.{other}")),
+                        }
+                    }
+                }
+                "custom" => {
+                    return Err(Refusal::new(
+                        "Custom (free-form) tools cannot be sent to this model's provider yet; only function tools.",
+                        Some("tools"),
+                    ));
+                }
+                hosted => dropped.add(hosted),
+            }
+        }
+        if !functions.is_empty() {
+            chat.insert("tools".into(), Value::Array(functions));
         }
     }
     match body.get("tool_choice") {
@@ -127,40 +158,50 @@ pub fn to_chat(body: &Map<String, Value>) -> Result<Map<String, Value>, Refusal>
             chat.insert("tool_choice".into(), Value::String(s.clone()));
         }
         Some(Value::Object(choice)) if choice.get("type").and_then(Value::as_str) == Some("function") => {
-            chat.insert("tool_choice".into(), json!({"type": "function", "function": {"name": choice.get("name")}}));
+            let name = choice.get("name").and_then(Value::as_str).unwrap_or_default();
+            let name = match choice.get("namespace").and_then(Value::as_str) {
+                Some(namespace) => flat_name(namespace, name),
+                None => name.to_owned(),
+            };
+            chat.insert("tool_choice".into(), json!({"type": "function", "function": {"name": name}}));
         }
-        Some(Value::Object(_)) => {
+        Some(Value::Object(choice)) => {
+            let kind = choice.get("type").and_then(Value::as_str).unwrap_or("unknown");
             return Err(Refusal::new(
-                "Only function tool choices can be sent to this model's provider.",
+                format!(
+                    "`tool_choice` forces the hosted tool `{kind}`, which only OpenAI runs; this model's provider cannot. \
+                     Offer it without forcing it (it is then left out here), or choose a function tool."
+                ),
                 Some("tool_choice"),
             ));
         }
         _ => {}
     }
-    Ok(chat)
+    // With every offered tool dropped, a tool choice has nothing to choose from.
+    if !chat.contains_key("tools") {
+        chat.remove("tool_choice");
+        chat.remove("parallel_tool_calls");
+    }
+    Ok((chat, dropped))
 }
 
-fn tool(tool: &Value) -> Result<Value, Refusal> {
-    if tool.get("type").and_then(Value::as_str) != Some("function") {
-        return Err(Refusal::new(
-            format!(
-                "Tools of type `{}` are OpenAI's hosted tools and cannot be sent to this model's provider; only function tools.",
-                tool.get("type").and_then(Value::as_str).unwrap_or("unknown")
-            ),
-            Some("tools"),
-        ));
-    }
-    let mut function = json!({"name": tool.get("name"), "parameters": tool.get("parameters").cloned().unwrap_or_else(|| json!({"type": "object", "properties": {}}))});
+/// A function tool as chat's, named `namespace__name` when it belongs to a namespace.
+fn tool(tool: &Value, namespace: Option<&str>) -> Value {
+    let name = match (namespace, tool.get("name").and_then(Value::as_str)) {
+        (Some(namespace), Some(name)) => Value::String(flat_name(namespace, name)),
+        (_, name) => name.map_or(Value::Null, |n| Value::String(n.to_owned())),
+    };
+    let mut function = json!({"name": name, "parameters": tool.get("parameters").cloned().unwrap_or_else(|| json!({"type": "object", "properties": {}}))});
     for field in ["description", "strict"] {
         if let Some(v) = tool.get(field).filter(|v| !v.is_null()) {
             function[field] = v.clone();
         }
     }
-    Ok(json!({"type": "function", "function": function}))
+    json!({"type": "function", "function": function})
 }
 
 /// One input item as chat messages: function calls join the assistant turn before them.
-fn input_item(item: &Value, messages: &mut Vec<Value>) -> Result<(), Refusal> {
+fn input_item(item: &Value, messages: &mut Vec<Value>, dropped: &mut Dropped) -> Result<(), Refusal> {
     let kind = item.get("type").and_then(Value::as_str).unwrap_or("message");
     match kind {
         "message" => {
@@ -200,10 +241,14 @@ fn input_item(item: &Value, messages: &mut Vec<Value>) -> Result<(), Refusal> {
             messages.push(json!({"role": role, "content": content}));
         }
         "function_call" => {
+            let name = match (item.get("namespace").and_then(Value::as_str), item.get("name").and_then(Value::as_str)) {
+                (Some(namespace), Some(name)) => Value::String(flat_name(namespace, name)),
+                (_, name) => name.map_or(Value::Null, |n| Value::String(n.to_owned())),
+            };
             let call = json!({
                 "id": item.get("call_id"),
                 "type": "function",
-                "function": {"name": item.get("name"), "arguments": item.get("arguments").cloned().unwrap_or(json!("{}"))},
+                "function": {"name": name, "arguments": item.get("arguments").cloned().unwrap_or(json!("{}"))},
             });
             let joins = messages.last().is_some_and(|m| {
                 m.get("role").and_then(Value::as_str) == Some("assistant") && m.get("tool_calls").is_some()
@@ -227,6 +272,15 @@ fn input_item(item: &Value, messages: &mut Vec<Value>) -> Result<(), Refusal> {
         }
         // A reasoning item is the provider's own state: nothing another provider can read.
         "reasoning" => {}
+        // A hosted tool's call (and its output) from an earlier turn on OpenAI: the tool is not
+        // offered here, so its traces are left out with it.
+        hosted if hosted.ends_with("_call") || hosted.ends_with("_call_output") => {
+            let tool = hosted.trim_end_matches("_output").trim_end_matches("_call");
+            if tool == "custom_tool" {
+                return Err(invalid("Custom (free-form) tool calls cannot be sent to this model's provider yet."));
+            }
+            dropped.add(tool);
+        }
         other => {
             return Err(invalid(format!("Input items of type `{other}` cannot be sent to this model's provider.")));
         }
@@ -292,8 +346,15 @@ fn message_item(id: &str, text: &str, status: &str) -> Value {
     })
 }
 
-fn call_item(id: &str, call_id: &str, name: &str, arguments: &str, status: &str) -> Value {
-    json!({"type": "function_call", "id": id, "call_id": call_id, "name": name, "arguments": arguments, "status": status})
+/// A function call item, under the name the client offered (a namespaced tool's own name and
+/// its `namespace`).
+fn call_item(names: &ToolNames, id: &str, call_id: &str, name: &str, arguments: &str, status: &str) -> Value {
+    let mut item = json!({"type": "function_call", "id": id, "call_id": call_id, "name": name, "arguments": arguments, "status": status});
+    if let Some((namespace, own)) = names.split(name) {
+        item["name"] = json!(own);
+        item["namespace"] = json!(namespace);
+    }
+    item
 }
 
 fn reasoning_item(id: &str, text: &str) -> Value {
@@ -301,7 +362,7 @@ fn reasoning_item(id: &str, text: &str) -> Value {
 }
 
 /// A whole chat answer as a response object.
-pub fn answer(chat: &Value, labels: &AnswerLabels, tokens: TokenCounts) -> Bytes {
+pub fn answer(chat: &Value, labels: &AnswerLabels, tokens: TokenCounts, names: &ToolNames) -> Bytes {
     let parts = AnswerParts::of(chat);
     let mut output = Vec::new();
     if !parts.reasoning.is_empty() {
@@ -311,7 +372,7 @@ pub fn answer(chat: &Value, labels: &AnswerLabels, tokens: TokenCounts) -> Bytes
         output.push(message_item(&format!("msg_{}", labels.id), &parts.text, "completed"));
     }
     for (n, (call_id, name, arguments)) in parts.tool_calls.iter().enumerate() {
-        output.push(call_item(&format!("fc_{}_{n}", labels.id), call_id, name, arguments, "completed"));
+        output.push(call_item(names, &format!("fc_{}_{n}", labels.id), call_id, name, arguments, "completed"));
     }
     let status = if parts.finish_reason.as_deref() == Some("length") { "incomplete" } else { "completed" };
     Bytes::from(serde_json::to_vec(&response_object(labels, status, output, Some(&tokens))).unwrap_or_default())

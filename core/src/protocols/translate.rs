@@ -26,6 +26,8 @@ pub struct Prepared {
     pub headers: Vec<(http::HeaderName, http::HeaderValue)>,
     /// How the answer comes back in the client's protocol.
     pub reader: Box<dyn AnswerReader>,
+    /// The hosted tools the client offered that this provider goes without.
+    pub dropped: super::Dropped,
 }
 
 /// How a candidate's answers are read back into the client's protocol.

@@ -5,6 +5,8 @@
 //! The engine holds only the result: a new dialect needs a module and a line in the catalog,
 //! nothing here or in the engine.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 
 use super::OpenedProvider;
@@ -12,7 +14,7 @@ use super::catalog;
 use super::dialects::{Dialect, Endpoint};
 use crate::protocols::chat::Composed;
 use crate::protocols::{self, AnswerLabels, AnswerReader, BadAnswer, Bound, ClientRequest, Prepared, Protocol};
-use crate::protocols::{Refusal, StreamTranslator};
+use crate::protocols::{Dropped, Refusal, StreamTranslator, ToolNames};
 use crate::usage::TokenCounts;
 
 /// The call as `provider` gets it, served as `model` and held to `bound`; `forward` are the
@@ -32,14 +34,16 @@ pub fn prepare(
             body: dialect.native_body(request, model, bound)?,
             headers: forward.to_vec(),
             reader: Box::new(Native { dialect, protocol }),
+            dropped: Dropped::default(),
         });
     }
-    let chat = protocols::to_chat(request)?;
+    let (chat, dropped) = protocols::to_chat(request)?;
     Ok(Prepared {
         url: dialect.url(&provider.base_url, Endpoint::Call(Protocol::Chat)),
         body: dialect.chat_body(&chat, model, request.stream, bound)?,
         headers: Vec::new(),
-        reader: Box::new(ThroughChat { dialect, protocol }),
+        reader: Box::new(ThroughChat { dialect, protocol, names: protocols::tool_names(request) }),
+        dropped,
     })
 }
 
@@ -63,20 +67,22 @@ impl AnswerReader for Native {
     }
 }
 
-/// Answers to a chat body: read as chat by the dialect, written in the client's protocol.
+/// Answers to a chat body: read as chat by the dialect, written in the client's protocol (tool
+/// calls under the names the client offered).
 struct ThroughChat {
     dialect: &'static dyn Dialect,
     protocol: Protocol,
+    names: Arc<ToolNames>,
 }
 
 impl AnswerReader for ThroughChat {
     fn whole(&self, body: Bytes, labels: &AnswerLabels) -> Result<(Bytes, TokenCounts), BadAnswer> {
         let (chat, tokens) = self.dialect.chat_answer(body, labels)?;
-        Ok((protocols::answer_from_chat(self.protocol, &chat, labels, tokens), tokens))
+        Ok((protocols::answer_from_chat(self.protocol, &chat, labels, tokens, &self.names), tokens))
     }
 
     fn stream(&self, labels: &AnswerLabels) -> Box<dyn StreamTranslator> {
-        let sink = protocols::chat_sink(self.protocol, labels);
+        let sink = protocols::chat_sink(self.protocol, labels, Arc::clone(&self.names));
         Box::new(Composed::new(self.dialect.chat_source(labels), sink))
     }
 

@@ -52,6 +52,9 @@ pub struct UsageRecord {
     pub reserved_nanos: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reserved_tokens: Option<i64>,
+    /// The hosted tools the client offered that the provider went without (`web_search, ...`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dropped_tools: Option<String>,
 }
 
 fn is_zero(n: &i64) -> bool {
@@ -84,6 +87,7 @@ impl UsageRecord {
             abandoned: self.abandoned,
             reserved_nanos: self.reserved_nanos,
             reserved_tokens: self.reserved_tokens,
+            dropped_tools: self.dropped_tools.clone(),
         }
     }
 }
@@ -119,6 +123,7 @@ pub mod tests {
             abandoned: 0,
             reserved_nanos: None,
             reserved_tokens: None,
+            dropped_tools: None,
         }
     }
 

@@ -98,11 +98,46 @@ fn requests_become_chat_with_tools_results_images_and_documents() {
     assert!(chat.get("top_k").is_none(), "chat has no top_k");
 }
 
+/// Offered server tools are dropped (and named), client tools kept; earlier server-tool blocks in
+/// assistant turns are left out with them.
+#[test]
+fn offered_server_tools_are_dropped_not_refused() {
+    let body = map(json!({
+        "max_tokens": 5,
+        "tools": [
+            {"type": "web_search_20250305", "name": "web_search", "max_uses": 3},
+            {"name": "read_file", "input_schema": {"type": "object"}},
+        ],
+        "tool_choice": {"type": "auto"},
+        "messages": [
+            {"role": "user", "content": "look it up"},
+            {"role": "assistant", "content": [
+                {"type": "server_tool_use", "id": "srvtoolu_1", "name": "web_search", "input": {"query": "q"}},
+                {"type": "web_search_tool_result", "tool_use_id": "srvtoolu_1", "content": []},
+                {"type": "text", "text": "found it"},
+            ]},
+            {"role": "user", "content": "thanks"},
+        ],
+    }));
+    let (chat, dropped) = to_chat_dropping(&body).unwrap_or_else(|e| unreachable!("{e:?}"));
+    assert_eq!(dropped.list(), "web_search_20250305");
+    let tools = chat["tools"].as_array().unwrap();
+    assert_eq!(tools.len(), 1);
+    assert_eq!(tools[0]["function"]["name"], "read_file");
+    assert_eq!(chat["tool_choice"], "auto");
+    assert_eq!(chat["messages"][1], json!({"role": "assistant", "content": "found it"}));
+    // Only server tools offered: no tools and no tool choice left.
+    let only = map(json!({"max_tokens": 5, "messages": [{"role": "user", "content": "hi"}], "tools": [{"type": "web_search_20250305", "name": "web_search"}], "tool_choice": {"type": "auto"}}));
+    let (chat, dropped) = to_chat_dropping(&only).unwrap_or_else(|e| unreachable!("{e:?}"));
+    assert!(chat.get("tools").is_none() && chat.get("tool_choice").is_none(), "{chat:?}");
+    assert!(!dropped.is_empty());
+}
+
 #[test]
 fn what_chat_cannot_say_is_refused() {
-    let server_tool =
-        map(json!({"max_tokens": 5, "messages": [], "tools": [{"type": "web_search_20250305", "name": "web_search"}]}));
-    assert_eq!(to_chat(&server_tool).err().map(|r| r.param), Some(Some("tools")));
+    // A server tool forced by tool_choice cannot be honoured by another provider.
+    let forced = map(json!({"max_tokens": 5, "messages": [], "tools": [{"type": "web_search_20250305", "name": "web_search"}], "tool_choice": {"type": "tool", "name": "web_search"}}));
+    assert_eq!(to_chat(&forced).err().map(|r| r.param), Some(Some("tool_choice")));
     let file = map(
         json!({"max_tokens": 5, "messages": [{"role": "user", "content": [{"type": "image", "source": {"type": "file", "file_id": "f"}}]}]}),
     );

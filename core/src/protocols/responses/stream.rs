@@ -25,11 +25,14 @@ pub struct ResponsesWriter {
     finish_reason: Option<String>,
     /// Bytes of output kept (text, reasoning, arguments, names).
     kept: usize,
+    /// The request's namespaced tools, to name calls back.
+    names: std::sync::Arc<ToolNames>,
 }
 
 impl ResponsesWriter {
-    pub fn new(labels: &AnswerLabels) -> Self {
+    pub fn new(labels: &AnswerLabels, names: std::sync::Arc<ToolNames>) -> Self {
         Self {
+            names,
             labels: labels.clone(),
             sequence: 0,
             started: false,
@@ -93,12 +96,13 @@ impl ResponsesWriter {
                 reasoning_item(&id, &text)
             }
             Open::Call { id, call_id, name, arguments, .. } => {
+                let own = self.names.split(&name).map_or(name.as_str(), |(_, own)| own).to_owned();
                 self.emit(
                     "response.function_call_arguments.done",
-                    json!({"item_id": id, "output_index": index, "name": name, "arguments": arguments}),
+                    json!({"item_id": id, "output_index": index, "name": own, "arguments": arguments}),
                     out,
                 );
-                call_item(&id, &call_id, &name, &arguments, "completed")
+                call_item(&self.names, &id, &call_id, &name, &arguments, "completed")
             }
         };
         self.emit("response.output_item.done", json!({"output_index": index, "item": item}), out);
@@ -111,7 +115,7 @@ impl ResponsesWriter {
         let item = match &open {
             Open::Message { id, .. } => message_item(id, "", "in_progress"),
             Open::Reasoning { id, .. } => json!({"type": "reasoning", "id": id, "summary": []}),
-            Open::Call { id, call_id, name, .. } => call_item(id, call_id, name, "", "in_progress"),
+            Open::Call { id, call_id, name, .. } => call_item(&self.names, id, call_id, name, "", "in_progress"),
         };
         self.emit("response.output_item.added", json!({"output_index": index, "item": item}), out);
         match &open {

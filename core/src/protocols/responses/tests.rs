@@ -91,13 +91,15 @@ fn requests_become_chat_with_items_tools_and_formats() {
 }
 
 #[test]
-fn stateful_and_hosted_features_are_refused_away_from_openai() {
+fn stateful_features_and_forced_hosted_tools_are_refused_away_from_openai() {
     let previous = map(json!({"input": "more", "previous_response_id": "resp_1"}));
     let refusal = to_chat(&previous).err();
     assert_eq!(refusal.as_ref().map(|r| r.param), Some(Some("previous_response_id")));
     assert!(refusal.is_some_and(|r| r.message.contains("Perpetuo keeps no conversation state")));
-    let hosted = map(json!({"input": "x", "tools": [{"type": "web_search"}]}));
-    assert_eq!(to_chat(&hosted).err().map(|r| r.param), Some(Some("tools")));
+    let hosted = map(json!({"input": "x", "tools": [{"type": "web_search"}], "tool_choice": {"type": "web_search"}}));
+    assert_eq!(to_chat(&hosted).err().map(|r| r.param), Some(Some("tool_choice")));
+    let custom = map(json!({"input": "x", "tools": [{"type": "custom", "name": "apply_patch"}]}));
+    assert_eq!(to_chat(&custom).err().map(|r| r.param), Some(Some("tools")));
     let reference = map(json!({"input": [{"type": "item_reference", "id": "msg_1"}]}));
     assert!(to_chat(&reference).is_err());
 }
@@ -107,7 +109,7 @@ fn answers_become_response_objects() {
     let chat = json!({"choices": [{"finish_reason": "tool_calls", "message": {"role": "assistant", "content": "Checking.",
         "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}}]}}]});
     let tokens = TokenCounts { prompt: 20, completion: 9, cache_read: 4, cache_write: 0, reasoning: 2 };
-    let response: Value = serde_json::from_slice(&answer(&chat, &labels(), tokens)).unwrap_or_default();
+    let response: Value = serde_json::from_slice(&answer(&chat, &labels(), tokens, &ToolNames::default())).unwrap_or_default();
     assert_eq!((response["object"].clone(), response["status"].clone()), (json!("response"), json!("completed")));
     assert_eq!(response["id"], "resp_r1");
     assert_eq!(
@@ -121,7 +123,7 @@ fn answers_become_response_objects() {
     assert_eq!(response["usage"]["output_tokens_details"]["reasoning_tokens"], 2);
     assert_eq!(response["usage"]["total_tokens"], 29);
     let cut = json!({"choices": [{"finish_reason": "length", "message": {"content": "abc"}}]});
-    let response: Value = serde_json::from_slice(&answer(&cut, &labels(), TokenCounts::default())).unwrap_or_default();
+    let response: Value = serde_json::from_slice(&answer(&cut, &labels(), TokenCounts::default(), &ToolNames::default())).unwrap_or_default();
     assert_eq!(response["status"], "incomplete");
     assert_eq!(response["incomplete_details"]["reason"], "max_output_tokens");
     assert_eq!(tokens, super::tokens(&usage(&tokens)), "usage reads back as it was written");
@@ -129,7 +131,7 @@ fn answers_become_response_objects() {
 
 #[test]
 fn streams_become_numbered_typed_events_with_arguments_in_order() {
-    let mut writer = ResponsesWriter::new(&labels());
+    let mut writer = ResponsesWriter::new(&labels(), Default::default());
     let mut out = Vec::new();
     writer.chunk(&chunk(json!({"role": "assistant", "content": ""}), Value::Null), &mut out).unwrap();
     for word in ["Let", " me", " check."] {
@@ -193,12 +195,12 @@ fn streams_become_numbered_typed_events_with_arguments_in_order() {
 
 #[test]
 fn a_cut_answer_is_incomplete_and_a_failure_says_so() {
-    let mut writer = ResponsesWriter::new(&labels());
+    let mut writer = ResponsesWriter::new(&labels(), Default::default());
     let mut out = Vec::new();
     writer.chunk(&chunk(json!({"content": "abc"}), json!("length")), &mut out).unwrap();
     writer.end(TokenCounts::default(), &mut out);
     assert_eq!(events(&out).last().map(|(n, _)| n.clone()), Some("response.incomplete".into()));
-    let mut writer = ResponsesWriter::new(&labels());
+    let mut writer = ResponsesWriter::new(&labels(), Default::default());
     let mut out = Vec::new();
     writer.chunk(&chunk(json!({"content": "abc"}), Value::Null), &mut out).unwrap();
     writer.fail("cut", "stream_cut", &mut out);
@@ -212,7 +214,7 @@ fn a_cut_answer_is_incomplete_and_a_failure_says_so() {
 fn a_stream_that_keeps_more_than_the_cap_ends_with_an_error() {
     let mut labels = labels();
     labels.max_kept_bytes = 1000;
-    let mut writer = ResponsesWriter::new(&labels);
+    let mut writer = ResponsesWriter::new(&labels, Default::default());
     let mut out = Vec::new();
     let piece = "x".repeat(300);
     for _ in 0..3 {
@@ -223,4 +225,80 @@ fn a_stream_that_keeps_more_than_the_cap_ends_with_an_error() {
         Err(crate::protocols::StreamFault::TooLarge),
         "past the cap: the relay ends the stream with an error event"
     );
+}
+
+/// A request shaped like Codex's: function tools, a namespace of function tools, a hosted
+/// `web_search`, `include`, `prompt_cache_key`, `client_metadata`, and an earlier turn's
+/// namespaced call and web search in `input`.
+fn codex_request() -> Map<String, Value> {
+    map(json!({
+        "model": "claude-sonnet-4-5",
+        "instructions": "You are Codex.",
+        "input": [
+            {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "spawn a helper"}]},
+            {"type": "web_search_call", "id": "ws_1", "status": "completed", "action": {"type": "search", "query": "x"}},
+            {"type": "function_call", "call_id": "call_1", "name": "spawn_agent", "namespace": "multi_agent_v1", "arguments": "{\"task\":\"a\"}"},
+            {"type": "function_call_output", "call_id": "call_1", "output": "spawned"},
+        ],
+        "tools": [
+            {"type": "function", "name": "shell", "parameters": {"type": "object", "properties": {"command": {"type": "array"}}}},
+            {"type": "namespace", "name": "multi_agent_v1", "description": "Agents.", "tools": [
+                {"type": "function", "name": "spawn_agent", "description": "Spawn.", "parameters": {"type": "object"}},
+                {"type": "function", "name": "wait", "parameters": {"type": "object"}},
+            ]},
+            {"type": "web_search"},
+        ],
+        "tool_choice": "auto",
+        "parallel_tool_calls": true,
+        "include": ["reasoning.encrypted_content"],
+        "prompt_cache_key": "session-1",
+        "client_metadata": {"originator": "codex_cli_rs"},
+        "store": false,
+        "stream": true,
+    }))
+}
+
+#[test]
+fn a_codex_request_translates_with_namespaces_flattened_and_hosted_tools_dropped() {
+    let (chat, dropped) = to_chat_dropping(&codex_request()).unwrap_or_else(|e| unreachable!("{e:?}"));
+    assert_eq!(dropped.list(), "web_search");
+    let names: Vec<&str> =
+        chat["tools"].as_array().unwrap().iter().filter_map(|t| t["function"]["name"].as_str()).collect();
+    assert_eq!(names, ["shell", "multi_agent_v1__spawn_agent", "multi_agent_v1__wait"]);
+    let messages = chat["messages"].as_array().unwrap();
+    assert_eq!(messages[2]["tool_calls"][0]["function"]["name"], "multi_agent_v1__spawn_agent", "{messages:?}");
+    assert_eq!(messages[3]["role"], "tool");
+    assert_eq!(chat["tool_choice"], "auto");
+    for absent in ["include", "prompt_cache_key", "client_metadata", "store"] {
+        assert!(chat.get(absent).is_none(), "{absent} is OpenAI's own");
+    }
+    // Forcing the hosted tool is refused, clearly.
+    let mut forced = codex_request();
+    forced.insert("tool_choice".into(), json!({"type": "web_search"}));
+    let refusal = to_chat_dropping(&forced).err().unwrap_or_else(|| unreachable!());
+    assert_eq!(refusal.param, Some("tool_choice"));
+    assert!(refusal.message.contains("web_search"), "{}", refusal.message);
+}
+
+#[test]
+fn namespaced_calls_come_back_under_the_names_offered() {
+    let names = crate::protocols::ToolNames::of_responses(&codex_request());
+    let chat = json!({"choices": [{"message": {"role": "assistant", "content": null, "tool_calls": [
+        {"id": "call_2", "type": "function", "function": {"name": "multi_agent_v1__wait", "arguments": "{}"}},
+        {"id": "call_3", "type": "function", "function": {"name": "shell", "arguments": "{}"}},
+    ]}, "finish_reason": "tool_calls"}]});
+    let response: Value = serde_json::from_slice(&answer(&chat, &labels(), TokenCounts::default(), &names)).unwrap();
+    let calls: Vec<&Value> = response["output"].as_array().unwrap().iter().filter(|i| i["type"] == "function_call").collect();
+    assert_eq!((calls[0]["name"].as_str(), calls[0]["namespace"].as_str()), (Some("wait"), Some("multi_agent_v1")));
+    assert_eq!((calls[1]["name"].as_str(), calls[1].get("namespace")), (Some("shell"), None));
+
+    // Streamed: the added and done items carry the name the client offered.
+    let mut writer = ResponsesWriter::new(&labels(), names);
+    let mut out = Vec::new();
+    let chunk = json!({"choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "id": "call_4", "type": "function", "function": {"name": "multi_agent_v1__spawn_agent", "arguments": "{}"}}]}}]});
+    writer.chunk(&chunk, &mut out).unwrap();
+    writer.end(TokenCounts::default(), &mut out);
+    let text: String = out.iter().map(|b| String::from_utf8_lossy(b).into_owned()).collect();
+    assert!(text.contains(r#""name":"spawn_agent""#) && text.contains(r#""namespace":"multi_agent_v1""#), "{text}");
+    assert!(!text.contains("multi_agent_v1__"), "the flat name never reaches the client: {text}");
 }
