@@ -62,6 +62,8 @@ struct Script {
     completion_tokens: u64,
     /// Prompt-cache tokens reported: (read, written).
     cache: (u64, u64),
+    /// The prompt prefixes Anthropic's cache holds (their digests), for its cache accounting.
+    cached_prefixes: std::collections::HashSet<String>,
 }
 
 #[derive(Clone)]
@@ -249,6 +251,9 @@ fn async_stream_like(
 
 use futures::StreamExt as _;
 
+#[path = "mock_rules.rs"]
+mod rules;
+
 async fn chat(State(state): State<MockState>, headers: HeaderMap, body: Bytes) -> Response {
     let (behavior, request, prompt, completion) = match admit(&state, "/v1/chat/completions", &headers, &body) {
         Err(denied) => return denied,
@@ -264,10 +269,15 @@ async fn chat(State(state): State<MockState>, headers: HeaderMap, body: Bytes) -
         }
         _ => {}
     }
-    let tool_call = request["tools"].is_array();
+    if let Some(refused) = rules::check_chat(&request) {
+        return refused;
+    }
+    let tool = rules::chat_tool_to_call(&request);
+    let tool_call = tool.is_some();
+    let tool = tool.unwrap_or_default();
     if !stream {
         let message = if tool_call {
-            json!({"role": "assistant", "content": null, "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}}]})
+            json!({"role": "assistant", "content": null, "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": tool, "arguments": "{\"city\":\"Paris\"}"}}]})
         } else {
             json!({"role": "assistant", "content": "Hello from the mock"})
         };
@@ -288,7 +298,7 @@ async fn chat(State(state): State<MockState>, headers: HeaderMap, body: Bytes) -
     };
     let mut events = vec![chunk(json!({"role": "assistant", "content": ""}), Value::Null)];
     if tool_call {
-        events.push(chunk(json!({"tool_calls": [{"index": 0, "id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": ""}}]}), Value::Null));
+        events.push(chunk(json!({"tool_calls": [{"index": 0, "id": "call_1", "type": "function", "function": {"name": tool, "arguments": ""}}]}), Value::Null));
         events.push(chunk(json!({"tool_calls": [{"index": 0, "function": {"arguments": "{\"city\":"}}]}), Value::Null));
         events.push(chunk(json!({"tool_calls": [{"index": 0, "function": {"arguments": "\"Paris\"}"}}]}), Value::Null));
         events.push(chunk(json!({}), json!("tool_calls")));
@@ -334,10 +344,23 @@ async fn messages(State(state): State<MockState>, headers: HeaderMap, body: Byte
         }
         _ => {}
     }
-    let tool_call = request["tools"].is_array();
+    if let Some(refused) = rules::check_messages(&request) {
+        return refused;
+    }
+    // Anthropic's cache accounting, when the request has breakpoints (else what the test set).
+    let (cache_read, cache_write, prompt) = match rules::cache_accounting(&state.1, &request) {
+        Some(counted) => counted,
+        None => {
+            let (read, write) = state.1.lock().unwrap().cache;
+            (read, write, prompt)
+        }
+    };
+    let tool = rules::messages_tool_to_call(&request);
+    let tool_call = tool.is_some();
+    let tool = tool.unwrap_or_default();
     if !stream {
         let content = if tool_call {
-            json!([{"type": "text", "text": "Let me check."}, {"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {"city": "Paris"}}])
+            json!([{"type": "text", "text": "Let me check."}, {"type": "tool_use", "id": "toolu_1", "name": tool, "input": {"city": "Paris"}}])
         } else {
             json!([{"type": "text", "text": "Hello from Claude mock"}])
         };
@@ -345,7 +368,7 @@ async fn messages(State(state): State<MockState>, headers: HeaderMap, body: Byte
             "id": "msg_mock", "type": "message", "role": "assistant", "model": model, "content": content,
             "stop_reason": if tool_call { "tool_use" } else { "end_turn" }, "stop_sequence": null,
             "usage": {"input_tokens": prompt, "output_tokens": completion,
-                      "cache_read_input_tokens": state.1.lock().unwrap().cache.0, "cache_creation_input_tokens": state.1.lock().unwrap().cache.1}
+                      "cache_read_input_tokens": cache_read, "cache_creation_input_tokens": cache_write}
         }))
         .into_response();
     }
@@ -353,7 +376,7 @@ async fn messages(State(state): State<MockState>, headers: HeaderMap, body: Byte
     let mut events = vec![
         event(
             "message_start",
-            json!({"type": "message_start", "message": {"id": "msg_mock", "type": "message", "role": "assistant", "model": model, "content": [], "stop_reason": null, "usage": {"input_tokens": prompt, "output_tokens": 1}}}),
+            json!({"type": "message_start", "message": {"id": "msg_mock", "type": "message", "role": "assistant", "model": model, "content": [], "stop_reason": null, "usage": {"input_tokens": prompt, "output_tokens": 1, "cache_read_input_tokens": cache_read, "cache_creation_input_tokens": cache_write}}}),
         ),
         event(
             "content_block_start",
@@ -369,7 +392,7 @@ async fn messages(State(state): State<MockState>, headers: HeaderMap, body: Byte
     }
     events.push(event("content_block_stop", json!({"type": "content_block_stop", "index": 0})));
     if tool_call {
-        events.push(event("content_block_start", json!({"type": "content_block_start", "index": 1, "content_block": {"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {}}})));
+        events.push(event("content_block_start", json!({"type": "content_block_start", "index": 1, "content_block": {"type": "tool_use", "id": "toolu_1", "name": tool, "input": {}}})));
         events.push(event("content_block_delta", json!({"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": "{\"city\":"}})));
         events.push(event("content_block_delta", json!({"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": "\"Paris\"}"}})));
         events.push(event("content_block_stop", json!({"type": "content_block_stop", "index": 1})));

@@ -6,8 +6,8 @@
 use bytes::Bytes;
 use serde_json::{Map, Value, json};
 
-use super::tools::Dropped;
 use super::chat::{AnswerParts, ChatSink, Delta};
+use super::tools::Dropped;
 use super::{AnswerLabels, Refusal};
 use crate::protocols::StreamFault;
 use crate::usage::TokenCounts;
@@ -292,7 +292,8 @@ fn assistant_turn(blocks: &[Value]) -> Result<Value, Refusal> {
             })),
             Some("thinking" | "redacted_thinking") => {}
             // A server tool's use and result from an earlier turn: the tool is not offered here.
-            Some(server) if server == "server_tool_use" || server == "mcp_tool_use" || server.ends_with("_tool_result") => {}
+            Some(server)
+                if server == "server_tool_use" || server == "mcp_tool_use" || server.ends_with("_tool_result") => {}
             other => {
                 return Err(invalid(format!(
                     "Assistant blocks of type `{}` cannot be sent to this model's provider.",

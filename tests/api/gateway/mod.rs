@@ -1,6 +1,7 @@
 //! The gateway, black-box: by behaviour, one module each. Shared here: fast timeouts and a
 //! workspace with one OpenAI-style provider.
 
+mod agents;
 mod auth;
 mod fallback;
 mod hostile;

@@ -127,7 +127,9 @@ fn offered_server_tools_are_dropped_not_refused() {
     assert_eq!(chat["tool_choice"], "auto");
     assert_eq!(chat["messages"][1], json!({"role": "assistant", "content": "found it"}));
     // Only server tools offered: no tools and no tool choice left.
-    let only = map(json!({"max_tokens": 5, "messages": [{"role": "user", "content": "hi"}], "tools": [{"type": "web_search_20250305", "name": "web_search"}], "tool_choice": {"type": "auto"}}));
+    let only = map(
+        json!({"max_tokens": 5, "messages": [{"role": "user", "content": "hi"}], "tools": [{"type": "web_search_20250305", "name": "web_search"}], "tool_choice": {"type": "auto"}}),
+    );
     let (chat, dropped) = to_chat_dropping(&only).unwrap_or_else(|e| unreachable!("{e:?}"));
     assert!(chat.get("tools").is_none() && chat.get("tool_choice").is_none(), "{chat:?}");
     assert!(!dropped.is_empty());
@@ -136,7 +138,9 @@ fn offered_server_tools_are_dropped_not_refused() {
 #[test]
 fn what_chat_cannot_say_is_refused() {
     // A server tool forced by tool_choice cannot be honoured by another provider.
-    let forced = map(json!({"max_tokens": 5, "messages": [], "tools": [{"type": "web_search_20250305", "name": "web_search"}], "tool_choice": {"type": "tool", "name": "web_search"}}));
+    let forced = map(
+        json!({"max_tokens": 5, "messages": [], "tools": [{"type": "web_search_20250305", "name": "web_search"}], "tool_choice": {"type": "tool", "name": "web_search"}}),
+    );
     assert_eq!(to_chat(&forced).err().map(|r| r.param), Some(Some("tool_choice")));
     let file = map(
         json!({"max_tokens": 5, "messages": [{"role": "user", "content": [{"type": "image", "source": {"type": "file", "file_id": "f"}}]}]}),

@@ -109,7 +109,8 @@ fn answers_become_response_objects() {
     let chat = json!({"choices": [{"finish_reason": "tool_calls", "message": {"role": "assistant", "content": "Checking.",
         "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}}]}}]});
     let tokens = TokenCounts { prompt: 20, completion: 9, cache_read: 4, cache_write: 0, reasoning: 2 };
-    let response: Value = serde_json::from_slice(&answer(&chat, &labels(), tokens, &ToolNames::default())).unwrap_or_default();
+    let response: Value =
+        serde_json::from_slice(&answer(&chat, &labels(), tokens, &ToolNames::default())).unwrap_or_default();
     assert_eq!((response["object"].clone(), response["status"].clone()), (json!("response"), json!("completed")));
     assert_eq!(response["id"], "resp_r1");
     assert_eq!(
@@ -123,7 +124,9 @@ fn answers_become_response_objects() {
     assert_eq!(response["usage"]["output_tokens_details"]["reasoning_tokens"], 2);
     assert_eq!(response["usage"]["total_tokens"], 29);
     let cut = json!({"choices": [{"finish_reason": "length", "message": {"content": "abc"}}]});
-    let response: Value = serde_json::from_slice(&answer(&cut, &labels(), TokenCounts::default(), &ToolNames::default())).unwrap_or_default();
+    let response: Value =
+        serde_json::from_slice(&answer(&cut, &labels(), TokenCounts::default(), &ToolNames::default()))
+            .unwrap_or_default();
     assert_eq!(response["status"], "incomplete");
     assert_eq!(response["incomplete_details"]["reason"], "max_output_tokens");
     assert_eq!(tokens, super::tokens(&usage(&tokens)), "usage reads back as it was written");
@@ -288,7 +291,8 @@ fn namespaced_calls_come_back_under_the_names_offered() {
         {"id": "call_3", "type": "function", "function": {"name": "shell", "arguments": "{}"}},
     ]}, "finish_reason": "tool_calls"}]});
     let response: Value = serde_json::from_slice(&answer(&chat, &labels(), TokenCounts::default(), &names)).unwrap();
-    let calls: Vec<&Value> = response["output"].as_array().unwrap().iter().filter(|i| i["type"] == "function_call").collect();
+    let calls: Vec<&Value> =
+        response["output"].as_array().unwrap().iter().filter(|i| i["type"] == "function_call").collect();
     assert_eq!((calls[0]["name"].as_str(), calls[0]["namespace"].as_str()), (Some("wait"), Some("multi_agent_v1")));
     assert_eq!((calls[1]["name"].as_str(), calls[1].get("namespace")), (Some("shell"), None));
 

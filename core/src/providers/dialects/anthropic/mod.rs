@@ -3,6 +3,7 @@
 //! tools and tool results, stop sequences, answers, errors, and streams event by event in
 //! `stream`).
 
+mod cache;
 mod stream;
 #[cfg(test)]
 mod tests;
@@ -274,6 +275,7 @@ pub(super) fn request(body: &Map<String, Value>, model: &str, stream: bool, max_
     if stream {
         request.insert("stream".into(), Value::Bool(true));
     }
+    cache::place_breakpoints(&mut request, model);
     Ok(Value::Object(request))
 }
 
@@ -293,9 +295,12 @@ fn text_blocks(content: Option<&Value>) -> Result<Vec<Value>, Refusal> {
         Some(Value::String(s)) => Ok(vec![json!({"type": "text", "text": s})]),
         Some(Value::Array(parts)) => Ok(parts
             .iter()
-            .filter_map(|p| p.get("text").and_then(Value::as_str))
-            .filter(|t| !t.is_empty())
-            .map(|t| json!({"type": "text", "text": t}))
+            .filter_map(|p| p.get("text").and_then(Value::as_str).filter(|t| !t.is_empty()).map(|t| (p, t)))
+            .map(|(p, t)| {
+                let mut block = json!({"type": "text", "text": t});
+                cache::keep_client_breakpoint(p, &mut block);
+                block
+            })
             .collect()),
         Some(_) => Err(invalid("Message content must be a string or an array of parts.", Some("messages"))),
     }
@@ -306,7 +311,15 @@ fn content_blocks(content: Option<&Value>) -> Result<Vec<Value>, Refusal> {
         None | Some(Value::Null) => Ok(Vec::new()),
         Some(Value::String(s)) if s.is_empty() => Ok(Vec::new()),
         Some(Value::String(s)) => Ok(vec![json!({"type": "text", "text": s})]),
-        Some(Value::Array(parts)) => parts.iter().filter(|p| !is_empty_text(p)).map(part).collect(),
+        Some(Value::Array(parts)) => parts
+            .iter()
+            .filter(|p| !is_empty_text(p))
+            .map(|p| {
+                let mut block = part(p)?;
+                cache::keep_client_breakpoint(p, &mut block);
+                Ok(block)
+            })
+            .collect(),
         Some(_) => Err(invalid("Message content must be a string or an array of parts.", Some("messages"))),
     }
 }

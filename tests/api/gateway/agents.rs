@@ -1,0 +1,165 @@
+//! Agents on any provider: Codex-shaped Responses calls (namespaced tools, a hosted tool merely
+//! offered) complete a tool round trip on an Anthropic provider and on an OpenAI-compatible one,
+//! plain and streamed; Anthropic server tools offered on `/v1/messages` to another provider are
+//! dropped; and OpenAI-style calls reaching Claude get prompt-cache breakpoints, so a second
+//! identical call reads the cache and is charged at the cache price.
+
+use serde_json::{Value, json};
+
+use super::*;
+use crate::helpers::*;
+use crate::mock::{Flavor, Mock};
+
+/// Codex's request shape (0.171): the namespace first (the mock's model calls the first tool).
+fn codex(model: &str, stream: bool, input: Vec<Value>) -> Value {
+    json!({
+        "model": model,
+        "instructions": "You are Codex, a coding agent.",
+        "input": input,
+        "tools": [
+            {"type": "namespace", "name": "multi_agent_v1", "description": "Manage helper agents.", "tools": [
+                {"type": "function", "name": "spawn_agent", "description": "Start a helper.", "strict": false,
+                 "parameters": {"type": "object", "properties": {"task": {"type": "string"}}, "required": ["task"]}},
+                {"type": "function", "name": "wait", "parameters": {"type": "object", "properties": {}}},
+            ]},
+            {"type": "function", "name": "shell", "parameters": {"type": "object", "properties": {"command": {"type": "array", "items": {"type": "string"}}}}},
+            {"type": "web_search", "external_web_access": false},
+        ],
+        "tool_choice": "auto",
+        "parallel_tool_calls": false,
+        "reasoning": {"effort": "medium", "summary": "auto"},
+        "store": false,
+        "stream": stream,
+        "include": ["reasoning.encrypted_content"],
+        "prompt_cache_key": "0199-session",
+        "client_metadata": {"originator": "codex_cli_rs"},
+    })
+}
+
+async fn responses(gw: &Gateway, body: &Value) -> reqwest::Response {
+    gw.app.client.post(gw.app.url("/v1/responses")).bearer_auth(&gw.key).json(body).send().await.unwrap()
+}
+
+/// The response object: the body, or `response.completed`'s in a stream.
+async fn response_object(response: reqwest::Response, stream: bool) -> Value {
+    let text = response.text().await.unwrap();
+    if !stream {
+        return serde_json::from_str(&text).unwrap();
+    }
+    let completed = text
+        .split("\n\n")
+        .filter_map(|event| event.lines().find_map(|l| l.strip_prefix("data: ")))
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .find(|e| e["type"] == "response.completed")
+        .unwrap_or_else(|| panic!("no response.completed in {text}"));
+    completed["response"].clone()
+}
+
+async fn codex_round_trip(flavor: Flavor, kind: &str, model: &str, stream: bool) {
+    let gw = Gateway::start(fast_options()).await;
+    let mock = Mock::start(flavor).await;
+    gw.provider("Target", kind, &mock.base_url(), 10).await;
+    let ask =
+        json!({"type": "message", "role": "user", "content": [{"type": "input_text", "text": "Split the work."}]});
+    let first = responses(&gw, &codex(model, stream, vec![ask.clone()])).await;
+    assert_eq!(first.status(), 200, "{kind} stream={stream}");
+    assert_eq!(first.headers()["x-perpetuo-dropped-tools"], "web_search");
+    let answer = response_object(first, stream).await;
+    let call = answer["output"].as_array().unwrap().iter().find(|i| i["type"] == "function_call").cloned();
+    let call = call.unwrap_or_else(|| panic!("no call in {answer}"));
+    assert_eq!(
+        (call["name"].as_str(), call["namespace"].as_str()),
+        (Some("spawn_agent"), Some("multi_agent_v1")),
+        "{call}"
+    );
+
+    // What the provider got: function tools only, the namespace's under reversible flat names.
+    let sent = mock.seen().last().unwrap().body.clone();
+    let names: Vec<String> = sent["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["function"]["name"].as_str().or(t["name"].as_str()).unwrap().to_owned())
+        .collect();
+    assert_eq!(names, ["multi_agent_v1__spawn_agent", "multi_agent_v1__wait", "shell"], "{sent}");
+
+    // The client sends the call back with its result, as Codex does: the round trip ends in text.
+    let echoed = json!({"type": "function_call", "call_id": call["call_id"], "name": "spawn_agent", "namespace": "multi_agent_v1", "arguments": call["arguments"]});
+    let output = json!({"type": "function_call_output", "call_id": call["call_id"], "output": "helper 1 started"});
+    let second = responses(&gw, &codex(model, stream, vec![ask, echoed, output])).await;
+    assert_eq!(second.status(), 200);
+    let answer = response_object(second, stream).await;
+    let message = answer["output"].as_array().unwrap().iter().find(|i| i["type"] == "message").cloned();
+    assert!(message.is_some_and(|m| m["content"][0]["text"].as_str().is_some_and(|t| !t.is_empty())), "{answer}");
+    let sent = mock.seen().last().unwrap().body.to_string();
+    assert!(sent.contains("multi_agent_v1__spawn_agent") && sent.contains("helper 1 started"), "{sent}");
+
+    let records = gw.usage(2).await;
+    for record in &records {
+        assert_eq!(record["dropped_tools"], "web_search", "{record}");
+        assert_eq!(record["status"], 200);
+    }
+}
+
+#[tokio::test]
+async fn codex_tool_round_trip_on_anthropic() {
+    for stream in [false, true] {
+        codex_round_trip(Flavor::Anthropic, "anthropic", "anthropic/claude-sonnet-4-5", stream).await;
+    }
+}
+
+#[tokio::test]
+async fn codex_tool_round_trip_on_an_openai_compatible_host() {
+    for stream in [false, true] {
+        codex_round_trip(Flavor::OpenAi, "openai_compatible", "openai_compatible/qwen3-coder", stream).await;
+    }
+}
+
+#[tokio::test]
+async fn forcing_a_hosted_tool_is_refused_clearly() {
+    let gw = Gateway::start(fast_options()).await;
+    let mock = Mock::start(Flavor::Anthropic).await;
+    gw.provider("Claude", "anthropic", &mock.base_url(), 10).await;
+    let mut body = codex("claude-sonnet-4-5", false, vec![json!({"role": "user", "content": "search"})]);
+    body["tool_choice"] = json!({"type": "web_search"});
+    let refused = responses(&gw, &body).await;
+    assert_eq!(refused.status(), 400);
+    let error: Value = refused.json().await.unwrap();
+    assert_eq!(error["error"]["param"], "tool_choice", "{error}");
+    assert!(error["error"]["message"].as_str().unwrap().contains("web_search"), "{error}");
+    assert!(mock.seen().is_empty(), "nothing reached the provider");
+}
+
+/// Claude Code's server tool (web search) offered on `/v1/messages` to an OpenAI-compatible
+/// provider: dropped, the call goes on with the client tools.
+#[tokio::test]
+async fn anthropic_server_tools_are_dropped_for_other_providers() {
+    let (gw, mock) = openai_gateway().await;
+    let body = json!({
+        "model": "mock-small", "max_tokens": 256,
+        "tools": [
+            {"type": "web_search_20250305", "name": "web_search", "max_uses": 5},
+            {"name": "Read", "description": "Read a file", "input_schema": {"type": "object", "properties": {"path": {"type": "string"}}}},
+        ],
+        "messages": [{"role": "user", "content": "read main.rs"}],
+    });
+    let response = gw
+        .app
+        .client
+        .post(gw.app.url("/v1/messages"))
+        .header("x-api-key", &gw.key)
+        .header("anthropic-version", "2023-06-01")
+        .header("anthropic-beta", "claude-code-20250219,interleaved-thinking-2025-05-14")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["x-perpetuo-dropped-tools"], "web_search_20250305");
+    let answer: Value = response.json().await.unwrap();
+    let used = answer["content"].as_array().unwrap().iter().find(|b| b["type"] == "tool_use").cloned().unwrap();
+    assert_eq!(used["name"], "Read");
+    let sent = mock.seen().last().unwrap().body.clone();
+    assert_eq!(sent["tools"].as_array().unwrap().len(), 1, "{sent}");
+    assert_eq!(gw.usage(1).await[0]["dropped_tools"], "web_search_20250305");
+}

@@ -1,0 +1,180 @@
+//! What the mock providers check and count the way the real services do: tool definitions
+//! (OpenAI's and Anthropic's name rules, only function tools in chat, no Anthropic server tool
+//! in a request Perpetuo translated), Anthropic's limit of four cache breakpoints, its prompt-cache
+//! accounting (a prefix written at a breakpoint is read by a later request that starts with it),
+//! and which tool a model calls (the first offered; after a tool result, none: a round trip ends).
+
+use std::sync::{Arc, Mutex};
+
+use axum::response::{IntoResponse as _, Response};
+use http::StatusCode;
+use serde_json::{Value, json};
+use std::hash::{Hash as _, Hasher as _};
+
+use super::Script;
+
+/// The shortest prefix Anthropic caches for the mock's models (Sonnet 4.5's minimum).
+const MIN_CACHEABLE: u64 = 1024;
+/// How far back from a breakpoint Anthropic looks for a cached prefix.
+const LOOKBACK_BLOCKS: usize = 20;
+
+fn valid_name(name: &str) -> bool {
+    (1..=64).contains(&name.len()) && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+fn bad_request_openai(message: String) -> Response {
+    let body = json!({"error": {"message": message, "type": "invalid_request_error", "param": "tools", "code": null}});
+    (StatusCode::BAD_REQUEST, axum::Json(body)).into_response()
+}
+
+fn bad_request_anthropic(message: String) -> Response {
+    let body = json!({"type": "error", "error": {"type": "invalid_request_error", "message": message}});
+    (StatusCode::BAD_REQUEST, axum::Json(body)).into_response()
+}
+
+/// OpenAI chat: every tool a function with a valid name.
+pub fn check_chat(request: &Value) -> Option<Response> {
+    for (i, tool) in request["tools"].as_array().into_iter().flatten().enumerate() {
+        if tool["type"] != "function" {
+            return Some(bad_request_openai(format!(
+                "Invalid value: '{}'. Supported values are: 'function' and 'custom'.",
+                tool["type"]
+            )));
+        }
+        let name = tool["function"]["name"].as_str().unwrap_or_default();
+        if !valid_name(name) {
+            return Some(bad_request_openai(format!(
+                "Invalid 'tools[{i}].function.name': string does not match pattern. Expected a string that matches the pattern '^[a-zA-Z0-9_-]+$'."
+            )));
+        }
+    }
+    None
+}
+
+/// Anthropic Messages: client tools with valid names and an `input_schema`; server tools only by
+/// their known types; at most four `cache_control` blocks.
+pub fn check_messages(request: &Value) -> Option<Response> {
+    for (i, tool) in request["tools"].as_array().into_iter().flatten().enumerate() {
+        match tool["type"].as_str() {
+            None | Some("custom") => {
+                let name = tool["name"].as_str().unwrap_or_default();
+                if !valid_name(name) {
+                    return Some(bad_request_anthropic(format!(
+                        "tools.{i}.custom.name: String should match pattern '^[a-zA-Z0-9_-]{{1,64}}$'"
+                    )));
+                }
+                if !tool["input_schema"].is_object() {
+                    return Some(bad_request_anthropic(format!("tools.{i}.custom.input_schema: Field required")));
+                }
+            }
+            Some(server)
+                if server.starts_with("web_search_")
+                    || server.starts_with("code_execution_")
+                    || server.starts_with("web_fetch_") => {}
+            Some(other) => {
+                return Some(bad_request_anthropic(format!(
+                    "tools.{i}: Input tag '{other}' found using 'type' does not match any of the expected tags"
+                )));
+            }
+        }
+    }
+    let breakpoints = blocks(request).iter().filter(|b| b.get("cache_control").is_some()).count();
+    if breakpoints > 4 {
+        return Some(bad_request_anthropic(format!(
+            "A maximum of 4 blocks with cache_control may be provided. Found {breakpoints}."
+        )));
+    }
+    None
+}
+
+/// The prompt's blocks in the order Anthropic reads them: tools, system, messages' content.
+fn blocks(request: &Value) -> Vec<Value> {
+    let mut out: Vec<Value> = request["tools"].as_array().cloned().unwrap_or_default();
+    match &request["system"] {
+        Value::String(s) => out.push(json!({"type": "text", "text": s})),
+        Value::Array(list) => out.extend(list.iter().cloned()),
+        _ => {}
+    }
+    for message in request["messages"].as_array().into_iter().flatten() {
+        match &message["content"] {
+            Value::String(s) => out.push(json!({"type": "text", "text": s, "role": message["role"]})),
+            Value::Array(list) => out.extend(list.iter().map(|b| {
+                let mut b = b.clone();
+                b["role"] = message["role"].clone();
+                b
+            })),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Anthropic's cache accounting for a request with breakpoints: (read, written, uncached input),
+/// the cache updated; `None` without breakpoints. A block's tokens are its JSON's length over
+/// four (the cache marker aside). A breakpoint reads the longest cached prefix ending at it or up
+/// to 20 blocks before it, and writes its own prefix when that is long enough to cache.
+pub fn cache_accounting(script: &Arc<Mutex<Script>>, request: &Value) -> Option<(u64, u64, u64)> {
+    let blocks = blocks(request);
+    let marks: Vec<usize> =
+        blocks.iter().enumerate().filter(|(_, b)| b.get("cache_control").is_some()).map(|(i, _)| i).collect();
+    if marks.is_empty() {
+        return None;
+    }
+    let mut sizes = Vec::with_capacity(blocks.len());
+    let mut digests = Vec::with_capacity(blocks.len());
+    let (mut total, mut running) = (0u64, 0u64);
+    for block in &blocks {
+        let mut plain = block.clone();
+        if let Some(o) = plain.as_object_mut() {
+            o.remove("cache_control");
+        }
+        let text = plain.to_string();
+        total += (text.len() / 4) as u64;
+        // Each prefix's digest: the previous one's and this block's.
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        (running, &text).hash(&mut hasher);
+        running = hasher.finish();
+        sizes.push(total);
+        digests.push(format!("{running:x}"));
+    }
+    let mut script = script.lock().unwrap();
+    let mut read = 0;
+    for &mark in &marks {
+        for end in (mark.saturating_sub(LOOKBACK_BLOCKS)..=mark).rev() {
+            if script.cached_prefixes.contains(&digests[end]) {
+                read = read.max(sizes[end]);
+                break;
+            }
+        }
+    }
+    let longest = marks.iter().map(|&m| sizes[m]).filter(|&s| s >= MIN_CACHEABLE).max().unwrap_or(0);
+    let written = longest.saturating_sub(read);
+    for &mark in &marks {
+        if sizes[mark] >= MIN_CACHEABLE {
+            script.cached_prefixes.insert(digests[mark].clone());
+        }
+    }
+    Some((read, written, total - read - written))
+}
+
+/// The chat tool the model calls: the first offered, unless the last message is a tool result.
+pub fn chat_tool_to_call(request: &Value) -> Option<String> {
+    let last = request["messages"].as_array().and_then(|m| m.last());
+    if last.is_some_and(|m| m["role"] == "tool") {
+        return None;
+    }
+    request["tools"].as_array()?.first()?["function"]["name"].as_str().map(str::to_owned)
+}
+
+/// The Messages tool the model calls: the first client tool, unless the last turn carries a tool
+/// result.
+pub fn messages_tool_to_call(request: &Value) -> Option<String> {
+    let last = request["messages"].as_array().and_then(|m| m.last());
+    let answered =
+        last.and_then(|m| m["content"].as_array()).is_some_and(|c| c.iter().any(|b| b["type"] == "tool_result"));
+    if answered {
+        return None;
+    }
+    let tools = request["tools"].as_array()?;
+    tools.iter().find(|t| t["type"].is_null() || t["type"] == "custom")?["name"].as_str().map(str::to_owned)
+}
