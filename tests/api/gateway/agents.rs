@@ -163,3 +163,81 @@ async fn anthropic_server_tools_are_dropped_for_other_providers() {
     assert_eq!(sent["tools"].as_array().unwrap().len(), 1, "{sent}");
     assert_eq!(gw.usage(1).await[0]["dropped_tools"], "web_search_20250305");
 }
+
+/// An OpenAI SDK-shaped chat call and a Responses call with a long system prompt reach Claude
+/// with cache breakpoints; the provider (the mock plays Anthropic's cache accounting) writes the
+/// prefix on the first call and reads it on the second identical one; each record carries those
+/// counts and costs exactly the price table's cache terms (Anthropic: reads 0.1x, writes 1.25x).
+#[tokio::test]
+async fn openai_style_calls_to_claude_read_the_cache_at_the_cache_price() {
+    let gw = Gateway::start(fast_options()).await;
+    let mock = Mock::start(Flavor::Anthropic).await;
+    gw.provider("Claude", "anthropic", &mock.base_url(), 10).await;
+    let price = json!({"kind": "anthropic", "model": "claude-sonnet-4-5", "input_per_million": 3.0, "output_per_million": 15.0});
+    assert_eq!(gw.app.post_json("/api/v1/prices", Some(&gw.token), &price).await.status(), 200);
+    let system = "You are a meticulous reviewer of Rust code. Follow the house rules below. ".repeat(120);
+
+    let chat = json!({"model": "claude-sonnet-4-5", "max_tokens": 100, "messages": [
+        {"role": "system", "content": system},
+        {"role": "user", "content": "Review this diff."},
+    ]});
+    let responses_body = json!({"model": "claude-sonnet-4-5", "max_output_tokens": 100, "instructions": system, "input": "Review the next diff."});
+    let mut client_cached = Vec::new();
+    for _ in 0..2 {
+        let answer: Value = gw.chat(&chat).await.json().await.unwrap();
+        client_cached.push(answer["usage"]["prompt_tokens_details"]["cached_tokens"].as_u64().unwrap_or(0));
+        let sent = mock.seen().last().unwrap().body.clone();
+        assert_eq!(sent["system"][0]["cache_control"], json!({"type": "ephemeral"}), "{sent}");
+    }
+    for _ in 0..2 {
+        let response = responses(&gw, &responses_body).await;
+        assert_eq!(response.status(), 200);
+        let answer: Value = response.json().await.unwrap();
+        client_cached.push(answer["usage"]["input_tokens_details"]["cached_tokens"].as_u64().unwrap_or(0));
+    }
+    let records = gw.usage(4).await;
+    let n = |r: &Value, f: &str| r[f].as_u64().unwrap_or(0);
+    assert!(n(&records[0], "cache_write_tokens") > 1000 && n(&records[0], "cache_read_tokens") == 0, "{}", records[0]);
+    assert_eq!(
+        n(&records[1], "cache_read_tokens"),
+        n(&records[0], "cache_write_tokens"),
+        "the second call reads what the first wrote"
+    );
+    assert_eq!(n(&records[1], "cache_write_tokens"), 0);
+    assert!(n(&records[3], "cache_read_tokens") > 1000, "the second Responses call reads too: {}", records[3]);
+    for (record, seen_by_client) in records.iter().zip(&client_cached) {
+        assert_eq!(n(record, "cache_read_tokens"), *seen_by_client, "the client is told what was read");
+        let (read, write) = (n(record, "cache_read_tokens") as f64, n(record, "cache_write_tokens") as f64);
+        let uncached = n(record, "prompt_tokens") as f64 - read - write;
+        let expected = ((uncached * 3.0 + read * 0.3 + write * 3.75 + n(record, "completion_tokens") as f64 * 15.0)
+            * 1000.0)
+            .round();
+        assert_eq!(record["cost_nanos"].as_f64(), Some(expected), "{record}");
+    }
+}
+
+/// A client's own `cache_control` on a chat content part is honoured (LiteLLM-style clients that
+/// know Claude send it), and the total never passes Anthropic's four.
+#[tokio::test]
+async fn a_clients_own_cache_control_is_kept() {
+    let gw = Gateway::start(fast_options()).await;
+    let mock = Mock::start(Flavor::Anthropic).await;
+    gw.provider("Claude", "anthropic", &mock.base_url(), 10).await;
+    let long = "Context that the client wants cached. ".repeat(200);
+    let parts = |n: usize| -> Vec<Value> {
+        (0..n)
+            .map(|i| json!({"type": "text", "text": format!("{i}: {long}"), "cache_control": {"type": "ephemeral"}}))
+            .collect()
+    };
+    let body = json!({"model": "claude-sonnet-4-5", "max_tokens": 50, "messages": [
+        {"role": "system", "content": parts(2)},
+        {"role": "user", "content": parts(2)},
+        {"role": "assistant", "content": "noted"},
+        {"role": "user", "content": "and now?"},
+    ]});
+    let response = gw.chat(&body).await;
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+    let sent = mock.seen().last().unwrap().body.clone();
+    assert_eq!(sent["system"][1]["cache_control"], json!({"type": "ephemeral"}));
+    assert_eq!(sent.to_string().matches("cache_control").count(), 4, "{sent}");
+}
