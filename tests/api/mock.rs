@@ -347,13 +347,11 @@ async fn messages(State(state): State<MockState>, headers: HeaderMap, body: Byte
     if let Some(refused) = rules::check_messages(&request) {
         return refused;
     }
-    // Anthropic's cache accounting, when the request has breakpoints (else what the test set).
-    let (cache_read, cache_write, prompt) = match rules::cache_accounting(&state.1, &request) {
-        Some(counted) => counted,
-        None => {
-            let (read, write) = state.1.lock().unwrap().cache;
-            (read, write, prompt)
-        }
+    // What the test set, or else Anthropic's cache accounting when the request has breakpoints.
+    let set = state.1.lock().unwrap().cache;
+    let (cache_read, cache_write, prompt) = match (set, rules::cache_accounting(&state.1, &request)) {
+        ((0, 0), Some(counted)) => counted,
+        ((read, write), _) => (read, write, prompt),
     };
     let tool = rules::messages_tool_to_call(&request);
     let tool_call = tool.is_some();
