@@ -144,3 +144,33 @@ async fn the_readme_names_exactly_the_metrics_served() {
         .collect();
     assert_eq!(named, served, "README's metrics table (left) against what /metrics serves (right)");
 }
+
+/// Every test the compatibility matrix in `docs/protocols.md` names exists.
+#[test]
+fn the_compatibility_matrix_names_only_tests_that_exist() {
+    let doc = include_str!("../../docs/protocols.md");
+    let matrix = &doc[doc.find("## Compatibility matrix").expect("the matrix")..];
+    let named: BTreeSet<&str> = matrix
+        .lines()
+        .filter(|l| l.starts_with("| ") && !l.starts_with("|---"))
+        .flat_map(|l| l.split('`').skip(1).step_by(2))
+        .filter(|n| n.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') && n.contains('_'))
+        .filter(|n| n.len() >= 20)
+        .collect();
+    assert!(named.len() > 15, "{named:?}");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut sources = String::new();
+    let mut stack = vec![root.join("tests/api"), root.join("core/src")];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap().map(Result::unwrap) {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                sources.push_str(&std::fs::read_to_string(&path).unwrap());
+            }
+        }
+    }
+    let missing: Vec<_> = named.iter().filter(|n| !sources.contains(&format!("fn {n}()"))).collect();
+    assert!(missing.is_empty(), "the matrix names tests that do not exist: {missing:?}");
+}

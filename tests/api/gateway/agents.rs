@@ -241,3 +241,54 @@ async fn a_clients_own_cache_control_is_kept() {
     assert_eq!(sent["system"][1]["cache_control"], json!({"type": "ephemeral"}));
     assert_eq!(sent.to_string().matches("cache_control").count(), 4, "{sent}");
 }
+
+/// Reasoning sent back in a later turn never breaks a translated call: Anthropic thinking blocks
+/// (with their signatures) on `/v1/messages` to an OpenAI-style provider, and OpenAI reasoning
+/// items (encrypted) on `/v1/responses` to Anthropic, are left out; thinking with tools works.
+#[tokio::test]
+async fn reasoning_from_earlier_turns_is_left_out_across_families() {
+    let (gw, openai_mock) = openai_gateway().await;
+    let claude = Mock::start(Flavor::Anthropic).await;
+    gw.provider("Claude", "anthropic", &claude.base_url(), 20).await;
+    let messages = json!({
+        "model": "openai_compatible/mock-small", "max_tokens": 2048,
+        "thinking": {"type": "enabled", "budget_tokens": 1024},
+        "tools": [{"name": "Read", "input_schema": {"type": "object", "properties": {"path": {"type": "string"}}}}],
+        "messages": [
+            {"role": "user", "content": "read it"},
+            {"role": "assistant", "content": [
+                {"type": "thinking", "thinking": "I should read the file.", "signature": "EqQBCgIYAhIM"},
+                {"type": "tool_use", "id": "toolu_9", "name": "Read", "input": {"path": "a.rs"}},
+            ]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_9", "content": "fn main() {}"}]},
+        ],
+    });
+    let response = gw
+        .app
+        .client
+        .post(gw.app.url("/v1/messages"))
+        .header("x-api-key", &gw.key)
+        .header("anthropic-version", "2023-06-01")
+        .json(&messages)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let sent = openai_mock.seen().last().unwrap().body.to_string();
+    assert!(!sent.contains("EqQBCgIYAhIM") && !sent.contains("I should read"), "{sent}");
+
+    let responses_body = json!({
+        "model": "anthropic/claude-sonnet-4-5",
+        "input": [
+            {"type": "message", "role": "user", "content": "go on"},
+            {"type": "reasoning", "id": "rs_1", "summary": [], "encrypted_content": "gAAAAB-opaque"},
+            {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "ok"}]},
+            {"type": "message", "role": "user", "content": "and?"},
+        ],
+        "reasoning": {"effort": "high"},
+    });
+    let response = responses(&gw, &responses_body).await;
+    assert_eq!(response.status(), 200);
+    let sent = claude.seen().last().unwrap().body.to_string();
+    assert!(!sent.contains("gAAAAB-opaque"), "{sent}");
+}
