@@ -77,6 +77,7 @@ mod tests {
             enabled: true,
             models: models.map(|m| m.into_iter().map(str::to_owned).collect()),
             aliases: Default::default(),
+            translation: Default::default(),
             auth: Vec::new().into(),
         }
     }

@@ -161,9 +161,20 @@ pub struct ProviderView {
     /// provider serves for it.
     #[serde(default)]
     pub aliases: BTreeMap<String, String>,
+    /// Prompt-cache breakpoints placed on calls translated for this provider (Anthropic's kind).
+    #[serde(default = "yes")]
+    pub auto_cache: bool,
+    /// Refuse a translated call that offers hosted tools this provider cannot run, instead of
+    /// dropping them.
+    #[serde(default)]
+    pub refuse_hosted_tools: bool,
     pub key_status: KeyStatus,
     pub created_at: i64,
     pub updated_at: i64,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// Fields to create a provider. `api_key` is a secret in transit only.
@@ -182,6 +193,12 @@ pub struct NewProvider {
     pub models: Option<Vec<String>>,
     #[serde(default)]
     pub aliases: Option<BTreeMap<String, String>>,
+    /// Prompt-cache breakpoints on translated calls (default on).
+    #[serde(default)]
+    pub auto_cache: Option<bool>,
+    /// Refuse hosted tools this provider cannot run instead of dropping them (default off).
+    #[serde(default)]
+    pub refuse_hosted_tools: Option<bool>,
 }
 
 /// The provider key in these request types is wiped from memory when the request is dropped.
@@ -220,6 +237,10 @@ pub struct ProviderPatch {
     /// Replaces the aliases; `Some(empty)` clears them.
     #[serde(default)]
     pub aliases: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    pub auto_cache: Option<bool>,
+    #[serde(default)]
+    pub refuse_hosted_tools: Option<bool>,
 }
 
 /// The outcome of "Test" on a provider.
@@ -246,6 +267,8 @@ mod tests {
             enabled,
             models: models.map(|m| m.into_iter().map(str::to_owned).collect()),
             aliases: BTreeMap::new(),
+            auto_cache: true,
+            refuse_hosted_tools: false,
             key_status: KeyStatus::Ok,
             created_at: 0,
             updated_at: 0,

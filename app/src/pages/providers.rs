@@ -88,6 +88,7 @@ pub fn ProvidersPage() -> impl IntoView {
             <label for="provider-aliases">"Model aliases"</label>
             <textarea id="provider-aliases" name="aliases" rows="2" placeholder="Optional, one per line: claude-sonnet-* = gpt-4o"></textarea>
             <p class="hint">"A name clients send (exact, or a prefix ending in *) and the model this provider serves for it: an agent that only knows Anthropic names can be served here, and the other way round."</p>
+            <TranslationChoices auto_cache=true refuse_hosted_tools=false prefix="new".into()/>
             <button type="submit" disabled=move || create.pending().get()>"Add provider"</button>
         </ActionForm>
     }
@@ -129,6 +130,7 @@ fn ProviderRow(
         format!("{edit_id}-aliases"),
     ];
     let enabled = p.enabled;
+    let (auto_cache, refuse_hosted) = (p.auto_cache, p.refuse_hosted_tools);
     view! {
         <tr data-provider=p.label.clone()>
             <td>{p.label.clone()}</td>
@@ -163,10 +165,22 @@ fn ProviderRow(
                         <label for=ids[5].clone()>"Model aliases"</label>
                         <textarea id=ids[5].clone() name="aliases" rows="2" placeholder="One per line: claude-sonnet-* = gpt-4o">{aliases}</textarea>
                         <label><input type="checkbox" name="enabled" checked=enabled/>" Enabled"</label>
+                        <TranslationChoices auto_cache=auto_cache refuse_hosted_tools=refuse_hosted prefix=edit_id.clone()/>
                         <button type="submit">"Save"</button>
                     </ActionForm>
                 </details>
             </td>
         </tr>
+    }
+}
+
+/// How calls translated for the provider are shaped: prompt-cache breakpoints (Anthropic) and
+/// hosted tools it cannot run (dropped or refused).
+#[component]
+fn TranslationChoices(auto_cache: bool, refuse_hosted_tools: bool, prefix: String) -> impl IntoView {
+    let (cache_id, hosted_id) = (format!("{prefix}-auto-cache"), format!("{prefix}-refuse-hosted"));
+    view! {
+        <label><input id=cache_id type="checkbox" name="auto_cache" checked=auto_cache/>" Place prompt-cache breakpoints on translated calls (Anthropic: long system prompts and conversations are read from the cache at a tenth of the price)"</label>
+        <label><input id=hosted_id type="checkbox" name="refuse_hosted_tools" checked=refuse_hosted_tools/>" Refuse calls that offer hosted tools this provider cannot run (web search, …) instead of leaving the tools out"</label>
     }
 }

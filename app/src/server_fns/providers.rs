@@ -65,6 +65,8 @@ pub async fn create_provider(
     priority: Option<String>,
     models: Option<String>,
     aliases: Option<String>,
+    auto_cache: Option<String>,
+    refuse_hosted_tools: Option<String>,
 ) -> Result<ProviderView, AppError> {
     let (state, owner) = ctx::owner_scope().await?;
     let models = parse_model_list(models);
@@ -78,6 +80,9 @@ pub async fn create_provider(
         enabled: Some(true),
         models: if models.is_empty() { None } else { Some(models) },
         aliases: Some(aliases),
+        // Checkboxes: present when ticked.
+        auto_cache: Some(auto_cache.is_some()),
+        refuse_hosted_tools: Some(refuse_hosted_tools.is_some()),
     };
     Ok(state.providers().create(&owner, input).await?)
 }
@@ -93,6 +98,8 @@ pub async fn update_provider(
     enabled: Option<String>,
     models: Option<String>,
     aliases: Option<String>,
+    auto_cache: Option<String>,
+    refuse_hosted_tools: Option<String>,
 ) -> Result<ProviderView, AppError> {
     let (state, owner) = ctx::owner_scope().await?;
     let patch = ProviderPatch {
@@ -103,6 +110,8 @@ pub async fn update_provider(
         enabled: Some(enabled.is_some()),
         models: Some(parse_model_list(models)),
         aliases: Some(parse_aliases(aliases)?),
+        auto_cache: Some(auto_cache.is_some()),
+        refuse_hosted_tools: Some(refuse_hosted_tools.is_some()),
     };
     Ok(state.providers().update(&owner, &id, patch).await?)
 }

@@ -44,6 +44,7 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     ("0008_invites.surql", include_str!("../../../migrations/0008_invites.surql")),
     ("0009_budgets.surql", include_str!("../../../migrations/0009_budgets.surql")),
     ("0010_owners_and_instances.surql", include_str!("../../../migrations/0010_owners_and_instances.surql")),
+    ("0011_translation_options.surql", include_str!("../../../migrations/0011_translation_options.surql")),
 ];
 
 /// Why the database could not be opened or brought up to date.

@@ -15,7 +15,7 @@ pub mod tools;
 pub mod translate;
 
 pub use tools::{Dropped, ToolNames};
-pub use translate::{AnswerReader, BadAnswer, Prepared, StreamFault, StreamTranslator};
+pub use translate::{AnswerReader, BadAnswer, Prepared, StreamFault, StreamTranslator, TranslationOptions};
 
 use serde_json::{Map, Value};
 

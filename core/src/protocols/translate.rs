@@ -11,6 +11,21 @@ use super::{AnswerLabels, sse};
 use crate::usage::TokenCounts;
 use crate::usage::estimate::OutputMeter;
 
+/// How calls translated for one provider are shaped (its owner's settings).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TranslationOptions {
+    /// Place prompt-cache breakpoints where the dialect needs them (Anthropic's).
+    pub auto_cache: bool,
+    /// Refuse a call that offers hosted tools the provider cannot run, instead of dropping them.
+    pub refuse_hosted_tools: bool,
+}
+
+impl Default for TranslationOptions {
+    fn default() -> Self {
+        Self { auto_cache: true, refuse_hosted_tools: false }
+    }
+}
+
 /// A successful answer that could not be read: the provider misbehaved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BadAnswer;

@@ -50,12 +50,16 @@ struct Row {
     enabled: bool,
     models: Option<Vec<String>>,
     aliases: Option<Vec<String>>,
+    /// Prompt-cache breakpoints on translated calls (`None`: on).
+    auto_cache: Option<bool>,
+    /// Refuse, rather than drop, hosted tools it cannot run (`None`: drop).
+    refuse_hosted_tools: Option<bool>,
     key_status: String,
     created_at: i64,
     updated_at: i64,
 }
 
-const COLUMNS: &str = "record::id(id) AS id, label, kind, base_url, sealed_key, key_last4, priority, enabled, models, aliases, key_status, created_at, updated_at";
+const COLUMNS: &str = "record::id(id) AS id, label, kind, base_url, sealed_key, key_last4, priority, enabled, models, aliases, auto_cache, refuse_hosted_tools, key_status, created_at, updated_at";
 
 impl Row {
     fn kind(&self) -> Result<ProviderKind, ServiceError> {
@@ -77,6 +81,8 @@ impl Row {
             enabled: self.enabled,
             models: self.models.clone(),
             aliases: Aliases::from_stored(self.aliases.as_deref()),
+            auto_cache: self.auto_cache.unwrap_or(true),
+            refuse_hosted_tools: self.refuse_hosted_tools.unwrap_or(false),
             key_status: KeyStatus::from_stored(&self.key_status),
             created_at: self.created_at,
             updated_at: self.updated_at,
@@ -97,6 +103,8 @@ pub struct OpenedProvider {
     pub models: Option<Vec<String>>,
     /// Names clients send (exact, or a prefix ending in `*`) -> the model served for them here.
     pub aliases: std::collections::BTreeMap<String, String>,
+    /// How calls translated for it are shaped (prompt-cache breakpoints, hosted tools).
+    pub translation: crate::protocols::TranslationOptions,
     /// The dialect's authentication headers for the key, built when the provider was opened.
     pub auth: Arc<[(http::HeaderName, http::HeaderValue)]>,
 }
@@ -320,6 +328,8 @@ impl Providers {
             enabled: input.enabled.unwrap_or(true),
             models: models.into_inner(),
             aliases: aliases.into_stored(),
+            auto_cache: input.auto_cache,
+            refuse_hosted_tools: input.refuse_hosted_tools,
             key_status: KeyStatus::Ok.as_str().into(),
             created_at: now,
             updated_at: now,
@@ -329,7 +339,8 @@ impl Providers {
                 "CREATE type::record('provider', $id) CONTENT {
                     workspace: $ws, label: $label, kind: $kind, base_url: $base_url, sealed_key: $sealed_key,
                     key_last4: $key_last4, priority: $priority, enabled: $enabled, models: $models,
-                    aliases: $aliases, key_status: $key_status, created_at: $now, updated_at: $now
+                    aliases: $aliases, auto_cache: $auto_cache, refuse_hosted_tools: $refuse_hosted_tools,
+                    key_status: $key_status, created_at: $now, updated_at: $now
                  } RETURN NONE",
             )
             .bind(("id", id.clone()))
@@ -343,6 +354,8 @@ impl Providers {
             .bind(("enabled", row.enabled))
             .bind(("models", row.models.clone()))
             .bind(("aliases", row.aliases.clone()))
+            .bind(("auto_cache", row.auto_cache))
+            .bind(("refuse_hosted_tools", row.refuse_hosted_tools))
             .bind(("key_status", row.key_status.clone()))
             .bind(("now", now))
             .await?
@@ -398,6 +411,12 @@ impl Providers {
         if patch.aliases.is_some() {
             current.aliases = Aliases::parse(patch.aliases.take())?.into_stored();
         }
+        if let Some(on) = patch.auto_cache {
+            current.auto_cache = Some(on);
+        }
+        if let Some(refuse) = patch.refuse_hosted_tools {
+            current.refuse_hosted_tools = Some(refuse);
+        }
         if url_changed {
             // A key that failed against the old URL may work against the new one.
             current.key_status = KeyStatus::Ok.as_str().into();
@@ -408,6 +427,7 @@ impl Providers {
                 "UPDATE type::record('provider', $id) MERGE {
                     label: $label, base_url: $base_url, sealed_key: $sealed_key, key_last4: $key_last4,
                     priority: $priority, enabled: $enabled, models: $models, aliases: $aliases,
+                    auto_cache: $auto_cache, refuse_hosted_tools: $refuse_hosted_tools,
                     key_status: $key_status, updated_at: $now
                  } WHERE workspace = $ws RETURN NONE",
             )
@@ -421,6 +441,8 @@ impl Providers {
             .bind(("enabled", current.enabled))
             .bind(("models", current.models.clone()))
             .bind(("aliases", current.aliases.clone()))
+            .bind(("auto_cache", current.auto_cache))
+            .bind(("refuse_hosted_tools", current.refuse_hosted_tools))
             .bind(("key_status", current.key_status.clone()))
             .bind(("now", current.updated_at))
             .await?

@@ -50,6 +50,10 @@ impl Providers {
             priority: row.priority,
             enabled: row.enabled,
             aliases: Aliases::from_stored(row.aliases.as_deref()),
+            translation: crate::protocols::TranslationOptions {
+                auto_cache: row.auto_cache.unwrap_or(true),
+                refuse_hosted_tools: row.refuse_hosted_tools.unwrap_or(false),
+            },
             models: row.models,
         })
     }

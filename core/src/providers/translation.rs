@@ -38,9 +38,19 @@ pub fn prepare(
         });
     }
     let (chat, dropped) = protocols::to_chat(request)?;
+    if provider.translation.refuse_hosted_tools && !dropped.is_empty() {
+        return Err(Refusal::new(
+            format!(
+                "This model's provider cannot run the hosted tools offered ({}), and its owner chose to refuse such \
+                 calls rather than drop the tools.",
+                dropped.list()
+            ),
+            Some("tools"),
+        ));
+    }
     Ok(Prepared {
         url: dialect.url(&provider.base_url, Endpoint::Call(Protocol::Chat)),
-        body: dialect.chat_body(&chat, model, request.stream, bound)?,
+        body: dialect.chat_body(&chat, model, request.stream, bound, provider.translation)?,
         headers: Vec::new(),
         reader: Box::new(ThroughChat { dialect, protocol, names: protocols::tool_names(request) }),
         dropped,

@@ -292,3 +292,57 @@ async fn reasoning_from_earlier_turns_is_left_out_across_families() {
     let sent = claude.seen().last().unwrap().body.to_string();
     assert!(!sent.contains("gAAAAB-opaque"), "{sent}");
 }
+
+/// Both are the provider owner's choice: breakpoints off, and hosted tools refused rather than
+/// dropped (a PATCH turns each back), through REST; the provider shows them.
+#[tokio::test]
+async fn caching_and_hosted_tool_dropping_are_settings_of_the_provider() {
+    let gw = Gateway::start(fast_options()).await;
+    let mock = Mock::start(Flavor::Anthropic).await;
+    let created = gw
+        .app
+        .post_json(
+            "/api/v1/providers",
+            Some(&gw.token),
+            &json!({"label": "Strict", "kind": "anthropic", "base_url": mock.base_url(), "api_key": crate::mock::VALID_KEY,
+                    "auto_cache": false, "refuse_hosted_tools": true}),
+        )
+        .await;
+    assert_eq!(created.status(), 201);
+    let created: Value = created.json().await.unwrap();
+    assert_eq!((created["auto_cache"].as_bool(), created["refuse_hosted_tools"].as_bool()), (Some(false), Some(true)));
+    let id = created["id"].as_str().unwrap().to_owned();
+
+    let system = "A long and stable system prompt for the reviewer. ".repeat(150);
+    let chat = json!({"model": "claude-sonnet-4-5", "messages": [{"role": "system", "content": system}, {"role": "user", "content": "hi"}]});
+    assert_eq!(gw.chat(&chat).await.status(), 200);
+    assert!(!mock.seen().last().unwrap().body.to_string().contains("cache_control"), "no breakpoints when off");
+
+    let refused =
+        responses(&gw, &codex("claude-sonnet-4-5", false, vec![json!({"role": "user", "content": "go"})])).await;
+    assert_eq!(refused.status(), 400);
+    let error: Value = refused.json().await.unwrap();
+    assert!(error["error"]["message"].as_str().unwrap().contains("web_search"), "{error}");
+
+    let patch = json!({"auto_cache": true, "refuse_hosted_tools": false});
+    let patched = gw
+        .app
+        .client
+        .patch(gw.app.url(&format!("/api/v1/providers/{id}")))
+        .bearer_auth(&gw.token)
+        .json(&patch)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(patched.status(), 200);
+    // The provider cache follows the change at once on this instance (live invalidation).
+    let ok = poll(std::time::Duration::from_secs(10), || async {
+        let r =
+            responses(&gw, &codex("claude-sonnet-4-5", false, vec![json!({"role": "user", "content": "go"})])).await;
+        (r.status() == 200).then_some(())
+    })
+    .await;
+    assert!(ok.is_some(), "dropped again after the change");
+    assert_eq!(gw.chat(&chat).await.status(), 200);
+    assert!(mock.seen().last().unwrap().body.to_string().contains("cache_control"), "breakpoints again");
+}

@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 use crate::platform::secret::SecretBytes;
 pub use crate::protocols::BadAnswer;
 use crate::protocols::chat::ChatSource;
-use crate::protocols::{AnswerLabels, Bound, ClientRequest, Protocol, Refusal, StreamTranslator};
+use crate::protocols::{AnswerLabels, Bound, ClientRequest, Protocol, Refusal, StreamTranslator, TranslationOptions};
 use crate::usage::TokenCounts;
 
 /// An upstream endpoint a dialect knows how to reach.
@@ -58,9 +58,16 @@ pub trait Dialect: Send + Sync {
     fn native_stream(&self, protocol: Protocol, labels: &AnswerLabels) -> Box<dyn StreamTranslator>;
 
     /// The body sent upstream for a chat completions request (the pivot of every translation),
-    /// served as `model`, held to `bound` (always sent where the provider requires one).
-    fn chat_body(&self, chat: &Map<String, Value>, model: &str, stream: bool, bound: Bound)
-    -> Result<Vec<u8>, Refusal>;
+    /// served as `model`, held to `bound` (always sent where the provider requires one), shaped
+    /// by the provider's `options` (prompt-cache breakpoints where the dialect needs them).
+    fn chat_body(
+        &self,
+        chat: &Map<String, Value>,
+        model: &str,
+        stream: bool,
+        bound: Bound,
+        options: TranslationOptions,
+    ) -> Result<Vec<u8>, Refusal>;
 
     /// A whole answer to a chat body, as a chat completion, and the tokens it reports.
     fn chat_answer(&self, body: Bytes, labels: &AnswerLabels) -> Result<(Value, TokenCounts), BadAnswer>;

@@ -99,6 +99,8 @@ impl Dialect for OpenAi {
         model: &str,
         stream: bool,
         bound: Bound,
+        // OpenAI-style hosts cache prefixes by themselves: nothing to place.
+        _: crate::protocols::TranslationOptions,
     ) -> Result<Vec<u8>, Refusal> {
         // A translation says `max_tokens`; this host may want it under another name.
         let said = chat.contains_key("max_tokens") || chat.contains_key("max_completion_tokens");
@@ -544,8 +546,10 @@ mod tests {
         // A translation's `max_tokens` reaches OpenAI under the name its reasoning models accept.
         let chat = serde_json::json!({"model": "m", "messages": [], "max_tokens": 50});
         let Value::Object(chat) = chat else { unreachable!() };
-        let out: Value = serde_json::from_slice(&OpenAi::OPENAI.chat_body(&chat, "m", false, held).unwrap_or_default())
-            .unwrap_or_default();
+        let out: Value = serde_json::from_slice(
+            &OpenAi::OPENAI.chat_body(&chat, "m", false, held, Default::default()).unwrap_or_default(),
+        )
+        .unwrap_or_default();
         assert_eq!((out.get("max_tokens"), out["max_completion_tokens"].as_u64()), (None, Some(50)));
     }
 

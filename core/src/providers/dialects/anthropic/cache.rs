@@ -45,7 +45,7 @@ enum Spot {
     Message(usize, usize),
 }
 
-fn block_at<'a>(request: &'a mut Map<String, Value>, spot: Spot) -> Option<&'a mut Value> {
+fn block_at(request: &mut Map<String, Value>, spot: Spot) -> Option<&mut Value> {
     match spot {
         Spot::Tool(i) => request.get_mut("tools")?.get_mut(i),
         Spot::System(i) => request.get_mut("system")?.get_mut(i),

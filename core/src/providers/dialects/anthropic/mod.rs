@@ -17,7 +17,7 @@ use crate::platform::secret::SecretBytes;
 use crate::protocols::StreamTranslator;
 use crate::protocols::chat::ChatSource;
 use crate::protocols::sse;
-use crate::protocols::{AnswerLabels, Bound, ClientRequest, Protocol, Refusal};
+use crate::protocols::{AnswerLabels, Bound, ClientRequest, Protocol, Refusal, TranslationOptions};
 use crate::usage::TokenCounts;
 
 /// The Messages API version spoken.
@@ -76,8 +76,14 @@ impl Dialect for Anthropic {
         model: &str,
         stream: bool,
         bound: Bound,
+        options: TranslationOptions,
     ) -> Result<Vec<u8>, Refusal> {
-        let translated = self::request(chat, model, stream, bound.per_choice)?;
+        let mut translated = self::request(chat, model, stream, bound.per_choice)?;
+        if options.auto_cache
+            && let Some(request) = translated.as_object_mut()
+        {
+            cache::place_breakpoints(request, model);
+        }
         super::encode(&translated)
     }
 
@@ -275,7 +281,6 @@ pub(super) fn request(body: &Map<String, Value>, model: &str, stream: bool, max_
     if stream {
         request.insert("stream".into(), Value::Bool(true));
     }
-    cache::place_breakpoints(&mut request, model);
     Ok(Value::Object(request))
 }
 
