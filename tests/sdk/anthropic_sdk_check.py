@@ -63,6 +63,32 @@ for model in models:
     # Token count: Anthropic's own, or Perpetuo's estimate.
     count = client.messages.count_tokens(model=model, messages=[{"role": "user", "content": "Hello there"}])
     assert count.input_tokens > 0, f"{model}: count {count}"
+
+    # Claude Code's shape: the beta API with its beta headers, a system prompt in blocks with
+    # cache_control, metadata, a client tool and the web search server tool (dropped for a
+    # provider that is not Anthropic, named in a header), streamed, then count_tokens the same way.
+    betas = ["claude-code-20250219", "interleaved-thinking-2025-05-14", "fine-grained-tool-streaming-2025-05-14"]
+    code_tools = TOOLS + [{"type": "web_search_20250305", "name": "web_search", "max_uses": 8}]
+    system = [
+        {"type": "text", "text": "You are Claude Code, Anthropic's official CLI for Claude."},
+        {"type": "text", "text": "Follow the repository's conventions.", "cache_control": {"type": "ephemeral"}},
+    ]
+    raw = client.beta.messages.with_raw_response.create(
+        model=model, max_tokens=200, betas=betas, system=system, tools=code_tools, messages=ask,
+        metadata={"user_id": "user_abc_account_def_session_ghi"},
+    )
+    translated = model.startswith("openai_compatible/")
+    dropped = raw.headers.get("x-perpetuo-dropped-tools")
+    assert dropped == ("web_search_20250305" if translated else None), f"{model}: dropped {dropped!r}"
+    coded = raw.parse()
+    assert [b.name for b in coded.content if b.type == "tool_use"] == ["get_weather"], f"{model}: {coded.content!r}"
+    with client.beta.messages.stream(
+        model=model, max_tokens=200, betas=betas, system=system, tools=code_tools, messages=ask,
+    ) as stream:
+        final = stream.get_final_message()
+    assert any(b.type == "tool_use" for b in final.content), f"{model}: streamed {final.content!r}"
+    counted = client.beta.messages.count_tokens(model=model, betas=betas, system=system, tools=code_tools, messages=ask)
+    assert counted.input_tokens > 0, f"{model}: beta count {counted}"
     print(f"ok: {model}")
 
 # Errors, as the SDK types them.

@@ -62,6 +62,47 @@ for model in models:
     assert follow.output, f"{model}: no answer after the function output"
     print(f"ok: {model}")
 
+# Codex-shaped calls (Codex 0.171: a namespace of function tools, a hosted web_search, `include`,
+# `prompt_cache_key`, `client_metadata`) on the providers that are not OpenAI: the hosted tool is
+# dropped (and named in a header), the namespaced tool's call comes back under its own name and
+# namespace, plain and streamed, and the round trip ends with an answer.
+CODEX_TOOLS = [
+    {"type": "namespace", "name": "multi_agent_v1", "description": "Helper agents.", "tools": [
+        {"type": "function", "name": "spawn_agent", "description": "Start a helper.", "strict": False,
+         "parameters": {"type": "object", "properties": {"task": {"type": "string"}}, "required": ["task"]}},
+    ]},
+    {"type": "function", "name": "shell", "parameters": {"type": "object", "properties": {"command": {"type": "array", "items": {"type": "string"}}}}},
+    {"type": "web_search"},
+]
+CODEX_EXTRA = {"prompt_cache_key": "codex-session-1", "client_metadata": {"originator": "codex_cli_rs"}}
+
+
+def namespace_of(item):
+    return getattr(item, "namespace", None) or (item.model_extra or {}).get("namespace")
+
+
+for model in [m for m in models if not m.startswith("gpt-")]:
+    ask = [{"type": "message", "role": "user", "content": [{"type": "input_text", "text": "Split the work."}]}]
+    common = dict(model=model, instructions="You are Codex.", tools=CODEX_TOOLS, tool_choice="auto",
+                  parallel_tool_calls=False, store=False, include=["reasoning.encrypted_content"], extra_body=CODEX_EXTRA)
+    raw = client.responses.with_raw_response.create(input=ask, **common)
+    assert raw.headers.get("x-perpetuo-dropped-tools") == "web_search", f"{model}: headers {dict(raw.headers)}"
+    response = raw.parse()
+    calls = [item for item in response.output if item.type == "function_call"]
+    assert calls and calls[0].name == "spawn_agent" and namespace_of(calls[0]) == "multi_agent_v1", f"{model}: {response.output!r}"
+    with client.responses.stream(input=ask, **common) as stream:
+        for _ in stream:
+            pass
+        final = stream.get_final_response()
+    streamed = [item for item in final.output if item.type == "function_call"]
+    assert streamed and streamed[0].name == "spawn_agent" and namespace_of(streamed[0]) == "multi_agent_v1", f"{model}: {final.output!r}"
+    follow = client.responses.create(input=ask + [
+        {"type": "function_call", "call_id": calls[0].call_id, "name": "spawn_agent", "namespace": "multi_agent_v1", "arguments": calls[0].arguments},
+        {"type": "function_call_output", "call_id": calls[0].call_id, "output": "helper started"},
+    ], **common)
+    assert follow.output_text, f"{model}: no answer after the namespaced call's output: {follow.output!r}"
+    print(f"ok: codex {model}")
+
 try:
     client.responses.create(model=models[-1], input="more", previous_response_id="resp_unknown")
     raise SystemExit("previous_response_id was accepted by a provider that keeps no state")
