@@ -295,7 +295,10 @@ fn LogRow(row: RequestRow) -> impl IntoView {
             <td>{format_ts(row.ts)}</td>
             <td>{row.key_name}</td>
             <td>{row.provider_label.unwrap_or_else(|| "–".into())}</td>
-            <td><code>{row.model}</code>{row.served_model.map(|m| view! { " → " <code>{m}</code> })}{row.stream.then_some(" (stream)")}</td>
+            <td>
+                <code>{row.model}</code>{row.served_model.map(|m| view! { " → " <code>{m}</code> })}{row.stream.then_some(" (stream)")}
+                {row.dropped_tools.map(|tools| view! { <br/><span class="muted" title="Hosted tools the client offered that this provider cannot run: the call went on without them">{format!("without {tools}")}</span> })}
+            </td>
             <td>{row.route}</td>
             <td>{status}</td>
             <td>{format!("{} / {}", row.tokens.prompt, row.tokens.completion)}</td>

@@ -162,6 +162,12 @@ async fn anthropic_server_tools_are_dropped_for_other_providers() {
     let sent = mock.seen().last().unwrap().body.clone();
     assert_eq!(sent["tools"].as_array().unwrap().len(), 1, "{sent}");
     assert_eq!(gw.usage(1).await[0]["dropped_tools"], "web_search_20250305");
+    // The request log says so too.
+    let browser = new_client();
+    let fields = [("email", gw.owner_email.as_str()), ("password", PASSWORD)];
+    assert_eq!(gw.app.post_form(&browser, "/fn/sign_in", "/signin", &fields).await.status(), 302);
+    let page = browser.get(gw.app.url("/usage")).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("without web_search_20250305"), "the request log row names the dropped tool");
 }
 
 /// An OpenAI SDK-shaped chat call and a Responses call with a long system prompt reach Claude
@@ -175,6 +181,15 @@ async fn openai_style_calls_to_claude_read_the_cache_at_the_cache_price() {
     gw.provider("Claude", "anthropic", &mock.base_url(), 10).await;
     let price = json!({"kind": "anthropic", "model": "claude-sonnet-4-5", "input_per_million": 3.0, "output_per_million": 15.0});
     assert_eq!(gw.app.post_json("/api/v1/prices", Some(&gw.token), &price).await.status(), 200);
+    // Under a budget, each call reserves its worst case (every prompt token at the cache-write
+    // price) and is charged what Anthropic bills, within it.
+    let budget = gw
+        .app
+        .client
+        .put(gw.app.url("/api/v1/budgets/workspace"))
+        .bearer_auth(&gw.token)
+        .json(&json!({"usd_limit": 100.0}));
+    assert_eq!(budget.send().await.unwrap().status(), 200);
     let system = "You are a meticulous reviewer of Rust code. Follow the house rules below. ".repeat(120);
 
     let chat = json!({"model": "claude-sonnet-4-5", "max_tokens": 100, "messages": [
