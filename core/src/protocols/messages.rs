@@ -164,6 +164,12 @@ pub fn to_chat_dropping(body: &Map<String, Value>) -> Result<(Map<String, Value>
                     Some("tool_choice"),
                 ));
             }
+            Some("any") if !chat.contains_key("tools") && !server_tools.is_empty() => {
+                return Err(Refusal::new(
+                    "tool_choice `any` with only Anthropic server tools, which this model's provider cannot run.",
+                    Some("tool_choice"),
+                ));
+            }
             Some(_) if !chat.contains_key("tools") => Value::Null,
             Some("auto") => json!("auto"),
             Some("any") => json!("required"),

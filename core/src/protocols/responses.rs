@@ -177,7 +177,20 @@ pub fn to_chat_dropping(body: &Map<String, Value>) -> Result<(Map<String, Value>
         }
         _ => {}
     }
-    // With every offered tool dropped, a tool choice has nothing to choose from.
+    // With every offered tool dropped, a tool choice has nothing to choose from; one that
+    // requires a tool call could only be met by a dropped one.
+    if !chat.contains_key("tools")
+        && !dropped.is_empty()
+        && chat.get("tool_choice").and_then(Value::as_str) == Some("required")
+    {
+        return Err(Refusal::new(
+            format!(
+                "`tool_choice: required` with only hosted tools ({}), which this model's provider cannot run.",
+                dropped.list()
+            ),
+            Some("tool_choice"),
+        ));
+    }
     if !chat.contains_key("tools") {
         chat.remove("tool_choice");
         chat.remove("parallel_tool_calls");

@@ -133,6 +133,10 @@ fn offered_server_tools_are_dropped_not_refused() {
     let (chat, dropped) = to_chat_dropping(&only).unwrap_or_else(|e| unreachable!("{e:?}"));
     assert!(chat.get("tools").is_none() && chat.get("tool_choice").is_none(), "{chat:?}");
     assert!(!dropped.is_empty());
+    // Requiring a tool call when only server tools are offered cannot be met.
+    let mut any = only.clone();
+    any.insert("tool_choice".into(), json!({"type": "any"}));
+    assert_eq!(to_chat_dropping(&any).err().map(|r| r.param), Some(Some("tool_choice")));
 }
 
 #[test]

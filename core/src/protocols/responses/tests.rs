@@ -281,6 +281,12 @@ fn a_codex_request_translates_with_namespaces_flattened_and_hosted_tools_dropped
     let refusal = to_chat_dropping(&forced).err().unwrap_or_else(|| unreachable!());
     assert_eq!(refusal.param, Some("tool_choice"));
     assert!(refusal.message.contains("web_search"), "{}", refusal.message);
+    // Requiring a call when only hosted tools are offered cannot be met either.
+    let required = map(json!({"input": "x", "tools": [{"type": "web_search"}], "tool_choice": "required"}));
+    assert_eq!(to_chat_dropping(&required).err().map(|r| r.param), Some(Some("tool_choice")));
+    let auto = map(json!({"input": "x", "tools": [{"type": "web_search"}], "tool_choice": "auto"}));
+    let (chat, dropped) = to_chat_dropping(&auto).unwrap_or_else(|e| unreachable!("{e:?}"));
+    assert!(chat.get("tool_choice").is_none() && chat.get("tools").is_none() && dropped.list() == "web_search");
 }
 
 #[test]
