@@ -78,7 +78,8 @@ async fn ask_provider(
     let dialect = catalog::dialect(provider.kind);
     let mut sent = body.clone();
     sent.insert("model".into(), Value::String(candidate.model.clone()));
-    let url = dialect.url(&provider.base_url, Endpoint::CountTokens);
+    let url = dialect
+        .url(&perpetuo_core::providers::dialects::Address::of(provider, &candidate.model), Endpoint::CountTokens);
     let mut request = perpetuo_core::providers::dialects::authorize(state.providers().http().post(url), &provider.auth)
         .header(header::CONTENT_TYPE, "application/json")
         .body(serde_json::to_vec(&sent).ok()?);

@@ -78,6 +78,7 @@ mod tests {
             models: models.map(|m| m.into_iter().map(str::to_owned).collect()),
             aliases: Default::default(),
             translation: Default::default(),
+            api_version: None,
             auth: Vec::new().into(),
         }
     }

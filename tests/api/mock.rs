@@ -41,6 +41,9 @@ pub enum Behavior {
 pub enum Flavor {
     OpenAi,
     Anthropic,
+    /// Azure OpenAI: OpenAI's API under `/openai/deployments/{deployment}/...?api-version=`,
+    /// the key in `api-key`.
+    Azure,
 }
 
 /// A request the mock received.
@@ -64,6 +67,8 @@ struct Script {
     cache: (u64, u64),
     /// The prompt prefixes Anthropic's cache holds (their digests), for its cache accounting.
     cached_prefixes: std::collections::HashSet<String>,
+    /// Azure's deployments (empty: any name is one).
+    deployments: Vec<String>,
 }
 
 #[derive(Clone)]
@@ -88,6 +93,7 @@ impl Mock {
             .route("/v1/responses", post(responses))
             .route("/v1/embeddings", post(embeddings))
             .route("/v1/models", get(models))
+            .merge(rules::azure_routes())
             .with_state((flavor, Arc::clone(&script)));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -101,13 +107,18 @@ impl Mock {
     pub fn base_url(&self) -> String {
         match self.flavor {
             Flavor::OpenAi => format!("http://{}/v1", self.addr),
-            Flavor::Anthropic => format!("http://{}", self.addr),
+            Flavor::Anthropic | Flavor::Azure => format!("http://{}", self.addr),
         }
     }
 
     /// Behaviours for the next requests, in order; then `set_default` applies.
     pub fn script(&self, behaviors: impl IntoIterator<Item = Behavior>) {
         self.script.lock().unwrap().queue.extend(behaviors);
+    }
+
+    /// Azure: the deployments the resource has (others answer DeploymentNotFound).
+    pub fn set_deployments(&self, names: &[&str]) {
+        self.script.lock().unwrap().deployments = names.iter().map(|n| (*n).to_owned()).collect();
     }
 
     pub fn set_default(&self, behavior: Behavior) {
@@ -160,9 +171,13 @@ fn admit(
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(str::to_owned),
         Flavor::Anthropic => headers.get("x-api-key").and_then(|v| v.to_str().ok()).map(str::to_owned),
+        Flavor::Azure => headers.get("api-key").and_then(|v| v.to_str().ok()).map(str::to_owned),
     };
     if presented.as_deref() != Some(s.key.as_str()) {
         let body = match flavor {
+            Flavor::Azure => {
+                json!({"error": {"code": "401", "message": "Access denied due to invalid subscription key or wrong API endpoint."}})
+            }
             Flavor::OpenAi => {
                 json!({"error": {"message": "Incorrect API key provided.", "type": "invalid_request_error", "code": "invalid_api_key"}})
             }
@@ -179,7 +194,7 @@ fn admit(
 fn error_response(flavor: Flavor, status: u16, retry_after: Option<u64>) -> Response {
     let status = StatusCode::from_u16(status).unwrap();
     let body = match flavor {
-        Flavor::OpenAi => {
+        Flavor::OpenAi | Flavor::Azure => {
             json!({"error": {"message": format!("mock says {}", status.as_u16()), "type": "server_error"}})
         }
         Flavor::Anthropic => {
@@ -297,6 +312,11 @@ async fn chat(State(state): State<MockState>, headers: HeaderMap, body: Bytes) -
         )
     };
     let mut events = vec![chunk(json!({"role": "assistant", "content": ""}), Value::Null)];
+    if state.0 == Flavor::Azure {
+        // Azure's streams open with the prompt's filter results and no choices.
+        events.insert(0, format!("data: {}\n\n", json!({"id": "", "object": "", "created": 0, "model": "", "choices": [],
+            "prompt_filter_results": [{"prompt_index": 0, "content_filter_results": {"hate": {"filtered": false, "severity": "safe"}}}]})));
+    }
     if tool_call {
         events.push(chunk(json!({"tool_calls": [{"index": 0, "id": "call_1", "type": "function", "function": {"name": tool, "arguments": ""}}]}), Value::Null));
         events.push(chunk(json!({"tool_calls": [{"index": 0, "function": {"arguments": "{\"city\":"}}]}), Value::Null));

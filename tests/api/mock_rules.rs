@@ -178,3 +178,87 @@ pub fn messages_tool_to_call(request: &Value) -> Option<String> {
     let tools = request["tools"].as_array()?;
     tools.iter().find(|t| t["type"].is_null() || t["type"] == "custom")?["name"].as_str().map(str::to_owned)
 }
+
+/// Azure OpenAI's routes: the deployment path and `api-version` are required as Azure requires
+/// them (404 without a version or for an unknown deployment, 400 for a malformed version), and a
+/// prompt containing `MOCK_CONTENT_FILTER` is refused by the content filter; the rest is OpenAI's.
+pub fn azure_routes() -> axum::Router<super::MockState> {
+    use axum::routing::{get, post};
+    axum::Router::new()
+        .route("/openai/deployments/{deployment}/chat/completions", post(azure_chat))
+        .route("/openai/deployments/{deployment}/embeddings", post(azure_embeddings))
+        .route("/openai/models", get(azure_models))
+}
+
+type Query = axum::extract::Query<std::collections::HashMap<String, String>>;
+
+fn azure_refusal(state: &super::MockState, deployment: Option<&str>, query: &Query, body: &[u8]) -> Option<Response> {
+    let not_found = |code: &str, message: &str| {
+        let body = json!({"error": {"code": code, "message": message}});
+        Some((StatusCode::NOT_FOUND, axum::Json(body)).into_response())
+    };
+    if state.0 != super::Flavor::Azure {
+        return not_found("404", "Resource not found");
+    }
+    let Some(version) = query.get("api-version") else { return not_found("404", "Resource not found") };
+    let dated = version.len() >= 10
+        && version[..10]
+            .bytes()
+            .enumerate()
+            .all(|(i, b)| if i == 4 || i == 7 { b == b'-' } else { b.is_ascii_digit() });
+    if !dated && version != "preview" && version != "latest" {
+        let body = json!({"error": {"code": "BadRequest", "message": "API version not supported"}});
+        return Some((StatusCode::BAD_REQUEST, axum::Json(body)).into_response());
+    }
+    if let Some(deployment) = deployment {
+        let known = state.1.lock().unwrap().deployments.clone();
+        if !known.is_empty() && !known.iter().any(|d| d == deployment) {
+            return not_found("DeploymentNotFound", "The API deployment for this resource does not exist.");
+        }
+    }
+    if String::from_utf8_lossy(body).contains("MOCK_CONTENT_FILTER") {
+        let body = json!({"error": {"message": "The response was filtered due to the prompt triggering Azure OpenAI's content management policy.",
+            "type": null, "param": "prompt", "code": "content_filter", "status": 400,
+            "innererror": {"code": "ResponsibleAIPolicyViolation", "content_filter_result": {
+                "hate": {"filtered": false, "severity": "safe"}, "violence": {"filtered": true, "severity": "medium"}}}}});
+        return Some((StatusCode::BAD_REQUEST, axum::Json(body)).into_response());
+    }
+    None
+}
+
+async fn azure_chat(
+    state: axum::extract::State<super::MockState>,
+    axum::extract::Path(deployment): axum::extract::Path<String>,
+    query: Query,
+    headers: http::HeaderMap,
+    body: bytes::Bytes,
+) -> Response {
+    match azure_refusal(&state, Some(&deployment), &query, &body) {
+        Some(refused) => refused,
+        None => super::chat(state, headers, body).await,
+    }
+}
+
+async fn azure_embeddings(
+    state: axum::extract::State<super::MockState>,
+    axum::extract::Path(deployment): axum::extract::Path<String>,
+    query: Query,
+    headers: http::HeaderMap,
+    body: bytes::Bytes,
+) -> Response {
+    match azure_refusal(&state, Some(&deployment), &query, &body) {
+        Some(refused) => refused,
+        None => super::embeddings(state, headers, body).await,
+    }
+}
+
+async fn azure_models(
+    state: axum::extract::State<super::MockState>,
+    query: Query,
+    headers: http::HeaderMap,
+) -> Response {
+    match azure_refusal(&state, None, &query, &[]) {
+        Some(refused) => refused,
+        None => super::models(state, headers).await,
+    }
+}

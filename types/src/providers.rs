@@ -19,11 +19,13 @@ pub enum ProviderKind {
     Openrouter,
     Together,
     Xai,
+    /// Azure OpenAI: deployments under a resource endpoint, with an API version.
+    Azure,
     OpenaiCompatible,
 }
 
 impl ProviderKind {
-    pub const ALL: [Self; 10] = [
+    pub const ALL: [Self; 11] = [
         Self::Openai,
         Self::Anthropic,
         Self::Gemini,
@@ -33,6 +35,7 @@ impl ProviderKind {
         Self::Openrouter,
         Self::Together,
         Self::Xai,
+        Self::Azure,
         Self::OpenaiCompatible,
     ];
 
@@ -48,6 +51,7 @@ impl ProviderKind {
             Self::Openrouter => "openrouter",
             Self::Together => "together",
             Self::Xai => "xai",
+            Self::Azure => "azure",
             Self::OpenaiCompatible => "openai_compatible",
         }
     }
@@ -71,6 +75,7 @@ impl ProviderKind {
             Self::Openrouter => "OpenRouter",
             Self::Together => "Together AI",
             Self::Xai => "xAI",
+            Self::Azure => "Azure OpenAI",
             Self::OpenaiCompatible => "OpenAI-compatible (custom URL)",
         }
     }
@@ -88,6 +93,8 @@ impl ProviderKind {
             Self::Openrouter => "openai/gpt-4o-mini",
             Self::Together => "meta-llama/Llama-3.3-70B-Instruct-Turbo",
             Self::Xai => "grok-3-mini",
+            // A deployment's name; many are named after their model.
+            Self::Azure => "gpt-4o-mini",
             Self::OpenaiCompatible => "llama3.2",
         }
     }
@@ -168,6 +175,9 @@ pub struct ProviderView {
     /// dropping them.
     #[serde(default)]
     pub refuse_hosted_tools: bool,
+    /// The API version sent with every call (Azure OpenAI's `api-version`); `None` elsewhere.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_version: Option<String>,
     pub key_status: KeyStatus,
     pub created_at: i64,
     pub updated_at: i64,
@@ -199,6 +209,9 @@ pub struct NewProvider {
     /// Refuse hosted tools this provider cannot run instead of dropping them (default off).
     #[serde(default)]
     pub refuse_hosted_tools: Option<bool>,
+    /// Azure OpenAI's `api-version` (default `2024-10-21`); refused for other kinds.
+    #[serde(default)]
+    pub api_version: Option<String>,
 }
 
 /// The provider key in these request types is wiped from memory when the request is dropped.
@@ -241,6 +254,9 @@ pub struct ProviderPatch {
     pub auto_cache: Option<bool>,
     #[serde(default)]
     pub refuse_hosted_tools: Option<bool>,
+    /// Azure OpenAI's `api-version`; empty restores the default.
+    #[serde(default)]
+    pub api_version: Option<String>,
 }
 
 /// The outcome of "Test" on a provider.
@@ -269,6 +285,7 @@ mod tests {
             aliases: BTreeMap::new(),
             auto_cache: true,
             refuse_hosted_tools: false,
+            api_version: None,
             key_status: KeyStatus::Ok,
             created_at: 0,
             updated_at: 0,

@@ -78,7 +78,9 @@ pub fn ProvidersPage() -> impl IntoView {
             </select>
             <label for="provider-base-url">"Base URL"</label>
             <input id="provider-base-url" name="base_url" type="url" placeholder="Leave empty for the provider's default"/>
-            <p class="hint">"Needed for OpenAI-compatible hosts (Ollama, vLLM, LM Studio…), such as http://localhost:11434/v1."</p>
+            <p class="hint">"Needed for OpenAI-compatible hosts (Ollama, vLLM, LM Studio…), such as http://localhost:11434/v1, and for Azure OpenAI: the resource's endpoint, such as https://RESOURCE.openai.azure.com (its deployments go in the allow-list, or aliases map model names to them)."</p>
+            <label for="provider-api-version">"API version (Azure OpenAI)"</label>
+            <input id="provider-api-version" name="api_version" placeholder="2024-10-21"/>
             <label for="provider-key">"API key"</label>
             <input id="provider-key" name="api_key" type="password" autocomplete="off" required/>
             <label for="provider-priority">"Priority"</label>
@@ -128,9 +130,11 @@ fn ProviderRow(
         format!("{edit_id}-priority"),
         format!("{edit_id}-models"),
         format!("{edit_id}-aliases"),
+        format!("{edit_id}-api-version"),
     ];
     let enabled = p.enabled;
     let (auto_cache, refuse_hosted) = (p.auto_cache, p.refuse_hosted_tools);
+    let api_version = p.api_version.clone().unwrap_or_default();
     view! {
         <tr data-provider=p.label.clone()>
             <td>{p.label.clone()}</td>
@@ -158,6 +162,8 @@ fn ProviderRow(
                         <input id=ids[1].clone() name="base_url" value=url_input/>
                         <label for=ids[2].clone()>"New API key"</label>
                         <input id=ids[2].clone() name="api_key" type="password" autocomplete="off" placeholder="Leave empty to keep the current key"/>
+                        <label for=ids[6].clone()>"API version (Azure OpenAI)"</label>
+                        <input id=ids[6].clone() name="api_version" value=api_version placeholder="2024-10-21"/>
                         <label for=ids[3].clone()>"Priority"</label>
                         <input id=ids[3].clone() name="priority" type="number" min="0" value=priority_input/>
                         <label for=ids[4].clone()>"Model allow-list"</label>

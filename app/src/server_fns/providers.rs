@@ -67,6 +67,7 @@ pub async fn create_provider(
     aliases: Option<String>,
     auto_cache: Option<String>,
     refuse_hosted_tools: Option<String>,
+    api_version: Option<String>,
 ) -> Result<ProviderView, AppError> {
     let (state, owner) = ctx::owner_scope().await?;
     let models = parse_model_list(models);
@@ -83,6 +84,7 @@ pub async fn create_provider(
         // Checkboxes: present when ticked.
         auto_cache: Some(auto_cache.is_some()),
         refuse_hosted_tools: Some(refuse_hosted_tools.is_some()),
+        api_version: given(api_version.as_deref()),
     };
     Ok(state.providers().create(&owner, input).await?)
 }
@@ -100,6 +102,7 @@ pub async fn update_provider(
     aliases: Option<String>,
     auto_cache: Option<String>,
     refuse_hosted_tools: Option<String>,
+    api_version: Option<String>,
 ) -> Result<ProviderView, AppError> {
     let (state, owner) = ctx::owner_scope().await?;
     let patch = ProviderPatch {
@@ -112,6 +115,7 @@ pub async fn update_provider(
         aliases: Some(parse_aliases(aliases)?),
         auto_cache: Some(auto_cache.is_some()),
         refuse_hosted_tools: Some(refuse_hosted_tools.is_some()),
+        api_version: Some(api_version.unwrap_or_default()),
     };
     Ok(state.providers().update(&owner, &id, patch).await?)
 }

@@ -4,6 +4,7 @@
 
 use super::dialects::Dialect;
 use super::dialects::anthropic::Anthropic;
+use super::dialects::azure::Azure;
 use super::dialects::openai::OpenAi;
 use crate::protocols::Protocol;
 use perpetuo_types::ProviderKind;
@@ -21,7 +22,8 @@ pub fn default_base_url(kind: ProviderKind) -> Option<&'static str> {
         ProviderKind::Openrouter => Some("https://openrouter.ai/api/v1"),
         ProviderKind::Together => Some("https://api.together.xyz/v1"),
         ProviderKind::Xai => Some("https://api.x.ai/v1"),
-        ProviderKind::OpenaiCompatible => None,
+        // The resource's own endpoint, `https://RESOURCE.openai.azure.com`.
+        ProviderKind::Azure | ProviderKind::OpenaiCompatible => None,
     }
 }
 
@@ -35,6 +37,7 @@ pub fn offers_embeddings(kind: ProviderKind) -> bool {
             | ProviderKind::Together
             | ProviderKind::OpenaiCompatible
             | ProviderKind::Openrouter
+            | ProviderKind::Azure
     )
 }
 
@@ -64,7 +67,8 @@ pub fn serves_family(kind: ProviderKind, model: &str) -> bool {
     let m = model.to_ascii_lowercase();
     let starts = |prefixes: &[&str]| prefixes.iter().any(|p| m.starts_with(p));
     match kind {
-        ProviderKind::Openai => starts(&[
+        // Azure deployments are often named after their model; others need the allow-list.
+        ProviderKind::Openai | ProviderKind::Azure => starts(&[
             "gpt-",
             "o1",
             "o3",
@@ -120,5 +124,6 @@ pub fn dialect(kind: ProviderKind) -> &'static dyn Dialect {
         | ProviderKind::Together
         | ProviderKind::Xai
         | ProviderKind::OpenaiCompatible => &OpenAi::COMPATIBLE,
+        ProviderKind::Azure => &Azure,
     }
 }

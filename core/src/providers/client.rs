@@ -364,8 +364,14 @@ pub async fn test_provider(
         return finish(false, e.to_string(), Vec::new());
     }
     let dialect = super::catalog::dialect(provider.kind);
-    let request = super::dialects::authorize(client.get(dialect.url(base_url, Endpoint::Models)), &provider.auth)
-        .timeout(TEST_TIMEOUT);
+    let request = super::dialects::authorize(
+        client.get(dialect.url(
+            &super::dialects::Address { base_url, model: "", api_version: provider.api_version.as_deref() },
+            Endpoint::Models,
+        )),
+        &provider.auth,
+    )
+    .timeout(TEST_TIMEOUT);
     let response = match request.send().await {
         Ok(response) => response,
         Err(e) => return finish(false, describe_transport_error(&e), Vec::new()),

@@ -152,6 +152,30 @@ impl Aliases {
     }
 }
 
+/// Azure OpenAI's `api-version`: a dated version (`2024-10-21`, `2025-04-01-preview`) or
+/// `preview`/`latest`; only Azure providers have one. Empty means the default.
+pub struct ApiVersion;
+
+impl ApiVersion {
+    /// The version used when the provider names none (Azure's latest GA data-plane version).
+    pub const DEFAULT: &'static str = "2024-10-21";
+
+    pub fn parse(kind: perpetuo_types::ProviderKind, raw: Option<&str>) -> Result<Option<String>, ServiceError> {
+        let Some(raw) = raw.map(str::trim).filter(|s| !s.is_empty()) else { return Ok(None) };
+        if kind != perpetuo_types::ProviderKind::Azure {
+            return Err(ServiceError::Invalid("An API version is only for Azure OpenAI providers.".into()));
+        }
+        let valid = raw.len() <= 40 && raw.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if !valid {
+            return Err(ServiceError::Invalid(format!(
+                "The API version must look like {}, 2025-04-01-preview or preview.",
+                Self::DEFAULT
+            )));
+        }
+        Ok(Some(raw.to_owned()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

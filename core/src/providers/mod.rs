@@ -25,6 +25,7 @@ use crate::platform::live::Follower;
 use crate::platform::secret::SecretBytes;
 use crate::workspaces::{OwnerScope, WorkspaceId};
 use client::BaseUrl;
+pub use input::ApiVersion;
 use input::{Aliases, Label, ModelAllowList, Priority, ProviderKey};
 use perpetuo_types::{KeyStatus, NewProvider, ProviderKind, ProviderPatch, ProviderTestResult, ProviderView};
 
@@ -54,12 +55,14 @@ struct Row {
     auto_cache: Option<bool>,
     /// Refuse, rather than drop, hosted tools it cannot run (`None`: drop).
     refuse_hosted_tools: Option<bool>,
+    /// Azure OpenAI's `api-version` (`None`: the default).
+    api_version: Option<String>,
     key_status: String,
     created_at: i64,
     updated_at: i64,
 }
 
-const COLUMNS: &str = "record::id(id) AS id, label, kind, base_url, sealed_key, key_last4, priority, enabled, models, aliases, auto_cache, refuse_hosted_tools, key_status, created_at, updated_at";
+const COLUMNS: &str = "record::id(id) AS id, label, kind, base_url, sealed_key, key_last4, priority, enabled, models, aliases, auto_cache, refuse_hosted_tools, api_version, key_status, created_at, updated_at";
 
 impl Row {
     fn kind(&self) -> Result<ProviderKind, ServiceError> {
@@ -83,6 +86,7 @@ impl Row {
             aliases: Aliases::from_stored(self.aliases.as_deref()),
             auto_cache: self.auto_cache.unwrap_or(true),
             refuse_hosted_tools: self.refuse_hosted_tools.unwrap_or(false),
+            api_version: self.api_version.clone(),
             key_status: KeyStatus::from_stored(&self.key_status),
             created_at: self.created_at,
             updated_at: self.updated_at,
@@ -105,6 +109,8 @@ pub struct OpenedProvider {
     pub aliases: std::collections::BTreeMap<String, String>,
     /// How calls translated for it are shaped (prompt-cache breakpoints, hosted tools).
     pub translation: crate::protocols::TranslationOptions,
+    /// Azure OpenAI's `api-version` (`None`: the default).
+    pub api_version: Option<String>,
     /// The dialect's authentication headers for the key, built when the provider was opened.
     pub auth: Arc<[(http::HeaderName, http::HeaderValue)]>,
 }
@@ -248,7 +254,7 @@ impl Providers {
             None => match catalog::default_base_url(kind) {
                 Some(url) => BaseUrl::parse(url, self.allow_private),
                 None => Err(ServiceError::Invalid(
-                    "An OpenAI-compatible provider needs a base URL, such as http://localhost:11434/v1.".into(),
+                    "This kind of provider needs a base URL: an OpenAI-compatible host's, such as http://localhost:11434/v1, or an Azure OpenAI resource's endpoint, such as https://RESOURCE.openai.azure.com.".into(),
                 )),
             },
         }
@@ -330,6 +336,7 @@ impl Providers {
             aliases: aliases.into_stored(),
             auto_cache: input.auto_cache,
             refuse_hosted_tools: input.refuse_hosted_tools,
+            api_version: ApiVersion::parse(kind, input.api_version.as_deref())?,
             key_status: KeyStatus::Ok.as_str().into(),
             created_at: now,
             updated_at: now,
@@ -340,7 +347,7 @@ impl Providers {
                     workspace: $ws, label: $label, kind: $kind, base_url: $base_url, sealed_key: $sealed_key,
                     key_last4: $key_last4, priority: $priority, enabled: $enabled, models: $models,
                     aliases: $aliases, auto_cache: $auto_cache, refuse_hosted_tools: $refuse_hosted_tools,
-                    key_status: $key_status, created_at: $now, updated_at: $now
+                    api_version: $api_version, key_status: $key_status, created_at: $now, updated_at: $now
                  } RETURN NONE",
             )
             .bind(("id", id.clone()))
@@ -356,6 +363,7 @@ impl Providers {
             .bind(("aliases", row.aliases.clone()))
             .bind(("auto_cache", row.auto_cache))
             .bind(("refuse_hosted_tools", row.refuse_hosted_tools))
+            .bind(("api_version", row.api_version.clone()))
             .bind(("key_status", row.key_status.clone()))
             .bind(("now", now))
             .await?
@@ -417,6 +425,9 @@ impl Providers {
         if let Some(refuse) = patch.refuse_hosted_tools {
             current.refuse_hosted_tools = Some(refuse);
         }
+        if let Some(version) = patch.api_version.as_deref() {
+            current.api_version = ApiVersion::parse(kind, Some(version))?;
+        }
         if url_changed {
             // A key that failed against the old URL may work against the new one.
             current.key_status = KeyStatus::Ok.as_str().into();
@@ -427,7 +438,7 @@ impl Providers {
                 "UPDATE type::record('provider', $id) MERGE {
                     label: $label, base_url: $base_url, sealed_key: $sealed_key, key_last4: $key_last4,
                     priority: $priority, enabled: $enabled, models: $models, aliases: $aliases,
-                    auto_cache: $auto_cache, refuse_hosted_tools: $refuse_hosted_tools,
+                    auto_cache: $auto_cache, refuse_hosted_tools: $refuse_hosted_tools, api_version: $api_version,
                     key_status: $key_status, updated_at: $now
                  } WHERE workspace = $ws RETURN NONE",
             )
@@ -443,6 +454,7 @@ impl Providers {
             .bind(("aliases", current.aliases.clone()))
             .bind(("auto_cache", current.auto_cache))
             .bind(("refuse_hosted_tools", current.refuse_hosted_tools))
+            .bind(("api_version", current.api_version.clone()))
             .bind(("key_status", current.key_status.clone()))
             .bind(("now", current.updated_at))
             .await?

@@ -54,6 +54,7 @@ impl Providers {
                 auto_cache: row.auto_cache.unwrap_or(true),
                 refuse_hosted_tools: row.refuse_hosted_tools.unwrap_or(false),
             },
+            api_version: row.api_version,
             models: row.models,
         })
     }

@@ -120,7 +120,10 @@ impl PriceTable {
     /// The price for `model` at a provider of `kind`: exact name, else the longest listed name the
     /// model starts with followed by `-` (a dated or suffixed variant).
     pub fn lookup(&self, kind: &str, model: &str) -> Option<Price> {
-        let table = self.by_kind.get(kind)?;
+        // Azure OpenAI bills OpenAI's models at OpenAI's list prices (a deployment named after
+        // its model finds its price; another name needs a workspace price).
+        let table =
+            self.by_kind.get(kind).or_else(|| (kind == "azure").then(|| self.by_kind.get("openai")).flatten())?;
         let model = model.to_ascii_lowercase();
         if let Some(price) = table.get(&model) {
             return Some(*price);

@@ -3,6 +3,7 @@
 
 mod agents;
 mod auth;
+mod azure;
 mod fallback;
 mod hostile;
 mod protocols;

@@ -5,6 +5,7 @@
 //! one new module plus one line there.
 
 pub mod anthropic;
+pub mod azure;
 pub mod openai;
 
 use bytes::Bytes;
@@ -28,6 +29,27 @@ pub enum Endpoint {
     CountTokens,
 }
 
+/// Where one provider's calls go: its base URL, the model a call is served as (Azure OpenAI puts
+/// the deployment in the path), and its API version where it has one.
+#[derive(Debug, Clone, Copy)]
+pub struct Address<'a> {
+    pub base_url: &'a str,
+    pub model: &'a str,
+    pub api_version: Option<&'a str>,
+}
+
+impl<'a> Address<'a> {
+    /// A provider's address for calls served as `model`.
+    pub fn of(provider: &'a super::OpenedProvider, model: &'a str) -> Self {
+        Self { base_url: &provider.base_url, model, api_version: provider.api_version.as_deref() }
+    }
+
+    /// A bare base URL (kinds whose paths name no model and need no version).
+    pub fn base(base_url: &'a str) -> Self {
+        Self { base_url, model: "", api_version: None }
+    }
+}
+
 /// The provider refused the client's own request: what the client is told (OpenAI's error fields).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientError {
@@ -39,8 +61,8 @@ pub struct ClientError {
 
 /// One family of upstream APIs.
 pub trait Dialect: Send + Sync {
-    /// The URL of `endpoint` under a provider's base URL (`Call(Chat)` is where chat bodies go).
-    fn url(&self, base_url: &str, endpoint: Endpoint) -> String;
+    /// The URL of `endpoint` at a provider's address (`Call(Chat)` is where chat bodies go).
+    fn url(&self, at: &Address<'_>, endpoint: Endpoint) -> String;
 
     /// The provider's authentication (and version) headers for this key, marked sensitive (built
     /// once per opened provider, not per request).

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use http::StatusCode;
 use serde_json::{Map, Value};
 
-use super::{BadAnswer, ClientError, Dialect, Endpoint, data_ids, error_message_in};
+use super::{Address, BadAnswer, ClientError, Dialect, Endpoint, data_ids, error_message_in};
 use crate::platform::secret::SecretBytes;
 use crate::protocols::chat::{self, ChatSource};
 use crate::protocols::{AnswerLabels, Bound, ClientRequest, Protocol, Refusal};
@@ -36,7 +36,7 @@ impl OpenAi {
 }
 
 impl Dialect for OpenAi {
-    fn url(&self, base_url: &str, endpoint: Endpoint) -> String {
+    fn url(&self, at: &Address<'_>, endpoint: Endpoint) -> String {
         let path = match endpoint {
             // Messages reach OpenAI-style providers as chat (never natively).
             Endpoint::Call(Protocol::Chat | Protocol::Messages) => "chat/completions",
@@ -46,7 +46,7 @@ impl Dialect for OpenAi {
             // Not an OpenAI endpoint: counted locally instead (never called).
             Endpoint::CountTokens => "messages/count_tokens",
         };
-        format!("{base_url}/{path}")
+        format!("{}/{path}", at.base_url)
     }
 
     fn auth_headers(&self, key: &SecretBytes) -> Vec<(http::HeaderName, http::HeaderValue)> {
@@ -621,9 +621,9 @@ mod tests {
     #[test]
     fn paths_follow_the_base_url() {
         assert_eq!(
-            OpenAi::OPENAI.url("https://api.openai.com/v1", Endpoint::Call(Protocol::Chat)),
+            OpenAi::OPENAI.url(&Address::base("https://api.openai.com/v1"), Endpoint::Call(Protocol::Chat)),
             "https://api.openai.com/v1/chat/completions"
         );
-        assert_eq!(OpenAi::OPENAI.url("https://h/v1", Endpoint::Models), "https://h/v1/models");
+        assert_eq!(OpenAi::OPENAI.url(&Address::base("https://h/v1"), Endpoint::Models), "https://h/v1/models");
     }
 }

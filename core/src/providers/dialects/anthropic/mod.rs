@@ -12,7 +12,7 @@ use bytes::Bytes;
 use http::StatusCode;
 use serde_json::{Map, Value, json};
 
-use super::{BadAnswer, ClientError, Dialect, Endpoint, data_ids, error_message_in};
+use super::{Address, BadAnswer, ClientError, Dialect, Endpoint, data_ids, error_message_in};
 use crate::platform::secret::SecretBytes;
 use crate::protocols::StreamTranslator;
 use crate::protocols::chat::ChatSource;
@@ -27,7 +27,7 @@ pub const VERSION: &str = "2023-06-01";
 pub struct Anthropic;
 
 impl Dialect for Anthropic {
-    fn url(&self, base_url: &str, endpoint: Endpoint) -> String {
+    fn url(&self, at: &Address<'_>, endpoint: Endpoint) -> String {
         let path = match endpoint {
             // Chat bodies are translated to Messages; Responses arrive here as chat.
             Endpoint::Call(Protocol::Chat | Protocol::Messages | Protocol::Responses) => "messages",
@@ -37,7 +37,7 @@ impl Dialect for Anthropic {
             Endpoint::CountTokens => "messages/count_tokens",
             Endpoint::Models => "models",
         };
-        format!("{base_url}/v1/{path}")
+        format!("{}/v1/{path}", at.base_url)
     }
 
     fn auth_headers(&self, key: &SecretBytes) -> Vec<(http::HeaderName, http::HeaderValue)> {

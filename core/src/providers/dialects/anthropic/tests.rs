@@ -193,7 +193,7 @@ fn client_errors_keep_the_providers_words_in_openai_types() {
         .client_error(http::StatusCode::BAD_REQUEST, br#"{"error":{"type":"overloaded_error","message":"busy"}}"#);
     assert_eq!(overloaded.kind, "api_error");
     assert_eq!(
-        Anthropic.url("https://api.anthropic.com", Endpoint::Call(Protocol::Chat)),
+        Anthropic.url(&super::Address::base("https://api.anthropic.com"), Endpoint::Call(Protocol::Chat)),
         "https://api.anthropic.com/v1/messages"
     );
 }

@@ -1,0 +1,168 @@
+//! Azure OpenAI: OpenAI's API under a resource endpoint, one deployment per model. Calls go to
+//! `{endpoint}/openai/deployments/{deployment}/chat/completions?api-version={version}` (and
+//! `/embeddings`), the deployment being the model the call is served as (a provider's allow-list
+//! names its deployments; aliases map the names clients send to them); the key goes in
+//! `api-key`. Bodies, answers, streams and usage are OpenAI's, so this dialect is the OpenAI one
+//! with Azure's addresses, header and content-filter refusals.
+//!
+//! Not yet: Microsoft Entra ID credentials (only keys), and Azure's Responses API (Responses
+//! clients reach Azure translated through chat).
+
+use bytes::Bytes;
+use http::StatusCode;
+use serde_json::{Map, Value};
+
+use super::openai::OpenAi;
+use super::{Address, BadAnswer, ClientError, Dialect, Endpoint};
+use crate::platform::secret::SecretBytes;
+use crate::protocols::chat::ChatSource;
+use crate::protocols::{AnswerLabels, Bound, ClientRequest, Protocol, Refusal, StreamTranslator, TranslationOptions};
+use crate::providers::ApiVersion;
+use crate::usage::TokenCounts;
+
+/// The OpenAI dialect as Azure speaks it (the newer deployments take `max_completion_tokens`).
+const INNER: OpenAi = OpenAi::OPENAI;
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Azure;
+
+/// A deployment name as one path segment: anything but unreserved characters percent-encoded.
+fn segment(name: &str) -> String {
+    name.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+impl Dialect for Azure {
+    fn url(&self, at: &Address<'_>, endpoint: Endpoint) -> String {
+        let version = at.api_version.unwrap_or(ApiVersion::DEFAULT);
+        let base = at.base_url.trim_end_matches('/');
+        let deployment = segment(at.model);
+        let path = match endpoint {
+            Endpoint::Call(Protocol::Embeddings) => format!("openai/deployments/{deployment}/embeddings"),
+            // Every other protocol reaches Azure as chat.
+            Endpoint::Call(Protocol::Chat | Protocol::Messages | Protocol::Responses) => {
+                format!("openai/deployments/{deployment}/chat/completions")
+            }
+            Endpoint::Models => "openai/models".to_owned(),
+            // Not an Azure endpoint: counted locally instead (never called).
+            Endpoint::CountTokens => "openai/count_tokens".to_owned(),
+        };
+        format!("{base}/{path}?api-version={version}")
+    }
+
+    fn auth_headers(&self, key: &SecretBytes) -> Vec<(http::HeaderName, http::HeaderValue)> {
+        super::secret_header(key.expose_str().unwrap_or_default())
+            .map(|v| (http::HeaderName::from_static("api-key"), v))
+            .into_iter()
+            .collect()
+    }
+
+    fn native_body(&self, request: &ClientRequest, model: &str, bound: Bound) -> Result<Vec<u8>, Refusal> {
+        INNER.native_body(request, model, bound)
+    }
+
+    fn native_answer(&self, protocol: Protocol, body: Bytes) -> Result<(Bytes, TokenCounts), BadAnswer> {
+        INNER.native_answer(protocol, body)
+    }
+
+    fn native_stream(&self, protocol: Protocol, labels: &AnswerLabels) -> Box<dyn StreamTranslator> {
+        INNER.native_stream(protocol, labels)
+    }
+
+    fn chat_body(
+        &self,
+        chat: &Map<String, Value>,
+        model: &str,
+        stream: bool,
+        bound: Bound,
+        options: TranslationOptions,
+    ) -> Result<Vec<u8>, Refusal> {
+        INNER.chat_body(chat, model, stream, bound, options)
+    }
+
+    fn chat_answer(&self, body: Bytes, labels: &AnswerLabels) -> Result<(Value, TokenCounts), BadAnswer> {
+        INNER.chat_answer(body, labels)
+    }
+
+    fn chat_source(&self, labels: &AnswerLabels) -> Box<dyn ChatSource> {
+        INNER.chat_source(labels)
+    }
+
+    fn starts_with_error(&self, first: &Bytes) -> bool {
+        INNER.starts_with_error(first)
+    }
+
+    /// OpenAI's error fields; a prompt Azure's content filter refused says so plainly, with the
+    /// categories that tripped it.
+    fn client_error(&self, status: StatusCode, body: &[u8]) -> ClientError {
+        let mut error = INNER.client_error(status, body);
+        if error.code.as_deref() == Some("content_filter") {
+            let json: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+            let result = &json["error"]["innererror"]["content_filter_result"];
+            let tripped: Vec<&str> = result
+                .as_object()
+                .into_iter()
+                .flatten()
+                .filter(|(_, v)| v.get("filtered") == Some(&Value::Bool(true)))
+                .map(|(k, _)| k.as_str())
+                .collect();
+            let categories = if tripped.is_empty() { String::new() } else { format!(" ({})", tripped.join(", ")) };
+            error.message = format!("Azure OpenAI's content filter refused the prompt{categories}: {}", error.message);
+        }
+        error
+    }
+
+    fn error_message(&self, body: &[u8]) -> Option<String> {
+        INNER.error_message(body)
+    }
+
+    fn model_list(&self, body: &[u8]) -> Option<Vec<String>> {
+        INNER.model_list(body)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deployments_and_the_api_version_make_the_url() {
+        let at = Address { base_url: "https://res.openai.azure.com/", model: "gpt-4o prod", api_version: None };
+        assert_eq!(
+            Azure.url(&at, Endpoint::Call(Protocol::Chat)),
+            "https://res.openai.azure.com/openai/deployments/gpt-4o%20prod/chat/completions?api-version=2024-10-21"
+        );
+        let at = Address { api_version: Some("2025-04-01-preview"), model: "emb", ..at };
+        assert_eq!(
+            Azure.url(&at, Endpoint::Call(Protocol::Embeddings)),
+            "https://res.openai.azure.com/openai/deployments/emb/embeddings?api-version=2025-04-01-preview"
+        );
+        assert!(Azure.url(&at, Endpoint::Models).ends_with("/openai/models?api-version=2025-04-01-preview"));
+        let headers = Azure.auth_headers(&SecretBytes::new(b"k123".to_vec()));
+        assert_eq!(headers[0].0.as_str(), "api-key");
+        assert!(headers[0].1.is_sensitive());
+    }
+
+    #[test]
+    fn a_content_filter_refusal_says_so() {
+        let body = serde_json::json!({"error": {"message": "The response was filtered.", "type": null, "param": "prompt",
+            "code": "content_filter", "status": 400, "innererror": {"code": "ResponsibleAIPolicyViolation",
+            "content_filter_result": {"hate": {"filtered": false, "severity": "safe"}, "violence": {"filtered": true, "severity": "high"}}}}});
+        let error = Azure.client_error(StatusCode::BAD_REQUEST, body.to_string().as_bytes());
+        assert_eq!(error.code.as_deref(), Some("content_filter"));
+        assert!(
+            error
+                .message
+                .starts_with("Azure OpenAI's content filter refused the prompt (violence): The response was filtered."),
+            "{}",
+            error.message
+        );
+    }
+}
