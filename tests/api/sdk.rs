@@ -31,16 +31,25 @@ async fn the_official_python_sdk_works_against_the_gateway() {
     let anthropic = Mock::start(Flavor::Anthropic).await;
     gw.provider("Compatible", "openai_compatible", &openai.base_url(), 1).await;
     gw.provider("Claude", "anthropic", &anthropic.base_url(), 2).await;
+    let azure = Mock::start(Flavor::Azure).await;
+    gw.provider("Azure", "azure", &azure.base_url(), 3).await;
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/openai_sdk_check.py");
-    let args = vec![gw.app.url("/v1"), gw.key.clone(), "mock-small".into(), "anthropic/claude-3-5-haiku".into()];
+    let args = vec![
+        gw.app.url("/v1"),
+        gw.key.clone(),
+        "mock-small".into(),
+        "anthropic/claude-3-5-haiku".into(),
+        "azure/gpt-4o-mini".into(),
+    ];
     let Some(stdout) = run_sdk_script(script, args).await else { return };
     assert!(
         stdout.contains("ok: mock-small")
             && stdout.contains("ok: anthropic/claude-3-5-haiku")
+            && stdout.contains("ok: azure/gpt-4o-mini")
             && stdout.contains("ok: errors"),
         "{stdout}"
     );
-    assert!(openai.hits() > 0 && anthropic.hits() > 0, "both providers were used");
+    assert!(openai.hits() > 0 && anthropic.hits() > 0 && azure.hits() > 0, "every provider was used");
 }
 
 #[tokio::test]
@@ -50,9 +59,11 @@ async fn the_anthropic_sdk_works_against_messages_passed_through_and_translated(
     let local = Mock::start(Flavor::OpenAi).await;
     gw.provider("Claude", "anthropic", &claude.base_url(), 1).await;
     gw.provider("Local", "openai_compatible", &local.base_url(), 2).await;
+    let azure = Mock::start(Flavor::Azure).await;
+    gw.provider("Azure", "azure", &azure.base_url(), 3).await;
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/anthropic_sdk_check.py");
     // The SDK appends `/v1/messages` itself: the base URL is the server's root.
-    let models = ["claude-test-model", "openai_compatible/llama-3"];
+    let models = ["claude-test-model", "openai_compatible/llama-3", "azure/gpt-4o-mini"];
     let mut args = vec![gw.app.url(""), gw.key.clone()];
     args.extend(models.iter().map(|m| (*m).to_owned()));
     let Some(stdout) = run_sdk_script(script, args).await else { return };
@@ -76,8 +87,10 @@ async fn the_openai_sdk_works_against_responses_passed_through_and_translated() 
     gw.provider("OpenAI", "openai", &openai.base_url(), 1).await;
     gw.provider("Claude", "anthropic", &claude.base_url(), 2).await;
     gw.provider("Local", "openai_compatible", &local.base_url(), 3).await;
+    let azure = Mock::start(Flavor::Azure).await;
+    gw.provider("Azure", "azure", &azure.base_url(), 4).await;
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/openai_responses_check.py");
-    let models = ["gpt-4o", "claude-sonnet-4-5", "openai_compatible/llama-3"];
+    let models = ["gpt-4o", "claude-sonnet-4-5", "openai_compatible/llama-3", "azure/gpt-4o-mini"];
     let mut args = vec![gw.app.url("/v1"), gw.key.clone()];
     args.extend(models.iter().map(|m| (*m).to_owned()));
     let Some(stdout) = run_sdk_script(script, args).await else { return };
