@@ -188,6 +188,27 @@ pub fn azure_routes() -> axum::Router<super::MockState> {
         .route("/openai/deployments/{deployment}/chat/completions", post(azure_chat))
         .route("/openai/deployments/{deployment}/embeddings", post(azure_embeddings))
         .route("/openai/models", get(azure_models))
+        .route("/openai/v1/responses", post(azure_responses))
+}
+
+/// Azure's v1 Responses surface: no `api-version`, the deployment as `model`, the key in `api-key`.
+async fn azure_responses(
+    state: axum::extract::State<super::MockState>,
+    headers: http::HeaderMap,
+    body: bytes::Bytes,
+) -> Response {
+    if state.0.0 != super::Flavor::Azure {
+        return (StatusCode::NOT_FOUND, axum::Json(json!({"error": {"code": "404", "message": "Resource not found"}})))
+            .into_response();
+    }
+    let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let deployment = request["model"].as_str().unwrap_or_default().to_owned();
+    let known = state.0.1.lock().unwrap().deployments.clone();
+    if deployment.is_empty() || (!known.is_empty() && !known.contains(&deployment)) {
+        let body = json!({"error": {"code": "DeploymentNotFound", "message": "The API deployment for this resource does not exist."}});
+        return (StatusCode::NOT_FOUND, axum::Json(body)).into_response();
+    }
+    super::responses(state, headers, body).await
 }
 
 type Query = axum::extract::Query<std::collections::HashMap<String, String>>;

@@ -48,8 +48,8 @@ pub fn speaks(kind: ProviderKind, protocol: Protocol) -> bool {
         Protocol::Chat => kind != ProviderKind::Anthropic,
         Protocol::Embeddings => offers_embeddings(kind),
         Protocol::Messages => kind == ProviderKind::Anthropic,
-        // OpenAI serves it; the compatible hosts' support varies, so they get chat.
-        Protocol::Responses => kind == ProviderKind::Openai,
+        // OpenAI and Azure OpenAI serve it; the compatible hosts' support varies, so they get chat.
+        Protocol::Responses => matches!(kind, ProviderKind::Openai | ProviderKind::Azure),
     }
 }
 

@@ -1,6 +1,6 @@
 //! Azure OpenAI: deployments under a resource endpoint with an `api-version`, the key in
 //! `api-key`, against a mock that requires all three as Azure does. Chat passes through (plain,
-//! streamed, tools), Messages and Responses clients are translated, embeddings pass through; an
+//! streamed, tools), Messages clients are translated, Responses and embeddings pass through; an
 //! unknown deployment and a content-filter refusal reach the client as clear errors; costs come
 //! from OpenAI's prices for a deployment named after its model.
 
@@ -77,8 +77,8 @@ async fn chat_reaches_the_deployment_plain_streamed_and_with_tools() {
 }
 
 #[tokio::test]
-async fn messages_and_responses_clients_are_translated_and_embeddings_pass_through() {
-    let (gw, _mock, _) = azure(&["gpt-4o-mini", "embed-3"], json!({})).await;
+async fn messages_clients_are_translated_and_responses_and_embeddings_pass_through() {
+    let (gw, mock, _) = azure(&["gpt-4o-mini", "embed-3"], json!({})).await;
     let messages = gw
         .app
         .client
@@ -102,6 +102,10 @@ async fn messages_and_responses_clients_are_translated_and_embeddings_pass_throu
         .unwrap();
     assert_eq!(responses.status(), 200);
     assert!(responses.text().await.unwrap().contains("response.completed"));
+    // Passed through to Azure's v1 Responses surface, the deployment as the model.
+    let seen = mock.seen().last().unwrap().clone();
+    assert_eq!((seen.path.as_str(), seen.body["model"].as_str()), ("/v1/responses", Some("gpt-4o-mini")));
+    assert_eq!(seen.headers["api-key"], VALID_KEY);
     let embeddings = gw
         .app
         .client

@@ -5,8 +5,10 @@
 //! `api-key`. Bodies, answers, streams and usage are OpenAI's, so this dialect is the OpenAI one
 //! with Azure's addresses, header and content-filter refusals.
 //!
-//! Not yet: Microsoft Entra ID credentials (only keys), and Azure's Responses API (Responses
-//! clients reach Azure translated through chat).
+//! Responses calls pass through to Azure's v1 surface, `{endpoint}/openai/v1/responses`, which
+//! takes the deployment as `model` and needs no `api-version` (it is generally available).
+//!
+//! Not yet: Microsoft Entra ID credentials (only keys).
 
 use bytes::Bytes;
 use http::StatusCode;
@@ -45,9 +47,11 @@ impl Dialect for Azure {
         let base = at.base_url.trim_end_matches('/');
         let deployment = segment(at.model);
         let path = match endpoint {
+            // The v1 surface: the deployment in the body, no version in the query.
+            Endpoint::Call(Protocol::Responses) => return format!("{base}/openai/v1/responses"),
             Endpoint::Call(Protocol::Embeddings) => format!("openai/deployments/{deployment}/embeddings"),
-            // Every other protocol reaches Azure as chat.
-            Endpoint::Call(Protocol::Chat | Protocol::Messages | Protocol::Responses) => {
+            // Messages reach Azure as chat.
+            Endpoint::Call(Protocol::Chat | Protocol::Messages) => {
                 format!("openai/deployments/{deployment}/chat/completions")
             }
             Endpoint::Models => "openai/models".to_owned(),
@@ -145,6 +149,10 @@ mod tests {
             "https://res.openai.azure.com/openai/deployments/emb/embeddings?api-version=2025-04-01-preview"
         );
         assert!(Azure.url(&at, Endpoint::Models).ends_with("/openai/models?api-version=2025-04-01-preview"));
+        assert_eq!(
+            Azure.url(&at, Endpoint::Call(Protocol::Responses)),
+            "https://res.openai.azure.com/openai/v1/responses"
+        );
         let headers = Azure.auth_headers(&SecretBytes::new(b"k123".to_vec()));
         assert_eq!(headers[0].0.as_str(), "api-key");
         assert!(headers[0].1.is_sensitive());
