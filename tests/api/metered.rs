@@ -71,6 +71,9 @@ impl Metered {
             .route("/v1/chat/completions", post(chat))
             .route("/v1/responses", post(responses))
             .route("/v1/messages", post(messages))
+            // Azure OpenAI's paths: a deployment's chat, and the v1 Responses surface.
+            .route("/openai/deployments/{deployment}/chat/completions", post(chat))
+            .route("/openai/v1/responses", post(responses))
             .with_state(Arc::clone(&books));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -172,8 +175,10 @@ fn openai_error(status: StatusCode, message: &str) -> Response {
         .into_response()
 }
 
+/// OpenAI's bearer key, or Azure OpenAI's `api-key`.
 fn bearer_ok(headers: &HeaderMap) -> bool {
     headers.get("authorization").and_then(|v| v.to_str().ok()) == Some(&format!("Bearer {KEY}"))
+        || headers.get("api-key").and_then(|v| v.to_str().ok()) == Some(KEY)
 }
 
 fn sse(events: impl futures::Stream<Item = String> + Send + 'static) -> Response {

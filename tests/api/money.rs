@@ -118,9 +118,14 @@ async fn every_call_is_charged_at_least_the_providers_bill_and_at_most_its_reser
     gw.provider("Fast", "openai_compatible", &upstream.base_url(false), 2).await;
     gw.provider("OpenAI", "openai", &upstream.base_url(false), 3).await;
     gw.provider("Anthropic", "anthropic", &upstream.base_url(true), 4).await;
-    for (kind, model) in
-        [("openai_compatible", "metered-gpt"), ("openai", "gpt-metered"), ("anthropic", "claude-metered")]
-    {
+    // Azure OpenAI: the resource's root, the deployment `gpt-metered`.
+    gw.provider("Azure", "azure", &upstream.base_url(true), 5).await;
+    for (kind, model) in [
+        ("openai_compatible", "metered-gpt"),
+        ("openai", "gpt-metered"),
+        ("anthropic", "claude-metered"),
+        ("azure", "gpt-metered"),
+    ] {
         let price = json!({"kind": kind, "model": model, "input_per_million": 1.0, "output_per_million": 2.0});
         assert_eq!(gw.app.post_json("/api/v1/prices", Some(&gw.token), &price).await.status(), 200);
     }
@@ -148,6 +153,7 @@ async fn every_call_is_charged_at_least_the_providers_bill_and_at_most_its_reser
     let compatible = "openai_compatible/metered-gpt";
     let claude = "anthropic/claude-metered";
     let openai = "openai/gpt-metered";
+    let azure = "azure/gpt-metered";
     let long = Plan { length: 300, ..Plan::default() };
     let mut cases = Vec::new();
     let mut case = |route, model, read, extra: Value, what, plan: Option<Plan>| {
@@ -167,6 +173,9 @@ async fn every_call_is_charged_at_least_the_providers_bill_and_at_most_its_reser
         (Route::Responses, openai, "responses to OpenAI, passed through, cut"),
         (Route::Responses, compatible, "responses to OpenAI-style, translated, cut"),
         (Route::Responses, claude, "responses to Anthropic, translated, cut"),
+        (Route::Chat, azure, "chat to Azure, passed through, cut"),
+        (Route::Messages, azure, "messages to Azure, translated, cut"),
+        (Route::Responses, azure, "responses to Azure, passed through, cut"),
     ] {
         case(route, model, Read::Cut(14), json!({}), what, Some(long));
     }
@@ -178,6 +187,8 @@ async fn every_call_is_charged_at_least_the_providers_bill_and_at_most_its_reser
         (Route::Messages, compatible, "messages to OpenAI-style, whole stream"),
         (Route::Responses, openai, "responses to OpenAI, whole stream"),
         (Route::Responses, claude, "responses to Anthropic, whole stream"),
+        (Route::Chat, azure, "chat to Azure, whole stream"),
+        (Route::Responses, azure, "responses to Azure, whole stream"),
     ] {
         case(route, model, Read::Stream, json!({}), what, None);
     }
