@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use axum::response::Response;
 use bytes::Bytes;
 use futures::StreamExt as _;
-use http::{HeaderMap, header};
+use http::{HeaderMap, StatusCode, header};
 use rand::RngExt as _;
 
 use perpetuo_core::AppState;
@@ -16,6 +16,7 @@ use perpetuo_core::protocols::{AnswerReader, Prepared, Refusal, StreamTranslator
 use perpetuo_core::providers::body::{self, ReadError};
 use perpetuo_core::providers::breaker::{Admission, Breakers};
 use perpetuo_core::providers::client::{SendError, UpstreamBody};
+use perpetuo_core::providers::credentials::TokenError;
 use perpetuo_core::providers::{OpenedProvider, catalog, client, translation};
 
 use super::answer;
@@ -249,26 +250,60 @@ async fn attempt(
     let Ok(uri) = prepared.url.parse::<http::Uri>() else {
         return Attempt::retry("connect");
     };
-    let mut request = http::Request::new(UpstreamBody::new(Bytes::from(prepared.body)));
-    *request.method_mut() = http::Method::POST;
-    *request.uri_mut() = uri;
-    let headers = request.headers_mut();
-    headers.insert(header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
-    for (name, value) in provider.auth.iter() {
-        headers.insert(name.clone(), value.clone());
-    }
-    for (name, value) in &prepared.headers {
-        headers.insert(name.clone(), value.clone());
-    }
-    let remaining = deadline.saturating_duration_since(Instant::now());
-    let sent = state.providers().upstream().send(request);
-    let response = match tokio::time::timeout(settings.first_byte_timeout.min(remaining), sent).await {
-        // The provider had the request and may be generating the answer it will bill.
-        Err(_) => return Attempt::abandoned("timeout"),
-        Ok(Err(SendError::Connect)) => return Attempt::retry("connect"),
-        // The connection broke after the request may have gone out.
-        Ok(Err(SendError::Other)) => return Attempt::abandoned("connect"),
-        Ok(Ok(response)) => response,
+    let body = Bytes::from(prepared.body);
+    // A provider with minted tokens gets a second send when it refuses a token it had cached
+    // (revoked, or expired early): with a new one, at most once.
+    let mut refreshed = false;
+    let response = loop {
+        let bearer = match &provider.tokens {
+            None => None,
+            Some(tokens) => {
+                let remaining = deadline.saturating_duration_since(Instant::now());
+                match tokio::time::timeout(remaining, tokens.bearer(state.providers().http())).await {
+                    Ok(Ok(bearer)) => Some(bearer),
+                    Ok(Err(TokenError::Refused(why))) => {
+                        tracing::warn!(request_id = %call.caller.request_id, provider = %provider.label, reason = %client::scrub(&why, &provider.key), "the provider's credential was refused by its token endpoint");
+                        return Attempt::KeyRejected;
+                    }
+                    Ok(Err(TokenError::Unavailable(why))) => {
+                        tracing::warn!(request_id = %call.caller.request_id, provider = %provider.label, reason = %client::scrub(&why, &provider.key), "no token for the provider");
+                        return Attempt::retry("token_exchange");
+                    }
+                    Err(_) => return Attempt::retry("token_exchange"),
+                }
+            }
+        };
+        let mut request = http::Request::new(UpstreamBody::new(body.clone()));
+        *request.method_mut() = http::Method::POST;
+        *request.uri_mut() = uri.clone();
+        let headers = request.headers_mut();
+        headers.insert(header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+        for (name, value) in provider.auth.iter() {
+            headers.insert(name.clone(), value.clone());
+        }
+        for (name, value) in &prepared.headers {
+            headers.insert(name.clone(), value.clone());
+        }
+        if let Some(bearer) = &bearer {
+            headers.insert(header::AUTHORIZATION, bearer.clone());
+        }
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let sent = state.providers().upstream().send(request);
+        let response = match tokio::time::timeout(settings.first_byte_timeout.min(remaining), sent).await {
+            // The provider had the request and may be generating the answer it will bill.
+            Err(_) => return Attempt::abandoned("timeout"),
+            Ok(Err(SendError::Connect)) => return Attempt::retry("connect"),
+            // The connection broke after the request may have gone out.
+            Ok(Err(SendError::Other)) => return Attempt::abandoned("connect"),
+            Ok(Ok(response)) => response,
+        };
+        match (&provider.tokens, bearer) {
+            (Some(tokens), Some(bearer)) if response.status() == StatusCode::UNAUTHORIZED && !refreshed => {
+                tokens.forget(&bearer);
+                refreshed = true;
+            }
+            _ => break response,
+        }
     };
     let status = response.status();
     if status.is_success() {

@@ -79,6 +79,9 @@ mod tests {
             aliases: Default::default(),
             translation: Default::default(),
             api_version: None,
+            region: None,
+            project: None,
+            tokens: None,
             auth: Vec::new().into(),
         }
     }

@@ -21,11 +21,14 @@ pub enum ProviderKind {
     Xai,
     /// Azure OpenAI: deployments under a resource endpoint, with an API version.
     Azure,
+    /// Google Vertex AI's Claude models (Anthropic's Messages through `rawPredict`), reached with
+    /// a service account's JSON key, in a project and region.
+    Vertex,
     OpenaiCompatible,
 }
 
 impl ProviderKind {
-    pub const ALL: [Self; 11] = [
+    pub const ALL: [Self; 12] = [
         Self::Openai,
         Self::Anthropic,
         Self::Gemini,
@@ -36,6 +39,7 @@ impl ProviderKind {
         Self::Together,
         Self::Xai,
         Self::Azure,
+        Self::Vertex,
         Self::OpenaiCompatible,
     ];
 
@@ -52,6 +56,7 @@ impl ProviderKind {
             Self::Together => "together",
             Self::Xai => "xai",
             Self::Azure => "azure",
+            Self::Vertex => "vertex",
             Self::OpenaiCompatible => "openai_compatible",
         }
     }
@@ -76,6 +81,7 @@ impl ProviderKind {
             Self::Together => "Together AI",
             Self::Xai => "xAI",
             Self::Azure => "Azure OpenAI",
+            Self::Vertex => "Google Vertex AI (Claude)",
             Self::OpenaiCompatible => "OpenAI-compatible (custom URL)",
         }
     }
@@ -95,6 +101,7 @@ impl ProviderKind {
             Self::Xai => "grok-3-mini",
             // A deployment's name; many are named after their model.
             Self::Azure => "gpt-4o-mini",
+            Self::Vertex => "claude-sonnet-4-5@20250929",
             Self::OpenaiCompatible => "llama3.2",
         }
     }
@@ -178,6 +185,10 @@ pub struct ProviderView {
     /// The API version sent with every call (Azure OpenAI's `api-version`); `None` elsewhere.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_version: Option<String>,
+    /// The cloud region calls go to (Vertex AI's location, such as `us-east5` or `global`);
+    /// `None` where the kind has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
     pub key_status: KeyStatus,
     pub created_at: i64,
     pub updated_at: i64,
@@ -212,6 +223,10 @@ pub struct NewProvider {
     /// Azure OpenAI's `api-version` (default `2024-10-21`); refused for other kinds.
     #[serde(default)]
     pub api_version: Option<String>,
+    /// Vertex AI's region (`us-east5`, `europe-west1`, `global`; default `global`); refused for
+    /// other kinds.
+    #[serde(default)]
+    pub region: Option<String>,
 }
 
 /// The provider key in these request types is wiped from memory when the request is dropped.
@@ -257,6 +272,9 @@ pub struct ProviderPatch {
     /// Azure OpenAI's `api-version`; empty restores the default.
     #[serde(default)]
     pub api_version: Option<String>,
+    /// Vertex AI's region; empty restores the default (`global`).
+    #[serde(default)]
+    pub region: Option<String>,
 }
 
 /// The outcome of "Test" on a provider.
@@ -286,6 +304,7 @@ mod tests {
             auto_cache: true,
             refuse_hosted_tools: false,
             api_version: None,
+            region: None,
             key_status: KeyStatus::Ok,
             created_at: 0,
             updated_at: 0,

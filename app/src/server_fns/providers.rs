@@ -68,6 +68,7 @@ pub async fn create_provider(
     auto_cache: Option<String>,
     refuse_hosted_tools: Option<String>,
     api_version: Option<String>,
+    region: Option<String>,
 ) -> Result<ProviderView, AppError> {
     let (state, owner) = ctx::owner_scope().await?;
     let models = parse_model_list(models);
@@ -85,6 +86,7 @@ pub async fn create_provider(
         auto_cache: Some(auto_cache.is_some()),
         refuse_hosted_tools: Some(refuse_hosted_tools.is_some()),
         api_version: given(api_version.as_deref()),
+        region: given(region.as_deref()),
     };
     Ok(state.providers().create(&owner, input).await?)
 }
@@ -103,6 +105,7 @@ pub async fn update_provider(
     auto_cache: Option<String>,
     refuse_hosted_tools: Option<String>,
     api_version: Option<String>,
+    region: Option<String>,
 ) -> Result<ProviderView, AppError> {
     let (state, owner) = ctx::owner_scope().await?;
     let patch = ProviderPatch {
@@ -116,6 +119,7 @@ pub async fn update_provider(
         auto_cache: Some(auto_cache.is_some()),
         refuse_hosted_tools: Some(refuse_hosted_tools.is_some()),
         api_version: Some(api_version.unwrap_or_default()),
+        region: Some(region.unwrap_or_default()),
     };
     Ok(state.providers().update(&owner, &id, patch).await?)
 }

@@ -6,6 +6,7 @@ use super::dialects::Dialect;
 use super::dialects::anthropic::Anthropic;
 use super::dialects::azure::Azure;
 use super::dialects::openai::OpenAi;
+use super::dialects::vertex::{self, Vertex};
 use crate::protocols::Protocol;
 use perpetuo_types::ProviderKind;
 
@@ -24,6 +25,8 @@ pub fn default_base_url(kind: ProviderKind) -> Option<&'static str> {
         ProviderKind::Xai => Some("https://api.x.ai/v1"),
         // The resource's own endpoint, `https://RESOURCE.openai.azure.com`.
         ProviderKind::Azure | ProviderKind::OpenaiCompatible => None,
+        // The global host; a region other than `global` picks its regional host.
+        ProviderKind::Vertex => Some(vertex::GLOBAL_HOST),
     }
 }
 
@@ -45,12 +48,17 @@ pub fn offers_embeddings(kind: ProviderKind) -> bool {
 /// through untouched); any other protocol but embeddings reaches it translated, through chat.
 pub fn speaks(kind: ProviderKind, protocol: Protocol) -> bool {
     match protocol {
-        Protocol::Chat => kind != ProviderKind::Anthropic,
+        Protocol::Chat => !speaks_messages(kind),
         Protocol::Embeddings => offers_embeddings(kind),
-        Protocol::Messages => kind == ProviderKind::Anthropic,
+        Protocol::Messages => speaks_messages(kind),
         // OpenAI and Azure OpenAI serve it; the compatible hosts' support varies, so they get chat.
         Protocol::Responses => matches!(kind, ProviderKind::Openai | ProviderKind::Azure),
     }
+}
+
+/// Kinds whose native protocol is Anthropic's Messages (Anthropic, Claude on Vertex AI).
+fn speaks_messages(kind: ProviderKind) -> bool {
+    matches!(kind, ProviderKind::Anthropic | ProviderKind::Vertex)
 }
 
 /// Whether a provider of this kind can serve a client protocol at all (natively or translated).
@@ -80,7 +88,7 @@ pub fn serves_family(kind: ProviderKind, model: &str) -> bool {
             "omni-moderation",
             "codex-",
         ]),
-        ProviderKind::Anthropic => starts(&["claude-"]),
+        ProviderKind::Anthropic | ProviderKind::Vertex => starts(&["claude-"]),
         ProviderKind::Gemini => starts(&["gemini-", "gemma-", "text-embedding-004", "embedding-"]),
         ProviderKind::Groq => starts(&[
             "llama",
@@ -125,5 +133,6 @@ pub fn dialect(kind: ProviderKind) -> &'static dyn Dialect {
         | ProviderKind::Xai
         | ProviderKind::OpenaiCompatible => &OpenAi::COMPATIBLE,
         ProviderKind::Azure => &Azure,
+        ProviderKind::Vertex => &Vertex,
     }
 }

@@ -364,14 +364,19 @@ pub async fn test_provider(
         return finish(false, e.to_string(), Vec::new());
     }
     let dialect = super::catalog::dialect(provider.kind);
-    let request = super::dialects::authorize(
-        client.get(dialect.url(
-            &super::dialects::Address { base_url, model: "", api_version: provider.api_version.as_deref() },
-            Endpoint::Models,
-        )),
+    let mut request = super::dialects::authorize(
+        client.get(dialect.url(&super::dialects::Address::of(provider, ""), Endpoint::Models)),
         &provider.auth,
     )
     .timeout(TEST_TIMEOUT);
+    if let Some(tokens) = &provider.tokens {
+        match tokens.bearer(client).await {
+            Ok(bearer) => request = request.header(http::header::AUTHORIZATION, bearer),
+            Err(super::credentials::TokenError::Refused(why) | super::credentials::TokenError::Unavailable(why)) => {
+                return finish(false, scrub(&format!("No token: {why}."), key), Vec::new());
+            }
+        }
+    }
     let response = match request.send().await {
         Ok(response) => response,
         Err(e) => return finish(false, describe_transport_error(&e), Vec::new()),

@@ -3,6 +3,9 @@
 
 use std::collections::BTreeMap;
 
+use perpetuo_types::ProviderKind;
+
+use super::credentials;
 use crate::platform::error::ServiceError;
 use crate::platform::secret::SecretBytes;
 
@@ -29,9 +32,14 @@ impl Label {
     }
 }
 
-/// A provider's API key: one line, no spaces. A secret: never `Serialize`, wiped when dropped.
+/// A provider's API key: one line, no spaces; or, for kinds that exchange a credential for
+/// tokens, the credential's JSON (see `credentials`). A secret: never `Serialize`, wiped when
+/// dropped.
 #[derive(Debug)]
-pub struct ProviderKey(SecretBytes);
+pub struct ProviderKey {
+    secret: SecretBytes,
+    preview: String,
+}
 
 impl ProviderKey {
     pub fn parse(raw: &str) -> Result<Self, ServiceError> {
@@ -42,25 +50,43 @@ impl ProviderKey {
         if key.len() > 1024 || key.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(ServiceError::Invalid("The API key must be a single line without spaces.".into()));
         }
-        Ok(Self(SecretBytes::new(key.as_bytes().to_vec())))
+        let chars: Vec<char> = key.chars().collect();
+        // The last four characters, only when the key is long enough that they reveal little.
+        let preview = if chars.len() < 12 { String::new() } else { chars[chars.len() - 4..].iter().collect() };
+        Ok(Self { secret: SecretBytes::new(key.as_bytes().to_vec()), preview })
+    }
+
+    /// The key field of a provider of `kind`: a Vertex AI service account's JSON key, Azure's API
+    /// key or Entra ID client credentials, any other kind's API key.
+    pub fn parse_for(kind: ProviderKind, raw: &str, allow_private: bool) -> Result<Self, ServiceError> {
+        let parsed = match kind {
+            ProviderKind::Vertex => credentials::parse_service_account(raw, allow_private)?,
+            ProviderKind::Azure if credentials::is_entra(raw) => credentials::parse_entra(raw, allow_private)?,
+            _ => return Self::parse(raw),
+        };
+        Ok(Self { secret: parsed.stored, preview: parsed.preview })
     }
 
     /// The key field of an edit: empty, absent or the masked preview keeps the stored key.
-    pub fn parse_replacement(raw: Option<&str>) -> Result<Option<Self>, ServiceError> {
+    pub fn parse_replacement(
+        kind: ProviderKind,
+        raw: Option<&str>,
+        allow_private: bool,
+    ) -> Result<Option<Self>, ServiceError> {
         match raw.map(str::trim).filter(|k| !k.is_empty() && !k.starts_with("••••")) {
-            Some(key) => Self::parse(key).map(Some),
+            Some(key) => Self::parse_for(kind, key, allow_private).map(Some),
             None => Ok(None),
         }
     }
 
     pub fn expose(&self) -> &[u8] {
-        self.0.expose()
+        self.secret.expose()
     }
 
-    /// The last four characters, only when the key is long enough that they reveal little.
+    /// What the dashboard shows of it (after `••••`): a key's last four characters when it is
+    /// long enough that they reveal little; a credential's key or client id's.
     pub fn last4(&self) -> String {
-        let chars: Vec<char> = self.0.expose_str().unwrap_or_default().chars().collect();
-        if chars.len() < 12 { String::new() } else { chars[chars.len() - 4..].iter().collect() }
+        self.preview.clone()
     }
 }
 
@@ -160,9 +186,9 @@ impl ApiVersion {
     /// The version used when the provider names none (Azure's latest GA data-plane version).
     pub const DEFAULT: &'static str = "2024-10-21";
 
-    pub fn parse(kind: perpetuo_types::ProviderKind, raw: Option<&str>) -> Result<Option<String>, ServiceError> {
+    pub fn parse(kind: ProviderKind, raw: Option<&str>) -> Result<Option<String>, ServiceError> {
         let Some(raw) = raw.map(str::trim).filter(|s| !s.is_empty()) else { return Ok(None) };
-        if kind != perpetuo_types::ProviderKind::Azure {
+        if kind != ProviderKind::Azure {
             return Err(ServiceError::Invalid("An API version is only for Azure OpenAI providers.".into()));
         }
         let valid = raw.len() <= 40 && raw.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
@@ -171,6 +197,26 @@ impl ApiVersion {
                 "The API version must look like {}, 2025-04-01-preview or preview.",
                 Self::DEFAULT
             )));
+        }
+        Ok(Some(raw.to_owned()))
+    }
+}
+
+/// A cloud region: Vertex AI's location (`us-east5`, `europe-west1`, `global`); only Vertex AI
+/// providers have one. Empty means the default, `global`.
+pub struct Region;
+
+impl Region {
+    pub const DEFAULT: &'static str = "global";
+
+    pub fn parse(kind: ProviderKind, raw: Option<&str>) -> Result<Option<String>, ServiceError> {
+        let Some(raw) = raw.map(str::trim).filter(|s| !s.is_empty()) else { return Ok(None) };
+        if kind != ProviderKind::Vertex {
+            return Err(ServiceError::Invalid("A region is only for Google Vertex AI providers.".into()));
+        }
+        let valid = raw.len() <= 40 && raw.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if !valid {
+            return Err(ServiceError::Invalid("The region must look like us-east5, europe-west1 or global.".into()));
         }
         Ok(Some(raw.to_owned()))
     }
@@ -187,9 +233,14 @@ mod tests {
         assert!(ProviderKey::parse("sk one").is_err() && ProviderKey::parse(" ").is_err());
         assert_eq!(ProviderKey::parse("sk-0123456789abcd").map(|k| k.last4()).ok(), Some("abcd".into()));
         assert_eq!(ProviderKey::parse("short-key").map(|k| k.last4()).ok(), Some(String::new()));
-        assert!(matches!(ProviderKey::parse_replacement(Some("••••abcd")), Ok(None)));
-        assert!(matches!(ProviderKey::parse_replacement(Some("  ")), Ok(None)));
-        assert!(matches!(ProviderKey::parse_replacement(Some("new-key")), Ok(Some(_))));
+        let replace = |raw| ProviderKey::parse_replacement(ProviderKind::Openai, Some(raw), false);
+        assert!(matches!(replace("••••abcd"), Ok(None)));
+        assert!(matches!(replace("  "), Ok(None)));
+        assert!(matches!(replace("new-key"), Ok(Some(_))));
+        assert!(ProviderKey::parse_for(ProviderKind::Vertex, "sk-0123456789abcd", false).is_err());
+        assert_eq!(Region::parse(ProviderKind::Vertex, Some(" us-east5 ")).ok().flatten().as_deref(), Some("us-east5"));
+        assert!(Region::parse(ProviderKind::Openai, Some("us-east5")).is_err());
+        assert!(Region::parse(ProviderKind::Vertex, Some("us/east")).is_err());
         assert_eq!(Priority::parse(None).map(Priority::get).ok(), Some(DEFAULT_PRIORITY));
         assert!(Priority::parse(Some(-1)).is_err());
         let list = ModelAllowList::parse(Some(vec![" b ".into(), "a".into(), "b".into(), "".into()]));

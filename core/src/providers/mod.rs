@@ -7,6 +7,7 @@ pub mod body;
 pub mod breaker;
 pub mod catalog;
 pub mod client;
+pub mod credentials;
 pub mod dialects;
 mod input;
 mod opened;
@@ -25,8 +26,8 @@ use crate::platform::live::Follower;
 use crate::platform::secret::SecretBytes;
 use crate::workspaces::{OwnerScope, WorkspaceId};
 use client::BaseUrl;
-pub use input::ApiVersion;
 use input::{Aliases, Label, ModelAllowList, Priority, ProviderKey};
+pub use input::{ApiVersion, Region};
 use perpetuo_types::{KeyStatus, NewProvider, ProviderKind, ProviderPatch, ProviderTestResult, ProviderView};
 
 pub use input::DEFAULT_PRIORITY;
@@ -57,12 +58,14 @@ struct Row {
     refuse_hosted_tools: Option<bool>,
     /// Azure OpenAI's `api-version` (`None`: the default).
     api_version: Option<String>,
+    /// A cloud region (Vertex AI's location; `None`: the kind's default).
+    region: Option<String>,
     key_status: String,
     created_at: i64,
     updated_at: i64,
 }
 
-const COLUMNS: &str = "record::id(id) AS id, label, kind, base_url, sealed_key, key_last4, priority, enabled, models, aliases, auto_cache, refuse_hosted_tools, api_version, key_status, created_at, updated_at";
+const COLUMNS: &str = "record::id(id) AS id, label, kind, base_url, sealed_key, key_last4, priority, enabled, models, aliases, auto_cache, refuse_hosted_tools, api_version, region, key_status, created_at, updated_at";
 
 impl Row {
     fn kind(&self) -> Result<ProviderKind, ServiceError> {
@@ -87,6 +90,7 @@ impl Row {
             auto_cache: self.auto_cache.unwrap_or(true),
             refuse_hosted_tools: self.refuse_hosted_tools.unwrap_or(false),
             api_version: self.api_version.clone(),
+            region: self.region.clone(),
             key_status: KeyStatus::from_stored(&self.key_status),
             created_at: self.created_at,
             updated_at: self.updated_at,
@@ -111,8 +115,14 @@ pub struct OpenedProvider {
     pub translation: crate::protocols::TranslationOptions,
     /// Azure OpenAI's `api-version` (`None`: the default).
     pub api_version: Option<String>,
+    /// Vertex AI's region (`None`: `global`) and project (its service account's).
+    pub region: Option<String>,
+    pub project: Option<String>,
     /// The dialect's authentication headers for the key, built when the provider was opened.
     pub auth: Arc<[(http::HeaderName, http::HeaderValue)]>,
+    /// Bearer tokens minted from the stored credential, for kinds that exchange one (sent in
+    /// `Authorization` on top of `auth`).
+    pub tokens: Option<Arc<credentials::TokenSource>>,
 }
 
 /// How well an alias matches a requested model: an exact name beats any prefix, a longer prefix
@@ -166,6 +176,7 @@ fn origin(url: &str) -> Option<String> {
 struct ProviderCache {
     enabled: Slots<Arc<Vec<OpenedProvider>>>,
     model_lists: Slots<Arc<Vec<String>>>,
+    tokens: credentials::Sources,
 }
 
 impl Follower for ProviderCache {
@@ -223,6 +234,7 @@ impl Providers {
         let cache = ProviderCache {
             enabled: Slots::new(CACHE_TTL, CACHE_CAPACITY),
             model_lists: Slots::new(MODEL_LIST_TTL, MODEL_LIST_CAPACITY),
+            tokens: credentials::Sources::default(),
         };
         Self { db, cipher, http, upstream, allow_private, cache: Arc::new(cache), max_per_workspace: 50 }
     }
@@ -318,7 +330,7 @@ impl Providers {
         let label = Label::parse(&input.label)?;
         let base_url = self.base_url(kind, input.base_url.as_deref())?;
         self.check_host(&base_url).await?;
-        let key = ProviderKey::parse(&input.api_key)?;
+        let key = ProviderKey::parse_for(kind, &input.api_key, self.allow_private)?;
         let priority = Priority::parse(input.priority)?;
         let models = ModelAllowList::parse(input.models.take())?;
         let aliases = Aliases::parse(input.aliases.take())?;
@@ -337,6 +349,7 @@ impl Providers {
             auto_cache: input.auto_cache,
             refuse_hosted_tools: input.refuse_hosted_tools,
             api_version: ApiVersion::parse(kind, input.api_version.as_deref())?,
+            region: Region::parse(kind, input.region.as_deref())?,
             key_status: KeyStatus::Ok.as_str().into(),
             created_at: now,
             updated_at: now,
@@ -347,7 +360,8 @@ impl Providers {
                     workspace: $ws, label: $label, kind: $kind, base_url: $base_url, sealed_key: $sealed_key,
                     key_last4: $key_last4, priority: $priority, enabled: $enabled, models: $models,
                     aliases: $aliases, auto_cache: $auto_cache, refuse_hosted_tools: $refuse_hosted_tools,
-                    api_version: $api_version, key_status: $key_status, created_at: $now, updated_at: $now
+                    api_version: $api_version, region: $region, key_status: $key_status, created_at: $now,
+                    updated_at: $now
                  } RETURN NONE",
             )
             .bind(("id", id.clone()))
@@ -364,6 +378,7 @@ impl Providers {
             .bind(("auto_cache", row.auto_cache))
             .bind(("refuse_hosted_tools", row.refuse_hosted_tools))
             .bind(("api_version", row.api_version.clone()))
+            .bind(("region", row.region.clone()))
             .bind(("key_status", row.key_status.clone()))
             .bind(("now", now))
             .await?
@@ -387,7 +402,7 @@ impl Providers {
         if let Some(label) = patch.label.as_deref() {
             current.label = Label::parse(label)?.into_inner();
         }
-        let new_key = ProviderKey::parse_replacement(patch.api_key.as_deref())?;
+        let new_key = ProviderKey::parse_replacement(kind, patch.api_key.as_deref(), self.allow_private)?;
         let mut url_changed = false;
         if let Some(url) = patch.base_url.as_deref() {
             let base_url = self.base_url(kind, Some(url))?;
@@ -428,6 +443,9 @@ impl Providers {
         if let Some(version) = patch.api_version.as_deref() {
             current.api_version = ApiVersion::parse(kind, Some(version))?;
         }
+        if let Some(region) = patch.region.as_deref() {
+            current.region = Region::parse(kind, Some(region))?;
+        }
         if url_changed {
             // A key that failed against the old URL may work against the new one.
             current.key_status = KeyStatus::Ok.as_str().into();
@@ -439,7 +457,7 @@ impl Providers {
                     label: $label, base_url: $base_url, sealed_key: $sealed_key, key_last4: $key_last4,
                     priority: $priority, enabled: $enabled, models: $models, aliases: $aliases,
                     auto_cache: $auto_cache, refuse_hosted_tools: $refuse_hosted_tools, api_version: $api_version,
-                    key_status: $key_status, updated_at: $now
+                    region: $region, key_status: $key_status, updated_at: $now
                  } WHERE workspace = $ws RETURN NONE",
             )
             .bind(("id", id.to_owned()))
@@ -455,6 +473,7 @@ impl Providers {
             .bind(("auto_cache", current.auto_cache))
             .bind(("refuse_hosted_tools", current.refuse_hosted_tools))
             .bind(("api_version", current.api_version.clone()))
+            .bind(("region", current.region.clone()))
             .bind(("key_status", current.key_status.clone()))
             .bind(("now", current.updated_at))
             .await?

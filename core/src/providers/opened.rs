@@ -40,6 +40,18 @@ impl Providers {
         let key = self.cipher.open(&row.sealed_key, &provider_aad(ws.as_str(), &row.id))?;
         let kind = row.kind()?;
         let auth = catalog::dialect(kind).auth_headers(&key).into();
+        let (tokens, project) = match kind {
+            ProviderKind::Vertex => {
+                let open = || credentials::TokenSource::open_service_account(&key);
+                (Some(self.cache.tokens.get_or_open(&row.id, &key, open)?), credentials::project_of(&key))
+            }
+            ProviderKind::Azure if credentials::is_entra(key.expose_str().unwrap_or_default()) => {
+                let tokens =
+                    self.cache.tokens.get_or_open(&row.id, &key, || credentials::TokenSource::open_entra(&key))?;
+                (Some(tokens), None)
+            }
+            _ => (None, None),
+        };
         Ok(OpenedProvider {
             kind,
             auth,
@@ -55,6 +67,9 @@ impl Providers {
                 refuse_hosted_tools: row.refuse_hosted_tools.unwrap_or(false),
             },
             api_version: row.api_version,
+            region: row.region,
+            project,
+            tokens,
             models: row.models,
         })
     }

@@ -30,7 +30,7 @@ pub fn prepare(
     let protocol = request.protocol;
     if catalog::speaks(provider.kind, protocol) {
         return Ok(Prepared {
-            url: dialect.url(&Address::of(provider, model), Endpoint::Call(protocol)),
+            url: dialect.url(&Address::of(provider, model).streamed(request.stream), Endpoint::Call(protocol)),
             body: dialect.native_body(request, model, bound)?,
             headers: forward.to_vec(),
             reader: Box::new(Native { dialect, protocol }),
@@ -49,7 +49,7 @@ pub fn prepare(
         ));
     }
     Ok(Prepared {
-        url: dialect.url(&Address::of(provider, model), Endpoint::Call(Protocol::Chat)),
+        url: dialect.url(&Address::of(provider, model).streamed(request.stream), Endpoint::Call(Protocol::Chat)),
         body: dialect.chat_body(&chat, model, request.stream, bound, provider.translation)?,
         headers: Vec::new(),
         reader: Box::new(ThroughChat { dialect, protocol, names: protocols::tool_names(request) }),

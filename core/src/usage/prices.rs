@@ -121,10 +121,15 @@ impl PriceTable {
     /// model starts with followed by `-` (a dated or suffixed variant).
     pub fn lookup(&self, kind: &str, model: &str) -> Option<Price> {
         // Azure OpenAI bills OpenAI's models at OpenAI's list prices (a deployment named after
-        // its model finds its price; another name needs a workspace price).
-        let table =
-            self.by_kind.get(kind).or_else(|| (kind == "azure").then(|| self.by_kind.get("openai")).flatten())?;
-        let model = model.to_ascii_lowercase();
+        // its model finds its price; another name needs a workspace price), and Vertex AI bills
+        // Claude at Anthropic's (its `model@version` ids are Anthropic's `model-version`).
+        let vendor = match kind {
+            "azure" => Some("openai"),
+            "vertex" => Some("anthropic"),
+            _ => None,
+        };
+        let table = self.by_kind.get(kind).or_else(|| vendor.and_then(|v| self.by_kind.get(v)))?;
+        let model = model.to_ascii_lowercase().replace('@', "-");
         if let Some(price) = table.get(&model) {
             return Some(*price);
         }

@@ -8,7 +8,8 @@
 //! Responses calls pass through to Azure's v1 surface, `{endpoint}/openai/v1/responses`, which
 //! takes the deployment as `model` and needs no `api-version` (it is generally available).
 //!
-//! Not yet: Microsoft Entra ID credentials (only keys).
+//! The key is the resource's API key, or Microsoft Entra ID client credentials (JSON, see
+//! `credentials`): then no `api-key` is sent and a bearer token minted from them is.
 
 use bytes::Bytes;
 use http::StatusCode;
@@ -61,7 +62,11 @@ impl Dialect for Azure {
         format!("{base}/{path}?api-version={version}")
     }
 
+    /// The key in `api-key`; Entra ID credentials send none (their tokens go in `Authorization`).
     fn auth_headers(&self, key: &SecretBytes) -> Vec<(http::HeaderName, http::HeaderValue)> {
+        if crate::providers::credentials::is_entra(key.expose_str().unwrap_or_default()) {
+            return Vec::new();
+        }
         super::secret_header(key.expose_str().unwrap_or_default())
             .map(|v| (http::HeaderName::from_static("api-key"), v))
             .into_iter()
@@ -138,7 +143,7 @@ mod tests {
 
     #[test]
     fn deployments_and_the_api_version_make_the_url() {
-        let at = Address { base_url: "https://res.openai.azure.com/", model: "gpt-4o prod", api_version: None };
+        let at = Address { model: "gpt-4o prod", ..Address::base("https://res.openai.azure.com/") };
         assert_eq!(
             Azure.url(&at, Endpoint::Call(Protocol::Chat)),
             "https://res.openai.azure.com/openai/deployments/gpt-4o%20prod/chat/completions?api-version=2024-10-21"

@@ -7,6 +7,7 @@
 pub mod anthropic;
 pub mod azure;
 pub mod openai;
+pub mod vertex;
 
 use bytes::Bytes;
 use http::StatusCode;
@@ -30,23 +31,39 @@ pub enum Endpoint {
 }
 
 /// Where one provider's calls go: its base URL, the model a call is served as (Azure OpenAI puts
-/// the deployment in the path), and its API version where it has one.
+/// the deployment in the path, Vertex AI the model), its API version, region and project where it
+/// has them, and whether the call streams (Vertex AI streams at another method).
 #[derive(Debug, Clone, Copy)]
 pub struct Address<'a> {
     pub base_url: &'a str,
     pub model: &'a str,
     pub api_version: Option<&'a str>,
+    pub region: Option<&'a str>,
+    pub project: Option<&'a str>,
+    pub stream: bool,
 }
 
 impl<'a> Address<'a> {
     /// A provider's address for calls served as `model`.
     pub fn of(provider: &'a super::OpenedProvider, model: &'a str) -> Self {
-        Self { base_url: &provider.base_url, model, api_version: provider.api_version.as_deref() }
+        Self {
+            base_url: &provider.base_url,
+            model,
+            api_version: provider.api_version.as_deref(),
+            region: provider.region.as_deref(),
+            project: provider.project.as_deref(),
+            stream: false,
+        }
     }
 
     /// A bare base URL (kinds whose paths name no model and need no version).
     pub fn base(base_url: &'a str) -> Self {
-        Self { base_url, model: "", api_version: None }
+        Self { base_url, model: "", api_version: None, region: None, project: None, stream: false }
+    }
+
+    /// The same address for a streamed call.
+    pub fn streamed(self, stream: bool) -> Self {
+        Self { stream, ..self }
     }
 }
 

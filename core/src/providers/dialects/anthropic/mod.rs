@@ -129,10 +129,31 @@ struct UsageOnly {
     usage: Option<Value>,
 }
 
-/// A native body as sent upstream: the client's, with the provider's model name.
-struct WithModel<'a> {
-    body: &'a Map<String, Value>,
-    model: &'a str,
+/// A native body as sent upstream: the client's, with the provider's model name (or, for clouds
+/// that name the model in the URL, with their `anthropic_version` in its place).
+pub(super) struct WithModel<'a> {
+    pub body: &'a Map<String, Value>,
+    pub model: &'a str,
+}
+
+/// The `anthropic_version` a cloud's body carries instead of `model` (Vertex AI's, Bedrock's).
+pub(super) struct CloudBody<'a> {
+    pub body: &'a Map<String, Value>,
+    pub version: &'static str,
+}
+
+impl serde::Serialize for CloudBody<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap as _;
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("anthropic_version", self.version)?;
+        for (key, value) in self.body {
+            if key != "model" && key != "anthropic_version" {
+                map.serialize_entry(key, value)?;
+            }
+        }
+        map.end()
+    }
 }
 
 impl serde::Serialize for WithModel<'_> {
