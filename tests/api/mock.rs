@@ -44,6 +44,9 @@ pub enum Flavor {
     /// Azure OpenAI: OpenAI's API under `/openai/deployments/{deployment}/...?api-version=`,
     /// the key in `api-key`.
     Azure,
+    /// Vertex AI: Claude at `rawPredict`, tokens from the mock's own `/token` for a service
+    /// account (`mock_vertex`).
+    Vertex,
 }
 
 /// A request the mock received.
@@ -55,7 +58,7 @@ pub struct Seen {
 }
 
 #[derive(Default)]
-struct Script {
+pub struct Script {
     queue: VecDeque<Behavior>,
     default: Option<Behavior>,
     seen: Vec<Seen>,
@@ -69,6 +72,8 @@ struct Script {
     cached_prefixes: std::collections::HashSet<String>,
     /// Azure's deployments (empty: any name is one).
     deployments: Vec<String>,
+    /// Vertex AI's tokens and calls.
+    vertex: vertex::VertexState,
 }
 
 #[derive(Clone)]
@@ -94,6 +99,7 @@ impl Mock {
             .route("/v1/embeddings", post(embeddings))
             .route("/v1/models", get(models))
             .merge(rules::azure_routes())
+            .merge(vertex::routes())
             .with_state((flavor, Arc::clone(&script)));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -107,7 +113,7 @@ impl Mock {
     pub fn base_url(&self) -> String {
         match self.flavor {
             Flavor::OpenAi => format!("http://{}/v1", self.addr),
-            Flavor::Anthropic | Flavor::Azure => format!("http://{}", self.addr),
+            Flavor::Anthropic | Flavor::Azure | Flavor::Vertex => format!("http://{}", self.addr),
         }
     }
 
@@ -145,6 +151,20 @@ impl Mock {
         self.script.lock().unwrap().seen.clone()
     }
 
+    /// Vertex AI: expires every token issued so far (as an hour passing would).
+    pub fn expire_tokens(&self) {
+        self.script.lock().unwrap().vertex.live.clear();
+    }
+
+    /// Vertex AI: tokens granted so far, and the (action, body) of each model call received.
+    pub fn tokens_granted(&self) -> usize {
+        self.script.lock().unwrap().vertex.granted
+    }
+
+    pub fn vertex_calls(&self) -> Vec<(String, Value)> {
+        self.script.lock().unwrap().vertex.bodies.clone()
+    }
+
     pub fn hits(&self) -> usize {
         self.script.lock().unwrap().seen.len()
     }
@@ -172,6 +192,8 @@ fn admit(
             .map(str::to_owned),
         Flavor::Anthropic => headers.get("x-api-key").and_then(|v| v.to_str().ok()).map(str::to_owned),
         Flavor::Azure => headers.get("api-key").and_then(|v| v.to_str().ok()).map(str::to_owned),
+        // Checked by the Vertex routes before they hand over: a live token stands for the key.
+        Flavor::Vertex => vertex::presented_live_token(&s, headers).then(|| s.key.clone()),
     };
     if presented.as_deref() != Some(s.key.as_str()) {
         let body = match flavor {
@@ -181,7 +203,7 @@ fn admit(
             Flavor::OpenAi => {
                 json!({"error": {"message": "Incorrect API key provided.", "type": "invalid_request_error", "code": "invalid_api_key"}})
             }
-            Flavor::Anthropic => {
+            Flavor::Anthropic | Flavor::Vertex => {
                 json!({"type": "error", "error": {"type": "authentication_error", "message": "invalid x-api-key"}})
             }
         };
@@ -197,7 +219,7 @@ fn error_response(flavor: Flavor, status: u16, retry_after: Option<u64>) -> Resp
         Flavor::OpenAi | Flavor::Azure => {
             json!({"error": {"message": format!("mock says {}", status.as_u16()), "type": "server_error"}})
         }
-        Flavor::Anthropic => {
+        Flavor::Anthropic | Flavor::Vertex => {
             json!({"type": "error", "error": {"type": "api_error", "message": format!("mock says {}", status.as_u16())}})
         }
     };
@@ -268,6 +290,8 @@ use futures::StreamExt as _;
 
 #[path = "mock_rules.rs"]
 mod rules;
+#[path = "mock_vertex.rs"]
+pub mod vertex;
 
 async fn chat(State(state): State<MockState>, headers: HeaderMap, body: Bytes) -> Response {
     let (behavior, request, prompt, completion) = match admit(&state, "/v1/chat/completions", &headers, &body) {

@@ -6,7 +6,7 @@
 //! expires, once for all the calls waiting on it. Token exchanges go through the management
 //! client, whose resolver refuses private and metadata addresses like every upstream call.
 
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use http::HeaderValue;
@@ -289,11 +289,13 @@ impl TokenSource {
 }
 
 /// The token sources of opened providers, kept across re-opens (a provider's cache entry is
-/// rebuilt on every change in its workspace; its token need not be): by provider id and a digest
-/// of the stored credential, so a new credential gets a new source. Held weakly: a provider no
-/// longer opened lets its source go.
+/// rebuilt on every change in its workspace, and the "Test" button opens its own; the token need
+/// not be minted again): by provider id, with a digest of the stored credential, so a new
+/// credential gets a new source. At most [`MAX_SOURCES`] are kept (past it the map starts over).
 #[derive(Default)]
-pub struct Sources(Mutex<std::collections::HashMap<(String, [u8; 32]), Weak<TokenSource>>>);
+pub struct Sources(Mutex<std::collections::HashMap<String, ([u8; 32], Arc<TokenSource>)>>);
+
+const MAX_SOURCES: usize = 10_000;
 
 impl Sources {
     pub fn get_or_open(
@@ -304,14 +306,17 @@ impl Sources {
     ) -> Result<Arc<TokenSource>, ServiceError> {
         use sha2::Digest;
         let digest: [u8; 32] = sha2::Sha256::digest(stored.expose()).into();
-        let key = (provider.to_owned(), digest);
         let mut sources = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(source) = sources.get(&key).and_then(Weak::upgrade) {
-            return Ok(source);
+        if let Some((seen, source)) = sources.get(provider)
+            && *seen == digest
+        {
+            return Ok(Arc::clone(source));
         }
         let source = Arc::new(open()?);
-        sources.retain(|_, weak| weak.strong_count() > 0);
-        sources.insert(key, Arc::downgrade(&source));
+        if sources.len() >= MAX_SOURCES {
+            sources.clear();
+        }
+        sources.insert(provider.to_owned(), (digest, Arc::clone(&source)));
         Ok(source)
     }
 }

@@ -9,6 +9,7 @@ mod hostile;
 mod protocols;
 mod requests;
 mod streaming;
+mod vertex;
 
 use std::time::Duration;
 
