@@ -100,6 +100,7 @@ impl Mock {
             .route("/v1/models", get(models))
             .merge(rules::azure_routes())
             .merge(vertex::routes())
+            .merge(vertex::entra_routes())
             .with_state((flavor, Arc::clone(&script)));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -191,7 +192,12 @@ fn admit(
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(str::to_owned),
         Flavor::Anthropic => headers.get("x-api-key").and_then(|v| v.to_str().ok()).map(str::to_owned),
-        Flavor::Azure => headers.get("api-key").and_then(|v| v.to_str().ok()).map(str::to_owned),
+        // The key, or a token Entra ID issued for the resource.
+        Flavor::Azure => headers
+            .get("api-key")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+            .or_else(|| vertex::presented_live_token(&s, headers).then(|| s.key.clone())),
         // Checked by the Vertex routes before they hand over: a live token stands for the key.
         Flavor::Vertex => vertex::presented_live_token(&s, headers).then(|| s.key.clone()),
     };

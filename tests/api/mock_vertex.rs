@@ -4,7 +4,8 @@
 //! its issuer, audience (the token endpoint itself), scope, and a lifetime of at most an hour,
 //! unexpired. The model endpoint takes only tokens it issued and has not expired, the project it
 //! was given, `anthropic_version: vertex-2023-10-16`, no `model` in the body, and the method that
-//! matches the body's `stream`; then it answers as Anthropic does.
+//! matches the body's `stream`; then it answers as Anthropic does. Entra ID's token endpoint
+//! (Azure OpenAI's client credentials) lives here too, issuing tokens the Azure routes take.
 
 use std::collections::HashMap;
 
@@ -165,4 +166,45 @@ async fn catalogue(State((_, script)): State<MockState>, headers: HeaderMap) -> 
     axum::Json(json!({"publisherModels": [{"name": "publishers/anthropic/models/claude-sonnet-4-5"},
         {"name": "publishers/anthropic/models/claude-haiku-4-5"}]}))
     .into_response()
+}
+
+/// Microsoft Entra ID's token endpoint for one app registration (Azure OpenAI's alternative to
+/// keys): the client credentials grant, the app's id and secret, Cognitive Services' scope.
+pub const ENTRA_TENANT: &str = "contoso.onmicrosoft.com";
+pub const ENTRA_CLIENT_ID: &str = "00000000-0000-0000-0000-00000000c11e";
+pub const ENTRA_SECRET: &str = "entra~secret~0001";
+
+pub fn entra_routes() -> axum::Router<MockState> {
+    axum::Router::new().route("/{tenant}/oauth2/v2.0/token", axum::routing::post(entra_token))
+}
+
+async fn entra_token(
+    State((_, script)): State<MockState>,
+    Path(tenant): Path<String>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let field = |name: &str| form.get(name).map(String::as_str).unwrap_or_default();
+    if tenant != ENTRA_TENANT {
+        return oauth_error("invalid_tenant", "AADSTS90002: Tenant not found.");
+    }
+    if field("grant_type") != "client_credentials" {
+        return oauth_error("unsupported_grant_type", "AADSTS70003: The grant type is not supported.");
+    }
+    if field("scope") != "https://cognitiveservices.azure.com/.default" {
+        return oauth_error(
+            "invalid_scope",
+            "AADSTS70011: The provided value for the input parameter 'scope' is not valid.",
+        );
+    }
+    if field("client_id") != ENTRA_CLIENT_ID || field("client_secret") != ENTRA_SECRET {
+        let body =
+            json!({"error": "invalid_client", "error_description": "AADSTS7000215: Invalid client secret provided."});
+        return (StatusCode::UNAUTHORIZED, axum::Json(body)).into_response();
+    }
+    let mut s = script.lock().unwrap();
+    s.vertex.granted += 1;
+    let token = format!("eyJ0eXAi.entra-{}", s.vertex.granted);
+    s.vertex.live.insert(token.clone());
+    axum::Json(json!({"token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599, "access_token": token}))
+        .into_response()
 }

@@ -161,3 +161,40 @@ async fn the_api_version_is_the_providers_and_only_azures() {
     let no_url = json!({"label": "Az2", "kind": "azure", "api_key": VALID_KEY});
     assert_eq!(gw.app.post_json("/api/v1/providers", Some(&gw.token), &no_url).await.status(), 400);
 }
+
+#[tokio::test]
+async fn entra_id_client_credentials_stand_in_for_the_key() {
+    use crate::mock::vertex::{ENTRA_CLIENT_ID, ENTRA_SECRET, ENTRA_TENANT};
+    let gw = Gateway::start(fast_options()).await;
+    let mock = Mock::start(Flavor::Azure).await;
+    let credentials = |secret: &str| {
+        json!({"tenant_id": ENTRA_TENANT, "client_id": ENTRA_CLIENT_ID, "client_secret": secret,
+               "authority_host": mock.base_url()})
+        .to_string()
+    };
+    let add = |label: &str, secret: &str, priority: i64| {
+        json!({"label": label, "kind": "azure", "base_url": mock.base_url(), "api_key": credentials(secret),
+               "priority": priority, "models": [format!("dep-{label}")]})
+    };
+    let made = gw.app.post_json("/api/v1/providers", Some(&gw.token), &add("good", ENTRA_SECRET, 1)).await;
+    assert_eq!(made.status(), 201);
+    let made: Value = made.json().await.unwrap();
+    assert_eq!(made["key_preview"], "••••c11e", "the client id's end, never the secret");
+    assert_eq!(gw.chat(&chat_body("dep-good")).await.status(), 200);
+    assert_eq!(gw.chat(&chat_body("dep-good")).await.status(), 200);
+    let seen = mock.seen().last().unwrap().clone();
+    assert!(seen.headers.get("api-key").is_none(), "no key header with Entra ID");
+    assert!(seen.headers["authorization"].to_str().unwrap().starts_with("Bearer eyJ0eXAi.entra-"));
+    assert_eq!(mock.tokens_granted(), 1, "one token for both calls");
+
+    let wrong = gw.app.post_json("/api/v1/providers", Some(&gw.token), &add("bad", "not-the-secret", 2)).await;
+    let id = wrong.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+    assert!(gw.chat(&chat_body("dep-bad")).await.status().is_server_error());
+    let flagged = poll(std::time::Duration::from_secs(10), || async {
+        let p = gw.app.get_value(&format!("/api/v1/providers/{id}"), Some(&gw.token)).await;
+        (p["key_status"] == "rejected").then_some(())
+    })
+    .await;
+    assert!(flagged.is_some(), "Entra ID refused the secret: the provider is flagged");
+    assert!(!captured_logs().contains("not-the-secret"), "the secret is never logged");
+}
