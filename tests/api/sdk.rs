@@ -3,7 +3,10 @@
 //! providers played by the mock. `scripts/setup.sh` installs the SDKs into a virtualenv and
 //! `scripts/test.sh` points `PERPETUO_PYTHON` at it.
 
+use serde_json::json;
+
 use crate::helpers::*;
+use crate::mock::vertex::{SA_PRIVATE_KEY, service_account};
 use crate::mock::{Flavor, Mock};
 
 /// Runs `script` with `args`; its output, after checking it succeeded (`None`: no Python with the
@@ -24,6 +27,18 @@ async fn run_sdk_script(script: &'static str, args: Vec<String>) -> Option<Strin
     Some(stdout)
 }
 
+/// Claude on Vertex AI (the mock's token endpoint and rawPredict), at `priority`.
+async fn vertex_provider(gw: &Gateway, priority: i64) -> Mock {
+    let mock = Mock::start(Flavor::Vertex).await;
+    let key = service_account(&format!("{}/token", mock.base_url()), SA_PRIVATE_KEY);
+    let body = json!({"label": "Vertex", "kind": "vertex", "base_url": mock.base_url(), "api_key": key,
+                      "priority": priority, "region": "us-east5"});
+    assert_eq!(gw.app.post_json("/api/v1/providers", Some(&gw.token), &body).await.status(), 201);
+    mock
+}
+
+const VERTEX_MODEL: &str = "vertex/claude-sonnet-4-5@20250929";
+
 #[tokio::test]
 async fn the_official_python_sdk_works_against_the_gateway() {
     let gw = Gateway::start(Options::default()).await;
@@ -33,6 +48,7 @@ async fn the_official_python_sdk_works_against_the_gateway() {
     gw.provider("Claude", "anthropic", &anthropic.base_url(), 2).await;
     let azure = Mock::start(Flavor::Azure).await;
     gw.provider("Azure", "azure", &azure.base_url(), 3).await;
+    let vertex = vertex_provider(&gw, 4).await;
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/openai_sdk_check.py");
     let args = vec![
         gw.app.url("/v1"),
@@ -40,16 +56,19 @@ async fn the_official_python_sdk_works_against_the_gateway() {
         "mock-small".into(),
         "anthropic/claude-3-5-haiku".into(),
         "azure/gpt-4o-mini".into(),
+        VERTEX_MODEL.into(),
     ];
     let Some(stdout) = run_sdk_script(script, args).await else { return };
     assert!(
         stdout.contains("ok: mock-small")
             && stdout.contains("ok: anthropic/claude-3-5-haiku")
             && stdout.contains("ok: azure/gpt-4o-mini")
+            && stdout.contains(&format!("ok: {VERTEX_MODEL}"))
             && stdout.contains("ok: errors"),
         "{stdout}"
     );
     assert!(openai.hits() > 0 && anthropic.hits() > 0 && azure.hits() > 0, "every provider was used");
+    assert!(!vertex.vertex_calls().is_empty(), "Vertex AI was called");
 }
 
 #[tokio::test]
@@ -61,9 +80,10 @@ async fn the_anthropic_sdk_works_against_messages_passed_through_and_translated(
     gw.provider("Local", "openai_compatible", &local.base_url(), 2).await;
     let azure = Mock::start(Flavor::Azure).await;
     gw.provider("Azure", "azure", &azure.base_url(), 3).await;
+    let vertex = vertex_provider(&gw, 4).await;
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/anthropic_sdk_check.py");
     // The SDK appends `/v1/messages` itself: the base URL is the server's root.
-    let models = ["claude-test-model", "openai_compatible/llama-3", "azure/gpt-4o-mini"];
+    let models = ["claude-test-model", "openai_compatible/llama-3", "azure/gpt-4o-mini", VERTEX_MODEL];
     let mut args = vec![gw.app.url(""), gw.key.clone()];
     args.extend(models.iter().map(|m| (*m).to_owned()));
     let Some(stdout) = run_sdk_script(script, args).await else { return };
@@ -74,6 +94,8 @@ async fn the_anthropic_sdk_works_against_messages_passed_through_and_translated(
     assert!(claude.seen().iter().any(|s| s.path == "/v1/messages"), "passed through to Anthropic");
     assert!(claude.seen().iter().any(|s| s.path == "/v1/messages/count_tokens"), "Anthropic counted its own");
     assert!(local.seen().iter().any(|s| s.path == "/v1/chat/completions"), "translated for the compatible host");
+    let beta = vertex.seen().into_iter().find(|s| s.headers.contains_key("anthropic-beta"));
+    assert!(beta.is_some(), "Claude Code's beta headers reach Vertex AI with the passed-through call");
     let records = gw.usage(1).await;
     assert!(records.iter().all(|r| r["endpoint"] == "messages"));
 }
@@ -89,20 +111,28 @@ async fn the_openai_sdk_works_against_responses_passed_through_and_translated() 
     gw.provider("Local", "openai_compatible", &local.base_url(), 3).await;
     let azure = Mock::start(Flavor::Azure).await;
     gw.provider("Azure", "azure", &azure.base_url(), 4).await;
+    let vertex = vertex_provider(&gw, 5).await;
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/openai_responses_check.py");
-    let models = ["gpt-4o", "claude-sonnet-4-5", "openai_compatible/llama-3", "azure/gpt-4o-mini"];
+    let models = ["gpt-4o", "claude-sonnet-4-5", "openai_compatible/llama-3", "azure/gpt-4o-mini", VERTEX_MODEL];
     let mut args = vec![gw.app.url("/v1"), gw.key.clone()];
     args.extend(models.iter().map(|m| (*m).to_owned()));
     let Some(stdout) = run_sdk_script(script, args).await else { return };
     for model in models {
         assert!(stdout.contains(&format!("ok: {model}")), "{stdout}");
     }
-    // Codex-shaped calls, translated for the two providers that do not speak Responses.
-    for model in &models[1..3] {
+    // Codex-shaped calls, translated for the providers that do not speak Responses.
+    for model in [models[1], models[2], VERTEX_MODEL] {
         assert!(stdout.contains(&format!("ok: codex {model}")), "{stdout}");
     }
     assert!(stdout.contains("ok: errors"), "{stdout}");
     assert!(openai.seen().iter().all(|s| s.path == "/v1/responses"), "OpenAI got Responses, untouched");
     assert!(claude.hits() > 0 && local.seen().iter().all(|s| s.path == "/v1/chat/completions"));
     assert!(azure.seen().iter().all(|s| s.path == "/v1/responses"), "Azure got Responses, untouched");
+    assert!(
+        vertex
+            .vertex_calls()
+            .iter()
+            .all(|(action, _)| action.contains("RawPredict") || action.ends_with(":rawPredict"))
+    );
+    assert!(!vertex.vertex_calls().is_empty(), "Vertex AI got Messages, translated");
 }

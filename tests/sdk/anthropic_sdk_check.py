@@ -77,7 +77,8 @@ for model in models:
         model=model, max_tokens=200, betas=betas, system=system, tools=code_tools, messages=ask,
         metadata={"user_id": "user_abc_account_def_session_ghi"},
     )
-    translated = "/" in model  # `kind/model` here names a provider that is not Anthropic
+    # `kind/model` here names a provider that is not Anthropic's API (Vertex AI's Claude is).
+    translated = "/" in model and not model.startswith("vertex/")
     dropped = raw.headers.get("x-perpetuo-dropped-tools")
     assert dropped == ("web_search_20250305" if translated else None), f"{model}: dropped {dropped!r}"
     coded = raw.parse()
