@@ -74,6 +74,12 @@ impl Metered {
             // Azure OpenAI's paths: a deployment's chat, and the v1 Responses surface.
             .route("/openai/deployments/{deployment}/chat/completions", post(chat))
             .route("/openai/v1/responses", post(responses))
+            // Vertex AI's: its token endpoint (the assertion verified) and Claude's rawPredict.
+            .route("/token", post(vertex_token))
+            .route(
+                "/v1/projects/{project}/locations/{location}/publishers/anthropic/models/{action}",
+                post(vertex_predict),
+            )
             .with_state(Arc::clone(&books));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -319,6 +325,40 @@ async fn responses(State(books): State<Shared>, headers: HeaderMap, body: Bytes)
 
 fn anthropic_error(status: StatusCode, kind: &str, message: &str) -> Response {
     (status, axum::Json(json!({"type": "error", "error": {"type": kind, "message": message}}))).into_response()
+}
+
+/// The one token the metered Vertex AI issues, once an assertion checks out.
+const VERTEX_TOKEN: &str = "ya29.metered";
+
+async fn vertex_token(
+    headers: HeaderMap,
+    axum::extract::Form(form): axum::extract::Form<HashMap<String, String>>,
+) -> Response {
+    if let Err(refused) = crate::mock::vertex::verify_assertion(&form, &headers) {
+        return refused;
+    }
+    axum::Json(json!({"access_token": VERTEX_TOKEN, "expires_in": 3599, "token_type": "Bearer"})).into_response()
+}
+
+/// Vertex's checks (its token, its body), then Anthropic's answer and bill for the model in the path.
+async fn vertex_predict(
+    books: State<Shared>,
+    axum::extract::Path((_, _, action)): axum::extract::Path<(String, String, String)>,
+    mut headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(&format!("Bearer {VERTEX_TOKEN}")) {
+        return anthropic_error(StatusCode::UNAUTHORIZED, "authentication_error", "invalid token");
+    }
+    let mut request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let model = action.rsplit_once(':').map(|(m, _)| m.to_owned()).unwrap_or_default();
+    if request["anthropic_version"] != "vertex-2023-10-16" || request.get("model").is_some() {
+        return anthropic_error(StatusCode::BAD_REQUEST, "invalid_request_error", "not a Vertex AI body");
+    }
+    request["model"] = json!(model);
+    headers.insert("x-api-key", http::HeaderValue::from_static(KEY));
+    headers.insert("anthropic-version", http::HeaderValue::from_static("2023-06-01"));
+    messages(books, headers, Bytes::from(request.to_string())).await
 }
 
 async fn messages(State(books): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {

@@ -64,35 +64,48 @@ fn oauth_error(error: &str, description: &str) -> Response {
     (StatusCode::BAD_REQUEST, axum::Json(json!({"error": error, "error_description": description}))).into_response()
 }
 
-async fn token(
-    State((_, script)): State<MockState>,
-    headers: HeaderMap,
-    Form(form): Form<HashMap<String, String>>,
-) -> Response {
+/// Google's checks of a service account's token request: the jwt-bearer grant, an assertion
+/// signed with the account's key (RS256), issued by the account, for this endpoint, for the
+/// cloud-platform scope, unexpired and living at most an hour.
+#[allow(clippy::result_large_err, reason = "a test mock; the error is the response to send")]
+pub fn verify_assertion(form: &HashMap<String, String>, headers: &HeaderMap) -> Result<(), Response> {
     if form.get("grant_type").map(String::as_str) != Some("urn:ietf:params:oauth:grant-type:jwt-bearer") {
-        return oauth_error("unsupported_grant_type", "Invalid grant_type.");
+        return Err(oauth_error("unsupported_grant_type", "Invalid grant_type."));
     }
-    let Some(assertion) = form.get("assertion") else { return oauth_error("invalid_request", "Missing assertion.") };
+    let Some(assertion) = form.get("assertion") else {
+        return Err(oauth_error("invalid_request", "Missing assertion."));
+    };
     let host = headers.get("host").and_then(|h| h.to_str().ok()).unwrap_or_default();
     let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
     validation.set_audience(&[format!("http://{host}/token")]);
     validation.set_required_spec_claims(&["exp", "iat", "aud", "iss"]);
     validation.leeway = 0;
     let Ok(key) = jsonwebtoken::DecodingKey::from_rsa_pem(SA_PUBLIC_KEY.as_bytes()) else {
-        return oauth_error("server_error", "bad fixture");
+        return Err(oauth_error("server_error", "bad fixture"));
     };
     let claims = match jsonwebtoken::decode::<Claims>(assertion, &key, &validation) {
         Ok(data) => data.claims,
-        Err(e) => return oauth_error("invalid_grant", &format!("Invalid JWT: {e}")),
+        Err(e) => return Err(oauth_error("invalid_grant", &format!("Invalid JWT: {e}"))),
     };
     if claims.iss != SA_EMAIL {
-        return oauth_error("invalid_grant", "Invalid JWT: unknown issuer.");
+        return Err(oauth_error("invalid_grant", "Invalid JWT: unknown issuer."));
     }
     if !claims.scope.split(' ').any(|s| s == "https://www.googleapis.com/auth/cloud-platform") {
-        return oauth_error("invalid_scope", "Invalid OAuth scope or ID token audience provided.");
+        return Err(oauth_error("invalid_scope", "Invalid OAuth scope or ID token audience provided."));
     }
     if claims.exp <= claims.iat || claims.exp - claims.iat > 3600 {
-        return oauth_error("invalid_grant", "Invalid JWT: Token must be a short-lived token (60 minutes).");
+        return Err(oauth_error("invalid_grant", "Invalid JWT: Token must be a short-lived token (60 minutes)."));
+    }
+    Ok(())
+}
+
+async fn token(
+    State((_, script)): State<MockState>,
+    headers: HeaderMap,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    if let Err(refused) = verify_assertion(&form, &headers) {
+        return refused;
     }
     let mut s = script.lock().unwrap();
     s.vertex.granted += 1;

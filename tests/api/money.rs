@@ -120,11 +120,17 @@ async fn every_call_is_charged_at_least_the_providers_bill_and_at_most_its_reser
     gw.provider("Anthropic", "anthropic", &upstream.base_url(true), 4).await;
     // Azure OpenAI: the resource's root, the deployment `gpt-metered`.
     gw.provider("Azure", "azure", &upstream.base_url(true), 5).await;
+    // Claude on Vertex AI: the service account's token minted at the metered upstream's endpoint.
+    let root = upstream.base_url(true);
+    let key = crate::mock::vertex::service_account(&format!("{root}/token"), crate::mock::vertex::SA_PRIVATE_KEY);
+    let vertex = json!({"label": "Vertex", "kind": "vertex", "base_url": root, "api_key": key, "priority": 6});
+    assert_eq!(gw.app.post_json("/api/v1/providers", Some(&gw.token), &vertex).await.status(), 201);
     for (kind, model) in [
         ("openai_compatible", "metered-gpt"),
         ("openai", "gpt-metered"),
         ("anthropic", "claude-metered"),
         ("azure", "gpt-metered"),
+        ("vertex", "claude-metered@20250101"),
     ] {
         let price = json!({"kind": kind, "model": model, "input_per_million": 1.0, "output_per_million": 2.0});
         assert_eq!(gw.app.post_json("/api/v1/prices", Some(&gw.token), &price).await.status(), 200);
@@ -154,6 +160,7 @@ async fn every_call_is_charged_at_least_the_providers_bill_and_at_most_its_reser
     let claude = "anthropic/claude-metered";
     let openai = "openai/gpt-metered";
     let azure = "azure/gpt-metered";
+    let vertex = "vertex/claude-metered@20250101";
     let long = Plan { length: 300, ..Plan::default() };
     let mut cases = Vec::new();
     let mut case = |route, model, read, extra: Value, what, plan: Option<Plan>| {
@@ -176,6 +183,9 @@ async fn every_call_is_charged_at_least_the_providers_bill_and_at_most_its_reser
         (Route::Chat, azure, "chat to Azure, passed through, cut"),
         (Route::Messages, azure, "messages to Azure, translated, cut"),
         (Route::Responses, azure, "responses to Azure, passed through, cut"),
+        (Route::Messages, vertex, "messages to Vertex AI, passed through, cut"),
+        (Route::Chat, vertex, "chat to Vertex AI, translated, cut"),
+        (Route::Responses, vertex, "responses to Vertex AI, translated, cut"),
     ] {
         case(route, model, Read::Cut(14), json!({}), what, Some(long));
     }
@@ -189,6 +199,8 @@ async fn every_call_is_charged_at_least_the_providers_bill_and_at_most_its_reser
         (Route::Responses, claude, "responses to Anthropic, whole stream"),
         (Route::Chat, azure, "chat to Azure, whole stream"),
         (Route::Responses, azure, "responses to Azure, whole stream"),
+        (Route::Messages, vertex, "messages to Vertex AI, whole stream"),
+        (Route::Chat, vertex, "chat to Vertex AI, whole stream"),
     ] {
         case(route, model, Read::Stream, json!({}), what, None);
     }
