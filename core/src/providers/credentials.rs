@@ -225,7 +225,7 @@ impl TokenSource {
     /// The provider refused `stale` (revoked, or expired early): the next call mints a new one.
     pub fn forget(&self, stale: &HeaderValue) {
         let mut current = self.current.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if current.as_ref().is_some_and(|t| &t.header == stale) {
+        if current.as_ref().is_some_and(|t| t.header == stale) {
             *current = None;
         }
     }
@@ -293,7 +293,10 @@ impl TokenSource {
 /// not be minted again): by provider id, with a digest of the stored credential, so a new
 /// credential gets a new source. At most [`MAX_SOURCES`] are kept (past it the map starts over).
 #[derive(Default)]
-pub struct Sources(Mutex<std::collections::HashMap<String, ([u8; 32], Arc<TokenSource>)>>);
+pub struct Sources(Mutex<std::collections::HashMap<String, Held>>);
+
+/// A source and the digest of the credential it was opened from.
+type Held = ([u8; 32], Arc<TokenSource>);
 
 const MAX_SOURCES: usize = 10_000;
 
