@@ -5,6 +5,7 @@
 use super::dialects::Dialect;
 use super::dialects::anthropic::Anthropic;
 use super::dialects::azure::Azure;
+use super::dialects::gemini::{self, Gemini};
 use super::dialects::openai::OpenAi;
 use super::dialects::vertex::{self, Vertex};
 use crate::protocols::Protocol;
@@ -16,7 +17,7 @@ pub fn default_base_url(kind: ProviderKind) -> Option<&'static str> {
     match kind {
         ProviderKind::Openai => Some("https://api.openai.com/v1"),
         ProviderKind::Anthropic => Some("https://api.anthropic.com"),
-        ProviderKind::Gemini => Some("https://generativelanguage.googleapis.com/v1beta/openai"),
+        ProviderKind::Gemini => Some(gemini::ROOT),
         ProviderKind::Groq => Some("https://api.groq.com/openai/v1"),
         ProviderKind::Mistral => Some("https://api.mistral.ai/v1"),
         ProviderKind::Deepseek => Some("https://api.deepseek.com/v1"),
@@ -48,7 +49,8 @@ pub fn offers_embeddings(kind: ProviderKind) -> bool {
 /// through untouched); any other protocol but embeddings reaches it translated, through chat.
 pub fn speaks(kind: ProviderKind, protocol: Protocol) -> bool {
     match protocol {
-        Protocol::Chat => !speaks_messages(kind),
+        // Gemini's own API is translated from chat like the others.
+        Protocol::Chat => !speaks_messages(kind) && kind != ProviderKind::Gemini,
         Protocol::Embeddings => offers_embeddings(kind),
         Protocol::Messages => speaks_messages(kind),
         // OpenAI and Azure OpenAI serve it; the compatible hosts' support varies, so they get chat.
@@ -124,8 +126,8 @@ pub fn dialect(kind: ProviderKind) -> &'static dyn Dialect {
     match kind {
         ProviderKind::Anthropic => &Anthropic,
         ProviderKind::Openai => &OpenAi::OPENAI,
-        ProviderKind::Gemini
-        | ProviderKind::Groq
+        ProviderKind::Gemini => &Gemini,
+        ProviderKind::Groq
         | ProviderKind::Mistral
         | ProviderKind::Deepseek
         | ProviderKind::Openrouter

@@ -6,6 +6,7 @@
 
 pub mod anthropic;
 pub mod azure;
+pub mod gemini;
 pub mod openai;
 pub mod vertex;
 

@@ -1,0 +1,344 @@
+//! Google's Gemini API (AI Studio keys), natively: `{root}/models/{model}:generateContent` and
+//! `:streamGenerateContent?alt=sse`, the key in `x-goog-api-key`. Chat completions are translated
+//! both ways (system instruction, text, inline images, function declarations with JSON Schema,
+//! function calls and responses, tool choice, stop sequences, JSON output, thinking); Messages and
+//! Responses clients reach it through chat. Usage is read from `usageMetadata`: the prompt count
+//! includes cached content, thoughts are billed as output on top of the candidates' count.
+//! Embeddings stay on Google's OpenAI-compatible surface (`{root}/openai/embeddings`).
+//!
+//! Gemini 3 asks for each function call's `thoughtSignature` back with the call: it travels in
+//! the tool call's id (`call_{index}_{signature}`, the signature base64url), which clients of
+//! every protocol return unchanged.
+
+mod answer;
+#[cfg(test)]
+mod tests;
+
+use bytes::Bytes;
+use http::StatusCode;
+use serde_json::{Map, Value, json};
+
+use super::openai::OpenAi;
+use super::{Address, BadAnswer, ClientError, Dialect, Endpoint};
+use crate::platform::secret::SecretBytes;
+use crate::protocols::chat::ChatSource;
+use crate::protocols::{AnswerLabels, Bound, ClientRequest, Protocol, Refusal, StreamTranslator, TranslationOptions};
+use crate::usage::TokenCounts;
+
+/// The API root, the kind's default base URL.
+pub const ROOT: &str = "https://generativelanguage.googleapis.com/v1beta";
+/// Embeddings go to the compatibility surface under the root.
+const EMBEDDINGS: OpenAi = OpenAi::COMPATIBLE;
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Gemini;
+
+/// The root of a stored base URL (providers saved when this kind used Google's OpenAI-compatible
+/// surface have `/v1beta/openai`).
+fn root(base_url: &str) -> &str {
+    let base = base_url.trim_end_matches('/');
+    base.strip_suffix("/openai").unwrap_or(base)
+}
+
+fn segment(name: &str) -> String {
+    name.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+impl Dialect for Gemini {
+    fn url(&self, at: &Address<'_>, endpoint: Endpoint) -> String {
+        let root = root(at.base_url);
+        let model = segment(at.model.strip_prefix("models/").unwrap_or(at.model));
+        match endpoint {
+            Endpoint::Call(Protocol::Embeddings) => format!("{root}/openai/embeddings"),
+            Endpoint::Call(_) if at.stream => format!("{root}/models/{model}:streamGenerateContent?alt=sse"),
+            Endpoint::Call(_) => format!("{root}/models/{model}:generateContent"),
+            Endpoint::Models => format!("{root}/models?pageSize=1000"),
+            Endpoint::CountTokens => format!("{root}/models/{model}:countTokens"),
+        }
+    }
+
+    fn auth_headers(&self, key: &SecretBytes) -> Vec<(http::HeaderName, http::HeaderValue)> {
+        super::secret_header(key.expose_str().unwrap_or_default())
+            .map(|v| (http::HeaderName::from_static("x-goog-api-key"), v))
+            .into_iter()
+            .collect()
+    }
+
+    /// Only embeddings are passed through (to the compatibility surface).
+    fn native_body(&self, request: &ClientRequest, model: &str, bound: Bound) -> Result<Vec<u8>, Refusal> {
+        EMBEDDINGS.native_body(request, model, bound)
+    }
+
+    fn native_answer(&self, protocol: Protocol, body: Bytes) -> Result<(Bytes, TokenCounts), BadAnswer> {
+        EMBEDDINGS.native_answer(protocol, body)
+    }
+
+    fn native_stream(&self, protocol: Protocol, labels: &AnswerLabels) -> Box<dyn StreamTranslator> {
+        EMBEDDINGS.native_stream(protocol, labels)
+    }
+
+    fn chat_body(
+        &self,
+        chat: &Map<String, Value>,
+        _model: &str,
+        _stream: bool,
+        bound: Bound,
+        _options: TranslationOptions,
+    ) -> Result<Vec<u8>, Refusal> {
+        super::encode(&request(chat, bound.per_choice)?)
+    }
+
+    fn chat_answer(&self, body: Bytes, labels: &AnswerLabels) -> Result<(Value, TokenCounts), BadAnswer> {
+        let json: Value = serde_json::from_slice(&body).map_err(|_| BadAnswer)?;
+        Ok(answer::response(&json, labels))
+    }
+
+    fn chat_source(&self, labels: &AnswerLabels) -> Box<dyn ChatSource> {
+        Box::new(answer::Chunks::new(labels))
+    }
+
+    fn starts_with_error(&self, first: &Bytes) -> bool {
+        let mut parser = crate::protocols::sse::Parser::default();
+        parser.push(first);
+        parser
+            .next_event()
+            .is_some_and(|event| serde_json::from_str::<Value>(&event.data).is_ok_and(|v| v.get("error").is_some()))
+    }
+
+    /// Google's `{"error": {"code", "message", "status"}}`.
+    fn client_error(&self, _: StatusCode, body: &[u8]) -> ClientError {
+        let json: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+        let error = json.get("error").cloned().unwrap_or(Value::Null);
+        let message =
+            error.get("message").and_then(Value::as_str).unwrap_or("The provider refused the request.").to_owned();
+        let code = error.get("status").and_then(Value::as_str).map(str::to_ascii_lowercase);
+        ClientError { message, kind: "invalid_request_error".into(), code, param: None }
+    }
+
+    fn error_message(&self, body: &[u8]) -> Option<String> {
+        super::error_message_in(&serde_json::from_slice(body).ok()?)
+    }
+
+    /// `{"models": [{"name": "models/gemini-2.5-flash", ...}]}`.
+    fn model_list(&self, body: &[u8]) -> Option<Vec<String>> {
+        let json: Value = serde_json::from_slice(body).ok()?;
+        let mut ids: Vec<String> = json
+            .get("models")?
+            .as_array()?
+            .iter()
+            .filter_map(|m| m.get("name").and_then(Value::as_str))
+            .map(|name| name.strip_prefix("models/").unwrap_or(name))
+            .filter(|id| !id.is_empty() && id.len() <= super::MAX_MODEL_ID && !id.chars().any(char::is_control))
+            .take(super::MAX_LISTED_MODELS)
+            .map(str::to_owned)
+            .collect();
+        ids.sort();
+        Some(ids)
+    }
+}
+
+fn invalid(message: impl Into<String>, param: &'static str) -> Refusal {
+    Refusal::new(message, Some(param))
+}
+
+/// A chat message's text (a string, or the text parts of an array).
+fn text_of(content: Option<&Value>) -> String {
+    match content {
+        Some(Value::String(text)) => text.clone(),
+        Some(Value::Array(parts)) => {
+            parts.iter().filter_map(|p| p.get("text").and_then(Value::as_str)).collect::<Vec<_>>().join("\n")
+        }
+        _ => String::new(),
+    }
+}
+
+/// A user message's parts: text and images (inline `data:` URLs; Gemini fetches no URL).
+fn user_parts(content: Option<&Value>) -> Result<Vec<Value>, Refusal> {
+    let Some(Value::Array(parts)) = content else {
+        return Ok(vec![json!({"text": text_of(content)})]);
+    };
+    let mut out = Vec::new();
+    for part in parts {
+        match part.get("type").and_then(Value::as_str) {
+            Some("text") => out.push(json!({"text": part.get("text").and_then(Value::as_str).unwrap_or_default()})),
+            Some("image_url") => {
+                let url = part.get("image_url").and_then(|i| i.get("url")).and_then(Value::as_str).unwrap_or_default();
+                let Some((mime, data)) = url.strip_prefix("data:").and_then(|rest| rest.split_once(";base64,")) else {
+                    return Err(invalid("Gemini takes images inline: send them as data: URLs (base64).", "messages"));
+                };
+                out.push(json!({"inlineData": {"mimeType": mime, "data": data}}));
+            }
+            Some(other) => {
+                return Err(invalid(format!("Gemini models do not take `{other}` content parts here."), "messages"));
+            }
+            None => {}
+        }
+    }
+    Ok(out)
+}
+
+/// A function call's part: its name, its arguments as an object, and its thought signature if
+/// the id carries one.
+fn call_part(call: &Value) -> Result<Value, Refusal> {
+    let function = call.get("function").cloned().unwrap_or(Value::Null);
+    let name = function.get("name").and_then(Value::as_str).unwrap_or_default();
+    let arguments = function.get("arguments").and_then(Value::as_str).unwrap_or("{}");
+    let args: Value = serde_json::from_str(if arguments.trim().is_empty() { "{}" } else { arguments })
+        .map_err(|_| invalid("A tool call's `arguments` must be JSON.", "messages"))?;
+    let mut part = json!({"functionCall": {"name": name, "args": args}});
+    if let Some(signature) = call.get("id").and_then(Value::as_str).and_then(answer::signature_in) {
+        part["thoughtSignature"] = json!(signature);
+    }
+    Ok(part)
+}
+
+/// Appends `parts` as a turn of `role`, merged into the previous turn when it has the same role
+/// (Gemini wants one turn for a model's calls and one for their results).
+fn push_turn(contents: &mut Vec<Value>, role: &str, parts: Vec<Value>) {
+    if let Some(last) = contents.last_mut()
+        && last["role"] == role
+        && let Some(existing) = last["parts"].as_array_mut()
+    {
+        existing.extend(parts);
+        return;
+    }
+    contents.push(json!({"role": role, "parts": parts}));
+}
+
+/// A chat completions request as a `generateContent` body, writing at most `max_tokens`.
+pub(super) fn request(chat: &Map<String, Value>, max_tokens: u64) -> Result<Value, Refusal> {
+    let messages = chat
+        .get("messages")
+        .and_then(Value::as_array)
+        .ok_or_else(|| invalid("`messages` must be an array.", "messages"))?;
+    let mut system = Vec::new();
+    let mut contents: Vec<Value> = Vec::new();
+    // Tool call id -> function name, for the results that answer them.
+    let mut names: Vec<(String, String)> = Vec::new();
+    for message in messages {
+        let content = message.get("content");
+        match message.get("role").and_then(Value::as_str).unwrap_or_default() {
+            "system" | "developer" => system.push(json!({"text": text_of(content)})),
+            "user" => push_turn(&mut contents, "user", user_parts(content)?),
+            "assistant" => {
+                let mut parts = Vec::new();
+                let text = text_of(content);
+                if !text.is_empty() {
+                    parts.push(json!({"text": text}));
+                }
+                for call in message.get("tool_calls").and_then(Value::as_array).into_iter().flatten() {
+                    let id = call.get("id").and_then(Value::as_str).unwrap_or_default().to_owned();
+                    let name = call.get("function").and_then(|f| f.get("name")).and_then(Value::as_str);
+                    names.push((id, name.unwrap_or_default().to_owned()));
+                    parts.push(call_part(call)?);
+                }
+                if !parts.is_empty() {
+                    push_turn(&mut contents, "model", parts);
+                }
+            }
+            "tool" => {
+                let id = message.get("tool_call_id").and_then(Value::as_str).unwrap_or_default();
+                let name = names.iter().find(|(i, _)| i == id).map(|(_, n)| n.clone()).ok_or_else(|| {
+                    invalid("A tool result must answer a tool call made earlier in the conversation.", "messages")
+                })?;
+                let result = text_of(content);
+                let response = match serde_json::from_str::<Value>(&result) {
+                    Ok(Value::Object(object)) => Value::Object(object),
+                    _ => json!({"result": result}),
+                };
+                push_turn(
+                    &mut contents,
+                    "user",
+                    vec![json!({"functionResponse": {"name": name, "response": response}})],
+                );
+            }
+            other => return Err(invalid(format!("Unknown message role `{other}`."), "messages")),
+        }
+    }
+    let mut body = json!({"contents": contents});
+    if !system.is_empty() {
+        body["systemInstruction"] = json!({"parts": system});
+    }
+    let mut declarations = Vec::new();
+    for tool in chat.get("tools").and_then(Value::as_array).into_iter().flatten() {
+        let Some(function) =
+            tool.get("function").filter(|_| tool.get("type").and_then(Value::as_str) == Some("function"))
+        else {
+            return Err(invalid("Gemini models take function tools only here.", "tools"));
+        };
+        let mut declaration = json!({"name": function.get("name"), "description": function.get("description").cloned().unwrap_or(json!(""))});
+        if let Some(parameters) = function.get("parameters") {
+            declaration["parametersJsonSchema"] = parameters.clone();
+        }
+        declarations.push(declaration);
+    }
+    if !declarations.is_empty() {
+        body["tools"] = json!([{"functionDeclarations": declarations}]);
+    }
+    if let Some(choice) = chat.get("tool_choice") {
+        let config = match choice {
+            Value::String(mode) if mode == "none" => json!({"mode": "NONE"}),
+            Value::String(mode) if mode == "required" => json!({"mode": "ANY"}),
+            Value::Object(forced) => {
+                let name = forced.get("function").and_then(|f| f.get("name")).cloned().unwrap_or(Value::Null);
+                json!({"mode": "ANY", "allowedFunctionNames": [name]})
+            }
+            _ => json!({"mode": "AUTO"}),
+        };
+        body["toolConfig"] = json!({"functionCallingConfig": config});
+    }
+    body["generationConfig"] = generation_config(chat, max_tokens);
+    Ok(body)
+}
+
+fn generation_config(chat: &Map<String, Value>, max_tokens: u64) -> Value {
+    let mut config = json!({"maxOutputTokens": max_tokens});
+    for (from, to) in [
+        ("temperature", "temperature"),
+        ("top_p", "topP"),
+        ("seed", "seed"),
+        ("presence_penalty", "presencePenalty"),
+        ("frequency_penalty", "frequencyPenalty"),
+    ] {
+        if let Some(value) = chat.get(from).filter(|v| v.is_number()) {
+            config[to] = value.clone();
+        }
+    }
+    match chat.get("stop") {
+        Some(Value::String(stop)) => config["stopSequences"] = json!([stop]),
+        Some(Value::Array(stops)) => config["stopSequences"] = Value::Array(stops.clone()),
+        _ => {}
+    }
+    let format = chat.get("response_format");
+    match format.and_then(|f| f.get("type")).and_then(Value::as_str) {
+        Some("json_object") => config["responseMimeType"] = json!("application/json"),
+        Some("json_schema") => {
+            config["responseMimeType"] = json!("application/json");
+            if let Some(schema) = format.and_then(|f| f.get("json_schema")).and_then(|s| s.get("schema")) {
+                config["responseJsonSchema"] = schema.clone();
+            }
+        }
+        _ => {}
+    }
+    // Thoughts count against `maxOutputTokens`, so the bound holds with thinking on.
+    let budget = match chat.get("reasoning_effort").and_then(Value::as_str) {
+        Some("minimal" | "none") => Some(0),
+        Some("low") => Some(1024),
+        Some("medium") => Some(8192),
+        Some("high") => Some(24_576),
+        _ => None,
+    };
+    if let Some(budget) = budget {
+        let budget = budget.min(max_tokens.saturating_sub(1));
+        config["thinkingConfig"] = json!({"thinkingBudget": budget, "includeThoughts": budget > 0});
+    }
+    config
+}
