@@ -322,6 +322,9 @@ async fn attempt(
             let text = body::read_whole(response.into_body(), ERROR_BODY_CAP, settings.idle_timeout, deadline)
                 .await
                 .unwrap_or_default();
+            if dialect.rejects_key(status, &text) {
+                return Attempt::KeyRejected;
+            }
             let error = dialect.client_error(status, &text);
             Attempt::ClientError(GatewayError::Upstream {
                 status,

@@ -47,6 +47,8 @@ pub enum Flavor {
     /// Vertex AI: Claude at `rawPredict`, tokens from the mock's own `/token` for a service
     /// account (`mock_vertex`).
     Vertex,
+    /// Gemini's own API under `/v1beta`, the key in `x-goog-api-key` (`mock_gemini`).
+    Gemini,
 }
 
 /// A request the mock received.
@@ -101,6 +103,7 @@ impl Mock {
             .merge(rules::azure_routes())
             .merge(vertex::routes())
             .merge(vertex::entra_routes())
+            .merge(gemini::routes())
             .with_state((flavor, Arc::clone(&script)));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -114,6 +117,7 @@ impl Mock {
     pub fn base_url(&self) -> String {
         match self.flavor {
             Flavor::OpenAi => format!("http://{}/v1", self.addr),
+            Flavor::Gemini => format!("http://{}/v1beta", self.addr),
             Flavor::Anthropic | Flavor::Azure | Flavor::Vertex => format!("http://{}", self.addr),
         }
     }
@@ -200,6 +204,7 @@ fn admit(
             .or_else(|| vertex::presented_live_token(&s, headers).then(|| s.key.clone())),
         // Checked by the Vertex routes before they hand over: a live token stands for the key.
         Flavor::Vertex => vertex::presented_live_token(&s, headers).then(|| s.key.clone()),
+        Flavor::Gemini => headers.get("x-goog-api-key").and_then(|v| v.to_str().ok()).map(str::to_owned),
     };
     if presented.as_deref() != Some(s.key.as_str()) {
         let body = match flavor {
@@ -212,6 +217,12 @@ fn admit(
             Flavor::Anthropic | Flavor::Vertex => {
                 json!({"type": "error", "error": {"type": "authentication_error", "message": "invalid x-api-key"}})
             }
+            Flavor::Gemini => {
+                // Google answers a bad key with a 400, naming the reason in the details.
+                let body = json!({"error": {"code": 400, "message": "API key not valid. Please pass a valid API key.", "status": "INVALID_ARGUMENT",
+                    "details": [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID", "domain": "googleapis.com"}]}});
+                return Err((StatusCode::BAD_REQUEST, axum::Json(body)).into_response());
+            }
         };
         return Err((StatusCode::UNAUTHORIZED, axum::Json(body)).into_response());
     }
@@ -222,7 +233,7 @@ fn admit(
 fn error_response(flavor: Flavor, status: u16, retry_after: Option<u64>) -> Response {
     let status = StatusCode::from_u16(status).unwrap();
     let body = match flavor {
-        Flavor::OpenAi | Flavor::Azure => {
+        Flavor::OpenAi | Flavor::Azure | Flavor::Gemini => {
             json!({"error": {"message": format!("mock says {}", status.as_u16()), "type": "server_error"}})
         }
         Flavor::Anthropic | Flavor::Vertex => {
@@ -294,6 +305,8 @@ fn async_stream_like(
 
 use futures::StreamExt as _;
 
+#[path = "mock_gemini.rs"]
+pub mod gemini;
 #[path = "mock_rules.rs"]
 mod rules;
 #[path = "mock_vertex.rs"]

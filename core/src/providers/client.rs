@@ -393,6 +393,7 @@ pub async fn test_provider(
     }
     let detail = dialect.error_message(&body).map(|m| scrub(&m, key)).unwrap_or_default();
     let what = match status.as_u16() {
+        _ if dialect.rejects_key(status, &body) => "The provider rejected the API key",
         401 | 403 => "The provider rejected the API key",
         404 => "The base URL has no model list (check the URL)",
         429 => "The provider is rate limiting this key",

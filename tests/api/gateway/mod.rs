@@ -5,6 +5,7 @@ mod agents;
 mod auth;
 mod azure;
 mod fallback;
+mod gemini;
 mod hostile;
 mod protocols;
 mod requests;

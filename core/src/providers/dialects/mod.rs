@@ -122,6 +122,12 @@ pub trait Dialect: Send + Sync {
     /// The provider's refusal of the client's own request (a 4xx other than 401/403/408/429).
     fn client_error(&self, status: StatusCode, body: &[u8]) -> ClientError;
 
+    /// Whether an error that is not a 401/403 still says the key is bad (Google answers a bad API
+    /// key with a 400 whose details name `API_KEY_INVALID`).
+    fn rejects_key(&self, _status: StatusCode, _body: &[u8]) -> bool {
+        false
+    }
+
     /// The human message in a provider's error body, if any (at most 300 characters).
     fn error_message(&self, body: &[u8]) -> Option<String>;
 

@@ -123,6 +123,14 @@ impl Dialect for Gemini {
         ClientError { message, kind: "invalid_request_error".into(), code, param: None }
     }
 
+    fn rejects_key(&self, status: StatusCode, body: &[u8]) -> bool {
+        status == StatusCode::BAD_REQUEST && {
+            let json: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+            let details = json["error"]["details"].as_array().cloned().unwrap_or_default();
+            details.iter().any(|d| d["reason"] == "API_KEY_INVALID")
+        }
+    }
+
     fn error_message(&self, body: &[u8]) -> Option<String> {
         super::error_message_in(&serde_json::from_slice(body).ok()?)
     }
