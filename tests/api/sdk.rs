@@ -38,6 +38,7 @@ async fn vertex_provider(gw: &Gateway, priority: i64) -> Mock {
 }
 
 const VERTEX_MODEL: &str = "vertex/claude-sonnet-4-5@20250929";
+const GEMINI_MODEL: &str = "gemini/gemini-2.5-flash";
 
 #[tokio::test]
 async fn the_official_python_sdk_works_against_the_gateway() {
@@ -49,6 +50,8 @@ async fn the_official_python_sdk_works_against_the_gateway() {
     let azure = Mock::start(Flavor::Azure).await;
     gw.provider("Azure", "azure", &azure.base_url(), 3).await;
     let vertex = vertex_provider(&gw, 4).await;
+    let gemini = Mock::start(Flavor::Gemini).await;
+    gw.provider("Gemini", "gemini", &gemini.base_url(), 5).await;
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/openai_sdk_check.py");
     let args = vec![
         gw.app.url("/v1"),
@@ -57,6 +60,7 @@ async fn the_official_python_sdk_works_against_the_gateway() {
         "anthropic/claude-3-5-haiku".into(),
         "azure/gpt-4o-mini".into(),
         VERTEX_MODEL.into(),
+        GEMINI_MODEL.into(),
     ];
     let Some(stdout) = run_sdk_script(script, args).await else { return };
     assert!(
@@ -64,11 +68,13 @@ async fn the_official_python_sdk_works_against_the_gateway() {
             && stdout.contains("ok: anthropic/claude-3-5-haiku")
             && stdout.contains("ok: azure/gpt-4o-mini")
             && stdout.contains(&format!("ok: {VERTEX_MODEL}"))
+            && stdout.contains(&format!("ok: {GEMINI_MODEL}"))
             && stdout.contains("ok: errors"),
         "{stdout}"
     );
     assert!(openai.hits() > 0 && anthropic.hits() > 0 && azure.hits() > 0, "every provider was used");
     assert!(!vertex.vertex_calls().is_empty(), "Vertex AI was called");
+    assert!(gemini.seen().iter().any(|s| s.path.ends_with(":streamGenerateContent")), "Gemini streamed natively");
 }
 
 #[tokio::test]
@@ -81,9 +87,11 @@ async fn the_anthropic_sdk_works_against_messages_passed_through_and_translated(
     let azure = Mock::start(Flavor::Azure).await;
     gw.provider("Azure", "azure", &azure.base_url(), 3).await;
     let vertex = vertex_provider(&gw, 4).await;
+    let gemini = Mock::start(Flavor::Gemini).await;
+    gw.provider("Gemini", "gemini", &gemini.base_url(), 5).await;
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/anthropic_sdk_check.py");
     // The SDK appends `/v1/messages` itself: the base URL is the server's root.
-    let models = ["claude-test-model", "openai_compatible/llama-3", "azure/gpt-4o-mini", VERTEX_MODEL];
+    let models = ["claude-test-model", "openai_compatible/llama-3", "azure/gpt-4o-mini", VERTEX_MODEL, GEMINI_MODEL];
     let mut args = vec![gw.app.url(""), gw.key.clone()];
     args.extend(models.iter().map(|m| (*m).to_owned()));
     let Some(stdout) = run_sdk_script(script, args).await else { return };
@@ -96,6 +104,7 @@ async fn the_anthropic_sdk_works_against_messages_passed_through_and_translated(
     assert!(local.seen().iter().any(|s| s.path == "/v1/chat/completions"), "translated for the compatible host");
     let beta = vertex.seen().into_iter().find(|s| s.headers.contains_key("anthropic-beta"));
     assert!(beta.is_some(), "Claude Code's beta headers reach Vertex AI with the passed-through call");
+    assert!(gemini.hits() > 0, "Gemini served the translated Messages calls");
     let records = gw.usage(1).await;
     assert!(records.iter().all(|r| r["endpoint"] == "messages"));
 }
@@ -112,8 +121,11 @@ async fn the_openai_sdk_works_against_responses_passed_through_and_translated() 
     let azure = Mock::start(Flavor::Azure).await;
     gw.provider("Azure", "azure", &azure.base_url(), 4).await;
     let vertex = vertex_provider(&gw, 5).await;
+    let gemini = Mock::start(Flavor::Gemini).await;
+    gw.provider("Gemini", "gemini", &gemini.base_url(), 6).await;
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/openai_responses_check.py");
-    let models = ["gpt-4o", "claude-sonnet-4-5", "openai_compatible/llama-3", "azure/gpt-4o-mini", VERTEX_MODEL];
+    let models =
+        ["gpt-4o", "claude-sonnet-4-5", "openai_compatible/llama-3", "azure/gpt-4o-mini", VERTEX_MODEL, GEMINI_MODEL];
     let mut args = vec![gw.app.url("/v1"), gw.key.clone()];
     args.extend(models.iter().map(|m| (*m).to_owned()));
     let Some(stdout) = run_sdk_script(script, args).await else { return };
@@ -121,7 +133,7 @@ async fn the_openai_sdk_works_against_responses_passed_through_and_translated() 
         assert!(stdout.contains(&format!("ok: {model}")), "{stdout}");
     }
     // Codex-shaped calls, translated for the providers that do not speak Responses.
-    for model in [models[1], models[2], VERTEX_MODEL] {
+    for model in [models[1], models[2], VERTEX_MODEL, GEMINI_MODEL] {
         assert!(stdout.contains(&format!("ok: codex {model}")), "{stdout}");
     }
     assert!(stdout.contains("ok: errors"), "{stdout}");
@@ -135,4 +147,5 @@ async fn the_openai_sdk_works_against_responses_passed_through_and_translated() 
             .all(|(action, _)| action.contains("RawPredict") || action.ends_with(":rawPredict"))
     );
     assert!(!vertex.vertex_calls().is_empty(), "Vertex AI got Messages, translated");
+    assert!(gemini.seen().iter().all(|s| s.path.contains(":") && s.path.starts_with("/v1beta/models/")));
 }
