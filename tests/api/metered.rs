@@ -80,6 +80,7 @@ impl Metered {
                 "/v1/projects/{project}/locations/{location}/publishers/anthropic/models/{action}",
                 post(vertex_predict),
             )
+            .merge(gemini::routes())
             .with_state(Arc::clone(&books));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -106,6 +107,9 @@ impl Metered {
 
 type Shared = Arc<Mutex<Books>>;
 
+#[path = "metered_gemini.rs"]
+mod gemini;
+
 /// The tag in a prompt, and the prompt's tokens as this provider counts them: its tokenizer
 /// counts about a tenth more than `o200k_base`, plus framing per message.
 fn read_prompt(body: &Value) -> (String, u64) {
@@ -122,7 +126,7 @@ fn read_prompt(body: &Value) -> (String, u64) {
         }
     }
     let mut turns = 0;
-    for field in ["system", "messages", "input", "instructions"] {
+    for field in ["system", "messages", "input", "instructions", "systemInstruction", "contents"] {
         if let Some(v) = body.get(field) {
             strings(v, &mut text);
             turns += v.as_array().map_or(1, Vec::len) as u64;

@@ -125,12 +125,15 @@ async fn every_call_is_charged_at_least_the_providers_bill_and_at_most_its_reser
     let key = crate::mock::vertex::service_account(&format!("{root}/token"), crate::mock::vertex::SA_PRIVATE_KEY);
     let vertex = json!({"label": "Vertex", "kind": "vertex", "base_url": root, "api_key": key, "priority": 6});
     assert_eq!(gw.app.post_json("/api/v1/providers", Some(&gw.token), &vertex).await.status(), 201);
+    // Gemini's own API under the metered upstream's `/v1beta`.
+    gw.provider("Gemini", "gemini", &format!("{root}/v1beta"), 7).await;
     for (kind, model) in [
         ("openai_compatible", "metered-gpt"),
         ("openai", "gpt-metered"),
         ("anthropic", "claude-metered"),
         ("azure", "gpt-metered"),
         ("vertex", "claude-metered@20250101"),
+        ("gemini", "gemini-metered"),
     ] {
         let price = json!({"kind": kind, "model": model, "input_per_million": 1.0, "output_per_million": 2.0});
         assert_eq!(gw.app.post_json("/api/v1/prices", Some(&gw.token), &price).await.status(), 200);
@@ -161,6 +164,7 @@ async fn every_call_is_charged_at_least_the_providers_bill_and_at_most_its_reser
     let openai = "openai/gpt-metered";
     let azure = "azure/gpt-metered";
     let vertex = "vertex/claude-metered@20250101";
+    let gemini = "gemini/gemini-metered";
     let long = Plan { length: 300, ..Plan::default() };
     let mut cases = Vec::new();
     let mut case = |route, model, read, extra: Value, what, plan: Option<Plan>| {
@@ -186,6 +190,9 @@ async fn every_call_is_charged_at_least_the_providers_bill_and_at_most_its_reser
         (Route::Messages, vertex, "messages to Vertex AI, passed through, cut"),
         (Route::Chat, vertex, "chat to Vertex AI, translated, cut"),
         (Route::Responses, vertex, "responses to Vertex AI, translated, cut"),
+        (Route::Chat, gemini, "chat to Gemini, translated, cut"),
+        (Route::Messages, gemini, "messages to Gemini, translated, cut"),
+        (Route::Responses, gemini, "responses to Gemini, translated, cut"),
     ] {
         case(route, model, Read::Cut(14), json!({}), what, Some(long));
     }
@@ -201,6 +208,8 @@ async fn every_call_is_charged_at_least_the_providers_bill_and_at_most_its_reser
         (Route::Responses, azure, "responses to Azure, whole stream"),
         (Route::Messages, vertex, "messages to Vertex AI, whole stream"),
         (Route::Chat, vertex, "chat to Vertex AI, whole stream"),
+        (Route::Chat, gemini, "chat to Gemini, whole stream"),
+        (Route::Messages, gemini, "messages to Gemini, whole stream"),
     ] {
         case(route, model, Read::Stream, json!({}), what, None);
     }

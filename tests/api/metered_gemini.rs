@@ -1,0 +1,45 @@
+//! The metered provider's Gemini side: `generateContent` and `streamGenerateContent?alt=sse`
+//! under `/v1beta`, the key in `x-goog-api-key`, billing exactly as the chat side does (the
+//! prompt as its tokenizer counts it, every token written, `maxOutputTokens` obeyed).
+
+use super::*;
+
+pub fn routes() -> Router<Shared> {
+    Router::new().route("/v1beta/models/{action}", post(generate))
+}
+
+async fn generate(
+    State(books): State<Shared>,
+    axum::extract::Path(action): axum::extract::Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if headers.get("x-goog-api-key").and_then(|v| v.to_str().ok()) != Some(KEY) {
+        return openai_error(StatusCode::BAD_REQUEST, "API key not valid. Please pass a valid API key.");
+    }
+    let Ok(body) = serde_json::from_slice::<Value>(&body) else {
+        return openai_error(StatusCode::BAD_REQUEST, "invalid JSON");
+    };
+    let asked = match bound(&body["generationConfig"], "maxOutputTokens") {
+        Ok(a) => a,
+        Err(e) => return openai_error(StatusCode::BAD_REQUEST, &e),
+    };
+    let stream = action.ends_with(":streamGenerateContent");
+    let (tag, plan, per_choice, prompt) = admit(&books, &body, asked, 1, !stream);
+    tokio::time::sleep(plan.first_delay).await;
+    let usage = move |written: u64| json!({"promptTokenCount": prompt, "candidatesTokenCount": written, "totalTokenCount": prompt + written});
+    if !stream {
+        let text: String = (0..per_choice).map(word).collect();
+        return axum::Json(json!({"candidates": [{"content": {"role": "model", "parts": [{"text": text}]},
+            "finishReason": "MAX_TOKENS", "index": 0}], "usageMetadata": usage(per_choice)}))
+        .into_response();
+    }
+    let chunk = |i: u64| {
+        let event = json!({"candidates": [{"content": {"role": "model", "parts": [{"text": word(i)}]}, "index": 0}]});
+        format!("data: {event}\r\n\r\n")
+    };
+    let tokens = token_stream(Arc::clone(&books), tag, plan.gap, per_choice, chunk);
+    let last = json!({"candidates": [{"content": {"role": "model", "parts": []}, "finishReason": "MAX_TOKENS", "index": 0}],
+        "usageMetadata": usage(per_choice)});
+    sse(tokens.chain(futures::stream::iter([format!("data: {last}\r\n\r\n")])))
+}
