@@ -11,7 +11,8 @@ import * as path from 'node:path';
 // plays Google Vertex AI: a token endpoint at `/token` that verifies a service account's RS256
 // assertion (signature against the account's public key, issuer, audience, scope, lifetime) and
 // Claude's `rawPredict`, which takes only the tokens it issued, Vertex's `anthropic_version` and
-// no `model` in the body.
+// no `model` in the body. And Gemini's own API under `/v1beta` (the key in `x-goog-api-key`):
+// the model list and `generateContent`, which wants `contents` and `maxOutputTokens`.
 export const VALID_KEY = 'sk-mock-valid-key-0001';
 
 const FIXTURES = path.resolve(__dirname, '../tests/api/fixtures');
@@ -80,6 +81,33 @@ function vertex(req: http.IncomingMessage, res: http.ServerResponse, url: URL, b
   return true;
 }
 
+function gemini(req: http.IncomingMessage, res: http.ServerResponse, url: URL, body: string): boolean {
+  if (!url.pathname.startsWith('/v1beta/')) return false;
+  const send = (status: number, value: unknown) => {
+    res.writeHead(status, { 'content-type': 'application/json' });
+    res.end(JSON.stringify(value));
+  };
+  if (req.headers['x-goog-api-key'] !== VALID_KEY) {
+    send(400, { error: { code: 400, message: 'API key not valid. Please pass a valid API key.', status: 'INVALID_ARGUMENT',
+      details: [{ '@type': 'type.googleapis.com/google.rpc.ErrorInfo', reason: 'API_KEY_INVALID' }] } });
+    return true;
+  }
+  if (req.method === 'GET' && url.pathname === '/v1beta/models') {
+    send(200, { models: [{ name: 'models/gemini-2.5-flash' }, { name: 'models/gemini-2.5-pro' }] });
+    return true;
+  }
+  const request = JSON.parse(body || '{}');
+  if (!url.pathname.endsWith(':generateContent') || !Array.isArray(request.contents) || !request.generationConfig?.maxOutputTokens) {
+    send(400, { error: { code: 400, message: 'Invalid generateContent request', status: 'INVALID_ARGUMENT' } });
+    return true;
+  }
+  send(200, {
+    candidates: [{ content: { role: 'model', parts: [{ text: 'Hello from Gemini' }] }, finishReason: 'STOP', index: 0 }],
+    usageMetadata: { promptTokenCount: 11, candidatesTokenCount: 7, totalTokenCount: 18 }, modelVersion: 'gemini-2.5-flash',
+  });
+  return true;
+}
+
 export async function startMockUpstream(): Promise<{ url: string; close: () => Promise<void> }> {
   const server = http.createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://mock');
@@ -89,6 +117,7 @@ export async function startMockUpstream(): Promise<{ url: string; close: () => P
     req.on('data', (c) => (body += c));
     req.on('end', () => {
       if (vertex(req, res, url, body)) return;
+      if (gemini(req, res, url, body)) return;
       if (azure && !url.searchParams.get('api-version')) {
         res.writeHead(404, { 'content-type': 'application/json' });
         res.end(JSON.stringify({ error: { code: '404', message: 'Resource not found' } }));
