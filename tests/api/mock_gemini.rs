@@ -74,6 +74,18 @@ async fn generate(
     if state.0 != super::Flavor::Gemini {
         return google_error(404, "Not found", "NOT_FOUND");
     }
+    generate_as(state, action, query, headers, body).await
+}
+
+/// Gemini's checks and answer, for AI Studio and for Vertex AI's Google publisher alike (the
+/// caller has checked its own credentials' form; `admit` checks the key or token).
+pub async fn generate_as(
+    state: MockState,
+    action: String,
+    query: std::collections::HashMap<String, String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let (behavior, request, prompt, completion) =
         match super::admit(&state, &format!("/v1beta/models/{action}"), &headers, &body) {
             Err(denied) => return denied,

@@ -41,7 +41,9 @@ pub fn routes() -> axum::Router<MockState> {
     axum::Router::new()
         .route("/token", post(token))
         .route("/v1/projects/{project}/locations/{location}/publishers/anthropic/models/{action}", post(predict))
+        .route("/v1/projects/{project}/locations/{location}/publishers/google/models/{action}", post(gemini))
         .route("/v1beta1/publishers/anthropic/models", get(catalogue))
+        .route("/v1beta1/publishers/google/models", get(catalogue))
 }
 
 /// A service account JSON key whose token endpoint is this mock's (signed with `private_key`).
@@ -166,6 +168,31 @@ async fn predict(
     // Anthropic's own handler answers, as the model behind Vertex does.
     request["model"] = json!(model);
     super::messages(state, headers, Bytes::from(request.to_string())).await
+}
+
+/// Gemini on Vertex: a live token and the key's project, then Gemini's own checks and answer.
+async fn gemini(
+    state: State<MockState>,
+    Path((project, _location, action)): Path<(String, String, String)>,
+    axum::extract::Query(query): axum::extract::Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if state.0.0 != super::Flavor::Vertex {
+        return google_error(StatusCode::NOT_FOUND, "Not found", "NOT_FOUND");
+    }
+    if project != SA_PROJECT {
+        return google_error(StatusCode::FORBIDDEN, "Permission denied on resource project.", "PERMISSION_DENIED");
+    }
+    state
+        .0
+        .1
+        .lock()
+        .unwrap()
+        .vertex
+        .bodies
+        .push((action.clone(), serde_json::from_slice(&body).unwrap_or(Value::Null)));
+    super::gemini::generate_as(state.0, action, query, headers, body).await
 }
 
 async fn catalogue(State((_, script)): State<MockState>, headers: HeaderMap) -> Response {

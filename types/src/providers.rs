@@ -24,11 +24,14 @@ pub enum ProviderKind {
     /// Google Vertex AI's Claude models (Anthropic's Messages through `rawPredict`), reached with
     /// a service account's JSON key, in a project and region.
     Vertex,
+    /// Google Vertex AI's Gemini models (`generateContent` under the project and region), with the
+    /// same service account key.
+    VertexGemini,
     OpenaiCompatible,
 }
 
 impl ProviderKind {
-    pub const ALL: [Self; 12] = [
+    pub const ALL: [Self; 13] = [
         Self::Openai,
         Self::Anthropic,
         Self::Gemini,
@@ -40,6 +43,7 @@ impl ProviderKind {
         Self::Xai,
         Self::Azure,
         Self::Vertex,
+        Self::VertexGemini,
         Self::OpenaiCompatible,
     ];
 
@@ -57,6 +61,7 @@ impl ProviderKind {
             Self::Xai => "xai",
             Self::Azure => "azure",
             Self::Vertex => "vertex",
+            Self::VertexGemini => "vertex_gemini",
             Self::OpenaiCompatible => "openai_compatible",
         }
     }
@@ -82,6 +87,7 @@ impl ProviderKind {
             Self::Xai => "xAI",
             Self::Azure => "Azure OpenAI",
             Self::Vertex => "Google Vertex AI (Claude)",
+            Self::VertexGemini => "Google Vertex AI (Gemini)",
             Self::OpenaiCompatible => "OpenAI-compatible (custom URL)",
         }
     }
@@ -102,6 +108,7 @@ impl ProviderKind {
             // A deployment's name; many are named after their model.
             Self::Azure => "gpt-4o-mini",
             Self::Vertex => "claude-sonnet-4-5@20250929",
+            Self::VertexGemini => "gemini-2.5-flash",
             Self::OpenaiCompatible => "llama3.2",
         }
     }

@@ -85,7 +85,7 @@ pub fn ProvidersPage() -> impl IntoView {
             <input id="provider-region" name="region" placeholder="global"/>
             <label for="provider-key">"API key"</label>
             <input id="provider-key" name="api_key" type="password" autocomplete="off" required/>
-            <p class="hint">"For Google Vertex AI, paste the service account's JSON key (its project is the key's project_id). For Azure OpenAI, the resource's key, or Microsoft Entra ID client credentials as {\"tenant_id\": …, \"client_id\": …, \"client_secret\": …}."</p>
+            <p class="hint">"For Google Vertex AI (Claude or Gemini), paste the service account's JSON key (its project is the key's project_id). For Azure OpenAI, the resource's key, or Microsoft Entra ID client credentials as {\"tenant_id\": …, \"client_id\": …, \"client_secret\": …}."</p>
             <label for="provider-priority">"Priority"</label>
             <input id="provider-priority" name="priority" type="number" min="0" value="100"/>
             <label for="provider-models">"Model allow-list"</label>

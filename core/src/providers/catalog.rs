@@ -7,7 +7,7 @@ use super::dialects::anthropic::Anthropic;
 use super::dialects::azure::Azure;
 use super::dialects::gemini::{self, Gemini};
 use super::dialects::openai::OpenAi;
-use super::dialects::vertex::{self, Vertex};
+use super::dialects::vertex::{self, Vertex, VertexGemini};
 use crate::protocols::Protocol;
 use perpetuo_types::ProviderKind;
 
@@ -27,7 +27,7 @@ pub fn default_base_url(kind: ProviderKind) -> Option<&'static str> {
         // The resource's own endpoint, `https://RESOURCE.openai.azure.com`.
         ProviderKind::Azure | ProviderKind::OpenaiCompatible => None,
         // The global host; a region other than `global` picks its regional host.
-        ProviderKind::Vertex => Some(vertex::GLOBAL_HOST),
+        ProviderKind::Vertex | ProviderKind::VertexGemini => Some(vertex::GLOBAL_HOST),
     }
 }
 
@@ -50,7 +50,7 @@ pub fn offers_embeddings(kind: ProviderKind) -> bool {
 pub fn speaks(kind: ProviderKind, protocol: Protocol) -> bool {
     match protocol {
         // Gemini's own API is translated from chat like the others.
-        Protocol::Chat => !speaks_messages(kind) && kind != ProviderKind::Gemini,
+        Protocol::Chat => !speaks_messages(kind) && !matches!(kind, ProviderKind::Gemini | ProviderKind::VertexGemini),
         Protocol::Embeddings => offers_embeddings(kind),
         Protocol::Messages => speaks_messages(kind),
         // OpenAI and Azure OpenAI serve it; the compatible hosts' support varies, so they get chat.
@@ -92,6 +92,7 @@ pub fn serves_family(kind: ProviderKind, model: &str) -> bool {
         ]),
         ProviderKind::Anthropic | ProviderKind::Vertex => starts(&["claude-"]),
         ProviderKind::Gemini => starts(&["gemini-", "gemma-", "text-embedding-004", "embedding-"]),
+        ProviderKind::VertexGemini => starts(&["gemini-"]),
         ProviderKind::Groq => starts(&[
             "llama",
             "mixtral",
@@ -136,5 +137,6 @@ pub fn dialect(kind: ProviderKind) -> &'static dyn Dialect {
         | ProviderKind::OpenaiCompatible => &OpenAi::COMPATIBLE,
         ProviderKind::Azure => &Azure,
         ProviderKind::Vertex => &Vertex,
+        ProviderKind::VertexGemini => &VertexGemini,
     }
 }

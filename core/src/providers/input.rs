@@ -60,7 +60,9 @@ impl ProviderKey {
     /// key or Entra ID client credentials, any other kind's API key.
     pub fn parse_for(kind: ProviderKind, raw: &str, allow_private: bool) -> Result<Self, ServiceError> {
         let parsed = match kind {
-            ProviderKind::Vertex => credentials::parse_service_account(raw, allow_private)?,
+            ProviderKind::Vertex | ProviderKind::VertexGemini => {
+                credentials::parse_service_account(raw, allow_private)?
+            }
             ProviderKind::Azure if credentials::is_entra(raw) => credentials::parse_entra(raw, allow_private)?,
             _ => return Self::parse(raw),
         };
@@ -211,7 +213,7 @@ impl Region {
 
     pub fn parse(kind: ProviderKind, raw: Option<&str>) -> Result<Option<String>, ServiceError> {
         let Some(raw) = raw.map(str::trim).filter(|s| !s.is_empty()) else { return Ok(None) };
-        if kind != ProviderKind::Vertex {
+        if !matches!(kind, ProviderKind::Vertex | ProviderKind::VertexGemini) {
             return Err(ServiceError::Invalid("A region is only for Google Vertex AI providers.".into()));
         }
         let valid = raw.len() <= 40 && raw.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');

@@ -41,7 +41,7 @@ impl Providers {
         let kind = row.kind()?;
         let auth = catalog::dialect(kind).auth_headers(&key).into();
         let (tokens, project) = match kind {
-            ProviderKind::Vertex => {
+            ProviderKind::Vertex | ProviderKind::VertexGemini => {
                 let open = || credentials::TokenSource::open_service_account(&key);
                 (Some(self.cache.tokens.get_or_open(&row.id, &key, open)?), credentials::project_of(&key))
             }

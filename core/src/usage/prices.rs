@@ -126,6 +126,7 @@ impl PriceTable {
         let vendor = match kind {
             "azure" => Some("openai"),
             "vertex" => Some("anthropic"),
+            "vertex_gemini" => Some("gemini"),
             _ => None,
         };
         let table = self.by_kind.get(kind).or_else(|| vendor.and_then(|v| self.by_kind.get(v)))?;

@@ -173,3 +173,64 @@ async fn a_vertex_provider_needs_a_service_account_key_and_a_valid_region() {
     assert_eq!(made["base_url"], "https://aiplatform.googleapis.com");
     assert!(!made.to_string().contains("PRIVATE KEY") && !made.to_string().contains(SA_PROJECT), "{made}");
 }
+
+#[tokio::test]
+async fn gemini_on_vertex_serves_chat_and_messages_with_the_same_key() {
+    let gw = Gateway::start(fast_options()).await;
+    let mock = Mock::start(Flavor::Vertex).await;
+    let key = service_account(&format!("{}/token", mock.base_url()), SA_PRIVATE_KEY);
+    let made = gw
+        .app
+        .post_json(
+            "/api/v1/providers",
+            Some(&gw.token),
+            &json!({"label": "Vertex Gemini", "kind": "vertex_gemini", "base_url": mock.base_url(), "api_key": key, "region": "europe-west4"}),
+        )
+        .await;
+    assert_eq!(made.status(), 201);
+    let id = made.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+    let test: Value = gw
+        .app
+        .post_json(&format!("/api/v1/providers/{id}/test"), Some(&gw.token), &json!({}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(test["ok"], true, "{test}");
+    let tools = json!([{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}]);
+    let ask =
+        json!({"model": "gemini-2.5-flash", "messages": [{"role": "user", "content": "Weather?"}], "tools": tools});
+    let called: Value = gw.chat(&ask).await.json().await.unwrap();
+    let call = called["choices"][0]["message"]["tool_calls"][0].clone();
+    let mut follow = ask.clone();
+    follow["messages"].as_array_mut().unwrap().extend([
+        json!({"role": "assistant", "content": null, "tool_calls": [call]}),
+        json!({"role": "tool", "tool_call_id": call["id"], "content": "18C"}),
+    ]);
+    follow["stream"] = json!(true);
+    let done = gw.chat(&follow).await;
+    assert_eq!(done.status(), 200);
+    assert!(done.text().await.unwrap().contains("from Gemini"));
+    let messages = messages(
+        &gw,
+        &json!({"model": "gemini-2.5-flash", "max_tokens": 50, "messages": [{"role": "user", "content": "hi"}]}),
+    )
+    .await;
+    assert_eq!(messages.json::<Value>().await.unwrap()["content"][0]["text"], "Hello from Gemini");
+    let calls = mock.vertex_calls();
+    assert_eq!(
+        calls.iter().map(|(action, _)| action.as_str()).collect::<Vec<_>>(),
+        [
+            "gemini-2.5-flash:generateContent",
+            "gemini-2.5-flash:streamGenerateContent",
+            "gemini-2.5-flash:generateContent"
+        ]
+    );
+    assert_eq!(mock.tokens_granted(), 1);
+    let records = gw.usage(3).await;
+    assert!(records.iter().all(|r| r["provider_kind"] == "vertex_gemini" && r["status"] == 200), "{records:?}");
+    assert!(
+        records.iter().all(|r| r["cost_nanos"].as_i64().is_some_and(|c| c > 0)),
+        "Gemini's list prices: {records:?}"
+    );
+}

@@ -6,6 +6,7 @@
 //! names its own (a Private Service Connect endpoint, a test). Authentication is a bearer token
 //! minted from the provider's service account key (`credentials`), so no static header is sent.
 //! Answers, streams, usage and errors are Anthropic's, so everything else is that dialect's.
+//! `VertexGemini` is the Google publisher's Gemini the same way, on Gemini's dialect.
 
 use bytes::Bytes;
 use http::StatusCode;
@@ -45,17 +46,23 @@ fn cloud_body(body: &Map<String, Value>) -> Result<Vec<u8>, Refusal> {
     super::encode(&CloudBody { body, version: VERSION })
 }
 
+/// The host and the `.../publishers/{publisher}/models` URL of a provider's project and region.
+fn publisher(at: &Address<'_>, publisher: &str) -> (String, String) {
+    let region = at.region.unwrap_or(Region::DEFAULT);
+    let base = at.base_url.trim_end_matches('/');
+    let host = if base == GLOBAL_HOST && region != "global" {
+        format!("https://{region}-aiplatform.googleapis.com")
+    } else {
+        base.to_owned()
+    };
+    let project = segment(at.project.unwrap_or_default());
+    let models = format!("{host}/v1/projects/{project}/locations/{region}/publishers/{publisher}/models");
+    (host, models)
+}
+
 impl Dialect for Vertex {
     fn url(&self, at: &Address<'_>, endpoint: Endpoint) -> String {
-        let region = at.region.unwrap_or(Region::DEFAULT);
-        let base = at.base_url.trim_end_matches('/');
-        let host = if base == GLOBAL_HOST && region != "global" {
-            format!("https://{region}-aiplatform.googleapis.com")
-        } else {
-            base.to_owned()
-        };
-        let project = segment(at.project.unwrap_or_default());
-        let models = format!("{host}/v1/projects/{project}/locations/{region}/publishers/anthropic/models");
+        let (host, models) = publisher(at, "anthropic");
         match endpoint {
             Endpoint::Call(_) => {
                 let method = if at.stream { "streamRawPredict" } else { "rawPredict" };
@@ -139,6 +146,79 @@ impl Dialect for Vertex {
     }
 }
 
+/// Gemini on Vertex AI: Gemini's own API (`super::gemini`) under
+/// `.../publishers/google/models/{model}:generateContent` (`:streamGenerateContent?alt=sse`),
+/// with the service account's tokens. No embeddings here (Vertex's are another API).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct VertexGemini;
+
+const GEMINI: super::gemini::Gemini = super::gemini::Gemini;
+
+impl Dialect for VertexGemini {
+    fn url(&self, at: &Address<'_>, endpoint: Endpoint) -> String {
+        let (host, models) = publisher(at, "google");
+        let model = segment(at.model);
+        match endpoint {
+            Endpoint::Call(_) if at.stream => format!("{models}/{model}:streamGenerateContent?alt=sse"),
+            Endpoint::Call(_) => format!("{models}/{model}:generateContent"),
+            Endpoint::CountTokens => format!("{models}/{model}:countTokens"),
+            Endpoint::Models => format!("{host}/v1beta1/publishers/google/models"),
+        }
+    }
+
+    fn auth_headers(&self, _: &SecretBytes) -> Vec<(http::HeaderName, http::HeaderValue)> {
+        Vec::new()
+    }
+
+    fn native_body(&self, _: &ClientRequest, _: &str, _: Bound) -> Result<Vec<u8>, Refusal> {
+        // The catalog gives this kind no native protocol: every call is translated.
+        Err(Refusal::new("Gemini on Vertex AI does not offer this endpoint here.", Some("model")))
+    }
+
+    fn native_answer(&self, protocol: Protocol, body: Bytes) -> Result<(Bytes, TokenCounts), BadAnswer> {
+        GEMINI.native_answer(protocol, body)
+    }
+
+    fn native_stream(&self, protocol: Protocol, labels: &AnswerLabels) -> Box<dyn StreamTranslator> {
+        GEMINI.native_stream(protocol, labels)
+    }
+
+    fn chat_body(
+        &self,
+        chat: &Map<String, Value>,
+        model: &str,
+        stream: bool,
+        bound: Bound,
+        options: TranslationOptions,
+    ) -> Result<Vec<u8>, Refusal> {
+        GEMINI.chat_body(chat, model, stream, bound, options)
+    }
+
+    fn chat_answer(&self, body: Bytes, labels: &AnswerLabels) -> Result<(Value, TokenCounts), BadAnswer> {
+        GEMINI.chat_answer(body, labels)
+    }
+
+    fn chat_source(&self, labels: &AnswerLabels) -> Box<dyn ChatSource> {
+        GEMINI.chat_source(labels)
+    }
+
+    fn starts_with_error(&self, first: &Bytes) -> bool {
+        GEMINI.starts_with_error(first)
+    }
+
+    fn client_error(&self, status: StatusCode, body: &[u8]) -> ClientError {
+        GEMINI.client_error(status, body)
+    }
+
+    fn error_message(&self, body: &[u8]) -> Option<String> {
+        GEMINI.error_message(body)
+    }
+
+    fn model_list(&self, body: &[u8]) -> Option<Vec<String>> {
+        Vertex.model_list(body)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -176,6 +256,20 @@ mod tests {
         assert!(body.get("model").is_none(), "{body}");
         assert_eq!(body["stream"], true);
         assert_eq!(body["max_tokens"], 100);
+    }
+
+    #[test]
+    fn gemini_on_vertex_is_the_google_publisher() {
+        let at = Address {
+            model: "gemini-2.5-flash",
+            project: Some("p"),
+            region: Some("europe-west4"),
+            ..Address::base(GLOBAL_HOST)
+        };
+        assert_eq!(
+            VertexGemini.url(&at.streamed(true), Endpoint::Call(Protocol::Chat)),
+            "https://europe-west4-aiplatform.googleapis.com/v1/projects/p/locations/europe-west4/publishers/google/models/gemini-2.5-flash:streamGenerateContent?alt=sse"
+        );
     }
 
     #[test]
