@@ -35,10 +35,11 @@ if [ -z "$NGINX" ]; then
 fi
 
 cargo build --release --bin perpetuo --example mock_upstream --example floor_proxy --example limiter_bench >&2
-# The release binary is stripped (Cargo.toml): past 140 MB something grew or lost its strip.
+# The release binary is stripped (Cargo.toml): past 150 MB something grew or lost its strip. (It was
+# 139 MB with three dialects, 140.3 MB with the cloud dialects and jsonwebtoken's PEM parsing.)
 size=$(stat -c %s "$TARGET_DIR/release/perpetuo")
-printf 'release binary: %d MB (limit 140)\n' "$((size / 1000000))"
-if [ "$size" -gt 140000000 ]; then echo "the release binary is over 140 MB" >&2; exit 1; fi
+printf 'release binary: %d MB (limit 150)\n' "$((size / 1000000))"
+if [ "$size" -gt 150000000 ]; then echo "the release binary is over 150 MB" >&2; exit 1; fi
 work=$(mktemp -d)
 cleanup() {
   kill "${pids[@]}" 2>/dev/null || true
