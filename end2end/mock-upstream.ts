@@ -12,8 +12,19 @@ import * as path from 'node:path';
 // assertion (signature against the account's public key, issuer, audience, scope, lifetime) and
 // Claude's `rawPredict`, which takes only the tokens it issued, Vertex's `anthropic_version` and
 // no `model` in the body. And Gemini's own API under `/v1beta` (the key in `x-goog-api-key`):
-// the model list and `generateContent`, which wants `contents` and `maxOutputTokens`.
+// the model list and `generateContent`, which wants `contents` and `maxOutputTokens`. And Amazon
+// Bedrock: InvokeModel at `/model/{id}/invoke` and the model list at `/foundation-models`, each
+// request's SigV4 signature recomputed here (the known access key, region eu-west-3, service
+// `bedrock`, a fresh date), the body Bedrock's (`bedrock-2023-05-31`, no `model` or `stream`).
 export const VALID_KEY = 'sk-mock-valid-key-0001';
+export const AWS_ACCESS_KEY_ID = 'AKIAPERPETUOE2E00001';
+const AWS_SECRET = 'e2e/secret+KEY/0001example';
+export const AWS_REGION = 'eu-west-3';
+
+/** IAM credentials as a Bedrock provider's key field takes them. */
+export function awsAccessKey(): string {
+  return JSON.stringify({ access_key_id: AWS_ACCESS_KEY_ID, secret_access_key: AWS_SECRET });
+}
 
 const FIXTURES = path.resolve(__dirname, '../tests/api/fixtures');
 export const SA_EMAIL = 'perpetuo-e2e@perpetuo-test.iam.gserviceaccount.com';
@@ -108,6 +119,63 @@ function gemini(req: http.IncomingMessage, res: http.ServerResponse, url: URL, b
   return true;
 }
 
+const awsEncode = (raw: string, keepSlash: boolean) =>
+  Array.from(Buffer.from(raw)).map((b) => {
+    const c = String.fromCharCode(b);
+    if (/[A-Za-z0-9\-_.~]/.test(c) || (keepSlash && c === '/')) return c;
+    return '%' + b.toString(16).toUpperCase().padStart(2, '0');
+  }).join('');
+
+/** Why a SigV4-signed request is refused, or null: the signature recomputed from the request. */
+function refuseSignature(req: http.IncomingMessage, body: string): string | null {
+  const auth = String(req.headers['authorization'] ?? '');
+  const m = /^AWS4-HMAC-SHA256 Credential=([^,]+), ?SignedHeaders=([^,]+), ?Signature=([0-9a-f]+)$/.exec(auth);
+  if (!m) return 'Missing Authentication Token';
+  const [akid, date, region, service, term] = m[1].split('/');
+  const amzDate = String(req.headers['x-amz-date'] ?? '');
+  if (akid !== AWS_ACCESS_KEY_ID || term !== 'aws4_request') return 'The security token included in the request is invalid.';
+  if (region !== AWS_REGION || service !== 'bedrock' || !amzDate.startsWith(date)) return 'Credential should be scoped to a valid region.';
+  const when = Date.UTC(+amzDate.slice(0, 4), +amzDate.slice(4, 6) - 1, +amzDate.slice(6, 8), +amzDate.slice(9, 11), +amzDate.slice(11, 13), +amzDate.slice(13, 15));
+  if (!(Math.abs(Date.now() - when) <= 300_000)) return 'Signature expired';
+  const signed = m[2].split(';');
+  if (!signed.includes('host') || !signed.includes('x-amz-date')) return 'host and x-amz-date must be signed';
+  const [rawPath, rawQuery = ''] = (req.url ?? '/').split('?');
+  const query = rawQuery.split('&').filter(Boolean).map((p) => p.split('=')).map(([k, v = '']) => [awsEncode(k, false), awsEncode(v, false)]).sort().map(([k, v]) => `${k}=${v}`).join('&');
+  const headers = signed.map((h) => `${h}:${String(req.headers[h] ?? '').trim().replace(/\s+/g, ' ')}\n`).join('');
+  const hash = (x: string) => crypto.createHash('sha256').update(x).digest('hex');
+  const canonical = [req.method, awsEncode(rawPath, true), query, headers, m[2], hash(body)].join('\n');
+  const toSign = ['AWS4-HMAC-SHA256', amzDate, `${date}/${region}/${service}/aws4_request`, hash(canonical)].join('\n');
+  const key = [date, region, service, 'aws4_request'].reduce<Buffer>((k, part) => crypto.createHmac('sha256', k).update(part).digest(), Buffer.from(`AWS4${AWS_SECRET}`));
+  const expected = crypto.createHmac('sha256', key).update(toSign).digest('hex');
+  return expected === m[3] ? null : 'The request signature we calculated does not match the signature you provided.';
+}
+
+function bedrock(req: http.IncomingMessage, res: http.ServerResponse, url: URL, body: string): boolean {
+  const invoke = /^\/model\/([^/]+)\/invoke$/.exec(url.pathname);
+  if (!invoke && url.pathname !== '/foundation-models') return false;
+  const send = (status: number, value: unknown) => {
+    res.writeHead(status, { 'content-type': 'application/json' });
+    res.end(JSON.stringify(value));
+  };
+  const refused = refuseSignature(req, body);
+  if (refused) { send(403, { message: refused }); return true; }
+  if (!invoke) {
+    send(200, { modelSummaries: [{ modelId: 'anthropic.claude-3-5-haiku-20241022-v1:0' }, { modelId: 'anthropic.claude-sonnet-4-5-20250929-v1:0' }] });
+    return true;
+  }
+  const request = JSON.parse(body || '{}');
+  if (request.anthropic_version !== 'bedrock-2023-05-31' || 'model' in request || 'stream' in request) {
+    send(400, { message: 'Malformed input request: not a Bedrock InvokeModel body for Claude' });
+    return true;
+  }
+  send(200, {
+    id: 'msg_bdrk_e2e', type: 'message', role: 'assistant', model: decodeURIComponent(invoke[1]),
+    content: [{ type: 'text', text: 'Hello from Bedrock' }], stop_reason: 'end_turn', stop_sequence: null,
+    usage: { input_tokens: 11, output_tokens: 7 },
+  });
+  return true;
+}
+
 export async function startMockUpstream(): Promise<{ url: string; close: () => Promise<void> }> {
   const server = http.createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://mock');
@@ -118,6 +186,7 @@ export async function startMockUpstream(): Promise<{ url: string; close: () => P
     req.on('end', () => {
       if (vertex(req, res, url, body)) return;
       if (gemini(req, res, url, body)) return;
+      if (bedrock(req, res, url, body)) return;
       if (azure && !url.searchParams.get('api-version')) {
         res.writeHead(404, { 'content-type': 'application/json' });
         res.end(JSON.stringify({ error: { code: '404', message: 'Resource not found' } }));

@@ -19,7 +19,7 @@ for (const js of [true, false]) {
       await page.getByLabel('Label', { exact: true }).fill(label);
       await page.getByLabel('Kind').selectOption('vertex');
       await page.getByLabel('Base URL').first().fill(root);
-      await page.getByLabel('Region (Google Vertex AI)').first().fill('us-east5');
+      await page.getByLabel('Region (Google Vertex AI, Amazon Bedrock)').first().fill('us-east5');
       await page.getByLabel('API key').fill(serviceAccount(root));
       await page.getByRole('button', { name: 'Add provider' }).click();
       const row = page.getByRole('row').filter({ hasText: label });

@@ -17,6 +17,7 @@ use perpetuo_core::providers::body::{self, ReadError};
 use perpetuo_core::providers::breaker::{Admission, Breakers};
 use perpetuo_core::providers::client::{SendError, UpstreamBody};
 use perpetuo_core::providers::credentials::TokenError;
+use perpetuo_core::providers::dialects::Deframer;
 use perpetuo_core::providers::{OpenedProvider, catalog, client, translation};
 
 use super::answer;
@@ -287,6 +288,12 @@ async fn attempt(
         if let Some(bearer) = &bearer {
             headers.insert(header::AUTHORIZATION, bearer.clone());
         }
+        if let Some(signer) = &provider.signer
+            && let Err(why) = signer.sign("POST", &prepared.url, request.headers_mut(), &body)
+        {
+            tracing::warn!(request_id = %call.caller.request_id, provider = %provider.label, reason = %why, "the request could not be signed");
+            return Attempt::retry("signing");
+        }
         let remaining = deadline.saturating_duration_since(Instant::now());
         let sent = state.providers().upstream().send(request);
         let response = match tokio::time::timeout(settings.first_byte_timeout.min(remaining), sent).await {
@@ -307,7 +314,7 @@ async fn attempt(
     };
     let status = response.status();
     if status.is_success() {
-        return read_success(state, prepared.reader, call, response, deadline).await;
+        return read_success(state, prepared.reader, dialect.deframer(), call, response, deadline).await;
     }
     let retry_after = parse_retry_after(response.headers());
     match status.as_u16() {
@@ -343,6 +350,7 @@ const ERROR_BODY_CAP: usize = 64 * 1024;
 async fn read_success(
     state: &AppState,
     reader: Box<dyn AnswerReader>,
+    deframer: Option<Box<dyn Deframer>>,
     call: &Call,
     response: http::Response<hyper::body::Incoming>,
     deadline: Instant,
@@ -364,6 +372,13 @@ async fn read_success(
         };
     }
     let mut upstream: ByteStream = Box::pin(http_body_util::BodyDataStream::new(response.into_body()));
+    if let Some(mut deframer) = deframer {
+        // Another framing (Bedrock's event stream) is read as the server-sent events it carries.
+        upstream = Box::pin(upstream.filter_map(move |chunk| {
+            let chunk = chunk.map(|bytes| deframer.push(&bytes));
+            async move { chunk.map_or_else(|e| Some(Err(e)), |bytes| (!bytes.is_empty()).then_some(Ok(bytes))) }
+        }));
+    }
     // Fallback is still possible until the first byte reaches the client: wait for it here.
     let wait = idle.min(deadline.saturating_duration_since(Instant::now()));
     match tokio::time::timeout(wait, upstream.next()).await {

@@ -82,6 +82,7 @@ mod tests {
             region: None,
             project: None,
             tokens: None,
+            signer: None,
             auth: Vec::new().into(),
         }
     }

@@ -80,6 +80,8 @@ impl Metered {
                 "/v1/projects/{project}/locations/{location}/publishers/anthropic/models/{action}",
                 post(vertex_predict),
             )
+            // Amazon Bedrock's InvokeModel: each request's SigV4 signature checked.
+            .route("/model/{model}/{action}", post(bedrock_invoke))
             .merge(gemini::routes())
             .with_state(Arc::clone(&books));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -363,6 +365,33 @@ async fn vertex_predict(
     headers.insert("x-api-key", http::HeaderValue::from_static(KEY));
     headers.insert("anthropic-version", http::HeaderValue::from_static("2023-06-01"));
     messages(books, headers, Bytes::from(request.to_string())).await
+}
+
+/// Bedrock's checks (the signature, the body), then Anthropic's answer and bill for the model in
+/// the path, streamed in event-stream frames.
+async fn bedrock_invoke(
+    books: State<Shared>,
+    axum::extract::Path((model, action)): axum::extract::Path<(String, String)>,
+    method: http::Method,
+    uri: http::Uri,
+    mut headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    use crate::mock::bedrock;
+    if let Err(refused) = bedrock::verify_sigv4(&method, &uri, &headers, &body, None) {
+        return refused;
+    }
+    let mut request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    if let Some(refused) = bedrock::refuse_body(&model, &request) {
+        return refused;
+    }
+    let stream = action == "invoke-with-response-stream";
+    request["model"] = json!(model);
+    request["stream"] = json!(stream);
+    headers.insert("x-api-key", http::HeaderValue::from_static(KEY));
+    headers.insert("anthropic-version", http::HeaderValue::from_static("2023-06-01"));
+    let answer = messages(books, headers, Bytes::from(request.to_string())).await;
+    if stream && answer.status().is_success() { bedrock::event_stream(answer, false) } else { answer }
 }
 
 async fn messages(State(books): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {

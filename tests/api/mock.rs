@@ -49,6 +49,8 @@ pub enum Flavor {
     Vertex,
     /// Gemini's own API under `/v1beta`, the key in `x-goog-api-key` (`mock_gemini`).
     Gemini,
+    /// Amazon Bedrock: Claude at `/model/{id}/invoke`, SigV4 or a bearer API key (`mock_bedrock`).
+    Bedrock,
 }
 
 /// A request the mock received.
@@ -76,6 +78,8 @@ pub struct Script {
     deployments: Vec<String>,
     /// Vertex AI's tokens and calls.
     vertex: vertex::VertexState,
+    /// Amazon Bedrock's credentials and calls.
+    bedrock: bedrock::BedrockState,
 }
 
 #[derive(Clone)]
@@ -104,6 +108,7 @@ impl Mock {
             .merge(vertex::routes())
             .merge(vertex::entra_routes())
             .merge(gemini::routes())
+            .merge(bedrock::routes())
             .with_state((flavor, Arc::clone(&script)));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -118,7 +123,7 @@ impl Mock {
         match self.flavor {
             Flavor::OpenAi => format!("http://{}/v1", self.addr),
             Flavor::Gemini => format!("http://{}/v1beta", self.addr),
-            Flavor::Anthropic | Flavor::Azure | Flavor::Vertex => format!("http://{}", self.addr),
+            Flavor::Anthropic | Flavor::Azure | Flavor::Vertex | Flavor::Bedrock => format!("http://{}", self.addr),
         }
     }
 
@@ -166,6 +171,16 @@ impl Mock {
         self.script.lock().unwrap().vertex.granted
     }
 
+    /// Bedrock's calls: model id, headers, body as received.
+    pub fn bedrock_calls(&self) -> Vec<(String, HeaderMap, Value)> {
+        self.script.lock().unwrap().bedrock.calls.clone()
+    }
+
+    /// The session token Bedrock's temporary credentials carry.
+    pub fn set_session_token(&self, token: &str) {
+        self.script.lock().unwrap().bedrock.session_token = Some(token.to_owned());
+    }
+
     pub fn vertex_calls(&self) -> Vec<(String, Value)> {
         self.script.lock().unwrap().vertex.bodies.clone()
     }
@@ -205,6 +220,9 @@ fn admit(
         // Checked by the Vertex routes before they hand over: a live token stands for the key.
         Flavor::Vertex => vertex::presented_live_token(&s, headers).then(|| s.key.clone()),
         Flavor::Gemini => headers.get("x-goog-api-key").and_then(|v| v.to_str().ok()).map(str::to_owned),
+        // Checked by the Bedrock routes (signature or API key), which hand over with a mark they
+        // strip from what arrives.
+        Flavor::Bedrock => headers.get(bedrock::VERIFIED).map(|_| s.key.clone()),
     };
     if presented.as_deref() != Some(s.key.as_str()) {
         let body = match flavor {
@@ -217,6 +235,7 @@ fn admit(
             Flavor::Anthropic | Flavor::Vertex => {
                 json!({"type": "error", "error": {"type": "authentication_error", "message": "invalid x-api-key"}})
             }
+            Flavor::Bedrock => json!({"message": "Missing Authentication Token"}),
             Flavor::Gemini => {
                 // Google answers a bad key with a 400, naming the reason in the details.
                 let body = json!({"error": {"code": 400, "message": "API key not valid. Please pass a valid API key.", "status": "INVALID_ARGUMENT",
@@ -239,6 +258,7 @@ fn error_response(flavor: Flavor, status: u16, retry_after: Option<u64>) -> Resp
         Flavor::Anthropic | Flavor::Vertex => {
             json!({"type": "error", "error": {"type": "api_error", "message": format!("mock says {}", status.as_u16())}})
         }
+        Flavor::Bedrock => json!({"message": format!("mock says {}", status.as_u16())}),
     };
     let mut response = (status, axum::Json(body)).into_response();
     if let Some(secs) = retry_after {
@@ -305,6 +325,8 @@ fn async_stream_like(
 
 use futures::StreamExt as _;
 
+#[path = "mock_bedrock.rs"]
+pub mod bedrock;
 #[path = "mock_gemini.rs"]
 pub mod gemini;
 #[path = "mock_rules.rs"]

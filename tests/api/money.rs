@@ -127,6 +127,11 @@ async fn every_call_is_charged_at_least_the_providers_bill_and_at_most_its_reser
     assert_eq!(gw.app.post_json("/api/v1/providers", Some(&gw.token), &vertex).await.status(), 201);
     // Gemini's own API under the metered upstream's `/v1beta`.
     gw.provider("Gemini", "gemini", &format!("{root}/v1beta"), 7).await;
+    // Claude on Amazon Bedrock, every call SigV4-signed.
+    let key = crate::mock::bedrock::access_key_json(None);
+    let bedrock = json!({"label": "Bedrock", "kind": "bedrock", "base_url": root, "api_key": key, "priority": 8,
+                         "region": crate::mock::bedrock::REGION});
+    assert_eq!(gw.app.post_json("/api/v1/providers", Some(&gw.token), &bedrock).await.status(), 201);
     for (kind, model) in [
         ("openai_compatible", "metered-gpt"),
         ("openai", "gpt-metered"),
@@ -134,6 +139,7 @@ async fn every_call_is_charged_at_least_the_providers_bill_and_at_most_its_reser
         ("azure", "gpt-metered"),
         ("vertex", "claude-metered@20250101"),
         ("gemini", "gemini-metered"),
+        ("bedrock", "anthropic.claude-metered-v1:0"),
     ] {
         let price = json!({"kind": kind, "model": model, "input_per_million": 1.0, "output_per_million": 2.0});
         assert_eq!(gw.app.post_json("/api/v1/prices", Some(&gw.token), &price).await.status(), 200);
@@ -165,6 +171,7 @@ async fn every_call_is_charged_at_least_the_providers_bill_and_at_most_its_reser
     let azure = "azure/gpt-metered";
     let vertex = "vertex/claude-metered@20250101";
     let gemini = "gemini/gemini-metered";
+    let bedrock = "bedrock/anthropic.claude-metered-v1:0";
     let long = Plan { length: 300, ..Plan::default() };
     let mut cases = Vec::new();
     let mut case = |route, model, read, extra: Value, what, plan: Option<Plan>| {
@@ -193,6 +200,9 @@ async fn every_call_is_charged_at_least_the_providers_bill_and_at_most_its_reser
         (Route::Chat, gemini, "chat to Gemini, translated, cut"),
         (Route::Messages, gemini, "messages to Gemini, translated, cut"),
         (Route::Responses, gemini, "responses to Gemini, translated, cut"),
+        (Route::Messages, bedrock, "messages to Bedrock, passed through, cut"),
+        (Route::Chat, bedrock, "chat to Bedrock, translated, cut"),
+        (Route::Responses, bedrock, "responses to Bedrock, translated, cut"),
     ] {
         case(route, model, Read::Cut(14), json!({}), what, Some(long));
     }
@@ -210,6 +220,8 @@ async fn every_call_is_charged_at_least_the_providers_bill_and_at_most_its_reser
         (Route::Chat, vertex, "chat to Vertex AI, whole stream"),
         (Route::Chat, gemini, "chat to Gemini, whole stream"),
         (Route::Messages, gemini, "messages to Gemini, whole stream"),
+        (Route::Messages, bedrock, "messages to Bedrock, whole stream"),
+        (Route::Chat, bedrock, "chat to Bedrock, whole stream"),
     ] {
         case(route, model, Read::Stream, json!({}), what, None);
     }

@@ -37,7 +37,19 @@ async fn vertex_provider(gw: &Gateway, priority: i64) -> Mock {
     mock
 }
 
+/// Claude on Amazon Bedrock (the mock checks each SigV4 signature and streams event-stream
+/// frames), at `priority`.
+async fn bedrock_provider(gw: &Gateway, priority: i64) -> Mock {
+    let mock = Mock::start(Flavor::Bedrock).await;
+    let body = json!({"label": "Bedrock", "kind": "bedrock", "base_url": mock.base_url(),
+                      "api_key": crate::mock::bedrock::access_key_json(None), "priority": priority,
+                      "region": crate::mock::bedrock::REGION});
+    assert_eq!(gw.app.post_json("/api/v1/providers", Some(&gw.token), &body).await.status(), 201);
+    mock
+}
+
 const VERTEX_MODEL: &str = "vertex/claude-sonnet-4-5@20250929";
+const BEDROCK_MODEL: &str = "bedrock/us.anthropic.claude-sonnet-4-5-20250929-v1:0";
 const GEMINI_MODEL: &str = "gemini/gemini-2.5-flash";
 
 #[tokio::test]
@@ -52,6 +64,7 @@ async fn the_official_python_sdk_works_against_the_gateway() {
     let vertex = vertex_provider(&gw, 4).await;
     let gemini = Mock::start(Flavor::Gemini).await;
     gw.provider("Gemini", "gemini", &gemini.base_url(), 5).await;
+    let bedrock = bedrock_provider(&gw, 6).await;
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/openai_sdk_check.py");
     let args = vec![
         gw.app.url("/v1"),
@@ -61,6 +74,7 @@ async fn the_official_python_sdk_works_against_the_gateway() {
         "azure/gpt-4o-mini".into(),
         VERTEX_MODEL.into(),
         GEMINI_MODEL.into(),
+        BEDROCK_MODEL.into(),
     ];
     let Some(stdout) = run_sdk_script(script, args).await else { return };
     assert!(
@@ -69,12 +83,14 @@ async fn the_official_python_sdk_works_against_the_gateway() {
             && stdout.contains("ok: azure/gpt-4o-mini")
             && stdout.contains(&format!("ok: {VERTEX_MODEL}"))
             && stdout.contains(&format!("ok: {GEMINI_MODEL}"))
+            && stdout.contains(&format!("ok: {BEDROCK_MODEL}"))
             && stdout.contains("ok: errors"),
         "{stdout}"
     );
     assert!(openai.hits() > 0 && anthropic.hits() > 0 && azure.hits() > 0, "every provider was used");
     assert!(!vertex.vertex_calls().is_empty(), "Vertex AI was called");
     assert!(gemini.seen().iter().any(|s| s.path.ends_with(":streamGenerateContent")), "Gemini streamed natively");
+    assert!(!bedrock.bedrock_calls().is_empty(), "Amazon Bedrock was called");
 }
 
 #[tokio::test]
@@ -89,9 +105,17 @@ async fn the_anthropic_sdk_works_against_messages_passed_through_and_translated(
     let vertex = vertex_provider(&gw, 4).await;
     let gemini = Mock::start(Flavor::Gemini).await;
     gw.provider("Gemini", "gemini", &gemini.base_url(), 5).await;
+    let bedrock = bedrock_provider(&gw, 6).await;
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/anthropic_sdk_check.py");
     // The SDK appends `/v1/messages` itself: the base URL is the server's root.
-    let models = ["claude-test-model", "openai_compatible/llama-3", "azure/gpt-4o-mini", VERTEX_MODEL, GEMINI_MODEL];
+    let models = [
+        "claude-test-model",
+        "openai_compatible/llama-3",
+        "azure/gpt-4o-mini",
+        VERTEX_MODEL,
+        GEMINI_MODEL,
+        BEDROCK_MODEL,
+    ];
     let mut args = vec![gw.app.url(""), gw.key.clone()];
     args.extend(models.iter().map(|m| (*m).to_owned()));
     let Some(stdout) = run_sdk_script(script, args).await else { return };
@@ -105,6 +129,11 @@ async fn the_anthropic_sdk_works_against_messages_passed_through_and_translated(
     let beta = vertex.seen().into_iter().find(|s| s.headers.contains_key("anthropic-beta"));
     assert!(beta.is_some(), "Claude Code's beta headers reach Vertex AI with the passed-through call");
     assert!(gemini.hits() > 0, "Gemini served the translated Messages calls");
+    let calls = bedrock.bedrock_calls();
+    assert!(
+        calls.iter().any(|(_, _, body)| body["anthropic_beta"].is_array()),
+        "Claude Code's betas reach Bedrock in the body: {calls:?}"
+    );
     let records = gw.usage(1).await;
     assert!(records.iter().all(|r| r["endpoint"] == "messages"));
 }
@@ -123,9 +152,17 @@ async fn the_openai_sdk_works_against_responses_passed_through_and_translated() 
     let vertex = vertex_provider(&gw, 5).await;
     let gemini = Mock::start(Flavor::Gemini).await;
     gw.provider("Gemini", "gemini", &gemini.base_url(), 6).await;
+    let bedrock = bedrock_provider(&gw, 7).await;
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/openai_responses_check.py");
-    let models =
-        ["gpt-4o", "claude-sonnet-4-5", "openai_compatible/llama-3", "azure/gpt-4o-mini", VERTEX_MODEL, GEMINI_MODEL];
+    let models = [
+        "gpt-4o",
+        "claude-sonnet-4-5",
+        "openai_compatible/llama-3",
+        "azure/gpt-4o-mini",
+        VERTEX_MODEL,
+        GEMINI_MODEL,
+        BEDROCK_MODEL,
+    ];
     let mut args = vec![gw.app.url("/v1"), gw.key.clone()];
     args.extend(models.iter().map(|m| (*m).to_owned()));
     let Some(stdout) = run_sdk_script(script, args).await else { return };
@@ -133,7 +170,7 @@ async fn the_openai_sdk_works_against_responses_passed_through_and_translated() 
         assert!(stdout.contains(&format!("ok: {model}")), "{stdout}");
     }
     // Codex-shaped calls, translated for the providers that do not speak Responses.
-    for model in [models[1], models[2], VERTEX_MODEL, GEMINI_MODEL] {
+    for model in [models[1], models[2], VERTEX_MODEL, GEMINI_MODEL, BEDROCK_MODEL] {
         assert!(stdout.contains(&format!("ok: codex {model}")), "{stdout}");
     }
     assert!(stdout.contains("ok: errors"), "{stdout}");
@@ -148,4 +185,5 @@ async fn the_openai_sdk_works_against_responses_passed_through_and_translated() 
     );
     assert!(!vertex.vertex_calls().is_empty(), "Vertex AI got Messages, translated");
     assert!(gemini.seen().iter().all(|s| s.path.contains(":") && s.path.starts_with("/v1beta/models/")));
+    assert!(!bedrock.bedrock_calls().is_empty(), "Amazon Bedrock got Messages, translated");
 }

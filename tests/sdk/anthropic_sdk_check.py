@@ -78,7 +78,7 @@ for model in models:
         metadata={"user_id": "user_abc_account_def_session_ghi"},
     )
     # `kind/model` here names a provider that is not Anthropic's API (Vertex AI's Claude is).
-    translated = "/" in model and not model.startswith("vertex/")
+    translated = "/" in model and not model.startswith(("vertex/", "bedrock/"))
     dropped = raw.headers.get("x-perpetuo-dropped-tools")
     assert dropped == ("web_search_20250305" if translated else None), f"{model}: dropped {dropped!r}"
     coded = raw.parse()

@@ -27,11 +27,17 @@ pub enum ProviderKind {
     /// Google Vertex AI's Gemini models (`generateContent` under the project and region), with the
     /// same service account key.
     VertexGemini,
+    /// Amazon Bedrock's Claude models (Anthropic's Messages through InvokeModel), signed with an
+    /// IAM access key or sent with a Bedrock API key, in a region.
+    Bedrock,
+    /// Amazon Bedrock's Converse API, for every model Bedrock serves (Nova, Llama, Mistral, …),
+    /// with the same credentials.
+    BedrockConverse,
     OpenaiCompatible,
 }
 
 impl ProviderKind {
-    pub const ALL: [Self; 13] = [
+    pub const ALL: [Self; 15] = [
         Self::Openai,
         Self::Anthropic,
         Self::Gemini,
@@ -44,6 +50,8 @@ impl ProviderKind {
         Self::Azure,
         Self::Vertex,
         Self::VertexGemini,
+        Self::Bedrock,
+        Self::BedrockConverse,
         Self::OpenaiCompatible,
     ];
 
@@ -62,6 +70,8 @@ impl ProviderKind {
             Self::Azure => "azure",
             Self::Vertex => "vertex",
             Self::VertexGemini => "vertex_gemini",
+            Self::Bedrock => "bedrock",
+            Self::BedrockConverse => "bedrock_converse",
             Self::OpenaiCompatible => "openai_compatible",
         }
     }
@@ -88,6 +98,8 @@ impl ProviderKind {
             Self::Azure => "Azure OpenAI",
             Self::Vertex => "Google Vertex AI (Claude)",
             Self::VertexGemini => "Google Vertex AI (Gemini)",
+            Self::Bedrock => "Amazon Bedrock (Claude)",
+            Self::BedrockConverse => "Amazon Bedrock (Converse: Nova, Llama, Mistral…)",
             Self::OpenaiCompatible => "OpenAI-compatible (custom URL)",
         }
     }
@@ -109,6 +121,9 @@ impl ProviderKind {
             Self::Azure => "gpt-4o-mini",
             Self::Vertex => "claude-sonnet-4-5@20250929",
             Self::VertexGemini => "gemini-2.5-flash",
+            // Claude 4.5 models are served through an inference profile.
+            Self::Bedrock => "us.anthropic.claude-haiku-4-5-20251001-v1:0",
+            Self::BedrockConverse => "us.amazon.nova-lite-v1:0",
             Self::OpenaiCompatible => "llama3.2",
         }
     }

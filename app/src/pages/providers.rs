@@ -81,11 +81,11 @@ pub fn ProvidersPage() -> impl IntoView {
             <p class="hint">"Needed for OpenAI-compatible hosts (Ollama, vLLM, LM Studio…), such as http://localhost:11434/v1, and for Azure OpenAI: the resource's endpoint, such as https://RESOURCE.openai.azure.com (its deployments go in the allow-list, or aliases map model names to them)."</p>
             <label for="provider-api-version">"API version (Azure OpenAI)"</label>
             <input id="provider-api-version" name="api_version" placeholder="2024-10-21"/>
-            <label for="provider-region">"Region (Google Vertex AI)"</label>
-            <input id="provider-region" name="region" placeholder="global"/>
+            <label for="provider-region">"Region (Google Vertex AI, Amazon Bedrock)"</label>
+            <input id="provider-region" name="region" placeholder="global (Vertex AI), us-east-1 (Bedrock)"/>
             <label for="provider-key">"API key"</label>
             <input id="provider-key" name="api_key" type="password" autocomplete="off" required/>
-            <p class="hint">"For Google Vertex AI (Claude or Gemini), paste the service account's JSON key (its project is the key's project_id). For Azure OpenAI, the resource's key, or Microsoft Entra ID client credentials as {\"tenant_id\": …, \"client_id\": …, \"client_secret\": …}."</p>
+            <p class="hint">"For Google Vertex AI (Claude or Gemini), paste the service account's JSON key (its project is the key's project_id). For Azure OpenAI, the resource's key, or Microsoft Entra ID client credentials as {\"tenant_id\": …, \"client_id\": …, \"client_secret\": …}. For Amazon Bedrock, a Bedrock API key, or IAM credentials as {\"access_key_id\": …, \"secret_access_key\": …} (and \"session_token\" for temporary ones); the region (default us-east-1) picks the endpoint."</p>
             <label for="provider-priority">"Priority"</label>
             <input id="provider-priority" name="priority" type="number" min="0" value="100"/>
             <label for="provider-models">"Model allow-list"</label>
@@ -169,8 +169,8 @@ fn ProviderRow(
                         <input id=ids[2].clone() name="api_key" type="password" autocomplete="off" placeholder="Leave empty to keep the current key"/>
                         <label for=ids[6].clone()>"API version (Azure OpenAI)"</label>
                         <input id=ids[6].clone() name="api_version" value=api_version placeholder="2024-10-21"/>
-                        <label for=ids[7].clone()>"Region (Google Vertex AI)"</label>
-                        <input id=ids[7].clone() name="region" value=region placeholder="global"/>
+                        <label for=ids[7].clone()>"Region (Google Vertex AI, Amazon Bedrock)"</label>
+                        <input id=ids[7].clone() name="region" value=region placeholder="global (Vertex AI), us-east-1 (Bedrock)"/>
                         <label for=ids[3].clone()>"Priority"</label>
                         <input id=ids[3].clone() name="priority" type="number" min="0" value=priority_input/>
                         <label for=ids[4].clone()>"Model allow-list"</label>

@@ -5,6 +5,8 @@
 use super::dialects::Dialect;
 use super::dialects::anthropic::Anthropic;
 use super::dialects::azure::Azure;
+use super::dialects::bedrock::converse::Converse;
+use super::dialects::bedrock::{self, Bedrock};
 use super::dialects::gemini::{self, Gemini};
 use super::dialects::openai::OpenAi;
 use super::dialects::vertex::{self, Vertex, VertexGemini};
@@ -28,6 +30,8 @@ pub fn default_base_url(kind: ProviderKind) -> Option<&'static str> {
         ProviderKind::Azure | ProviderKind::OpenaiCompatible => None,
         // The global host; a region other than `global` picks its regional host.
         ProviderKind::Vertex | ProviderKind::VertexGemini => Some(vertex::GLOBAL_HOST),
+        // The default region's; another region picks its own host.
+        ProviderKind::Bedrock | ProviderKind::BedrockConverse => Some(bedrock::DEFAULT_HOST),
     }
 }
 
@@ -50,7 +54,10 @@ pub fn offers_embeddings(kind: ProviderKind) -> bool {
 pub fn speaks(kind: ProviderKind, protocol: Protocol) -> bool {
     match protocol {
         // Gemini's own API is translated from chat like the others.
-        Protocol::Chat => !speaks_messages(kind) && !matches!(kind, ProviderKind::Gemini | ProviderKind::VertexGemini),
+        Protocol::Chat => {
+            !speaks_messages(kind)
+                && !matches!(kind, ProviderKind::Gemini | ProviderKind::VertexGemini | ProviderKind::BedrockConverse)
+        }
         Protocol::Embeddings => offers_embeddings(kind),
         Protocol::Messages => speaks_messages(kind),
         // OpenAI and Azure OpenAI serve it; the compatible hosts' support varies, so they get chat.
@@ -58,9 +65,10 @@ pub fn speaks(kind: ProviderKind, protocol: Protocol) -> bool {
     }
 }
 
-/// Kinds whose native protocol is Anthropic's Messages (Anthropic, Claude on Vertex AI).
+/// Kinds whose native protocol is Anthropic's Messages (Anthropic, Claude on Vertex AI and on
+/// Amazon Bedrock).
 fn speaks_messages(kind: ProviderKind) -> bool {
-    matches!(kind, ProviderKind::Anthropic | ProviderKind::Vertex)
+    matches!(kind, ProviderKind::Anthropic | ProviderKind::Vertex | ProviderKind::Bedrock)
 }
 
 /// Whether a provider of this kind can serve a client protocol at all (natively or translated).
@@ -93,6 +101,21 @@ pub fn serves_family(kind: ProviderKind, model: &str) -> bool {
         ProviderKind::Anthropic | ProviderKind::Vertex => starts(&["claude-"]),
         ProviderKind::Gemini => starts(&["gemini-", "gemma-", "text-embedding-004", "embedding-"]),
         ProviderKind::VertexGemini => starts(&["gemini-"]),
+        // `anthropic.claude-…`, or an inference profile's `us.anthropic.claude-…`.
+        ProviderKind::Bedrock => m.contains("anthropic.claude-"),
+        // Bedrock's model ids name their vendor (`amazon.nova-lite-v1:0`, `us.meta.llama…`).
+        ProviderKind::BedrockConverse => [
+            "amazon.nova",
+            "meta.llama",
+            "mistral.",
+            "cohere.command",
+            "deepseek.",
+            "openai.gpt-oss",
+            "qwen.",
+            "anthropic.claude-",
+        ]
+        .iter()
+        .any(|vendor| m.contains(vendor)),
         ProviderKind::Groq => starts(&[
             "llama",
             "mixtral",
@@ -138,5 +161,7 @@ pub fn dialect(kind: ProviderKind) -> &'static dyn Dialect {
         ProviderKind::Azure => &Azure,
         ProviderKind::Vertex => &Vertex,
         ProviderKind::VertexGemini => &VertexGemini,
+        ProviderKind::Bedrock => &Bedrock,
+        ProviderKind::BedrockConverse => &Converse,
     }
 }

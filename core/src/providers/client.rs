@@ -377,7 +377,17 @@ pub async fn test_provider(
             }
         }
     }
-    let response = match request.send().await {
+    let mut request = match request.build() {
+        Ok(request) => request,
+        Err(e) => return finish(false, describe_transport_error(&e), Vec::new()),
+    };
+    if let Some(signer) = &provider.signer {
+        let url = request.url().as_str().to_owned();
+        if let Err(why) = signer.sign("GET", &url, request.headers_mut(), b"") {
+            return finish(false, format!("The request could not be signed: {why}."), Vec::new());
+        }
+    }
+    let response = match client.execute(request).await {
         Ok(response) => response,
         Err(e) => return finish(false, describe_transport_error(&e), Vec::new()),
     };

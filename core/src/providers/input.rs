@@ -64,6 +64,9 @@ impl ProviderKey {
                 credentials::parse_service_account(raw, allow_private)?
             }
             ProviderKind::Azure if credentials::is_entra(raw) => credentials::parse_entra(raw, allow_private)?,
+            ProviderKind::Bedrock | ProviderKind::BedrockConverse if super::aws::is_access_key(raw) => {
+                super::aws::parse_access_key(raw)?
+            }
             _ => return Self::parse(raw),
         };
         Ok(Self { secret: parsed.stored, preview: parsed.preview })
@@ -204,8 +207,9 @@ impl ApiVersion {
     }
 }
 
-/// A cloud region: Vertex AI's location (`us-east5`, `europe-west1`, `global`); only Vertex AI
-/// providers have one. Empty means the default, `global`.
+/// A cloud region: Vertex AI's location (`us-east5`, `europe-west1`, `global`; empty means
+/// `global`) or Amazon Bedrock's (`us-east-1`, `eu-west-3`; empty means `us-east-1`). Only those
+/// kinds have one.
 pub struct Region;
 
 impl Region {
@@ -213,12 +217,21 @@ impl Region {
 
     pub fn parse(kind: ProviderKind, raw: Option<&str>) -> Result<Option<String>, ServiceError> {
         let Some(raw) = raw.map(str::trim).filter(|s| !s.is_empty()) else { return Ok(None) };
-        if !matches!(kind, ProviderKind::Vertex | ProviderKind::VertexGemini) {
-            return Err(ServiceError::Invalid("A region is only for Google Vertex AI providers.".into()));
+        let cloud = matches!(
+            kind,
+            ProviderKind::Vertex | ProviderKind::VertexGemini | ProviderKind::Bedrock | ProviderKind::BedrockConverse
+        );
+        if !cloud {
+            return Err(ServiceError::Invalid(
+                "A region is only for Google Vertex AI and Amazon Bedrock providers.".into(),
+            ));
         }
         let valid = raw.len() <= 40 && raw.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
         if !valid {
-            return Err(ServiceError::Invalid("The region must look like us-east5, europe-west1 or global.".into()));
+            return Err(ServiceError::Invalid(
+                "The region must look like us-east5, europe-west1 or global (Vertex AI), or us-east-1 (Bedrock)."
+                    .into(),
+            ));
         }
         Ok(Some(raw.to_owned()))
     }

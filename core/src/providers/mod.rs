@@ -3,6 +3,7 @@
 //! vendor tables (`catalog`), the upstream dialects they speak (`dialects`), the HTTP client with
 //! its address rules (`client`) and the circuit breakers (`breaker`).
 
+pub mod aws;
 pub mod body;
 pub mod breaker;
 pub mod catalog;
@@ -123,6 +124,8 @@ pub struct OpenedProvider {
     /// Bearer tokens minted from the stored credential, for kinds that exchange one (sent in
     /// `Authorization` on top of `auth`).
     pub tokens: Option<Arc<credentials::TokenSource>>,
+    /// Signs each request with an AWS access key (Amazon Bedrock with IAM credentials).
+    pub signer: Option<Arc<aws::Signer>>,
 }
 
 /// How well an alias matches a requested model: an exact name beats any prefix, a longer prefix

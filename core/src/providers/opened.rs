@@ -52,6 +52,15 @@ impl Providers {
             }
             _ => (None, None),
         };
+        let signer = match kind {
+            ProviderKind::Bedrock | ProviderKind::BedrockConverse
+                if super::aws::is_access_key(key.expose_str().unwrap_or_default()) =>
+            {
+                let region = row.region.as_deref().unwrap_or(super::dialects::bedrock::DEFAULT_REGION);
+                Some(Arc::new(super::aws::Signer::open(&key, region)?))
+            }
+            _ => None,
+        };
         Ok(OpenedProvider {
             kind,
             auth,
@@ -70,6 +79,7 @@ impl Providers {
             region: row.region,
             project,
             tokens,
+            signer,
             models: row.models,
         })
     }

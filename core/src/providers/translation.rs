@@ -29,10 +29,11 @@ pub fn prepare(
     let dialect = catalog::dialect(provider.kind);
     let protocol = request.protocol;
     if catalog::speaks(provider.kind, protocol) {
+        let (body, headers) = dialect.native_request(request, model, bound, forward)?;
         return Ok(Prepared {
             url: dialect.url(&Address::of(provider, model).streamed(request.stream), Endpoint::Call(protocol)),
-            body: dialect.native_body(request, model, bound)?,
-            headers: forward.to_vec(),
+            body,
+            headers,
             reader: Box::new(Native { dialect, protocol }),
             dropped: Dropped::default(),
         });

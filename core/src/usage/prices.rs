@@ -125,12 +125,24 @@ impl PriceTable {
         // Claude at Anthropic's (its `model@version` ids are Anthropic's `model-version`).
         let vendor = match kind {
             "azure" => Some("openai"),
-            "vertex" => Some("anthropic"),
+            "vertex" | "bedrock" => Some("anthropic"),
             "vertex_gemini" => Some("gemini"),
             _ => None,
         };
         let table = self.by_kind.get(kind).or_else(|| vendor.and_then(|v| self.by_kind.get(v)))?;
-        let model = model.to_ascii_lowercase().replace('@', "-");
+        let mut model = model.to_ascii_lowercase().replace('@', "-");
+        if kind == "bedrock" && !self.by_kind.contains_key(kind) {
+            model = bedrock_model(&model).to_owned();
+        }
+        // Converse serves Claude too, at Anthropic's prices; its other models under their ids
+        // without the inference profile's geography.
+        if kind == "bedrock_converse" {
+            let local = without_geography(&model);
+            if local.starts_with("anthropic.") {
+                return self.lookup("bedrock", &model);
+            }
+            model = local.to_owned();
+        }
         if let Some(price) = table.get(&model) {
             return Some(*price);
         }
@@ -141,6 +153,28 @@ impl PriceTable {
             })
             .max_by_key(|(name, _)| name.len())
             .map(|(_, price)| *price)
+    }
+}
+
+/// Anthropic's name for a Bedrock model id: without the inference profile's geography
+/// (`us.`, `eu.`, `apac.`, `global.`, …), the vendor (`anthropic.`) and the version suffix
+/// (`-v1:0`), so `us.anthropic.claude-sonnet-4-5-20250929-v1:0` is `claude-sonnet-4-5-20250929`.
+fn bedrock_model(model: &str) -> &str {
+    let model = without_geography(model).strip_prefix("anthropic.").unwrap_or(model);
+    match model.rsplit_once("-v") {
+        Some((name, version)) if !version.is_empty() && version.bytes().all(|b| b.is_ascii_digit() || b == b':') => {
+            name
+        }
+        _ => model,
+    }
+}
+
+/// A Bedrock model id without its inference profile's geography (`us.`, `eu.`, `apac.`,
+/// `us-gov.`, `global.`, …): the vendor's id (`amazon.nova-lite-v1:0`).
+fn without_geography(model: &str) -> &str {
+    match model.split_once('.') {
+        Some((geo, rest)) if rest.contains('.') && geo.len() <= 7 => rest,
+        _ => model,
     }
 }
 
@@ -341,6 +375,23 @@ mod tests {
         assert_eq!(table.lookup("openai", "my-finetune"), None);
         assert_eq!(table.lookup("openai_compatible", "gpt-4o"), None, "a self-hosted model is not OpenAI's price");
         assert_eq!(table.lookup("openai", "gpt-4oops"), None);
+    }
+
+    #[test]
+    fn bedrock_ids_find_anthropic_prices() {
+        let table = PriceTable::built_in();
+        let haiku = table.lookup("anthropic", "claude-3-5-haiku-20241022");
+        assert!(haiku.is_some());
+        for id in ["anthropic.claude-3-5-haiku-20241022-v1:0", "us.anthropic.claude-3-5-haiku-20241022-v1:0"] {
+            assert_eq!(table.lookup("bedrock", id), haiku, "{id}");
+        }
+        assert_eq!(bedrock_model("global.anthropic.claude-sonnet-4-5-20250929-v1:0"), "claude-sonnet-4-5-20250929");
+        assert_eq!(bedrock_model("us-gov.anthropic.claude-3-haiku-20240307-v1:0"), "claude-3-haiku-20240307");
+        assert_eq!(table.lookup("bedrock", "arn:aws:bedrock:us-east-1:1:application-inference-profile/x"), None);
+        assert_eq!(table.lookup("bedrock", "amazon.nova-lite-v1:0"), None);
+        let lite = table.lookup("bedrock_converse", "us.amazon.nova-lite-v1:0").map(|p| (p.input, p.output));
+        assert_eq!(lite, Some((0.06, 0.24)));
+        assert_eq!(table.lookup("bedrock_converse", "us.anthropic.claude-3-5-haiku-20241022-v1:0"), haiku);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 mod agents;
 mod auth;
 mod azure;
+mod bedrock;
 mod fallback;
 mod gemini;
 mod hostile;

@@ -6,6 +6,7 @@
 
 pub mod anthropic;
 pub mod azure;
+pub mod bedrock;
 pub mod gemini;
 pub mod openai;
 pub mod vertex;
@@ -91,6 +92,25 @@ pub trait Dialect: Send + Sync {
     /// output bound added when `bound.inject`).
     fn native_body(&self, request: &ClientRequest, model: &str, bound: Bound) -> Result<Vec<u8>, Refusal>;
 
+    /// The body and headers of a passed-through call: `native_body` and the client's protocol
+    /// headers (`forward`), unless the dialect carries them otherwise (Bedrock puts the betas in
+    /// the body).
+    fn native_request(
+        &self,
+        request: &ClientRequest,
+        model: &str,
+        bound: Bound,
+        forward: &[(http::HeaderName, http::HeaderValue)],
+    ) -> Result<(Vec<u8>, Vec<(http::HeaderName, http::HeaderValue)>), Refusal> {
+        Ok((self.native_body(request, model, bound)?, forward.to_vec()))
+    }
+
+    /// What turns this dialect's streams into server-sent events, when they arrive in another
+    /// framing (`None`: they are server-sent events already).
+    fn deframer(&self) -> Option<Box<dyn Deframer>> {
+        None
+    }
+
     /// A whole native answer, as the provider sent it, and the tokens it reports.
     fn native_answer(&self, protocol: Protocol, body: Bytes) -> Result<(Bytes, TokenCounts), BadAnswer>;
 
@@ -133,6 +153,13 @@ pub trait Dialect: Send + Sync {
 
     /// The model ids in a model-list answer.
     fn model_list(&self, body: &[u8]) -> Option<Vec<String>>;
+}
+
+/// Turns a stream's own framing into server-sent events, for dialects whose streams are not
+/// SSE (Bedrock's binary event stream): each upstream chunk in, the events it completed out
+/// (empty until one completes). A broken frame ends the stream with an `error` event.
+pub trait Deframer: Send {
+    fn push(&mut self, chunk: &[u8]) -> Bytes;
 }
 
 /// A body sent upstream, encoded (the one way a request the client sent as JSON could fail to be).

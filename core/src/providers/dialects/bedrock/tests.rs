@@ -1,0 +1,171 @@
+use aws_smithy_types::event_stream::{Header, HeaderValue, Message};
+use base64::Engine as _;
+use serde_json::json;
+
+use super::*;
+
+fn frame(message: &Message) -> Vec<u8> {
+    let mut out = Vec::new();
+    assert!(aws_smithy_eventstream::frame::write_message_to(message, &mut out).is_ok());
+    out
+}
+
+fn chunk(event: &Value) -> Vec<u8> {
+    let bytes = base64::engine::general_purpose::STANDARD.encode(serde_json::to_vec(event).unwrap_or_default());
+    let payload = serde_json::to_vec(&json!({"bytes": bytes, "p": "abcdefgh"})).unwrap_or_default();
+    frame(
+        &Message::new(payload)
+            .add_header(Header::new(":message-type", HeaderValue::String("event".into())))
+            .add_header(Header::new(":event-type", HeaderValue::String("chunk".into())))
+            .add_header(Header::new(":content-type", HeaderValue::String("application/json".into()))),
+    )
+}
+
+fn events(sse: &[u8]) -> Vec<(String, Value)> {
+    let mut parser = sse::Parser::default();
+    parser.push(&Bytes::copy_from_slice(sse));
+    std::iter::from_fn(|| parser.next_event())
+        .map(|e| (e.name.unwrap_or_default(), serde_json::from_str(&e.data).unwrap_or(Value::Null)))
+        .collect()
+}
+
+use crate::protocols::sse;
+
+#[test]
+fn the_region_and_model_make_the_url() {
+    let at = Address {
+        model: "us.anthropic.claude-sonnet-4-5-20250929-v1:0",
+        region: Some("eu-west-1"),
+        ..Address::base(DEFAULT_HOST)
+    };
+    assert_eq!(
+        Bedrock.url(&at, Endpoint::Call(Protocol::Messages)),
+        "https://bedrock-runtime.eu-west-1.amazonaws.com/model/us.anthropic.claude-sonnet-4-5-20250929-v1%3A0/invoke"
+    );
+    assert_eq!(
+        Bedrock.url(&at.streamed(true), Endpoint::Call(Protocol::Chat)),
+        "https://bedrock-runtime.eu-west-1.amazonaws.com/model/us.anthropic.claude-sonnet-4-5-20250929-v1%3A0/invoke-with-response-stream"
+    );
+    assert_eq!(
+        Bedrock.url(&at, Endpoint::Models),
+        "https://bedrock.eu-west-1.amazonaws.com/foundation-models?byProvider=anthropic"
+    );
+    let arn = "arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/abc";
+    let private = Address { base_url: "http://127.0.0.1:9000", model: arn, ..at };
+    assert_eq!(
+        Bedrock.url(&private, Endpoint::Call(Protocol::Messages)),
+        "http://127.0.0.1:9000/model/arn%3Aaws%3Abedrock%3Aus-east-1%3A123456789012%3Aapplication-inference-profile%2Fabc/invoke"
+    );
+    assert_eq!(Bedrock.url(&private, Endpoint::Models), "http://127.0.0.1:9000/foundation-models?byProvider=anthropic");
+}
+
+#[test]
+fn api_keys_are_bearer_tokens_and_access_keys_sign() {
+    let headers = Bedrock.auth_headers(&SecretBytes::new(b"ABSKbedrockkey123".to_vec()));
+    assert_eq!(headers.len(), 1);
+    assert_eq!(headers[0].0, http::header::AUTHORIZATION);
+    assert!(headers[0].1.is_sensitive() && headers[0].1 == "Bearer ABSKbedrockkey123");
+    let iam = br#"{"access_key_id":"AKIDEXAMPLE","secret_access_key":"x"}"#;
+    assert!(Bedrock.auth_headers(&SecretBytes::new(iam.to_vec())).is_empty());
+}
+
+#[test]
+fn the_body_names_no_model_nor_stream_and_carries_the_betas() {
+    let body: Map<String, Value> = serde_json::from_value(json!({"model": "claude-x", "stream": true,
+        "max_tokens": 50, "messages": [{"role": "user", "content": "Hi"}]}))
+    .unwrap_or_default();
+    let request = ClientRequest {
+        protocol: Protocol::Messages,
+        model: "claude-x".into(),
+        stream: true,
+        include_usage: false,
+        output: crate::protocols::output_asked(Protocol::Messages, &body).unwrap(),
+        body,
+    };
+    let beta =
+        http::HeaderValue::from_static("interleaved-thinking-2025-05-14, fine-grained-tool-streaming-2025-05-14");
+    let forward = [
+        (http::HeaderName::from_static("anthropic-version"), http::HeaderValue::from_static("2023-06-01")),
+        (http::HeaderName::from_static("anthropic-beta"), beta),
+    ];
+    let bound = Bound { per_choice: 50, inject: false };
+    let (body, headers) =
+        Bedrock.native_request(&request, "anthropic.claude-x-v1:0", bound, &forward).unwrap_or_default();
+    assert!(headers.is_empty(), "no Anthropic header goes to AWS");
+    let body: Value = serde_json::from_slice(&body).unwrap_or_default();
+    assert_eq!(body["anthropic_version"], VERSION);
+    assert!(body.get("model").is_none() && body.get("stream").is_none(), "{body}");
+    assert_eq!(
+        body["anthropic_beta"],
+        json!(["interleaved-thinking-2025-05-14", "fine-grained-tool-streaming-2025-05-14"])
+    );
+    assert_eq!(body["max_tokens"], 50);
+}
+
+#[test]
+fn frames_become_anthropic_events_however_the_bytes_are_cut() {
+    let start =
+        json!({"type": "message_start", "message": {"id": "msg_1", "usage": {"input_tokens": 12, "output_tokens": 1}}});
+    let delta =
+        json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Hi\nthere"}});
+    let mut wire = chunk(&start);
+    wire.extend(chunk(&delta));
+    // One byte at a time: frames split anywhere, even inside the prelude.
+    let mut deframer = frames::ToEvents::default();
+    let mut sse = Vec::new();
+    for byte in &wire {
+        sse.extend_from_slice(&deframer.push(std::slice::from_ref(byte)));
+    }
+    let got = events(&sse);
+    assert_eq!(got, vec![("message_start".into(), start), ("content_block_delta".into(), delta)]);
+}
+
+#[test]
+fn a_frame_failing_its_checksum_ends_the_stream_with_an_error() {
+    let ok = chunk(&json!({"type": "ping"}));
+    let mut bad =
+        chunk(&json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "x"}}));
+    let last = bad.len() - 1;
+    bad[last] ^= 0xff;
+    let mut deframer = frames::ToEvents::default();
+    let mut wire = ok.clone();
+    wire.extend(&bad);
+    wire.extend(&ok);
+    let got = events(&deframer.push(&wire));
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert_eq!(got[0].0, "ping");
+    assert_eq!(got[1].0, "error");
+    assert!(got[1].1["error"]["message"].as_str().unwrap_or_default().contains("checksum"));
+    assert!(deframer.push(&ok).is_empty(), "nothing is read after a broken frame");
+}
+
+#[test]
+fn an_absurd_frame_length_is_refused_before_it_is_buffered() {
+    let mut deframer = frames::ToEvents::default();
+    let got = events(&deframer.push(&[0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0]));
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].0, "error");
+}
+
+#[test]
+fn exceptions_become_error_events() {
+    let exception = frame(
+        &Message::new(&br#"{"message":"Too many requests, please wait before trying again."}"#[..])
+            .add_header(Header::new(":message-type", HeaderValue::String("exception".into())))
+            .add_header(Header::new(":exception-type", HeaderValue::String("throttlingException".into()))),
+    );
+    let got = events(&frames::ToEvents::default().push(&exception));
+    assert_eq!(got[0].0, "error");
+    assert_eq!(got[0].1["error"]["type"], "rate_limit_error");
+    assert!(got[0].1["error"]["message"].as_str().unwrap_or_default().contains("throttlingException"));
+    assert!(Bedrock.starts_with_error(&frames::ToEvents::default().push(&exception)));
+}
+
+#[test]
+fn aws_errors_and_catalogues_are_read() {
+    let error =
+        Bedrock.client_error(StatusCode::BAD_REQUEST, br#"{"message":"The provided model identifier is invalid."}"#);
+    assert_eq!(error.message, "The provided model identifier is invalid.");
+    let list = br#"{"modelSummaries":[{"modelId":"anthropic.claude-3-5-haiku-20241022-v1:0"},{"modelId":"anthropic.claude-sonnet-4-5-20250929-v1:0"}]}"#;
+    assert_eq!(Bedrock.model_list(list).map(|l| l.len()), Some(2));
+}
