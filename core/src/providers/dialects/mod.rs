@@ -21,6 +21,9 @@ use crate::protocols::chat::ChatSource;
 use crate::protocols::{AnswerLabels, Bound, ClientRequest, Protocol, Refusal, StreamTranslator, TranslationOptions};
 use crate::usage::TokenCounts;
 
+/// Headers sent upstream beside a body.
+pub type Headers = Vec<(http::HeaderName, http::HeaderValue)>;
+
 /// An upstream endpoint a dialect knows how to reach.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Endpoint {
@@ -101,7 +104,7 @@ pub trait Dialect: Send + Sync {
         model: &str,
         bound: Bound,
         forward: &[(http::HeaderName, http::HeaderValue)],
-    ) -> Result<(Vec<u8>, Vec<(http::HeaderName, http::HeaderValue)>), Refusal> {
+    ) -> Result<(Vec<u8>, Headers), Refusal> {
         Ok((self.native_body(request, model, bound)?, forward.to_vec()))
     }
 

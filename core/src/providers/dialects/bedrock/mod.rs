@@ -19,7 +19,7 @@ use http::StatusCode;
 use serde_json::{Map, Value};
 
 use super::anthropic::Anthropic;
-use super::{Address, BadAnswer, ClientError, Deframer, Dialect, Endpoint};
+use super::{Address, BadAnswer, ClientError, Deframer, Dialect, Endpoint, Headers};
 use crate::platform::secret::SecretBytes;
 use crate::protocols::chat::ChatSource;
 use crate::protocols::{AnswerLabels, Bound, ClientRequest, Protocol, Refusal, StreamTranslator, TranslationOptions};
@@ -138,7 +138,7 @@ impl Dialect for Bedrock {
         model: &str,
         bound: Bound,
         forward: &[(http::HeaderName, http::HeaderValue)],
-    ) -> Result<(Vec<u8>, Vec<(http::HeaderName, http::HeaderValue)>), Refusal> {
+    ) -> Result<(Vec<u8>, Headers), Refusal> {
         // Anthropic's checks, then the cloud's shape.
         Anthropic.native_body(request, model, bound)?;
         Ok((super::encode(&BedrockBody { body: &request.body, betas: betas(forward) })?, Vec::new()))

@@ -169,3 +169,108 @@ fn aws_errors_and_catalogues_are_read() {
     let list = br#"{"modelSummaries":[{"modelId":"anthropic.claude-3-5-haiku-20241022-v1:0"},{"modelId":"anthropic.claude-sonnet-4-5-20250929-v1:0"}]}"#;
     assert_eq!(Bedrock.model_list(list).map(|l| l.len()), Some(2));
 }
+
+mod converse {
+    use super::*;
+    use crate::providers::dialects::bedrock::converse::Converse;
+
+    fn labels() -> AnswerLabels {
+        AnswerLabels {
+            id: "req1".into(),
+            model: "us.amazon.nova-lite-v1:0".into(),
+            created: 1,
+            include_usage: true,
+            max_kept_bytes: 1 << 20,
+        }
+    }
+
+    #[test]
+    fn chat_becomes_a_converse_body_with_tools_results_and_images() {
+        let chat: Map<String, Value> = serde_json::from_value(json!({"model": "m", "temperature": 0.5, "stop": "END",
+            "messages": [
+                {"role": "system", "content": "Be brief."},
+                {"role": "user", "content": [{"type": "text", "text": "What is this?"}, {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}]},
+                {"role": "assistant", "content": "", "tool_calls": [{"id": "tooluse_1", "type": "function", "function": {"name": "look", "arguments": "{\"q\":1}"}}]},
+                {"role": "tool", "tool_call_id": "tooluse_1", "content": "{\"seen\": \"a cat\"}"},
+                {"role": "tool", "tool_call_id": "tooluse_2", "content": "plain"}],
+            "tools": [{"type": "function", "function": {"name": "look", "parameters": {"type": "object"}}}],
+            "tool_choice": "required"}))
+        .unwrap();
+        let bound = Bound { per_choice: 64, inject: true };
+        let body = Converse.chat_body(&chat, "m", false, bound, TranslationOptions::default()).unwrap();
+        let body: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["system"], json!([{"text": "Be brief."}]));
+        assert_eq!(body["inferenceConfig"], json!({"maxTokens": 64, "temperature": 0.5, "stopSequences": ["END"]}));
+        let turns = body["messages"].as_array().unwrap();
+        assert_eq!(turns.len(), 3, "the two results are one user turn: {body}");
+        assert_eq!(turns[0]["content"][1]["image"], json!({"format": "png", "source": {"bytes": "iVBORw0KGgo="}}));
+        assert_eq!(
+            turns[1]["content"],
+            json!([{"toolUse": {"toolUseId": "tooluse_1", "name": "look", "input": {"q": 1}}}])
+        );
+        assert_eq!(turns[2]["content"][0]["toolResult"]["content"], json!([{"json": {"seen": "a cat"}}]));
+        assert_eq!(turns[2]["content"][1]["toolResult"]["content"], json!([{"text": "plain"}]));
+        assert_eq!(body["toolConfig"]["toolChoice"], json!({"any": {}}));
+        let url: Map<String, Value> = serde_json::from_value(json!({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "https://x/cat.png"}}]}]})).unwrap();
+        assert!(Converse.chat_body(&url, "m", false, bound, TranslationOptions::default()).is_err());
+    }
+
+    #[test]
+    fn answers_become_chat_with_calls_reasoning_and_cache_counts() {
+        let body = json!({"output": {"message": {"role": "assistant", "content": [
+            {"reasoningContent": {"reasoningText": {"text": "Thinking.", "signature": "sig"}}},
+            {"text": "Checking."},
+            {"toolUse": {"toolUseId": "tooluse_9", "name": "look", "input": {"q": 2}}}]}},
+            "stopReason": "tool_use",
+            "usage": {"inputTokens": 100, "outputTokens": 20, "totalTokens": 170, "cacheReadInputTokens": 40, "cacheWriteInputTokens": 10}});
+        let (answer, tokens) = Converse.chat_answer(Bytes::from(body.to_string()), &labels()).unwrap();
+        let message = &answer["choices"][0]["message"];
+        assert_eq!(message["reasoning_content"], "Thinking.");
+        assert_eq!(message["tool_calls"][0]["function"]["arguments"], "{\"q\":2}");
+        assert_eq!(answer["choices"][0]["finish_reason"], "tool_calls");
+        // Cache reads and writes are counted apart from `inputTokens`: all three are input.
+        assert_eq!((tokens.prompt, tokens.cache_read, tokens.cache_write, tokens.completion), (150, 40, 10, 20));
+    }
+
+    #[test]
+    fn a_converse_stream_becomes_chat_chunks_ending_with_its_usage() {
+        let frame = |name: &str, payload: Value| {
+            let message = Message::new(payload.to_string().into_bytes())
+                .add_header(Header::new(":message-type", HeaderValue::String("event".into())))
+                .add_header(Header::new(":event-type", HeaderValue::String(name.to_owned().into())));
+            super::frame(&message)
+        };
+        let mut wire = Vec::new();
+        for (name, payload) in [
+            ("messageStart", json!({"role": "assistant"})),
+            ("contentBlockDelta", json!({"contentBlockIndex": 0, "delta": {"text": "Hi"}})),
+            (
+                "contentBlockStart",
+                json!({"contentBlockIndex": 1, "start": {"toolUse": {"toolUseId": "t1", "name": "look"}}}),
+            ),
+            ("contentBlockDelta", json!({"contentBlockIndex": 1, "delta": {"toolUse": {"input": "{\"q\":"}}})),
+            ("contentBlockDelta", json!({"contentBlockIndex": 1, "delta": {"toolUse": {"input": "3}"}}})),
+            ("messageStop", json!({"stopReason": "tool_use"})),
+            ("metadata", json!({"usage": {"inputTokens": 9, "outputTokens": 4, "totalTokens": 13}})),
+        ] {
+            wire.extend(frame(name, payload));
+        }
+        let sse = Converse.deframer().unwrap().push(&wire);
+        let mut parser = sse::Parser::default();
+        parser.push(&sse);
+        let mut source = Converse.chat_source(&labels());
+        let mut chunks = Vec::new();
+        while let Some(event) = parser.next_event() {
+            assert!(source.event(&event, &mut chunks).is_ok());
+        }
+        assert!(source.finished());
+        let deltas: Vec<&Value> = chunks.iter().map(|c| &c["choices"][0]["delta"]).collect();
+        assert_eq!(deltas[1]["content"], "Hi");
+        assert_eq!(deltas[2]["tool_calls"][0]["id"], "t1");
+        let arguments: String =
+            deltas.iter().filter_map(|d| d["tool_calls"][0]["function"]["arguments"].as_str()).collect();
+        assert_eq!(arguments, "{\"q\":3}");
+        assert_eq!(chunks.last().unwrap()["choices"][0]["finish_reason"], "tool_calls");
+        assert_eq!((source.tokens().prompt, source.tokens().completion), (9, 4));
+    }
+}
