@@ -72,11 +72,27 @@ function vertex(req: http.IncomingMessage, res: http.ServerResponse, url: URL, b
     return true;
   }
   const predict = /^\/v1\/projects\/perpetuo-test\/locations\/([a-z0-9-]+)\/publishers\/anthropic\/models\/([^/]+):rawPredict$/.exec(url.pathname);
-  if (!predict && url.pathname !== '/v1beta1/publishers/anthropic/models') return false;
+  const generate = /^\/v1\/projects\/perpetuo-test\/locations\/([a-z0-9-]+)\/publishers\/google\/models\/([^/]+):generateContent$/.exec(url.pathname);
+  const catalogue = /^\/v1beta1\/publishers\/(anthropic|google)\/models$/.exec(url.pathname);
+  if (!predict && !generate && !catalogue) return false;
   const token = (req.headers['authorization'] ?? '').replace(/^Bearer /, '');
   if (!issued.has(token)) { send(401, { error: { code: 401, message: 'Request had invalid authentication credentials.', status: 'UNAUTHENTICATED' } }); return true; }
+  if (generate) {
+    const request = JSON.parse(body || '{}');
+    if (!Array.isArray(request.contents) || !request.generationConfig?.maxOutputTokens) {
+      send(400, { error: { code: 400, message: 'Invalid generateContent request', status: 'INVALID_ARGUMENT' } });
+      return true;
+    }
+    send(200, {
+      candidates: [{ content: { role: 'model', parts: [{ text: 'Hello from Gemini on Vertex' }] }, finishReason: 'STOP', index: 0 }],
+      usageMetadata: { promptTokenCount: 11, candidatesTokenCount: 7, totalTokenCount: 18 }, modelVersion: decodeURIComponent(generate[2]),
+    });
+    return true;
+  }
   if (!predict) {
-    send(200, { publisherModels: [{ name: 'publishers/anthropic/models/claude-sonnet-4-5' }, { name: 'publishers/anthropic/models/claude-haiku-4-5' }] });
+    const publisher = catalogue![1];
+    const names = publisher === 'google' ? ['gemini-2.5-flash', 'gemini-2.5-pro'] : ['claude-sonnet-4-5', 'claude-haiku-4-5'];
+    send(200, { publisherModels: names.map((n) => ({ name: `publishers/${publisher}/models/${n}` })) });
     return true;
   }
   const request = JSON.parse(body || '{}');
@@ -151,7 +167,7 @@ function refuseSignature(req: http.IncomingMessage, body: string): string | null
 }
 
 function bedrock(req: http.IncomingMessage, res: http.ServerResponse, url: URL, body: string): boolean {
-  const invoke = /^\/model\/([^/]+)\/invoke$/.exec(url.pathname);
+  const invoke = /^\/model\/([^/]+)\/(invoke|converse)$/.exec(url.pathname);
   if (!invoke && url.pathname !== '/foundation-models') return false;
   const send = (status: number, value: unknown) => {
     res.writeHead(status, { 'content-type': 'application/json' });
@@ -164,6 +180,18 @@ function bedrock(req: http.IncomingMessage, res: http.ServerResponse, url: URL, 
     return true;
   }
   const request = JSON.parse(body || '{}');
+  if (invoke[2] === 'converse') {
+    const turns = request.messages;
+    if (!Array.isArray(turns) || !turns.length || turns[0].role !== 'user' || !(request.inferenceConfig?.maxTokens > 0)) {
+      send(400, { message: 'Malformed Converse request' });
+      return true;
+    }
+    send(200, {
+      output: { message: { role: 'assistant', content: [{ text: 'Hello from Nova' }] } }, stopReason: 'end_turn',
+      usage: { inputTokens: 11, outputTokens: 7, totalTokens: 18 }, metrics: { latencyMs: 9 },
+    });
+    return true;
+  }
   if (request.anthropic_version !== 'bedrock-2023-05-31' || 'model' in request || 'stream' in request) {
     send(400, { message: 'Malformed input request: not a Bedrock InvokeModel body for Claude' });
     return true;

@@ -109,6 +109,8 @@ impl Metered {
 
 type Shared = Arc<Mutex<Books>>;
 
+#[path = "metered_converse.rs"]
+mod converse;
 #[path = "metered_gemini.rs"]
 mod gemini;
 
@@ -382,6 +384,9 @@ async fn bedrock_invoke(
         return refused;
     }
     let mut request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    if let Some(stream) = action.strip_prefix("converse").map(|rest| rest == "-stream") {
+        return converse::converse(books.0, stream, &request).await;
+    }
     if let Some(refused) = bedrock::refuse_body(&model, &request) {
         return refused;
     }

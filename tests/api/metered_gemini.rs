@@ -5,7 +5,23 @@
 use super::*;
 
 pub fn routes() -> Router<Shared> {
-    Router::new().route("/v1beta/models/{action}", post(generate))
+    Router::new()
+        .route("/v1beta/models/{action}", post(generate))
+        .route("/v1/projects/{project}/locations/{location}/publishers/google/models/{action}", post(on_vertex))
+}
+
+/// Gemini on Vertex AI: the token the metered Vertex issued, then Gemini's own answer and bill.
+async fn on_vertex(
+    books: State<Shared>,
+    axum::extract::Path((_, _, action)): axum::extract::Path<(String, String, String)>,
+    mut headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(&format!("Bearer {VERTEX_TOKEN}")) {
+        return openai_error(StatusCode::UNAUTHORIZED, "Request had invalid authentication credentials.");
+    }
+    headers.insert("x-goog-api-key", http::HeaderValue::from_static(KEY));
+    generate(books, axum::extract::Path(action), headers, body).await
 }
 
 async fn generate(

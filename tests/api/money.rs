@@ -132,6 +132,15 @@ async fn every_call_is_charged_at_least_the_providers_bill_and_at_most_its_reser
     let bedrock = json!({"label": "Bedrock", "kind": "bedrock", "base_url": root, "api_key": key, "priority": 8,
                          "region": crate::mock::bedrock::REGION});
     assert_eq!(gw.app.post_json("/api/v1/providers", Some(&gw.token), &bedrock).await.status(), 201);
+    let mut converse = bedrock.clone();
+    converse["kind"] = json!("bedrock_converse");
+    converse["priority"] = json!(9);
+    assert_eq!(gw.app.post_json("/api/v1/providers", Some(&gw.token), &converse).await.status(), 201);
+    // Gemini on Vertex AI, with the same service account as Claude's.
+    let key = crate::mock::vertex::service_account(&format!("{root}/token"), crate::mock::vertex::SA_PRIVATE_KEY);
+    let vertex_gemini =
+        json!({"label": "Vertex Gemini", "kind": "vertex_gemini", "base_url": root, "api_key": key, "priority": 10});
+    assert_eq!(gw.app.post_json("/api/v1/providers", Some(&gw.token), &vertex_gemini).await.status(), 201);
     for (kind, model) in [
         ("openai_compatible", "metered-gpt"),
         ("openai", "gpt-metered"),
@@ -140,6 +149,8 @@ async fn every_call_is_charged_at_least_the_providers_bill_and_at_most_its_reser
         ("vertex", "claude-metered@20250101"),
         ("gemini", "gemini-metered"),
         ("bedrock", "anthropic.claude-metered-v1:0"),
+        ("bedrock_converse", "amazon.nova-metered-v1:0"),
+        ("vertex_gemini", "gemini-metered-vertex"),
     ] {
         let price = json!({"kind": kind, "model": model, "input_per_million": 1.0, "output_per_million": 2.0});
         assert_eq!(gw.app.post_json("/api/v1/prices", Some(&gw.token), &price).await.status(), 200);
@@ -172,6 +183,8 @@ async fn every_call_is_charged_at_least_the_providers_bill_and_at_most_its_reser
     let vertex = "vertex/claude-metered@20250101";
     let gemini = "gemini/gemini-metered";
     let bedrock = "bedrock/anthropic.claude-metered-v1:0";
+    let converse = "bedrock_converse/amazon.nova-metered-v1:0";
+    let vertex_gemini = "vertex_gemini/gemini-metered-vertex";
     let long = Plan { length: 300, ..Plan::default() };
     let mut cases = Vec::new();
     let mut case = |route, model, read, extra: Value, what, plan: Option<Plan>| {
@@ -203,6 +216,11 @@ async fn every_call_is_charged_at_least_the_providers_bill_and_at_most_its_reser
         (Route::Messages, bedrock, "messages to Bedrock, passed through, cut"),
         (Route::Chat, bedrock, "chat to Bedrock, translated, cut"),
         (Route::Responses, bedrock, "responses to Bedrock, translated, cut"),
+        (Route::Chat, converse, "chat to Bedrock Converse, translated, cut"),
+        (Route::Messages, converse, "messages to Bedrock Converse, translated, cut"),
+        (Route::Responses, converse, "responses to Bedrock Converse, translated, cut"),
+        (Route::Chat, vertex_gemini, "chat to Gemini on Vertex AI, translated, cut"),
+        (Route::Messages, vertex_gemini, "messages to Gemini on Vertex AI, translated, cut"),
     ] {
         case(route, model, Read::Cut(14), json!({}), what, Some(long));
     }
@@ -222,6 +240,9 @@ async fn every_call_is_charged_at_least_the_providers_bill_and_at_most_its_reser
         (Route::Messages, gemini, "messages to Gemini, whole stream"),
         (Route::Messages, bedrock, "messages to Bedrock, whole stream"),
         (Route::Chat, bedrock, "chat to Bedrock, whole stream"),
+        (Route::Chat, converse, "chat to Bedrock Converse, whole stream"),
+        (Route::Messages, converse, "messages to Bedrock Converse, whole stream"),
+        (Route::Chat, vertex_gemini, "chat to Gemini on Vertex AI, whole stream"),
     ] {
         case(route, model, Read::Stream, json!({}), what, None);
     }
@@ -243,6 +264,9 @@ async fn every_call_is_charged_at_least_the_providers_bill_and_at_most_its_reser
     );
     case(Route::Chat, compatible, Read::Whole, json!({}), "no bound under a budget (300 wanted)", Some(long));
     case(Route::Responses, claude, Read::Whole, json!({}), "responses, no bound, to Anthropic", Some(long));
+    case(Route::Chat, converse, Read::Whole, json!({}), "chat to Bedrock Converse, no bound", Some(long));
+    case(Route::Messages, bedrock, Read::Whole, json!({}), "messages to Bedrock, whole answer", None);
+    case(Route::Chat, vertex_gemini, Read::Whole, json!({}), "chat to Gemini on Vertex AI, no bound", Some(long));
     case(Route::Chat, compatible, Read::Stream, json!({}), "no bound, streamed", Some(long));
 
     // Bad bounds are refused before any provider sees them.
