@@ -27,6 +27,13 @@ async fn run_sdk_script(script: &'static str, args: Vec<String>) -> Option<Strin
     Some(stdout)
 }
 
+/// The gateway's defaults, with room for every call the scripts make in a minute.
+fn sdk_options() -> Options {
+    let mut options = Options::default();
+    options.settings.rate_limit_key_per_min = std::num::NonZeroU32::new(10_000).unwrap();
+    options
+}
+
 /// Claude on Vertex AI (the mock's token endpoint and rawPredict), at `priority`.
 async fn vertex_provider(gw: &Gateway, priority: i64) -> Mock {
     let mock = Mock::start(Flavor::Vertex).await;
@@ -45,16 +52,23 @@ async fn bedrock_provider(gw: &Gateway, priority: i64) -> Mock {
                       "api_key": crate::mock::bedrock::access_key_json(None), "priority": priority,
                       "region": crate::mock::bedrock::REGION});
     assert_eq!(gw.app.post_json("/api/v1/providers", Some(&gw.token), &body).await.status(), 201);
+    // Converse on the same account, for the models that are not Claude.
+    let mut converse = body.clone();
+    converse["kind"] = json!("bedrock_converse");
+    converse["label"] = json!("Bedrock Converse");
+    converse["priority"] = json!(priority + 10);
+    assert_eq!(gw.app.post_json("/api/v1/providers", Some(&gw.token), &converse).await.status(), 201);
     mock
 }
 
+const CONVERSE_MODEL: &str = "bedrock_converse/us.amazon.nova-lite-v1:0";
 const VERTEX_MODEL: &str = "vertex/claude-sonnet-4-5@20250929";
 const BEDROCK_MODEL: &str = "bedrock/us.anthropic.claude-sonnet-4-5-20250929-v1:0";
 const GEMINI_MODEL: &str = "gemini/gemini-2.5-flash";
 
 #[tokio::test]
 async fn the_official_python_sdk_works_against_the_gateway() {
-    let gw = Gateway::start(Options::default()).await;
+    let gw = Gateway::start(sdk_options()).await;
     let openai = Mock::start(Flavor::OpenAi).await;
     let anthropic = Mock::start(Flavor::Anthropic).await;
     gw.provider("Compatible", "openai_compatible", &openai.base_url(), 1).await;
@@ -75,6 +89,7 @@ async fn the_official_python_sdk_works_against_the_gateway() {
         VERTEX_MODEL.into(),
         GEMINI_MODEL.into(),
         BEDROCK_MODEL.into(),
+        CONVERSE_MODEL.into(),
     ];
     let Some(stdout) = run_sdk_script(script, args).await else { return };
     assert!(
@@ -84,6 +99,7 @@ async fn the_official_python_sdk_works_against_the_gateway() {
             && stdout.contains(&format!("ok: {VERTEX_MODEL}"))
             && stdout.contains(&format!("ok: {GEMINI_MODEL}"))
             && stdout.contains(&format!("ok: {BEDROCK_MODEL}"))
+            && stdout.contains(&format!("ok: {CONVERSE_MODEL}"))
             && stdout.contains("ok: errors"),
         "{stdout}"
     );
@@ -95,7 +111,7 @@ async fn the_official_python_sdk_works_against_the_gateway() {
 
 #[tokio::test]
 async fn the_anthropic_sdk_works_against_messages_passed_through_and_translated() {
-    let gw = Gateway::start(Options::default()).await;
+    let gw = Gateway::start(sdk_options()).await;
     let claude = Mock::start(Flavor::Anthropic).await;
     let local = Mock::start(Flavor::OpenAi).await;
     gw.provider("Claude", "anthropic", &claude.base_url(), 1).await;
@@ -140,7 +156,7 @@ async fn the_anthropic_sdk_works_against_messages_passed_through_and_translated(
 
 #[tokio::test]
 async fn the_openai_sdk_works_against_responses_passed_through_and_translated() {
-    let gw = Gateway::start(Options::default()).await;
+    let gw = Gateway::start(sdk_options()).await;
     let openai = Mock::start(Flavor::OpenAi).await;
     let claude = Mock::start(Flavor::Anthropic).await;
     let local = Mock::start(Flavor::OpenAi).await;
@@ -162,6 +178,7 @@ async fn the_openai_sdk_works_against_responses_passed_through_and_translated() 
         VERTEX_MODEL,
         GEMINI_MODEL,
         BEDROCK_MODEL,
+        CONVERSE_MODEL,
     ];
     let mut args = vec![gw.app.url("/v1"), gw.key.clone()];
     args.extend(models.iter().map(|m| (*m).to_owned()));
@@ -170,7 +187,7 @@ async fn the_openai_sdk_works_against_responses_passed_through_and_translated() 
         assert!(stdout.contains(&format!("ok: {model}")), "{stdout}");
     }
     // Codex-shaped calls, translated for the providers that do not speak Responses.
-    for model in [models[1], models[2], VERTEX_MODEL, GEMINI_MODEL, BEDROCK_MODEL] {
+    for model in [models[1], models[2], VERTEX_MODEL, GEMINI_MODEL, BEDROCK_MODEL, CONVERSE_MODEL] {
         assert!(stdout.contains(&format!("ok: codex {model}")), "{stdout}");
     }
     assert!(stdout.contains("ok: errors"), "{stdout}");

@@ -227,7 +227,25 @@ pub(super) fn request(chat: &Map<String, Value>, max_tokens: u64) -> Result<Valu
         }
         tools.push(json!({"toolSpec": spec}));
     }
-    if !tools.is_empty() {
+    if tools.is_empty() {
+        // Converse refuses a history with tool calls and results but no tools declared (a
+        // client that stopped offering them): the tools it used are declared, taking any input.
+        let mut used: Vec<Value> = Vec::new();
+        for turn in body["messages"].as_array().into_iter().flatten() {
+            for block in turn["content"].as_array().into_iter().flatten() {
+                if let Some(name) = block.pointer("/toolUse/name").filter(|n| !used.contains(n)) {
+                    used.push(name.clone());
+                }
+            }
+        }
+        let declared: Vec<Value> = used
+            .into_iter()
+            .map(|name| json!({"toolSpec": {"name": name, "inputSchema": {"json": {"type": "object"}}}}))
+            .collect();
+        if !declared.is_empty() {
+            body["toolConfig"] = json!({"tools": declared});
+        }
+    } else {
         let mut config = json!({"tools": tools});
         match chat.get("tool_choice") {
             Some(Value::String(mode)) if mode == "required" => config["toolChoice"] = json!({"any": {}}),

@@ -211,6 +211,16 @@ mod converse {
         assert_eq!(turns[2]["content"][0]["toolResult"]["content"], json!([{"json": {"seen": "a cat"}}]));
         assert_eq!(turns[2]["content"][1]["toolResult"]["content"], json!([{"text": "plain"}]));
         assert_eq!(body["toolConfig"]["toolChoice"], json!({"any": {}}));
+        // A history with tool calls but no tools offered any more: the used tools are declared.
+        let mut bare = chat.clone();
+        bare.remove("tools");
+        bare.remove("tool_choice");
+        let body = Converse.chat_body(&bare, "m", false, bound, TranslationOptions::default()).unwrap();
+        let body: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            body["toolConfig"]["tools"],
+            json!([{"toolSpec": {"name": "look", "inputSchema": {"json": {"type": "object"}}}}])
+        );
         let url: Map<String, Value> = serde_json::from_value(json!({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "https://x/cat.png"}}]}]})).unwrap();
         assert!(Converse.chat_body(&url, "m", false, bound, TranslationOptions::default()).is_err());
     }
