@@ -121,6 +121,21 @@ pub fn exposition(state: &AppState) -> String {
                 "Rate-limit checks this instance decided alone because the database did not answer in time.",
                 state.limiters.shared_fallbacks(),
             ),
+            (
+                "perpetuo_trace_spans_exported_total",
+                "Spans sent to the OTLP collector.",
+                state.telemetry.counters.exported.load(Relaxed),
+            ),
+            (
+                "perpetuo_trace_spans_dropped_total",
+                "Spans dropped because the export queue was full (OTEL_BSP_MAX_QUEUE_SIZE).",
+                state.telemetry.counters.dropped.load(Relaxed),
+            ),
+            (
+                "perpetuo_trace_export_failures_total",
+                "Span batches the collector did not take (refused, unreachable or too slow).",
+                state.telemetry.counters.export_failures.load(Relaxed),
+            ),
         ],
     )
 }

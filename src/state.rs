@@ -68,7 +68,12 @@ pub fn build(db: Db, settings: Settings, clock: LimitClock, usage: UsageSink) ->
     let keys = ApiKeys::new(db.clone())
         .with_quota(settings.quotas.keys_per_workspace)
         .with_default_rate_limit(settings.rate_limit_key_per_min.get());
+    // The collector is the operator's own (often on localhost): not an upstream, not guarded.
+    let otlp = reqwest::Client::builder().build().map_err(|e| ServiceError::Internal(format!("OTLP client: {e}")))?;
+    let telemetry = perpetuo_core::platform::telemetry::Telemetry::start(settings.traces.as_ref(), otlp)
+        .map_err(ServiceError::Internal)?;
     Ok(AppState::new(Services {
+        telemetry,
         keys,
         prices: Prices::new(db.clone(), table),
         reports: Reports::new(db.clone()),

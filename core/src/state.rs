@@ -56,6 +56,8 @@ pub struct Services {
     pub reports: Reports,
     pub budgets: Budgets,
     pub estimator: Estimator,
+    /// OpenTelemetry trace export (off unless an OTLP endpoint is set).
+    pub telemetry: crate::platform::telemetry::Telemetry,
 }
 
 impl Services {

@@ -54,6 +54,16 @@ enum Attempt {
 }
 
 impl Attempt {
+    /// The error class of an attempt that did not answer.
+    fn failure(&self) -> Option<&'static str> {
+        match self {
+            Self::Whole { .. } | Self::Stream { .. } => None,
+            Self::ClientError(_) => Some("client_error"),
+            Self::Retry { class, .. } => Some(class),
+            Self::KeyRejected => Some("provider_key_rejected"),
+        }
+    }
+
     /// A failure before the provider could have done any work (it never got the request, or
     /// refused it at once).
     fn retry(class: &'static str) -> Self {
@@ -132,8 +142,10 @@ pub async fn run(state: &AppState, mut call: Call) -> Response {
             progress.dropped = prepared.dropped.clone();
             last_provider = Some(index);
             let attempt_started = Instant::now();
+            let span = super::trace::attempt(state, &call, candidate, progress.attempts, progress.last_class);
             let outcome = attempt(state, provider, &call, prepared, deadline).await;
             progress.upstream += attempt_started.elapsed();
+            super::trace::end_attempt(span.as_ref(), outcome.failure());
             match outcome {
                 Attempt::Whole { body, tokens } => {
                     state.breakers.success(&provider.id);

@@ -32,6 +32,8 @@ pub struct Caller {
     pub ts: i64,
     pub key: CachedKey,
     pub limit: Decision,
+    /// The call's span when traces are exported (ended with its record).
+    pub trace: Option<opentelemetry::Context>,
 }
 
 /// The presented key: `Authorization: Bearer pk_...` (or the bare key), or `x-api-key: pk_...`.
@@ -54,7 +56,8 @@ impl FromRequestParts<AppState> for Caller {
             return Err(GatewayError::RateLimited(limit));
         }
         state.keys().touch(&key.id, ts);
-        Ok(Self { request_id: format!("req_{}", new_id()), started, ts, key, limit })
+        let trace = state.telemetry.call(&parts.headers);
+        Ok(Self { request_id: format!("req_{}", new_id()), started, ts, key, limit, trace })
     }
 }
 

@@ -17,6 +17,7 @@ mod record;
 mod relay;
 mod routing;
 mod serve;
+mod trace;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, OriginalUri, State};

@@ -124,6 +124,7 @@ pub fn build(state: &AppState, subject: &Subject, outcome: Outcome, progress: &P
     // Seconds with their fractions: whole milliseconds would put every sub-millisecond request at 0.
     state.metrics.request(outcome.status, kind, model, elapsed.as_secs_f64(), overhead.as_secs_f64());
     access_line(&record);
+    super::trace::end_call(caller, &record);
     (record, charge)
 }
 

@@ -27,4 +27,5 @@ mod requires;
 mod sdk;
 mod shutdown;
 mod surreal;
+mod traces;
 mod usage;

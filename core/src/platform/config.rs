@@ -4,6 +4,7 @@
 
 mod read;
 mod summary;
+mod traces;
 pub mod variables;
 
 use std::net::SocketAddr;
@@ -14,6 +15,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 
 use read::Env;
+pub use traces::{Sampling, TraceSettings};
 
 use super::secret::{Secret32, SecretBytes};
 
@@ -210,6 +212,8 @@ pub struct Settings {
     /// `METRICS_PUBLIC=true`: `/metrics` without a token. Otherwise, without `METRICS_TOKEN`,
     /// `/metrics` is closed.
     pub metrics_public: bool,
+    /// OpenTelemetry trace export (`OTEL_*`); `None`: off.
+    pub traces: Option<TraceSettings>,
 }
 
 /// A setting that cannot be used: its message names the variable and the fix.
@@ -273,6 +277,7 @@ impl Settings {
             shared_limit_timeout: env.millis("SHARED_LIMIT_TIMEOUT_MS", 10)?,
             metrics_token: env.text("METRICS_TOKEN")?.map(|t| SecretBytes::new(t.into_bytes())),
             metrics_public: env.bool("METRICS_PUBLIC")?,
+            traces: traces::read(&env)?,
         })
     }
 }

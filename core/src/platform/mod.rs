@@ -12,3 +12,4 @@ pub mod metrics;
 pub mod ratelimit;
 pub mod secret;
 pub mod shared_limits;
+pub mod telemetry;

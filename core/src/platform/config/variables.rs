@@ -142,6 +142,36 @@ pub const SECTIONS: &[(&str, &[Variable])] = &[
         ],
     ),
     (
+        "Traces (OpenTelemetry, off without an endpoint)",
+        &[
+            var(
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                Unset,
+                "an OTLP/HTTP collector's base URL (spans go to its /v1/traces), such as http://localhost:4318",
+            ),
+            var("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", Unset, "the full traces URL, instead of the base one"),
+            var("OTEL_EXPORTER_OTLP_PROTOCOL", Value("http/protobuf"), "the export protocol: http/protobuf"),
+            var("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", Unset, "the same, for traces only"),
+            var("OTEL_EXPORTER_OTLP_HEADERS", Unset, "headers sent with each export: key=value,key=value"),
+            var("OTEL_EXPORTER_OTLP_TIMEOUT", Value("10000"), "how long one export may take, in milliseconds"),
+            var("OTEL_SERVICE_NAME", Value("perpetuo"), "the service.name of every span"),
+            var(
+                "OTEL_TRACES_SAMPLER",
+                Value("parentbased_always_on"),
+                "always_on, always_off, traceidratio or parentbased_* (a client's traceparent decides)",
+            ),
+            var("OTEL_TRACES_SAMPLER_ARG", Unset, "the ratio of new traces kept by the ratio samplers, 0 to 1"),
+            var(
+                "OTEL_BSP_MAX_QUEUE_SIZE",
+                Value("2048"),
+                "spans waiting for export at most; more are dropped and counted",
+            ),
+            var("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", Value("512"), "spans per export at most"),
+            var("OTEL_BSP_SCHEDULE_DELAY", Value("5000"), "how long a span waits for its batch, in milliseconds"),
+            var("OTEL_SDK_DISABLED", Value("false"), "true turns trace export off whatever else is set"),
+        ],
+    ),
+    (
         "Logs",
         &[var(
             "RUST_LOG",
