@@ -74,6 +74,7 @@ pub fn build(db: Db, settings: Settings, clock: LimitClock, usage: UsageSink) ->
         .map_err(ServiceError::Internal)?;
     Ok(AppState::new(Services {
         telemetry,
+        health: Arc::default(),
         keys,
         prices: Prices::new(db.clone(), table),
         reports: Reports::new(db.clone()),

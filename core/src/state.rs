@@ -56,6 +56,8 @@ pub struct Services {
     pub reports: Reports,
     pub budgets: Budgets,
     pub estimator: Estimator,
+    /// How each provider's attempts have gone on this instance.
+    pub health: Arc<crate::providers::health::Health>,
     /// OpenTelemetry trace export (off unless an OTLP endpoint is set).
     pub telemetry: crate::platform::telemetry::Telemetry,
 }
@@ -101,6 +103,46 @@ impl Services {
     ) -> Result<Vec<perpetuo_types::BudgetView>, ServiceError> {
         let names = self.keys.names(ws).await?.into_iter().collect();
         self.budgets.list(ws, &names).await
+    }
+
+    /// The workspace's providers with their health on this instance (calls, errors, latency,
+    /// breaker), for the providers tab and `GET /api/v1/providers`.
+    pub async fn provider_views(
+        &self,
+        ws: &crate::workspaces::WorkspaceId,
+    ) -> Result<Vec<perpetuo_types::ProviderView>, ServiceError> {
+        let mut views = self.providers.list(ws).await?;
+        for view in &mut views {
+            self.add_health(view);
+        }
+        Ok(views)
+    }
+
+    /// One provider with its health on this instance.
+    pub async fn provider_view(
+        &self,
+        ws: &crate::workspaces::WorkspaceId,
+        id: &str,
+    ) -> Result<perpetuo_types::ProviderView, ServiceError> {
+        let mut view = self.providers.get(ws, id).await?;
+        self.add_health(&mut view);
+        Ok(view)
+    }
+
+    fn add_health(&self, view: &mut perpetuo_types::ProviderView) {
+        let now = crate::platform::db::now_ms();
+        let breaker = self.breakers.view(&view.id, now);
+        view.health = self.health.snapshot(&view.id, now, breaker).or_else(|| {
+            (breaker != perpetuo_types::BreakerState::Closed).then_some(perpetuo_types::ProviderHealth {
+                calls: 0,
+                errors: 0,
+                p50_ms: None,
+                p95_ms: None,
+                last_success_at: None,
+                last_error: None,
+                breaker,
+            })
+        });
     }
 
     /// The caches that follow database changes (see `live`).

@@ -56,6 +56,11 @@ for (const js of [true, false]) for (const { kind, name } of kinds) {
         expect(answer.headers()['x-perpetuo-provider']).toBe(label);
         expect((await answer.json()).choices[0].message.content).toBe('Hello from Nova');
       }
+      // The providers tab shows how the call went on this instance.
+      await page.getByRole('link', { name: 'Providers' }).click();
+      const health = page.getByRole('row').filter({ hasText: label }).getByTestId('provider-health');
+      await expect(health).toContainText('This instance, last hour: 1 calls, 0 failed (0%)');
+      await expect(health).toContainText('last success');
       expect(problems).toEqual([]);
     });
   });

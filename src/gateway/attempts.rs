@@ -85,7 +85,9 @@ pub async fn run(state: &AppState, mut call: Call) -> Response {
     let mut retry_after: HashMap<String, Duration> = HashMap::new();
     let mut bad_keys: Vec<String> = Vec::new();
     let mut last_provider: Option<usize> = None;
-    let mut skipped_open = false;
+    // The first candidate skipped because its breaker was open: a call that reached no provider
+    // is recorded against it, so the request log says which provider is failing.
+    let mut skipped_open: Option<usize> = None;
     // Why the request could not be put to a candidate (its protocol cannot say it there).
     let mut refused: Option<Refusal> = None;
     let mut round: u32 = 0;
@@ -103,7 +105,7 @@ pub async fn run(state: &AppState, mut call: Call) -> Response {
             }
             let admission = state.breakers.admit(&provider.id);
             if admission == Admission::Rejected {
-                skipped_open = true;
+                skipped_open.get_or_insert(index);
                 continue;
             }
             // A probe is released unless it ends in a verdict, even when this future is dropped
@@ -146,6 +148,8 @@ pub async fn run(state: &AppState, mut call: Call) -> Response {
             let outcome = attempt(state, provider, &call, prepared, deadline).await;
             progress.upstream += attempt_started.elapsed();
             super::trace::end_attempt(span.as_ref(), outcome.failure());
+            let took = attempt_started.elapsed();
+            state.health.record(&provider.id, perpetuo_core::platform::db::now_ms(), took, outcome.failure());
             match outcome {
                 Attempt::Whole { body, tokens } => {
                     state.breakers.success(&provider.id);
@@ -202,7 +206,7 @@ pub async fn run(state: &AppState, mut call: Call) -> Response {
 
     let error = if let (0, Some(refusal)) = (progress.attempts, refused) {
         refusal.into()
-    } else if progress.attempts == 0 && skipped_open {
+    } else if progress.attempts == 0 && skipped_open.is_some() {
         GatewayError::ProvidersUnavailable
     } else if Instant::now() >= deadline && progress.last_class == Some("timeout") {
         GatewayError::Timeout
@@ -214,7 +218,7 @@ pub async fn run(state: &AppState, mut call: Call) -> Response {
             last: progress.last_class.unwrap_or("no provider available").to_owned(),
         }
     };
-    let candidate = last_provider.and_then(|i| call.candidates.get(i));
+    let candidate = last_provider.or(skipped_open).and_then(|i| call.candidates.get(i));
     answer::failure(state, &call.subject(), candidate, error, &progress)
 }
 

@@ -16,7 +16,7 @@ pub struct ProviderList {
 }
 
 pub async fn list(State(state): State<AppState>, auth: ApiAuth) -> Result<axum::Json<ProviderList>, ApiError> {
-    Ok(axum::Json(ProviderList { data: state.providers().list(&auth.workspace).await? }))
+    Ok(axum::Json(ProviderList { data: state.provider_views(&auth.workspace).await? }))
 }
 
 pub async fn create(
@@ -33,7 +33,7 @@ pub async fn get(
     auth: ApiAuth,
     Path(id): Path<String>,
 ) -> Result<axum::Json<ProviderView>, ApiError> {
-    Ok(axum::Json(state.providers().get(&auth.workspace, &id).await?))
+    Ok(axum::Json(state.provider_view(&auth.workspace, &id).await?))
 }
 
 pub async fn update(

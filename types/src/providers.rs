@@ -214,6 +214,47 @@ pub struct ProviderView {
     pub key_status: KeyStatus,
     pub created_at: i64,
     pub updated_at: i64,
+    /// How its calls have gone on this instance (`None` where it is not known, such as right
+    /// after the provider was created).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<ProviderHealth>,
+}
+
+/// A provider's calls over the last hour on the instance that answered, its breaker, and its
+/// last success and error. Per instance: each instance sees only the calls it made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProviderHealth {
+    /// Upstream attempts in the last hour, and those that failed.
+    pub calls: u64,
+    pub errors: u64,
+    /// Attempt durations (to the answer, or a stream's first bytes), in milliseconds; `None`
+    /// without calls. Read from a histogram: the bucket's upper bound.
+    pub p50_ms: Option<u64>,
+    pub p95_ms: Option<u64>,
+    /// Unix milliseconds of the last attempt that answered.
+    pub last_success_at: Option<i64>,
+    pub last_error: Option<ProviderError>,
+    pub breaker: BreakerState,
+}
+
+/// The last failed attempt: when, its error class and what it means.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProviderError {
+    pub at: i64,
+    pub class: String,
+    pub message: String,
+}
+
+/// The provider's circuit breaker on this instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum BreakerState {
+    /// Calls go to it.
+    Closed,
+    /// Skipped until this Unix millisecond, after failing in a row.
+    Open { until: i64 },
+    /// One call is trying it again.
+    Probing,
 }
 
 fn yes() -> bool {
@@ -330,6 +371,7 @@ mod tests {
             key_status: KeyStatus::Ok,
             created_at: 0,
             updated_at: 0,
+            health: None,
         }
     }
 

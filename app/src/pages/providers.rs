@@ -7,7 +7,7 @@ use crate::components::form::{FormError, action_error, reset_on_success};
 use crate::server_fns::providers::{
     CreateProvider, DeleteProvider, TestProvider, UpdateProvider, list_providers, take_test_result,
 };
-use perpetuo_types::{KeyStatus, ProviderKind, ProviderView, format_ts};
+use perpetuo_types::{BreakerState, KeyStatus, ProviderHealth, ProviderKind, ProviderView, format_ts};
 
 #[component]
 pub fn ProvidersPage() -> impl IntoView {
@@ -113,14 +113,26 @@ fn ProviderRow(
         let list: Vec<String> = p.aliases.iter().map(|(name, model)| format!("{name} → {model}")).collect();
         view! { <br/><span class="muted" data-testid="aliases">{format!("aliases: {}", list.join(", "))}</span> }
     });
-    let status = match (p.enabled, p.key_status) {
-        (false, _) => view! { <span class="badge off">"Disabled"</span> }.into_any(),
-        (true, KeyStatus::Rejected) => {
+    let breaker = p.health.as_ref().map_or(BreakerState::Closed, |h| h.breaker);
+    let status = match (p.enabled, p.key_status, breaker) {
+        (false, _, _) => view! { <span class="badge off">"Disabled"</span> }.into_any(),
+        (true, KeyStatus::Rejected, _) => {
             view! { <span class="badge bad" title="The provider answered 401/403 with this key">"Key rejected"</span> }
                 .into_any()
         }
-        (true, KeyStatus::Ok) => view! { <span class="badge">"Enabled"</span> }.into_any(),
+        (true, KeyStatus::Ok, BreakerState::Open { .. }) => view! {
+            <span class="badge bad" title="Its last calls failed in a row: calls skip it until its breaker's cool-down ends">"Failing"</span>
+        }
+        .into_any(),
+        (true, KeyStatus::Ok, BreakerState::Probing) => {
+            view! { <span class="badge" title="One call is trying it again">"Probing"</span> }.into_any()
+        }
+        (true, KeyStatus::Ok, BreakerState::Closed) => view! { <span class="badge">"Enabled"</span> }.into_any(),
     };
+    let health = p.health.as_ref().map(|h| {
+        let text = health_text(h);
+        view! { <br/><span class="muted" data-testid="provider-health">{text}</span> }
+    });
     let edit_id = format!("edit-{}", p.id);
     let (id_test, id_delete, id_update) = (p.id.clone(), p.id.clone(), p.id.clone());
     let (test_label, delete_label, edit_label) =
@@ -147,7 +159,7 @@ fn ProviderRow(
             <td><code>{p.base_url.clone()}</code></td>
             <td><code>{p.key_preview.clone()}</code></td>
             <td>{p.priority}</td>
-            <td>{status}<br/><span class="muted">{format!("updated {}", format_ts(p.updated_at))}</span>{alias_summary}</td>
+            <td>{status}<br/><span class="muted">{format!("updated {}", format_ts(p.updated_at))}</span>{health}{alias_summary}</td>
             <td>
                 <ActionForm action=test attr:class="inline">
                     <input type="hidden" name="id" value=id_test/>
@@ -196,4 +208,29 @@ fn TranslationChoices(auto_cache: bool, refuse_hosted_tools: bool, prefix: Strin
         <label><input id=cache_id type="checkbox" name="auto_cache" checked=auto_cache/>" Place prompt-cache breakpoints on translated calls (Anthropic: long system prompts and conversations are read from the cache at a tenth of the price)"</label>
         <label><input id=hosted_id type="checkbox" name="refuse_hosted_tools" checked=refuse_hosted_tools/>" Refuse calls that offer hosted tools this provider cannot run (web search, …) instead of leaving the tools out"</label>
     }
+}
+
+/// A provider's last hour on this instance, in one line.
+fn health_text(h: &ProviderHealth) -> String {
+    let mut parts = vec![format!("This instance, last hour: {} calls, {} failed", h.calls, h.errors)];
+    if let Some(rate) = (h.errors * 100).checked_div(h.calls) {
+        parts[0].push_str(&format!(" ({rate}%)"));
+    }
+    if let (Some(p50), Some(p95)) = (h.p50_ms, h.p95_ms) {
+        let ms = |v: u64| if v == u64::MAX { "over 300000".to_owned() } else { v.to_string() };
+        parts.push(format!("p50 ≤ {} ms, p95 ≤ {} ms", ms(p50), ms(p95)));
+    }
+    parts.push(match h.last_success_at {
+        Some(at) => format!("last success {}", format_ts(at)),
+        None => "no success seen".to_owned(),
+    });
+    if let Some(error) = &h.last_error {
+        parts.push(format!("last error {}: {} ({})", format_ts(error.at), error.class, error.message));
+    }
+    match h.breaker {
+        BreakerState::Open { until } => parts.push(format!("breaker open until {}", format_ts(until))),
+        BreakerState::Probing => parts.push("breaker probing".to_owned()),
+        BreakerState::Closed => {}
+    }
+    parts.join(" · ")
 }

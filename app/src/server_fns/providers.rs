@@ -53,7 +53,7 @@ fn parse_aliases(field: Option<String>) -> Result<std::collections::BTreeMap<Str
 #[server(prefix = "/fn", endpoint = "list_providers")]
 pub async fn list_providers() -> Result<Vec<ProviderView>, AppError> {
     let (state, ws) = ctx::workspace_scope().await?;
-    Ok(state.providers().list(&ws).await?)
+    Ok(state.provider_views(&ws).await?)
 }
 
 #[server(prefix = "/fn", endpoint = "create_provider")]

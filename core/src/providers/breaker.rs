@@ -88,6 +88,19 @@ impl Breakers {
         }
     }
 
+    /// The provider's breaker as the providers tab shows it, `now_ms` being the Unix time now.
+    pub fn view(&self, provider_id: &str, now_ms: i64) -> perpetuo_types::BreakerState {
+        use perpetuo_types::BreakerState;
+        match self.states.get(provider_id).map(|s| *s) {
+            None | Some(State::Closed { .. }) => BreakerState::Closed,
+            Some(State::HalfOpen) => BreakerState::Probing,
+            Some(State::Open { until }) => {
+                let left = until.saturating_sub(self.clock.now()).as_u64() / 1_000_000;
+                BreakerState::Open { until: now_ms.saturating_add(i64::try_from(left).unwrap_or(i64::MAX)) }
+            }
+        }
+    }
+
     /// Providers whose breaker is open or probing (for metrics).
     pub fn open_count(&self) -> usize {
         self.states.iter().filter(|s| !matches!(*s.value(), State::Closed { .. })).count()

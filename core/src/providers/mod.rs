@@ -10,6 +10,7 @@ pub mod catalog;
 pub mod client;
 pub mod credentials;
 pub mod dialects;
+pub mod health;
 mod input;
 mod opened;
 pub mod translation;
@@ -75,6 +76,7 @@ impl Row {
 
     fn view(&self) -> Result<ProviderView, ServiceError> {
         Ok(ProviderView {
+            health: None,
             id: self.id.clone(),
             label: self.label.clone(),
             kind: self.kind()?,

@@ -183,3 +183,47 @@ async fn a_provider_that_hangs_is_abandoned_for_the_next() {
     assert_eq!(response.headers()["x-perpetuo-provider"], "Backup");
     assert!(response.text().await.unwrap().ends_with("data: [DONE]\n\n"));
 }
+
+/// The providers tab's health, through REST: a provider that fails every call shows its
+/// failures, its last error and its open breaker (not just "enabled"); the one that served shows
+/// its calls and latency; and calls that reached no provider because its breaker was open are
+/// recorded against it, not against "no provider".
+#[tokio::test]
+async fn a_failing_provider_shows_its_errors_breaker_and_last_error_and_the_log_names_it() {
+    let mut options = fast_options();
+    options.settings.upstream.breaker_failure_threshold = 3;
+    options.settings.upstream.breaker_cooldown = Duration::from_secs(600);
+    let gw = Gateway::start(options).await;
+    let broken = Mock::start(Flavor::OpenAi).await;
+    broken.set_default(Behavior::Status(503, None));
+    let good = Mock::start(Flavor::OpenAi).await;
+    let broken_id = gw.provider("Broken", "openai_compatible", &broken.base_url(), 1).await;
+    let good_id = gw.provider("Good", "openai_compatible", &good.base_url(), 2).await;
+    for _ in 0..6 {
+        assert_eq!(gw.chat(&chat_body("mock-small")).await.status(), 200);
+    }
+    let list = gw.app.get_value("/api/v1/providers", Some(&gw.token)).await;
+    let view = |id: &str| list["data"].as_array().unwrap().iter().find(|p| p["id"] == id).cloned().unwrap();
+    let failing = &view(&broken_id)["health"];
+    assert_eq!((failing["calls"].as_u64(), failing["errors"].as_u64()), (Some(3), Some(3)), "{failing}");
+    assert_eq!(failing["last_error"]["class"], "upstream_5xx");
+    assert!(failing["last_error"]["message"].as_str().unwrap().contains("server error"));
+    assert_eq!(failing["breaker"]["state"], "open", "{failing}");
+    assert!(failing["breaker"]["until"].as_i64().unwrap() > failing["last_error"]["at"].as_i64().unwrap());
+    assert!(failing["last_success_at"].is_null());
+    let serving = &view(&good_id)["health"];
+    assert_eq!((serving["calls"].as_u64(), serving["errors"].as_u64()), (Some(6), Some(0)), "{serving}");
+    assert!(serving["p50_ms"].as_u64().is_some() && serving["last_success_at"].as_i64().is_some());
+    assert_eq!(serving["breaker"]["state"], "closed");
+    let one = gw.app.get_value(&format!("/api/v1/providers/{broken_id}"), Some(&gw.token)).await;
+    assert_eq!(one["health"]["breaker"]["state"], "open");
+
+    // Only the broken provider: the calls its open breaker keeps from it still name it.
+    assert!(gw.app.delete(&format!("/api/v1/providers/{good_id}"), &gw.token).await.status().is_success());
+    let refused = gw.chat(&chat_body("mock-small")).await;
+    assert_eq!(refused.status(), 503);
+    let records = gw.usage(7).await;
+    let last = records.last().unwrap();
+    assert_eq!((last["provider_label"].as_str(), last["attempts"].as_i64()), (Some("Broken"), Some(0)), "{last}");
+    assert_eq!(last["error_class"], "providers_unavailable");
+}
