@@ -70,6 +70,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             reserved_nanos: None,
             reserved_tokens: None,
             dropped_tools: None,
+            timeline: Vec::new(),
         });
         if batch.len() == 1000 {
             insert(&db, &batch, true).await?;

@@ -43,6 +43,7 @@ fn record(i: usize) -> UsageRecord {
         reserved_nanos: None,
         reserved_tokens: None,
         dropped_tools: None,
+        timeline: Vec::new(),
     }
 }
 

@@ -106,6 +106,7 @@ pub async fn run(state: &AppState, mut call: Call) -> Response {
             let admission = state.breakers.admit(&provider.id);
             if admission == Admission::Rejected {
                 skipped_open.get_or_insert(index);
+                progress.step(&call, candidate, 0, Instant::now(), "breaker_open");
                 continue;
             }
             // A probe is released unless it ends in a verdict, even when this future is dropped
@@ -118,6 +119,7 @@ pub async fn run(state: &AppState, mut call: Call) -> Response {
                 Ok(prepared) => prepared,
                 Err(refusal) => {
                     refused.get_or_insert(refusal);
+                    progress.step(&call, candidate, 0, Instant::now(), "cannot_express");
                     continue;
                 }
             };
@@ -150,6 +152,8 @@ pub async fn run(state: &AppState, mut call: Call) -> Response {
             super::trace::end_attempt(span.as_ref(), outcome.failure());
             let took = attempt_started.elapsed();
             state.health.record(&provider.id, perpetuo_core::platform::db::now_ms(), took, outcome.failure());
+            let number = progress.attempts;
+            progress.step(&call, candidate, number, attempt_started, outcome.failure().unwrap_or("answered"));
             match outcome {
                 Attempt::Whole { body, tokens } => {
                     state.breakers.success(&provider.id);

@@ -49,6 +49,8 @@ pub struct Progress {
     pub abandoned_charge: Charge,
     /// The hosted tools the client offered that the provider last tried goes without.
     pub dropped: perpetuo_core::protocols::Dropped,
+    /// The attempts, and the candidates passed over, in order.
+    pub timeline: Vec<perpetuo_types::AttemptStep>,
 }
 
 /// What a record says about the call itself.
@@ -115,6 +117,7 @@ pub fn build(state: &AppState, subject: &Subject, outcome: Outcome, progress: &P
         reserved_nanos: subject.hold.map(|h| h.hold.need.nanos),
         reserved_tokens: subject.hold.map(|h| h.hold.need.tokens),
         dropped_tools: (!progress.dropped.is_empty()).then(|| progress.dropped.list()),
+        timeline: progress.timeline.clone(),
     };
     let kind = provider.map_or("none", |p| p.kind.as_str());
     // Only a model a provider actually served becomes a label: failed calls would let anyone
@@ -169,4 +172,37 @@ pub fn keep(
 pub fn submit(state: &AppState, subject: &Subject, outcome: Outcome, progress: &Progress) -> bool {
     let (record, charge) = build(state, subject, outcome, progress);
     keep(state, subject.hold, &record, &charge)
+}
+
+/// The most steps a record keeps (attempts are bounded by `UPSTREAM_MAX_ATTEMPTS`; candidates
+/// passed over, by the workspace's providers).
+const MAX_STEPS: usize = 32;
+
+impl Progress {
+    /// Notes a step of the call: attempt `number` at `candidate` (0: passed over) that started at
+    /// `started` and ended now with `outcome`.
+    pub fn step(
+        &mut self,
+        call: &super::call::Call,
+        candidate: &super::routing::Candidate,
+        number: u32,
+        started: std::time::Instant,
+        outcome: &str,
+    ) {
+        if self.timeline.len() >= MAX_STEPS {
+            return;
+        }
+        let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        let provider = &candidate.provider;
+        self.timeline.push(perpetuo_types::AttemptStep {
+            attempt: number,
+            provider_id: provider.id.clone(),
+            provider_label: provider.label.clone(),
+            provider_kind: provider.kind.as_str().to_owned(),
+            model: candidate.model.clone(),
+            started_ms: ms(started.saturating_duration_since(call.caller.started)),
+            duration_ms: ms(started.elapsed()),
+            outcome: outcome.to_owned(),
+        });
+    }
 }

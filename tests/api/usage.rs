@@ -49,6 +49,7 @@ fn known_record(
         reserved_nanos: None,
         reserved_tokens: None,
         dropped_tools: None,
+        timeline: Vec::new(),
     }
 }
 

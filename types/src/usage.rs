@@ -300,6 +300,29 @@ pub struct RequestRow {
     /// The hosted tools the client offered that the provider went without (`web_search, ...`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dropped_tools: Option<String>,
+    /// The providers the call went to or passed over, in order (empty for records written before
+    /// Perpetuo kept them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub timeline: Vec<AttemptStep>,
+}
+
+/// One step of a call: an attempt at a provider, or a candidate passed over and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttemptStep {
+    /// The attempt's number (1, 2, ...); 0 for a candidate passed over.
+    pub attempt: u32,
+    pub provider_id: String,
+    pub provider_label: String,
+    pub provider_kind: String,
+    /// The model the provider was asked for.
+    pub model: String,
+    /// When it started, in milliseconds after the call arrived, and how long it took (to the
+    /// answer, or a stream's first bytes).
+    pub started_ms: i64,
+    pub duration_ms: i64,
+    /// `answered`, the attempt's error class (`upstream_5xx`, `timeout`, ...), or why the
+    /// candidate was passed over (`breaker_open`, `key_rejected`, `cannot_express`).
+    pub outcome: String,
 }
 
 /// A page of the request log, newest first.

@@ -10,7 +10,9 @@ use crate::components::chart::{Measure, StackedBars};
 use crate::components::form::{FormError, action_error};
 use crate::server_fns::budgets::list_budgets;
 use crate::server_fns::usage::{Choice, DeletePrice, SetPrice, UsageData, UsageQuery, usage_report};
-use perpetuo_types::{GroupBy, ProviderKind, RequestRow, format_cost, format_day, format_ts, query_string};
+use perpetuo_types::{
+    AttemptStep, GroupBy, ProviderKind, RequestRow, format_cost, format_day, format_ts, query_string,
+};
 
 fn query_from_url(q: &leptos_router::params::ParamsMap) -> UsageQuery {
     UsageQuery {
@@ -305,7 +307,31 @@ fn LogRow(row: RequestRow) -> impl IntoView {
             <td>{format!("{} / {}", row.tokens.cache_read + row.tokens.cache_write, row.tokens.reasoning)}</td>
             <td>{format_cost(row.cost_nanos)}</td>
             <td>{format!("{} ms", row.latency_ms)}</td>
-            <td>{row.attempts}</td>
+            <td>{row.attempts}{steps(&row.request_id, &row.timeline)}</td>
         </tr>
     }
+}
+
+/// The call's steps, opened from its row (a native `<details>`: no script needed).
+fn steps(request_id: &str, timeline: &[AttemptStep]) -> Option<impl IntoView + use<>> {
+    if timeline.is_empty() {
+        return None;
+    }
+    let items: Vec<String> = timeline
+        .iter()
+        .map(|s| {
+            let what = if s.attempt == 0 { "passed over".to_owned() } else { format!("attempt {}", s.attempt) };
+            format!(
+                "{what}: {} ({}, {}) at +{} ms, {} ms: {}",
+                s.provider_label, s.provider_kind, s.model, s.started_ms, s.duration_ms, s.outcome
+            )
+        })
+        .collect();
+    let label = format!("Steps of {request_id}");
+    Some(view! {
+        <details class="steps">
+            <summary aria-label=label>"steps"</summary>
+            <ol>{items.into_iter().map(|item| view! { <li>{item}</li> }).collect_view()}</ol>
+        </details>
+    })
 }

@@ -55,6 +55,9 @@ pub struct UsageRecord {
     /// The hosted tools the client offered that the provider went without (`web_search, ...`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dropped_tools: Option<String>,
+    /// The call's attempts and the candidates it passed over, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub timeline: Vec<perpetuo_types::AttemptStep>,
 }
 
 fn is_zero(n: &i64) -> bool {
@@ -88,6 +91,7 @@ impl UsageRecord {
             reserved_nanos: self.reserved_nanos,
             reserved_tokens: self.reserved_tokens,
             dropped_tools: self.dropped_tools.clone(),
+            timeline: self.timeline,
         }
     }
 }
@@ -124,6 +128,7 @@ pub mod tests {
             reserved_nanos: None,
             reserved_tokens: None,
             dropped_tools: None,
+            timeline: Vec::new(),
         }
     }
 

@@ -218,6 +218,35 @@ async fn a_failing_provider_shows_its_errors_breaker_and_last_error_and_the_log_
     let one = gw.app.get_value(&format!("/api/v1/providers/{broken_id}"), Some(&gw.token)).await;
     assert_eq!(one["health"]["breaker"]["state"], "open");
 
+    // Each call's record holds its steps: tried and failed, then served; later, passed over.
+    usage_settled(&gw.app, 6).await;
+    let log = gw.app.get_value("/api/v1/requests?limit=10", Some(&gw.token)).await;
+    let rows = log["data"].as_array().unwrap();
+    let steps = |row: &Value| -> Vec<(u64, String, String)> {
+        row["timeline"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                (
+                    s["attempt"].as_u64().unwrap(),
+                    s["provider_label"].as_str().unwrap().into(),
+                    s["outcome"].as_str().unwrap().into(),
+                )
+            })
+            .collect()
+    };
+    let (oldest, newest) = (rows.last().unwrap(), &rows[0]);
+    assert_eq!(
+        steps(oldest),
+        [(1, "Broken".into(), "upstream_5xx".into()), (2, "Good".into(), "answered".into())],
+        "{oldest}"
+    );
+    assert_eq!(steps(newest), [(0, "Broken".into(), "breaker_open".into()), (1, "Good".into(), "answered".into())]);
+    let first = &oldest["timeline"][1];
+    assert!(first["started_ms"].as_i64().unwrap() >= oldest["timeline"][0]["started_ms"].as_i64().unwrap());
+    assert_eq!(first["provider_kind"], "openai_compatible");
+
     // Only the broken provider: the calls its open breaker keeps from it still name it.
     assert!(gw.app.delete(&format!("/api/v1/providers/{good_id}"), &gw.token).await.status().is_success());
     let refused = gw.chat(&chat_body("mock-small")).await;
