@@ -46,6 +46,10 @@ test('the usage tab shows the calls just made, and a chart', async ({ page }) =>
   const log = page.getByRole('table', { name: 'Request log' });
   await expect(log.getByRole('row').filter({ hasText: 'mock-small' })).toHaveCount(3);
   await expect(log).toContainText('usage-key');
+  // Each call's steps open from its row: here one attempt, answered by the mock.
+  const row = log.getByRole('row').filter({ hasText: 'messages' });
+  await row.locator('summary').click();
+  await expect(row.locator('details.steps li')).toHaveText(/^attempt 1: Mock \(openai_compatible, mock-small\) at \+\d+ ms, \d+ ms: answered$/);
   await expect(page.getByTestId('usage-chart').first()).toBeVisible();
   await expect(page.locator('svg[data-testid="usage-chart"] rect[fill]').first()).toBeVisible();
 

@@ -313,7 +313,7 @@ fn LogRow(row: RequestRow) -> impl IntoView {
 }
 
 /// The call's steps, opened from its row (a native `<details>`: no script needed).
-fn steps(request_id: &str, timeline: &[AttemptStep]) -> Option<impl IntoView + use<>> {
+fn steps(request_id: &str, timeline: &[AttemptStep]) -> Option<AnyView> {
     if timeline.is_empty() {
         return None;
     }
@@ -328,10 +328,13 @@ fn steps(request_id: &str, timeline: &[AttemptStep]) -> Option<impl IntoView + u
         })
         .collect();
     let label = format!("Steps of {request_id}");
-    Some(view! {
-        <details class="steps">
-            <summary aria-label=label>"steps"</summary>
-            <ol>{items.into_iter().map(|item| view! { <li>{item}</li> }).collect_view()}</ol>
-        </details>
-    })
+    Some(
+        view! {
+            <details class="steps">
+                <summary aria-label=label>"steps"</summary>
+                <ol>{items.into_iter().map(|item| view! { <li>{item}</li> }).collect_view()}</ol>
+            </details>
+        }
+        .into_any(),
+    )
 }
