@@ -13,8 +13,8 @@ use leptos_router::{SsrMode, path};
 
 use crate::components::layout::DashboardLayout;
 use crate::pages::{
-    keys::KeysPage, not_found::NotFound, providers::ProvidersPage, signin::SignInPage, signup::SignUpPage,
-    usage::UsagePage, workspaces::WorkspacesPage,
+    keys::KeysPage, not_found::NotFound, providers::ProvidersPage, request::RequestPage, signin::SignInPage,
+    signup::SignUpPage, usage::UsagePage, workspaces::WorkspacesPage,
 };
 
 /// The HTML document around the app, rendered on the server.
@@ -64,6 +64,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/providers") view=ProvidersPage ssr=SsrMode::Async/>
                     <Route path=path!("/keys") view=KeysPage ssr=SsrMode::Async/>
                     <Route path=path!("/usage") view=UsagePage ssr=SsrMode::Async/>
+                    <Route path=path!("/usage/requests/:id") view=RequestPage ssr=SsrMode::Async/>
                     <Route path=path!("/workspaces") view=WorkspacesPage ssr=SsrMode::Async/>
                 </ParentRoute>
             </Routes>

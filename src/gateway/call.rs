@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use perpetuo_core::AppState;
 use perpetuo_core::keys::{ApiKeyToken, CachedKey};
-use perpetuo_core::platform::db::{new_id, now_ms};
+use perpetuo_core::platform::db::now_ms;
 use perpetuo_core::platform::ratelimit::Decision;
 use perpetuo_core::protocols::{AnswerLabels, Bound, ClientRequest, Protocol};
 use perpetuo_core::usage::TokenCounts;
@@ -57,7 +57,8 @@ impl FromRequestParts<AppState> for Caller {
         }
         state.keys().touch(&key.id, ts);
         let trace = state.telemetry.call(&parts.headers);
-        Ok(Self { request_id: format!("req_{}", new_id()), started, ts, key, limit, trace })
+        let request_id = perpetuo_core::usage::record::request_id(ts);
+        Ok(Self { request_id, started, ts, key, limit, trace })
     }
 }
 

@@ -38,6 +38,7 @@ pub fn router() -> Router<AppState> {
         .route("/budgets/workspace", axum::routing::put(budgets::set_workspace).delete(budgets::remove_workspace))
         .route("/usage", get(usage::usage))
         .route("/requests", get(usage::requests))
+        .route("/requests/{id}", get(usage::request))
         .route("/prices", get(usage::list_prices).post(usage::set_price).delete(usage::delete_price))
         .fallback(|| async { ApiError(ServiceError::NotFound("route")) })
 }

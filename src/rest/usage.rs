@@ -107,6 +107,17 @@ pub async fn requests(
     Ok(axum::Json(page))
 }
 
+/// One call's record, with its steps.
+pub async fn request(
+    State(state): State<AppState>,
+    auth: ApiAuth,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Result<axum::Json<perpetuo_types::RequestRow>, ApiError> {
+    let reports = state.reports();
+    let labels = reports.labels(&auth.workspace).await?;
+    Ok(axum::Json(reports.request(&auth.workspace, &id, &labels).await?))
+}
+
 #[derive(Serialize)]
 pub struct PriceList {
     as_of: String,

@@ -3,6 +3,7 @@
 pub mod keys;
 pub mod not_found;
 pub mod providers;
+pub mod request;
 pub mod signin;
 pub mod signup;
 pub mod usage;

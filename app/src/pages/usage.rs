@@ -328,11 +328,13 @@ fn steps(request_id: &str, timeline: &[AttemptStep]) -> Option<AnyView> {
         })
         .collect();
     let label = format!("Steps of {request_id}");
+    let (href, call) = (format!("/usage/requests/{request_id}"), format!("Call {request_id}"));
     Some(
         view! {
             <details class="steps">
                 <summary aria-label=label>"steps"</summary>
                 <ol>{items.into_iter().map(|item| view! { <li>{item}</li> }).collect_view()}</ol>
+                <a href=href aria-label=call>"the whole call"</a>
             </details>
         }
         .into_any(),

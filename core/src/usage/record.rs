@@ -60,6 +60,30 @@ pub struct UsageRecord {
     pub timeline: Vec<perpetuo_types::AttemptStep>,
 }
 
+/// A new request id: `req_`, the arrival time (Unix milliseconds, base 36, nine characters) and
+/// eleven random ones, so that a call's record can be found from its id alone.
+pub fn request_id(ts_ms: i64) -> String {
+    const DIGITS: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    let mut n = u64::try_from(ts_ms).unwrap_or(0);
+    let mut time = [b'0'; 9];
+    for digit in time.iter_mut().rev() {
+        *digit = DIGITS[(n % 36) as usize];
+        n /= 36;
+    }
+    let random = crate::platform::db::new_id();
+    format!("req_{}{}", String::from_utf8_lossy(&time), &random[..11])
+}
+
+/// The arrival time a request id carries (`None` for ids made before they carried one, or not
+/// ids at all).
+pub fn request_ts(id: &str) -> Option<i64> {
+    let rest = id.strip_prefix("req_")?;
+    if rest.len() != 20 || !rest.bytes().all(|b| b.is_ascii_digit() || b.is_ascii_lowercase()) {
+        return None;
+    }
+    i64::from_str_radix(&rest[..9], 36).ok()
+}
+
 fn is_zero(n: &i64) -> bool {
     *n == 0
 }
@@ -99,6 +123,16 @@ impl UsageRecord {
 #[cfg(test)]
 pub mod tests {
     use super::*;
+
+    #[test]
+    fn request_ids_carry_their_time() {
+        let id = request_id(1_764_633_600_123);
+        assert_eq!(id.len(), 24);
+        assert_eq!(request_ts(&id), Some(1_764_633_600_123));
+        assert!(request_id(1) < request_id(2), "ids sort by time");
+        assert_eq!(request_ts("req_abc"), None);
+        assert_eq!(request_ts("req_ABCDEFGHIJKLMNOPQRST"), None);
+    }
 
     /// A record for tests.
     pub fn record(ws: &str, model: &str, ok: bool) -> UsageRecord {

@@ -243,6 +243,19 @@ async fn a_failing_provider_shows_its_errors_breaker_and_last_error_and_the_log_
         "{oldest}"
     );
     assert_eq!(steps(newest), [(0, "Broken".into(), "breaker_open".into()), (1, "Good".into(), "answered".into())]);
+    // The call's own record, by its id (what x-request-id said), for its owner only.
+    let id = oldest["request_id"].as_str().unwrap();
+    let story = gw.app.get_value(&format!("/api/v1/requests/{id}"), Some(&gw.token)).await;
+    assert_eq!(story["timeline"], oldest["timeline"], "{story}");
+    assert_eq!(story["provider_label"], "Good");
+    let missing = gw.app.get_json(&format!("/api/v1/requests/{}00000000000", &id[..13]), Some(&gw.token)).await;
+    assert_eq!(missing.status(), 404);
+    let (stranger, _, _) = gw.app.api_signup(&email("stranger")).await;
+    assert_eq!(
+        gw.app.get_json(&format!("/api/v1/requests/{id}"), Some(&stranger)).await.status(),
+        404,
+        "another workspace's call"
+    );
     let first = &oldest["timeline"][1];
     assert!(first["started_ms"].as_i64().unwrap() >= oldest["timeline"][0]["started_ms"].as_i64().unwrap());
     assert_eq!(first["provider_kind"], "openai_compatible");

@@ -86,6 +86,41 @@ const METAS_PER_QUERY: usize = 64;
 const ROWS_PER_FETCH: usize = 4;
 
 impl Reports {
+    /// One call's record, found from its id (whose arrival time says which batches can hold it).
+    pub async fn request(
+        &self,
+        ws: &WorkspaceId,
+        id: &str,
+        labels: &Labels,
+    ) -> Result<perpetuo_types::RequestRow, ServiceError> {
+        let not_found = ServiceError::NotFound("request");
+        let Some(ts) = super::super::record::request_ts(id) else { return Err(not_found) };
+        #[derive(SurrealValue)]
+        struct Meta {
+            id: String,
+        }
+        let metas: Vec<Meta> = self
+            .db
+            .query(
+                "SELECT record::id(id) AS id FROM usage_batch WHERE workspace = $ws AND ts_max <= $hi \
+                 AND ts_max >= $ts AND ts_min <= $ts",
+            )
+            .bind(("ws", ws.as_str().to_owned()))
+            .bind(("hi", ts.saturating_add(ledger::MAX_SPAN_MS)))
+            .bind(("ts", ts))
+            .await?
+            .take(0)?;
+        for chunk in metas.chunks(ROWS_PER_FETCH) {
+            let ids: Vec<String> = chunk.iter().map(|m| m.id.clone()).collect();
+            if let Some(record) = ledger::rows(&self.db, &ids).await?.into_iter().find(|r| r.request_id == id) {
+                let mut row = record.row();
+                row.key_name = labels.key(&row.key_id);
+                return Ok(row);
+            }
+        }
+        Err(not_found)
+    }
+
     /// One page of the request log, newest first, with the number of records matching the filters.
     ///
     /// Batches are read newest first (by their newest record) from where the newest wanted record
