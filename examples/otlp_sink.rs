@@ -27,7 +27,10 @@ async fn main() -> std::io::Result<()> {
                     let n: usize =
                         request.resource_spans.iter().flat_map(|r| &r.scope_spans).map(|s| s.spans.len()).sum();
                     spans.fetch_add(n as u64, Ordering::Relaxed);
-                    ([("content-type", "application/x-protobuf")], ExportTraceServiceResponse::default().encode_to_vec())
+                    (
+                        [("content-type", "application/x-protobuf")],
+                        ExportTraceServiceResponse::default().encode_to_vec(),
+                    )
                         .into_response()
                 }
             }),
