@@ -254,6 +254,11 @@ export async function startMockUpstream(): Promise<{ url: string; close: () => P
       res.end(JSON.stringify({ error: { message: 'not found' } }));
     });
   });
+  // Node closes idle connections after 5 s by default: a pooled connection the gateway picks up
+  // as Node closes it fails the attempt (and charges it, as it may have reached the provider).
+  // Real providers keep connections far longer; so does the mock.
+  server.keepAliveTimeout = 120_000;
+  server.headersTimeout = 121_000;
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
   return {
