@@ -147,7 +147,7 @@ pub async fn run(state: &AppState, mut call: Call) -> Response {
             last_provider = Some(index);
             let attempt_started = Instant::now();
             let span = super::trace::attempt(state, &call, candidate, progress.attempts, progress.last_class);
-            let outcome = attempt(state, provider, &call, prepared, deadline).await;
+            let outcome = attempt(state, provider, &call, prepared, deadline, span.as_ref()).await;
             progress.upstream += attempt_started.elapsed();
             super::trace::end_attempt(span.as_ref(), outcome.failure());
             let took = attempt_started.elapsed();
@@ -265,6 +265,7 @@ async fn attempt(
     call: &Call,
     prepared: Prepared,
     deadline: Instant,
+    trace: Option<&opentelemetry::Context>,
 ) -> Attempt {
     let settings = &state.settings.upstream;
     let dialect = catalog::dialect(provider.kind);
@@ -307,6 +308,9 @@ async fn attempt(
         }
         if let Some(bearer) = &bearer {
             headers.insert(header::AUTHORIZATION, bearer.clone());
+        }
+        if let Some(cx) = trace {
+            perpetuo_core::platform::telemetry::Telemetry::inject(cx, headers);
         }
         if let Some(signer) = &provider.signer
             && let Err(why) = signer.sign("POST", &prepared.url, request.headers_mut(), &body)

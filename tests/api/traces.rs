@@ -176,6 +176,9 @@ async fn a_call_that_fell_back_once_is_one_call_span_with_two_attempts_in_the_cl
     assert_eq!(string(attempts[1], "server.address"), Some("127.0.0.1"));
     assert!(attempts[0].end_time_unix_nano <= attempts[1].start_time_unix_nano, "one after the other");
 
+    // The provider got the attempt's context: the client's trace, the attempt span as parent.
+    let sent = good.seen().last().and_then(|s| s.headers.get("traceparent").cloned()).expect("a traceparent upstream");
+    assert_eq!(sent.to_str().unwrap(), format!("00-{TRACE_ID}-{}-01", hex(&attempts[1].span_id)));
     let everything = format!("{ours:?}");
     assert!(!everything.contains(PROMPT) && !everything.contains(&gw.key), "no prompt or key in any span");
 

@@ -190,6 +190,13 @@ impl Telemetry {
         Some(call.with_span(span))
     }
 
+    /// Writes an attempt's context into its upstream request as W3C `traceparent`, so that a
+    /// provider (or a proxy before it) that traces can join the call's trace.
+    pub fn inject(cx: &Context, headers: &mut http::HeaderMap) {
+        opentelemetry_sdk::propagation::TraceContextPropagator::new()
+            .inject_context(cx, &mut opentelemetry_http::HeaderInjector(headers));
+    }
+
     /// Stops the tracer provider (spans still in the queue are not waited for).
     pub fn shutdown(&self) {
         if let Some(provider) = &self.provider {
