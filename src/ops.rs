@@ -132,6 +132,21 @@ pub fn exposition(state: &AppState) -> String {
                 state.telemetry.counters.dropped.load(Relaxed),
             ),
             (
+                "perpetuo_captures_stored_total",
+                "Calls whose bodies were captured and written (sealed).",
+                state.captures().counters.stored.load(Relaxed),
+            ),
+            (
+                "perpetuo_captures_dropped_total",
+                "Captured bodies dropped because the capture writer's queue was full.",
+                state.captures().counters.dropped.load(Relaxed),
+            ),
+            (
+                "perpetuo_captures_failed_total",
+                "Captured bodies lost because sealing or writing them failed.",
+                state.captures().counters.failed.load(Relaxed),
+            ),
+            (
                 "perpetuo_trace_export_failures_total",
                 "Span batches the collector did not take (refused, unreachable or too slow).",
                 state.telemetry.counters.export_failures.load(Relaxed),

@@ -72,7 +72,10 @@ pub fn build(db: Db, settings: Settings, clock: LimitClock, usage: UsageSink) ->
     let otlp = reqwest::Client::builder().build().map_err(|e| ServiceError::Internal(format!("OTLP client: {e}")))?;
     let telemetry = perpetuo_core::platform::telemetry::Telemetry::start(settings.traces.as_ref(), otlp)
         .map_err(ServiceError::Internal)?;
+    let captures =
+        perpetuo_core::captures::Captures::start(db.clone(), Arc::clone(&cipher), settings.capture_max_body_bytes);
     Ok(AppState::new(Services {
+        captures,
         telemetry,
         health: Arc::default(),
         keys,

@@ -44,7 +44,18 @@ pub fn spawn_all(state: &AppState, sessions: SurrealSessionStore, stop: &Cancell
     let retention = state.clone();
     let holds = state.clone();
     let heartbeat = state.clone();
+    let captures = state.clone();
     vec![
+        every(Duration::from_secs(600), stop.clone(), false, move || {
+            let state = captures.clone();
+            async move {
+                match state.captures().prune(now_ms()).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(captures = n, "pruned captured bodies past their retention"),
+                    Err(e) => e.log_if_internal(),
+                }
+            }
+        }),
         every(Duration::from_secs(5), stop.clone(), false, move || {
             let state = heartbeat.clone();
             async move { state.limiters.heartbeat().await }

@@ -8,6 +8,7 @@
 
 pub mod accounts;
 pub mod budgets;
+pub mod captures;
 pub mod keys;
 pub mod platform;
 pub mod protocols;

@@ -58,6 +58,8 @@ pub struct Services {
     pub estimator: Estimator,
     /// How each provider's attempts have gone on this instance.
     pub health: Arc<crate::providers::health::Health>,
+    /// Body capture (off unless a workspace's owner turns it on).
+    pub captures: crate::captures::Captures,
     /// OpenTelemetry trace export (off unless an OTLP endpoint is set).
     pub telemetry: crate::platform::telemetry::Telemetry,
 }
@@ -69,6 +71,10 @@ impl Services {
 
     pub fn workspaces(&self) -> &Workspaces {
         &self.workspaces
+    }
+
+    pub fn captures(&self) -> &crate::captures::Captures {
+        &self.captures
     }
 
     pub fn keys(&self) -> &ApiKeys {
@@ -118,6 +124,29 @@ impl Services {
         Ok(views)
     }
 
+    /// One call's whole story: its record and steps, and its bodies when they were captured
+    /// (opened for the workspace's owners; members learn only that there are some).
+    pub async fn request_story(
+        &self,
+        who: &crate::workspaces::Membership,
+        id: &str,
+    ) -> Result<perpetuo_types::RequestStory, ServiceError> {
+        let ws = who.workspace();
+        let labels = self.reports.labels(ws).await?;
+        let row = self.reports.request(ws, id.trim(), &labels).await?;
+        let bodies = match who.role() {
+            crate::workspaces::Role::Owner => match self.captures.read(ws, &row.request_id).await? {
+                Some(bodies) => perpetuo_types::Bodies::Captured(bodies),
+                None => perpetuo_types::Bodies::NotCaptured,
+            },
+            crate::workspaces::Role::Member if self.captures.exists(ws, &row.request_id).await? => {
+                perpetuo_types::Bodies::OwnersOnly
+            }
+            crate::workspaces::Role::Member => perpetuo_types::Bodies::NotCaptured,
+        };
+        Ok(perpetuo_types::RequestStory { row, bodies })
+    }
+
     /// One provider with its health on this instance.
     pub async fn provider_view(
         &self,
@@ -147,7 +176,7 @@ impl Services {
 
     /// The caches that follow database changes (see `live`).
     pub fn followers(&self) -> Vec<Arc<dyn Follower>> {
-        vec![self.keys.follower(), self.providers.follower(), self.budgets.follower()]
+        vec![self.keys.follower(), self.providers.follower(), self.budgets.follower(), self.captures.follower()]
     }
 }
 

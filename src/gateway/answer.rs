@@ -73,6 +73,18 @@ pub fn failure(
     response
 }
 
+/// A call that failed after it was built (its bodies captured when the call is).
+pub fn call_failure(
+    state: &AppState,
+    call: &Call,
+    candidate: Option<&Candidate>,
+    error: GatewayError,
+    progress: &Progress,
+) -> Response {
+    super::capture::failed(state, call, &error);
+    failure(state, &call.subject(), candidate, error, progress)
+}
+
 /// A whole answer, as the provider's dialect turned it into the client's protocol.
 pub fn whole(
     state: &AppState,
@@ -97,6 +109,7 @@ pub fn whole(
         decorate(response.headers_mut(), &call.caller, call.request.protocol, Some(provider), progress.attempts);
         return response;
     }
+    super::capture::whole(state, call, &body);
     let mut response = Response::new(Body::from(body));
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     decorate(response.headers_mut(), &call.caller, call.request.protocol, Some(provider), progress.attempts);

@@ -139,7 +139,7 @@ pub async fn run(state: &AppState, mut call: Call) -> Response {
                 && let Err(error) = super::budget::extend(state, &call.caller, reservation).await
             {
                 let candidate = last_provider.and_then(|i| call.candidates.get(i));
-                return answer::failure(state, &call.subject(), candidate, error, &progress);
+                return answer::call_failure(state, &call, candidate, error, &progress);
             }
             tried = true;
             progress.attempts += 1;
@@ -172,7 +172,7 @@ pub async fn run(state: &AppState, mut call: Call) -> Response {
                     // The provider worked; the request was wrong.
                     state.breakers.success(&provider.id);
                     probe.settle();
-                    return answer::failure(state, &call.subject(), Some(candidate), error, &progress);
+                    return answer::call_failure(state, &call, Some(candidate), error, &progress);
                 }
                 Attempt::Retry { class, retry_after: after, counts_for_breaker, billed } => {
                     state.metrics.upstream_error(provider.kind.as_str(), class);
@@ -223,7 +223,7 @@ pub async fn run(state: &AppState, mut call: Call) -> Response {
         }
     };
     let candidate = last_provider.or(skipped_open).and_then(|i| call.candidates.get(i));
-    answer::failure(state, &call.subject(), candidate, error, &progress)
+    answer::call_failure(state, &call, candidate, error, &progress)
 }
 
 /// Jittered exponential backoff for the `round`-th return to the same providers (100 ms, 200 ms,

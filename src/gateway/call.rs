@@ -109,6 +109,8 @@ pub struct Call {
     /// The most output the whole answer may hold (every choice): what a stream cut short or an
     /// abandoned attempt is charged at most.
     pub worst_output: u64,
+    /// Whether the call's bodies are captured, and how (decided when it arrived).
+    pub capture: Option<perpetuo_core::captures::Plan>,
     /// The prompt's estimate on the high side, once made (a reservation makes it first).
     prompt: tokio::sync::OnceCell<u64>,
 }
@@ -143,7 +145,7 @@ impl Call {
         worst_output: u64,
     ) -> Self {
         let prompt = tokio::sync::OnceCell::new_with(hold.as_ref().map(|h| h.prompt));
-        Self { caller, request, candidates, prices, labels, forward, hold, bound, worst_output, prompt }
+        Self { caller, request, candidates, prices, labels, forward, hold, bound, worst_output, capture: None, prompt }
     }
 
     pub fn subject(&self) -> Subject<'_> {

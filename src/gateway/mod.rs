@@ -11,6 +11,7 @@ mod answer;
 mod attempts;
 mod budget;
 mod call;
+mod capture;
 mod count;
 pub mod error;
 mod record;

@@ -42,6 +42,9 @@ pub struct Relay {
     recorded: bool,
     /// The output text read from the upstream: what a stream cut short is charged (at least).
     meter: OutputMeter,
+    /// When the call is captured: its request, and the stream as the client gets it (until the
+    /// stream ends or the client goes, when they are handed over).
+    tap: Option<(perpetuo_core::captures::Plan, perpetuo_core::captures::Raw, perpetuo_core::captures::Raw)>,
 }
 
 impl Relay {
@@ -55,7 +58,9 @@ impl Relay {
         first: Bytes,
         progress: Progress,
     ) -> Self {
+        let tap = super::capture::request(&call).map(|(plan, request)| (plan, request, plan.body()));
         let mut relay = Self {
+            tap,
             state,
             call,
             served,
@@ -232,9 +237,13 @@ impl Relay {
     async fn next(&mut self) -> Option<Bytes> {
         loop {
             if let Some(bytes) = self.pending.pop_front() {
+                if let Some((_, _, response)) = self.tap.as_mut() {
+                    response.push(&bytes);
+                }
                 return Some(bytes);
             }
             if self.finished {
+                self.hand_over_capture();
                 return None;
             }
             let settings = &self.state.settings.upstream;
@@ -269,6 +278,13 @@ impl Relay {
         }
     }
 
+    /// Hands the captured bodies over (once): the stream as far as the client got it.
+    fn hand_over_capture(&mut self) {
+        if let Some((plan, request, response)) = self.tap.take() {
+            super::capture::keep(&self.state, &self.call, plan, request, Some(response));
+        }
+    }
+
     pub fn into_stream(self) -> impl Stream<Item = Result<Bytes, std::convert::Infallible>> + Send {
         futures::stream::unfold(self, |mut relay| async move { relay.next().await.map(|bytes| (Ok(bytes), relay)) })
     }
@@ -282,5 +298,6 @@ impl Drop for Relay {
             self.state.metrics.upstream_error(self.served.provider.kind.as_str(), "client_disconnected");
             self.finish(Some((499, "client_disconnected")));
         }
+        self.hand_over_capture();
     }
 }

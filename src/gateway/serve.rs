@@ -73,7 +73,9 @@ pub async fn serve(
         per_choice: request.output.per_choice(default),
         inject: hold.is_some() && request.output.asked.is_none(),
     };
-    let call = Call::new(caller, request, candidates, prices, labels, forward, hold, bound, worst_output);
+    let capture = state.captures().plan(&caller.key.workspace, caller.key.capture, &caller.request_id).await;
+    let mut call = Call::new(caller, request, candidates, prices, labels, forward, hold, bound, worst_output);
+    call.capture = capture;
     attempts::run(&state, call).await
 }
 

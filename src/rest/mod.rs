@@ -3,6 +3,7 @@
 
 mod accounts;
 mod budgets;
+mod captures;
 mod extract;
 mod keys;
 mod providers;
@@ -34,6 +35,8 @@ pub fn router() -> Router<AppState> {
         .route("/keys/{id}/revoke", post(keys::revoke))
         .route("/keys/{id}", axum::routing::delete(keys::delete))
         .route("/keys/{id}/budget", axum::routing::put(budgets::set_key).delete(budgets::remove_key))
+        .route("/keys/{id}/capture", axum::routing::put(captures::set_key))
+        .route("/capture", get(captures::get).put(captures::set))
         .route("/budgets", get(budgets::list))
         .route("/budgets/workspace", axum::routing::put(budgets::set_workspace).delete(budgets::remove_workspace))
         .route("/usage", get(usage::usage))

@@ -110,12 +110,10 @@ pub async fn requests(
 /// One call's record, with its steps.
 pub async fn request(
     State(state): State<AppState>,
-    auth: ApiAuth,
+    super::ApiMember(who): super::ApiMember,
     axum::extract::Path(id): axum::extract::Path<String>,
-) -> Result<axum::Json<perpetuo_types::RequestRow>, ApiError> {
-    let reports = state.reports();
-    let labels = reports.labels(&auth.workspace).await?;
-    Ok(axum::Json(reports.request(&auth.workspace, &id, &labels).await?))
+) -> Result<axum::Json<perpetuo_types::RequestStory>, ApiError> {
+    Ok(axum::Json(state.request_story(&who, &id).await?))
 }
 
 #[derive(Serialize)]

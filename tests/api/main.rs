@@ -5,6 +5,7 @@
 mod accounts;
 mod at_rest;
 mod budgets;
+mod captures;
 mod cli;
 mod cluster;
 mod dashboard;

@@ -32,6 +32,9 @@ pub struct ApiKeyView {
     /// Whether the person asking may revoke and delete it (owners: every key; members: their own).
     #[serde(default)]
     pub yours: bool,
+    /// The key's own choice about body capture.
+    #[serde(default)]
+    pub capture: crate::KeyCapture,
 }
 
 /// Fields to create an API key.

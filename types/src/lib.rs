@@ -4,6 +4,7 @@
 
 pub mod accounts;
 pub mod budgets;
+pub mod captures;
 pub mod failure;
 pub mod forms;
 pub mod keys;
@@ -13,6 +14,7 @@ pub mod usage;
 
 pub use accounts::*;
 pub use budgets::*;
+pub use captures::*;
 pub use failure::FailureKind;
 pub use forms::*;
 pub use keys::*;

@@ -6,8 +6,9 @@ use leptos_meta::Title;
 use crate::components::budget::{BudgetForm, describe, scope_field};
 use crate::components::form::{FormError, action_error, reset_on_success};
 use crate::server_fns::budgets::{RemoveBudget, SetBudget, list_budgets};
+use crate::server_fns::captures::SetKeyCapture;
 use crate::server_fns::keys::{CreateKey, DeleteKey, RevokeKey, first_call, list_keys, take_created_key};
-use perpetuo_types::{ApiKeyView, BudgetScope, BudgetView, CreatedApiKey, KeyState, format_ts};
+use perpetuo_types::{ApiKeyView, BudgetScope, BudgetView, CreatedApiKey, KeyCapture, KeyState, format_ts};
 
 /// The actions a key row offers.
 #[derive(Clone, Copy)]
@@ -16,6 +17,7 @@ struct RowActions {
     delete: ServerAction<DeleteKey>,
     set_budget: ServerAction<SetBudget>,
     remove_budget: ServerAction<RemoveBudget>,
+    set_capture: ServerAction<SetKeyCapture>,
 }
 
 #[component]
@@ -25,9 +27,10 @@ pub fn KeysPage() -> impl IntoView {
     let delete = ServerAction::<DeleteKey>::new();
     let set_budget = ServerAction::<SetBudget>::new();
     let remove_budget = ServerAction::<RemoveBudget>::new();
-    let actions = RowActions { revoke, delete, set_budget, remove_budget };
+    let set_capture = ServerAction::<SetKeyCapture>::new();
+    let actions = RowActions { revoke, delete, set_budget, remove_budget, set_capture };
     let keys = Resource::new(
-        move || (create.version().get(), revoke.version().get(), delete.version().get()),
+        move || (create.version().get(), revoke.version().get(), delete.version().get(), set_capture.version().get()),
         |_| list_keys(),
     );
     let budgets =
@@ -43,6 +46,7 @@ pub fn KeysPage() -> impl IntoView {
         action_error(delete),
         action_error(set_budget),
         action_error(remove_budget),
+        action_error(set_capture),
     ];
     let error = Signal::derive(move || errors.iter().find_map(|e| e.get()));
 
@@ -79,7 +83,7 @@ pub fn KeysPage() -> impl IntoView {
                     }
                     Ok(list) => view! {
                         <table class="list" aria-label="API keys">
-                            <thead><tr><th>"Name"</th><th>"Key"</th><th>"Created"</th><th>"By"</th><th>"Expires"</th><th>"Last used"</th><th>"Limit"</th><th>"Budget"</th><th>"Status"</th><th>"Actions"</th></tr></thead>
+                            <thead><tr><th>"Name"</th><th>"Key"</th><th>"Created"</th><th>"By"</th><th>"Expires"</th><th>"Last used"</th><th>"Limit"</th><th>"Budget"</th><th>"Capture"</th><th>"Status"</th><th>"Actions"</th></tr></thead>
                             <tbody>{list.into_iter().map(|k| {
                                 let budget = budgets.iter().find(|b| b.scope == BudgetScope::Key(k.id.clone())).cloned();
                                 view! { <KeyRow key=k budget=budget actions=actions/> }
@@ -124,7 +128,7 @@ fn NewKey(created: CreatedApiKey, base: String, model: Option<String>) -> impl I
 
 #[component]
 fn KeyRow(key: ApiKeyView, budget: Option<BudgetView>, actions: RowActions) -> impl IntoView {
-    let RowActions { revoke, delete, set_budget, remove_budget } = actions;
+    let RowActions { revoke, delete, set_budget, remove_budget, set_capture } = actions;
     let k = key;
     let budget_text = budget.as_ref().map_or_else(|| "None".to_owned(), describe);
     let scope = scope_field(&BudgetScope::Key(k.id.clone()));
@@ -154,6 +158,30 @@ fn KeyRow(key: ApiKeyView, budget: Option<BudgetView>, actions: RowActions) -> i
             </ActionForm>
         }
     });
+    let capture_text = match k.capture {
+        KeyCapture::Inherit => "As the workspace",
+        KeyCapture::Always => "Every call",
+        KeyCapture::Never => "Never",
+    };
+    let capture_form = yours.then(|| {
+        let (id, summary, select_id) = (k.id.clone(), format!("Capture for {}", k.name), format!("capture-{}", k.id));
+        let choice = k.capture;
+        view! {
+            <details class="inline-details">
+                <summary aria-label=summary>"Capture"</summary>
+                <ActionForm action=set_capture>
+                    <input type="hidden" name="id" value=id/>
+                    <label for=select_id.clone()>"Capture this key's bodies"</label>
+                    <select id=select_id name="capture">
+                        <option value="inherit" selected=choice == KeyCapture::Inherit>"As the workspace says"</option>
+                        <option value="always" selected=choice == KeyCapture::Always>"Every call"</option>
+                        <option value="never" selected=choice == KeyCapture::Never>"Never"</option>
+                    </select>
+                    <button type="submit">"Save capture"</button>
+                </ActionForm>
+            </details>
+        }
+    });
     view! {
         <tr data-key=k.name.clone()>
             <td>{k.name.clone()}</td>
@@ -164,12 +192,14 @@ fn KeyRow(key: ApiKeyView, budget: Option<BudgetView>, actions: RowActions) -> i
             <td>{k.last_used_at.map_or_else(|| "Never".to_owned(), format_ts)}</td>
             <td>{k.rate_limit_per_min.map_or_else(|| "Default".to_owned(), |n| format!("{n}/min"))}</td>
             <td>{budget_text}</td>
+            <td>{capture_text}</td>
             <td>{status}</td>
             <td>
                 <details class="inline-details">
                     <summary aria-label=summary>"Budget"</summary>
                     <BudgetForm scope=scope current=budget set=set_budget remove=remove_budget id=k.id.clone()/>
                 </details>
+                {capture_form}
                 {revoke_form}
                 {delete_form}
             </td>

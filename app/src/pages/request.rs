@@ -1,14 +1,15 @@
 //! One call's page, opened from the request log: what was asked, how it ended, its tokens and
 //! cost (reported or estimated) against what a budget reserved, the headers Perpetuo added, and
 //! each step: the attempts in order (provider, model, when, how long, how it ended) and the
-//! candidates passed over. Server-rendered, so it reads the same without JavaScript.
+//! candidates passed over; and, when the call was captured, its bodies (a stream also put back
+//! together). Server-rendered, so it reads the same without JavaScript.
 
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
 
 use crate::server_fns::usage::request_story;
-use perpetuo_types::{RequestRow, format_cost, rfc3339_utc};
+use perpetuo_types::{Bodies, CapturedBodies, CapturedBody, RequestRow, RequestStory, format_cost, rfc3339_utc};
 
 #[component]
 pub fn RequestPage() -> impl IntoView {
@@ -20,7 +21,7 @@ pub fn RequestPage() -> impl IntoView {
         <Transition fallback=|| view! { <p>"Loading…"</p> }>
             {move || Suspend::new(async move {
                 match story.await {
-                    Ok(row) => view! { <Story row=row/> }.into_any(),
+                    Ok(RequestStory { row, bodies }) => view! { <Story row=row/> <BodiesView bodies=bodies/> }.into_any(),
                     Err(e) => view! { <p class="form-error" role="alert">{e.to_string()}</p> }.into_any(),
                 }
             })}
@@ -99,5 +100,66 @@ fn Story(row: RequestRow) -> impl IntoView {
                 }).collect_view()}
             </tbody>
         </table>
+    }
+}
+
+/// The call's captured bodies, or why there are none to show.
+#[component]
+fn BodiesView(bodies: Bodies) -> impl IntoView {
+    let inner = match bodies {
+        Bodies::NotCaptured => view! {
+            <p class="muted" data-testid="no-bodies">"No bodies were captured for this call (body capture is off for its workspace or key, the call was not in the sampled share, or they have been deleted)."</p>
+        }
+        .into_any(),
+        Bodies::OwnersOnly => {
+            view! { <p class="muted" data-testid="no-bodies">"This call's bodies were captured; only the workspace's owners can see them."</p> }
+                .into_any()
+        }
+        Bodies::Captured(captured) => view! { <Captured captured=captured/> }.into_any(),
+    };
+    view! {
+        <h2>"Bodies"</h2>
+        {inner}
+    }
+}
+
+#[component]
+fn Captured(captured: CapturedBodies) -> impl IntoView {
+    let CapturedBodies { request, response, reassembled, stream, expires_at } = captured;
+    let response = match response {
+        Some(body) => view! { <Body label="Response" body=body/> }.into_any(),
+        None => view! { <p class="muted">"No response was captured."</p> }.into_any(),
+    };
+    let reassembled = reassembled.map(|text| {
+        view! {
+            <h3>"Stream, reassembled"</h3>
+            <pre class="body" aria-label="Reassembled answer"><code>{text}</code></pre>
+        }
+    });
+    view! {
+        <p class="muted">{format!("Captured{}; deleted after {}.", if stream { " (the stream as the client got it)" } else { "" }, rfc3339_utc(expires_at))}</p>
+        <Body label="Request" body=request/>
+        {reassembled}
+        {response}
+    }
+}
+
+/// One body, pretty-printed when it is whole JSON, with what was cut or redacted.
+#[component]
+fn Body(label: &'static str, body: CapturedBody) -> impl IntoView {
+    let text = serde_json::from_str::<serde_json::Value>(&body.text)
+        .ok()
+        .and_then(|v| serde_json::to_string_pretty(&v).ok())
+        .unwrap_or(body.text);
+    let mut notes = vec![format!("{} bytes", body.bytes)];
+    if body.truncated {
+        notes.push("truncated at the size cap".to_owned());
+    }
+    if body.redacted > 0 {
+        notes.push(format!("{} credential-like value(s) redacted", body.redacted));
+    }
+    view! {
+        <h3>{format!("{label} ({})", notes.join(", "))}</h3>
+        <pre class="body" aria-label=label><code>{text}</code></pre>
     }
 }

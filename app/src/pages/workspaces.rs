@@ -12,6 +12,7 @@ use crate::server_fns::auth::{
     list_invites, take_notice,
 };
 use crate::server_fns::budgets::{RemoveBudget, SetBudget, list_budgets};
+use crate::server_fns::captures::{SetCapturePolicy, get_capture_policy};
 use perpetuo_types::BudgetScope;
 
 #[component]
@@ -34,6 +35,9 @@ pub fn WorkspacesPage() -> impl IntoView {
     let revoke = ServerAction::<RevokeInvite>::new();
     let revoke_error = action_error(revoke);
     let invites = Resource::new(move || (invite.version().get(), revoke.version().get()), |_| list_invites());
+    let set_capture = ServerAction::<SetCapturePolicy>::new();
+    let capture_error = action_error(set_capture);
+    let capture = Resource::new(move || set_capture.version().get(), |_| get_capture_policy());
     // After a form post without JavaScript the confirmation comes back through the session.
     let notice = OnceResource::new(take_notice());
     view! {
@@ -104,6 +108,38 @@ pub fn WorkspacesPage() -> impl IntoView {
             })}
         </Transition>
         <FormError message=budget_error/>
+
+        <h2>"Body capture"</h2>
+        <p class="muted">"Off by default. When on, the request and response bodies of a share of this workspace's calls are kept for the call's page (Usage → a call): cut at the server's size cap, with anything that looks like a key or password replaced by [REDACTED], encrypted at rest, and deleted after the days you choose. Only owners see them. Each key can also capture every call or none (API keys tab)."</p>
+        <Transition fallback=|| ()>
+            {move || Suspend::new(async move {
+                match capture.await {
+                    Ok(policy) => {
+                        let state = if policy.enabled {
+                            format!("On: {}% of calls, kept {} days.", policy.sample_percent, policy.retention_days)
+                        } else {
+                            "Off: no bodies are kept (unless a key captures every call).".to_owned()
+                        };
+                        view! {
+                            <p data-testid="capture-state">{state}</p>
+                            <ActionForm action=set_capture>
+                                <label class="check" for="capture-enabled">
+                                    <input id="capture-enabled" name="enabled" type="checkbox" value="on" checked=policy.enabled/>
+                                    " Capture request and response bodies"
+                                </label>
+                                <label for="capture-percent">"Share of calls captured (%)"</label>
+                                <input id="capture-percent" name="sample_percent" type="number" min="1" max="100" required value=policy.sample_percent.to_string()/>
+                                <label for="capture-days">"Keep bodies for (days)"</label>
+                                <input id="capture-days" name="retention_days" type="number" min="1" max="90" required value=policy.retention_days.to_string()/>
+                                <button type="submit" disabled=move || set_capture.pending().get()>"Save capture"</button>
+                            </ActionForm>
+                        }.into_any()
+                    }
+                    Err(e) => view! { <p class="form-error" role="alert">{e.to_string()}</p> }.into_any(),
+                }
+            })}
+        </Transition>
+        <FormError message=capture_error/>
 
         <h2>"Invite someone"</h2>
         <p class="muted">"An invite link lets one person create an account that joins the current workspace as a member (members use its providers, keys and usage; owners also manage providers and invites). Single use, good for 7 days."</p>

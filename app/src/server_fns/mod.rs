@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod budgets;
+pub mod captures;
 pub mod keys;
 pub mod providers;
 pub mod usage;

@@ -99,9 +99,7 @@ pub async fn delete_price(kind: String, model: String) -> Result<(), AppError> {
 
 /// One call's record with its steps, for its page.
 #[server(prefix = "/fn", endpoint = "request_story")]
-pub async fn request_story(id: String) -> Result<perpetuo_types::RequestRow, AppError> {
-    let (state, ws) = ctx::workspace_scope().await?;
-    let reports = state.reports();
-    let labels = reports.labels(&ws).await?;
-    Ok(reports.request(&ws, id.trim(), &labels).await?)
+pub async fn request_story(id: String) -> Result<perpetuo_types::RequestStory, AppError> {
+    let (state, who) = ctx::member_scope().await?;
+    Ok(state.request_story(&who, &id).await?)
 }

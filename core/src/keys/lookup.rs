@@ -41,13 +41,14 @@ impl ApiKeys {
             expires_at: Option<i64>,
             revoked_at: Option<i64>,
             rate_limit_per_min: Option<i64>,
+            capture: Option<String>,
         }
         let seen = self.cache.slots.generation();
         let unknown_seen = self.cache.unknown.generation();
         self.cache.lookups.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut response = self
             .db
-            .query("SELECT record::id(id) AS id, name, workspace, expires_at, revoked_at, rate_limit_per_min FROM api_key WHERE hash = $hash LIMIT 1")
+            .query("SELECT record::id(id) AS id, name, workspace, expires_at, revoked_at, rate_limit_per_min, capture FROM api_key WHERE hash = $hash LIMIT 1")
             .bind(("hash", hash.clone()))
             .await
             .map_err(ServiceError::from)?;
@@ -62,6 +63,7 @@ impl ApiKeys {
             expires_at: row.expires_at,
             revoked: row.revoked_at.is_some(),
             rate_limit_per_min: row.rate_limit_per_min.and_then(|v| u32::try_from(v).ok()),
+            capture: super::stored_capture(row.capture.as_deref()),
         };
         self.cache.slots.put(hash, key.clone(), seen);
         Ok(key)

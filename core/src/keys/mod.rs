@@ -86,6 +86,8 @@ pub struct CachedKey {
     pub expires_at: Option<i64>,
     pub revoked: bool,
     pub rate_limit_per_min: Option<u32>,
+    /// The key's own choice about body capture.
+    pub capture: perpetuo_types::KeyCapture,
 }
 
 /// How many hashes found unknown are remembered, and for how long (tokens are random: a hash
@@ -173,6 +175,7 @@ impl KeyCache {
                 && int("expires_at") == cached.expires_at
                 && int("rate_limit_per_min").and_then(|v| u32::try_from(v).ok()) == cached.rate_limit_per_min
                 && record.get("workspace").and_then(serde_json::Value::as_str) == Some(cached.workspace.as_str())
+                && stored_capture(record.get("capture").and_then(serde_json::Value::as_str)) == cached.capture
         })
     }
 }
@@ -214,10 +217,16 @@ struct Row {
     rate_limit_per_min: Option<i64>,
     created_by: Option<String>,
     created_by_email: Option<String>,
+    capture: Option<String>,
+}
+
+/// A key's stored capture choice (unset or unknown: follow the workspace).
+pub(crate) fn stored_capture(stored: Option<&str>) -> perpetuo_types::KeyCapture {
+    stored.and_then(|s| perpetuo_types::KeyCapture::parse(s).ok()).unwrap_or_default()
 }
 
 const COLUMNS: &str = "record::id(id) AS id, name, hash, preview, created_at, expires_at, revoked_at, last_used_at, \
-    rate_limit_per_min, created_by, (IF created_by != NONE { type::record('user', created_by).email }) AS created_by_email";
+    rate_limit_per_min, created_by, capture, (IF created_by != NONE { type::record('user', created_by).email }) AS created_by_email";
 
 impl Row {
     /// Whether `who` may revoke or delete this key: an owner any, a member only their own.
@@ -245,6 +254,7 @@ impl Row {
             rate_limit_per_min: self.rate_limit_per_min.and_then(|v| u32::try_from(v).ok()),
             created_by: self.created_by_email.clone(),
             yours: self.managed_by(who),
+            capture: stored_capture(self.capture.as_deref()),
         }
     }
 }
@@ -397,6 +407,7 @@ impl ApiKeys {
             rate_limit_per_min: rate_limit,
             created_by: None,
             yours: true,
+            capture: perpetuo_types::KeyCapture::Inherit,
         };
         Ok(CreatedApiKey { key, token: token.token.clone() })
     }
@@ -468,6 +479,27 @@ impl ApiKeys {
         Ok(current.view(who))
     }
 
+    /// Sets a key's own choice about body capture (owners only: what is kept of a call is the
+    /// workspace's decision); the key's next call follows it.
+    pub async fn set_capture(
+        &self,
+        owner: &crate::workspaces::OwnerScope,
+        id: &str,
+        capture: perpetuo_types::KeyCapture,
+    ) -> Result<(), ServiceError> {
+        let ws = owner.workspace();
+        let current = self.row(ws, id).await?;
+        self.db
+            .query("UPDATE type::record('api_key', $id) SET capture = $capture WHERE workspace = $ws RETURN NONE")
+            .bind(("id", id.to_owned()))
+            .bind(("ws", ws.as_str().to_owned()))
+            .bind(("capture", capture.stored().map(str::to_owned)))
+            .await?
+            .check()?;
+        self.cache.slots.invalidate(&current.hash);
+        Ok(())
+    }
+
     /// Deletes a key (owners: any; members: their own).
     pub async fn delete(&self, who: &Membership, id: &str) -> Result<(), ServiceError> {
         let ws = who.workspace();
@@ -495,6 +527,7 @@ mod tests {
             expires_at: None,
             revoked,
             rate_limit_per_min: None,
+            capture: perpetuo_types::KeyCapture::Inherit,
         }
     }
 

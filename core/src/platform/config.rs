@@ -183,6 +183,8 @@ pub struct Settings {
     pub serve_threads: usize,
     pub upstream: UpstreamSettings,
     pub usage_retention_days: u32,
+    /// Where a captured body is cut (when a workspace captures bodies).
+    pub capture_max_body_bytes: usize,
     /// A dashboard session ends this long after sign-in, however active (`SESSION_MAX_AGE_DAYS`).
     pub session_max_age: Duration,
     /// Who may create an account (`SIGNUP`): the first account can always be made.
@@ -261,6 +263,12 @@ impl Settings {
             serve_threads: usize::try_from(env.u64_or("SERVE_THREADS", cores as u64, 1)?).unwrap_or(1).min(1024),
             upstream: upstream(&env)?,
             usage_retention_days: env.count("USAGE_RETENTION_DAYS")?,
+            capture_max_body_bytes: match env.bytes("CAPTURE_MAX_BODY_BYTES", 1024)? {
+                n if n > 1 << 20 => {
+                    return Err(ConfigError("CAPTURE_MAX_BODY_BYTES is at most 1048576 (1 MiB)".into()));
+                }
+                n => n,
+            },
             session_max_age: Duration::from_secs(env.u64("SESSION_MAX_AGE_DAYS", 1)?.saturating_mul(86_400)),
             signup: signup(&env)?,
             quotas: Quotas {

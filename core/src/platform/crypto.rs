@@ -60,6 +60,11 @@ pub fn provider_aad(workspace_id: &str, provider_id: &str) -> Vec<u8> {
     format!("perpetuo/provider-key/{VERSION}/{workspace_id}/{provider_id}").into_bytes()
 }
 
+/// What a call's sealed captured bodies are bound to: a copy in another record fails to open.
+pub fn capture_aad(workspace_id: &str, request_id: &str) -> Vec<u8> {
+    format!("perpetuo/capture/{VERSION}/{workspace_id}/{request_id}").into_bytes()
+}
+
 impl Cipher {
     pub fn new(current: &Secret32, previous: Option<&Secret32>) -> Self {
         Self { current: KeySlot::new(current), previous: previous.map(KeySlot::new) }

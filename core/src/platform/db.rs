@@ -46,6 +46,7 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     ("0010_owners_and_instances.surql", include_str!("../../../migrations/0010_owners_and_instances.surql")),
     ("0011_translation_options.surql", include_str!("../../../migrations/0011_translation_options.surql")),
     ("0012_regions.surql", include_str!("../../../migrations/0012_regions.surql")),
+    ("0013_captures.surql", include_str!("../../../migrations/0013_captures.surql")),
 ];
 
 /// Why the database could not be opened or brought up to date.

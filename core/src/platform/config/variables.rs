@@ -126,6 +126,11 @@ pub const SECTIONS: &[(&str, &[Variable])] = &[
             var("USAGE_SPOOL_MAX_BYTES", Value("1073741824"), "records that may wait before calls are refused"),
             var("USAGE_SPOOL_SYNC", Value("interval"), "when records reach the disk: interval (100 ms), every or off"),
             var("USAGE_RETENTION_DAYS", Value("90"), "request records are deleted after this many days"),
+            var(
+                "CAPTURE_MAX_BODY_BYTES",
+                Value("65536"),
+                "a captured request or response body is cut at this size (1 KiB to 1 MiB)",
+            ),
             var("PRICES_FILE", Unset, "a replacement for the built-in price table"),
             var("METRICS_TOKEN", Unset, "GET /metrics needs this bearer token"),
             var("METRICS_PUBLIC", Value("false"), "GET /metrics without a token"),
