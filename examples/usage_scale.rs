@@ -71,6 +71,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             reserved_tokens: None,
             dropped_tools: None,
             timeline: Vec::new(),
+            price: None,
         });
         if batch.len() == 1000 {
             insert(&db, &batch, true).await?;

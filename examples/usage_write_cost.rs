@@ -44,6 +44,7 @@ fn record(i: usize) -> UsageRecord {
         reserved_tokens: None,
         dropped_tools: None,
         timeline: Vec::new(),
+        price: None,
     }
 }
 

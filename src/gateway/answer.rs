@@ -66,6 +66,7 @@ pub fn failure(
         error_class: Some(error.class()),
         charge: Charge::default(),
         ttft: None,
+        price: None,
     };
     let error = if submit(state, subject, outcome, progress) { error } else { GatewayError::UsageLedgerUnavailable };
     let mut response = error.response_for(subject.protocol);
@@ -102,6 +103,7 @@ pub fn whole(
         error_class: None,
         charge: call.charge(state, served, tokens),
         ttft: None,
+        price: call.price_used(state, served),
     };
     if !submit(state, &call.subject(), outcome, progress) {
         // The answer cannot go out without its record.

@@ -163,6 +163,11 @@ impl Call {
         state.prices().price(&self.prices, served.provider.kind.as_str(), &served.model)
     }
 
+    /// The price of the model a candidate serves, as the call's record keeps it.
+    pub fn price_used(&self, state: &AppState, served: &Candidate) -> Option<perpetuo_types::PriceUsed> {
+        state.prices().price_used(&self.prices, served.provider.kind.as_str(), &served.model)
+    }
+
     /// What these reported tokens cost at a candidate.
     pub fn charge(&self, state: &AppState, served: &Candidate, tokens: TokenCounts) -> Charge {
         Charge::reported(tokens, self.price(state, served).map(|p| p.cost_nanos(tokens)))

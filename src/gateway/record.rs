@@ -77,6 +77,8 @@ pub struct Outcome<'a> {
     pub charge: Charge,
     /// Time to the first token of a stream.
     pub ttft: Option<Duration>,
+    /// The price the answer was charged at.
+    pub price: Option<perpetuo_types::PriceUsed>,
 }
 
 fn millis(d: Duration) -> i64 {
@@ -118,6 +120,7 @@ pub fn build(state: &AppState, subject: &Subject, outcome: Outcome, progress: &P
         reserved_tokens: subject.hold.map(|h| h.hold.need.tokens),
         dropped_tools: (!progress.dropped.is_empty()).then(|| progress.dropped.list()),
         timeline: progress.timeline.clone(),
+        price: outcome.price,
     };
     let kind = provider.map_or("none", |p| p.kind.as_str());
     // Only a model a provider actually served becomes a label: failed calls would let anyone

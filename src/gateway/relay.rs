@@ -163,6 +163,7 @@ impl Relay {
         let reported = self.translate.tokens();
         let (tokens, estimated) = self.charged_tokens(failure.is_none(), reported);
         let price = self.call.price(&self.state, &self.served);
+        let price_used = self.call.price_used(&self.state, &self.served);
         let charge =
             move |tokens: TokenCounts| Charge { tokens, cost_nanos: price.map(|p| p.cost_nanos(tokens)), estimated };
         let outcome = |charge| Outcome {
@@ -172,6 +173,7 @@ impl Relay {
             error_class: class,
             charge,
             ttft: self.ttft,
+            price: price_used,
         };
         match (tokens.prompt, self.call.known_prompt()) {
             // The provider never said what the prompt counted, and no estimate was made yet: it is

@@ -50,6 +50,7 @@ fn known_record(
         reserved_tokens: None,
         dropped_tools: None,
         timeline: Vec::new(),
+        price: None,
     }
 }
 

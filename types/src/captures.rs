@@ -144,7 +144,7 @@ pub enum Bodies {
 }
 
 /// One call's whole story: its record and steps, and its bodies when they were captured.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RequestStory {
     #[serde(flatten)]
     pub row: RequestRow,

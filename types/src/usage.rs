@@ -259,7 +259,7 @@ pub struct SeriesPoint {
 
 /// One gateway request in the log (from its usage record; the key's name is filled in by the
 /// reports service).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RequestRow {
     pub ts: i64,
     pub request_id: String,
@@ -304,6 +304,21 @@ pub struct RequestRow {
     /// Perpetuo kept them).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub timeline: Vec<AttemptStep>,
+    /// The price the answer was charged at (none when unknown, or for records made before
+    /// Perpetuo kept it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price: Option<PriceUsed>,
+}
+
+/// The price a call was charged at, in dollars per million tokens, and whose it was.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct PriceUsed {
+    pub input_per_million: f64,
+    pub output_per_million: f64,
+    pub cache_read_per_million: f64,
+    pub cache_write_per_million: f64,
+    /// The workspace's own price for the model, not the price table's.
+    pub workspace_price: bool,
 }
 
 /// One step of a call: an attempt at a provider, or a candidate passed over and why.
@@ -326,7 +341,7 @@ pub struct AttemptStep {
 }
 
 /// A page of the request log, newest first.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RequestPage {
     pub data: Vec<RequestRow>,
     /// Records matching the filters (all pages).

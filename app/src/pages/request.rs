@@ -57,6 +57,21 @@ fn Story(row: RequestRow) -> impl IntoView {
         ),
         None => "no budget applied".to_owned(),
     };
+    let cost = match row.price {
+        Some(p) => format!(
+            "{} at ${} in, ${} out per million tokens (cache reads ${}, writes ${}), {}",
+            format_cost(row.cost_nanos),
+            p.input_per_million,
+            p.output_per_million,
+            p.cache_read_per_million,
+            p.cache_write_per_million,
+            if p.workspace_price { "the workspace's own price" } else { "from the price table" }
+        ),
+        None if row.cost_nanos.is_some() => {
+            format!("{} (from the price table or the workspace's own prices)", format_cost(row.cost_nanos))
+        }
+        None => "unknown: no price is known for this model (set one in Usage → Prices)".to_owned(),
+    };
     let served = row.served_model.clone().map(|m| format!(" → {m}")).unwrap_or_default();
     let provider = row.provider_label.clone().unwrap_or_else(|| "–".into());
     let headers = format!(
@@ -77,7 +92,7 @@ fn Story(row: RequestRow) -> impl IntoView {
             <dt>"Provider"</dt><dd>{provider}</dd>
             <dt>"Status"</dt><dd>{outcome}</dd>
             <dt>"Tokens"</dt><dd>{tokens}</dd>
-            <dt>"Cost"</dt><dd>{format!("{} (from the price table or the workspace's own prices)", format_cost(row.cost_nanos))}</dd>
+            <dt>"Cost"</dt><dd>{cost}</dd>
             <dt>"Budget"</dt><dd>{reserved}</dd>
             <dt>"Time"</dt><dd>{format!("{} ms in all{}", row.latency_ms, row.ttft_ms.map(|t| format!(", first token after {t} ms")).unwrap_or_default())}</dd>
             <dt>"Headers added"</dt><dd><code>{headers}</code></dd>

@@ -181,6 +181,61 @@ impl std::fmt::Debug for Captures {
     }
 }
 
+/// The writing side: what the writer task holds (no sender of its own queue).
+struct Writer {
+    db: Db,
+    cipher: Arc<Cipher>,
+    counters: Arc<CaptureCounters>,
+}
+
+impl Writer {
+    /// The writer: captures redacted, sealed and written in batches, until the queue closes.
+    async fn write(self, mut rx: mpsc::Receiver<Captured>) {
+        let mut batch = Vec::with_capacity(BATCH);
+        while rx.recv_many(&mut batch, BATCH).await > 0 {
+            let rows: Vec<Row> = batch.drain(..).filter_map(|c| self.seal(c)).collect();
+            let count = rows.len() as u64;
+            let written = bounded(async {
+                self.db.query("INSERT IGNORE INTO capture $rows RETURN NONE").bind(("rows", rows)).await?.check()?;
+                Ok(())
+            })
+            .await;
+            match written {
+                Ok(()) => self.counters.stored.fetch_add(count, Ordering::Relaxed),
+                Err(e) => {
+                    tracing::warn!(error = %e, captures = count, "writing captured bodies failed; they are lost");
+                    self.counters.failed.fetch_add(count, Ordering::Relaxed)
+                }
+            };
+        }
+    }
+
+    fn seal(&self, c: Captured) -> Option<Row> {
+        let sealed = Sealed { request: c.request.body(), response: c.response.as_ref().map(Raw::body) };
+        let plain = serde_json::to_vec(&sealed).ok()?;
+        let aad = capture_aad(c.workspace.as_str(), &c.request_id);
+        let sealed = match self.cipher.seal(&plain, &aad) {
+            Ok(sealed) => sealed,
+            Err(e) => {
+                tracing::warn!(error = %e, "sealing captured bodies failed; they are lost");
+                self.counters.failed.fetch_add(1, Ordering::Relaxed);
+                return None;
+            }
+        };
+        let created_at = now_ms();
+        Some(Row {
+            id: c.request_id,
+            workspace: c.workspace.as_str().to_owned(),
+            key_id: c.key_id,
+            route: c.route.to_owned(),
+            stream: c.stream,
+            created_at,
+            expires_at: created_at.saturating_add(i64::from(c.plan.retention_days) * DAY_MS),
+            sealed,
+        })
+    }
+}
+
 /// Whether a call is in the sampled share: decided from its request id's random part, so the
 /// same call always decides the same way.
 fn sampled(request_id: &str, percent: u8) -> bool {
@@ -202,9 +257,11 @@ impl Captures {
         let (queue, rx) = mpsc::channel(QUEUE);
         let counters = Arc::new(CaptureCounters::default());
         let cache = Arc::new(PolicyCache { slots: Slots::new(POLICY_TTL, POLICY_CAPACITY) });
-        let captures = Self { db, cipher, cache, queue, cap, counters };
-        drop(tokio::spawn(captures.clone().write(rx)));
-        captures
+        // The writer holds no sender: once the service is dropped, the queue closes, the writer
+        // ends and lets go of the database.
+        let writer = Writer { db: db.clone(), cipher: Arc::clone(&cipher), counters: Arc::clone(&counters) };
+        drop(tokio::spawn(writer.write(rx)));
+        Self { db, cipher, cache, queue, cap, counters }
     }
 
     pub fn follower(&self) -> Arc<dyn Follower> {
@@ -287,52 +344,6 @@ impl Captures {
         if self.queue.try_send(captured).is_err() {
             self.counters.dropped.fetch_add(1, Ordering::Relaxed);
         }
-    }
-
-    /// The writer: captures redacted, sealed and written in batches, until the queue closes.
-    async fn write(self, mut rx: mpsc::Receiver<Captured>) {
-        let mut batch = Vec::with_capacity(BATCH);
-        while rx.recv_many(&mut batch, BATCH).await > 0 {
-            let rows: Vec<Row> = batch.drain(..).filter_map(|c| self.seal(c)).collect();
-            let count = rows.len() as u64;
-            let written = bounded(async {
-                self.db.query("INSERT IGNORE INTO capture $rows RETURN NONE").bind(("rows", rows)).await?.check()?;
-                Ok(())
-            })
-            .await;
-            match written {
-                Ok(()) => self.counters.stored.fetch_add(count, Ordering::Relaxed),
-                Err(e) => {
-                    tracing::warn!(error = %e, captures = count, "writing captured bodies failed; they are lost");
-                    self.counters.failed.fetch_add(count, Ordering::Relaxed)
-                }
-            };
-        }
-    }
-
-    fn seal(&self, c: Captured) -> Option<Row> {
-        let sealed = Sealed { request: c.request.body(), response: c.response.as_ref().map(Raw::body) };
-        let plain = serde_json::to_vec(&sealed).ok()?;
-        let aad = capture_aad(c.workspace.as_str(), &c.request_id);
-        let sealed = match self.cipher.seal(&plain, &aad) {
-            Ok(sealed) => sealed,
-            Err(e) => {
-                tracing::warn!(error = %e, "sealing captured bodies failed; they are lost");
-                self.counters.failed.fetch_add(1, Ordering::Relaxed);
-                return None;
-            }
-        };
-        let created_at = now_ms();
-        Some(Row {
-            id: c.request_id,
-            workspace: c.workspace.as_str().to_owned(),
-            key_id: c.key_id,
-            route: c.route.to_owned(),
-            stream: c.stream,
-            created_at,
-            expires_at: created_at.saturating_add(i64::from(c.plan.retention_days) * DAY_MS),
-            sealed,
-        })
     }
 
     /// A call's captured bodies, opened, when they were kept and have not expired.

@@ -228,6 +228,19 @@ impl Prices {
         self.table.lookup_with(overrides, kind, model)
     }
 
+    /// The price a call is charged at, as its record keeps it.
+    pub fn price_used(&self, overrides: &Overrides, kind: &str, model: &str) -> Option<perpetuo_types::PriceUsed> {
+        let own = overrides.get(&override_key(kind, model)).copied();
+        let price = own.or_else(|| self.table.lookup(kind, model))?;
+        Some(perpetuo_types::PriceUsed {
+            input_per_million: price.input,
+            output_per_million: price.output,
+            cache_read_per_million: price.cache_read,
+            cache_write_per_million: price.cache_write,
+            workspace_price: own.is_some(),
+        })
+    }
+
     /// A workspace's price overrides, as listed in the usage tab and the API.
     pub async fn list(&self, ws: &WorkspaceId) -> Result<Vec<PriceOverride>, ServiceError> {
         let mut response = self

@@ -58,6 +58,9 @@ pub struct UsageRecord {
     /// The call's attempts and the candidates it passed over, in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub timeline: Vec<perpetuo_types::AttemptStep>,
+    /// The price the answer was charged at, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price: Option<perpetuo_types::PriceUsed>,
 }
 
 /// A new request id: `req_`, the arrival time (Unix milliseconds, base 36, nine characters) and
@@ -116,6 +119,7 @@ impl UsageRecord {
             reserved_tokens: self.reserved_tokens,
             dropped_tools: self.dropped_tools.clone(),
             timeline: self.timeline,
+            price: self.price,
         }
     }
 }
@@ -163,6 +167,7 @@ pub mod tests {
             reserved_tokens: None,
             dropped_tools: None,
             timeline: Vec::new(),
+            price: None,
         }
     }
 

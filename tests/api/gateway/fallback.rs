@@ -199,6 +199,8 @@ async fn a_failing_provider_shows_its_errors_breaker_and_last_error_and_the_log_
     let good = Mock::start(Flavor::OpenAi).await;
     let broken_id = gw.provider("Broken", "openai_compatible", &broken.base_url(), 1).await;
     let good_id = gw.provider("Good", "openai_compatible", &good.base_url(), 2).await;
+    let price = json!({"kind": "openai_compatible", "model": "mock-small", "input_per_million": 2.0, "output_per_million": 8.0});
+    assert_eq!(gw.app.post_json("/api/v1/prices", Some(&gw.token), &price).await.status(), 200);
     for _ in 0..6 {
         assert_eq!(gw.chat(&chat_body("mock-small")).await.status(), 200);
     }
@@ -248,6 +250,12 @@ async fn a_failing_provider_shows_its_errors_breaker_and_last_error_and_the_log_
     let story = gw.app.get_value(&format!("/api/v1/requests/{id}"), Some(&gw.token)).await;
     assert_eq!(story["timeline"], oldest["timeline"], "{story}");
     assert_eq!(story["provider_label"], "Good");
+    // The price it was charged at, and whose: 11 in at $2, 7 out at $8 per million.
+    assert_eq!(
+        story["price"],
+        json!({"input_per_million": 2.0, "output_per_million": 8.0, "cache_read_per_million": 2.0, "cache_write_per_million": 2.0, "workspace_price": true})
+    );
+    assert_eq!(story["cost_nanos"], 11 * 2000 + 7 * 8000);
     let missing = gw.app.get_json(&format!("/api/v1/requests/{}00000000000", &id[..13]), Some(&gw.token)).await;
     assert_eq!(missing.status(), 404);
     let (stranger, _, _) = gw.app.api_signup(&email("stranger")).await;
