@@ -22,7 +22,7 @@ FLOORS = [
     ["usage"],
     ["protocols"],
     ["providers"],
-    ["keys", "budgets"],
+    ["keys", "budgets", "captures"],
     ["accounts"],
     ["state"],
 ]
