@@ -74,7 +74,22 @@ pub fn build(db: Db, settings: Settings, clock: LimitClock, usage: UsageSink) ->
         .map_err(ServiceError::Internal)?;
     let captures =
         perpetuo_core::captures::Captures::start(db.clone(), Arc::clone(&cipher), settings.capture_max_body_bytes);
+    let limits = match limiters.instance_id() {
+        Some(id) => {
+            let counted = Arc::clone(&limiters);
+            perpetuo_core::limits::Limits::shared(
+                db.clone(),
+                id.to_owned(),
+                settings.shared_limit_timeout,
+                Arc::new(move || counted.instances()),
+            )
+        }
+        None => perpetuo_core::limits::Limits::local(db.clone()),
+    };
+    let pressure = perpetuo_core::providers::pressure::Pressure::new(db.clone());
     Ok(AppState::new(Services {
+        limits,
+        pressure,
         captures,
         telemetry,
         health: Arc::default(),

@@ -55,6 +55,9 @@ pub struct Services {
     pub prices: Prices,
     pub reports: Reports,
     pub budgets: Budgets,
+    pub limits: crate::limits::Limits,
+    /// What providers last said about their own rate limits (rests shared across instances).
+    pub pressure: crate::providers::pressure::Pressure,
     pub estimator: Estimator,
     /// How each provider's attempts have gone on this instance.
     pub health: Arc<crate::providers::health::Health>,
@@ -95,6 +98,20 @@ impl Services {
 
     pub fn budgets(&self) -> &Budgets {
         &self.budgets
+    }
+
+    pub fn limits(&self) -> &crate::limits::Limits {
+        &self.limits
+    }
+
+    /// The workspace's limits, keys' and providers' named after them.
+    pub async fn limit_views(
+        &self,
+        ws: &crate::workspaces::WorkspaceId,
+    ) -> Result<Vec<perpetuo_types::LimitView>, ServiceError> {
+        let mut names: std::collections::HashMap<String, String> = self.keys.names(ws).await?.into_iter().collect();
+        names.extend(self.providers.list(ws).await?.into_iter().map(|p| (p.id, p.label)));
+        self.limits.list(ws, &names).await
     }
 
     /// Token estimates of prompts (large ones off the serving threads).
@@ -161,6 +178,7 @@ impl Services {
     fn add_health(&self, view: &mut perpetuo_types::ProviderView) {
         let now = crate::platform::db::now_ms();
         let breaker = self.breakers.view(&view.id, now);
+        view.pressure = self.pressure.view(&view.id);
         view.health = self.health.snapshot(&view.id, now, breaker).or_else(|| {
             (breaker != perpetuo_types::BreakerState::Closed).then_some(perpetuo_types::ProviderHealth {
                 calls: 0,
@@ -176,7 +194,14 @@ impl Services {
 
     /// The caches that follow database changes (see `live`).
     pub fn followers(&self) -> Vec<Arc<dyn Follower>> {
-        vec![self.keys.follower(), self.providers.follower(), self.budgets.follower(), self.captures.follower()]
+        vec![
+            self.keys.follower(),
+            self.providers.follower(),
+            self.budgets.follower(),
+            self.captures.follower(),
+            self.limits.follower(),
+            self.pressure.follower(),
+        ]
     }
 }
 

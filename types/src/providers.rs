@@ -218,6 +218,9 @@ pub struct ProviderView {
     /// after the provider was created).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<ProviderHealth>,
+    /// What the provider last said about its own rate limits, on this instance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pressure: Option<crate::limits::ProviderPressure>,
 }
 
 /// A provider's calls over the last hour on the instance that answered, its breaker, and its
@@ -372,6 +375,7 @@ mod tests {
             created_at: 0,
             updated_at: 0,
             health: None,
+            pressure: None,
         }
     }
 

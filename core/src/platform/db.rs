@@ -47,6 +47,7 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     ("0011_translation_options.surql", include_str!("../../../migrations/0011_translation_options.surql")),
     ("0012_regions.surql", include_str!("../../../migrations/0012_regions.surql")),
     ("0013_captures.surql", include_str!("../../../migrations/0013_captures.surql")),
+    ("0014_limits.surql", include_str!("../../../migrations/0014_limits.surql")),
 ];
 
 /// Why the database could not be opened or brought up to date.

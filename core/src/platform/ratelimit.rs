@@ -234,6 +234,11 @@ impl Limiters {
     }
 
     /// Instances sharing the limits (1 without shared limits).
+    /// This instance's id among those sharing the database (`None` alone).
+    pub fn instance_id(&self) -> Option<&str> {
+        self.shared.as_ref().map(SharedLimits::instance_id)
+    }
+
     pub fn instances(&self) -> u32 {
         self.shared.as_ref().map_or(1, SharedLimits::instances)
     }

@@ -151,6 +151,11 @@ impl SharedLimits {
         self
     }
 
+    /// This instance's id in `instance`.
+    pub fn instance_id(&self) -> &str {
+        &self.id
+    }
+
     /// Instances alive on the database (this one included).
     pub fn instances(&self) -> u32 {
         self.instances.load(Ordering::Relaxed).max(1)

@@ -13,6 +13,7 @@ pub mod dialects;
 pub mod health;
 mod input;
 mod opened;
+pub mod pressure;
 pub mod translation;
 
 use std::sync::Arc;
@@ -77,6 +78,7 @@ impl Row {
     fn view(&self) -> Result<ProviderView, ServiceError> {
         Ok(ProviderView {
             health: None,
+            pressure: None,
             id: self.id.clone(),
             label: self.label.clone(),
             kind: self.kind()?,

@@ -1,0 +1,262 @@
+//! Calls in flight: at most so many at once for one slot (a workspace's, a key's or a
+//! provider's), a stream counting until it ends.
+//!
+//! - **Alone** (the embedded database), a counter in memory.
+//! - **Shared** (a database server), one record per slot (`inflight`) lists what each instance
+//!   holds; an instance takes a place in a transaction that counts the places of the instances
+//!   alive (those in `instance` that beat in the last 30 s) and gives it back in another when
+//!   the call ends. Every instance writes the same record, so concurrent takers conflict and one
+//!   retries: the limit is never passed, on any number of instances. The places of an instance
+//!   that died come back once it stops counting as alive. The cost: two transactions per call
+//!   under a concurrency limit, one at a time per slot on each instance.
+//!
+//! A call that finds no place waits for one (a local end wakes it at once; another instance's,
+//! within the polling interval) up to its own bound, then is refused.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use dashmap::DashMap;
+
+use crate::platform::db::{Db, now_ms, root_cause};
+use crate::platform::shared_limits::ALIVE_FOR;
+
+const CONFLICT_ATTEMPTS: u32 = 50;
+/// How often a waiting call asks the database again (a local end wakes it sooner).
+const POLL: Duration = Duration::from_millis(25);
+
+/// Where the counters are.
+#[derive(Clone)]
+pub enum Store {
+    Local,
+    Shared { db: Db, instance: String, timeout: Duration },
+}
+
+#[derive(Debug, Default)]
+struct Slot {
+    /// Places this instance holds (calls in flight here).
+    used: AtomicU32,
+    /// Database work for the slot, one at a time on this instance.
+    turn: tokio::sync::Mutex<()>,
+    freed: tokio::sync::Notify,
+}
+
+/// Every concurrency slot of this instance.
+#[derive(Clone)]
+pub struct InFlight {
+    store: Store,
+    slots: Arc<DashMap<String, Arc<Slot>>>,
+    runtime: Option<tokio::runtime::Handle>,
+}
+
+impl std::fmt::Debug for InFlight {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InFlight").field("slots", &self.slots.len()).finish_non_exhaustive()
+    }
+}
+
+/// A place held: given back when dropped (the call ended, or its future was dropped).
+#[derive(Debug)]
+pub struct Place {
+    owner: InFlight,
+    slot: String,
+    cell: Arc<Slot>,
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        let owner = self.owner.clone();
+        let (slot, cell) = (std::mem::take(&mut self.slot), Arc::clone(&self.cell));
+        match &owner.store {
+            Store::Local => {
+                cell.used.fetch_sub(1, Ordering::AcqRel);
+                cell.freed.notify_waiters();
+            }
+            Store::Shared { .. } => {
+                let Some(runtime) = owner.runtime.clone().or_else(|| tokio::runtime::Handle::try_current().ok()) else {
+                    return;
+                };
+                runtime.spawn(async move {
+                    let _turn = cell.turn.lock().await;
+                    let mine = cell.used.load(Ordering::Acquire).saturating_sub(1);
+                    // Given back for good: if the write fails, the place comes back when this
+                    // instance's holds are next written (or when it stops counting as alive).
+                    if owner.write(&slot, mine, None).await.is_some() {
+                        cell.used.store(mine, Ordering::Release);
+                    } else {
+                        cell.used.store(mine, Ordering::Release);
+                        tracing::warn!("giving back a concurrency place failed; it is given back with the next write");
+                    }
+                    cell.freed.notify_waiters();
+                });
+            }
+        }
+    }
+}
+
+impl InFlight {
+    pub fn new(store: Store) -> Self {
+        Self { store, slots: Arc::default(), runtime: tokio::runtime::Handle::try_current().ok() }
+    }
+
+    fn cell(&self, slot: &str) -> Arc<Slot> {
+        if let Some(cell) = self.slots.get(slot) {
+            return Arc::clone(&cell);
+        }
+        Arc::clone(self.slots.entry(slot.to_owned()).or_default().value())
+    }
+
+    /// Calls in flight under `slot` on this instance.
+    pub fn here(&self, slot: &str) -> u32 {
+        self.slots.get(slot).map_or(0, |c| c.used.load(Ordering::Acquire))
+    }
+
+    /// A place under `slot` (at most `limit` across instances), waiting up to `wait` for one.
+    /// `None`: no place in time (or the database did not answer: refused, never over the limit).
+    pub async fn take(&self, slot: &str, limit: u32, wait: Duration) -> Option<Place> {
+        let cell = self.cell(slot);
+        let until = Instant::now() + wait;
+        loop {
+            let freed = cell.freed.notified();
+            tokio::pin!(freed);
+            freed.as_mut().enable();
+            if self.try_take(slot, &cell, limit).await {
+                return Some(Place { owner: self.clone(), slot: slot.to_owned(), cell: Arc::clone(&cell) });
+            }
+            let now = Instant::now();
+            if now >= until {
+                return None;
+            }
+            let nap = match self.store {
+                Store::Local => until - now,
+                Store::Shared { .. } => POLL.min(until - now),
+            };
+            let _ = tokio::time::timeout(nap, freed).await;
+        }
+    }
+
+    async fn try_take(&self, slot: &str, cell: &Slot, limit: u32) -> bool {
+        match &self.store {
+            Store::Local => cell
+                .used
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| (used < limit).then_some(used + 1))
+                .is_ok(),
+            Store::Shared { .. } => {
+                let _turn = cell.turn.lock().await;
+                let used = cell.used.load(Ordering::Acquire);
+                match self.write(slot, used + 1, Some(limit)).await {
+                    Some(true) => {
+                        cell.used.store(used + 1, Ordering::Release);
+                        true
+                    }
+                    Some(false) | None => false,
+                }
+            }
+        }
+    }
+
+    /// Writes this instance's places under `slot` as `mine`; with `limit`, only if the places of
+    /// every instance alive then fit it. `Some(written)`, or `None` when the database failed.
+    async fn write(&self, slot: &str, mine: u32, limit: Option<u32>) -> Option<bool> {
+        let Store::Shared { db, instance, timeout } = &self.store else { return Some(true) };
+        let query = "BEGIN TRANSACTION;
+            LET $id = type::record('inflight', $slot);
+            LET $me = type::record('instance', $instance);
+            LET $alive = SELECT VALUE id FROM instance WHERE seen >= $since;
+            LET $holds = (SELECT VALUE holds FROM $id)[0] OR [];
+            LET $kept = array::filter($holds, |$h| $h.i != $me AND $h.i INSIDE $alive);
+            LET $others = math::sum(array::map($kept, |$h| $h.n));
+            LET $fits = $limit = NONE OR $others + $mine <= $limit;
+            IF $fits { UPSERT $id SET holds = IF $mine > 0 { array::push($kept, { i: $me, n: $mine }) } ELSE { $kept }, at = $now RETURN NONE; };
+            RETURN $fits;
+            COMMIT TRANSACTION;";
+        let since = now_ms() - i64::try_from(ALIVE_FOR.as_millis()).unwrap_or(0);
+        let attempt = db.retrying(CONFLICT_ATTEMPTS, || async {
+            let mut response = db
+                .query(query)
+                .bind(("slot", slot.to_owned()))
+                .bind(("instance", instance.clone()))
+                .bind(("since", since))
+                .bind(("now", now_ms()))
+                .bind(("mine", i64::from(mine)))
+                .bind(("limit", limit.map(i64::from)))
+                .await?;
+            if let Some(e) = root_cause(response.take_errors()) {
+                return Err(e);
+            }
+            let last = response.num_statements().saturating_sub(2);
+            response.take::<Option<bool>>(last)
+        });
+        match tokio::time::timeout(*timeout, attempt).await {
+            Ok(Ok(fits)) => Some(fits.unwrap_or(false)),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "a shared concurrency place could not be written");
+                None
+            }
+            Err(_) => None,
+        }
+    }
+
+    /// Forgets slots with nothing in flight here.
+    pub fn prune(&self) {
+        self.slots.retain(|_, cell| cell.used.load(Ordering::Acquire) > 0 || Arc::strong_count(cell) > 1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_local_slot_holds_its_limit_and_a_place_given_back_wakes_a_waiter() {
+        let limits = InFlight::new(Store::Local);
+        let mut held = Vec::new();
+        for _ in 0..4 {
+            held.push(limits.take("k", 4, Duration::ZERO).await.unwrap());
+        }
+        assert!(limits.take("k", 4, Duration::ZERO).await.is_none());
+        assert_eq!(limits.here("k"), 4);
+        let waiter = {
+            let limits = limits.clone();
+            tokio::spawn(async move { limits.take("k", 4, Duration::from_secs(30)).await.is_some() })
+        };
+        held.pop();
+        assert!(waiter.await.unwrap(), "woken by the place given back");
+    }
+
+    #[tokio::test]
+    async fn instances_sharing_a_slot_never_pass_it() {
+        let db = Db::memory().await.unwrap();
+        let mut nodes = Vec::new();
+        for i in 0..3 {
+            let instance = format!("node{i}");
+            db.query("UPSERT type::record('instance', $id) SET seen = $now")
+                .bind(("id", instance.clone()))
+                .bind(("now", now_ms()))
+                .await
+                .unwrap();
+            nodes.push(InFlight::new(Store::Shared { db: db.clone(), instance, timeout: Duration::from_secs(5) }));
+        }
+        let mut held = Vec::new();
+        for i in 0..9 {
+            if let Some(place) = nodes[i % 3].take("ws:key:fly", 4, Duration::ZERO).await {
+                held.push(place);
+            }
+        }
+        assert_eq!(held.len(), 4);
+        let total: u32 = (0..3).map(|i| nodes[i].here("ws:key:fly")).sum();
+        assert_eq!(total, 4);
+        // A place given back on one instance can be taken on another.
+        held.remove(0);
+        let taken = nodes[2].take("ws:key:fly", 4, Duration::from_secs(5)).await;
+        assert!(taken.is_some());
+        // An instance that stops beating loses its places.
+        db.query("DELETE instance:node0").await.unwrap();
+        let mut more = 0;
+        for _ in 0..4 {
+            more += usize::from(nodes[1].take("ws:key:fly", 4, Duration::ZERO).await.map(|p| held.push(p)).is_some());
+        }
+        assert!(more >= 1, "node0's places came back");
+    }
+}
