@@ -22,7 +22,7 @@ FLOORS = [
     ["usage"],
     ["protocols"],
     ["providers"],
-    ["keys", "budgets", "captures"],
+    ["keys", "budgets", "captures", "limits"],
     ["accounts"],
     ["state"],
 ]

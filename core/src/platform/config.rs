@@ -209,6 +209,9 @@ pub struct Settings {
     /// How long a shared-limit lease may take before that key is decided locally
     /// (`SHARED_LIMIT_TIMEOUT_MS`).
     pub shared_limit_timeout: Duration,
+    /// How long a call over a token or in-flight limit may wait for room before it is refused
+    /// (`LIMIT_WAIT_MS`, at most a minute).
+    pub limit_wait: Duration,
     /// When set, `GET /metrics` needs `Authorization: Bearer <token>`.
     pub metrics_token: Option<SecretBytes>,
     /// `METRICS_PUBLIC=true`: `/metrics` without a token. Otherwise, without `METRICS_TOKEN`,
@@ -283,6 +286,12 @@ impl Settings {
             budget_default_max_tokens: env.u64("BUDGET_DEFAULT_MAX_TOKENS", 1)?,
             shared_limits: env.bool_or("SHARED_LIMITS", remote)?,
             shared_limit_timeout: env.millis("SHARED_LIMIT_TIMEOUT_MS", 10)?,
+            limit_wait: match env.millis("LIMIT_WAIT_MS", 0)? {
+                d if d > Duration::from_secs(60) => {
+                    return Err(ConfigError("LIMIT_WAIT_MS is at most 60000 (a minute)".into()));
+                }
+                d => d,
+            },
             metrics_token: env.text("METRICS_TOKEN")?.map(|t| SecretBytes::new(t.into_bytes())),
             metrics_public: env.bool("METRICS_PUBLIC")?,
             traces: traces::read(&env)?,

@@ -94,6 +94,11 @@ pub const SECTIONS: &[(&str, &[Variable])] = &[
                 "keep limits in the database, shared by every instance",
             ),
             var("SHARED_LIMIT_TIMEOUT_MS", Value("500"), "longest wait for a shared limit before deciding locally"),
+            var(
+                "LIMIT_WAIT_MS",
+                Value("2000"),
+                "a call over a token or in-flight limit waits up to this long (at most 60000) before its 429",
+            ),
         ],
     ),
     (
