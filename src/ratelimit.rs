@@ -78,3 +78,39 @@ pub fn set_headers(headers: &mut http::HeaderMap, decision: &Decision, protocol:
         headers.insert("x-ratelimit-reset-requests", reset);
     }
 }
+
+/// A token limit's standing: OpenAI's `x-ratelimit-{limit,remaining,reset}-tokens`, and on the
+/// Messages route Anthropic's `anthropic-ratelimit-{input-tokens,output-tokens,tokens}-*` (by what
+/// the limit counts).
+pub fn set_token_headers(headers: &mut http::HeaderMap, standing: &perpetuo_core::limits::Standing, protocol: Protocol) {
+    use perpetuo_core::limits::Counted;
+    if protocol == Protocol::Messages {
+        let (limit, remaining, reset) = match standing.counted {
+            Counted::Input => (
+                "anthropic-ratelimit-input-tokens-limit",
+                "anthropic-ratelimit-input-tokens-remaining",
+                "anthropic-ratelimit-input-tokens-reset",
+            ),
+            Counted::Output => (
+                "anthropic-ratelimit-output-tokens-limit",
+                "anthropic-ratelimit-output-tokens-remaining",
+                "anthropic-ratelimit-output-tokens-reset",
+            ),
+            Counted::Total => (
+                "anthropic-ratelimit-tokens-limit",
+                "anthropic-ratelimit-tokens-remaining",
+                "anthropic-ratelimit-tokens-reset",
+            ),
+        };
+        headers.insert(limit, HeaderValue::from(standing.limit));
+        headers.insert(remaining, HeaderValue::from(standing.remaining));
+        if let Ok(at) = HeaderValue::from_str(&httpdate_rfc3339(std::time::SystemTime::now() + standing.reset)) {
+            headers.insert(reset, at);
+        }
+    }
+    headers.insert("x-ratelimit-limit-tokens", HeaderValue::from(standing.limit));
+    headers.insert("x-ratelimit-remaining-tokens", HeaderValue::from(standing.remaining));
+    if let Ok(reset) = HeaderValue::from_str(&format_reset(standing.reset)) {
+        headers.insert("x-ratelimit-reset-tokens", reset);
+    }
+}

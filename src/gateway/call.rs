@@ -111,6 +111,8 @@ pub struct Call {
     pub worst_output: u64,
     /// Whether the call's bodies are captured, and how (decided when it arrived).
     pub capture: Option<perpetuo_core::captures::Plan>,
+    /// What the call holds under token and in-flight limits (given back when it is dropped).
+    pub limits: super::limits::CallLimits,
     /// The prompt's estimate on the high side, once made (a reservation makes it first).
     prompt: tokio::sync::OnceCell<u64>,
 }
@@ -145,7 +147,20 @@ impl Call {
         worst_output: u64,
     ) -> Self {
         let prompt = tokio::sync::OnceCell::new_with(hold.as_ref().map(|h| h.prompt));
-        Self { caller, request, candidates, prices, labels, forward, hold, bound, worst_output, capture: None, prompt }
+        Self {
+            caller,
+            request,
+            candidates,
+            prices,
+            labels,
+            forward,
+            hold,
+            bound,
+            worst_output,
+            capture: None,
+            limits: super::limits::CallLimits::default(),
+            prompt,
+        }
     }
 
     pub fn subject(&self) -> Subject<'_> {
@@ -155,6 +170,7 @@ impl Call {
             model: &self.request.model,
             stream: self.request.stream,
             hold: self.hold.as_ref(),
+            limits: Some(&self.limits),
         }
     }
 
@@ -176,6 +192,11 @@ impl Call {
     /// The prompt's estimate on the high side (made once, off the serving thread when large).
     pub async fn prompt_ceiling(&self, state: &AppState) -> u64 {
         *self.prompt.get_or_init(|| async { state.estimator().prompt(&self.request.body).await.ceiling() }).await
+    }
+
+    /// The prompt's estimate, when it was made before the call was built (for its limits).
+    pub fn knows_prompt(&self, prompt: u64) {
+        let _ = self.prompt.set(prompt);
     }
 
     /// The prompt's estimate, if it was made.

@@ -23,6 +23,15 @@ pub enum GatewayError {
     RateLimited(Decision),
     /// The call does not fit a budget; the message names it and what is left.
     Budget(String),
+    /// A token or in-flight limit (the workspace's, the key's, or every candidate provider's) has
+    /// no room for the call; `class` says which kind (`token_limited`, `concurrency_limited`,
+    /// `provider_limited`).
+    Limited {
+        message: String,
+        standing: Option<perpetuo_core::limits::Standing>,
+        retry_after: std::time::Duration,
+        class: &'static str,
+    },
     BodyTooLarge(usize),
     InvalidJson(String),
     InvalidRequest {
@@ -90,7 +99,7 @@ impl GatewayError {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::Key(_) => StatusCode::UNAUTHORIZED,
-            Self::RateLimited(_) | Self::Budget(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::RateLimited(_) | Self::Budget(_) | Self::Limited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::InvalidJson(_) | Self::InvalidRequest { .. } => StatusCode::BAD_REQUEST,
             Self::ModelNotFound(_) | Self::RouteNotFound(_) => StatusCode::NOT_FOUND,
@@ -112,6 +121,7 @@ impl GatewayError {
             Self::Key(_) => "invalid_api_key",
             Self::RateLimited(_) => "rate_limited",
             Self::Budget(_) => "budget_exceeded",
+            Self::Limited { class, .. } => class,
             Self::BodyTooLarge(_) => "body_too_large",
             Self::InvalidJson(_) | Self::InvalidRequest { .. } => "invalid_request",
             Self::ModelNotFound(_) => "model_not_found",
@@ -149,6 +159,13 @@ impl GatewayError {
                     d.retry_after_secs().max(1)
                 ),
                 "rate_limit_exceeded".into(),
+                None,
+                Some("rate_limit_exceeded".into()),
+            ),
+            // OpenAI's type says which limit ("tokens", or "requests" for calls in flight).
+            Self::Limited { message, standing, .. } => (
+                message.clone(),
+                if standing.is_some() { "tokens" } else { "requests" }.into(),
                 None,
                 Some("rate_limit_exceeded".into()),
             ),
@@ -248,6 +265,13 @@ impl GatewayError {
         let mut response = (self.status(), axum::Json(body)).into_response();
         if let Self::RateLimited(decision) = &self {
             crate::ratelimit::set_headers(response.headers_mut(), decision, protocol);
+        }
+        if let Self::Limited { standing, retry_after, .. } = &self {
+            let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+            response.headers_mut().insert(http::header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+            if let Some(standing) = standing {
+                crate::ratelimit::set_token_headers(response.headers_mut(), standing, protocol);
+            }
         }
         if matches!(self, Self::ProvidersUnavailable | Self::UsageLedgerFull | Self::UsageLedgerUnavailable) {
             response.headers_mut().insert(http::header::RETRY_AFTER, HeaderValue::from_static("5"));

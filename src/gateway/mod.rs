@@ -14,6 +14,7 @@ mod call;
 mod capture;
 mod count;
 pub mod error;
+mod limits;
 mod record;
 mod relay;
 mod routing;

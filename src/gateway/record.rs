@@ -62,6 +62,8 @@ pub struct Subject<'a> {
     pub stream: bool,
     /// The call's budget reservation, settled when it is recorded.
     pub hold: Option<&'a super::budget::Reservation>,
+    /// What the call holds under token limits, settled when it is recorded.
+    pub limits: Option<&'a super::limits::CallLimits>,
 }
 
 /// How the call ended.
@@ -157,16 +159,21 @@ fn access_line(record: &UsageRecord) {
     );
 }
 
-/// Settles the call's budget hold at its charge and keeps the record (in the spool, before the
-/// answer completes); false when the record could not be kept, and the call must fail.
+/// Settles the call's budget hold and token limits at its charge and keeps the record (in the
+/// spool, before the answer completes); false when the record could not be kept, and the call
+/// must fail.
 pub fn keep(
     state: &AppState,
     hold: Option<&super::budget::Reservation>,
+    limits: Option<&super::limits::CallLimits>,
     record: &UsageRecord,
     charge: &Charge,
 ) -> bool {
     if let Some(hold) = hold {
         super::budget::settle(state, hold, charge);
+    }
+    if let Some(limits) = limits {
+        super::limits::settle_call(state, limits, charge.tokens);
     }
     state.usage.record(record)
 }
@@ -174,7 +181,7 @@ pub fn keep(
 /// Builds and keeps the call's record (see [`build`] and [`keep`]).
 pub fn submit(state: &AppState, subject: &Subject, outcome: Outcome, progress: &Progress) -> bool {
     let (record, charge) = build(state, subject, outcome, progress);
-    keep(state, subject.hold, &record, &charge)
+    keep(state, subject.hold, subject.limits, &record, &charge)
 }
 
 /// The most steps a record keeps (attempts are bounded by `UPSTREAM_MAX_ATTEMPTS`; candidates

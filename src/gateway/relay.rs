@@ -185,8 +185,9 @@ impl Relay {
                     let charge = charge(TokenCounts { prompt, ..tokens }).plus(abandoned);
                     record.tokens = charge.tokens;
                     record.cost_nanos = charge.cost_nanos;
-                    // Only a call without a budget gets here (a reservation makes the estimate first).
-                    keep(state, None, record, &charge);
+                    // Only a call without a budget or token limit gets here (a reservation makes
+                    // the estimate first).
+                    keep(state, None, None, record, &charge);
                 };
                 match tokio::runtime::Handle::try_current() {
                     Ok(runtime) => {
@@ -209,7 +210,7 @@ impl Relay {
                     ..tokens
                 };
                 let (record, charge) = build(&self.state, &self.call.subject(), outcome(charge(tokens)), &progress);
-                if !keep(&self.state, self.call.hold.as_ref(), &record, &charge) && failure.is_none() {
+                if !keep(&self.state, self.call.hold.as_ref(), Some(&self.call.limits), &record, &charge) && failure.is_none() {
                     // The record could not be kept: the client is not told the call succeeded.
                     self.pending.clear();
                     let mut out = Vec::new();

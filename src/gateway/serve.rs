@@ -7,13 +7,15 @@ use std::sync::Arc;
 use axum::response::Response;
 
 use perpetuo_core::AppState;
+use perpetuo_core::limits::Need;
+use perpetuo_core::usage::TokenCounts;
 use perpetuo_core::protocols::{AnswerLabels, Bound, ClientRequest, Protocol};
 
 use super::call::{Call, Caller, OpenAiJson};
 use super::error::GatewayError;
 use super::record::{Progress, Subject};
 use super::routing::{Route, candidates};
-use super::{answer, attempts, budget};
+use super::{answer, attempts, budget, limits};
 
 /// Builds the call and runs it; a call refused before any attempt is answered and recorded.
 pub async fn serve(
@@ -26,13 +28,13 @@ pub async fn serve(
     let request = match body.and_then(|OpenAiJson(value)| Ok(ClientRequest::parse(protocol, value)?)) {
         Ok(request) => request,
         Err(error) => {
-            let subject = Subject { caller: &caller, protocol, model: "", stream: false, hold: None };
+            let subject = Subject { caller: &caller, protocol, model: "", stream: false, hold: None, limits: None };
             return answer::failure(&state, &subject, None, error, &Progress::default());
         }
     };
     if let Some(error) = ledger_refusal(&state) {
         // Every answered call must have its record: none is made while records cannot be kept.
-        let subject = Subject { caller: &caller, protocol, model: &request.model, stream: request.stream, hold: None };
+        let subject = Subject { caller: &caller, protocol, model: &request.model, stream: request.stream, hold: None, limits: None };
         return answer::failure(&state, &subject, None, error, &Progress::default());
     }
     let prices = match state.prices().overrides(&caller.key.workspace).await {
@@ -51,7 +53,7 @@ pub async fn serve(
         include_usage: request.include_usage,
         max_kept_bytes: state.settings.upstream.max_answer_bytes,
     };
-    let subject = Subject { caller: &caller, protocol, model: &request.model, stream: request.stream, hold: None };
+    let subject = Subject { caller: &caller, protocol, model: &request.model, stream: request.stream, hold: None, limits: None };
     let providers = match state.providers().enabled(&caller.key.workspace).await {
         Ok(providers) => providers,
         Err(e) => return answer::failure(&state, &subject, None, GatewayError::Internal(e), &Progress::default()),
@@ -63,9 +65,20 @@ pub async fn serve(
     }
     let default = state.settings.budget_default_max_tokens;
     let worst_output = request.output.total(default);
+    // Token and in-flight limits first: a call that waits for room holds no budget meanwhile.
+    let estimate = async || Need { input: state.estimator().prompt(&request.body).await.ceiling(), output: worst_output };
+    let admitted = match limits::admit_call(&state, &caller.key.workspace, &caller.key.id, estimate).await {
+        Ok(admitted) => admitted,
+        Err(error) => return answer::failure(&state, &subject, None, error, &Progress::default()),
+    };
     let hold = match budget::reserve(&state, &caller, &request, &mut candidates, &prices, worst_output).await {
         Ok(hold) => hold,
-        Err(error) => return answer::failure(&state, &subject, None, error, &Progress::default()),
+        Err(error) => {
+            if let Some((admitted, _)) = &admitted {
+                limits::settle(&state, admitted, TokenCounts::default());
+            }
+            return answer::failure(&state, &subject, None, error, &Progress::default());
+        }
     };
     // Under a budget the provider must not write more than was reserved, even when the client
     // named no bound.
@@ -76,6 +89,10 @@ pub async fn serve(
     let capture = state.captures().plan(&caller.key.workspace, caller.key.capture, &caller.request_id).await;
     let mut call = Call::new(caller, request, candidates, prices, labels, forward, hold, bound, worst_output);
     call.capture = capture;
+    if let Some((admitted, need)) = admitted {
+        call.knows_prompt(need.input);
+        call.limits.call = Some(admitted);
+    }
     attempts::run(&state, call).await
 }
 

@@ -138,7 +138,7 @@ impl Metrics {
             }),
         );
         out.push_str("# HELP perpetuo_rate_limited_total Requests refused by a rate limiter.\n# TYPE perpetuo_rate_limited_total counter\n");
-        for limiter in ["ip", "key", "login"] {
+        for limiter in ["ip", "key", "login", "tokens", "in_flight", "provider"] {
             let n = self.rate_limited.get(limiter).map_or(0, |c| c.load(Ordering::Relaxed));
             let _ = writeln!(out, "perpetuo_rate_limited_total{{limiter=\"{limiter}\"}} {n}");
         }
