@@ -116,6 +116,9 @@ pub fn whole(
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     decorate(response.headers_mut(), &call.caller, call.request.protocol, Some(provider), progress.attempts);
     dropped_header(response.headers_mut(), &progress.dropped);
+    if let Some(standing) = call.limits.standing() {
+        crate::ratelimit::set_token_headers(response.headers_mut(), &standing, call.request.protocol);
+    }
     response
 }
 
@@ -128,6 +131,9 @@ pub fn stream(relay: Relay) -> Response {
     headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
     decorate(&mut headers, relay.caller(), relay.protocol(), Some(relay.provider()), relay.attempts());
     dropped_header(&mut headers, relay.dropped());
+    if let Some(standing) = relay.standing() {
+        crate::ratelimit::set_token_headers(&mut headers, &standing, relay.protocol());
+    }
     let mut response = Response::new(Body::from_stream(relay.into_stream()));
     *response.status_mut() = StatusCode::OK;
     *response.headers_mut() = headers;

@@ -12,6 +12,7 @@ use http::{HeaderMap, StatusCode, header};
 use rand::RngExt as _;
 
 use perpetuo_core::AppState;
+use perpetuo_core::limits::Need;
 use perpetuo_core::protocols::{AnswerReader, Prepared, Refusal, StreamTranslator};
 use perpetuo_core::providers::body::{self, ReadError};
 use perpetuo_core::providers::breaker::{Admission, Breakers};
@@ -23,6 +24,7 @@ use perpetuo_core::providers::{OpenedProvider, catalog, client, translation};
 use super::answer;
 use super::call::Call;
 use super::error::GatewayError;
+use super::limits::{Gate, Rest};
 use super::record::Progress;
 use super::relay::{ByteStream, Relay};
 use super::routing::Candidate;
@@ -91,6 +93,8 @@ pub async fn run(state: &AppState, mut call: Call) -> Response {
     // Why the request could not be put to a candidate (its protocol cannot say it there).
     let mut refused: Option<Refusal> = None;
     let mut round: u32 = 0;
+    // Why a provider was passed over under rate limits (its own, or Perpetuo's for it).
+    let mut limited: Option<GatewayError> = None;
 
     'rounds: loop {
         let mut tried = false;
@@ -141,6 +145,25 @@ pub async fn run(state: &AppState, mut call: Call) -> Response {
                 let candidate = last_provider.and_then(|i| call.candidates.get(i));
                 return answer::call_failure(state, &call, candidate, error, &progress);
             }
+            // A provider resting for its own limits is passed over while another can serve; one
+            // this call already tried is waited for by the backoff above instead.
+            let rest = if retry_after.contains_key(&provider.id) {
+                Rest::Ignore
+            } else if super::limits::alternative(state, &call.candidates, index, &bad_keys) {
+                Rest::Skip
+            } else {
+                Rest::Wait
+            };
+            let ws = &call.caller.key.workspace;
+            let need = async || Need { input: call.prompt_ceiling(state).await, output: call.worst_output };
+            let held = match super::limits::gate(state, ws, &provider.id, rest, deadline, need).await {
+                Gate::Go(held) => held,
+                Gate::Skip(why, error) => {
+                    limited.get_or_insert(error);
+                    progress.step(&call, candidate, 0, Instant::now(), why);
+                    continue;
+                }
+            };
             tried = true;
             progress.attempts += 1;
             progress.dropped = prepared.dropped.clone();
@@ -156,11 +179,13 @@ pub async fn run(state: &AppState, mut call: Call) -> Response {
             progress.step(&call, candidate, number, attempt_started, outcome.failure().unwrap_or("answered"));
             match outcome {
                 Attempt::Whole { body, tokens } => {
+                    call.limits.provider = held;
                     state.breakers.success(&provider.id);
                     probe.settle();
                     return answer::whole(state, &call, candidate, body, tokens, &progress);
                 }
                 Attempt::Stream { upstream, first, translate } => {
+                    call.limits.provider = held;
                     state.breakers.success(&provider.id);
                     probe.settle();
                     let served = candidate.clone();
@@ -170,6 +195,7 @@ pub async fn run(state: &AppState, mut call: Call) -> Response {
                 }
                 Attempt::ClientError(error) => {
                     // The provider worked; the request was wrong.
+                    call.limits.provider = held;
                     state.breakers.success(&provider.id);
                     probe.settle();
                     return answer::call_failure(state, &call, Some(candidate), error, &progress);
@@ -177,6 +203,10 @@ pub async fn run(state: &AppState, mut call: Call) -> Response {
                 Attempt::Retry { class, retry_after: after, counts_for_breaker, billed } => {
                     state.metrics.upstream_error(provider.kind.as_str(), class);
                     progress.last_class = Some(class);
+                    // What the provider may bill stays counted against its limits.
+                    if let (Some(held), false) = (&held, billed) {
+                        super::limits::settle(state, held, perpetuo_core::usage::TokenCounts::default());
+                    }
                     if billed {
                         progress.abandoned += 1;
                         progress.abandoned_charge =
@@ -186,12 +216,13 @@ pub async fn run(state: &AppState, mut call: Call) -> Response {
                         state.breakers.failure(&provider.id);
                         probe.settle();
                     }
-                    if let Some(after) = after {
-                        retry_after.insert(provider.id.clone(), after);
-                    }
+                    retry_after.insert(provider.id.clone(), after.unwrap_or_default());
                     tracing::warn!(request_id = %call.caller.request_id, provider = %provider.label, class, "upstream attempt failed");
                 }
                 Attempt::KeyRejected => {
+                    if let Some(held) = &held {
+                        super::limits::settle(state, held, perpetuo_core::usage::TokenCounts::default());
+                    }
                     state.metrics.upstream_error(provider.kind.as_str(), "provider_key_rejected");
                     progress.last_class = Some("provider_key_rejected");
                     bad_keys.push(provider.id.clone());
@@ -210,6 +241,8 @@ pub async fn run(state: &AppState, mut call: Call) -> Response {
 
     let error = if let (0, Some(refusal)) = (progress.attempts, refused) {
         refusal.into()
+    } else if let (0, Some(limited)) = (progress.attempts, limited) {
+        limited
     } else if progress.attempts == 0 && skipped_open.is_some() {
         GatewayError::ProvidersUnavailable
     } else if Instant::now() >= deadline && progress.last_class == Some("timeout") {
@@ -337,6 +370,7 @@ async fn attempt(
         }
     };
     let status = response.status();
+    state.pressure.observe(&provider.id, status.as_u16(), response.headers(), parse_retry_after(response.headers()));
     if status.is_success() {
         return read_success(state, prepared.reader, dialect.deframer(), call, response, deadline).await;
     }

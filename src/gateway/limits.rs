@@ -47,21 +47,6 @@ pub async fn admit_call(
     }
 }
 
-/// Admits an attempt at a provider under that provider's limits, without waiting (the next
-/// candidate may have room now); `Ok(None)` when it has none.
-pub async fn admit_provider(
-    state: &AppState,
-    ws: &WorkspaceId,
-    provider_id: &str,
-    need: Need,
-) -> Result<Option<Arc<Admitted>>, GatewayError> {
-    let Some(rule) = state.limits().for_provider(ws, provider_id).await? else { return Ok(None) };
-    match state.limits().admit(ws, std::slice::from_ref(&rule), need, Duration::ZERO).await {
-        Ok(admitted) => Ok(Some(Arc::new(admitted))),
-        Err(refused) => Err(limited(state, refused, true)),
-    }
-}
-
 fn limited(state: &AppState, refused: Refused, provider: bool) -> GatewayError {
     let retry_after = refused.retry_after();
     let (class, limiter, standing) = match (&refused, provider) {
@@ -88,4 +73,68 @@ pub fn settle_call(state: &AppState, limits: &CallLimits, tokens: TokenCounts) {
     for admitted in [&limits.call, &limits.provider].into_iter().flatten() {
         settle(state, admitted, tokens);
     }
+}
+
+/// Whether an attempt may go to a provider now.
+pub enum Gate {
+    /// Go, holding what the provider's limits admitted (if it has any).
+    Go(Option<Arc<Admitted>>),
+    /// Not this provider, for now: the step's class and the call's error if no other serves.
+    Skip(&'static str, GatewayError),
+}
+
+/// What to do about a provider resting until its own rate-limit reset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rest {
+    /// Nothing (the call already tried it, and backs off as the provider asked).
+    Ignore,
+    /// Pass it over: another candidate can serve.
+    Skip,
+    /// Wait for the reset when it comes within `LIMIT_WAIT_MS` and the call's deadline.
+    Wait,
+}
+
+/// A provider that said it is nearly out of its own quota rests until its reset (see [`Rest`]).
+/// Then the provider's limits in Perpetuo (its share of the account), without waiting.
+pub async fn gate(
+    state: &AppState,
+    ws: &WorkspaceId,
+    provider_id: &str,
+    rest: Rest,
+    deadline: std::time::Instant,
+    need: impl AsyncFnOnce() -> Need,
+) -> Gate {
+    let now = perpetuo_core::platform::db::now_ms();
+    if let Some(until) = state.pressure.resting(provider_id, now).filter(|_| rest != Rest::Ignore) {
+        let wait = Duration::from_millis(u64::try_from(until - now).unwrap_or(0));
+        let fits = std::time::Instant::now().checked_add(wait).is_some_and(|at| at < deadline);
+        if rest == Rest::Skip || wait > state.settings.limit_wait || !fits {
+            state.metrics.rate_limited("provider");
+            let error = GatewayError::Limited {
+                message: "The provider said it is out of its own rate limit; try again after its reset.".into(),
+                standing: None,
+                retry_after: wait,
+                class: "provider_resting",
+            };
+            return Gate::Skip("provider_resting", error);
+        }
+        tokio::time::sleep(wait).await;
+    }
+    let rule = match state.limits().for_provider(ws, provider_id).await {
+        Ok(Some(rule)) => rule,
+        Ok(None) => return Gate::Go(None),
+        Err(e) => return Gate::Skip("provider_limit", e.into()),
+    };
+    match state.limits().admit(ws, std::slice::from_ref(&rule), need().await, Duration::ZERO).await {
+        Ok(admitted) => Gate::Go(Some(Arc::new(admitted))),
+        Err(refused) => Gate::Skip("provider_limit", limited(state, refused, true)),
+    }
+}
+
+/// Whether any candidate but `index` could serve now (not resting, its key not refused).
+pub fn alternative(state: &AppState, candidates: &[super::routing::Candidate], index: usize, bad: &[String]) -> bool {
+    let now = perpetuo_core::platform::db::now_ms();
+    candidates.iter().enumerate().any(|(i, c)| {
+        i != index && !bad.contains(&c.provider.id) && state.pressure.resting(&c.provider.id, now).is_none()
+    })
 }

@@ -96,6 +96,11 @@ impl Relay {
     }
 
     /// The hosted tools the serving provider goes without.
+    /// Where the call's tightest token limit stands, for the rate-limit headers.
+    pub fn standing(&self) -> Option<perpetuo_core::limits::Standing> {
+        self.call.limits.standing()
+    }
+
     pub fn dropped(&self) -> &perpetuo_core::protocols::Dropped {
         &self.progress.dropped
     }
