@@ -6,6 +6,7 @@ mod budgets;
 mod captures;
 mod extract;
 mod keys;
+mod limits;
 mod providers;
 mod usage;
 mod workspaces;
@@ -35,6 +36,10 @@ pub fn router() -> Router<AppState> {
         .route("/keys/{id}/revoke", post(keys::revoke))
         .route("/keys/{id}", axum::routing::delete(keys::delete))
         .route("/keys/{id}/budget", axum::routing::put(budgets::set_key).delete(budgets::remove_key))
+        .route("/keys/{id}/limits", axum::routing::put(limits::set_key).delete(limits::remove_key))
+        .route("/providers/{id}/limits", axum::routing::put(limits::set_provider).delete(limits::remove_provider))
+        .route("/limits", get(limits::list))
+        .route("/limits/workspace", axum::routing::put(limits::set_workspace).delete(limits::remove_workspace))
         .route("/keys/{id}/capture", axum::routing::put(captures::set_key))
         .route("/capture", get(captures::get).put(captures::set))
         .route("/budgets", get(budgets::list))

@@ -13,16 +13,16 @@ use crate::process::{Running, assert_exactly_once, recorded_ids};
 use crate::surreal::{PASS, SurrealServer, USER};
 
 /// `n` instances on one SurrealDB server, with `env` on top of the defaults.
-struct Cluster {
+pub struct Cluster {
     server: SurrealServer,
     nodes: Vec<Running>,
-    client: reqwest::Client,
+    pub client: reqwest::Client,
     _dir: tempfile::TempDir,
 }
 
 impl Cluster {
     /// `None` (the test is skipped) where no SurrealDB server binary is built.
-    async fn start(n: usize, env: &[(&str, &str)]) -> Option<Self> {
+    pub async fn start(n: usize, env: &[(&str, &str)]) -> Option<Self> {
         let dir = tempfile::tempdir().unwrap();
         let server = SurrealServer::start(&dir.path().join("surreal")).await?;
         let mut nodes = Vec::new();
@@ -46,11 +46,11 @@ impl Cluster {
         Some(Self { server, nodes, client, _dir: dir })
     }
 
-    fn base(&self, i: usize) -> &str {
+    pub fn base(&self, i: usize) -> &str {
         &self.nodes[i].base
     }
 
-    async fn post(&self, node: usize, path: &str, token: Option<&str>, body: &Value) -> reqwest::Response {
+    pub async fn post(&self, node: usize, path: &str, token: Option<&str>, body: &Value) -> reqwest::Response {
         let mut request = self.client.post(format!("{}{path}", self.base(node))).json(body);
         if let Some(token) = token {
             request = request.bearer_auth(token);
@@ -59,7 +59,7 @@ impl Cluster {
     }
 
     /// An account (signed up through node 0), a provider and a key: (token, key id, key).
-    async fn workspace(&self, mock: &Mock) -> (String, String, String) {
+    pub async fn workspace(&self, mock: &Mock) -> (String, String, String) {
         let signup =
             self.post(0, "/api/v1/auth/signup", None, &json!({"email": email("c"), "password": PASSWORD})).await;
         assert_eq!(signup.status(), 201);
@@ -71,7 +71,7 @@ impl Cluster {
         (token, key["key"]["id"].as_str().unwrap().to_owned(), key["token"].as_str().unwrap().to_owned())
     }
 
-    async fn chat(&self, node: usize, key: &str, body: &Value) -> reqwest::Response {
+    pub async fn chat(&self, node: usize, key: &str, body: &Value) -> reqwest::Response {
         self.client
             .post(format!("{}/v1/chat/completions", self.base(node)))
             .bearer_auth(key)
@@ -87,7 +87,7 @@ impl Cluster {
     }
 }
 
-fn small_call() -> Value {
+pub fn small_call() -> Value {
     json!({"model": "mock-small", "max_tokens": 7, "messages": [{"role": "user", "content": "Say hello"}]})
 }
 

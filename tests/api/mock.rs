@@ -80,6 +80,26 @@ pub struct Script {
     vertex: vertex::VertexState,
     /// Amazon Bedrock's credentials and calls.
     bedrock: bedrock::BedrockState,
+    /// How long each answer is held before it starts (calls pile up in flight).
+    hold: Duration,
+    /// Headers added to every answer (a provider's rate-limit headers).
+    extra_headers: Vec<(String, String)>,
+}
+
+/// The calls the mock holds at once, and the most it ever held.
+#[derive(Default)]
+struct Gauge {
+    now: std::sync::atomic::AtomicUsize,
+    most: std::sync::atomic::AtomicUsize,
+}
+
+/// One call held, until its answer's body ends (or is dropped).
+struct Holding(Arc<Gauge>);
+
+impl Drop for Holding {
+    fn drop(&mut self) {
+        self.0.now.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 #[derive(Clone)]
@@ -87,6 +107,7 @@ pub struct Mock {
     pub addr: SocketAddr,
     pub flavor: Flavor,
     script: Arc<Mutex<Script>>,
+    gauge: Arc<Gauge>,
 }
 
 impl Mock {
@@ -110,12 +131,33 @@ impl Mock {
             .merge(gemini::routes())
             .merge(bedrock::routes())
             .with_state((flavor, Arc::clone(&script)));
+        let gauge = Arc::new(Gauge::default());
+        let router = router.layer(axum::middleware::from_fn_with_state(
+            (Arc::clone(&script), Arc::clone(&gauge)),
+            held,
+        ));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move {
             let _ = axum::serve(listener, router).await;
         });
-        Self { addr, flavor, script }
+        Self { addr, flavor, script, gauge }
+    }
+
+    /// Holds each answer this long before it starts.
+    pub fn set_hold(&self, hold: Duration) {
+        self.script.lock().unwrap().hold = hold;
+    }
+
+    /// Headers every answer carries from now on (replacing those set before).
+    pub fn set_headers(&self, headers: &[(&str, &str)]) {
+        self.script.lock().unwrap().extra_headers =
+            headers.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+    }
+
+    /// The most calls the mock held at once (a stream until its body ended).
+    pub fn max_in_flight(&self) -> usize {
+        self.gauge.most.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// The base URL a provider record should use (OpenAI-style kinds include `/v1`).
@@ -191,6 +233,35 @@ impl Mock {
 }
 
 type MockState = (Flavor, Arc<Mutex<Script>>);
+
+/// Counts the call in flight until its body ends, holds it as set, adds the set headers.
+async fn held(
+    State((script, gauge)): State<(Arc<Mutex<Script>>, Arc<Gauge>)>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    use std::sync::atomic::Ordering;
+    let now = gauge.now.fetch_add(1, Ordering::SeqCst) + 1;
+    gauge.most.fetch_max(now, Ordering::SeqCst);
+    let holding = Holding(Arc::clone(&gauge));
+    let (hold, extra) = {
+        let s = script.lock().unwrap();
+        (s.hold, s.extra_headers.clone())
+    };
+    if !hold.is_zero() {
+        tokio::time::sleep(hold).await;
+    }
+    let response = next.run(request).await;
+    let (mut parts, body) = response.into_parts();
+    for (name, value) in extra {
+        parts.headers.insert(axum::http::HeaderName::try_from(name).unwrap(), value.parse().unwrap());
+    }
+    let body = body.into_data_stream().map(move |chunk| {
+        let _ = &holding;
+        chunk
+    });
+    Response::from_parts(parts, Body::from_stream(body))
+}
 
 /// Records the request, checks the key, picks the behaviour.
 #[allow(clippy::result_large_err, reason = "a test mock; the error is the response to send")]
