@@ -178,7 +178,13 @@ impl Services {
     fn add_health(&self, view: &mut perpetuo_types::ProviderView) {
         let now = crate::platform::db::now_ms();
         let breaker = self.breakers.view(&view.id, now);
-        view.pressure = self.pressure.view(&view.id);
+        // A rest that ended is not shown.
+        view.pressure = self.pressure.view(&view.id).map(|mut p| {
+            if p.resting_until.is_some_and(|until| until <= now) {
+                (p.resting_until, p.reason) = (None, None);
+            }
+            p
+        });
         view.health = self.health.snapshot(&view.id, now, breaker).or_else(|| {
             (breaker != perpetuo_types::BreakerState::Closed).then_some(perpetuo_types::ProviderHealth {
                 calls: 0,

@@ -4,3 +4,4 @@ pub mod budget;
 pub mod chart;
 pub mod form;
 pub mod layout;
+pub mod limit;

@@ -5,10 +5,12 @@ use leptos_meta::Title;
 
 use crate::components::budget::{BudgetForm, describe, scope_field};
 use crate::components::form::{FormError, action_error, reset_on_success};
+use crate::components::limit::{LimitActions, LimitForm};
 use crate::server_fns::budgets::{RemoveBudget, SetBudget, list_budgets};
 use crate::server_fns::captures::SetKeyCapture;
+use crate::server_fns::limits::list_limits;
 use crate::server_fns::keys::{CreateKey, DeleteKey, RevokeKey, first_call, list_keys, take_created_key};
-use perpetuo_types::{ApiKeyView, BudgetScope, BudgetView, CreatedApiKey, KeyCapture, KeyState, format_ts};
+use perpetuo_types::{ApiKeyView, BudgetScope, BudgetView, CreatedApiKey, KeyCapture, KeyState, LimitScope, LimitView, format_ts};
 
 /// The actions a key row offers.
 #[derive(Clone, Copy)]
@@ -18,6 +20,7 @@ struct RowActions {
     set_budget: ServerAction<SetBudget>,
     remove_budget: ServerAction<RemoveBudget>,
     set_capture: ServerAction<SetKeyCapture>,
+    limits: LimitActions,
 }
 
 #[component]
@@ -28,7 +31,9 @@ pub fn KeysPage() -> impl IntoView {
     let set_budget = ServerAction::<SetBudget>::new();
     let remove_budget = ServerAction::<RemoveBudget>::new();
     let set_capture = ServerAction::<SetKeyCapture>::new();
-    let actions = RowActions { revoke, delete, set_budget, remove_budget, set_capture };
+    let limit_actions = LimitActions::new();
+    let actions = RowActions { revoke, delete, set_budget, remove_budget, set_capture, limits: limit_actions };
+    let limits = Resource::new(move || limit_actions.version(), |_| list_limits());
     let keys = Resource::new(
         move || (create.version().get(), revoke.version().get(), delete.version().get(), set_capture.version().get()),
         |_| list_keys(),
@@ -47,6 +52,8 @@ pub fn KeysPage() -> impl IntoView {
         action_error(set_budget),
         action_error(remove_budget),
         action_error(set_capture),
+        action_error(limit_actions.set),
+        action_error(limit_actions.remove),
     ];
     let error = Signal::derive(move || errors.iter().find_map(|e| e.get()));
 
@@ -70,6 +77,7 @@ pub fn KeysPage() -> impl IntoView {
             {move || Suspend::new(async move {
                 // Budgets only add to the rows: without them (an error), the keys still show.
                 let budgets = budgets.await.unwrap_or_default();
+                let limits = limits.await.unwrap_or_default();
                 match keys.await {
                     Ok(list) if list.is_empty() => {
                         let (base, model) = try_it.await.unwrap_or_default();
@@ -83,10 +91,11 @@ pub fn KeysPage() -> impl IntoView {
                     }
                     Ok(list) => view! {
                         <table class="list" aria-label="API keys">
-                            <thead><tr><th>"Name"</th><th>"Key"</th><th>"Created"</th><th>"By"</th><th>"Expires"</th><th>"Last used"</th><th>"Limit"</th><th>"Budget"</th><th>"Capture"</th><th>"Status"</th><th>"Actions"</th></tr></thead>
+                            <thead><tr><th>"Name"</th><th>"Key"</th><th>"Created"</th><th>"By"</th><th>"Expires"</th><th>"Last used"</th><th>"Limit"</th><th>"Budget"</th><th>"Token and in-flight limits"</th><th>"Capture"</th><th>"Status"</th><th>"Actions"</th></tr></thead>
                             <tbody>{list.into_iter().map(|k| {
                                 let budget = budgets.iter().find(|b| b.scope == BudgetScope::Key(k.id.clone())).cloned();
-                                view! { <KeyRow key=k budget=budget actions=actions/> }
+                                let limit = limits.iter().find(|l| l.scope == LimitScope::Key(k.id.clone())).cloned();
+                                view! { <KeyRow key=k budget=budget limit=limit actions=actions/> }
                             }).collect_view()}</tbody>
                         </table>
                     }.into_any(),
@@ -127,8 +136,11 @@ fn NewKey(created: CreatedApiKey, base: String, model: Option<String>) -> impl I
 }
 
 #[component]
-fn KeyRow(key: ApiKeyView, budget: Option<BudgetView>, actions: RowActions) -> impl IntoView {
-    let RowActions { revoke, delete, set_budget, remove_budget, set_capture } = actions;
+fn KeyRow(key: ApiKeyView, budget: Option<BudgetView>, limit: Option<LimitView>, actions: RowActions) -> impl IntoView {
+    let RowActions { revoke, delete, set_budget, remove_budget, set_capture, limits } = actions;
+    let limit_text = crate::components::limit::describe(limit.as_ref());
+    let limit_scope = LimitScope::Key(key.id.clone()).field();
+    let limit_summary = format!("Limits for {}", key.name);
     let k = key;
     let budget_text = budget.as_ref().map_or_else(|| "None".to_owned(), describe);
     let scope = scope_field(&BudgetScope::Key(k.id.clone()));
@@ -192,12 +204,17 @@ fn KeyRow(key: ApiKeyView, budget: Option<BudgetView>, actions: RowActions) -> i
             <td>{k.last_used_at.map_or_else(|| "Never".to_owned(), format_ts)}</td>
             <td>{k.rate_limit_per_min.map_or_else(|| "Default".to_owned(), |n| format!("{n}/min"))}</td>
             <td>{budget_text}</td>
+            <td>{limit_text}</td>
             <td>{capture_text}</td>
             <td>{status}</td>
             <td>
                 <details class="inline-details">
                     <summary aria-label=summary>"Budget"</summary>
                     <BudgetForm scope=scope current=budget set=set_budget remove=remove_budget id=k.id.clone()/>
+                </details>
+                <details class="inline-details">
+                    <summary aria-label=limit_summary>"Limits"</summary>
+                    <LimitForm scope=limit_scope current=limit actions=limits id=k.id.clone()/>
                 </details>
                 {capture_form}
                 {revoke_form}

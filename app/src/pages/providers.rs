@@ -4,10 +4,12 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 
 use crate::components::form::{FormError, action_error, reset_on_success};
+use crate::components::limit::{LimitActions, LimitForm, pressure_text};
+use crate::server_fns::limits::list_limits;
 use crate::server_fns::providers::{
     CreateProvider, DeleteProvider, TestProvider, UpdateProvider, list_providers, take_test_result,
 };
-use perpetuo_types::{BreakerState, KeyStatus, ProviderHealth, ProviderKind, ProviderView, format_ts};
+use perpetuo_types::{BreakerState, KeyStatus, LimitScope, LimitView, ProviderHealth, ProviderKind, ProviderView, format_ts};
 
 #[component]
 pub fn ProvidersPage() -> impl IntoView {
@@ -19,8 +21,17 @@ pub fn ProvidersPage() -> impl IntoView {
         move || (create.version().get(), update.version().get(), delete.version().get(), test.version().get()),
         |_| list_providers(),
     );
+    let limit_actions = LimitActions::new();
+    let limits = Resource::new(move || limit_actions.version(), |_| list_limits());
     let create_form = reset_on_success(create);
-    let errors = [action_error(create), action_error(update), action_error(delete), action_error(test)];
+    let errors = [
+        action_error(create),
+        action_error(update),
+        action_error(delete),
+        action_error(test),
+        action_error(limit_actions.set),
+        action_error(limit_actions.remove),
+    ];
     let error = Signal::derive(move || errors.iter().find_map(|e| e.get()));
 
     // A test result comes from the action (hydrated page) or, posted without JavaScript, through
@@ -48,6 +59,8 @@ pub fn ProvidersPage() -> impl IntoView {
         </Suspense>
         <Transition fallback=|| view! { <p>"Loading…"</p> }>
             {move || Suspend::new(async move {
+                // Limits only add to the rows: without them (an error), the providers still show.
+                let limits = limits.await.unwrap_or_default();
                 match providers.await {
                     Ok(list) if list.is_empty() => view! {
                         <div class="empty" data-testid="no-providers">
@@ -59,7 +72,10 @@ pub fn ProvidersPage() -> impl IntoView {
                         <table class="list" aria-label="Providers">
                             <thead><tr><th>"Label"</th><th>"Kind"</th><th>"Base URL"</th><th>"Key"</th><th>"Priority"</th><th>"Status"</th><th>"Actions"</th></tr></thead>
                             <tbody>
-                                {list.into_iter().map(|p| view! { <ProviderRow provider=p update=update delete=delete test=test/> }).collect_view()}
+                                {list.into_iter().map(|p| {
+                                    let limit = limits.iter().find(|l| l.scope == LimitScope::Provider(p.id.clone())).cloned();
+                                    view! { <ProviderRow provider=p limit=limit limits=limit_actions update=update delete=delete test=test/> }
+                                }).collect_view()}
                             </tbody>
                         </table>
                     }.into_any(),
@@ -102,6 +118,8 @@ pub fn ProvidersPage() -> impl IntoView {
 #[component]
 fn ProviderRow(
     provider: ProviderView,
+    limit: Option<LimitView>,
+    limits: LimitActions,
     update: ServerAction<UpdateProvider>,
     delete: ServerAction<DeleteProvider>,
     test: ServerAction<TestProvider>,
@@ -133,6 +151,15 @@ fn ProviderRow(
         let text = health_text(h);
         view! { <br/><span class="muted" data-testid="provider-health">{text}</span> }
     });
+    let pressure = p.pressure.as_ref().map(|pressure| {
+        let text = pressure_text(pressure);
+        view! { <br/><span class="muted" data-testid="provider-pressure">{text}</span> }
+    });
+    let limit_text = (limit.is_some()).then(|| {
+        let text = format!("Perpetuo's limits: {}", crate::components::limit::describe(limit.as_ref()));
+        view! { <br/><span class="muted" data-testid="provider-limits">{text}</span> }
+    });
+    let (limit_scope, limit_summary) = (LimitScope::Provider(p.id.clone()).field(), format!("Limits for {}", p.label));
     let edit_id = format!("edit-{}", p.id);
     let (id_test, id_delete, id_update) = (p.id.clone(), p.id.clone(), p.id.clone());
     let (test_label, delete_label, edit_label) =
@@ -159,7 +186,7 @@ fn ProviderRow(
             <td><code>{p.base_url.clone()}</code></td>
             <td><code>{p.key_preview.clone()}</code></td>
             <td>{p.priority}</td>
-            <td>{status}<br/><span class="muted">{format!("updated {}", format_ts(p.updated_at))}</span>{health}{alias_summary}</td>
+            <td>{status}<br/><span class="muted">{format!("updated {}", format_ts(p.updated_at))}</span>{health}{pressure}{limit_text}{alias_summary}</td>
             <td>
                 <ActionForm action=test attr:class="inline">
                     <input type="hidden" name="id" value=id_test/>
@@ -169,6 +196,11 @@ fn ProviderRow(
                     <input type="hidden" name="id" value=id_delete/>
                     <button type="submit" class="danger" aria-label=delete_label>"Delete"</button>
                 </ActionForm>
+                <details class="edit">
+                    <summary aria-label=limit_summary>"Limits"</summary>
+                    <p class="hint">"This provider's share of its account's quota: calls beyond it go to the next provider."</p>
+                    <LimitForm scope=limit_scope current=limit actions=limits id=p.id.clone()/>
+                </details>
                 <details class="edit">
                     <summary>{edit_label}</summary>
                     <ActionForm action=update>

@@ -6,12 +6,14 @@ use leptos::server_fn::ServerFn;
 use leptos_meta::Title;
 
 use crate::components::budget::{BudgetBar, BudgetForm};
+use crate::components::limit::{LimitActions, LimitForm};
 use crate::components::form::{FormError, action_error, reset_on_success};
 use crate::server_fns::auth::{
     ChangePassword, CreateInvite, CreateWorkspace, RevokeInvite, SignOutEverywhere, SwitchWorkspace, current_session,
     list_invites, take_notice,
 };
 use crate::server_fns::budgets::{RemoveBudget, SetBudget, list_budgets};
+use crate::server_fns::limits::list_limits;
 use crate::server_fns::captures::{SetCapturePolicy, get_capture_policy};
 use perpetuo_types::BudgetScope;
 
@@ -32,6 +34,10 @@ pub fn WorkspacesPage() -> impl IntoView {
     let budget_error = Signal::derive(move || budget_errors.iter().find_map(|e| e.get()));
     let budgets =
         Resource::new(move || (set_budget.version().get(), remove_budget.version().get()), |_| list_budgets());
+    let limit_actions = LimitActions::new();
+    let limit_errors = [action_error(limit_actions.set), action_error(limit_actions.remove)];
+    let limit_error = Signal::derive(move || limit_errors.iter().find_map(|e| e.get()));
+    let limits = Resource::new(move || limit_actions.version(), |_| list_limits());
     let revoke = ServerAction::<RevokeInvite>::new();
     let revoke_error = action_error(revoke);
     let invites = Resource::new(move || (invite.version().get(), revoke.version().get()), |_| list_invites());
@@ -108,6 +114,26 @@ pub fn WorkspacesPage() -> impl IntoView {
             })}
         </Transition>
         <FormError message=budget_error/>
+
+        <h2>"Workspace limits"</h2>
+        <p class="muted">"Input and output tokens a minute, and calls in flight at once, for every call of the current workspace, whatever its key: a slice of your provider accounts' quotas. Shared by every instance on a database server. A call over a limit waits briefly for room, then gets 429 with Retry-After. Owners set them; each key and each provider can have its own too (API keys and Providers tabs)."</p>
+        <Transition fallback=|| ()>
+            {move || Suspend::new(async move {
+                match limits.await {
+                    Ok(list) => {
+                        let current = list.into_iter().find(|l| l.scope == perpetuo_types::LimitScope::Workspace);
+                        let text = crate::components::limit::describe(current.as_ref());
+                        let here = current.as_ref().filter(|c| c.limits.max_in_flight.is_some()).map(|c| format!(" · {} in flight on this instance now", c.in_flight_here));
+                        view! {
+                            <p data-testid="workspace-limits">{format!("Now: {text}")}{here}</p>
+                            <LimitForm scope="workspace".to_owned() current=current actions=limit_actions id="workspace".to_owned()/>
+                        }.into_any()
+                    }
+                    Err(e) => view! { <p class="form-error" role="alert">{e.to_string()}</p> }.into_any(),
+                }
+            })}
+        </Transition>
+        <FormError message=limit_error/>
 
         <h2>"Body capture"</h2>
         <p class="muted">"Off by default. When on, the request and response bodies of a share of this workspace's calls are kept for the call's page (Usage → a call): cut at the server's size cap, with anything that looks like a key or password replaced by [REDACTED], encrypted at rest, and deleted after the days you choose. Only owners see them. Each key can also capture every call or none (API keys tab)."</p>

@@ -4,6 +4,7 @@ pub mod auth;
 pub mod budgets;
 pub mod captures;
 pub mod keys;
+pub mod limits;
 pub mod providers;
 pub mod usage;
 
