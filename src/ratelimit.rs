@@ -82,7 +82,11 @@ pub fn set_headers(headers: &mut http::HeaderMap, decision: &Decision, protocol:
 /// A token limit's standing: OpenAI's `x-ratelimit-{limit,remaining,reset}-tokens`, and on the
 /// Messages route Anthropic's `anthropic-ratelimit-{input-tokens,output-tokens,tokens}-*` (by what
 /// the limit counts).
-pub fn set_token_headers(headers: &mut http::HeaderMap, standing: &perpetuo_core::limits::Standing, protocol: Protocol) {
+pub fn set_token_headers(
+    headers: &mut http::HeaderMap,
+    standing: &perpetuo_core::limits::Standing,
+    protocol: Protocol,
+) {
     use perpetuo_core::limits::Counted;
     if protocol == Protocol::Messages {
         let (limit, remaining, reset) = match standing.counted {

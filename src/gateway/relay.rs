@@ -215,7 +215,9 @@ impl Relay {
                     ..tokens
                 };
                 let (record, charge) = build(&self.state, &self.call.subject(), outcome(charge(tokens)), &progress);
-                if !keep(&self.state, self.call.hold.as_ref(), Some(&self.call.limits), &record, &charge) && failure.is_none() {
+                if !keep(&self.state, self.call.hold.as_ref(), Some(&self.call.limits), &record, &charge)
+                    && failure.is_none()
+                {
                     // The record could not be kept: the client is not told the call succeeded.
                     self.pending.clear();
                     let mut out = Vec::new();

@@ -8,8 +8,8 @@ use axum::response::Response;
 
 use perpetuo_core::AppState;
 use perpetuo_core::limits::Need;
-use perpetuo_core::usage::TokenCounts;
 use perpetuo_core::protocols::{AnswerLabels, Bound, ClientRequest, Protocol};
+use perpetuo_core::usage::TokenCounts;
 
 use super::call::{Call, Caller, OpenAiJson};
 use super::error::GatewayError;
@@ -34,7 +34,14 @@ pub async fn serve(
     };
     if let Some(error) = ledger_refusal(&state) {
         // Every answered call must have its record: none is made while records cannot be kept.
-        let subject = Subject { caller: &caller, protocol, model: &request.model, stream: request.stream, hold: None, limits: None };
+        let subject = Subject {
+            caller: &caller,
+            protocol,
+            model: &request.model,
+            stream: request.stream,
+            hold: None,
+            limits: None,
+        };
         return answer::failure(&state, &subject, None, error, &Progress::default());
     }
     let prices = match state.prices().overrides(&caller.key.workspace).await {
@@ -53,7 +60,8 @@ pub async fn serve(
         include_usage: request.include_usage,
         max_kept_bytes: state.settings.upstream.max_answer_bytes,
     };
-    let subject = Subject { caller: &caller, protocol, model: &request.model, stream: request.stream, hold: None, limits: None };
+    let subject =
+        Subject { caller: &caller, protocol, model: &request.model, stream: request.stream, hold: None, limits: None };
     let providers = match state.providers().enabled(&caller.key.workspace).await {
         Ok(providers) => providers,
         Err(e) => return answer::failure(&state, &subject, None, GatewayError::Internal(e), &Progress::default()),
@@ -66,7 +74,8 @@ pub async fn serve(
     let default = state.settings.budget_default_max_tokens;
     let worst_output = request.output.total(default);
     // Token and in-flight limits first: a call that waits for room holds no budget meanwhile.
-    let estimate = async || Need { input: state.estimator().prompt(&request.body).await.ceiling(), output: worst_output };
+    let estimate =
+        async || Need { input: state.estimator().prompt(&request.body).await.ceiling(), output: worst_output };
     let admitted = match limits::admit_call(&state, &caller.key.workspace, &caller.key.id, estimate).await {
         Ok(admitted) => admitted,
         Err(error) => return answer::failure(&state, &subject, None, error, &Progress::default()),

@@ -21,7 +21,12 @@ pub async fn list(State(state): State<AppState>, auth: ApiAuth) -> Result<axum::
     Ok(axum::Json(LimitList { data: state.limit_views(&auth.workspace).await? }))
 }
 
-async fn set(state: &AppState, owner: &OwnerScope, scope: LimitScope, input: &LimitInput) -> Result<LimitView, ApiError> {
+async fn set(
+    state: &AppState,
+    owner: &OwnerScope,
+    scope: LimitScope,
+    input: &LimitInput,
+) -> Result<LimitView, ApiError> {
     state.limits().set(owner, &scope, input).await?;
     let views = state.limit_views(owner.workspace()).await?;
     let view = views.into_iter().find(|v| v.scope == scope);
@@ -41,7 +46,10 @@ pub async fn set_workspace(
     Ok(axum::Json(set(&state, &owner, LimitScope::Workspace, &input).await?))
 }
 
-pub async fn remove_workspace(State(state): State<AppState>, ApiOwner(owner): ApiOwner) -> Result<StatusCode, ApiError> {
+pub async fn remove_workspace(
+    State(state): State<AppState>,
+    ApiOwner(owner): ApiOwner,
+) -> Result<StatusCode, ApiError> {
     remove(&state, &owner, LimitScope::Workspace).await
 }
 

@@ -27,7 +27,8 @@ async fn burst(cluster: &Cluster, key: &str, bodies: Vec<Value>, at_once: usize)
     let gate = Arc::new(tokio::sync::Semaphore::new(at_once));
     let mut calls = tokio::task::JoinSet::new();
     for (i, body) in bodies.into_iter().enumerate() {
-        let (client, base, key, gate) = (cluster.client.clone(), cluster.base(i % 3).to_owned(), key.to_owned(), gate.clone());
+        let (client, base, key, gate) =
+            (cluster.client.clone(), cluster.base(i % 3).to_owned(), key.to_owned(), gate.clone());
         calls.spawn(async move {
             let _permit = gate.acquire().await.unwrap();
             let response = client.post(format!("{base}/v1/chat/completions")).bearer_auth(key).json(&body).send().await;
@@ -53,8 +54,16 @@ async fn a_key_limited_to_10000_input_tokens_a_minute_admits_10000_of_a_burst_of
     // The limit reaches every instance (followed live); a call on each shows it in its headers.
     for node in 0..3 {
         let seen = poll(Duration::from_secs(10), || async {
-            let r = cluster.chat(node, &key, &json!({"model": "mock-small", "max_tokens": 7, "messages": [{"role": "user", "content": "hi"}]})).await;
-            (r.headers().get("x-ratelimit-limit-tokens").map(|v| v.to_str().unwrap().to_owned()) == Some("10000".into())).then_some(())
+            let r = cluster
+                .chat(
+                    node,
+                    &key,
+                    &json!({"model": "mock-small", "max_tokens": 7, "messages": [{"role": "user", "content": "hi"}]}),
+                )
+                .await;
+            (r.headers().get("x-ratelimit-limit-tokens").map(|v| v.to_str().unwrap().to_owned())
+                == Some("10000".into()))
+            .then_some(())
         })
         .await;
         assert!(seen.is_some(), "node {node} applies the limit");
@@ -97,8 +106,16 @@ async fn a_concurrency_limit_of_4_never_sees_a_fifth_call_in_flight_across_three
     assert_eq!(put(&cluster, 2, "/api/v1/limits/workspace", &token, &json!({"max_in_flight": 4})).await, 200);
     // Let every instance hear of it before the burst (a call on each sees it apply).
     let warm = poll(Duration::from_secs(10), || async {
-        let listed: Value =
-            cluster.client.get(format!("{}/api/v1/limits", cluster.base(0))).bearer_auth(&token).send().await.ok()?.json().await.ok()?;
+        let listed: Value = cluster
+            .client
+            .get(format!("{}/api/v1/limits", cluster.base(0)))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
         (listed["data"][0]["max_in_flight"] == 4).then_some(())
     })
     .await;
@@ -115,7 +132,9 @@ async fn a_concurrency_limit_of_4_never_sees_a_fifth_call_in_flight_across_three
     let results = burst(&cluster, &key, bodies, 30).await;
     let statuses: Vec<u16> = results.iter().map(|(s, _)| *s).collect();
     let held = mock.max_in_flight();
-    eprintln!("30 calls under a limit of 4 in flight over 3 instances: statuses {statuses:?}; the mock held {held} at most");
+    eprintln!(
+        "30 calls under a limit of 4 in flight over 3 instances: statuses {statuses:?}; the mock held {held} at most"
+    );
     assert!(held <= 4, "a fifth call was in flight: {held}");
     assert!(held >= 2, "the limit was used: {held}");
     let answered = statuses.iter().filter(|s| **s == 200).count();
@@ -131,7 +150,11 @@ async fn a_provider_that_says_it_is_nearly_out_gets_no_call_from_any_instance_un
     let (token, _, key) = cluster.workspace(&first).await;
     let other = json!({"label": "Second", "kind": "openai_compatible", "base_url": second.base_url(), "api_key": VALID_KEY, "priority": 1000});
     assert_eq!(cluster.post(0, "/api/v1/providers", Some(&token), &other).await.status(), 201);
-    first.set_headers(&[("x-ratelimit-limit-tokens", "200000"), ("x-ratelimit-remaining-tokens", "1000"), ("x-ratelimit-reset-tokens", "8s")]);
+    first.set_headers(&[
+        ("x-ratelimit-limit-tokens", "200000"),
+        ("x-ratelimit-remaining-tokens", "1000"),
+        ("x-ratelimit-reset-tokens", "8s"),
+    ]);
     // One call through instance 0 reaches the first provider, which says it is nearly out.
     let answered = cluster.chat(0, &key, &crate::cluster::small_call()).await;
     assert_eq!(answered.headers()["x-perpetuo-provider"], "P");
@@ -140,7 +163,16 @@ async fn a_provider_that_says_it_is_nearly_out_gets_no_call_from_any_instance_un
     // Instances 1 and 2 hear of the rest through the database.
     for node in [1, 2] {
         let heard = poll(Duration::from_secs(5), || async {
-            let listed: Value = cluster.client.get(format!("{}/api/v1/providers", cluster.base(node))).bearer_auth(&token).send().await.ok()?.json().await.ok()?;
+            let listed: Value = cluster
+                .client
+                .get(format!("{}/api/v1/providers", cluster.base(node)))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
             let p = listed["data"].as_array()?.iter().find(|p| p["label"] == "P")?.clone();
             p["pressure"]["resting_until"].as_i64().map(|_| ())
         })
@@ -154,7 +186,9 @@ async fn a_provider_that_says_it_is_nearly_out_gets_no_call_from_any_instance_un
         served.push(response.headers()["x-perpetuo-provider"].to_str().unwrap().to_owned());
     }
     let within = rested_at.elapsed() < Duration::from_secs(8);
-    eprintln!("provider nearly out for 8 s: the next 15 calls over 3 instances went to {served:?} (within the rest: {within})");
+    eprintln!(
+        "provider nearly out for 8 s: the next 15 calls over 3 instances went to {served:?} (within the rest: {within})"
+    );
     if within {
         assert!(served.iter().all(|s| s == "Second"), "{served:?}");
         assert_eq!(first.hits(), 1, "the resting provider got no call");

@@ -53,7 +53,10 @@ async fn limits_are_set_read_and_checked_through_the_api() {
     let set = put(&gw, "/api/v1/limits/workspace", &token, &json!({"input_tokens_per_min": 50_000})).await;
     assert_eq!(set.status(), 200);
     let view: Value = set.json().await.unwrap();
-    assert_eq!((view["scope"]["kind"].as_str(), view["input_tokens_per_min"].as_u64()), (Some("workspace"), Some(50_000)));
+    assert_eq!(
+        (view["scope"]["kind"].as_str(), view["input_tokens_per_min"].as_u64()),
+        (Some("workspace"), Some(50_000))
+    );
     let key = format!("/api/v1/keys/{}/limits", gw.key_id);
     assert_eq!(put(&gw, &key, &token, &json!({"max_in_flight": 3, "output_tokens_per_min": 900})).await.status(), 200);
     let providers = gw.app.get_value("/api/v1/providers", Some(&token)).await;
@@ -63,7 +66,9 @@ async fn limits_are_set_read_and_checked_through_the_api() {
     let list = limits(&gw).await;
     assert_eq!(list.len(), 3, "{list:?}");
     assert!(list.iter().any(|l| l["name"] == "app" && l["max_in_flight"] == 3 && l["output_tokens_per_min"] == 900));
-    assert!(list.iter().any(|l| l["name"] == "Mock" && l["scope"]["kind"] == "provider" && l["tokens_per_min"] == 70_000));
+    assert!(
+        list.iter().any(|l| l["name"] == "Mock" && l["scope"]["kind"] == "provider" && l["tokens_per_min"] == 70_000)
+    );
     // Replacing a limit replaces it, not adds another.
     assert_eq!(put(&gw, &key, &token, &json!({"max_in_flight": 5})).await.status(), 200);
     let list = limits(&gw).await;
@@ -79,7 +84,11 @@ async fn limits_are_set_read_and_checked_through_the_api() {
     let invite: Value = gw.app.post_json("/api/v1/invites", Some(&token), &json!({})).await.json().await.unwrap();
     let joined = gw
         .app
-        .post_json("/api/v1/auth/signup", None, &json!({"email": email("member"), "password": PASSWORD, "invite": invite["token"]}))
+        .post_json(
+            "/api/v1/auth/signup",
+            None,
+            &json!({"email": email("member"), "password": PASSWORD, "invite": invite["token"]}),
+        )
         .await;
     let member = joined.json::<Value>().await.unwrap()["token"].as_str().unwrap().to_owned();
     assert_eq!(gw.app.get_value("/api/v1/limits", Some(&member)).await["data"].as_array().unwrap().len(), 3);
@@ -144,7 +153,11 @@ async fn a_call_over_a_token_limit_is_refused_with_retry_after_and_the_headers_a
     assert!(header(&messages, "anthropic-ratelimit-output-tokens-reset").unwrap().ends_with('Z'));
     assert!(header(&messages, "retry-after").is_some());
     let error: Value = messages.json().await.unwrap();
-    assert_eq!((error["type"].as_str(), error["error"]["type"].as_str()), (Some("error"), Some("rate_limit_error")), "{error}");
+    assert_eq!(
+        (error["type"].as_str(), error["error"]["type"].as_str()),
+        (Some("error"), Some("rate_limit_error")),
+        "{error}"
+    );
 
     // The refused calls reached no provider, and are recorded as refused.
     assert_eq!(mock.hits(), 2);
@@ -174,7 +187,10 @@ async fn a_concurrency_limit_holds_places_until_streams_end() {
         assert_eq!(status, 200, "each waited its turn (LIMIT_WAIT_MS, 2 s by default): {text}");
         answered += 1;
     }
-    eprintln!("8 at once under a limit of 2 in flight: {answered} answered; the mock held {} at most", mock.max_in_flight());
+    eprintln!(
+        "8 at once under a limit of 2 in flight: {answered} answered; the mock held {} at most",
+        mock.max_in_flight()
+    );
     assert_eq!(mock.max_in_flight(), 2);
     // Held past the wait, the calls beyond the limit are refused.
     mock.set_hold(Duration::from_millis(2500));

@@ -132,10 +132,8 @@ impl Mock {
             .merge(bedrock::routes())
             .with_state((flavor, Arc::clone(&script)));
         let gauge = Arc::new(Gauge::default());
-        let router = router.layer(axum::middleware::from_fn_with_state(
-            (Arc::clone(&script), Arc::clone(&gauge)),
-            held,
-        ));
+        let router =
+            router.layer(axum::middleware::from_fn_with_state((Arc::clone(&script), Arc::clone(&gauge)), held));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move {

@@ -8,9 +8,11 @@ use crate::components::form::{FormError, action_error, reset_on_success};
 use crate::components::limit::{LimitActions, LimitForm};
 use crate::server_fns::budgets::{RemoveBudget, SetBudget, list_budgets};
 use crate::server_fns::captures::SetKeyCapture;
-use crate::server_fns::limits::list_limits;
 use crate::server_fns::keys::{CreateKey, DeleteKey, RevokeKey, first_call, list_keys, take_created_key};
-use perpetuo_types::{ApiKeyView, BudgetScope, BudgetView, CreatedApiKey, KeyCapture, KeyState, LimitScope, LimitView, format_ts};
+use crate::server_fns::limits::list_limits;
+use perpetuo_types::{
+    ApiKeyView, BudgetScope, BudgetView, CreatedApiKey, KeyCapture, KeyState, LimitScope, LimitView, format_ts,
+};
 
 /// The actions a key row offers.
 #[derive(Clone, Copy)]

@@ -9,7 +9,9 @@ use crate::server_fns::limits::list_limits;
 use crate::server_fns::providers::{
     CreateProvider, DeleteProvider, TestProvider, UpdateProvider, list_providers, take_test_result,
 };
-use perpetuo_types::{BreakerState, KeyStatus, LimitScope, LimitView, ProviderHealth, ProviderKind, ProviderView, format_ts};
+use perpetuo_types::{
+    BreakerState, KeyStatus, LimitScope, LimitView, ProviderHealth, ProviderKind, ProviderView, format_ts,
+};
 
 #[component]
 pub fn ProvidersPage() -> impl IntoView {

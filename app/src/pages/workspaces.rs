@@ -6,15 +6,15 @@ use leptos::server_fn::ServerFn;
 use leptos_meta::Title;
 
 use crate::components::budget::{BudgetBar, BudgetForm};
-use crate::components::limit::{LimitActions, LimitForm};
 use crate::components::form::{FormError, action_error, reset_on_success};
+use crate::components::limit::{LimitActions, LimitForm};
 use crate::server_fns::auth::{
     ChangePassword, CreateInvite, CreateWorkspace, RevokeInvite, SignOutEverywhere, SwitchWorkspace, current_session,
     list_invites, take_notice,
 };
 use crate::server_fns::budgets::{RemoveBudget, SetBudget, list_budgets};
-use crate::server_fns::limits::list_limits;
 use crate::server_fns::captures::{SetCapturePolicy, get_capture_policy};
+use crate::server_fns::limits::list_limits;
 use perpetuo_types::BudgetScope;
 
 #[component]
