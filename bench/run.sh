@@ -3,6 +3,7 @@
 # the mock directly and through Perpetuo, side by side:
 #   latency p50/p99 at concurrency 1, and requests/s at concurrency 64 and 256, plain and streaming,
 #   for chat, then Anthropic Messages and OpenAI Responses passed through (direct and Perpetuo),
+#   then plain chat with a key under token and in-flight limits (what the limiter costs a call),
 #   then Perpetuo saturated for a minute; and at the end, every answered request against the usage
 #   records written, and Perpetuo's peak memory.
 # Two relays run in the same table as references for what any proxy costs on this machine:
@@ -222,6 +223,21 @@ for spec in "messages|/v1/messages|$body_messages|plain" "msg-strm|/v1/messages|
   chat_added=$([ "$kind" = plain ] && echo "$CHAT_ADDED_plain" || echo "$CHAT_ADDED_stream")
   checks+=("$mode ($path, passed through): added p50 ${R_ADDED}us vs chat's ${chat_added}us (target <= chat's + 10%): $(verdict $((10 * R_ADDED <= 11 * chat_added)))")
 done
+# What token and in-flight limits cost a call: the same plain chat with a key under an input
+# token limit and a concurrency limit (both far above what the run sends), against the bench key.
+limited=$(curl -s -X POST "$GW/api/v1/keys" -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' -d '{"name":"bench-limited"}')
+LKEY=$(echo "$limited" | jq -r .token)
+code=$(curl -s -o /dev/null -w '%{http_code}' -X PUT "$GW/api/v1/keys/$(echo "$limited" | jq -r .key.id)/limits" \
+  -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' -d '{"input_tokens_per_min":1000000000,"max_in_flight":100000}')
+[ "$code" = 200 ] || { echo "setting the bench key's limits answered $code" >&2; exit 1; }
+settle
+lua "$body_plain" "Bearer $KEY"
+direct_row limits /v1/chat/completions
+row limits no-limit "$GW" "$D50"; U_ADDED=$R_ADDED U_RPS=$R_RPS
+settle
+lua "$body_plain" "Bearer $LKEY"
+row limits limited "$GW" "$D50"
+checks+=("token and in-flight limits: added p50 ${R_ADDED}us vs ${U_ADDED}us without ($((R_ADDED - U_ADDED))us a call), req/s c=64 $R_RPS vs $U_RPS ($((100 * R_RPS / (U_RPS > 0 ? U_RPS : 1)))%)")
 settle
 lua "$body_plain" "Bearer $KEY"
 read -r _ s99 srps < <(run "$GW/v1/chat/completions" 64 2 "$SATURATION")
