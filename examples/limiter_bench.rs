@@ -22,7 +22,41 @@ fn per_op(label: &str, n: u32, mut f: impl FnMut(u32)) -> std::io::Result<()> {
     writeln!(std::io::stdout(), "{label:<46} {ns:>8.1} ns/check")
 }
 
+/// What token and in-flight limits cost a call on the embedded database (kept in memory): the
+/// prompt's estimate, a place taken and given back, a reservation and its settlement.
+fn token_limits() -> std::io::Result<()> {
+    use perpetuo_core::limits::{InFlight, TokenBuckets, inflight, tokens};
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let prompt = "Say hello in five words.";
+    per_op("prompt estimate (o200k, 24 bytes)", 200_000, |_| {
+        black_box(perpetuo_core::usage::estimate::count(black_box(prompt)));
+    })?;
+    let long = "hello ".repeat(1000);
+    per_op("prompt estimate (o200k, 6,000 bytes)", 2_000, |_| {
+        black_box(perpetuo_core::usage::estimate::count(black_box(&long)));
+    })?;
+    let buckets = TokenBuckets::new(tokens::Store::Local);
+    let places = InFlight::new(inflight::Store::Local);
+    runtime.block_on(async {
+        let n = 1_000_000u32;
+        let started = Instant::now();
+        for _ in 0..n {
+            black_box(buckets.reserve("ws|key:k|in", 1_000_000_000, 30, 1).await);
+            buckets.give_back("ws|key:k|in", 1_000_000_000, 20).await;
+        }
+        let ns = started.elapsed().as_nanos() as f64 / f64::from(n);
+        writeln!(std::io::stdout(), "{:<46} {ns:>8.1} ns/call", "token bucket reserve + settle")?;
+        let started = Instant::now();
+        for _ in 0..n {
+            drop(black_box(places.take("ws|key:k|fly", 100_000, std::time::Duration::ZERO).await));
+        }
+        let ns = started.elapsed().as_nanos() as f64 / f64::from(n);
+        writeln!(std::io::stdout(), "{:<46} {ns:>8.1} ns/call", "place in flight taken + given back")
+    })
+}
+
 fn main() -> std::io::Result<()> {
+    token_limits()?;
     let mut settings = Settings::for_tests();
     settings.rate_limit_ip_per_min = NonZeroU32::MAX;
     settings.rate_limit_key_per_min = NonZeroU32::MAX;

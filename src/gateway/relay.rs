@@ -95,12 +95,12 @@ impl Relay {
         self.progress.attempts
     }
 
-    /// The hosted tools the serving provider goes without.
     /// Where the call's tightest token limit stands, for the rate-limit headers.
     pub fn standing(&self) -> Option<perpetuo_core::limits::Standing> {
         self.call.limits.standing()
     }
 
+    /// The hosted tools the serving provider goes without.
     pub fn dropped(&self) -> &perpetuo_core::protocols::Dropped {
         &self.progress.dropped
     }

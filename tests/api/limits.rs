@@ -278,3 +278,20 @@ async fn a_lone_provider_resting_past_the_wait_answers_429_with_its_reset() {
     assert_eq!(error["error"]["code"], "rate_limit_exceeded", "{error}");
     assert_eq!(mock.hits(), 1, "the resting provider got no second call");
 }
+
+#[tokio::test]
+async fn a_stream_holds_its_place_until_it_ends() {
+    let (gw, mock) = limited_gateway().await;
+    assert_eq!(put(&gw, "/api/v1/limits/workspace", &gw.token, &json!({"max_in_flight": 1})).await.status(), 200);
+    let in_flight = || async { limits(&gw).await[0]["in_flight_here"].as_u64() };
+    assert_eq!(in_flight().await, Some(0));
+    mock.script([crate::mock::Behavior::Drip(Duration::from_millis(150))]);
+    // The answer's headers are here; its events are still coming.
+    let streaming = gw.chat(&call(7, true)).await;
+    assert_eq!(streaming.status(), 200);
+    assert_eq!(in_flight().await, Some(1), "the stream holds its place while it runs");
+    let text = streaming.text().await.unwrap();
+    assert!(text.contains("[DONE]"), "{text}");
+    let freed = poll(Duration::from_secs(5), || async { (in_flight().await == Some(0)).then_some(()) }).await;
+    assert!(freed.is_some(), "the place came back when the stream ended");
+}
