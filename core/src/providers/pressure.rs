@@ -116,27 +116,64 @@ pub fn parse_rfc3339(raw: &str) -> Option<i64> {
     Some(secs * 1000 + ms)
 }
 
-/// What the headers of one answer say: (requests, tokens) as the tightest of each.
+/// A limit's headers: (limit, remaining, reset).
+type Names = (&'static str, &'static str, &'static str);
+
+const OPENAI_REQUESTS: Names =
+    ("x-ratelimit-limit-requests", "x-ratelimit-remaining-requests", "x-ratelimit-reset-requests");
+const OPENAI_TOKENS: Names = ("x-ratelimit-limit-tokens", "x-ratelimit-remaining-tokens", "x-ratelimit-reset-tokens");
+const ANTHROPIC_REQUESTS: Names = (
+    "anthropic-ratelimit-requests-limit",
+    "anthropic-ratelimit-requests-remaining",
+    "anthropic-ratelimit-requests-reset",
+);
+const ANTHROPIC_TOKENS: [Names; 3] = [
+    ("anthropic-ratelimit-tokens-limit", "anthropic-ratelimit-tokens-remaining", "anthropic-ratelimit-tokens-reset"),
+    (
+        "anthropic-ratelimit-input-tokens-limit",
+        "anthropic-ratelimit-input-tokens-remaining",
+        "anthropic-ratelimit-input-tokens-reset",
+    ),
+    (
+        "anthropic-ratelimit-output-tokens-limit",
+        "anthropic-ratelimit-output-tokens-remaining",
+        "anthropic-ratelimit-output-tokens-reset",
+    ),
+];
+
+/// What the headers of one answer say: (requests, tokens) as the tightest of each. Most answers
+/// carry none of them: that is found with one lookup per limit, without building a name.
 fn read(headers: &HeaderMap, now: i64) -> Option<(Reported, Reported)> {
+    let all = [
+        OPENAI_REQUESTS,
+        ANTHROPIC_REQUESTS,
+        OPENAI_TOKENS,
+        ANTHROPIC_TOKENS[0],
+        ANTHROPIC_TOKENS[1],
+        ANTHROPIC_TOKENS[2],
+    ];
+    if !all.iter().any(|(_, remaining, _)| headers.contains_key(*remaining)) {
+        return None;
+    }
     let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
     let number = |name: &str| text(name).and_then(|v| v.parse::<u64>().ok());
-    let openai = |what: &str| Reported {
-        limit: number(&format!("x-ratelimit-limit-{what}")),
-        remaining: number(&format!("x-ratelimit-remaining-{what}")),
-        reset_ms: text(&format!("x-ratelimit-reset-{what}"))
-            .and_then(parse_go_duration)
-            .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
+    let openai = |(limit, remaining, reset): Names| Reported {
+        limit: number(limit),
+        remaining: number(remaining),
+        reset_ms: text(reset).and_then(parse_go_duration).map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
     };
-    let anthropic = |what: &str| Reported {
-        limit: number(&format!("anthropic-ratelimit-{what}-limit")),
-        remaining: number(&format!("anthropic-ratelimit-{what}-remaining")),
-        reset_ms: text(&format!("anthropic-ratelimit-{what}-reset"))
-            .and_then(parse_rfc3339)
-            .map(|at| (at - now).max(0)),
+    let anthropic = |(limit, remaining, reset): Names| Reported {
+        limit: number(limit),
+        remaining: number(remaining),
+        reset_ms: text(reset).and_then(parse_rfc3339).map(|at| (at - now).max(0)),
     };
-    let requests = tightest([openai("requests"), anthropic("requests")]);
-    let tokens =
-        tightest([openai("tokens"), anthropic("tokens"), anthropic("input-tokens"), anthropic("output-tokens")]);
+    let requests = tightest([openai(OPENAI_REQUESTS), anthropic(ANTHROPIC_REQUESTS)]);
+    let tokens = tightest([
+        openai(OPENAI_TOKENS),
+        anthropic(ANTHROPIC_TOKENS[0]),
+        anthropic(ANTHROPIC_TOKENS[1]),
+        anthropic(ANTHROPIC_TOKENS[2]),
+    ]);
     (requests.remaining.is_some() || tokens.remaining.is_some()).then_some((requests, tokens))
 }
 
