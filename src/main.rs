@@ -12,8 +12,27 @@ use perpetuo::{Settings, telemetry};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
+    no_huge_pages();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => return fail(&format!("the async runtime could not start: {e}")),
+    };
+    runtime.block_on(run())
+}
+
+/// Transparent huge pages off for this process, before the allocator maps anything. mimalloc asks
+/// the kernel for huge pages on its arenas; each first touch of one then clears 2 MB, and RSS
+/// grows by whole huge pages that a request never needs. Measured on one fresh gateway (c=256 for
+/// 10 s, then c=64 for 5 s): with huge pages, start-up RSS 131 MB, peak 179 MB, 10,297 / 11,719
+/// req/s; without, 95 MB, 153 MB, 12,426 / 14,082 req/s. A kernel that refuses the request is no
+/// reason not to start.
+fn no_huge_pages() {
+    #[cfg(target_os = "linux")]
+    let _ = nix::sys::prctl::set_thp_disable(true);
+}
+
+async fn run() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let command = match Command::parse(&args) {
         Ok(command) => command,

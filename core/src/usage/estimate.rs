@@ -289,6 +289,12 @@ impl Estimator {
         for n in 0..threads.max(1) {
             let queue = Arc::clone(&queue);
             let spawned = std::thread::Builder::new().name(format!("estimator-{n}")).spawn(move || {
+                if n == 0 {
+                    // The tokenizer is built on first use (its tables, tens of milliseconds):
+                    // here, at start-up, rather than in the first call under a token limit or a
+                    // budget. A call that comes sooner waits for this build, not its own.
+                    let _ = tiktoken_rs::o200k_base_singleton();
+                }
                 lower_priority();
                 loop {
                     let job = match queue.lock() {
