@@ -17,6 +17,9 @@ for line in sys.stdin:
         key = dso
     else:
         s = sym.lstrip("<&*")
+        if s.startswith(("mi_", "_mi_")):
+            totals["mimalloc"] += pct
+            continue
         s = re.sub(r"^(dyn |mut )", "", s)
         key = re.split(r"::|<| ", s, maxsplit=1)[0] or sym
         if key in ("core", "alloc", "std"):
