@@ -144,6 +144,18 @@ async fn three_instances_act_as_one() {
         .unwrap();
     assert_eq!(page_on_c.status(), 200, "A's session is good on C");
     assert!(page_on_c.text().await.unwrap().contains(&address), "C knows who it is");
+    // The usage tab reads all its figures from one snapshot: a read transaction on the server.
+    let usage_on_c = no_redirects()
+        .build()
+        .unwrap()
+        .get(format!("{}/usage", cluster.base(c)))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(usage_on_c.status(), 200);
+    let usage_page = usage_on_c.text().await.unwrap();
+    assert!(usage_page.contains("0 matching requests"), "{usage_page}");
 
     // A key created through A works at once on B (and on C).
     let (token, key_id, key) = cluster.workspace(&mock).await;

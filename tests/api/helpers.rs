@@ -387,7 +387,7 @@ pub async fn ledger_records(db: &perpetuo_core::platform::db::Db, workspace: &st
         .await
         .unwrap();
     let ids: Vec<String> = response.take(0).unwrap();
-    let mut records = perpetuo_core::usage::ledger::rows(db, &ids).await.unwrap();
+    let mut records = perpetuo_core::usage::ledger::rows(&db.live(), &ids).await.unwrap();
     records.sort_by(|a, b| a.ts.cmp(&b.ts).then_with(|| a.request_id.cmp(&b.request_id)));
     records.into_iter().map(|r| serde_json::to_value(r).unwrap()).collect()
 }

@@ -46,7 +46,9 @@ pub async fn usage_report(q: UsageQuery) -> Result<UsageData, AppError> {
         Some(by) => GroupBy::parse(&by).map_err(AppError::Invalid)?,
         None => GroupBy::Model,
     };
-    let reports = state.reports();
+    // One snapshot for the whole page: a call committed while it is read shows in every figure or
+    // in none (the count above the log once said 1 over an empty log and zero totals).
+    let reports = state.reports().snapshot().await;
     let labels = reports.labels(&ws).await?;
     let summary = reports.summary(&ws, &filter.period).await?;
     let groups = reports.grouped(&ws, &filter.period, by, &labels).await?;

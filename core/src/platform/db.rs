@@ -288,6 +288,70 @@ pub fn is_conflict(e: &surrealdb::Error) -> bool {
     e.is_already_exists() || e.message().contains("already contains") || e.message().contains("already exists")
 }
 
+/// What reads go through: the database as it is at each query, or one snapshot of it that every
+/// query of a report reads, so that a page's totals, counts and rows agree with each other while
+/// records are being committed.
+#[derive(Debug, Clone)]
+pub enum Reader {
+    Live(Db),
+    Snapshot(Arc<Snapshot>),
+}
+
+impl Reader {
+    pub fn query<'a>(&'a self, sql: impl Into<std::borrow::Cow<'a, str>>) -> surrealdb::method::Query<'a, Any> {
+        match self {
+            Self::Live(db) => db.query(sql),
+            Self::Snapshot(snapshot) => match &snapshot.tx {
+                Some(tx) => tx.query(sql),
+                None => snapshot.db.query(sql),
+            },
+        }
+    }
+}
+
+/// A transaction opened for reading only: never committed, cancelled when the last reader drops.
+pub struct Snapshot {
+    tx: Option<surrealdb::method::Transaction<Any>>,
+    db: Db,
+}
+
+impl std::fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Snapshot")
+    }
+}
+
+impl Drop for Snapshot {
+    fn drop(&mut self) {
+        if let (Some(tx), Ok(runtime)) = (self.tx.take(), tokio::runtime::Handle::try_current()) {
+            runtime.spawn(async move {
+                if let Err(e) = tx.cancel().await {
+                    tracing::debug!(error = %e, "a read snapshot was not cancelled cleanly");
+                }
+            });
+        }
+    }
+}
+
+impl Db {
+    /// Reads through the database as it is at each query.
+    pub fn live(&self) -> Reader {
+        Reader::Live(self.clone())
+    }
+
+    /// Reads through one snapshot of the database. Where the engine cannot open a transaction
+    /// for it, reads go to the live database (each query then sees the latest commits).
+    pub async fn snapshot(&self) -> Reader {
+        match Surreal::clone(&self.0).begin().await {
+            Ok(tx) => Reader::Snapshot(Arc::new(Snapshot { tx: Some(tx), db: self.clone() })),
+            Err(e) => {
+                tracing::debug!(error = %e, "no read snapshot: reading the live database");
+                self.live()
+            }
+        }
+    }
+}
+
 impl From<DbError> for ServiceError {
     fn from(e: DbError) -> Self {
         match e {

@@ -17,7 +17,7 @@ use super::TokenColumns as _;
 use super::record::UsageRecord;
 use super::rollups::{UPSERTS, rollups, status_rollups};
 use super::spool::Position;
-use crate::platform::db::{Db, now_ms, root_cause};
+use crate::platform::db::{Db, Reader, now_ms, root_cause};
 
 /// The longest time one batch spans: the request log reads batches newest first and starts this
 /// far past the newest record it wants.
@@ -269,7 +269,7 @@ pub async fn adopt_legacy(db: &Db) -> Result<usize, surrealdb::Error> {
 }
 
 /// The records of the batches under these keys, in the order given.
-pub async fn rows(db: &Db, ids: &[String]) -> Result<Vec<UsageRecord>, surrealdb::Error> {
+pub async fn rows(db: &Reader, ids: &[String]) -> Result<Vec<UsageRecord>, surrealdb::Error> {
     let ids: Vec<RecordId> = ids.iter().map(|id| RecordId::new("usage_rows", id.as_str())).collect();
     let mut response = db.query("SELECT VALUE lines FROM $ids").bind(("ids", ids)).await?;
     let texts: Vec<String> = response.take(0)?;

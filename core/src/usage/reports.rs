@@ -16,7 +16,7 @@ use surrealdb::types::RecordId;
 use super::ledger;
 use super::record::UsageRecord;
 use super::rollups::{HIST_LEN, LATENCY_BUCKETS_MS};
-use crate::platform::db::Db;
+use crate::platform::db::{Db, Reader};
 use crate::platform::error::ServiceError;
 use crate::workspaces::WorkspaceId;
 use perpetuo_types::{
@@ -29,12 +29,22 @@ pub const MAX_PAGE: usize = 500;
 /// The reports service: what the usage tab, the usage API and the CSV export read.
 #[derive(Debug, Clone)]
 pub struct Reports {
-    db: Db,
+    db: Reader,
 }
 
 impl Reports {
     pub fn new(db: Db) -> Self {
-        Self { db }
+        Self { db: db.live() }
+    }
+
+    /// The same reports, every one read from one snapshot of the database: what a page that shows
+    /// several of them uses, so its totals, counts and rows agree while records are committed.
+    /// Read-only: what it would write is never committed.
+    pub async fn snapshot(&self) -> Self {
+        match &self.db {
+            Reader::Live(db) => Self { db: db.snapshot().await },
+            Reader::Snapshot(_) => self.clone(),
+        }
     }
 
     /// The current names of the workspace's keys and providers.
@@ -371,6 +381,40 @@ mod tests {
         open[HIST_LEN - 1] = 3;
         assert_eq!(percentile(&open, 0.5), Some(120_000), "beyond the last bound: that bound");
         assert_eq!(percentile(&[0; HIST_LEN], 0.5), None);
+    }
+
+    /// A page read from a snapshot does not see a record committed while it is read, in any of
+    /// its figures; the live reports do, in all of them.
+    #[tokio::test]
+    async fn a_snapshot_sees_one_state_of_the_ledger() {
+        let db = Db::memory().await.unwrap();
+        let ws = WorkspaceId::trusted("ws1".into());
+        let first = super::super::record::tests::record("ws1", "m", true);
+        let day = first.ts.div_euclid(DAY_MS) * DAY_MS;
+        let filter = RequestFilter {
+            period: Period { from_day: day, to_day: day },
+            key: None,
+            provider: None,
+            model: None,
+            route: None,
+            status: StatusFilter::Any,
+        };
+        ledger::insert(&db, std::slice::from_ref(&first), true).await.unwrap();
+        let live = Reports::new(db.clone());
+        let snapshot = live.snapshot().await;
+        assert!(matches!(snapshot.db, Reader::Snapshot(_)), "the embedded engine opens a read transaction");
+        let labels = snapshot.labels(&ws).await.unwrap();
+        let mut second = first.clone();
+        second.request_id = "req2".into();
+        second.ts += 1;
+        ledger::insert(&db, &[second], true).await.unwrap();
+        for (reports, n) in [(&snapshot, 1), (&live, 2)] {
+            assert_eq!(reports.summary(&ws, &filter.period).await.unwrap().requests, n);
+            let page = reports.requests(&ws, &filter, &labels, 50, None).await.unwrap();
+            assert_eq!((page.total, page.data.len()), (n, usize::try_from(n).unwrap()));
+        }
+        drop(snapshot);
+        assert_eq!(live.summary(&ws, &filter.period).await.unwrap().requests, 2, "the live database is untouched");
     }
 
     #[test]

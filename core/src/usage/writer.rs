@@ -336,7 +336,7 @@ mod tests {
     async fn stored(db: &Db) -> (usize, usize) {
         let mut response = db.query("SELECT VALUE record::id(id) FROM usage_batch").await.unwrap();
         let ids: Vec<String> = response.take(0).unwrap();
-        let records = ledger::rows(db, &ids).await.unwrap();
+        let records = ledger::rows(&db.live(), &ids).await.unwrap();
         let distinct: std::collections::HashSet<String> = records.iter().map(|r| r.request_id.clone()).collect();
         (records.len(), distinct.len())
     }
