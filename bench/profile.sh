@@ -30,8 +30,10 @@ if [ "$TARGET" = floor ]; then
   URL="http://$(awk '/listening on/{print $3}' "$work/floor.out")/v1/chat/completions"
   AUTH="Bearer none"
 else
+  # Perpetuo's default log filter (no per-call access line), as bench/run.sh measures it.
+  if [ -n "${BENCH_LOG:-}" ]; then export RUST_LOG=$BENCH_LOG; else unset RUST_LOG; fi
   ENCRYPTION_KEY=$(head -c 32 /dev/urandom | base64) JWT_SECRET=$(head -c 48 /dev/urandom | base64) \
-  DATABASE_URL=${BENCH_DB:-surrealkv://$work/perpetuo.db} LEPTOS_SITE_ADDR=127.0.0.1:0 ALLOW_PRIVATE_UPSTREAMS=true RUST_LOG=warn,perpetuo=info \
+  DATABASE_URL=${BENCH_DB:-surrealkv://$work/perpetuo.db} LEPTOS_SITE_ADDR=127.0.0.1:0 ALLOW_PRIVATE_UPSTREAMS=true \
   RATE_LIMIT_IP_PER_MIN=1000000000 RATE_LIMIT_KEY_PER_MIN=1000000000 SIGNUP=open \
     "$TARGET_DIR/release/perpetuo" 2> "$work/perpetuo.log" & PID=$!; pids+=($PID)
   wait_for "$work/perpetuo.log" "listening on"
