@@ -79,7 +79,8 @@ wait_for "$work/mock.out" listening "the mock provider"
 MOCK=$(awk '/listening on/{print $3}' "$work/mock.out")
 
 spawn "${BENCH_CPUS_RELAY:-}" "$TARGET_DIR/release/examples/floor_proxy" 127.0.0.1:0 "http://$MOCK/v1" > "$work/floor.out" &
-pids+=($!)
+FLOOR_PID=$!
+pids+=($FLOOR_PID)
 wait_for "$work/floor.out" listening "the floor relay"
 FLOOR=$(awk '/listening on/{print $3}' "$work/floor.out")
 
@@ -174,7 +175,7 @@ fi
 
 answered_file="$work/answered"
 echo 0 > "$answered_file"
-run() {  # $1 url, $2 connections, $3 threads, [$4 seconds] -> "p50_us p99_us rps"; counts Perpetuo's answers
+run() {  # $1 url, $2 connections, $3 threads, [$4 seconds] -> "p50_us p99_us rps requests"; counts Perpetuo's answers
   pin "${BENCH_CPUS_LOAD:-}" wrk -t"$3" -c"$2" -d"${4:-$DURATION}s" --latency -s "$work/req.lua" "$1" > "$work/wrk.out"
   if grep -q "Non-2xx" "$work/wrk.out"; then echo "non-2xx answers during the run:" >&2; cat "$work/wrk.out" >&2; exit 1; fi
   if [[ "$1" == "$GW"* ]]; then
@@ -182,8 +183,8 @@ run() {  # $1 url, $2 connections, $3 threads, [$4 seconds] -> "p50_us p99_us rp
   fi
   awk '
     function us(v) { if (v ~ /us$/) return v+0; if (v ~ /ms$/) return (v+0)*1000; if (v ~ /s$/) return (v+0)*1000000; return v }
-    /^ +50%/ {p50=us($2)} /^ +99%/ {p99=us($2)} /^Requests\/sec/ {rps=$2}
-    END {printf "%d %d %d\n", p50, p99, rps}' "$work/wrk.out"
+    /^ +50%/ {p50=us($2)} /^ +99%/ {p99=us($2)} /^Requests\/sec/ {rps=$2} / requests in / {n=$1}
+    END {printf "%d %d %d %d\n", p50, p99, rps, n}' "$work/wrk.out"
 }
 
 # Latency at c=1: the median of BENCH_ROUNDS runs of BENCH_LATENCY_SECS each (3 of 5 s): on shared
@@ -201,19 +202,37 @@ latency() {  # $1 url, $2 label -> "p50_us p99_us" (medians); each round is kept
   echo "$(median "${p50s[@]}") $(median "${p99s[@]}")"
 }
 
-printf '\n%-8s %-9s %9s %9s %10s %11s %12s %9s\n' mode target "p50 c=1" "p99 c=1" "added p50" "req/s c=64" "req/s c=256" "Perpetuo RSS"
-row() {  # $1 mode, $2 name, $3 base url, $4 direct p50, [$5 path] -> prints the row; sets R_P99 R_RPS R_ADDED
-  local path=${5:-/v1/chat/completions}
+# The relay's own CPU per call at c=64 (user + system, all its threads; nginx: its workers), read
+# from /proc around the run: steadier than req/s on shared cores, where a neighbour moves the clock.
+TICK_US=$((1000000 / $(getconf CLK_TCK)))
+relay_pids() {  # $1 relay name -> its pids
+  case $1 in
+    perpetuo|no-limit|limited) echo "$GW_PID" ;;
+    floor) echo "$FLOOR_PID" ;;
+    nginx) pgrep -P "$(cat "$work/nginx.pid" 2>/dev/null || echo 0)" 2>/dev/null || true ;;
+  esac
+}
+cpu_ticks() { local t=0 p; for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0))); done; echo "$t"; }
+
+printf '\n%-8s %-9s %9s %9s %10s %11s %12s %9s %12s\n' mode target "p50 c=1" "p99 c=1" "added p50" "req/s c=64" "req/s c=256" "Perpetuo RSS" "CPU/call c=64"
+row() {  # $1 mode, $2 name, $3 base url, $4 direct p50, [$5 path] -> prints the row; sets R_P99 R_RPS R_ADDED R_CPU
+  local path=${5:-/v1/chat/completions} relay t0 t1 n
+  relay=$(relay_pids "$2")
   read -r p50 p99 < <(latency "$3$path" "$1 $2")
-  read -r _ _ rps < <(run "$3$path" 64 2)
-  read -r _ _ rps256 < <(run "$3$path" 256 2)
-  printf '%-8s %-9s %7sus %7sus %8sus %11s %12s %9s\n' "$1" "$2" "$p50" "$p99" "$((p50 - $4))" "$rps" "$rps256" "$(rss_now)"
+  # shellcheck disable=SC2086
+  t0=$(cpu_ticks $relay)
+  read -r _ _ rps n < <(run "$3$path" 64 2)
+  # shellcheck disable=SC2086
+  t1=$(cpu_ticks $relay)
+  read -r _ _ rps256 _ < <(run "$3$path" 256 2)
+  R_CPU=$(( n > 0 ? (t1 - t0) * TICK_US / n : 0 ))
+  printf '%-8s %-9s %7sus %7sus %8sus %11s %12s %9s %10sus\n' "$1" "$2" "$p50" "$p99" "$((p50 - $4))" "$rps" "$rps256" "$(rss_now)" "$R_CPU"
   R_P99=$p99 R_RPS=$rps R_ADDED=$((p50 - $4))
 }
 direct_row() {  # $1 mode, $2 path -> prints the direct row; sets D50
   read -r D50 d99 < <(latency "http://$MOCK$2" "$1 direct")
-  read -r _ _ drps < <(run "http://$MOCK$2" 64 2)
-  read -r _ _ drps256 < <(run "http://$MOCK$2" 256 2)
+  read -r _ _ drps _ < <(run "http://$MOCK$2" 64 2)
+  read -r _ _ drps256 _ < <(run "http://$MOCK$2" 256 2)
   printf '%-8s %-9s %7sus %7sus %10s %11s %12s\n' "$1" direct "$D50" "$d99" "" "$drps" "$drps256"
 }
 metric() { curl -s "$GW/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
@@ -237,9 +256,9 @@ for mode in plain stream; do
   direct_row $mode /v1/chat/completions
   d50=$D50
   if [ -n "$NGINX_ADDR" ]; then row $mode nginx "http://$NGINX_ADDR" "$d50"; N_P99=$R_P99 N_RPS=$R_RPS N_ADDED=$R_ADDED; fi
-  row $mode floor "http://$FLOOR" "$d50"; F_P99=$R_P99 F_RPS=$R_RPS
+  row $mode floor "http://$FLOOR" "$d50"; F_P99=$R_P99 F_RPS=$R_RPS F_CPU=$R_CPU
   settle
-  row $mode perpetuo "$GW" "$d50"; P_P99=$R_P99 P_RPS=$R_RPS
+  row $mode perpetuo "$GW" "$d50"; P_P99=$R_P99 P_RPS=$R_RPS P_CPU=$R_CPU
   if [ $mode = plain ]; then CHAT_ADDED_plain=$R_ADDED; else CHAT_ADDED_stream=$R_ADDED; fi
   if [ -n "$NGINX_ADDR" ]; then
     # Issue 26's targets, against nginx with as many workers as Perpetuo has serving threads.
@@ -247,7 +266,7 @@ for mode in plain stream; do
     checks+=("$mode: added p50 c=1 ${R_ADDED}us vs nginx ${N_ADDED}us = $(ratio "$R_ADDED" "$N_ADDED")x (target <= 2x): $(verdict $((R_ADDED <= 2 * N_ADDED)))")
     checks+=("$mode: p99 c=1 ${P_P99}us vs nginx ${N_P99}us = $(ratio "$P_P99" "$N_P99")x (target <= 2x): $(verdict $((P_P99 <= 2 * N_P99)))")
   fi
-  checks+=("$mode: req/s c=64 $P_RPS vs floor $F_RPS = $(ratio "$P_RPS" "$F_RPS")x; p99 c=1 vs floor $(ratio "$P_P99" "$F_P99")x")
+  checks+=("$mode: req/s c=64 $P_RPS vs floor $F_RPS = $(ratio "$P_RPS" "$F_RPS")x; p99 c=1 vs floor $(ratio "$P_P99" "$F_P99")x; CPU per call at c=64 ${P_CPU}us vs floor ${F_CPU}us = $(ratio "$P_CPU" "$F_CPU")x")
 done
 # The other client protocols, passed through to providers that speak them: what they add should
 # be what chat adds.
@@ -278,7 +297,7 @@ row limits limited "$GW" "$D50"
 checks+=("token and in-flight limits: added p50 ${R_ADDED}us vs ${U_ADDED}us without ($((R_ADDED - U_ADDED))us a call), req/s c=64 $R_RPS vs $U_RPS ($((100 * R_RPS / (U_RPS > 0 ? U_RPS : 1)))%)")
 settle
 lua "$body_plain" "Bearer $KEY"
-read -r _ s99 srps < <(run "$GW/v1/chat/completions" 64 2 "$SATURATION")
+read -r _ s99 srps _ < <(run "$GW/v1/chat/completions" 64 2 "$SATURATION")
 printf '%-8s %-9s %9s %7sus %10s %11s %12s   (%s s at c=64)\n' saturate perpetuo "" "$s99" "" "$srps" "" "$SATURATION"
 echo
 printf '%s\n' "${checks[@]}"
