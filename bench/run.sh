@@ -3,7 +3,8 @@
 # the mock directly and through Perpetuo, side by side:
 #   latency p50/p99 at concurrency 1, and requests/s at concurrency 64 and 256, plain and streaming,
 #   for chat, then Anthropic Messages and OpenAI Responses passed through (direct and Perpetuo),
-#   then plain chat with a key under token and in-flight limits (what the limiter costs a call),
+#   then plain chat with a key under token and in-flight limits (what the limiter costs a call) and
+#   with a key under a token budget (what a budget's reservation costs),
 #   then Perpetuo saturated for a minute; and at the end, every answered request against the usage
 #   records written, and Perpetuo's peak memory.
 # Two relays run in the same table as references for what any proxy costs on this machine:
@@ -207,7 +208,7 @@ latency() {  # $1 url, $2 label -> "p50_us p99_us" (medians); each round is kept
 TICK_US=$((1000000 / $(getconf CLK_TCK)))
 relay_pids() {  # $1 relay name -> its pids
   case $1 in
-    perpetuo|no-limit|limited) echo "$GW_PID" ;;
+    perpetuo|no-limit|limited|budgeted) echo "$GW_PID" ;;
     floor) echo "$FLOOR_PID" ;;
     nginx) pgrep -P "$(cat "$work/nginx.pid" 2>/dev/null || echo 0)" 2>/dev/null || true ;;
   esac
@@ -290,11 +291,22 @@ code=$(curl -s -o /dev/null -w '%{http_code}' -X PUT "$GW/api/v1/keys/$(echo "$l
 settle
 lua "$body_plain" "Bearer $KEY"
 direct_row limits /v1/chat/completions
-row limits no-limit "$GW" "$D50"; U_ADDED=$R_ADDED U_RPS=$R_RPS
+row limits no-limit "$GW" "$D50"; U_ADDED=$R_ADDED U_RPS=$R_RPS U_CPU=$R_CPU
 settle
 lua "$body_plain" "Bearer $LKEY"
 row limits limited "$GW" "$D50"
 checks+=("token and in-flight limits: added p50 ${R_ADDED}us vs ${U_ADDED}us without ($((R_ADDED - U_ADDED))us a call), req/s c=64 $R_RPS vs $U_RPS ($((100 * R_RPS / (U_RPS > 0 ? U_RPS : 1)))%)")
+# What a budget costs a call: the same plain chat with a key under a token budget far above what
+# the run uses (each call reserves in the database before it is sent and settles after).
+budgeted=$(curl -s -X POST "$GW/api/v1/keys" -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' -d '{"name":"bench-budgeted"}')
+BKEY=$(echo "$budgeted" | jq -r .token)
+code=$(curl -s -o /dev/null -w '%{http_code}' -X PUT "$GW/api/v1/keys/$(echo "$budgeted" | jq -r .key.id)/budget" \
+  -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' -d '{"token_limit":1000000000000}')
+[ "$code" = 200 ] || { echo "setting the bench key's budget answered $code" >&2; exit 1; }
+settle
+lua "$body_plain" "Bearer $BKEY"
+row limits budgeted "$GW" "$D50"
+checks+=("a token budget on the key: added p50 ${R_ADDED}us vs ${U_ADDED}us without, req/s c=64 $R_RPS vs $U_RPS ($((100 * R_RPS / (U_RPS > 0 ? U_RPS : 1)))%), CPU per call ${R_CPU}us vs ${U_CPU}us")
 settle
 lua "$body_plain" "Bearer $KEY"
 read -r _ s99 srps _ < <(run "$GW/v1/chat/completions" 64 2 "$SATURATION")
