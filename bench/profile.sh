@@ -34,7 +34,7 @@ else
   if [ -n "${BENCH_LOG:-}" ]; then export RUST_LOG=$BENCH_LOG; else unset RUST_LOG; fi
   ENCRYPTION_KEY=$(head -c 32 /dev/urandom | base64) JWT_SECRET=$(head -c 48 /dev/urandom | base64) \
   DATABASE_URL=${BENCH_DB:-surrealkv://$work/perpetuo.db} LEPTOS_SITE_ADDR=127.0.0.1:0 ALLOW_PRIVATE_UPSTREAMS=true \
-  RATE_LIMIT_IP_PER_MIN=1000000000 RATE_LIMIT_KEY_PER_MIN=1000000000 SIGNUP=open \
+  RATE_LIMIT_IP_PER_MIN=1000000000 MAX_CONNECTIONS_PER_IP=1000000 RATE_LIMIT_KEY_PER_MIN=1000000000 SIGNUP=open \
     "$TARGET_DIR/release/perpetuo" 2> "$work/perpetuo.log" & PID=$!; pids+=($PID)
   wait_for "$work/perpetuo.log" "listening on"
   GW=$(grep -o 'http://[0-9.:]*' "$work/perpetuo.log" | head -1)

@@ -36,7 +36,7 @@ start() {  # $1 name, then VAR=value... -> sets GW_<name> and KEY_<name>
   local name=$1; shift
   env ENCRYPTION_KEY="$(head -c 32 /dev/urandom | base64)" JWT_SECRET="$(head -c 48 /dev/urandom | base64)" \
     DATABASE_URL="surrealkv://$work/$name.db" USAGE_SPOOL_DIR="$work/$name-spool" LEPTOS_SITE_ADDR=127.0.0.1:0 \
-    ALLOW_PRIVATE_UPSTREAMS=true RUST_LOG=warn,perpetuo=info RATE_LIMIT_IP_PER_MIN=1000000000 \
+    ALLOW_PRIVATE_UPSTREAMS=true RUST_LOG=warn,perpetuo=info RATE_LIMIT_IP_PER_MIN=1000000000 MAX_CONNECTIONS_PER_IP=1000000 \
     RATE_LIMIT_KEY_PER_MIN=1000000000 METRICS_PUBLIC=true SERVE_THREADS=1 "$@" \
     "$TARGET_DIR/release/perpetuo" 2> "$work/$name.log" &
   pids+=($!)

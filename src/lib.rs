@@ -9,6 +9,7 @@ pub mod gateway;
 pub mod ops;
 pub mod ratelimit;
 pub mod rest;
+pub mod server;
 pub mod startup;
 pub mod state;
 pub mod tasks;

@@ -127,16 +127,18 @@ impl Application {
         &self.state
     }
 
-    /// Serves until `signal` completes, then stops accepting, finishes in-flight requests and
-    /// drains background work.
+    /// Serves until `signal` completes, then stops accepting, finishes in-flight requests (and
+    /// the calls that outlived their clients) and drains background work.
     pub async fn run_until(self, signal: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         let Self { listener, router, state, shutdown, background, usage_stop, usage_writer } = self;
         let threads = state.settings.serve_threads;
+        let limits = listener_limits(&state);
         let result = if threads > 1 {
-            serve_per_core(listener, router, threads, signal).await
+            serve_per_core(listener, router, threads, limits, state.clone(), signal).await
         } else {
-            let service = router.into_make_service_with_connect_info::<SocketAddr>();
-            axum::serve(listener, service).with_graceful_shutdown(signal).await
+            let served = crate::server::serve(listener, router, limits, signal).await;
+            finish_calls(&state).await;
+            served
         };
         // Every request has finished and handed over its usage record: drain the queue.
         usage_stop.cancel();
@@ -148,6 +150,29 @@ impl Application {
             }
         }
         result
+    }
+}
+
+/// What the listener allows clients, from the settings.
+fn listener_limits(state: &AppState) -> crate::server::Limits {
+    let clients = &state.settings.clients;
+    crate::server::Limits {
+        read_timeout: clients.read_timeout,
+        write_timeout: clients.write_timeout,
+        per_ip: clients.max_connections_per_ip,
+        open: std::sync::Arc::new(crate::server::Connections::new(state.settings.trusted_proxies.clone())),
+        // A call ends by its total deadline, and its client's side by the write timeout after it.
+        grace: state.settings.upstream.total_timeout + clients.write_timeout,
+    }
+}
+
+/// Waits (within a call's deadline) for the gateway calls that run apart from their clients: a
+/// call whose client left is still recording what its provider billed.
+async fn finish_calls(state: &AppState) {
+    state.calls.close();
+    let limit = state.settings.upstream.total_timeout + state.settings.clients.write_timeout;
+    if tokio::time::timeout(limit, state.calls.wait()).await.is_err() {
+        tracing::warn!(calls = state.calls.len(), "gateway calls still running at shutdown were stopped");
     }
 }
 
@@ -165,12 +190,15 @@ fn shared_port_listener(addr: SocketAddr) -> std::io::Result<TcpListener> {
 /// Serves on `threads` threads, each a single-threaded runtime accepting on its own listener on
 /// the same port: a request is read, handled and answered on one thread, with no work stealing
 /// and no wake-ups across threads (measured: the floor relay went from 0.63x to 0.96x nginx's
-/// throughput). Background work stays on the caller's runtime. Returns once `signal` fired and
-/// every thread finished its requests.
+/// throughput). Background work stays on the caller's runtime; a call that outlives its client
+/// stays on its thread, which keeps running until such calls are done. Returns once `signal`
+/// fired and every thread finished its requests.
 async fn serve_per_core(
     first: TcpListener,
     router: Router,
     threads: usize,
+    limits: crate::server::Limits,
+    state: AppState,
     signal: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let addr = first.local_addr()?;
@@ -178,7 +206,7 @@ async fn serve_per_core(
     let stop = CancellationToken::new();
     let mut handles = Vec::with_capacity(threads);
     for index in 0..threads {
-        let (router, stop) = (router.clone(), stop.clone());
+        let (router, stop, limits, state) = (router.clone(), stop.clone(), limits.clone(), state.clone());
         let std_listener = if index == 0 { Some(first.try_clone()?) } else { None };
         let handle = std::thread::Builder::new().name(format!("perpetuo-serve-{index}")).spawn(
             move || -> std::io::Result<()> {
@@ -188,8 +216,10 @@ async fn serve_per_core(
                         Some(listener) => TcpListener::from_std(listener)?,
                         None => shared_port_listener(addr)?,
                     };
-                    let service = router.into_make_service_with_connect_info::<SocketAddr>();
-                    axum::serve(listener, service).with_graceful_shutdown(async move { stop.cancelled().await }).await
+                    let served =
+                        crate::server::serve(listener, router, limits, async move { stop.cancelled().await }).await;
+                    finish_calls(&state).await;
+                    served
                 })
             },
         )?;

@@ -88,6 +88,7 @@ pub fn build(db: Db, settings: Settings, clock: LimitClock, usage: UsageSink) ->
     };
     let pressure = perpetuo_core::providers::pressure::Pressure::new(db.clone());
     Ok(AppState::new(Services {
+        calls: tokio_util::task::TaskTracker::new(),
         limits,
         pressure,
         captures,

@@ -65,6 +65,9 @@ pub struct Services {
     pub captures: crate::captures::Captures,
     /// OpenTelemetry trace export (off unless an OTLP endpoint is set).
     pub telemetry: crate::platform::telemetry::Telemetry,
+    /// Gateway calls running apart from their clients' connections (a call outlives a client that
+    /// left, to record what the provider billed): a stopping server waits for them.
+    pub calls: tokio_util::task::TaskTracker,
 }
 
 impl Services {

@@ -87,7 +87,7 @@ pub fn call_failure(
 }
 
 /// A whole answer, as the provider's dialect turned it into the client's protocol.
-pub fn whole(
+pub async fn whole(
     state: &AppState,
     call: &Call,
     served: &Candidate,
@@ -95,13 +95,17 @@ pub fn whole(
     tokens: TokenCounts,
     progress: &Progress,
 ) -> Response {
+    let charge = whole_charge(state, call, served, &body, tokens).await;
     let provider = &served.provider;
+    // A client that left while the provider answered gets nothing, but the call is charged what
+    // the provider billed.
+    let gone = call.caller.gone.is_cancelled();
     let outcome = Outcome {
         provider: Some(provider),
         served_model: Some(&served.model),
-        status: 200,
-        error_class: None,
-        charge: call.charge(state, served, tokens),
+        status: if gone { 499 } else { 200 },
+        error_class: gone.then_some("client_disconnected"),
+        charge,
         ttft: None,
         price: call.price_used(state, served),
     };
@@ -122,6 +126,32 @@ pub fn whole(
     response
 }
 
+/// What a whole answer is charged: the usage its provider reported; where the provider reported
+/// none (or no prompt, or no output for an answer that has some), estimated on the high side:
+/// the prompt's ceiling, and the output the answer holds, never above the call's worst case.
+async fn whole_charge(
+    state: &AppState,
+    call: &Call,
+    served: &Candidate,
+    body: &Bytes,
+    reported: TokenCounts,
+) -> Charge {
+    let embeddings = call.request.protocol == Protocol::Embeddings;
+    if reported.prompt > 0 && (reported.completion > 0 || embeddings) {
+        return call.charge(state, served, reported);
+    }
+    let prompt = if reported.prompt > 0 { reported.prompt } else { call.prompt_ceiling(state).await };
+    let written = if embeddings {
+        0
+    } else {
+        serde_json::from_slice(body).map_or(call.worst_output, |answer| {
+            perpetuo_core::usage::estimate::answer_output(&answer).min(call.worst_output)
+        })
+    };
+    let tokens = TokenCounts { prompt, completion: reported.completion.max(written), ..reported };
+    Charge { estimated: true, ..call.charge(state, served, tokens) }
+}
+
 /// A stream: the headers now, the events as the relay reads them (it records the call when the
 /// stream ends, however it ends).
 pub fn stream(relay: Relay) -> Response {
@@ -134,7 +164,7 @@ pub fn stream(relay: Relay) -> Response {
     if let Some(standing) = relay.standing() {
         crate::ratelimit::set_token_headers(&mut headers, &standing, relay.protocol());
     }
-    let mut response = Response::new(Body::from_stream(relay.into_stream()));
+    let mut response = Response::new(Body::from_stream(relay.start()));
     *response.status_mut() = StatusCode::OK;
     *response.headers_mut() = headers;
     response

@@ -104,6 +104,12 @@ pub async fn run(state: &AppState, mut call: Call) -> Response {
             if progress.attempts >= settings.max_attempts {
                 break 'rounds;
             }
+            // The client left before an attempt could answer it: no further attempt is made (what
+            // the ones before may be billed is charged).
+            if call.caller.gone.is_cancelled() {
+                let candidate = last_provider.and_then(|i| call.candidates.get(i));
+                return answer::call_failure(state, &call, candidate, GatewayError::ClientGone, &progress);
+            }
             if bad_keys.contains(&provider.id) {
                 continue;
             }
@@ -131,7 +137,12 @@ pub async fn run(state: &AppState, mut call: Call) -> Response {
             if round > 0 {
                 let wait = backoff(round).max(retry_after.get(&provider.id).copied().unwrap_or_default());
                 match Instant::now().checked_add(wait) {
-                    Some(at) if at < deadline => tokio::time::sleep(wait).await,
+                    Some(at) if at < deadline => {
+                        tokio::select! {
+                            () = tokio::time::sleep(wait) => {}
+                            () = call.caller.gone.cancelled() => continue,
+                        }
+                    }
                     // This one cannot be retried in time; another candidate may still be.
                     _ => continue,
                 }
@@ -156,7 +167,8 @@ pub async fn run(state: &AppState, mut call: Call) -> Response {
             };
             let ws = &call.caller.key.workspace;
             let need = async || Need { input: call.prompt_ceiling(state).await, output: call.worst_output };
-            let held = match super::limits::gate(state, ws, &provider.id, rest, deadline, need).await {
+            let gone = &call.caller.gone;
+            let held = match super::limits::gate(state, ws, candidate, rest, deadline, gone, need).await {
                 Gate::Go(held) => held,
                 Gate::Skip(why, error) => {
                     limited.get_or_insert(error);
@@ -170,7 +182,7 @@ pub async fn run(state: &AppState, mut call: Call) -> Response {
             last_provider = Some(index);
             let attempt_started = Instant::now();
             let span = super::trace::attempt(state, &call, candidate, progress.attempts, progress.last_class);
-            let outcome = attempt(state, provider, &call, prepared, deadline, span.as_ref()).await;
+            let outcome = attempt(state, candidate, &call, prepared, deadline, span.as_ref()).await;
             progress.upstream += attempt_started.elapsed();
             super::trace::end_attempt(span.as_ref(), outcome.failure());
             let took = attempt_started.elapsed();
@@ -182,7 +194,7 @@ pub async fn run(state: &AppState, mut call: Call) -> Response {
                     call.limits.provider = held;
                     state.breakers.success(&provider.id);
                     probe.settle();
-                    return answer::whole(state, &call, candidate, body, tokens, &progress);
+                    return answer::whole(state, &call, candidate, body, tokens, &progress).await;
                 }
                 Attempt::Stream { upstream, first, translate } => {
                     call.limits.provider = held;
@@ -294,12 +306,13 @@ fn prepare(candidate: &Candidate, call: &Call) -> Result<Prepared, Refusal> {
 
 async fn attempt(
     state: &AppState,
-    provider: &OpenedProvider,
+    candidate: &Candidate,
     call: &Call,
     prepared: Prepared,
     deadline: Instant,
     trace: Option<&opentelemetry::Context>,
 ) -> Attempt {
+    let provider = &candidate.provider;
     let settings = &state.settings.upstream;
     let dialect = catalog::dialect(provider.kind);
     let Ok(uri) = prepared.url.parse::<http::Uri>() else {
@@ -370,7 +383,8 @@ async fn attempt(
         }
     };
     let status = response.status();
-    state.pressure.observe(&provider.id, status.as_u16(), response.headers(), parse_retry_after(response.headers()));
+    let heard = (response.headers(), parse_retry_after(response.headers()));
+    state.pressure.observe(&provider.id, &candidate.model, status.as_u16(), heard.0, heard.1);
     if status.is_success() {
         return read_success(state, prepared.reader, dialect.deframer(), call, response, deadline).await;
     }

@@ -34,6 +34,8 @@ pub struct Caller {
     pub limit: Decision,
     /// The call's span when traces are exported (ended with its record).
     pub trace: Option<opentelemetry::Context>,
+    /// Cancelled when the client leaves before the answer began (the handler was dropped).
+    pub gone: tokio_util::sync::CancellationToken,
 }
 
 /// The presented key: `Authorization: Bearer pk_...` (or the bare key), or `x-api-key: pk_...`.
@@ -58,7 +60,7 @@ impl FromRequestParts<AppState> for Caller {
         state.keys().touch(&key.id, ts);
         let trace = state.telemetry.call(&parts.headers);
         let request_id = perpetuo_core::usage::record::request_id(ts);
-        Ok(Self { request_id, started, ts, key, limit, trace })
+        Ok(Self { request_id, started, ts, key, limit, trace, gone: tokio_util::sync::CancellationToken::new() })
     }
 }
 
@@ -79,13 +81,18 @@ impl FromRequest<AppState> for OpenAiJson {
         if declared.is_some_and(|n| n > limit as u64) {
             return Err(GatewayError::BodyTooLarge(limit));
         }
-        let bytes = Bytes::from_request(request, state).await.map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                GatewayError::BodyTooLarge(limit)
-            } else {
-                GatewayError::InvalidJson("the body could not be read".into())
-            }
-        })?;
+        // A client trickling its body cannot hold a serving task (and its connection) for long.
+        let read = tokio::time::timeout(state.settings.clients.read_timeout, Bytes::from_request(request, state));
+        let bytes = read
+            .await
+            .map_err(|_| GatewayError::InvalidJson("the body did not arrive within the read timeout".into()))?
+            .map_err(|rejection| {
+                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    GatewayError::BodyTooLarge(limit)
+                } else {
+                    GatewayError::InvalidJson("the body could not be read".into())
+                }
+            })?;
         serde_json::from_slice(&bytes).map(Self).map_err(|e| GatewayError::InvalidJson(e.to_string()))
     }
 }

@@ -57,6 +57,9 @@ pub enum GatewayError {
     Timeout,
     /// The last provider tried said it is overloaded (Anthropic's 529).
     Overloaded,
+    /// The client closed its connection before the call reached a provider (nobody reads this
+    /// answer; the record says 499).
+    ClientGone,
     /// The upstream refused the client's own request: passed through with its status.
     Upstream {
         status: StatusCode,
@@ -110,6 +113,7 @@ impl GatewayError {
             }
             Self::Timeout => StatusCode::GATEWAY_TIMEOUT,
             Self::Overloaded => StatusCode::from_u16(529).unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
+            Self::ClientGone => StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST),
             Self::Upstream { status, .. } => *status,
             Self::Internal(e) => e.status_code(),
         }
@@ -133,6 +137,7 @@ impl GatewayError {
             Self::UsageLedgerUnavailable => "usage_ledger_unavailable",
             Self::Timeout => "timeout",
             Self::Overloaded => "upstream_overloaded",
+            Self::ClientGone => "client_disconnected",
             Self::Upstream { .. } => "upstream_client_error",
             Self::Internal(_) => "internal",
         }
@@ -228,6 +233,12 @@ impl GatewayError {
                 "server_error".into(),
                 None,
                 Some("overloaded".into()),
+            ),
+            Self::ClientGone => (
+                "The client closed the connection before the answer.".into(),
+                invalid,
+                None,
+                Some("client_disconnected".into()),
             ),
             Self::Upstream { message, kind, code, param, .. } => {
                 (message.clone(), kind.clone(), param.clone(), code.clone())

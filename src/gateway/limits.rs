@@ -94,18 +94,22 @@ pub enum Rest {
     Wait,
 }
 
-/// A provider that said it is nearly out of its own quota rests until its reset (see [`Rest`]).
+/// A provider that said it is nearly out of its own quota for the candidate's model rests (for that
+/// model) until its reset (see [`Rest`]).
 /// Then the provider's limits in Perpetuo (its share of the account), without waiting.
 pub async fn gate(
     state: &AppState,
     ws: &WorkspaceId,
-    provider_id: &str,
+    candidate: &super::routing::Candidate,
     rest: Rest,
     deadline: std::time::Instant,
+    gone: &tokio_util::sync::CancellationToken,
     need: impl AsyncFnOnce() -> Need,
 ) -> Gate {
     let now = perpetuo_core::platform::db::now_ms();
-    if let Some(until) = state.pressure.resting(provider_id, now).filter(|_| rest != Rest::Ignore) {
+    let provider_id = candidate.provider.id.as_str();
+    let resting = state.pressure.resting(provider_id, &candidate.model, now);
+    if let Some(until) = resting.filter(|_| rest != Rest::Ignore) {
         let wait = Duration::from_millis(u64::try_from(until - now).unwrap_or(0));
         let fits = std::time::Instant::now().checked_add(wait).is_some_and(|at| at < deadline);
         if rest == Rest::Skip || wait > state.settings.limit_wait || !fits {
@@ -118,7 +122,11 @@ pub async fn gate(
             };
             return Gate::Skip("provider_resting", error);
         }
-        tokio::time::sleep(wait).await;
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            // The loop ends the call when it sees the client gone.
+            () = gone.cancelled() => return Gate::Skip("client_disconnected", GatewayError::ClientGone),
+        }
     }
     let rule = match state.limits().for_provider(ws, provider_id).await {
         Ok(Some(rule)) => rule,
@@ -135,6 +143,6 @@ pub async fn gate(
 pub fn alternative(state: &AppState, candidates: &[super::routing::Candidate], index: usize, bad: &[String]) -> bool {
     let now = perpetuo_core::platform::db::now_ms();
     candidates.iter().enumerate().any(|(i, c)| {
-        i != index && !bad.contains(&c.provider.id) && state.pressure.resting(&c.provider.id, now).is_none()
+        i != index && !bad.contains(&c.provider.id) && state.pressure.resting(&c.provider.id, &c.model, now).is_none()
     })
 }

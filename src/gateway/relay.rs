@@ -1,9 +1,18 @@
 //! Relays an upstream stream to the client, event by event through the provider's dialect, and
 //! records the call when the stream ends, however it ends: completed, cut, timed out, an error
-//! event, or the client gone (dropping the relay drops the upstream request with it).
+//! event, or the client gone.
+//!
+//! The relay is a task of its own that reads the provider at the provider's pace, whatever the
+//! client does: what it translates waits for the client in a bounded queue. A client that leaves,
+//! or leaves the queue full for `CLIENT_WRITE_TIMEOUT_MS` in all, loses its side of the call; the
+//! provider's answer is still read to its end (within the call's deadline) and metered, its own
+//! usage included, so the record holds what the provider billed. The call's deadline and idle
+//! timeout hold with or without the client, and with them its places and holds.
 
 use std::collections::VecDeque;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -27,6 +36,19 @@ pub const CUT_SLACK: u64 = 16;
 /// The upstream's bytes as they arrive.
 pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, hyper::Error>> + Send>>;
 
+/// Pieces of the answer (events, mostly) that may wait for a slow client: what a stalled client
+/// holds in memory is bounded by this and the largest event.
+const CLIENT_QUEUE: usize = 64;
+
+/// How the client's side of a stream ended early.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Left {
+    /// It closed the connection.
+    Gone,
+    /// It left the answer unread past the write timeout (or the call's deadline).
+    Stalled,
+}
+
 pub struct Relay {
     state: AppState,
     call: Call,
@@ -45,6 +67,8 @@ pub struct Relay {
     /// When the call is captured: its request, and the stream as the client gets it (until the
     /// stream ends or the client goes, when they are handed over).
     tap: Option<(perpetuo_core::captures::Plan, perpetuo_core::captures::Raw, perpetuo_core::captures::Raw)>,
+    /// Whether (and how) the client's side ended before the stream did.
+    left: Option<Left>,
 }
 
 impl Relay {
@@ -74,6 +98,7 @@ impl Relay {
             ttft: None,
             recorded: false,
             meter: OutputMeter::default(),
+            left: None,
         };
         relay.feed(&first);
         relay
@@ -159,7 +184,12 @@ impl Relay {
             return;
         }
         self.recorded = true;
-        let (status, class) = failure.map_or((200, None), |(s, c)| (s, Some(c)));
+        let (status, class) = match (self.left, failure) {
+            // The provider's answer was read whatever the client did; the record says the client
+            // did not get it all.
+            (Some(_), _) => (499, Some("client_disconnected")),
+            (None, failure) => failure.map_or((200, None), |(s, c)| (s, Some(c))),
+        };
         let progress = Progress {
             upstream: self.progress.upstream + self.upstream_wait,
             last_class: class,
@@ -247,9 +277,6 @@ impl Relay {
     async fn next(&mut self) -> Option<Bytes> {
         loop {
             if let Some(bytes) = self.pending.pop_front() {
-                if let Some((_, _, response)) = self.tap.as_mut() {
-                    response.push(&bytes);
-                }
                 return Some(bytes);
             }
             if self.finished {
@@ -295,14 +322,80 @@ impl Relay {
         }
     }
 
-    pub fn into_stream(self) -> impl Stream<Item = Result<Bytes, std::convert::Infallible>> + Send {
-        futures::stream::unfold(self, |mut relay| async move { relay.next().await.map(|bytes| (Ok(bytes), relay)) })
+    /// Starts the relay as a task of the server's calls, and returns what the client reads: the
+    /// answer's bytes as they come, and an error (the connection is cut) when its side was ended
+    /// for leaving the answer unread.
+    pub fn start(self) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
+        let (to_client, from_relay) = tokio::sync::mpsc::channel(CLIENT_QUEUE);
+        let cut = Arc::new(AtomicBool::new(false));
+        let tasks = self.state.calls.clone();
+        drop(tasks.spawn(self.pump(to_client, Arc::clone(&cut))));
+        futures::stream::unfold((from_relay, cut, false), |(mut from_relay, cut, ended)| async move {
+            if ended {
+                return None;
+            }
+            match from_relay.recv().await {
+                Some(bytes) => Some((Ok(bytes), (from_relay, cut, false))),
+                None if cut.load(Ordering::Acquire) => {
+                    let error = std::io::Error::new(std::io::ErrorKind::TimedOut, "the client stopped reading");
+                    Some((Err(error), (from_relay, cut, true)))
+                }
+                None => None,
+            }
+        })
+    }
+
+    /// Reads the provider to the end of the stream (or the call's deadline), handing the client
+    /// what it translates while the client takes it.
+    async fn pump(mut self, to_client: tokio::sync::mpsc::Sender<Bytes>, cut: Arc<AtomicBool>) {
+        let write_timeout = self.state.settings.clients.write_timeout;
+        let deadline = self.call.caller.started + self.state.settings.upstream.total_timeout;
+        let mut client = Some(to_client);
+        // How long, in all, the relay has waited for the client to make room.
+        let mut waited = Duration::ZERO;
+        while let Some(bytes) = self.next().await {
+            let Some(to_client) = &client else { continue };
+            if let Some((_, _, response)) = self.tap.as_mut() {
+                response.push(&bytes);
+            }
+            let sent = match to_client.try_send(bytes) {
+                Ok(()) => Ok(()),
+                Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => Err(Left::Gone),
+                Err(tokio::sync::mpsc::error::TrySendError::Full(bytes)) => {
+                    let patience =
+                        write_timeout.saturating_sub(waited).min(deadline.saturating_duration_since(Instant::now()));
+                    let started = Instant::now();
+                    let sent = tokio::time::timeout(patience, to_client.send(bytes)).await;
+                    waited += started.elapsed();
+                    match sent {
+                        Ok(Ok(())) => Ok(()),
+                        Ok(Err(_)) => Err(Left::Gone),
+                        Err(_) => Err(Left::Stalled),
+                    }
+                }
+            };
+            if let Err(left) = sent {
+                if left == Left::Stalled {
+                    cut.store(true, Ordering::Release);
+                }
+                self.client_left(left);
+                client = None;
+            }
+        }
+    }
+
+    /// The client's side ended before the stream: the provider is read on, for the record.
+    fn client_left(&mut self, left: Left) {
+        self.left = Some(left);
+        self.state.metrics.upstream_error(self.served.provider.kind.as_str(), "client_disconnected");
+        tracing::debug!(request_id = %self.call.caller.request_id, ?left, "the client left a stream; reading the provider to its end");
+        self.hand_over_capture();
     }
 }
 
 impl Drop for Relay {
-    /// The client went away before the end: the upstream request is dropped with us (which
-    /// closes its connection), and the call is recorded as such.
+    /// The relay stopped before the stream ended (the server is stopping): the upstream request
+    /// is dropped with it (which closes its connection), and the call is recorded as cut short.
     fn drop(&mut self) {
         if !self.recorded {
             self.state.metrics.upstream_error(self.served.provider.kind.as_str(), "client_disconnected");

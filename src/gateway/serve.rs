@@ -1,6 +1,11 @@
 //! Serving one gateway call: the body checked into a request, the records' room checked, prices,
 //! route and candidates found, the budget reserved, the call's context built once, and the
 //! attempts run. A call refused before any attempt is answered and recorded here.
+//!
+//! The call runs as a task of its own, apart from the client's connection: a client that leaves
+//! does not cancel it. Before an attempt reaches a provider, the call ends at once (recorded as the
+//! client's, `499`, nothing held); once one has, the answer is read to its end and recorded at what
+//! the provider billed.
 
 use std::sync::Arc;
 
@@ -17,8 +22,33 @@ use super::record::{Progress, Subject};
 use super::routing::{Route, candidates};
 use super::{answer, attempts, budget, limits};
 
-/// Builds the call and runs it; a call refused before any attempt is answered and recorded.
+/// Runs the call as its own task and answers with what it returns; dropping this future (the
+/// client left) tells the call so, and it goes on without it.
 pub async fn serve(
+    state: AppState,
+    caller: Caller,
+    protocol: Protocol,
+    forward: Vec<(http::HeaderName, http::HeaderValue)>,
+    body: Result<OpenAiJson, GatewayError>,
+) -> Response {
+    let gone = caller.gone.clone().drop_guard();
+    let task = state.calls.spawn(run(state.clone(), caller, protocol, forward, body));
+    let answer = task.await;
+    // The client is still there: the call's answer (a stream's relay) watches it from now on.
+    gone.disarm();
+    match answer {
+        Ok(response) => response,
+        // The call's task panicked: its guards settled what it held; the client gets an opaque 500.
+        Err(e) => {
+            tracing::error!(error = %e, "a gateway call's task failed");
+            GatewayError::Internal(perpetuo_core::ServiceError::Internal("the call's task failed".into()))
+                .response_for(protocol)
+        }
+    }
+}
+
+/// Builds the call and runs it; a call refused before any attempt is answered and recorded.
+async fn run(
     state: AppState,
     caller: Caller,
     protocol: Protocol,
@@ -76,7 +106,12 @@ pub async fn serve(
     // Token and in-flight limits first: a call that waits for room holds no budget meanwhile.
     let estimate =
         async || Need { input: state.estimator().prompt(&request.body).await.ceiling(), output: worst_output };
-    let admitted = match limits::admit_call(&state, &caller.key.workspace, &caller.key.id, estimate).await {
+    let admitted = limits::admit_call(&state, &caller.key.workspace, &caller.key.id, estimate);
+    // A client that leaves while its call waits for room ends the wait (nothing is held yet).
+    let admitted = match tokio::select! {
+        admitted = admitted => admitted,
+        () = caller.gone.cancelled() => Err(GatewayError::ClientGone),
+    } {
         Ok(admitted) => admitted,
         Err(error) => return answer::failure(&state, &subject, None, error, &Progress::default()),
     };

@@ -38,6 +38,8 @@ impl Cluster {
                 // The test server is built with the tests, lightly optimised: its leases take longer
                 // than a production server's, and must not be mistaken for an unreachable one.
                 ("SHARED_LIMIT_TIMEOUT_MS", "3000".into()),
+                // The tests send a thousand calls at once from one address.
+                ("MAX_CONNECTIONS_PER_IP", "100000".into()),
             ];
             settings.extend(env.iter().map(|(k, v)| (*k, (*v).to_owned())));
             nodes.push(Running::start_with(&own, &settings));

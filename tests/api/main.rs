@@ -7,6 +7,7 @@ mod at_rest;
 mod budgets;
 mod captures;
 mod cli;
+mod clients;
 mod cluster;
 mod cluster_limits;
 mod dashboard;

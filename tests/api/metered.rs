@@ -216,7 +216,13 @@ fn token_stream(
         let piece = (i < total).then(|| event(i));
         async move {
             let piece = piece?;
-            tokio::time::sleep(gap).await;
+            // A provider writing as fast as it can still lets others run between tokens (a timer
+            // of zero would wait for the timer's next tick, a millisecond a token).
+            if gap.is_zero() {
+                tokio::task::yield_now().await;
+            } else {
+                tokio::time::sleep(gap).await;
+            }
             produced(&books, &tag);
             Some((piece, i + 1))
         }

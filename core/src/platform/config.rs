@@ -149,6 +149,21 @@ pub struct UpstreamSettings {
     pub max_answer_bytes: usize,
 }
 
+/// What the listener allows a client: bounded time to send a request, to read an answer, and a
+/// bounded number of connections per address.
+#[derive(Debug, Clone)]
+pub struct ClientSettings {
+    /// The longest a client may take to send a request's headers (and its body), and the longest
+    /// an idle keep-alive connection stays open (`CLIENT_READ_TIMEOUT_MS`).
+    pub read_timeout: Duration,
+    /// The longest a client may leave an answer unread before its side of the call is ended
+    /// (`CLIENT_WRITE_TIMEOUT_MS`): a stream's provider is then read to its end without it.
+    pub write_timeout: Duration,
+    /// Connections one client address may hold open at once (`MAX_CONNECTIONS_PER_IP`); trusted
+    /// proxies are not counted.
+    pub max_connections_per_ip: usize,
+}
+
 /// Everything the process needs, parsed and checked.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -182,6 +197,8 @@ pub struct Settings {
     /// same port (`SERVE_THREADS`, default one per core); 1 serves on the caller's runtime.
     pub serve_threads: usize,
     pub upstream: UpstreamSettings,
+    /// How long clients may take, and how many connections one address may hold.
+    pub clients: ClientSettings,
     pub usage_retention_days: u32,
     /// Where a captured body is cut (when a workspace captures bodies).
     pub capture_max_body_bytes: usize,
@@ -265,6 +282,11 @@ impl Settings {
             max_body_bytes: env.bytes("MAX_REQUEST_BODY_BYTES", 1024)?,
             serve_threads: usize::try_from(env.u64_or("SERVE_THREADS", cores as u64, 1)?).unwrap_or(1).min(1024),
             upstream: upstream(&env)?,
+            clients: ClientSettings {
+                read_timeout: env.millis("CLIENT_READ_TIMEOUT_MS", 100)?,
+                write_timeout: env.millis("CLIENT_WRITE_TIMEOUT_MS", 100)?,
+                max_connections_per_ip: env.bytes("MAX_CONNECTIONS_PER_IP", 1)?,
+            },
             usage_retention_days: env.count("USAGE_RETENTION_DAYS")?,
             capture_max_body_bytes: match env.bytes("CAPTURE_MAX_BODY_BYTES", 1024)? {
                 n if n > 1 << 20 => {

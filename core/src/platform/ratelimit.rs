@@ -322,6 +322,11 @@ impl Limiters {
     pub fn client_ip(&self, peer: IpAddr, headers: &http::HeaderMap) -> IpAddr {
         client_ip(peer, headers, &self.trusted_proxies)
     }
+
+    /// Whether a socket peer is one of `TRUSTED_PROXIES` (its connections carry many clients).
+    pub fn is_trusted_proxy(&self, peer: IpAddr) -> bool {
+        is_trusted(peer, &self.trusted_proxies)
+    }
 }
 
 fn limit_key(ip: IpAddr) -> IpAddr {

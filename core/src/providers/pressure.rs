@@ -4,9 +4,12 @@
 //! [`NEARLY_OUT_PCT`] % of a limit left, or none) or that answers 429 rests until its reset: the
 //! attempt loop sends its calls to the next candidate meanwhile instead of collecting 429s.
 //!
+//! Providers report the limits of the model called, so what is heard (and a rest) is kept per
+//! provider and model: one model out of quota leaves the provider's other models served.
+//!
 //! What one instance hears is shared: a rest is written to `provider_rest` and every instance
-//! follows that table, so a provider out of quota gets no call from any of them until its reset.
-//! Bounded: at most [`MAX_PROVIDERS`] providers, and a rest lasts at most [`MAX_REST`].
+//! follows that table, so a model out of quota gets no call from any of them until its reset.
+//! Bounded: at most [`MAX_PROVIDERS`] provider-model pairs, and a rest lasts at most [`MAX_REST`].
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -188,16 +191,20 @@ fn tightest<const N: usize>(all: [Reported; N]) -> Reported {
     all.into_iter().min_by(|a, b| share(a).total_cmp(&share(b))).unwrap_or_default()
 }
 
-/// Every provider's reported limits, on this instance, with rests shared through the database.
+/// A provider and the model its limits were reported for.
+type Slot = (String, String);
+
+/// Every provider's reported limits, per model, on this instance, with rests shared through the
+/// database.
 #[derive(Debug, Clone)]
 pub struct Pressure {
     db: Db,
-    seen: Arc<DashMap<String, ProviderPressure>>,
+    seen: Arc<DashMap<Slot, ProviderPressure>>,
     runtime: Option<tokio::runtime::Handle>,
 }
 
 struct RestFollower {
-    seen: Arc<DashMap<String, ProviderPressure>>,
+    seen: Arc<DashMap<Slot, ProviderPressure>>,
 }
 
 impl Follower for RestFollower {
@@ -206,16 +213,19 @@ impl Follower for RestFollower {
     }
 
     fn changed(&self, action: Action, record: &Value) {
-        let (Some(provider), Some(until)) =
-            (record.get("provider").and_then(Value::as_str), record.get("until").and_then(Value::as_i64))
-        else {
+        let (Some(provider), Some(model), Some(until)) = (
+            record.get("provider").and_then(Value::as_str),
+            record.get("model").and_then(Value::as_str),
+            record.get("until").and_then(Value::as_i64),
+        ) else {
             return;
         };
-        if action == Action::Delete || (self.seen.len() >= MAX_PROVIDERS && !self.seen.contains_key(provider)) {
+        let slot = (provider.to_owned(), model.to_owned());
+        if action == Action::Delete || (self.seen.len() >= MAX_PROVIDERS && !self.seen.contains_key(&slot)) {
             return;
         }
         let reason = record.get("reason").and_then(Value::as_str).map(str::to_owned);
-        let mut entry = self.seen.entry(provider.to_owned()).or_default();
+        let mut entry = self.seen.entry(slot).or_default();
         if entry.resting_until.is_none_or(|mine| mine < until) {
             entry.resting_until = Some(until);
             entry.reason = reason;
@@ -234,25 +244,54 @@ impl Pressure {
         Arc::new(RestFollower { seen: Arc::clone(&self.seen) })
     }
 
-    /// Until when (Unix milliseconds) a provider rests, if it does now.
-    pub fn resting(&self, provider: &str, now: i64) -> Option<i64> {
-        self.seen.get(provider)?.resting_until.filter(|until| *until > now)
+    /// Until when (Unix milliseconds) a provider rests for `model`, if it does now.
+    pub fn resting(&self, provider: &str, model: &str, now: i64) -> Option<i64> {
+        if self.seen.is_empty() {
+            return None;
+        }
+        let slot = (provider.to_owned(), model.to_owned());
+        self.seen.get(&slot)?.resting_until.filter(|until| *until > now)
     }
 
-    /// What a provider last reported, for the providers tab.
+    /// What a provider last reported (for the model heard from last), for the providers tab; the
+    /// latest rest of any of its models, with the model named.
     pub fn view(&self, provider: &str) -> Option<ProviderPressure> {
-        self.seen.get(provider).map(|p| p.clone())
+        let mut latest: Option<ProviderPressure> = None;
+        let mut resting: Option<(i64, String)> = None;
+        for entry in self.seen.iter().filter(|e| e.key().0 == provider) {
+            let (model, heard) = (&entry.key().1, entry.value());
+            if latest.as_ref().is_none_or(|l| l.seen_at < heard.seen_at) {
+                latest = Some(heard.clone());
+            }
+            if let Some(until) = heard.resting_until
+                && resting.as_ref().is_none_or(|(mine, _)| *mine < until)
+            {
+                let reason = heard.reason.as_deref().unwrap_or("It rests.");
+                resting = Some((until, format!("{model}: {reason}")));
+            }
+        }
+        let mut view = latest?;
+        (view.resting_until, view.reason) = resting.map_or((None, None), |(until, why)| (Some(until), Some(why)));
+        Some(view)
     }
 
-    /// Reads an answer's rate-limit headers (`status` 429: the provider is out now, resting
-    /// for `retry_after` or until its reset).
-    pub fn observe(&self, provider: &str, status: u16, headers: &HeaderMap, retry_after: Option<Duration>) {
+    /// Reads an answer's rate-limit headers for a call to `model` (`status` 429: the model is out
+    /// now, resting for `retry_after` or until its reset).
+    pub fn observe(
+        &self,
+        provider: &str,
+        model: &str,
+        status: u16,
+        headers: &HeaderMap,
+        retry_after: Option<Duration>,
+    ) {
         let now = now_ms();
         let reported = read(headers, now);
         if reported.is_none() && status != 429 {
             return;
         }
-        if self.seen.len() >= MAX_PROVIDERS && !self.seen.contains_key(provider) {
+        let slot = (provider.to_owned(), model.to_owned());
+        if self.seen.len() >= MAX_PROVIDERS && !self.seen.contains_key(&slot) {
             return;
         }
         let (requests, tokens) = reported.unwrap_or_default();
@@ -270,7 +309,7 @@ impl Pressure {
         } else {
             None
         };
-        let mut entry = self.seen.entry(provider.to_owned()).or_default();
+        let mut entry = self.seen.entry(slot).or_default();
         entry.requests_limit = requests.limit.or(entry.requests_limit);
         entry.requests_remaining = requests.remaining.or(entry.requests_remaining);
         entry.tokens_limit = tokens.limit.or(entry.tokens_limit);
@@ -284,13 +323,14 @@ impl Pressure {
         entry.resting_until = Some(until);
         entry.reason = Some(reason.to_owned());
         drop(entry);
-        tracing::info!(provider, until, "a provider rests until its rate-limit reset");
-        let (db, provider, reason) = (self.db.clone(), provider.to_owned(), reason.to_owned());
+        tracing::info!(provider, model, until, "a provider's model rests until its rate-limit reset");
+        let (db, provider, model, reason) = (self.db.clone(), provider.to_owned(), model.to_owned(), reason.to_owned());
         let Some(runtime) = self.runtime.clone().or_else(|| tokio::runtime::Handle::try_current().ok()) else { return };
         runtime.spawn(async move {
             let written = db
-                .query("UPSERT type::record('provider_rest', $provider) SET provider = $provider, until = $until, reason = $reason RETURN NONE")
+                .query("UPSERT type::record('provider_rest', [$provider, $model]) SET provider = $provider, model = $model, until = $until, reason = $reason RETURN NONE")
                 .bind(("provider", provider))
+                .bind(("model", model))
                 .bind(("until", until))
                 .bind(("reason", reason))
                 .await
@@ -337,27 +377,32 @@ mod tests {
         plenty.insert("x-ratelimit-limit-requests", HeaderValue::from_static("100"));
         plenty.insert("x-ratelimit-remaining-requests", HeaderValue::from_static("50"));
         plenty.insert("x-ratelimit-reset-requests", HeaderValue::from_static("30s"));
-        pressure.observe("p", 200, &plenty, None);
+        pressure.observe("p", "m", 200, &plenty, None);
         let now = now_ms();
-        assert_eq!(pressure.resting("p", now), None);
+        assert_eq!(pressure.resting("p", "m", now), None);
         assert_eq!(pressure.view("p").unwrap().requests_remaining, Some(50));
         let mut out = HeaderMap::new();
         out.insert("anthropic-ratelimit-input-tokens-limit", HeaderValue::from_static("40000"));
         out.insert("anthropic-ratelimit-input-tokens-remaining", HeaderValue::from_static("100"));
         let reset = perpetuo_types::time::rfc3339_utc(now + 20_000);
         out.insert("anthropic-ratelimit-input-tokens-reset", HeaderValue::from_str(&reset).unwrap());
-        pressure.observe("p", 200, &out, None);
-        let until = pressure.resting("p", now).expect("rests");
+        pressure.observe("p", "m", 200, &out, None);
+        let until = pressure.resting("p", "m", now).expect("rests");
         assert!((now + 18_000..=now + 21_000).contains(&until), "{until} vs {now}");
-        assert_eq!(pressure.resting("p", until + 1), None, "not after its reset");
-        pressure.observe("q", 429, &HeaderMap::new(), Some(Duration::from_secs(5)));
-        assert!(pressure.resting("q", now_ms()).is_some());
+        assert_eq!(pressure.resting("p", "m", until + 1), None, "not after its reset");
+        assert_eq!(pressure.resting("p", "other", now), None, "the provider's other models are served");
+        let view = pressure.view("p").unwrap();
+        assert_eq!(view.resting_until, Some(until));
+        assert!(view.reason.unwrap().starts_with("m: "), "the view names the model that rests");
+        pressure.observe("q", "m", 429, &HeaderMap::new(), Some(Duration::from_secs(5)));
+        assert!(pressure.resting("q", "m", now_ms()).is_some());
+        assert!(pressure.resting("q", "n", now_ms()).is_none());
         // Absurd values are bounded.
         let mut absurd = HeaderMap::new();
         absurd.insert("x-ratelimit-remaining-tokens", HeaderValue::from_static("0"));
         absurd.insert("x-ratelimit-reset-tokens", HeaderValue::from_static("9999999h"));
-        pressure.observe("r", 200, &absurd, None);
-        let until = pressure.resting("r", now_ms()).unwrap();
+        pressure.observe("r", "m", 200, &absurd, None);
+        let until = pressure.resting("r", "m", now_ms()).unwrap();
         assert!(until <= now_ms() + 600_000);
     }
 }

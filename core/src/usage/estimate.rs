@@ -429,6 +429,54 @@ impl OutputMeter {
     }
 }
 
+/// The output a whole answer holds, on the high side, for an answer whose provider reported no
+/// usage: every string the model may have written (text, reasoning, tool names and arguments,
+/// refusals), tool inputs given as objects counted as their JSON, metadata (ids, roles, types,
+/// reasons, model names) left out. Counted like a stream's output (the meter's margin and bounds).
+pub fn answer_output(answer: &Value) -> u64 {
+    /// Fields that are the answer's envelope, not the model's words.
+    const ENVELOPE: &[&str] = &[
+        "id",
+        "object",
+        "model",
+        "role",
+        "type",
+        "finish_reason",
+        "stop_reason",
+        "status",
+        "system_fingerprint",
+        "service_tier",
+        "call_id",
+        "created",
+        "created_at",
+        "encoding_format",
+    ];
+    fn walk(value: &Value, meter: &mut OutputMeter, depth: usize) {
+        if depth > 64 {
+            return;
+        }
+        match value {
+            Value::String(text) => meter.add(text),
+            Value::Array(items) => items.iter().for_each(|v| walk(v, meter, depth + 1)),
+            Value::Object(map) => {
+                for (key, value) in map {
+                    match (key.as_str(), value) {
+                        ("usage" | "embedding", _) => {}
+                        (key, _) if ENVELOPE.contains(&key) => {}
+                        // A tool's input as an object: the model wrote it as JSON.
+                        ("input" | "arguments" | "args", Value::Object(_)) => meter.add(&value.to_string()),
+                        _ => walk(value, meter, depth + 1),
+                    }
+                }
+            }
+            Value::Number(_) | Value::Bool(_) | Value::Null => {}
+        }
+    }
+    let mut meter = OutputMeter::default();
+    walk(answer, &mut meter, 0);
+    meter.tokens()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

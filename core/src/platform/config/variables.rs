@@ -80,6 +80,21 @@ pub const SECTIONS: &[(&str, &[Variable])] = &[
                 "allow http:// and private-network provider URLs (Ollama, vLLM on your network)",
             ),
             var("SERVE_THREADS", Derived("one per core"), "threads serving requests, each with its own listener"),
+            var(
+                "CLIENT_READ_TIMEOUT_MS",
+                Value("30000"),
+                "longest a client may take to send a request (headers, then body); idle keep-alive connections close after it",
+            ),
+            var(
+                "CLIENT_WRITE_TIMEOUT_MS",
+                Value("30000"),
+                "longest a client may leave an answer unread before its side is closed (the provider is still read to the end)",
+            ),
+            var(
+                "MAX_CONNECTIONS_PER_IP",
+                Value("256"),
+                "connections one client address may hold open at once (trusted proxies are not counted)",
+            ),
         ],
     ),
     (
