@@ -42,7 +42,7 @@ fn token_limits() -> std::io::Result<()> {
         let started = Instant::now();
         for _ in 0..n {
             black_box(buckets.reserve("ws|key:k|in", 1_000_000_000, 30, 1).await);
-            buckets.give_back("ws|key:k|in", 1_000_000_000, 20).await;
+            buckets.give_back("ws|key:k|in", 1_000_000_000, 20, tokens::Source::Bucket).await;
         }
         let ns = started.elapsed().as_nanos() as f64 / f64::from(n);
         writeln!(std::io::stdout(), "{:<46} {ns:>8.1} ns/call", "token bucket reserve + settle")?;

@@ -147,6 +147,21 @@ pub fn exposition(state: &AppState) -> String {
                 state.captures().counters.failed.load(Relaxed),
             ),
             (
+                "perpetuo_count_tokens_total",
+                "Token counts answered on /v1/messages/count_tokens (each under its key's request limit).",
+                state.metrics.count_tokens(),
+            ),
+            (
+                "perpetuo_estimates_offloaded_total",
+                "Prompt estimates counted on the estimator's threads (large prompts, each workspace in turn).",
+                state.estimator().stats().offloaded.load(Relaxed),
+            ),
+            (
+                "perpetuo_estimates_by_length_total",
+                "Prompt estimates counted (partly) by length: past the deadline, or over the workspace's share of the queue.",
+                state.estimator().stats().by_length.load(Relaxed),
+            ),
+            (
                 "perpetuo_trace_export_failures_total",
                 "Span batches the collector did not take (refused, unreachable or too slow).",
                 state.telemetry.counters.export_failures.load(Relaxed),

@@ -55,8 +55,35 @@ pub async fn reserve(
             )));
         }
     }
-    let prompt = state.estimator().prompt(&request.body).await.ceiling();
-    let nanos = candidates.iter().filter_map(price_of).map(|p| p.worst_nanos(prompt, output)).max().unwrap_or(0);
+    let counted = state.estimator().prompt(ws.as_str(), &request.body).await.ceiling();
+    // Input stored at the provider (a conversation, a prompt, a file) is billed but not in the
+    // request: each candidate holds its model's whole context window for it, and one whose window
+    // is unknown cannot serve the call under a budget.
+    let unseen = perpetuo_core::usage::estimate::unseen_input(&request.body);
+    if let Some(field) = unseen {
+        candidates.retain(|c| price_of(c).and_then(|p| p.context).is_some());
+        if candidates.is_empty() {
+            return Err(GatewayError::InvalidRequest {
+                message: format!(
+                    "`{field}` makes the provider bill input this request does not carry (a conversation, prompt or file \
+                     stored at the provider). Under a budget Perpetuo reserves the model's whole context window for it, \
+                     and the context window of `{}` is not known. Send the input in the request instead.",
+                    request.model
+                ),
+                param: Some(field),
+            });
+        }
+    }
+    let prompt_at = |p: Option<perpetuo_core::usage::prices::Price>| match (unseen, p.and_then(|p| p.context)) {
+        (Some(_), Some(context)) => counted.max(context),
+        _ => counted,
+    };
+    let searches = perpetuo_core::usage::estimate::search_bound(&request.body);
+    let worst = |p: perpetuo_core::usage::prices::Price| {
+        p.worst_nanos(prompt_at(Some(p)), output).saturating_add(p.searches_nanos(searches))
+    };
+    let nanos = candidates.iter().filter_map(price_of).map(worst).max().unwrap_or(0);
+    let prompt = candidates.iter().map(|c| prompt_at(price_of(c))).max().unwrap_or(counted);
     let need = Need { nanos, tokens: i64::try_from(prompt.saturating_add(output)).unwrap_or(i64::MAX) };
     let reserved = tokio::time::timeout(
         perpetuo_core::platform::db::CALL_TIMEOUT,

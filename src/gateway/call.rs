@@ -198,7 +198,12 @@ impl Call {
 
     /// The prompt's estimate on the high side (made once, off the serving thread when large).
     pub async fn prompt_ceiling(&self, state: &AppState) -> u64 {
-        *self.prompt.get_or_init(|| async { state.estimator().prompt(&self.request.body).await.ceiling() }).await
+        *self
+            .prompt
+            .get_or_init(|| async {
+                state.estimator().prompt(self.caller.key.workspace.as_str(), &self.request.body).await.ceiling()
+            })
+            .await
     }
 
     /// The prompt's estimate, when it was made before the call was built (for its limits).
@@ -217,7 +222,10 @@ impl Call {
         let prompt = self.prompt_ceiling(state).await;
         let output = self.worst_output;
         let tokens = TokenCounts { prompt, completion: output, ..TokenCounts::default() };
-        let cost_nanos = self.price(state, candidate).map(|p| p.worst_nanos(prompt, output));
+        let searches = perpetuo_core::usage::estimate::search_bound(&self.request.body);
+        let cost_nanos = self
+            .price(state, candidate)
+            .map(|p| p.worst_nanos(prompt, output).saturating_add(p.searches_nanos(searches)));
         Charge { tokens, cost_nanos, estimated: true }
     }
 }

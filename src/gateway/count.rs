@@ -26,6 +26,7 @@ pub async fn count_tokens(
     headers: &HeaderMap,
     body: Result<OpenAiJson, GatewayError>,
 ) -> Response {
+    state.metrics.counted_tokens();
     let refuse = |e: GatewayError| e.response_for(Protocol::Messages);
     let invalid =
         |message: &str, param| GatewayError::InvalidRequest { message: message.to_owned(), param: Some(param) };
@@ -56,7 +57,7 @@ pub async fn count_tokens(
         return response;
     }
     // Counted off the serving thread when large, within a deadline (past it, by length).
-    let estimate = state.estimator().prompt(&body).await;
+    let estimate = state.estimator().prompt(caller.key.workspace.as_str(), &body).await;
     let mut response = axum::Json(json!({"input_tokens": estimate.typical()})).into_response();
     let how = if estimate.complete() {
         "estimate; encoding=o200k_base"

@@ -227,8 +227,9 @@ impl Relay {
                 match tokio::runtime::Handle::try_current() {
                     Ok(runtime) => {
                         let (state, body) = (self.state.clone(), std::mem::take(&mut self.call.request.body));
+                        let tenant = self.call.caller.key.workspace.as_str().to_owned();
                         drop(runtime.spawn(async move {
-                            let prompt = state.estimator().prompt(&body).await.ceiling();
+                            let prompt = state.estimator().prompt(&tenant, &body).await.ceiling();
                             finish(&state, &mut record, prompt);
                         }));
                     }

@@ -104,8 +104,10 @@ async fn run(
     let default = state.settings.budget_default_max_tokens;
     let worst_output = request.output.total(default);
     // Token and in-flight limits first: a call that waits for room holds no budget meanwhile.
-    let estimate =
-        async || Need { input: state.estimator().prompt(&request.body).await.ceiling(), output: worst_output };
+    let estimate = async || Need {
+        input: state.estimator().prompt(caller.key.workspace.as_str(), &request.body).await.ceiling(),
+        output: worst_output,
+    };
     let admitted = limits::admit_call(&state, &caller.key.workspace, &caller.key.id, estimate);
     // A client that leaves while its call waits for room ends the wait (nothing is held yet).
     let admitted = match tokio::select! {

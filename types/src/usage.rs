@@ -171,6 +171,18 @@ pub struct TokenCounts {
     /// Of the completion tokens, those spent reasoning (billed as output; shown apart).
     #[serde(rename = "reasoning_tokens", default)]
     pub reasoning: u64,
+    /// Of the cache writes, those kept for an hour (Anthropic bills them at 2x input, against
+    /// 1.25x for the 5-minute ones).
+    #[serde(rename = "cache_write_1h_tokens", default, skip_serializing_if = "is_zero")]
+    pub cache_write_1h: u64,
+    /// Web searches the provider ran for the call (hosted tools billed per use, as the provider
+    /// reports them: Anthropic's `server_tool_use.web_search_requests`).
+    #[serde(rename = "web_search_requests", default, skip_serializing_if = "is_zero")]
+    pub web_searches: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl std::ops::Add for TokenCounts {
@@ -184,6 +196,8 @@ impl std::ops::Add for TokenCounts {
             cache_read: self.cache_read.saturating_add(other.cache_read),
             cache_write: self.cache_write.saturating_add(other.cache_write),
             reasoning: self.reasoning.saturating_add(other.reasoning),
+            cache_write_1h: self.cache_write_1h.saturating_add(other.cache_write_1h),
+            web_searches: self.web_searches.saturating_add(other.web_searches),
         }
     }
 }
@@ -215,6 +229,8 @@ impl TokenCounts {
             cache_read: n(cache_read),
             cache_write: n(cache_write),
             reasoning: n(reasoning),
+            cache_write_1h: 0,
+            web_searches: 0,
         }
     }
 }

@@ -23,6 +23,8 @@ use crate::platform::db::{Db, now_ms, root_cause};
 use crate::platform::shared_limits::ALIVE_FOR;
 
 const CONFLICT_ATTEMPTS: u32 = 50;
+/// The longest a write in the background (a place given back) may take.
+const BACKGROUND_WRITE: Duration = Duration::from_secs(30);
 /// How often a waiting call asks the database again (a local end wakes it sooner).
 const POLL: Duration = Duration::from_millis(25);
 
@@ -82,7 +84,7 @@ impl Drop for Place {
                     let mine = cell.used.load(Ordering::Acquire).saturating_sub(1);
                     // Given back for good: if the write fails, the place comes back when this
                     // instance's holds are next written (or when it stops counting as alive).
-                    if owner.write(&slot, mine, None).await.is_some() {
+                    if owner.write_patiently(&slot, mine).await.is_some() {
                         cell.used.store(mine, Ordering::Release);
                     } else {
                         cell.used.store(mine, Ordering::Release);
@@ -92,6 +94,38 @@ impl Drop for Place {
                 });
             }
         }
+    }
+}
+
+/// Writes a slot's record again with the places this instance holds, unless disarmed: after a
+/// write whose outcome is unknown, so that a place the database took for a call that never got it
+/// does not stay taken.
+struct Rewrite {
+    owner: InFlight,
+    slot: String,
+    cell: Arc<Slot>,
+    armed: bool,
+}
+
+impl Drop for Rewrite {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let Some(runtime) = self.owner.runtime.clone().or_else(|| tokio::runtime::Handle::try_current().ok()) else {
+            return;
+        };
+        let (owner, slot, cell) = (self.owner.clone(), std::mem::take(&mut self.slot), Arc::clone(&self.cell));
+        runtime.spawn(async move {
+            let _turn = cell.turn.lock().await;
+            let mine = cell.used.load(Ordering::Acquire);
+            if owner.write_patiently(&slot, mine).await.is_none() {
+                tracing::warn!(
+                    "a concurrency place of unknown outcome could not be rewritten; it is with the next write"
+                );
+            }
+            cell.freed.notify_waiters();
+        });
     }
 }
 
@@ -136,7 +170,7 @@ impl InFlight {
         }
     }
 
-    async fn try_take(&self, slot: &str, cell: &Slot, limit: u32) -> bool {
+    async fn try_take(&self, slot: &str, cell: &Arc<Slot>, limit: u32) -> bool {
         match &self.store {
             Store::Local => cell
                 .used
@@ -145,12 +179,22 @@ impl InFlight {
             Store::Shared { .. } => {
                 let _turn = cell.turn.lock().await;
                 let used = cell.used.load(Ordering::Acquire);
+                // A write that timed out, failed, or whose future is dropped half way (the call
+                // gave up) may still have committed: until it is known not to have, the slot's
+                // record is written again with what this instance really holds.
+                let mut unsure =
+                    Rewrite { owner: self.clone(), slot: slot.to_owned(), cell: Arc::clone(cell), armed: true };
                 match self.write(slot, used + 1, Some(limit)).await {
                     Some(true) => {
                         cell.used.store(used + 1, Ordering::Release);
+                        unsure.armed = false;
                         true
                     }
-                    Some(false) | None => false,
+                    Some(false) => {
+                        unsure.armed = false;
+                        false
+                    }
+                    None => false,
                 }
             }
         }
@@ -159,7 +203,18 @@ impl InFlight {
     /// Writes this instance's places under `slot` as `mine`; with `limit`, only if the places of
     /// every instance alive then fit it. `Some(written)`, or `None` when the database failed.
     async fn write(&self, slot: &str, mine: u32, limit: Option<u32>) -> Option<bool> {
-        let Store::Shared { db, instance, timeout } = &self.store else { return Some(true) };
+        let Store::Shared { timeout, .. } = &self.store else { return Some(true) };
+        self.write_within(slot, mine, limit, *timeout).await
+    }
+
+    /// A write in the background (a place given back, a record written again): it may take far
+    /// longer than a call waits, but not for ever.
+    async fn write_patiently(&self, slot: &str, mine: u32) -> Option<bool> {
+        self.write_within(slot, mine, None, BACKGROUND_WRITE).await
+    }
+
+    async fn write_within(&self, slot: &str, mine: u32, limit: Option<u32>, timeout: Duration) -> Option<bool> {
+        let Store::Shared { db, instance, .. } = &self.store else { return Some(true) };
         let query = "BEGIN TRANSACTION;
             LET $id = type::record('inflight', $slot);
             LET $me = type::record('instance', $instance);
@@ -188,7 +243,7 @@ impl InFlight {
             let last = response.num_statements().saturating_sub(2);
             response.take::<Option<bool>>(last)
         });
-        match tokio::time::timeout(*timeout, attempt).await {
+        match tokio::time::timeout(timeout, attempt).await {
             Ok(Ok(fits)) => Some(fits.unwrap_or(false)),
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, "a shared concurrency place could not be written");
@@ -258,5 +313,30 @@ mod tests {
             more += usize::from(nodes[1].take("ws:key:fly", 4, Duration::ZERO).await.map(|p| held.push(p)).is_some());
         }
         assert!(more >= 1, "node0's places came back");
+    }
+
+    #[tokio::test]
+    async fn a_place_whose_write_is_abandoned_half_way_is_not_left_taken() {
+        let db = Db::memory().await.unwrap();
+        let node = |name: &str, timeout: Duration| {
+            InFlight::new(Store::Shared { db: db.clone(), instance: name.into(), timeout })
+        };
+        for name in ["a", "b"] {
+            db.query("UPSERT type::record('instance', $id) SET seen = $now")
+                .bind(("id", name.to_owned()))
+                .bind(("now", now_ms()))
+                .await
+                .unwrap();
+        }
+        let (a, b) = (node("a", Duration::from_secs(5)), node("b", Duration::from_secs(5)));
+        // What a write of unknown outcome leaves: `a`'s place committed in the database, for a
+        // call of `a` that gave up (timed out, or its future was dropped) before it learnt so.
+        assert_eq!(a.write("ws:fly", 1, Some(1)).await, Some(true));
+        assert_eq!(a.here("ws:fly"), 0);
+        assert!(b.take("ws:fly", 1, Duration::ZERO).await.is_none(), "the phantom place blocks the slot");
+        // The guard `try_take` holds over such a write writes what `a` really holds.
+        drop(Rewrite { owner: a.clone(), slot: "ws:fly".into(), cell: a.cell("ws:fly"), armed: true });
+        let place = b.take("ws:fly", 1, Duration::from_secs(5)).await;
+        assert!(place.is_some(), "the slot's only place was left to a call that never got it");
     }
 }

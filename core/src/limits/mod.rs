@@ -107,6 +107,8 @@ struct Reserved {
     per_min: u64,
     counted: Counted,
     tokens: u64,
+    /// Where they came from (what is given back or owed goes back there).
+    source: tokens::Source,
 }
 
 /// What a call holds under its limits: places in flight (given back when dropped) and tokens
@@ -329,12 +331,13 @@ impl Limits {
                     }
                 };
                 match outcome {
-                    Decided::Fits(left) => {
+                    Decided::Fits(left, source) => {
                         admitted.reserved.get_mut().unwrap_or_else(|e| e.into_inner()).push(Reserved {
                             slot,
                             per_min,
                             counted,
                             tokens: n,
+                            source,
                         });
                         let standing =
                             Standing { counted, limit: per_min, remaining: left.remaining, reset: left.reset };
@@ -373,9 +376,9 @@ impl Limits {
         for r in reserved {
             let actual = r.counted.of(used);
             if actual < r.tokens {
-                self.tokens.give_back(&r.slot, r.per_min, r.tokens - actual).await;
+                self.tokens.give_back(&r.slot, r.per_min, r.tokens - actual, r.source).await;
             } else {
-                self.tokens.charge(&r.slot, r.per_min, actual - r.tokens).await;
+                self.tokens.charge(&r.slot, r.per_min, actual - r.tokens, r.source).await;
             }
         }
     }

@@ -139,10 +139,19 @@ impl std::fmt::Debug for TokenBuckets {
     }
 }
 
+/// Where a reservation's tokens came from: what it gives back or owes goes back there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// The slot's bucket: this instance's own, or (shared) the database's, through a lease.
+    Bucket,
+    /// Shared, with the database too slow: this instance's fallback share.
+    Fallback,
+}
+
 /// How a reservation was decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decided {
-    Fits(Left),
+    Fits(Left, Source),
     Short(Short),
 }
 
@@ -181,7 +190,7 @@ impl TokenBuckets {
         let mut s = cell.lock().await;
         let now = Instant::now();
         let (db, timeout) = match &self.store {
-            Store::Local => return decided(s.local.take(now, per_min, n)),
+            Store::Local => return decided(s.local.take(now, per_min, n), Source::Bucket),
             Store::Shared { db, timeout } => (db, *timeout),
         };
         if n > per_min {
@@ -189,14 +198,15 @@ impl TokenBuckets {
         }
         if s.offline_until.is_some_and(|until| now < until) {
             let share = (per_min / u64::from(instances.max(1))).max(1);
-            return decided(s.local.take(now, share, n.min(share)));
+            return decided(s.local.take(now, share, n.min(share)), Source::Fallback);
         }
         if now < s.expires && s.held >= n {
             s.held -= n;
-            return Decided::Fits(Left {
+            let left = Left {
                 remaining: s.held + s.room,
                 reset: Gcra::interval(per_min).mul_f64((per_min - (s.held + s.room).min(per_min)) as f64),
-            });
+            };
+            return Decided::Fits(left, Source::Bucket);
         }
         if let Some((until, room)) = s.denied_until.filter(|(until, _)| now < *until) {
             return Decided::Short(Short { retry_after: until - now, remaining: room, never: false });
@@ -213,7 +223,7 @@ impl TokenBuckets {
             // Going local just after the bucket decided: the share starts used up, not full.
             s.local.tat = s.local.tat.max(now + Duration::from_secs(10));
             let share = (per_min / u64::from(instances.max(1))).max(1);
-            return decided(s.local.take(now, share, n.min(share)));
+            return decided(s.local.take(now, share, n.min(share)), Source::Fallback);
         };
         s.owed = 0;
         s.held = 0;
@@ -226,10 +236,8 @@ impl TokenBuckets {
             s.expires = now + Gcra::interval(per_min).mul_f64(granted as f64).max(Duration::from_secs(1));
             s.denied_until = None;
             let remaining = s.held + room;
-            Decided::Fits(Left {
-                remaining,
-                reset: Gcra::interval(per_min).mul_f64((per_min - remaining.min(per_min)) as f64),
-            })
+            let reset = Gcra::interval(per_min).mul_f64((per_min - remaining.min(per_min)) as f64);
+            Decided::Fits(Left { remaining, reset }, Source::Bucket)
         } else {
             let wait = Duration::from_nanos(u64::try_from(grant.wait.max(1)).unwrap_or(1));
             // Remembered briefly: the next calls are refused without asking again, but a settle
@@ -239,40 +247,40 @@ impl TokenBuckets {
         }
     }
 
-    /// Gives back `n` tokens a call reserved and did not use.
-    pub async fn give_back(&self, slot: &str, per_min: u64, n: u64) {
+    /// Gives back `n` tokens a call reserved from `source` and did not use: to where they came
+    /// from (tokens the fallback share lent never go to the shared bucket, and the reverse).
+    pub async fn give_back(&self, slot: &str, per_min: u64, n: u64, source: Source) {
         if n == 0 {
             return;
         }
         let cell = self.slot(slot);
         let mut s = cell.lock().await;
         let now = Instant::now();
-        match &self.store {
-            Store::Local => s.local.give_back(now, per_min, n),
-            Store::Shared { .. } if s.offline_until.is_some_and(|until| now < until) => {
-                s.local.give_back(now, per_min, n)
-            }
-            Store::Shared { .. } => {
-                // Usable here at once, and back in the bucket with the next lease.
+        match (&self.store, source) {
+            (Store::Local, _) | (Store::Shared { .. }, Source::Fallback) => s.local.give_back(now, per_min, n),
+            (Store::Shared { .. }, Source::Bucket) => {
+                // Usable here at once (once the database answers again), and back in the bucket
+                // with the next lease.
                 s.held = s.held.saturating_add(n);
                 s.expires = s.expires.max(now + Duration::from_secs(1));
             }
         }
     }
 
-    /// Charges `n` tokens a call used beyond what it reserved (with the next lease, when shared).
-    pub async fn charge(&self, slot: &str, per_min: u64, n: u64) {
+    /// Charges `n` tokens a call used beyond what it reserved from `source` (with the next lease,
+    /// when that is the shared bucket).
+    pub async fn charge(&self, slot: &str, per_min: u64, n: u64, source: Source) {
         if n == 0 {
             return;
         }
         let cell = self.slot(slot);
         let mut s = cell.lock().await;
         let now = Instant::now();
-        match &self.store {
-            Store::Local => {
+        match (&self.store, source) {
+            (Store::Local, _) | (Store::Shared { .. }, Source::Fallback) => {
                 s.local.tat = s.local.tat.max(now) + Gcra::interval(per_min).mul_f64(n as f64);
             }
-            Store::Shared { .. } => {
+            (Store::Shared { .. }, Source::Bucket) => {
                 let from_held = s.held.min(n);
                 s.held -= from_held;
                 s.owed = s.owed.saturating_add(n - from_held);
@@ -309,9 +317,9 @@ impl TokenBuckets {
     }
 }
 
-fn decided(outcome: Result<Left, Short>) -> Decided {
+fn decided(outcome: Result<Left, Short>, source: Source) -> Decided {
     match outcome {
-        Ok(left) => Decided::Fits(left),
+        Ok(left) => Decided::Fits(left, source),
         Err(short) => Decided::Short(short),
     }
 }
@@ -368,7 +376,7 @@ mod tests {
     use super::*;
 
     fn fits(d: Decided) -> bool {
-        matches!(d, Decided::Fits(_))
+        matches!(d, Decided::Fits(..))
     }
 
     #[tokio::test]
@@ -383,7 +391,7 @@ mod tests {
         assert_eq!(admitted, 10_000);
         let Decided::Short(short) = buckets.reserve("k", 10_000, 1_000, 1).await else { panic!("fits") };
         assert!(!short.never && short.retry_after > Duration::from_secs(5), "{short:?}");
-        buckets.give_back("k", 10_000, 2_500).await;
+        buckets.give_back("k", 10_000, 2_500, Source::Bucket).await;
         assert!(fits(buckets.reserve("k", 10_000, 2_000, 1).await), "what was given back fits again");
         let Decided::Short(never) = buckets.reserve("k", 10_000, 10_001, 1).await else { panic!("fits") };
         assert!(never.never);
@@ -407,7 +415,26 @@ mod tests {
         // Each instance may hold a block (200) it never used: at least 10,000 - 3 × 1,000.
         assert!((7_000..=10_000).contains(&admitted), "{admitted}");
         // Given back on one instance, usable there at once.
-        holders[0].give_back("ws:key:in", 10_000, 1_000).await;
+        holders[0].give_back("ws:key:in", 10_000, 1_000, Source::Bucket).await;
         assert!(fits(holders[0].reserve("ws:key:in", 10_000, 1_000, 3).await));
+    }
+
+    #[tokio::test]
+    async fn what_the_fallback_share_lent_goes_back_to_it_and_nowhere_else() {
+        // A database whose leases fail: every lease falls back to this instance's share.
+        let db = Db::memory().await.unwrap();
+        db.query("REMOVE TABLE token_state").await.unwrap().check().unwrap();
+        let buckets = TokenBuckets::new(Store::Shared { db, timeout: Duration::from_secs(5) });
+        // The share starts used up by ten seconds' worth (1,000 of 6,000 a minute).
+        let Decided::Fits(_, source) = buckets.reserve("s", 6_000, 4_900, 1).await else { panic!("short") };
+        assert_eq!(source, Source::Fallback);
+        assert!(!fits(buckets.reserve("s", 6_000, 1_000, 1).await), "the share is used up");
+        // Tokens a call took from the shared bucket (before the database went away) do not
+        // enlarge the fallback share when they come back.
+        buckets.give_back("s", 6_000, 1_000, Source::Bucket).await;
+        assert!(!fits(buckets.reserve("s", 6_000, 1_000, 1).await), "not the share's to lend again");
+        // Tokens the share lent do.
+        buckets.give_back("s", 6_000, 1_000, Source::Fallback).await;
+        assert!(fits(buckets.reserve("s", 6_000, 1_000, 1).await));
     }
 }

@@ -54,6 +54,7 @@ pub struct Metrics {
     upstream_errors: DashMap<(String, String), AtomicU64>,
     rate_limited: DashMap<&'static str, AtomicU64>,
     budget: DashMap<&'static str, AtomicU64>,
+    count_tokens: AtomicU64,
     pub latency: Histogram,
     pub overhead: Histogram,
 }
@@ -98,6 +99,16 @@ impl Metrics {
     /// A request refused by a limiter: `ip`, `key` or `login`.
     pub fn rate_limited(&self, limiter: &'static str) {
         self.rate_limited.entry(limiter).or_default().fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A token count answered (`/v1/messages/count_tokens`).
+    pub fn counted_tokens(&self) {
+        self.count_tokens.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Token counts answered so far.
+    pub fn count_tokens(&self) -> u64 {
+        self.count_tokens.load(Ordering::Relaxed)
     }
 
     /// A budget event: `reserved`, `refused` or `settled`.

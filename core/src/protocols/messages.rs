@@ -33,9 +33,12 @@ pub fn check(body: &Map<String, Value>) -> Result<(), Refusal> {
 }
 
 /// Anthropic's usage as token counts: every input token is a prompt token, and the cached ones
-/// are also counted apart (they are billed differently).
+/// are also counted apart (they are billed differently), the 1-hour cache writes
+/// (`cache_creation.ephemeral_1h_input_tokens`) apart again; web searches the server ran
+/// (`server_tool_use.web_search_requests`, billed per search).
 pub fn tokens(usage: &Value) -> TokenCounts {
     let field = |f: &str| usage.get(f).and_then(Value::as_u64).unwrap_or(0);
+    let inner = |outer: &str, f: &str| usage.get(outer).and_then(|o| o.get(f)).and_then(Value::as_u64).unwrap_or(0);
     let (cache_read, cache_write) = (field("cache_read_input_tokens"), field("cache_creation_input_tokens"));
     TokenCounts {
         prompt: field("input_tokens") + cache_read + cache_write,
@@ -44,17 +47,30 @@ pub fn tokens(usage: &Value) -> TokenCounts {
         cache_write,
         // Anthropic counts thinking inside the output tokens and does not report it apart.
         reasoning: 0,
+        cache_write_1h: inner("cache_creation", "ephemeral_1h_input_tokens").min(cache_write),
+        web_searches: inner("server_tool_use", "web_search_requests"),
     }
 }
 
-/// Anthropic's `usage` object for these counts (input tokens exclude the cached ones).
+/// Anthropic's `usage` object for these counts (input tokens exclude the cached ones); the
+/// 1-hour cache writes and the web searches when there were some.
 pub fn usage(t: &TokenCounts) -> Value {
-    json!({
+    let mut usage = json!({
         "input_tokens": t.prompt.saturating_sub(t.cache_read + t.cache_write),
         "output_tokens": t.completion,
         "cache_read_input_tokens": t.cache_read,
         "cache_creation_input_tokens": t.cache_write,
-    })
+    });
+    if t.cache_write_1h > 0 {
+        usage["cache_creation"] = json!({
+            "ephemeral_5m_input_tokens": t.cache_write.saturating_sub(t.cache_write_1h),
+            "ephemeral_1h_input_tokens": t.cache_write_1h,
+        });
+    }
+    if t.web_searches > 0 {
+        usage["server_tool_use"] = json!({"web_search_requests": t.web_searches});
+    }
+    usage
 }
 
 /// Anthropic's error object.

@@ -47,6 +47,7 @@ pub fn tokens(usage: &Value) -> TokenCounts {
         cache_read: detail("input_tokens_details", "cached_tokens"),
         cache_write: 0,
         reasoning: detail("output_tokens_details", "reasoning_tokens"),
+        ..TokenCounts::default()
     }
 }
 

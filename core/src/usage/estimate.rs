@@ -7,8 +7,8 @@
 //! on the high side). Past [`MAX_TOKENIZED`] bytes, text is counted by its length: in a byte-level
 //! BPE no token is shorter than a byte, so the length is an upper bound. Prompts larger than
 //! [`INLINE_BYTES`] are counted on the [`Estimator`]'s own low-priority threads with a deadline,
-//! never on a serving thread; past the deadline (or with its queue full) the rest is counted by
-//! length.
+//! never on a serving thread, each workspace in its turn; past the deadline (or past the
+//! workspace's share of the queue) the rest is counted by length.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -144,8 +144,19 @@ pub struct PromptText {
 }
 
 /// Fields of a request body that reach the model as input.
-const PROMPT_FIELDS: [&str; 8] =
-    ["system", "messages", "instructions", "input", "tools", "tool_choice", "response_format", "text"];
+const PROMPT_FIELDS: [&str; 10] = [
+    "system",
+    "messages",
+    "instructions",
+    "input",
+    "tools",
+    "tool_choice",
+    "response_format",
+    "text",
+    // Chat's legacy function calling: definitions the provider frames as tools.
+    "functions",
+    "function_call",
+];
 
 impl PromptText {
     pub fn of(body: &Map<String, Value>) -> Self {
@@ -153,7 +164,10 @@ impl PromptText {
         for field in PROMPT_FIELDS {
             if let Some(value) = body.get(field) {
                 // Definitions (tools, schemas) are sent with their keys; conversations are not.
-                let keys = matches!(field, "tools" | "tool_choice" | "response_format" | "text");
+                let keys = matches!(
+                    field,
+                    "tools" | "tool_choice" | "response_format" | "text" | "functions" | "function_call"
+                );
                 prompt.walk(value, keys);
             }
         }
@@ -162,7 +176,9 @@ impl PromptText {
                 prompt.turns += items.len() as u64;
             }
         }
-        prompt.tools = body.get("tools").and_then(Value::as_array).is_some_and(|t| !t.is_empty());
+        prompt.tools = ["tools", "functions"]
+            .iter()
+            .any(|field| body.get(*field).and_then(Value::as_array).is_some_and(|t| !t.is_empty()));
         prompt
     }
 
@@ -253,12 +269,15 @@ impl PromptEstimate {
     }
 }
 
-type Job = Box<dyn FnOnce() + Send>;
+mod fair;
 
-/// Counts large prompts on threads of their own, at the lowest priority, each within a deadline.
+use fair::{Closer, Fair, Job};
+
+/// Counts large prompts on threads of their own, at the lowest priority, each within a deadline,
+/// taking workspaces in turn (see `fair`).
 #[derive(Clone)]
 pub struct Estimator {
-    jobs: std::sync::mpsc::SyncSender<Job>,
+    jobs: Arc<Closer>,
     deadline: Duration,
     stats: Arc<EstimatorStats>,
 }
@@ -278,14 +297,10 @@ impl std::fmt::Debug for Estimator {
     }
 }
 
-/// Prompts waiting for an estimator thread; a call that finds the queue full counts by length.
-const QUEUE: usize = 64;
-
 impl Estimator {
     /// Starts `threads` estimator threads (at least one).
     pub fn start(threads: usize, deadline: Duration) -> Self {
-        let (jobs, queue) = std::sync::mpsc::sync_channel::<Job>(QUEUE);
-        let queue = Arc::new(std::sync::Mutex::new(queue));
+        let queue = Arc::new(Fair::default());
         for n in 0..threads.max(1) {
             let queue = Arc::clone(&queue);
             let spawned = std::thread::Builder::new().name(format!("estimator-{n}")).spawn(move || {
@@ -296,57 +311,53 @@ impl Estimator {
                     let _ = tiktoken_rs::o200k_base_singleton();
                 }
                 lower_priority();
-                loop {
-                    let job = match queue.lock() {
-                        Ok(queue) => queue.recv(),
-                        Err(poisoned) => poisoned.into_inner().recv(),
-                    };
-                    match job {
-                        Ok(job) => job(),
-                        // Every sender is gone: the service was dropped.
-                        Err(_) => return,
-                    }
+                // Until the service is dropped (and what it queued is done).
+                while let Some(job) = queue.pop() {
+                    job();
                 }
             });
             if let Err(e) = spawned {
                 tracing::error!(error = %e, "an estimator thread could not start; large prompts are counted by length");
             }
         }
-        Self { jobs, deadline, stats: Arc::new(EstimatorStats::default()) }
+        Self { jobs: Arc::new(Closer(queue)), deadline, stats: Arc::new(EstimatorStats::default()) }
     }
 
     pub fn stats(&self) -> &EstimatorStats {
         &self.stats
     }
 
-    /// The estimate of a request body's prompt.
-    pub async fn prompt(&self, body: &Map<String, Value>) -> PromptEstimate {
-        self.estimate(PromptText::of(body)).await
+    /// The estimate of a request body's prompt, for a workspace (`tenant`).
+    pub async fn prompt(&self, tenant: &str, body: &Map<String, Value>) -> PromptEstimate {
+        self.estimate(tenant, PromptText::of(body)).await
     }
 
     /// The estimate of gathered prompt text: inline when small, else on an estimator thread
-    /// within the deadline.
-    pub async fn estimate(&self, prompt: PromptText) -> PromptEstimate {
+    /// within the deadline, in the tenant's turn (past its share of the queue, by length).
+    pub async fn estimate(&self, tenant: &str, prompt: PromptText) -> PromptEstimate {
         let fixed = prompt.fixed();
         if prompt.text.len() <= INLINE_BYTES {
             return PromptEstimate { text: count_within(&prompt.text, MAX_TOKENIZED, &|| false), fixed };
         }
         let length = Counted { tokens: 0, bytes: prompt.text.len() as u64 };
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let started = Instant::now();
         let deadline = self.deadline;
         let expired = Arc::new(AtomicBool::new(false));
         let job_expired = Arc::clone(&expired);
+        // The deadline counts from when a thread takes the prompt: its wait in the queue is
+        // bounded apart (the caller waits twice the deadline at most), so one tenant's prompts
+        // ahead of it cannot turn another's count into a count by length.
         let job: Job = Box::new(move || {
+            let started = Instant::now();
             let stop = || job_expired.load(Ordering::Relaxed) || started.elapsed() >= deadline;
             let _ = tx.send(count_within(&prompt.text, MAX_TOKENIZED, &stop));
         });
-        if self.jobs.try_send(job).is_err() {
+        if self.jobs.0.push(tenant, job).is_err() {
             self.stats.by_length.fetch_add(1, Ordering::Relaxed);
             return PromptEstimate { text: length, fixed };
         }
         self.stats.offloaded.fetch_add(1, Ordering::Relaxed);
-        let counted = match tokio::time::timeout(deadline + Duration::from_millis(50), rx).await {
+        let counted = match tokio::time::timeout(deadline * 2 + Duration::from_millis(50), rx).await {
             Ok(Ok(counted)) => counted,
             _ => {
                 expired.store(true, Ordering::Relaxed);
@@ -429,6 +440,48 @@ impl OutputMeter {
     }
 }
 
+/// The field of a request that makes the provider bill input the request does not carry: a
+/// conversation or prompt stored at the provider (`previous_response_id`, `conversation`,
+/// `prompt` by id) or an uploaded file (`file_id`). A reservation cannot count that input from
+/// the request; it holds the model's context window instead.
+pub fn unseen_input(body: &Map<String, Value>) -> Option<&'static str> {
+    let present = |field: &str| body.get(field).is_some_and(|v| !v.is_null());
+    for field in ["previous_response_id", "conversation"] {
+        if present(field) {
+            return Some(field);
+        }
+    }
+    if body.get("prompt").and_then(|p| p.get("id")).is_some() {
+        return Some("prompt");
+    }
+    fn has_file_id(value: &Value, depth: usize) -> bool {
+        match value {
+            Value::Object(map) => {
+                map.get("file_id").is_some_and(|id| !id.is_null())
+                    || (depth < 8 && map.values().any(|v| has_file_id(v, depth + 1)))
+            }
+            Value::Array(items) => depth < 8 && items.iter().any(|v| has_file_id(v, depth + 1)),
+            _ => false,
+        }
+    }
+    ["input", "messages"].iter().any(|field| body.get(*field).is_some_and(|v| has_file_id(v, 0))).then_some("file_id")
+}
+
+/// Hosted web searches a request allows when its tool names no `max_uses`: what a reservation
+/// holds for each (a call that searches more than this may cost more than was reserved).
+pub const DEFAULT_SEARCHES: u64 = 10;
+
+/// The most hosted web searches a request may make the provider run (billed per search): each
+/// web-search tool's `max_uses`, or [`DEFAULT_SEARCHES`].
+pub fn search_bound(body: &Map<String, Value>) -> u64 {
+    let tools = body.get("tools").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+    tools
+        .iter()
+        .filter(|t| t.get("type").and_then(Value::as_str).is_some_and(|k| k.starts_with("web_search")))
+        .map(|t| t.get("max_uses").and_then(Value::as_u64).unwrap_or(DEFAULT_SEARCHES).min(1_000))
+        .fold(0u64, u64::saturating_add)
+}
+
 /// The output a whole answer holds, on the high side, for an answer whose provider reported no
 /// usage: every string the model may have written (text, reasoning, tool names and arguments,
 /// refusals), tool inputs given as objects counted as their JSON, metadata (ids, roles, types,
@@ -481,6 +534,33 @@ pub fn answer_output(answer: &Value) -> u64 {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn hosted_searches_are_bounded_by_their_tools() {
+        let body = |tools: Value| map(json!({"tools": tools}));
+        assert_eq!(search_bound(&body(json!([{"type": "function", "name": "f"}]))), 0);
+        assert_eq!(
+            search_bound(&body(json!([{"type": "web_search_20250305", "name": "web_search", "max_uses": 3}]))),
+            3
+        );
+        assert_eq!(
+            search_bound(&body(json!([{"type": "web_search_20250305", "name": "web_search"}]))),
+            DEFAULT_SEARCHES
+        );
+        assert_eq!(search_bound(&map(json!({}))), 0);
+    }
+
+    #[test]
+    fn an_answers_output_is_counted_without_its_envelope() {
+        let chat = json!({"id": "chatcmpl-1", "object": "chat.completion", "model": "m",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello there, friend"}, "finish_reason": "stop"}]});
+        let counted = answer_output(&chat);
+        let words = count("Hello there, friend");
+        assert!(counted >= words && counted <= with_margin(words), "{counted} for {words}");
+        let tool = json!({"type": "message", "content": [{"type": "tool_use", "id": "t", "name": "get_weather", "input": {"city": "Paris"}}]});
+        assert!(answer_output(&tool) >= count("get_weather") + count(r#"{"city":"Paris"}"#));
+        assert_eq!(answer_output(&json!({"id": "x", "object": "list", "model": "m"})), 0);
+    }
 
     fn map(v: Value) -> Map<String, Value> {
         match v {
@@ -572,11 +652,11 @@ mod tests {
     #[tokio::test]
     async fn large_prompts_are_counted_off_the_caller_and_small_ones_inline() {
         let estimator = Estimator::start(1, Duration::from_secs(5));
-        let small = estimator.prompt(&map(json!({"messages": [{"role": "user", "content": "Hello"}]}))).await;
+        let small = estimator.prompt("ws", &map(json!({"messages": [{"role": "user", "content": "Hello"}]}))).await;
         assert!(small.complete() && small.text.tokens >= 1);
         assert_eq!(estimator.stats().offloaded.load(Ordering::Relaxed), 0);
         let text = "lorem ipsum dolor sit amet ".repeat(2000);
-        let large = estimator.prompt(&map(json!({"messages": [{"role": "user", "content": text}]}))).await;
+        let large = estimator.prompt("ws", &map(json!({"messages": [{"role": "user", "content": text}]}))).await;
         assert_eq!(estimator.stats().offloaded.load(Ordering::Relaxed), 1);
         assert!(large.complete());
         assert!(large.ceiling() > large.typical() && large.typical() >= count(&text));
@@ -586,7 +666,7 @@ mod tests {
     async fn a_missed_deadline_counts_by_length() {
         let estimator = Estimator::start(1, Duration::ZERO);
         let text = "lorem ipsum dolor sit amet ".repeat(2000);
-        let estimate = estimator.prompt(&map(json!({"input": text}))).await;
+        let estimate = estimator.prompt("ws", &map(json!({"input": text}))).await;
         assert!(estimate.text.bytes > 0, "{estimate:?}");
         assert!(estimate.ceiling() >= text.len() as u64 / 2);
     }

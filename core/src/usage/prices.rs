@@ -18,47 +18,143 @@ use perpetuo_types::{PriceOverride, ProviderKind, TokenCounts};
 
 pub const BUILT_IN: &str = include_str!("../../../pricing/prices.json");
 
-/// Dollars per million tokens, prompt-cache prices included.
+/// Dollars per million tokens, prompt-cache prices included, at one context size.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Price {
+pub struct Rates {
     pub input: f64,
     pub output: f64,
     pub cache_read: f64,
+    /// A 5-minute prompt-cache write (Anthropic's default).
     pub cache_write: f64,
+    /// A 1-hour prompt-cache write (Anthropic bills it at 2x input).
+    pub cache_write_1h: f64,
 }
 
-impl Price {
-    /// A price with the kind's usual prompt-cache terms where the table gives none: Anthropic
-    /// reads at 0.1x and writes at 1.25x input, OpenAI reads at 0.5x, Gemini and DeepSeek at
-    /// 0.25x; other kinds at the full input price (no discount assumed).
-    pub fn for_kind(kind: &str, input: f64, output: f64, cache_read: Option<f64>) -> Self {
+impl Rates {
+    /// Rates with the kind's usual prompt-cache terms where the table gives none: Anthropic
+    /// reads at 0.1x and writes at 1.25x input (2x for an hour), OpenAI reads at 0.5x, Gemini and
+    /// DeepSeek at 0.25x; other kinds at the full input price (no discount assumed).
+    pub fn for_kind(kind: &str, input: f64, output: f64, listed: Listed) -> Self {
         let read_factor = match kind {
             "anthropic" => 0.1,
             "openai" => 0.5,
             "gemini" | "deepseek" => 0.25,
             _ => 1.0,
         };
-        let write_factor = if kind == "anthropic" { 1.25 } else { 1.0 };
-        Self { input, output, cache_read: cache_read.unwrap_or(input * read_factor), cache_write: input * write_factor }
+        let (write_factor, hour_factor) = if kind == "anthropic" { (1.25, 2.0) } else { (1.0, 1.0) };
+        let cache_write = listed.cache_write.unwrap_or(input * write_factor);
+        Self {
+            input,
+            output,
+            cache_read: listed.cache_read.unwrap_or(input * read_factor),
+            cache_write,
+            cache_write_1h: listed.cache_write_1h.unwrap_or(input * hour_factor).max(cache_write),
+        }
+    }
+
+    /// The dearest any input token can be (a cache write can cost more than plain input).
+    fn dearest_input(&self) -> f64 {
+        self.input.max(self.cache_write).max(self.cache_write_1h).max(self.cache_read)
+    }
+}
+
+/// Cache prices a table lists for a model (the kind's usual terms fill in the rest).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Listed {
+    pub cache_read: Option<f64>,
+    pub cache_write: Option<f64>,
+    pub cache_write_1h: Option<f64>,
+}
+
+/// A model's price: its rates, the dearer rates of long prompts (past `above` input tokens the
+/// whole call is billed at them: Gemini 2.5 Pro past 200k, Claude Sonnet 4 with the 1M-context
+/// beta past 200k), and the fee of a hosted web search.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Price {
+    pub input: f64,
+    pub output: f64,
+    pub cache_read: f64,
+    pub cache_write: f64,
+    pub cache_write_1h: f64,
+    /// Past this many input tokens, the long-context rates.
+    pub long: Option<(u64, Rates)>,
+    /// Billionths of a dollar per web search the provider reports.
+    pub per_search_nanos: i64,
+    /// The most input tokens the model takes (its context window), when the table knows it.
+    pub context: Option<u64>,
+}
+
+/// What one hosted web search costs where the table says nothing: Anthropic's $10 per 1,000.
+const SEARCH_NANOS_ANTHROPIC: i64 = 10_000_000;
+
+impl Price {
+    /// A price with the kind's usual prompt-cache terms where the table gives none (see
+    /// [`Rates::for_kind`]), no long-context tier, and the kind's usual search fee.
+    pub fn for_kind(kind: &str, input: f64, output: f64, cache_read: Option<f64>) -> Self {
+        let listed = Listed { cache_read, ..Listed::default() };
+        Self::of(kind, Rates::for_kind(kind, input, output, listed), None, None)
+    }
+
+    /// A price from its base rates, a long-context tier, and a search fee in dollars (the kind's
+    /// usual one when `None`).
+    pub fn of(kind: &str, base: Rates, long: Option<(u64, Rates)>, per_search: Option<f64>) -> Self {
+        let default_search = if kind == "anthropic" { SEARCH_NANOS_ANTHROPIC } else { 0 };
+        Self {
+            input: base.input,
+            output: base.output,
+            cache_read: base.cache_read,
+            cache_write: base.cache_write,
+            cache_write_1h: base.cache_write_1h,
+            long,
+            per_search_nanos: per_search.map_or(default_search, |d| (d * 1e9).ceil() as i64),
+            context: None,
+        }
+    }
+
+    fn base(&self) -> Rates {
+        Rates {
+            input: self.input,
+            output: self.output,
+            cache_read: self.cache_read,
+            cache_write: self.cache_write,
+            cache_write_1h: self.cache_write_1h,
+        }
+    }
+
+    /// The rates a call with `prompt` input tokens is billed at.
+    fn rates(&self, prompt: u64) -> Rates {
+        match self.long {
+            Some((above, long)) if prompt > above => long,
+            _ => self.base(),
+        }
     }
 
     /// The most `prompt` input and `output` tokens can cost, whatever part of the input the
-    /// provider caches (a cache write can cost more than plain input), in billionths of a dollar.
+    /// provider caches (a cache write can cost more than plain input), at the rates of a prompt
+    /// that long, in billionths of a dollar.
     pub fn worst_nanos(&self, prompt: u64, output: u64) -> i64 {
-        let input = self.input.max(self.cache_write).max(self.cache_read);
-        let nanos = (prompt as f64) * input + (output as f64) * self.output;
+        let rates = self.rates(prompt);
+        let nanos = (prompt as f64) * rates.dearest_input() + (output as f64) * rates.output;
         (nanos * 1000.0).ceil() as i64
     }
 
-    /// Billionths of a dollar for these token counts.
+    /// The most `searches` hosted web searches can cost, in billionths of a dollar.
+    pub fn searches_nanos(&self, searches: u64) -> i64 {
+        self.per_search_nanos.saturating_mul(i64::try_from(searches).unwrap_or(i64::MAX))
+    }
+
+    /// Billionths of a dollar for these token counts (and the searches they report).
     pub fn cost_nanos(&self, tokens: TokenCounts) -> i64 {
+        let rates = self.rates(tokens.prompt);
         let uncached = tokens.prompt.saturating_sub(tokens.cache_read).saturating_sub(tokens.cache_write);
+        let hour = tokens.cache_write_1h.min(tokens.cache_write);
         // $1 per million tokens is 1000 nano-dollars per token.
-        let nanos = (uncached as f64) * self.input
-            + (tokens.cache_read as f64) * self.cache_read
-            + (tokens.cache_write as f64) * self.cache_write
-            + (tokens.completion as f64) * self.output;
-        (nanos * 1000.0).round() as i64
+        let nanos = (uncached as f64) * rates.input
+            + (tokens.cache_read as f64) * rates.cache_read
+            + ((tokens.cache_write - hour) as f64) * rates.cache_write
+            + (hour as f64) * rates.cache_write_1h
+            + (tokens.completion as f64) * rates.output;
+        ((nanos * 1000.0).round() as i64).saturating_add(self.searches_nanos(tokens.web_searches))
     }
 }
 
@@ -74,14 +170,42 @@ struct File {
     prices: HashMap<String, HashMap<String, Entry>>,
 }
 
-/// One model's prices, dollars per million tokens: `{"input", "output", "cached_input"?}` (the
-/// built-in table also dates each entry with `"as_of"`), or the older `[input, output]` /
-/// `[input, output, cached input]`.
+/// One model's prices, dollars per million tokens: `{"input", "output", "cached_input"?,
+/// "cache_write"?, "cache_write_1h"?, "long_context"?: [{"above", "input", "output", ...}],
+/// "per_search"?}` (the built-in table also dates each entry with `"as_of"`), or the older
+/// `[input, output]` / `[input, output, cached input]`.
 #[derive(Deserialize)]
 #[serde(untagged)]
 enum Entry {
-    Dated { input: f64, output: f64, cached_input: Option<f64> },
+    Dated {
+        input: f64,
+        output: f64,
+        cached_input: Option<f64>,
+        cache_write: Option<f64>,
+        cache_write_1h: Option<f64>,
+        #[serde(default)]
+        long_context: Vec<Tier>,
+        /// Dollars per hosted web search.
+        per_search: Option<f64>,
+        /// Input tokens the model takes at most.
+        context: Option<u64>,
+    },
     Listed(Vec<f64>),
+}
+
+/// A long-context tier: its rates past `above` input tokens.
+#[derive(Deserialize)]
+struct Tier {
+    above: u64,
+    input: f64,
+    output: f64,
+    cached_input: Option<f64>,
+    cache_write: Option<f64>,
+    cache_write_1h: Option<f64>,
+}
+
+fn valid(values: &[Option<f64>]) -> bool {
+    values.iter().flatten().all(|v| v.is_finite() && *v >= 0.0)
 }
 
 impl PriceTable {
@@ -91,22 +215,62 @@ impl PriceTable {
         for (kind, models) in file.prices {
             let mut table = HashMap::new();
             for (model, entry) in models {
-                let (input, output, cached) = match entry {
-                    Entry::Dated { input, output, cached_input } => (input, output, cached_input),
-                    Entry::Listed(values) => match values.as_slice() {
-                        [input, output] => (*input, *output, None),
-                        [input, output, cached] => (*input, *output, Some(*cached)),
-                        _ => {
-                            return Err(format!(
-                                "price table: {kind}/{model} needs [input, output] or [input, output, cached input]"
-                            ));
+                let bad = || format!("price table: {kind}/{model} has a negative or invalid price");
+                let price = match entry {
+                    Entry::Dated {
+                        input,
+                        output,
+                        cached_input,
+                        cache_write,
+                        cache_write_1h,
+                        long_context,
+                        per_search,
+                        context,
+                    } => {
+                        if !valid(&[Some(input), Some(output), cached_input, cache_write, cache_write_1h, per_search]) {
+                            return Err(bad());
                         }
-                    },
+                        let listed = Listed { cache_read: cached_input, cache_write, cache_write_1h };
+                        let base = Rates::for_kind(&kind, input, output, listed);
+                        // The lowest tier a long prompt passes (tables list one; a second is
+                        // billed at the first's rates, which the table's author sees in review).
+                        let long = match long_context.into_iter().min_by_key(|t| t.above) {
+                            Some(t) => {
+                                let values =
+                                    [Some(t.input), Some(t.output), t.cached_input, t.cache_write, t.cache_write_1h];
+                                if !valid(&values) || t.input < input || t.output < output {
+                                    return Err(format!(
+                                        "price table: {kind}/{model}'s long-context tier must be valid and no cheaper than its base"
+                                    ));
+                                }
+                                let listed = Listed {
+                                    cache_read: t.cached_input,
+                                    cache_write: t.cache_write,
+                                    cache_write_1h: t.cache_write_1h,
+                                };
+                                Some((t.above, Rates::for_kind(&kind, t.input, t.output, listed)))
+                            }
+                            None => None,
+                        };
+                        Price { context, ..Price::of(&kind, base, long, per_search) }
+                    }
+                    Entry::Listed(values) => {
+                        let (input, output, cached) = match values.as_slice() {
+                            [input, output] => (*input, *output, None),
+                            [input, output, cached] => (*input, *output, Some(*cached)),
+                            _ => {
+                                return Err(format!(
+                                    "price table: {kind}/{model} needs [input, output] or [input, output, cached input]"
+                                ));
+                            }
+                        };
+                        if !valid(&[Some(input), Some(output), cached]) {
+                            return Err(bad());
+                        }
+                        Price::for_kind(&kind, input, output, cached)
+                    }
                 };
-                if [Some(input), Some(output), cached].into_iter().flatten().any(|v| !v.is_finite() || v < 0.0) {
-                    return Err(format!("price table: {kind}/{model} has a negative or invalid price"));
-                }
-                table.insert(model.to_ascii_lowercase(), Price::for_kind(&kind, input, output, cached));
+                table.insert(model.to_ascii_lowercase(), price);
             }
             by_kind.insert(kind, table);
         }
@@ -418,11 +582,49 @@ mod tests {
         let sonnet = Price::for_kind("anthropic", 3.0, 15.0, None);
         let worst = sonnet.worst_nanos(10_000, 100);
         for (read, write) in [(0, 0), (8_000, 1_000), (0, 10_000), (10_000, 0)] {
-            let tokens =
-                TokenCounts { prompt: 10_000, completion: 100, cache_read: read, cache_write: write, reasoning: 0 };
+            let tokens = TokenCounts {
+                prompt: 10_000,
+                completion: 100,
+                cache_read: read,
+                cache_write: write,
+                reasoning: 0,
+                ..TokenCounts::default()
+            };
             assert!(sonnet.cost_nanos(tokens) <= worst, "{read} {write}");
         }
         assert_eq!(Price::for_kind("openai", 1.0, 1.0, None).worst_nanos(u64::MAX, u64::MAX), i64::MAX, "saturates");
+    }
+
+    #[test]
+    fn one_hour_cache_writes_long_prompts_and_searches_are_priced_as_billed() {
+        let table = PriceTable::built_in();
+        let tokens = |prompt, completion| TokenCounts { prompt, completion, ..TokenCounts::default() };
+        // Claude Sonnet 4.5: $3 in, $15 out; 5-minute writes $3.75, 1-hour writes $6.
+        let sonnet = table.lookup("anthropic", "claude-sonnet-4-5-20250929").unwrap();
+        let writes = TokenCounts { cache_write: 1_000, cache_write_1h: 400, ..tokens(2_000, 0) };
+        assert_eq!(sonnet.cost_nanos(writes), (1_000.0 * 3.0 + 600.0 * 3.75 + 400.0 * 6.0) as i64 * 1000);
+        // Past 200k input tokens the whole call is billed at $6 / $22.50.
+        assert_eq!(sonnet.cost_nanos(tokens(200_000, 1_000)), (200_000.0 * 3.0 + 1_000.0 * 15.0) as i64 * 1000);
+        assert_eq!(sonnet.cost_nanos(tokens(200_001, 1_000)), (200_001.0 * 6.0 + 1_000.0 * 22.5) as i64 * 1000);
+        // Its worst case is at the long rates too, and never below a cost of its tokens.
+        let worst = sonnet.worst_nanos(300_000, 1_000);
+        let hour = TokenCounts { cache_write: 300_000, cache_write_1h: 300_000, ..tokens(300_000, 1_000) };
+        assert!(sonnet.cost_nanos(hour) <= worst, "{} > {worst}", sonnet.cost_nanos(hour));
+        assert_eq!(worst, (300_000.0 * 12.0 + 1_000.0 * 22.5) as i64 * 1000);
+        // Gemini 2.5 Pro: $1.25 / $10, past 200k $2.50 / $15.
+        let pro = table.lookup("gemini", "gemini-2.5-pro").unwrap();
+        assert_eq!(pro.cost_nanos(tokens(250_000, 100)), (250_000.0 * 2.5 + 100.0 * 15.0) as i64 * 1000);
+        // Anthropic's web search: $10 per 1,000, on top of the tokens.
+        let searched = TokenCounts { web_searches: 3, ..tokens(1_000, 0) };
+        assert_eq!(sonnet.cost_nanos(searched), 3_000_000 + 3 * 10_000_000);
+        assert_eq!(sonnet.searches_nanos(10), 100_000_000);
+        // A workspace's own price for an Anthropic model keeps Anthropic's terms.
+        let own = Price::for_kind("anthropic", 3.0, 15.0, None);
+        assert_eq!((own.cache_write, own.cache_write_1h, own.per_search_nanos), (3.75, 6.0, 10_000_000));
+        assert_eq!(Price::for_kind("openai", 1.0, 2.0, None).per_search_nanos, 0);
+        // A tier cheaper than its base is refused.
+        let cheap = r#"{"as_of":"x","prices":{"gemini":{"m":{"input":2.0,"output":8.0,"long_context":[{"above":10,"input":1.0,"output":8.0}]}}}}"#;
+        assert!(PriceTable::parse(cheap).is_err());
     }
 
     #[test]
@@ -435,8 +637,14 @@ mod tests {
     fn cached_prompt_tokens_are_priced_at_the_cache_rates() {
         // Anthropic: $3 in, $15 out; cache reads 0.1x, writes 1.25x.
         let sonnet = Price::for_kind("anthropic", 3.0, 15.0, None);
-        let tokens =
-            TokenCounts { prompt: 10_000, completion: 100, cache_read: 8_000, cache_write: 1_000, reasoning: 0 };
+        let tokens = TokenCounts {
+            prompt: 10_000,
+            completion: 100,
+            cache_read: 8_000,
+            cache_write: 1_000,
+            reasoning: 0,
+            ..TokenCounts::default()
+        };
         // 1000 uncached x 3 + 8000 x 0.3 + 1000 x 3.75 + 100 x 15, in thousandths of a cent.
         assert_eq!(
             sonnet.cost_nanos(tokens),

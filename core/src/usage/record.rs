@@ -156,7 +156,14 @@ pub mod tests {
             ok,
             error_class: (!ok).then(|| "upstream_5xx".into()),
             attempts: 1,
-            tokens: TokenCounts { prompt: 10, completion: 5, cache_read: 2, cache_write: 0, reasoning: 1 },
+            tokens: TokenCounts {
+                prompt: 10,
+                completion: 5,
+                cache_read: 2,
+                cache_write: 0,
+                reasoning: 1,
+                ..TokenCounts::default()
+            },
             cost_nanos: ok.then_some(100),
             latency_ms: 20,
             upstream_ms: 18,

@@ -158,7 +158,14 @@ fn what_chat_cannot_say_is_refused() {
 fn answers_become_messages() {
     let chat = json!({"choices": [{"index": 0, "finish_reason": "tool_calls", "message": {"role": "assistant", "content": "Let me check.",
         "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}}]}}]});
-    let tokens = TokenCounts { prompt: 20, completion: 9, cache_read: 8, cache_write: 0, reasoning: 0 };
+    let tokens = TokenCounts {
+        prompt: 20,
+        completion: 9,
+        cache_read: 8,
+        cache_write: 0,
+        reasoning: 0,
+        ..TokenCounts::default()
+    };
     let message: Value = serde_json::from_slice(&answer(&chat, &labels(), tokens)).unwrap_or_default();
     assert_eq!(message["type"], "message");
     assert_eq!(message["id"], "msg_r1");
@@ -203,7 +210,17 @@ fn streams_become_anthropics_event_sequence_with_tool_json_in_order() {
             .unwrap();
     }
     writer.chunk(&chunk(json!({}), json!("tool_calls")), &mut out).unwrap();
-    writer.end(TokenCounts { prompt: 30, completion: 12, cache_read: 0, cache_write: 0, reasoning: 0 }, &mut out);
+    writer.end(
+        TokenCounts {
+            prompt: 30,
+            completion: 12,
+            cache_read: 0,
+            cache_write: 0,
+            reasoning: 0,
+            ..TokenCounts::default()
+        },
+        &mut out,
+    );
     let events = events(&out);
     let names: Vec<&str> = events.iter().map(|(n, _)| n.as_str()).collect();
     let pieces = arguments.len().div_ceil(3);
@@ -255,4 +272,17 @@ fn an_empty_stream_still_has_a_whole_sequence() {
     writer.end(TokenCounts::default(), &mut out);
     let names: Vec<String> = events(&out).into_iter().map(|(n, _)| n).collect();
     assert_eq!(names, ["message_start", "ping", "message_delta", "message_stop"]);
+}
+
+#[test]
+fn one_hour_cache_writes_and_web_searches_are_read_and_written_back() {
+    let usage = json!({"input_tokens": 10, "output_tokens": 5, "cache_read_input_tokens": 100,
+        "cache_creation_input_tokens": 300, "cache_creation": {"ephemeral_5m_input_tokens": 100, "ephemeral_1h_input_tokens": 200},
+        "server_tool_use": {"web_search_requests": 2}});
+    let counts = tokens(&usage);
+    assert_eq!((counts.prompt, counts.cache_write, counts.cache_write_1h, counts.web_searches), (410, 300, 200, 2));
+    assert_eq!(tokens(&super::usage(&counts)), counts, "usage reads back as it was written");
+    // A report claiming more 1-hour writes than writes is held to the writes.
+    let odd = json!({"input_tokens": 1, "cache_creation_input_tokens": 5, "cache_creation": {"ephemeral_1h_input_tokens": 50}});
+    assert_eq!(tokens(&odd).cache_write_1h, 5);
 }

@@ -108,7 +108,14 @@ fn stateful_features_and_forced_hosted_tools_are_refused_away_from_openai() {
 fn answers_become_response_objects() {
     let chat = json!({"choices": [{"finish_reason": "tool_calls", "message": {"role": "assistant", "content": "Checking.",
         "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}}]}}]});
-    let tokens = TokenCounts { prompt: 20, completion: 9, cache_read: 4, cache_write: 0, reasoning: 2 };
+    let tokens = TokenCounts {
+        prompt: 20,
+        completion: 9,
+        cache_read: 4,
+        cache_write: 0,
+        reasoning: 2,
+        ..TokenCounts::default()
+    };
     let response: Value =
         serde_json::from_slice(&answer(&chat, &labels(), tokens, &ToolNames::default())).unwrap_or_default();
     assert_eq!((response["object"].clone(), response["status"].clone()), (json!("response"), json!("completed")));
@@ -158,7 +165,10 @@ fn streams_become_numbered_typed_events_with_arguments_in_order() {
             .unwrap();
     }
     writer.chunk(&chunk(json!({}), json!("tool_calls")), &mut out).unwrap();
-    writer.end(TokenCounts { prompt: 5, completion: 6, cache_read: 0, cache_write: 0, reasoning: 0 }, &mut out);
+    writer.end(
+        TokenCounts { prompt: 5, completion: 6, cache_read: 0, cache_write: 0, reasoning: 0, ..TokenCounts::default() },
+        &mut out,
+    );
     let events = events(&out);
     for (n, (name, data)) in events.iter().enumerate() {
         assert_eq!(data["type"], name.as_str());

@@ -302,6 +302,7 @@ impl OpenAiUsage {
             cache_read: self.prompt_tokens_details.and_then(|d| d.cached_tokens).unwrap_or(0),
             cache_write: 0,
             reasoning: self.completion_tokens_details.and_then(|d| d.reasoning_tokens).unwrap_or(0),
+            ..TokenCounts::default()
         }
     }
 }
@@ -592,7 +593,17 @@ mod tests {
         );
         let (out, tokens) = OpenAi::OPENAI.native_answer(Protocol::Chat, body.clone()).unwrap_or_default();
         assert_eq!(out, body);
-        assert_eq!(tokens, TokenCounts { prompt: 11, completion: 7, cache_read: 4, cache_write: 0, reasoning: 3 });
+        assert_eq!(
+            tokens,
+            TokenCounts {
+                prompt: 11,
+                completion: 7,
+                cache_read: 4,
+                cache_write: 0,
+                reasoning: 3,
+                ..TokenCounts::default()
+            }
+        );
         assert_eq!(OpenAi::OPENAI.native_answer(Protocol::Chat, Bytes::from_static(b"not json")), Err(BadAnswer));
     }
 

@@ -149,6 +149,8 @@ impl ChatSource for ChatChunks {
                     if let Some(output) = usage.get("output_tokens").and_then(Value::as_u64) {
                         self.tokens.completion = output;
                     }
+                    // The searches the server ran come with the final counts.
+                    self.tokens.web_searches = self.tokens.web_searches.max(tokens(usage).web_searches);
                     // Newer versions also report the final input counts here.
                     if usage.get("input_tokens").and_then(Value::as_u64).is_some() {
                         let completion = self.tokens.completion;
@@ -236,6 +238,7 @@ impl StreamTranslator for MessagesPass {
                         self.tokens = reported;
                     } else {
                         self.tokens.completion = reported.completion;
+                        self.tokens.web_searches = self.tokens.web_searches.max(reported.web_searches);
                     }
                 }
             }

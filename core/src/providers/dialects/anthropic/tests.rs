@@ -102,7 +102,17 @@ fn response_translation() {
         "usage": {"input_tokens": 10, "cache_read_input_tokens": 5, "output_tokens": 7}
     });
     let (out, counts) = response(&body, "claude-x", 42);
-    assert_eq!(counts, TokenCounts { prompt: 15, completion: 7, cache_read: 5, cache_write: 0, reasoning: 0 });
+    assert_eq!(
+        counts,
+        TokenCounts {
+            prompt: 15,
+            completion: 7,
+            cache_read: 5,
+            cache_write: 0,
+            reasoning: 0,
+            ..TokenCounts::default()
+        }
+    );
     assert_eq!(out["usage"]["prompt_tokens_details"]["cached_tokens"], 5);
     assert_eq!(out["choices"][0]["finish_reason"], "tool_calls");
     assert_eq!(out["choices"][0]["message"]["content"], "Checking.");

@@ -287,6 +287,7 @@ fn tokens(usage: &Value) -> TokenCounts {
         cache_read: read,
         cache_write: write,
         reasoning: 0,
+        ..TokenCounts::default()
     }
 }
 

@@ -19,6 +19,7 @@ pub(super) fn tokens(usage: &Value) -> TokenCounts {
         cache_read: count("cachedContentTokenCount"),
         cache_write: 0,
         reasoning: thoughts,
+        ..TokenCounts::default()
     }
 }
 

@@ -90,7 +90,17 @@ fn answers_become_chat_with_calls_thoughts_and_billed_usage() {
     assert_eq!(id, "call_0_c2ln-_");
     assert_eq!(answer::signature_in(id).as_deref(), Some("c2ln+/=="), "the signature survives the round trip");
     assert_eq!(answer["choices"][0]["finish_reason"], "tool_calls");
-    assert_eq!(tokens, TokenCounts { prompt: 100, completion: 50, cache_read: 40, cache_write: 0, reasoning: 30 });
+    assert_eq!(
+        tokens,
+        TokenCounts {
+            prompt: 100,
+            completion: 50,
+            cache_read: 40,
+            cache_write: 0,
+            reasoning: 30,
+            ..TokenCounts::default()
+        }
+    );
     let blocked = json!({"promptFeedback": {"blockReason": "SAFETY"}, "usageMetadata": {"promptTokenCount": 5}});
     assert_eq!(answer::response(&blocked, &labels()).0["choices"][0]["finish_reason"], "content_filter");
 }
