@@ -295,3 +295,21 @@ async fn a_stream_holds_its_place_until_it_ends() {
     let freed = poll(Duration::from_secs(5), || async { (in_flight().await == Some(0)).then_some(()) }).await;
     assert!(freed.is_some(), "the place came back when the stream ended");
 }
+
+/// A provider's rate-limit headers describe the model called: one model out of its quota leaves
+/// the provider's other models served.
+#[tokio::test]
+async fn a_quota_exhausted_on_one_model_leaves_the_providers_other_models_served() {
+    let (gw, mock) = limited_gateway().await;
+    mock.set_headers(&[("x-ratelimit-remaining-tokens", "0"), ("x-ratelimit-reset-tokens", "5m")]);
+    let model =
+        |name: &str| json!({"model": name, "max_tokens": 7, "messages": [{"role": "user", "content": "Say hello"}]});
+    assert_eq!(gw.chat(&model("small")).await.status(), 200);
+    mock.set_headers(&[]);
+    assert_eq!(gw.chat(&model("big")).await.status(), 200, "another model of the provider is served");
+    let resting = gw.chat(&model("small")).await;
+    assert_eq!(resting.status(), 429, "the exhausted model rests until its reset");
+    let error: Value = resting.json().await.unwrap();
+    assert!(error["error"]["message"].as_str().unwrap().contains("rate limit"), "{error}");
+    assert_eq!(mock.hits(), 2, "the resting model got no call");
+}

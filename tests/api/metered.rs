@@ -44,13 +44,46 @@ pub struct Plan {
     pub first_delay: Duration,
     /// Between streamed tokens.
     pub gap: Duration,
+    /// How the call fails, if it does.
+    pub fail: Fail,
+}
+
+/// How a planned call fails.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Fail {
+    #[default]
+    Not,
+    /// Refused with this status before any work (the request counted, nothing billed), with an
+    /// error body in the family's own shape.
+    Status(u16),
+    /// A stream broken by the provider's own error event after this many tokens (billed).
+    ErrorAfter(u64),
 }
 
 impl Default for Plan {
     fn default() -> Self {
-        Self { length: 40, first_delay: Duration::ZERO, gap: Duration::from_millis(4) }
+        Self { length: 40, first_delay: Duration::ZERO, gap: Duration::from_millis(4), fail: Fail::Not }
     }
 }
+
+/// The status a call's plan refuses it with, if any: the request is counted, nothing is billed.
+fn refused(books: &Shared, body: &Value) -> Option<StatusCode> {
+    let (tag, _) = read_prompt(body);
+    let mut books = books.lock().unwrap();
+    let Some(Fail::Status(code)) = books.plans.get(&tag).map(|p| p.fail) else { return None };
+    books.bills.entry(tag).or_default().requests += 1;
+    StatusCode::from_u16(code).ok()
+}
+
+/// Tokens a stream writes before its plan's error event, if it has one.
+fn until_error(plan: &Plan, total: u64) -> (u64, bool) {
+    match plan.fail {
+        Fail::ErrorAfter(n) => (n.min(total), true),
+        Fail::Not | Fail::Status(_) => (total, false),
+    }
+}
+
+const BROKE: &str = "The model broke down in the middle of the answer.";
 
 #[derive(Default)]
 struct Books {
@@ -71,6 +104,8 @@ impl Metered {
             .route("/v1/chat/completions", post(chat))
             .route("/v1/responses", post(responses))
             .route("/v1/messages", post(messages))
+            .route("/v1/embeddings", post(embeddings))
+            .route("/openai/deployments/{deployment}/embeddings", post(embeddings))
             // Azure OpenAI's paths: a deployment's chat, and the v1 Responses surface.
             .route("/openai/deployments/{deployment}/chat/completions", post(chat))
             .route("/openai/v1/responses", post(responses))
@@ -245,6 +280,9 @@ async fn chat(State(books): State<Shared>, headers: HeaderMap, body: Bytes) -> R
         (Ok(a), Ok(b), Ok(n)) => (a.or(b), n.unwrap_or(1)),
         (Err(e), ..) | (_, Err(e), _) | (.., Err(e)) => return openai_error(StatusCode::BAD_REQUEST, &e),
     };
+    if let Some(status) = refused(&books, &body) {
+        return openai_error(status, "The server had an error while processing your request.");
+    }
     let stream = body["stream"].as_bool() == Some(true);
     let (tag, plan, per_choice, prompt) = admit(&books, &body, asked.0, asked.1, !stream);
     let choices = asked.1;
@@ -270,7 +308,12 @@ async fn chat(State(books): State<Shared>, headers: HeaderMap, body: Bytes) -> R
             format!("data: {delta}\n\n")
         }
     };
-    let tokens = token_stream(Arc::clone(&books), tag, plan.gap, total, chunk);
+    let (written, breaks) = until_error(&plan, total);
+    let tokens = token_stream(Arc::clone(&books), tag, plan.gap, written, chunk);
+    if breaks {
+        let error = json!({"error": {"message": BROKE, "type": "server_error", "param": null, "code": null}});
+        return sse(tokens.chain(futures::stream::iter([format!("data: {error}\n\n")])));
+    }
     let end = futures::stream::iter({
         let mut tail = Vec::new();
         for c in 0..choices {
@@ -301,6 +344,9 @@ async fn responses(State(books): State<Shared>, headers: HeaderMap, body: Bytes)
         Ok(a) => a,
         Err(e) => return openai_error(StatusCode::BAD_REQUEST, &e),
     };
+    if let Some(status) = refused(&books, &body) {
+        return openai_error(status, "The server had an error while processing your request.");
+    }
     let stream = body["stream"].as_bool() == Some(true);
     let (tag, plan, per_choice, prompt) = admit(&books, &body, asked, 1, !stream);
     tokio::time::sleep(plan.first_delay).await;
@@ -328,10 +374,15 @@ async fn responses(State(books): State<Shared>, headers: HeaderMap, body: Bytes)
             "item": {"type": "message", "id": "msg_1", "status": "in_progress", "role": "assistant", "content": []}})
         ),
     ]);
-    let tokens = token_stream(Arc::clone(&books), tag, plan.gap, per_choice, |i| {
+    let (written, breaks) = until_error(&plan, per_choice);
+    let tokens = token_stream(Arc::clone(&books), tag, plan.gap, written, |i| {
         let delta = json!({"type": "response.output_text.delta", "item_id": "msg_1", "output_index": 0, "content_index": 0, "delta": word(i)});
         format!("event: response.output_text.delta\ndata: {delta}\n\n")
     });
+    if breaks {
+        let error = json!({"type": "error", "code": "server_error", "message": BROKE, "param": null});
+        return sse(head.chain(tokens).chain(futures::stream::iter([format!("event: error\ndata: {error}\n\n")])));
+    }
     let completed = json!({"type": "response.completed", "response": response("completed", json!([item]), usage)});
     let end = futures::stream::iter(vec![format!("event: response.completed\ndata: {completed}\n\n")]);
     sse(head.chain(tokens).chain(end))
@@ -427,6 +478,10 @@ async fn messages(State(books): State<Shared>, headers: HeaderMap, body: Bytes) 
         }
         Err(e) => return anthropic_error(StatusCode::BAD_REQUEST, "invalid_request_error", &e),
     };
+    if let Some(status) = refused(&books, &body) {
+        let kind = if status.is_server_error() { "api_error" } else { "invalid_request_error" };
+        return anthropic_error(status, kind, "The request could not be served.");
+    }
     let stream = body["stream"].as_bool() == Some(true);
     let (tag, plan, per_choice, prompt) = admit(&books, &body, Some(max_tokens), 1, !stream);
     tokio::time::sleep(plan.first_delay).await;
@@ -452,11 +507,16 @@ async fn messages(State(books): State<Shared>, headers: HeaderMap, body: Bytes) 
         ),
         event("ping", json!({"type": "ping"})),
     ]);
-    let tokens = token_stream(Arc::clone(&books), tag, plan.gap, per_choice, |i| {
+    let (written, breaks) = until_error(&plan, per_choice);
+    let tokens = token_stream(Arc::clone(&books), tag, plan.gap, written, |i| {
         let delta =
             json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": word(i)}});
         format!("event: content_block_delta\ndata: {delta}\n\n")
     });
+    if breaks {
+        let error = event("error", json!({"type": "error", "error": {"type": "api_error", "message": BROKE}}));
+        return sse(head.chain(tokens).chain(futures::stream::iter([error])));
+    }
     let end = futures::stream::iter(vec![
         event("content_block_stop", json!({"type": "content_block_stop", "index": 0})),
         event(
@@ -467,4 +527,31 @@ async fn messages(State(books): State<Shared>, headers: HeaderMap, body: Bytes) 
         event("message_stop", json!({"type": "message_stop"})),
     ]);
     sse(head.chain(tokens).chain(end))
+}
+
+/// OpenAI's embeddings (and Azure's deployment path): every input billed as prompt tokens.
+async fn embeddings(State(books): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+    if !bearer_ok(&headers) {
+        return openai_error(StatusCode::UNAUTHORIZED, "Incorrect API key provided.");
+    }
+    let body: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(_) => return openai_error(StatusCode::BAD_REQUEST, "invalid JSON"),
+    };
+    let inputs = match &body["input"] {
+        Value::String(_) => 1,
+        Value::Array(items) if !items.is_empty() => items.len(),
+        _ => return openai_error(StatusCode::BAD_REQUEST, "'input' is a required property"),
+    };
+    if let Some(status) = refused(&books, &body) {
+        return openai_error(status, "The server had an error while processing your request.");
+    }
+    // Not a whole answer for `admit`: embeddings write no output, so none is billed.
+    let (_, plan, _, prompt) = admit(&books, &body, Some(1), 1, false);
+    tokio::time::sleep(plan.first_delay).await;
+    let data: Vec<Value> =
+        (0..inputs).map(|i| json!({"object": "embedding", "index": i, "embedding": [0.01, -0.02, 0.03]})).collect();
+    axum::Json(json!({"object": "list", "data": data, "model": body["model"],
+        "usage": {"prompt_tokens": prompt, "total_tokens": prompt}}))
+    .into_response()
 }

@@ -40,6 +40,10 @@ async fn generate(
         Ok(a) => a,
         Err(e) => return openai_error(StatusCode::BAD_REQUEST, &e),
     };
+    if let Some(status) = refused(&books, &body) {
+        let error = json!({"error": {"code": status.as_u16(), "message": "The service is currently unavailable.", "status": "UNAVAILABLE"}});
+        return (status, axum::Json(error)).into_response();
+    }
     let stream = action.ends_with(":streamGenerateContent");
     let (tag, plan, per_choice, prompt) = admit(&books, &body, asked, 1, !stream);
     tokio::time::sleep(plan.first_delay).await;
@@ -54,7 +58,12 @@ async fn generate(
         let event = json!({"candidates": [{"content": {"role": "model", "parts": [{"text": word(i)}]}, "index": 0}]});
         format!("data: {event}\r\n\r\n")
     };
-    let tokens = token_stream(Arc::clone(&books), tag, plan.gap, per_choice, chunk);
+    let (written, breaks) = until_error(&plan, per_choice);
+    let tokens = token_stream(Arc::clone(&books), tag, plan.gap, written, chunk);
+    if breaks {
+        let error = json!({"error": {"code": 500, "message": BROKE, "status": "INTERNAL"}});
+        return sse(tokens.chain(futures::stream::iter([format!("data: {error}\r\n\r\n")])));
+    }
     let last = json!({"candidates": [{"content": {"role": "model", "parts": []}, "finishReason": "MAX_TOKENS", "index": 0}],
         "usageMetadata": usage(per_choice)});
     sse(tokens.chain(futures::stream::iter([format!("data: {last}\r\n\r\n")])))

@@ -72,6 +72,10 @@ pub struct Script {
     completion_tokens: u64,
     /// Prompt-cache tokens reported: (read, written).
     cache: (u64, u64),
+    /// More of Anthropic's usage fields, as reported (1-hour cache writes, server tool use).
+    usage_extra: Option<Value>,
+    /// Whole answers come without their usage (as some OpenAI-compatible servers send them).
+    no_usage: bool,
     /// The prompt prefixes Anthropic's cache holds (their digests), for its cache accounting.
     cached_prefixes: std::collections::HashSet<String>,
     /// Azure's deployments (empty: any name is one).
@@ -187,6 +191,17 @@ impl Mock {
         self.script.lock().unwrap().cache = (read, write);
     }
 
+    /// More of Anthropic's usage, merged into each whole answer's `usage` (its `cache_creation`
+    /// split, its `server_tool_use`).
+    pub fn set_usage_extra(&self, extra: Value) {
+        self.script.lock().unwrap().usage_extra = Some(extra);
+    }
+
+    /// Whole answers without their `usage` (or Gemini's `usageMetadata`).
+    pub fn set_no_usage(&self) {
+        self.script.lock().unwrap().no_usage = true;
+    }
+
     /// The prompt and completion tokens reported in usage (11 and 7 unless set).
     pub fn set_tokens(&self, prompt: u64, completion: u64) {
         let mut script = self.script.lock().unwrap();
@@ -242,15 +257,28 @@ async fn held(
     let now = gauge.now.fetch_add(1, Ordering::SeqCst) + 1;
     gauge.most.fetch_max(now, Ordering::SeqCst);
     let holding = Holding(Arc::clone(&gauge));
-    let (hold, extra) = {
+    let (hold, extra, no_usage) = {
         let s = script.lock().unwrap();
-        (s.hold, s.extra_headers.clone())
+        (s.hold, s.extra_headers.clone(), s.no_usage)
     };
     if !hold.is_zero() {
         tokio::time::sleep(hold).await;
     }
     let response = next.run(request).await;
     let (mut parts, body) = response.into_parts();
+    let json = parts.headers.get("content-type").is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    let body = if no_usage && json && parts.status.is_success() {
+        let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap_or_default();
+        let mut answer: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        if let Some(answer) = answer.as_object_mut() {
+            answer.remove("usage");
+            answer.remove("usageMetadata");
+        }
+        parts.headers.remove("content-length");
+        Body::from(answer.to_string())
+    } else {
+        body
+    };
     for (name, value) in extra {
         parts.headers.insert(axum::http::HeaderName::try_from(name).unwrap(), value.parse().unwrap());
     }
@@ -516,11 +544,15 @@ async fn messages(State(state): State<MockState>, headers: HeaderMap, body: Byte
         } else {
             json!([{"type": "text", "text": "Hello from Claude mock"}])
         };
+        let mut usage = json!({"input_tokens": prompt, "output_tokens": completion,
+                               "cache_read_input_tokens": cache_read, "cache_creation_input_tokens": cache_write});
+        if let (Some(extra), Some(usage)) = (state.1.lock().unwrap().usage_extra.clone(), usage.as_object_mut()) {
+            usage.extend(extra.as_object().cloned().unwrap_or_default());
+        }
         return axum::Json(json!({
             "id": "msg_mock", "type": "message", "role": "assistant", "model": model, "content": content,
             "stop_reason": if tool_call { "tool_use" } else { "end_turn" }, "stop_sequence": null,
-            "usage": {"input_tokens": prompt, "output_tokens": completion,
-                      "cache_read_input_tokens": cache_read, "cache_creation_input_tokens": cache_write}
+            "usage": usage
         }))
         .into_response();
     }

@@ -317,6 +317,19 @@ pub fn event_stream(answer: Response, corrupt: bool) -> Response {
         while let Some(end) = pending.find("\n\n") {
             let event: String = pending.drain(..end + 2).collect();
             let Some(data) = event.lines().find_map(|l| l.strip_prefix("data: ")) else { continue };
+            // An error event is Bedrock's exception frame.
+            if event.lines().any(|l| l == "event: error") {
+                let message = serde_json::from_str::<Value>(data)
+                    .ok()
+                    .and_then(|e| e["error"]["message"].as_str().map(str::to_owned));
+                let headers = [
+                    (":message-type", "exception"),
+                    (":exception-type", "modelStreamErrorException"),
+                    (":content-type", "application/json"),
+                ];
+                out.extend(frame(&headers, json!({"message": message.unwrap_or_default()}).to_string().as_bytes()));
+                continue;
+            }
             let mut frame = chunk_frame(data.as_bytes());
             sent += 1;
             if corrupt && sent == 3 {

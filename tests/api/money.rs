@@ -103,19 +103,10 @@ async fn send(gw: &Gateway, case: &Case) -> (u16, String) {
     (status, id)
 }
 
-#[tokio::test]
-async fn every_call_is_charged_at_least_the_providers_bill_and_at_most_its_reservation() {
-    let mut options = Options::default();
-    options.settings.rate_limit_key_per_min = std::num::NonZeroU32::new(100_000).unwrap();
-    options.settings.upstream.first_byte_timeout = Duration::from_millis(500);
-    options.settings.upstream.total_timeout = Duration::from_secs(30);
-    options.settings.budget_default_max_tokens = 100;
-    let gw = Gateway::start(options).await;
-    let upstream = Metered::start().await;
-    // Two OpenAI-compatible accounts (the first is tried first), OpenAI itself, and Anthropic, all
-    // played by the metered upstream.
-    gw.provider("Slow", "openai_compatible", &upstream.base_url(false), 1).await;
-    gw.provider("Fast", "openai_compatible", &upstream.base_url(false), 2).await;
+/// Providers of every kind but `openai_compatible` in front of the metered upstream (priorities 3
+/// to 10), each model priced at $1 in and $2 out a million tokens, and a workspace budget of
+/// $100.
+pub async fn every_kind(gw: &Gateway, upstream: &Metered) {
     gw.provider("OpenAI", "openai", &upstream.base_url(false), 3).await;
     gw.provider("Anthropic", "anthropic", &upstream.base_url(true), 4).await;
     // Azure OpenAI: the resource's root, the deployment `gpt-metered`.
@@ -158,6 +149,22 @@ async fn every_call_is_charged_at_least_the_providers_bill_and_at_most_its_reser
     let budget = json!({"usd_limit": 100.0});
     let set = gw.app.client.put(gw.app.url("/api/v1/budgets/workspace")).bearer_auth(&gw.token).json(&budget);
     assert_eq!(set.send().await.unwrap().status(), 200);
+}
+
+#[tokio::test]
+async fn every_call_is_charged_at_least_the_providers_bill_and_at_most_its_reservation() {
+    let mut options = Options::default();
+    options.settings.rate_limit_key_per_min = std::num::NonZeroU32::new(100_000).unwrap();
+    options.settings.upstream.first_byte_timeout = Duration::from_millis(500);
+    options.settings.upstream.total_timeout = Duration::from_secs(30);
+    options.settings.budget_default_max_tokens = 100;
+    let gw = Gateway::start(options).await;
+    let upstream = Metered::start().await;
+    // Two OpenAI-compatible accounts (the first is tried first), OpenAI itself, and Anthropic, all
+    // played by the metered upstream.
+    gw.provider("Slow", "openai_compatible", &upstream.base_url(false), 1).await;
+    gw.provider("Fast", "openai_compatible", &upstream.base_url(false), 2).await;
+    every_kind(&gw, &upstream).await;
 
     // A member of the workspace tries to make every call free: refused, the prices stand.
     let invite: Value = gw.app.post_json("/api/v1/invites", Some(&gw.token), &json!({})).await.json().await.unwrap();
