@@ -122,6 +122,23 @@ impl Services {
         &self.estimator
     }
 
+    /// Creates an API key, and gives it the budget and limits the workspace's owners set for new
+    /// keys (a member's key too: the member has no say in them).
+    pub async fn create_key(
+        &self,
+        who: &crate::workspaces::Membership,
+        input: perpetuo_types::NewApiKey,
+    ) -> Result<perpetuo_types::CreatedApiKey, ServiceError> {
+        let created = self.keys.create(who, input).await?;
+        let (ws, id) = (who.workspace(), &created.key.id);
+        if let Err(e) = self.budgets.give_new_key(ws, id).await.and(self.limits.give_new_key(ws, id).await) {
+            // A key without the owners' defaults must not be handed out: it is deleted at once.
+            let _ = self.keys.delete(who, id).await;
+            return Err(e);
+        }
+        Ok(created)
+    }
+
     /// The workspace's budgets with their current periods, keys' budgets named after their keys.
     pub async fn budget_views(
         &self,

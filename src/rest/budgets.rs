@@ -69,3 +69,16 @@ pub async fn remove_key(
 ) -> Result<StatusCode, ApiError> {
     remove(&state, &owner, BudgetScope::Key(id)).await
 }
+
+/// `PUT /api/v1/budgets/new-keys`: the budget every API key created from now on gets.
+pub async fn set_new_keys(
+    State(state): State<AppState>,
+    ApiOwner(owner): ApiOwner,
+    ApiJson(input): ApiJson<BudgetInput>,
+) -> Result<axum::Json<BudgetView>, ApiError> {
+    Ok(axum::Json(set(&state, &owner, BudgetScope::NewKeys, &input).await?))
+}
+
+pub async fn remove_new_keys(State(state): State<AppState>, ApiOwner(owner): ApiOwner) -> Result<StatusCode, ApiError> {
+    remove(&state, &owner, BudgetScope::NewKeys).await
+}

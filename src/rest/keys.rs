@@ -24,7 +24,7 @@ pub async fn create(
     ApiMember(who): ApiMember,
     ApiJson(body): ApiJson<NewApiKey>,
 ) -> Result<Response, ApiError> {
-    Ok(created(state.keys().create(&who, body).await?))
+    Ok(created(state.create_key(&who, body).await?))
 }
 
 pub async fn revoke(

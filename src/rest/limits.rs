@@ -86,3 +86,16 @@ pub async fn remove_provider(
 ) -> Result<StatusCode, ApiError> {
     remove(&state, &owner, LimitScope::Provider(id)).await
 }
+
+/// `PUT /api/v1/limits/new-keys`: the limits every API key created from now on gets.
+pub async fn set_new_keys(
+    State(state): State<AppState>,
+    ApiOwner(owner): ApiOwner,
+    ApiJson(input): ApiJson<LimitInput>,
+) -> Result<axum::Json<LimitView>, ApiError> {
+    Ok(axum::Json(set(&state, &owner, LimitScope::NewKeys, &input).await?))
+}
+
+pub async fn remove_new_keys(State(state): State<AppState>, ApiOwner(owner): ApiOwner) -> Result<StatusCode, ApiError> {
+    remove(&state, &owner, LimitScope::NewKeys).await
+}

@@ -136,3 +136,52 @@ async fn invites_are_listed_revoked_and_answer_at_most_one_question() {
     assert_eq!(theirs["data"].as_array().unwrap().len(), 2, "their own workspace and the owner's: {theirs}");
     assert_eq!(app.post_json("/api/v1/invites", Some(token), &json!({})).await.status(), 403, "a member");
 }
+
+/// Owners set the budget and limits every new key gets; a member's new key gets them without a
+/// say, and the template itself limits no call (the keys made before keep their own terms).
+#[tokio::test]
+async fn every_new_key_gets_the_owners_defaults_a_members_too() {
+    let mut options = Options::default();
+    options.settings.rate_limit_key_per_min = std::num::NonZeroU32::new(600).unwrap();
+    let app = spawn_app_with(options).await;
+    let mock = crate::mock::Mock::start(crate::mock::Flavor::OpenAi).await;
+    let (owner, member, _) = team(&app).await;
+    app.add_provider(&owner, "Mock", "openai_compatible", &mock.base_url(), crate::mock::VALID_KEY).await;
+    let (before_id, before) = app.add_key(&owner, "before").await;
+    let put = |path: &str, token: &str, body: Value| {
+        let (client, url, token) = (app.client.clone(), app.url(path), token.to_owned());
+        async move { client.put(url).bearer_auth(token).json(&body).send().await.unwrap() }
+    };
+    // Only owners set them.
+    assert_eq!(put("/api/v1/budgets/new-keys", &member, json!({"token_limit": 300})).await.status(), 403);
+    assert_eq!(put("/api/v1/limits/new-keys", &member, json!({"max_in_flight": 1})).await.status(), 403);
+    let budget = put("/api/v1/budgets/new-keys", &owner, json!({"token_limit": 300})).await;
+    assert_eq!(budget.status(), 200);
+    assert_eq!(budget.json::<Value>().await.unwrap()["scope"], json!({"kind": "new_keys"}));
+    let limits = put("/api/v1/limits/new-keys", &owner, json!({"max_in_flight": 1, "tokens_per_min": 50_000})).await;
+    assert_eq!(limits.status(), 200);
+
+    let created = app.post_json("/api/v1/keys", Some(&member), &json!({"name": "members"})).await;
+    assert_eq!(created.status(), 201);
+    let created: Value = created.json().await.unwrap();
+    let (id, key) = (created["key"]["id"].as_str().unwrap(), created["token"].as_str().unwrap());
+    let budgets = app.get_value("/api/v1/budgets", Some(&member)).await["data"].as_array().unwrap().clone();
+    let own =
+        budgets.iter().find(|b| b["scope"] == json!({"kind": "key", "key_id": id})).expect("the key has a budget");
+    assert_eq!(own["token_limit"], 300, "{own}");
+    assert!(
+        budgets.iter().all(|b| b["scope"] != json!({"kind": "key", "key_id": before_id})),
+        "keys made before keep their terms"
+    );
+    let limits = app.get_value("/api/v1/limits", Some(&member)).await["data"].as_array().unwrap().clone();
+    let own = limits.iter().find(|l| l["scope"] == json!({"kind": "key", "id": id})).expect("the key has limits");
+    assert_eq!((own["max_in_flight"].as_u64(), own["tokens_per_min"].as_u64()), (Some(1), Some(50_000)), "{own}");
+
+    // The member's key is held to its budget: a call that could pass 300 tokens is refused.
+    let call = json!({"model": "mock-small", "max_tokens": 500, "messages": [{"role": "user", "content": "Hello"}]});
+    let refused = app.post_json("/v1/chat/completions", Some(key), &call).await;
+    assert_eq!(refused.status(), 429);
+    assert_eq!(refused.json::<Value>().await.unwrap()["error"]["code"], "insufficient_quota");
+    // The key made before is not, and the template itself limits nothing.
+    assert_eq!(app.post_json("/v1/chat/completions", Some(&before), &call).await.status(), 200);
+}

@@ -11,6 +11,9 @@ pub enum BudgetScope {
     Workspace,
     /// The calls made with one API key (its id).
     Key(String),
+    /// Not applied to calls: what every API key created from now on gets as its own budget
+    /// (members' keys included), set by an owner.
+    NewKeys,
 }
 
 /// A budget as the owner sets it. At least one of the two limits.

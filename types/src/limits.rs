@@ -14,15 +14,20 @@ pub enum LimitScope {
     Key(String),
     /// The calls sent to one provider (its id): a share of the provider account's quota.
     Provider(String),
+    /// Not applied to calls: what every API key created from now on gets as its own limits
+    /// (members' keys included), set by an owner.
+    NewKeys,
 }
 
 impl LimitScope {
-    /// `workspace`, `key:<id>` or `provider:<id>`: the scope as forms and the store write it.
+    /// `workspace`, `key:<id>`, `provider:<id>` or `new_keys`: the scope as forms and the store
+    /// write it.
     pub fn field(&self) -> String {
         match self {
             Self::Workspace => "workspace".into(),
             Self::Key(id) => format!("key:{id}"),
             Self::Provider(id) => format!("provider:{id}"),
+            Self::NewKeys => "new_keys".into(),
         }
     }
 
@@ -32,6 +37,8 @@ impl LimitScope {
             Self::Key(id.to_owned())
         } else if let Some(id) = raw.strip_prefix("provider:") {
             Self::Provider(id.to_owned())
+        } else if raw == "new_keys" {
+            Self::NewKeys
         } else {
             Self::Workspace
         }

@@ -11,6 +11,7 @@ pub fn scope_field(scope: &BudgetScope) -> String {
     match scope {
         BudgetScope::Workspace => "workspace".into(),
         BudgetScope::Key(id) => format!("key:{id}"),
+        BudgetScope::NewKeys => "new_keys".into(),
     }
 }
 
@@ -38,6 +39,7 @@ pub fn BudgetBar(view: BudgetView) -> impl IntoView {
     let name = match &view.scope {
         BudgetScope::Workspace => "Workspace".to_owned(),
         BudgetScope::Key(_) => format!("Key “{}”", view.key_name.clone().unwrap_or_default()),
+        BudgetScope::NewKeys => "New keys'".to_owned(),
     };
     let mut figures = Vec::new();
     if view.usd_limit.is_some() {

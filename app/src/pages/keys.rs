@@ -35,13 +35,16 @@ pub fn KeysPage() -> impl IntoView {
     let set_capture = ServerAction::<SetKeyCapture>::new();
     let limit_actions = LimitActions::new();
     let actions = RowActions { revoke, delete, set_budget, remove_budget, set_capture, limits: limit_actions };
-    let limits = Resource::new(move || limit_actions.version(), |_| list_limits());
+    // A key created gets the defaults for new keys: its row reads them afresh.
+    let limits = Resource::new(move || (limit_actions.version(), create.version().get()), |_| list_limits());
     let keys = Resource::new(
         move || (create.version().get(), revoke.version().get(), delete.version().get(), set_capture.version().get()),
         |_| list_keys(),
     );
-    let budgets =
-        Resource::new(move || (set_budget.version().get(), remove_budget.version().get()), |_| list_budgets());
+    let budgets = Resource::new(
+        move || (set_budget.version().get(), remove_budget.version().get(), create.version().get()),
+        |_| list_budgets(),
+    );
     // A key created by a form post without JavaScript comes back once through the session.
     let stashed = OnceResource::new(take_created_key());
     // The address and a model for the curl line that tries a key.
@@ -116,6 +119,28 @@ pub fn KeysPage() -> impl IntoView {
             <input id="key-limit" name="rate_limit_per_min" type="number" min="1" placeholder="Workspace default"/>
             <button type="submit" disabled=move || create.pending().get()>"Create key"</button>
         </ActionForm>
+
+        <h2>"Defaults for new keys"</h2>
+        <p class="muted">"The budget and limits every key created from now on gets as its own, a member's key too (members cannot create keys free of them). Existing keys keep theirs. Owners set them."</p>
+        <Transition fallback=|| ()>
+            {move || Suspend::new(async move {
+                let budget = budgets.await.unwrap_or_default().into_iter().find(|b| b.scope == BudgetScope::NewKeys);
+                let limit = limits.await.unwrap_or_default().into_iter().find(|l| l.scope == LimitScope::NewKeys);
+                let budget_text = budget.as_ref().map_or_else(|| "no budget".to_owned(), describe);
+                let limit_text = limit.as_ref().map_or_else(|| "none".to_owned(), |l| l.limits.describe());
+                view! {
+                    <p data-testid="new-key-defaults">{format!("New keys get: {budget_text}; limits: {limit_text}.")}</p>
+                    <details>
+                        <summary aria-label="Budget for new keys">"Budget for new keys"</summary>
+                        <BudgetForm scope="new_keys".to_owned() current=budget set=set_budget remove=remove_budget id="new-keys".to_owned()/>
+                    </details>
+                    <details>
+                        <summary aria-label="Limits for new keys">"Limits for new keys"</summary>
+                        <LimitForm scope="new_keys".to_owned() current=limit actions=limit_actions id="new-keys".to_owned()/>
+                    </details>
+                }
+            })}
+        </Transition>
     }
 }
 

@@ -12,13 +12,10 @@ use {
     perpetuo_types::{BudgetInput, BudgetScope},
 };
 
-/// `workspace`, or `key:<id>`, as the forms send it.
+/// `workspace`, `key:<id>` or `new_keys`, as the forms send it.
 #[cfg(feature = "ssr")]
 fn scope_of(raw: &str) -> BudgetScope {
-    match raw.strip_prefix("key:") {
-        Some(id) => BudgetScope::Key(id.to_owned()),
-        None => BudgetScope::Workspace,
-    }
+    perpetuo_core::budgets::parse_scope(raw)
 }
 
 #[cfg(feature = "ssr")]

@@ -48,7 +48,7 @@ pub async fn create_key(
         expires_at: None,
         rate_limit_per_min: optional_number(rate_limit_per_min, "The rate limit")?,
     };
-    let created = state.keys().create(&who, input).await?;
+    let created = state.create_key(&who, input).await?;
     if ctx::is_plain_form_post() {
         ctx::stash_created_key(&state, &created).await?;
     }

@@ -57,6 +57,7 @@ impl Rule {
         match self.scope {
             BudgetScope::Workspace => "the workspace's budget",
             BudgetScope::Key(_) => "this API key's budget",
+            BudgetScope::NewKeys => "the budget new keys get",
         }
     }
 
@@ -64,6 +65,8 @@ impl Rule {
         match &self.scope {
             BudgetScope::Workspace => true,
             BudgetScope::Key(id) => id == key_id,
+            // A template for new keys, not a budget of its own.
+            BudgetScope::NewKeys => false,
         }
     }
 }
@@ -72,12 +75,15 @@ fn stored_scope(scope: &BudgetScope) -> String {
     match scope {
         BudgetScope::Workspace => "workspace".into(),
         BudgetScope::Key(id) => format!("key:{id}"),
+        BudgetScope::NewKeys => "new_keys".into(),
     }
 }
 
-fn parse_scope(stored: &str) -> BudgetScope {
+/// A scope as the store (and the forms) write it.
+pub fn parse_scope(stored: &str) -> BudgetScope {
     match stored.strip_prefix("key:") {
         Some(id) => BudgetScope::Key(id.to_owned()),
+        None if stored == "new_keys" => BudgetScope::NewKeys,
         None => BudgetScope::Workspace,
     }
 }
@@ -363,6 +369,27 @@ impl Budgets {
         Ok(())
     }
 
+    /// Gives a key just created the budget the workspace's owners set for new keys, if any. Not
+    /// an owner's act (a member's new key gets it too): it only copies what an owner set.
+    pub async fn give_new_key(&self, ws: &WorkspaceId, key_id: &str) -> Result<(), ServiceError> {
+        self.db
+            .query(
+                "LET $template = (SELECT * FROM type::record('budget', [$ws, 'new_keys']))[0];
+                 IF $template != NONE {
+                     UPSERT type::record('budget', [$ws, $scope]) SET workspace = $ws, scope = $scope,
+                         usd_nanos = $template.usd_nanos, tokens = $template.tokens, period_days = $template.period_days,
+                         anchor = $now, allow_unpriced = $template.allow_unpriced, updated_at = $now RETURN NONE;
+                 };",
+            )
+            .bind(("ws", ws.as_str().to_owned()))
+            .bind(("scope", stored_scope(&BudgetScope::Key(key_id.to_owned()))))
+            .bind(("now", now_ms()))
+            .await?
+            .check()?;
+        self.cache.rules.invalidate(ws.as_str());
+        Ok(())
+    }
+
     /// Removes a budget (its period's counters stay, for the record).
     pub async fn remove(&self, owner: &OwnerScope, scope: &BudgetScope) -> Result<(), ServiceError> {
         let ws = owner.workspace();
@@ -395,7 +422,7 @@ impl Budgets {
                     // The key is gone: its budget no longer applies to anything.
                     None => continue,
                 },
-                BudgetScope::Workspace => None,
+                BudgetScope::Workspace | BudgetScope::NewKeys => None,
             };
             views.push(BudgetView {
                 scope: rule.scope.clone(),

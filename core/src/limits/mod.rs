@@ -46,6 +46,7 @@ impl Rule {
             LimitScope::Workspace => "the workspace's",
             LimitScope::Key(_) => "this API key's",
             LimitScope::Provider(_) => "the provider's",
+            LimitScope::NewKeys => "new keys'",
         }
     }
 }
@@ -263,7 +264,8 @@ impl Limits {
             .filter(|r| match &r.scope {
                 LimitScope::Workspace => true,
                 LimitScope::Key(id) => id == key_id,
-                LimitScope::Provider(_) => false,
+                // A template for new keys; a provider's apply per attempt.
+                LimitScope::Provider(_) | LimitScope::NewKeys => false,
             })
             .cloned()
             .collect())
@@ -393,7 +395,7 @@ impl Limits {
         let ws = owner.workspace();
         let input = input.check().map_err(ServiceError::Invalid)?;
         let (table, id) = match scope {
-            LimitScope::Workspace => ("", ""),
+            LimitScope::Workspace | LimitScope::NewKeys => ("", ""),
             LimitScope::Key(id) => ("api_key", id.as_str()),
             LimitScope::Provider(id) => ("provider", id.as_str()),
         };
@@ -429,6 +431,27 @@ impl Limits {
         Ok(())
     }
 
+    /// Gives a key just created the limits the workspace's owners set for new keys, if any. Not
+    /// an owner's act (a member's new key gets them too): it only copies what an owner set.
+    pub async fn give_new_key(&self, ws: &WorkspaceId, key_id: &str) -> Result<(), ServiceError> {
+        self.db
+            .query(
+                "LET $template = (SELECT * FROM type::record('limit_rule', [$ws, 'new_keys']))[0];
+                 IF $template != NONE {
+                     UPSERT type::record('limit_rule', [$ws, $scope]) SET workspace = $ws, scope = $scope,
+                         input_tpm = $template.input_tpm, output_tpm = $template.output_tpm, tpm = $template.tpm,
+                         in_flight = $template.in_flight, updated_at = $now RETURN NONE;
+                 };",
+            )
+            .bind(("ws", ws.as_str().to_owned()))
+            .bind(("scope", LimitScope::Key(key_id.to_owned()).field()))
+            .bind(("now", now_ms()))
+            .await?
+            .check()?;
+        self.cache.rules.invalidate(ws.as_str());
+        Ok(())
+    }
+
     /// Removes a scope's limits.
     pub async fn remove(&self, owner: &OwnerScope, scope: &LimitScope) -> Result<(), ServiceError> {
         let ws = owner.workspace();
@@ -454,7 +477,7 @@ impl Limits {
         let mut views = Vec::new();
         for rule in rules.iter() {
             let name = match &rule.scope {
-                LimitScope::Workspace => None,
+                LimitScope::Workspace | LimitScope::NewKeys => None,
                 LimitScope::Key(id) | LimitScope::Provider(id) => match names.get(id) {
                     Some(name) => Some(name.clone()),
                     None => continue,
