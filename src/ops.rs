@@ -94,6 +94,7 @@ pub fn exposition(state: &AppState) -> String {
                 state.breakers.open_count() as f64,
             ),
             ("perpetuo_cached_api_keys", "API keys held in this instance's cache.", state.keys().cached() as f64),
+            ("perpetuo_open_connections", "Client connections open now.", state.metrics.open_connections() as f64),
             (
                 "perpetuo_rate_limiter_keys",
                 "Clients and keys tracked by the rate limiters.",

@@ -33,6 +33,8 @@ pub struct Limits {
     pub open: Arc<Connections>,
     /// How long a stopping server waits for connections to finish before it closes them.
     pub grace: Duration,
+    /// Counts the connections open.
+    pub metrics: Arc<perpetuo_core::platform::metrics::Metrics>,
 }
 
 /// Open connections per address (only addresses with one open are kept: bounded by the
@@ -134,10 +136,13 @@ pub async fn serve(
             tower::ServiceExt::oneshot(router.clone(), request)
         });
         let connection = graceful.watch(builder.serve_connection(io, service));
+        let metrics = Arc::clone(&limits.metrics);
+        metrics.connection_opened();
         tokio::spawn(async move {
             if let Err(e) = connection.await {
                 tracing::debug!(error = %e, "connection ended with an error");
             }
+            metrics.connection_closed();
             drop(slot);
         });
     }

@@ -163,6 +163,7 @@ fn listener_limits(state: &AppState) -> crate::server::Limits {
         open: std::sync::Arc::new(crate::server::Connections::new(state.settings.trusted_proxies.clone())),
         // A call ends by its total deadline, and its client's side by the write timeout after it.
         grace: state.settings.upstream.total_timeout + clients.write_timeout,
+        metrics: std::sync::Arc::clone(&state.metrics),
     }
 }
 

@@ -38,7 +38,8 @@ pub fn build(db: Db, settings: Settings, clock: LimitClock, usage: UsageSink) ->
     });
     let metrics = Arc::new(Metrics::default());
     let upstream = &settings.upstream;
-    let breakers = Arc::new(Breakers::new(upstream.breaker_failure_threshold, upstream.breaker_cooldown, clock));
+    let breakers =
+        Arc::new(Breakers::new(upstream.breaker_failure_threshold, upstream.breaker_cooldown, clock.clone()));
     let table = match &settings.prices_file {
         Some(path) => {
             let text = std::fs::read_to_string(path)
@@ -66,6 +67,7 @@ pub fn build(db: Db, settings: Settings, clock: LimitClock, usage: UsageSink) ->
     )
     .with_quota(settings.quotas.providers_per_workspace);
     let keys = ApiKeys::new(db.clone())
+        .with_clock(clock.clone())
         .with_quota(settings.quotas.keys_per_workspace)
         .with_default_rate_limit(settings.rate_limit_key_per_min.get());
     // The collector is the operator's own (often on localhost): not an upstream, not guarded.
@@ -86,7 +88,7 @@ pub fn build(db: Db, settings: Settings, clock: LimitClock, usage: UsageSink) ->
         }
         None => perpetuo_core::limits::Limits::local(db.clone()),
     };
-    let pressure = perpetuo_core::providers::pressure::Pressure::new(db.clone());
+    let pressure = perpetuo_core::providers::pressure::Pressure::new(db.clone(), clock.clone());
     Ok(AppState::new(Services {
         calls: tokio_util::task::TaskTracker::new(),
         limits,

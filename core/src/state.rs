@@ -197,10 +197,11 @@ impl Services {
 
     fn add_health(&self, view: &mut perpetuo_types::ProviderView) {
         let now = crate::platform::db::now_ms();
+        let rested = self.pressure.now();
         let breaker = self.breakers.view(&view.id, now);
         // A rest that ended is not shown.
         view.pressure = self.pressure.view(&view.id).map(|mut p| {
-            if p.resting_until.is_some_and(|until| until <= now) {
+            if p.resting_until.is_some_and(|until| until <= rested) {
                 (p.resting_until, p.reason) = (None, None);
             }
             p

@@ -106,7 +106,7 @@ pub async fn gate(
     gone: &tokio_util::sync::CancellationToken,
     need: impl AsyncFnOnce() -> Need,
 ) -> Gate {
-    let now = perpetuo_core::platform::db::now_ms();
+    let now = state.pressure.now();
     let provider_id = candidate.provider.id.as_str();
     let resting = state.pressure.resting(provider_id, &candidate.model, now);
     if let Some(until) = resting.filter(|_| rest != Rest::Ignore) {
@@ -141,7 +141,7 @@ pub async fn gate(
 
 /// Whether any candidate but `index` could serve now (not resting, its key not refused).
 pub fn alternative(state: &AppState, candidates: &[super::routing::Candidate], index: usize, bad: &[String]) -> bool {
-    let now = perpetuo_core::platform::db::now_ms();
+    let now = state.pressure.now();
     candidates.iter().enumerate().any(|(i, c)| {
         i != index && !bad.contains(&c.provider.id) && state.pressure.resting(&c.provider.id, &c.model, now).is_none()
     })

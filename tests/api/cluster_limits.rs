@@ -153,12 +153,12 @@ async fn a_provider_that_says_it_is_nearly_out_gets_no_call_from_any_instance_un
     first.set_headers(&[
         ("x-ratelimit-limit-tokens", "200000"),
         ("x-ratelimit-remaining-tokens", "1000"),
-        ("x-ratelimit-reset-tokens", "8s"),
+        // Long enough that every call below falls inside it; its end is the single-instance test's.
+        ("x-ratelimit-reset-tokens", "10m"),
     ]);
     // One call through instance 0 reaches the first provider, which says it is nearly out.
     let answered = cluster.chat(0, &key, &crate::cluster::small_call()).await;
     assert_eq!(answered.headers()["x-perpetuo-provider"], "P");
-    let rested_at = Instant::now();
     first.set_headers(&[]);
     // Instances 1 and 2 hear of the rest through the database.
     for node in [1, 2] {
@@ -185,19 +185,7 @@ async fn a_provider_that_says_it_is_nearly_out_gets_no_call_from_any_instance_un
         assert_eq!(response.status(), 200);
         served.push(response.headers()["x-perpetuo-provider"].to_str().unwrap().to_owned());
     }
-    let within = rested_at.elapsed() < Duration::from_secs(8);
-    eprintln!(
-        "provider nearly out for 8 s: the next 15 calls over 3 instances went to {served:?} (within the rest: {within})"
-    );
-    if within {
-        assert!(served.iter().all(|s| s == "Second"), "{served:?}");
-        assert_eq!(first.hits(), 1, "the resting provider got no call");
-    }
-    let back = poll(Duration::from_secs(15), || async {
-        let response = cluster.chat(1, &key, &crate::cluster::small_call()).await;
-        (response.headers()["x-perpetuo-provider"] == "P").then_some(())
-    })
-    .await;
-    assert!(back.is_some(), "it serves again after its reset");
-    assert!(rested_at.elapsed() >= Duration::from_millis(7_500), "{:?}", rested_at.elapsed());
+    eprintln!("provider nearly out for 10 minutes: the next 15 calls over 3 instances went to {served:?}");
+    assert!(served.iter().all(|s| s == "Second"), "{served:?}");
+    assert_eq!(first.hits(), 1, "the resting provider got no call from any instance");
 }

@@ -124,7 +124,7 @@ impl Mock {
         }));
         let router = Router::new()
             .route("/v1/chat/completions", post(chat))
-            .route("/v1/messages", post(messages))
+            .route("/v1/messages", post(messages_route))
             .route("/v1/messages/count_tokens", post(count_tokens))
             .route("/v1/responses", post(responses))
             .route("/v1/embeddings", post(embeddings))
@@ -138,6 +138,7 @@ impl Mock {
         let gauge = Arc::new(Gauge::default());
         let router =
             router.layer(axum::middleware::from_fn_with_state((Arc::clone(&script), Arc::clone(&gauge)), held));
+        let router = router.layer(axum::middleware::from_fn_with_state(flavor, serves));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move {
@@ -287,6 +288,33 @@ async fn held(
         chunk
     });
     Response::from_parts(parts, Body::from_stream(body))
+}
+
+/// The paths the service a flavour plays answers; any other is its 404 (an OpenAI account has no
+/// `/v1/messages`, Anthropic's no `/v1/chat/completions`).
+fn flavor_serves(flavor: Flavor, path: &str) -> bool {
+    let openai = ["/v1/chat/completions", "/v1/responses", "/v1/embeddings"];
+    match flavor {
+        Flavor::OpenAi => openai.contains(&path) || path == "/v1/models",
+        Flavor::Anthropic => path.starts_with("/v1/messages") || path == "/v1/models",
+        Flavor::Azure => path.starts_with("/openai/") || path.ends_with("/oauth2/v2.0/token"),
+        Flavor::Vertex => path == "/token" || path.starts_with("/v1/projects/") || path.starts_with("/v1beta1/"),
+        Flavor::Gemini => path.starts_with("/v1beta/"),
+        Flavor::Bedrock => path.starts_with("/model/") || path == "/foundation-models",
+    }
+}
+
+async fn serves(
+    State(flavor): State<Flavor>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if flavor_serves(flavor, request.uri().path()) {
+        next.run(request).await
+    } else {
+        (StatusCode::NOT_FOUND, axum::Json(json!({"error": {"message": "Not found", "type": "invalid_request_error"}})))
+            .into_response()
+    }
 }
 
 /// Records the request, checks the key, picks the behaviour.
@@ -511,6 +539,17 @@ async fn chat(State(state): State<MockState>, headers: HeaderMap, body: Bytes) -
     }
 }
 
+/// Anthropic's own `/v1/messages`: refuses what Anthropic refuses before anything else, a request
+/// without `anthropic-version` (Vertex AI and Bedrock carry the version in their bodies, and come
+/// to `messages` through their own checks).
+async fn messages_route(state: State<MockState>, headers: HeaderMap, body: Bytes) -> Response {
+    if state.0.0 == Flavor::Anthropic && !headers.contains_key("anthropic-version") {
+        let body = json!({"type": "error", "error": {"type": "invalid_request_error", "message": "anthropic-version: header is required"}});
+        return (StatusCode::BAD_REQUEST, axum::Json(body)).into_response();
+    }
+    messages(state, headers, body).await
+}
+
 async fn messages(State(state): State<MockState>, headers: HeaderMap, body: Bytes) -> Response {
     let (behavior, request, prompt, completion) = match admit(&state, "/v1/messages", &headers, &body) {
         Err(denied) => return denied,
@@ -528,6 +567,11 @@ async fn messages(State(state): State<MockState>, headers: HeaderMap, body: Byte
     }
     if let Some(refused) = rules::check_messages(&request) {
         return refused;
+    }
+    // Anthropic (and the clouds that serve Claude) require the output bound.
+    if !request["max_tokens"].as_u64().is_some_and(|n| n >= 1) {
+        let body = json!({"type": "error", "error": {"type": "invalid_request_error", "message": "max_tokens: Field required"}});
+        return (StatusCode::BAD_REQUEST, axum::Json(body)).into_response();
     }
     // What the test set, or else Anthropic's cache accounting when the request has breakpoints.
     let set = state.1.lock().unwrap().cache;

@@ -26,7 +26,7 @@ impl ApiKeys {
         if key.revoked {
             return Err(KeyRejection::Revoked.into());
         }
-        if key.expires_at.is_some_and(|at| at <= now_ms()) {
+        if key.expires_at.is_some_and(|at| at <= self.clock.now_ms()) {
             return Err(KeyRejection::Expired.into());
         }
         Ok(key)

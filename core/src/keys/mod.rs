@@ -299,11 +299,25 @@ pub struct ApiKeys {
     max_per_workspace: i64,
     /// The per-key limit a key gets by default: the most a member may give a key of their own.
     default_rate_limit: u32,
+    /// The time expiries are checked against (a manual clock in tests).
+    clock: crate::platform::ratelimit::LimitClock,
 }
 
 impl ApiKeys {
     pub fn new(db: Db) -> Self {
-        Self { db, cache: Arc::new(KeyCache::new()), max_per_workspace: 500, default_rate_limit: MAX_RATE_LIMIT }
+        Self {
+            db,
+            cache: Arc::new(KeyCache::new()),
+            max_per_workspace: 500,
+            default_rate_limit: MAX_RATE_LIMIT,
+            clock: crate::platform::ratelimit::LimitClock::real(),
+        }
+    }
+
+    /// Checking expiries against `clock`.
+    pub fn with_clock(mut self, clock: crate::platform::ratelimit::LimitClock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// With a quota on the keys one workspace may have.

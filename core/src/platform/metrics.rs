@@ -55,6 +55,8 @@ pub struct Metrics {
     rate_limited: DashMap<&'static str, AtomicU64>,
     budget: DashMap<&'static str, AtomicU64>,
     count_tokens: AtomicU64,
+    /// Client connections open now.
+    connections: AtomicU64,
     pub latency: Histogram,
     pub overhead: Histogram,
 }
@@ -104,6 +106,21 @@ impl Metrics {
     /// A token count answered (`/v1/messages/count_tokens`).
     pub fn counted_tokens(&self) {
         self.count_tokens.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A client connection accepted.
+    pub fn connection_opened(&self) {
+        self.connections.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A client connection closed.
+    pub fn connection_closed(&self) {
+        self.connections.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Client connections open now.
+    pub fn open_connections(&self) -> u64 {
+        self.connections.load(Ordering::Relaxed)
     }
 
     /// Token counts answered so far.

@@ -33,8 +33,16 @@ pub struct ClientIp(pub IpAddr);
 /// The limiters' clock: real time in production, a hand-driven clock in tests.
 #[derive(Debug, Clone)]
 pub enum LimitClock {
-    Real { clock: QuantaClock, origin: QuantaInstant },
-    Manual(FakeRelativeClock),
+    Real {
+        clock: QuantaClock,
+        origin: QuantaInstant,
+    },
+    /// Moves only when advanced; reads as wall time from `wall_origin` (Unix milliseconds when it
+    /// was made) plus what it was advanced by.
+    Manual {
+        clock: FakeRelativeClock,
+        wall_origin: i64,
+    },
 }
 
 impl LimitClock {
@@ -46,12 +54,12 @@ impl LimitClock {
 
     /// A clock that only moves when [`LimitClock::advance`] is called.
     pub fn manual() -> Self {
-        Self::Manual(FakeRelativeClock::default())
+        Self::Manual { clock: FakeRelativeClock::default(), wall_origin: super::db::now_ms() }
     }
 
     /// Moves a manual clock forward; a real clock ignores it.
     pub fn advance(&self, by: Duration) {
-        if let Self::Manual(clock) = self {
+        if let Self::Manual { clock, .. } = self {
             clock.advance(by);
         }
     }
@@ -62,7 +70,20 @@ impl Clock for LimitClock {
     fn now(&self) -> Nanos {
         match self {
             Self::Real { clock, origin } => clock.now().duration_since(*origin),
-            Self::Manual(clock) => clock.now(),
+            Self::Manual { clock, .. } => clock.now(),
+        }
+    }
+}
+
+impl LimitClock {
+    /// Unix milliseconds by this clock: the wall clock, or a manual clock's own time.
+    pub fn now_ms(&self) -> i64 {
+        match self {
+            Self::Real { .. } => super::db::now_ms(),
+            Self::Manual { clock, wall_origin } => {
+                let moved = Duration::from(clock.now()).as_millis();
+                wall_origin.saturating_add(i64::try_from(moved).unwrap_or(i64::MAX))
+            }
         }
     }
 }

@@ -19,7 +19,7 @@ use http::HeaderMap;
 use serde_json::Value;
 use surrealdb::types::Action;
 
-use crate::platform::db::{Db, now_ms};
+use crate::platform::db::Db;
 use crate::platform::live::Follower;
 use perpetuo_types::ProviderPressure;
 
@@ -199,6 +199,8 @@ type Slot = (String, String);
 #[derive(Debug, Clone)]
 pub struct Pressure {
     db: Db,
+    /// The time rests are measured in (a manual clock in tests).
+    clock: crate::platform::ratelimit::LimitClock,
     seen: Arc<DashMap<Slot, ProviderPressure>>,
     runtime: Option<tokio::runtime::Handle>,
 }
@@ -236,8 +238,13 @@ impl Follower for RestFollower {
 }
 
 impl Pressure {
-    pub fn new(db: Db) -> Self {
-        Self { db, seen: Arc::default(), runtime: tokio::runtime::Handle::try_current().ok() }
+    pub fn new(db: Db, clock: crate::platform::ratelimit::LimitClock) -> Self {
+        Self { db, clock, seen: Arc::default(), runtime: tokio::runtime::Handle::try_current().ok() }
+    }
+
+    /// Now, in Unix milliseconds, as rests are measured.
+    pub fn now(&self) -> i64 {
+        self.clock.now_ms()
     }
 
     pub fn follower(&self) -> Arc<dyn Follower> {
@@ -285,7 +292,7 @@ impl Pressure {
         headers: &HeaderMap,
         retry_after: Option<Duration>,
     ) {
-        let now = now_ms();
+        let now = self.now();
         let reported = read(headers, now);
         if reported.is_none() && status != 429 {
             return;
@@ -343,7 +350,7 @@ impl Pressure {
 
     /// Forgets rests that are over (the database's too).
     pub async fn sweep(&self) -> Result<(), surrealdb::Error> {
-        let now = now_ms();
+        let now = self.now();
         self.seen.retain(|_, p| p.resting_until.is_some_and(|u| u > now) || now - p.seen_at < 3_600_000);
         self.db.query("DELETE provider_rest WHERE until < $now").bind(("now", now)).await?.check()?;
         Ok(())
@@ -353,6 +360,7 @@ impl Pressure {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::platform::db::now_ms;
     use http::HeaderValue;
 
     #[test]
@@ -372,7 +380,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_provider_nearly_out_rests_until_its_reset() {
-        let pressure = Pressure::new(Db::memory().await.unwrap());
+        let pressure = Pressure::new(Db::memory().await.unwrap(), crate::platform::ratelimit::LimitClock::real());
         let mut plenty = HeaderMap::new();
         plenty.insert("x-ratelimit-limit-requests", HeaderValue::from_static("100"));
         plenty.insert("x-ratelimit-remaining-requests", HeaderValue::from_static("50"));

@@ -64,7 +64,8 @@ async fn revoked_key_is_refused_on_the_very_next_request() {
 #[tokio::test]
 async fn expired_key_is_refused() {
     let (gw, _mock) = openai_gateway().await;
-    let expires_at = perpetuo_core::platform::db::now_ms() + 1500;
+    // A minute from now by the gateway's clock, which the test moves by hand.
+    let expires_at = gw.app.clock.now_ms() + 60_000;
     let created: Value = gw
         .app
         .post_json("/api/v1/keys", Some(&gw.token), &json!({"name": "short", "expires_at": expires_at}))
@@ -77,13 +78,11 @@ async fn expired_key_is_refused() {
         gw.app.client.post(gw.app.url("/v1/chat/completions")).bearer_auth(&key).json(&chat_body("mock-small")).send()
     };
     assert_eq!(call().await.unwrap().status(), 200);
-    // Polled on the wall clock the expiry is written in, until it passes (bounded).
-    let response = poll(Duration::from_secs(10), || async {
-        let response = call().await.unwrap();
-        (response.status() == 401).then_some(response)
-    })
-    .await
-    .expect("the key expired");
+    gw.app.clock.advance(Duration::from_secs(59));
+    assert_eq!(call().await.unwrap().status(), 200, "not yet");
+    gw.app.clock.advance(Duration::from_secs(1));
+    let response = call().await.unwrap();
+    assert_eq!(response.status(), 401);
     let body: Value = response.json().await.unwrap();
     assert!(error_of(&body).1.contains("expired"));
 }
@@ -144,15 +143,19 @@ async fn provider_keys_and_api_keys_never_reach_the_logs() {
         assert!(line.contains(field), "{field} missing: {line}");
     }
     mock.set_default(Behavior::Status(500, None));
-    gw.chat(&chat_body("mock-small")).await;
+    let failed = gw.chat(&chat_body("mock-small")).await;
+    let failed_id = failed.headers()["x-request-id"].to_str().unwrap().to_owned();
     mock.set_key("sk-other");
     gw.chat(&chat_body("mock-small")).await;
     gw.app.post_json(&format!("/api/v1/keys/{}/revoke", gw.key_id), Some(&gw.token), &json!({})).await;
     gw.chat(&chat_body("mock-small")).await;
     gw.usage(3).await;
+    // This call's own failure line (the log buffer is every test's).
     let logs = captured_logs();
-    assert!(logs.contains("upstream attempt failed"), "the failures were logged");
-    let logs = captured_logs();
+    assert!(
+        logs.lines().any(|l| l.contains("upstream attempt failed") && l.contains(&failed_id)),
+        "the failed call's attempts were logged with its request id"
+    );
     for secret in [provider_secret, gw.key.as_str(), &gw.key[3..], gw.token.as_str()] {
         assert!(!logs.contains(secret), "secret material in the logs");
     }
