@@ -569,7 +569,7 @@ async fn messages(State(state): State<MockState>, headers: HeaderMap, body: Byte
         return refused;
     }
     // Anthropic (and the clouds that serve Claude) require the output bound.
-    if !request["max_tokens"].as_u64().is_some_and(|n| n >= 1) {
+    if request["max_tokens"].as_u64().is_none_or(|n| n < 1) {
         let body = json!({"type": "error", "error": {"type": "invalid_request_error", "message": "max_tokens: Field required"}});
         return (StatusCode::BAD_REQUEST, axum::Json(body)).into_response();
     }
