@@ -196,7 +196,7 @@ async fn a_key_budget_binds_only_its_key() {
 }
 
 #[tokio::test]
-async fn a_stream_cut_short_by_the_client_settles_at_what_was_relayed() {
+async fn a_stream_the_client_leaves_settles_at_what_the_provider_reported() {
     let (gw, mock) = budget_gateway().await;
     assert_eq!(put(&gw, "/api/v1/budgets/workspace", &json!({"usd_limit": 1.0})).await.status(), 200);
     mock.script([Behavior::Drip(std::time::Duration::from_millis(300))]);
@@ -210,7 +210,16 @@ async fn a_stream_cut_short_by_the_client_settles_at_what_was_relayed() {
     drop(stream);
     let view = settled(&gw).await;
     let spent = (view["spent_usd"].as_f64().unwrap() * 1e9).round() as i64;
-    // Charged for what it got (a few events), not the 1,000 tokens it reserved, nor nothing.
-    assert!(spent > 0 && spent < 1_000 * 1_000 / 10, "spent {spent} nano-dollars");
-    assert!(view["spent_tokens"].as_i64().unwrap() > 0);
+    // The provider's answer was read to its end after the client left: charged exactly the usage
+    // it reported (11 prompt and 7 completion tokens), not the 1,000 tokens it reserved, nor nothing.
+    let record = &gw.usage(1).await[0];
+    assert_ne!(record["estimated"], true, "{record}");
+    assert_eq!(
+        (record["prompt_tokens"].as_i64(), record["completion_tokens"].as_i64()),
+        (Some(11), Some(7)),
+        "{record}"
+    );
+    assert_eq!(view["spent_tokens"], 18, "{view}");
+    assert_eq!(Some(spent), record["cost_nanos"].as_i64(), "the budget holds what the record says");
+    assert!(spent > 0);
 }

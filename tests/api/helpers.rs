@@ -394,6 +394,16 @@ pub async fn ledger_records(db: &perpetuo_core::platform::db::Db, workspace: &st
     records.into_iter().map(|r| serde_json::to_value(r).unwrap()).collect()
 }
 
+/// What a record's tokens cost at the built-in list price of `model` at a provider of `kind`,
+/// in billionths of a dollar (what the record must say when the provider reported its usage).
+pub fn list_cost(kind: &str, model: &str, record: &Value) -> i64 {
+    let price = perpetuo_core::usage::prices::PriceTable::built_in()
+        .lookup(kind, model)
+        .unwrap_or_else(|| panic!("{kind}/{model} has a list price"));
+    let tokens: perpetuo_core::usage::TokenCounts = serde_json::from_value(record.clone()).expect("a record's tokens");
+    price.cost_nanos(tokens)
+}
+
 /// Waits (bounded) until the workspace has at least `n` usage records in the ledger.
 pub async fn usage_records(app: &TestApp, workspace: &str, n: usize) -> Vec<Value> {
     let found = poll(std::time::Duration::from_secs(10), || async {

@@ -70,8 +70,14 @@ async fn chat_reaches_the_deployment_plain_streamed_and_with_tools() {
 
     let records = gw.usage(4).await;
     let priced = records.iter().find(|r| r["model"] == "gpt-4o-mini").unwrap();
-    assert!(
-        priced["cost_nanos"].as_i64().is_some_and(|c| c > 0),
+    assert_eq!(
+        (priced["prompt_tokens"].as_u64(), priced["completion_tokens"].as_u64()),
+        (Some(11), Some(7)),
+        "{priced}"
+    );
+    assert_eq!(
+        priced["cost_nanos"].as_i64(),
+        Some(list_cost("openai", "gpt-4o-mini", priced)),
         "OpenAI's price for a deployment named after its model: {priced}"
     );
 }

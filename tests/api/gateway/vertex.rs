@@ -229,8 +229,12 @@ async fn gemini_on_vertex_serves_chat_and_messages_with_the_same_key() {
     assert_eq!(mock.tokens_granted(), 1);
     let records = gw.usage(3).await;
     assert!(records.iter().all(|r| r["provider_kind"] == "vertex_gemini" && r["status"] == 200), "{records:?}");
-    assert!(
-        records.iter().all(|r| r["cost_nanos"].as_i64().is_some_and(|c| c > 0)),
-        "Gemini's list prices: {records:?}"
-    );
+    for record in &records {
+        assert_eq!(
+            record["cost_nanos"].as_i64(),
+            Some(list_cost("gemini", "gemini-2.5-flash", record)),
+            "Gemini's list price: {record}"
+        );
+        assert!(record["prompt_tokens"].as_u64().unwrap() > 0, "{record}");
+    }
 }
