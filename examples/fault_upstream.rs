@@ -270,7 +270,21 @@ async fn main() -> std::io::Result<()> {
         counter: Arc::new(AtomicU64::new(0)),
         seen: Arc::new(AtomicU64::new(0)),
     };
-    let route = |wire: Wire| move |State(f): State<Faults>, body: Bytes| answer(f, wire, body);
+    let route = |wire: Wire| {
+        move |State(f): State<Faults>, headers: axum::http::HeaderMap, body: Bytes| async move {
+            // The key, as the real services check it: OpenAI's bearer, Anthropic's `x-api-key`.
+            let given = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+            let bearer = given("authorization").and_then(|v| v.strip_prefix("Bearer ").map(str::to_owned));
+            if bearer.or_else(|| given("x-api-key")).as_deref() != Some(&*f.key) {
+                return status(
+                    401,
+                    r#"{"error":{"message":"Incorrect API key provided.","type":"invalid_request_error"}}"#,
+                    None,
+                );
+            }
+            answer(f, wire, body).await
+        }
+    };
     let router = Router::new()
         .route("/v1/chat/completions", post(route(Wire::Chat)))
         .route("/v1/responses", post(route(Wire::Responses)))
