@@ -25,6 +25,7 @@ use super::record::{Charge, Subject};
 use super::routing::Candidate;
 
 /// Who is calling: a valid key within its limit, and the request's identity.
+#[derive(Clone)]
 pub struct Caller {
     pub request_id: String,
     pub started: Instant,
@@ -36,6 +37,9 @@ pub struct Caller {
     pub trace: Option<opentelemetry::Context>,
     /// Cancelled when the client leaves before the answer began (the handler was dropped).
     pub gone: tokio_util::sync::CancellationToken,
+    /// Set once the call's record is built: a call that fails without one (its task panicked)
+    /// is recorded by the edge instead.
+    pub recorded: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// The presented key: `Authorization: Bearer pk_...` (or the bare key), or `x-api-key: pk_...`.
@@ -60,7 +64,16 @@ impl FromRequestParts<AppState> for Caller {
         state.keys().touch(&key.id, ts);
         let trace = state.telemetry.call(&parts.headers);
         let request_id = perpetuo_core::usage::record::request_id(ts);
-        Ok(Self { request_id, started, ts, key, limit, trace, gone: tokio_util::sync::CancellationToken::new() })
+        Ok(Self {
+            request_id,
+            started,
+            ts,
+            key,
+            limit,
+            trace,
+            gone: tokio_util::sync::CancellationToken::new(),
+            recorded: std::sync::Arc::default(),
+        })
     }
 }
 

@@ -91,6 +91,7 @@ fn millis(d: Duration) -> i64 {
 /// the answer's plus every abandoned attempt's.
 pub fn build(state: &AppState, subject: &Subject, outcome: Outcome, progress: &Progress) -> (UsageRecord, Charge) {
     let caller = subject.caller;
+    caller.recorded.store(true, std::sync::atomic::Ordering::Release);
     let elapsed = caller.started.elapsed();
     let ok = outcome.error_class.is_none() && (200..300).contains(&outcome.status);
     let provider = outcome.provider;

@@ -32,17 +32,24 @@ pub async fn serve(
     body: Result<OpenAiJson, GatewayError>,
 ) -> Response {
     let gone = caller.gone.clone().drop_guard();
+    let witness = caller.clone();
     let task = state.calls.spawn(run(state.clone(), caller, protocol, forward, body));
     let answer = task.await;
     // The client is still there: the call's answer (a stream's relay) watches it from now on.
     gone.disarm();
     match answer {
         Ok(response) => response,
-        // The call's task panicked: its guards settled what it held; the client gets an opaque 500.
+        // The call's task panicked: what it held is given back by its guards (a budget hold is
+        // charged its worst case by the sweeper); the call still gets its one record, and the
+        // client an opaque 500.
         Err(e) => {
-            tracing::error!(error = %e, "a gateway call's task failed");
-            GatewayError::Internal(perpetuo_core::ServiceError::Internal("the call's task failed".into()))
-                .response_for(protocol)
+            tracing::error!(request_id = %witness.request_id, error = %e, "a gateway call's task failed");
+            let error = GatewayError::Internal(perpetuo_core::ServiceError::Internal("the call's task failed".into()));
+            if witness.recorded.load(std::sync::atomic::Ordering::Acquire) {
+                return error.response_for(protocol);
+            }
+            let subject = Subject { caller: &witness, protocol, model: "", stream: false, hold: None, limits: None };
+            answer::failure(&state, &subject, None, error, &Progress::default())
         }
     }
 }
