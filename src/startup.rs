@@ -205,6 +205,8 @@ async fn serve_per_core(
     let addr = first.local_addr()?;
     let first = first.into_std()?;
     let stop = CancellationToken::new();
+    // Threads already serving stop if a later one cannot start.
+    let stop_on_error = stop.clone().drop_guard();
     let mut handles = Vec::with_capacity(threads);
     for index in 0..threads {
         let (router, stop, limits, state) = (router.clone(), stop.clone(), limits.clone(), state.clone());
@@ -227,6 +229,7 @@ async fn serve_per_core(
         handles.push(handle);
     }
     drop(first);
+    stop_on_error.disarm();
     signal.await;
     stop.cancel();
     tokio::task::spawn_blocking(move || {

@@ -251,7 +251,9 @@ pub async fn run(state: &AppState, mut call: Call) -> Response {
         round += 1;
     }
 
-    let error = if let (0, Some(refusal)) = (progress.attempts, refused) {
+    let error = if call.caller.gone.is_cancelled() {
+        GatewayError::ClientGone
+    } else if let (0, Some(refusal)) = (progress.attempts, refused) {
         refusal.into()
     } else if let (0, Some(limited)) = (progress.attempts, limited) {
         limited

@@ -40,6 +40,14 @@ pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, hyper::Error>> + S
 /// holds in memory is bounded by this and the largest event.
 const CLIENT_QUEUE: usize = 64;
 
+/// What became of a piece of the answer handed to the client.
+enum Sent {
+    Taken,
+    Left(Left),
+    /// The call's deadline came while the client was slow to take it.
+    Deadline,
+}
+
 /// How the client's side of a stream ended early.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Left {
@@ -69,6 +77,8 @@ pub struct Relay {
     tap: Option<(perpetuo_core::captures::Plan, perpetuo_core::captures::Raw, perpetuo_core::captures::Raw)>,
     /// Whether (and how) the client's side ended before the stream did.
     left: Option<Left>,
+    /// Set while the relay is dropped: nothing may be left to another task then.
+    dropping: bool,
 }
 
 impl Relay {
@@ -99,6 +109,7 @@ impl Relay {
             recorded: false,
             meter: OutputMeter::default(),
             left: None,
+            dropping: false,
         };
         relay.feed(&first);
         relay
@@ -224,20 +235,19 @@ impl Relay {
                     // the estimate first).
                     keep(state, None, None, record, &charge);
                 };
-                match tokio::runtime::Handle::try_current() {
-                    Ok(runtime) => {
-                        let (state, body) = (self.state.clone(), std::mem::take(&mut self.call.request.body));
-                        let tenant = self.call.caller.key.workspace.as_str().to_owned();
-                        drop(runtime.spawn(async move {
-                            let prompt = state.estimator().prompt(&tenant, &body).await.ceiling();
-                            finish(&state, &mut record, prompt);
-                        }));
-                    }
-                    // Dropped outside any runtime (the process is stopping): counted by length, here.
-                    Err(_) => {
-                        let prompt = perpetuo_core::usage::estimate::ceiling_by_length(&self.call.request.body);
-                        finish(&self.state, &mut record, prompt);
-                    }
+                if self.dropping || tokio::runtime::Handle::try_current().is_err() {
+                    // The relay is being dropped (the server is stopping, its runtime with it):
+                    // counted by length, here, so the record is kept whatever happens next.
+                    let prompt = perpetuo_core::usage::estimate::ceiling_by_length(&self.call.request.body);
+                    finish(&self.state, &mut record, prompt);
+                } else {
+                    // One of the server's calls: a stopping server waits for it.
+                    let (state, body) = (self.state.clone(), std::mem::take(&mut self.call.request.body));
+                    let tenant = self.call.caller.key.workspace.as_str().to_owned();
+                    drop(self.state.calls.spawn(async move {
+                        let prompt = state.estimator().prompt(&tenant, &body).await.ceiling();
+                        finish(&state, &mut record, prompt);
+                    }));
                 }
             }
             (prompt, known) => {
@@ -360,27 +370,38 @@ impl Relay {
                 response.push(&bytes);
             }
             let sent = match to_client.try_send(bytes) {
-                Ok(()) => Ok(()),
-                Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => Err(Left::Gone),
+                Ok(()) => Sent::Taken,
+                Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => Sent::Left(Left::Gone),
                 Err(tokio::sync::mpsc::error::TrySendError::Full(bytes)) => {
-                    let patience =
-                        write_timeout.saturating_sub(waited).min(deadline.saturating_duration_since(Instant::now()));
+                    let (budget, remaining) =
+                        (write_timeout.saturating_sub(waited), deadline.saturating_duration_since(Instant::now()));
                     let started = Instant::now();
-                    let sent = tokio::time::timeout(patience, to_client.send(bytes)).await;
+                    let sent = tokio::time::timeout(budget.min(remaining), to_client.send(bytes)).await;
                     waited += started.elapsed();
                     match sent {
-                        Ok(Ok(())) => Ok(()),
-                        Ok(Err(_)) => Err(Left::Gone),
-                        Err(_) => Err(Left::Stalled),
+                        Ok(Ok(())) => Sent::Taken,
+                        Ok(Err(_)) => Sent::Left(Left::Gone),
+                        // The call's deadline came while the client was slow: the deadline ends
+                        // the stream (the client's side with it), not the client.
+                        Err(_) if remaining < budget => Sent::Deadline,
+                        Err(_) => Sent::Left(Left::Stalled),
                     }
                 }
             };
-            if let Err(left) = sent {
-                if left == Left::Stalled {
+            match sent {
+                Sent::Taken => {}
+                Sent::Deadline => {
                     cut.store(true, Ordering::Release);
+                    client = None;
+                    self.fail("deadline", "The stream took longer than the gateway's deadline.");
                 }
-                self.client_left(left);
-                client = None;
+                Sent::Left(left) => {
+                    if left == Left::Stalled {
+                        cut.store(true, Ordering::Release);
+                    }
+                    self.client_left(left);
+                    client = None;
+                }
             }
         }
     }
@@ -398,6 +419,7 @@ impl Drop for Relay {
     /// The relay stopped before the stream ended (the server is stopping): the upstream request
     /// is dropped with it (which closes its connection), and the call is recorded as cut short.
     fn drop(&mut self) {
+        self.dropping = true;
         if !self.recorded {
             self.state.metrics.upstream_error(self.served.provider.kind.as_str(), "client_disconnected");
             self.finish(Some((499, "client_disconnected")));

@@ -33,25 +33,34 @@ pub async fn serve(
 ) -> Response {
     let gone = caller.gone.clone().drop_guard();
     let witness = caller.clone();
-    let task = state.calls.spawn(run(state.clone(), caller, protocol, forward, body));
+    let call = std::panic::AssertUnwindSafe(run(state.clone(), caller, protocol, forward, body));
+    let tasks = state.calls.clone();
+    let task = tasks.spawn(async move {
+        match futures::FutureExt::catch_unwind(call).await {
+            Ok(response) => response,
+            // The call panicked: what it held is given back by its guards (a budget hold is
+            // charged its worst case by the sweeper); the call still gets its one record (whether
+            // or not its client is still there), and the client an opaque 500.
+            Err(_) => {
+                tracing::error!(request_id = %witness.request_id, "a gateway call panicked");
+                let error = GatewayError::Internal(perpetuo_core::ServiceError::Internal("the call panicked".into()));
+                if witness.recorded.load(std::sync::atomic::Ordering::Acquire) {
+                    return error.response_for(protocol);
+                }
+                let subject =
+                    Subject { caller: &witness, protocol, model: "", stream: false, hold: None, limits: None };
+                answer::failure(&state, &subject, None, error, &Progress::default())
+            }
+        }
+    });
     let answer = task.await;
     // The client is still there: the call's answer (a stream's relay) watches it from now on.
     gone.disarm();
-    match answer {
-        Ok(response) => response,
-        // The call's task panicked: what it held is given back by its guards (a budget hold is
-        // charged its worst case by the sweeper); the call still gets its one record, and the
-        // client an opaque 500.
-        Err(e) => {
-            tracing::error!(request_id = %witness.request_id, error = %e, "a gateway call's task failed");
-            let error = GatewayError::Internal(perpetuo_core::ServiceError::Internal("the call's task failed".into()));
-            if witness.recorded.load(std::sync::atomic::Ordering::Acquire) {
-                return error.response_for(protocol);
-            }
-            let subject = Subject { caller: &witness, protocol, model: "", stream: false, hold: None, limits: None };
-            answer::failure(&state, &subject, None, error, &Progress::default())
-        }
-    }
+    answer.unwrap_or_else(|e| {
+        // Cancelled with the runtime (the server is stopping).
+        tracing::warn!(error = %e, "a gateway call's task ended without an answer");
+        GatewayError::Internal(perpetuo_core::ServiceError::Unavailable).response_for(protocol)
+    })
 }
 
 /// Builds the call and runs it; a call refused before any attempt is answered and recorded.

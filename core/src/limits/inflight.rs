@@ -41,6 +41,8 @@ struct Slot {
     used: AtomicU32,
     /// Database work for the slot, one at a time on this instance.
     turn: tokio::sync::Mutex<()>,
+    /// A rewrite of the slot's record is pending (one is enough, whatever made it due).
+    rewrite_due: std::sync::atomic::AtomicBool,
     freed: tokio::sync::Notify,
 }
 
@@ -109,7 +111,8 @@ struct Rewrite {
 
 impl Drop for Rewrite {
     fn drop(&mut self) {
-        if !self.armed {
+        if !self.armed || self.cell.rewrite_due.swap(true, Ordering::AcqRel) {
+            // Not needed, or one is already due.
             return;
         }
         let Some(runtime) = self.owner.runtime.clone().or_else(|| tokio::runtime::Handle::try_current().ok()) else {
@@ -118,7 +121,10 @@ impl Drop for Rewrite {
         let (owner, slot, cell) = (self.owner.clone(), std::mem::take(&mut self.slot), Arc::clone(&self.cell));
         runtime.spawn(async move {
             let _turn = cell.turn.lock().await;
+            cell.rewrite_due.store(false, Ordering::Release);
             let mine = cell.used.load(Ordering::Acquire);
+            // A write the database is still running may commit after this one: then the place
+            // stays until this instance's next write of the slot (or until it stops counting).
             if owner.write_patiently(&slot, mine).await.is_none() {
                 tracing::warn!(
                     "a concurrency place of unknown outcome could not be rewritten; it is with the next write"
@@ -155,7 +161,7 @@ impl InFlight {
             let freed = cell.freed.notified();
             tokio::pin!(freed);
             freed.as_mut().enable();
-            if self.try_take(slot, &cell, limit).await {
+            if self.try_take(slot, &cell, limit, until).await {
                 return Some(Place { owner: self.clone(), slot: slot.to_owned(), cell: Arc::clone(&cell) });
             }
             let now = Instant::now();
@@ -170,14 +176,17 @@ impl InFlight {
         }
     }
 
-    async fn try_take(&self, slot: &str, cell: &Arc<Slot>, limit: u32) -> bool {
+    async fn try_take(&self, slot: &str, cell: &Arc<Slot>, limit: u32, until: Instant) -> bool {
         match &self.store {
             Store::Local => cell
                 .used
                 .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| (used < limit).then_some(used + 1))
                 .is_ok(),
             Store::Shared { .. } => {
-                let _turn = cell.turn.lock().await;
+                // Background writes of the slot (on a slow database) do not hold a call past its
+                // own wait.
+                let wait = until.saturating_duration_since(Instant::now());
+                let Ok(_turn) = tokio::time::timeout(wait, cell.turn.lock()).await else { return false };
                 let used = cell.used.load(Ordering::Acquire);
                 // A write that timed out, failed, or whose future is dropped half way (the call
                 // gave up) may still have committed: until it is known not to have, the slot's

@@ -122,6 +122,22 @@ pub struct Admitted {
     pub standing: Option<Standing>,
 }
 
+/// An admission under way: if it is dropped before it ends (its call gave up waiting), the
+/// tokens it reserved so far go back (its places go back as they are dropped).
+struct Unfinished {
+    limits: Limits,
+    admitted: Option<Admitted>,
+}
+
+impl Drop for Unfinished {
+    fn drop(&mut self) {
+        let Some(admitted) = self.admitted.take() else { return };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+        let limits = self.limits.clone();
+        drop(runtime.spawn(async move { limits.settle(&admitted, Need::default()).await }));
+    }
+}
+
 /// Why a call was not admitted.
 #[derive(Debug)]
 pub enum Refused {
@@ -291,9 +307,24 @@ impl Limits {
         need: Need,
         wait: Duration,
     ) -> Result<Admitted, Refused> {
-        let mut admitted = Admitted::default();
+        let mut guard = Unfinished { limits: self.clone(), admitted: Some(Admitted::default()) };
+        let outcome = self.admit_into(&mut guard, ws, rules, need, wait).await;
+        let admitted = guard.admitted.take().unwrap_or_default();
+        outcome.map(|()| admitted)
+    }
+
+    /// What [`Limits::admit`] does, into the guard's `Admitted`.
+    async fn admit_into(
+        &self,
+        guard: &mut Unfinished,
+        ws: &WorkspaceId,
+        rules: &[Rule],
+        need: Need,
+        wait: Duration,
+    ) -> Result<(), Refused> {
+        let Some(admitted) = guard.admitted.as_mut() else { return Ok(()) };
         if rules.is_empty() {
-            return Ok(admitted);
+            return Ok(());
         }
         let started = tokio::time::Instant::now();
         for rule in rules {
@@ -347,7 +378,7 @@ impl Limits {
                     }
                     Decided::Short(short) => {
                         // What was reserved under the other limits goes back.
-                        self.settle(&admitted, Need::default()).await;
+                        self.settle(admitted, Need::default()).await;
                         let message = if short.never {
                             format!(
                                 "This call needs about {n} {}, more than {} limit of {per_min} a minute allows.",
@@ -369,7 +400,7 @@ impl Limits {
                 }
             }
         }
-        Ok(admitted)
+        Ok(())
     }
 
     /// Settles a call's reservations to what it used (once; later calls do nothing).
@@ -377,10 +408,11 @@ impl Limits {
         let reserved = std::mem::take(&mut *admitted.reserved.lock().unwrap_or_else(|e| e.into_inner()));
         for r in reserved {
             let actual = r.counted.of(used);
-            if actual < r.tokens {
-                self.tokens.give_back(&r.slot, r.per_min, r.tokens - actual, r.source).await;
+            let (reserved, rate) = r.source.reserved(r.tokens, r.per_min);
+            if actual < reserved {
+                self.tokens.give_back(&r.slot, rate, reserved - actual, r.source).await;
             } else {
-                self.tokens.charge(&r.slot, r.per_min, actual - r.tokens, r.source).await;
+                self.tokens.charge(&r.slot, rate, actual - reserved, r.source).await;
             }
         }
     }

@@ -144,8 +144,20 @@ impl std::fmt::Debug for TokenBuckets {
 pub enum Source {
     /// The slot's bucket: this instance's own, or (shared) the database's, through a lease.
     Bucket,
-    /// Shared, with the database too slow: this instance's fallback share.
-    Fallback,
+    /// Shared, with the database too slow: this instance's fallback share, a bucket of `share`
+    /// tokens a minute, from which `taken` tokens were reserved (at most the share).
+    Fallback { share: u64, taken: u64 },
+}
+
+impl Source {
+    /// What a reservation of `n` tokens against `per_min` really took, and the rate of the
+    /// bucket it took them from: what settling it gives back or owes is counted against these.
+    pub fn reserved(self, n: u64, per_min: u64) -> (u64, u64) {
+        match self {
+            Self::Bucket => (n, per_min),
+            Self::Fallback { share, taken } => (taken, share),
+        }
+    }
 }
 
 /// How a reservation was decided.
@@ -198,7 +210,8 @@ impl TokenBuckets {
         }
         if s.offline_until.is_some_and(|until| now < until) {
             let share = (per_min / u64::from(instances.max(1))).max(1);
-            return decided(s.local.take(now, share, n.min(share)), Source::Fallback);
+            let taken = n.min(share);
+            return decided(s.local.take(now, share, taken), Source::Fallback { share, taken });
         }
         if now < s.expires && s.held >= n {
             s.held -= n;
@@ -223,7 +236,8 @@ impl TokenBuckets {
             // Going local just after the bucket decided: the share starts used up, not full.
             s.local.tat = s.local.tat.max(now + Duration::from_secs(10));
             let share = (per_min / u64::from(instances.max(1))).max(1);
-            return decided(s.local.take(now, share, n.min(share)), Source::Fallback);
+            let taken = n.min(share);
+            return decided(s.local.take(now, share, taken), Source::Fallback { share, taken });
         };
         s.owed = 0;
         s.held = 0;
@@ -257,10 +271,14 @@ impl TokenBuckets {
         let mut s = cell.lock().await;
         let now = Instant::now();
         match (&self.store, source) {
-            (Store::Local, _) | (Store::Shared { .. }, Source::Fallback) => s.local.give_back(now, per_min, n),
+            (Store::Local, _) | (Store::Shared { .. }, Source::Fallback { .. }) => s.local.give_back(now, per_min, n),
             (Store::Shared { .. }, Source::Bucket) => {
                 // Usable here at once (once the database answers again), and back in the bucket
-                // with the next lease.
+                // with the next lease. A lease that ran out holds nothing any more: the bucket
+                // has refilled what it held.
+                if now >= s.expires {
+                    s.held = 0;
+                }
                 s.held = s.held.saturating_add(n);
                 s.expires = s.expires.max(now + Duration::from_secs(1));
             }
@@ -277,7 +295,7 @@ impl TokenBuckets {
         let mut s = cell.lock().await;
         let now = Instant::now();
         match (&self.store, source) {
-            (Store::Local, _) | (Store::Shared { .. }, Source::Fallback) => {
+            (Store::Local, _) | (Store::Shared { .. }, Source::Fallback { .. }) => {
                 s.local.tat = s.local.tat.max(now) + Gcra::interval(per_min).mul_f64(n as f64);
             }
             (Store::Shared { .. }, Source::Bucket) => {
@@ -427,14 +445,14 @@ mod tests {
         let buckets = TokenBuckets::new(Store::Shared { db, timeout: Duration::from_secs(5) });
         // The share starts used up by ten seconds' worth (1,000 of 6,000 a minute).
         let Decided::Fits(_, source) = buckets.reserve("s", 6_000, 4_900, 1).await else { panic!("short") };
-        assert_eq!(source, Source::Fallback);
+        assert_eq!(source, Source::Fallback { share: 6_000, taken: 4_900 });
         assert!(!fits(buckets.reserve("s", 6_000, 1_000, 1).await), "the share is used up");
         // Tokens a call took from the shared bucket (before the database went away) do not
         // enlarge the fallback share when they come back.
         buckets.give_back("s", 6_000, 1_000, Source::Bucket).await;
         assert!(!fits(buckets.reserve("s", 6_000, 1_000, 1).await), "not the share's to lend again");
         // Tokens the share lent do.
-        buckets.give_back("s", 6_000, 1_000, Source::Fallback).await;
+        buckets.give_back("s", 6_000, 1_000, source).await;
         assert!(fits(buckets.reserve("s", 6_000, 1_000, 1).await));
     }
 }

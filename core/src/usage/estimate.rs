@@ -357,6 +357,8 @@ impl Estimator {
             return PromptEstimate { text: length, fixed };
         }
         self.stats.offloaded.fetch_add(1, Ordering::Relaxed);
+        // A caller that stops waiting (its call gave up) stops the count too.
+        let _stop = StopOnDrop(Arc::clone(&expired));
         let counted = match tokio::time::timeout(deadline * 2 + Duration::from_millis(50), rx).await {
             Ok(Ok(counted)) => counted,
             _ => {
@@ -368,6 +370,15 @@ impl Estimator {
             self.stats.by_length.fetch_add(1, Ordering::Relaxed);
         }
         PromptEstimate { text: counted, fixed }
+    }
+}
+
+/// Tells a count in progress to stop once its caller no longer waits for it.
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
     }
 }
 
@@ -534,6 +545,33 @@ pub fn answer_output(answer: &Value) -> u64 {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_tenant_flooding_the_estimator_waits_behind_itself() {
+        // One thread, and a deadline long enough that nothing here is cut by it.
+        let estimator = Estimator::start(1, Duration::from_secs(20));
+        let done = Arc::new(AtomicU64::new(0));
+        let mut flood = tokio::task::JoinSet::new();
+        for i in 0..8 {
+            let (estimator, done) = (estimator.clone(), Arc::clone(&done));
+            // Words the BPE takes its time over, a megabyte of them.
+            let text = format!("{i} {}", "supercalifragilistic expialidocious ".repeat(28_000));
+            flood.spawn(async move {
+                estimator.prompt("flood", &map(json!({"input": text}))).await;
+                done.fetch_add(1, Ordering::SeqCst);
+            });
+        }
+        // Once the flood waits in the queue, another tenant asks.
+        while estimator.stats().offloaded.load(Ordering::SeqCst) < 8 {
+            tokio::task::yield_now().await;
+        }
+        let quiet = estimator.prompt("quiet", &map(json!({"input": "A question about the sea. ".repeat(400)}))).await;
+        let flood_done = done.load(Ordering::SeqCst);
+        assert!(quiet.complete(), "counted in full");
+        // In its turn: after the flood's prompt that was running, not after all eight.
+        assert!(flood_done <= 2, "the quiet tenant waited for {flood_done} of the flood's prompts");
+        while flood.join_next().await.is_some() {}
+    }
 
     #[test]
     fn hosted_searches_are_bounded_by_their_tools() {
