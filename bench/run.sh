@@ -13,7 +13,7 @@
 #   nginx  - nginx with upstream keep-alive (installed from apt when missing; skipped if it can't be).
 # Perpetuo uses the embedded file database it runs with by default (BENCH_DB=mem:// to change), and
 # the run ends with how many usage records were written and dropped.
-# Usage: bench/run.sh [seconds per run, default 10]   (BENCH_SATURATION=60: the saturation row's seconds;
+# Usage: bench/run.sh [--quick] [seconds per run, default 10]   (BENCH_SATURATION=60: the saturation row's seconds;
 #   BENCH_ROUNDS=3 and BENCH_LATENCY_SECS=5: the c=1 runs whose median each latency is; BENCH_LOG: a log filter)
 # BENCH_THREADS (default: the cores): Perpetuo's serving threads, and as many nginx workers.
 # Pinning, for a machine with cores to spare (each a `taskset -c` list, unset = not pinned):
@@ -22,6 +22,17 @@
 #   BENCH_CPUS_LOAD    wrk
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# --quick: the rows that matter for the guarded path, in about two minutes on a warm build: plain
+# and streamed chat against nginx, and the same key with none, with limits, with a budget, and
+# with both budgets and both limits (3 s runs, one c=1 round, no floor relay, other protocols,
+# saturation or in-process limiter figures).
+QUICK=0
+if [ "${1:-}" = --quick ]; then
+  QUICK=1
+  shift
+  : "${BENCH_ROUNDS:=1}" "${BENCH_LATENCY_SECS:=3}"
+  set -- "${1:-3}"
+fi
 DURATION=${1:-10}
 SATURATION=${BENCH_SATURATION:-60}
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -208,7 +219,7 @@ latency() {  # $1 url, $2 label -> "p50_us p99_us" (medians); each round is kept
 TICK_US=$((1000000 / $(getconf CLK_TCK)))
 relay_pids() {  # $1 relay name -> its pids
   case $1 in
-    perpetuo|no-limit|limited|budgeted) echo "$GW_PID" ;;
+    perpetuo|no-limit|limited|budgeted|guarded) echo "$GW_PID" ;;
     floor) echo "$FLOOR_PID" ;;
     nginx) pgrep -P "$(cat "$work/nginx.pid" 2>/dev/null || echo 0)" 2>/dev/null || true ;;
   esac
@@ -257,7 +268,7 @@ for mode in plain stream; do
   direct_row $mode /v1/chat/completions
   d50=$D50
   if [ -n "$NGINX_ADDR" ]; then row $mode nginx "http://$NGINX_ADDR" "$d50"; N_P99=$R_P99 N_RPS=$R_RPS N_ADDED=$R_ADDED; fi
-  row $mode floor "http://$FLOOR" "$d50"; F_P99=$R_P99 F_RPS=$R_RPS F_CPU=$R_CPU
+  if [ $QUICK = 0 ]; then row $mode floor "http://$FLOOR" "$d50"; F_P99=$R_P99 F_RPS=$R_RPS F_CPU=$R_CPU; fi
   settle
   row $mode perpetuo "$GW" "$d50"; P_P99=$R_P99 P_RPS=$R_RPS P_CPU=$R_CPU
   if [ $mode = plain ]; then CHAT_ADDED_plain=$R_ADDED; else CHAT_ADDED_stream=$R_ADDED; fi
@@ -267,8 +278,11 @@ for mode in plain stream; do
     checks+=("$mode: added p50 c=1 ${R_ADDED}us vs nginx ${N_ADDED}us = $(ratio "$R_ADDED" "$N_ADDED")x (target <= 2x): $(verdict $((R_ADDED <= 2 * N_ADDED)))")
     checks+=("$mode: p99 c=1 ${P_P99}us vs nginx ${N_P99}us = $(ratio "$P_P99" "$N_P99")x (target <= 2x): $(verdict $((P_P99 <= 2 * N_P99)))")
   fi
-  checks+=("$mode: req/s c=64 $P_RPS vs floor $F_RPS = $(ratio "$P_RPS" "$F_RPS")x; p99 c=1 vs floor $(ratio "$P_P99" "$F_P99")x; CPU per call at c=64 ${P_CPU}us vs floor ${F_CPU}us = $(ratio "$P_CPU" "$F_CPU")x")
+  if [ $QUICK = 0 ]; then
+    checks+=("$mode: req/s c=64 $P_RPS vs floor $F_RPS = $(ratio "$P_RPS" "$F_RPS")x; p99 c=1 vs floor $(ratio "$P_P99" "$F_P99")x; CPU per call at c=64 ${P_CPU}us vs floor ${F_CPU}us = $(ratio "$P_CPU" "$F_CPU")x")
+  fi
 done
+if [ $QUICK = 0 ]; then
 # The other client protocols, passed through to providers that speak them: what they add should
 # be what chat adds.
 for spec in "messages|/v1/messages|$body_messages|plain" "msg-strm|/v1/messages|$body_messages_stream|stream" \
@@ -281,6 +295,7 @@ for spec in "messages|/v1/messages|$body_messages|plain" "msg-strm|/v1/messages|
   chat_added=$([ "$kind" = plain ] && echo "$CHAT_ADDED_plain" || echo "$CHAT_ADDED_stream")
   checks+=("$mode ($path, passed through): added p50 ${R_ADDED}us vs chat's ${chat_added}us (target <= chat's + 10%): $(verdict $((10 * R_ADDED <= 11 * chat_added)))")
 done
+fi
 # What token and in-flight limits cost a call: the same plain chat with a key under an input
 # token limit and a concurrency limit (both far above what the run sends), against the bench key.
 limited=$(curl -s -X POST "$GW/api/v1/keys" -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' -d '{"name":"bench-limited"}')
@@ -307,10 +322,36 @@ settle
 lua "$body_plain" "Bearer $BKEY"
 row limits budgeted "$GW" "$D50"
 checks+=("a token budget on the key: added p50 ${R_ADDED}us vs ${U_ADDED}us without, req/s c=64 $R_RPS vs $U_RPS ($((100 * R_RPS / (U_RPS > 0 ? U_RPS : 1)))%), CPU per call ${R_CPU}us vs ${U_CPU}us")
+# Issue 43's row: a key under everything at once, in a second workspace (so the first one's keys
+# stay unguarded): a budget on the workspace and on the key (dollars and tokens), a token limit and
+# an in-flight limit on both, all far above what the run uses.
+workspace=$(curl -s -X POST "$GW/api/v1/workspaces" -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' -d '{"name":"guarded"}')
+GTOKEN=$(curl -s -X POST "$GW/api/v1/auth/token" -H 'content-type: application/json' \
+  -d "{\"email\":\"bench@example.com\",\"password\":\"benchmark-password\",\"workspace_id\":\"$(echo "$workspace" | jq -r .id)\"}" | jq -r .token)
+TOKEN_MAIN=$TOKEN TOKEN=$GTOKEN
+provider mock openai_compatible "http://$MOCK/v1" 10
+guarded=$(curl -s -X POST "$GW/api/v1/keys" -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' -d '{"name":"bench-guarded"}')
+GKEY=$(echo "$guarded" | jq -r .token) GKEY_ID=$(echo "$guarded" | jq -r .key.id)
+TOKEN=$TOKEN_MAIN
+guard() {  # $1 path, $2 body: a PUT in the guarded workspace that must answer 200
+  local code
+  code=$(curl -s -o "$work/guard" -w '%{http_code}' -X PUT "$GW/api/v1$1" -H "authorization: Bearer $GTOKEN" -H 'content-type: application/json' -d "$2")
+  [ "$code" = 200 ] || { echo "PUT $1 answered $code: $(cat "$work/guard")" >&2; exit 1; }
+}
+guard /budgets/workspace '{"usd_limit":1000000,"token_limit":1000000000000,"allow_unpriced":true}'
+guard "/keys/$GKEY_ID/budget" '{"usd_limit":1000000,"token_limit":1000000000000,"allow_unpriced":true}'
+guard /limits/workspace '{"tokens_per_min":1000000000,"max_in_flight":100000}'
+guard "/keys/$GKEY_ID/limits" '{"input_tokens_per_min":1000000000,"max_in_flight":100000}'
 settle
-lua "$body_plain" "Bearer $KEY"
-read -r _ s99 srps _ < <(run "$GW/v1/chat/completions" 64 2 "$SATURATION")
-printf '%-8s %-9s %9s %7sus %10s %11s %12s   (%s s at c=64)\n' saturate perpetuo "" "$s99" "" "$srps" "" "$SATURATION"
+lua "$body_plain" "Bearer $GKEY"
+row limits guarded "$GW" "$D50"
+checks+=("workspace and key budgets, token and in-flight limits: added p50 ${R_ADDED}us vs ${U_ADDED}us without ($((R_ADDED - U_ADDED))us a call, target <= 15us: $(verdict $((R_ADDED - U_ADDED <= 15)))), req/s c=64 $R_RPS vs $U_RPS = $(ratio "$R_RPS" "$U_RPS")x (target >= 0.80x: $(verdict $((10 * R_RPS >= 8 * U_RPS)))), CPU per call ${R_CPU}us vs ${U_CPU}us")
+if [ $QUICK = 0 ]; then
+  settle
+  lua "$body_plain" "Bearer $KEY"
+  read -r _ s99 srps _ < <(run "$GW/v1/chat/completions" 64 2 "$SATURATION")
+  printf '%-8s %-9s %9s %7sus %10s %11s %12s   (%s s at c=64)\n' saturate perpetuo "" "$s99" "" "$srps" "" "$SATURATION"
+fi
 echo
 printf '%s\n' "${checks[@]}"
 echo "nginx ($THREADS workers) and floor are references: what a relay doing nothing else reaches on the same cores"
@@ -325,6 +366,8 @@ written=$(metric perpetuo_usage_records_written_total)
 echo "usage records: $answered answered through Perpetuo in the runs (plus 1 check), $written written, $(metric perpetuo_usage_spool_bytes) bytes still spooled, $(metric perpetuo_usage_records_dropped_total) dropped"
 peak_kb=$(awk '/VmHWM/ {print $2}' "/proc/$GW_PID/status")
 echo "Perpetuo peak RSS: $(peak_rss) (target < 100 MB: $(verdict $((peak_kb < 100 * 1024))))"
-echo
-echo "rate limiter cost (in-process, one core):"
-"$TARGET_DIR/release/examples/limiter_bench"
+if [ $QUICK = 0 ]; then
+  echo
+  echo "rate limiter cost (in-process, one core):"
+  "$TARGET_DIR/release/examples/limiter_bench"
+fi

@@ -89,6 +89,14 @@ pub fn build(db: Db, settings: Settings, clock: LimitClock, usage: UsageSink) ->
         None => perpetuo_core::limits::Limits::local(db.clone()),
     };
     let pressure = perpetuo_core::providers::pressure::Pressure::new(db.clone(), clock.clone());
+    // Budget slices are a share of a budget's room per instance alive on the database.
+    let budgets = match limiters.instance_id() {
+        Some(id) => {
+            let counted = Arc::clone(&limiters);
+            Budgets::new(db.clone()).with_instances(id.to_owned(), Arc::new(move || counted.instances()))
+        }
+        None => Budgets::new(db.clone()),
+    };
     Ok(AppState::new(Services {
         calls: tokio_util::task::TaskTracker::new(),
         limits,
@@ -99,7 +107,7 @@ pub fn build(db: Db, settings: Settings, clock: LimitClock, usage: UsageSink) ->
         keys,
         prices: Prices::new(db.clone(), table),
         reports: Reports::new(db.clone()),
-        budgets: Budgets::new(db.clone()),
+        budgets,
         estimator: Estimator::start(ESTIMATOR_THREADS, ESTIMATE_DEADLINE),
         settings: Arc::new(settings),
         db,

@@ -94,6 +94,30 @@ pub fn spawn_all(state: &AppState, sessions: SurrealSessionStore, stop: &Cancell
                 }
             }
         }),
+        // What calls spent from this instance's budget slices, written every second; every slice
+        // returned at shutdown (after the last call).
+        every(Duration::from_secs(1), stop.clone(), true, {
+            let (state, stop) = (state.clone(), stop.clone());
+            move || {
+                let (state, stopping) = (state.clone(), stop.is_cancelled());
+                async move {
+                    if stopping { state.budgets().close().await } else { state.budgets().tick().await }
+                }
+            }
+        }),
+        every(Duration::from_secs(10), stop.clone(), false, {
+            let state = state.clone();
+            move || {
+                let state = state.clone();
+                async move {
+                    match state.budgets().sweep_slices().await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::warn!(slices = n, "charged the budget slices of instances that stopped as spent"),
+                        Err(e) => e.log_if_internal(),
+                    }
+                }
+            }
+        }),
         every(Duration::from_secs(60), stop.clone(), false, move || {
             let state = holds.clone();
             async move {

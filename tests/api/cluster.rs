@@ -517,5 +517,11 @@ async fn a_backup_exported_and_imported_into_a_new_server_restores_everything() 
         .await
         .unwrap();
     assert_eq!(budgets["data"][0]["token_limit"], 1_000_000, "{budgets}");
-    assert!(budgets["data"][0]["spent_tokens"].as_i64().unwrap() >= 5 * 18, "{budgets}");
+    // Spend the exported instance had not written yet (its calls settle in memory, against its
+    // slice, and are written within a second) is inside its slice, counted as reserved: the
+    // restored database never counts less than the calls cost (and charges the slice as spent
+    // once no instance writes it).
+    let data = &budgets["data"][0];
+    let counted = data["spent_tokens"].as_i64().unwrap() + data["reserved_tokens"].as_i64().unwrap();
+    assert!(counted >= 6 * 18, "{budgets}");
 }

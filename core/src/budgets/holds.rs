@@ -1,12 +1,93 @@
 //! Reservations: a call's worst case held against every budget that applies (and extended for
 //! another attempt), settled once at what the call was charged, and the sweep of holds no instance
-//! settled.
+//! settled. A call is served from this instance's slices of the budgets ([`super::escrow`]) when
+//! they have room, and reserves in the database otherwise (near a limit, or while slices cannot be
+//! renewed).
 
+use super::escrow::{Counter, Pair};
 use super::*;
+
+/// The part of a hold kept in this instance's slices.
+#[derive(Clone)]
+pub(super) struct LocalPart {
+    slices: Vec<Arc<super::escrow::Slice>>,
+    need: Need,
+}
+
+impl std::fmt::Debug for LocalPart {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalPart").field("need", &self.need).finish_non_exhaustive()
+    }
+}
+
+/// A reservation in the database (`budget_hold`).
+#[derive(Debug, Clone)]
+pub(super) struct DbPart {
+    id: String,
+    need: Need,
+}
+
+/// Splits what a call was charged over the parts of its hold, in order, each up to what it
+/// holds (the last takes whatever is left).
+fn split(parts: &[Need], charged: Need) -> Vec<Need> {
+    let mut left = charged;
+    let count = parts.len();
+    parts
+        .iter()
+        .enumerate()
+        .map(|(i, part)| {
+            let last = i + 1 == count;
+            let take = if last {
+                left
+            } else {
+                Need { nanos: left.nanos.min(part.nanos).max(0), tokens: left.tokens.min(part.tokens).max(0) }
+            };
+            left = Need { nanos: left.nanos - take.nanos, tokens: left.tokens - take.tokens };
+            take
+        })
+        .collect()
+}
+
+/// Settles the part of a hold kept in slices (once); returns the shares of its database parts.
+fn settle_slices(hold: &Hold, nanos: i64, tokens: i64) -> Vec<Need> {
+    let charged = Need { nanos: nanos.max(0), tokens: tokens.max(0) };
+    let parts: Vec<Need> = hold.local.iter().map(|l| l.need).chain(hold.db.iter().map(|d| d.need)).collect();
+    let mut shares = split(&parts, charged);
+    let db = shares.split_off(hold.local.len());
+    if !hold.settled.swap(true, std::sync::atomic::Ordering::SeqCst) {
+        for (part, share) in hold.local.iter().zip(shares) {
+            for slice in &part.slices {
+                slice.settle(part.need, share);
+            }
+        }
+    }
+    db
+}
+
+impl Hold {
+    fn new(id: &str, ws: &WorkspaceId, counters: Vec<(Counter, Pair)>, uses: Vec<Value>) -> Self {
+        Self {
+            id: id.to_owned(),
+            workspace: ws.as_str().to_owned(),
+            need: Need::default(),
+            local: Vec::new(),
+            db: Vec::new(),
+            uses,
+            counters,
+            settled: Arc::default(),
+        }
+    }
+
+    /// Whether any part of it is held in the database.
+    pub fn in_database(&self) -> bool {
+        !self.db.is_empty()
+    }
+}
 
 impl Budgets {
     /// Reserves `need` against every applicable budget, all or none, under the hold `id` (the
-    /// request's id). Concurrent reservations on any instance serialise on the counters.
+    /// request's id): from this instance's slices when they have room, else in the database
+    /// (concurrent reservations on any instance serialise on the counters).
     pub async fn reserve(
         &self,
         ws: &WorkspaceId,
@@ -15,37 +96,30 @@ impl Budgets {
         need: Need,
     ) -> Result<Hold, BudgetError> {
         let now = now_ms();
+        let counters: Vec<(Counter, Pair)> =
+            applicable.0.iter().map(|rule| Counter::of(ws.as_str(), rule, now)).collect();
         let uses: Vec<Value> = applicable
             .0
             .iter()
-            .map(|rule| {
-                let (start, _) = rule.period.current(now);
+            .zip(&counters)
+            .map(|(rule, (counter, _))| {
                 json!({
-                    "key": [ws.as_str(), rule.stored_scope(), start],
-                    "scope": rule.stored_scope(),
+                    "key": [counter.ws, counter.scope, counter.start],
+                    "scope": counter.scope,
                     "nanos": rule.usd_nanos.unwrap_or(-1),
                     "tokens": rule.tokens.unwrap_or(-1),
                 })
             })
             .collect();
-        let query = "BEGIN TRANSACTION;
-            FOR $u IN $uses {
-                LET $at = type::record('budget_use', $u.key);
-                INSERT IGNORE INTO budget_use { id: $at, workspace: $ws };
-                LET $taken = (UPDATE $at SET reserved_nanos += $n, reserved_tokens += $t, calls += 1
-                    WHERE ($u.nanos < 0 OR spent_nanos + reserved_nanos + $n <= $u.nanos)
-                      AND ($u.tokens < 0 OR spent_tokens + reserved_tokens + $t <= $u.tokens)
-                    RETURN AFTER);
-                IF array::len($taken) = 0 { THROW 'budget_exceeded:' + $u.scope; };
-            };
-            CREATE type::record('budget_hold', $id) CONTENT {
-                workspace: $ws,
-                uses: $uses.map(|$u| type::record('budget_use', $u.key)),
-                nanos: $n, tokens: $t, at: $now
-            } RETURN NONE;
-            COMMIT TRANSACTION;";
-        let hold = Hold { id: id.to_owned(), workspace: ws.as_str().to_owned(), need, uses };
-        self.take(ws, applicable, query, &hold, need, now).await?;
+        let mut hold = Hold::new(id, ws, counters, uses);
+        hold.need = need;
+        if let Some(slices) = self.escrow.take(&hold.counters, need, true).await {
+            hold.local.push(LocalPart { slices, need });
+            return Ok(hold);
+        }
+        self.escrow.give_back(&hold.counters).await;
+        self.take(ws, applicable, &hold.uses, id, need, 1, now).await?;
+        hold.db.push(DbPart { id: id.to_owned(), need });
         Ok(hold)
     }
 
@@ -58,44 +132,62 @@ impl Budgets {
         hold: &mut Hold,
         more: Need,
     ) -> Result<(), BudgetError> {
-        let query = "BEGIN TRANSACTION;
-            IF (SELECT VALUE id FROM type::record('budget_hold', $id)) = [] { THROW 'hold_missing'; };
-            FOR $u IN $uses {
-                LET $at = type::record('budget_use', $u.key);
-                LET $taken = (UPDATE $at SET reserved_nanos += $n, reserved_tokens += $t
-                    WHERE ($u.nanos < 0 OR spent_nanos + reserved_nanos + $n <= $u.nanos)
-                      AND ($u.tokens < 0 OR spent_tokens + reserved_tokens + $t <= $u.tokens)
-                    RETURN AFTER);
-                IF array::len($taken) = 0 { THROW 'budget_exceeded:' + $u.scope; };
-            };
-            UPDATE type::record('budget_hold', $id) SET nanos += $n, tokens += $t RETURN NONE;
-            COMMIT TRANSACTION;";
-        self.take(ws, applicable, query, hold, more, now_ms()).await?;
+        if hold.settled.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(BudgetError::Service(ServiceError::Invalid("This call's reservation is already settled.".into())));
+        }
+        if let Some(slices) = self.escrow.take(&hold.counters, more, false).await {
+            hold.local.push(LocalPart { slices, need: more });
+        } else {
+            self.escrow.give_back(&hold.counters).await;
+            let id = format!("{}~{}", hold.id, hold.local.len() + hold.db.len());
+            self.take(ws, applicable, &hold.uses, &id, more, 0, now_ms()).await?;
+            hold.db.push(DbPart { id, need: more });
+        }
         hold.need.nanos = hold.need.nanos.saturating_add(more.nanos);
         hold.need.tokens = hold.need.tokens.saturating_add(more.tokens);
         Ok(())
     }
 
-    /// Runs a reservation transaction for `need` under `hold`, retrying write conflicts; a
-    /// budget it does not fit is refused with a message naming it.
+    /// Reserves `need` in the database under the hold `id`, retrying write conflicts; a budget
+    /// it does not fit is refused with a message naming it. `calls`: the calls it counts (1 for a
+    /// call's first reservation, 0 for an extension).
+    #[allow(clippy::too_many_arguments)]
     async fn take(
         &self,
         ws: &WorkspaceId,
         applicable: &Applicable,
-        query: &str,
-        hold: &Hold,
+        uses: &[Value],
+        id: &str,
         need: Need,
+        calls: i64,
         now: i64,
     ) -> Result<(), BudgetError> {
+        let query = "BEGIN TRANSACTION;
+            FOR $u IN $uses {
+                LET $at = type::record('budget_use', $u.key);
+                INSERT IGNORE INTO budget_use { id: $at, workspace: $ws };
+                LET $taken = (UPDATE $at SET reserved_nanos += $n, reserved_tokens += $t, calls += $calls
+                    WHERE ($u.nanos < 0 OR spent_nanos + reserved_nanos + $n <= $u.nanos)
+                      AND ($u.tokens < 0 OR spent_tokens + reserved_tokens + $t <= $u.tokens)
+                    RETURN AFTER);
+                IF array::len($taken) = 0 { THROW 'budget_exceeded:' + $u.scope; };
+            };
+            CREATE type::record('budget_hold', $id) CONTENT {
+                workspace: $ws,
+                uses: $uses.map(|$u| type::record('budget_use', $u.key)),
+                nanos: $n, tokens: $t, at: $now
+            } RETURN NONE;
+            COMMIT TRANSACTION;";
         let retried = self.db.retrying(CONFLICT_ATTEMPTS, || async {
             let mut response = self
                 .db
                 .query(query)
-                .bind(("uses", hold.uses.clone()))
+                .bind(("uses", uses.to_vec()))
                 .bind(("ws", ws.as_str().to_owned()))
                 .bind(("n", need.nanos))
                 .bind(("t", need.tokens))
-                .bind(("id", hold.id.clone()))
+                .bind(("calls", calls))
+                .bind(("id", id.to_owned()))
                 .bind(("now", now))
                 .await?;
             root_cause(response.take_errors()).map_or(Ok(()), Err)
@@ -131,7 +223,7 @@ impl Budgets {
         if let Some(limit) = rule.usd_nanos {
             let left = (limit - counters.spent_nanos - counters.reserved_nanos).max(0);
             parts.push(format!(
-                "it could cost up to {}, and {} of {} for {period} has {} left ({} spent, {} reserved by calls in flight)",
+                "it could cost up to {}, and {} of {} for {period} has {} left ({} spent, {} set aside for calls in flight)",
                 format_usd(need.nanos),
                 rule.name(),
                 format_usd(limit),
@@ -152,8 +244,18 @@ impl Budgets {
     }
 
     /// Settles a hold at what the call actually cost and used (once: a second settlement of the
-    /// same hold changes nothing).
+    /// same hold changes nothing). The charge is split over the hold's parts in order (its slices'
+    /// parts, then its database reservations), each up to what it holds.
     pub async fn settle(&self, hold: &Hold, nanos: i64, tokens: i64) -> Result<(), ServiceError> {
+        let db = settle_slices(hold, nanos, tokens);
+        for (part, share) in hold.db.iter().zip(db) {
+            self.settle_in_database(&part.id, &hold.workspace, share).await?;
+        }
+        Ok(())
+    }
+
+    /// Settles one reservation in the database (once: it is removed with its settlement).
+    async fn settle_in_database(&self, id: &str, ws: &str, charged: Need) -> Result<(), ServiceError> {
         let query = "BEGIN TRANSACTION;
             LET $h = (SELECT * FROM type::record('budget_hold', $id))[0];
             IF $h != NONE {
@@ -168,14 +270,13 @@ impl Budgets {
             let mut response = self
                 .db
                 .query(query)
-                .bind(("id", hold.id.clone()))
-                .bind(("n", nanos.max(0)))
-                .bind(("t", tokens.max(0)))
+                .bind(("id", id.to_owned()))
+                .bind(("n", charged.nanos))
+                .bind(("t", charged.tokens))
                 .await?;
             root_cause(response.take_errors()).map_or(Ok(()), Err)
         });
-        let settled = self.in_turn(&hold.workspace, retried).await;
-        match settled {
+        match self.in_turn(ws, retried).await {
             Ok(()) => Ok(()),
             Err(e) if is_retryable(&e) => Err(ServiceError::Unavailable),
             Err(e) => Err(e.into()),
@@ -185,6 +286,11 @@ impl Budgets {
     /// Settles, in the background, retrying while the database is away (up to `patience`); what
     /// is never settled is charged at its worst case by [`Budgets::sweep`].
     pub fn settle_later(&self, hold: Hold, nanos: i64, tokens: i64, patience: Duration) {
+        if hold.db.is_empty() {
+            // Held in this instance's slices alone: settled in memory, now.
+            settle_slices(&hold, nanos, tokens);
+            return;
+        }
         let budgets = self.clone();
         let settle = async move {
             let started = std::time::Instant::now();
@@ -230,8 +336,7 @@ impl Budgets {
         let stale: Vec<Stale> = response.take(0)?;
         for hold in &stale {
             let need = Need { nanos: hold.nanos, tokens: hold.tokens };
-            let stale = Hold { id: hold.id.clone(), workspace: hold.workspace.clone(), need, uses: Vec::new() };
-            self.settle(&stale, hold.nanos, hold.tokens).await?;
+            self.settle_in_database(&hold.id, &hold.workspace, need).await?;
         }
         Ok(stale.len())
     }

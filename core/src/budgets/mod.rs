@@ -1,12 +1,15 @@
 //! Budgets per workspace and per API key: what an owner sets (cached, followed across instances)
 //! and the reservations that keep every instance's calls within them.
 //!
-//! Before a call, its worst case is reserved against every budget that applies, in one
-//! transaction of conditional updates: on any number of instances, concurrent calls can never
-//! reserve past a limit. After the call, the hold is settled to the actual cost and tokens (in
-//! the same kind of transaction, once: the hold is removed with it). A hold whose settlement
-//! never came (an instance that died mid-call) is settled at its worst case by the sweeper.
+//! Before a call, its worst case is reserved against every budget that applies: from this
+//! instance's slice of each budget, in memory ([`escrow`]: slices are taken from the database
+//! in transactions of conditional updates, so slices plus spend never pass a limit on any number of
+//! instances), or, when the slices have no room (near a limit), in one such transaction for the
+//! call alone. After the call, the hold is settled once to the actual cost and tokens. A hold whose
+//! settlement never came (an instance that died mid-call) is settled at its worst case by the
+//! sweeper, and a dead instance's slices are charged whole.
 
+mod escrow;
 mod holds;
 pub mod period;
 
@@ -119,8 +122,15 @@ pub struct Hold {
     pub workspace: String,
     /// Everything reserved under it (the first reservation and every extension).
     pub need: Need,
+    /// The parts held in this instance's slices (the first reservation, extensions).
+    local: Vec<holds::LocalPart>,
+    /// The parts reserved in the database, in order.
+    db: Vec<holds::DbPart>,
     /// The counters it holds, with their limits (what an extension must fit again).
     uses: Vec<Value>,
+    counters: Vec<(escrow::Counter, escrow::Pair)>,
+    /// Set by the first settlement: the slices' part is settled once.
+    settled: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Why a reservation was refused.
@@ -210,6 +220,8 @@ pub struct Budgets {
     /// One transaction at a time per workspace on this instance: concurrent calls queue here
     /// rather than all racing on the same counters (only the instances race each other).
     turns: Arc<dashmap::DashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// This instance's slices of the budgets.
+    escrow: Arc<escrow::Escrow>,
 }
 
 impl std::fmt::Debug for Budgets {
@@ -261,11 +273,35 @@ pub fn format_usd(nanos: i64) -> String {
 impl Budgets {
     pub fn new(db: Db) -> Self {
         Self {
+            escrow: Arc::new(escrow::Escrow::new(db.clone(), crate::platform::db::new_id(), Arc::new(|| 1))),
             db,
             cache: Arc::new(BudgetCache { rules: Slots::new(CACHE_TTL, CACHE_CAPACITY) }),
             runtime: tokio::runtime::Handle::try_current().ok(),
             turns: Arc::default(),
         }
+    }
+
+    /// As instance `id` among those sharing the database, whose slices of a budget are a share of
+    /// its room divided by the number `instances` says are alive.
+    pub fn with_instances(mut self, id: String, instances: Arc<dyn Fn() -> u32 + Send + Sync>) -> Self {
+        self.escrow = Arc::new(escrow::Escrow::new(self.db.clone(), id, instances));
+        self
+    }
+
+    /// Every second: writes what calls spent from this instance's slices, and returns idle ones.
+    pub async fn tick(&self) {
+        self.escrow.tick().await;
+    }
+
+    /// Returns every slice this instance holds (at shutdown, when no call is left).
+    pub async fn close(&self) {
+        self.escrow.close().await;
+    }
+
+    /// Charges the slices of instances that stopped writing them (they died) as spent. Returns
+    /// how many.
+    pub async fn sweep_slices(&self) -> Result<usize, ServiceError> {
+        Ok(escrow::Escrow::sweep(&self.db, escrow::SLICE_ALIVE_FOR).await?)
     }
 
     /// Runs `work` when no other budget transaction of the workspace runs on this instance.
@@ -410,6 +446,8 @@ impl Budgets {
         ws: &WorkspaceId,
         key_names: &std::collections::HashMap<String, String>,
     ) -> Result<Vec<BudgetView>, ServiceError> {
+        // What this instance's calls spent is written first (other instances' within a second).
+        self.escrow.flush(ws.as_str()).await;
         let now = now_ms();
         let mut views = Vec::new();
         for row in self.rows(ws).await? {

@@ -49,6 +49,7 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     ("0013_captures.surql", include_str!("../../../migrations/0013_captures.surql")),
     ("0014_limits.surql", include_str!("../../../migrations/0014_limits.surql")),
     ("0015_model_rests.surql", include_str!("../../../migrations/0015_model_rests.surql")),
+    ("0016_budget_slices.surql", include_str!("../../../migrations/0016_budget_slices.surql")),
 ];
 
 /// Why the database could not be opened or brought up to date.
