@@ -15,6 +15,25 @@ use super::error::GatewayError;
 use super::record::Charge;
 use super::routing::Candidate;
 
+/// The prompt's estimate on the high side (the most a provider could count), made once, and only
+/// when a limit or a budget needs it.
+pub struct PromptCeiling<'a> {
+    state: &'a AppState,
+    tenant: &'a str,
+    body: &'a serde_json::Map<String, serde_json::Value>,
+    counted: tokio::sync::OnceCell<u64>,
+}
+
+impl<'a> PromptCeiling<'a> {
+    pub fn new(state: &'a AppState, tenant: &'a str, body: &'a serde_json::Map<String, serde_json::Value>) -> Self {
+        Self { state, tenant, body, counted: tokio::sync::OnceCell::new() }
+    }
+
+    pub async fn get(&self) -> u64 {
+        *self.counted.get_or_init(|| async { self.state.estimator().prompt(self.tenant, self.body).await.ceiling() }).await
+    }
+}
+
 /// A call's reservation.
 #[derive(Debug, Clone)]
 pub struct Reservation {
@@ -38,6 +57,7 @@ pub async fn reserve(
     candidates: &mut Vec<Candidate>,
     prices: &Overrides,
     output: u64,
+    prompt: &PromptCeiling<'_>,
 ) -> Result<Option<Reservation>, GatewayError> {
     let ws = &caller.key.workspace;
     let applicable = bounded(state.budgets().applicable(ws, &caller.key.id)).await?;
@@ -55,7 +75,7 @@ pub async fn reserve(
             )));
         }
     }
-    let counted = state.estimator().prompt(ws.as_str(), &request.body).await.ceiling();
+    let counted = prompt.get().await;
     // Input stored at the provider (a conversation, a prompt, a file) is billed but not in the
     // request: each candidate holds its model's whole context window for it, and one whose window
     // is unknown cannot serve the call under a budget.

@@ -120,10 +120,8 @@ async fn run(
     let default = state.settings.budget_default_max_tokens;
     let worst_output = request.output.total(default);
     // Token and in-flight limits first: a call that waits for room holds no budget meanwhile.
-    let estimate = async || Need {
-        input: state.estimator().prompt(caller.key.workspace.as_str(), &request.body).await.ceiling(),
-        output: worst_output,
-    };
+    let prompt = budget::PromptCeiling::new(&state, caller.key.workspace.as_str(), &request.body);
+    let estimate = async || Need { input: prompt.get().await, output: worst_output };
     let admitted = limits::admit_call(&state, &caller.key.workspace, &caller.key.id, estimate);
     // A client that leaves while its call waits for room ends the wait (nothing is held yet).
     let admitted = match tokio::select! {
@@ -133,7 +131,7 @@ async fn run(
         Ok(admitted) => admitted,
         Err(error) => return answer::failure(&state, &subject, None, error, &Progress::default()),
     };
-    let hold = match budget::reserve(&state, &caller, &request, &mut candidates, &prices, worst_output).await {
+    let hold = match budget::reserve(&state, &caller, &request, &mut candidates, &prices, worst_output, &prompt).await {
         Ok(hold) => hold,
         Err(error) => {
             if let Some((admitted, _)) = &admitted {
