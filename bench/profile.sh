@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # CPU and off-CPU profile of Perpetuo (release, symbols kept) under wrk at concurrency 64, plain chat
 # through the compatible provider, as bench/run.sh sets it up.
-#   bench/profile.sh [seconds] [route: chat|floor]   -> $OUT/{cpu,offcpu}.txt (OUT defaults to /tmp/perpetuo-profile)
+#   bench/profile.sh [seconds] [route: chat|guarded|floor]   (guarded: the key under workspace and key
+#   budgets and token and in-flight limits, far above what the run uses)   -> $OUT/{cpu,offcpu}.txt (OUT defaults to /tmp/perpetuo-profile)
 # CPU: perf samples on cpu-clock with call graphs (frame pointers are not kept: --call-graph dwarf).
 # Off-CPU: sched_switch events of the process's threads (where they block), by call chain.
 set -euo pipefail
@@ -45,6 +46,14 @@ else
   KEY=$(curl -s -X POST "$GW/api/v1/keys" -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' -d '{"name":"p"}' | jq -r .token)
   URL="$GW/v1/chat/completions"
   AUTH="Bearer $KEY"
+  if [ "$TARGET" = guarded ]; then
+    KEY_ID=$(curl -s "$GW/api/v1/keys" -H "authorization: Bearer $TOKEN" | jq -r '.data[0].id')
+    put() { curl -s -o /dev/null -X PUT "$GW/api/v1$1" -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' -d "$2"; }
+    put /budgets/workspace '{"usd_limit":1000000,"token_limit":1000000000000,"allow_unpriced":true}'
+    put "/keys/$KEY_ID/budget" '{"usd_limit":1000000,"token_limit":1000000000000,"allow_unpriced":true}'
+    put /limits/workspace '{"tokens_per_min":1000000000,"max_in_flight":100000}'
+    put "/keys/$KEY_ID/limits" '{"input_tokens_per_min":1000000000,"max_in_flight":100000}'
+  fi
 fi
 cat > "$work/req.lua" <<LUA
 wrk.method = "POST"
@@ -56,7 +65,7 @@ wrk -t2 -c64 -d2s -s "$work/req.lua" "$URL" > /dev/null   # warm up
 wrk -t2 -c64 -d"$((SECONDS_RUN + 2))s" -s "$work/req.lua" "$URL" > "$OUT/wrk.txt" &
 WRK=$!
 sleep 1
-perf record -q -e cpu-clock -F 1999 --call-graph dwarf,16384 -p "$PID" -o "$OUT/cpu.data" -- sleep "$SECONDS_RUN" 2>/dev/null
+perf record -q -e cpu-clock -F "${PERF_FREQ:-1999}" --call-graph dwarf,16384 -p "$PID" -o "$OUT/cpu.data" -- sleep "$SECONDS_RUN" 2>/dev/null
 wait $WRK
 wrk -t2 -c64 -d"$((SECONDS_RUN + 2))s" -s "$work/req.lua" "$URL" > /dev/null &
 WRK=$!

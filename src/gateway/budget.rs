@@ -16,12 +16,14 @@ use super::record::Charge;
 use super::routing::Candidate;
 
 /// The prompt's estimate on the high side (the most a provider could count), made once, and only
-/// when a limit or a budget needs it.
+/// when a limit or a budget needs it (bounded by length when short: see
+/// [`perpetuo_core::usage::estimate::Estimator::prompt_ceiling`]).
 pub struct PromptCeiling<'a> {
     state: &'a AppState,
     tenant: &'a str,
     body: &'a serde_json::Map<String, serde_json::Value>,
-    counted: tokio::sync::OnceCell<u64>,
+    /// The ceiling, and whether it was counted (not bounded by length).
+    counted: tokio::sync::OnceCell<(u64, bool)>,
 }
 
 impl<'a> PromptCeiling<'a> {
@@ -29,8 +31,13 @@ impl<'a> PromptCeiling<'a> {
         Self { state, tenant, body, counted: tokio::sync::OnceCell::new() }
     }
 
+    /// The estimate, if the prompt was counted (a bound by length is too high to charge by).
+    pub fn known(&self) -> Option<u64> {
+        self.counted.get().filter(|(_, counted)| *counted).map(|(ceiling, _)| *ceiling)
+    }
+
     pub async fn get(&self) -> u64 {
-        *self.counted.get_or_init(|| async { self.state.estimator().prompt(self.tenant, self.body).await.ceiling() }).await
+        self.counted.get_or_init(|| self.state.estimator().prompt_ceiling(self.tenant, self.body)).await.0
     }
 }
 

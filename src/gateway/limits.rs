@@ -62,10 +62,15 @@ fn limited(state: &AppState, refused: Refused, provider: bool) -> GatewayError {
 /// answer does not wait). Outside a runtime (the process is stopping) nothing is settled, and the
 /// reservation stands: never more room than was used.
 pub fn settle(state: &AppState, admitted: &Arc<Admitted>, tokens: TokenCounts) {
-    let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
-    let (limits, admitted) = (state.limits().clone(), admitted.clone());
     let used = Need { input: tokens.prompt, output: tokens.completion };
-    drop(runtime.spawn(async move { limits.settle(&admitted, used).await }));
+    // Buckets this instance keeps alone are settled here and now; the rest in the background.
+    let left = state.limits().settle_now(admitted, used);
+    if left.is_empty() {
+        return;
+    }
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+    let limits = state.limits().clone();
+    drop(runtime.spawn(async move { limits.settle_rest(left, used).await }));
 }
 
 /// Settles every limit a call holds at what it was charged.

@@ -147,10 +147,13 @@ async fn run(
         inject: hold.is_some() && request.output.asked.is_none(),
     };
     let capture = state.captures().plan(&caller.key.workspace, caller.key.capture, &caller.request_id).await;
+    let known_prompt = prompt.known();
     let mut call = Call::new(caller, request, candidates, prices, labels, forward, hold, bound, worst_output);
     call.capture = capture;
-    if let Some((admitted, need)) = admitted {
-        call.knows_prompt(need.input);
+    if let Some(prompt) = known_prompt {
+        call.knows_prompt(prompt);
+    }
+    if let Some((admitted, _)) = admitted {
         call.limits.call = Some(admitted);
     }
     attempts::run(&state, call).await

@@ -44,6 +44,38 @@ struct Slot {
     /// A rewrite of the slot's record is pending (one is enough, whatever made it due).
     rewrite_due: std::sync::atomic::AtomicBool,
     freed: tokio::sync::Notify,
+    /// Calls waiting for a place here (a place given back wakes them only when there are some).
+    waiting: AtomicU32,
+}
+
+impl Slot {
+    /// Wakes the calls waiting for a place, if any.
+    fn wake(&self) {
+        if self.waiting.load(Ordering::SeqCst) > 0 {
+            self.freed.notify_waiters();
+        }
+    }
+}
+
+/// Counts a call among a slot's waiters while it lives.
+struct Waiting<'a>(&'a Slot);
+
+impl<'a> Waiting<'a> {
+    fn new(slot: &'a Slot) -> Self {
+        slot.waiting.fetch_add(1, Ordering::SeqCst);
+        Self(slot)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.waiting.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// A place under `limit` in a slot this instance keeps alone.
+fn take_local(cell: &Slot, limit: u32) -> bool {
+    cell.used.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |used| (used < limit).then_some(used + 1)).is_ok()
 }
 
 /// Every concurrency slot of this instance.
@@ -74,8 +106,8 @@ impl Drop for Place {
         let (slot, cell) = (std::mem::take(&mut self.slot), Arc::clone(&self.cell));
         match &owner.store {
             Store::Local => {
-                cell.used.fetch_sub(1, Ordering::AcqRel);
-                cell.freed.notify_waiters();
+                cell.used.fetch_sub(1, Ordering::SeqCst);
+                cell.wake();
             }
             Store::Shared { .. } => {
                 let Some(runtime) = owner.runtime.clone().or_else(|| tokio::runtime::Handle::try_current().ok()) else {
@@ -92,7 +124,7 @@ impl Drop for Place {
                         cell.used.store(mine, Ordering::Release);
                         tracing::warn!("giving back a concurrency place failed; it is given back with the next write");
                     }
-                    cell.freed.notify_waiters();
+                    cell.wake();
                 });
             }
         }
@@ -130,7 +162,7 @@ impl Drop for Rewrite {
                     "a concurrency place of unknown outcome could not be rewritten; it is with the next write"
                 );
             }
-            cell.freed.notify_waiters();
+            cell.wake();
         });
     }
 }
@@ -156,13 +188,19 @@ impl InFlight {
     /// `None`: no place in time (or the database did not answer: refused, never over the limit).
     pub async fn take(&self, slot: &str, limit: u32, wait: Duration) -> Option<Place> {
         let cell = self.cell(slot);
+        let place = |cell: Arc<Slot>| Place { owner: self.clone(), slot: slot.to_owned(), cell };
+        // Alone, a free place is taken without registering as a waiter.
+        if matches!(self.store, Store::Local) && take_local(&cell, limit) {
+            return Some(place(cell));
+        }
         let until = Instant::now() + wait;
+        let _waiting = Waiting::new(&cell);
         loop {
             let freed = cell.freed.notified();
             tokio::pin!(freed);
             freed.as_mut().enable();
             if self.try_take(slot, &cell, limit, until).await {
-                return Some(Place { owner: self.clone(), slot: slot.to_owned(), cell: Arc::clone(&cell) });
+                return Some(place(Arc::clone(&cell)));
             }
             let now = Instant::now();
             if now >= until {
@@ -178,10 +216,7 @@ impl InFlight {
 
     async fn try_take(&self, slot: &str, cell: &Arc<Slot>, limit: u32, until: Instant) -> bool {
         match &self.store {
-            Store::Local => cell
-                .used
-                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| (used < limit).then_some(used + 1))
-                .is_ok(),
+            Store::Local => take_local(cell, limit),
             Store::Shared { .. } => {
                 // Background writes of the slot (on a slow database) do not hold a call past its
                 // own wait.

@@ -112,6 +112,16 @@ struct Reserved {
     source: tokens::Source,
 }
 
+/// Reservations still to settle (see [`Limits::settle_now`]).
+#[derive(Debug, Default)]
+pub struct Unsettled(Vec<Reserved>);
+
+impl Unsettled {
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
 /// What a call holds under its limits: places in flight (given back when dropped) and tokens
 /// (settled once).
 #[derive(Debug, Default)]
@@ -405,8 +415,24 @@ impl Limits {
 
     /// Settles a call's reservations to what it used (once; later calls do nothing).
     pub async fn settle(&self, admitted: &Admitted, used: Need) {
-        let reserved = std::mem::take(&mut *admitted.reserved.lock().unwrap_or_else(|e| e.into_inner()));
-        for r in reserved {
+        let left = self.settle_now(admitted, used);
+        self.settle_rest(left, used).await;
+    }
+
+    /// Settles, without waiting, what can be (buckets this instance keeps alone, not busy): once.
+    /// The rest is for [`Limits::settle_rest`].
+    pub fn settle_now(&self, admitted: &Admitted, used: Need) -> Unsettled {
+        let mut reserved = std::mem::take(&mut *admitted.reserved.lock().unwrap_or_else(|e| e.into_inner()));
+        reserved.retain(|r| {
+            let (reserved, rate) = r.source.reserved(r.tokens, r.per_min);
+            !self.tokens.settle_now(&r.slot, rate, reserved, r.counted.of(used))
+        });
+        Unsettled(reserved)
+    }
+
+    /// Settles what [`Limits::settle_now`] could not.
+    pub async fn settle_rest(&self, left: Unsettled, used: Need) {
+        for r in left.0 {
             let actual = r.counted.of(used);
             let (reserved, rate) = r.source.reserved(r.tokens, r.per_min);
             if actual < reserved {

@@ -306,6 +306,26 @@ impl TokenBuckets {
         }
     }
 
+    /// Settles a reservation of `reserved` tokens at `actual` now, when the bucket is this
+    /// instance's alone and no one else is using it; `false`: it is for `give_back` or `charge`.
+    pub fn settle_now(&self, slot: &str, per_min: u64, reserved: u64, actual: u64) -> bool {
+        if !matches!(self.store, Store::Local) {
+            return false;
+        }
+        if actual == reserved {
+            return true;
+        }
+        let cell = self.slot(slot);
+        let Ok(mut s) = cell.try_lock() else { return false };
+        let now = Instant::now();
+        if actual < reserved {
+            s.local.give_back(now, per_min, reserved - actual);
+        } else {
+            s.local.tat = s.local.tat.max(now) + Gcra::interval(per_min).mul_f64((actual - reserved) as f64);
+        }
+        true
+    }
+
     /// Forgets slots that hold nothing and whose buckets are full again.
     pub fn prune(&self) {
         let now = Instant::now();

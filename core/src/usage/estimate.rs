@@ -27,6 +27,8 @@ const SLICE: usize = 4096;
 pub const MAX_TOKENIZED: usize = 1 << 20;
 /// Prompts up to this size are counted where they are asked for (well under a millisecond).
 pub const INLINE_BYTES: usize = 8 * 1024;
+/// Prompt text up to this long is bounded by its length where a reservation needs a ceiling.
+pub const SHORT_BYTES: usize = 1024;
 /// The estimate of a prompt is raised by this share plus [`MARGIN_FLOOR`] for reservations:
 /// providers' tokenizers count differently from `o200k_base`.
 pub const MARGIN_PCT: u64 = 25;
@@ -330,6 +332,19 @@ impl Estimator {
     /// The estimate of a request body's prompt, for a workspace (`tenant`).
     pub async fn prompt(&self, tenant: &str, body: &Map<String, Value>) -> PromptEstimate {
         self.estimate(tenant, PromptText::of(body)).await
+    }
+
+    /// The most a provider could count for a prompt, as limits and budgets hold it: a prompt of at
+    /// most [`SHORT_BYTES`] of text is bounded by its length (a token is at least a byte) rather
+    /// than counted, which costs no tokenizer run and holds at most a few hundred tokens more than
+    /// a count would. The flag says whether it was counted.
+    pub async fn prompt_ceiling(&self, tenant: &str, body: &Map<String, Value>) -> (u64, bool) {
+        let prompt = PromptText::of(body);
+        if prompt.text.len() <= SHORT_BYTES {
+            let text = Counted { tokens: 0, bytes: prompt.text.len() as u64 };
+            return (PromptEstimate { text, fixed: prompt.fixed() }.ceiling(), false);
+        }
+        (self.estimate(tenant, prompt).await.ceiling(), true)
     }
 
     /// The estimate of gathered prompt text: inline when small, else on an estimator thread
