@@ -100,9 +100,7 @@ pub fn spawn_all(state: &AppState, sessions: SurrealSessionStore, stop: &Cancell
             let (state, stop) = (state.clone(), stop.clone());
             move || {
                 let (state, stopping) = (state.clone(), stop.is_cancelled());
-                async move {
-                    if stopping { state.budgets().close().await } else { state.budgets().tick().await }
-                }
+                async move { if stopping { state.budgets().close().await } else { state.budgets().tick().await } }
             }
         }),
         every(Duration::from_secs(10), stop.clone(), false, {
@@ -112,7 +110,9 @@ pub fn spawn_all(state: &AppState, sessions: SurrealSessionStore, stop: &Cancell
                 async move {
                     match state.budgets().sweep_slices().await {
                         Ok(0) => {}
-                        Ok(n) => tracing::warn!(slices = n, "charged the budget slices of instances that stopped as spent"),
+                        Ok(n) => {
+                            tracing::warn!(slices = n, "charged the budget slices of instances that stopped as spent")
+                        }
                         Err(e) => e.log_if_internal(),
                     }
                 }

@@ -23,13 +23,15 @@ use dashmap::DashMap;
 use serde_json::{Value, json};
 use surrealdb::types::SurrealValue;
 
+pub(super) use super::slice::Slice;
+use super::slice::{Write, Writes};
 use super::{Need, Rule};
 use crate::platform::db::{CALL_TIMEOUT, Db, is_retryable, now_ms, root_cause};
 
 /// Nano-dollars and tokens.
 pub(super) type Pair = [i64; 2];
 
-const FIRST_BATCH: i64 = 8;
+pub(super) const FIRST_BATCH: i64 = 8;
 const MAX_BATCH: i64 = 1024;
 /// Renewals closer than this double the next slice; further apart than [`RENEW_LATE`] halve it.
 const RENEW_SOON: Duration = Duration::from_millis(500);
@@ -46,11 +48,11 @@ pub const SLICE_ALIVE_FOR: Duration = Duration::from_secs(30);
 const FORGET_AFTER: Duration = Duration::from_secs(60);
 const CONFLICT_ATTEMPTS: u32 = 50;
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-fn pair(need: Need) -> Pair {
+pub(super) fn pair(need: Need) -> Pair {
     [need.nanos, need.tokens]
 }
 
@@ -66,52 +68,6 @@ impl Counter {
     pub fn of(ws: &str, rule: &Rule, now: i64) -> (Self, Pair) {
         let counter = Self { ws: ws.to_owned(), scope: rule.stored_scope(), start: rule.period.current(now).0 };
         (counter, [rule.usd_nanos.unwrap_or(-1), rule.tokens.unwrap_or(-1)])
-    }
-}
-
-/// What the calls did with a slice, in memory. `granted` (the row) = free + held + consumed +
-/// whatever a write in progress took out.
-#[derive(Debug)]
-struct State {
-    /// The limits the slice was last taken under (-1: none): a call under other limits renews it.
-    limits: Pair,
-    free: Pair,
-    held: Pair,
-    /// Settled and not yet written as spent.
-    consumed: Pair,
-    calls: i64,
-    holds: u32,
-    used: Instant,
-    exhausted_until: Option<Instant>,
-    /// The row was swept (this instance was taken for dead): nothing more is taken from it.
-    gone: bool,
-}
-
-/// The slice's writes, one at a time.
-#[derive(Debug)]
-struct Writes {
-    seq: i64,
-    /// The row's amounts as last written.
-    granted: Pair,
-    batch: i64,
-    renewed: Option<Instant>,
-    written: Instant,
-    /// A write whose outcome is not known (its answer was lost): resolved before the next one.
-    unsure: Option<Write>,
-}
-
-/// One write: spend to record, room to give back, calls to count.
-#[derive(Debug, Clone, Copy, Default)]
-struct Write {
-    spent: Pair,
-    returned: Pair,
-    calls: i64,
-    retire: bool,
-}
-
-impl Write {
-    fn release(&self) -> Pair {
-        [self.spent[0] + self.returned[0], self.spent[1] + self.returned[1]]
     }
 }
 
@@ -132,121 +88,6 @@ enum Failed {
     Unsure,
     /// The row is not this instance's any more (swept).
     Lost,
-}
-
-/// This instance's slice of one counter.
-#[derive(Debug)]
-pub(super) struct Slice {
-    counter: Counter,
-    state: Mutex<State>,
-    writes: tokio::sync::Mutex<Writes>,
-}
-
-impl Slice {
-    fn new(counter: Counter) -> Self {
-        let now = Instant::now();
-        Self {
-            counter,
-            state: Mutex::new(State {
-                limits: [i64::MIN; 2],
-                free: [0; 2],
-                held: [0; 2],
-                consumed: [0; 2],
-                calls: 0,
-                holds: 0,
-                used: now,
-                exhausted_until: None,
-                gone: false,
-            }),
-            writes: tokio::sync::Mutex::new(Writes {
-                seq: 0,
-                granted: [0; 2],
-                batch: FIRST_BATCH,
-                renewed: None,
-                written: now,
-                unsure: None,
-            }),
-        }
-    }
-
-    /// Takes `need` from the free part, if it is there (and the slice is under `limits`).
-    fn try_take(&self, need: Pair, limits: Pair, first: bool) -> bool {
-        let mut s = lock(&self.state);
-        if s.gone || s.limits != limits || (0..2).any(|d| s.free[d] < need[d]) {
-            return false;
-        }
-        for d in 0..2 {
-            s.free[d] -= need[d];
-            s.held[d] += need[d];
-        }
-        s.holds += 1;
-        s.calls += i64::from(first);
-        s.used = Instant::now();
-        true
-    }
-
-    /// Gives back a take (another counter of the same call had no room).
-    fn untake(&self, need: Pair, first: bool) {
-        let mut s = lock(&self.state);
-        for d in 0..2 {
-            s.free[d] += need[d];
-            s.held[d] -= need[d];
-        }
-        s.holds = s.holds.saturating_sub(1);
-        s.calls -= i64::from(first);
-    }
-
-    /// Settles what was held for one call at what it was charged.
-    pub fn settle(&self, held: Need, charged: Need) {
-        let (held, charged) = (pair(held), pair(charged));
-        let mut s = lock(&self.state);
-        for d in 0..2 {
-            s.held[d] -= held[d];
-            s.free[d] += held[d] - charged[d];
-            s.consumed[d] += charged[d];
-        }
-        s.holds = s.holds.saturating_sub(1);
-        s.used = Instant::now();
-    }
-
-    /// Takes what a write records out of the slice (spend, calls, and with `give_back` the free
-    /// part); it is put back if the write is not done.
-    fn prepare(&self, give_back: bool, retire: bool) -> Write {
-        let mut s = lock(&self.state);
-        let returned = if give_back { [s.free[0].max(0), s.free[1].max(0)] } else { [0; 2] };
-        let write = Write { spent: s.consumed, returned, calls: s.calls, retire };
-        for d in 0..2 {
-            s.free[d] -= returned[d];
-        }
-        s.consumed = [0; 2];
-        s.calls = 0;
-        write
-    }
-
-    fn revert(&self, write: Write) {
-        let mut s = lock(&self.state);
-        for d in 0..2 {
-            s.free[d] += write.returned[d];
-            s.consumed[d] += write.spent[d];
-        }
-        s.calls += write.calls;
-    }
-
-    fn applied(&self, writes: &mut Writes, write: Write, granted: Pair, row: Pair) {
-        writes.seq = if write.retire && row == [0; 2] { 0 } else { writes.seq + 1 };
-        writes.granted = row;
-        writes.written = Instant::now();
-        let mut s = lock(&self.state);
-        for d in 0..2 {
-            s.free[d] += granted[d];
-        }
-    }
-
-    fn idle(&self) -> Option<(u32, Duration, bool, bool)> {
-        let s = lock(&self.state);
-        let dirty = s.consumed != [0; 2] || s.calls != 0;
-        Some((s.holds, s.used.elapsed(), dirty, s.gone))
-    }
 }
 
 #[derive(SurrealValue)]
@@ -554,7 +395,8 @@ impl Escrow {
             self.slices.iter().filter(|s| s.key().ws == ws).map(|s| Arc::clone(s.value())).collect();
         for slice in slices {
             let mut writes = slice.writes.lock().await;
-            if self.resolve(&slice, &mut writes).await && slice.idle().is_some_and(|(_, _, dirty, gone)| dirty && !gone) {
+            if self.resolve(&slice, &mut writes).await && slice.idle().is_some_and(|(_, _, dirty, gone)| dirty && !gone)
+            {
                 let write = slice.prepare(false, false);
                 self.write(&slice, &mut writes, write, None).await;
             }

@@ -133,7 +133,9 @@ impl Budgets {
         more: Need,
     ) -> Result<(), BudgetError> {
         if hold.settled.load(std::sync::atomic::Ordering::SeqCst) {
-            return Err(BudgetError::Service(ServiceError::Invalid("This call's reservation is already settled.".into())));
+            return Err(BudgetError::Service(ServiceError::Invalid(
+                "This call's reservation is already settled.".into(),
+            )));
         }
         if let Some(slices) = self.escrow.take(&hold.counters, more, false).await {
             hold.local.push(LocalPart { slices, need: more });

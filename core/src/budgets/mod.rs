@@ -12,6 +12,7 @@
 mod escrow;
 mod holds;
 pub mod period;
+mod slice;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -51,39 +51,8 @@ impl Rule {
     }
 }
 
-/// Which tokens a bucket counts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Counted {
-    Input,
-    Output,
-    Total,
-}
-
-impl Counted {
-    fn tag(self) -> &'static str {
-        match self {
-            Self::Input => "in",
-            Self::Output => "out",
-            Self::Total => "all",
-        }
-    }
-
-    pub fn words(self) -> &'static str {
-        match self {
-            Self::Input => "input tokens",
-            Self::Output => "output tokens",
-            Self::Total => "tokens",
-        }
-    }
-
-    fn of(self, need: Need) -> u64 {
-        match self {
-            Self::Input => need.input,
-            Self::Output => need.output,
-            Self::Total => need.input.saturating_add(need.output),
-        }
-    }
-}
+mod counted;
+pub use counted::Counted;
 
 /// A call's tokens: reserved (its estimate) or used.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
