@@ -52,6 +52,11 @@ impl Cluster {
         &self.nodes[i].base
     }
 
+    /// The instance itself (to stop, kill or read its log).
+    pub fn node(&mut self, i: usize) -> &mut Running {
+        &mut self.nodes[i]
+    }
+
     pub async fn post(&self, node: usize, path: &str, token: Option<&str>, body: &Value) -> reqwest::Response {
         let mut request = self.client.post(format!("{}{path}", self.base(node))).json(body);
         if let Some(token) = token {

@@ -9,6 +9,7 @@ mod captures;
 mod cli;
 mod clients;
 mod cluster;
+mod cluster_escrow;
 mod cluster_limits;
 mod dashboard;
 mod docs;

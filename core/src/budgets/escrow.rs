@@ -407,12 +407,17 @@ impl Escrow {
     /// the row, for the sweeper.
     pub async fn close(&self) {
         let slices: Vec<Arc<Slice>> = self.slices.iter().map(|s| Arc::clone(s.value())).collect();
+        let mut returned = 0usize;
         for slice in slices {
             let mut writes = slice.writes.lock().await;
             if self.resolve(&slice, &mut writes).await && !(writes.granted == [0; 2] && writes.seq == 0) {
+                returned += usize::from(writes.granted != [0; 2]);
                 let write = slice.prepare(true, true);
                 self.write(&slice, &mut writes, write, None).await;
             }
+        }
+        if returned > 0 {
+            tracing::info!(slices = returned, "returned this instance's budget slices at shutdown");
         }
     }
 
