@@ -3,6 +3,7 @@
 # through the compatible provider, as bench/run.sh sets it up.
 #   bench/profile.sh [seconds] [route: chat|guarded|floor]   (guarded: the key under workspace and key
 #   budgets and token and in-flight limits, far above what the run uses)   -> $OUT/{cpu,offcpu}.txt (OUT defaults to /tmp/perpetuo-profile)
+#   PROFILE_CONNECTIONS=1: the profile at that concurrency instead of 64 (c=1 shows what a lone call pays).
 # CPU: perf samples on cpu-clock with call graphs (frame pointers are not kept: --call-graph dwarf).
 # Off-CPU: sched_switch events of the process's threads (where they block), by call chain.
 set -euo pipefail
@@ -10,6 +11,8 @@ cd "$(dirname "$0")/.."
 SECONDS_RUN=${1:-10}
 TARGET=${2:-chat}
 OUT=${OUT:-/tmp/perpetuo-profile}
+CONNS=${PROFILE_CONNECTIONS:-64}
+WRK_THREADS=$((CONNS < 2 ? 1 : 2))
 TARGET_DIR=${CARGO_TARGET_DIR:-target}
 mkdir -p "$OUT"
 # The release profile strips the binary; profiles need its symbols (only the binary is relinked).
@@ -61,22 +64,22 @@ wrk.body = '$body'
 wrk.headers["content-type"] = "application/json"
 wrk.headers["authorization"] = "$AUTH"
 LUA
-wrk -t2 -c64 -d2s -s "$work/req.lua" "$URL" > /dev/null   # warm up
-wrk -t2 -c64 -d"$((SECONDS_RUN + 2))s" -s "$work/req.lua" "$URL" > "$OUT/wrk.txt" &
+wrk -t"$WRK_THREADS" -c"$CONNS" -d2s -s "$work/req.lua" "$URL" > /dev/null   # warm up
+wrk -t"$WRK_THREADS" -c"$CONNS" -d"$((SECONDS_RUN + 2))s" -s "$work/req.lua" "$URL" > "$OUT/wrk.txt" &
 WRK=$!
 sleep 1
 perf record -q -e cpu-clock -F "${PERF_FREQ:-1999}" --call-graph dwarf,16384 -p "$PID" -o "$OUT/cpu.data" -- sleep "$SECONDS_RUN" 2>/dev/null
 wait $WRK
-wrk -t2 -c64 -d"$((SECONDS_RUN + 2))s" -s "$work/req.lua" "$URL" > /dev/null &
+wrk -t"$WRK_THREADS" -c"$CONNS" -d"$((SECONDS_RUN + 2))s" -s "$work/req.lua" "$URL" > /dev/null &
 WRK=$!
 sleep 1
 perf record -q -e sched:sched_switch --call-graph dwarf,8192 -p "$PID" -o "$OUT/off.data" -- sleep "$SECONDS_RUN" 2>/dev/null || true
 wait $WRK
-perf report -i "$OUT/cpu.data" --no-children --stdio --percent-limit 0.7 -g none --sort symbol 2>/dev/null > "$OUT/cpu.txt"
-perf report -i "$OUT/cpu.data" --children --stdio --percent-limit 3 -g none --sort symbol 2>/dev/null > "$OUT/cpu-children.txt"
-perf report -i "$OUT/off.data" --no-children --stdio --percent-limit 2 -g caller,0.5,callee --sort symbol 2>/dev/null > "$OUT/offcpu.txt" || true
+perf report --no-inline -i "$OUT/cpu.data" --no-children --stdio --percent-limit 0.7 -g none --sort symbol 2>/dev/null > "$OUT/cpu.txt"
+perf report --no-inline -i "$OUT/cpu.data" --children --stdio --percent-limit 3 -g none --sort symbol 2>/dev/null > "$OUT/cpu-children.txt"
+perf report --no-inline -i "$OUT/off.data" --no-children --stdio --percent-limit 2 -g caller,0.5,callee --sort symbol 2>/dev/null > "$OUT/offcpu.txt" || true
 # Where the CPU goes, by crate (the symbol's first path segment; [k] is the kernel).
-perf report -i "$OUT/cpu.data" --no-children --stdio -g none --sort dso,symbol --percent-limit 0 2>/dev/null | python3 bench/by_crate.py > "$OUT/by-crate.txt"
+perf report --no-inline -i "$OUT/cpu.data" --no-children --stdio -g none --sort dso,symbol --percent-limit 0 2>/dev/null | python3 bench/by_crate.py > "$OUT/by-crate.txt"
 grep -E "Requests/sec|Latency" "$OUT/wrk.txt"
 head -25 "$OUT/by-crate.txt"
 echo "profiles in $OUT" >&2
