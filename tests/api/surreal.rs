@@ -64,7 +64,7 @@ impl SurrealServer {
     pub async fn wait_healthy(&self) {
         let client = reqwest::Client::builder().no_proxy().build().unwrap();
         let url = format!("http://{}/health", self.addr);
-        let up = poll(Duration::from_secs(60), || async {
+        let up = poll(Duration::from_secs(120), || async {
             (client.get(&url).send().await.ok()?.status() == 200).then_some(())
         })
         .await;

@@ -159,12 +159,28 @@ impl Escrow {
     /// Takes `need` from this instance's slice of every counter (renewing those that run low),
     /// all or none. `None`: a slice could not cover it (near a limit, or the database away), and
     /// the call reserves in the database instead.
-    pub async fn take(&self, counters: &[(Counter, Pair)], need: Need, first: bool) -> Option<Vec<Arc<Slice>>> {
+    pub async fn take(
+        self: &Arc<Self>,
+        counters: &[(Counter, Pair)],
+        need: Need,
+        first: bool,
+    ) -> Option<Vec<Arc<Slice>>> {
         let n = pair(need);
         let mut taken: Vec<Arc<Slice>> = Vec::with_capacity(counters.len());
         for (counter, limits) in counters {
             let slice = self.slice(counter);
-            if slice.try_take(n, *limits, first) || self.renew(&slice, n, *limits, first).await {
+            if slice.try_take(n, *limits, first) {
+                // Running low: topped up in the background, so that calls do not wait for it.
+                if slice.wants_top_up(n)
+                    && let Ok(runtime) = tokio::runtime::Handle::try_current()
+                {
+                    let (escrow, slice, limits) = (Arc::clone(self), Arc::clone(&slice), *limits);
+                    drop(runtime.spawn(async move { escrow.top_up(&slice, n, limits).await }));
+                }
+                taken.push(slice);
+                continue;
+            }
+            if self.renew(&slice, n, *limits, first).await {
                 taken.push(slice);
                 continue;
             }
@@ -182,7 +198,23 @@ impl Escrow {
         if slice.try_take(need, limits, first) {
             return true;
         }
-        if !self.resolve(slice, &mut writes).await {
+        self.grow(slice, &mut writes, need, limits, true).await && slice.try_take(need, limits, first)
+    }
+
+    /// Adds room to a slice running low while its free part still serves calls (skipped when a
+    /// write of it is under way: that one renews it).
+    async fn top_up(&self, slice: &Slice, need: Pair, limits: Pair) {
+        if let Ok(mut writes) = slice.writes.try_lock() {
+            self.grow(slice, &mut writes, need, limits, false).await;
+        }
+        lock(&slice.state).topping = false;
+    }
+
+    /// Takes more room into a slice (at least `need`, as much as its batch where the budget has
+    /// it), writing its spend with it; `whole`: its free part is given back and taken anew (a
+    /// renewal), else kept (a top-up). Whether room was granted.
+    async fn grow(&self, slice: &Slice, writes: &mut Writes, need: Pair, limits: Pair, whole: bool) -> bool {
+        if !self.resolve(slice, writes).await {
             return false;
         }
         let now = Instant::now();
@@ -201,11 +233,11 @@ impl Escrow {
         let div = 2 * i64::from((self.instances)().max(1));
         let want = [need[0].saturating_mul(writes.batch), need[1].saturating_mul(writes.batch)];
         let grow = Grow { want, min: need, limits, div };
-        let write = slice.prepare(true, false);
-        match self.write(slice, &mut writes, write, Some(grow)).await {
+        let write = slice.prepare(whole, false);
+        match self.write(slice, writes, write, Some(grow)).await {
             Some(granted) if granted != [0; 2] || need == [0; 2] => {
                 writes.renewed = Some(now);
-                slice.try_take(need, limits, first)
+                true
             }
             Some(_) => {
                 lock(&slice.state).exhausted_until = Some(now + EXHAUSTED_FOR);

@@ -25,6 +25,11 @@ pub(super) struct State {
     pub exhausted_until: Option<Instant>,
     /// The row was swept (this instance was taken for dead): nothing more is taken from it.
     pub gone: bool,
+    /// Below this much free room the slice is topped up ahead of need (a quarter of the last
+    /// grant).
+    pub low: Pair,
+    /// A top-up is under way.
+    pub topping: bool,
 }
 
 /// The slice's writes, one at a time.
@@ -78,6 +83,8 @@ impl Slice {
                 used: now,
                 exhausted_until: None,
                 gone: false,
+                low: [0; 2],
+                topping: false,
             }),
             writes: tokio::sync::Mutex::new(Writes {
                 seq: 0,
@@ -161,6 +168,21 @@ impl Slice {
         for d in 0..2 {
             s.free[d] += granted[d];
         }
+        if granted != [0; 2] {
+            s.low = [granted[0] / 4, granted[1] / 4];
+        }
+    }
+
+    /// Whether the slice runs low enough to be topped up (and no top-up is under way, and the
+    /// budget had room at its last try); if so, the caller starts one.
+    pub(super) fn wants_top_up(&self, need: Pair) -> bool {
+        let mut s = lock(&self.state);
+        let low = (0..2).any(|d| need[d] > 0 && s.free[d] < s.low[d].max(need[d]));
+        if !low || s.topping || s.gone || s.exhausted_until.is_some_and(|until| Instant::now() < until) {
+            return false;
+        }
+        s.topping = true;
+        true
     }
 
     pub(super) fn idle(&self) -> Option<(u32, Duration, bool, bool)> {
