@@ -103,6 +103,9 @@ pub(super) struct Escrow {
     instance: String,
     instances: Arc<dyn Fn() -> u32 + Send + Sync>,
     slices: DashMap<Counter, Arc<Slice>>,
+    /// Calls that waited for a slice's renewal (the first of each slice, and any that outran
+    /// its top-ups).
+    pub(super) waited: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Escrow {
@@ -142,7 +145,7 @@ struct Written {
 
 impl Escrow {
     pub fn new(db: Db, instance: String, instances: Arc<dyn Fn() -> u32 + Send + Sync>) -> Self {
-        Self { db, instance, instances, slices: DashMap::new() }
+        Self { db, instance, instances, slices: DashMap::new(), waited: std::sync::atomic::AtomicU64::new(0) }
     }
 
     fn slice(&self, counter: &Counter) -> Arc<Slice> {
@@ -198,6 +201,7 @@ impl Escrow {
         if slice.try_take(need, limits, first) {
             return true;
         }
+        self.waited.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.grow(slice, &mut writes, need, limits, true).await && slice.try_take(need, limits, first)
     }
 

@@ -185,6 +185,30 @@ async fn calls_under_a_roomy_budget_are_reserved_and_settled_in_memory() {
 }
 
 #[tokio::test]
+async fn a_slice_running_low_is_topped_up_before_a_call_has_to_wait_for_it() {
+    let (budgets, ws) = service().await;
+    budgets.set(&owner(&ws), &BudgetScope::Workspace, &dollars(1000.0)).await.unwrap();
+    let rules = budgets.applicable(&ws, "k").await.unwrap();
+    let need = Need { nanos: 2_000_000, tokens: 100 };
+    for i in 0..2000 {
+        let hold = budgets.reserve(&ws, &rules, &format!("r{i}"), need).await.unwrap();
+        assert!(!hold.in_database(), "call {i} reserved in the database");
+        budgets.settle(&hold, 1_000_000, 60).await.unwrap();
+        // Between calls, as a serving thread between requests: a top-up under way gets its turn.
+        tokio::task::yield_now().await;
+    }
+    let waited = budgets.escrow.waited.load(std::sync::atomic::Ordering::Relaxed);
+    // The slice's first grant (8 calls' worth) is waited for; the slice is then topped up ahead
+    // of need as its batch doubles, so no call waits again.
+    assert_eq!(waited, 1, "calls that waited for a renewal");
+    let rows = slice_rows(&budgets.db).await;
+    assert!(rows[0]["seq"].as_i64().unwrap() > 3, "the slice was topped up: {rows:?}");
+    assert_eq!(spent_and_reserved(&budgets, &ws).await.0, 2000 * 1_000_000, "spend exact");
+    budgets.close().await;
+    assert_eq!(spent_and_reserved(&budgets, &ws).await, (2000 * 1_000_000, 0, 2000), "all returned at close");
+}
+
+#[tokio::test]
 async fn three_instances_sharing_a_budget_never_pass_it_and_leave_none_of_it_unused() {
     let db = Db::memory().await.unwrap();
     let ws = WorkspaceId::trusted("ws1".into());
