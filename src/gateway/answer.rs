@@ -10,6 +10,7 @@ use perpetuo_core::AppState;
 use perpetuo_core::protocols::Protocol;
 use perpetuo_core::providers::OpenedProvider;
 use perpetuo_core::usage::TokenCounts;
+use perpetuo_types::ErrorClass;
 
 use super::call::{Call, Caller};
 use super::error::GatewayError;
@@ -104,7 +105,7 @@ pub async fn whole(
         provider: Some(provider),
         served_model: Some(&served.model),
         status: if gone { 499 } else { 200 },
-        error_class: gone.then_some("client_disconnected"),
+        error_class: gone.then_some(ErrorClass::ClientDisconnected),
         charge,
         ttft: None,
         price: call.price_used(state, served),

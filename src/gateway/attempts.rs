@@ -20,6 +20,7 @@ use perpetuo_core::providers::client::{SendError, UpstreamBody};
 use perpetuo_core::providers::credentials::TokenError;
 use perpetuo_core::providers::dialects::Deframer;
 use perpetuo_core::providers::{OpenedProvider, catalog, client, translation};
+use perpetuo_types::{ErrorClass, StepOutcome};
 
 use super::answer;
 use super::call::Call;
@@ -44,7 +45,7 @@ enum Attempt {
     ClientError(GatewayError),
     /// Worth trying again (elsewhere, or later here).
     Retry {
-        class: &'static str,
+        class: ErrorClass,
         retry_after: Option<Duration>,
         counts_for_breaker: bool,
         /// Whether the provider may bill it: the request reached it and was abandoned (no answer
@@ -57,24 +58,24 @@ enum Attempt {
 
 impl Attempt {
     /// The error class of an attempt that did not answer.
-    fn failure(&self) -> Option<&'static str> {
+    fn failure(&self) -> Option<ErrorClass> {
         match self {
             Self::Whole { .. } | Self::Stream { .. } => None,
-            Self::ClientError(_) => Some("client_error"),
-            Self::Retry { class, .. } => Some(class),
-            Self::KeyRejected => Some("provider_key_rejected"),
+            Self::ClientError(_) => Some(ErrorClass::ClientError),
+            Self::Retry { class, .. } => Some(*class),
+            Self::KeyRejected => Some(ErrorClass::ProviderKeyRejected),
         }
     }
 
     /// A failure before the provider could have done any work (it never got the request, or
     /// refused it at once).
-    fn retry(class: &'static str) -> Self {
+    fn retry(class: ErrorClass) -> Self {
         Self::Retry { class, retry_after: None, counts_for_breaker: true, billed: false }
     }
 
     /// The request reached the provider, which may have generated (and will bill) an answer the
     /// gateway then gave up on.
-    fn abandoned(class: &'static str) -> Self {
+    fn abandoned(class: ErrorClass) -> Self {
         Self::Retry { class, retry_after: None, counts_for_breaker: true, billed: true }
     }
 }
@@ -116,7 +117,7 @@ pub async fn run(state: &AppState, mut call: Call) -> Response {
             let admission = state.breakers.admit(&provider.id);
             if admission == Admission::Rejected {
                 skipped_open.get_or_insert(index);
-                progress.step(&call, candidate, 0, Instant::now(), "breaker_open");
+                progress.step(&call, candidate, 0, Instant::now(), StepOutcome::BreakerOpen);
                 continue;
             }
             // A probe is released unless it ends in a verdict, even when this future is dropped
@@ -129,7 +130,7 @@ pub async fn run(state: &AppState, mut call: Call) -> Response {
                 Ok(prepared) => prepared,
                 Err(refusal) => {
                     refused.get_or_insert(refusal);
-                    progress.step(&call, candidate, 0, Instant::now(), "cannot_express");
+                    progress.step(&call, candidate, 0, Instant::now(), StepOutcome::CannotExpress);
                     continue;
                 }
             };
@@ -188,7 +189,13 @@ pub async fn run(state: &AppState, mut call: Call) -> Response {
             let took = attempt_started.elapsed();
             state.health.record(&provider.id, perpetuo_core::platform::db::now_ms(), took, outcome.failure());
             let number = progress.attempts;
-            progress.step(&call, candidate, number, attempt_started, outcome.failure().unwrap_or("answered"));
+            progress.step(
+                &call,
+                candidate,
+                number,
+                attempt_started,
+                outcome.failure().map_or(StepOutcome::Answered, StepOutcome::Failed),
+            );
             match outcome {
                 Attempt::Whole { body, tokens } => {
                     call.limits.provider = held;
@@ -229,14 +236,14 @@ pub async fn run(state: &AppState, mut call: Call) -> Response {
                         probe.settle();
                     }
                     retry_after.insert(provider.id.clone(), after.unwrap_or_default());
-                    tracing::warn!(request_id = %call.caller.request_id, provider = %provider.label, class, "upstream attempt failed");
+                    tracing::warn!(request_id = %call.caller.request_id, provider = %provider.label, class = class.as_str(), "upstream attempt failed");
                 }
                 Attempt::KeyRejected => {
                     if let Some(held) = &held {
                         super::limits::settle(state, held, perpetuo_core::usage::TokenCounts::default());
                     }
-                    state.metrics.upstream_error(provider.kind.as_str(), "provider_key_rejected");
-                    progress.last_class = Some("provider_key_rejected");
+                    state.metrics.upstream_error(provider.kind.as_str(), ErrorClass::ProviderKeyRejected);
+                    progress.last_class = Some(ErrorClass::ProviderKeyRejected);
                     bad_keys.push(provider.id.clone());
                     flag_rejected_key(state, &call, provider);
                 }
@@ -259,14 +266,14 @@ pub async fn run(state: &AppState, mut call: Call) -> Response {
         limited
     } else if progress.attempts == 0 && skipped_open.is_some() {
         GatewayError::ProvidersUnavailable
-    } else if Instant::now() >= deadline && progress.last_class == Some("timeout") {
+    } else if Instant::now() >= deadline && progress.last_class == Some(ErrorClass::Timeout) {
         GatewayError::Timeout
-    } else if progress.last_class == Some("upstream_overloaded") {
+    } else if progress.last_class == Some(ErrorClass::UpstreamOverloaded) {
         GatewayError::Overloaded
     } else {
         GatewayError::AllProvidersFailed {
             attempts: progress.attempts,
-            last: progress.last_class.unwrap_or("no provider available").to_owned(),
+            last: progress.last_class.map_or("no provider available", ErrorClass::as_str).to_owned(),
         }
     };
     let candidate = last_provider.or(skipped_open).and_then(|i| call.candidates.get(i));
@@ -318,7 +325,7 @@ async fn attempt(
     let settings = &state.settings.upstream;
     let dialect = catalog::dialect(provider.kind);
     let Ok(uri) = prepared.url.parse::<http::Uri>() else {
-        return Attempt::retry("connect");
+        return Attempt::retry(ErrorClass::Connect);
     };
     let body = Bytes::from(prepared.body);
     // A provider with minted tokens gets a second send when it refuses a token it had cached
@@ -337,9 +344,9 @@ async fn attempt(
                     }
                     Ok(Err(TokenError::Unavailable(why))) => {
                         tracing::warn!(request_id = %call.caller.request_id, provider = %provider.label, reason = %client::scrub(&why, &provider.key), "no token for the provider");
-                        return Attempt::retry("token_exchange");
+                        return Attempt::retry(ErrorClass::TokenExchange);
                     }
-                    Err(_) => return Attempt::retry("token_exchange"),
+                    Err(_) => return Attempt::retry(ErrorClass::TokenExchange),
                 }
             }
         };
@@ -364,16 +371,16 @@ async fn attempt(
             && let Err(why) = signer.sign("POST", &prepared.url, request.headers_mut(), &body)
         {
             tracing::warn!(request_id = %call.caller.request_id, provider = %provider.label, reason = %why, "the request could not be signed");
-            return Attempt::retry("signing");
+            return Attempt::retry(ErrorClass::Signing);
         }
         let remaining = deadline.saturating_duration_since(Instant::now());
         let sent = state.providers().upstream().send(request);
         let response = match tokio::time::timeout(settings.first_byte_timeout.min(remaining), sent).await {
             // The provider had the request and may be generating the answer it will bill.
-            Err(_) => return Attempt::abandoned("timeout"),
-            Ok(Err(SendError::Connect)) => return Attempt::retry("connect"),
+            Err(_) => return Attempt::abandoned(ErrorClass::Timeout),
+            Ok(Err(SendError::Connect)) => return Attempt::retry(ErrorClass::Connect),
             // The connection broke after the request may have gone out.
-            Ok(Err(SendError::Other)) => return Attempt::abandoned("connect"),
+            Ok(Err(SendError::Other)) => return Attempt::abandoned(ErrorClass::Connect),
             Ok(Ok(response)) => response,
         };
         match (&provider.tokens, bearer) {
@@ -393,10 +400,15 @@ async fn attempt(
     let retry_after = parse_retry_after(response.headers());
     match status.as_u16() {
         401 | 403 => Attempt::KeyRejected,
-        429 => Attempt::Retry { class: "upstream_429", retry_after, counts_for_breaker: false, billed: false },
-        529 => Attempt::Retry { class: "upstream_overloaded", retry_after, counts_for_breaker: true, billed: false },
+        429 => Attempt::Retry { class: ErrorClass::Upstream429, retry_after, counts_for_breaker: false, billed: false },
+        529 => Attempt::Retry {
+            class: ErrorClass::UpstreamOverloaded,
+            retry_after,
+            counts_for_breaker: true,
+            billed: false,
+        },
         408 | 500..=599 => {
-            Attempt::Retry { class: "upstream_5xx", retry_after, counts_for_breaker: true, billed: false }
+            Attempt::Retry { class: ErrorClass::Upstream5xx, retry_after, counts_for_breaker: true, billed: false }
         }
         _ => {
             // Bounded by the call's deadline too: a provider trickling an error body cannot hold it.
@@ -435,14 +447,14 @@ async fn read_success(
         let body = match body::read_whole(response.into_body(), cap, idle, deadline).await {
             Ok(body) => body,
             // An answer past the cap is the provider misbehaving (or endless): dropped, not held.
-            Err(ReadError::TooLarge) => return Attempt::abandoned("answer_too_large"),
-            Err(ReadError::Timeout) => return Attempt::abandoned("timeout"),
-            Err(ReadError::Cut(_)) => return Attempt::abandoned("body_cut"),
+            Err(ReadError::TooLarge) => return Attempt::abandoned(ErrorClass::AnswerTooLarge),
+            Err(ReadError::Timeout) => return Attempt::abandoned(ErrorClass::Timeout),
+            Err(ReadError::Cut(_)) => return Attempt::abandoned(ErrorClass::BodyCut),
         };
         return match reader.whole(body, &call.labels) {
             Ok((body, tokens)) => Attempt::Whole { body, tokens },
             // A 200 whose answer cannot be read was still generated.
-            Err(_) => Attempt::abandoned("bad_upstream_body"),
+            Err(_) => Attempt::abandoned(ErrorClass::BadUpstreamBody),
         };
     }
     let mut upstream: ByteStream = Box::pin(http_body_util::BodyDataStream::new(response.into_body()));
@@ -458,10 +470,10 @@ async fn read_success(
     match tokio::time::timeout(wait, upstream.next()).await {
         // An error as the very first event, instead of an answer: nothing was generated, and
         // nothing reached the client yet, so fall back.
-        Ok(Some(Ok(first))) if reader.starts_with_error(&first) => Attempt::retry("upstream_stream_error"),
+        Ok(Some(Ok(first))) if reader.starts_with_error(&first) => Attempt::retry(ErrorClass::UpstreamStreamError),
         Ok(Some(Ok(first))) => Attempt::Stream { upstream, first, translate: reader.stream(&call.labels) },
-        Err(_) => Attempt::abandoned("timeout"),
-        Ok(Some(Err(_)) | None) => Attempt::abandoned("stream_cut"),
+        Err(_) => Attempt::abandoned(ErrorClass::Timeout),
+        Ok(Some(Err(_)) | None) => Attempt::abandoned(ErrorClass::StreamCut),
     }
 }
 

@@ -10,11 +10,20 @@ use perpetuo_core::ServiceError;
 use perpetuo_core::keys::{KeyError, KeyRejection};
 use perpetuo_core::platform::ratelimit::Decision;
 use perpetuo_core::protocols::{Protocol, Refusal};
+use perpetuo_types::ErrorClass;
 
 /// OpenAI's error JSON: the one builder for every error the gateway writes (answers, SSE error
 /// events, the per-IP 429 on `/v1`).
 pub fn openai_error(message: &str, kind: &str, param: Option<&str>, code: Option<&str>) -> serde_json::Value {
     json!({ "error": { "message": message, "type": kind, "param": param, "code": code } })
+}
+
+/// What an error says, in OpenAI's terms: its message, `type`, `param` and `code`.
+struct ErrorParts {
+    message: String,
+    kind: String,
+    param: Option<String>,
+    code: Option<String>,
 }
 
 #[derive(Debug)]
@@ -24,13 +33,12 @@ pub enum GatewayError {
     /// The call does not fit a budget; the message names it and what is left.
     Budget(String),
     /// A token or in-flight limit (the workspace's, the key's, or every candidate provider's) has
-    /// no room for the call; `class` says which kind (`token_limited`, `concurrency_limited`,
-    /// `provider_limited`).
+    /// no room for the call; `class` says which kind (token, concurrency or a provider's).
     Limited {
         message: String,
         standing: Option<perpetuo_core::limits::Standing>,
         retry_after: std::time::Duration,
-        class: &'static str,
+        class: ErrorClass,
     },
     BodyTooLarge(usize),
     InvalidJson(String),
@@ -120,32 +128,32 @@ impl GatewayError {
     }
 
     /// The stable class recorded in usage and metrics.
-    pub fn class(&self) -> &'static str {
+    pub fn class(&self) -> ErrorClass {
         match self {
-            Self::Key(_) => "invalid_api_key",
-            Self::RateLimited(_) => "rate_limited",
-            Self::Budget(_) => "budget_exceeded",
-            Self::Limited { class, .. } => class,
-            Self::BodyTooLarge(_) => "body_too_large",
-            Self::InvalidJson(_) | Self::InvalidRequest { .. } => "invalid_request",
-            Self::ModelNotFound(_) => "model_not_found",
-            Self::RouteNotFound(_) => "not_found",
-            Self::MethodNotAllowed => "method_not_allowed",
-            Self::AllProvidersFailed { .. } => "all_providers_failed",
-            Self::ProvidersUnavailable => "providers_unavailable",
-            Self::UsageLedgerFull => "usage_ledger_full",
-            Self::UsageLedgerUnavailable => "usage_ledger_unavailable",
-            Self::Timeout => "timeout",
-            Self::Overloaded => "upstream_overloaded",
-            Self::ClientGone => "client_disconnected",
-            Self::Upstream { .. } => "upstream_client_error",
-            Self::Internal(_) => "internal",
+            Self::Key(_) => ErrorClass::InvalidApiKey,
+            Self::RateLimited(_) => ErrorClass::RateLimited,
+            Self::Budget(_) => ErrorClass::BudgetExceeded,
+            Self::Limited { class, .. } => *class,
+            Self::BodyTooLarge(_) => ErrorClass::BodyTooLarge,
+            Self::InvalidJson(_) | Self::InvalidRequest { .. } => ErrorClass::InvalidRequest,
+            Self::ModelNotFound(_) => ErrorClass::ModelNotFound,
+            Self::RouteNotFound(_) => ErrorClass::NotFound,
+            Self::MethodNotAllowed => ErrorClass::MethodNotAllowed,
+            Self::AllProvidersFailed { .. } => ErrorClass::AllProvidersFailed,
+            Self::ProvidersUnavailable => ErrorClass::ProvidersUnavailable,
+            Self::UsageLedgerFull => ErrorClass::UsageLedgerFull,
+            Self::UsageLedgerUnavailable => ErrorClass::UsageLedgerUnavailable,
+            Self::Timeout => ErrorClass::Timeout,
+            Self::Overloaded => ErrorClass::UpstreamOverloaded,
+            Self::ClientGone => ErrorClass::ClientDisconnected,
+            Self::Upstream { .. } => ErrorClass::UpstreamClientError,
+            Self::Internal(_) => ErrorClass::Internal,
         }
     }
 
-    fn parts(&self) -> (String, String, Option<String>, Option<String>) {
+    fn parts(&self) -> ErrorParts {
         let invalid = "invalid_request_error".to_owned();
-        match self {
+        let (message, kind, param, code) = match self {
             Self::Key(rejection) => {
                 let message = match rejection {
                     KeyRejection::Missing => {
@@ -244,12 +252,13 @@ impl GatewayError {
                 (message.clone(), kind.clone(), param.clone(), code.clone())
             }
             Self::Internal(e) => (e.public_message(), "server_error".into(), None, None),
-        }
+        };
+        ErrorParts { message, kind, param, code }
     }
 
     /// The error JSON (also used as an SSE error event's data).
     pub fn body(&self) -> serde_json::Value {
-        let (message, kind, param, code) = self.parts();
+        let ErrorParts { message, kind, param, code } = self.parts();
         openai_error(&message, &kind, param.as_deref(), code.as_deref())
     }
 }
@@ -262,7 +271,7 @@ impl GatewayError {
                 "You didn't provide an API key. Send it as `x-api-key: pk_...` (or `Authorization: Bearer pk_...`)."
                     .to_owned()
             }
-            _ => self.parts().0,
+            _ => self.parts().message,
         };
         perpetuo_core::protocols::messages::error_json(anthropic_type(self.status()), &message)
     }

@@ -11,6 +11,7 @@ use perpetuo_core::AppState;
 use perpetuo_core::limits::{Admitted, Need, Refused, Standing};
 use perpetuo_core::usage::TokenCounts;
 use perpetuo_core::workspaces::WorkspaceId;
+use perpetuo_types::{ErrorClass, StepOutcome};
 
 use super::error::GatewayError;
 
@@ -50,9 +51,9 @@ pub async fn admit_call(
 fn limited(state: &AppState, refused: Refused, provider: bool) -> GatewayError {
     let retry_after = refused.retry_after();
     let (class, limiter, standing) = match (&refused, provider) {
-        (_, true) => ("provider_limited", "provider", None),
-        (Refused::Tokens { standing, .. }, false) => ("token_limited", "tokens", Some(*standing)),
-        (Refused::InFlight { .. }, false) => ("concurrency_limited", "in_flight", None),
+        (_, true) => (ErrorClass::ProviderLimited, "provider", None),
+        (Refused::Tokens { standing, .. }, false) => (ErrorClass::TokenLimited, "tokens", Some(*standing)),
+        (Refused::InFlight { .. }, false) => (ErrorClass::ConcurrencyLimited, "in_flight", None),
     };
     state.metrics.rate_limited(limiter);
     GatewayError::Limited { message: refused.message().to_owned(), standing, retry_after, class }
@@ -85,7 +86,7 @@ pub enum Gate {
     /// Go, holding what the provider's limits admitted (if it has any).
     Go(Option<Arc<Admitted>>),
     /// Not this provider, for now: the step's class and the call's error if no other serves.
-    Skip(&'static str, GatewayError),
+    Skip(StepOutcome, GatewayError),
 }
 
 /// What to do about a provider resting until its own rate-limit reset.
@@ -123,24 +124,24 @@ pub async fn gate(
                 message: "The provider said it is out of its own rate limit; try again after its reset.".into(),
                 standing: None,
                 retry_after: wait,
-                class: "provider_resting",
+                class: ErrorClass::ProviderResting,
             };
-            return Gate::Skip("provider_resting", error);
+            return Gate::Skip(StepOutcome::ProviderResting, error);
         }
         tokio::select! {
             () = tokio::time::sleep(wait) => {}
             // The loop ends the call when it sees the client gone.
-            () = gone.cancelled() => return Gate::Skip("client_disconnected", GatewayError::ClientGone),
+            () = gone.cancelled() => return Gate::Skip(StepOutcome::Failed(ErrorClass::ClientDisconnected), GatewayError::ClientGone),
         }
     }
     let rule = match state.limits().for_provider(ws, provider_id).await {
         Ok(Some(rule)) => rule,
         Ok(None) => return Gate::Go(None),
-        Err(e) => return Gate::Skip("provider_limit", e.into()),
+        Err(e) => return Gate::Skip(StepOutcome::ProviderLimit, e.into()),
     };
     match state.limits().admit(ws, std::slice::from_ref(&rule), need().await, Duration::ZERO).await {
         Ok(admitted) => Gate::Go(Some(Arc::new(admitted))),
-        Err(refused) => Gate::Skip("provider_limit", limited(state, refused, true)),
+        Err(refused) => Gate::Skip(StepOutcome::ProviderLimit, limited(state, refused, true)),
     }
 }
 

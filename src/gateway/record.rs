@@ -6,6 +6,7 @@ use perpetuo_core::AppState;
 use perpetuo_core::protocols::Protocol;
 use perpetuo_core::providers::OpenedProvider;
 use perpetuo_core::usage::{TokenCounts, UsageRecord};
+use perpetuo_types::{ErrorClass, StepOutcome};
 
 use super::call::Caller;
 
@@ -41,7 +42,7 @@ pub struct Progress {
     pub attempts: u32,
     /// Time spent waiting on upstreams (the rest is Perpetuo's own overhead).
     pub upstream: Duration,
-    pub last_class: Option<&'static str>,
+    pub last_class: Option<ErrorClass>,
     /// Attempts that reached a provider and were abandoned (timed out, cut, unreadable): the
     /// provider may bill them, so they are charged at their worst case.
     pub abandoned: u32,
@@ -73,7 +74,7 @@ pub struct Outcome<'a> {
     pub served_model: Option<&'a str>,
     /// The HTTP status the client got (499 when it went away first).
     pub status: u16,
-    pub error_class: Option<&'static str>,
+    pub error_class: Option<ErrorClass>,
     /// What the answer (the last attempt) is charged; abandoned attempts are added from the
     /// progress.
     pub charge: Charge,
@@ -110,7 +111,7 @@ pub fn build(state: &AppState, subject: &Subject, outcome: Outcome, progress: &P
         stream: subject.stream,
         status: i64::from(outcome.status),
         ok,
-        error_class: outcome.error_class.map(str::to_owned),
+        error_class: outcome.error_class.map(|c| c.as_str().to_owned()),
         attempts: i64::from(progress.attempts),
         tokens: charge.tokens,
         cost_nanos: charge.cost_nanos,
@@ -198,7 +199,7 @@ impl Progress {
         candidate: &super::routing::Candidate,
         number: u32,
         started: std::time::Instant,
-        outcome: &str,
+        outcome: StepOutcome,
     ) {
         if self.timeline.len() >= MAX_STEPS {
             return;
@@ -213,7 +214,7 @@ impl Progress {
             model: candidate.model.clone(),
             started_ms: ms(started.saturating_duration_since(call.caller.started)),
             duration_ms: ms(started.elapsed()),
-            outcome: outcome.to_owned(),
+            outcome: outcome.as_str().to_owned(),
         });
     }
 }

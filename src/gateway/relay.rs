@@ -24,6 +24,7 @@ use perpetuo_core::protocols::{StreamFault, StreamTranslator};
 use perpetuo_core::providers::{OpenedProvider, client};
 use perpetuo_core::usage::TokenCounts;
 use perpetuo_core::usage::estimate::OutputMeter;
+use perpetuo_types::ErrorClass;
 
 use super::call::{Call, Caller};
 use super::record::{Charge, Outcome, Progress, build, keep};
@@ -149,11 +150,11 @@ impl Relay {
             if let Err(fault) = self.translate.event(&event, &mut out, &mut self.meter) {
                 self.pending.extend(out);
                 match fault {
-                    StreamFault::Provider(message) => self.fail("upstream_stream_error", &message),
+                    StreamFault::Provider(message) => self.fail(ErrorClass::UpstreamStreamError, &message),
                     StreamFault::TooLarge => {
                         let limit = self.call.labels.max_kept_bytes;
                         self.fail(
-                            "answer_too_large",
+                            ErrorClass::AnswerTooLarge,
                             &format!("The answer grew past the {limit} bytes this gateway keeps."),
                         );
                     }
@@ -171,25 +172,25 @@ impl Relay {
         }
         if self.parser.oversized() {
             let limit = sse::MAX_EVENT_BYTES;
-            self.fail("event_too_large", &format!("The provider sent a stream event over {limit} bytes."));
+            self.fail(ErrorClass::EventTooLarge, &format!("The provider sent a stream event over {limit} bytes."));
         }
     }
 
     /// Ends the stream with an error event and no end marker, recorded as failed.
-    fn fail(&mut self, class: &'static str, message: &str) {
+    fn fail(&mut self, class: ErrorClass, message: &str) {
         // A provider's own words may echo its key back: never pass that on.
         let message = client::scrub(message, &self.served.provider.key);
         let mut out = Vec::new();
         self.translate.fail(&message, class, &mut out);
         self.pending.extend(out);
         self.state.metrics.upstream_error(self.served.provider.kind.as_str(), class);
-        if class != "client_disconnected" {
+        if class != ErrorClass::ClientDisconnected {
             self.state.breakers.failure(&self.served.provider.id);
         }
         self.finish(Some((502, class)));
     }
 
-    fn finish(&mut self, failure: Option<(u16, &'static str)>) {
+    fn finish(&mut self, failure: Option<(u16, ErrorClass)>) {
         self.finished = true;
         if self.recorded {
             return;
@@ -198,7 +199,7 @@ impl Relay {
         let (status, class) = match (self.left, failure) {
             // The provider's answer was read whatever the client did; the record says the client
             // did not get it all.
-            (Some(_), _) => (499, Some("client_disconnected")),
+            (Some(_), _) => (499, Some(ErrorClass::ClientDisconnected)),
             (None, failure) => failure.map_or((200, None), |(s, c)| (s, Some(c))),
         };
         let progress = Progress {
@@ -263,7 +264,7 @@ impl Relay {
                     self.pending.clear();
                     let mut out = Vec::new();
                     let message = "The gateway cannot write usage records right now (its disk is full or failing).";
-                    self.translate.fail(message, "usage_ledger_unavailable", &mut out);
+                    self.translate.fail(message, ErrorClass::UsageLedgerUnavailable, &mut out);
                     self.pending.extend(out);
                 }
             }
@@ -298,7 +299,7 @@ impl Relay {
             let deadline = self.call.caller.started + settings.total_timeout;
             let remaining = deadline.saturating_duration_since(Instant::now());
             if remaining.is_zero() {
-                self.fail("deadline", "The stream took longer than the gateway's deadline.");
+                self.fail(ErrorClass::Deadline, "The stream took longer than the gateway's deadline.");
                 continue;
             }
             let idle = settings.idle_timeout;
@@ -316,12 +317,16 @@ impl Relay {
                     }
                     self.finish(None);
                 }
-                Ok(None) => self.fail("stream_cut", "The provider ended the stream before it was complete."),
-                Ok(Some(Err(_))) => self.fail("stream_cut", "The connection to the provider broke during the stream."),
-                Err(_) if remaining <= idle => {
-                    self.fail("deadline", "The stream took longer than the gateway's deadline.")
+                Ok(None) => self.fail(ErrorClass::StreamCut, "The provider ended the stream before it was complete."),
+                Ok(Some(Err(_))) => {
+                    self.fail(ErrorClass::StreamCut, "The connection to the provider broke during the stream.")
                 }
-                Err(_) => self.fail("idle_timeout", "The provider stopped sending in the middle of the stream."),
+                Err(_) if remaining <= idle => {
+                    self.fail(ErrorClass::Deadline, "The stream took longer than the gateway's deadline.")
+                }
+                Err(_) => {
+                    self.fail(ErrorClass::IdleTimeout, "The provider stopped sending in the middle of the stream.")
+                }
             }
         }
     }
@@ -393,7 +398,7 @@ impl Relay {
                 Sent::Deadline => {
                     cut.store(true, Ordering::Release);
                     client = None;
-                    self.fail("deadline", "The stream took longer than the gateway's deadline.");
+                    self.fail(ErrorClass::Deadline, "The stream took longer than the gateway's deadline.");
                 }
                 Sent::Left(left) => {
                     if left == Left::Stalled {
@@ -409,7 +414,7 @@ impl Relay {
     /// The client's side ended before the stream: the provider is read on, for the record.
     fn client_left(&mut self, left: Left) {
         self.left = Some(left);
-        self.state.metrics.upstream_error(self.served.provider.kind.as_str(), "client_disconnected");
+        self.state.metrics.upstream_error(self.served.provider.kind.as_str(), ErrorClass::ClientDisconnected);
         tracing::debug!(request_id = %self.call.caller.request_id, ?left, "the client left a stream; reading the provider to its end");
         self.hand_over_capture();
     }
@@ -421,8 +426,8 @@ impl Drop for Relay {
     fn drop(&mut self) {
         self.dropping = true;
         if !self.recorded {
-            self.state.metrics.upstream_error(self.served.provider.kind.as_str(), "client_disconnected");
-            self.finish(Some((499, "client_disconnected")));
+            self.state.metrics.upstream_error(self.served.provider.kind.as_str(), ErrorClass::ClientDisconnected);
+            self.finish(Some((499, ErrorClass::ClientDisconnected)));
         }
         self.hand_over_capture();
     }

@@ -9,27 +9,10 @@ use opentelemetry::trace::{Status, TraceContextExt as _};
 use perpetuo_core::AppState;
 use perpetuo_core::protocols::Protocol;
 use perpetuo_core::usage::UsageRecord;
-use perpetuo_types::ProviderKind;
+use perpetuo_types::{ErrorClass, ProviderKind};
 
 use super::call::{Call, Caller};
 use super::routing::Candidate;
-
-/// `gen_ai.provider.name` for a kind: the convention's well-known names where it has one.
-fn provider_name(kind: ProviderKind) -> &'static str {
-    match kind {
-        ProviderKind::Openai => "openai",
-        ProviderKind::Anthropic => "anthropic",
-        ProviderKind::Gemini => "gcp.gemini",
-        ProviderKind::Vertex | ProviderKind::VertexGemini => "gcp.vertex_ai",
-        ProviderKind::Bedrock | ProviderKind::BedrockConverse => "aws.bedrock",
-        ProviderKind::Azure => "azure.ai.openai",
-        ProviderKind::Groq => "groq",
-        ProviderKind::Mistral => "mistral_ai",
-        ProviderKind::Deepseek => "deepseek",
-        ProviderKind::Xai => "x_ai",
-        ProviderKind::Openrouter | ProviderKind::Together | ProviderKind::OpenaiCompatible => kind.as_str(),
-    }
-}
 
 /// `gen_ai.operation.name`: every conversational route is `chat`.
 fn operation(endpoint: &str) -> &'static str {
@@ -65,7 +48,7 @@ pub fn end_call(caller: &Caller, record: &UsageRecord) {
         KeyValue::new("perpetuo.tokens_estimated", record.estimated),
     ];
     if let Some(kind) = record.provider_kind.as_deref().and_then(|k| ProviderKind::parse(k).ok()) {
-        attributes.push(text("gen_ai.provider.name", provider_name(kind)));
+        attributes.push(text("gen_ai.provider.name", perpetuo_core::providers::catalog::of(kind).otel_name));
     }
     if let Some(served) =
         record.served_model.as_deref().or(record.provider_kind.as_ref().map(|_| record.model.as_str()))
@@ -95,20 +78,20 @@ pub fn attempt(
     call: &Call,
     candidate: &Candidate,
     number: u32,
-    previous: Option<&'static str>,
+    previous: Option<ErrorClass>,
 ) -> Option<opentelemetry::Context> {
     let parent = call.caller.trace.as_ref()?;
     let provider = &candidate.provider;
     let mut attributes = vec![
         text("gen_ai.operation.name", operation(call.request.protocol.name())),
-        text("gen_ai.provider.name", provider_name(provider.kind)),
+        text("gen_ai.provider.name", perpetuo_core::providers::catalog::of(provider.kind).otel_name),
         text("gen_ai.request.model", candidate.model.clone()),
         text("perpetuo.provider.id", provider.id.clone()),
         text("perpetuo.provider.kind", provider.kind.as_str()),
         KeyValue::new("perpetuo.attempt", i64::from(number)),
     ];
     if let Some(reason) = previous {
-        attributes.push(text("perpetuo.fallback_reason", reason));
+        attributes.push(text("perpetuo.fallback_reason", reason.as_str()));
     }
     if let Some(host) = provider.base_url.parse::<http::Uri>().ok().and_then(|u| u.host().map(str::to_owned)) {
         attributes.push(text("server.address", host));
@@ -118,13 +101,13 @@ pub fn attempt(
 }
 
 /// Ends an attempt's span: `failure` is its error class (`None`: it answered).
-pub fn end_attempt(cx: Option<&opentelemetry::Context>, failure: Option<&'static str>) {
+pub fn end_attempt(cx: Option<&opentelemetry::Context>, failure: Option<ErrorClass>) {
     let Some(cx) = cx else { return };
     let span = cx.span();
     match failure {
         Some(class) => {
-            span.set_attribute(text("error.type", class));
-            span.set_status(Status::error(class));
+            span.set_attribute(text("error.type", class.as_str()));
+            span.set_status(Status::error(class.as_str()));
         }
         None => span.set_status(Status::Ok),
     }

@@ -16,7 +16,7 @@ pub mod usage;
 pub use accounts::*;
 pub use budgets::*;
 pub use captures::*;
-pub use failure::FailureKind;
+pub use failure::{ErrorClass, FailureKind, StepOutcome};
 pub use forms::*;
 pub use keys::*;
 pub use limits::*;

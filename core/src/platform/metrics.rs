@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use dashmap::DashMap;
+use perpetuo_types::ErrorClass;
 
 const MAX_SERIES: usize = 2000;
 /// Latency buckets, in seconds.
@@ -51,7 +52,7 @@ impl Histogram {
 #[derive(Debug, Default)]
 pub struct Metrics {
     requests: DashMap<(u16, String, String), AtomicU64>,
-    upstream_errors: DashMap<(String, String), AtomicU64>,
+    upstream_errors: DashMap<(String, ErrorClass), AtomicU64>,
     rate_limited: DashMap<&'static str, AtomicU64>,
     budget: DashMap<&'static str, AtomicU64>,
     count_tokens: AtomicU64,
@@ -93,8 +94,8 @@ impl Metrics {
         self.overhead.observe(overhead_s.max(0.0));
     }
 
-    pub fn upstream_error(&self, provider_kind: &str, class: &str) {
-        let key = (provider_kind.to_owned(), class.to_owned());
+    pub fn upstream_error(&self, provider_kind: &str, class: ErrorClass) {
+        let key = (provider_kind.to_owned(), class);
         self.upstream_errors.entry(key).or_default().fetch_add(1, Ordering::Relaxed);
     }
 
@@ -160,7 +161,7 @@ impl Metrics {
                 format!(
                     "perpetuo_upstream_errors_total{{provider=\"{}\",class=\"{}\"}} {}",
                     escape(&e.key().0),
-                    escape(&e.key().1),
+                    e.key().1.as_str(),
                     e.value().load(Ordering::Relaxed)
                 )
             }),
@@ -194,7 +195,7 @@ mod tests {
         let m = Metrics::default();
         m.request(200, "openai", "gpt-4o", 0.2, 0.0001);
         m.request(200, "openai", "gpt-4o", 0.3, 0.0002);
-        m.upstream_error("anthropic", "upstream_5xx");
+        m.upstream_error("anthropic", ErrorClass::Upstream5xx);
         m.rate_limited("key");
         let text = m.render(&[("perpetuo_usage_queue_depth", "Queued usage records.", 3.0)], &[]);
         assert!(

@@ -34,7 +34,7 @@ pub trait ChatSink: Send {
     /// The stream ended cleanly, with these totals: the client's closing events.
     fn end(&mut self, tokens: TokenCounts, out: &mut Vec<Bytes>);
     /// The stream failed: the client's error event.
-    fn fail(&mut self, message: &str, class: &str, out: &mut Vec<Bytes>);
+    fn fail(&mut self, message: &str, class: perpetuo_types::ErrorClass, out: &mut Vec<Bytes>);
 }
 
 /// A translated stream: the provider's events as chat chunks, written in the client's protocol.
@@ -88,7 +88,7 @@ impl StreamTranslator for Composed {
         }
     }
 
-    fn fail(&mut self, message: &str, class: &str, out: &mut Vec<Bytes>) {
+    fn fail(&mut self, message: &str, class: perpetuo_types::ErrorClass, out: &mut Vec<Bytes>) {
         self.sink.fail(message, class, out);
     }
 
@@ -159,8 +159,8 @@ impl ChatSink for ChatWriter {
         out.push(Bytes::from_static(sse::DONE));
     }
 
-    fn fail(&mut self, message: &str, class: &str, out: &mut Vec<Bytes>) {
-        out.push(sse::data(&error_json(message, "server_error", Some(class)).to_string()));
+    fn fail(&mut self, message: &str, class: perpetuo_types::ErrorClass, out: &mut Vec<Bytes>) {
+        out.push(sse::data(&error_json(message, "server_error", Some(class.as_str())).to_string()));
     }
 }
 

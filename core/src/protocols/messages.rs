@@ -483,7 +483,7 @@ impl ChatSink for MessagesWriter {
         out.push(event("message_stop", &json!({"type": "message_stop"})));
     }
 
-    fn fail(&mut self, message: &str, _: &str, out: &mut Vec<Bytes>) {
+    fn fail(&mut self, message: &str, _: perpetuo_types::ErrorClass, out: &mut Vec<Bytes>) {
         out.push(error_event("api_error", message));
     }
 }

@@ -80,7 +80,7 @@ pub trait StreamTranslator: Send {
     fn close(&mut self, out: &mut Vec<Bytes>);
     /// The stream failed (`class` says how): the client's error event, unless the provider's own
     /// was already passed on.
-    fn fail(&mut self, message: &str, class: &str, out: &mut Vec<Bytes>);
+    fn fail(&mut self, message: &str, class: perpetuo_types::ErrorClass, out: &mut Vec<Bytes>);
     /// The usage the stream has reported so far.
     fn tokens(&self) -> TokenCounts;
 }

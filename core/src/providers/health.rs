@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use dashmap::DashMap;
-use perpetuo_types::{ProviderError, ProviderHealth};
+use perpetuo_types::{ErrorClass, ProviderError, ProviderHealth};
 
 /// Providers tracked at most (a new one beyond that is not tracked).
 pub const MAX_PROVIDERS: usize = 100_000;
@@ -35,22 +35,44 @@ struct Stats {
 }
 
 /// What an error class means, for the providers tab.
-pub fn describe(class: &str) -> &'static str {
+pub fn describe(class: ErrorClass) -> &'static str {
+    use ErrorClass as C;
     match class {
-        "connect" => "The provider could not be reached (connection refused, reset, or DNS).",
-        "timeout" => "The provider sent nothing before the first-byte timeout.",
-        "upstream_5xx" => "The provider answered with a server error (5xx or 408).",
-        "upstream_429" => "The provider is rate limiting this account (429).",
-        "upstream_overloaded" => "The provider said it is overloaded (529).",
-        "upstream_stream_error" => "The provider's stream reported an error.",
-        "provider_key_rejected" => "The provider refused the stored key (401/403).",
-        "token_exchange" => "No access token could be obtained for the provider's credential.",
-        "answer_too_large" => "The provider's answer was larger than the gateway reads.",
-        "bad_upstream_body" => "The provider's answer could not be read.",
-        "body_cut" | "stream_cut" => "The provider's connection broke in the middle of the answer.",
-        "client_error" => "The provider refused the request itself (a 4xx: the client's mistake).",
-        "signing" => "The request could not be signed with the provider's credential.",
-        _ => "The attempt failed.",
+        C::Connect => "The provider could not be reached (connection refused, reset, or DNS).",
+        C::Timeout => "The provider sent nothing before the first-byte timeout.",
+        C::Upstream5xx => "The provider answered with a server error (5xx or 408).",
+        C::Upstream429 => "The provider is rate limiting this account (429).",
+        C::UpstreamOverloaded => "The provider said it is overloaded (529).",
+        C::UpstreamStreamError => "The provider's stream reported an error.",
+        C::ProviderKeyRejected => "The provider refused the stored key (401/403).",
+        C::TokenExchange => "No access token could be obtained for the provider's credential.",
+        C::AnswerTooLarge | C::EventTooLarge => "The provider's answer was larger than the gateway reads.",
+        C::BadUpstreamBody => "The provider's answer could not be read.",
+        C::BodyCut | C::StreamCut => "The provider's connection broke in the middle of the answer.",
+        C::ClientError | C::UpstreamClientError => {
+            "The provider refused the request itself (a 4xx: the client's mistake)."
+        }
+        C::Signing => "The request could not be signed with the provider's credential.",
+        C::Deadline => "The provider's stream outlasted the gateway's deadline.",
+        C::IdleTimeout => "The provider stopped sending in the middle of a stream.",
+        C::InvalidApiKey
+        | C::RateLimited
+        | C::BudgetExceeded
+        | C::TokenLimited
+        | C::ConcurrencyLimited
+        | C::ProviderLimited
+        | C::ProviderResting
+        | C::BodyTooLarge
+        | C::InvalidRequest
+        | C::ModelNotFound
+        | C::NotFound
+        | C::MethodNotAllowed
+        | C::AllProvidersFailed
+        | C::ProvidersUnavailable
+        | C::UsageLedgerFull
+        | C::UsageLedgerUnavailable
+        | C::ClientDisconnected
+        | C::Internal => "The attempt failed.",
     }
 }
 
@@ -62,7 +84,7 @@ pub struct Health {
 
 impl Health {
     /// One attempt at `provider` ended at `now_ms` after `took`: answered, or failed with `class`.
-    pub fn record(&self, provider: &str, now_ms: i64, took: Duration, failure: Option<&str>) {
+    pub fn record(&self, provider: &str, now_ms: i64, took: Duration, failure: Option<ErrorClass>) {
         if !self.providers.contains_key(provider) && self.providers.len() >= MAX_PROVIDERS {
             return;
         }
@@ -87,8 +109,11 @@ impl Health {
         match failure {
             None => stats.last_success = Some(now_ms),
             Some(class) => {
-                stats.last_error =
-                    Some(ProviderError { at: now_ms, class: class.to_owned(), message: describe(class).to_owned() })
+                stats.last_error = Some(ProviderError {
+                    at: now_ms,
+                    class: class.as_str().to_owned(),
+                    message: describe(class).to_owned(),
+                })
             }
         }
     }
@@ -151,7 +176,7 @@ mod tests {
         for i in 0..20 {
             health.record("p", t0, Duration::from_millis(if i < 19 { 40 } else { 2000 }), None);
         }
-        health.record("p", t0 + 1000, Duration::from_millis(3), Some("upstream_5xx"));
+        health.record("p", t0 + 1000, Duration::from_millis(3), Some(ErrorClass::Upstream5xx));
         let now = health.snapshot("p", t0 + 2000, BreakerState::Closed);
         let now = now.unwrap();
         assert_eq!((now.calls, now.errors), (21, 1));

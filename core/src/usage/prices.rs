@@ -16,6 +16,9 @@ use crate::platform::error::ServiceError;
 use crate::workspaces::{OwnerScope, WorkspaceId};
 use perpetuo_types::{PriceOverride, ProviderKind, TokenCounts};
 
+mod terms;
+use terms::Terms;
+
 pub const BUILT_IN: &str = include_str!("../../../pricing/prices.json");
 
 /// Dollars per million tokens, prompt-cache prices included, at one context size.
@@ -35,20 +38,14 @@ impl Rates {
     /// reads at 0.1x and writes at 1.25x input (2x for an hour), OpenAI reads at 0.5x, Gemini and
     /// DeepSeek at 0.25x; other kinds at the full input price (no discount assumed).
     pub fn for_kind(kind: &str, input: f64, output: f64, listed: Listed) -> Self {
-        let read_factor = match kind {
-            "anthropic" => 0.1,
-            "openai" => 0.5,
-            "gemini" | "deepseek" => 0.25,
-            _ => 1.0,
-        };
-        let (write_factor, hour_factor) = if kind == "anthropic" { (1.25, 2.0) } else { (1.0, 1.0) };
-        let cache_write = listed.cache_write.unwrap_or(input * write_factor);
+        let terms = Terms::of(kind);
+        let cache_write = listed.cache_write.unwrap_or(input * terms.write);
         Self {
             input,
             output,
-            cache_read: listed.cache_read.unwrap_or(input * read_factor),
+            cache_read: listed.cache_read.unwrap_or(input * terms.read),
             cache_write,
-            cache_write_1h: listed.cache_write_1h.unwrap_or(input * hour_factor).max(cache_write),
+            cache_write_1h: listed.cache_write_1h.unwrap_or(input * terms.write_1h).max(cache_write),
         }
     }
 
@@ -84,9 +81,6 @@ pub struct Price {
     pub context: Option<u64>,
 }
 
-/// What one hosted web search costs where the table says nothing: Anthropic's $10 per 1,000.
-const SEARCH_NANOS_ANTHROPIC: i64 = 10_000_000;
-
 impl Price {
     /// A price with the kind's usual prompt-cache terms where the table gives none (see
     /// [`Rates::for_kind`]), no long-context tier, and the kind's usual search fee.
@@ -98,7 +92,7 @@ impl Price {
     /// A price from its base rates, a long-context tier, and a search fee in dollars (the kind's
     /// usual one when `None`).
     pub fn of(kind: &str, base: Rates, long: Option<(u64, Rates)>, per_search: Option<f64>) -> Self {
-        let default_search = if kind == "anthropic" { SEARCH_NANOS_ANTHROPIC } else { 0 };
+        let default_search = Terms::of(kind).search_nanos;
         Self {
             input: base.input,
             output: base.output,
@@ -284,26 +278,19 @@ impl PriceTable {
     /// The price for `model` at a provider of `kind`: exact name, else the longest listed name the
     /// model starts with followed by `-` (a dated or suffixed variant).
     pub fn lookup(&self, kind: &str, model: &str) -> Option<Price> {
-        // Azure OpenAI bills OpenAI's models at OpenAI's list prices (a deployment named after
-        // its model finds its price; another name needs a workspace price), and Vertex AI bills
-        // Claude at Anthropic's (its `model@version` ids are Anthropic's `model-version`).
-        let vendor = match kind {
-            "azure" => Some("openai"),
-            "vertex" | "bedrock" => Some("anthropic"),
-            "vertex_gemini" => Some("gemini"),
-            _ => None,
-        };
+        let parsed = ProviderKind::parse(kind).ok();
+        let vendor = Terms::of(kind).bills_as.map(ProviderKind::as_str);
         let table = self.by_kind.get(kind).or_else(|| vendor.and_then(|v| self.by_kind.get(v)))?;
         let mut model = model.to_ascii_lowercase().replace('@', "-");
-        if kind == "bedrock" && !self.by_kind.contains_key(kind) {
+        if parsed == Some(ProviderKind::Bedrock) && !self.by_kind.contains_key(kind) {
             model = bedrock_model(&model).to_owned();
         }
         // Converse serves Claude too, at Anthropic's prices; its other models under their ids
         // without the inference profile's geography.
-        if kind == "bedrock_converse" {
+        if parsed == Some(ProviderKind::BedrockConverse) {
             let local = without_geography(&model);
             if local.starts_with("anthropic.") {
-                return self.lookup("bedrock", &model);
+                return self.lookup(ProviderKind::Bedrock.as_str(), &model);
             }
             model = local.to_owned();
         }

@@ -255,7 +255,7 @@ fn reasoning_becomes_a_thinking_block_and_failures_an_error_event() {
     let mut out = Vec::new();
     writer.chunk(&chunk(json!({"reasoning_content": "Think."}), Value::Null), &mut out).unwrap();
     writer.chunk(&chunk(json!({"content": "Answer."}), Value::Null), &mut out).unwrap();
-    writer.fail("upstream broke", "stream_cut", &mut out);
+    writer.fail("upstream broke", perpetuo_types::ErrorClass::StreamCut, &mut out);
     let events = events(&out);
     assert_eq!(events[2].1["content_block"]["type"], "thinking");
     assert_eq!(events[3].1["delta"], json!({"type": "thinking_delta", "thinking": "Think."}));

@@ -210,8 +210,8 @@ impl ChatSink for ResponsesWriter {
         self.emit(name, json!({"response": response}), out);
     }
 
-    fn fail(&mut self, message: &str, class: &str, out: &mut Vec<Bytes>) {
-        self.emit("error", json!({"code": class, "message": message, "param": null}), out);
+    fn fail(&mut self, message: &str, class: perpetuo_types::ErrorClass, out: &mut Vec<Bytes>) {
+        self.emit("error", json!({"code": class.as_str(), "message": message, "param": null}), out);
         let mut response = response_object(&self.labels, "failed", std::mem::take(&mut self.done), None);
         response["error"] = json!({"code": "server_error", "message": message});
         self.emit("response.failed", json!({"response": response}), out);

@@ -216,7 +216,7 @@ fn a_cut_answer_is_incomplete_and_a_failure_says_so() {
     let mut writer = ResponsesWriter::new(&labels(), Default::default());
     let mut out = Vec::new();
     writer.chunk(&chunk(json!({"content": "abc"}), Value::Null), &mut out).unwrap();
-    writer.fail("cut", "stream_cut", &mut out);
+    writer.fail("cut", perpetuo_types::ErrorClass::StreamCut, &mut out);
     let events = events(&out);
     let names: Vec<&str> = events.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(names[names.len() - 2..], ["error", "response.failed"]);

@@ -381,8 +381,8 @@ impl StreamTranslator for Pass {
         }
     }
 
-    fn fail(&mut self, message: &str, class: &str, out: &mut Vec<Bytes>) {
-        out.push(sse::data(&chat::error_json(message, "server_error", Some(class)).to_string()));
+    fn fail(&mut self, message: &str, class: perpetuo_types::ErrorClass, out: &mut Vec<Bytes>) {
+        out.push(sse::data(&chat::error_json(message, "server_error", Some(class.as_str())).to_string()));
     }
 
     fn tokens(&self) -> TokenCounts {
@@ -504,9 +504,9 @@ impl StreamTranslator for ResponsesPass {
 
     fn close(&mut self, _: &mut Vec<Bytes>) {}
 
-    fn fail(&mut self, message: &str, class: &str, out: &mut Vec<Bytes>) {
+    fn fail(&mut self, message: &str, class: perpetuo_types::ErrorClass, out: &mut Vec<Bytes>) {
         if !self.error_forwarded {
-            let data = serde_json::json!({"type": "error", "code": class, "message": message, "param": null});
+            let data = serde_json::json!({"type": "error", "code": class.as_str(), "message": message, "param": null});
             out.push(sse::named(Some("error"), &data.to_string()));
         }
     }

@@ -264,7 +264,7 @@ impl StreamTranslator for MessagesPass {
 
     fn close(&mut self, _: &mut Vec<Bytes>) {}
 
-    fn fail(&mut self, message: &str, _: &str, out: &mut Vec<Bytes>) {
+    fn fail(&mut self, message: &str, _: perpetuo_types::ErrorClass, out: &mut Vec<Bytes>) {
         if !self.error_forwarded {
             out.push(messages::error_event("api_error", message));
         }
