@@ -2,8 +2,8 @@
 //! `{endpoint}/openai/deployments/{deployment}/chat/completions?api-version={version}` (and
 //! `/embeddings`), the deployment being the model the call is served as (a provider's allow-list
 //! names its deployments; aliases map the names clients send to them); the key goes in
-//! `api-key`. Bodies, answers, streams and usage are OpenAI's, so this dialect is the OpenAI one
-//! with Azure's addresses, header and content-filter refusals.
+//! `api-key`. Bodies, answers, streams and usage are OpenAI's, so this dialect is the OpenAI format
+//! on Azure's host: its addresses, header and content-filter refusals (see `host`).
 //!
 //! Responses calls pass through to Azure's v1 surface, `{endpoint}/openai/v1/responses`, which
 //! takes the deployment as `model` and needs no `api-version` (it is generally available).
@@ -11,17 +11,15 @@
 //! The key is the resource's API key, or Microsoft Entra ID client credentials (JSON, see
 //! `credentials`): then no `api-key` is sent and a bearer token minted from them is.
 
-use bytes::Bytes;
 use http::StatusCode;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
+use super::host::{Host, path_segment};
 use super::openai::OpenAi;
-use super::{Address, BadAnswer, ClientError, Dialect, Endpoint};
+use super::{Address, ClientError, Dialect, Endpoint};
 use crate::platform::secret::SecretBytes;
-use crate::protocols::chat::ChatSource;
-use crate::protocols::{AnswerLabels, Bound, ClientRequest, Protocol, Refusal, StreamTranslator, TranslationOptions};
+use crate::protocols::Protocol;
 use crate::providers::ApiVersion;
-use crate::usage::TokenCounts;
 
 /// The OpenAI dialect as Azure speaks it (the newer deployments take `max_completion_tokens`).
 const INNER: OpenAi = OpenAi::OPENAI;
@@ -29,24 +27,15 @@ const INNER: OpenAi = OpenAi::OPENAI;
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Azure;
 
-/// A deployment name as one path segment: anything but unreserved characters percent-encoded.
-fn segment(name: &str) -> String {
-    name.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                char::from(b).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
-}
+impl Host for Azure {
+    fn format(&self) -> &'static dyn Dialect {
+        &INNER
+    }
 
-impl Dialect for Azure {
     fn url(&self, at: &Address<'_>, endpoint: Endpoint) -> String {
         let version = at.api_version.unwrap_or(ApiVersion::DEFAULT);
         let base = at.base_url.trim_end_matches('/');
-        let deployment = segment(at.model);
+        let deployment = path_segment(at.model, b"");
         let path = match endpoint {
             // The v1 surface: the deployment in the body, no version in the query.
             Endpoint::Call(Protocol::Responses) => return format!("{base}/openai/v1/responses"),
@@ -73,41 +62,6 @@ impl Dialect for Azure {
             .collect()
     }
 
-    fn native_body(&self, request: &ClientRequest, model: &str, bound: Bound) -> Result<Vec<u8>, Refusal> {
-        INNER.native_body(request, model, bound)
-    }
-
-    fn native_answer(&self, protocol: Protocol, body: Bytes) -> Result<(Bytes, TokenCounts), BadAnswer> {
-        INNER.native_answer(protocol, body)
-    }
-
-    fn native_stream(&self, protocol: Protocol, labels: &AnswerLabels) -> Box<dyn StreamTranslator> {
-        INNER.native_stream(protocol, labels)
-    }
-
-    fn chat_body(
-        &self,
-        chat: &Map<String, Value>,
-        model: &str,
-        stream: bool,
-        bound: Bound,
-        options: TranslationOptions,
-    ) -> Result<Vec<u8>, Refusal> {
-        INNER.chat_body(chat, model, stream, bound, options)
-    }
-
-    fn chat_answer(&self, body: Bytes, labels: &AnswerLabels) -> Result<(Value, TokenCounts), BadAnswer> {
-        INNER.chat_answer(body, labels)
-    }
-
-    fn chat_source(&self, labels: &AnswerLabels) -> Box<dyn ChatSource> {
-        INNER.chat_source(labels)
-    }
-
-    fn starts_with_error(&self, first: &Bytes) -> bool {
-        INNER.starts_with_error(first)
-    }
-
     /// OpenAI's error fields; a prompt Azure's content filter refused says so plainly, with the
     /// categories that tripped it.
     fn client_error(&self, status: StatusCode, body: &[u8]) -> ClientError {
@@ -127,38 +81,32 @@ impl Dialect for Azure {
         }
         error
     }
-
-    fn error_message(&self, body: &[u8]) -> Option<String> {
-        INNER.error_message(body)
-    }
-
-    fn model_list(&self, body: &[u8]) -> Option<Vec<String>> {
-        INNER.model_list(body)
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    const AZURE: &dyn Dialect = &Azure;
+
     #[test]
     fn deployments_and_the_api_version_make_the_url() {
         let at = Address { model: "gpt-4o prod", ..Address::base("https://res.openai.azure.com/") };
         assert_eq!(
-            Azure.url(&at, Endpoint::Call(Protocol::Chat)),
+            AZURE.url(&at, Endpoint::Call(Protocol::Chat)),
             "https://res.openai.azure.com/openai/deployments/gpt-4o%20prod/chat/completions?api-version=2024-10-21"
         );
         let at = Address { api_version: Some("2025-04-01-preview"), model: "emb", ..at };
         assert_eq!(
-            Azure.url(&at, Endpoint::Call(Protocol::Embeddings)),
+            AZURE.url(&at, Endpoint::Call(Protocol::Embeddings)),
             "https://res.openai.azure.com/openai/deployments/emb/embeddings?api-version=2025-04-01-preview"
         );
-        assert!(Azure.url(&at, Endpoint::Models).ends_with("/openai/models?api-version=2025-04-01-preview"));
+        assert!(AZURE.url(&at, Endpoint::Models).ends_with("/openai/models?api-version=2025-04-01-preview"));
         assert_eq!(
-            Azure.url(&at, Endpoint::Call(Protocol::Responses)),
+            AZURE.url(&at, Endpoint::Call(Protocol::Responses)),
             "https://res.openai.azure.com/openai/v1/responses"
         );
-        let headers = Azure.auth_headers(&SecretBytes::new(b"k123".to_vec()));
+        let headers = AZURE.auth_headers(&SecretBytes::new(b"k123".to_vec()));
         assert_eq!(headers[0].0.as_str(), "api-key");
         assert!(headers[0].1.is_sensitive());
     }
@@ -168,7 +116,7 @@ mod tests {
         let body = serde_json::json!({"error": {"message": "The response was filtered.", "type": null, "param": "prompt",
             "code": "content_filter", "status": 400, "innererror": {"code": "ResponsibleAIPolicyViolation",
             "content_filter_result": {"hate": {"filtered": false, "severity": "safe"}, "violence": {"filtered": true, "severity": "high"}}}}});
-        let error = Azure.client_error(StatusCode::BAD_REQUEST, body.to_string().as_bytes());
+        let error = AZURE.client_error(StatusCode::BAD_REQUEST, body.to_string().as_bytes());
         assert_eq!(error.code.as_deref(), Some("content_filter"));
         assert!(
             error

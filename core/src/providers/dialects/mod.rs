@@ -8,6 +8,7 @@ pub mod anthropic;
 pub mod azure;
 pub mod bedrock;
 pub mod gemini;
+pub mod host;
 pub mod openai;
 pub mod vertex;
 

@@ -5,20 +5,19 @@
 //! `global` region and `{region}-aiplatform.googleapis.com` for the others, unless the provider
 //! names its own (a Private Service Connect endpoint, a test). Authentication is a bearer token
 //! minted from the provider's service account key (`credentials`), so no static header is sent.
-//! Answers, streams, usage and errors are Anthropic's, so everything else is that dialect's.
+//! Answers, streams, usage and errors are Anthropic's: this is a `Host` of that format.
 //! `VertexGemini` is the Google publisher's Gemini the same way, on Gemini's dialect.
 
-use bytes::Bytes;
 use http::StatusCode;
 use serde_json::{Map, Value};
 
 use super::anthropic::{Anthropic, CloudBody};
-use super::{Address, BadAnswer, ClientError, Dialect, Endpoint};
+use super::gemini::Gemini;
+use super::host::{Host, path_segment};
+use super::{Address, Dialect, Endpoint, Headers};
 use crate::platform::secret::SecretBytes;
-use crate::protocols::chat::ChatSource;
-use crate::protocols::{AnswerLabels, Bound, ClientRequest, Protocol, Refusal, StreamTranslator, TranslationOptions};
+use crate::protocols::{Bound, ClientRequest, Refusal};
 use crate::providers::Region;
-use crate::usage::TokenCounts;
 
 /// The version Vertex AI's Claude bodies carry.
 pub const VERSION: &str = "vertex-2023-10-16";
@@ -30,15 +29,7 @@ pub struct Vertex;
 
 /// A model id as one path segment (`claude-sonnet-4-5@20250929` keeps its `@`).
 fn segment(name: &str) -> String {
-    name.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-._~@".contains(&b) {
-                char::from(b).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
+    path_segment(name, b"@")
 }
 
 /// The body Vertex gets: the Messages body without `model`, with Vertex's version.
@@ -60,7 +51,11 @@ fn publisher(at: &Address<'_>, publisher: &str) -> (String, String) {
     (host, models)
 }
 
-impl Dialect for Vertex {
+impl Host for Vertex {
+    fn format(&self) -> &'static dyn Dialect {
+        &Anthropic
+    }
+
     fn url(&self, at: &Address<'_>, endpoint: Endpoint) -> String {
         let (host, models) = publisher(at, "anthropic");
         match endpoint {
@@ -78,72 +73,49 @@ impl Dialect for Vertex {
         Vec::new()
     }
 
-    fn native_body(&self, request: &ClientRequest, model: &str, bound: Bound) -> Result<Vec<u8>, Refusal> {
-        // Anthropic's checks, then the cloud's shape.
-        Anthropic.native_body(request, model, bound)?;
-        cloud_body(&request.body)
-    }
-
-    fn native_answer(&self, protocol: Protocol, body: Bytes) -> Result<(Bytes, TokenCounts), BadAnswer> {
-        Anthropic.native_answer(protocol, body)
-    }
-
-    fn native_stream(&self, protocol: Protocol, labels: &AnswerLabels) -> Box<dyn StreamTranslator> {
-        Anthropic.native_stream(protocol, labels)
-    }
-
-    fn chat_body(
-        &self,
-        chat: &Map<String, Value>,
-        model: &str,
-        stream: bool,
-        bound: Bound,
-        options: TranslationOptions,
-    ) -> Result<Vec<u8>, Refusal> {
-        let body = Anthropic.chat_body(chat, model, stream, bound, options)?;
+    /// The Messages body without `model`, with Vertex's version.
+    fn envelope(&self, body: Vec<u8>) -> Result<Vec<u8>, Refusal> {
         let body: Map<String, Value> = serde_json::from_slice(&body)
             .map_err(|e| Refusal::new(format!("The request could not be encoded: {e}"), None))?;
         cloud_body(&body)
     }
 
-    fn chat_answer(&self, body: Bytes, labels: &AnswerLabels) -> Result<(Value, TokenCounts), BadAnswer> {
-        Anthropic.chat_answer(body, labels)
+    /// Anthropic's checks, then the client's body in the cloud's shape (not parsed again).
+    fn native_request(
+        &self,
+        request: &ClientRequest,
+        model: &str,
+        bound: Bound,
+        forward: &[(http::HeaderName, http::HeaderValue)],
+    ) -> Result<(Vec<u8>, Headers), Refusal> {
+        Anthropic.native_body(request, model, bound)?;
+        Ok((cloud_body(&request.body)?, forward.to_vec()))
     }
 
-    fn chat_source(&self, labels: &AnswerLabels) -> Box<dyn ChatSource> {
-        Anthropic.chat_source(labels)
-    }
-
-    fn starts_with_error(&self, first: &Bytes) -> bool {
-        Anthropic.starts_with_error(first)
-    }
-
-    /// Anthropic's errors, or Google's (`{"error": {"code", "message", "status"}}`) from Vertex
-    /// itself: both carry `error.message`.
-    fn client_error(&self, status: StatusCode, body: &[u8]) -> ClientError {
-        Anthropic.client_error(status, body)
-    }
-
-    fn error_message(&self, body: &[u8]) -> Option<String> {
-        Anthropic.error_message(body)
-    }
+    // Errors: Anthropic's, or Google's (`{"error": {"code", "message", "status"}}`) from Vertex
+    // itself; both carry `error.message`, which the format reads.
 
     /// `{"publisherModels": [{"name": "publishers/anthropic/models/claude-…"}]}`.
     fn model_list(&self, body: &[u8]) -> Option<Vec<String>> {
-        let json: Value = serde_json::from_slice(body).ok()?;
-        let mut ids: Vec<String> = json
-            .get("publisherModels")?
-            .as_array()?
-            .iter()
-            .filter_map(|m| m.get("name").and_then(Value::as_str))
-            .filter_map(|name| name.rsplit('/').next())
-            .filter(|id| !id.is_empty() && id.len() <= super::MAX_MODEL_ID && !id.chars().any(char::is_control))
-            .take(super::MAX_LISTED_MODELS)
-            .map(str::to_owned)
-            .collect();
-        ids.sort();
-        Some(ids)
+        publisher_models(body)
     }
+}
+
+/// The ids of a Vertex AI publisher's model catalogue.
+fn publisher_models(body: &[u8]) -> Option<Vec<String>> {
+    let json: Value = serde_json::from_slice(body).ok()?;
+    let mut ids: Vec<String> = json
+        .get("publisherModels")?
+        .as_array()?
+        .iter()
+        .filter_map(|m| m.get("name").and_then(Value::as_str))
+        .filter_map(|name| name.rsplit('/').next())
+        .filter(|id| !id.is_empty() && id.len() <= super::MAX_MODEL_ID && !id.chars().any(char::is_control))
+        .take(super::MAX_LISTED_MODELS)
+        .map(str::to_owned)
+        .collect();
+    ids.sort();
+    Some(ids)
 }
 
 /// Gemini on Vertex AI: Gemini's own API (`super::gemini`) under
@@ -152,9 +124,11 @@ impl Dialect for Vertex {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct VertexGemini;
 
-const GEMINI: super::gemini::Gemini = super::gemini::Gemini;
+impl Host for VertexGemini {
+    fn format(&self) -> &'static dyn Dialect {
+        &Gemini
+    }
 
-impl Dialect for VertexGemini {
     fn url(&self, at: &Address<'_>, endpoint: Endpoint) -> String {
         let (host, models) = publisher(at, "google");
         let model = segment(at.model);
@@ -170,75 +144,51 @@ impl Dialect for VertexGemini {
         Vec::new()
     }
 
-    fn native_body(&self, _: &ClientRequest, _: &str, _: Bound) -> Result<Vec<u8>, Refusal> {
+    fn native_request(
+        &self,
+        _: &ClientRequest,
+        _: &str,
+        _: Bound,
+        _: &[(http::HeaderName, http::HeaderValue)],
+    ) -> Result<(Vec<u8>, Headers), Refusal> {
         // The catalog gives this kind no native protocol: every call is translated.
         Err(Refusal::new("Gemini on Vertex AI does not offer this endpoint here.", Some("model")))
     }
 
-    fn native_answer(&self, protocol: Protocol, body: Bytes) -> Result<(Bytes, TokenCounts), BadAnswer> {
-        GEMINI.native_answer(protocol, body)
-    }
-
-    fn native_stream(&self, protocol: Protocol, labels: &AnswerLabels) -> Box<dyn StreamTranslator> {
-        GEMINI.native_stream(protocol, labels)
-    }
-
-    fn chat_body(
-        &self,
-        chat: &Map<String, Value>,
-        model: &str,
-        stream: bool,
-        bound: Bound,
-        options: TranslationOptions,
-    ) -> Result<Vec<u8>, Refusal> {
-        GEMINI.chat_body(chat, model, stream, bound, options)
-    }
-
-    fn chat_answer(&self, body: Bytes, labels: &AnswerLabels) -> Result<(Value, TokenCounts), BadAnswer> {
-        GEMINI.chat_answer(body, labels)
-    }
-
-    fn chat_source(&self, labels: &AnswerLabels) -> Box<dyn ChatSource> {
-        GEMINI.chat_source(labels)
-    }
-
-    fn starts_with_error(&self, first: &Bytes) -> bool {
-        GEMINI.starts_with_error(first)
-    }
-
-    fn client_error(&self, status: StatusCode, body: &[u8]) -> ClientError {
-        GEMINI.client_error(status, body)
-    }
-
-    fn error_message(&self, body: &[u8]) -> Option<String> {
-        GEMINI.error_message(body)
+    /// A service account's token, never an API key: a 400 is the request's, not the key's.
+    fn rejects_key(&self, _: StatusCode, _: &[u8]) -> bool {
+        false
     }
 
     fn model_list(&self, body: &[u8]) -> Option<Vec<String>> {
-        Vertex.model_list(body)
+        publisher_models(body)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocols::{Protocol, TranslationOptions};
+
+    const VERTEX: &dyn Dialect = &Vertex;
+    const VERTEX_GEMINI: &dyn Dialect = &VertexGemini;
 
     #[test]
     fn the_region_and_project_make_the_url() {
         let at =
             Address { model: "claude-sonnet-4-5@20250929", project: Some("acme-prod"), ..Address::base(GLOBAL_HOST) };
         assert_eq!(
-            Vertex.url(&at, Endpoint::Call(Protocol::Messages)),
+            VERTEX.url(&at, Endpoint::Call(Protocol::Messages)),
             "https://aiplatform.googleapis.com/v1/projects/acme-prod/locations/global/publishers/anthropic/models/claude-sonnet-4-5@20250929:rawPredict"
         );
         let at = Address { region: Some("us-east5"), ..at }.streamed(true);
         assert_eq!(
-            Vertex.url(&at, Endpoint::Call(Protocol::Chat)),
+            VERTEX.url(&at, Endpoint::Call(Protocol::Chat)),
             "https://us-east5-aiplatform.googleapis.com/v1/projects/acme-prod/locations/us-east5/publishers/anthropic/models/claude-sonnet-4-5@20250929:streamRawPredict"
         );
         let private = Address { base_url: "http://127.0.0.1:9000", ..at };
         assert!(
-            Vertex
+            VERTEX
                 .url(&private, Endpoint::Call(Protocol::Chat))
                 .starts_with("http://127.0.0.1:9000/v1/projects/acme-prod/locations/us-east5/")
         );
@@ -250,7 +200,7 @@ mod tests {
             "messages": [{"role": "user", "content": "Hi"}], "stream": true}))
         .unwrap_or_default();
         let bound = Bound { per_choice: 100, inject: true };
-        let body = Vertex.chat_body(&chat, "claude-sonnet-4-5@20250929", true, bound, TranslationOptions::default());
+        let body = VERTEX.chat_body(&chat, "claude-sonnet-4-5@20250929", true, bound, TranslationOptions::default());
         let body: Value = serde_json::from_slice(&body.unwrap_or_default()).unwrap_or_default();
         assert_eq!(body["anthropic_version"], VERSION);
         assert!(body.get("model").is_none(), "{body}");
@@ -267,7 +217,7 @@ mod tests {
             ..Address::base(GLOBAL_HOST)
         };
         assert_eq!(
-            VertexGemini.url(&at.streamed(true), Endpoint::Call(Protocol::Chat)),
+            VERTEX_GEMINI.url(&at.streamed(true), Endpoint::Call(Protocol::Chat)),
             "https://europe-west4-aiplatform.googleapis.com/v1/projects/p/locations/europe-west4/publishers/google/models/gemini-2.5-flash:streamGenerateContent?alt=sse"
         );
     }
@@ -275,6 +225,6 @@ mod tests {
     #[test]
     fn the_model_catalogue_is_read() {
         let body = br#"{"publisherModels": [{"name": "publishers/anthropic/models/claude-sonnet-4-5"}, {"name": "publishers/anthropic/models/claude-haiku-4-5"}]}"#;
-        assert_eq!(Vertex.model_list(body), Some(vec!["claude-haiku-4-5".into(), "claude-sonnet-4-5".into()]));
+        assert_eq!(VERTEX.model_list(body), Some(vec!["claude-haiku-4-5".into(), "claude-sonnet-4-5".into()]));
     }
 }

@@ -14,16 +14,14 @@ mod frames;
 #[cfg(test)]
 mod tests;
 
-use bytes::Bytes;
 use http::StatusCode;
 use serde_json::{Map, Value};
 
 use super::anthropic::Anthropic;
-use super::{Address, BadAnswer, ClientError, Deframer, Dialect, Endpoint, Headers};
+use super::host::{Host, path_segment};
+use super::{Address, ClientError, Deframer, Dialect, Endpoint, Headers};
 use crate::platform::secret::SecretBytes;
-use crate::protocols::chat::ChatSource;
-use crate::protocols::{AnswerLabels, Bound, ClientRequest, Protocol, Refusal, StreamTranslator, TranslationOptions};
-use crate::usage::TokenCounts;
+use crate::protocols::{Bound, ClientRequest, Refusal};
 
 /// The version Bedrock's Claude bodies carry.
 pub const VERSION: &str = "bedrock-2023-05-31";
@@ -38,15 +36,7 @@ pub struct Bedrock;
 /// A model id or ARN as one path segment: everything but the unreserved characters encoded
 /// (`anthropic.claude-3-5-haiku-20241022-v1:0` goes as `…-v1%3A0`).
 fn segment(name: &str) -> String {
-    name.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                char::from(b).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
+    path_segment(name, b"")
 }
 
 /// The runtime host of a provider's address: its region's, unless it names its own.
@@ -97,7 +87,11 @@ fn betas(forward: &[(http::HeaderName, http::HeaderValue)]) -> Vec<&str> {
         .collect()
 }
 
-impl Dialect for Bedrock {
+impl Host for Bedrock {
+    fn format(&self) -> &'static dyn Dialect {
+        &Anthropic
+    }
+
     fn url(&self, at: &Address<'_>, endpoint: Endpoint) -> String {
         let host = runtime_host(at);
         let model = segment(at.model);
@@ -127,10 +121,6 @@ impl Dialect for Bedrock {
             .unwrap_or_default()
     }
 
-    fn native_body(&self, request: &ClientRequest, model: &str, bound: Bound) -> Result<Vec<u8>, Refusal> {
-        Ok(self.native_request(request, model, bound, &[])?.0)
-    }
-
     /// The client's betas move into the body; no Anthropic header goes to AWS.
     fn native_request(
         &self,
@@ -144,42 +134,16 @@ impl Dialect for Bedrock {
         Ok((super::encode(&BedrockBody { body: &request.body, betas: betas(forward) })?, Vec::new()))
     }
 
-    fn native_answer(&self, protocol: Protocol, body: Bytes) -> Result<(Bytes, TokenCounts), BadAnswer> {
-        Anthropic.native_answer(protocol, body)
-    }
-
-    fn native_stream(&self, protocol: Protocol, labels: &AnswerLabels) -> Box<dyn StreamTranslator> {
-        Anthropic.native_stream(protocol, labels)
-    }
-
     fn deframer(&self) -> Option<Box<dyn Deframer>> {
         Some(Box::new(frames::ToEvents::default()))
     }
 
-    fn chat_body(
-        &self,
-        chat: &Map<String, Value>,
-        model: &str,
-        stream: bool,
-        bound: Bound,
-        options: TranslationOptions,
-    ) -> Result<Vec<u8>, Refusal> {
-        let body = Anthropic.chat_body(chat, model, stream, bound, options)?;
+    /// Bedrock's body: without `model` and `stream`, with its version (a translated call has no
+    /// betas).
+    fn envelope(&self, body: Vec<u8>) -> Result<Vec<u8>, Refusal> {
         let body: Map<String, Value> = serde_json::from_slice(&body)
             .map_err(|e| Refusal::new(format!("The request could not be encoded: {e}"), None))?;
         super::encode(&BedrockBody { body: &body, betas: Vec::new() })
-    }
-
-    fn chat_answer(&self, body: Bytes, labels: &AnswerLabels) -> Result<(Value, TokenCounts), BadAnswer> {
-        Anthropic.chat_answer(body, labels)
-    }
-
-    fn chat_source(&self, labels: &AnswerLabels) -> Box<dyn ChatSource> {
-        Anthropic.chat_source(labels)
-    }
-
-    fn starts_with_error(&self, first: &Bytes) -> bool {
-        Anthropic.starts_with_error(first)
     }
 
     /// AWS's errors (`{"message": "…"}`, the kind in `x-amzn-errortype`), or Anthropic's own.

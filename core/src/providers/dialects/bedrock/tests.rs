@@ -3,6 +3,8 @@ use base64::Engine as _;
 use serde_json::json;
 
 use super::*;
+use crate::protocols::{AnswerLabels, Protocol, TranslationOptions};
+use bytes::Bytes;
 
 fn frame(message: &Message) -> Vec<u8> {
     let mut out = Vec::new();
@@ -31,6 +33,8 @@ fn events(sse: &[u8]) -> Vec<(String, Value)> {
 
 use crate::protocols::sse;
 
+const BEDROCK: &dyn Dialect = &Bedrock;
+
 #[test]
 fn the_region_and_model_make_the_url() {
     let at = Address {
@@ -39,34 +43,34 @@ fn the_region_and_model_make_the_url() {
         ..Address::base(DEFAULT_HOST)
     };
     assert_eq!(
-        Bedrock.url(&at, Endpoint::Call(Protocol::Messages)),
+        BEDROCK.url(&at, Endpoint::Call(Protocol::Messages)),
         "https://bedrock-runtime.eu-west-1.amazonaws.com/model/us.anthropic.claude-sonnet-4-5-20250929-v1%3A0/invoke"
     );
     assert_eq!(
-        Bedrock.url(&at.streamed(true), Endpoint::Call(Protocol::Chat)),
+        BEDROCK.url(&at.streamed(true), Endpoint::Call(Protocol::Chat)),
         "https://bedrock-runtime.eu-west-1.amazonaws.com/model/us.anthropic.claude-sonnet-4-5-20250929-v1%3A0/invoke-with-response-stream"
     );
     assert_eq!(
-        Bedrock.url(&at, Endpoint::Models),
+        BEDROCK.url(&at, Endpoint::Models),
         "https://bedrock.eu-west-1.amazonaws.com/foundation-models?byProvider=anthropic"
     );
     let arn = "arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/abc";
     let private = Address { base_url: "http://127.0.0.1:9000", model: arn, ..at };
     assert_eq!(
-        Bedrock.url(&private, Endpoint::Call(Protocol::Messages)),
+        BEDROCK.url(&private, Endpoint::Call(Protocol::Messages)),
         "http://127.0.0.1:9000/model/arn%3Aaws%3Abedrock%3Aus-east-1%3A123456789012%3Aapplication-inference-profile%2Fabc/invoke"
     );
-    assert_eq!(Bedrock.url(&private, Endpoint::Models), "http://127.0.0.1:9000/foundation-models?byProvider=anthropic");
+    assert_eq!(BEDROCK.url(&private, Endpoint::Models), "http://127.0.0.1:9000/foundation-models?byProvider=anthropic");
 }
 
 #[test]
 fn api_keys_are_bearer_tokens_and_access_keys_sign() {
-    let headers = Bedrock.auth_headers(&SecretBytes::new(b"ABSKbedrockkey123".to_vec()));
+    let headers = BEDROCK.auth_headers(&SecretBytes::new(b"ABSKbedrockkey123".to_vec()));
     assert_eq!(headers.len(), 1);
     assert_eq!(headers[0].0, http::header::AUTHORIZATION);
     assert!(headers[0].1.is_sensitive() && headers[0].1 == "Bearer ABSKbedrockkey123");
     let iam = br#"{"access_key_id":"AKIDEXAMPLE","secret_access_key":"x"}"#;
-    assert!(Bedrock.auth_headers(&SecretBytes::new(iam.to_vec())).is_empty());
+    assert!(BEDROCK.auth_headers(&SecretBytes::new(iam.to_vec())).is_empty());
 }
 
 #[test]
@@ -90,7 +94,7 @@ fn the_body_names_no_model_nor_stream_and_carries_the_betas() {
     ];
     let bound = Bound { per_choice: 50, inject: false };
     let (body, headers) =
-        Bedrock.native_request(&request, "anthropic.claude-x-v1:0", bound, &forward).unwrap_or_default();
+        BEDROCK.native_request(&request, "anthropic.claude-x-v1:0", bound, &forward).unwrap_or_default();
     assert!(headers.is_empty(), "no Anthropic header goes to AWS");
     let body: Value = serde_json::from_slice(&body).unwrap_or_default();
     assert_eq!(body["anthropic_version"], VERSION);
@@ -158,16 +162,16 @@ fn exceptions_become_error_events() {
     assert_eq!(got[0].0, "error");
     assert_eq!(got[0].1["error"]["type"], "rate_limit_error");
     assert!(got[0].1["error"]["message"].as_str().unwrap_or_default().contains("throttlingException"));
-    assert!(Bedrock.starts_with_error(&frames::ToEvents::default().push(&exception)));
+    assert!(BEDROCK.starts_with_error(&frames::ToEvents::default().push(&exception)));
 }
 
 #[test]
 fn aws_errors_and_catalogues_are_read() {
     let error =
-        Bedrock.client_error(StatusCode::BAD_REQUEST, br#"{"message":"The provided model identifier is invalid."}"#);
+        BEDROCK.client_error(StatusCode::BAD_REQUEST, br#"{"message":"The provided model identifier is invalid."}"#);
     assert_eq!(error.message, "The provided model identifier is invalid.");
     let list = br#"{"modelSummaries":[{"modelId":"anthropic.claude-3-5-haiku-20241022-v1:0"},{"modelId":"anthropic.claude-sonnet-4-5-20250929-v1:0"}]}"#;
-    assert_eq!(Bedrock.model_list(list).map(|l| l.len()), Some(2));
+    assert_eq!(BEDROCK.model_list(list).map(|l| l.len()), Some(2));
 }
 
 mod converse {
