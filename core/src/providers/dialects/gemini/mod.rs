@@ -41,15 +41,7 @@ fn root(base_url: &str) -> &str {
 }
 
 fn segment(name: &str) -> String {
-    name.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                char::from(b).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
+    super::host::path_segment(name, b"")
 }
 
 impl Dialect for Gemini {
