@@ -87,6 +87,11 @@ impl Refusal {
     pub fn new(message: impl Into<String>, param: Option<&'static str>) -> Self {
         Self { message: message.into(), param }
     }
+
+    /// A refusal naming the request field `param`.
+    pub fn of(message: impl Into<String>, param: &'static str) -> Self {
+        Self::new(message, Some(param))
+    }
 }
 
 /// A client's request, checked at the edge: the JSON body as sent, and the fields routing needs.

@@ -178,6 +178,23 @@ pub(crate) fn error_message_in(json: &serde_json::Value) -> Option<String> {
     Some(message.chars().take(300).collect())
 }
 
+/// Appends `items` as a turn of `role` (`{"role", key: items}`), merged into the previous turn
+/// when it has the same role: Gemini and Converse want one turn for a model's calls and one for
+/// their results, alternating.
+pub(crate) fn push_turn(turns: &mut Vec<Value>, role: &str, key: &str, items: Vec<Value>) {
+    if let Some(last) = turns.last_mut()
+        && last["role"] == role
+        && let Some(existing) = last[key].as_array_mut()
+    {
+        existing.extend(items);
+        return;
+    }
+    let mut turn = Map::new();
+    turn.insert("role".into(), Value::from(role));
+    turn.insert(key.into(), Value::Array(items));
+    turns.push(Value::Object(turn));
+}
+
 /// Most models kept from one provider's list, and the longest id kept.
 pub const MAX_LISTED_MODELS: usize = 10_000;
 pub const MAX_MODEL_ID: usize = 256;

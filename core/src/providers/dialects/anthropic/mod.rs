@@ -170,24 +170,20 @@ impl serde::Serialize for WithModel<'_> {
     }
 }
 
-fn invalid(message: impl Into<String>, param: Option<&'static str>) -> Refusal {
-    Refusal::new(message, param)
-}
-
 /// An OpenAI chat request to an Anthropic Messages request for `model`, writing at most
 /// `max_tokens` (the call's bound: the client's as the edge read it, or the gateway's default).
 pub(super) fn request(body: &Map<String, Value>, model: &str, stream: bool, max_tokens: u64) -> Result<Value, Refusal> {
     let messages = body
         .get("messages")
         .and_then(Value::as_array)
-        .ok_or_else(|| invalid("`messages` must be an array.", Some("messages")))?;
+        .ok_or_else(|| Refusal::new("`messages` must be an array.", Some("messages")))?;
     let mut system: Vec<Value> = Vec::new();
     let mut out: Vec<(String, Vec<Value>)> = Vec::new();
     for message in messages {
         let role = message
             .get("role")
             .and_then(Value::as_str)
-            .ok_or_else(|| invalid("Every message needs a `role`.", Some("messages")))?;
+            .ok_or_else(|| Refusal::new("Every message needs a `role`.", Some("messages")))?;
         match role {
             "system" | "developer" => system.extend(text_blocks(message.get("content"))?),
             "user" => push(&mut out, "user", content_blocks(message.get("content"))?),
@@ -203,7 +199,7 @@ pub(super) fn request(body: &Map<String, Value>, model: &str, stream: bool, max_
                         json!({})
                     } else {
                         serde_json::from_str(arguments)
-                            .map_err(|_| invalid("Tool call arguments must be a JSON object.", Some("messages")))?
+                            .map_err(|_| Refusal::new("Tool call arguments must be a JSON object.", Some("messages")))?
                     };
                     blocks.push(json!({
                         "type": "tool_use",
@@ -220,14 +216,14 @@ pub(super) fn request(body: &Map<String, Value>, model: &str, stream: bool, max_
                 let id = message
                     .get("tool_call_id")
                     .and_then(Value::as_str)
-                    .ok_or_else(|| invalid("Tool messages need `tool_call_id`.", Some("messages")))?;
+                    .ok_or_else(|| Refusal::new("Tool messages need `tool_call_id`.", Some("messages")))?;
                 let content: Vec<Value> = match message.get("content") {
                     Some(Value::String(s)) => vec![json!({"type": "text", "text": s})],
                     other => text_blocks(other)?,
                 };
                 push(&mut out, "user", vec![json!({"type": "tool_result", "tool_use_id": id, "content": content})]);
             }
-            other => return Err(invalid(format!("Unknown message role `{other}`."), Some("messages"))),
+            other => return Err(Refusal::new(format!("Unknown message role `{other}`."), Some("messages"))),
         }
     }
     let mut request = Map::new();
@@ -328,7 +324,7 @@ fn text_blocks(content: Option<&Value>) -> Result<Vec<Value>, Refusal> {
                 block
             })
             .collect()),
-        Some(_) => Err(invalid("Message content must be a string or an array of parts.", Some("messages"))),
+        Some(_) => Err(Refusal::new("Message content must be a string or an array of parts.", Some("messages"))),
     }
 }
 
@@ -346,7 +342,7 @@ fn content_blocks(content: Option<&Value>) -> Result<Vec<Value>, Refusal> {
                 Ok(block)
             })
             .collect(),
-        Some(_) => Err(invalid("Message content must be a string or an array of parts.", Some("messages"))),
+        Some(_) => Err(Refusal::new("Message content must be a string or an array of parts.", Some("messages"))),
     }
 }
 
@@ -362,20 +358,20 @@ fn part(part: &Value) -> Result<Value, Refusal> {
                 .get("image_url")
                 .and_then(|i| i.get("url").or(Some(i)))
                 .and_then(Value::as_str)
-                .ok_or_else(|| invalid("`image_url` parts need a `url`.", Some("messages")))?;
+                .ok_or_else(|| Refusal::new("`image_url` parts need a `url`.", Some("messages")))?;
             if let Some(rest) = url.strip_prefix("data:") {
                 let (meta, data) = rest
                     .split_once(',')
-                    .ok_or_else(|| invalid("Malformed data URL in `image_url`.", Some("messages")))?;
+                    .ok_or_else(|| Refusal::new("Malformed data URL in `image_url`.", Some("messages")))?;
                 let media_type = meta
                     .strip_suffix(";base64")
-                    .ok_or_else(|| invalid("Image data URLs must be base64.", Some("messages")))?;
+                    .ok_or_else(|| Refusal::new("Image data URLs must be base64.", Some("messages")))?;
                 Ok(json!({"type": "image", "source": {"type": "base64", "media_type": media_type, "data": data}}))
             } else {
                 Ok(json!({"type": "image", "source": {"type": "url", "url": url}}))
             }
         }
-        other => Err(invalid(
+        other => Err(Refusal::new(
             format!("Content parts of type {} are not supported for Anthropic models.", other.unwrap_or("unknown")),
             Some("messages"),
         )),

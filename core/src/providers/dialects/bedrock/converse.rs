@@ -23,10 +23,6 @@ use crate::usage::TokenCounts;
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Converse;
 
-fn invalid(message: impl Into<String>, param: &'static str) -> Refusal {
-    Refusal::new(message, Some(param))
-}
-
 impl Dialect for Converse {
     fn url(&self, at: &Address<'_>, endpoint: Endpoint) -> String {
         let model = segment(at.model);
@@ -128,7 +124,7 @@ fn user_blocks(content: Option<&Value>) -> Result<Vec<Value>, Refusal> {
                 let url = part.get("image_url").and_then(|i| i.get("url")).and_then(Value::as_str).unwrap_or_default();
                 let inline = url.strip_prefix("data:image/").and_then(|rest| rest.split_once(";base64,"));
                 let Some((format, data)) = inline.filter(|(f, _)| matches!(*f, "png" | "jpeg" | "gif" | "webp")) else {
-                    return Err(invalid(
+                    return Err(Refusal::of(
                         "Bedrock takes images inline: send PNG, JPEG, GIF or WebP as data: URLs (base64).",
                         "messages",
                     ));
@@ -136,7 +132,7 @@ fn user_blocks(content: Option<&Value>) -> Result<Vec<Value>, Refusal> {
                 out.push(json!({"image": {"format": format, "source": {"bytes": data}}}));
             }
             Some(other) => {
-                return Err(invalid(
+                return Err(Refusal::of(
                     format!("Bedrock's Converse API does not take `{other}` content parts here."),
                     "messages",
                 ));
@@ -147,20 +143,12 @@ fn user_blocks(content: Option<&Value>) -> Result<Vec<Value>, Refusal> {
     Ok(out)
 }
 
-/// Appends `blocks` as a turn of `role`, merged into the previous turn when it has the same role
-/// (Converse wants turns to alternate; a model's tool results are one user turn).
+/// Appends `blocks` as a turn of `role` (none when empty): Converse wants turns to alternate; a
+/// model's tool results are one user turn.
 fn push_turn(turns: &mut Vec<Value>, role: &str, blocks: Vec<Value>) {
-    if blocks.is_empty() {
-        return;
+    if !blocks.is_empty() {
+        super::super::push_turn(turns, role, "content", blocks);
     }
-    if let Some(last) = turns.last_mut()
-        && last["role"] == role
-        && let Some(existing) = last["content"].as_array_mut()
-    {
-        existing.extend(blocks);
-        return;
-    }
-    turns.push(json!({"role": role, "content": blocks}));
 }
 
 /// A chat completions request as a Converse body, writing at most `max_tokens`.
@@ -168,7 +156,7 @@ pub(super) fn request(chat: &Map<String, Value>, max_tokens: u64) -> Result<Valu
     let list = chat
         .get("messages")
         .and_then(Value::as_array)
-        .ok_or_else(|| invalid("`messages` must be an array.", "messages"))?;
+        .ok_or_else(|| Refusal::of("`messages` must be an array.", "messages"))?;
     let mut system = Vec::new();
     let mut turns: Vec<Value> = Vec::new();
     for message in list {
@@ -191,7 +179,7 @@ pub(super) fn request(chat: &Map<String, Value>, max_tokens: u64) -> Result<Valu
                     let function = call.get("function").cloned().unwrap_or(Value::Null);
                     let arguments = function.get("arguments").and_then(Value::as_str).unwrap_or("{}");
                     let input: Value = serde_json::from_str(if arguments.trim().is_empty() { "{}" } else { arguments })
-                        .map_err(|_| invalid("A tool call's `arguments` must be JSON.", "messages"))?;
+                        .map_err(|_| Refusal::of("A tool call's `arguments` must be JSON.", "messages"))?;
                     blocks.push(json!({"toolUse": {"toolUseId": call.get("id").cloned().unwrap_or_default(),
                         "name": function.get("name").cloned().unwrap_or_default(), "input": input}}));
                 }
@@ -206,7 +194,7 @@ pub(super) fn request(chat: &Map<String, Value>, max_tokens: u64) -> Result<Valu
                 };
                 push_turn(&mut turns, "user", vec![json!({"toolResult": {"toolUseId": id, "content": content}})]);
             }
-            other => return Err(invalid(format!("Unknown message role `{other}`."), "messages")),
+            other => return Err(Refusal::of(format!("Unknown message role `{other}`."), "messages")),
         }
     }
     let mut body = json!({"messages": turns, "inferenceConfig": inference_config(chat, max_tokens)});
@@ -218,7 +206,7 @@ pub(super) fn request(chat: &Map<String, Value>, max_tokens: u64) -> Result<Valu
         let Some(function) =
             tool.get("function").filter(|_| tool.get("type").and_then(Value::as_str) == Some("function"))
         else {
-            return Err(invalid("Bedrock's Converse API takes function tools only here.", "tools"));
+            return Err(Refusal::of("Bedrock's Converse API takes function tools only here.", "tools"));
         };
         let schema = function.get("parameters").cloned().unwrap_or_else(|| json!({"type": "object"}));
         let mut spec = json!({"name": function.get("name"), "inputSchema": {"json": schema}});

@@ -145,10 +145,6 @@ impl Dialect for Gemini {
     }
 }
 
-fn invalid(message: impl Into<String>, param: &'static str) -> Refusal {
-    Refusal::new(message, Some(param))
-}
-
 /// A chat message's text (a string, or the text parts of an array).
 fn text_of(content: Option<&Value>) -> String {
     match content {
@@ -172,12 +168,18 @@ fn user_parts(content: Option<&Value>) -> Result<Vec<Value>, Refusal> {
             Some("image_url") => {
                 let url = part.get("image_url").and_then(|i| i.get("url")).and_then(Value::as_str).unwrap_or_default();
                 let Some((mime, data)) = url.strip_prefix("data:").and_then(|rest| rest.split_once(";base64,")) else {
-                    return Err(invalid("Gemini takes images inline: send them as data: URLs (base64).", "messages"));
+                    return Err(Refusal::of(
+                        "Gemini takes images inline: send them as data: URLs (base64).",
+                        "messages",
+                    ));
                 };
                 out.push(json!({"inlineData": {"mimeType": mime, "data": data}}));
             }
             Some(other) => {
-                return Err(invalid(format!("Gemini models do not take `{other}` content parts here."), "messages"));
+                return Err(Refusal::of(
+                    format!("Gemini models do not take `{other}` content parts here."),
+                    "messages",
+                ));
             }
             None => {}
         }
@@ -192,7 +194,7 @@ fn call_part(call: &Value) -> Result<Value, Refusal> {
     let name = function.get("name").and_then(Value::as_str).unwrap_or_default();
     let arguments = function.get("arguments").and_then(Value::as_str).unwrap_or("{}");
     let args: Value = serde_json::from_str(if arguments.trim().is_empty() { "{}" } else { arguments })
-        .map_err(|_| invalid("A tool call's `arguments` must be JSON.", "messages"))?;
+        .map_err(|_| Refusal::of("A tool call's `arguments` must be JSON.", "messages"))?;
     let mut part = json!({"functionCall": {"name": name, "args": args}});
     if let Some(signature) = call.get("id").and_then(Value::as_str).and_then(answer::signature_in) {
         part["thoughtSignature"] = json!(signature);
@@ -200,25 +202,12 @@ fn call_part(call: &Value) -> Result<Value, Refusal> {
     Ok(part)
 }
 
-/// Appends `parts` as a turn of `role`, merged into the previous turn when it has the same role
-/// (Gemini wants one turn for a model's calls and one for their results).
-fn push_turn(contents: &mut Vec<Value>, role: &str, parts: Vec<Value>) {
-    if let Some(last) = contents.last_mut()
-        && last["role"] == role
-        && let Some(existing) = last["parts"].as_array_mut()
-    {
-        existing.extend(parts);
-        return;
-    }
-    contents.push(json!({"role": role, "parts": parts}));
-}
-
 /// A chat completions request as a `generateContent` body, writing at most `max_tokens`.
 pub(super) fn request(chat: &Map<String, Value>, max_tokens: u64) -> Result<Value, Refusal> {
     let messages = chat
         .get("messages")
         .and_then(Value::as_array)
-        .ok_or_else(|| invalid("`messages` must be an array.", "messages"))?;
+        .ok_or_else(|| Refusal::of("`messages` must be an array.", "messages"))?;
     let mut system = Vec::new();
     let mut contents: Vec<Value> = Vec::new();
     // Tool call id -> function name, for the results that answer them.
@@ -227,7 +216,7 @@ pub(super) fn request(chat: &Map<String, Value>, max_tokens: u64) -> Result<Valu
         let content = message.get("content");
         match message.get("role").and_then(Value::as_str).unwrap_or_default() {
             "system" | "developer" => system.push(json!({"text": text_of(content)})),
-            "user" => push_turn(&mut contents, "user", user_parts(content)?),
+            "user" => super::push_turn(&mut contents, "user", "parts", user_parts(content)?),
             "assistant" => {
                 let mut parts = Vec::new();
                 let text = text_of(content);
@@ -241,26 +230,27 @@ pub(super) fn request(chat: &Map<String, Value>, max_tokens: u64) -> Result<Valu
                     parts.push(call_part(call)?);
                 }
                 if !parts.is_empty() {
-                    push_turn(&mut contents, "model", parts);
+                    super::push_turn(&mut contents, "model", "parts", parts);
                 }
             }
             "tool" => {
                 let id = message.get("tool_call_id").and_then(Value::as_str).unwrap_or_default();
                 let name = names.iter().find(|(i, _)| i == id).map(|(_, n)| n.clone()).ok_or_else(|| {
-                    invalid("A tool result must answer a tool call made earlier in the conversation.", "messages")
+                    Refusal::of("A tool result must answer a tool call made earlier in the conversation.", "messages")
                 })?;
                 let result = text_of(content);
                 let response = match serde_json::from_str::<Value>(&result) {
                     Ok(Value::Object(object)) => Value::Object(object),
                     _ => json!({"result": result}),
                 };
-                push_turn(
+                super::push_turn(
                     &mut contents,
                     "user",
+                    "parts",
                     vec![json!({"functionResponse": {"name": name, "response": response}})],
                 );
             }
-            other => return Err(invalid(format!("Unknown message role `{other}`."), "messages")),
+            other => return Err(Refusal::of(format!("Unknown message role `{other}`."), "messages")),
         }
     }
     let mut body = json!({"contents": contents});
@@ -272,7 +262,7 @@ pub(super) fn request(chat: &Map<String, Value>, max_tokens: u64) -> Result<Valu
         let Some(function) =
             tool.get("function").filter(|_| tool.get("type").and_then(Value::as_str) == Some("function"))
         else {
-            return Err(invalid("Gemini models take function tools only here.", "tools"));
+            return Err(Refusal::of("Gemini models take function tools only here.", "tools"));
         };
         let mut declaration = json!({"name": function.get("name"), "description": function.get("description").cloned().unwrap_or(json!(""))});
         if let Some(parameters) = function.get("parameters") {
