@@ -43,8 +43,12 @@ pub fn too_many_requests(path: &str, decision: &Decision) -> Response {
         let body = perpetuo_core::protocols::messages::error_json("rate_limit_error", &message);
         (StatusCode::TOO_MANY_REQUESTS, axum::Json(body)).into_response()
     } else if path.starts_with("/v1") || path.starts_with("/api/") {
-        let body =
-            crate::gateway::error::openai_error(&message, "rate_limit_exceeded", None, Some("rate_limit_exceeded"));
+        let body = perpetuo_core::protocols::chat::error_json(
+            &message,
+            "rate_limit_exceeded",
+            None,
+            Some("rate_limit_exceeded"),
+        );
         (StatusCode::TOO_MANY_REQUESTS, axum::Json(body)).into_response()
     } else {
         let html = format!(

@@ -4,19 +4,12 @@
 
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode};
-use serde_json::json;
 
 use perpetuo_core::ServiceError;
 use perpetuo_core::keys::{KeyError, KeyRejection};
 use perpetuo_core::platform::ratelimit::Decision;
 use perpetuo_core::protocols::{Protocol, Refusal};
 use perpetuo_types::ErrorClass;
-
-/// OpenAI's error JSON: the one builder for every error the gateway writes (answers, SSE error
-/// events, the per-IP 429 on `/v1`).
-pub fn openai_error(message: &str, kind: &str, param: Option<&str>, code: Option<&str>) -> serde_json::Value {
-    json!({ "error": { "message": message, "type": kind, "param": param, "code": code } })
-}
 
 /// What an error says, in OpenAI's terms: its message, `type`, `param` and `code`.
 struct ErrorParts {
@@ -259,7 +252,7 @@ impl GatewayError {
     /// The error JSON (also used as an SSE error event's data).
     pub fn body(&self) -> serde_json::Value {
         let ErrorParts { message, kind, param, code } = self.parts();
-        openai_error(&message, &kind, param.as_deref(), code.as_deref())
+        perpetuo_core::protocols::chat::error_json(&message, &kind, param.as_deref(), code.as_deref())
     }
 }
 

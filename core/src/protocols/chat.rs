@@ -97,9 +97,10 @@ impl StreamTranslator for Composed {
     }
 }
 
-/// OpenAI's error object, as a stream's error event carries it.
-pub fn error_json(message: &str, kind: &str, code: Option<&str>) -> Value {
-    json!({"error": {"message": message, "type": kind, "param": null, "code": code}})
+/// OpenAI's error JSON: the one builder for every error in its shape (answers, a stream's error
+/// events, the per-IP 429 on `/v1` and `/api`).
+pub fn error_json(message: &str, kind: &str, param: Option<&str>, code: Option<&str>) -> Value {
+    json!({"error": {"message": message, "type": kind, "param": param, "code": code}})
 }
 
 /// OpenAI's `usage` object for these counts.
@@ -160,7 +161,7 @@ impl ChatSink for ChatWriter {
     }
 
     fn fail(&mut self, message: &str, class: perpetuo_types::ErrorClass, out: &mut Vec<Bytes>) {
-        out.push(sse::data(&error_json(message, "server_error", Some(class.as_str())).to_string()));
+        out.push(sse::data(&error_json(message, "server_error", None, Some(class.as_str())).to_string()));
     }
 }
 

@@ -382,7 +382,7 @@ impl StreamTranslator for Pass {
     }
 
     fn fail(&mut self, message: &str, class: perpetuo_types::ErrorClass, out: &mut Vec<Bytes>) {
-        out.push(sse::data(&chat::error_json(message, "server_error", Some(class.as_str())).to_string()));
+        out.push(sse::data(&chat::error_json(message, "server_error", None, Some(class.as_str())).to_string()));
     }
 
     fn tokens(&self) -> TokenCounts {
