@@ -8,7 +8,7 @@ use std::num::NonZeroU32;
 use std::time::Instant;
 
 use perpetuo_core::platform::config::Settings;
-use perpetuo_core::platform::ratelimit::{LimitClock, Limiters};
+use perpetuo_core::platform::rate::{LimitClock, Limiters};
 
 fn per_op(label: &str, n: u32, mut f: impl FnMut(u32)) -> std::io::Result<()> {
     for i in 0..n.min(10_000) {

@@ -18,7 +18,7 @@ use tower_sessions::{Expiry, SessionManagerLayer};
 use perpetuo_core::accounts::sessions::SurrealSessionStore;
 use perpetuo_core::platform::config::Settings;
 use perpetuo_core::platform::db::{Db, DbError};
-use perpetuo_core::platform::ratelimit::LimitClock;
+use perpetuo_core::platform::rate::LimitClock;
 use perpetuo_core::usage::spool::Spool;
 use perpetuo_core::usage::{ledger, writer};
 use perpetuo_core::{AppState, ServiceError};
@@ -105,7 +105,7 @@ impl Application {
             .nest("/api/v1", crate::rest::router())
             .nest("/v1", crate::gateway::router(state.settings.max_body_bytes))
             .merge(crate::dashboard::router(&state, leptos_options, sessions))
-            .layer(from_fn_with_state(state.clone(), crate::ratelimit::ip_limit))
+            .layer(from_fn_with_state(state.clone(), crate::ip_limit::ip_limit))
             .layer(from_fn_with_state(state.clone(), crate::dashboard::guards::security_headers))
             .layer(TraceLayer::new_for_http().make_span_with(|request: &http::Request<axum::body::Body>| {
                 // The path only: query strings may carry things that do not belong in logs.

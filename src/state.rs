@@ -11,7 +11,7 @@ use perpetuo_core::platform::config::Settings;
 use perpetuo_core::platform::crypto::Cipher;
 use perpetuo_core::platform::db::Db;
 use perpetuo_core::platform::metrics::Metrics;
-use perpetuo_core::platform::ratelimit::{LimitClock, Limiters};
+use perpetuo_core::platform::rate::{LimitClock, Limiters};
 use perpetuo_core::providers::Providers;
 use perpetuo_core::providers::breaker::Breakers;
 use perpetuo_core::providers::client::{Upstream, build_client};

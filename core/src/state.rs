@@ -15,7 +15,7 @@ use crate::platform::db::Db;
 use crate::platform::error::ServiceError;
 use crate::platform::live::Follower;
 use crate::platform::metrics::Metrics;
-use crate::platform::ratelimit::Limiters;
+use crate::platform::rate::Limiters;
 use crate::providers::Providers;
 use crate::providers::breaker::Breakers;
 use crate::usage::estimate::Estimator;

@@ -12,7 +12,8 @@ use perpetuo_core::providers::OpenedProvider;
 use perpetuo_core::usage::TokenCounts;
 use perpetuo_types::ErrorClass;
 
-use super::call::{Call, Caller};
+use super::call::Call;
+use super::caller::Caller;
 use super::error::GatewayError;
 use super::record::{Charge, Outcome, Progress, Subject, submit};
 use super::relay::Relay;
@@ -37,7 +38,7 @@ fn decorate(
         headers.insert("x-perpetuo-provider", value);
     }
     headers.insert("x-perpetuo-attempts", HeaderValue::from(attempts));
-    crate::ratelimit::set_headers(headers, &caller.limit, protocol);
+    protocol.request_limit_headers(headers, &caller.limit);
 }
 
 /// `x-perpetuo-dropped-tools`: the hosted tools the client offered that the provider went
@@ -84,7 +85,7 @@ pub fn call_failure(
     progress: &Progress,
 ) -> Response {
     super::capture::failed(state, call, &error);
-    failure(state, &call.subject(), candidate, error, progress)
+    failure(state, &Subject::of(call), candidate, error, progress)
 }
 
 /// A whole answer, as the provider's dialect turned it into the client's protocol.
@@ -110,7 +111,7 @@ pub async fn whole(
         ttft: None,
         price: call.price_used(state, served),
     };
-    if !submit(state, &call.subject(), outcome, progress) {
+    if !submit(state, &Subject::of(call), outcome, progress) {
         // The answer cannot go out without its record.
         let mut response = GatewayError::UsageLedgerUnavailable.response_for(call.request.protocol);
         decorate(response.headers_mut(), &call.caller, call.request.protocol, Some(provider), progress.attempts);
@@ -121,8 +122,8 @@ pub async fn whole(
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     decorate(response.headers_mut(), &call.caller, call.request.protocol, Some(provider), progress.attempts);
     dropped_header(response.headers_mut(), &progress.dropped);
-    if let Some(standing) = call.limits.standing() {
-        crate::ratelimit::set_token_headers(response.headers_mut(), &standing, call.request.protocol);
+    if let Some(standing) = call.holdings.limits.standing() {
+        call.request.protocol.token_limit_headers(response.headers_mut(), &standing);
     }
     response
 }
@@ -163,7 +164,7 @@ pub fn stream(relay: Relay) -> Response {
     decorate(&mut headers, relay.caller(), relay.protocol(), Some(relay.provider()), relay.attempts());
     dropped_header(&mut headers, relay.dropped());
     if let Some(standing) = relay.standing() {
-        crate::ratelimit::set_token_headers(&mut headers, &standing, relay.protocol());
+        relay.protocol().token_limit_headers(&mut headers, &standing);
     }
     let mut response = Response::new(Body::from_stream(relay.start()));
     *response.status_mut() = StatusCode::OK;

@@ -150,7 +150,7 @@ pub async fn run(state: &AppState, mut call: Call) -> Response {
             }
             // An attempt abandoned after it reached a provider may be billed: under a budget, the
             // next one reserves its own worst case first, or the call ends here.
-            if let Some(reservation) = call.hold.as_mut()
+            if let Some(reservation) = call.holdings.budget.as_mut()
                 && progress.abandoned >= reservation.covered
                 && let Err(error) = super::budget::extend(state, &call.caller, reservation).await
             {
@@ -198,13 +198,13 @@ pub async fn run(state: &AppState, mut call: Call) -> Response {
             );
             match outcome {
                 Attempt::Whole { body, tokens } => {
-                    call.limits.provider = held;
+                    call.holdings.limits.provider = held;
                     state.breakers.success(&provider.id);
                     probe.settle();
                     return answer::whole(state, &call, candidate, body, tokens, &progress).await;
                 }
                 Attempt::Stream { upstream, first, translate } => {
-                    call.limits.provider = held;
+                    call.holdings.limits.provider = held;
                     state.breakers.success(&provider.id);
                     probe.settle();
                     let served = candidate.clone();
@@ -214,7 +214,7 @@ pub async fn run(state: &AppState, mut call: Call) -> Response {
                 }
                 Attempt::ClientError(error) => {
                     // The provider worked; the request was wrong.
-                    call.limits.provider = held;
+                    call.holdings.limits.provider = held;
                     state.breakers.success(&provider.id);
                     probe.settle();
                     return answer::call_failure(state, &call, Some(candidate), error, &progress);
@@ -503,7 +503,7 @@ impl Drop for ProbeGuard<'_> {
 mod tests {
     use super::*;
     use http::HeaderValue;
-    use perpetuo_core::platform::ratelimit::LimitClock;
+    use perpetuo_core::platform::rate::LimitClock;
 
     #[test]
     fn a_dropped_probe_is_released() {

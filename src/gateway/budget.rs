@@ -10,9 +10,9 @@ use perpetuo_core::platform::db::bounded;
 use perpetuo_core::protocols::ClientRequest;
 use perpetuo_core::usage::prices::Overrides;
 
-use super::call::Caller;
+use super::caller::Caller;
+use super::charge::Charge;
 use super::error::GatewayError;
-use super::record::Charge;
 use super::routing::Candidate;
 
 /// The prompt's estimate on the high side (the most a provider could count), made once, and only

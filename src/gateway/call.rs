@@ -1,81 +1,25 @@
-//! A gateway call's data: the caller proven at the edge (key, then the key's own limit), the body
-//! read within its limit, and the call's whole context, built once by `serve` before the first
+//! A gateway call's data: the body read within its limit, and the call's whole context (its
+//! [`Caller`], request, candidates, prices and holdings), built once by `serve` before the first
 //! attempt. Later stages only read it.
 
 use std::sync::Arc;
-use std::time::Instant;
 
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::{FromRequest, Request};
 use bytes::Bytes;
 use http::StatusCode;
-use http::request::Parts;
 use serde_json::Value;
 
 use perpetuo_core::AppState;
-use perpetuo_core::keys::{ApiKeyToken, CachedKey};
-use perpetuo_core::platform::db::now_ms;
-use perpetuo_core::platform::ratelimit::Decision;
 use perpetuo_core::protocols::{AnswerLabels, Bound, ClientRequest, Protocol};
 use perpetuo_core::usage::TokenCounts;
 use perpetuo_core::usage::prices::Overrides;
 
 use super::budget::Reservation;
+use super::caller::Caller;
+use super::charge::Charge;
 use super::error::GatewayError;
-use super::record::{Charge, Subject};
+use super::holdings::Holdings;
 use super::routing::Candidate;
-
-/// Who is calling: a valid key within its limit, and the request's identity.
-#[derive(Clone)]
-pub struct Caller {
-    pub request_id: String,
-    pub started: Instant,
-    /// Unix milliseconds when the request arrived.
-    pub ts: i64,
-    pub key: CachedKey,
-    pub limit: Decision,
-    /// The call's span when traces are exported (ended with its record).
-    pub trace: Option<opentelemetry::Context>,
-    /// Cancelled when the client leaves before the answer began (the handler was dropped).
-    pub gone: tokio_util::sync::CancellationToken,
-    /// Set once the call's record is built: a call that fails without one (its task panicked)
-    /// is recorded by the edge instead.
-    pub recorded: std::sync::Arc<std::sync::atomic::AtomicBool>,
-}
-
-/// The presented key: `Authorization: Bearer pk_...` (or the bare key), or `x-api-key: pk_...`.
-fn presented_key(headers: &http::HeaderMap) -> Option<&str> {
-    let raw = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    crate::bearer::bearer(headers).or_else(|| raw("authorization")).or_else(|| raw("x-api-key"))
-}
-
-impl FromRequestParts<AppState> for Caller {
-    type Rejection = GatewayError;
-
-    /// Key lookup (cache first), then the key's own rate limit.
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, GatewayError> {
-        let (started, ts) = (Instant::now(), now_ms());
-        let token = ApiKeyToken::parse(presented_key(&parts.headers))?;
-        let key = state.keys().authenticate(&token).await?;
-        let limit = state.limiters.key(&key.id, key.rate_limit_per_min).await;
-        if !limit.allowed {
-            state.metrics.rate_limited("key");
-            return Err(GatewayError::RateLimited(limit));
-        }
-        state.keys().touch(&key.id, ts);
-        let trace = state.telemetry.call(&parts.headers);
-        let request_id = perpetuo_core::usage::record::request_id(ts);
-        Ok(Self {
-            request_id,
-            started,
-            ts,
-            key,
-            limit,
-            trace,
-            gone: tokio_util::sync::CancellationToken::new(),
-            recorded: std::sync::Arc::default(),
-        })
-    }
-}
 
 /// A JSON body read within the gateway's size limit (its rejection is rendered in the route's
 /// protocol by the handler).
@@ -122,8 +66,8 @@ pub struct Call {
     /// Client headers passed on to providers that speak the call's protocol natively
     /// (`anthropic-version`, `anthropic-beta`).
     pub forward: Vec<(http::HeaderName, http::HeaderValue)>,
-    /// The call's budget reservation, if a budget applies.
-    pub hold: Option<Reservation>,
+    /// Its budget reservation and what it holds under limits, settled when it is recorded.
+    pub holdings: Holdings,
     /// The output bound the upstream body carries (and, under a budget, holds the call to).
     pub bound: Bound,
     /// The most output the whole answer may hold (every choice): what a stream cut short or an
@@ -131,8 +75,6 @@ pub struct Call {
     pub worst_output: u64,
     /// Whether the call's bodies are captured, and how (decided when it arrived).
     pub capture: Option<perpetuo_core::captures::Plan>,
-    /// What the call holds under token and in-flight limits (given back when it is dropped).
-    pub limits: super::limits::CallLimits,
     /// The prompt's estimate on the high side, once made (a reservation makes it first).
     prompt: tokio::sync::OnceCell<u64>,
 }
@@ -166,7 +108,8 @@ impl Call {
         bound: Bound,
         worst_output: u64,
     ) -> Self {
-        let prompt = tokio::sync::OnceCell::new_with(hold.as_ref().map(|h| h.prompt));
+        let holdings = Holdings::new(hold);
+        let prompt = tokio::sync::OnceCell::new_with(holdings.prompt());
         Self {
             caller,
             request,
@@ -174,23 +117,11 @@ impl Call {
             prices,
             labels,
             forward,
-            hold,
+            holdings,
             bound,
             worst_output,
             capture: None,
-            limits: super::limits::CallLimits::default(),
             prompt,
-        }
-    }
-
-    pub fn subject(&self) -> Subject<'_> {
-        Subject {
-            caller: &self.caller,
-            protocol: self.request.protocol,
-            model: &self.request.model,
-            stream: self.request.stream,
-            hold: self.hold.as_ref(),
-            limits: Some(&self.limits),
         }
     }
 

@@ -40,7 +40,7 @@ pub fn whole(state: &AppState, call: &Call, body: &[u8]) {
 /// A call that failed after it was built: the error the client was told.
 pub fn failed(state: &AppState, call: &Call, error: &GatewayError) {
     if let Some((plan, request)) = request(call) {
-        let body = if call.request.protocol.anthropic_errors() { error.anthropic_body() } else { error.body() };
+        let body = error.body_for(call.request.protocol);
         keep(state, call, plan, request, Some(plan.json(&body)));
     }
 }

@@ -13,7 +13,8 @@ use perpetuo_core::providers::dialects::Endpoint;
 use perpetuo_core::providers::{body, catalog, client};
 use perpetuo_types::ProviderKind;
 
-use super::call::{Caller, OpenAiJson, forwarded};
+use super::call::{OpenAiJson, forwarded};
+use super::caller::Caller;
 use super::error::GatewayError;
 use super::routing::{Candidate, Route, candidates};
 

@@ -1,23 +1,16 @@
-//! The gateway's errors, in the shape of the route's protocol: OpenAI's
-//! `{"error":{"message","type","param","code"}}`, or on `/v1/messages` Anthropic's
-//! `{"type":"error","error":{"type","message"}}` with Anthropic's types for each status.
+//! The gateway's errors: what went wrong, its status and class, and its words ([`ErrorParts`]);
+//! the route's protocol shapes the body and the limit headers (`perpetuo_core::protocols::errors`,
+//! `headers`).
 
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode};
 
 use perpetuo_core::ServiceError;
 use perpetuo_core::keys::{KeyError, KeyRejection};
-use perpetuo_core::platform::ratelimit::Decision;
+use perpetuo_core::platform::rate::Decision;
+use perpetuo_core::protocols::errors::ErrorParts;
 use perpetuo_core::protocols::{Protocol, Refusal};
 use perpetuo_types::ErrorClass;
-
-/// What an error says, in OpenAI's terms: its message, `type`, `param` and `code`.
-struct ErrorParts {
-    message: String,
-    kind: String,
-    param: Option<String>,
-    code: Option<String>,
-}
 
 #[derive(Debug)]
 pub enum GatewayError {
@@ -249,24 +242,21 @@ impl GatewayError {
         ErrorParts { message, kind, param, code }
     }
 
-    /// The error JSON (also used as an SSE error event's data).
-    pub fn body(&self) -> serde_json::Value {
-        let ErrorParts { message, kind, param, code } = self.parts();
-        perpetuo_core::protocols::chat::error_json(&message, &kind, param.as_deref(), code.as_deref())
-    }
-}
-
-impl GatewayError {
-    /// Anthropic's error JSON for this error: Anthropic's type for the status, the same message.
-    pub fn anthropic_body(&self) -> serde_json::Value {
-        let message = match self {
-            Self::Key(KeyRejection::Missing) => {
+    /// The error's words for a client of `protocol` (a missing key is explained with the header
+    /// that protocol's SDKs send).
+    fn parts_for(&self, protocol: Protocol) -> ErrorParts {
+        let mut parts = self.parts();
+        if let (Self::Key(KeyRejection::Missing), Protocol::Messages) = (self, protocol) {
+            parts.message =
                 "You didn't provide an API key. Send it as `x-api-key: pk_...` (or `Authorization: Bearer pk_...`)."
-                    .to_owned()
-            }
-            _ => self.parts().message,
-        };
-        perpetuo_core::protocols::messages::error_json(anthropic_type(self.status()), &message)
+                    .to_owned();
+        }
+        parts
+    }
+
+    /// The error's body as a client of `protocol` expects it.
+    pub fn body_for(&self, protocol: Protocol) -> serde_json::Value {
+        protocol.error_json(self.status().as_u16(), &self.parts_for(protocol))
     }
 
     /// The error as the client of `protocol` expects it.
@@ -274,38 +264,21 @@ impl GatewayError {
         if let Self::Internal(e) = &self {
             e.log_if_internal();
         }
-        let body = if protocol.anthropic_errors() { self.anthropic_body() } else { self.body() };
-        let mut response = (self.status(), axum::Json(body)).into_response();
+        let mut response = (self.status(), axum::Json(self.body_for(protocol))).into_response();
         if let Self::RateLimited(decision) = &self {
-            crate::ratelimit::set_headers(response.headers_mut(), decision, protocol);
+            protocol.request_limit_headers(response.headers_mut(), decision);
         }
         if let Self::Limited { standing, retry_after, .. } = &self {
             let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
             response.headers_mut().insert(http::header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
             if let Some(standing) = standing {
-                crate::ratelimit::set_token_headers(response.headers_mut(), standing, protocol);
+                protocol.token_limit_headers(response.headers_mut(), standing);
             }
         }
         if matches!(self, Self::ProvidersUnavailable | Self::UsageLedgerFull | Self::UsageLedgerUnavailable) {
             response.headers_mut().insert(http::header::RETRY_AFTER, HeaderValue::from_static("5"));
         }
         response
-    }
-}
-
-/// Anthropic's error type for a status.
-pub fn anthropic_type(status: StatusCode) -> &'static str {
-    match status.as_u16() {
-        400 | 405 | 422 => "invalid_request_error",
-        401 => "authentication_error",
-        402 => "billing_error",
-        403 => "permission_error",
-        404 => "not_found_error",
-        413 => "request_too_large",
-        429 => "rate_limit_error",
-        504 => "timeout_error",
-        529 => "overloaded_error",
-        _ => "api_error",
     }
 }
 

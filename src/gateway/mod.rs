@@ -11,9 +11,12 @@ mod answer;
 mod attempts;
 mod budget;
 mod call;
+mod caller;
 mod capture;
+mod charge;
 mod count;
 pub mod error;
+mod holdings;
 mod limits;
 mod record;
 mod relay;
@@ -31,7 +34,8 @@ use serde_json::{Value, json};
 use perpetuo_core::AppState;
 use perpetuo_core::protocols::Protocol;
 
-use call::{Caller, OpenAiJson};
+use call::OpenAiJson;
+use caller::Caller;
 use error::GatewayError;
 
 /// The `/v1` routes; bodies over `max_body_bytes` are refused with OpenAI's 413.
@@ -119,6 +123,6 @@ async fn models(State(state): State<AppState>, caller: Result<Caller, GatewayErr
         json!({"object": "list", "data": data})
     };
     let mut response = axum::Json(body).into_response();
-    crate::ratelimit::set_headers(response.headers_mut(), &caller.limit, protocol);
+    protocol.request_limit_headers(response.headers_mut(), &caller.limit);
     response
 }

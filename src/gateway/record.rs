@@ -5,36 +5,13 @@ use std::time::Duration;
 use perpetuo_core::AppState;
 use perpetuo_core::protocols::Protocol;
 use perpetuo_core::providers::OpenedProvider;
-use perpetuo_core::usage::{TokenCounts, UsageRecord};
+use perpetuo_core::usage::UsageRecord;
 use perpetuo_types::{ErrorClass, StepOutcome};
 
-use super::call::Caller;
-
-/// What a call (or a part of it: one attempt) is charged: its tokens and their cost.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Charge {
-    pub tokens: TokenCounts,
-    /// `None` when no part of it has a known price.
-    pub cost_nanos: Option<i64>,
-    /// Whether some of it is Perpetuo's estimate rather than the provider's report.
-    pub estimated: bool,
-}
-
-impl Charge {
-    /// TokenCounts as the provider reported them, at their price.
-    pub fn reported(tokens: TokenCounts, cost_nanos: Option<i64>) -> Self {
-        Self { tokens, cost_nanos, estimated: false }
-    }
-
-    /// Two parts of one call, added (saturating); the cost is the sum of the parts with a price.
-    pub fn plus(self, other: Self) -> Self {
-        let cost_nanos = match (self.cost_nanos, other.cost_nanos) {
-            (Some(a), Some(b)) => Some(a.saturating_add(b)),
-            (a, b) => a.or(b),
-        };
-        Self { tokens: self.tokens + other.tokens, cost_nanos, estimated: self.estimated || other.estimated }
-    }
-}
+use super::call::Call;
+use super::caller::Caller;
+pub use super::charge::Charge;
+use super::holdings::Holdings;
 
 /// What the attempt loop learned, for the usage record.
 #[derive(Debug, Clone, Default)]
@@ -61,10 +38,31 @@ pub struct Subject<'a> {
     /// The model as the client wrote it (empty when the body could not be read).
     pub model: &'a str,
     pub stream: bool,
-    /// The call's budget reservation, settled when it is recorded.
-    pub hold: Option<&'a super::budget::Reservation>,
-    /// What the call holds under token limits, settled when it is recorded.
-    pub limits: Option<&'a super::limits::CallLimits>,
+    /// What the call holds (budget, limits), settled when it is recorded; none for a call
+    /// refused before it held anything.
+    pub holdings: Option<&'a Holdings>,
+}
+
+impl<'a> Subject<'a> {
+    /// A call that was built (and may hold a reservation and limits).
+    pub fn of(call: &'a Call) -> Self {
+        Self {
+            caller: &call.caller,
+            protocol: call.request.protocol,
+            model: &call.request.model,
+            stream: call.request.stream,
+            holdings: Some(&call.holdings),
+        }
+    }
+
+    /// A call refused or failed before it held anything.
+    pub fn bare(caller: &'a Caller, protocol: Protocol, model: &'a str, stream: bool) -> Self {
+        Self { caller, protocol, model, stream, holdings: None }
+    }
+
+    fn reservation(&self) -> Option<&'a super::budget::Reservation> {
+        self.holdings.and_then(|h| h.budget.as_ref())
+    }
 }
 
 /// How the call ended.
@@ -120,8 +118,8 @@ pub fn build(state: &AppState, subject: &Subject, outcome: Outcome, progress: &P
         ttft_ms: outcome.ttft.map(millis),
         estimated: charge.estimated,
         abandoned: i64::from(progress.abandoned),
-        reserved_nanos: subject.hold.map(|h| h.hold.need.nanos),
-        reserved_tokens: subject.hold.map(|h| h.hold.need.tokens),
+        reserved_nanos: subject.reservation().map(|h| h.hold.need.nanos),
+        reserved_tokens: subject.reservation().map(|h| h.hold.need.tokens),
         dropped_tools: (!progress.dropped.is_empty()).then(|| progress.dropped.list()),
         timeline: progress.timeline.clone(),
         price: outcome.price,
@@ -161,21 +159,11 @@ fn access_line(record: &UsageRecord) {
     );
 }
 
-/// Settles the call's budget hold and token limits at its charge and keeps the record (in the
-/// spool, before the answer completes); false when the record could not be kept, and the call
-/// must fail.
-pub fn keep(
-    state: &AppState,
-    hold: Option<&super::budget::Reservation>,
-    limits: Option<&super::limits::CallLimits>,
-    record: &UsageRecord,
-    charge: &Charge,
-) -> bool {
-    if let Some(hold) = hold {
-        super::budget::settle(state, hold, charge);
-    }
-    if let Some(limits) = limits {
-        super::limits::settle_call(state, limits, charge.tokens);
+/// Settles what the call holds at its charge and keeps the record (in the spool, before the
+/// answer completes); false when the record could not be kept, and the call must fail.
+pub fn keep(state: &AppState, holdings: Option<&Holdings>, record: &UsageRecord, charge: &Charge) -> bool {
+    if let Some(holdings) = holdings {
+        holdings.settle(state, charge);
     }
     state.usage.record(record)
 }
@@ -183,7 +171,7 @@ pub fn keep(
 /// Builds and keeps the call's record (see [`build`] and [`keep`]).
 pub fn submit(state: &AppState, subject: &Subject, outcome: Outcome, progress: &Progress) -> bool {
     let (record, charge) = build(state, subject, outcome, progress);
-    keep(state, subject.hold, subject.limits, &record, &charge)
+    keep(state, subject.holdings, &record, &charge)
 }
 
 /// The most steps a record keeps (attempts are bounded by `UPSTREAM_MAX_ATTEMPTS`; candidates
@@ -195,7 +183,7 @@ impl Progress {
     /// `started` and ended now with `outcome`.
     pub fn step(
         &mut self,
-        call: &super::call::Call,
+        call: &Call,
         candidate: &super::routing::Candidate,
         number: u32,
         started: std::time::Instant,

@@ -26,8 +26,9 @@ use perpetuo_core::usage::TokenCounts;
 use perpetuo_core::usage::estimate::OutputMeter;
 use perpetuo_types::ErrorClass;
 
-use super::call::{Call, Caller};
-use super::record::{Charge, Outcome, Progress, build, keep};
+use super::call::Call;
+use super::caller::Caller;
+use super::record::{Charge, Outcome, Progress, Subject, build, keep};
 use super::routing::Candidate;
 
 /// TokenCounts added to what a stream cut short relayed: what the provider may have generated after
@@ -134,7 +135,7 @@ impl Relay {
 
     /// Where the call's tightest token limit stands, for the rate-limit headers.
     pub fn standing(&self) -> Option<perpetuo_core::limits::Standing> {
-        self.call.limits.standing()
+        self.call.holdings.limits.standing()
     }
 
     /// The hosted tools the serving provider goes without.
@@ -226,7 +227,7 @@ impl Relay {
             // The provider never said what the prompt counted, and no estimate was made yet: it is
             // made off this thread, and the record kept once it is (the client has had the stream).
             (0, None) if estimated => {
-                let (mut record, _) = build(&self.state, &self.call.subject(), outcome(charge(tokens)), &progress);
+                let (mut record, _) = build(&self.state, &Subject::of(&self.call), outcome(charge(tokens)), &progress);
                 let abandoned = progress.abandoned_charge;
                 let finish = move |state: &AppState, record: &mut perpetuo_core::usage::UsageRecord, prompt: u64| {
                     let charge = charge(TokenCounts { prompt, ..tokens }).plus(abandoned);
@@ -234,7 +235,7 @@ impl Relay {
                     record.cost_nanos = charge.cost_nanos;
                     // Only a call without a budget or token limit gets here (a reservation makes
                     // the estimate first).
-                    keep(state, None, None, record, &charge);
+                    keep(state, None, record, &charge);
                 };
                 if self.dropping || tokio::runtime::Handle::try_current().is_err() {
                     // The relay is being dropped (the server is stopping, its runtime with it):
@@ -256,10 +257,8 @@ impl Relay {
                     prompt: if prompt == 0 && estimated { known.unwrap_or(0) } else { prompt },
                     ..tokens
                 };
-                let (record, charge) = build(&self.state, &self.call.subject(), outcome(charge(tokens)), &progress);
-                if !keep(&self.state, self.call.hold.as_ref(), Some(&self.call.limits), &record, &charge)
-                    && failure.is_none()
-                {
+                let (record, charge) = build(&self.state, &Subject::of(&self.call), outcome(charge(tokens)), &progress);
+                if !keep(&self.state, Some(&self.call.holdings), &record, &charge) && failure.is_none() {
                     // The record could not be kept: the client is not told the call succeeded.
                     self.pending.clear();
                     let mut out = Vec::new();

@@ -16,7 +16,8 @@ use perpetuo_core::limits::Need;
 use perpetuo_core::protocols::{AnswerLabels, Bound, ClientRequest, Protocol};
 use perpetuo_core::usage::TokenCounts;
 
-use super::call::{Call, Caller, OpenAiJson};
+use super::call::{Call, OpenAiJson};
+use super::caller::Caller;
 use super::error::GatewayError;
 use super::record::{Progress, Subject};
 use super::routing::{Route, candidates};
@@ -47,8 +48,7 @@ pub async fn serve(
                 if witness.recorded.load(std::sync::atomic::Ordering::Acquire) {
                     return error.response_for(protocol);
                 }
-                let subject =
-                    Subject { caller: &witness, protocol, model: "", stream: false, hold: None, limits: None };
+                let subject = Subject::bare(&witness, protocol, "", false);
                 answer::failure(&state, &subject, None, error, &Progress::default())
             }
         }
@@ -74,20 +74,13 @@ async fn run(
     let request = match body.and_then(|OpenAiJson(value)| Ok(ClientRequest::parse(protocol, value)?)) {
         Ok(request) => request,
         Err(error) => {
-            let subject = Subject { caller: &caller, protocol, model: "", stream: false, hold: None, limits: None };
+            let subject = Subject::bare(&caller, protocol, "", false);
             return answer::failure(&state, &subject, None, error, &Progress::default());
         }
     };
     if let Some(error) = ledger_refusal(&state) {
         // Every answered call must have its record: none is made while records cannot be kept.
-        let subject = Subject {
-            caller: &caller,
-            protocol,
-            model: &request.model,
-            stream: request.stream,
-            hold: None,
-            limits: None,
-        };
+        let subject = Subject::bare(&caller, protocol, &request.model, request.stream);
         return answer::failure(&state, &subject, None, error, &Progress::default());
     }
     let prices = match state.prices().overrides(&caller.key.workspace).await {
@@ -106,8 +99,7 @@ async fn run(
         include_usage: request.include_usage,
         max_kept_bytes: state.settings.upstream.max_answer_bytes,
     };
-    let subject =
-        Subject { caller: &caller, protocol, model: &request.model, stream: request.stream, hold: None, limits: None };
+    let subject = Subject::bare(&caller, protocol, &request.model, request.stream);
     let providers = match state.providers().enabled(&caller.key.workspace).await {
         Ok(providers) => providers,
         Err(e) => return answer::failure(&state, &subject, None, GatewayError::Internal(e), &Progress::default()),
@@ -154,7 +146,7 @@ async fn run(
         call.knows_prompt(prompt);
     }
     if let Some((admitted, _)) = admitted {
-        call.limits.call = Some(admitted);
+        call.holdings.limits.call = Some(admitted);
     }
     attempts::run(&state, call).await
 }

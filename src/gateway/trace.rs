@@ -11,7 +11,8 @@ use perpetuo_core::protocols::Protocol;
 use perpetuo_core::usage::UsageRecord;
 use perpetuo_types::{ErrorClass, ProviderKind};
 
-use super::call::{Call, Caller};
+use super::call::Call;
+use super::caller::Caller;
 use super::routing::Candidate;
 
 /// `gen_ai.operation.name`: every conversational route is `chat`.

@@ -6,7 +6,7 @@ use axum::response::Response;
 use serde::{Deserialize, Serialize};
 
 use perpetuo_core::accounts::SignUp;
-use perpetuo_core::platform::ratelimit::ClientIp;
+use perpetuo_core::platform::rate::ClientIp;
 use perpetuo_core::{AppState, ServiceError};
 use perpetuo_types::{UserView, WorkspaceView};
 

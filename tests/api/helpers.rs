@@ -9,7 +9,7 @@ use perpetuo::startup::Application;
 use perpetuo_core::AppState;
 use perpetuo_core::platform::config::Settings;
 use perpetuo_core::platform::db::Db;
-use perpetuo_core::platform::ratelimit::LimitClock;
+use perpetuo_core::platform::rate::LimitClock;
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;

@@ -7,7 +7,7 @@ use leptos::prelude::*;
 use tower_sessions::Session;
 
 use crate::error::AppError;
-use perpetuo_core::platform::ratelimit::ClientIp;
+use perpetuo_core::platform::rate::ClientIp;
 use perpetuo_core::workspaces::{Membership, OwnerScope, WorkspaceId};
 use perpetuo_core::{AppState, ServiceError};
 

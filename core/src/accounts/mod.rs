@@ -15,7 +15,7 @@ use surrealdb::types::SurrealValue;
 use crate::platform::db::{Db, is_conflict, new_id, now_ms, root_cause};
 use crate::platform::error::ServiceError;
 use crate::platform::metrics::Metrics;
-use crate::platform::ratelimit::Limiters;
+use crate::platform::rate::Limiters;
 use crate::workspaces::{WorkspaceId, Workspaces, member_key};
 use password::Password;
 use perpetuo_types::{Email, UserView, WorkspaceView};
@@ -490,7 +490,7 @@ impl Accounts {
 mod tests {
     use super::*;
     use crate::platform::config::Settings;
-    use crate::platform::ratelimit::LimitClock;
+    use crate::platform::rate::LimitClock;
 
     fn accounts(db: &Db) -> Accounts {
         let limiters = Arc::new(Limiters::new(&Settings::for_tests(), LimitClock::manual()));

@@ -16,22 +16,18 @@
 //!   for [`SLICE_ALIVE_FOR`] belonged to an instance that died: the sweeper charges all of it as
 //!   spent (never under what its calls cost).
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
 use serde_json::{Value, json};
 use surrealdb::types::SurrealValue;
 
+use super::Need;
 pub(super) use super::slice::Slice;
-use super::slice::{Write, Writes};
-use super::{Need, Rule};
+use super::slice::{Counter, FIRST_BATCH, Pair, Write, Writes, lock, pair};
 use crate::platform::db::{CALL_TIMEOUT, Db, is_retryable, now_ms, root_cause};
 
-/// Nano-dollars and tokens.
-pub(super) type Pair = [i64; 2];
-
-pub(super) const FIRST_BATCH: i64 = 8;
 const MAX_BATCH: i64 = 1024;
 /// Renewals closer than this double the next slice; further apart than [`RENEW_LATE`] halve it.
 const RENEW_SOON: Duration = Duration::from_millis(500);
@@ -47,29 +43,6 @@ pub const SLICE_ALIVE_FOR: Duration = Duration::from_secs(30);
 /// A slice emptied and unused this long is forgotten.
 const FORGET_AFTER: Duration = Duration::from_secs(60);
 const CONFLICT_ATTEMPTS: u32 = 50;
-
-pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-pub(super) fn pair(need: Need) -> Pair {
-    [need.nanos, need.tokens]
-}
-
-/// One budget's period: the `budget_use` row a slice is cut from.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub(super) struct Counter {
-    pub ws: String,
-    pub scope: String,
-    pub start: i64,
-}
-
-impl Counter {
-    pub fn of(ws: &str, rule: &Rule, now: i64) -> (Self, Pair) {
-        let counter = Self { ws: ws.to_owned(), scope: rule.stored_scope(), start: rule.period.current(now).0 };
-        (counter, [rule.usd_nanos.unwrap_or(-1), rule.tokens.unwrap_or(-1)])
-    }
-}
 
 /// More room asked for with a write.
 #[derive(Debug, Clone, Copy)]

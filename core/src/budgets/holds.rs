@@ -4,7 +4,7 @@
 //! they have room, and reserves in the database otherwise (near a limit, or while slices cannot be
 //! renewed).
 
-use super::escrow::{Counter, Pair};
+use super::slice::{Counter, Pair};
 use super::*;
 
 /// The part of a hold kept in this instance's slices.

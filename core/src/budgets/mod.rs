@@ -129,7 +129,7 @@ pub struct Hold {
     db: Vec<holds::DbPart>,
     /// The counters it holds, with their limits (what an extension must fit again).
     uses: Vec<Value>,
-    counters: Vec<(escrow::Counter, escrow::Pair)>,
+    counters: Vec<(slice::Counter, slice::Pair)>,
     /// Set by the first settlement: the slices' part is settled once.
     settled: Arc<std::sync::atomic::AtomicBool>,
 }

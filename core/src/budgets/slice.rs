@@ -3,11 +3,38 @@
 
 #![allow(clippy::needless_range_loop)] // Nano-dollars and tokens side by side, indexed together.
 
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use super::Need;
-use super::escrow::{Counter, FIRST_BATCH, Pair, lock, pair};
+use super::{Need, Rule};
+
+/// Nano-dollars and tokens.
+pub(super) type Pair = [i64; 2];
+
+pub(super) const FIRST_BATCH: i64 = 8;
+
+pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+pub(super) fn pair(need: Need) -> Pair {
+    [need.nanos, need.tokens]
+}
+
+/// One budget's period: the `budget_use` row a slice is cut from.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(super) struct Counter {
+    pub ws: String,
+    pub scope: String,
+    pub start: i64,
+}
+
+impl Counter {
+    pub fn of(ws: &str, rule: &Rule, now: i64) -> (Self, Pair) {
+        let counter = Self { ws: ws.to_owned(), scope: rule.stored_scope(), start: rule.period.current(now).0 };
+        (counter, [rule.usd_nanos.unwrap_or(-1), rule.tokens.unwrap_or(-1)])
+    }
+}
 
 /// What the calls did with a slice, in memory. `granted` (the row) = free + held + consumed +
 /// whatever a write in progress took out.

@@ -300,7 +300,7 @@ pub struct ApiKeys {
     /// The per-key limit a key gets by default: the most a member may give a key of their own.
     default_rate_limit: u32,
     /// The time expiries are checked against (a manual clock in tests).
-    clock: crate::platform::ratelimit::LimitClock,
+    clock: crate::platform::rate::LimitClock,
 }
 
 impl ApiKeys {
@@ -310,12 +310,12 @@ impl ApiKeys {
             cache: Arc::new(KeyCache::new()),
             max_per_workspace: 500,
             default_rate_limit: MAX_RATE_LIMIT,
-            clock: crate::platform::ratelimit::LimitClock::real(),
+            clock: crate::platform::rate::LimitClock::real(),
         }
     }
 
     /// Checking expiries against `clock`.
-    pub fn with_clock(mut self, clock: crate::platform::ratelimit::LimitClock) -> Self {
+    pub fn with_clock(mut self, clock: crate::platform::rate::LimitClock) -> Self {
         self.clock = clock;
         self
     }

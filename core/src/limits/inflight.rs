@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use dashmap::DashMap;
 
 use crate::platform::db::{Db, now_ms, root_cause};
-use crate::platform::shared_limits::ALIVE_FOR;
+use crate::platform::rate::leases::ALIVE_FOR;
 
 const CONFLICT_ATTEMPTS: u32 = 50;
 /// The longest a write in the background (a place given back) may take.

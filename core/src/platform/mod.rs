@@ -9,7 +9,6 @@ pub mod db;
 pub mod error;
 pub mod live;
 pub mod metrics;
-pub mod ratelimit;
+pub mod rate;
 pub mod secret;
-pub mod shared_limits;
 pub mod telemetry;

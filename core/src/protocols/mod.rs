@@ -8,6 +8,8 @@
 //! provider's dialect, and back, streams event by event ([`chat::Composed`]).
 
 pub mod chat;
+pub mod errors;
+mod headers;
 pub mod messages;
 pub mod responses;
 pub mod sse;
@@ -65,11 +67,6 @@ impl Protocol {
             Self::Chat | Self::Messages | Self::Responses => true,
             Self::Embeddings => false,
         }
-    }
-
-    /// Whether errors on this route take Anthropic's shape (else OpenAI's).
-    pub fn anthropic_errors(self) -> bool {
-        self == Self::Messages
     }
 }
 

@@ -9,7 +9,7 @@ use dashmap::DashMap;
 use governor::clock::Clock as _;
 use governor::nanos::Nanos;
 
-use crate::platform::ratelimit::LimitClock;
+use crate::platform::rate::LimitClock;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant, SystemTime};
 use http::HeaderValue;
 use serde::{Deserialize, Serialize};
 
-use super::client::BaseUrl;
+use super::address::BaseUrl;
 use crate::platform::error::ServiceError;
 use crate::platform::secret::SecretBytes;
 
@@ -255,7 +255,7 @@ impl TokenSource {
         };
         let deadline = Instant::now() + EXCHANGE_TIMEOUT;
         let sent = http.post(url).form(&form).timeout(EXCHANGE_TIMEOUT).send().await;
-        let response = sent.map_err(|e| TokenError::Unavailable(super::client::describe_transport_error(&e)))?;
+        let response = sent.map_err(|e| TokenError::Unavailable(super::address::describe_transport_error(&e)))?;
         let status = response.status();
         let body = super::body::read_reqwest(response, TOKEN_ANSWER_CAP, EXCHANGE_TIMEOUT, deadline)
             .await

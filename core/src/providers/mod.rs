@@ -3,6 +3,7 @@
 //! vendor tables (`catalog`), the upstream dialects they speak (`dialects`), the HTTP client with
 //! its address rules (`client`) and the circuit breakers (`breaker`).
 
+pub mod address;
 pub mod aws;
 pub mod body;
 pub mod breaker;
@@ -28,7 +29,7 @@ use crate::platform::error::ServiceError;
 use crate::platform::live::Follower;
 use crate::platform::secret::SecretBytes;
 use crate::workspaces::{OwnerScope, WorkspaceId};
-use client::BaseUrl;
+use address::BaseUrl;
 use input::{Aliases, Label, ModelAllowList, Priority, ProviderKey};
 pub use input::{ApiVersion, Region};
 use perpetuo_types::{KeyStatus, NewProvider, ProviderKind, ProviderPatch, ProviderTestResult, ProviderView};

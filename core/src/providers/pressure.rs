@@ -200,7 +200,7 @@ type Slot = (String, String);
 pub struct Pressure {
     db: Db,
     /// The time rests are measured in (a manual clock in tests).
-    clock: crate::platform::ratelimit::LimitClock,
+    clock: crate::platform::rate::LimitClock,
     seen: Arc<DashMap<Slot, ProviderPressure>>,
     runtime: Option<tokio::runtime::Handle>,
 }
@@ -238,7 +238,7 @@ impl Follower for RestFollower {
 }
 
 impl Pressure {
-    pub fn new(db: Db, clock: crate::platform::ratelimit::LimitClock) -> Self {
+    pub fn new(db: Db, clock: crate::platform::rate::LimitClock) -> Self {
         Self { db, clock, seen: Arc::default(), runtime: tokio::runtime::Handle::try_current().ok() }
     }
 
@@ -380,7 +380,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_provider_nearly_out_rests_until_its_reset() {
-        let pressure = Pressure::new(Db::memory().await.unwrap(), crate::platform::ratelimit::LimitClock::real());
+        let pressure = Pressure::new(Db::memory().await.unwrap(), crate::platform::rate::LimitClock::real());
         let mut plenty = HeaderMap::new();
         plenty.insert("x-ratelimit-limit-requests", HeaderValue::from_static("100"));
         plenty.insert("x-ratelimit-remaining-requests", HeaderValue::from_static("50"));

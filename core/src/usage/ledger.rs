@@ -16,7 +16,7 @@ use surrealdb::types::{RecordId, SurrealValue};
 use super::TokenColumns as _;
 use super::record::UsageRecord;
 use super::rollups::{UPSERTS, rollups, status_rollups};
-use super::spool::Position;
+use super::spool::{Line, Position};
 use crate::platform::db::{Db, Reader, now_ms, root_cause};
 
 /// The longest time one batch spans: the request log reads batches newest first and starts this
@@ -24,13 +24,6 @@ use crate::platform::db::{Db, Reader, now_ms, root_cause};
 pub const MAX_SPAN_MS: i64 = 10 * 60 * 1000;
 /// The most records in one batch.
 pub const MAX_PER_BATCH: usize = 2000;
-
-/// A record read back from the spool, with its line as it was written.
-#[derive(Debug, Clone)]
-pub struct Line {
-    pub record: UsageRecord,
-    pub text: String,
-}
 
 /// A batch's summary row.
 #[derive(Debug, Clone, SurrealValue)]

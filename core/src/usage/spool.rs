@@ -28,7 +28,6 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
-use super::ledger::Line;
 use super::record::UsageRecord;
 
 /// A segment is closed and a new one started past this size.
@@ -44,6 +43,13 @@ const PROBE_BYTES: usize = 64 * 1024;
 pub struct Position {
     pub segment: u64,
     pub offset: u64,
+}
+
+/// A record read back from the spool, with its line as it was written.
+#[derive(Debug, Clone)]
+pub struct Line {
+    pub record: UsageRecord,
+    pub text: String,
 }
 
 /// Why the spool cannot take a record or be opened.

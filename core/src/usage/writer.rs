@@ -278,7 +278,7 @@ async fn commit(
     db: &Db,
     spool: &Spool,
     stats: &UsageStats,
-    lines: &[ledger::Line],
+    lines: &[super::spool::Line],
     from: Position,
     to: Position,
     bytes: u64,

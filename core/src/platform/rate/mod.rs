@@ -5,6 +5,11 @@
 //! every 60/N seconds. State is kept per key in a `DashMap` and pruned on a schedule, so a spray
 //! of distinct IPs cannot grow memory without bound; API-key state is only created after the key
 //! was found valid.
+//!
+//! Here: the limiters (this file), their [`clock`], what a check [`decision`] says, which
+//! [`client_ip`] a request comes from, and the [`leases`] that share a limit between instances.
+//! The token and in-flight limits an owner sets are the `limits` service; where each kind of limit
+//! lives is listed in `docs/architecture.md`.
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
@@ -12,106 +17,29 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dashmap::DashMap;
-use governor::clock::{Clock, FakeRelativeClock, QuantaClock, QuantaInstant, ReasonablyRealtime, Reference};
+use governor::clock::Clock;
 use governor::middleware::{StateInformationMiddleware, StateSnapshot};
-use governor::nanos::Nanos;
 use governor::state::keyed::DashMapStateStore;
 use governor::{Quota, RateLimiter};
 use ipnet::IpNet;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::config::Settings;
-use super::db::Db;
-use super::shared_limits::{Decided, SharedLimits};
+use crate::platform::config::Settings;
+use crate::platform::db::Db;
+use leases::{Decided, SharedLimits};
 
-/// The client address the IP limit was applied to, put in the request's extensions for the
-/// handlers (login limits, logs).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ClientIp(pub IpAddr);
+mod client_ip;
+mod clock;
+mod decision;
+pub mod leases;
 
-/// The limiters' clock: real time in production, a hand-driven clock in tests.
-#[derive(Debug, Clone)]
-pub enum LimitClock {
-    Real {
-        clock: QuantaClock,
-        origin: QuantaInstant,
-    },
-    /// Moves only when advanced; reads as wall time from `wall_origin` (Unix milliseconds when it
-    /// was made) plus what it was advanced by.
-    Manual {
-        clock: FakeRelativeClock,
-        wall_origin: i64,
-    },
-}
-
-impl LimitClock {
-    pub fn real() -> Self {
-        let clock = QuantaClock::default();
-        let origin = clock.now();
-        Self::Real { clock, origin }
-    }
-
-    /// A clock that only moves when [`LimitClock::advance`] is called.
-    pub fn manual() -> Self {
-        Self::Manual { clock: FakeRelativeClock::default(), wall_origin: super::db::now_ms() }
-    }
-
-    /// Moves a manual clock forward; a real clock ignores it.
-    pub fn advance(&self, by: Duration) {
-        if let Self::Manual { clock, .. } = self {
-            clock.advance(by);
-        }
-    }
-}
-
-impl Clock for LimitClock {
-    type Instant = Nanos;
-    fn now(&self) -> Nanos {
-        match self {
-            Self::Real { clock, origin } => clock.now().duration_since(*origin),
-            Self::Manual { clock, .. } => clock.now(),
-        }
-    }
-}
-
-impl LimitClock {
-    /// Unix milliseconds by this clock: the wall clock, or a manual clock's own time.
-    pub fn now_ms(&self) -> i64 {
-        match self {
-            Self::Real { .. } => super::db::now_ms(),
-            Self::Manual { clock, wall_origin } => {
-                let moved = Duration::from(clock.now()).as_millis();
-                wall_origin.saturating_add(i64::try_from(moved).unwrap_or(i64::MAX))
-            }
-        }
-    }
-}
-
-impl ReasonablyRealtime for LimitClock {}
+use client_ip::is_trusted;
+pub use client_ip::{ClientIp, client_ip};
+pub use clock::LimitClock;
+pub use decision::{Decision, format_reset};
 
 type Keyed<K> = RateLimiter<K, DashMapStateStore<K>, LimitClock, StateInformationMiddleware>;
-
-/// The outcome of one check, with what the response headers need.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Decision {
-    pub allowed: bool,
-    /// Requests per minute.
-    pub limit: u32,
-    pub remaining: u32,
-    /// Time until the bucket is full again.
-    pub reset: Duration,
-    /// When refused: time until one request would pass.
-    pub retry_after: Duration,
-}
-
-impl Decision {
-    /// `Retry-After` in whole seconds, rounded up so a client that obeys it is not refused again.
-    pub fn retry_after_secs(&self) -> u64 {
-        let d = self.retry_after;
-        d.as_secs() + u64::from(d.subsec_nanos() > 0)
-    }
-}
 
 /// One keyed limiter with a fixed per-minute quota.
 struct Bucket<K: std::hash::Hash + Eq + Clone> {
@@ -198,7 +126,7 @@ impl Limiters {
     }
 
     /// Keeps the per-IP and per-key limits in the database, shared with every instance on it
-    /// (see `shared_limits`); sign-in limits stay per instance.
+    /// (see [`leases`]); sign-in limits stay per instance.
     pub fn shared(mut self, db: Db, lease_timeout: Duration) -> Self {
         self.shared = Some(SharedLimits::new(db).with_lease_timeout(lease_timeout));
         self
@@ -364,81 +292,6 @@ fn limit_key(ip: IpAddr) -> IpAddr {
     }
 }
 
-fn is_trusted(ip: IpAddr, trusted: &[IpNet]) -> bool {
-    let ip = match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        IpAddr::V4(_) => ip,
-    };
-    trusted.iter().any(|net| net.contains(&ip))
-}
-
-/// See [`Limiters::client_ip`]. `Forwarded` (RFC 7239) wins over `X-Forwarded-For` when present.
-pub fn client_ip(peer: IpAddr, headers: &http::HeaderMap, trusted: &[IpNet]) -> IpAddr {
-    if !is_trusted(peer, trusted) {
-        return peer;
-    }
-    let forwarded: Vec<&str> = headers
-        .get_all(http::header::FORWARDED)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|element| {
-            element.split(';').map(str::trim).find_map(|pair| {
-                let (name, value) = pair.split_once('=')?;
-                name.trim().eq_ignore_ascii_case("for").then_some(value.trim())
-            })
-        })
-        .collect();
-    let hops: Vec<&str> = if forwarded.is_empty() {
-        headers
-            .get_all("x-forwarded-for")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .collect()
-    } else {
-        forwarded
-    };
-    let mut nearest = peer;
-    for hop in hops.iter().rev() {
-        match parse_hop(hop) {
-            Some(ip) if is_trusted(ip, trusted) => nearest = ip,
-            Some(ip) => return ip,
-            // Garbage where an address should be: the hop that wrote it is the last one we trust.
-            None => return nearest,
-        }
-    }
-    nearest
-}
-
-/// An address from an `X-Forwarded-For` item or a `Forwarded` `for=` value (quoted, bracketed,
-/// with or without a port).
-fn parse_hop(raw: &str) -> Option<IpAddr> {
-    let value = raw.trim().trim_matches('"');
-    if let Ok(ip) = value.parse::<IpAddr>() {
-        return Some(ip);
-    }
-    if let Some(rest) = value.strip_prefix('[') {
-        return rest.split(']').next()?.parse().ok();
-    }
-    if let Ok(addr) = value.parse::<std::net::SocketAddr>() {
-        return Some(addr.ip());
-    }
-    None
-}
-
-/// OpenAI's duration format for `x-ratelimit-reset-requests`: `1s`, `6m0s`, `250ms`.
-pub fn format_reset(d: Duration) -> String {
-    let ms = d.as_millis();
-    if ms < 1000 {
-        return format!("{ms}ms");
-    }
-    let secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);
-    if secs < 60 { format!("{secs}s") } else { format!("{}m{}s", secs / 60, secs % 60) }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -553,44 +406,5 @@ mod tests {
         }
         limiters.prune();
         assert!(!limiters.check_ip(ip).allowed, "pruning must not reset a limited client");
-    }
-
-    fn headers(pairs: &[(&str, &str)]) -> http::HeaderMap {
-        let mut map = http::HeaderMap::new();
-        for (k, v) in pairs {
-            map.append(http::HeaderName::from_bytes(k.as_bytes()).unwrap(), v.parse().unwrap());
-        }
-        map
-    }
-
-    #[test]
-    fn forwarded_headers_only_count_from_trusted_peers() {
-        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
-        let peer: IpAddr = "203.0.113.9".parse().unwrap();
-        let spoof = headers(&[("x-forwarded-for", "1.2.3.4")]);
-        assert_eq!(client_ip(peer, &spoof, &trusted), peer, "untrusted peer: header ignored");
-        assert_eq!(client_ip(peer, &spoof, &[]), peer);
-
-        let proxy: IpAddr = "10.0.0.2".parse().unwrap();
-        let chain = headers(&[("x-forwarded-for", "6.6.6.6, 198.51.100.4, 10.0.0.5")]);
-        assert_eq!(
-            client_ip(proxy, &chain, &trusted),
-            "198.51.100.4".parse::<IpAddr>().unwrap(),
-            "right-most untrusted"
-        );
-        let split = headers(&[("x-forwarded-for", "6.6.6.6"), ("x-forwarded-for", "198.51.100.4")]);
-        assert_eq!(client_ip(proxy, &split, &trusted), "198.51.100.4".parse::<IpAddr>().unwrap());
-        let rfc = headers(&[("forwarded", "for=192.0.2.60;proto=http, for=\"[2001:db8::1]:4711\"")]);
-        assert_eq!(client_ip(proxy, &rfc, &trusted), "2001:db8::1".parse::<IpAddr>().unwrap());
-        let garbage = headers(&[("x-forwarded-for", "6.6.6.6, unknown")]);
-        assert_eq!(client_ip(proxy, &garbage, &trusted), proxy);
-        assert_eq!(client_ip(proxy, &http::HeaderMap::new(), &trusted), proxy);
-    }
-
-    #[test]
-    fn reset_format() {
-        assert_eq!(format_reset(Duration::from_millis(250)), "250ms");
-        assert_eq!(format_reset(Duration::from_secs(1)), "1s");
-        assert_eq!(format_reset(Duration::from_secs(360)), "6m0s");
     }
 }

@@ -27,8 +27,8 @@ use std::time::{Duration, Instant};
 use dashmap::DashMap;
 use surrealdb::types::SurrealValue;
 
-use super::db::{Db, new_id, now_ms, root_cause};
-use super::ratelimit::Decision;
+use super::Decision;
+use crate::platform::db::{Db, new_id, now_ms, root_cause};
 
 /// How long a lease may take before the key is decided locally.
 pub const LEASE_TIMEOUT: Duration = Duration::from_millis(500);
