@@ -1,6 +1,7 @@
 //! What Perpetuo knows about each provider kind on the server, one [`Descriptor`] a kind: its
 //! default base URL, the client protocols it speaks natively, whether it offers embeddings, the
-//! model families it serves without an allow-list, its dialect, and its name in traces. A new
+//! model families it serves without an allow-list, its dialect, the credential it takes and the
+//! settings it has (a region, an API version), and its name in traces. A new
 //! kind is its variant in `perpetuo_types::ProviderKind` (name, label, example model), its
 //! dialect module (or an existing one), and one entry here. Server-only: the browser never
 //! needs them (they stay out of the WebAssembly build).
@@ -33,6 +34,26 @@ pub struct Descriptor {
     pub dialect: &'static dyn Dialect,
     /// OpenTelemetry's `gen_ai.provider.name` for it.
     pub otel_name: &'static str,
+    /// What its key field holds.
+    pub credential: Credential,
+    /// Whether an account names a cloud region (Vertex AI's location, Bedrock's region).
+    pub region: bool,
+    /// Whether an account names an API version (Azure OpenAI's `api-version`).
+    pub api_version: bool,
+}
+
+/// What a kind's key field holds, and so how it is checked when saved and opened for calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Credential {
+    /// An API key, sent as the dialect's auth header.
+    ApiKey,
+    /// An API key, or Entra ID client credentials (JSON) exchanged for bearer tokens (Azure).
+    ApiKeyOrEntra,
+    /// A service account's JSON key, exchanged for bearer tokens (Vertex AI).
+    ServiceAccount,
+    /// An API key (a bearer token), or an access key pair that signs each request with SigV4
+    /// (Bedrock).
+    ApiKeyOrAccessKey,
 }
 
 /// Which model names a kind serves without an allow-list (compared in lower case).
@@ -71,6 +92,9 @@ const fn compatible(base_url: &'static str, families: Families, otel_name: &'sta
         families,
         dialect: &OpenAi::COMPATIBLE,
         otel_name,
+        credential: Credential::ApiKey,
+        region: false,
+        api_version: false,
     }
 }
 
@@ -81,6 +105,9 @@ static OPENAI: Descriptor = Descriptor {
     families: Families::Prefixes(OPENAI_FAMILIES),
     dialect: &OpenAi::OPENAI,
     otel_name: "openai",
+    credential: Credential::ApiKey,
+    region: false,
+    api_version: false,
 };
 
 static ANTHROPIC: Descriptor = Descriptor {
@@ -90,6 +117,9 @@ static ANTHROPIC: Descriptor = Descriptor {
     families: Families::Prefixes(&["claude-"]),
     dialect: &Anthropic,
     otel_name: "anthropic",
+    credential: Credential::ApiKey,
+    region: false,
+    api_version: false,
 };
 
 // Gemini's own API is translated from chat like the others.
@@ -100,6 +130,9 @@ static GEMINI: Descriptor = Descriptor {
     families: Families::Prefixes(&["gemini-", "gemma-", "text-embedding-004", "embedding-"]),
     dialect: &Gemini,
     otel_name: "gcp.gemini",
+    credential: Credential::ApiKey,
+    region: false,
+    api_version: false,
 };
 
 static GROQ: Descriptor = compatible(
@@ -163,6 +196,9 @@ static AZURE: Descriptor = Descriptor {
     families: Families::Prefixes(OPENAI_FAMILIES),
     dialect: &Azure,
     otel_name: "azure.ai.openai",
+    credential: Credential::ApiKeyOrEntra,
+    region: false,
+    api_version: true,
 };
 
 // The global host; a region other than `global` picks its regional host.
@@ -173,6 +209,9 @@ static VERTEX: Descriptor = Descriptor {
     families: Families::Prefixes(&["claude-"]),
     dialect: &Vertex,
     otel_name: "gcp.vertex_ai",
+    credential: Credential::ServiceAccount,
+    region: true,
+    api_version: false,
 };
 
 static VERTEX_GEMINI: Descriptor = Descriptor {
@@ -182,6 +221,9 @@ static VERTEX_GEMINI: Descriptor = Descriptor {
     families: Families::Prefixes(&["gemini-"]),
     dialect: &VertexGemini,
     otel_name: "gcp.vertex_ai",
+    credential: Credential::ServiceAccount,
+    region: true,
+    api_version: false,
 };
 
 // The default region's host; another region picks its own. `anthropic.claude-…`, or an
@@ -193,6 +235,9 @@ static BEDROCK: Descriptor = Descriptor {
     families: Families::Containing(&["anthropic.claude-"]),
     dialect: &Bedrock,
     otel_name: "aws.bedrock",
+    credential: Credential::ApiKeyOrAccessKey,
+    region: true,
+    api_version: false,
 };
 
 // Bedrock's model ids name their vendor (`amazon.nova-lite-v1:0`, `us.meta.llama…`).
@@ -212,6 +257,9 @@ static BEDROCK_CONVERSE: Descriptor = Descriptor {
     ]),
     dialect: &Converse,
     otel_name: "aws.bedrock",
+    credential: Credential::ApiKeyOrAccessKey,
+    region: true,
+    api_version: false,
 };
 
 // The compatible hosts' support of Responses varies: they get chat.
@@ -222,6 +270,9 @@ static OPENAI_COMPATIBLE: Descriptor = Descriptor {
     families: Families::Any,
     dialect: &OpenAi::COMPATIBLE,
     otel_name: "openai_compatible",
+    credential: Credential::ApiKey,
+    region: false,
+    api_version: false,
 };
 
 /// The kind's descriptor: the one entry per kind.

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use perpetuo_types::ProviderKind;
 
+use super::catalog::{self, Credential};
 use super::credentials;
 use crate::platform::error::ServiceError;
 use crate::platform::secret::SecretBytes;
@@ -59,15 +60,11 @@ impl ProviderKey {
     /// The key field of a provider of `kind`: a Vertex AI service account's JSON key, Azure's API
     /// key or Entra ID client credentials, any other kind's API key.
     pub fn parse_for(kind: ProviderKind, raw: &str, allow_private: bool) -> Result<Self, ServiceError> {
-        let parsed = match kind {
-            ProviderKind::Vertex | ProviderKind::VertexGemini => {
-                credentials::parse_service_account(raw, allow_private)?
-            }
-            ProviderKind::Azure if credentials::is_entra(raw) => credentials::parse_entra(raw, allow_private)?,
-            ProviderKind::Bedrock | ProviderKind::BedrockConverse if super::aws::is_access_key(raw) => {
-                super::aws::parse_access_key(raw)?
-            }
-            _ => return Self::parse(raw),
+        let parsed = match catalog::of(kind).credential {
+            Credential::ServiceAccount => credentials::parse_service_account(raw, allow_private)?,
+            Credential::ApiKeyOrEntra if credentials::is_entra(raw) => credentials::parse_entra(raw, allow_private)?,
+            Credential::ApiKeyOrAccessKey if super::aws::is_access_key(raw) => super::aws::parse_access_key(raw)?,
+            Credential::ApiKey | Credential::ApiKeyOrEntra | Credential::ApiKeyOrAccessKey => return Self::parse(raw),
         };
         Ok(Self { secret: parsed.stored, preview: parsed.preview })
     }
@@ -193,7 +190,7 @@ impl ApiVersion {
 
     pub fn parse(kind: ProviderKind, raw: Option<&str>) -> Result<Option<String>, ServiceError> {
         let Some(raw) = raw.map(str::trim).filter(|s| !s.is_empty()) else { return Ok(None) };
-        if kind != ProviderKind::Azure {
+        if !catalog::of(kind).api_version {
             return Err(ServiceError::Invalid("An API version is only for Azure OpenAI providers.".into()));
         }
         let valid = raw.len() <= 40 && raw.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
@@ -217,11 +214,7 @@ impl Region {
 
     pub fn parse(kind: ProviderKind, raw: Option<&str>) -> Result<Option<String>, ServiceError> {
         let Some(raw) = raw.map(str::trim).filter(|s| !s.is_empty()) else { return Ok(None) };
-        let cloud = matches!(
-            kind,
-            ProviderKind::Vertex | ProviderKind::VertexGemini | ProviderKind::Bedrock | ProviderKind::BedrockConverse
-        );
-        if !cloud {
+        if !catalog::of(kind).region {
             return Err(ServiceError::Invalid(
                 "A region is only for Google Vertex AI and Amazon Bedrock providers.".into(),
             ));
@@ -256,6 +249,13 @@ mod tests {
         assert_eq!(Region::parse(ProviderKind::Vertex, Some(" us-east5 ")).ok().flatten().as_deref(), Some("us-east5"));
         assert!(Region::parse(ProviderKind::Openai, Some("us-east5")).is_err());
         assert!(Region::parse(ProviderKind::Vertex, Some("us/east")).is_err());
+        for kind in ProviderKind::ALL {
+            let descriptor = catalog::of(kind);
+            assert_eq!(Region::parse(kind, Some("us-east-1")).is_ok(), descriptor.region, "{kind:?}");
+            assert_eq!(ApiVersion::parse(kind, Some("2024-10-21")).is_ok(), descriptor.api_version, "{kind:?}");
+            let api_key = ProviderKey::parse_for(kind, "sk-0123456789abcdef", false).is_ok();
+            assert_eq!(api_key, descriptor.credential != Credential::ServiceAccount, "{kind:?}");
+        }
         assert_eq!(Priority::parse(None).map(Priority::get).ok(), Some(DEFAULT_PRIORITY));
         assert!(Priority::parse(Some(-1)).is_err());
         let list = ModelAllowList::parse(Some(vec![" b ".into(), "a".into(), "b".into(), "".into()]));

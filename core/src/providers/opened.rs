@@ -2,6 +2,7 @@
 //! a provider's test and the workspace's model list, a rejected key flagged, and every key resealed
 //! after an encryption-key rotation.
 
+use super::catalog::Credential;
 use super::*;
 
 impl Providers {
@@ -40,27 +41,24 @@ impl Providers {
         let key = self.cipher.open(&row.sealed_key, &provider_aad(ws.as_str(), &row.id))?;
         let kind = row.kind()?;
         let auth = catalog::dialect(kind).auth_headers(&key).into();
-        let (tokens, project) = match kind {
-            ProviderKind::Vertex | ProviderKind::VertexGemini => {
+        let raw = key.expose_str().unwrap_or_default();
+        let (mut tokens, mut project, mut signer) = (None, None, None);
+        match catalog::of(kind).credential {
+            Credential::ServiceAccount => {
                 let open = || credentials::TokenSource::open_service_account(&key);
-                (Some(self.cache.tokens.get_or_open(&row.id, &key, open)?), credentials::project_of(&key))
+                tokens = Some(self.cache.tokens.get_or_open(&row.id, &key, open)?);
+                project = credentials::project_of(&key);
             }
-            ProviderKind::Azure if credentials::is_entra(key.expose_str().unwrap_or_default()) => {
-                let tokens =
-                    self.cache.tokens.get_or_open(&row.id, &key, || credentials::TokenSource::open_entra(&key))?;
-                (Some(tokens), None)
+            Credential::ApiKeyOrEntra if credentials::is_entra(raw) => {
+                let open = || credentials::TokenSource::open_entra(&key);
+                tokens = Some(self.cache.tokens.get_or_open(&row.id, &key, open)?);
             }
-            _ => (None, None),
-        };
-        let signer = match kind {
-            ProviderKind::Bedrock | ProviderKind::BedrockConverse
-                if super::aws::is_access_key(key.expose_str().unwrap_or_default()) =>
-            {
+            Credential::ApiKeyOrAccessKey if super::aws::is_access_key(raw) => {
                 let region = row.region.as_deref().unwrap_or(super::dialects::bedrock::DEFAULT_REGION);
-                Some(Arc::new(super::aws::Signer::open(&key, region)?))
+                signer = Some(Arc::new(super::aws::Signer::open(&key, region)?));
             }
-            _ => None,
-        };
+            Credential::ApiKey | Credential::ApiKeyOrEntra | Credential::ApiKeyOrAccessKey => {}
+        }
         Ok(OpenedProvider {
             kind,
             auth,

@@ -10,6 +10,7 @@ pub mod bedrock;
 pub mod gemini;
 pub mod host;
 pub mod openai;
+pub mod turns;
 pub mod vertex;
 
 use bytes::Bytes;

@@ -12,6 +12,7 @@ use bytes::Bytes;
 use http::StatusCode;
 use serde_json::{Map, Value, json};
 
+use super::super::turns::{self as read, Part, ToolChoice, Turn};
 use super::super::{Address, BadAnswer, ClientError, Deframer, Dialect, Endpoint};
 use super::{Bedrock, frames, runtime_host, segment};
 use crate::platform::secret::SecretBytes;
@@ -94,53 +95,32 @@ impl Dialect for Converse {
     }
 }
 
-/// A chat message's text (a string, or the text parts of an array).
-fn text_of(content: Option<&Value>) -> String {
-    match content {
-        Some(Value::String(text)) => text.clone(),
-        Some(Value::Array(parts)) => {
-            parts.iter().filter_map(|p| p.get("text").and_then(Value::as_str)).collect::<Vec<_>>().join("\n")
-        }
-        _ => String::new(),
-    }
-}
-
 /// A user message's content blocks: text (Bedrock refuses empty text blocks) and inline images.
-fn user_blocks(content: Option<&Value>) -> Result<Vec<Value>, Refusal> {
-    let Some(Value::Array(parts)) = content else {
-        let text = text_of(content);
-        return Ok(if text.is_empty() { Vec::new() } else { vec![json!({"text": text})] });
-    };
+fn user_blocks(parts: Vec<Part<'_>>) -> Result<Vec<Value>, Refusal> {
     let mut out = Vec::new();
     for part in parts {
-        match part.get("type").and_then(Value::as_str) {
-            Some("text") => {
-                let text = part.get("text").and_then(Value::as_str).unwrap_or_default();
-                if !text.is_empty() {
-                    out.push(json!({"text": text}));
-                }
-            }
-            Some("image_url") => {
-                let url = part.get("image_url").and_then(|i| i.get("url")).and_then(Value::as_str).unwrap_or_default();
-                let inline = url.strip_prefix("data:image/").and_then(|rest| rest.split_once(";base64,"));
-                let Some((format, data)) = inline.filter(|(f, _)| matches!(*f, "png" | "jpeg" | "gif" | "webp")) else {
-                    return Err(Refusal::of(
-                        "Bedrock takes images inline: send PNG, JPEG, GIF or WebP as data: URLs (base64).",
-                        "messages",
-                    ));
-                };
+        match part {
+            Part::Text(text) if text.is_empty() => {}
+            Part::Text(text) => out.push(json!({"text": text})),
+            Part::InlineImage { mime, data } => {
+                let format = mime.strip_prefix("image/").filter(|f| matches!(*f, "png" | "jpeg" | "gif" | "webp"));
+                let Some(format) = format else { return Err(inline_only()) };
                 out.push(json!({"image": {"format": format, "source": {"bytes": data}}}));
             }
-            Some(other) => {
+            Part::ImageUrl(_) => return Err(inline_only()),
+            Part::Other(other) => {
                 return Err(Refusal::of(
                     format!("Bedrock's Converse API does not take `{other}` content parts here."),
                     "messages",
                 ));
             }
-            None => {}
         }
     }
     Ok(out)
+}
+
+fn inline_only() -> Refusal {
+    Refusal::of("Bedrock takes images inline: send PNG, JPEG, GIF or WebP as data: URLs (base64).", "messages")
 }
 
 /// Appends `blocks` as a turn of `role` (none when empty): Converse wants turns to alternate; a
@@ -153,48 +133,30 @@ fn push_turn(turns: &mut Vec<Value>, role: &str, blocks: Vec<Value>) {
 
 /// A chat completions request as a Converse body, writing at most `max_tokens`.
 pub(super) fn request(chat: &Map<String, Value>, max_tokens: u64) -> Result<Value, Refusal> {
-    let list = chat
-        .get("messages")
-        .and_then(Value::as_array)
-        .ok_or_else(|| Refusal::of("`messages` must be an array.", "messages"))?;
     let mut system = Vec::new();
     let mut turns: Vec<Value> = Vec::new();
-    for message in list {
-        let content = message.get("content");
-        match message.get("role").and_then(Value::as_str).unwrap_or_default() {
-            "system" | "developer" => {
-                let text = text_of(content);
-                if !text.is_empty() {
-                    system.push(json!({"text": text}));
-                }
-            }
-            "user" => push_turn(&mut turns, "user", user_blocks(content)?),
-            "assistant" => {
+    for turn in read::turns(chat)? {
+        match turn {
+            Turn::System(text) if text.is_empty() => {}
+            Turn::System(text) => system.push(json!({"text": text})),
+            Turn::User(parts) => push_turn(&mut turns, "user", user_blocks(parts)?),
+            Turn::Assistant { text, calls } => {
                 let mut blocks = Vec::new();
-                let text = text_of(content);
                 if !text.is_empty() {
                     blocks.push(json!({"text": text}));
                 }
-                for call in message.get("tool_calls").and_then(Value::as_array).into_iter().flatten() {
-                    let function = call.get("function").cloned().unwrap_or(Value::Null);
-                    let arguments = function.get("arguments").and_then(Value::as_str).unwrap_or("{}");
-                    let input: Value = serde_json::from_str(if arguments.trim().is_empty() { "{}" } else { arguments })
-                        .map_err(|_| Refusal::of("A tool call's `arguments` must be JSON.", "messages"))?;
-                    blocks.push(json!({"toolUse": {"toolUseId": call.get("id").cloned().unwrap_or_default(),
-                        "name": function.get("name").cloned().unwrap_or_default(), "input": input}}));
+                for call in calls {
+                    blocks.push(json!({"toolUse": {"toolUseId": call.id, "name": call.name, "input": call.arguments}}));
                 }
                 push_turn(&mut turns, "assistant", blocks);
             }
-            "tool" => {
-                let id = message.get("tool_call_id").and_then(Value::as_str).unwrap_or_default();
-                let result = text_of(content);
+            Turn::Tool { call_id, result } => {
                 let content = match serde_json::from_str::<Value>(&result) {
                     Ok(Value::Object(object)) => json!([{"json": object}]),
                     _ => json!([{"text": if result.is_empty() { " ".to_owned() } else { result }}]),
                 };
-                push_turn(&mut turns, "user", vec![json!({"toolResult": {"toolUseId": id, "content": content}})]);
+                push_turn(&mut turns, "user", vec![json!({"toolResult": {"toolUseId": call_id, "content": content}})]);
             }
-            other => return Err(Refusal::of(format!("Unknown message role `{other}`."), "messages")),
         }
     }
     let mut body = json!({"messages": turns, "inferenceConfig": inference_config(chat, max_tokens)});
@@ -202,15 +164,10 @@ pub(super) fn request(chat: &Map<String, Value>, max_tokens: u64) -> Result<Valu
         body["system"] = Value::Array(system);
     }
     let mut tools = Vec::new();
-    for tool in chat.get("tools").and_then(Value::as_array).into_iter().flatten() {
-        let Some(function) =
-            tool.get("function").filter(|_| tool.get("type").and_then(Value::as_str) == Some("function"))
-        else {
-            return Err(Refusal::of("Bedrock's Converse API takes function tools only here.", "tools"));
-        };
-        let schema = function.get("parameters").cloned().unwrap_or_else(|| json!({"type": "object"}));
-        let mut spec = json!({"name": function.get("name"), "inputSchema": {"json": schema}});
-        if let Some(description) = function.get("description").and_then(Value::as_str).filter(|d| !d.is_empty()) {
+    for tool in read::function_tools(chat, "Bedrock's Converse API takes function tools only here.")? {
+        let schema = tool.parameters.cloned().unwrap_or_else(|| json!({"type": "object"}));
+        let mut spec = json!({"name": tool.name, "inputSchema": {"json": schema}});
+        if let Some(description) = tool.description {
             spec["description"] = json!(description);
         }
         tools.push(json!({"toolSpec": spec}));
@@ -235,14 +192,11 @@ pub(super) fn request(chat: &Map<String, Value>, max_tokens: u64) -> Result<Valu
         }
     } else {
         let mut config = json!({"tools": tools});
-        match chat.get("tool_choice") {
-            Some(Value::String(mode)) if mode == "required" => config["toolChoice"] = json!({"any": {}}),
-            Some(Value::Object(forced)) => {
-                let name = forced.get("function").and_then(|f| f.get("name")).cloned().unwrap_or(Value::Null);
-                config["toolChoice"] = json!({"tool": {"name": name}});
-            }
+        match read::tool_choice(chat) {
+            Some(ToolChoice::Required) => config["toolChoice"] = json!({"any": {}}),
+            Some(ToolChoice::Function(name)) => config["toolChoice"] = json!({"tool": {"name": name}}),
             // `none` has no Converse form: the tools stay declared (earlier turns may use them).
-            _ => {}
+            Some(ToolChoice::None | ToolChoice::Auto) | None => {}
         }
         body["toolConfig"] = config;
     }

@@ -19,6 +19,7 @@ use http::StatusCode;
 use serde_json::{Map, Value, json};
 
 use super::openai::OpenAi;
+use super::turns::{self as read, Part, ToolCall, ToolChoice, Turn};
 use super::{Address, BadAnswer, ClientError, Dialect, Endpoint};
 use crate::platform::secret::SecretBytes;
 use crate::protocols::chat::ChatSource;
@@ -145,100 +146,60 @@ impl Dialect for Gemini {
     }
 }
 
-/// A chat message's text (a string, or the text parts of an array).
-fn text_of(content: Option<&Value>) -> String {
-    match content {
-        Some(Value::String(text)) => text.clone(),
-        Some(Value::Array(parts)) => {
-            parts.iter().filter_map(|p| p.get("text").and_then(Value::as_str)).collect::<Vec<_>>().join("\n")
-        }
-        _ => String::new(),
-    }
-}
-
 /// A user message's parts: text and images (inline `data:` URLs; Gemini fetches no URL).
-fn user_parts(content: Option<&Value>) -> Result<Vec<Value>, Refusal> {
-    let Some(Value::Array(parts)) = content else {
-        return Ok(vec![json!({"text": text_of(content)})]);
-    };
-    let mut out = Vec::new();
-    for part in parts {
-        match part.get("type").and_then(Value::as_str) {
-            Some("text") => out.push(json!({"text": part.get("text").and_then(Value::as_str).unwrap_or_default()})),
-            Some("image_url") => {
-                let url = part.get("image_url").and_then(|i| i.get("url")).and_then(Value::as_str).unwrap_or_default();
-                let Some((mime, data)) = url.strip_prefix("data:").and_then(|rest| rest.split_once(";base64,")) else {
-                    return Err(Refusal::of(
-                        "Gemini takes images inline: send them as data: URLs (base64).",
-                        "messages",
-                    ));
-                };
-                out.push(json!({"inlineData": {"mimeType": mime, "data": data}}));
+fn user_parts(parts: Vec<Part<'_>>) -> Result<Vec<Value>, Refusal> {
+    parts
+        .into_iter()
+        .map(|part| match part {
+            Part::Text(text) => Ok(json!({"text": text})),
+            Part::InlineImage { mime, data } => Ok(json!({"inlineData": {"mimeType": mime, "data": data}})),
+            Part::ImageUrl(_) => {
+                Err(Refusal::of("Gemini takes images inline: send them as data: URLs (base64).", "messages"))
             }
-            Some(other) => {
-                return Err(Refusal::of(
-                    format!("Gemini models do not take `{other}` content parts here."),
-                    "messages",
-                ));
+            Part::Other(other) => {
+                Err(Refusal::of(format!("Gemini models do not take `{other}` content parts here."), "messages"))
             }
-            None => {}
-        }
-    }
-    Ok(out)
+        })
+        .collect()
 }
 
-/// A function call's part: its name, its arguments as an object, and its thought signature if
-/// the id carries one.
-fn call_part(call: &Value) -> Result<Value, Refusal> {
-    let function = call.get("function").cloned().unwrap_or(Value::Null);
-    let name = function.get("name").and_then(Value::as_str).unwrap_or_default();
-    let arguments = function.get("arguments").and_then(Value::as_str).unwrap_or("{}");
-    let args: Value = serde_json::from_str(if arguments.trim().is_empty() { "{}" } else { arguments })
-        .map_err(|_| Refusal::of("A tool call's `arguments` must be JSON.", "messages"))?;
-    let mut part = json!({"functionCall": {"name": name, "args": args}});
-    if let Some(signature) = call.get("id").and_then(Value::as_str).and_then(answer::signature_in) {
+/// A function call's part: its name, its arguments, and its thought signature if the id
+/// carries one.
+fn call_part(call: ToolCall<'_>) -> Value {
+    let mut part = json!({"functionCall": {"name": call.name, "args": call.arguments}});
+    if let Some(signature) = answer::signature_in(call.id) {
         part["thoughtSignature"] = json!(signature);
     }
-    Ok(part)
+    part
 }
 
 /// A chat completions request as a `generateContent` body, writing at most `max_tokens`.
 pub(super) fn request(chat: &Map<String, Value>, max_tokens: u64) -> Result<Value, Refusal> {
-    let messages = chat
-        .get("messages")
-        .and_then(Value::as_array)
-        .ok_or_else(|| Refusal::of("`messages` must be an array.", "messages"))?;
     let mut system = Vec::new();
     let mut contents: Vec<Value> = Vec::new();
     // Tool call id -> function name, for the results that answer them.
-    let mut names: Vec<(String, String)> = Vec::new();
-    for message in messages {
-        let content = message.get("content");
-        match message.get("role").and_then(Value::as_str).unwrap_or_default() {
-            "system" | "developer" => system.push(json!({"text": text_of(content)})),
-            "user" => super::push_turn(&mut contents, "user", "parts", user_parts(content)?),
-            "assistant" => {
+    let mut names: Vec<(&str, &str)> = Vec::new();
+    for turn in read::turns(chat)? {
+        match turn {
+            Turn::System(text) => system.push(json!({"text": text})),
+            Turn::User(parts) => super::push_turn(&mut contents, "user", "parts", user_parts(parts)?),
+            Turn::Assistant { text, calls } => {
                 let mut parts = Vec::new();
-                let text = text_of(content);
                 if !text.is_empty() {
                     parts.push(json!({"text": text}));
                 }
-                for call in message.get("tool_calls").and_then(Value::as_array).into_iter().flatten() {
-                    let id = call.get("id").and_then(Value::as_str).unwrap_or_default().to_owned();
-                    let name = call.get("function").and_then(|f| f.get("name")).and_then(Value::as_str);
-                    names.push((id, name.unwrap_or_default().to_owned()));
-                    parts.push(call_part(call)?);
+                for call in calls {
+                    names.push((call.id, call.name));
+                    parts.push(call_part(call));
                 }
                 if !parts.is_empty() {
                     super::push_turn(&mut contents, "model", "parts", parts);
                 }
             }
-            "tool" => {
-                let id = message.get("tool_call_id").and_then(Value::as_str).unwrap_or_default();
-                let name = names.iter().find(|(i, _)| i == id).map(|(_, n)| n.clone()).ok_or_else(|| {
+            Turn::Tool { call_id, result } => {
+                let name = names.iter().find(|(id, _)| *id == call_id).map(|(_, name)| *name).ok_or_else(|| {
                     Refusal::of("A tool result must answer a tool call made earlier in the conversation.", "messages")
                 })?;
-                let result = text_of(content);
                 let response = match serde_json::from_str::<Value>(&result) {
                     Ok(Value::Object(object)) => Value::Object(object),
                     _ => json!({"result": result}),
@@ -250,7 +211,6 @@ pub(super) fn request(chat: &Map<String, Value>, max_tokens: u64) -> Result<Valu
                     vec![json!({"functionResponse": {"name": name, "response": response}})],
                 );
             }
-            other => return Err(Refusal::of(format!("Unknown message role `{other}`."), "messages")),
         }
     }
     let mut body = json!({"contents": contents});
@@ -258,14 +218,9 @@ pub(super) fn request(chat: &Map<String, Value>, max_tokens: u64) -> Result<Valu
         body["systemInstruction"] = json!({"parts": system});
     }
     let mut declarations = Vec::new();
-    for tool in chat.get("tools").and_then(Value::as_array).into_iter().flatten() {
-        let Some(function) =
-            tool.get("function").filter(|_| tool.get("type").and_then(Value::as_str) == Some("function"))
-        else {
-            return Err(Refusal::of("Gemini models take function tools only here.", "tools"));
-        };
-        let mut declaration = json!({"name": function.get("name"), "description": function.get("description").cloned().unwrap_or(json!(""))});
-        if let Some(parameters) = function.get("parameters") {
+    for tool in read::function_tools(chat, "Gemini models take function tools only here.")? {
+        let mut declaration = json!({"name": tool.name, "description": tool.description.unwrap_or_default()});
+        if let Some(parameters) = tool.parameters {
             declaration["parametersJsonSchema"] = parameters.clone();
         }
         declarations.push(declaration);
@@ -273,15 +228,12 @@ pub(super) fn request(chat: &Map<String, Value>, max_tokens: u64) -> Result<Valu
     if !declarations.is_empty() {
         body["tools"] = json!([{"functionDeclarations": declarations}]);
     }
-    if let Some(choice) = chat.get("tool_choice") {
+    if let Some(choice) = read::tool_choice(chat) {
         let config = match choice {
-            Value::String(mode) if mode == "none" => json!({"mode": "NONE"}),
-            Value::String(mode) if mode == "required" => json!({"mode": "ANY"}),
-            Value::Object(forced) => {
-                let name = forced.get("function").and_then(|f| f.get("name")).cloned().unwrap_or(Value::Null);
-                json!({"mode": "ANY", "allowedFunctionNames": [name]})
-            }
-            _ => json!({"mode": "AUTO"}),
+            ToolChoice::None => json!({"mode": "NONE"}),
+            ToolChoice::Required => json!({"mode": "ANY"}),
+            ToolChoice::Function(name) => json!({"mode": "ANY", "allowedFunctionNames": [name]}),
+            ToolChoice::Auto => json!({"mode": "AUTO"}),
         };
         body["toolConfig"] = json!({"functionCallingConfig": config});
     }
