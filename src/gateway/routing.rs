@@ -42,13 +42,14 @@ impl Route {
 /// The providers that may serve `route` for `protocol`, in priority order.
 pub fn candidates(providers: &[OpenedProvider], route: &Route, protocol: Protocol) -> Vec<Candidate> {
     let serving = || providers.iter().filter(|p| p.enabled && catalog::serves(p.kind, protocol));
-    let aliased: Vec<_> = serving().filter_map(|p| p.alias(&route.full).map(|(how, model)| (how, p, model))).collect();
-    if let Some(best) = aliased.iter().map(|(how, ..)| *how).max() {
-        return aliased
-            .into_iter()
-            .filter(|(how, ..)| *how == best)
-            .map(|(_, provider, model)| Candidate { provider: provider.clone(), model: model.to_owned() })
-            .collect();
+    if let Some(aliased) = by_alias(serving(), &route.full) {
+        return aliased;
+    }
+    // `kind/model`: that kind's aliases apply to the bare model, as they do to a plain name.
+    if let Some(kind) = route.kind
+        && let Some(aliased) = by_alias(serving().filter(|p| p.kind == kind), &route.bare)
+    {
+        return aliased;
     }
     serving()
         .filter(|p| route.kind.is_none_or(|k| p.kind == k))
@@ -59,6 +60,20 @@ pub fn candidates(providers: &[OpenedProvider], route: &Route, protocol: Protoco
         })
         .map(|provider| Candidate { provider: provider.clone(), model: route.bare.clone() })
         .collect()
+}
+
+/// The providers with the best alias match for `name` (exact, else the longest prefix), each with
+/// its own model; `None` when none has an alias for it.
+fn by_alias<'a>(providers: impl Iterator<Item = &'a OpenedProvider>, name: &str) -> Option<Vec<Candidate>> {
+    let aliased: Vec<_> = providers.filter_map(|p| p.alias(name).map(|(how, model)| (how, p, model))).collect();
+    let best = aliased.iter().map(|(how, ..)| *how).max()?;
+    Some(
+        aliased
+            .into_iter()
+            .filter(|(how, ..)| *how == best)
+            .map(|(_, provider, model)| Candidate { provider: provider.clone(), model: model.to_owned() })
+            .collect(),
+    )
 }
 
 #[cfg(test)]
@@ -110,6 +125,9 @@ mod tests {
         assert_eq!(served("claude-sonnet-4-6"), [("local".into(), "qwen-coder".into())], "the longest prefix wins");
         assert_eq!(served("claude-haiku-4-5"), [("oa".into(), "gpt-4o".into())]);
         assert_eq!(served("gpt-4o").len(), 2, "names without an alias route as before");
+        // `kind/model`: the kind's aliases apply to the bare model (Azure's deployments, say).
+        assert_eq!(served("openai_compatible/claude-sonnet-4-5"), [("local".into(), "qwen-big".into())]);
+        assert_eq!(served("openai/claude-opus-4"), [("oa".into(), "gpt-4o".into())]);
         assert_eq!(ids(&providers, "anthropic/claude-x", Protocol::Messages), ["an"]);
     }
 

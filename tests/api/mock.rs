@@ -484,7 +484,8 @@ async fn chat(State(state): State<MockState>, headers: HeaderMap, body: Bytes) -
         let message = if tool_call {
             json!({"role": "assistant", "content": null, "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": tool, "arguments": "{\"city\":\"Paris\"}"}}]})
         } else {
-            json!({"role": "assistant", "content": "Hello from the mock"})
+            let text = rules::structured_text(&request).unwrap_or_else(|| "Hello from the mock".to_owned());
+            json!({"role": "assistant", "content": text})
         };
         return axum::Json(json!({
             "id": "chatcmpl-mock", "object": "chat.completion", "created": 1, "model": model,
@@ -586,7 +587,8 @@ async fn messages(State(state): State<MockState>, headers: HeaderMap, body: Byte
         let content = if tool_call {
             json!([{"type": "text", "text": "Let me check."}, {"type": "tool_use", "id": "toolu_1", "name": tool, "input": {"city": "Paris"}}])
         } else {
-            json!([{"type": "text", "text": "Hello from Claude mock"}])
+            let text = rules::structured_text(&request).unwrap_or_else(|| "Hello from Claude mock".to_owned());
+            json!([{"type": "text", "text": text}])
         };
         let mut usage = json!({"input_tokens": prompt, "output_tokens": completion,
                                "cache_read_input_tokens": cache_read, "cache_creation_input_tokens": cache_write});

@@ -34,6 +34,11 @@ fn bad_request_anthropic(message: String) -> Response {
 
 /// OpenAI chat: every tool a function with a valid name.
 pub fn check_chat(request: &Value) -> Option<Response> {
+    if request.pointer("/response_format/json_schema/strict") == Some(&Value::Bool(true))
+        && let Some(why) = request.pointer("/response_format/json_schema/schema").and_then(strict_schema_fault)
+    {
+        return Some(bad_request_openai(format!("Invalid schema for response_format: {why}.")));
+    }
     for (i, tool) in request["tools"].as_array().into_iter().flatten().enumerate() {
         if tool["type"] != "function" {
             return Some(bad_request_openai(format!(
@@ -76,6 +81,18 @@ pub fn check_messages(request: &Value) -> Option<Response> {
                     "tools.{i}: Input tag '{other}' found using 'type' does not match any of the expected tags"
                 )));
             }
+        }
+    }
+    // Anthropic refuses fields it does not know (OpenAI's name for structured outputs among them).
+    if request.get("response_format").is_some() {
+        return Some(bad_request_anthropic("response_format: Extra inputs are not permitted".into()));
+    }
+    if let Some(schema) = request.pointer("/output_config/format/schema") {
+        if request.pointer("/output_config/format/type").and_then(Value::as_str) != Some("json_schema") {
+            return Some(bad_request_anthropic("output_config.format.type: Input should be 'json_schema'".into()));
+        }
+        if let Some(why) = strict_schema_fault(schema) {
+            return Some(bad_request_anthropic(format!("output_config.format.schema: {why}")));
         }
     }
     let breakpoints = blocks(request).iter().filter(|b| b.get("cache_control").is_some()).count();
@@ -282,4 +299,63 @@ async fn azure_models(
         Some(refused) => refused,
         None => super::models(state, headers).await,
     }
+}
+
+/// What structured outputs refuse in a schema (Claude's and OpenAI's strict mode alike): an
+/// object that allows properties it does not list.
+fn strict_schema_fault(schema: &Value) -> Option<String> {
+    match schema {
+        Value::Object(map) => {
+            if map.get("type").and_then(Value::as_str) == Some("object")
+                && map.get("additionalProperties") != Some(&Value::Bool(false))
+            {
+                return Some("For 'object' type, 'additionalProperties' must be explicitly set to false".into());
+            }
+            map.values().find_map(strict_schema_fault)
+        }
+        Value::Array(items) => items.iter().find_map(strict_schema_fault),
+        _ => None,
+    }
+}
+
+/// The smallest JSON value a schema accepts (required properties filled in, `$ref`s to `$defs`
+/// followed): what a model held to the schema answers in this mock.
+fn instance(schema: &Value, root: &Value) -> Value {
+    if let Some(target) = schema.get("$ref").and_then(Value::as_str).and_then(|r| r.strip_prefix("#/")) {
+        let pointer = format!("/{target}");
+        return root.pointer(&pointer).map_or(Value::Null, |s| instance(s, root));
+    }
+    if let Some(first) = schema.get("anyOf").and_then(Value::as_array).and_then(|a| a.first()) {
+        return instance(first, root);
+    }
+    if let Some(first) = schema.get("enum").and_then(Value::as_array).and_then(|a| a.first()) {
+        return first.clone();
+    }
+    match schema.get("type").and_then(Value::as_str) {
+        Some("object") => {
+            let mut out = serde_json::Map::new();
+            for name in schema["required"].as_array().into_iter().flatten().filter_map(Value::as_str) {
+                out.insert(name.to_owned(), instance(&schema["properties"][name], root));
+            }
+            Value::Object(out)
+        }
+        Some("array") => Value::Array(Vec::new()),
+        Some("string") => json!("mock"),
+        Some("integer") => json!(1),
+        Some("number") => json!(1.5),
+        Some("boolean") => json!(true),
+        _ => Value::Null,
+    }
+}
+
+/// The text a model held to the request's output format answers: JSON for a schema (Claude's
+/// `output_config.format`, OpenAI's `response_format`), `{}` in JSON mode; `None` for free text.
+pub fn structured_text(request: &Value) -> Option<String> {
+    let schema = request
+        .pointer("/output_config/format/schema")
+        .or_else(|| request.pointer("/response_format/json_schema/schema"));
+    if let Some(schema) = schema {
+        return Some(instance(schema, schema).to_string());
+    }
+    (request.pointer("/response_format/type").and_then(Value::as_str) == Some("json_object")).then(|| "{}".to_owned())
 }

@@ -100,6 +100,7 @@ async fn the_official_python_sdk_works_against_the_gateway() {
             && stdout.contains(&format!("ok: {GEMINI_MODEL}"))
             && stdout.contains(&format!("ok: {BEDROCK_MODEL}"))
             && stdout.contains(&format!("ok: {CONVERSE_MODEL}"))
+            && stdout.contains("ok: structured outputs")
             && stdout.contains("ok: errors"),
         "{stdout}"
     );

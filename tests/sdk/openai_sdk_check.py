@@ -6,6 +6,7 @@ import json
 import sys
 
 import openai
+import pydantic
 
 base_url, api_key, *models = sys.argv[1:]
 client = openai.OpenAI(base_url=base_url, api_key=api_key, max_retries=0)
@@ -85,6 +86,21 @@ for model in models:
     )
     assert follow.choices[0].message.content.startswith("Hello")
     print(f"ok: {model}")
+
+# Structured outputs with the SDK's `parse` helper (a Pydantic model as the schema): passed
+# through to the OpenAI-style provider, and as Claude's `output_config.format` to Anthropic.
+class Trip(pydantic.BaseModel):
+    city: str
+    days: int
+
+
+for model in models[:2]:
+    parsed = client.chat.completions.parse(
+        model=model, messages=[{"role": "user", "content": "Plan a trip"}], response_format=Trip,
+    )
+    trip = parsed.choices[0].message.parsed
+    assert isinstance(trip, Trip) and trip.city == "mock" and trip.days == 1, f"{model}: parsed {trip!r}"
+print("ok: structured outputs")
 
 # Errors come back as the SDK's typed exceptions.
 try:

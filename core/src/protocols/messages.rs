@@ -155,6 +155,9 @@ pub fn to_chat_dropping(body: &Map<String, Value>) -> Result<(Map<String, Value>
     if let Some(user) = body.get("metadata").and_then(|m| m.get("user_id")).filter(|u| u.is_string()) {
         chat.insert("user".into(), user.clone());
     }
+    if let Some(format) = output_format(body)? {
+        chat.insert("response_format".into(), format);
+    }
     let mut server_tools: Vec<&str> = Vec::new();
     if let Some(tools) = body.get("tools").and_then(Value::as_array) {
         let mut functions = Vec::new();
@@ -201,6 +204,26 @@ pub fn to_chat_dropping(body: &Map<String, Value>) -> Result<(Map<String, Value>
         }
     }
     Ok((chat, dropped))
+}
+
+/// Structured outputs (`output_config.format`, or the beta's `output_format`) as chat's
+/// `response_format`: a JSON Schema the answer's text must match, strictly (as Claude holds it).
+fn output_format(body: &Map<String, Value>) -> Result<Option<Value>, Refusal> {
+    let (format, field) = match body.get("output_config").and_then(|c| c.get("format")).filter(|f| !f.is_null()) {
+        Some(format) => (format, "output_config"),
+        None => match body.get("output_format").filter(|f| !f.is_null()) {
+            Some(format) => (format, "output_format"),
+            None => return Ok(None),
+        },
+    };
+    if format.get("type").and_then(Value::as_str) != Some("json_schema") {
+        return Err(Refusal::of(format!("`{field}`: the format's `type` must be `json_schema`."), field));
+    }
+    let schema = format
+        .get("schema")
+        .filter(|s| s.is_object())
+        .ok_or_else(|| Refusal::of(format!("`{field}`: the format's `schema` must be a JSON Schema object."), field))?;
+    Ok(Some(json!({"type": "json_schema", "json_schema": {"name": "output", "schema": schema, "strict": true}})))
 }
 
 /// The text of text blocks, joined (system prompts, tool results).

@@ -47,6 +47,11 @@ async fn chat_reaches_the_deployment_plain_streamed_and_with_tools() {
     let seen = mock.seen().last().unwrap().clone();
     assert_eq!(seen.headers["api-key"], VALID_KEY);
     assert!(seen.headers.get("authorization").is_none(), "Azure's key header, not a bearer");
+    assert_eq!(seen.body["model"], "prod-4o", "the alias's deployment");
+    // The kind-qualified name takes the same alias (not a deployment named `gpt-4o`).
+    assert_eq!(gw.chat(&chat_body("azure/gpt-4o")).await.status(), 200);
+    let qualified = mock.seen().last().unwrap().clone();
+    assert_eq!(qualified.body["model"], "prod-4o", "azure/gpt-4o takes the alias too");
 
     let mut stream = chat_body("gpt-4o");
     stream["stream"] = json!(true);

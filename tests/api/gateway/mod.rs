@@ -11,6 +11,7 @@ mod hostile;
 mod protocols;
 mod requests;
 mod streaming;
+mod structured;
 mod vertex;
 
 use std::time::Duration;

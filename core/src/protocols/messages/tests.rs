@@ -286,3 +286,23 @@ fn one_hour_cache_writes_and_web_searches_are_read_and_written_back() {
     let odd = json!({"input_tokens": 1, "cache_creation_input_tokens": 5, "cache_creation": {"ephemeral_1h_input_tokens": 50}});
     assert_eq!(tokens(&odd).cache_write_1h, 5);
 }
+
+#[test]
+fn structured_outputs_reach_chat_as_a_strict_json_schema() {
+    let schema = json!({"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"], "additionalProperties": false});
+    let expected = json!({"type": "json_schema", "json_schema": {"name": "output", "schema": schema, "strict": true}});
+    for body in [
+        json!({"model": "m", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}],
+            "output_config": {"format": {"type": "json_schema", "schema": schema}}}),
+        json!({"model": "m", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}],
+            "output_format": {"type": "json_schema", "schema": schema}}),
+    ] {
+        let chat = to_chat(&map(body)).unwrap();
+        assert_eq!(chat["response_format"], expected);
+    }
+    let plain = to_chat(&map(json!({"model": "m", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]})));
+    assert!(plain.unwrap().get("response_format").is_none());
+    let bad = map(json!({"model": "m", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}],
+        "output_config": {"format": {"type": "xml"}}}));
+    assert_eq!(to_chat(&bad).unwrap_err().param, Some("output_config"));
+}

@@ -1,5 +1,6 @@
-//! A chat completions request read once into typed turns, tools and tool choice, for the formats
-//! that rebuild a conversation in their own shape (Gemini's `contents`, Converse's `messages`).
+//! A chat completions request read once into typed turns, tools, tool choice and output format,
+//! for the formats that rebuild a request in their own shape (Anthropic's Messages for the output
+//! format; Gemini's `contents` and Converse's `messages` for all of it).
 //! The roles, text joining, `data:` images, tool calls with JSON arguments and function tools are
 //! read here, once, so each format only writes its own blocks, and a misspelt field is a compile
 //! error rather than a silent `null`.
@@ -67,6 +68,42 @@ pub enum ToolChoice<'a> {
     Required,
     /// This function must be called.
     Function(&'a str),
+}
+
+/// What the client asked the answer's text to be (`response_format`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum OutputFormat<'a> {
+    /// Free text (`text`, or no `response_format`).
+    Text,
+    /// Any JSON object (OpenAI's JSON mode).
+    JsonObject,
+    /// JSON matching `schema` (structured outputs).
+    JsonSchema { name: &'a str, description: Option<&'a str>, schema: &'a Value, strict: bool },
+}
+
+/// The client's `response_format`: refused when it names no known type, or a schema without one.
+pub fn output_format(chat: &Map<String, Value>) -> Result<OutputFormat<'_>, Refusal> {
+    let Some(format) = chat.get("response_format").filter(|f| !f.is_null()) else { return Ok(OutputFormat::Text) };
+    match format.get("type").and_then(Value::as_str) {
+        Some("text") => Ok(OutputFormat::Text),
+        Some("json_object") => Ok(OutputFormat::JsonObject),
+        Some("json_schema") => {
+            let spec = format.get("json_schema").unwrap_or(&Value::Null);
+            let schema = spec.get("schema").filter(|s| s.is_object()).ok_or_else(|| {
+                Refusal::of("`response_format.json_schema.schema` must be a JSON Schema object.", "response_format")
+            })?;
+            Ok(OutputFormat::JsonSchema {
+                name: spec.get("name").and_then(Value::as_str).unwrap_or("response"),
+                description: spec.get("description").and_then(Value::as_str),
+                schema,
+                strict: spec.get("strict").and_then(Value::as_bool).unwrap_or(false),
+            })
+        }
+        _ => Err(Refusal::of(
+            "`response_format.type` must be `text`, `json_object` or `json_schema`.",
+            "response_format",
+        )),
+    }
 }
 
 /// A message's text: a string, or the text parts of an array joined by newlines.
@@ -227,6 +264,26 @@ mod tests {
         assert!(turns(&chat(json!({"messages": "hi"}))).is_err());
         let hosted = chat(json!({"tools": [{"type": "web_search"}]}));
         assert_eq!(function_tools(&hosted, "functions only").unwrap_err().param, Some("tools"));
+    }
+
+    #[test]
+    fn response_formats_read_typed() {
+        let schema = json!({"type": "object", "properties": {"a": {"type": "string"}}});
+        let body = chat(json!({"response_format": {"type": "json_schema",
+            "json_schema": {"name": "thing", "schema": schema, "strict": true}}}));
+        assert_eq!(
+            output_format(&body).unwrap(),
+            OutputFormat::JsonSchema { name: "thing", description: None, schema: &schema, strict: true }
+        );
+        let mode = chat(json!({"response_format": {"type": "json_object"}}));
+        assert_eq!(output_format(&mode).unwrap(), OutputFormat::JsonObject);
+        assert_eq!(output_format(&Map::new()).unwrap(), OutputFormat::Text);
+        for bad in [json!({"type": "yaml"}), json!({"type": "json_schema", "json_schema": {"name": "x"}})] {
+            assert_eq!(
+                output_format(&chat(json!({"response_format": bad}))).unwrap_err().param,
+                Some("response_format")
+            );
+        }
     }
 
     #[test]

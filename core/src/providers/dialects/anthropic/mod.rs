@@ -12,6 +12,7 @@ use bytes::Bytes;
 use http::StatusCode;
 use serde_json::{Map, Value, json};
 
+use super::turns::OutputFormat;
 use super::{Address, BadAnswer, ClientError, Dialect, Endpoint, data_ids, error_message_in};
 use crate::platform::secret::SecretBytes;
 use crate::protocols::StreamTranslator;
@@ -294,6 +295,20 @@ pub(super) fn request(body: &Map<String, Value>, model: &str, stream: bool, max_
     }
     if let Some(user) = body.get("user").and_then(Value::as_str) {
         request.insert("metadata".into(), json!({"user_id": user}));
+    }
+    match super::turns::output_format(body)? {
+        OutputFormat::Text => {}
+        OutputFormat::JsonSchema { schema, .. } => {
+            // Claude's structured outputs: the text answer is JSON matching the schema.
+            request.insert("output_config".into(), json!({"format": {"type": "json_schema", "schema": schema}}));
+        }
+        OutputFormat::JsonObject => {
+            return Err(Refusal::of(
+                "Claude models have no JSON mode: ask for `response_format` of type `json_schema` with a schema \
+                 (structured outputs) instead.",
+                "response_format",
+            ));
+        }
     }
     if stream {
         request.insert("stream".into(), Value::Bool(true));

@@ -207,3 +207,23 @@ fn client_errors_keep_the_providers_words_in_openai_types() {
         "https://api.anthropic.com/v1/messages"
     );
 }
+
+#[test]
+fn structured_outputs_become_claudes_output_config_and_json_mode_is_refused() {
+    let schema = json!({"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"], "additionalProperties": false});
+    let body = map(json!({
+        "messages": [{"role": "user", "content": "Where?"}],
+        "response_format": {"type": "json_schema", "json_schema": {"name": "place", "schema": schema, "strict": true}}
+    }));
+    let out = request(&body, "claude-sonnet-4-5", false, 1024).unwrap();
+    assert_eq!(out["output_config"], json!({"format": {"type": "json_schema", "schema": schema}}));
+    assert!(out.get("response_format").is_none(), "not passed on under OpenAI's name");
+
+    let mode = map(json!({"messages": [{"role": "user", "content": "x"}], "response_format": {"type": "json_object"}}));
+    let refused = request(&mode, "claude-sonnet-4-5", false, 1024).unwrap_err();
+    assert_eq!(refused.param, Some("response_format"));
+    assert!(refused.message.contains("json_schema"), "{}", refused.message);
+
+    let text = map(json!({"messages": [{"role": "user", "content": "x"}], "response_format": {"type": "text"}}));
+    assert!(request(&text, "claude-sonnet-4-5", false, 1024).unwrap().get("output_config").is_none());
+}

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use http::StatusCode;
 use serde_json::{Map, Value, json};
 
-use super::super::turns::{self as read, Part, ToolChoice, Turn};
+use super::super::turns::{self as read, OutputFormat, Part, ToolChoice, Turn};
 use super::super::{Address, BadAnswer, ClientError, Deframer, Dialect, Endpoint};
 use super::{Bedrock, frames, runtime_host, segment};
 use crate::platform::secret::SecretBytes;
@@ -162,6 +162,25 @@ pub(super) fn request(chat: &Map<String, Value>, max_tokens: u64) -> Result<Valu
     let mut body = json!({"messages": turns, "inferenceConfig": inference_config(chat, max_tokens)});
     if !system.is_empty() {
         body["system"] = Value::Array(system);
+    }
+    match read::output_format(chat)? {
+        OutputFormat::Text => {}
+        OutputFormat::JsonSchema { name, description, schema, .. } => {
+            // Converse takes the schema as a JSON string.
+            let mut definition = json!({"schema": schema.to_string(), "name": name});
+            if let Some(description) = description {
+                definition["description"] = json!(description);
+            }
+            body["outputConfig"] =
+                json!({"textFormat": {"type": "json_schema", "structure": {"jsonSchema": definition}}});
+        }
+        OutputFormat::JsonObject => {
+            return Err(Refusal::of(
+                "Bedrock's Converse API has no JSON mode: ask for `response_format` of type `json_schema` with a \
+                 schema (structured outputs) instead.",
+                "response_format",
+            ));
+        }
     }
     let mut tools = Vec::new();
     for tool in read::function_tools(chat, "Bedrock's Converse API takes function tools only here.")? {

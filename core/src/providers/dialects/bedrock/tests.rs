@@ -189,6 +189,26 @@ mod converse {
     }
 
     #[test]
+    fn structured_outputs_become_converse_output_config_and_json_mode_is_refused() {
+        let schema = json!({"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]});
+        let chat: Map<String, Value> = serde_json::from_value(json!({"messages": [{"role": "user", "content": "n?"}],
+            "response_format": {"type": "json_schema", "json_schema": {"name": "count", "description": "A count", "schema": schema}}}))
+        .unwrap();
+        let bound = Bound { per_choice: 64, inject: true };
+        let body = Converse.chat_body(&chat, "m", false, bound, TranslationOptions::default()).unwrap();
+        let body: Value = serde_json::from_slice(&body).unwrap();
+        let definition = &body["outputConfig"]["textFormat"]["structure"]["jsonSchema"];
+        assert_eq!(body["outputConfig"]["textFormat"]["type"], "json_schema");
+        assert_eq!((definition["name"].as_str(), definition["description"].as_str()), (Some("count"), Some("A count")));
+        let sent: Value = serde_json::from_str(definition["schema"].as_str().expect("the schema as a string")).unwrap();
+        assert_eq!(sent, schema);
+        let mut mode = chat.clone();
+        mode.insert("response_format".into(), json!({"type": "json_object"}));
+        let refused = Converse.chat_body(&mode, "m", false, bound, TranslationOptions::default()).unwrap_err();
+        assert_eq!(refused.param, Some("response_format"));
+    }
+
+    #[test]
     fn chat_becomes_a_converse_body_with_tools_results_and_images() {
         let chat: Map<String, Value> = serde_json::from_value(json!({"model": "m", "temperature": 0.5, "stop": "END",
             "messages": [

@@ -19,7 +19,7 @@ use http::StatusCode;
 use serde_json::{Map, Value, json};
 
 use super::openai::OpenAi;
-use super::turns::{self as read, Part, ToolCall, ToolChoice, Turn};
+use super::turns::{self as read, OutputFormat, Part, ToolCall, ToolChoice, Turn};
 use super::{Address, BadAnswer, ClientError, Dialect, Endpoint};
 use crate::platform::secret::SecretBytes;
 use crate::protocols::chat::ChatSource;
@@ -237,11 +237,11 @@ pub(super) fn request(chat: &Map<String, Value>, max_tokens: u64) -> Result<Valu
         };
         body["toolConfig"] = json!({"functionCallingConfig": config});
     }
-    body["generationConfig"] = generation_config(chat, max_tokens);
+    body["generationConfig"] = generation_config(chat, max_tokens)?;
     Ok(body)
 }
 
-fn generation_config(chat: &Map<String, Value>, max_tokens: u64) -> Value {
+fn generation_config(chat: &Map<String, Value>, max_tokens: u64) -> Result<Value, Refusal> {
     let mut config = json!({"maxOutputTokens": max_tokens});
     for (from, to) in [
         ("temperature", "temperature"),
@@ -259,16 +259,13 @@ fn generation_config(chat: &Map<String, Value>, max_tokens: u64) -> Value {
         Some(Value::Array(stops)) => config["stopSequences"] = Value::Array(stops.clone()),
         _ => {}
     }
-    let format = chat.get("response_format");
-    match format.and_then(|f| f.get("type")).and_then(Value::as_str) {
-        Some("json_object") => config["responseMimeType"] = json!("application/json"),
-        Some("json_schema") => {
+    match read::output_format(chat)? {
+        OutputFormat::Text => {}
+        OutputFormat::JsonObject => config["responseMimeType"] = json!("application/json"),
+        OutputFormat::JsonSchema { schema, .. } => {
             config["responseMimeType"] = json!("application/json");
-            if let Some(schema) = format.and_then(|f| f.get("json_schema")).and_then(|s| s.get("schema")) {
-                config["responseJsonSchema"] = schema.clone();
-            }
+            config["responseJsonSchema"] = schema.clone();
         }
-        _ => {}
     }
     // Thoughts count against `maxOutputTokens`, so the bound holds with thinking on.
     let budget = match chat.get("reasoning_effort").and_then(Value::as_str) {
@@ -282,5 +279,5 @@ fn generation_config(chat: &Map<String, Value>, max_tokens: u64) -> Value {
         let budget = budget.min(max_tokens.saturating_sub(1));
         config["thinkingConfig"] = json!({"thinkingBudget": budget, "includeThoughts": budget > 0});
     }
-    config
+    Ok(config)
 }

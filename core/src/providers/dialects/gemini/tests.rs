@@ -70,6 +70,14 @@ fn requests_carry_system_tools_results_images_and_limits() {
     assert!(request(&url_image, 10).is_err());
     let orphan = chat(json!({"messages": [{"role": "tool", "tool_call_id": "nope", "content": "x"}]}));
     assert!(request(&orphan, 10).is_err());
+    let schema = json!({"type": "object", "properties": {"a": {"type": "string"}}});
+    let structured = chat(json!({"messages": [{"role": "user", "content": "x"}],
+        "response_format": {"type": "json_schema", "json_schema": {"name": "a", "schema": schema}}}));
+    let config = &request(&structured, 10).unwrap()["generationConfig"];
+    assert_eq!(
+        (config["responseMimeType"].as_str(), &config["responseJsonSchema"]),
+        (Some("application/json"), &schema)
+    );
 }
 
 #[test]
