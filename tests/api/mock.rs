@@ -583,8 +583,12 @@ async fn messages(State(state): State<MockState>, headers: HeaderMap, body: Byte
     let tool = rules::messages_tool_to_call(&request);
     let tool_call = tool.is_some();
     let tool = tool.unwrap_or_default();
+    // A forced tool (`tool_choice` `tool` or `any`) is called straight away, with no text first.
+    let forced = tool_call && matches!(request["tool_choice"]["type"].as_str(), Some("tool" | "any"));
     if !stream {
-        let content = if tool_call {
+        let content = if forced {
+            json!([{"type": "tool_use", "id": "toolu_1", "name": tool, "input": {"city": "Paris"}}])
+        } else if tool_call {
             json!([{"type": "text", "text": "Let me check."}, {"type": "tool_use", "id": "toolu_1", "name": tool, "input": {"city": "Paris"}}])
         } else {
             let text = rules::structured_text(&request).unwrap_or_else(|| "Hello from Claude mock".to_owned());
@@ -608,24 +612,29 @@ async fn messages(State(state): State<MockState>, headers: HeaderMap, body: Byte
             "message_start",
             json!({"type": "message_start", "message": {"id": "msg_mock", "type": "message", "role": "assistant", "model": model, "content": [], "stop_reason": null, "usage": {"input_tokens": prompt, "output_tokens": 1, "cache_read_input_tokens": cache_read, "cache_creation_input_tokens": cache_write}}}),
         ),
-        event(
+    ];
+    if forced {
+        events.push(event("ping", json!({"type": "ping"})));
+    } else {
+        events.push(event(
             "content_block_start",
             json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
-        ),
-        event("ping", json!({"type": "ping"})),
-    ];
-    for word in ["Hello", " from", " Claude"] {
-        events.push(event(
-            "content_block_delta",
-            json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": word}}),
         ));
+        events.push(event("ping", json!({"type": "ping"})));
+        for word in ["Hello", " from", " Claude"] {
+            events.push(event(
+                "content_block_delta",
+                json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": word}}),
+            ));
+        }
+        events.push(event("content_block_stop", json!({"type": "content_block_stop", "index": 0})));
     }
-    events.push(event("content_block_stop", json!({"type": "content_block_stop", "index": 0})));
     if tool_call {
-        events.push(event("content_block_start", json!({"type": "content_block_start", "index": 1, "content_block": {"type": "tool_use", "id": "toolu_1", "name": tool, "input": {}}})));
-        events.push(event("content_block_delta", json!({"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": "{\"city\":"}})));
-        events.push(event("content_block_delta", json!({"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": "\"Paris\"}"}})));
-        events.push(event("content_block_stop", json!({"type": "content_block_stop", "index": 1})));
+        let index = if forced { 0 } else { 1 };
+        events.push(event("content_block_start", json!({"type": "content_block_start", "index": index, "content_block": {"type": "tool_use", "id": "toolu_1", "name": tool, "input": {}}})));
+        events.push(event("content_block_delta", json!({"type": "content_block_delta", "index": index, "delta": {"type": "input_json_delta", "partial_json": "{\"city\":"}})));
+        events.push(event("content_block_delta", json!({"type": "content_block_delta", "index": index, "delta": {"type": "input_json_delta", "partial_json": "\"Paris\"}"}})));
+        events.push(event("content_block_stop", json!({"type": "content_block_stop", "index": index})));
     }
     events.push(event("message_delta", json!({"type": "message_delta", "delta": {"stop_reason": if tool_call { "tool_use" } else { "end_turn" }, "stop_sequence": null}, "usage": {"output_tokens": completion}})));
     events.push(event("message_stop", json!({"type": "message_stop"})));

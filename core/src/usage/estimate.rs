@@ -146,7 +146,7 @@ pub struct PromptText {
 }
 
 /// Fields of a request body that reach the model as input.
-const PROMPT_FIELDS: [&str; 10] = [
+const PROMPT_FIELDS: [&str; 12] = [
     "system",
     "messages",
     "instructions",
@@ -155,6 +155,9 @@ const PROMPT_FIELDS: [&str; 10] = [
     "tool_choice",
     "response_format",
     "text",
+    // Messages' structured outputs (and the beta's name for them): a schema the model is given.
+    "output_config",
+    "output_format",
     // Chat's legacy function calling: definitions the provider frames as tools.
     "functions",
     "function_call",
@@ -168,7 +171,14 @@ impl PromptText {
                 // Definitions (tools, schemas) are sent with their keys; conversations are not.
                 let keys = matches!(
                     field,
-                    "tools" | "tool_choice" | "response_format" | "text" | "functions" | "function_call"
+                    "tools"
+                        | "tool_choice"
+                        | "response_format"
+                        | "text"
+                        | "output_config"
+                        | "output_format"
+                        | "functions"
+                        | "function_call"
                 );
                 prompt.walk(value, keys);
             }
@@ -178,9 +188,24 @@ impl PromptText {
                 prompt.turns += items.len() as u64;
             }
         }
-        prompt.tools = ["tools", "functions"]
-            .iter()
-            .any(|field| body.get(*field).and_then(Value::as_array).is_some_and(|t| !t.is_empty()));
+        // A JSON format is framed like a tool (Claude's JSON mode is answered through one).
+        let json_format = body
+            .get("response_format")
+            .and_then(|f| f.get("type"))
+            .and_then(Value::as_str)
+            .is_some_and(|t| t != "text")
+            || body
+                .get("text")
+                .and_then(|t| t.get("format"))
+                .and_then(|f| f.get("type"))
+                .and_then(Value::as_str)
+                .is_some_and(|t| t != "text")
+            || body.get("output_config").and_then(|c| c.get("format")).is_some_and(|f| !f.is_null())
+            || body.get("output_format").is_some_and(|f| !f.is_null());
+        prompt.tools = json_format
+            || ["tools", "functions"]
+                .iter()
+                .any(|field| body.get(*field).and_then(Value::as_array).is_some_and(|t| !t.is_empty()));
         prompt
     }
 
@@ -499,6 +524,22 @@ mod tests {
         // In its turn: after the flood's prompt that was running, not after all eight.
         assert!(flood_done <= 2, "the quiet tenant waited for {flood_done} of the flood's prompts");
         while flood.join_next().await.is_some() {}
+    }
+
+    #[test]
+    fn a_json_format_is_counted_like_tools_with_its_schema() {
+        let plain = map(json!({"messages": [{"role": "user", "content": "hi"}]}));
+        let base = ceiling_by_length(&plain);
+        let mode =
+            map(json!({"messages": [{"role": "user", "content": "hi"}], "response_format": {"type": "json_object"}}));
+        assert!(ceiling_by_length(&mode) >= base + TOOLS_OVERHEAD, "JSON mode framed like a tool");
+        let schema = json!({"type": "object", "properties": {"a_rather_long_property_name": {"type": "string"}}});
+        let messages = map(json!({"messages": [{"role": "user", "content": "hi"}],
+            "output_config": {"format": {"type": "json_schema", "schema": schema}}}));
+        assert!(
+            ceiling_by_length(&messages) >= base + TOOLS_OVERHEAD + "a_rather_long_property_name".len() as u64,
+            "Messages' schema is counted"
+        );
     }
 
     #[test]

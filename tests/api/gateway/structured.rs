@@ -1,7 +1,8 @@
 //! Structured outputs across families: a schema the client asks for reaches every provider in
 //! the provider's own terms (OpenAI's `response_format`, Claude's `output_config.format`,
 //! Converse's `outputConfig.textFormat`), and the answer comes back as JSON text in the client's
-//! protocol. JSON mode where a provider has none is refused, naming the field, never dropped.
+//! protocol. JSON mode where Claude has none goes through a forced tool whose input is the text;
+//! where no form exists it is refused, naming the field, never dropped.
 
 use serde_json::{Value, json};
 
@@ -41,14 +42,34 @@ async fn a_chat_schema_reaches_claude_as_output_config_and_comes_back_as_json() 
     assert_eq!(gw.chat(&streamed).await.status(), 200);
     assert_eq!(anthropic.seen()[1].body["output_config"]["format"]["schema"], schema());
 
-    // JSON mode has no Claude form: refused in OpenAI's shape, naming the field.
+    // JSON mode has no Claude form: answered through a forced tool whose input is the text.
     let mode = json!({"model": "claude-sonnet-4-5", "messages": [{"role": "user", "content": "x"}],
         "response_format": {"type": "json_object"}});
-    let refused = gw.chat(&mode).await;
+    let answer: Value = gw.chat(&mode).await.json().await.unwrap();
+    let text = answer["choices"][0]["message"]["content"].as_str().expect("text, not a tool call");
+    assert!(serde_json::from_str::<Value>(text).unwrap().is_object(), "{text}");
+    assert_eq!(answer["choices"][0]["finish_reason"], "stop");
+    assert_eq!(anthropic.seen()[2].body["tool_choice"]["type"], "tool");
+    let mut streamed_mode = mode.clone();
+    streamed_mode["stream"] = json!(true);
+    let events = gw.chat(&streamed_mode).await.text().await.unwrap();
+    let streamed: String = events
+        .lines()
+        .filter_map(|line| line.strip_prefix("data: "))
+        .filter_map(|data| serde_json::from_str::<Value>(data).ok())
+        .filter_map(|chunk| chunk["choices"][0]["delta"]["content"].as_str().map(str::to_owned))
+        .collect();
+    assert!(serde_json::from_str::<Value>(&streamed).unwrap().is_object(), "streamed: {streamed:?}");
+    assert!(!events.contains("tool_calls"), "no tool call reaches the client: {events}");
+
+    // JSON mode with the client's own tools has no Claude form: refused, naming the field.
+    let mut with_tools = mode.clone();
+    with_tools["tools"] = json!([{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]);
+    let refused = gw.chat(&with_tools).await;
     assert_eq!(refused.status(), 400);
     let error: Value = refused.json().await.unwrap();
     assert_eq!(error["error"]["param"], "response_format", "{error}");
-    assert_eq!(anthropic.seen().len(), 2, "nothing was sent for the refused call");
+    assert_eq!(anthropic.seen().len(), 4, "nothing was sent for the refused call");
 }
 
 #[tokio::test]

@@ -303,11 +303,21 @@ pub(super) fn request(body: &Map<String, Value>, model: &str, stream: bool, max_
             request.insert("output_config".into(), json!({"format": {"type": "json_schema", "schema": schema}}));
         }
         OutputFormat::JsonObject => {
-            return Err(Refusal::of(
-                "Claude models have no JSON mode: ask for `response_format` of type `json_schema` with a schema \
-                 (structured outputs) instead.",
-                "response_format",
-            ));
+            // Claude has no JSON mode: the answer is forced through a tool taking any object, whose
+            // input comes back as the message's text (`stream::JSON_TOOL`).
+            if request.contains_key("tools") {
+                return Err(Refusal::of(
+                    "JSON mode together with tools has no Claude form: ask for `response_format` of type \
+                     `json_schema` (structured outputs), or send the tools without JSON mode.",
+                    "response_format",
+                ));
+            }
+            request.insert(
+                "tools".into(),
+                json!([{"name": stream::JSON_TOOL, "description": "Give your whole answer as this tool's input: one JSON object.",
+                    "input_schema": {"type": "object"}}]),
+            );
+            request.insert("tool_choice".into(), json!({"type": "tool", "name": stream::JSON_TOOL}));
         }
     }
     if stream {

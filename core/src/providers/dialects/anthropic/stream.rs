@@ -10,6 +10,10 @@ use crate::protocols::{messages, sse};
 use crate::usage::TokenCounts;
 use crate::usage::estimate::OutputMeter;
 
+/// The tool a JSON-mode request is answered through (Claude has no JSON mode): its input is the
+/// answer's text, and a call of it is never a tool call for the client.
+pub(super) const JSON_TOOL: &str = "perpetuo_json_answer";
+
 pub(super) fn finish_reason(stop_reason: Option<&str>) -> Value {
     match stop_reason {
         Some("end_turn" | "stop_sequence" | "pause_turn") => json!("stop"),
@@ -18,6 +22,14 @@ pub(super) fn finish_reason(stop_reason: Option<&str>) -> Value {
         Some("refusal") => json!("content_filter"),
         Some(_) => json!("stop"),
         None => Value::Null,
+    }
+}
+
+/// The chat finish reason, where a JSON-mode answer (a call of [`JSON_TOOL`]) is a plain stop.
+fn stop(stop_reason: Option<&str>, json_answer: bool) -> Value {
+    match stop_reason {
+        Some("tool_use") if json_answer => json!("stop"),
+        other => finish_reason(other),
     }
 }
 
@@ -35,9 +47,15 @@ fn openai_usage(t: &TokenCounts) -> Value {
 pub(super) fn response(body: &Value, model_label: &str, created: i64) -> (Value, TokenCounts) {
     let mut text = String::new();
     let mut tool_calls = Vec::new();
+    let mut json_answer = false;
     for block in body.get("content").and_then(Value::as_array).into_iter().flatten() {
         match block.get("type").and_then(Value::as_str) {
             Some("text") => text.push_str(block.get("text").and_then(Value::as_str).unwrap_or_default()),
+            Some("tool_use") if block.get("name").and_then(Value::as_str) == Some(JSON_TOOL) => {
+                // JSON mode's answer: the object is the text (what came before it is left out).
+                text = serde_json::to_string(block.get("input").unwrap_or(&json!({}))).unwrap_or_else(|_| "{}".into());
+                json_answer = true;
+            }
             Some("tool_use") => tool_calls.push(json!({
                 "id": block.get("id").cloned().unwrap_or_default(),
                 "type": "function",
@@ -60,7 +78,7 @@ pub(super) fn response(body: &Value, model_label: &str, created: i64) -> (Value,
         "object": "chat.completion",
         "created": created,
         "model": body.get("model").and_then(Value::as_str).unwrap_or(model_label),
-        "choices": [{"index": 0, "message": message, "finish_reason": finish_reason(body.get("stop_reason").and_then(Value::as_str)), "logprobs": null}],
+        "choices": [{"index": 0, "message": message, "finish_reason": stop(body.get("stop_reason").and_then(Value::as_str), json_answer), "logprobs": null}],
         "usage": openai_usage(&counts),
     });
     (openai, counts)
@@ -74,6 +92,8 @@ pub struct ChatChunks {
     created: i64,
     /// Anthropic content-block index -> OpenAI tool-call index.
     tool_index: Vec<(u64, usize)>,
+    /// The content block of a JSON-mode answer ([`JSON_TOOL`]): its input streams as text.
+    json_block: Option<u64>,
     tokens: TokenCounts,
     finished: bool,
 }
@@ -85,6 +105,7 @@ impl ChatChunks {
             model: model.to_owned(),
             created,
             tool_index: Vec::new(),
+            json_block: None,
             tokens: TokenCounts::default(),
             finished: false,
         }
@@ -118,7 +139,10 @@ impl ChatSource for ChatChunks {
             }
             "content_block_start" => {
                 let block = data.get("content_block").cloned().unwrap_or(Value::Null);
-                if block.get("type").and_then(Value::as_str) == Some("tool_use") {
+                let json_answer = block.get("name").and_then(Value::as_str) == Some(JSON_TOOL);
+                if block.get("type").and_then(Value::as_str) == Some("tool_use") && json_answer {
+                    self.json_block = data.get("index").and_then(Value::as_u64);
+                } else if block.get("type").and_then(Value::as_str) == Some("tool_use") {
                     let index = self.tool_index.len();
                     self.tool_index.push((data.get("index").and_then(Value::as_u64).unwrap_or(0), index));
                     out.push(self.chunk(
@@ -132,6 +156,12 @@ impl ChatSource for ChatChunks {
                 match delta.get("type").and_then(Value::as_str) {
                     Some("text_delta") => {
                         out.push(self.chunk(json!({"content": delta.get("text")}), Value::Null));
+                    }
+                    Some("input_json_delta")
+                        if self.json_block.is_some()
+                            && data.get("index").and_then(Value::as_u64) == self.json_block =>
+                    {
+                        out.push(self.chunk(json!({"content": delta.get("partial_json")}), Value::Null));
                     }
                     Some("input_json_delta") => {
                         let block = data.get("index").and_then(Value::as_u64).unwrap_or(0);
@@ -158,7 +188,7 @@ impl ChatSource for ChatChunks {
                     }
                 }
                 let reason = data.get("delta").and_then(|d| d.get("stop_reason")).and_then(Value::as_str);
-                out.push(self.chunk(json!({}), finish_reason(reason)));
+                out.push(self.chunk(json!({}), stop(reason, self.json_block.is_some())));
             }
             "message_stop" => self.finished = true,
             "error" => {

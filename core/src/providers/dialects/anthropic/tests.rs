@@ -209,7 +209,7 @@ fn client_errors_keep_the_providers_words_in_openai_types() {
 }
 
 #[test]
-fn structured_outputs_become_claudes_output_config_and_json_mode_is_refused() {
+fn structured_outputs_become_claudes_output_config_and_json_mode_a_forced_tool() {
     let schema = json!({"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"], "additionalProperties": false});
     let body = map(json!({
         "messages": [{"role": "user", "content": "Where?"}],
@@ -219,11 +219,65 @@ fn structured_outputs_become_claudes_output_config_and_json_mode_is_refused() {
     assert_eq!(out["output_config"], json!({"format": {"type": "json_schema", "schema": schema}}));
     assert!(out.get("response_format").is_none(), "not passed on under OpenAI's name");
 
+    // JSON mode: forced through a tool taking any object; with the client's own tools, refused.
     let mode = map(json!({"messages": [{"role": "user", "content": "x"}], "response_format": {"type": "json_object"}}));
-    let refused = request(&mode, "claude-sonnet-4-5", false, 1024).unwrap_err();
+    let forced = request(&mode, "claude-sonnet-4-5", false, 1024).unwrap();
+    assert_eq!(forced["tools"][0]["name"], stream::JSON_TOOL);
+    assert_eq!(forced["tools"][0]["input_schema"], json!({"type": "object"}));
+    assert_eq!(forced["tool_choice"], json!({"type": "tool", "name": stream::JSON_TOOL}));
+    let mut with_tools = mode.clone();
+    with_tools.insert(
+        "tools".into(),
+        json!([{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]),
+    );
+    let refused = request(&with_tools, "claude-sonnet-4-5", false, 1024).unwrap_err();
     assert_eq!(refused.param, Some("response_format"));
     assert!(refused.message.contains("json_schema"), "{}", refused.message);
 
     let text = map(json!({"messages": [{"role": "user", "content": "x"}], "response_format": {"type": "text"}}));
     assert!(request(&text, "claude-sonnet-4-5", false, 1024).unwrap().get("output_config").is_none());
+}
+
+#[test]
+fn a_json_mode_answer_through_the_forced_tool_comes_back_as_text_whole_and_streamed() {
+    let whole = json!({"id": "msg_1", "model": "claude", "stop_reason": "tool_use",
+        "content": [{"type": "tool_use", "id": "toolu_1", "name": stream::JSON_TOOL, "input": {"a": 1}}],
+        "usage": {"input_tokens": 5, "output_tokens": 3}});
+    let (chat, _) = response(&whole, "claude", 1);
+    assert_eq!(chat["choices"][0]["message"]["content"], "{\"a\":1}");
+    assert!(chat["choices"][0]["message"].get("tool_calls").is_none(), "not a tool call for the client");
+    assert_eq!(chat["choices"][0]["finish_reason"], "stop");
+
+    let events = [
+        (
+            "message_start",
+            json!({"type": "message_start", "message": {"id": "msg_1", "model": "claude", "usage": {"input_tokens": 5, "output_tokens": 1}}}),
+        ),
+        (
+            "content_block_start",
+            json!({"type": "content_block_start", "index": 0, "content_block": {"type": "tool_use", "id": "toolu_1", "name": stream::JSON_TOOL, "input": {}}}),
+        ),
+        (
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": 0, "delta": {"type": "input_json_delta", "partial_json": "{\"a\""}}),
+        ),
+        (
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": 0, "delta": {"type": "input_json_delta", "partial_json": ":1}"}}),
+        ),
+        (
+            "message_delta",
+            json!({"type": "message_delta", "delta": {"stop_reason": "tool_use"}, "usage": {"output_tokens": 3}}),
+        ),
+    ];
+    let mut source = ChatChunks::new("claude", 1);
+    let mut chunks = Vec::new();
+    for (name, data) in events {
+        let event = sse::Event { name: Some(name.into()), data: data.to_string() };
+        source.event(&event, &mut chunks).unwrap();
+    }
+    let text: String = chunks.iter().filter_map(|c| c["choices"][0]["delta"]["content"].as_str()).collect();
+    assert_eq!(text, "{\"a\":1}");
+    assert!(chunks.iter().all(|c| c["choices"][0]["delta"].get("tool_calls").is_none()));
+    assert_eq!(chunks.last().unwrap()["choices"][0]["finish_reason"], "stop");
 }
