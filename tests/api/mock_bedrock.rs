@@ -412,8 +412,15 @@ fn converse_answer(state: &MockState, _model: &str, request: &Value, stream: boo
     let answered = last["content"].as_array().is_some_and(|c| c.iter().any(|b| b.get("toolResult").is_some()));
     let tool = request["toolConfig"]["tools"][0]["toolSpec"]["name"].as_str().filter(|_| !answered);
     let usage = json!({"inputTokens": prompt, "outputTokens": completion, "totalTokens": prompt + completion});
+    // A forced tool (`toolChoice` `tool` or `any`) is called straight away, with no text first.
+    let forced = tool.is_some()
+        && (request["toolConfig"]["toolChoice"].get("tool").is_some()
+            || request["toolConfig"]["toolChoice"].get("any").is_some());
     if !stream {
         let content = match tool {
+            Some(name) if forced => {
+                json!([{"toolUse": {"toolUseId": "tooluse_1", "name": name, "input": {"city": "Paris"}}}])
+            }
             Some(name) => {
                 json!([{"text": "Let me check."}, {"toolUse": {"toolUseId": "tooluse_1", "name": name, "input": {"city": "Paris"}}}])
             }
@@ -430,13 +437,15 @@ fn converse_answer(state: &MockState, _model: &str, request: &Value, stream: boo
         )
     };
     let mut frames = vec![event("messageStart", json!({"role": "assistant"}))];
-    for (i, word) in ["Hello", " from", " Nova"].iter().enumerate() {
-        frames.push(event(
-            "contentBlockDelta",
-            json!({"contentBlockIndex": 0, "delta": {"text": word}, "p": "abc"[..i].to_owned()}),
-        ));
+    if !forced {
+        for (i, word) in ["Hello", " from", " Nova"].iter().enumerate() {
+            frames.push(event(
+                "contentBlockDelta",
+                json!({"contentBlockIndex": 0, "delta": {"text": word}, "p": "abc"[..i].to_owned()}),
+            ));
+        }
+        frames.push(event("contentBlockStop", json!({"contentBlockIndex": 0})));
     }
-    frames.push(event("contentBlockStop", json!({"contentBlockIndex": 0})));
     if let Some(name) = tool {
         frames.push(event(
             "contentBlockStart",

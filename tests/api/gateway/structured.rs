@@ -124,3 +124,33 @@ async fn claudes_output_config_reaches_an_openai_provider_as_a_strict_response_f
     assert_eq!(error["error"]["type"], "invalid_request_error");
     assert!(error["error"]["message"].as_str().unwrap().contains("output_config"), "{error}");
 }
+
+#[tokio::test]
+async fn json_mode_on_bedrock_converse_comes_back_as_text_whole_and_streamed() {
+    let gw = Gateway::start(fast_options()).await;
+    let bedrock = Mock::start(Flavor::Bedrock).await;
+    let provider = json!({"label": "Converse", "kind": "bedrock_converse", "base_url": bedrock.base_url(),
+        "api_key": crate::mock::bedrock::access_key_json(None), "region": crate::mock::bedrock::REGION});
+    assert_eq!(gw.app.post_json("/api/v1/providers", Some(&gw.token), &provider).await.status(), 201);
+    let body = json!({"model": "bedrock_converse/us.amazon.nova-lite-v1:0",
+        "messages": [{"role": "user", "content": "A city as JSON"}], "response_format": {"type": "json_object"}});
+    let response = gw.chat(&body).await;
+    assert_eq!(response.status(), 200);
+    let answer: Value = response.json().await.unwrap();
+    let text = answer["choices"][0]["message"]["content"].as_str().expect("text, not a tool call");
+    assert!(serde_json::from_str::<Value>(text).unwrap().is_object(), "{text}");
+    let sent = bedrock.bedrock_calls().last().unwrap().2.clone();
+    assert_eq!(sent["toolConfig"]["toolChoice"]["tool"]["name"], "perpetuo_json_answer");
+
+    let mut streamed = body.clone();
+    streamed["stream"] = json!(true);
+    let events = gw.chat(&streamed).await.text().await.unwrap();
+    let text: String = events
+        .lines()
+        .filter_map(|line| line.strip_prefix("data: "))
+        .filter_map(|data| serde_json::from_str::<Value>(data).ok())
+        .filter_map(|chunk| chunk["choices"][0]["delta"]["content"].as_str().map(str::to_owned))
+        .collect();
+    assert!(serde_json::from_str::<Value>(&text).unwrap().is_object(), "streamed: {text:?}");
+    assert!(!events.contains("tool_calls"), "{events}");
+}

@@ -70,6 +70,11 @@ pub enum ToolChoice<'a> {
     Function(&'a str),
 }
 
+/// The tool a JSON-mode request is answered through where the provider has no JSON mode (Claude,
+/// Converse): forced, taking any object; its input is the answer's text, and a call of it is never
+/// a tool call for the client.
+pub const JSON_TOOL: &str = "perpetuo_json_answer";
+
 /// What the client asked the answer's text to be (`response_format`).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum OutputFormat<'a> {

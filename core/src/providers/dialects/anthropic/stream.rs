@@ -10,9 +10,7 @@ use crate::protocols::{messages, sse};
 use crate::usage::TokenCounts;
 use crate::usage::estimate::OutputMeter;
 
-/// The tool a JSON-mode request is answered through (Claude has no JSON mode): its input is the
-/// answer's text, and a call of it is never a tool call for the client.
-pub(super) const JSON_TOOL: &str = "perpetuo_json_answer";
+pub(super) use crate::providers::dialects::turns::JSON_TOOL;
 
 pub(super) fn finish_reason(stop_reason: Option<&str>) -> Value {
     match stop_reason {

@@ -163,8 +163,8 @@ pub(super) fn request(chat: &Map<String, Value>, max_tokens: u64) -> Result<Valu
     if !system.is_empty() {
         body["system"] = Value::Array(system);
     }
-    match read::output_format(chat)? {
-        OutputFormat::Text => {}
+    let json_mode = match read::output_format(chat)? {
+        OutputFormat::Text => false,
         OutputFormat::JsonSchema { name, description, schema, .. } => {
             // Converse takes the schema as a JSON string.
             let mut definition = json!({"schema": schema.to_string(), "name": name});
@@ -173,15 +173,19 @@ pub(super) fn request(chat: &Map<String, Value>, max_tokens: u64) -> Result<Valu
             }
             body["outputConfig"] =
                 json!({"textFormat": {"type": "json_schema", "structure": {"jsonSchema": definition}}});
+            false
         }
-        OutputFormat::JsonObject => {
+        OutputFormat::JsonObject if chat.get("tools").and_then(Value::as_array).is_some_and(|t| !t.is_empty()) => {
             return Err(Refusal::of(
-                "Bedrock's Converse API has no JSON mode: ask for `response_format` of type `json_schema` with a \
-                 schema (structured outputs) instead.",
+                "JSON mode together with tools has no Converse form: ask for `response_format` of type \
+                 `json_schema` (structured outputs), or send the tools without JSON mode.",
                 "response_format",
             ));
         }
-    }
+        // No JSON mode on Converse: the answer is forced through a tool taking any object, whose
+        // input comes back as the message's text.
+        OutputFormat::JsonObject => true,
+    };
     let mut tools = Vec::new();
     for tool in read::function_tools(chat, "Bedrock's Converse API takes function tools only here.")? {
         let schema = tool.parameters.cloned().unwrap_or_else(|| json!({"type": "object"}));
@@ -190,6 +194,10 @@ pub(super) fn request(chat: &Map<String, Value>, max_tokens: u64) -> Result<Valu
             spec["description"] = json!(description);
         }
         tools.push(json!({"toolSpec": spec}));
+    }
+    if json_mode {
+        tools.push(json!({"toolSpec": {"name": read::JSON_TOOL, "description": "Give your whole answer as this tool's input: one JSON object.",
+            "inputSchema": {"json": {"type": "object"}}}}));
     }
     if tools.is_empty() {
         // Converse refuses a history with tool calls and results but no tools declared (a
@@ -216,6 +224,9 @@ pub(super) fn request(chat: &Map<String, Value>, max_tokens: u64) -> Result<Valu
             Some(ToolChoice::Function(name)) => config["toolChoice"] = json!({"tool": {"name": name}}),
             // `none` has no Converse form: the tools stay declared (earlier turns may use them).
             Some(ToolChoice::None | ToolChoice::Auto) | None => {}
+        }
+        if json_mode {
+            config["toolChoice"] = json!({"tool": {"name": read::JSON_TOOL}});
         }
         body["toolConfig"] = config;
     }
@@ -252,6 +263,14 @@ fn tokens(usage: &Value) -> TokenCounts {
     }
 }
 
+/// The chat finish reason; a JSON-mode answer (a call of `JSON_TOOL`) is a plain stop.
+fn finish(reason: Option<&str>, json_answer: bool) -> Value {
+    match reason {
+        Some("tool_use") if json_answer => json!("stop"),
+        other => finish_reason(other),
+    }
+}
+
 fn finish_reason(reason: Option<&str>) -> Value {
     match reason {
         Some("tool_use") => json!("tool_calls"),
@@ -265,10 +284,17 @@ fn finish_reason(reason: Option<&str>) -> Value {
 pub(super) fn response(body: &Value, labels: &AnswerLabels) -> (Value, TokenCounts) {
     let counts = tokens(body.get("usage").unwrap_or(&Value::Null));
     let (mut text, mut reasoning, mut calls) = (String::new(), String::new(), Vec::new());
+    let mut json_answer = false;
     let blocks = body.pointer("/output/message/content").and_then(Value::as_array);
     for block in blocks.into_iter().flatten() {
         if let Some(t) = block.get("text").and_then(Value::as_str) {
             text.push_str(t);
+        } else if let Some(use_) =
+            block.get("toolUse").filter(|u| u.get("name").and_then(Value::as_str) == Some(read::JSON_TOOL))
+        {
+            // JSON mode's answer: the object is the text.
+            text = serde_json::to_string(use_.get("input").unwrap_or(&json!({}))).unwrap_or_else(|_| "{}".into());
+            json_answer = true;
         } else if let Some(use_) = block.get("toolUse") {
             let arguments =
                 serde_json::to_string(use_.get("input").unwrap_or(&json!({}))).unwrap_or_else(|_| "{}".into());
@@ -286,7 +312,7 @@ pub(super) fn response(body: &Value, labels: &AnswerLabels) -> (Value, TokenCoun
     if !calls.is_empty() {
         message["tool_calls"] = Value::Array(calls);
     }
-    let finish = finish_reason(body.get("stopReason").and_then(Value::as_str));
+    let finish = finish(body.get("stopReason").and_then(Value::as_str), json_answer);
     let answer = json!({
         "id": format!("chatcmpl-{}", labels.id), "object": "chat.completion", "created": labels.created,
         "model": labels.model,
@@ -304,6 +330,8 @@ pub(super) struct Chunks {
     created: i64,
     /// Content block index -> the tool call's index among the answer's calls.
     calls: Vec<(u64, usize)>,
+    /// The content block of a JSON-mode answer (`JSON_TOOL`): its input streams as text.
+    json_block: Option<u64>,
     stopped: bool,
     finished: bool,
     tokens: TokenCounts,
@@ -316,6 +344,7 @@ impl Chunks {
             model: labels.model.clone(),
             created: labels.created,
             calls: Vec::new(),
+            json_block: None,
             stopped: false,
             finished: false,
             tokens: TokenCounts::default(),
@@ -339,7 +368,10 @@ impl ChatSource for Chunks {
             }
             "messageStart" => out.push(self.chunk(json!({"role": "assistant", "content": ""}), Value::Null)),
             "contentBlockStart" => {
-                if let Some(use_) = data.pointer("/start/toolUse") {
+                let use_ = data.pointer("/start/toolUse");
+                if use_.and_then(|u| u.get("name")).and_then(Value::as_str) == Some(read::JSON_TOOL) {
+                    self.json_block = Some(block);
+                } else if let Some(use_) = use_ {
                     let index = self.calls.len();
                     self.calls.push((block, index));
                     out.push(self.chunk(
@@ -353,6 +385,10 @@ impl ChatSource for Chunks {
                 let delta = data.get("delta").cloned().unwrap_or(Value::Null);
                 if let Some(text) = delta.get("text").and_then(Value::as_str) {
                     out.push(self.chunk(json!({"content": text}), Value::Null));
+                } else if let Some(input) =
+                    delta.pointer("/toolUse/input").and_then(Value::as_str).filter(|_| self.json_block == Some(block))
+                {
+                    out.push(self.chunk(json!({"content": input}), Value::Null));
                 } else if let Some(input) = delta.pointer("/toolUse/input").and_then(Value::as_str) {
                     let index = self.calls.iter().find(|(b, _)| *b == block).map_or(0, |(_, i)| *i);
                     out.push(self.chunk(
@@ -365,7 +401,8 @@ impl ChatSource for Chunks {
             }
             "messageStop" => {
                 self.stopped = true;
-                out.push(self.chunk(json!({}), finish_reason(data.get("stopReason").and_then(Value::as_str))));
+                let reason = data.get("stopReason").and_then(Value::as_str);
+                out.push(self.chunk(json!({}), finish(reason, self.json_block.is_some())));
             }
             "metadata" => {
                 self.tokens = tokens(data.get("usage").unwrap_or(&Value::Null));

@@ -189,7 +189,7 @@ mod converse {
     }
 
     #[test]
-    fn structured_outputs_become_converse_output_config_and_json_mode_is_refused() {
+    fn structured_outputs_become_converse_output_config_and_json_mode_a_forced_tool() {
         let schema = json!({"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]});
         let chat: Map<String, Value> = serde_json::from_value(json!({"messages": [{"role": "user", "content": "n?"}],
             "response_format": {"type": "json_schema", "json_schema": {"name": "count", "description": "A count", "schema": schema}}}))
@@ -202,8 +202,44 @@ mod converse {
         assert_eq!((definition["name"].as_str(), definition["description"].as_str()), (Some("count"), Some("A count")));
         let sent: Value = serde_json::from_str(definition["schema"].as_str().expect("the schema as a string")).unwrap();
         assert_eq!(sent, schema);
+        // JSON mode: forced through a tool taking any object, whose input comes back as the text.
         let mut mode = chat.clone();
         mode.insert("response_format".into(), json!({"type": "json_object"}));
+        let body = Converse.chat_body(&mode, "m", false, bound, TranslationOptions::default()).unwrap();
+        let body: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["toolConfig"]["tools"][0]["toolSpec"]["name"], crate::providers::dialects::turns::JSON_TOOL);
+        assert_eq!(
+            body["toolConfig"]["toolChoice"],
+            json!({"tool": {"name": crate::providers::dialects::turns::JSON_TOOL}})
+        );
+        let answer = json!({"output": {"message": {"role": "assistant", "content": [
+            {"toolUse": {"toolUseId": "t1", "name": crate::providers::dialects::turns::JSON_TOOL, "input": {"a": 1}}}]}},
+            "stopReason": "tool_use", "usage": {"inputTokens": 3, "outputTokens": 2}});
+        let (chat_answer, _) = Converse.chat_answer(Bytes::from(answer.to_string()), &labels()).unwrap();
+        assert_eq!(chat_answer["choices"][0]["message"]["content"], "{\"a\":1}");
+        assert!(chat_answer["choices"][0]["message"].get("tool_calls").is_none());
+        assert_eq!(chat_answer["choices"][0]["finish_reason"], "stop");
+        let tool = crate::providers::dialects::turns::JSON_TOOL;
+        let mut source = Converse.chat_source(&labels());
+        let mut chunks = Vec::new();
+        for (name, data) in [
+            ("messageStart", json!({"role": "assistant"})),
+            (
+                "contentBlockStart",
+                json!({"contentBlockIndex": 0, "start": {"toolUse": {"toolUseId": "t1", "name": tool}}}),
+            ),
+            ("contentBlockDelta", json!({"contentBlockIndex": 0, "delta": {"toolUse": {"input": "{\"a\""}}})),
+            ("contentBlockDelta", json!({"contentBlockIndex": 0, "delta": {"toolUse": {"input": ":1}"}}})),
+            ("messageStop", json!({"stopReason": "tool_use"})),
+        ] {
+            source.event(&sse::Event { name: Some(name.into()), data: data.to_string() }, &mut chunks).unwrap();
+        }
+        let streamed: String = chunks.iter().filter_map(|c| c["choices"][0]["delta"]["content"].as_str()).collect();
+        assert_eq!(streamed, "{\"a\":1}");
+        assert!(chunks.iter().all(|c| c["choices"][0]["delta"].get("tool_calls").is_none()));
+        assert_eq!(chunks.last().unwrap()["choices"][0]["finish_reason"], "stop");
+        // With the client's own tools, refused.
+        mode.insert("tools".into(), json!([{"type": "function", "function": {"name": "f"}}]));
         let refused = Converse.chat_body(&mode, "m", false, bound, TranslationOptions::default()).unwrap_err();
         assert_eq!(refused.param, Some("response_format"));
     }
