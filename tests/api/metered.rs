@@ -164,6 +164,22 @@ fn read_prompt(body: &Value) -> (String, u64) {
             _ => {}
         }
     }
+    // Definitions the model is given (tools, output schemas), keys and all, as providers bill them.
+    fn definitions(v: &Value, out: &mut String) {
+        match v {
+            Value::String(s) => {
+                out.push_str(s);
+                out.push('\n');
+            }
+            Value::Array(a) => a.iter().for_each(|v| definitions(v, out)),
+            Value::Object(o) => o.iter().for_each(|(k, v)| {
+                out.push_str(k);
+                out.push('\n');
+                definitions(v, out);
+            }),
+            _ => {}
+        }
+    }
     let mut turns = 0;
     for field in ["system", "messages", "input", "instructions", "systemInstruction", "contents"] {
         if let Some(v) = body.get(field) {
@@ -171,9 +187,26 @@ fn read_prompt(body: &Value) -> (String, u64) {
             turns += v.as_array().map_or(1, Vec::len) as u64;
         }
     }
+    for field in ["tools", "tool_choice", "toolConfig", "response_format", "output_config", "outputConfig", "text"] {
+        if let Some(v) = body.get(field).filter(|v| !v.is_string()) {
+            definitions(v, &mut text);
+        }
+    }
+    if let Some(schema) = body.pointer("/generationConfig/responseJsonSchema") {
+        definitions(schema, &mut text);
+    }
+    // Claude's tool-use system prompt, billed on top when tools are offered (Anthropic's pricing
+    // page: 346 tokens with `auto` or `none`, 313 with `any` or a named tool).
+    let claude_tools = body["tools"].as_array().is_some_and(|t| t.iter().any(|t| t.get("input_schema").is_some()));
+    let forced = matches!(body.pointer("/tool_choice/type").and_then(Value::as_str), Some("any" | "tool"));
+    let tool_prompt = match (claude_tools, forced) {
+        (false, _) => 0,
+        (true, true) => 313,
+        (true, false) => 346,
+    };
     let tag = text.split("[call:").nth(1).and_then(|rest| rest.split(']').next()).unwrap_or("untagged").to_owned();
     let bpe = tiktoken_rs::o200k_base_singleton().encode_ordinary(&text).len() as u64;
-    (tag, (bpe * 11).div_ceil(10) + 3 * turns)
+    (tag, (bpe * 11).div_ceil(10) + 3 * turns + tool_prompt)
 }
 
 /// A positive integer bound, or none; anything else is the provider's 400.

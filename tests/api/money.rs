@@ -275,6 +275,45 @@ async fn every_call_is_charged_at_least_the_providers_bill_and_at_most_its_reser
     case(Route::Messages, bedrock, Read::Whole, json!({}), "messages to Bedrock, whole answer", None);
     case(Route::Chat, vertex_gemini, Read::Whole, json!({}), "chat to Gemini on Vertex AI, no bound", Some(long));
     case(Route::Chat, compatible, Read::Stream, json!({}), "no bound, streamed", Some(long));
+    // Structured outputs, each provider in its own terms: a schema, and JSON mode (a forced tool
+    // on Claude and Converse, whose definition and tool-use prompt the provider bills).
+    let schema = json!({"type": "object", "properties": {"city": {"type": "string"}, "days": {"type": "integer"}},
+        "required": ["city", "days"], "additionalProperties": false});
+    let json_schema = json!({"response_format": {"type": "json_schema",
+        "json_schema": {"name": "trip", "schema": schema, "strict": true}}});
+    let json_mode = json!({"response_format": {"type": "json_object"}});
+    for (model, what) in [
+        (claude, "chat to Anthropic, a JSON schema"),
+        (gemini, "chat to Gemini, a JSON schema"),
+        (converse, "chat to Bedrock Converse, a JSON schema"),
+        (compatible, "chat, passed through, a JSON schema"),
+    ] {
+        case(Route::Chat, model, Read::Whole, json_schema.clone(), what, None);
+    }
+    for (model, read, what) in [
+        (claude, Read::Whole, "chat to Anthropic, JSON mode (a forced tool)"),
+        (claude, Read::Stream, "chat to Anthropic, JSON mode (a forced tool), streamed"),
+        (converse, Read::Whole, "chat to Bedrock Converse, JSON mode (a forced tool)"),
+        (vertex, Read::Whole, "chat to Vertex AI, JSON mode (a forced tool)"),
+    ] {
+        case(Route::Chat, model, read, json_mode.clone(), what, None);
+    }
+    case(
+        Route::Messages,
+        compatible,
+        Read::Whole,
+        json!({"output_config": {"format": {"type": "json_schema", "schema": schema}}}),
+        "messages to OpenAI-style, a JSON schema",
+        None,
+    );
+    case(
+        Route::Messages,
+        claude,
+        Read::Whole,
+        json!({"output_config": {"format": {"type": "json_schema", "schema": schema}}}),
+        "messages, passed through, a JSON schema",
+        None,
+    );
 
     // Bad bounds are refused before any provider sees them.
     for bad in [json!({"max_tokens": -5}), json!({"max_tokens": 1.5}), json!({"max_tokens": "10"}), json!({"n": 500})] {
